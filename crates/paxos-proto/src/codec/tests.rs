@@ -1,0 +1,1 @@
+//! Codec tests (filled in by the property-test pass).

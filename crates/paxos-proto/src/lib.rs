@@ -1,0 +1,44 @@
+//! Wire messages, ballots, ids and the JSON codec of the Paxos log.
+//!
+//! This crate knows bytes and messages and nothing else: no sockets, no clocks,
+//! no Paxos rules. `paxos-core` decides what to send; the daemons move the bytes
+//! that [`encode`] and [`decode`] produce.
+//!
+//! ```text
+//!  client            proposer (leader)              acceptors (5)        proposer (peer)
+//!    | ClientPropose       |                              |                     |
+//!    |-------------------->|  Prepare(b, from)  once per  |                     |
+//!    |                     |----------------------------->|  (leadership)       |
+//!    |                     |<-----------------------------|  Promise / Nack     |
+//!    |                     |  Accept(b, [(slot, value)])  |                     |
+//!    |                     |----------------------------->|   copy of Accept    |
+//!    |                     |------------------------------+-------------------->|
+//!    |                     |        Accepted(b, slots)    |  Accepted(b, slots) |
+//!    |                     |<-----------------------------|-------------------->|
+//!    |  ClientReply(slot)  |  (majority: decided)         |   (learns too)      |
+//!    |<--------------------|                              |                     |
+//!    |                     |  Heartbeat / Trim / CatchUp between proposers      |
+//! ```
+//!
+//! Every datagram is one JSON [`Envelope`]: protocol version, cluster name,
+//! sender, receiver and one [`Message`]. [`decode`] refuses anything larger than
+//! [`MAX_DATAGRAM_BYTES`], anything that is not valid JSON of that shape, and
+//! any other protocol version, each with its own [`DecodeError`].
+#![deny(missing_docs)]
+
+mod codec;
+mod messages;
+mod types;
+
+pub use codec::{decode, encode, json_str_len, DecodeError, EncodeError};
+pub use messages::*;
+pub use types::*;
+
+/// The protocol version this build speaks; any other is dropped on decode.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The largest datagram we send or accept: the largest UDP payload over IPv4.
+pub const MAX_DATAGRAM_BYTES: usize = 65_507;
+
+/// The largest client value, in bytes of UTF-8.
+pub const MAX_VALUE_BYTES: usize = 8 * 1024;

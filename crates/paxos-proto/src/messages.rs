@@ -1,0 +1,312 @@
+//! Every message of the protocol, one struct each, behind [`Message`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Ballot, Node, NodeId, Slot, Value};
+
+/// One datagram: who sends what to whom, in which cluster and protocol version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Protocol version; see [`crate::PROTOCOL_VERSION`].
+    pub version: u16,
+    /// Name of the cluster; a node drops datagrams of any other.
+    pub cluster: String,
+    /// The sender.
+    pub from: Node,
+    /// The receiver.
+    pub to: Node,
+    /// The message itself.
+    pub msg: Message,
+}
+
+/// Every message a node can send or receive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Message {
+    /// Proposer to acceptor: phase 1a.
+    Prepare(Prepare),
+    /// Acceptor to proposer: phase 1b.
+    Promise(Promise),
+    /// Acceptor to proposer: a refused prepare or accept.
+    Nack(Nack),
+    /// Proposer to acceptor (phase 2a), and a copy to peer proposers so they learn the values.
+    Accept(Accept),
+    /// Acceptor to every proposer: phase 2b.
+    Accepted(Accepted),
+    /// Proposer to proposer: liveness, leadership and learning progress.
+    Heartbeat(Heartbeat),
+    /// Leader to acceptor: every proposer has learned the slots below this one.
+    Trim(Trim),
+    /// Proposer to proposer: send me your decided entries from this slot on.
+    CatchUp(CatchUp),
+    /// Proposer to proposer: decided entries, in order.
+    CatchUpReply(CatchUpReply),
+    /// Client to proposer: append a value.
+    ClientPropose(ClientPropose),
+    /// Proposer to client: the value is decided at this slot.
+    ClientReply(ClientReply),
+    /// Proposer to client: I am not the leader; ask that one.
+    ClientRedirect(ClientRedirect),
+    /// Proposer to client: the request is refused.
+    ClientError(ClientError),
+    /// Client to proposer: read the decided log.
+    LogRead(LogRead),
+    /// Proposer to client: a page of the decided log.
+    LogReply(LogReply),
+    /// Client to any node: report your state.
+    StatusRequest(StatusRequest),
+    /// Node to client: its state.
+    StatusReply(StatusReply),
+}
+
+impl Message {
+    /// A short name for logs and drop counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Prepare(_) => "prepare",
+            Message::Promise(_) => "promise",
+            Message::Nack(_) => "nack",
+            Message::Accept(_) => "accept",
+            Message::Accepted(_) => "accepted",
+            Message::Heartbeat(_) => "heartbeat",
+            Message::Trim(_) => "trim",
+            Message::CatchUp(_) => "catch_up",
+            Message::CatchUpReply(_) => "catch_up_reply",
+            Message::ClientPropose(_) => "client_propose",
+            Message::ClientReply(_) => "client_reply",
+            Message::ClientRedirect(_) => "client_redirect",
+            Message::ClientError(_) => "client_error",
+            Message::LogRead(_) => "log_read",
+            Message::LogReply(_) => "log_reply",
+            Message::StatusRequest(_) => "status_request",
+            Message::StatusReply(_) => "status_reply",
+        }
+    }
+}
+
+/// Phase 1a for every slot from `from` on (Multi-Paxos runs it once per leadership).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prepare {
+    /// The ballot the proposer asks the acceptor to promise.
+    pub ballot: Ballot,
+    /// The first slot the promise covers; also where the reply's page starts.
+    pub from: Slot,
+}
+
+/// Phase 1b: a promise for `ballot`, with one page of what the acceptor accepted.
+///
+/// A promise may not fit in one datagram, so it is paged: `entries` holds every
+/// accepted slot in `[from, to)`; `done` says nothing was accepted at or above
+/// `to`. The proposer asks for the next page by preparing again, with the same
+/// ballot, from `to`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promise {
+    /// The ballot promised.
+    pub ballot: Ballot,
+    /// The first slot of this page.
+    pub from: Slot,
+    /// One past the last slot this page covers.
+    pub to: Slot,
+    /// True when the acceptor accepted nothing at or above `to`.
+    pub done: bool,
+    /// The acceptor has trimmed (forgotten) every slot below this one: all proposers had learned them.
+    pub trimmed_below: Slot,
+    /// For each slot in `[from, to)` that the acceptor accepted: the highest ballot it accepted there and the value.
+    pub entries: Vec<PromiseEntry>,
+}
+
+/// One accepted slot reported in a promise.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromiseEntry {
+    /// The slot.
+    pub slot: Slot,
+    /// The ballot under which the value was accepted.
+    pub ballot: Ballot,
+    /// The value accepted.
+    pub value: Value,
+}
+
+/// A refusal: the acceptor has promised a higher ballot than the one asked for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nack {
+    /// The ballot that was refused.
+    pub ballot: Ballot,
+    /// The higher ballot the acceptor has promised.
+    pub promised: Ballot,
+}
+
+/// Phase 2a for one or many slots.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accept {
+    /// The leader's ballot.
+    pub ballot: Ballot,
+    /// The values proposed, one per slot.
+    pub entries: Vec<AcceptEntry>,
+}
+
+/// One slot of an accept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcceptEntry {
+    /// The slot.
+    pub slot: Slot,
+    /// The value proposed for it.
+    pub value: Value,
+}
+
+/// Phase 2b: the acceptor accepted these slots under `ballot` (and has them on disk).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    /// The ballot accepted.
+    pub ballot: Ballot,
+    /// The slots accepted.
+    pub slots: Vec<Slot>,
+}
+
+/// Sent by every proposer to every other proposer on each heartbeat tick.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The highest ballot the sender knows of (its own while it leads).
+    pub ballot: Ballot,
+    /// True while the sender holds leadership (phase 1 done with `ballot`).
+    pub leader: bool,
+    /// The sender's first undecided slot: it has learned every slot below.
+    pub decided: Slot,
+    /// The highest slot the sender knows to be decided, plus one (may be above `decided` while it has holes).
+    pub known: Slot,
+}
+
+/// Every proposer has learned every slot below `below`; the acceptor may forget them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trim {
+    /// The first slot to keep.
+    pub below: Slot,
+}
+
+/// A learner asks a peer for the decided entries it lacks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatchUp {
+    /// The first slot wanted.
+    pub from: Slot,
+    /// At most this many entries.
+    pub limit: u32,
+}
+
+/// Decided entries `from`, `from + 1`, ... in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatchUpReply {
+    /// The slot of the first entry.
+    pub from: Slot,
+    /// The decided values, consecutive from `from`.
+    pub entries: Vec<Value>,
+    /// The sender's first undecided slot.
+    pub decided: Slot,
+}
+
+/// A client asks to append a value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientPropose {
+    /// The client's request number; a retry reuses it. A client has one request in flight at a time.
+    pub seq: u64,
+    /// The value: UTF-8, at most [`crate::MAX_VALUE_BYTES`].
+    pub value: String,
+}
+
+/// The request is decided.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientReply {
+    /// The request number answered.
+    pub seq: u64,
+    /// The slot the value holds, for good.
+    pub slot: Slot,
+}
+
+/// The receiver is not the leader.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRedirect {
+    /// The request number answered.
+    pub seq: u64,
+    /// The leader as far as the receiver knows, if it knows one.
+    pub leader: Option<NodeId>,
+}
+
+/// Why a request was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientErrorKind {
+    /// The value is larger than [`crate::MAX_VALUE_BYTES`].
+    TooLarge,
+    /// A later request of the same client was already decided; this one never will be.
+    Stale,
+    /// The leader has too many requests queued; retry later.
+    Busy,
+}
+
+/// A refused request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientError {
+    /// The request number answered.
+    pub seq: u64,
+    /// Why.
+    pub kind: ClientErrorKind,
+}
+
+/// Read the decided log of the receiving proposer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRead {
+    /// Echoed in the reply so the client can match it.
+    pub req: u64,
+    /// The first slot wanted.
+    pub from: Slot,
+    /// At most this many entries (the reply also stops at the datagram limit).
+    pub limit: u32,
+}
+
+/// One decided slot as a client sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// The slot.
+    pub slot: Slot,
+    /// The client's value; `None` for a no-op filler (or a retry that landed twice and counts once).
+    pub value: Option<String>,
+}
+
+/// A page of the decided log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogReply {
+    /// The request answered.
+    pub req: u64,
+    /// Decided entries in slot order, without gaps, from the requested slot.
+    pub entries: Vec<LogEntry>,
+    /// The first slot the sender has not learned.
+    pub decided: Slot,
+}
+
+/// Ask a node for its state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusRequest {
+    /// Echoed in the reply.
+    pub req: u64,
+}
+
+/// A node's state, for operators.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReply {
+    /// The request answered.
+    pub req: u64,
+    /// `leader`, `candidate`, `follower` or `acceptor`.
+    pub role: String,
+    /// True while the node is failed by SIGUSR1.
+    pub failed: bool,
+    /// The leader as far as this node knows.
+    pub leader: Option<NodeId>,
+    /// A proposer's current ballot; an acceptor's promised ballot.
+    pub ballot: Ballot,
+    /// A proposer's first undecided slot; an acceptor's highest accepted slot plus one.
+    pub decided: Slot,
+    /// Peers heard from within the election timeout.
+    pub peers_heard: Vec<Node>,
+    /// Counters: datagrams dropped by reason, fsyncs, values decided...
+    pub counters: BTreeMap<String, u64>,
+}
