@@ -105,7 +105,9 @@ fn validate(msg: &Message) -> Result<(), DecodeError> {
         crate::Value::Noop => true,
         crate::Value::Command(c) => c.data.len() <= MAX_VALUE_BYTES,
     };
-    match msg {
+    // Oversized client values in a ClientPropose pass: the proposer answers them
+    // with an error, and the datagram limit still bounds them.
+    let values_ok = match msg {
         Message::Promise(p) => {
             if p.to < p.from {
                 return Err(DecodeError::Invalid("promise page ends before it starts"));
@@ -113,26 +115,14 @@ fn validate(msg: &Message) -> Result<(), DecodeError> {
             if !p.entries.iter().all(|e| e.slot >= p.from && e.slot < p.to && e.ballot <= p.ballot) {
                 return Err(DecodeError::Invalid("promise entry outside its page or above its ballot"));
             }
-            if !p.entries.iter().all(|e| value_ok(&e.value)) {
-                return Err(DecodeError::Invalid("value too large"));
-            }
+            p.entries.iter().all(|e| value_ok(&e.value))
         }
-        Message::Accept(a) => {
-            if !a.entries.iter().all(|e| value_ok(&e.value)) {
-                return Err(DecodeError::Invalid("value too large"));
-            }
-        }
-        Message::CatchUpReply(r) => {
-            if !r.entries.iter().all(value_ok) {
-                return Err(DecodeError::Invalid("value too large"));
-            }
-        }
-        Message::ClientPropose(p) => {
-            // Oversized client values are answered with an error by the proposer,
-            // so they pass here; the datagram limit still bounds them.
-            let _ = p;
-        }
-        _ => {}
+        Message::Accept(a) => a.entries.iter().all(|e| value_ok(&e.value)),
+        Message::CatchUpReply(r) => r.entries.iter().all(value_ok),
+        _ => true,
+    };
+    if !values_ok {
+        return Err(DecodeError::Invalid("value too large"));
     }
     Ok(())
 }

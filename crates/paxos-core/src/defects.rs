@@ -1,0 +1,34 @@
+//! Deliberate bugs, so that the simulator can show that its checks bite.
+//!
+//! Without the `defects` feature the only value of [`Defects`] is the default,
+//! which turns nothing on: no production build can enable a defect.
+
+/// Which deliberate bugs a role runs with. All off by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Defects {
+    /// Seed defect 1: an acceptor accepts without checking that it has not promised a higher ballot.
+    pub(crate) accept_ignores_promise: bool,
+    /// Seed defect 2: a proposer adopts the values of the promise that completes the quorum,
+    /// not the highest-ballot value across the whole quorum.
+    pub(crate) adopt_from_last_promise: bool,
+    /// Seed defect 3 in spirit: a proposer counts `n / 2` acceptors as a majority.
+    pub(crate) minority_quorum: bool,
+}
+
+#[cfg(feature = "defects")]
+impl Defects {
+    /// Seed defect 1 (see the field of the same name).
+    pub fn accept_ignores_promise() -> Self {
+        Defects { accept_ignores_promise: true, ..Defects::default() }
+    }
+
+    /// Seed defect 2 (see the field of the same name).
+    pub fn adopt_from_last_promise() -> Self {
+        Defects { adopt_from_last_promise: true, ..Defects::default() }
+    }
+
+    /// A quorum of `n / 2` acceptors.
+    pub fn minority_quorum() -> Self {
+        Defects { minority_quorum: true, ..Defects::default() }
+    }
+}

@@ -1,0 +1,52 @@
+//! What a role hands to its runtime: writes, then messages.
+
+use paxos_proto::{Message, Node};
+
+/// A message to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The receiver.
+    pub to: Node,
+    /// The message.
+    pub msg: Message,
+}
+
+/// The outputs a role accumulated since the last `take_ready()`.
+///
+/// The contract: every op in `persist` is durable before any message in
+/// `messages` leaves. A runtime that cannot make `persist` durable must stop
+/// without sending `messages`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Ready<Op> {
+    /// Storage operations, in order; apply them atomically.
+    pub persist: Vec<Op>,
+    /// Messages to send once `persist` is durable.
+    pub messages: Vec<Outgoing>,
+}
+
+impl<Op> Default for Ready<Op> {
+    fn default() -> Self {
+        Ready { persist: Vec::new(), messages: Vec::new() }
+    }
+}
+
+impl<Op> Ready<Op> {
+    /// True when there is nothing to write and nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.persist.is_empty() && self.messages.is_empty()
+    }
+
+    pub(crate) fn send(&mut self, to: Node, msg: Message) {
+        self.messages.push(Outgoing { to, msg });
+    }
+}
+
+/// Why a role ignored an input; the runtime counts these by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ignored(pub &'static str);
+
+impl std::fmt::Display for Ignored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
