@@ -119,7 +119,7 @@ impl Value {
     pub fn wire_len(&self) -> usize {
         match self {
             Value::Noop => 6,
-            Value::Command(c) => 64 + crate::json_str_len(&c.data),
+            Value::Command(c) => 78 + crate::json_str_len(&c.data),
         }
     }
 }

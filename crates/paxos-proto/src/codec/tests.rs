@@ -1,1 +1,724 @@
-//! Codec tests (filled in by the property-test pass).
+//! Codec tests: round trips of every message, robustness of `decode` against
+//! any bytes, the validation rules, and the size arithmetic the packer relies on.
+
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
+
+use proptest::prelude::*;
+use proptest::sample::Index;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, TestRunner};
+
+use crate::*;
+
+// ---------------------------------------------------------------------------
+// Strategies
+// ---------------------------------------------------------------------------
+
+/// The proptest configuration of every property here: default case count, and
+/// no regression files written into the source tree.
+fn config() -> Config {
+    Config { failure_persistence: None, ..Config::default() }
+}
+
+/// Any character, biased towards those JSON escapes or that take several bytes.
+fn any_char() -> impl Strategy<Value = char> {
+    prop_oneof![
+        4 => any::<char>(),
+        2 => (0u8..0x20).prop_map(char::from),
+        2 => prop::char::range(' ', '~'),
+        1 => prop::sample::select(vec![
+            '"', '\\', '/', '\u{7f}', '\u{80}', '\u{ff}', '\u{2028}', '\u{2029}', '\u{feff}', '\u{fffd}',
+            '\u{10000}', '\u{10ffff}',
+        ]),
+    ]
+}
+
+/// A string of at most `max_chars` characters drawn from [`any_char`].
+fn text(max_chars: usize) -> impl Strategy<Value = String> {
+    prop::collection::vec(any_char(), 0..=max_chars).prop_map(String::from_iter)
+}
+
+/// `s` cut at the last character boundary at or below `max` bytes.
+fn truncate_bytes(mut s: String, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s
+}
+
+/// Client data that `validate` accepts: mostly short, sometimes up to [`MAX_VALUE_BYTES`].
+fn value_data() -> impl Strategy<Value = String> {
+    prop_oneof![
+        12 => text(40),
+        1 => text(MAX_VALUE_BYTES).prop_map(|s| truncate_bytes(s, MAX_VALUE_BYTES)),
+    ]
+}
+
+/// Client data longer than [`MAX_VALUE_BYTES`], which `validate` refuses in log values.
+fn oversized_data() -> impl Strategy<Value = String> {
+    (any_char(), 1usize..64).prop_map(|(c, extra)| {
+        let n = MAX_VALUE_BYTES / c.len_utf8() + extra;
+        c.to_string().repeat(n)
+    })
+}
+
+/// A command carrying `data`.
+fn command(data: impl Strategy<Value = String>) -> impl Strategy<Value = Command> {
+    (any::<u64>(), any::<u64>(), data).prop_map(|(client, seq, data)| Command { client: ClientId(client), seq, data })
+}
+
+/// A log value whose data comes from `data`.
+fn value_of(data: impl Strategy<Value = String>) -> impl Strategy<Value = Value> {
+    prop_oneof![1 => Just(Value::Noop), 3 => command(data).prop_map(Value::Command)]
+}
+
+/// A log value that `validate` accepts.
+fn value() -> impl Strategy<Value = Value> {
+    value_of(value_data())
+}
+
+/// A short log value, so that invalid-message tests always fit a datagram.
+fn small_value() -> impl Strategy<Value = Value> {
+    value_of(text(40))
+}
+
+/// A number biased towards the edges, where off-by-ones live.
+fn edgy_u64() -> impl Strategy<Value = u64> {
+    prop_oneof![0u64..4, u64::MAX - 3..=u64::MAX, any::<u64>()]
+}
+
+/// A 32-bit number biased towards the edges.
+fn edgy_u32() -> impl Strategy<Value = u32> {
+    prop_oneof![0u32..4, u32::MAX - 3..=u32::MAX, any::<u32>()]
+}
+
+/// Any node id.
+fn node_id() -> impl Strategy<Value = NodeId> {
+    edgy_u32().prop_map(NodeId)
+}
+
+/// Any slot.
+fn slot() -> impl Strategy<Value = Slot> {
+    edgy_u64().prop_map(Slot)
+}
+
+/// Any ballot.
+fn ballot() -> impl Strategy<Value = Ballot> {
+    (edgy_u64(), node_id()).prop_map(|(round, proposer)| Ballot { round, proposer })
+}
+
+/// A ballot at or below `max`.
+fn ballot_at_most(max: Ballot) -> impl Strategy<Value = Ballot> {
+    (0..=max.round, any::<u32>(), any::<bool>()).prop_map(move |(round, proposer, same_round)| {
+        let round = if same_round { max.round } else { round };
+        let proposer =
+            if round == max.round { (u64::from(proposer) % (u64::from(max.proposer.0) + 1)) as u32 } else { proposer };
+        Ballot { round, proposer: NodeId(proposer) }
+    })
+}
+
+/// Any sender or receiver.
+fn node() -> impl Strategy<Value = Node> {
+    prop_oneof![
+        node_id().prop_map(Node::Proposer),
+        node_id().prop_map(Node::Acceptor),
+        edgy_u64().prop_map(|c| Node::Client(ClientId(c))),
+    ]
+}
+
+/// A promise that `validate` accepts: a page `[from, to)` with entries inside it
+/// under ballots at or below the promised one.
+fn valid_promise() -> impl Strategy<Value = Promise> {
+    (ballot(), slot(), 0u64..1_000, any::<bool>(), slot()).prop_flat_map(|(ballot, from, len, done, trimmed_below)| {
+        let to = Slot(from.0.saturating_add(len));
+        let width = to.0 - from.0;
+        let entry = (0..width.max(1), ballot_at_most(ballot), value()).prop_map(move |(off, b, value)| PromiseEntry {
+            slot: Slot(from.0 + off),
+            ballot: b,
+            value,
+        });
+        let max_entries = if width == 0 { 0 } else { 8 };
+        prop::collection::vec(entry, 0..=max_entries).prop_map(move |entries| Promise {
+            ballot,
+            from,
+            to,
+            done,
+            trimmed_below,
+            entries,
+        })
+    })
+}
+
+/// Every message of the protocol, each valid under `validate`.
+fn message() -> impl Strategy<Value = Message> {
+    let prepare = (ballot(), slot()).prop_map(|(ballot, from)| Message::Prepare(Prepare { ballot, from }));
+    let promise = valid_promise().prop_map(Message::Promise);
+    let nack = (ballot(), ballot()).prop_map(|(ballot, promised)| Message::Nack(Nack { ballot, promised }));
+    let accept = (ballot(), prop::collection::vec((slot(), value()), 0..8)).prop_map(|(ballot, entries)| {
+        let entries = entries.into_iter().map(|(slot, value)| AcceptEntry { slot, value }).collect();
+        Message::Accept(Accept { ballot, entries })
+    });
+    let accepted = (ballot(), prop::collection::vec(slot(), 0..64))
+        .prop_map(|(ballot, slots)| Message::Accepted(Accepted { ballot, slots }));
+    let heartbeat = (ballot(), any::<bool>(), slot(), slot())
+        .prop_map(|(ballot, leader, decided, known)| Message::Heartbeat(Heartbeat { ballot, leader, decided, known }));
+    let trim = slot().prop_map(|below| Message::Trim(Trim { below }));
+    let catch_up = (slot(), edgy_u32()).prop_map(|(from, limit)| Message::CatchUp(CatchUp { from, limit }));
+    let catch_up_reply = (slot(), prop::collection::vec(value(), 0..8), slot())
+        .prop_map(|(from, entries, decided)| Message::CatchUpReply(CatchUpReply { from, entries, decided }));
+    // Oversized client values pass `validate` (the proposer answers them), so go past the limit here.
+    let client_propose = (edgy_u64(), prop_oneof![4 => value_data(), 1 => oversized_data()])
+        .prop_map(|(seq, value)| Message::ClientPropose(ClientPropose { seq, value }));
+    let client_reply = (edgy_u64(), slot()).prop_map(|(seq, slot)| Message::ClientReply(ClientReply { seq, slot }));
+    let client_redirect = (edgy_u64(), prop::option::of(node_id()))
+        .prop_map(|(seq, leader)| Message::ClientRedirect(ClientRedirect { seq, leader }));
+    let client_error = (
+        edgy_u64(),
+        prop::sample::select(vec![ClientErrorKind::TooLarge, ClientErrorKind::Stale, ClientErrorKind::Busy]),
+    )
+        .prop_map(|(seq, kind)| Message::ClientError(ClientError { seq, kind }));
+    let log_read =
+        (edgy_u64(), slot(), edgy_u32()).prop_map(|(req, from, limit)| Message::LogRead(LogRead { req, from, limit }));
+    let log_entry = (slot(), prop::option::of(value_data())).prop_map(|(slot, value)| LogEntry { slot, value });
+    let log_reply = (edgy_u64(), prop::collection::vec(log_entry, 0..8), slot())
+        .prop_map(|(req, entries, decided)| Message::LogReply(LogReply { req, entries, decided }));
+    let status_request = edgy_u64().prop_map(|req| Message::StatusRequest(StatusRequest { req }));
+    let status_reply = (
+        edgy_u64(),
+        text(12),
+        any::<bool>(),
+        prop::option::of(node_id()),
+        ballot(),
+        slot(),
+        prop::collection::vec(node(), 0..8),
+        prop::collection::btree_map(text(16), edgy_u64(), 0..8),
+    )
+        .prop_map(|(req, role, failed, leader, ballot, decided, peers_heard, counters)| {
+            Message::StatusReply(StatusReply { req, role, failed, leader, ballot, decided, peers_heard, counters })
+        });
+    prop_oneof![
+        prepare.boxed(),
+        promise.boxed(),
+        nack.boxed(),
+        accept.boxed(),
+        accepted.boxed(),
+        heartbeat.boxed(),
+        trim.boxed(),
+        catch_up.boxed(),
+        catch_up_reply.boxed(),
+        client_propose.boxed(),
+        client_reply.boxed(),
+        client_redirect.boxed(),
+        client_error.boxed(),
+        log_read.boxed(),
+        log_reply.boxed(),
+        status_request.boxed(),
+        status_reply.boxed(),
+    ]
+}
+
+/// An envelope of the current protocol version around `msg`.
+fn envelope_of(msg: impl Strategy<Value = Message>) -> impl Strategy<Value = Envelope> {
+    (text(24), node(), node(), msg).prop_map(|(cluster, from, to, msg)| Envelope {
+        version: PROTOCOL_VERSION,
+        cluster,
+        from,
+        to,
+        msg,
+    })
+}
+
+/// Any valid envelope of the current protocol version.
+fn envelope() -> impl Strategy<Value = Envelope> {
+    envelope_of(message())
+}
+
+/// A ballot strictly above `b`, or `None` when `b` is the largest ballot.
+fn ballot_above(b: Ballot, r: u64) -> Option<Ballot> {
+    if b.round < u64::MAX {
+        Some(Ballot { round: b.round + 1 + r % (u64::MAX - b.round), proposer: NodeId(r as u32) })
+    } else if b.proposer.0 < u32::MAX {
+        Some(Ballot { round: b.round, proposer: NodeId(b.proposer.0 + 1 + (r as u32) % (u32::MAX - b.proposer.0)) })
+    } else {
+        None
+    }
+}
+
+/// Gives `p` a non-empty page (leaving it valid) and returns a slot inside it.
+fn slot_in_page(p: &mut Promise, r: u64) -> Slot {
+    if p.to <= p.from {
+        if p.from.0 == u64::MAX {
+            p.from = Slot(u64::MAX - 1);
+        }
+        p.to = p.from.next();
+    }
+    Slot(p.from.0 + r % (p.to.0 - p.from.0))
+}
+
+/// A message that breaks exactly one of `validate`'s rules, with why.
+fn invalid_message() -> impl Strategy<Value = (Message, &'static str)> {
+    let base_promise = || {
+        valid_promise().prop_map(|mut p| {
+            // Keep the other entries small so that the datagram always fits.
+            for e in &mut p.entries {
+                if let Value::Command(c) = &mut e.value {
+                    c.data = truncate_bytes(std::mem::take(&mut c.data), 40);
+                }
+            }
+            p
+        })
+    };
+    let entry_below_page =
+        (base_promise(), any::<Index>(), any::<u64>(), small_value()).prop_map(|(mut p, i, r, v)| {
+            if p.from.0 == 0 {
+                // Shift the page up by one; entries at the old `from` would be below it, so drop them.
+                p.from = Slot(1);
+                p.to = p.to.max(Slot(1));
+                p.entries.retain(|e| e.slot >= p.from);
+            }
+            let bad = PromiseEntry { slot: Slot(r % p.from.0), ballot: p.ballot, value: v };
+            p.entries.insert(i.index(p.entries.len() + 1), bad);
+            (Message::Promise(p), "promise entry below its page")
+        });
+    let entry_above_page = (base_promise(), any::<Index>(), 0u64..1_000, small_value()).prop_map(|(mut p, i, d, v)| {
+        let bad = PromiseEntry { slot: Slot(p.to.0.saturating_add(d)), ballot: p.ballot, value: v };
+        p.entries.insert(i.index(p.entries.len() + 1), bad);
+        (Message::Promise(p), "promise entry at or above its page end")
+    });
+    let entry_above_ballot =
+        (base_promise(), any::<Index>(), any::<u64>(), small_value()).prop_map(|(mut p, i, r, v)| {
+            if p.ballot == (Ballot { round: u64::MAX, proposer: NodeId(u32::MAX) }) {
+                p.ballot.proposer.0 -= 1;
+                let max = p.ballot;
+                p.entries.retain(|e| e.ballot <= max);
+            }
+            let above = ballot_above(p.ballot, r).expect("ballot below the largest");
+            let slot = slot_in_page(&mut p, r);
+            p.entries.insert(i.index(p.entries.len() + 1), PromiseEntry { slot, ballot: above, value: v });
+            (Message::Promise(p), "promise entry above the promised ballot")
+        });
+    let page_reversed = (base_promise(), any::<u64>()).prop_map(|(mut p, r)| {
+        if p.from.0 == 0 {
+            p.from = Slot(1 + r % u64::MAX);
+        }
+        p.to = Slot(r % p.from.0);
+        // Without entries, a reversed page breaks only the ordering rule.
+        p.entries.clear();
+        (Message::Promise(p), "promise page ends before it starts")
+    });
+    let promise_value_too_large =
+        (base_promise(), any::<Index>(), any::<u64>(), command(oversized_data())).prop_map(|(mut p, i, r, c)| {
+            let slot = slot_in_page(&mut p, r);
+            let bad = PromiseEntry { slot, ballot: p.ballot, value: Value::Command(c) };
+            p.entries.insert(i.index(p.entries.len() + 1), bad);
+            (Message::Promise(p), "promise value too large")
+        });
+    let accept_value_too_large = (
+        ballot(),
+        prop::collection::vec((slot(), small_value()), 0..8),
+        any::<Index>(),
+        slot(),
+        command(oversized_data()),
+    )
+        .prop_map(|(ballot, entries, i, s, c)| {
+            let mut entries: Vec<_> = entries.into_iter().map(|(slot, value)| AcceptEntry { slot, value }).collect();
+            entries.insert(i.index(entries.len() + 1), AcceptEntry { slot: s, value: Value::Command(c) });
+            (Message::Accept(Accept { ballot, entries }), "accept value too large")
+        });
+    let catch_up_value_too_large =
+        (slot(), prop::collection::vec(small_value(), 0..8), any::<Index>(), command(oversized_data()), slot())
+            .prop_map(|(from, mut entries, i, c, decided)| {
+                entries.insert(i.index(entries.len() + 1), Value::Command(c));
+                (Message::CatchUpReply(CatchUpReply { from, entries, decided }), "catch-up value too large")
+            });
+    prop_oneof![
+        entry_below_page,
+        entry_above_page,
+        entry_above_ballot,
+        page_reversed,
+        promise_value_too_large,
+        accept_value_too_large,
+        catch_up_value_too_large,
+    ]
+}
+
+/// A change to a datagram, as a lossy or hostile network might make it.
+#[derive(Clone, Debug)]
+enum Mutation {
+    /// Keep only the bytes before this index.
+    Truncate(Index),
+    /// XOR the byte at this index with a non-zero mask.
+    Flip(Index, u8),
+    /// Insert these bytes before this index.
+    Insert(Index, Vec<u8>),
+}
+
+/// Any mutation; inserted bytes favour JSON's own punctuation.
+fn mutation() -> impl Strategy<Value = Mutation> {
+    let byte = prop_oneof![any::<u8>(), prop::sample::select(b"{}[]\":,0123456789-+.eE\\u tfn".to_vec())];
+    prop_oneof![
+        any::<Index>().prop_map(Mutation::Truncate),
+        (any::<Index>(), 1u8..=255).prop_map(|(i, m)| Mutation::Flip(i, m)),
+        (any::<Index>(), prop::collection::vec(byte, 1..16)).prop_map(|(i, b)| Mutation::Insert(i, b)),
+    ]
+}
+
+/// JSON-looking token soup: mostly well-formed pieces of envelopes in random order.
+fn json_soup() -> impl Strategy<Value = Vec<u8>> {
+    let token = prop::sample::select(vec![
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        "\"version\"",
+        "\"cluster\"",
+        "\"from\"",
+        "\"to\"",
+        "\"msg\"",
+        "\"proposer\"",
+        "\"acceptor\"",
+        "\"client\"",
+        "\"prepare\"",
+        "\"promise\"",
+        "\"accept\"",
+        "\"entries\"",
+        "\"slot\"",
+        "\"value\"",
+        "\"noop\"",
+        "\"command\"",
+        "\"data\"",
+        "\"ballot\"",
+        "\"round\"",
+        "1",
+        "2",
+        "0",
+        "-1",
+        "65536",
+        "18446744073709551616",
+        "1e999",
+        "1.5",
+        "null",
+        "true",
+        "false",
+        "\"\"",
+        "\"\\u0000\"",
+        "\"\\ud800\"",
+        "\"\\udc00\\ud800\"",
+        "\"\\x\"",
+        " ",
+        "\u{e9}",
+    ]);
+    prop::collection::vec(token, 0..64).prop_map(|t| t.concat().into_bytes())
+}
+
+/// Encodes `env`, which must fit a datagram.
+fn encoded(env: &Envelope) -> Vec<u8> {
+    let mut buf = Vec::new();
+    encode(env, &mut buf).expect("envelope fits a datagram");
+    buf
+}
+
+/// A small valid envelope carrying `msg`.
+fn envelope_with(msg: Message) -> Envelope {
+    Envelope {
+        version: PROTOCOL_VERSION,
+        cluster: "test".to_owned(),
+        from: Node::Proposer(NodeId(1)),
+        to: Node::Acceptor(NodeId(2)),
+        msg,
+    }
+}
+
+/// A command value of `data`.
+fn command_value(data: String) -> Value {
+    Value::Command(Command { client: ClientId(7), seq: 1, data })
+}
+
+// ---------------------------------------------------------------------------
+// Properties
+// ---------------------------------------------------------------------------
+
+/// The message strategy reaches every one of the 17 message kinds.
+#[test]
+fn strategy_covers_every_message_kind() {
+    let mut runner = TestRunner::deterministic();
+    let strategy = message();
+    let mut kinds = BTreeSet::new();
+    for _ in 0..2_000 {
+        kinds.insert(strategy.new_tree(&mut runner).expect("strategy generates").current().kind());
+    }
+    assert_eq!(kinds.len(), 17, "kinds generated: {kinds:?}");
+}
+
+proptest! {
+    #![proptest_config(Config { cases: 1024, ..config() })]
+
+    /// Every valid envelope that encodes decodes back to itself, and re-encodes to the same bytes.
+    #[test]
+    fn encode_then_decode_round_trips(env in envelope()) {
+        let mut buf = Vec::new();
+        match encode(&env, &mut buf) {
+            Ok(()) => {
+                prop_assert!(buf.len() <= MAX_DATAGRAM_BYTES);
+                let back = decode(&buf);
+                prop_assert_eq!(back.as_ref(), Ok(&env));
+                let mut again = Vec::new();
+                encode(&back.unwrap(), &mut again).expect("re-encodes");
+                prop_assert_eq!(again, buf);
+            }
+            Err(EncodeError::TooLarge { len }) => {
+                prop_assert!(len > MAX_DATAGRAM_BYTES);
+                prop_assert_eq!(len, buf.len());
+                prop_assert_eq!(decode(&buf), Err(DecodeError::TooLarge { len }));
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// A message that breaks one of `validate`'s rules encodes but decodes to `Invalid`.
+    #[test]
+    fn invalid_messages_decode_to_invalid((msg, why) in invalid_message(), from in node(), to in node()) {
+        let env = Envelope { version: PROTOCOL_VERSION, cluster: "c".to_owned(), from, to, msg };
+        let buf = encoded(&env);
+        let got = decode(&buf);
+        prop_assert!(matches!(got, Err(DecodeError::Invalid(_))), "{why}: decoded to {got:?}");
+    }
+
+    /// `decode` never panics on arbitrary bytes, and refuses bytes that are not JSON as malformed.
+    #[test]
+    fn decode_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let got = decode(&bytes);
+        if serde_json::from_slice::<serde_json::Value>(&bytes).is_err() {
+            prop_assert!(matches!(got, Err(DecodeError::Malformed(_))), "{got:?}");
+        }
+    }
+
+    /// `decode` never panics on JSON-looking token soup, and what it accepts re-encodes and decodes equal.
+    #[test]
+    fn decode_never_panics_on_json_soup(bytes in json_soup()) {
+        if let Ok(env) = decode(&bytes) {
+            prop_assert_eq!(decode(&encoded(&env)), Ok(env));
+        }
+    }
+
+    /// Truncating, flipping a byte of, or inserting bytes into a valid datagram never makes `decode` panic.
+    #[test]
+    fn decode_never_panics_on_mutated_datagrams(env in envelope(), m in mutation()) {
+        let mut buf = Vec::new();
+        let fits = encode(&env, &mut buf).is_ok();
+        match m {
+            Mutation::Truncate(i) => {
+                buf.truncate(i.index(buf.len()));
+                let got = decode(&buf);
+                if fits {
+                    // A proper prefix of one JSON object is never a whole one.
+                    prop_assert!(matches!(got, Err(DecodeError::Malformed(_))), "{got:?}");
+                }
+            }
+            Mutation::Flip(i, mask) => {
+                if !buf.is_empty() {
+                    let i = i.index(buf.len());
+                    buf[i] ^= mask;
+                }
+                if let Ok(back) = decode(&buf) {
+                    // Whatever is accepted must itself survive a round trip.
+                    let mut again = Vec::new();
+                    if encode(&back, &mut again).is_ok() {
+                        prop_assert_eq!(decode(&again), Ok(back));
+                    }
+                }
+            }
+            Mutation::Insert(i, bytes) => {
+                let at = i.index(buf.len() + 1);
+                buf.splice(at..at, bytes);
+                if let Ok(back) = decode(&buf) {
+                    let mut again = Vec::new();
+                    if encode(&back, &mut again).is_ok() {
+                        prop_assert_eq!(decode(&again), Ok(back));
+                    }
+                }
+            }
+        }
+    }
+
+    /// `json_str_len` equals the length of serde_json's own encoding of the string.
+    #[test]
+    fn json_str_len_matches_serde_json(s in prop_oneof![text(256), any::<String>()]) {
+        prop_assert_eq!(json_str_len(&s), serde_json::to_string(&s).unwrap().len());
+    }
+
+    /// Ballots order by round first, then proposer, and `cmp` is `Equal` exactly when `==`.
+    #[test]
+    fn ballot_order_is_round_then_proposer(
+        a_round in prop_oneof![0u64..3, any::<u64>()],
+        a_prop in prop_oneof![0u32..3, any::<u32>()],
+        b_round in prop_oneof![0u64..3, any::<u64>()],
+        b_prop in prop_oneof![0u32..3, any::<u32>()],
+    ) {
+        let a = Ballot::new(a_round, NodeId(a_prop));
+        let b = Ballot::new(b_round, NodeId(b_prop));
+        prop_assert_eq!(a.cmp(&b), (a_round, a_prop).cmp(&(b_round, b_prop)));
+        prop_assert_eq!(a.partial_cmp(&b), Some(a.cmp(&b)));
+        prop_assert_eq!(a == b, a.cmp(&b) == Ordering::Equal);
+        prop_assert_eq!(b.cmp(&a), a.cmp(&b).reverse());
+    }
+
+    /// `Value::wire_len` is at least the bytes the value takes inside an encoded `AcceptEntry`.
+    #[test]
+    fn wire_len_bounds_encoded_value(v in value_of(prop_oneof![text(64), value_data()]), s in slot()) {
+        let entry = serde_json::to_string(&AcceptEntry { slot: s, value: v.clone() }).unwrap();
+        let value = serde_json::to_string(&v).unwrap();
+        // The compact encoding of an entry holds the value's own encoding verbatim.
+        prop_assert!(entry.contains(&value));
+        prop_assert!(v.wire_len() >= value.len(), "wire_len {} < encoded {} for {:?}", v.wire_len(), value.len(), v);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Unit tests
+// ---------------------------------------------------------------------------
+
+/// A datagram one byte over the limit is refused as too large before any parsing.
+#[test]
+fn oversized_datagram_is_too_large() {
+    let bytes = vec![b' '; MAX_DATAGRAM_BYTES + 1];
+    assert_eq!(decode(&bytes), Err(DecodeError::TooLarge { len: MAX_DATAGRAM_BYTES + 1 }));
+}
+
+/// A valid datagram padded to exactly the limit still decodes.
+#[test]
+fn datagram_of_exactly_the_limit_decodes() {
+    let env = envelope_with(Message::Trim(Trim { below: Slot(3) }));
+    let mut bytes = encoded(&env);
+    bytes.resize(MAX_DATAGRAM_BYTES, b' ');
+    assert_eq!(decode(&bytes), Ok(env));
+}
+
+/// An otherwise valid envelope of version 2 is refused as a version mismatch.
+#[test]
+fn version_two_is_version_error() {
+    let mut env = envelope_with(Message::Prepare(Prepare { ballot: Ballot::new(1, NodeId(1)), from: Slot(0) }));
+    env.version = 2;
+    assert_eq!(decode(&encoded(&env)), Err(DecodeError::Version { got: 2 }));
+}
+
+/// A version-2 envelope whose message kind this build does not know is still a version mismatch.
+#[test]
+fn version_two_with_unknown_kind_is_version_error() {
+    let bytes =
+        br#"{"version":2,"cluster":"c","from":{"proposer":1},"to":{"acceptor":1},"msg":{"frobnicate":{"x":[1,2]}}}"#;
+    assert_eq!(decode(bytes), Err(DecodeError::Version { got: 2 }));
+}
+
+/// A current-version envelope with an unknown message kind is malformed.
+#[test]
+fn version_one_with_unknown_kind_is_malformed() {
+    let bytes = br#"{"version":1,"cluster":"c","from":{"proposer":1},"to":{"acceptor":1},"msg":{"frobnicate":{}}}"#;
+    assert!(matches!(decode(bytes), Err(DecodeError::Malformed(_))));
+}
+
+/// Truncated JSON is malformed, at every cut point of a real datagram.
+#[test]
+fn truncated_json_is_malformed() {
+    let env = envelope_with(Message::Accept(Accept {
+        ballot: Ballot::new(4, NodeId(2)),
+        entries: vec![AcceptEntry { slot: Slot(9), value: command_value("hello \"world\"\n".to_owned()) }],
+    }));
+    let bytes = encoded(&env);
+    for cut in 0..bytes.len() {
+        let got = decode(&bytes[..cut]);
+        assert!(matches!(got, Err(DecodeError::Malformed(_))), "cut at {cut}: {got:?}");
+    }
+}
+
+/// Deeply nested JSON hits serde_json's recursion limit instead of the stack.
+#[test]
+fn deeply_nested_json_is_malformed() {
+    let mut bytes = br#"{"version":1,"cluster":"c","from":{"proposer":1},"to":{"acceptor":1},"msg":"#.to_vec();
+    bytes.extend(vec![b'['; 60_000]);
+    assert!(matches!(decode(&bytes), Err(DecodeError::Malformed(_))));
+}
+
+/// An accept whose values together exceed the datagram limit fails to encode as too large.
+#[test]
+fn oversized_accept_fails_to_encode() {
+    let entries =
+        (0..9).map(|i| AcceptEntry { slot: Slot(i), value: command_value("v".repeat(MAX_VALUE_BYTES)) }).collect();
+    let env = envelope_with(Message::Accept(Accept { ballot: Ballot::new(1, NodeId(1)), entries }));
+    let mut buf = Vec::new();
+    let err = encode(&env, &mut buf).expect_err("9 full values exceed one datagram");
+    let EncodeError::TooLarge { len } = err;
+    assert!(len > MAX_DATAGRAM_BYTES);
+    assert_eq!(len, buf.len());
+}
+
+/// An envelope encoding to exactly `MAX_DATAGRAM_BYTES` encodes and decodes; one byte more is too large.
+#[test]
+fn encode_limit_is_inclusive() {
+    let propose = |value: String| envelope_with(Message::ClientPropose(ClientPropose { seq: 1, value }));
+    let overhead = encoded(&propose(String::new())).len();
+    let at_limit = propose("a".repeat(MAX_DATAGRAM_BYTES - overhead));
+    let bytes = encoded(&at_limit);
+    assert_eq!(bytes.len(), MAX_DATAGRAM_BYTES);
+    assert_eq!(decode(&bytes), Ok(at_limit));
+    let mut buf = Vec::new();
+    let over = propose("a".repeat(MAX_DATAGRAM_BYTES + 1 - overhead));
+    assert_eq!(encode(&over, &mut buf), Err(EncodeError::TooLarge { len: MAX_DATAGRAM_BYTES + 1 }));
+}
+
+/// A log value of exactly `MAX_VALUE_BYTES` is accepted; one byte more is invalid.
+#[test]
+fn value_size_limit_is_inclusive() {
+    let accept = |data: String| {
+        envelope_with(Message::Accept(Accept {
+            ballot: Ballot::new(1, NodeId(1)),
+            entries: vec![AcceptEntry { slot: Slot(0), value: command_value(data) }],
+        }))
+    };
+    let at_limit = accept("é".repeat(MAX_VALUE_BYTES / 2));
+    assert_eq!(decode(&encoded(&at_limit)), Ok(at_limit));
+    let over = accept("x".repeat(MAX_VALUE_BYTES + 1));
+    assert_eq!(decode(&encoded(&over)), Err(DecodeError::Invalid("value too large")));
+}
+
+/// A promise page may be empty (`from == to`) and still be valid.
+#[test]
+fn empty_promise_page_is_valid() {
+    let env = envelope_with(Message::Promise(Promise {
+        ballot: Ballot::new(3, NodeId(1)),
+        from: Slot(5),
+        to: Slot(5),
+        done: true,
+        trimmed_below: Slot(0),
+        entries: vec![],
+    }));
+    assert_eq!(decode(&encoded(&env)), Ok(env));
+}
+
+/// Ballots compare by round before proposer, with `ZERO` below every other ballot.
+#[test]
+fn ballot_order_examples() {
+    assert!(Ballot::new(2, NodeId(1)) > Ballot::new(1, NodeId(9)));
+    assert!(Ballot::new(1, NodeId(2)) > Ballot::new(1, NodeId(1)));
+    assert_eq!(Ballot::new(1, NodeId(1)), Ballot::new(1, NodeId(1)));
+    assert!(Ballot::ZERO < Ballot::new(0, NodeId(1)));
+    assert_eq!(Ballot::ZERO, Ballot::default());
+}
+
+/// `json_str_len` counts two bytes for short escapes, six for other control characters, raw bytes otherwise.
+#[test]
+fn json_str_len_examples() {
+    assert_eq!(json_str_len(""), 2);
+    assert_eq!(json_str_len("a\"b\\c"), 9);
+    assert_eq!(json_str_len("\n\r\t\u{8}\u{c}"), 12);
+    assert_eq!(json_str_len("\u{0}\u{1f}"), 14);
+    assert_eq!(json_str_len("\u{7f}é😀"), 2 + 1 + 2 + 4);
+}
