@@ -189,7 +189,7 @@ impl Acceptor {
         let mut to = from;
         let mut done = true;
         for (slot, (b, value)) in self.state.accepted.range(from..) {
-            let len = value.wire_len() + 64;
+            let len = value.wire_len() + 100; // slot, ballot and framing at their widest
             if !entries.is_empty() && bytes + len > MAX_BATCH_BYTES {
                 done = false;
                 break;

@@ -147,7 +147,7 @@ pub struct Proposer {
     /// Per client, the highest sequence number queued or in flight here.
     proposed: HashMap<ClientId, u64>,
     /// Per client, the request it waits on us for.
-    waiting: HashMap<ClientId, u64>,
+    waiting: BTreeMap<ClientId, u64>,
     peers: BTreeMap<NodeId, PeerInfo>,
     /// The proposer that last claimed leadership by heartbeat, with its ballot.
     leader_hint: Option<(NodeId, Ballot)>,
@@ -186,7 +186,7 @@ impl Proposer {
             phase2: None,
             queue: VecDeque::new(),
             proposed: HashMap::new(),
-            waiting: HashMap::new(),
+            waiting: BTreeMap::new(),
             peers,
             leader_hint: None,
             acceptor_heard,
@@ -234,7 +234,7 @@ impl Proposer {
             return Some(self.cfg.id);
         }
         match self.leader_hint {
-            Some((p, _)) if self.election.alive(p, self.now) => Some(p),
+            Some((p, _)) if p != self.cfg.id && self.election.alive(p, self.now) => Some(p),
             _ => {
                 let rightful = self.election.rightful_leader(self.now);
                 (rightful != self.cfg.id).then_some(rightful)
@@ -373,6 +373,7 @@ impl Proposer {
     /// are sent to the leader.
     fn step_down(&mut self) {
         self.role = Role::Follower;
+        self.leader_hint = self.leader_hint.filter(|(p, _)| *p != self.cfg.id);
         self.phase1 = None;
         let inflight = self.phase2.take().map(|p| p.inflight).unwrap_or_default();
         if self.election.rightful_leader(self.now) == self.cfg.id {
@@ -538,7 +539,9 @@ impl Proposer {
             if self.learner.is_applied(&cmd) {
                 continue;
             }
-            let slot = p2.next;
+            // Slots learned from peers while we led are taken: a leader with a
+            // stale ballot must not wait on a slot that is already decided.
+            let slot = p2.next.max(self.learner.known());
             p2.next = slot.next();
             let value = Value::Command(cmd);
             debug_assert!(!p2.inflight.contains_key(&slot), "one ballot proposes one value per slot");
@@ -569,6 +572,11 @@ impl Proposer {
 
     fn on_accepted(&mut self, idx: usize, m: Accepted) -> Result<(), Ignored> {
         self.see_round(m.ballot);
+        if self.role != Role::Follower && m.ballot > self.ballot {
+            info!(node = %self.cfg.id, ballot = %self.ballot, accepted = %m.ballot, "acceptors accept a higher ballot; stepping down");
+            self.step_down();
+            self.campaign_after = self.now + self.cfg.heartbeat_ticks;
+        }
         for slot in m.slots {
             self.learner.observe_accepted(idx, m.ballot, slot);
         }
@@ -634,8 +642,13 @@ impl Proposer {
     /// Persists what the learner applied and answers the clients waiting for it.
     fn after_learning(&mut self) {
         for a in self.learner.take_applied() {
-            if let Some(p2) = self.phase2.as_mut() {
-                p2.inflight.remove(&a.slot);
+            if let Some(f) = self.phase2.as_mut().and_then(|p2| p2.inflight.remove(&a.slot)) {
+                // Another ballot chose something else here (we led with a stale
+                // ballot): our value still needs a slot.
+                match f.value {
+                    Value::Command(c) if !self.learner.is_applied(&c) => self.queue.push_front(c),
+                    _ => {}
+                }
             }
             if let Value::Command(c) = &a.value {
                 if self.proposed.get(&c.client).is_some_and(|s| *s <= c.seq) {
@@ -780,7 +793,7 @@ fn pack(entries: Vec<AcceptEntry>) -> Vec<Vec<AcceptEntry>> {
     let mut chunk = Vec::new();
     let mut bytes = 0;
     for e in entries {
-        let len = e.value.wire_len() + 32;
+        let len = e.value.wire_len() + 48; // slot and framing at their widest
         if !chunk.is_empty() && bytes + len > MAX_BATCH_BYTES {
             chunks.push(std::mem::take(&mut chunk));
             bytes = 0;
