@@ -1,0 +1,905 @@
+//! The cluster file: one TOML file that names every node of the cluster.
+//!
+//! Every daemon and `paxosctl` reads the same file (see SPEC.md, "The cluster
+//! file"); a daemon then picks its own entry by role and `--id`.
+//!
+//! ```toml
+//! cluster = "paxos"              # optional; datagrams of other clusters are dropped
+//!
+//! [[proposers]]
+//! id = 1
+//! addr = "127.0.0.1:7001"        # host:port; host names are kept as written
+//!
+//! [[acceptors]]
+//! id = 1
+//! addr = "127.0.0.1:7101"
+//! fsync = false                  # any [node] key may be overridden per member
+//!
+//! [node]                         # optional defaults for every node
+//! data_dir = "data"              # a node keeps its state in <data_dir>/<role>-<id>
+//! heartbeat_ms = 100
+//! election_timeout_ms = 500
+//! tick_ms = 10
+//! fsync = true
+//!
+//! [chaos]                        # optional fault injection, off by default
+//! drop = 0.0
+//! duplicate = 0.0
+//! delay_ms = 0
+//! reorder = 0.0
+//! seed = 0
+//! ```
+//!
+//! # Environment overrides
+//!
+//! Variables named `PAXOS_<SECTION>__<KEY>` override the file; the double
+//! underscore separates the levels, so `PAXOS_NODE__DATA_DIR=/var/lib/paxos`
+//! sets `node.data_dir` and `PAXOS_CHAOS__DROP=0.1` sets `chaos.drop`.
+//! `PAXOS_CLUSTER` sets the top-level `cluster`. Only the `[node]` and
+//! `[chaos]` sections can be overridden: the member lists live in the file.
+//! Every other `PAXOS_*` variable without a double underscore (`PAXOS_ID`,
+//! `PAXOS_LISTEN`, `PAXOS_LOG_FORMAT`, ...) belongs to the binaries' command
+//! line and is ignored here, whereas an unknown variable *with* a double
+//! underscore is an error that names it, because it can only be a typo of a
+//! key. An empty variable counts as unset, as shells and compose files use
+//! `VAR=` to mean "no value".
+//!
+//! Values from the environment are strings; each is converted to the type of
+//! its key here, not by the `config` crate's `try_parsing`, because that
+//! parses every value that looks like a number as one and would turn
+//! `PAXOS_CLUSTER=0123` into the cluster `"123"`.
+//!
+//! # Strict types
+//!
+//! The `config` crate reads the TOML and lays the environment over it. Its own
+//! deserializer is lenient (`id = true` would become id 1, `fsync = 5` would
+//! become `true`), so the merged tree is deserialized through
+//! [`serde_json::Value`], which keeps the TOML types and refuses a string where
+//! a number is expected; `serde_path_to_error` supplies the key path of every
+//! such error. The file alone is checked this way before the environment is
+//! laid over it, so that an override cannot mask a malformed key in the file;
+//! the rules (ranges, duplicates, counts) apply to the merged result, so an
+//! override may fix a value that breaks one.
+//!
+//! TOML dates and times are read as strings (the `config` crate does so);
+//! no key of this file takes one, so they can only end up in `data_dir`.
+//!
+//! # Errors
+//!
+//! Every problem becomes a [`ConfigError`] whose `Display` is one line,
+//! `<file>: <key>: <problem>`, e.g.
+//! `deploy/local.toml: acceptors[2].id: duplicate id 3 (also acceptors[0])`,
+//! so that a daemon can print it and exit non-zero.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::Ipv6Addr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+/// The cluster name used when the file gives none.
+pub const DEFAULT_CLUSTER: &str = "paxos";
+
+/// The longest cluster name accepted, in bytes; it travels in every datagram.
+pub const MAX_CLUSTER_NAME_BYTES: usize = 64;
+
+/// The prefix of every environment variable that this module reads.
+pub const ENV_PREFIX: &str = "PAXOS_";
+
+/// The two kinds of daemon; each numbers its members from 1 independently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// A proposer (which is also a learner): `paxos-proposer`.
+    Proposer,
+    /// An acceptor: `paxos-acceptor`.
+    Acceptor,
+}
+
+impl Role {
+    /// Both roles, in the order the file lists them.
+    pub const ALL: [Role; 2] = [Role::Proposer, Role::Acceptor];
+
+    /// The lower-case name: `"proposer"` or `"acceptor"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Proposer => "proposer",
+            Role::Acceptor => "acceptor",
+        }
+    }
+
+    /// The name of this role's member list in the file: `"proposers"` or `"acceptors"`.
+    pub fn section(self) -> &'static str {
+        match self {
+            Role::Proposer => "proposers",
+            Role::Acceptor => "acceptors",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    /// Parses `"proposer"` or `"acceptor"` (as the binaries and `paxosctl` print them).
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s {
+            "proposer" => Ok(Role::Proposer),
+            "acceptor" => Ok(Role::Acceptor),
+            other => Err(format!("unknown role `{other}`, expected `proposer` or `acceptor`")),
+        }
+    }
+}
+
+/// The whole cluster file, loaded, overridden by the environment and validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterConfig {
+    /// The file this was loaded from, as given; errors name it.
+    pub path: PathBuf,
+    /// The cluster name carried by every datagram ([`DEFAULT_CLUSTER`] unless set).
+    pub cluster: String,
+    /// The proposers, in file order; at least one.
+    pub proposers: Vec<Member>,
+    /// The acceptors, in file order; an odd number of them.
+    pub acceptors: Vec<Member>,
+    /// The `[node]` defaults that every member inherits unless it overrides them.
+    pub node: NodeSettings,
+    /// The `[chaos]` fault injection settings; all off unless set.
+    pub chaos: ChaosSettings,
+}
+
+/// One `[[proposers]]` or `[[acceptors]]` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    /// The node's id within its role; ids start at 1 and are unique per role.
+    pub id: u32,
+    /// Where the node listens and its peers send to: `host:port`, kept as
+    /// written (a host name is resolved by the runtime, not here).
+    pub addr: String,
+    /// Overrides `[node] data_dir` for this node.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// Overrides `[node] heartbeat_ms` for this node.
+    #[serde(default)]
+    pub heartbeat_ms: Option<u64>,
+    /// Overrides `[node] election_timeout_ms` for this node.
+    #[serde(default)]
+    pub election_timeout_ms: Option<u64>,
+    /// Overrides `[node] tick_ms` for this node.
+    #[serde(default)]
+    pub tick_ms: Option<u64>,
+    /// Overrides `[node] fsync` for this node.
+    #[serde(default)]
+    pub fsync: Option<bool>,
+}
+
+/// The settings of one node: the `[node]` section, or a member's effective
+/// settings from [`ClusterConfig::settings_for`].
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeSettings {
+    /// The parent of every node's state directory, `<data_dir>/<role>-<id>`.
+    /// A relative path is relative to the daemon's current directory, not to
+    /// the cluster file, as with any command-line path.
+    pub data_dir: PathBuf,
+    /// How often a leader proposer tells the others it is alive.
+    pub heartbeat_ms: u64,
+    /// How long a proposer waits without hearing a leader before it runs for
+    /// leader; more than twice `heartbeat_ms`, so one lost heartbeat is no election.
+    pub election_timeout_ms: u64,
+    /// The interval of the core's `tick()`; at most `heartbeat_ms`.
+    pub tick_ms: u64,
+    /// Whether writes are made durable (`fdatasync`) before anything depends on
+    /// them; `false` is for benchmarks only.
+    pub fsync: bool,
+}
+
+impl Default for NodeSettings {
+    fn default() -> NodeSettings {
+        NodeSettings {
+            data_dir: PathBuf::from("data"),
+            heartbeat_ms: 100,
+            election_timeout_ms: 500,
+            tick_ms: 10,
+            fsync: true,
+        }
+    }
+}
+
+/// The `[chaos]` section: faults that a node injects into its own outgoing
+/// datagrams, for failure testing. All off by default.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChaosSettings {
+    /// Probability (0 to 1) that a datagram is dropped.
+    pub drop: f64,
+    /// Probability (0 to 1) that a datagram is sent twice.
+    pub duplicate: f64,
+    /// The largest extra delay of a datagram; each gets a delay drawn up to it.
+    pub delay_ms: u64,
+    /// Probability (0 to 1) that a datagram is held back and sent after a later one.
+    pub reorder: f64,
+    /// The seed of the random number generator that draws the faults.
+    pub seed: u64,
+}
+
+impl ChaosSettings {
+    /// Whether any fault is injected at all (the seed alone injects none).
+    pub fn enabled(&self) -> bool {
+        self.drop > 0.0 || self.duplicate > 0.0 || self.delay_ms > 0 || self.reorder > 0.0
+    }
+}
+
+/// A problem with the cluster file or the environment that overrides it.
+///
+/// `Display` is one line, `<file>: <key>: <problem>` (or `<file>: <problem>`
+/// when no key is to blame, e.g. a missing file).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    file: String,
+    key: String,
+    problem: String,
+}
+
+impl ConfigError {
+    fn new(file: &Path, key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+        ConfigError { file: file.display().to_string(), key: key.into(), problem: one_line(&problem.into()) }
+    }
+
+    /// The cluster file, as it was given.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// The key to blame, e.g. `acceptors[2].id` or `PAXOS_NODE__BOGUS`; empty
+    /// when the file as a whole is to blame.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// What is wrong.
+    pub fn problem(&self) -> &str {
+        &self.problem
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file, self.problem)
+        } else {
+            write!(f, "{}: {}: {}", self.file, self.key, self.problem)
+        }
+    }
+}
+
+/// Squeezes a possibly multi-line message into one line.
+fn one_line(text: &str) -> String {
+    text.split(['\n', '\r']).map(str::trim).filter(|line| !line.is_empty()).collect::<Vec<_>>().join("; ")
+}
+
+/// The top level of the file, before validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default = "default_cluster")]
+    cluster: String,
+    #[serde(default)]
+    proposers: Vec<Member>,
+    #[serde(default)]
+    acceptors: Vec<Member>,
+    #[serde(default)]
+    node: NodeSettings,
+    #[serde(default)]
+    chaos: ChaosSettings,
+}
+
+fn default_cluster() -> String {
+    DEFAULT_CLUSTER.to_owned()
+}
+
+/// The type of a key that the environment may set, to convert its string.
+#[derive(Clone, Copy, Debug)]
+enum EnvType {
+    String,
+    U64,
+    F64,
+    Bool,
+}
+
+/// Every key the environment may set: (section, key, type). The empty section
+/// is the top level, set by `PAXOS_<KEY>`.
+const ENV_KEYS: &[(&str, &str, EnvType)] = &[
+    ("", "cluster", EnvType::String),
+    ("node", "data_dir", EnvType::String),
+    ("node", "heartbeat_ms", EnvType::U64),
+    ("node", "election_timeout_ms", EnvType::U64),
+    ("node", "tick_ms", EnvType::U64),
+    ("node", "fsync", EnvType::Bool),
+    ("chaos", "drop", EnvType::F64),
+    ("chaos", "duplicate", EnvType::F64),
+    ("chaos", "delay_ms", EnvType::U64),
+    ("chaos", "reorder", EnvType::F64),
+    ("chaos", "seed", EnvType::U64),
+];
+
+/// One environment variable that overrides a key.
+#[derive(Debug)]
+struct EnvOverride {
+    /// The dotted key it sets, e.g. `node.data_dir`.
+    key: String,
+    /// The variable's name, for error messages.
+    var: String,
+    value: config::Value,
+}
+
+/// Picks the variables that are config keys out of `env`, checks their names
+/// and converts their values. See the module docs for which variables count.
+fn env_overrides(
+    file: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<EnvOverride>, ConfigError> {
+    let mut overrides = Vec::new();
+    // Sorted, so that of several bad variables the same one is always reported.
+    let env: BTreeMap<String, String> = env.into_iter().collect();
+    for (var, raw) in env {
+        let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let rest = rest.to_ascii_lowercase();
+        let (section, key) = match rest.split_once("__") {
+            Some((section, key)) => (section, key),
+            None if rest == "cluster" => ("", "cluster"),
+            // PAXOS_ID, PAXOS_LISTEN, ...: the binaries' command line, not ours.
+            None => continue,
+        };
+        if raw.is_empty() {
+            continue;
+        }
+        let Some(&(_, _, ty)) = ENV_KEYS.iter().find(|(s, k, _)| *s == section && *k == key) else {
+            let problem = match section {
+                "proposers" | "acceptors" => format!(
+                    "the members of [[{section}]] are set only in the file, not by the environment"
+                ),
+                "node" | "chaos" => {
+                    let known: Vec<String> = ENV_KEYS
+                        .iter()
+                        .filter(|(s, _, _)| *s == section)
+                        .map(|(s, k, _)| format!("{ENV_PREFIX}{s}__{k}").to_ascii_uppercase())
+                        .collect();
+                    format!(
+                        "unknown key `{key}` in [{section}]; expected one of {}",
+                        known.join(", ")
+                    )
+                }
+                _ => format!(
+                    "unknown configuration variable (section `{section}`); the environment can set {ENV_PREFIX}CLUSTER, {ENV_PREFIX}NODE__<KEY> and {ENV_PREFIX}CHAOS__<KEY>"
+                ),
+            };
+            return Err(ConfigError::new(file, var, problem));
+        };
+        let dotted = if section.is_empty() { key.to_owned() } else { format!("{section}.{key}") };
+        let origin = Some(format!("environment variable {var}"));
+        let trimmed = raw.trim();
+        let kind: config::ValueKind = match ty {
+            EnvType::String => raw.clone().into(),
+            EnvType::U64 => trimmed
+                .parse::<u64>()
+                .map_err(|_| ConfigError::new(file, &var, format!("expected a non-negative integer, got {raw:?}")))?
+                .into(),
+            EnvType::F64 => trimmed
+                .parse::<f64>()
+                .map_err(|_| ConfigError::new(file, &var, format!("expected a number, got {raw:?}")))?
+                .into(),
+            EnvType::Bool => parse_bool(trimmed)
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        file,
+                        &var,
+                        format!("expected true or false (or 1/0, yes/no, on/off), got {raw:?}"),
+                    )
+                })?
+                .into(),
+        };
+        overrides.push(EnvOverride { key: dotted, var, value: config::Value::new(origin.as_ref(), kind) });
+    }
+    Ok(overrides)
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Turns the `config` crate's error for a file that is not valid TOML into one
+/// line that names the line and column when the TOML parser gives them.
+fn toml_syntax_error(file: &Path, text: &str, err: &config::ConfigError) -> ConfigError {
+    if let config::ConfigError::FileParse { cause, .. } = err {
+        if let Some(toml_err) = cause.downcast_ref::<toml::de::Error>() {
+            let problem = format!("invalid TOML: {}", toml_err.message());
+            return match toml_err.span() {
+                Some(span) => {
+                    let (line, column) = line_column(text, span.start);
+                    ConfigError::new(file, format!("line {line}, column {column}"), problem)
+                }
+                None => ConfigError::new(file, "", problem),
+            };
+        }
+        return ConfigError::new(file, "", format!("invalid TOML: {cause}"));
+    }
+    ConfigError::new(file, "", err.to_string())
+}
+
+/// The 1-based line and column (in characters) of a byte offset in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+/// Turns a deserialization error into the key it is about and the problem.
+///
+/// `serde_path_to_error` gives the path of the value being deserialized; an
+/// unknown or missing field is reported by its parent, so the field's own name
+/// is appended to make the key name exactly what to fix.
+fn deserialize_error(
+    file: &Path,
+    env: &[EnvOverride],
+    err: serde_path_to_error::Error<serde_json::Error>,
+) -> ConfigError {
+    let path = err.path().to_string();
+    let message = err.inner().to_string();
+    let field_in =
+        |prefix: &str| message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_owned);
+    // An unknown field is already on the path, a missing one is not.
+    let join = |field: &str| {
+        if path == field || path.ends_with(&format!(".{field}")) {
+            path.clone()
+        } else if path == "." {
+            field.to_owned()
+        } else {
+            format!("{path}.{field}")
+        }
+    };
+    let (key, problem) = if let Some(field) = field_in("unknown field `") {
+        let expected = message.split_once(", ").map(|(_, expected)| format!("; {expected}")).unwrap_or_default();
+        (join(&field), format!("unknown key{expected}"))
+    } else if let Some(field) = field_in("missing field `") {
+        (join(&field), "missing; every member needs it".to_owned())
+    } else if let Some(expected) = message.strip_prefix("invalid type: null, ") {
+        // TOML has no null; JSON turns the floats nan and inf into one.
+        (path, format!("nan and inf are not allowed here; {expected}"))
+    } else if let Some((found, _)) = message.split_once(", expected struct ") {
+        // Serde names the Rust type; the operator wrote TOML.
+        (path, format!("{found}, expected a table"))
+    } else if let Some((found, _)) = message.split_once(", expected a sequence") {
+        let list = format!("expected a list of [[{path}]] entries");
+        (path, format!("{found}, {list}"))
+    } else {
+        (path, message)
+    };
+    ConfigError::new(file, with_env_origin(env, &key), problem)
+}
+
+/// Deserializes the tree that `config` built into the typed, strict structs.
+fn typed(path: &Path, env: &[EnvOverride], tree: config::Config) -> Result<RawFile, ConfigError> {
+    // The `config` crate's `deserialize_any` keeps each value's own type; see
+    // the module docs for why the typed structs are not read directly.
+    let tree: serde_json::Value = tree
+        .try_deserialize()
+        .map_err(|e| ConfigError::new(path, "", format!("cannot read the configuration: {e}")))?;
+    serde_path_to_error::deserialize(tree).map_err(|e| deserialize_error(path, env, e))
+}
+
+/// Names the environment variable that set `key`, if one did.
+fn with_env_origin(env: &[EnvOverride], key: &str) -> String {
+    match env.iter().find(|o| o.key == key) {
+        Some(o) => format!("{key} (set by {})", o.var),
+        None => key.to_owned(),
+    }
+}
+
+impl ClusterConfig {
+    /// Loads the cluster file at `path`, applies the `PAXOS_*` environment
+    /// overrides of this process (see the module docs) and validates everything.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the file, the key and the problem when the file
+    /// cannot be read, is not valid TOML, has an unknown, missing or mistyped
+    /// key or a value that breaks a rule of [`ClusterConfig::load_with_env`];
+    /// or when an environment override is unknown, not Unicode or not of its
+    /// key's type.
+    pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
+        let mut env = Vec::new();
+        for (name, value) in std::env::vars_os() {
+            // Variables that are not ours may hold anything; only ours must be text.
+            let Some(name) = name.to_str() else { continue };
+            if !name.starts_with(ENV_PREFIX) {
+                continue;
+            }
+            match value.into_string() {
+                Ok(value) => env.push((name.to_owned(), value)),
+                Err(_) => return Err(ConfigError::new(path, name, "the value is not valid Unicode")),
+            }
+        }
+        ClusterConfig::load_with_env(path, env)
+    }
+
+    /// Like [`ClusterConfig::load`], but with the environment given explicitly,
+    /// so that tests need not touch the process environment.
+    ///
+    /// Rules: ids start at 1 and are unique within a role; addresses are
+    /// `host:port` with a port in 1..=65535 and are unique across all nodes;
+    /// there is at least one proposer and an odd number of acceptors;
+    /// `heartbeat_ms` >= 1, `election_timeout_ms` > 2 * `heartbeat_ms`,
+    /// 1 <= `tick_ms` <= `heartbeat_ms` for `[node]` and for every node's
+    /// effective settings; chaos probabilities lie in 0..=1.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ClusterConfig::load`].
+    pub fn load_with_env(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<ClusterConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let problem = match e.kind() {
+                std::io::ErrorKind::NotFound => "no such file".to_owned(),
+                std::io::ErrorKind::InvalidData => "the file is not valid UTF-8".to_owned(),
+                _ => format!("cannot read the file: {e}"),
+            };
+            ConfigError::new(path, "", problem)
+        })?;
+        let overrides = env_overrides(path, env)?;
+
+        // The file alone first, so that an override cannot hide a mistyped or
+        // unknown key in it (say `node = 5` replaced by PAXOS_NODE__FSYNC).
+        let file_only = config::Config::builder()
+            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+            .build()
+            .map_err(|e| toml_syntax_error(path, &text, &e))?;
+        typed(path, &[], file_only.clone())?;
+
+        let mut builder = config::Config::builder().add_source(file_only);
+        for o in &overrides {
+            builder = builder
+                .set_override(o.key.as_str(), o.value.clone())
+                .map_err(|e| ConfigError::new(path, o.var.as_str(), e.to_string()))?;
+        }
+        let merged =
+            builder.build().map_err(|e| ConfigError::new(path, "", format!("cannot apply the environment: {e}")))?;
+        let raw = typed(path, &overrides, merged)?;
+
+        let config = ClusterConfig {
+            path: path.to_owned(),
+            cluster: raw.cluster,
+            proposers: raw.proposers,
+            acceptors: raw.acceptors,
+            node: raw.node,
+            chaos: raw.chaos,
+        };
+        config.validate(&overrides)?;
+        Ok(config)
+    }
+
+    /// The members of one role, in file order.
+    pub fn members(&self, role: Role) -> &[Member] {
+        match role {
+            Role::Proposer => &self.proposers,
+            Role::Acceptor => &self.acceptors,
+        }
+    }
+
+    /// The member of `role` with `id`, if there is one.
+    pub fn member(&self, role: Role, id: u32) -> Option<&Member> {
+        self.members(role).iter().find(|m| m.id == id)
+    }
+
+    /// The effective settings of one node: the `[node]` defaults, overridden
+    /// by that member's own keys.
+    ///
+    /// # Errors
+    ///
+    /// When no member of `role` has `id`.
+    pub fn settings_for(&self, role: Role, id: u32) -> Result<NodeSettings, ConfigError> {
+        let member = self.member(role, id).ok_or_else(|| self.no_such_member(role, id))?;
+        Ok(self.effective(member))
+    }
+
+    /// The state directory of one node, `<data_dir>/<role>-<id>`, e.g.
+    /// `data/acceptor-3`. A relative `data_dir` stays relative and so is
+    /// resolved against the daemon's current directory.
+    ///
+    /// # Errors
+    ///
+    /// When no member of `role` has `id`.
+    pub fn data_dir_for(&self, role: Role, id: u32) -> Result<PathBuf, ConfigError> {
+        let settings = self.settings_for(role, id)?;
+        Ok(settings.data_dir.join(format!("{role}-{id}")))
+    }
+
+    /// The number of acceptors that makes a majority: floor(acceptors / 2) + 1.
+    pub fn quorum(&self) -> usize {
+        self.acceptors.len() / 2 + 1
+    }
+
+    fn no_such_member(&self, role: Role, id: u32) -> ConfigError {
+        let ids: Vec<String> = self.members(role).iter().map(|m| m.id.to_string()).collect();
+        ConfigError::new(
+            &self.path,
+            role.section(),
+            format!("no {role} with id {id} (the file has {}: {})", role.section(), ids.join(", ")),
+        )
+    }
+
+    fn effective(&self, member: &Member) -> NodeSettings {
+        let node = &self.node;
+        NodeSettings {
+            data_dir: member.data_dir.clone().unwrap_or_else(|| node.data_dir.clone()),
+            heartbeat_ms: member.heartbeat_ms.unwrap_or(node.heartbeat_ms),
+            election_timeout_ms: member.election_timeout_ms.unwrap_or(node.election_timeout_ms),
+            tick_ms: member.tick_ms.unwrap_or(node.tick_ms),
+            fsync: member.fsync.unwrap_or(node.fsync),
+        }
+    }
+
+    fn validate(&self, env: &[EnvOverride]) -> Result<(), ConfigError> {
+        let err = |key: &str, problem: String| ConfigError::new(&self.path, with_env_origin(env, key), problem);
+
+        validate_cluster_name(&self.cluster).map_err(|p| err("cluster", p))?;
+
+        // Ids per role, addresses across all nodes, by their normalized form.
+        let mut addrs: HashMap<String, String> = HashMap::new();
+        for role in Role::ALL {
+            let section = role.section();
+            let mut ids: HashMap<u32, usize> = HashMap::new();
+            for (i, m) in self.members(role).iter().enumerate() {
+                let here = format!("{section}[{i}]");
+                if m.id == 0 {
+                    return Err(err(&format!("{here}.id"), "id 0 is invalid; ids start at 1".to_owned()));
+                }
+                if let Some(first) = ids.insert(m.id, i) {
+                    return Err(err(&format!("{here}.id"), format!("duplicate id {} (also {section}[{first}])", m.id)));
+                }
+                let normalized = parse_addr(&m.addr).map_err(|p| err(&format!("{here}.addr"), p))?;
+                if let Some(first) = addrs.insert(normalized, here.clone()) {
+                    return Err(err(&format!("{here}.addr"), format!("duplicate address {} (also {first})", m.addr)));
+                }
+            }
+        }
+
+        if self.proposers.is_empty() {
+            return Err(err("proposers", "no proposers; add at least one [[proposers]] entry".to_owned()));
+        }
+        match self.acceptors.len() {
+            0 => {
+                return Err(err(
+                    "acceptors",
+                    "no acceptors; add an odd number of [[acceptors]] entries (1, 3, 5, ...)".to_owned(),
+                ))
+            }
+            n if n % 2 == 0 => {
+                return Err(err(
+                    "acceptors",
+                    format!(
+                    "{n} acceptors: an even acceptor count tolerates no more failures than one fewer; use an odd count"
+                ),
+                ))
+            }
+            _ => {}
+        }
+
+        // The defaults themselves, then what each node ends up with: a member
+        // may override one timing key so that it no longer fits the others.
+        let node_keys = SettingKeys::all("node");
+        validate_settings(&self.node, &node_keys).map_err(|(k, p)| err(&k, p))?;
+        for role in Role::ALL {
+            for (i, m) in self.members(role).iter().enumerate() {
+                let keys = SettingKeys::for_member(&format!("{}[{i}]", role.section()), m);
+                validate_settings(&self.effective(m), &keys).map_err(|(k, p)| err(&k, p))?;
+            }
+        }
+
+        let chaos = &self.chaos;
+        for (key, p) in
+            [("chaos.drop", chaos.drop), ("chaos.duplicate", chaos.duplicate), ("chaos.reorder", chaos.reorder)]
+        {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(err(key, format!("{p} is not a probability in 0..=1")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The key that each effective setting comes from, for error messages.
+struct SettingKeys {
+    data_dir: String,
+    heartbeat_ms: String,
+    election_timeout_ms: String,
+    tick_ms: String,
+}
+
+impl SettingKeys {
+    fn all(section: &str) -> SettingKeys {
+        SettingKeys {
+            data_dir: format!("{section}.data_dir"),
+            heartbeat_ms: format!("{section}.heartbeat_ms"),
+            election_timeout_ms: format!("{section}.election_timeout_ms"),
+            tick_ms: format!("{section}.tick_ms"),
+        }
+    }
+
+    fn for_member(here: &str, m: &Member) -> SettingKeys {
+        let pick = |own: bool, key: &str| {
+            if own {
+                format!("{here}.{key}")
+            } else {
+                format!("node.{key}")
+            }
+        };
+        SettingKeys {
+            data_dir: pick(m.data_dir.is_some(), "data_dir"),
+            heartbeat_ms: pick(m.heartbeat_ms.is_some(), "heartbeat_ms"),
+            election_timeout_ms: pick(m.election_timeout_ms.is_some(), "election_timeout_ms"),
+            tick_ms: pick(m.tick_ms.is_some(), "tick_ms"),
+        }
+    }
+}
+
+/// Checks one node's settings; on failure gives the key to blame and the problem.
+///
+/// Of two keys that break a rule together, the one a member set itself is
+/// blamed, since it is what makes this node differ from the `[node]` defaults
+/// that already passed.
+fn validate_settings(s: &NodeSettings, keys: &SettingKeys) -> Result<(), (String, String)> {
+    let own = |key: &String| !key.starts_with("node.");
+    if s.data_dir.as_os_str().is_empty() {
+        return Err((keys.data_dir.clone(), "must not be empty".to_owned()));
+    }
+    if s.heartbeat_ms == 0 {
+        return Err((keys.heartbeat_ms.clone(), "must be at least 1".to_owned()));
+    }
+    if s.election_timeout_ms <= s.heartbeat_ms.saturating_mul(2) {
+        let key = if own(&keys.heartbeat_ms) && !own(&keys.election_timeout_ms) {
+            &keys.heartbeat_ms
+        } else {
+            &keys.election_timeout_ms
+        };
+        return Err((
+            key.clone(),
+            format!(
+                "election_timeout_ms ({}) must be greater than 2 * heartbeat_ms ({}), so that one lost heartbeat does not start an election",
+                s.election_timeout_ms, s.heartbeat_ms
+            ),
+        ));
+    }
+    if s.tick_ms == 0 {
+        return Err((keys.tick_ms.clone(), "must be at least 1".to_owned()));
+    }
+    if s.tick_ms > s.heartbeat_ms {
+        let key = if own(&keys.heartbeat_ms) && !own(&keys.tick_ms) { &keys.heartbeat_ms } else { &keys.tick_ms };
+        return Err((
+            key.clone(),
+            format!(
+                "tick_ms ({}) must not exceed heartbeat_ms ({}): the core acts only on ticks",
+                s.tick_ms, s.heartbeat_ms
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_cluster_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if name.len() > MAX_CLUSTER_NAME_BYTES {
+        return Err(format!("{} bytes is longer than the limit of {MAX_CLUSTER_NAME_BYTES}", name.len()));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        return Err(format!("{name:?} contains {c:?}; use letters, digits, `-`, `_` and `.` only"));
+    }
+    Ok(())
+}
+
+/// Checks that `addr` is `host:port` and returns its normalized form
+/// (lower-case host, port without leading zeros), so that two spellings of one
+/// address count as duplicates. An IPv6 host is written in brackets,
+/// `[::1]:7101`. Host names are not resolved.
+///
+/// # Errors
+///
+/// A one-line description of what is wrong with `addr`.
+pub fn parse_addr(addr: &str) -> Result<String, String> {
+    const EXAMPLE: &str = "e.g. 127.0.0.1:7101, acceptor-1:7101 or [::1]:7101";
+    let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
+        let (host, port) =
+            rest.split_once("]:").ok_or_else(|| format!("{addr:?} is not of the form [ipv6]:port ({EXAMPLE})"))?;
+        let ip = host.parse::<Ipv6Addr>().map_err(|_| format!("{host:?} in {addr:?} is not an IPv6 address"))?;
+        (format!("[{ip}]"), port)
+    } else {
+        let (host, port) =
+            addr.rsplit_once(':').ok_or_else(|| format!("{addr:?} is not of the form host:port ({EXAMPLE})"))?;
+        if host.contains(':') {
+            return Err(format!("{addr:?}: an IPv6 host must be written in brackets ({EXAMPLE})"));
+        }
+        if host.is_empty() {
+            return Err(format!("{addr:?} has no host ({EXAMPLE})"));
+        }
+        if let Some(c) = host.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+            return Err(format!("{addr:?}: the host contains {c:?} ({EXAMPLE})"));
+        }
+        (host.to_ascii_lowercase(), port)
+    };
+    let port: u16 = match port.parse() {
+        Ok(p) if p != 0 && port.bytes().all(|b| b.is_ascii_digit()) => p,
+        _ => return Err(format!("{addr:?}: the port {port:?} is not a number in 1..=65535")),
+    };
+    Ok(format!("{host}:{port}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_column_counts_from_one_in_characters() {
+        let text = "ab\nçd\nxy";
+        assert_eq!(line_column(text, 0), (1, 1));
+        assert_eq!(line_column(text, 3), (2, 1));
+        // After the two-byte `ç`: the third byte of line 2 is its second character.
+        assert_eq!(line_column(text, 5), (2, 2));
+        // Inside `ç`: rounded down to its start rather than panicking.
+        assert_eq!(line_column(text, 4), (2, 1));
+        assert_eq!(line_column(text, 999), (3, 3));
+    }
+
+    #[test]
+    fn one_line_joins_the_lines_of_a_message() {
+        assert_eq!(one_line("a\n  b  \r\n\nc"), "a; b; c");
+        assert_eq!(one_line("plain"), "plain");
+    }
+
+    #[test]
+    fn the_env_key_list_matches_the_typed_sections() {
+        // Every key the environment may set must exist in the typed structs,
+        // or an override would be refused as an unknown key after the fact.
+        let mut tree = serde_json::json!({});
+        for (section, key, ty) in ENV_KEYS {
+            let value = match ty {
+                EnvType::String => serde_json::json!("x"),
+                EnvType::U64 => serde_json::json!(1),
+                EnvType::F64 => serde_json::json!(0.5),
+                EnvType::Bool => serde_json::json!(true),
+            };
+            if section.is_empty() {
+                tree[*key] = value;
+            } else {
+                if tree.get(*section).is_none() {
+                    tree[*section] = serde_json::json!({});
+                }
+                tree[*section][*key] = value;
+            }
+        }
+        let raw: Result<RawFile, _> = serde_json::from_value(tree);
+        assert!(raw.is_ok(), "{raw:?}");
+    }
+}

@@ -1,0 +1,24 @@
+//! The daemon runtime of the Paxos log: everything that touches the world.
+//!
+//! ```text
+//!  cluster file ──► config ──► paxos-acceptor / paxos-proposer / paxosctl
+//!                                   │
+//!      UDP datagrams ◄──► runtime loop ◄──► paxos-core (pure roles)
+//!                                   │                 │ Persist(ops)
+//!      clocks (tick) ───────────────┤                 ▼
+//!      signals (TERM, USR1/2) ──────┘          stores ──► wal (disk)
+//! ```
+//!
+//! `paxos-proto` knows bytes and messages and `paxos-core` knows Paxos; this
+//! crate knows sockets, disks, clocks and signals, and drives the core's pure
+//! state machines with them. So far it holds:
+//!
+//! - [`config`]: the cluster file every daemon and `paxosctl` reads, with its
+//!   `PAXOS_*` environment overrides and validation (one-line errors that name
+//!   the file and the key);
+//! - [`wal`]: the checksummed append-only record log with group commit that
+//!   the durable stores are built on (torn tails are cut, a corrupt middle
+//!   refuses to start).
+
+pub mod config;
+pub mod wal;

@@ -1,0 +1,444 @@
+//! The write-ahead log: round trips, group commit, torn tails versus corrupt
+//! middles, atomic rewrite and injected failures, through the public API.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use paxos_node::wal::{Fault, Wal, WalError, HEADER_BYTES, MAGIC, MAX_RECORD_BYTES, RECORD_HEADER_BYTES, VERSION};
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+fn open(path: &Path) -> (Wal, Vec<Vec<u8>>) {
+    Wal::open(path, true).expect("open the log")
+}
+
+fn file_len(path: &Path) -> u64 {
+    fs::metadata(path).expect("metadata").len()
+}
+
+/// Byte offsets at which each of `records` starts in a fresh log.
+fn offsets(records: &[&[u8]]) -> Vec<usize> {
+    let mut at = HEADER_BYTES;
+    records
+        .iter()
+        .map(|r| {
+            let start = at;
+            at += RECORD_HEADER_BYTES + r.len();
+            start
+        })
+        .collect()
+}
+
+/// A fresh log at `dir/wal` holding `records`, synced and closed.
+fn make_log(dir: &Path, records: &[&[u8]]) -> PathBuf {
+    let path = dir.join("wal");
+    let (mut wal, old) = open(&path);
+    assert!(old.is_empty());
+    wal.append(records).expect("append");
+    wal.sync().expect("sync");
+    path
+}
+
+fn owned(records: &[&[u8]]) -> Vec<Vec<u8>> {
+    records.iter().map(|r| r.to_vec()).collect()
+}
+
+const ABC: [&[u8]; 3] = [b"first record", b"the second one", b"and the third, last"];
+
+#[test]
+fn a_new_log_starts_empty_with_its_directory() {
+    let dir = tempdir();
+    let path = dir.path().join("acceptor-1").join("nested").join("wal");
+    let (wal, records) = open(&path);
+    assert!(records.is_empty());
+    assert_eq!(wal.len_bytes(), HEADER_BYTES as u64);
+    assert_eq!(file_len(&path), HEADER_BYTES as u64);
+    let bytes = fs::read(&path).expect("read");
+    assert_eq!(&bytes[..8], MAGIC);
+    assert_eq!(bytes[8..12], VERSION.to_le_bytes());
+    assert_eq!(wal.path(), path);
+}
+
+#[test]
+fn records_round_trip_across_reopen() {
+    let dir = tempdir();
+    let big = vec![0xabu8; MAX_RECORD_BYTES];
+    let records: Vec<&[u8]> = vec![b"one", b"", &big, b"\x00\x00\x00\x00"];
+    let path = make_log(dir.path(), &records);
+    let (wal, got) = open(&path);
+    assert_eq!(got, owned(&records));
+    assert_eq!(wal.len_bytes(), file_len(&path));
+
+    // Appends after a reopen go after the old records.
+    let (mut wal, _) = open(&path);
+    wal.append([b"five".as_slice()]).expect("append");
+    wal.sync().expect("sync");
+    drop(wal);
+    let (_, got) = open(&path);
+    assert_eq!(got.len(), 5);
+    assert_eq!(got[4], b"five");
+}
+
+#[test]
+fn append_takes_any_iterator_of_byte_slices() {
+    let dir = tempdir();
+    let path = dir.path().join("wal");
+    let (mut wal, _) = open(&path);
+    wal.append(vec![b"a".to_vec(), b"b".to_vec()]).expect("vecs");
+    wal.append(["c", "d"]).expect("strs");
+    wal.append(Vec::<Vec<u8>>::new()).expect("nothing");
+    drop(wal);
+    let (_, got) = open(&path);
+    assert_eq!(got, owned(&[b"a", b"b", b"c", b"d"]));
+}
+
+#[test]
+fn group_commit_costs_one_write_and_one_sync() {
+    let dir = tempdir();
+    let path = dir.path().join("wal");
+    let (mut wal, _) = open(&path);
+    let batch: Vec<Vec<u8>> = (0..100).map(|i| format!("value {i}").into_bytes()).collect();
+    wal.append(&batch).expect("append");
+    wal.sync().expect("sync");
+    assert_eq!(wal.writes(), 1, "one write for the whole batch");
+    assert_eq!(wal.syncs(), 1, "one fdatasync for the whole batch");
+
+    // Nothing new: no second fdatasync; an empty batch: no write.
+    wal.sync().expect("sync");
+    wal.append(Vec::<Vec<u8>>::new()).expect("empty");
+    assert_eq!((wal.writes(), wal.syncs()), (1, 1));
+
+    wal.append(["x"]).expect("append");
+    wal.sync().expect("sync");
+    assert_eq!((wal.writes(), wal.syncs()), (2, 2));
+    drop(wal);
+    let (_, got) = open(&path);
+    assert_eq!(got.len(), 101);
+}
+
+#[test]
+fn without_fsync_sync_makes_no_fdatasync() {
+    let dir = tempdir();
+    let path = dir.path().join("wal");
+    let (mut wal, _) = Wal::open(&path, false).expect("open");
+    wal.append(["a", "b"]).expect("append");
+    wal.sync().expect("sync");
+    assert_eq!(wal.syncs(), 0);
+    drop(wal);
+    let (_, got) = Wal::open(&path, false).expect("open");
+    assert_eq!(got, owned(&[b"a", b"b"]));
+}
+
+#[test]
+fn records_appended_without_sync_survive_a_process_restart() {
+    // The OS keeps what was written; only a machine crash may lose it.
+    let dir = tempdir();
+    let path = dir.path().join("wal");
+    let (mut wal, _) = open(&path);
+    wal.append(ABC).expect("append");
+    assert_eq!(wal.syncs(), 0);
+    drop(wal);
+    let (_, got) = open(&path);
+    assert_eq!(got, owned(&ABC));
+}
+
+#[test]
+fn len_bytes_tracks_the_file() {
+    let dir = tempdir();
+    let path = dir.path().join("wal");
+    let (mut wal, _) = open(&path);
+    wal.append(ABC).expect("append");
+    let expected = HEADER_BYTES + ABC.iter().map(|r| RECORD_HEADER_BYTES + r.len()).sum::<usize>();
+    assert_eq!(wal.len_bytes(), expected as u64);
+    assert_eq!(file_len(&path), expected as u64);
+}
+
+#[test]
+fn a_torn_tail_at_every_byte_of_the_last_record_is_cut() {
+    let dir = tempdir();
+    let path = make_log(dir.path(), &ABC);
+    let pristine = fs::read(&path).expect("read");
+    let last = offsets(&ABC)[2];
+    for cut in last..pristine.len() {
+        fs::write(&path, &pristine[..cut]).expect("write torn copy");
+        let (mut wal, got) = open(&path);
+        assert_eq!(got, owned(&ABC[..2]), "torn at byte {cut}");
+        assert_eq!(file_len(&path), last as u64, "cut back to the last good record");
+        assert_eq!(wal.len_bytes(), last as u64);
+        // The log goes on after the cut.
+        wal.append(["again"]).expect("append");
+        wal.sync().expect("sync");
+        drop(wal);
+        let (_, got) = open(&path);
+        assert_eq!(got, owned(&[ABC[0], ABC[1], b"again"]), "torn at byte {cut}");
+    }
+}
+
+#[test]
+fn a_torn_tail_inside_a_larger_batch_keeps_the_whole_records_before_it() {
+    let dir = tempdir();
+    let path = make_log(dir.path(), &ABC);
+    let pristine = fs::read(&path).expect("read");
+    let starts = offsets(&ABC);
+    for cut in HEADER_BYTES..pristine.len() {
+        fs::write(&path, &pristine[..cut]).expect("write torn copy");
+        let (_, got) = open(&path);
+        let whole = starts.iter().zip(ABC).filter(|(start, r)| *start + RECORD_HEADER_BYTES + r.len() <= cut).count();
+        assert_eq!(got, owned(&ABC[..whole]), "torn at byte {cut}");
+    }
+}
+
+#[test]
+fn garbage_after_the_last_record_is_cut() {
+    for garbage in [
+        b"\xde\xad\xbe\xef some garbage that is no record".to_vec(),
+        vec![0u8; 4096],
+        vec![0u8; 3],
+        vec![0xffu8; 100],
+        // A length field above the limit.
+        ((MAX_RECORD_BYTES as u32) + 1).to_le_bytes().iter().chain(&[0u8; 12]).copied().collect(),
+    ] {
+        let dir = tempdir();
+        let path = make_log(dir.path(), &ABC);
+        let good = file_len(&path);
+        let mut f = OpenOptions::new().append(true).open(&path).expect("open");
+        f.write_all(&garbage).expect("append garbage");
+        drop(f);
+        let (_, got) = open(&path);
+        assert_eq!(got, owned(&ABC), "garbage {garbage:?}");
+        assert_eq!(file_len(&path), good);
+    }
+}
+
+#[test]
+fn a_flipped_byte_in_the_middle_record_is_corruption() {
+    let dir = tempdir();
+    let path = make_log(dir.path(), &ABC);
+    let pristine = fs::read(&path).expect("read");
+    let starts = offsets(&ABC);
+    let (middle, last) = (starts[1], starts[2]);
+    for at in middle..last {
+        let mut bytes = pristine.clone();
+        bytes[at] ^= 0x20;
+        fs::write(&path, &bytes).expect("write damaged copy");
+        let err = Wal::open(&path, true).expect_err("corruption in the middle must not open");
+        match &err {
+            WalError::Corrupt { path: p, offset, next_valid, .. } => {
+                assert_eq!(p, &path);
+                assert_eq!(*offset, middle as u64, "flipped byte {at}");
+                assert!(*next_valid > middle as u64);
+            }
+            other => panic!("flipped byte {at}: expected Corrupt, got {other}"),
+        }
+        let line = err.to_string();
+        assert!(line.contains(&path.display().to_string()), "{line}");
+        assert!(line.contains(&format!("byte offset {middle}")), "{line}");
+        assert!(!line.contains('\n'));
+        // Refusing to start must not touch the file.
+        assert_eq!(fs::read(&path).expect("read"), bytes, "flipped byte {at}");
+    }
+}
+
+#[test]
+fn a_flipped_byte_in_the_first_record_is_corruption() {
+    let dir = tempdir();
+    let path = make_log(dir.path(), &ABC);
+    let mut bytes = fs::read(&path).expect("read");
+    bytes[HEADER_BYTES + RECORD_HEADER_BYTES + 2] ^= 1;
+    fs::write(&path, &bytes).expect("write");
+    let err = Wal::open(&path, true).expect_err("corrupt");
+    assert!(matches!(err, WalError::Corrupt { offset, .. } if offset == HEADER_BYTES as u64), "{err}");
+}
+
+#[test]
+fn a_flipped_byte_in_the_last_record_is_cut() {
+    let dir = tempdir();
+    let path = make_log(dir.path(), &ABC);
+    let pristine = fs::read(&path).expect("read");
+    let last = offsets(&ABC)[2];
+    for at in last..pristine.len() {
+        let mut bytes = pristine.clone();
+        bytes[at] ^= 0x01;
+        fs::write(&path, &bytes).expect("write damaged copy");
+        let (_, got) = open(&path);
+        assert_eq!(got, owned(&ABC[..2]), "flipped byte {at}");
+        assert_eq!(file_len(&path), last as u64);
+    }
+}
+
+#[test]
+fn rewrite_replaces_the_log() {
+    let dir = tempdir();
+    let path = make_log(dir.path(), &ABC);
+    let (mut wal, _) = open(&path);
+    wal.rewrite([b"snapshot".as_slice(), b"tail"]).expect("rewrite");
+    assert_eq!(wal.len_bytes(), file_len(&path));
+    wal.append(["after"]).expect("append");
+    wal.sync().expect("sync");
+    assert_eq!(wal.len_bytes(), file_len(&path));
+    drop(wal);
+    let (mut wal, got) = open(&path);
+    assert_eq!(got, owned(&[b"snapshot", b"tail", b"after"]));
+    assert!(!dir.path().join("wal.rewrite.tmp").exists());
+
+    wal.rewrite(Vec::<Vec<u8>>::new()).expect("rewrite to nothing");
+    assert_eq!(wal.len_bytes(), HEADER_BYTES as u64);
+    drop(wal);
+    let (_, got) = open(&path);
+    assert!(got.is_empty());
+}
+
+#[test]
+fn a_crash_in_the_middle_of_rewrite_leaves_the_old_log() {
+    let dir = tempdir();
+    let path = make_log(dir.path(), &ABC);
+    // What a crash before the rename leaves: a temporary file, whole or torn.
+    let temp = dir.path().join("wal.rewrite.tmp");
+    let mut partial = MAGIC.to_vec();
+    partial.extend_from_slice(&VERSION.to_le_bytes());
+    partial.extend_from_slice(b"\x05\x00\x00\x00junk");
+    fs::write(&temp, &partial).expect("write temp");
+    let (mut wal, got) = open(&path);
+    assert_eq!(got, owned(&ABC), "the old log stands");
+    assert!(!temp.exists(), "the leftover is removed");
+    // And a later rewrite works as usual.
+    wal.rewrite(["new"]).expect("rewrite");
+    drop(wal);
+    let (_, got) = open(&path);
+    assert_eq!(got, owned(&[b"new"]));
+}
+
+#[test]
+fn a_foreign_file_is_refused_with_a_clear_error() {
+    let dir = tempdir();
+    let path = dir.path().join("wal");
+    fs::write(&path, b"{\"this\": \"is json, not a log\"}").expect("write");
+    let err = Wal::open(&path, true).expect_err("not a log");
+    assert!(matches!(err, WalError::BadHeader { .. }), "{err}");
+    let line = err.to_string();
+    assert!(line.contains(&path.display().to_string()), "{line}");
+    assert!(line.contains("PAXWAL01"), "{line}");
+    assert_eq!(fs::read(&path).expect("read").len(), 30, "left untouched");
+}
+
+#[test]
+fn another_version_is_refused() {
+    let dir = tempdir();
+    let path = make_log(dir.path(), &ABC);
+    let mut bytes = fs::read(&path).expect("read");
+    bytes[8..12].copy_from_slice(&(VERSION + 1).to_le_bytes());
+    fs::write(&path, &bytes).expect("write");
+    let err = Wal::open(&path, true).expect_err("future version");
+    assert!(matches!(err, WalError::BadHeader { .. }), "{err}");
+    assert!(err.to_string().contains("version 2"), "{err}");
+}
+
+#[test]
+fn a_torn_header_starts_afresh_but_a_short_foreign_file_does_not() {
+    let dir = tempdir();
+    let path = dir.path().join("wal");
+    for len in 0..HEADER_BYTES {
+        let mut header = MAGIC.to_vec();
+        header.extend_from_slice(&VERSION.to_le_bytes());
+        fs::write(&path, &header[..len]).expect("write");
+        let (mut wal, got) = open(&path);
+        assert!(got.is_empty(), "{len} bytes of header");
+        assert_eq!(file_len(&path), HEADER_BYTES as u64);
+        wal.append(["x"]).expect("append");
+        drop(wal);
+        assert_eq!(open(&path).1, owned(&[b"x"]));
+    }
+    fs::write(&path, b"PAXW4L").expect("write");
+    assert!(matches!(Wal::open(&path, true), Err(WalError::BadHeader { .. })));
+}
+
+#[test]
+fn an_oversized_record_is_refused_and_nothing_of_its_batch_is_written() {
+    let dir = tempdir();
+    let path = make_log(dir.path(), &ABC);
+    let (mut wal, _) = open(&path);
+    let before = wal.len_bytes();
+    let big = vec![1u8; MAX_RECORD_BYTES + 1];
+    let err = wal.append([b"small".as_slice(), &big]).expect_err("too large");
+    assert!(matches!(err, WalError::RecordTooLarge { len, .. } if len == MAX_RECORD_BYTES + 1), "{err}");
+    assert_eq!(wal.len_bytes(), before);
+    assert_eq!(wal.writes(), 0);
+    assert!(wal.rewrite([&big]).is_err());
+    // Refusing a record is not a failure of the disk: the log goes on.
+    wal.append(["fine"]).expect("append");
+    drop(wal);
+    let (_, got) = open(&path);
+    assert_eq!(got, owned(&[ABC[0], ABC[1], ABC[2], b"fine"]));
+}
+
+#[test]
+fn an_injected_partial_write_is_never_half_visible() {
+    let batch: [&[u8]; 2] = [b"batch record one", b"batch record two"];
+    let batch_len: usize = batch.iter().map(|r| RECORD_HEADER_BYTES + r.len()).sum();
+    for written in 0..=batch_len {
+        let dir = tempdir();
+        let path = make_log(dir.path(), &ABC);
+        let (mut wal, _) = open(&path);
+        wal.inject_fault(Fault::Write { written });
+        let err = wal.append(batch).expect_err("injected");
+        assert!(matches!(err, WalError::Io { op: "write", .. }), "{err}");
+        assert!(err.to_string().contains(&path.display().to_string()));
+        assert!(matches!(wal.append(["more"]), Err(WalError::Poisoned { .. })), "a failed log refuses further appends");
+        assert!(matches!(wal.sync(), Err(WalError::Poisoned { .. })));
+        drop(wal);
+        let (_, got) = open(&path);
+        let first_whole = written >= RECORD_HEADER_BYTES + batch[0].len();
+        let mut expected = owned(&ABC);
+        if first_whole {
+            expected.push(batch[0].to_vec());
+        }
+        if written == batch_len {
+            expected.push(batch[1].to_vec());
+        }
+        assert_eq!(got, expected, "{written} bytes of the batch written");
+    }
+}
+
+#[test]
+fn an_injected_sync_failure_poisons_the_log() {
+    let dir = tempdir();
+    let path = dir.path().join("wal");
+    let (mut wal, _) = open(&path);
+    wal.append(["a"]).expect("append");
+    wal.inject_fault(Fault::Sync);
+    let err = wal.sync().expect_err("injected");
+    assert!(matches!(err, WalError::Io { op: "fdatasync", .. }), "{err}");
+    assert_eq!(err.io_kind(), Some(std::io::ErrorKind::Other));
+    assert!(matches!(wal.sync(), Err(WalError::Poisoned { .. })));
+    assert!(matches!(wal.rewrite(["b"]), Err(WalError::Poisoned { .. })));
+}
+
+#[test]
+fn a_fault_waits_for_its_call() {
+    // A sync fault does not fire on append, nor a write fault on sync.
+    let dir = tempdir();
+    let path = dir.path().join("wal");
+    let (mut wal, _) = open(&path);
+    wal.inject_fault(Fault::Sync);
+    wal.append(["a"]).expect("append is not the faulty call");
+    assert!(wal.sync().is_err());
+
+    let (mut wal, _) = open(&path);
+    wal.inject_fault(Fault::Write { written: 0 });
+    wal.sync().expect("nothing to sync, and sync is not the faulty call");
+    assert!(wal.append(["b"]).is_err());
+}
+
+#[test]
+fn an_unusable_directory_is_an_io_error_naming_it() {
+    let dir = tempdir();
+    let blocker = dir.path().join("not-a-dir");
+    fs::write(&blocker, b"a file").expect("write");
+    let path = blocker.join("wal");
+    let err = Wal::open(&path, true).expect_err("parent is a file");
+    assert!(matches!(err, WalError::Io { .. }), "{err}");
+    assert!(err.to_string().contains("not-a-dir"), "{err}");
+}
