@@ -1,0 +1,151 @@
+//! `paxos-sim`: replay one seed, or sweep many and report seeds per second.
+//!
+//! ```text
+//! paxos-sim --seed 42 [--verbose]        replay one run exactly, print its parameters and outcome
+//! paxos-sim --sweep 100000 [--from 0]    run many seeds on every core; exit 1 on the first violation
+//! ```
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use clap::Parser;
+use paxos_sim::{run, run_params, Defect, Overrides, Params};
+
+#[derive(Parser)]
+#[command(version, about = "Deterministic simulation of the Paxos core under seeded faults")]
+struct Args {
+    /// Replay this seed.
+    #[arg(long, conflicts_with = "sweep")]
+    seed: Option<u64>,
+    /// Run this many seeds.
+    #[arg(long)]
+    sweep: Option<u64>,
+    /// The first seed of a sweep.
+    #[arg(long, default_value_t = 0)]
+    from: u64,
+    /// Threads for a sweep (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print every delivered datagram of a replay.
+    #[arg(long)]
+    verbose: bool,
+    /// Run with a deliberate bug: accept-ignores-promise, adopt-from-last-promise, minority-quorum.
+    #[arg(long, value_parser = parse_defect)]
+    defect: Option<Defect>,
+    /// Pin the number of acceptors.
+    #[arg(long)]
+    acceptors: Option<usize>,
+    /// Pin the number of proposers.
+    #[arg(long)]
+    proposers: Option<usize>,
+    /// Pin the number of clients.
+    #[arg(long)]
+    clients: Option<usize>,
+    /// Pin the values each client proposes.
+    #[arg(long)]
+    values_per_client: Option<usize>,
+    /// Fail these acceptors (1-based ids) for the whole run, as the seed scenario does.
+    #[arg(long, value_delimiter = ',')]
+    failed_acceptors: Vec<usize>,
+    /// No faults at all (besides --failed-acceptors).
+    #[arg(long)]
+    no_faults: bool,
+    /// The seed scenario: 2 proposers, 5 acceptors with 1 and 2 failed, 1000 clients of one value each, no faults.
+    #[arg(long)]
+    seed_scenario: bool,
+}
+
+fn parse_defect(s: &str) -> Result<Defect, String> {
+    Defect::parse(s).ok_or_else(|| {
+        let names: Vec<_> = Defect::ALL.iter().map(|d| d.name()).collect();
+        format!("unknown defect {s:?}; one of {}", names.join(", "))
+    })
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let overrides = if args.seed_scenario {
+        Overrides::seed_scenario()
+    } else {
+        Overrides {
+            defect: args.defect,
+            acceptors: args.acceptors,
+            proposers: args.proposers,
+            clients: args.clients,
+            values_per_client: args.values_per_client,
+            failed_acceptors: args.failed_acceptors.iter().map(|a| a.saturating_sub(1)).collect(),
+            no_faults: args.no_faults,
+            fault_ticks: args.no_faults.then_some(1),
+            ..Overrides::default()
+        }
+    };
+    if let Some(seed) = args.seed {
+        let params = Params::draw(seed, &overrides);
+        println!("{params}");
+        let outcome = run_params(params, args.verbose);
+        println!(
+            "ticks={} decided={} trace={:016x} stats={:?}",
+            outcome.ticks, outcome.decided, outcome.trace, outcome.stats
+        );
+        for v in &outcome.violations {
+            println!("VIOLATION {v}");
+        }
+        return if outcome.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
+    let count = args.sweep.unwrap_or(1000);
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let next = AtomicU64::new(args.from);
+    let end = args.from + count;
+    let failed = AtomicBool::new(false);
+    let done = AtomicU64::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= end || failed.load(Ordering::Relaxed) {
+                    break;
+                }
+                let outcome = run(seed, &overrides);
+                if !outcome.ok() {
+                    failed.store(true, Ordering::Relaxed);
+                    println!("FAILED {}", outcome.params);
+                    for v in &outcome.violations {
+                        println!("VIOLATION {v}");
+                    }
+                    println!("replay: cargo run --release -p paxos-sim -- --seed {seed}{}", replay_flags(&args));
+                }
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_multiple_of(10_000) {
+                    eprintln!("{n} seeds, {:.0} seeds/s", n as f64 / start.elapsed().as_secs_f64());
+                }
+            });
+        }
+    });
+    let n = done.load(Ordering::Relaxed);
+    let secs = start.elapsed().as_secs_f64();
+    println!("{n} seeds from {} in {secs:.1} s on {threads} threads: {:.0} seeds/s", args.from, n as f64 / secs);
+    if failed.load(Ordering::Relaxed) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn replay_flags(args: &Args) -> String {
+    let mut s = String::new();
+    if let Some(d) = args.defect {
+        s += &format!(" --defect {}", d.name());
+    }
+    if let Some(a) = args.acceptors {
+        s += &format!(" --acceptors {a}");
+    }
+    if let Some(p) = args.proposers {
+        s += &format!(" --proposers {p}");
+    }
+    if args.seed_scenario {
+        s += " --seed-scenario";
+    }
+    s
+}

@@ -1,0 +1,127 @@
+//! A simulated client: proposes its values one at a time, retries with the same
+//! request id, follows redirects, and records what it was told.
+
+use paxos_proto::{ClientErrorKind, ClientId, ClientPropose, Message, Node, NodeId, Slot};
+
+/// One request as the client saw it.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The client's sequence number.
+    pub seq: u64,
+    /// The value.
+    pub value: String,
+    /// Tick of the first send.
+    pub started: Option<u64>,
+    /// Tick of the acknowledgement and the slot it named.
+    pub acked: Option<(u64, Slot)>,
+}
+
+/// A client of the simulated cluster.
+#[derive(Debug)]
+pub struct SimClient {
+    /// Its id.
+    pub id: ClientId,
+    /// Its requests, in order; one is in flight at a time.
+    pub requests: Vec<Request>,
+    /// Index of the request in flight.
+    pub current: usize,
+    /// The proposer it sends to.
+    target: NodeId,
+    /// Tick of the last send of the current request.
+    last_sent: Option<u64>,
+    /// Ticks to wait before a retry.
+    timeout: u64,
+    /// The next send follows a redirect: keep the target it named.
+    redirected: bool,
+    /// Things a correct cluster never tells a client.
+    pub complaints: Vec<String>,
+}
+
+impl SimClient {
+    /// A client that will propose `values`, starting with `target`.
+    pub fn new(id: ClientId, values: Vec<String>, target: NodeId, timeout: u64) -> Self {
+        let requests = values
+            .into_iter()
+            .enumerate()
+            .map(|(i, value)| Request { seq: i as u64 + 1, value, started: None, acked: None })
+            .collect();
+        SimClient {
+            id,
+            requests,
+            current: 0,
+            target,
+            last_sent: None,
+            timeout,
+            redirected: false,
+            complaints: Vec::new(),
+        }
+    }
+
+    /// True once every request is acknowledged.
+    pub fn done(&self) -> bool {
+        self.current >= self.requests.len()
+    }
+
+    /// The request in flight and since when it waits, if any.
+    pub fn pending(&self) -> Option<&Request> {
+        self.requests.get(self.current)
+    }
+
+    /// Sends (or resends) the current request when due.
+    pub fn tick(&mut self, now: u64, proposers: &[NodeId], out: &mut Vec<(Node, Message)>) {
+        let Some(req) = self.requests.get_mut(self.current) else { return };
+        let due = self.last_sent.is_none_or(|t| now >= t + self.timeout);
+        if !due {
+            return;
+        }
+        if self.last_sent.is_some() && !std::mem::take(&mut self.redirected) {
+            // No answer: maybe that proposer is down. Try the next one.
+            let i = proposers.iter().position(|p| *p == self.target).unwrap_or(0);
+            self.target = proposers[(i + 1) % proposers.len()];
+        }
+        req.started.get_or_insert(now);
+        self.last_sent = Some(now);
+        let msg = Message::ClientPropose(ClientPropose { seq: req.seq, value: req.value.clone() });
+        out.push((Node::Proposer(self.target), msg));
+    }
+
+    /// Handles an answer.
+    pub fn handle(&mut self, now: u64, msg: Message) {
+        let current_seq = self.pending().map(|r| r.seq);
+        match msg {
+            Message::ClientReply(r) => {
+                let Some(req) = self.requests.iter_mut().find(|q| q.seq == r.seq) else {
+                    self.complaints.push(format!("client {:?} got a reply for unknown seq {}", self.id, r.seq));
+                    return;
+                };
+                match req.acked {
+                    // Late duplicates of an answer must name the same slot.
+                    Some((_, slot)) if slot != r.slot => {
+                        let c = format!("client {:?} seq {} acked at {} and at {}", self.id, r.seq, slot, r.slot);
+                        self.complaints.push(c);
+                    }
+                    Some(_) => {}
+                    None if Some(r.seq) == current_seq => {
+                        req.acked = Some((now, r.slot));
+                        self.current += 1;
+                        self.last_sent = None;
+                    }
+                    None => self.complaints.push(format!("client {:?} got a reply for unsent seq {}", self.id, r.seq)),
+                }
+            }
+            Message::ClientRedirect(r) if Some(r.seq) == current_seq => {
+                if let Some(leader) = r.leader {
+                    self.target = leader;
+                    self.redirected = true;
+                    // Retry at the next tick rather than wait a whole timeout.
+                    self.last_sent = Some((now + 1).saturating_sub(self.timeout));
+                }
+            }
+            Message::ClientError(e) if Some(e.seq) == current_seq => match e.kind {
+                ClientErrorKind::Busy => {}
+                kind => self.complaints.push(format!("client {:?} seq {} refused: {kind:?}", self.id, e.seq)),
+            },
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Deterministic simulation of the real `paxos-core` roles.
+//!
+//! A run builds proposers, acceptors and clients from one seed, drives them
+//! through lost, duplicated, delayed and reordered datagrams, partitions,
+//! failures (the seed's `fail()`) and crash-restarts from their in-memory disks
+//! for `fault_ticks`, then heals everything and runs until every client is
+//! answered and every proposer learned the same log. Afterwards it checks each
+//! guarantee of SPEC.md, one module per invariant in [`checks`].
+//!
+//! The same seed gives the same run, datagram for datagram: the only source of
+//! chance is [`rng::Rng`], and nothing in the core or here iterates a hash map
+//! where order shows. `paxos-sim --seed N` replays run `N`.
+
+pub mod checks;
+pub mod client;
+pub mod params;
+pub mod rng;
+pub mod world;
+
+use std::fmt;
+
+pub use params::{Defect, Overrides, Params};
+pub use world::{Stats, World};
+
+/// A broken guarantee.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Which guarantee (SPEC.md, Guarantees).
+    pub invariant: &'static str,
+    /// What happened, with the slots, values and ticks involved.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.invariant, self.detail)
+    }
+}
+
+/// What one run did and found.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The parameters, all drawn from the seed or pinned.
+    pub params: Params,
+    /// Broken guarantees; empty for a correct run.
+    pub violations: Vec<Violation>,
+    /// Ticks the run took.
+    pub ticks: u64,
+    /// Digest of every delivery; equal for equal seeds.
+    pub trace: u64,
+    /// What happened.
+    pub stats: Stats,
+    /// Slots decided.
+    pub decided: u64,
+    /// Each proposer's final log (empty for a proposer that ended down).
+    pub logs: Vec<Vec<paxos_proto::Value>>,
+}
+
+impl Outcome {
+    /// True when no guarantee was broken.
+    pub fn ok(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Runs one simulation: seed and overrides in, outcome out.
+pub fn run(seed: u64, overrides: &Overrides) -> Outcome {
+    run_params(Params::draw(seed, overrides), false)
+}
+
+/// Runs the simulation `params` describe; `verbose` prints every delivery.
+pub fn run_params(params: Params, verbose: bool) -> Outcome {
+    let mut world = World::new(params, verbose);
+    // After healing, everything must settle within the liveness bound; a little
+    // more is allowed for the last client's request to go out and come back.
+    let deadline = world.params.fault_ticks + world.params.liveness_ticks + 2 * world.params.client_timeout + 100;
+    while !world.settled() && world.now < deadline && world.violations.is_empty() {
+        world.step();
+        checks::liveness::check_progress(&mut world);
+    }
+    checks::check_all(&mut world);
+    if verbose {
+        for p in world.proposers.iter().flatten() {
+            println!("final state of proposer {}: {p:?}", p.id());
+        }
+    }
+    world.stats.acked = world.clients.iter().flat_map(|c| &c.requests).filter(|r| r.acked.is_some()).count() as u64;
+    Outcome {
+        logs: world.proposers.iter().map(|p| p.as_ref().map_or(Vec::new(), |p| p.learner().log().to_vec())).collect(),
+        ticks: world.now,
+        trace: world.trace,
+        stats: world.stats.clone(),
+        decided: world.chosen.len() as u64,
+        violations: std::mem::take(&mut world.violations),
+        params: world.params.clone(),
+    }
+}

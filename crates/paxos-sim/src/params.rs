@@ -1,0 +1,219 @@
+//! Every parameter of a run, drawn from its seed (or pinned by the caller).
+
+use std::fmt;
+
+use paxos_core::Defects;
+
+use crate::rng::Rng;
+
+/// A deliberate bug to run the roles with (see `paxos_core::Defects`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Defect {
+    /// Seed defect 1: acceptors accept without checking their promise.
+    AcceptIgnoresPromise,
+    /// Seed defect 2: proposers adopt values from the last promise only.
+    AdoptFromLastPromise,
+    /// Proposers and learners count `n / 2` acceptors as a quorum.
+    MinorityQuorum,
+}
+
+impl Defect {
+    /// Every defect, for sweeps and `--help`.
+    pub const ALL: [Defect; 3] = [Defect::AcceptIgnoresPromise, Defect::AdoptFromLastPromise, Defect::MinorityQuorum];
+
+    /// The defect's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Defect::AcceptIgnoresPromise => "accept-ignores-promise",
+            Defect::AdoptFromLastPromise => "adopt-from-last-promise",
+            Defect::MinorityQuorum => "minority-quorum",
+        }
+    }
+
+    /// Parses a name given by [`Defect::name`].
+    pub fn parse(name: &str) -> Option<Defect> {
+        Defect::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    pub(crate) fn acceptor(self) -> Defects {
+        match self {
+            Defect::AcceptIgnoresPromise => Defects::accept_ignores_promise(),
+            _ => Defects::default(),
+        }
+    }
+
+    pub(crate) fn proposer(self) -> Defects {
+        match self {
+            Defect::AdoptFromLastPromise => Defects::adopt_from_last_promise(),
+            Defect::MinorityQuorum => Defects::minority_quorum(),
+            Defect::AcceptIgnoresPromise => Defects::default(),
+        }
+    }
+}
+
+/// What the caller pins; everything left `None` is drawn from the seed.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// Number of proposers.
+    pub proposers: Option<usize>,
+    /// Number of acceptors.
+    pub acceptors: Option<usize>,
+    /// Number of clients.
+    pub clients: Option<usize>,
+    /// Values each client proposes, one after the other.
+    pub values_per_client: Option<usize>,
+    /// The proposers' window of slots in flight.
+    pub window: Option<usize>,
+    /// Ticks during which faults happen.
+    pub fault_ticks: Option<u64>,
+    /// Probability that a datagram is lost, during the fault phase.
+    pub drop: Option<f64>,
+    /// Acceptors (by index) failed for the whole run, as in the seed scenario.
+    pub failed_acceptors: Vec<usize>,
+    /// Turn every fault off (for the seed scenario and benchmarks of the simulator).
+    pub no_faults: bool,
+    /// Run with a deliberate bug.
+    pub defect: Option<Defect>,
+}
+
+impl Overrides {
+    /// The seed scenario: 2 proposers, 5 acceptors of which 1 and 2 are failed,
+    /// 1000 values proposed at once (1000 clients of one value each), no other fault.
+    pub fn seed_scenario() -> Overrides {
+        Overrides {
+            proposers: Some(2),
+            acceptors: Some(5),
+            clients: Some(1000),
+            values_per_client: Some(1),
+            window: Some(paxos_core::ProposerConfig::new(Default::default(), Vec::new(), Vec::new()).window),
+            fault_ticks: Some(1),
+            failed_acceptors: vec![0, 1],
+            no_faults: true,
+            ..Overrides::default()
+        }
+    }
+}
+
+/// Every parameter of one run.
+#[derive(Clone, Debug)]
+pub struct Params {
+    /// The seed everything was drawn from.
+    pub seed: u64,
+    /// Number of proposers.
+    pub proposers: usize,
+    /// Number of acceptors.
+    pub acceptors: usize,
+    /// Number of clients.
+    pub clients: usize,
+    /// Values each client proposes.
+    pub values_per_client: usize,
+    /// The proposers' window of slots in flight.
+    pub window: usize,
+    /// Ticks during which faults happen; then the network heals and every node comes back.
+    pub fault_ticks: u64,
+    /// Probability that a datagram is lost (fault phase).
+    pub drop: f64,
+    /// Probability that a datagram is delivered twice (fault phase).
+    pub duplicate: f64,
+    /// Largest delivery delay, in ticks (reordering comes from different delays).
+    pub max_delay: u64,
+    /// Per tick, probability that some node crashes (fault phase).
+    pub crash_rate: f64,
+    /// Per tick, probability that some node is failed, as by SIGUSR1 (fault phase).
+    pub fail_rate: f64,
+    /// Per tick, probability that the network splits in two (fault phase).
+    pub partition_rate: f64,
+    /// Probability that a crash happens after a node handled its inputs but before its writes were durable.
+    pub crash_before_persist: f64,
+    /// Ticks a client waits for an answer before it retries (with the same request id).
+    pub client_timeout: u64,
+    /// Ticks after healing within which every request must be decided (SPEC: 2 s = 200 ticks of 10 ms).
+    pub liveness_ticks: u64,
+    /// Acceptors failed for the whole run.
+    pub failed_acceptors: Vec<usize>,
+    /// A deliberate bug, if any.
+    pub defect: Option<Defect>,
+}
+
+impl Params {
+    /// Draws every parameter from `seed`, then applies `o`.
+    pub fn draw(seed: u64, o: &Overrides) -> Params {
+        let mut rng = Rng::new(seed);
+        let acceptors = o.acceptors.unwrap_or(if rng.chance(0.8) { 5 } else { 3 });
+        let faults = !o.no_faults;
+        let f = |rng: &mut Rng, p: f64| {
+            if faults {
+                p
+            } else {
+                let _ = rng;
+                0.0
+            }
+        };
+        let mut p = Params {
+            seed,
+            proposers: o.proposers.unwrap_or(if rng.chance(0.8) { 2 } else { 3 }),
+            acceptors,
+            clients: o.clients.unwrap_or(rng.range(1, 4) as usize),
+            values_per_client: o.values_per_client.unwrap_or(rng.range(2, 12) as usize),
+            window: {
+                let drawn = [1, 4, 64, 4096][rng.index(4)];
+                o.window.unwrap_or(drawn)
+            },
+            fault_ticks: o.fault_ticks.unwrap_or(rng.range(100, 800)),
+            drop: 0.0,
+            duplicate: 0.0,
+            max_delay: rng.range(1, 12),
+            crash_rate: 0.0,
+            fail_rate: 0.0,
+            partition_rate: 0.0,
+            crash_before_persist: rng.unit(),
+            client_timeout: rng.range(10, 40),
+            liveness_ticks: 200,
+            failed_acceptors: o.failed_acceptors.clone(),
+            defect: o.defect,
+        };
+        let drop = rng.unit() * 0.3;
+        p.drop = o.drop.unwrap_or(f(&mut rng, drop));
+        let dup = rng.unit() * 0.1;
+        p.duplicate = f(&mut rng, dup);
+        let crash = rng.unit() * 0.02;
+        p.crash_rate = f(&mut rng, crash);
+        let fail = rng.unit() * 0.02;
+        p.fail_rate = f(&mut rng, fail);
+        let part = rng.unit() * 0.01;
+        p.partition_rate = f(&mut rng, part);
+        if !faults {
+            p.max_delay = 1;
+        }
+        p
+    }
+}
+
+impl fmt::Display for Params {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "seed={} proposers={} acceptors={} clients={} values_per_client={} window={} fault_ticks={} \
+             drop={:.3} duplicate={:.3} max_delay={} crash_rate={:.4} fail_rate={:.4} partition_rate={:.4} \
+             crash_before_persist={:.2} client_timeout={} liveness_ticks={} failed_acceptors={:?} defect={}",
+            self.seed,
+            self.proposers,
+            self.acceptors,
+            self.clients,
+            self.values_per_client,
+            self.window,
+            self.fault_ticks,
+            self.drop,
+            self.duplicate,
+            self.max_delay,
+            self.crash_rate,
+            self.fail_rate,
+            self.partition_rate,
+            self.crash_before_persist,
+            self.client_timeout,
+            self.liveness_ticks,
+            self.failed_acceptors,
+            self.defect.map_or("none", |d| d.name()),
+        )
+    }
+}

@@ -1,0 +1,447 @@
+//! The simulated world: nodes running the real core, their disks, a faulty
+//! network, clients, and a clock, all driven by one seed.
+//!
+//! One tick of the world: inject or heal faults; deliver every datagram that
+//! is due (ties broken by a random key, so equal delays reorder too); tick every
+//! node and client; then take each node's `Ready`, make its writes durable in
+//! the node's in-memory disk, and only then put its messages on the network,
+//! where each may be lost, duplicated or delayed. A crash discards the node's
+//! volatile state; with probability `crash_before_persist` it also discards the
+//! writes of that tick, as a power cut before fsync would.
+
+use std::collections::BTreeMap;
+
+use paxos_core::{
+    Acceptor, AcceptorStore, MemAcceptorStore, MemProposerStore, Proposer, ProposerConfig, ProposerStore,
+};
+use paxos_proto::{ClientId, Message, Node, NodeId, Slot, Value};
+
+use crate::client::SimClient;
+use crate::params::Params;
+use crate::rng::Rng;
+use crate::Violation;
+
+/// A datagram on its way.
+#[derive(Debug)]
+struct Datagram {
+    from: Node,
+    to: Node,
+    msg: Message,
+}
+
+/// Counts of what happened in a run.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Datagrams sent by nodes and clients.
+    pub sent: u64,
+    /// Datagrams delivered.
+    pub delivered: u64,
+    /// Datagrams lost (by chance, partition, failed or down receivers).
+    pub lost: u64,
+    /// Crashes (each followed by a restart from the node's disk).
+    pub crashes: u64,
+    /// Crashes that also lost the writes of their tick.
+    pub crashes_before_persist: u64,
+    /// Times a node was failed.
+    pub failures: u64,
+    /// Partitions.
+    pub partitions: u64,
+    /// Inputs a role refused (counted, never applied).
+    pub ignored: u64,
+    /// Requests acknowledged to clients.
+    pub acked: u64,
+}
+
+/// The world of one run.
+pub struct World {
+    pub(crate) params: Params,
+    pub(crate) now: u64,
+    fault_rng: Rng,
+    net_rng: Rng,
+    proposer_ids: Vec<NodeId>,
+    acceptor_ids: Vec<NodeId>,
+    pub(crate) proposers: Vec<Option<Proposer>>,
+    pub(crate) proposer_disks: Vec<MemProposerStore>,
+    acceptors: Vec<Option<Acceptor>>,
+    acceptor_disks: Vec<MemAcceptorStore>,
+    pub(crate) clients: Vec<SimClient>,
+    /// Per node (proposers, then acceptors): down until this tick.
+    down_until: Vec<Option<u64>>,
+    /// Per node: failed until this tick (`u64::MAX` for the whole run).
+    failed_until: Vec<Option<u64>>,
+    /// Per node: crash at the end of this tick.
+    crash_now: Vec<bool>,
+    /// Per endpoint (nodes, then clients): its side of the partition, and when the partition heals.
+    partition: Option<(Vec<bool>, u64)>,
+    network: BTreeMap<(u64, u64), Datagram>,
+    /// Messages produced this tick, sent once their sender's writes are durable.
+    pending_sends: Vec<(Node, Node, Message)>,
+    /// Every value any learner ever applied, per slot: what agreement is checked against.
+    pub(crate) chosen: BTreeMap<Slot, Value>,
+    /// Per proposer, how much of its log was checked against `chosen`.
+    checked: Vec<usize>,
+    /// The tick at which the network healed.
+    pub(crate) healed_at: u64,
+    pub(crate) violations: Vec<Violation>,
+    /// A digest of every delivery: the same seed gives the same digest.
+    pub(crate) trace: u64,
+    /// Print every delivery.
+    verbose: bool,
+    pub(crate) stats: Stats,
+}
+
+const FNV_PRIME: u64 = 0x100_0000_01b3;
+
+impl World {
+    /// Builds the world `params` describe.
+    pub fn new(params: Params, verbose: bool) -> World {
+        let mut rng = Rng::new(params.seed.wrapping_mul(0x2545_F491_4F6C_DD1D));
+        let fault_rng = rng.fork();
+        let net_rng = rng.fork();
+        let mut client_rng = rng.fork();
+        let proposer_ids: Vec<NodeId> = (1..=params.proposers as u32).map(NodeId).collect();
+        let acceptor_ids: Vec<NodeId> = (1..=params.acceptors as u32).map(NodeId).collect();
+        let n = params.proposers + params.acceptors;
+        let clients = (0..params.clients)
+            .map(|c| {
+                let values = (0..params.values_per_client)
+                    .map(|i| {
+                        // Some values repeat on purpose: equal data under different request ids are different requests.
+                        if client_rng.chance(0.1) {
+                            "same".to_string()
+                        } else {
+                            format!("c{c}-v{i}")
+                        }
+                    })
+                    .collect();
+                let target = proposer_ids[client_rng.index(proposer_ids.len())];
+                SimClient::new(ClientId(1000 + c as u64), values, target, params.client_timeout)
+            })
+            .collect();
+        let mut failed_until = vec![None; n];
+        for a in &params.failed_acceptors {
+            failed_until[params.proposers + a] = Some(u64::MAX);
+        }
+        let mut world = World {
+            now: 0,
+            fault_rng,
+            net_rng,
+            proposers: (0..params.proposers).map(|_| None).collect(),
+            proposer_disks: vec![MemProposerStore::default(); params.proposers],
+            acceptors: (0..params.acceptors).map(|_| None).collect(),
+            acceptor_disks: vec![MemAcceptorStore::default(); params.acceptors],
+            proposer_ids,
+            acceptor_ids,
+            clients,
+            down_until: vec![None; n],
+            failed_until,
+            crash_now: vec![false; n],
+            partition: None,
+            network: BTreeMap::new(),
+            pending_sends: Vec::new(),
+            chosen: BTreeMap::new(),
+            checked: vec![0; params.proposers],
+            healed_at: params.fault_ticks,
+            violations: Vec::new(),
+            trace: 0xcbf2_9ce4_8422_2325,
+            verbose,
+            stats: Stats::default(),
+            params,
+        };
+        for i in 0..world.params.proposers {
+            world.start_proposer(i);
+        }
+        for i in 0..world.params.acceptors {
+            world.start_acceptor(i);
+        }
+        world
+    }
+
+    fn start_proposer(&mut self, i: usize) {
+        let mut cfg = ProposerConfig::new(self.proposer_ids[i], self.proposer_ids.clone(), self.acceptor_ids.clone());
+        cfg.window = self.params.window;
+        let state = self.proposer_disks[i].load().expect("the in-memory disk loads");
+        let mut p = Proposer::new(cfg, state);
+        if let Some(d) = self.params.defect {
+            p = p.with_defects(d.proposer());
+        }
+        self.checked[i] = self.checked[i].min(p.learner().log().len());
+        self.proposers[i] = Some(p);
+    }
+
+    fn start_acceptor(&mut self, i: usize) {
+        let state = self.acceptor_disks[i].load().expect("the in-memory disk loads");
+        let mut a = Acceptor::new(self.acceptor_ids[i], self.proposer_ids.clone(), state);
+        if let Some(d) = self.params.defect {
+            a = a.with_defects(d.acceptor());
+        }
+        self.acceptors[i] = Some(a);
+    }
+
+    /// Index of a node or client among the endpoints.
+    fn endpoint(&self, node: Node) -> Option<usize> {
+        let (p, a) = (self.params.proposers, self.params.acceptors);
+        match node {
+            Node::Proposer(id) => (id.0 as usize).checked_sub(1).filter(|i| *i < p),
+            Node::Acceptor(id) => (id.0 as usize).checked_sub(1).filter(|i| *i < a).map(|i| p + i),
+            Node::Client(id) => {
+                (id.0 as usize).checked_sub(1000).filter(|i| *i < self.clients.len()).map(|i| p + a + i)
+            }
+        }
+    }
+
+    fn nodes(&self) -> usize {
+        self.params.proposers + self.params.acceptors
+    }
+
+    fn is_up(&self, i: usize) -> bool {
+        i >= self.nodes() || self.down_until[i].is_none()
+    }
+
+    fn is_failed(&self, i: usize) -> bool {
+        i < self.nodes() && self.failed_until[i].is_some()
+    }
+
+    fn cut(&self, a: usize, b: usize) -> bool {
+        self.partition.as_ref().is_some_and(|(side, _)| side[a] != side[b])
+    }
+
+    /// True while faults may happen.
+    pub fn faulty(&self) -> bool {
+        self.now < self.params.fault_ticks
+    }
+
+    /// Runs one tick.
+    pub fn step(&mut self) {
+        self.now += 1;
+        if self.faulty() {
+            self.inject_faults();
+        } else if self.now == self.params.fault_ticks {
+            self.heal();
+        }
+        self.wake();
+        self.deliver();
+        for p in self.proposers.iter_mut().flatten() {
+            p.tick();
+        }
+        let mut out = Vec::new();
+        let proposer_ids = self.proposer_ids.clone();
+        for (c, client) in self.clients.iter_mut().enumerate() {
+            client.tick(self.now, &proposer_ids, &mut out);
+            for (to, msg) in out.drain(..) {
+                let from = Node::Client(ClientId(1000 + c as u64));
+                self.pending_sends.push((from, to, msg));
+            }
+        }
+        self.flush();
+        self.check_agreement();
+    }
+
+    /// Draws this tick's faults.
+    fn inject_faults(&mut self) {
+        let n = self.nodes();
+        let now = self.now;
+        if self.fault_rng.chance(self.params.crash_rate) {
+            let i = self.fault_rng.index(n);
+            if self.is_up(i) {
+                self.crash_now[i] = true;
+            }
+        }
+        if self.fault_rng.chance(self.params.fail_rate) {
+            let i = self.fault_rng.index(n);
+            if self.failed_until[i].is_none() {
+                self.failed_until[i] = Some(now + self.fault_rng.range(10, 200));
+                self.stats.failures += 1;
+            }
+        }
+        if self.partition.is_none() && self.fault_rng.chance(self.params.partition_rate) {
+            let endpoints = n + self.clients.len();
+            let side = (0..endpoints).map(|_| self.fault_rng.chance(0.5)).collect();
+            let until = now + self.fault_rng.range(10, 300);
+            self.partition = Some((side, until));
+            self.stats.partitions += 1;
+        }
+        if self.partition.as_ref().is_some_and(|(_, until)| now >= *until) {
+            self.partition = None;
+        }
+    }
+
+    /// The faults stop: every node comes back, the network is whole and reliable.
+    fn heal(&mut self) {
+        self.partition = None;
+        for i in 0..self.nodes() {
+            if self.down_until[i].is_some() {
+                self.down_until[i] = Some(self.now);
+            }
+            if self.failed_until[i].is_some_and(|t| t != u64::MAX) {
+                self.failed_until[i] = Some(self.now);
+            }
+        }
+    }
+
+    /// Restarts crashed nodes and recovers failed ones whose time is up.
+    fn wake(&mut self) {
+        for i in 0..self.nodes() {
+            if self.down_until[i].is_some_and(|t| self.now >= t) {
+                self.down_until[i] = None;
+                if i < self.params.proposers {
+                    self.start_proposer(i);
+                } else {
+                    self.start_acceptor(i - self.params.proposers);
+                }
+            }
+            if self.failed_until[i].is_some_and(|t| self.now >= t) {
+                self.failed_until[i] = None;
+            }
+        }
+    }
+
+    fn deliver(&mut self) {
+        let later = self.network.split_off(&(self.now + 1, 0));
+        let due = std::mem::replace(&mut self.network, later);
+        for (_, d) in due {
+            let (Some(from), Some(to)) = (self.endpoint(d.from), self.endpoint(d.to)) else {
+                unreachable!("the simulator only addresses its own endpoints");
+            };
+            if !self.is_up(to) || self.is_failed(to) || self.cut(from, to) {
+                self.stats.lost += 1;
+                continue;
+            }
+            self.stats.delivered += 1;
+            self.trace = (self.trace ^ (self.now << 32 ^ (from as u64) << 16 ^ to as u64)).wrapping_mul(FNV_PRIME);
+            self.trace = (self.trace ^ d.msg.kind().len() as u64).wrapping_mul(FNV_PRIME);
+            if self.verbose {
+                println!("{:>6} {} -> {}: {:?}", self.now, d.from, d.to, d.msg);
+            }
+            let result = match d.to {
+                Node::Proposer(_) => self.proposers[to].as_mut().expect("up").handle(d.from, d.msg),
+                Node::Acceptor(_) => {
+                    let a = to - self.params.proposers;
+                    self.acceptors[a].as_mut().expect("up").handle(d.from, d.msg)
+                }
+                Node::Client(_) => {
+                    let c = to - self.nodes();
+                    self.clients[c].handle(self.now, d.msg);
+                    Ok(())
+                }
+            };
+            if result.is_err() {
+                self.stats.ignored += 1;
+            }
+        }
+    }
+
+    /// Makes every node's writes durable, then sends its messages; crashes nodes due to crash.
+    fn flush(&mut self) {
+        for i in 0..self.nodes() {
+            let crash = std::mem::take(&mut self.crash_now[i]);
+            let from;
+            let (persisted, messages) = if i < self.params.proposers {
+                let Some(p) = self.proposers[i].as_mut() else { continue };
+                from = Node::Proposer(p.id());
+                let ready = p.take_ready();
+                let lose = crash && self.fault_rng.chance(self.params.crash_before_persist);
+                if !lose {
+                    self.proposer_disks[i].apply(&ready.persist).expect("in-memory disk");
+                }
+                (!lose, ready.messages)
+            } else {
+                let a = i - self.params.proposers;
+                let Some(acc) = self.acceptors[a].as_mut() else { continue };
+                from = Node::Acceptor(acc.id());
+                let ready = acc.take_ready();
+                let lose = crash && self.fault_rng.chance(self.params.crash_before_persist);
+                if !lose {
+                    self.acceptor_disks[a].apply(&ready.persist).expect("in-memory disk");
+                }
+                (!lose, ready.messages)
+            };
+            if persisted && !self.is_failed(i) {
+                for m in messages {
+                    self.pending_sends.push((from, m.to, m.msg));
+                }
+            }
+            if crash {
+                self.stats.crashes += 1;
+                if !persisted {
+                    self.stats.crashes_before_persist += 1;
+                }
+                if i < self.params.proposers {
+                    self.proposers[i] = None;
+                } else {
+                    self.acceptors[i - self.params.proposers] = None;
+                }
+                self.down_until[i] = Some(self.now + self.fault_rng.range(1, 100));
+            }
+        }
+        for (from, to, msg) in std::mem::take(&mut self.pending_sends) {
+            self.send(from, to, msg);
+        }
+    }
+
+    fn send(&mut self, from: Node, to: Node, msg: Message) {
+        self.stats.sent += 1;
+        let (Some(f), Some(t)) = (self.endpoint(from), self.endpoint(to)) else {
+            // A node may name a client or peer that is not part of this world (a forged address):
+            // the datagram goes nowhere.
+            self.stats.lost += 1;
+            return;
+        };
+        let faulty = self.faulty();
+        if self.cut(f, t) || (faulty && self.net_rng.chance(self.params.drop)) {
+            self.stats.lost += 1;
+            return;
+        }
+        let max_delay = if faulty { self.params.max_delay } else { self.params.max_delay.min(2) };
+        if faulty && self.net_rng.chance(self.params.duplicate) {
+            let at = (self.now + self.net_rng.range(1, max_delay), self.net_rng.next_u64());
+            self.network.insert(at, Datagram { from, to, msg: msg.clone() });
+        }
+        let at = (self.now + self.net_rng.range(1, max_delay), self.net_rng.next_u64());
+        self.network.insert(at, Datagram { from, to, msg });
+    }
+
+    /// Agreement, checked after every tick: every slot any learner applied holds one value.
+    fn check_agreement(&mut self) {
+        for (i, p) in self.proposers.iter().enumerate() {
+            let Some(p) = p else { continue };
+            let log = p.learner().log();
+            for (s, value) in log.iter().enumerate().skip(self.checked[i]) {
+                let slot = Slot(s as u64);
+                match self.chosen.get(&slot) {
+                    None => {
+                        self.chosen.insert(slot, value.clone());
+                    }
+                    Some(v) if v == value => {}
+                    Some(v) => self.violations.push(Violation {
+                        invariant: "agreement",
+                        detail: format!(
+                            "tick {}: proposer {} applied {:?} at slot {}, another learner applied {:?}",
+                            self.now,
+                            p.id(),
+                            value,
+                            slot,
+                            v
+                        ),
+                    }),
+                }
+            }
+            self.checked[i] = log.len();
+        }
+    }
+
+    /// True when every node is up, every client is done and every proposer learned the same log.
+    pub fn settled(&self) -> bool {
+        if self.faulty() || !self.clients.iter().all(|c| c.done()) {
+            return false;
+        }
+        let logs: Vec<&[Value]> =
+            self.proposers.iter().map(|p| p.as_ref().map_or(&[][..], |p| p.learner().log())).collect();
+        self.proposers.iter().all(|p| p.is_some()) && logs.windows(2).all(|w| w[0] == w[1])
+    }
+
+    /// The acceptors' durable states, for the final checks.
+    pub(crate) fn acceptor_states(&self) -> impl Iterator<Item = &paxos_core::AcceptorState> {
+        self.acceptor_disks.iter().map(|d| &d.state)
+    }
+}
