@@ -59,6 +59,9 @@ pub struct Learner {
     duplicate: Vec<bool>,
     sessions: HashMap<ClientId, Session>,
     pending: BTreeMap<Slot, Pending>,
+    /// One past the highest slot known decided; kept rather than searched for,
+    /// since the leader asks for it once per value it proposes.
+    known: Slot,
     /// Slots applied since the last `take_applied`.
     applied: Vec<Applied>,
 }
@@ -72,6 +75,7 @@ impl Learner {
             duplicate: Vec::with_capacity(log.len()),
             sessions: HashMap::new(),
             pending: BTreeMap::new(),
+            known: Slot(0),
             applied: Vec::new(),
         };
         for value in log {
@@ -168,6 +172,7 @@ impl Learner {
             return if *known == value { Ok(()) } else { Err(Ignored("learner: conflicting decided value")) };
         }
         self.pending.entry(slot).or_default().decided = Some(value);
+        self.known = self.known.max(slot.next());
         self.advance();
         Ok(())
     }
@@ -191,6 +196,7 @@ impl Learner {
             p.decided = Some(value);
             p.proposals.clear();
             p.votes.clear();
+            self.known = self.known.max(slot.next());
             self.advance();
         }
     }
@@ -223,6 +229,7 @@ impl Learner {
         };
         self.log.push(value.clone());
         self.duplicate.push(duplicate);
+        self.known = self.known.max(self.decided());
         self.applied.push(Applied { slot, value, duplicate });
     }
 }

@@ -396,13 +396,22 @@ impl Proposer {
 
     fn on_nack(&mut self, m: Nack) -> Result<(), Ignored> {
         self.see_round(m.promised);
-        if self.role != Role::Follower && m.ballot == self.ballot && m.promised > self.ballot {
-            info!(node = %self.cfg.id, ballot = %self.ballot, promised = %m.promised, "preempted");
-            self.step_down();
-            // Give the other proposer's heartbeats time to arrive before we fight back.
-            self.campaign_after = self.now + self.cfg.heartbeat_ticks;
+        if m.ballot == self.ballot && m.promised > self.ballot {
+            self.fenced(m.promised, "an acceptor promised a higher ballot");
         }
         Ok(())
+    }
+
+    /// Ballots fence leadership: a candidate or leader that sees a higher
+    /// ballot at work steps down, and waits a heartbeat before it may campaign
+    /// again so that the other proposer's heartbeats can arrive first.
+    fn fenced(&mut self, seen: Ballot, why: &'static str) {
+        if self.role == Role::Follower || seen <= self.ballot {
+            return;
+        }
+        info!(node = %self.cfg.id, ballot = %self.ballot, seen = %seen, why, "stepping down");
+        self.step_down();
+        self.campaign_after = self.now + self.cfg.heartbeat_ticks;
     }
 
     fn send_heartbeats(&mut self) {
@@ -437,10 +446,8 @@ impl Proposer {
         if m.leader && self.leader_hint.is_none_or(|(_, b)| m.ballot >= b) {
             self.leader_hint = Some((from, m.ballot));
         }
-        if m.leader && self.role != Role::Follower && m.ballot > self.ballot {
-            info!(node = %self.cfg.id, ballot = %self.ballot, leader = %from, "a higher ballot leads; stepping down");
-            self.step_down();
-            self.campaign_after = self.now + self.cfg.heartbeat_ticks;
+        if m.leader {
+            self.fenced(m.ballot, "a peer leads with a higher ballot");
         }
         Ok(())
     }
@@ -572,11 +579,7 @@ impl Proposer {
 
     fn on_accepted(&mut self, idx: usize, m: Accepted) -> Result<(), Ignored> {
         self.see_round(m.ballot);
-        if self.role != Role::Follower && m.ballot > self.ballot {
-            info!(node = %self.cfg.id, ballot = %self.ballot, accepted = %m.ballot, "acceptors accept a higher ballot; stepping down");
-            self.step_down();
-            self.campaign_after = self.now + self.cfg.heartbeat_ticks;
-        }
+        self.fenced(m.ballot, "an acceptor accepted a higher ballot");
         for slot in m.slots {
             self.learner.observe_accepted(idx, m.ballot, slot);
         }
@@ -588,11 +591,7 @@ impl Proposer {
             return Err(Ignored("proposer: accept with another proposer's ballot"));
         }
         self.see_round(m.ballot);
-        if self.role != Role::Follower && m.ballot > self.ballot {
-            info!(node = %self.cfg.id, ballot = %self.ballot, leader = %from, "a higher ballot proposes; stepping down");
-            self.step_down();
-            self.campaign_after = self.now + self.cfg.heartbeat_ticks;
-        }
+        self.fenced(m.ballot, "a peer proposes with a higher ballot");
         for e in m.entries {
             self.learner.observe_proposal(e.slot, m.ballot, e.value);
         }
