@@ -1,7 +1,8 @@
 //! The acceptor: promises, accepts, and remembers both on disk before it answers.
 
 use paxos_proto::{
-    Accept, Accepted, Ballot, Message, Nack, Node, NodeId, Prepare, Promise, PromiseEntry, Slot, StatusReply, Trim,
+    Accept, Accepted, Ballot, Message, Nack, Node, NodeId, Prepare, ProbeReply, Promise, PromiseEntry, Slot,
+    StatusReply, Trim,
 };
 use tracing::{debug, info};
 
@@ -55,10 +56,21 @@ impl Acceptor {
         let Node::Proposer(proposer) = from else {
             return Err(Ignored("acceptor: sender is not a proposer"));
         };
+        if !self.proposers.contains(&proposer) {
+            // A stranger's prepare could raise our promise past every real proposer.
+            return Err(Ignored("acceptor: unknown proposer"));
+        }
         match msg {
             Message::Prepare(m) => self.on_prepare(proposer, m),
             Message::Accept(m) => self.on_accept(proposer, m),
             Message::Trim(m) => self.on_trim(m),
+            Message::Probe(m) => {
+                // Promised ballots are durable once their Ready was persisted, and
+                // Readys run in order, so this answer rests on disk.
+                let reply = ProbeReply { nonce: m.nonce, promised: self.state.promised };
+                self.ready.send(Node::Proposer(proposer), Message::ProbeReply(reply));
+                Ok(())
+            }
             _ => Err(Ignored("acceptor: not an acceptor message")),
         }
     }

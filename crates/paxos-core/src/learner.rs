@@ -92,7 +92,8 @@ impl Learner {
 
     /// One past the highest slot known to be decided (above `decided()` while there are holes).
     pub fn known(&self) -> Slot {
-        self.pending.iter().rev().find(|(_, p)| p.decided.is_some()).map_or(self.decided(), |(s, _)| s.next())
+        debug_assert!(self.known >= self.decided());
+        self.known
     }
 
     /// The decided value at `slot`, if known.

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use paxos_proto::{
     Accept, AcceptEntry, Accepted, Ballot, CatchUp, CatchUpReply, ClientError, ClientErrorKind, ClientId,
     ClientPropose, ClientRedirect, ClientReply, Command, Heartbeat, LogRead, LogReply, Message, Nack, Node, NodeId,
-    Prepare, Promise, Slot, StatusReply, Trim, Value, MAX_VALUE_BYTES,
+    Prepare, Probe, ProbeReply, Promise, Slot, StatusReply, Trim, Value, MAX_VALUE_BYTES,
 };
 use tracing::{debug, info};
 
@@ -40,6 +40,9 @@ pub struct ProposerConfig {
     pub window: usize,
     /// Client values waiting for a slot; above this, clients are told to retry.
     pub max_queue: usize,
+    /// A number that differs between starts of this proposer (the runtime draws
+    /// it at random): it tells this start's probe answers from late ones.
+    pub incarnation: u64,
 }
 
 impl ProposerConfig {
@@ -54,6 +57,7 @@ impl ProposerConfig {
             retransmit_ticks: 3,
             window: 4096,
             max_queue: 65_536,
+            incarnation: 0,
         }
     }
 }
@@ -119,6 +123,9 @@ struct Phase2 {
     /// Client values wait until the log is learned up to here (slots trimmed
     /// by acceptors must come from peers before we can deduplicate against them).
     serve_from: Slot,
+    /// Slots phase 1 left to re-propose (adopted values and no-op fillers), in
+    /// slot order; they enter the window before any client value.
+    recovery: VecDeque<(Slot, Value)>,
 }
 
 /// What a proposer knows of a peer proposer.
@@ -157,6 +164,8 @@ pub struct Proposer {
     campaign_after: u64,
     /// No catch-up request before this tick.
     catch_up_after: u64,
+    /// Until a majority of acceptors answered the start-up probe: the ones that did (a bit per index).
+    probe: Option<u64>,
     ready: Ready<ProposerOp>,
     defects: Defects,
 }
@@ -192,6 +201,7 @@ impl Proposer {
             acceptor_heard,
             campaign_after: 0,
             catch_up_after: 0,
+            probe: Some(0),
             ready: Ready::default(),
             defects: Defects::default(),
             cfg,
@@ -274,25 +284,42 @@ impl Proposer {
         let result = match from {
             Node::Acceptor(a) => {
                 let idx = self.acceptor_index(a).ok_or(Ignored("proposer: unknown acceptor"))?;
-                self.acceptor_heard[idx] = Some(self.now);
-                match msg {
+                let result = match msg {
                     Message::Promise(m) => self.on_promise(idx, m),
                     Message::Nack(m) => self.on_nack(m),
+                    Message::ProbeReply(m) => self.on_probe_reply(idx, m),
                     Message::Accepted(m) => self.on_accepted(idx, m),
                     _ => Err(Ignored("proposer: not a message an acceptor sends")),
+                };
+                // Only a message we accept is a sign of life.
+                if result.is_ok() {
+                    self.acceptor_heard[idx] = Some(self.now);
                 }
+                result
             }
             Node::Proposer(p) => {
                 if p == self.cfg.id || !self.peers.contains_key(&p) {
                     return Err(Ignored("proposer: unknown proposer"));
                 }
+                // Only a well-formed message is a sign of life, and it counts
+                // before it is handled: a heartbeat of a better proposer must
+                // find it alive when deciding whom to hand clients to.
+                let ballot_ok = match &msg {
+                    Message::Heartbeat(m) => m.ballot.proposer == p,
+                    Message::Accept(m) => m.ballot.proposer == p,
+                    Message::CatchUp(_) | Message::CatchUpReply(_) => true,
+                    _ => return Err(Ignored("proposer: not a message a proposer sends")),
+                };
+                if !ballot_ok {
+                    return Err(Ignored("proposer: a ballot of another proposer"));
+                }
                 self.election.heard(p, self.now);
                 match msg {
                     Message::Heartbeat(m) => self.on_heartbeat(p, m),
-                    Message::Accept(m) => self.on_accept_copy(p, m),
+                    Message::Accept(m) => self.on_accept_copy(m),
                     Message::CatchUp(m) => self.on_catch_up(p, m),
                     Message::CatchUpReply(m) => self.on_catch_up_reply(m),
-                    _ => Err(Ignored("proposer: not a message a proposer sends")),
+                    _ => unreachable!("filtered above"),
                 }
             }
             Node::Client(c) => match msg {
@@ -337,23 +364,73 @@ impl Proposer {
     fn step_election(&mut self) {
         let rightful = self.election.rightful_leader(self.now);
         match self.role {
-            Role::Follower => {
-                if rightful == self.cfg.id && self.election.may_campaign(self.now) && self.now >= self.campaign_after {
+            Role::Follower if rightful == self.cfg.id => {
+                if self.election.may_campaign(self.now)
+                    && self.now >= self.campaign_after
+                    && self.probe.is_none()
+                    && !self.far_behind()
+                {
                     self.start_phase1();
                 }
             }
-            Role::Candidate | Role::Leader => {
-                if rightful != self.cfg.id {
-                    info!(node = %self.cfg.id, ballot = %self.ballot, leader = %rightful, "a live proposer outranks us; stepping down");
-                    self.step_down();
+            Role::Follower => {
+                // We held client values expecting to lead; a better proposer showed up.
+                if !self.queue.is_empty() || !self.waiting.is_empty() {
+                    self.hand_over_clients();
                 }
+            }
+            Role::Candidate if rightful != self.cfg.id => {
+                info!(node = %self.cfg.id, ballot = %self.ballot, leader = %rightful, "a live proposer outranks us; stepping down");
+                self.step_down();
+            }
+            // A leader keeps leading until a higher ballot fences it: a better
+            // proposer that just came back takes over by campaigning, so the
+            // cluster is never without a leader while it waits to be allowed to.
+            Role::Candidate | Role::Leader => {}
+        }
+    }
+
+    /// True while a live peer has learned much more than we have: we catch up
+    /// from it before we campaign rather than re-propose what it knows.
+    fn far_behind(&self) -> bool {
+        let decided = self.learner.decided().0;
+        let window = self.cfg.window as u64;
+        self.peers.iter().any(|(p, info)| info.decided.0 > decided + window && self.election.alive(*p, self.now))
+    }
+
+    /// Ballots must be unique even if this proposer lost its data dir (only a
+    /// majority of acceptors is trusted to keep theirs). So before its first
+    /// campaign a proposer asks the acceptors what they promised and waits for
+    /// a majority: a previous start's phase 1 reached a majority, so one of
+    /// them names its round, and we campaign above it.
+    fn send_probe(&mut self) {
+        let Some(answered) = self.probe else { return };
+        let probe = Probe { nonce: self.cfg.incarnation };
+        for (i, a) in self.cfg.acceptors.iter().enumerate() {
+            if answered & (1 << i) == 0 {
+                self.ready.send(Node::Acceptor(*a), Message::Probe(probe.clone()));
             }
         }
     }
 
+    fn on_probe_reply(&mut self, idx: usize, m: ProbeReply) -> Result<(), Ignored> {
+        self.see_round(m.promised);
+        if m.nonce != self.cfg.incarnation {
+            return Ok(()); // an answer to an earlier start's probe
+        }
+        let Some(answered) = self.probe.as_mut() else { return Ok(()) };
+        *answered |= 1 << idx;
+        if answered.count_ones() as usize >= self.quorum {
+            debug!(node = %self.cfg.id, round = self.max_round, "probe done");
+            self.probe = None;
+        }
+        Ok(())
+    }
+
     /// Phase 1a with a fresh ballot, persisted before any prepare leaves.
     fn start_phase1(&mut self) {
-        let round = self.max_round + 1;
+        // Rounds arrive bounded by MAX_COUNTER (the codec refuses more), so this cannot overflow.
+        let round = self.max_round.checked_add(1).expect("rounds stay far below u64::MAX");
         self.max_round = round;
         self.ready.persist.push(ProposerOp::Round(round));
         self.ballot = Ballot::new(round, self.cfg.id);
@@ -375,23 +452,34 @@ impl Proposer {
         self.role = Role::Follower;
         self.leader_hint = self.leader_hint.filter(|(p, _)| *p != self.cfg.id);
         self.phase1 = None;
-        let inflight = self.phase2.take().map(|p| p.inflight).unwrap_or_default();
+        let proposed: Vec<Value> = match self.phase2.take() {
+            Some(p2) => {
+                p2.inflight.into_values().map(|f| f.value).chain(p2.recovery.into_iter().map(|(_, v)| v)).collect()
+            }
+            None => Vec::new(),
+        };
         if self.election.rightful_leader(self.now) == self.cfg.id {
-            for f in inflight.into_values().rev() {
-                if let Value::Command(c) = f.value {
+            // In slot order, ahead of values that never had a slot.
+            for value in proposed.into_iter().rev() {
+                if let Value::Command(c) = value {
                     if !self.learner.is_applied(&c) {
                         self.queue.push_front(c);
                     }
                 }
             }
         } else {
-            let leader = self.leader();
-            for (client, seq) in std::mem::take(&mut self.waiting) {
-                self.redirect(client, seq, leader);
-            }
-            self.queue.clear();
-            self.proposed.clear();
+            self.hand_over_clients();
         }
+    }
+
+    /// Sends every waiting client to the leader and forgets their requests.
+    fn hand_over_clients(&mut self) {
+        let leader = self.leader();
+        for (client, seq) in std::mem::take(&mut self.waiting) {
+            self.redirect(client, seq, leader);
+        }
+        self.queue.clear();
+        self.proposed.clear();
     }
 
     fn on_nack(&mut self, m: Nack) -> Result<(), Ignored> {
@@ -437,9 +525,6 @@ impl Proposer {
     }
 
     fn on_heartbeat(&mut self, from: NodeId, m: Heartbeat) -> Result<(), Ignored> {
-        if m.ballot.proposer != from {
-            return Err(Ignored("proposer: heartbeat with another proposer's ballot"));
-        }
         self.see_round(m.ballot);
         let peer = self.peers.get_mut(&from).expect("checked member");
         peer.decided = peer.decided.max(m.decided);
@@ -500,8 +585,7 @@ impl Proposer {
         // and forgotten by that acceptor: we learn them from peers, never propose there.
         let first = p1.start.max(p1.trimmed);
         let next = p1.adopted.keys().next_back().map_or(first, |s| s.next()).max(self.learner.known()).max(first);
-        let mut inflight = BTreeMap::new();
-        let mut entries = Vec::new();
+        let mut recovery = VecDeque::new();
         for slot in (first.0..next.0).map(Slot) {
             if self.learner.value(slot).is_some() {
                 continue; // decided already: nothing left to choose
@@ -511,46 +595,59 @@ impl Proposer {
                 let seq = self.proposed.entry(c.client).or_default();
                 *seq = (*seq).max(c.seq);
             }
-            self.learner.observe_proposal(slot, self.ballot, value.clone());
-            inflight.insert(slot, InFlight { value: value.clone(), sent: self.now });
-            entries.push(AcceptEntry { slot, value });
+            recovery.push_back((slot, value));
         }
         // A queued command that phase 1 found accepted somewhere is already re-proposed.
-        let adopted: std::collections::HashSet<(ClientId, u64)> = inflight
-            .values()
-            .filter_map(|f| match &f.value {
+        let adopted: std::collections::HashSet<(ClientId, u64)> = recovery
+            .iter()
+            .filter_map(|(_, v)| match v {
                 Value::Command(c) => Some((c.client, c.seq)),
                 Value::Noop => None,
             })
             .collect();
         let learner = &self.learner;
         self.queue.retain(|c| !adopted.contains(&(c.client, c.seq)) && !learner.is_applied(c));
-        info!(node = %self.cfg.id, ballot = %self.ballot, slot = %first, recovered = entries.len(), "leading");
+        info!(node = %self.cfg.id, ballot = %self.ballot, slot = %first, recovered = recovery.len(), "leading");
         self.role = Role::Leader;
         self.leader_hint = Some((self.cfg.id, self.ballot));
-        self.phase2 = Some(Phase2 { next, inflight, serve_from: first });
-        self.send_accepts(entries, true);
+        self.phase2 = Some(Phase2 { next, inflight: BTreeMap::new(), serve_from: first, recovery });
+        self.propose_queued();
     }
 
     // ---- phase 2 --------------------------------------------------------
 
-    /// Gives queued client values slots, up to the window, and sends them.
+    /// Fills the window: first the slots phase 1 left to re-propose, then
+    /// queued client values in new slots; sends them in as few datagrams as fit.
     fn propose_queued(&mut self) {
         let Some(p2) = self.phase2.as_mut() else { return };
-        if self.learner.decided() < p2.serve_from {
-            return;
-        }
         let mut entries = Vec::new();
         while p2.inflight.len() < self.cfg.window {
-            let Some(cmd) = self.queue.pop_front() else { break };
-            if self.learner.is_applied(&cmd) {
-                continue;
-            }
-            // Slots learned from peers while we led are taken: a leader with a
-            // stale ballot must not wait on a slot that is already decided.
-            let slot = p2.next.max(self.learner.known());
-            p2.next = slot.next();
-            let value = Value::Command(cmd);
+            let (slot, value) = if let Some((slot, value)) = p2.recovery.pop_front() {
+                if self.learner.value(slot).is_some() {
+                    // Learned from a peer meanwhile, maybe with another value
+                    // from a higher ballot: a client's value then needs a new slot.
+                    if let Value::Command(c) = value {
+                        if !self.learner.is_applied(&c) {
+                            self.queue.push_front(c);
+                        }
+                    }
+                    continue;
+                }
+                (slot, value)
+            } else {
+                if self.learner.decided() < p2.serve_from {
+                    break;
+                }
+                let Some(cmd) = self.queue.pop_front() else { break };
+                if self.learner.is_applied(&cmd) {
+                    continue;
+                }
+                // Slots learned from peers while we led are taken: a leader with a
+                // stale ballot must not wait on a slot that is already decided.
+                let slot = p2.next.max(self.learner.known());
+                p2.next = slot.next();
+                (slot, Value::Command(cmd))
+            };
             debug_assert!(!p2.inflight.contains_key(&slot), "one ballot proposes one value per slot");
             self.learner.observe_proposal(slot, self.ballot, value.clone());
             p2.inflight.insert(slot, InFlight { value: value.clone(), sent: self.now });
@@ -586,10 +683,7 @@ impl Proposer {
         Ok(())
     }
 
-    fn on_accept_copy(&mut self, from: NodeId, m: Accept) -> Result<(), Ignored> {
-        if m.ballot.proposer != from {
-            return Err(Ignored("proposer: accept with another proposer's ballot"));
-        }
+    fn on_accept_copy(&mut self, m: Accept) -> Result<(), Ignored> {
         self.see_round(m.ballot);
         self.fenced(m.ballot, "a peer proposes with a higher ballot");
         for e in m.entries {
@@ -602,6 +696,9 @@ impl Proposer {
     fn retransmit(&mut self) {
         let now = self.now;
         let every = self.cfg.retransmit_ticks;
+        if now % every == 1 % every {
+            self.send_probe();
+        }
         if let Some(p1) = self.phase1.as_mut() {
             if now >= p1.sent + every {
                 p1.sent = now;

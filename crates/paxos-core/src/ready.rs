@@ -14,8 +14,10 @@ pub struct Outgoing {
 /// The outputs a role accumulated since the last `take_ready()`.
 ///
 /// The contract: every op in `persist` is durable before any message in
-/// `messages` leaves. A runtime that cannot make `persist` durable must stop
-/// without sending `messages`.
+/// `messages` leaves, and `Ready`s are executed strictly in the order they were
+/// taken (a message may rest on the writes of an earlier `Ready`: a repeated
+/// `Accepted`, an equal-ballot promise, a reply from a client session). A
+/// runtime that cannot make `persist` durable must stop without sending `messages`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Ready<Op> {
     /// Storage operations, in order; apply them atomically.

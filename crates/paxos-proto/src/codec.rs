@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::{Envelope, Message, MAX_DATAGRAM_BYTES, MAX_VALUE_BYTES, PROTOCOL_VERSION};
+use crate::{Ballot, Envelope, Message, Slot, MAX_COUNTER, MAX_DATAGRAM_BYTES, MAX_VALUE_BYTES, PROTOCOL_VERSION};
 
 /// Why a datagram could not be decoded. Each variant is a drop-counter kind.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -105,9 +105,12 @@ fn validate(msg: &Message) -> Result<(), DecodeError> {
         crate::Value::Noop => true,
         crate::Value::Command(c) => c.data.len() <= MAX_VALUE_BYTES,
     };
-    // Oversized client values in a ClientPropose pass: the proposer answers them
-    // with an error, and the datagram limit still bounds them.
-    let values_ok = match msg {
+    // Slots and rounds near u64::MAX would overflow `+ 1` in the roles, and a
+    // forged huge round would fence out every proposer for good.
+    let slot_ok = |s: &Slot| s.0 <= MAX_COUNTER;
+    let ballot_ok = |b: &Ballot| b.round <= MAX_COUNTER;
+    let (counters_ok, values_ok) = match msg {
+        Message::Prepare(p) => (ballot_ok(&p.ballot) && slot_ok(&p.from), true),
         Message::Promise(p) => {
             if p.to < p.from {
                 return Err(DecodeError::Invalid("promise page ends before it starts"));
@@ -115,12 +118,40 @@ fn validate(msg: &Message) -> Result<(), DecodeError> {
             if !p.entries.iter().all(|e| e.slot >= p.from && e.slot < p.to && e.ballot <= p.ballot) {
                 return Err(DecodeError::Invalid("promise entry outside its page or above its ballot"));
             }
-            p.entries.iter().all(|e| value_ok(&e.value))
+            (
+                ballot_ok(&p.ballot) && slot_ok(&p.to) && slot_ok(&p.trimmed_below),
+                p.entries.iter().all(|e| value_ok(&e.value)),
+            )
         }
-        Message::Accept(a) => a.entries.iter().all(|e| value_ok(&e.value)),
-        Message::CatchUpReply(r) => r.entries.iter().all(value_ok),
-        _ => true,
+        Message::Nack(n) => (ballot_ok(&n.ballot) && ballot_ok(&n.promised), true),
+        Message::ProbeReply(r) => (ballot_ok(&r.promised), true),
+        Message::Accept(a) => (
+            ballot_ok(&a.ballot) && a.entries.iter().all(|e| slot_ok(&e.slot)),
+            a.entries.iter().all(|e| value_ok(&e.value)),
+        ),
+        Message::Accepted(a) => (ballot_ok(&a.ballot) && a.slots.iter().all(slot_ok), true),
+        Message::Heartbeat(h) => (ballot_ok(&h.ballot) && slot_ok(&h.decided) && slot_ok(&h.known), true),
+        Message::Trim(t) => (slot_ok(&t.below), true),
+        Message::CatchUp(c) => (slot_ok(&c.from), true),
+        Message::CatchUpReply(r) => {
+            let end = r.from.0.checked_add(r.entries.len() as u64);
+            (end.is_some_and(|e| e <= MAX_COUNTER) && slot_ok(&r.decided), r.entries.iter().all(value_ok))
+        }
+        Message::ClientReply(r) => (slot_ok(&r.slot), true),
+        Message::LogRead(r) => (slot_ok(&r.from), true),
+        Message::LogReply(r) => (slot_ok(&r.decided) && r.entries.iter().all(|e| slot_ok(&e.slot)), true),
+        Message::StatusReply(r) => (ballot_ok(&r.ballot) && slot_ok(&r.decided), true),
+        // Oversized client values pass: the proposer answers them with an
+        // error, and the datagram limit still bounds them.
+        Message::Probe(_)
+        | Message::ClientPropose(_)
+        | Message::ClientRedirect(_)
+        | Message::ClientError(_)
+        | Message::StatusRequest(_) => (true, true),
     };
+    if !counters_ok {
+        return Err(DecodeError::Invalid("slot or round beyond MAX_COUNTER"));
+    }
     if !values_ok {
         return Err(DecodeError::Invalid("value too large"));
     }

@@ -42,3 +42,8 @@ pub const MAX_DATAGRAM_BYTES: usize = 65_507;
 
 /// The largest client value, in bytes of UTF-8.
 pub const MAX_VALUE_BYTES: usize = 8 * 1024;
+
+/// The largest slot or ballot round a datagram may name. Far beyond anything a
+/// cluster reaches (2^62 slots at a million a second is 146,000 years), and far
+/// enough below `u64::MAX` that `slot + 1` and `round + 1` never overflow.
+pub const MAX_COUNTER: u64 = 1 << 62;

@@ -31,6 +31,10 @@ pub enum Message {
     Promise(Promise),
     /// Acceptor to proposer: a refused prepare or accept.
     Nack(Nack),
+    /// Proposer to acceptor, once per start: which ballot have you promised?
+    Probe(Probe),
+    /// Acceptor to proposer: the ballot it promised.
+    ProbeReply(ProbeReply),
     /// Proposer to acceptor (phase 2a), and a copy to peer proposers so they learn the values.
     Accept(Accept),
     /// Acceptor to every proposer: phase 2b.
@@ -68,6 +72,8 @@ impl Message {
             Message::Prepare(_) => "prepare",
             Message::Promise(_) => "promise",
             Message::Nack(_) => "nack",
+            Message::Probe(_) => "probe",
+            Message::ProbeReply(_) => "probe_reply",
             Message::Accept(_) => "accept",
             Message::Accepted(_) => "accepted",
             Message::Heartbeat(_) => "heartbeat",
@@ -134,6 +140,27 @@ pub struct Nack {
     /// The ballot that was refused.
     pub ballot: Ballot,
     /// The higher ballot the acceptor has promised.
+    pub promised: Ballot,
+}
+
+/// Asked by a proposer when it starts, before it may campaign.
+///
+/// A proposer that lost its data dir does not know which rounds it used; a
+/// majority of acceptors does (its earlier phase 1 reached a majority), so it
+/// asks them and campaigns above the highest round they name. The nonce tells
+/// this start's answers from late answers to an earlier start's probe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    /// Chosen anew at every start of the proposer; echoed in the reply.
+    pub nonce: u64,
+}
+
+/// The answer to a probe. Changes nothing at the acceptor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeReply {
+    /// The probe's nonce.
+    pub nonce: u64,
+    /// The highest ballot the acceptor promised.
     pub promised: Ballot,
 }
 

@@ -90,6 +90,11 @@ fn edgy_u64() -> impl Strategy<Value = u64> {
     prop_oneof![0u64..4, u64::MAX - 3..=u64::MAX, any::<u64>()]
 }
 
+/// A slot or round: valid ones stop at MAX_COUNTER; biased towards both ends.
+fn edgy_counter() -> impl Strategy<Value = u64> {
+    prop_oneof![0u64..4, MAX_COUNTER - 3..=MAX_COUNTER, 0..=MAX_COUNTER]
+}
+
 /// A 32-bit number biased towards the edges.
 fn edgy_u32() -> impl Strategy<Value = u32> {
     prop_oneof![0u32..4, u32::MAX - 3..=u32::MAX, any::<u32>()]
@@ -102,12 +107,12 @@ fn node_id() -> impl Strategy<Value = NodeId> {
 
 /// Any slot.
 fn slot() -> impl Strategy<Value = Slot> {
-    edgy_u64().prop_map(Slot)
+    edgy_counter().prop_map(Slot)
 }
 
 /// Any ballot.
 fn ballot() -> impl Strategy<Value = Ballot> {
-    (edgy_u64(), node_id()).prop_map(|(round, proposer)| Ballot { round, proposer })
+    (edgy_counter(), node_id()).prop_map(|(round, proposer)| Ballot { round, proposer })
 }
 
 /// A ballot at or below `max`.
@@ -133,7 +138,7 @@ fn node() -> impl Strategy<Value = Node> {
 /// under ballots at or below the promised one.
 fn valid_promise() -> impl Strategy<Value = Promise> {
     (ballot(), slot(), 0u64..1_000, any::<bool>(), slot()).prop_flat_map(|(ballot, from, len, done, trimmed_below)| {
-        let to = Slot(from.0.saturating_add(len));
+        let to = Slot(from.0.saturating_add(len).min(MAX_COUNTER));
         let width = to.0 - from.0;
         let entry = (0..width.max(1), ballot_at_most(ballot), value()).prop_map(move |(off, b, value)| PromiseEntry {
             slot: Slot(from.0 + off),
@@ -167,8 +172,11 @@ fn message() -> impl Strategy<Value = Message> {
         .prop_map(|(ballot, leader, decided, known)| Message::Heartbeat(Heartbeat { ballot, leader, decided, known }));
     let trim = slot().prop_map(|below| Message::Trim(Trim { below }));
     let catch_up = (slot(), edgy_u32()).prop_map(|(from, limit)| Message::CatchUp(CatchUp { from, limit }));
-    let catch_up_reply = (slot(), prop::collection::vec(value(), 0..8), slot())
-        .prop_map(|(from, entries, decided)| Message::CatchUpReply(CatchUpReply { from, entries, decided }));
+    let catch_up_reply = (slot(), prop::collection::vec(value(), 0..8), slot()).prop_map(|(from, entries, decided)| {
+        // The entries' last slot stays within MAX_COUNTER.
+        let from = Slot(from.0.min(MAX_COUNTER - entries.len() as u64));
+        Message::CatchUpReply(CatchUpReply { from, entries, decided })
+    });
     // Oversized client values pass `validate` (the proposer answers them), so go past the limit here.
     let client_propose = (edgy_u64(), prop_oneof![4 => value_data(), 1 => oversized_data()])
         .prop_map(|(seq, value)| Message::ClientPropose(ClientPropose { seq, value }));
@@ -199,6 +207,9 @@ fn message() -> impl Strategy<Value = Message> {
         .prop_map(|(req, role, failed, leader, ballot, decided, peers_heard, counters)| {
             Message::StatusReply(StatusReply { req, role, failed, leader, ballot, decided, peers_heard, counters })
         });
+    let probe = edgy_u64().prop_map(|nonce| Message::Probe(Probe { nonce }));
+    let probe_reply =
+        (edgy_u64(), ballot()).prop_map(|(nonce, promised)| Message::ProbeReply(ProbeReply { nonce, promised }));
     prop_oneof![
         prepare.boxed(),
         promise.boxed(),
@@ -217,6 +228,8 @@ fn message() -> impl Strategy<Value = Message> {
         log_reply.boxed(),
         status_request.boxed(),
         status_reply.boxed(),
+        probe.boxed(),
+        probe_reply.boxed(),
     ]
 }
 
@@ -238,8 +251,8 @@ fn envelope() -> impl Strategy<Value = Envelope> {
 
 /// A ballot strictly above `b`, or `None` when `b` is the largest ballot.
 fn ballot_above(b: Ballot, r: u64) -> Option<Ballot> {
-    if b.round < u64::MAX {
-        Some(Ballot { round: b.round + 1 + r % (u64::MAX - b.round), proposer: NodeId(r as u32) })
+    if b.round < MAX_COUNTER {
+        Some(Ballot { round: b.round + 1 + r % (MAX_COUNTER - b.round), proposer: NodeId(r as u32) })
     } else if b.proposer.0 < u32::MAX {
         Some(Ballot { round: b.round, proposer: NodeId(b.proposer.0 + 1 + (r as u32) % (u32::MAX - b.proposer.0)) })
     } else {
@@ -250,8 +263,8 @@ fn ballot_above(b: Ballot, r: u64) -> Option<Ballot> {
 /// Gives `p` a non-empty page (leaving it valid) and returns a slot inside it.
 fn slot_in_page(p: &mut Promise, r: u64) -> Slot {
     if p.to <= p.from {
-        if p.from.0 == u64::MAX {
-            p.from = Slot(u64::MAX - 1);
+        if p.from.0 == MAX_COUNTER {
+            p.from = Slot(MAX_COUNTER - 1);
         }
         p.to = p.from.next();
     }
@@ -290,7 +303,7 @@ fn invalid_message() -> impl Strategy<Value = (Message, &'static str)> {
     });
     let entry_above_ballot =
         (base_promise(), any::<Index>(), any::<u64>(), small_value()).prop_map(|(mut p, i, r, v)| {
-            if p.ballot == (Ballot { round: u64::MAX, proposer: NodeId(u32::MAX) }) {
+            if p.ballot == (Ballot { round: MAX_COUNTER, proposer: NodeId(u32::MAX) }) {
                 p.ballot.proposer.0 -= 1;
                 let max = p.ballot;
                 p.entries.retain(|e| e.ballot <= max);
@@ -443,7 +456,7 @@ fn command_value(data: String) -> Value {
 // Properties
 // ---------------------------------------------------------------------------
 
-/// The message strategy reaches every one of the 17 message kinds.
+/// The message strategy reaches every one of the 19 message kinds.
 #[test]
 fn strategy_covers_every_message_kind() {
     let mut runner = TestRunner::deterministic();
@@ -452,7 +465,7 @@ fn strategy_covers_every_message_kind() {
     for _ in 0..2_000 {
         kinds.insert(strategy.new_tree(&mut runner).expect("strategy generates").current().kind());
     }
-    assert_eq!(kinds.len(), 17, "kinds generated: {kinds:?}");
+    assert_eq!(kinds.len(), 19, "kinds generated: {kinds:?}");
 }
 
 proptest! {
@@ -721,4 +734,52 @@ fn json_str_len_examples() {
     assert_eq!(json_str_len("\n\r\t\u{8}\u{c}"), 12);
     assert_eq!(json_str_len("\u{0}\u{1f}"), 14);
     assert_eq!(json_str_len("\u{7f}é😀"), 2 + 1 + 2 + 4);
+}
+
+/// Slots and rounds beyond MAX_COUNTER are refused at the edge, so that no role
+/// ever computes `slot + 1` or `round + 1` near `u64::MAX` (found by the role tests:
+/// a catch-up reply at the last slot wrapped to slot 0; a huge round wrapped a ballot).
+#[test]
+fn counters_beyond_the_limit_are_invalid() {
+    let too_big = MAX_COUNTER + 1;
+    let ballot = Ballot { round: too_big, proposer: NodeId(1) };
+    let msgs = [
+        Message::Heartbeat(Heartbeat { ballot, leader: true, decided: Slot(0), known: Slot(0) }),
+        Message::Nack(Nack { ballot: Ballot::ZERO, promised: ballot }),
+        Message::Accept(Accept {
+            ballot: Ballot::ZERO,
+            entries: vec![AcceptEntry { slot: Slot(too_big), value: Value::Noop }],
+        }),
+        Message::Accepted(Accepted { ballot: Ballot::ZERO, slots: vec![Slot(u64::MAX)] }),
+        Message::CatchUpReply(CatchUpReply {
+            from: Slot(MAX_COUNTER),
+            entries: vec![Value::Noop, Value::Noop],
+            decided: Slot(0),
+        }),
+        Message::Trim(Trim { below: Slot(u64::MAX) }),
+    ];
+    for msg in msgs {
+        let env = Envelope {
+            version: PROTOCOL_VERSION,
+            cluster: "c".into(),
+            from: Node::Proposer(NodeId(1)),
+            to: Node::Acceptor(NodeId(1)),
+            msg,
+        };
+        let mut buf = Vec::new();
+        encode(&env, &mut buf).unwrap();
+        assert!(matches!(decode(&buf), Err(DecodeError::Invalid(_))), "{:?}", env.msg);
+    }
+    // The limit itself is fine.
+    let ok = Message::Trim(Trim { below: Slot(MAX_COUNTER) });
+    let env = Envelope {
+        version: PROTOCOL_VERSION,
+        cluster: "c".into(),
+        from: Node::Proposer(NodeId(1)),
+        to: Node::Acceptor(NodeId(1)),
+        msg: ok,
+    };
+    let mut buf = Vec::new();
+    encode(&env, &mut buf).unwrap();
+    assert!(decode(&buf).is_ok());
 }
