@@ -73,7 +73,10 @@ pub fn run_params(params: Params, verbose: bool) -> Outcome {
     let mut world = World::new(params, verbose);
     // After healing, everything must settle within the liveness bound; a little
     // more is allowed for the last client's request to go out and come back.
-    let deadline = world.params.fault_ticks + world.params.liveness_ticks + 2 * world.params.client_timeout + 100;
+    // Each request has its own deadline (checked every tick); this only bounds the run.
+    let values = (world.params.clients * world.params.values_per_client) as u64;
+    let deadline =
+        world.params.fault_ticks + world.params.liveness_ticks + 2 * world.params.client_timeout + 100 + 20 * values;
     while !world.settled() && world.now < deadline && world.violations.is_empty() {
         world.step();
         checks::liveness::check_progress(&mut world);

@@ -127,6 +127,19 @@ pub struct Params {
     pub crash_before_persist: f64,
     /// Ticks a client waits for an answer before it retries (with the same request id).
     pub client_timeout: u64,
+    /// Probability that a value is large (up to 8 KiB), so that promises page and accepts split.
+    pub big_values: f64,
+    /// Encode every datagram with the real codec and check it round-trips within the size limit.
+    pub codec_check: bool,
+    /// Probability that a crash of the highest-id proposer also wipes its disk (its data dir is lost).
+    /// Only that one: trimmed slots live on in the other proposers' logs.
+    pub wipe_proposer: f64,
+    /// Per tick, the largest probability that a proposer's clock skips a tick (clocks drift apart).
+    pub clock_skew: f64,
+    /// Probability that a partition cuts one direction only.
+    pub one_way: f64,
+    /// Probability that a datagram is delayed up to 300 ticks (fault phase).
+    pub long_delay: f64,
     /// Ticks after healing within which every request must be decided (SPEC: 2 s = 200 ticks of 10 ms).
     pub liveness_ticks: u64,
     /// Acceptors failed for the whole run.
@@ -141,6 +154,8 @@ impl Params {
         let mut rng = Rng::new(seed);
         let acceptors = o.acceptors.unwrap_or(if rng.chance(0.8) { 5 } else { 3 });
         let faults = !o.no_faults;
+        // One run in fifty is big: many clients, many slots, large values.
+        let big = rng.chance(0.02) && o.clients.is_none();
         let f = |rng: &mut Rng, p: f64| {
             if faults {
                 p
@@ -153,8 +168,10 @@ impl Params {
             seed,
             proposers: o.proposers.unwrap_or(if rng.chance(0.8) { 2 } else { 3 }),
             acceptors,
-            clients: o.clients.unwrap_or(rng.range(1, 4) as usize),
-            values_per_client: o.values_per_client.unwrap_or(rng.range(2, 12) as usize),
+            clients: o.clients.unwrap_or(if big { rng.range(5, 12) } else { rng.range(1, 4) } as usize),
+            values_per_client: o
+                .values_per_client
+                .unwrap_or(if big { rng.range(10, 30) } else { rng.range(2, 12) } as usize),
             window: {
                 let drawn = [1, 4, 64, 4096][rng.index(4)];
                 o.window.unwrap_or(drawn)
@@ -168,6 +185,12 @@ impl Params {
             partition_rate: 0.0,
             crash_before_persist: rng.unit(),
             client_timeout: rng.range(10, 40),
+            big_values: if big { 0.3 } else { 0.0 },
+            codec_check: big,
+            wipe_proposer: 0.0,
+            clock_skew: 0.0,
+            one_way: 0.0,
+            long_delay: 0.0,
             liveness_ticks: 200,
             failed_acceptors: o.failed_acceptors.clone(),
             defect: o.defect,
@@ -182,6 +205,13 @@ impl Params {
         p.fail_rate = f(&mut rng, fail);
         let part = rng.unit() * 0.01;
         p.partition_rate = f(&mut rng, part);
+        let wipe = if rng.chance(0.3) { rng.unit() * 0.5 } else { 0.0 };
+        p.wipe_proposer = f(&mut rng, wipe);
+        let skew = rng.unit() * 0.15;
+        p.clock_skew = f(&mut rng, skew);
+        p.one_way = f(&mut rng, 0.3);
+        let long = rng.unit() * 0.01;
+        p.long_delay = f(&mut rng, long);
         if !faults {
             p.max_delay = 1;
         }
@@ -195,7 +225,8 @@ impl fmt::Display for Params {
             f,
             "seed={} proposers={} acceptors={} clients={} values_per_client={} window={} fault_ticks={} \
              drop={:.3} duplicate={:.3} max_delay={} crash_rate={:.4} fail_rate={:.4} partition_rate={:.4} \
-             crash_before_persist={:.2} client_timeout={} liveness_ticks={} failed_acceptors={:?} defect={}",
+             crash_before_persist={:.2} client_timeout={} big_values={:.1} codec_check={} wipe_proposer={:.2} \
+             clock_skew={:.3} one_way={:.1} long_delay={:.4} liveness_ticks={} failed_acceptors={:?} defect={}",
             self.seed,
             self.proposers,
             self.acceptors,
@@ -211,6 +242,12 @@ impl fmt::Display for Params {
             self.partition_rate,
             self.crash_before_persist,
             self.client_timeout,
+            self.big_values,
+            self.codec_check,
+            self.wipe_proposer,
+            self.clock_skew,
+            self.one_way,
+            self.long_delay,
             self.liveness_ticks,
             self.failed_acceptors,
             self.defect.map_or("none", |d| d.name()),

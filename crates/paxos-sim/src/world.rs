@@ -11,10 +11,11 @@
 
 use std::collections::BTreeMap;
 
+use paxos_core::AcceptorOp;
 use paxos_core::{
     Acceptor, AcceptorStore, MemAcceptorStore, MemProposerStore, Proposer, ProposerConfig, ProposerStore,
 };
-use paxos_proto::{ClientId, Message, Node, NodeId, Slot, Value};
+use paxos_proto::{Ballot, ClientId, Envelope, Message, Node, NodeId, Slot, Value, PROTOCOL_VERSION};
 
 use crate::client::SimClient;
 use crate::params::Params;
@@ -71,13 +72,19 @@ pub struct World {
     failed_until: Vec<Option<u64>>,
     /// Per node: crash at the end of this tick.
     crash_now: Vec<bool>,
-    /// Per endpoint (nodes, then clients): its side of the partition, and when the partition heals.
-    partition: Option<(Vec<bool>, u64)>,
+    /// Per endpoint (nodes, then clients): its side of the partition, whether it
+    /// cuts one direction only (from side `true` to side `false`), and when it heals.
+    partition: Option<(Vec<bool>, bool, u64)>,
+    /// Per proposer: probability that its clock skips a tick.
+    tick_skip: Vec<f64>,
     network: BTreeMap<(u64, u64), Datagram>,
     /// Messages produced this tick, sent once their sender's writes are durable.
     pending_sends: Vec<(Node, Node, Message)>,
     /// Every value any learner ever applied, per slot: what agreement is checked against.
     pub(crate) chosen: BTreeMap<Slot, Value>,
+    /// Every accept any acceptor made durable, ever: per (slot, ballot) the value and
+    /// the acceptors (a bit each). Independent of what learners concluded.
+    pub(crate) accept_history: BTreeMap<(Slot, Ballot), (Value, u64)>,
     /// Per proposer, how much of its log was checked against `chosen`.
     checked: Vec<usize>,
     /// The tick at which the network healed.
@@ -107,7 +114,18 @@ impl World {
                 let values = (0..params.values_per_client)
                     .map(|i| {
                         // Some values repeat on purpose: equal data under different request ids are different requests.
-                        if client_rng.chance(0.1) {
+                        if client_rng.chance(params.big_values) {
+                            // Up to 8 KiB, with characters JSON must escape.
+                            let len = client_rng.range(1, 8 * 1024 - 16) as usize;
+                            let mut v = format!("c{c}-v{i}:");
+                            while v.len() < len {
+                                v.push(['x', '"', '\n', 'é', '\u{1}'][client_rng.index(5)]);
+                            }
+                            while v.len() > 8 * 1024 {
+                                v.pop();
+                            }
+                            v
+                        } else if client_rng.chance(0.1) {
                             "same".to_string()
                         } else {
                             format!("c{c}-v{i}")
@@ -118,6 +136,7 @@ impl World {
                 SimClient::new(ClientId(1000 + c as u64), values, target, params.client_timeout)
             })
             .collect();
+        let tick_skip = (0..params.proposers).map(|_| client_rng.unit() * params.clock_skew).collect();
         let mut failed_until = vec![None; n];
         for a in &params.failed_acceptors {
             failed_until[params.proposers + a] = Some(u64::MAX);
@@ -137,9 +156,11 @@ impl World {
             failed_until,
             crash_now: vec![false; n],
             partition: None,
+            tick_skip,
             network: BTreeMap::new(),
             pending_sends: Vec::new(),
             chosen: BTreeMap::new(),
+            accept_history: BTreeMap::new(),
             checked: vec![0; params.proposers],
             healed_at: params.fault_ticks,
             violations: Vec::new(),
@@ -160,6 +181,8 @@ impl World {
     fn start_proposer(&mut self, i: usize) {
         let mut cfg = ProposerConfig::new(self.proposer_ids[i], self.proposer_ids.clone(), self.acceptor_ids.clone());
         cfg.window = self.params.window;
+        // A new start, a new nonce for its probe (the daemons draw it at random).
+        cfg.incarnation = self.fault_rng.next_u64();
         let state = self.proposer_disks[i].load().expect("the in-memory disk loads");
         let mut p = Proposer::new(cfg, state);
         if let Some(d) = self.params.defect {
@@ -202,8 +225,9 @@ impl World {
         i < self.nodes() && self.failed_until[i].is_some()
     }
 
+    /// True if the partition stops datagrams from `a` to `b`.
     fn cut(&self, a: usize, b: usize) -> bool {
-        self.partition.as_ref().is_some_and(|(side, _)| side[a] != side[b])
+        self.partition.as_ref().is_some_and(|(side, one_way, _)| side[a] != side[b] && (!one_way || side[a]))
     }
 
     /// True while faults may happen.
@@ -221,8 +245,13 @@ impl World {
         }
         self.wake();
         self.deliver();
-        for p in self.proposers.iter_mut().flatten() {
-            p.tick();
+        for (i, p) in self.proposers.iter_mut().enumerate() {
+            // Clocks drift: a proposer sometimes misses a tick.
+            if let Some(p) = p {
+                if !self.fault_rng.chance(self.tick_skip[i]) {
+                    p.tick();
+                }
+            }
         }
         let mut out = Vec::new();
         let proposer_ids = self.proposer_ids.clone();
@@ -257,11 +286,12 @@ impl World {
         if self.partition.is_none() && self.fault_rng.chance(self.params.partition_rate) {
             let endpoints = n + self.clients.len();
             let side = (0..endpoints).map(|_| self.fault_rng.chance(0.5)).collect();
+            let one_way = self.fault_rng.chance(self.params.one_way);
             let until = now + self.fault_rng.range(10, 300);
-            self.partition = Some((side, until));
+            self.partition = Some((side, one_way, until));
             self.stats.partitions += 1;
         }
-        if self.partition.as_ref().is_some_and(|(_, until)| now >= *until) {
+        if self.partition.as_ref().is_some_and(|(_, _, until)| now >= *until) {
             self.partition = None;
         }
     }
@@ -353,6 +383,23 @@ impl World {
                 let lose = crash && self.fault_rng.chance(self.params.crash_before_persist);
                 if !lose {
                     self.acceptor_disks[a].apply(&ready.persist).expect("in-memory disk");
+                    for op in &ready.persist {
+                        if let AcceptorOp::Accept { slot, ballot, value } = op {
+                            let (v, votes) = self.accept_history.entry((*slot, *ballot)).or_insert((value.clone(), 0));
+                            *votes |= 1 << a;
+                            if v != value {
+                                self.violations.push(Violation {
+                                    invariant: "one value per ballot",
+                                    detail: format!(
+                                        "tick {}: acceptor {} accepted {value:?} at slot {slot} under {ballot}, \
+                                         another acceptor {v:?}",
+                                        self.now,
+                                        a + 1
+                                    ),
+                                });
+                            }
+                        }
+                    }
                 }
                 (!lose, ready.messages)
             };
@@ -368,6 +415,11 @@ impl World {
                 }
                 if i < self.params.proposers {
                     self.proposers[i] = None;
+                    // The highest-id proposer may lose its data dir with the crash.
+                    if i + 1 == self.params.proposers && self.fault_rng.chance(self.params.wipe_proposer) {
+                        self.proposer_disks[i] = MemProposerStore::default();
+                        self.checked[i] = 0;
+                    }
                 } else {
                     self.acceptors[i - self.params.proposers] = None;
                 }
@@ -392,13 +444,33 @@ impl World {
             self.stats.lost += 1;
             return;
         }
-        let max_delay = if faulty { self.params.max_delay } else { self.params.max_delay.min(2) };
+        if self.params.codec_check {
+            self.check_codec(from, to, &msg);
+        }
+        let max_delay = if !faulty {
+            self.params.max_delay.min(2)
+        } else if self.net_rng.chance(self.params.long_delay) {
+            300
+        } else {
+            self.params.max_delay
+        };
         if faulty && self.net_rng.chance(self.params.duplicate) {
             let at = (self.now + self.net_rng.range(1, max_delay), self.net_rng.next_u64());
             self.network.insert(at, Datagram { from, to, msg: msg.clone() });
         }
         let at = (self.now + self.net_rng.range(1, max_delay), self.net_rng.next_u64());
         self.network.insert(at, Datagram { from, to, msg });
+    }
+
+    /// Every datagram the roles produce must encode within the limit and decode to itself.
+    fn check_codec(&mut self, from: Node, to: Node, msg: &Message) {
+        let env = Envelope { version: PROTOCOL_VERSION, cluster: "sim".into(), from, to, msg: msg.clone() };
+        let mut buf = Vec::new();
+        let ok = paxos_proto::encode(&env, &mut buf).is_ok() && paxos_proto::decode(&buf).as_ref() == Ok(&env);
+        if !ok {
+            let detail = format!("{} -> {}: a {} of {} bytes does not round-trip", from, to, msg.kind(), buf.len());
+            self.violations.push(Violation { invariant: "codec", detail });
+        }
     }
 
     /// Agreement, checked after every tick: every slot any learner applied holds one value.

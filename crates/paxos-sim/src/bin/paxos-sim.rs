@@ -81,6 +81,9 @@ fn main() -> ExitCode {
         }
     };
     if let Some(seed) = args.seed {
+        if args.verbose {
+            tracing_subscriber::fmt().with_max_level(tracing::Level::INFO).without_time().with_target(false).init();
+        }
         let params = Params::draw(seed, &overrides);
         println!("{params}");
         let outcome = run_params(params, args.verbose);

@@ -21,6 +21,20 @@ pub fn check(world: &World) -> Vec<Violation> {
             }
         }
     }
+    // Every chosen value had a majority of acceptors accept it under one ballot
+    // (from the acceptors' own durable history, not from any learner).
+    let quorum = world.params.acceptors / 2 + 1;
+    for (slot, value) in &world.chosen {
+        let backed = world
+            .accept_history
+            .range((*slot, paxos_proto::Ballot::ZERO)..)
+            .take_while(|((s, _), _)| s == slot)
+            .any(|(_, (v, votes))| v == value && votes.count_ones() as usize >= quorum);
+        if !backed {
+            let detail = format!("slot {slot} was applied as {value:?}, which no majority of acceptors accepted");
+            found.push(Violation { invariant: "agreement", detail });
+        }
+    }
     if world.params.defect.is_none() {
         for (i, state) in world.acceptor_states().enumerate() {
             if let Some((slot, (b, _))) = state.accepted.iter().find(|(_, (b, _))| *b > state.promised) {
