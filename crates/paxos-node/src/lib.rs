@@ -18,7 +18,23 @@
 //!   the file and the key);
 //! - [`wal`]: the checksummed append-only record log with group commit that
 //!   the durable stores are built on (torn tails are cut, a corrupt middle
-//!   refuses to start).
+//!   refuses to start);
+//! - [`store`]: the core's storage traits on top of the log, with batches
+//!   that stay atomic across crashes and acceptor compaction after trims;
+//! - [`transport`]: UDP sockets, the members' address book (host names
+//!   resolved and resolved again), sender verification, the clients' addresses;
+//! - [`runtime`]: the node loop with group commit, fail/recover and shutdown;
+//! - [`counters`]: drop counters and rate-limited warnings;
+//! - [`signals`]: SIGTERM/SIGINT/SIGUSR1/SIGUSR2 as loop commands;
+//! - [`daemon`]: the command line, logging and exit codes the binaries share;
+//! - [`client`]: an async client (propose, log reads, status) for tests and `paxosctl`.
 
+pub mod client;
 pub mod config;
+pub mod counters;
+pub mod daemon;
+pub mod runtime;
+pub mod signals;
+pub mod store;
+pub mod transport;
 pub mod wal;

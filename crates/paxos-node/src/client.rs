@@ -1,0 +1,397 @@
+//! An async client of the cluster: propose values, read logs, ask for status.
+//!
+//! Used by the process tests and by `paxosctl`. A [`Client`] has one id
+//! ([`ClientId`], random) and one request in flight at a time: the proposers
+//! deduplicate by `(client, seq)` and treat a lower `seq` as stale, so
+//! concurrency means several clients.
+//!
+//! [`Client::propose`] sends to the proposer it believes leads, follows
+//! redirects, and on silence retries the *same* request (same `seq`) with the
+//! next proposer, until the value is decided or the overall timeout passes.
+//! A retried request lands at most once, and exactly once if it was
+//! acknowledged (SPEC.md, guarantee 4).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use paxos_proto::{
+    decode, encode, ClientErrorKind, ClientId, ClientPropose, Envelope, LogEntry, LogRead, LogReply, Message, Node,
+    NodeId, Slot, StatusReply, StatusRequest, MAX_DATAGRAM_BYTES, MAX_VALUE_BYTES, PROTOCOL_VERSION,
+};
+use tokio::net::UdpSocket;
+use tokio::time::Instant;
+
+use crate::config::ClusterConfig;
+use crate::transport::{bind_udp, normalize, resolve};
+
+/// How long one attempt waits for an answer before the request is sent again
+/// (to the next proposer, for a proposal), by default.
+pub const DEFAULT_RETRY: Duration = Duration::from_millis(500);
+
+/// How long a request may take in all, by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most entries one log read asks for.
+pub const LOG_PAGE_LIMIT: u32 = 1024;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The value is larger than [`MAX_VALUE_BYTES`]; nothing was sent.
+    #[error("value of {len} bytes exceeds the limit of {MAX_VALUE_BYTES} bytes; nothing was sent")]
+    ValueTooLarge {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// No answer in time.
+    #[error("{what}: no answer within {after:?}")]
+    Timeout {
+        /// What was asked.
+        what: String,
+        /// The overall timeout.
+        after: Duration,
+    },
+    /// A proposer refused the request for good.
+    #[error("the cluster refused the request: {0:?}")]
+    Refused(ClientErrorKind),
+    /// The node is not in the cluster file.
+    #[error("{0} is not a member of the cluster")]
+    UnknownNode(Node),
+    /// The socket failed.
+    #[error("client socket: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// A client of one cluster.
+#[derive(Debug)]
+pub struct Client {
+    socket: UdpSocket,
+    cluster: String,
+    id: ClientId,
+    next_seq: u64,
+    next_req: u64,
+    members: HashMap<Node, String>,
+    resolved: HashMap<Node, SocketAddr>,
+    proposers: Vec<NodeId>,
+    /// The proposer believed to lead.
+    target: NodeId,
+    retry: Duration,
+    timeout: Duration,
+    v6: bool,
+    send_buf: Vec<u8>,
+    recv_buf: Vec<u8>,
+}
+
+/// A reply as [`Client::exchange`] sees it.
+enum Step<T> {
+    Done(T),
+    /// Resend now, to this node.
+    Resend(Node),
+    /// Keep waiting for another datagram.
+    Wait,
+}
+
+impl Client {
+    /// A client of `cluster` with a random id, bound to an ephemeral port of
+    /// the loopback interface when every member is on it, of every interface otherwise.
+    ///
+    /// # Errors
+    /// When the socket cannot be bound.
+    pub async fn new(cluster: &ClusterConfig) -> Result<Client, ClientError> {
+        Client::with_id(cluster, random_client_id(), 1).await
+    }
+
+    /// A client of `cluster` with the id `id`, whose next request gets `next_seq`
+    /// (above every request this id made before, or the cluster answers stale).
+    ///
+    /// # Errors
+    /// When the socket cannot be bound.
+    pub async fn with_id(cluster: &ClusterConfig, id: ClientId, next_seq: u64) -> Result<Client, ClientError> {
+        let mut members = HashMap::new();
+        for m in &cluster.proposers {
+            members.insert(Node::Proposer(NodeId(m.id)), m.addr.clone());
+        }
+        for m in &cluster.acceptors {
+            members.insert(Node::Acceptor(NodeId(m.id)), m.addr.clone());
+        }
+        let literals: Vec<Option<SocketAddr>> = members.values().map(|a| a.parse::<SocketAddr>().ok()).collect();
+        let v6 = literals.iter().flatten().any(|a| normalize(*a).is_ipv6());
+        let all_loopback = literals.iter().all(|a| a.is_some_and(|a| a.ip().is_loopback()));
+        let local: IpAddr = match (v6, all_loopback) {
+            (true, true) => Ipv6Addr::LOCALHOST.into(),
+            (true, false) => Ipv6Addr::UNSPECIFIED.into(),
+            (false, true) => Ipv4Addr::LOCALHOST.into(),
+            (false, false) => Ipv4Addr::UNSPECIFIED.into(),
+        };
+        let (socket, _) = bind_udp(SocketAddr::new(local, 0))?;
+        let proposers: Vec<NodeId> = cluster.proposers.iter().map(|m| NodeId(m.id)).collect();
+        // The seed's rule: the proposer with the highest id leads while it is up.
+        let target = proposers.iter().copied().max().unwrap_or(NodeId(1));
+        Ok(Client {
+            socket,
+            cluster: cluster.cluster.clone(),
+            id,
+            next_seq,
+            next_req: 1,
+            members,
+            resolved: HashMap::new(),
+            proposers,
+            target,
+            retry: DEFAULT_RETRY,
+            timeout: DEFAULT_TIMEOUT,
+            v6,
+            send_buf: Vec::with_capacity(MAX_DATAGRAM_BYTES),
+            recv_buf: vec![0; MAX_DATAGRAM_BYTES + 1],
+        })
+    }
+
+    /// This client's id.
+    pub fn id(&self) -> ClientId {
+        self.id
+    }
+
+    /// The `seq` the next proposal gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The proposer this client believes leads.
+    pub fn leader_hint(&self) -> NodeId {
+        self.target
+    }
+
+    /// Sets how long one attempt waits before the request is sent again.
+    pub fn set_retry(&mut self, retry: Duration) {
+        self.retry = retry.max(Duration::from_millis(1));
+    }
+
+    /// Sets how long one request may take in all.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// Appends `value` to the log and returns the slot it was decided at.
+    ///
+    /// # Errors
+    /// [`ClientError::ValueTooLarge`] before anything is sent;
+    /// [`ClientError::Timeout`] when no proposer decided it in time (it may
+    /// still be decided later, at most once); [`ClientError::Refused`] when a
+    /// proposer refuses it for good.
+    pub async fn propose(&mut self, value: impl Into<String>) -> Result<Slot, ClientError> {
+        let value = value.into();
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(ClientError::ValueTooLarge { len: value.len() });
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let msg = Message::ClientPropose(ClientPropose { seq, value });
+        let proposers = self.proposers.clone();
+        let what = format!("propose (client {:x}, seq {seq})", self.id.0);
+        let first = Node::Proposer(self.target);
+        let (slot, leader) = self
+            .exchange(first, &msg, &what, true, |client, from, reply| match reply {
+                Message::ClientReply(r) if r.seq == seq => Ok(Step::Done((r.slot, from))),
+                Message::ClientRedirect(r) if r.seq == seq => match r.leader.filter(|l| proposers.contains(l)) {
+                    Some(l) => {
+                        client.target = l;
+                        Ok(Step::Resend(Node::Proposer(l)))
+                    }
+                    // No leader known: wait for the attempt to time out, then try the next proposer.
+                    None => Ok(Step::Wait),
+                },
+                Message::ClientError(e) if e.seq == seq => match e.kind {
+                    // The leader's queue is full: ask it again, backing off.
+                    ClientErrorKind::Busy => Ok(Step::Resend(from)),
+                    kind => Err(ClientError::Refused(kind)),
+                },
+                _ => Ok(Step::Wait),
+            })
+            .await?;
+        if let Node::Proposer(p) = leader {
+            self.target = p;
+        }
+        Ok(slot)
+    }
+
+    /// Reads up to `limit` decided entries of proposer `node` from slot `from`.
+    ///
+    /// # Errors
+    /// [`ClientError::Timeout`] when the proposer does not answer in time.
+    pub async fn log(&mut self, node: NodeId, from: Slot, limit: u32) -> Result<LogReply, ClientError> {
+        let req = self.next_req();
+        let msg = Message::LogRead(LogRead { req, from, limit });
+        let what = format!("log read from proposer {node}");
+        self.exchange(Node::Proposer(node), &msg, &what, false, |_, _, reply| match reply {
+            Message::LogReply(r) if r.req == req => Ok(Step::Done(r)),
+            _ => Ok(Step::Wait),
+        })
+        .await
+    }
+
+    /// Reads the whole decided log of proposer `node` from slot `from`, page by page.
+    ///
+    /// # Errors
+    /// As for [`Client::log`].
+    pub async fn read_log(&mut self, node: NodeId, from: Slot) -> Result<Vec<LogEntry>, ClientError> {
+        let mut entries = Vec::new();
+        let mut next = from;
+        loop {
+            let page = self.log(node, next, LOG_PAGE_LIMIT).await?;
+            let Some(last) = page.entries.last() else { break };
+            next = last.slot.next();
+            entries.extend(page.entries);
+            if next >= page.decided {
+                break;
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Asks `node` (a proposer or an acceptor) for its status.
+    ///
+    /// # Errors
+    /// [`ClientError::UnknownNode`] for a node not in the cluster file,
+    /// [`ClientError::Timeout`] when it does not answer in time.
+    pub async fn status(&mut self, node: Node) -> Result<StatusReply, ClientError> {
+        let req = self.next_req();
+        let msg = Message::StatusRequest(StatusRequest { req });
+        let what = format!("status of {node}");
+        self.exchange(node, &msg, &what, false, |_, _, reply| match reply {
+            Message::StatusReply(r) if r.req == req => Ok(Step::Done(r)),
+            _ => Ok(Step::Wait),
+        })
+        .await
+    }
+
+    fn next_req(&mut self) -> u64 {
+        let req = self.next_req;
+        self.next_req += 1;
+        req
+    }
+
+    /// Sends `msg` to `to` and feeds every answer to `on_reply` until it is done,
+    /// resending on every retry interval (to the next proposer if `rotate`)
+    /// until the overall timeout.
+    async fn exchange<T>(
+        &mut self,
+        mut to: Node,
+        msg: &Message,
+        what: &str,
+        rotate: bool,
+        mut on_reply: impl FnMut(&mut Client, Node, Message) -> Result<Step<T>, ClientError>,
+    ) -> Result<T, ClientError> {
+        if !self.members.contains_key(&to) {
+            return Err(ClientError::UnknownNode(to));
+        }
+        let deadline = Instant::now() + self.timeout;
+        // Redirects (and busy answers) in a row back off, so that two proposers
+        // that each name the other while leadership settles make no busy loop.
+        let mut redirects_in_row = 0u32;
+        loop {
+            self.send(to, msg).await?;
+            let attempt_end = (Instant::now() + self.retry).min(deadline);
+            let mut resend = None;
+            while resend.is_none() {
+                let received = tokio::time::timeout_at(attempt_end, self.socket.recv_from(&mut self.recv_buf)).await;
+                let Ok(received) = received else { break };
+                let (len, _) = match received {
+                    Ok(r) => r,
+                    // E.g. an ICMP port unreachable reported on the socket: the node is down.
+                    Err(_) => continue,
+                };
+                let Ok(env) = decode(&self.recv_buf[..len]) else { continue };
+                if env.cluster != self.cluster || env.to != Node::Client(self.id) {
+                    continue;
+                }
+                match on_reply(self, env.from, env.msg)? {
+                    Step::Done(t) => return Ok(t),
+                    Step::Resend(node) => resend = Some(node),
+                    Step::Wait => {}
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(ClientError::Timeout { what: what.to_owned(), after: self.timeout });
+            }
+            to = match resend {
+                Some(node) => {
+                    if redirects_in_row > 0 {
+                        let backoff = Duration::from_millis(5 << redirects_in_row.min(5)).min(self.retry);
+                        tokio::time::sleep_until((Instant::now() + backoff).min(deadline)).await;
+                    }
+                    redirects_in_row += 1;
+                    node
+                }
+                None => {
+                    redirects_in_row = 0;
+                    // Silence: the node may be down or may have moved.
+                    self.resolved.remove(&to);
+                    match (rotate, to) {
+                        (true, Node::Proposer(p)) => Node::Proposer(self.next_proposer(p)),
+                        _ => to,
+                    }
+                }
+            };
+        }
+    }
+
+    fn next_proposer(&self, after: NodeId) -> NodeId {
+        let i = self.proposers.iter().position(|p| *p == after).unwrap_or(0);
+        self.proposers[(i + 1) % self.proposers.len()]
+    }
+
+    async fn send(&mut self, to: Node, msg: &Message) -> Result<(), ClientError> {
+        let addr = match self.resolved.get(&to) {
+            Some(a) => Some(*a),
+            None => {
+                let spec = self.members.get(&to).ok_or(ClientError::UnknownNode(to))?;
+                // A name that does not resolve yet counts as silence: retry later.
+                let addrs = resolve(spec).await.unwrap_or_default();
+                let addr = addrs.iter().find(|a| a.is_ipv4() != self.v6).or(addrs.first()).copied();
+                let addr = addr.map(|a| match (a, self.v6) {
+                    (SocketAddr::V4(v4), true) => SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port()),
+                    _ => a,
+                });
+                if let Some(a) = addr {
+                    self.resolved.insert(to, a);
+                }
+                addr
+            }
+        };
+        let Some(addr) = addr else { return Ok(()) };
+        let env = Envelope {
+            version: PROTOCOL_VERSION,
+            cluster: self.cluster.clone(),
+            from: Node::Client(self.id),
+            to,
+            msg: msg.clone(),
+        };
+        if let Err(e) = encode(&env, &mut self.send_buf) {
+            return Err(ClientError::Io(io::Error::new(io::ErrorKind::InvalidInput, e)));
+        }
+        // A send error (e.g. an unreachable network) counts as silence too.
+        let _ = self.socket.send_to(&self.send_buf, addr).await;
+        Ok(())
+    }
+}
+
+/// A random client id, never zero.
+pub fn random_client_id() -> ClientId {
+    ClientId(random_u64().max(1))
+}
+
+/// 64 bits that differ between calls, processes and starts: a client id, or a
+/// proposer's incarnation. (RandomState is seeded from the OS per process.)
+pub fn random_u64() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(t.as_nanos());
+    }
+    h.finish()
+}

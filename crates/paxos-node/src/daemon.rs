@@ -1,0 +1,189 @@
+//! What the two daemon binaries share: the command line, picking the node out
+//! of the cluster file, logging, and exit codes.
+//!
+//! Exit codes: 0 after a graceful stop, 2 for a mistake of the operator (the
+//! command line or the cluster file; one line on stderr naming the file, the
+//! key and the problem), 1 for anything else (storage, socket), reported as one
+//! `error!` line.
+
+use std::future::Future;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+use paxos_proto::NodeId;
+use tracing::error;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{ClusterConfig, NodeSettings, Role};
+use crate::transport::resolve_blocking;
+
+/// The exit code for a mistake in the command line or the cluster file.
+pub const USAGE_EXIT_CODE: u8 = 2;
+
+/// The exit code for a failure at run time (storage, socket).
+pub const FAILURE_EXIT_CODE: u8 = 1;
+
+/// How log lines are written to stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The command line of `paxos-acceptor` and `paxos-proposer`.
+#[derive(Clone, Debug, Parser)]
+pub struct Args {
+    /// The cluster file (TOML).
+    #[arg(long, env = "PAXOS_CONFIG", value_name = "FILE")]
+    pub config: PathBuf,
+    /// This node's id among the members of its role in the cluster file.
+    #[arg(long, env = "PAXOS_ID", value_name = "N")]
+    pub id: Option<u32>,
+    /// The address to bind instead of the node's own `addr`, e.g. 0.0.0.0:7101 in a container.
+    #[arg(long, env = "PAXOS_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// The format of log lines; RUST_LOG filters them (default: info).
+    #[arg(long, env = "PAXOS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+}
+
+/// Parses the command line of the binary `name` (clap exits with code 2 on a mistake).
+pub fn parse_args(name: &'static str, about: &'static str) -> Args {
+    let matches = Args::command().name(name).bin_name(name).about(about).get_matches();
+    match Args::from_arg_matches(&matches) {
+        Ok(args) => args,
+        Err(e) => e.exit(),
+    }
+}
+
+/// Everything a daemon needs to know about itself before it opens anything.
+#[derive(Clone, Debug)]
+pub struct NodeSetup {
+    /// The whole cluster file.
+    pub cluster: ClusterConfig,
+    /// This node's role.
+    pub role: Role,
+    /// This node's id within its role.
+    pub id: u32,
+    /// Its effective settings.
+    pub settings: NodeSettings,
+    /// Its state directory, `<data_dir>/<role>-<id>`.
+    pub data_dir: PathBuf,
+    /// The address to bind.
+    pub listen: SocketAddr,
+}
+
+impl NodeSetup {
+    /// Loads the cluster file named by `args` and picks the node `args.id` of `role`.
+    ///
+    /// # Errors
+    /// One line naming the file, the key and the problem.
+    pub fn load(args: &Args, role: Role) -> Result<NodeSetup, String> {
+        let cluster = ClusterConfig::load(&args.config).map_err(|e| e.to_string())?;
+        let file = args.config.display();
+        let id = args.id.ok_or_else(|| format!("{file}: --id: missing; pass --id N or set PAXOS_ID"))?;
+        let settings = cluster.settings_for(role, id).map_err(|e| e.to_string())?;
+        let data_dir = cluster.data_dir_for(role, id).map_err(|e| e.to_string())?;
+        let listen = match &args.listen {
+            Some(listen) => pick(resolve_blocking(listen))
+                .map_err(|e| format!("{file}: --listen (PAXOS_LISTEN): cannot use {listen:?}: {e}"))?,
+            None => {
+                let (index, member) = cluster
+                    .members(role)
+                    .iter()
+                    .enumerate()
+                    .find(|(_, m)| m.id == id)
+                    .expect("settings_for found the member");
+                pick(resolve_blocking(&member.addr)).map_err(|e| {
+                    format!(
+                        "{file}: {}[{index}].addr: cannot resolve {:?}: {e}; pass --listen ADDR to bind another address",
+                        role.section(),
+                        member.addr
+                    )
+                })?
+            }
+        };
+        Ok(NodeSetup { cluster, role, id, settings, data_dir, listen })
+    }
+
+    /// This node's id as the core knows it.
+    pub fn node_id(&self) -> NodeId {
+        NodeId(self.id)
+    }
+
+    /// The ids of every proposer of the cluster.
+    pub fn proposer_ids(&self) -> Vec<NodeId> {
+        self.cluster.proposers.iter().map(|m| NodeId(m.id)).collect()
+    }
+}
+
+/// The first IPv4 address, else the first.
+fn pick(addrs: std::io::Result<Vec<SocketAddr>>) -> std::io::Result<SocketAddr> {
+    let addrs = addrs?;
+    Ok(addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied().expect("resolve returns at least one address"))
+}
+
+/// How the start-up line shows the `fsync` setting.
+pub fn fsync_note(fsync: bool) -> &'static str {
+    if fsync {
+        "true"
+    } else {
+        "false (benchmarks only: acknowledged values may be lost on power failure)"
+    }
+}
+
+/// Installs the tracing subscriber: stderr, `RUST_LOG` filter (default `info`), `format`.
+pub fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::builder().with_default_directive(tracing::Level::INFO.into()).from_env_lossy();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Prints an operator's mistake as its one line and returns exit code 2.
+pub fn usage_error(line: &str) -> ExitCode {
+    // Tracing is not installed yet (the log format may be what is wrong), and
+    // the line must be the only one: plain stderr.
+    eprintln!("{line}");
+    ExitCode::from(USAGE_EXIT_CODE)
+}
+
+/// How long a stopping daemon waits for background work (a host-name lookup
+/// that hangs on an unreachable DNS server) before it exits anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// Runs `serve` on a single-threaded tokio runtime (the node loop is the one
+/// owner of the node; fsyncs run inline on it, which is the group-commit point),
+/// then shuts the runtime down without waiting longer than [`SHUTDOWN_GRACE`].
+///
+/// # Errors
+/// What `serve` returns, or why the runtime could not start.
+pub fn block_on(serve: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("start the tokio runtime: {e}"))?;
+    let result = runtime.block_on(serve);
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    result
+}
+
+/// The exit code of a daemon's run: 0, or 1 after one `error!` line with the whole cause chain.
+pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            ExitCode::from(FAILURE_EXIT_CODE)
+        }
+    }
+}

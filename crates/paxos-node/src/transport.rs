@@ -1,0 +1,341 @@
+//! UDP sockets, the address book of the members, and the map of clients.
+//!
+//! Members are written in the cluster file as `host:port`. An IP literal is
+//! parsed once; a host name (a compose service name) is resolved in the
+//! background and resolved again when a send to it fails, when it is still
+//! unknown, when a datagram claiming to be that member arrives from another
+//! address (it may have moved), and every [`REFRESH_INTERVAL`] otherwise, so
+//! that a peer that comes up later or restarts elsewhere is found.
+//!
+//! A datagram whose envelope claims to come from a member is believed only
+//! when it comes from an address that member resolves to; clients may send
+//! from anywhere, and the last address of each client id is remembered (in a
+//! bounded map) so that answers can find it.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use paxos_proto::{ClientId, Node, NodeId};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::config::ClusterConfig;
+
+/// The receive and send buffer sizes asked of the kernel (which may cap them):
+/// while a batch is being synced, the datagrams that arrive wait here.
+pub const SOCKET_BUFFER_BYTES: usize = 8 << 20;
+
+/// Host names are resolved again at least this often.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A host name is resolved at most this often on demand.
+pub const RESOLVE_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The most client addresses remembered; the oldest half is forgotten beyond.
+pub const MAX_CLIENTS: usize = 65_536;
+
+/// The kernel's actual buffer sizes of a bound socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufferSizes {
+    /// SO_RCVBUF as the kernel reports it.
+    pub recv_bytes: usize,
+    /// SO_SNDBUF as the kernel reports it.
+    pub send_bytes: usize,
+}
+
+/// Binds a non-blocking UDP socket at `addr` with buffers of
+/// [`SOCKET_BUFFER_BYTES`] (or what the kernel grants). An IPv6 wildcard
+/// socket also receives IPv4. Must be called within a tokio runtime.
+///
+/// # Errors
+/// When the socket cannot be created or bound (e.g. the address is in use).
+pub fn bind_udp(addr: SocketAddr) -> io::Result<(UdpSocket, BufferSizes)> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // Best effort: some systems forbid dual-stack sockets.
+        let _ = socket.set_only_v6(false);
+    }
+    // The kernel caps these at net.core.{r,w}mem_max; what it granted is reported.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    let sizes = BufferSizes { recv_bytes: socket.recv_buffer_size()?, send_bytes: socket.send_buffer_size()? };
+    let socket = UdpSocket::from_std(socket.into())?;
+    Ok((socket, sizes))
+}
+
+/// An IPv4 address written as IPv4-mapped IPv6 (as a dual-stack socket
+/// reports it) becomes plain IPv4, so that addresses compare equal.
+pub fn normalize(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
+}
+
+/// Resolves `host:port` (an IP literal or a host name) to its addresses, normalized.
+///
+/// # Errors
+/// When the name does not resolve or resolves to nothing.
+pub async fn resolve(spec: &str) -> io::Result<Vec<SocketAddr>> {
+    if let Ok(addr) = spec.parse::<SocketAddr>() {
+        return Ok(vec![normalize(addr)]);
+    }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(spec).await?.map(normalize).collect();
+    if addrs.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::NotFound, format!("{spec} resolves to no address")));
+    }
+    Ok(addrs)
+}
+
+/// Resolves `host:port` without a runtime, blocking (for start-up paths).
+///
+/// # Errors
+/// When the name does not resolve or resolves to nothing.
+pub fn resolve_blocking(spec: &str) -> io::Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = spec.to_socket_addrs()?.map(normalize).collect();
+    if addrs.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::NotFound, format!("{spec} resolves to no address")));
+    }
+    Ok(addrs)
+}
+
+/// The outcome of one background resolution, for [`AddressBook::resolved`].
+#[derive(Debug)]
+pub struct Resolved {
+    node: Node,
+    result: io::Result<Vec<SocketAddr>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    /// `host:port` as written in the cluster file.
+    spec: String,
+    /// An IP literal: never needs resolving.
+    literal: bool,
+    addrs: Vec<SocketAddr>,
+    resolving: bool,
+    last_attempt: Option<Instant>,
+}
+
+/// Where every member of the cluster is.
+#[derive(Debug)]
+pub struct AddressBook {
+    entries: HashMap<Node, Entry>,
+    /// The local socket is IPv6 (so it can reach IPv6 and, mapped, IPv4).
+    v6: bool,
+    tx: mpsc::UnboundedSender<Resolved>,
+}
+
+impl AddressBook {
+    /// The book of every member of `cluster`, for a socket bound at `local`.
+    /// Host names start resolving in the background at once; their results
+    /// arrive on the returned receiver and go to [`AddressBook::resolved`].
+    /// Must be called within a tokio runtime when the file has host names.
+    pub fn new(cluster: &ClusterConfig, local: SocketAddr) -> (AddressBook, mpsc::UnboundedReceiver<Resolved>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut entries = HashMap::new();
+        let members = cluster
+            .proposers
+            .iter()
+            .map(|m| (Node::Proposer(NodeId(m.id)), m))
+            .chain(cluster.acceptors.iter().map(|m| (Node::Acceptor(NodeId(m.id)), m)));
+        for (node, m) in members {
+            let literal = m.addr.parse::<SocketAddr>().ok().map(normalize);
+            entries.insert(
+                node,
+                Entry {
+                    spec: m.addr.clone(),
+                    literal: literal.is_some(),
+                    addrs: literal.into_iter().collect(),
+                    resolving: false,
+                    last_attempt: None,
+                },
+            );
+        }
+        let mut book = AddressBook { entries, v6: local.is_ipv6(), tx };
+        let names: Vec<Node> = book.entries.iter().filter(|(_, e)| !e.literal).map(|(n, _)| *n).collect();
+        for node in names {
+            book.request_resolve(node, Instant::now());
+        }
+        (book, rx)
+    }
+
+    /// True if `node` is a member of the cluster.
+    pub fn is_member(&self, node: Node) -> bool {
+        self.entries.contains_key(&node)
+    }
+
+    /// The address to send to `node`, if known. An unknown address of a
+    /// member starts a resolution.
+    pub fn addr_of(&mut self, node: Node) -> Option<SocketAddr> {
+        let entry = self.entries.get(&node)?;
+        let addr = entry.addrs.iter().find(|a| a.is_ipv4() || self.v6).map(|a| match (a, self.v6) {
+            (SocketAddr::V4(v4), true) => SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port()),
+            _ => *a,
+        });
+        if addr.is_none() {
+            self.request_resolve(node, Instant::now());
+        }
+        addr
+    }
+
+    /// True if a datagram from `src` may claim to come from the member `claimed`.
+    /// A mismatch for a host name starts a resolution: the member may have moved.
+    pub fn verify(&mut self, claimed: Node, src: SocketAddr) -> bool {
+        let src = normalize(src);
+        let Some(entry) = self.entries.get(&claimed) else { return false };
+        if entry.addrs.contains(&src) {
+            return true;
+        }
+        self.request_resolve(claimed, Instant::now());
+        false
+    }
+
+    /// A send to `node` failed: resolve it again.
+    pub fn send_failed(&mut self, node: Node) {
+        self.request_resolve(node, Instant::now());
+    }
+
+    /// Resolves host names again that were last resolved [`REFRESH_INTERVAL`] ago.
+    pub fn refresh(&mut self, now: Instant) {
+        let due: Vec<Node> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| !e.literal && e.last_attempt.is_none_or(|t| now.duration_since(t) >= REFRESH_INTERVAL))
+            .map(|(n, _)| *n)
+            .collect();
+        for node in due {
+            self.request_resolve(node, now);
+        }
+    }
+
+    /// Takes in the result of a background resolution.
+    pub fn resolved(&mut self, r: Resolved) {
+        let Some(entry) = self.entries.get_mut(&r.node) else { return };
+        entry.resolving = false;
+        match r.result {
+            Ok(addrs) => {
+                if addrs != entry.addrs {
+                    info!(peer = %r.node, addr = %entry.spec, resolved = ?addrs, "resolved peer address");
+                    entry.addrs = addrs;
+                }
+            }
+            Err(e) => {
+                // Keep the last known addresses: a DNS hiccup is no reason to stop talking.
+                debug!(peer = %r.node, addr = %entry.spec, error = %e, "cannot resolve peer address yet");
+            }
+        }
+    }
+
+    fn request_resolve(&mut self, node: Node, now: Instant) {
+        let Some(entry) = self.entries.get_mut(&node) else { return };
+        if entry.literal
+            || entry.resolving
+            || entry.last_attempt.is_some_and(|t| now.duration_since(t) < RESOLVE_BACKOFF)
+        {
+            return;
+        }
+        entry.resolving = true;
+        entry.last_attempt = Some(now);
+        let spec = entry.spec.clone();
+        let tx = self.tx.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    let result = resolve(&spec).await;
+                    let _ = tx.send(Resolved { node, result });
+                });
+            }
+            Err(_) => {
+                entry.resolving = false;
+                warn!(peer = %node, "no runtime to resolve the peer address in");
+            }
+        }
+    }
+}
+
+/// The last address each client sent from, for at most [`MAX_CLIENTS`] clients.
+#[derive(Debug, Default)]
+pub struct ClientAddrs {
+    map: HashMap<ClientId, (SocketAddr, u64)>,
+    clock: u64,
+    cap: usize,
+}
+
+impl ClientAddrs {
+    /// An empty map that remembers at most `cap` clients (at least 2).
+    pub fn new(cap: usize) -> ClientAddrs {
+        ClientAddrs { map: HashMap::new(), clock: 0, cap: cap.max(2) }
+    }
+
+    /// Client `id` sent from `addr`.
+    pub fn seen(&mut self, id: ClientId, addr: SocketAddr) {
+        self.clock += 1;
+        self.map.insert(id, (addr, self.clock));
+        if self.map.len() > self.cap {
+            // Forget the older half: amortized O(1) per insert.
+            let mut stamps: Vec<u64> = self.map.values().map(|(_, t)| *t).collect();
+            let mid = stamps.len() / 2;
+            let (_, cut, _) = stamps.select_nth_unstable(mid);
+            let cut = *cut;
+            self.map.retain(|_, (_, t)| *t >= cut);
+        }
+    }
+
+    /// Where client `id` last sent from.
+    pub fn get(&self, id: ClientId) -> Option<SocketAddr> {
+        self.map.get(&id).map(|(a, _)| *a)
+    }
+
+    /// The number of clients remembered.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when no client is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapped_addresses_compare_as_ipv4() {
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:7001".parse().unwrap();
+        assert_eq!(normalize(mapped), "127.0.0.1:7001".parse::<SocketAddr>().unwrap());
+        let v6: SocketAddr = "[::1]:7001".parse().unwrap();
+        assert_eq!(normalize(v6), v6);
+    }
+
+    #[test]
+    fn client_map_stays_bounded_and_keeps_the_newest() {
+        let mut c = ClientAddrs::new(10);
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        for i in 0..1000 {
+            c.seen(ClientId(i), addr);
+            assert!(c.len() <= 10);
+        }
+        assert!(c.get(ClientId(999)).is_some(), "the newest client is kept");
+        assert!(c.get(ClientId(0)).is_none(), "the oldest is forgotten");
+    }
+
+    #[tokio::test]
+    async fn host_names_resolve() {
+        let addrs = resolve("localhost:7001").await.expect("localhost resolves");
+        assert!(addrs.iter().all(|a| a.port() == 7001));
+        assert!(addrs.iter().any(|a| a.ip().is_loopback()));
+        assert_eq!(resolve("127.0.0.1:5").await.unwrap(), vec!["127.0.0.1:5".parse().unwrap()]);
+    }
+}

@@ -1,0 +1,261 @@
+//! A cluster of real daemons for the process tests: free ports, a temporary
+//! data dir, children killed by PID, and every child killed when the cluster
+//! is dropped (also when a test panics, in which case its logs are kept and
+//! their place is printed; `PAXOS_KEEP_TEST_LOGS=1` keeps them always).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use paxos_node::client::Client;
+use paxos_node::config::ClusterConfig;
+use paxos_proto::{Node, NodeId, StatusReply};
+use tokio::sync::{Mutex, MutexGuard};
+
+pub const ACCEPTOR_BIN: &str = env!("CARGO_BIN_EXE_paxos-acceptor");
+pub const PROPOSER_BIN: &str = env!("CARGO_BIN_EXE_paxos-proposer");
+
+/// Cluster tests run one at a time: seven daemons each on two cores are
+/// enough load, and election timeouts are short. (An async mutex, as each test
+/// holds it across its awaits; it needs no particular runtime.)
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+/// Holds the machine for one cluster test.
+pub async fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().await
+}
+
+/// `n` distinct free UDP ports on 127.0.0.1.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let sockets: Vec<UdpSocket> =
+        (0..n).map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral port")).collect();
+    sockets.iter().map(|s| s.local_addr().expect("local addr").port()).collect()
+}
+
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own child's.
+    let rc = unsafe { libc::kill(pid as i32, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig}) failed: {}", std::io::Error::last_os_error());
+}
+
+/// Waits for `child` to exit, up to `timeout`.
+pub async fn wait_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "process {} did not exit within {timeout:?}", child.id());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub struct Cluster {
+    dir: Option<tempfile::TempDir>,
+    pub path: PathBuf,
+    pub config: ClusterConfig,
+    children: BTreeMap<Node, Child>,
+    pub proposers: Vec<NodeId>,
+    pub acceptors: Vec<NodeId>,
+}
+
+impl Cluster {
+    /// Writes a cluster file for `proposers` and `acceptors` on free ports with
+    /// short test timings plus `extra` lines in `[node]`; starts nothing.
+    pub fn new(proposers: u32, acceptors: u32, extra: &str) -> Cluster {
+        Cluster::with_host(proposers, acceptors, extra, "127.0.0.1")
+    }
+
+    /// Like [`Cluster::new`] with every address written as `host:port`.
+    pub fn with_host(proposers: u32, acceptors: u32, extra: &str, host: &str) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ports = free_ports((proposers + acceptors) as usize);
+        let mut text = String::from("cluster = \"test\"\n");
+        for (i, port) in ports.iter().enumerate() {
+            let i = i as u32;
+            let (section, id) = if i < proposers { ("proposers", i + 1) } else { ("acceptors", i - proposers + 1) };
+            writeln!(text, "[[{section}]]\nid = {id}\naddr = \"{host}:{port}\"").unwrap();
+        }
+        writeln!(
+            text,
+            "[node]\ndata_dir = {:?}\ntick_ms = 5\nheartbeat_ms = 50\nelection_timeout_ms = 250\n{extra}",
+            dir.path().join("data").display().to_string()
+        )
+        .unwrap();
+        let path = dir.path().join("cluster.toml");
+        fs::write(&path, text).expect("write the cluster file");
+        fs::create_dir_all(dir.path().join("logs")).expect("logs dir");
+        let config = ClusterConfig::load_with_env(&path, Vec::<(String, String)>::new()).expect("a valid cluster file");
+        Cluster {
+            dir: Some(dir),
+            path,
+            config,
+            children: BTreeMap::new(),
+            proposers: (1..=proposers).map(NodeId).collect(),
+            acceptors: (1..=acceptors).map(NodeId).collect(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.as_ref().expect("dir").path()
+    }
+
+    pub fn nodes(&self) -> Vec<Node> {
+        let p = self.proposers.iter().map(|id| Node::Proposer(*id));
+        p.chain(self.acceptors.iter().map(|id| Node::Acceptor(*id))).collect()
+    }
+
+    pub fn log_path(&self, node: Node) -> PathBuf {
+        self.dir().join("logs").join(format!("{node}.log"))
+    }
+
+    pub fn log_text(&self, node: Node) -> String {
+        fs::read_to_string(self.log_path(node)).unwrap_or_default()
+    }
+
+    /// The command that starts `node`, with stderr appended to its log file.
+    pub fn command(&self, node: Node) -> Command {
+        let (bin, id) = match node {
+            Node::Proposer(id) => (PROPOSER_BIN, id),
+            Node::Acceptor(id) => (ACCEPTOR_BIN, id),
+            Node::Client(_) => panic!("clients are not daemons"),
+        };
+        let log = fs::OpenOptions::new().create(true).append(true).open(self.log_path(node)).expect("open log");
+        let mut cmd = Command::new(bin);
+        cmd.arg("--config").arg(&self.path).arg("--id").arg(id.0.to_string());
+        cmd.env("RUST_LOG", "info").env_remove("PAXOS_LISTEN").env_remove("PAXOS_ID").env_remove("PAXOS_CONFIG");
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        cmd
+    }
+
+    pub fn start(&mut self, node: Node) {
+        assert!(!self.children.contains_key(&node), "{node} is already running");
+        let child = self.command(node).spawn().expect("spawn a daemon");
+        self.children.insert(node, child);
+    }
+
+    pub fn start_all(&mut self) {
+        for node in self.nodes() {
+            self.start(node);
+        }
+    }
+
+    pub fn pid(&self, node: Node) -> u32 {
+        self.children.get(&node).unwrap_or_else(|| panic!("{node} is not running")).id()
+    }
+
+    pub fn signal(&self, node: Node, sig: i32) {
+        signal(self.pid(node), sig);
+    }
+
+    /// SIGKILL, and wait until it is gone.
+    pub async fn kill9(&mut self, node: Node) {
+        let mut child = self.children.remove(&node).unwrap_or_else(|| panic!("{node} is not running"));
+        signal(child.id(), libc::SIGKILL);
+        wait_exit(&mut child, Duration::from_secs(5)).await;
+    }
+
+    /// SIGTERM, and the exit status.
+    pub async fn terminate(&mut self, node: Node) -> ExitStatus {
+        let mut child = self.children.remove(&node).unwrap_or_else(|| panic!("{node} is not running"));
+        signal(child.id(), libc::SIGTERM);
+        wait_exit(&mut child, Duration::from_secs(10)).await
+    }
+
+    /// SIGTERM every running node and check that each exits with 0.
+    pub async fn stop_all_gracefully(&mut self) {
+        let nodes: Vec<Node> = self.children.keys().copied().collect();
+        for node in &nodes {
+            self.signal(*node, libc::SIGTERM);
+        }
+        for node in nodes {
+            let mut child = self.children.remove(&node).expect("running");
+            let status = wait_exit(&mut child, Duration::from_secs(10)).await;
+            assert_eq!(status.code(), Some(0), "{node} exits 0 on SIGTERM; log:\n{}", self.log_text(node));
+        }
+    }
+
+    pub async fn client(&self) -> Client {
+        let mut c = Client::new(&self.config).await.expect("client");
+        c.set_retry(Duration::from_millis(200));
+        c.set_timeout(Duration::from_secs(10));
+        c
+    }
+
+    /// Polls until every running node answers its status and one proposer
+    /// leads with every running proposer agreeing. Returns the leader.
+    pub async fn wait_ready(&self) -> NodeId {
+        let mut client = self.client().await;
+        client.set_timeout(Duration::from_millis(300));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let mut statuses = BTreeMap::new();
+            for node in self.children.keys() {
+                if let Ok(s) = client.status(*node).await {
+                    statuses.insert(*node, s);
+                }
+            }
+            if statuses.len() == self.children.len() {
+                let leaders: Vec<NodeId> = statuses
+                    .iter()
+                    .filter(|(_, s)| s.role == "leader")
+                    .filter_map(|(n, _)| match n {
+                        Node::Proposer(id) => Some(*id),
+                        _ => None,
+                    })
+                    .collect();
+                if let [leader] = leaders[..] {
+                    let agreed = statuses
+                        .iter()
+                        .filter(|(n, _)| matches!(n, Node::Proposer(_)))
+                        .all(|(_, s)| s.leader == Some(leader));
+                    if agreed {
+                        return leader;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "cluster not ready in time: {statuses:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls `node`'s status until `pred` holds.
+    pub async fn wait_status(&self, node: Node, what: &str, pred: impl Fn(&StatusReply) -> bool) -> StatusReply {
+        let mut client = self.client().await;
+        client.set_timeout(Duration::from_millis(300));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut last = None;
+        loop {
+            if let Ok(s) = client.status(node).await {
+                if pred(&s) {
+                    return s;
+                }
+                last = Some(s);
+            }
+            assert!(Instant::now() < deadline, "{node}: {what}: not in time; last status {last:#?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for (node, child) in self.children.iter_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = node;
+        }
+        if std::thread::panicking() || std::env::var_os("PAXOS_KEEP_TEST_LOGS").is_some() {
+            if let Some(dir) = self.dir.take() {
+                let kept = dir.keep();
+                eprintln!("the cluster's files and logs are kept in {}", kept.display());
+            }
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The node loop in-process: `run` driven with in-memory stores, stopped by
+//! its shutdown future, failed and recovered by [`Control`], and stopped by a
+//! storage failure before it sends anything that depends on the failed write.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Cluster;
+use paxos_core::{AcceptorOp, AcceptorState, AcceptorStore, MemAcceptorStore, MemProposerStore, StorageError};
+use paxos_node::client::ClientError;
+use paxos_node::config::Role;
+use paxos_node::runtime::{self, AcceptorNode, Control, ProposerNode, RunError};
+use paxos_node::store::{StoreStats, StoreStatsSource};
+use paxos_node::transport::bind_udp;
+use paxos_proto::{decode, encode, Ballot, Envelope, Message, Node, NodeId, Prepare, Slot, PROTOCOL_VERSION};
+use tokio::sync::{mpsc, oneshot};
+
+fn addr_of(cluster: &Cluster, role: Role, id: u32) -> std::net::SocketAddr {
+    cluster.config.member(role, id).expect("member").addr.parse().expect("a literal address")
+}
+
+#[tokio::test]
+async fn run_serves_fails_recovers_and_stops_on_shutdown() {
+    let cluster = Cluster::new(1, 1, "");
+    let settings = cluster.config.settings_for(Role::Proposer, 1).expect("settings");
+
+    let (acceptor_socket, _) = bind_udp(addr_of(&cluster, Role::Acceptor, 1)).expect("bind");
+    let acceptor = AcceptorNode::new(NodeId(1), vec![NodeId(1)], MemAcceptorStore::default()).expect("load");
+    let (acceptor_control, acceptor_rx) = mpsc::unbounded_channel();
+    let (stop_acceptor, acceptor_stopped) = oneshot::channel::<()>();
+    let config = cluster.config.clone();
+    let s = settings.clone();
+    let acceptor_task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = acceptor_stopped.await;
+        };
+        runtime::run(acceptor, acceptor_socket, &config, &s, acceptor_rx, shutdown).await
+    });
+
+    let (proposer_socket, _) = bind_udp(addr_of(&cluster, Role::Proposer, 1)).expect("bind");
+    let cfg = runtime::proposer_config(&cluster.config, 1, &settings);
+    assert_eq!((cfg.heartbeat_ticks, cfg.election_timeout_ticks), (10, 50), "50 ms / 5 ms and 250 ms / 5 ms");
+    let proposer = ProposerNode::new(cfg, MemProposerStore::default()).expect("load");
+    let (_proposer_control, proposer_rx) = mpsc::unbounded_channel();
+    let (stop_proposer, proposer_stopped) = oneshot::channel::<()>();
+    let config = cluster.config.clone();
+    let proposer_task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = proposer_stopped.await;
+        };
+        runtime::run(proposer, proposer_socket, &config, &settings, proposer_rx, shutdown).await
+    });
+
+    let mut client = cluster.client().await;
+    for i in 0..5u64 {
+        assert_eq!(client.propose(format!("v{i}")).await.expect("decided"), Slot(i));
+    }
+    let log = client.read_log(NodeId(1), Slot(0)).await.expect("log");
+    assert_eq!(log.len(), 5);
+
+    // Failed: status still answers (and says so); proposals are not decided.
+    acceptor_control.send(Control::Fail).expect("send");
+    cluster.wait_status(Node::Acceptor(NodeId(1)), "is failed", |s| s.failed).await;
+    let mut short = cluster.client().await;
+    short.set_timeout(Duration::from_millis(500));
+    assert!(matches!(short.propose("while failed").await, Err(ClientError::Timeout { .. })));
+    acceptor_control.send(Control::Recover).expect("send");
+    assert!(client.propose("after recovery").await.is_ok());
+
+    stop_acceptor.send(()).expect("stop");
+    stop_proposer.send(()).expect("stop");
+    acceptor_task.await.expect("task").expect("the acceptor stops cleanly");
+    proposer_task.await.expect("task").expect("the proposer stops cleanly");
+}
+
+/// A store whose every write fails, as a full disk would.
+#[derive(Default)]
+struct FailingStore {
+    applies: usize,
+}
+
+impl AcceptorStore for FailingStore {
+    fn load(&mut self) -> Result<AcceptorState, StorageError> {
+        Ok(AcceptorState::default())
+    }
+
+    fn apply(&mut self, _ops: &[AcceptorOp]) -> Result<(), StorageError> {
+        self.applies += 1;
+        Err(StorageError::Io("injected: no space left on device".into()))
+    }
+}
+
+impl StoreStatsSource for FailingStore {
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
+}
+
+/// The promise a prepare asks for cannot be written: the loop stops with the
+/// storage error and the promise is never sent.
+#[tokio::test]
+async fn storage_failure_stops_the_node_before_it_answers() {
+    let cluster = Cluster::new(1, 1, "");
+    let settings = cluster.config.settings_for(Role::Acceptor, 1).expect("settings");
+    let (socket, _) = bind_udp(addr_of(&cluster, Role::Acceptor, 1)).expect("bind");
+    let acceptor = AcceptorNode::new(NodeId(1), vec![NodeId(1)], FailingStore::default()).expect("load");
+    let (_control, rx) = mpsc::unbounded_channel();
+    let config = cluster.config.clone();
+    let task =
+        tokio::spawn(
+            async move { runtime::run(acceptor, socket, &config, &settings, rx, std::future::pending()).await },
+        );
+
+    // Play proposer 1, from its own address.
+    let (proposer, _) = bind_udp(addr_of(&cluster, Role::Proposer, 1)).expect("bind");
+    let env = Envelope {
+        version: PROTOCOL_VERSION,
+        cluster: cluster.config.cluster.clone(),
+        from: Node::Proposer(NodeId(1)),
+        to: Node::Acceptor(NodeId(1)),
+        msg: Message::Prepare(Prepare { ballot: Ballot::new(1, NodeId(1)), from: Slot(0) }),
+    };
+    let mut buf = Vec::new();
+    encode(&env, &mut buf).expect("encode");
+    proposer.send_to(&buf, addr_of(&cluster, Role::Acceptor, 1)).await.expect("send");
+
+    let result = tokio::time::timeout(Duration::from_secs(5), task).await.expect("stops").expect("task");
+    assert!(matches!(result, Err(RunError::Storage(_))), "{result:?}");
+    let mut reply = vec![0; 65_536];
+    let got = tokio::time::timeout(Duration::from_millis(200), proposer.recv_from(&mut reply)).await;
+    if let Ok(Ok((len, _))) = got {
+        panic!("nothing may be sent about an unwritten promise, got {:?}", decode(&reply[..len]));
+    }
+}
+
+/// A datagram larger than the protocol allows (possible over IPv6) is dropped
+/// and counted as too large; the node answers status afterwards.
+#[tokio::test]
+async fn oversized_datagram_is_dropped_as_too_large() {
+    let cluster = Cluster::with_host(1, 1, "", "[::1]");
+    let settings = cluster.config.settings_for(Role::Acceptor, 1).expect("settings");
+    let acceptor_addr = addr_of(&cluster, Role::Acceptor, 1);
+    let Ok((socket, _)) = bind_udp(acceptor_addr) else {
+        eprintln!("skipped: no IPv6 loopback here");
+        return;
+    };
+    let acceptor = AcceptorNode::new(NodeId(1), vec![NodeId(1)], MemAcceptorStore::default()).expect("load");
+    let (_control, rx) = mpsc::unbounded_channel();
+    let config = cluster.config.clone();
+    let task =
+        tokio::spawn(
+            async move { runtime::run(acceptor, socket, &config, &settings, rx, std::future::pending()).await },
+        );
+    let (sender, _) = bind_udp("[::1]:0".parse().expect("addr")).expect("bind");
+    let size = paxos_proto::MAX_DATAGRAM_BYTES + 13;
+    sender.send_to(&vec![b'{'; size], acceptor_addr).await.expect("send a jumbo datagram");
+    let status = cluster
+        .wait_status(Node::Acceptor(NodeId(1)), "counted the datagram", |s| {
+            s.counters.get("dropped.too_large") == Some(&1)
+        })
+        .await;
+    assert!(status.counters.get("datagrams.in").is_some_and(|n| *n >= 2), "counted as received: {status:?}");
+    assert!(!status.failed);
+    task.abort();
+}
