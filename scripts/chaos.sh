@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Chaos on real daemons: under a steady load from paxosctl, for a bounded time,
+# kill (SIGKILL), restart, fail (SIGUSR1) and recover (SIGUSR2) random nodes,
+# never more than a majority can bear (at most 2 of 5 acceptors and 1 of 2
+# proposers out at once) unless --majority is given; then heal everything and
+# check SPEC.md's guarantees on the proposers' logs against what the clients
+# were told. Prints values acknowledged, faults injected and violations (must
+# be 0); exit code 0 only if there are none.
+#
+#   scripts/chaos.sh [--duration SECONDS] [--seed N] [--loaders N] [--majority] [--no-build] [--keep]
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bin_dir=${PAXOS_BIN_DIR:-$repo/target/release}
+duration=30
+seed=$RANDOM
+loaders=3
+majority=0
+keep=0
+build_flag=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        --duration) duration=$2; shift 2 ;;
+        --seed) seed=$2; shift 2 ;;
+        --loaders) loaders=$2; shift 2 ;;
+        --majority) majority=1; shift ;;
+        --no-build) build_flag=(--no-build); shift ;;
+        --keep) keep=1; shift ;;
+        -h|--help) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "chaos.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+[[ $duration =~ ^[0-9]+$ ]] || { echo "chaos.sh: --duration takes whole seconds" >&2; exit 2; }
+RANDOM=$seed
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/paxos-chaos.XXXXXX")
+cluster() { "$repo/scripts/cluster.sh" "$@" --dir "$dir"; }
+ctl() { "$bin_dir/paxosctl" --config "$dir/cluster.toml" "$@"; }
+loader_pids=()
+cleanup() {
+    touch "$dir/stop"
+    for pid in "${loader_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    cluster down >/dev/null 2>&1 || true
+    if [ $keep = 1 ]; then echo "kept $dir"; else rm -rf "$dir"; fi
+}
+trap cleanup EXIT
+
+echo "chaos: seed $seed, ${duration}s, $loaders loaders, majority faults $([ $majority = 1 ] && echo allowed || echo never)"
+cluster up "${build_flag[@]}" --proposers 2 --acceptors 5 >/dev/null
+
+# A loader proposes unique values one call at a time (each call one value after
+# another), recording what it attempted before each call and what was acknowledged.
+loader() {
+    local k=$1 n=0 vals
+    while [ ! -e "$dir/stop" ]; do
+        vals=()
+        for _ in 1 2 3 4 5; do
+            n=$((n + 1))
+            vals+=("chaos-$k-$n")
+        done
+        printf '%s\n' "${vals[@]}" >>"$dir/attempted-$k.txt"
+        ctl propose --json --timeout 3 "${vals[@]}" >>"$dir/acked-$k.jsonl" 2>>"$dir/loader-$k.err" || true
+    done
+}
+for k in $(seq 1 "$loaders"); do
+    loader "$k" &
+    loader_pids+=($!)
+done
+
+# The fault injector. state[node] is up, down or failed.
+declare -A state
+nodes=()
+for i in 1 2; do nodes+=("proposer $i"); state["proposer $i"]=up; done
+for i in 1 2 3 4 5; do nodes+=("acceptor $i"); state["acceptor $i"]=up; done
+out_of() {
+    local role=$1 c=0 node
+    for node in "${nodes[@]}"; do
+        [[ $node == "$role "* && ${state[$node]} != up ]] && c=$((c + 1))
+    done
+    echo $c
+}
+faults=0
+end=$((SECONDS + duration))
+while [ $SECONDS -lt $end ]; do
+    node=${nodes[$((RANDOM % ${#nodes[@]}))]}
+    read -r role id <<<"$node"
+    case ${state[$node]} in
+        up)
+            limit=$([ "$role" = acceptor ] && echo 2 || echo 1)
+            if [ $majority = 1 ] || [ "$(out_of "$role")" -lt "$limit" ]; then
+                if [ $((RANDOM % 2)) = 0 ]; then
+                    cluster kill "$role" "$id"; state[$node]=down
+                else
+                    cluster fail "$role" "$id"; state[$node]=failed
+                fi
+                faults=$((faults + 1))
+                echo "  t+$((duration - end + SECONDS))s ${state[$node]}: $node"
+            fi
+            ;;
+        down) cluster restart "$role" "$id"; state[$node]=up ;;
+        failed) cluster recover "$role" "$id"; state[$node]=up ;;
+    esac
+    sleep "0.$((2 + RANDOM % 8))"
+done
+
+echo "healing"
+for node in "${nodes[@]}"; do
+    read -r role id <<<"$node"
+    case ${state[$node]} in
+        down) cluster restart "$role" "$id" ;;
+        failed) cluster recover "$role" "$id" ;;
+    esac
+    state[$node]=up
+done
+touch "$dir/stop"
+for pid in "${loader_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+loader_pids=()
+
+# Liveness: with everything healed a new value is decided promptly (SPEC: within 2 s;
+# allow a margin for the restarted nodes' election timeout).
+live=1
+ctl propose --timeout 5 "chaos-final" >"$dir/final.tsv" 2>"$dir/final.err" || live=0
+
+# Both proposers converge on one log.
+same=0
+for _ in $(seq 1 100); do
+    ctl log --node 1 --json >"$dir/log-1.jsonl" 2>/dev/null || true
+    ctl log --node 2 --json >"$dir/log-2.jsonl" 2>/dev/null || true
+    if [ -s "$dir/log-1.jsonl" ] && cmp -s "$dir/log-1.jsonl" "$dir/log-2.jsonl"; then
+        same=1
+        break
+    fi
+    sleep 0.2
+done
+
+python3 - "$dir" "$loaders" "$faults" "$live" "$same" <<'EOF'
+import json, sys
+d, loaders, faults, live, same = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1", sys.argv[5] == "1"
+violations = []
+def jsonl(path):
+    try:
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        return []
+logs = [jsonl(f"{d}/log-{p}.jsonl") for p in (1, 2)]
+if not same:
+    n = min(len(logs[0]), len(logs[1]))
+    if logs[0][:n] != logs[1][:n]:
+        violations.append("agreement: the proposers' logs differ")
+    else:
+        violations.append("liveness: the proposers' logs did not converge within 20 s")
+log = logs[0]
+for i, e in enumerate(log):
+    if e["instance"] != i:
+        violations.append(f"log has a gap or disorder at position {i}: instance {e['instance']}")
+        break
+at = {}
+for e in log:
+    if "value" in e:
+        at.setdefault(e["value"], []).append(e["instance"])
+attempted = set()
+for k in range(1, loaders + 1):
+    try:
+        attempted |= set(open(f"{d}/attempted-{k}.txt").read().split())
+    except FileNotFoundError:
+        pass
+attempted.add("chaos-final")
+for v in at:
+    if v not in attempted:
+        violations.append(f"validity: {v!r} is in the log but no client proposed it")
+for v, where in at.items():
+    if len(where) > 1:
+        violations.append(f"exactly-once: {v!r} counts at instances {where}")
+acked = 0
+for k in range(1, loaders + 1):
+    last = -1
+    for r in jsonl(f"{d}/acked-{k}.jsonl"):
+        acked += 1
+        v, inst = r["value"], r["instance"]
+        if at.get(v, [None])[0] != inst:
+            violations.append(f"durability: {v!r} was acknowledged at {inst}, log has it at {at.get(v)}")
+        if inst <= last:
+            violations.append(f"order: loader {k} got {v!r} at {inst} after an earlier value at {last}")
+        last = inst
+if not live:
+    violations.append("liveness: a value proposed after healing was not decided within 5 s")
+print(f"acknowledged: {acked} values; log: {len(log)} instances; faults injected: {faults}; violations: {len(violations)}")
+for v in violations[:20]:
+    print("VIOLATION", v)
+sys.exit(1 if violations else 0)
+EOF
