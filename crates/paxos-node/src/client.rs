@@ -163,6 +163,16 @@ impl Client {
         self.target
     }
 
+    /// Makes `leader` the proposer the next proposal goes to first, e.g. the
+    /// leader a status request found, so that many new clients do not all
+    /// start with a redirect. A node that is not a proposer of the cluster
+    /// file is ignored.
+    pub fn set_leader_hint(&mut self, leader: NodeId) {
+        if self.proposers.contains(&leader) {
+            self.target = leader;
+        }
+    }
+
     /// Sets how long one attempt waits before the request is sent again.
     pub fn set_retry(&mut self, retry: Duration) {
         self.retry = retry.max(Duration::from_millis(1));

@@ -27,11 +27,13 @@
 //! - [`counters`]: drop counters and rate-limited warnings;
 //! - [`signals`]: SIGTERM/SIGINT/SIGUSR1/SIGUSR2 as loop commands;
 //! - [`daemon`]: the command line, logging and exit codes the binaries share;
-//! - [`client`]: an async client (propose, log reads, status) for tests and `paxosctl`.
+//! - [`client`]: an async client (propose, log reads, status) for tests and `paxosctl`;
+//! - [`ctl`]: `paxosctl`, the operator's command line (propose, log, status, bench).
 
 pub mod client;
 pub mod config;
 pub mod counters;
+pub mod ctl;
 pub mod daemon;
 pub mod runtime;
 pub mod signals;

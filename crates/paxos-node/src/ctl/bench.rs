@@ -1,0 +1,270 @@
+//! `paxosctl bench --values N --concurrency C [--size BYTES] [--timeout SECS] [--json]`
+//!
+//! Keeps C proposals in flight (C clients, one request each, as the proposers
+//! allow) until N values of BYTES bytes are decided or have failed, and
+//! records each value's latency, from the first send to the decision, in an
+//! HDR histogram (microseconds, three significant digits). On a terminal a
+//! progress bar runs on stderr; piped, there is none. It ends with one line:
+//! values, elapsed time, values/s, latency p50/p99/max in ms and errors; with
+//! `--json`, one JSON object instead:
+//! `{"values":N,"concurrency":C,"size":B,"proposers":P,"acceptors":A,
+//! "elapsed_s":..,"values_per_s":..,"p50_ms":..,"p99_ms":..,"max_ms":..,"errors":..}`.
+//! Exit 1 when any value failed (with one line on stderr naming the first).
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use paxos_proto::MAX_VALUE_BYTES;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::{describe, diag, leader_of, proposing_clients, quote, reach_proposers, CtlError, Out};
+use crate::client::ClientError;
+use crate::config::ClusterConfig;
+
+/// The highest latency the histogram tells apart, in microseconds (one hour).
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// The arguments of `paxosctl bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// How many values to propose.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub values: u64,
+    /// How many proposals to keep in flight (one client each).
+    #[arg(long, value_name = "C", value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+    /// The size of each value in bytes (at most 8192).
+    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    pub size: usize,
+    /// Count a value as an error when it is not decided after this many seconds.
+    #[arg(long, value_name = "SECS", value_parser = super::parse_secs, default_value = "10")]
+    pub timeout: Duration,
+    /// Print one JSON object with the figures instead of the summary line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl BenchArgs {
+    /// Refuses a value size over the limit before anything is sent.
+    ///
+    /// # Errors
+    /// [`CtlError::Usage`] when `--size` is over [`MAX_VALUE_BYTES`].
+    pub fn check(&self) -> Result<(), CtlError> {
+        if self.size > MAX_VALUE_BYTES {
+            return Err(CtlError::Usage(format!(
+                "--size {}: over the limit of {MAX_VALUE_BYTES} bytes per value; nothing was sent",
+                self.size
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The figures of one run, as `bench --json` prints them.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    /// Values proposed (decided plus errors).
+    pub values: u64,
+    /// Proposals kept in flight.
+    pub concurrency: u32,
+    /// Bytes per value.
+    pub size: usize,
+    /// Proposers in the cluster file.
+    pub proposers: usize,
+    /// Acceptors in the cluster file.
+    pub acceptors: usize,
+    /// From the first proposal to the last answer.
+    pub elapsed_s: f64,
+    /// Values decided per second.
+    pub values_per_s: f64,
+    /// Median latency of the decided values.
+    pub p50_ms: f64,
+    /// 99th percentile latency of the decided values.
+    pub p99_ms: f64,
+    /// Highest latency of a decided value.
+    pub max_ms: f64,
+    /// Values not decided (timed out or refused).
+    pub errors: u64,
+}
+
+impl Summary {
+    /// The human summary line.
+    pub fn line(&self) -> String {
+        format!(
+            "{} values of {} B, {} in flight ({} proposers, {} acceptors): {:.2} s, {:.0} values/s; \
+             latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} errors",
+            self.values,
+            self.size,
+            self.concurrency,
+            self.proposers,
+            self.acceptors,
+            self.elapsed_s,
+            self.values_per_s,
+            self.p50_ms,
+            self.p99_ms,
+            self.max_ms,
+            self.errors
+        )
+    }
+}
+
+/// The `i`th value of a run: `bench-<i>-xxx...`, exactly `size` bytes.
+pub fn bench_value(i: u64, size: usize) -> String {
+    let mut value = format!("bench-{i}-");
+    value.truncate(size);
+    value.extend(std::iter::repeat_n('x', size - value.len()));
+    value
+}
+
+/// Rounds to three decimals, so that the JSON holds no noise digits.
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Runs `paxosctl bench`.
+///
+/// # Errors
+/// [`CtlError::Failed`] when no proposer answers (nothing was sent);
+/// [`CtlError::Reported`] when some value was not decided.
+pub async fn run(cluster: &ClusterConfig, args: BenchArgs, out: &mut Out) -> Result<(), CtlError> {
+    let probes = reach_proposers(cluster).await?;
+    let leader = leader_of(&probes);
+    let workers = u64::from(args.concurrency).min(args.values) as usize;
+    let clients = proposing_clients(cluster, workers, args.timeout, leader).await?;
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_US, 3)
+        .map_err(|e| CtlError::Failed(format!("cannot make the latency histogram: {e}")))?;
+    let progress = progress_bar(args.values);
+
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Duration, Result<(), ClientError>)>();
+    for mut client in clients {
+        let (next, tx, total, size) = (Arc::clone(&next), tx.clone(), args.values, args.size);
+        tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let value = bench_value(i, size);
+                let sent = Instant::now();
+                let result = client.propose(value).await.map(|_| ());
+                if tx.send((i, sent.elapsed(), result)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+
+    let mut errors = 0u64;
+    let mut first_error = None;
+    while let Some((i, latency, result)) = rx.recv().await {
+        match result {
+            Ok(()) => histogram.saturating_record(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1)),
+            Err(e) => {
+                errors += 1;
+                if first_error.is_none() {
+                    first_error = Some((i, e));
+                }
+                progress.set_message(format!("{errors} errors"));
+            }
+        }
+        progress.inc(1);
+    }
+    let elapsed = started.elapsed();
+    progress.finish_and_clear();
+
+    let ms = |us: u64| round3(us as f64 / 1000.0);
+    let decided = histogram.len();
+    let summary = Summary {
+        values: args.values,
+        concurrency: args.concurrency,
+        size: args.size,
+        proposers: cluster.proposers.len(),
+        acceptors: cluster.acceptors.len(),
+        elapsed_s: round3(elapsed.as_secs_f64()),
+        values_per_s: round3(decided as f64 / elapsed.as_secs_f64().max(1e-9)),
+        p50_ms: ms(histogram.value_at_quantile(0.5)),
+        p99_ms: ms(histogram.value_at_quantile(0.99)),
+        max_ms: ms(histogram.max()),
+        errors,
+    };
+    if args.json {
+        let line = serde_json::to_string(&summary).map_err(|e| CtlError::Failed(format!("summary as JSON: {e}")))?;
+        out.line(line)?;
+    } else {
+        out.line(summary.line())?;
+    }
+    if let Some((i, e)) = first_error {
+        out.flush()?;
+        diag(format_args!(
+            "{errors} of {} values not decided; the first: value #{} {}: {}",
+            args.values,
+            i + 1,
+            quote(&bench_value(i, args.size)),
+            describe(&e)
+        ));
+        return Err(CtlError::Reported);
+    }
+    Ok(())
+}
+
+/// A progress bar on stderr when it is a terminal; a hidden one otherwise,
+/// so that logs and pipes get nothing but the summary.
+fn progress_bar(total: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} values, eta {eta} {msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bench_values_have_exactly_the_size_asked() {
+        assert_eq!(bench_value(7, 12), "bench-7-xxxx");
+        assert_eq!(bench_value(12345, 4), "benc");
+        assert_eq!(bench_value(0, 0), "");
+        assert_eq!(bench_value(3, MAX_VALUE_BYTES).len(), MAX_VALUE_BYTES);
+    }
+
+    #[test]
+    fn the_summary_has_every_field_the_scripts_read() {
+        let s = Summary {
+            values: 10,
+            concurrency: 2,
+            size: 64,
+            proposers: 2,
+            acceptors: 5,
+            elapsed_s: 0.5,
+            values_per_s: 20.0,
+            p50_ms: 1.5,
+            p99_ms: 3.25,
+            max_ms: 4.0,
+            errors: 0,
+        };
+        assert_eq!(
+            serde_json::to_string(&s).expect("json"),
+            r#"{"values":10,"concurrency":2,"size":64,"proposers":2,"acceptors":5,"elapsed_s":0.5,"values_per_s":20.0,"p50_ms":1.5,"p99_ms":3.25,"max_ms":4.0,"errors":0}"#
+        );
+        assert_eq!(
+            s.line(),
+            "10 values of 64 B, 2 in flight (2 proposers, 5 acceptors): 0.50 s, 20 values/s; \
+             latency p50 1.50 ms, p99 3.25 ms, max 4.00 ms; 0 errors"
+        );
+    }
+}

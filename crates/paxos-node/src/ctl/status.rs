@@ -1,0 +1,210 @@
+//! `paxosctl status [--json]`
+//!
+//! Asks every node of the cluster file, proposers and acceptors, for its
+//! status, all at once, each with [`super::STATUS_RETRY`] and one retry. A
+//! node is `up`, `failed` (it answers, but ignores every other datagram since
+//! SIGUSR1) or `unreachable` (no answer in time: down, or not where the file
+//! says).
+//!
+//! The table has the columns NODE, ROLE, ADDRESS, STATE, LEADER, BALLOT and
+//! DECIDED. With `--json` there is one compact JSON object per node and line:
+//! `{"node":"proposer-1","role":"leader","addr":"127.0.0.1:7001","state":"up",
+//! "leader":1,"ballot":"3.1","decided":17,"peers_heard":[...],"counters":{...}}`.
+//! The role is the one the node reports (`leader`, `candidate`, `follower`,
+//! `acceptor`); for an unreachable node it is its role in the file
+//! (`proposer` or `acceptor`), never `leader`, and the fields only the node
+//! knows are `null`. Scripts wait for a leader with `grep '"role":"leader"'`.
+//!
+//! Exit 0 when at least one node answered, else 1 (after the table).
+
+use std::collections::BTreeMap;
+
+use clap::Args;
+use paxos_proto::Node;
+use serde::Serialize;
+
+use super::{all_nodes, probe, unreachable, CtlError, Out, Probe};
+use crate::config::ClusterConfig;
+
+/// The arguments of `paxosctl status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print one JSON object per node and line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One node's line of `status --json`.
+#[derive(Debug, Serialize)]
+pub struct NodeStatus<'a> {
+    /// `proposer-1`, `acceptor-3`.
+    pub node: String,
+    /// What the node says it is, or its role in the cluster file when it is unreachable.
+    pub role: &'a str,
+    /// Its address in the cluster file.
+    pub addr: &'a str,
+    /// `up`, `failed` or `unreachable`.
+    pub state: &'static str,
+    /// The proposer it takes to lead, if it knows one.
+    pub leader: Option<u32>,
+    /// A proposer's ballot or an acceptor's promise, `round.proposer`.
+    pub ballot: Option<String>,
+    /// Its first undecided instance (an acceptor: its highest accepted plus one).
+    pub decided: Option<u64>,
+    /// The peers it heard from within the election timeout.
+    pub peers_heard: Option<Vec<String>>,
+    /// Its counters: datagrams dropped by reason, fsyncs, values decided...
+    pub counters: Option<&'a BTreeMap<String, u64>>,
+}
+
+impl<'a> NodeStatus<'a> {
+    /// What `probe` shows of one node.
+    pub fn of(probe: &'a Probe) -> NodeStatus<'a> {
+        let node = probe.node.to_string();
+        match &probe.reply {
+            Some(r) => NodeStatus {
+                node,
+                role: &r.role,
+                addr: &probe.addr,
+                state: if r.failed { "failed" } else { "up" },
+                leader: r.leader.map(|l| l.0),
+                ballot: Some(r.ballot.to_string()),
+                decided: Some(r.decided.0),
+                peers_heard: Some(r.peers_heard.iter().map(Node::to_string).collect()),
+                counters: Some(&r.counters),
+            },
+            None => NodeStatus {
+                node,
+                role: match probe.node {
+                    Node::Proposer(_) => "proposer",
+                    Node::Acceptor(_) | Node::Client(_) => "acceptor",
+                },
+                addr: &probe.addr,
+                state: "unreachable",
+                leader: None,
+                ballot: None,
+                decided: None,
+                peers_heard: None,
+                counters: None,
+            },
+        }
+    }
+
+    /// The cells of its table row.
+    fn cells(&self) -> [String; 7] {
+        let dash = || "-".to_owned();
+        [
+            self.node.clone(),
+            self.role.to_owned(),
+            self.addr.to_owned(),
+            self.state.to_owned(),
+            self.leader.map_or_else(dash, |l| format!("proposer-{l}")),
+            self.ballot.clone().unwrap_or_else(dash),
+            self.decided.map_or_else(dash, |d| d.to_string()),
+        ]
+    }
+}
+
+/// The status table: a header and one row per node, columns padded to fit.
+pub fn format_table(nodes: &[NodeStatus<'_>]) -> Vec<String> {
+    const HEADER: [&str; 7] = ["NODE", "ROLE", "ADDRESS", "STATE", "LEADER", "BALLOT", "DECIDED"];
+    let mut rows: Vec<[String; 7]> = vec![HEADER.map(str::to_owned)];
+    rows.extend(nodes.iter().map(NodeStatus::cells));
+    let mut widths = [0usize; 7];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    rows.iter()
+        .map(|row| {
+            let cells: Vec<String> = row.iter().zip(widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+            cells.join("  ").trim_end().to_owned()
+        })
+        .collect()
+}
+
+/// Runs `paxosctl status`.
+///
+/// # Errors
+/// [`CtlError::Failed`] when no node answered.
+pub async fn run(cluster: &ClusterConfig, args: StatusArgs, out: &mut Out) -> Result<(), CtlError> {
+    let probes = probe(cluster, &all_nodes(cluster)).await?;
+    let nodes: Vec<NodeStatus<'_>> = probes.iter().map(NodeStatus::of).collect();
+    if args.json {
+        for node in &nodes {
+            let line = serde_json::to_string(node).map_err(|e| CtlError::Failed(format!("status as JSON: {e}")))?;
+            out.line(line)?;
+        }
+    } else {
+        for line in format_table(&nodes) {
+            out.line(line)?;
+        }
+    }
+    if probes.iter().all(|p| p.reply.is_none()) {
+        out.flush()?;
+        return Err(unreachable(cluster, "no node"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use paxos_proto::{Ballot, NodeId, Slot, StatusReply};
+
+    use super::*;
+
+    fn probes() -> Vec<Probe> {
+        let reply = StatusReply {
+            req: 7,
+            role: "leader".into(),
+            failed: false,
+            leader: Some(NodeId(2)),
+            ballot: Ballot::new(3, NodeId(2)),
+            decided: Slot(17),
+            peers_heard: vec![Node::Acceptor(NodeId(1))],
+            counters: BTreeMap::from([("fsyncs".to_owned(), 4)]),
+        };
+        vec![
+            Probe { node: Node::Proposer(NodeId(2)), addr: "127.0.0.1:7002".into(), reply: Some(reply.clone()) },
+            Probe {
+                node: Node::Acceptor(NodeId(1)),
+                addr: "127.0.0.1:7101".into(),
+                reply: Some(StatusReply { role: "acceptor".into(), failed: true, leader: None, ..reply }),
+            },
+            Probe { node: Node::Proposer(NodeId(1)), addr: "127.0.0.1:7001".into(), reply: None },
+        ]
+    }
+
+    #[test]
+    fn json_lines_are_compact_and_an_unreachable_node_keeps_its_configured_role() {
+        let probes = probes();
+        let lines: Vec<String> =
+            probes.iter().map(|p| serde_json::to_string(&NodeStatus::of(p)).expect("json")).collect();
+        assert_eq!(
+            lines[0],
+            r#"{"node":"proposer-2","role":"leader","addr":"127.0.0.1:7002","state":"up","leader":2,"ballot":"3.2","decided":17,"peers_heard":["acceptor-1"],"counters":{"fsyncs":4}}"#
+        );
+        assert!(lines[1].contains(r#""role":"acceptor""#) && lines[1].contains(r#""state":"failed""#));
+        assert_eq!(
+            lines[2],
+            r#"{"node":"proposer-1","role":"proposer","addr":"127.0.0.1:7001","state":"unreachable","leader":null,"ballot":null,"decided":null,"peers_heard":null,"counters":null}"#
+        );
+    }
+
+    #[test]
+    fn the_table_has_a_header_and_aligned_columns() {
+        let probes = probes();
+        let nodes: Vec<NodeStatus<'_>> = probes.iter().map(NodeStatus::of).collect();
+        let table = format_table(&nodes);
+        assert_eq!(
+            table,
+            [
+                "NODE        ROLE      ADDRESS         STATE        LEADER      BALLOT  DECIDED",
+                "proposer-2  leader    127.0.0.1:7002  up           proposer-2  3.2     17",
+                "acceptor-1  acceptor  127.0.0.1:7101  failed       -           3.2     17",
+                "proposer-1  proposer  127.0.0.1:7001  unreachable  -           -       -",
+            ]
+        );
+    }
+}

@@ -1,0 +1,399 @@
+//! Process tests of `paxosctl`: the real binary against a cluster of real
+//! daemons on free ports (tests/common), its stdout, stderr and exit code
+//! checked as a script would see them. Readiness is polled, never slept for,
+//! and every child is killed by PID.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{free_ports, serial, signal, wait_exit, Cluster};
+use paxos_proto::{Node, NodeId, Slot};
+use serde_json::Value as Json;
+
+const PAXOSCTL: &str = env!("CARGO_BIN_EXE_paxosctl");
+
+/// What one run of `paxosctl` did.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+impl Run {
+    fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+
+    fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr.lines().collect()
+    }
+}
+
+/// `paxosctl` with a clean environment: no `PAXOS_*` variable leaks in from the test runner.
+fn paxosctl(config: &Path) -> Command {
+    let mut cmd = Command::new(PAXOSCTL);
+    cmd.arg("--config").arg(config);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PAXOS_") || name == "RUST_LOG" {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `paxosctl --config <config> <args>` to its end (killed, and the test
+/// failed, if it takes longer than `limit`).
+fn run_with(config: &Path, args: &[&str], limit: Duration) -> Run {
+    let started = Instant::now();
+    let mut child = paxosctl(config).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut text = String::new();
+            pipe.read_to_string(&mut text).expect("paxosctl writes UTF-8");
+            text
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr")));
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            signal(child.id(), libc::SIGKILL);
+            let _ = child.wait();
+            panic!("paxosctl {args:?} did not finish within {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    Run {
+        code: status.code(),
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+        took: started.elapsed(),
+    }
+}
+
+fn run(config: &Path, args: &[&str]) -> Run {
+    run_with(config, args, Duration::from_secs(20))
+}
+
+/// Runs it and expects exit 0 and a quiet stderr.
+fn ok(config: &Path, args: &[&str]) -> Run {
+    let r = run(config, args);
+    assert_eq!(r.code, Some(0), "paxosctl {args:?} succeeds: {r:#?}");
+    assert_eq!(r.stderr, "", "paxosctl {args:?} says nothing on stderr");
+    r
+}
+
+/// Parses `<instance>\t<value>`.
+fn instance_and_value(line: &str) -> (u64, &str) {
+    let (instance, value) = line.split_once('\t').unwrap_or_else(|| panic!("no tab in {line:?}"));
+    (instance.parse().unwrap_or_else(|_| panic!("not an instance: {line:?}")), value)
+}
+
+fn json(line: &str) -> Json {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?} is not JSON: {e}"))
+}
+
+async fn ready_cluster(proposers: u32, acceptors: u32) -> Cluster {
+    let mut cluster = Cluster::new(proposers, acceptors, "");
+    cluster.start_all();
+    cluster.wait_ready().await;
+    cluster
+}
+
+/// `propose` prints `<instance>\t<value>` per value in the order given, with
+/// increasing instances when sequential; `--json` and `--concurrency` keep
+/// the order; afterwards both proposers' logs are identical and hold each
+/// value exactly once, where `propose` said; `--from`/`--limit` page it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn propose_prints_each_instance_in_order_and_logs_agree() {
+    let _serial = serial().await;
+    let cluster = ready_cluster(2, 3).await;
+    let config = cluster.path.as_path();
+
+    let r = ok(config, &["propose", "alpha", "beta gamma", "delta"]);
+    let decided: Vec<(u64, &str)> = r.lines().into_iter().map(instance_and_value).collect();
+    assert_eq!(decided.iter().map(|d| d.1).collect::<Vec<_>>(), ["alpha", "beta gamma", "delta"]);
+    assert!(decided.windows(2).all(|w| w[0].0 < w[1].0), "sequential values get increasing instances: {decided:?}");
+
+    let values: Vec<String> = (1..=40).map(|i| format!("v{i}")).collect();
+    let mut args = vec!["propose", "--json", "--concurrency", "8"];
+    args.extend(values.iter().map(String::as_str));
+    let r = ok(config, &args);
+    let lines = r.lines();
+    assert_eq!(lines.len(), values.len());
+    let mut instances = BTreeSet::new();
+    for (line, value) in lines.iter().zip(&values) {
+        let j = json(line);
+        assert_eq!(j.as_object().map(|o| o.len()), Some(2), "{line}: instance and value only");
+        assert_eq!(j["value"], value.as_str(), "lines come in the order given");
+        assert!(instances.insert(j["instance"].as_u64().expect("instance is a number")), "{line}: a fresh instance");
+    }
+
+    // Both proposers learn the same log; the follower may lag a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let log1 = loop {
+        let (l1, l2) = (ok(config, &["log", "--node", "1"]), ok(config, &["log", "--node", "2"]));
+        if l1.stdout == l2.stdout && l1.lines().len() >= 43 {
+            break l1;
+        }
+        assert!(Instant::now() < deadline, "the proposers' logs differ:\n{}\n---\n{}", l1.stdout, l2.stdout);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let default = ok(config, &["log"]);
+    assert_eq!(default.stdout, log1.stdout, "log reads the leader by default");
+    let in_log: Vec<(u64, &str)> =
+        log1.lines().into_iter().filter(|l| l.contains('\t')).map(instance_and_value).collect();
+    for (i, line) in log1.lines().iter().enumerate() {
+        assert_eq!(line.split('\t').next(), Some(i.to_string().as_str()), "the log is printed from 0 without gaps");
+    }
+    for (instance, value) in &decided {
+        assert_eq!(in_log.iter().filter(|(_, v)| v == value).collect::<Vec<_>>(), [&(*instance, *value)]);
+    }
+
+    let page = ok(config, &["log", "--json", "--from", "1", "--limit", "2"]);
+    let page: Vec<Json> = page.lines().into_iter().map(json).collect();
+    assert_eq!(page.len(), 2);
+    assert_eq!(page[0]["instance"], 1);
+    assert_eq!(page[0]["value"], "beta gamma");
+    assert_eq!(page[1]["instance"], 2);
+}
+
+/// A value over 8 KiB is refused before anything is sent: exit 2, one line,
+/// and the cluster decides nothing (the valid value before it is not sent either).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_value_exits_2_before_anything_is_sent() {
+    let _serial = serial().await;
+    let cluster = ready_cluster(1, 3).await;
+    let big = "x".repeat(paxos_proto::MAX_VALUE_BYTES + 1);
+    let r = run(&cluster.path, &["propose", "fine", &big]);
+    assert_eq!(r.code, Some(2), "{r:#?}");
+    assert_eq!(r.stdout, "");
+    let err = r.stderr_lines();
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(err[0].starts_with("paxosctl: value #2 ") && err[0].contains("8192 bytes"), "{err:?}");
+
+    let fits = "y".repeat(paxos_proto::MAX_VALUE_BYTES);
+    let r = run(&cluster.path, &["bench", "--values", "1", "--concurrency", "1", "--size", "8193"]);
+    assert_eq!(r.code, Some(2), "{r:#?}");
+
+    let mut client = cluster.client().await;
+    let leader = client.status(Node::Proposer(NodeId(1))).await.expect("status");
+    assert_eq!(leader.decided, Slot(0), "nothing was proposed");
+    assert_eq!(leader.counters.get("values.decided").copied().unwrap_or(0), 0);
+    // The limit itself is fine.
+    let r = ok(&cluster.path, &["propose", &fits]);
+    assert_eq!(instance_and_value(r.lines()[0]).0, 0);
+}
+
+/// Without a majority of acceptors nothing is decided: each value that
+/// times out gets its own line on stderr, in order, and the exit code is 1;
+/// the values that were decided before it still print.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_value_not_decided_in_time_is_one_stderr_line() {
+    let _serial = serial().await;
+    let cluster = ready_cluster(1, 3).await;
+    ok(&cluster.path, &["propose", "first"]);
+    for id in [1, 2] {
+        cluster.signal(Node::Acceptor(NodeId(id)), libc::SIGUSR1);
+        cluster.wait_status(Node::Acceptor(NodeId(id)), "failed", |s| s.failed).await;
+    }
+    let r = run(&cluster.path, &["propose", "--timeout", "1", "--concurrency", "2", "a", "b"]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert_eq!(r.stdout, "");
+    assert_eq!(
+        r.stderr_lines(),
+        [r#"paxosctl: value #1 "a": timed out after 1s"#, r#"paxosctl: value #2 "b": timed out after 1s"#]
+    );
+    assert!(r.took < Duration::from_secs(4), "the values wait at once: {:?}", r.took);
+}
+
+/// `status` shows every node: a failed one (SIGUSR1) as failed, a killed
+/// one as unreachable with its configured role, never as leader; `--json`
+/// prints one compact object per node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_failed_and_unreachable_nodes() {
+    let _serial = serial().await;
+    let mut cluster = ready_cluster(2, 5).await;
+    let leader = cluster.wait_ready().await;
+    cluster.signal(Node::Acceptor(NodeId(1)), libc::SIGUSR1);
+    cluster.kill9(Node::Acceptor(NodeId(2))).await;
+    cluster.wait_status(Node::Acceptor(NodeId(1)), "failed", |s| s.failed).await;
+
+    let r = ok(&cluster.path, &["status"]);
+    let rows: Vec<Vec<&str>> = r.lines().iter().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["NODE", "ROLE", "ADDRESS", "STATE", "LEADER", "BALLOT", "DECIDED"]);
+    assert_eq!(rows.len(), 8, "a header and seven nodes: {}", r.stdout);
+    let row = |node: &str| rows.iter().find(|r| r[0] == node).unwrap_or_else(|| panic!("no row {node}"));
+    assert_eq!(row(&format!("proposer-{leader}"))[1..2], ["leader"]);
+    assert_eq!(row(&format!("proposer-{leader}"))[3], "up");
+    assert_eq!(row("acceptor-1")[3], "failed");
+    assert_eq!(row("acceptor-2")[1], "acceptor");
+    assert_eq!(row("acceptor-2")[3], "unreachable");
+    assert_eq!(row("acceptor-2")[4..], ["-", "-", "-"]);
+
+    let r = ok(&cluster.path, &["status", "--json"]);
+    assert_eq!(r.lines().iter().filter(|l| l.contains(r#""role":"leader""#)).count(), 1, "{}", r.stdout);
+    let nodes: Vec<Json> = r.lines().into_iter().map(json).collect();
+    assert_eq!(nodes.len(), 7);
+    let keys = ["node", "role", "addr", "state", "leader", "ballot", "decided", "peers_heard", "counters"];
+    for n in &nodes {
+        let got: Vec<&str> = n.as_object().expect("an object").keys().map(String::as_str).collect();
+        assert_eq!(BTreeSet::from_iter(got), BTreeSet::from(keys), "{n}");
+    }
+    let by = |name: &str| nodes.iter().find(|n| n["node"] == name).unwrap_or_else(|| panic!("no {name}"));
+    let lead = by(&format!("proposer-{leader}"));
+    assert_eq!(
+        (&lead["role"], &lead["state"], &lead["leader"]),
+        (&Json::from("leader"), &Json::from("up"), &Json::from(leader.0))
+    );
+    assert!(lead["ballot"].as_str().is_some_and(|b| b.ends_with(&format!(".{leader}"))), "{lead}");
+    assert!(lead["counters"].is_object() && lead["peers_heard"].is_array());
+    assert_eq!(by("acceptor-1")["state"], "failed");
+    let gone = by("acceptor-2");
+    assert_eq!((&gone["role"], &gone["state"]), (&Json::from("acceptor"), &Json::from("unreachable")));
+    assert!(gone["addr"].as_str().is_some_and(|a| a.starts_with("127.0.0.1:")));
+
+    // The leader gone too: still exit 0 (others answer), and its row keeps the role "proposer".
+    cluster.kill9(Node::Proposer(leader)).await;
+    let r = ok(&cluster.path, &["status", "--json"]);
+    let lead = r.lines().into_iter().map(json).find(|n| n["node"] == format!("proposer-{leader}")).expect("row");
+    assert_eq!((&lead["role"], &lead["state"]), (&Json::from("proposer"), &Json::from("unreachable")));
+}
+
+/// `bench --json` prints one object with every figure, and nothing on
+/// stderr: no progress bar when stderr is not a terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_json_has_every_figure() {
+    let _serial = serial().await;
+    let cluster = ready_cluster(2, 3).await;
+    let r = ok(&cluster.path, &["bench", "--values", "300", "--concurrency", "8", "--size", "100", "--json"]);
+    let lines = r.lines();
+    assert_eq!(lines.len(), 1, "one JSON object: {}", r.stdout);
+    let b = json(lines[0]);
+    for (key, want) in
+        [("values", 300), ("concurrency", 8), ("size", 100), ("proposers", 2), ("acceptors", 3), ("errors", 0)]
+    {
+        assert_eq!(b[key], want, "{key} in {b}");
+    }
+    for key in ["elapsed_s", "values_per_s", "p50_ms", "p99_ms", "max_ms"] {
+        assert!(b[key].as_f64().is_some_and(|x| x > 0.0), "{key} in {b}");
+    }
+    assert!(b["p50_ms"].as_f64() <= b["p99_ms"].as_f64() && b["p99_ms"].as_f64() <= b["max_ms"].as_f64(), "{b}");
+
+    let r = ok(&cluster.path, &["bench", "--values", "20", "--concurrency", "2"]);
+    let lines = r.lines();
+    assert_eq!(lines.len(), 1, "one summary line: {}", r.stdout);
+    for word in ["20 values", "values/s", "p50", "p99", "max", "0 errors"] {
+        assert!(lines[0].contains(word), "{word:?} in {lines:?}");
+    }
+    // 300 + 20 values, and nothing else.
+    let log = ok(&cluster.path, &["log"]);
+    assert_eq!(log.lines().len(), 320);
+}
+
+/// A cluster file whose addresses have nobody listening: every command
+/// exits 1 within a few seconds, with one line on stderr; a bad cluster file
+/// and a bad argument exit 2 with one line.
+#[test]
+fn an_unreachable_cluster_or_a_mistake_is_one_line_and_an_exit_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = free_ports(4);
+    let mut text = String::new();
+    for (i, port) in ports.iter().enumerate() {
+        let (section, id) = if i < 1 { ("proposers", i + 1) } else { ("acceptors", i) };
+        text += &format!("[[{section}]]\nid = {id}\naddr = \"127.0.0.1:{port}\"\n");
+    }
+    let config = dir.path().join("cluster.toml");
+    std::fs::write(&config, text).expect("write");
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["propose", "x"],
+        &["log"],
+        &["bench", "--values", "5", "--concurrency", "2"],
+    ] {
+        let r = run_with(&config, args, Duration::from_secs(10));
+        assert_eq!(r.code, Some(1), "{args:?}: {r:#?}");
+        let err = r.stderr_lines();
+        assert_eq!(err.len(), 1, "{args:?}: one line: {err:?}");
+        assert!(err[0].starts_with("paxosctl: cluster unreachable"), "{args:?}: {err:?}");
+        assert!(r.took < Duration::from_secs(3), "{args:?} took {:?}", r.took);
+    }
+    let r = run_with(&config, &["log", "--node", "1"], Duration::from_secs(10));
+    assert_eq!((r.code, r.stderr_lines().len()), (Some(1), 1), "{r:#?}");
+    assert!(r.took < Duration::from_secs(5), "took {:?}", r.took);
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[proposers]]\nid = 1\naddr = \"127.0.0.1:1\"\nbogus = 3\n").expect("write");
+    for (config, args) in [
+        (bad.as_path(), &["status"][..]),
+        (config.as_path(), &["status", "--bogus"]),
+        (config.as_path(), &["propose"]),
+        (config.as_path(), &["log", "--node", "9"]),
+        (config.as_path(), &["propose", "--timeout", "soon", "x"]),
+        (config.as_path(), &[]),
+    ] {
+        let r = run_with(config, args, Duration::from_secs(10));
+        assert_eq!(r.code, Some(2), "{args:?}: {r:#?}");
+        let err = r.stderr_lines();
+        assert_eq!(err.len(), 1, "{args:?}: one line: {err:?}");
+        assert!(err[0].starts_with("paxosctl: "), "{args:?}: {err:?}");
+        assert!(!r.stderr.contains("panicked"), "{args:?}");
+    }
+    let r = run_with(&bad, &["status"], Duration::from_secs(10));
+    assert!(r.stderr.contains("bad.toml") && r.stderr.contains("bogus"), "names the file and the key: {r:#?}");
+}
+
+/// Spawns `paxosctl log --follow` and hands its stdout lines over a channel.
+fn follow(config: &Path) -> (Child, mpsc::Receiver<String>) {
+    let mut child =
+        paxosctl(config).args(["log", "--follow"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+fn expect_line(rx: &mpsc::Receiver<String>, want: &str) {
+    let line = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|e| panic!("waiting for {want:?}: {e}"));
+    assert_eq!(line, want);
+}
+
+/// `log --follow` prints what was decided, then what is decided after it
+/// started, and exits 0 on SIGINT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_follow_prints_values_decided_after_it_started() {
+    let _serial = serial().await;
+    let cluster = ready_cluster(2, 3).await;
+    ok(&cluster.path, &["propose", "before"]);
+    let (mut child, rx) = follow(&cluster.path);
+    expect_line(&rx, "0\tbefore");
+    let mut client = cluster.client().await;
+    assert_eq!(client.propose("after").await.expect("decided"), Slot(1));
+    expect_line(&rx, "1\tafter");
+    assert_eq!(client.propose("later").await.expect("decided"), Slot(2));
+    expect_line(&rx, "2\tlater");
+    signal(child.id(), libc::SIGINT);
+    let status = wait_exit(&mut child, Duration::from_secs(5)).await;
+    assert_eq!(status.code(), Some(0), "SIGINT ends --follow quietly");
+}

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# A local cluster on free loopback ports, for people and scripts.
+#
+#   scripts/cluster.sh up [--proposers 2] [--acceptors 5] [--dir DIR] [--no-fsync] [--no-build]
+#   scripts/cluster.sh down|status [--dir DIR]
+#   scripts/cluster.sh kill|fail|recover|restart|logs ROLE ID [--dir DIR]
+#
+# `up` builds the release binaries once, writes DIR/cluster.toml, starts every
+# node in the background (log in DIR/logs, PID in DIR/pids) and returns once
+# `paxosctl status` shows a leader. Every other command acts only on the PIDs
+# recorded in DIR, after checking that each still runs one of our binaries: it
+# never touches a process it did not start. DIR defaults to <repo>/run/cluster.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bin_dir=${PAXOS_BIN_DIR:-$repo/target/release}
+dir=$repo/run/cluster
+proposers=2
+acceptors=5
+fsync=true
+build=1
+
+die() { echo "cluster.sh: $*" >&2; exit 1; }
+
+usage() {
+    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    exit "${1:-2}"
+}
+
+[ $# -ge 1 ] || usage
+cmd=$1
+shift
+args=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        --dir) dir=$2; shift 2 ;;
+        --proposers) proposers=$2; shift 2 ;;
+        --acceptors) acceptors=$2; shift 2 ;;
+        --no-fsync) fsync=false; shift ;;
+        --no-build) build=0; shift ;;
+        -h|--help) usage 0 ;;
+        -*) die "unknown option $1" ;;
+        *) args+=("$1"); shift ;;
+    esac
+done
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+config=$dir/cluster.toml
+
+paxosctl() { "$bin_dir/paxosctl" --config "$config" "$@"; }
+
+# Free UDP ports on 127.0.0.1, chosen by the kernel.
+free_ports() {
+    python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+pid_file() { echo "$dir/pids/$1-$2.pid"; }
+
+# The PID of ROLE ID if it is alive and still one of our binaries, else nothing.
+live_pid() {
+    local f pid exe
+    f=$(pid_file "$1" "$2")
+    [ -f "$f" ] || return 0
+    pid=$(cat "$f")
+    exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+    case $exe in
+        "$bin_dir/paxos-$1"|"$bin_dir/paxos-$1 (deleted)") echo "$pid" ;;
+    esac
+}
+
+start_node() {
+    local role=$1 id=$2
+    mkdir -p "$dir/logs" "$dir/pids"
+    [ -z "$(live_pid "$role" "$id")" ] || die "$role $id is already running"
+    # setsid: the node outlives this script and a Ctrl-C in its terminal. It execs
+    # in place (this shell is no group leader), so $! is the node itself.
+    setsid "$bin_dir/paxos-$role" --config "$config" --id "$id" >>"$dir/logs/$role-$id.log" 2>&1 &
+    echo $! >"$(pid_file "$role" "$id")"
+}
+
+check_role() {
+    case ${1:-} in
+        proposer|acceptor) ;;
+        *) die "ROLE must be proposer or acceptor, not '${1:-}'" ;;
+    esac
+    [[ ${2:-} =~ ^[0-9]+$ ]] || die "ID must be a number, not '${2:-}'"
+}
+
+signal_node() {
+    local sig=$1 role=$2 id=$3 pid
+    pid=$(live_pid "$role" "$id")
+    [ -n "$pid" ] || die "$role $id is not running"
+    kill "-$sig" "$pid"
+}
+
+# Waits until paxosctl status shows a leader, or fails after $1 seconds.
+wait_leader() {
+    local deadline=$((SECONDS + $1))
+    while [ $SECONDS -lt $deadline ]; do
+        if paxosctl status --json 2>/dev/null | grep -q '"role":"leader"'; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+case $cmd in
+    up)
+        if [ $build = 1 ]; then
+            (cd "$repo" && cargo build --release --locked -q -p paxos-node --bins)
+        fi
+        for b in paxos-proposer paxos-acceptor paxosctl; do
+            [ -x "$bin_dir/$b" ] || die "$bin_dir/$b is missing (build with: cargo build --release -p paxos-node)"
+        done
+        if [ -d "$dir/pids" ] && [ -n "$(ls -A "$dir/pids" 2>/dev/null)" ]; then
+            die "$dir already holds a cluster; run: $0 down --dir $dir"
+        fi
+        read -r -a ports <<<"$(free_ports $((proposers + acceptors)))"
+        {
+            echo "# Written by scripts/cluster.sh on $(date -u +%FT%TZ)."
+            for i in $(seq 1 "$proposers"); do
+                printf '[[proposers]]\nid = %d\naddr = "127.0.0.1:%d"\n\n' "$i" "${ports[$((i - 1))]}"
+            done
+            for i in $(seq 1 "$acceptors"); do
+                printf '[[acceptors]]\nid = %d\naddr = "127.0.0.1:%d"\n\n' "$i" "${ports[$((proposers + i - 1))]}"
+            done
+            printf '[node]\ndata_dir = "%s/data"\nfsync = %s\n' "$dir" "$fsync"
+        } >"$config"
+        for i in $(seq 1 "$acceptors"); do start_node acceptor "$i"; done
+        for i in $(seq 1 "$proposers"); do start_node proposer "$i"; done
+        if ! wait_leader 30; then
+            echo "cluster.sh: no leader after 30 s; logs in $dir/logs" >&2
+            exit 1
+        fi
+        echo "cluster up: $proposers proposers, $acceptors acceptors; config $config"
+        ;;
+    down)
+        for f in "$dir"/pids/*.pid; do
+            [ -e "$f" ] || continue
+            name=$(basename "$f" .pid)
+            pid=$(live_pid "${name%-*}" "${name##*-}")
+            if [ -n "$pid" ]; then
+                kill -TERM "$pid" 2>/dev/null || true
+                for _ in $(seq 1 50); do
+                    kill -0 "$pid" 2>/dev/null || break
+                    sleep 0.1
+                done
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
+            rm -f "$f"
+        done
+        echo "cluster down"
+        ;;
+    status)
+        paxosctl status "${args[@]}"
+        ;;
+    kill|fail|recover)
+        check_role "${args[0]:-}" "${args[1]:-}"
+        case $cmd in kill) sig=KILL ;; fail) sig=USR1 ;; recover) sig=USR2 ;; esac
+        signal_node "$sig" "${args[0]}" "${args[1]}"
+        ;;
+    restart)
+        check_role "${args[0]:-}" "${args[1]:-}"
+        pid=$(live_pid "${args[0]}" "${args[1]}")
+        if [ -n "$pid" ]; then
+            kill -KILL "$pid"
+            while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+        fi
+        start_node "${args[0]}" "${args[1]}"
+        ;;
+    logs)
+        check_role "${args[0]:-}" "${args[1]:-}"
+        cat "$dir/logs/${args[0]}-${args[1]}.log"
+        ;;
+    *)
+        usage
+        ;;
+esac
