@@ -214,7 +214,8 @@ impl Default for NodeSettings {
 }
 
 /// The `[chaos]` section: faults that a node injects into its own outgoing
-/// datagrams, for failure testing. All off by default.
+/// datagrams, for failure testing (applied by [`crate::chaos`], announced at
+/// `warn` when a node starts). All off by default.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChaosSettings {

@@ -4,6 +4,7 @@
 //!   select! ─┬─ shutdown / SIGTERM ─────────────► stop (after the batch in hand)
 //!            ├─ SIGUSR1 / SIGUSR2 ──────────────► failed = true / false
 //!            ├─ tick interval ──► role.tick()
+//!            ├─ chaos timer ────► send the delayed / held datagrams now due
 //!            ├─ resolver ───────► address book
 //!            └─ socket readable ► drain up to MAX_BATCH_DATAGRAMS datagrams:
 //!                                 decode, check cluster / receiver / sender,
@@ -36,6 +37,16 @@
 //! except that it still answers `StatusRequest`, so that an operator can see
 //! that it is failed. Its core still ticks, and what a tick persists (a
 //! proposer's new round) is still made durable; only the messages are dropped.
+//!
+//! # Chaos
+//!
+//! With a `[chaos]` section (or `PAXOS_CHAOS__*`) that injects anything, every
+//! outgoing datagram passes through [`crate::chaos::Chaos`] after it is encoded:
+//! it may be dropped, sent twice, delayed or held back behind a later one. The
+//! node warns about it at start-up, listing the settings, and counts it in its
+//! status (`chaos.*`). Persist-before-send is unaffected: a datagram reaches
+//! the chaos only once what it depends on is durable, and chaos only ever sends
+//! it later or not at all.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -54,6 +65,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
+use crate::chaos::{self, Chaos, Datagram};
 use crate::config::{ClusterConfig, NodeSettings};
 use crate::counters::{self, Counters};
 use crate::store::{StoreStats, StoreStatsSource};
@@ -276,11 +288,23 @@ pub async fn run<R: Replica>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     let local = socket.local_addr()?;
-    if cluster.chaos.enabled() {
-        warn!(node = %replica.me(), "the [chaos] settings are not applied by the daemons yet; ignoring them");
+    let me = replica.me();
+    let chaos = Chaos::new(&cluster.chaos, chaos::node_index(cluster, me));
+    if let Some(chaos) = &chaos {
+        let s = chaos.settings();
+        warn!(
+            node = %me,
+            drop = s.drop,
+            duplicate = s.duplicate,
+            delay_ms = s.delay_ms,
+            reorder = s.reorder,
+            seed = s.seed,
+            node_seed = chaos.node_seed(),
+            "CHAOS ON: this node drops, duplicates, delays and reorders its own outgoing datagrams \
+             ([chaos] / PAXOS_CHAOS__*), for failure testing only"
+        );
     }
     let (book, resolved) = AddressBook::new(cluster, local);
-    let me = replica.me();
     let mut node = Loop {
         view: replica.view(),
         replica,
@@ -296,6 +320,7 @@ pub async fn run<R: Replica>(
         status_requests: Vec::new(),
         heard: HashMap::new(),
         election_timeout: Duration::from_millis(settings.election_timeout_ms),
+        chaos,
     };
     let tick = Duration::from_millis(settings.tick_ms.max(1));
     node.run(tick, control, resolved, shutdown).await
@@ -320,6 +345,8 @@ struct Loop<R> {
     heard: HashMap<Node, Instant>,
     election_timeout: Duration,
     view: Option<View>,
+    /// The fault injector of the outgoing datagrams, when `[chaos]` is on.
+    chaos: Option<Chaos>,
 }
 
 impl<R: Replica> Loop<R> {
@@ -335,6 +362,7 @@ impl<R: Replica> Loop<R> {
         tokio::pin!(shutdown);
         let mut control_open = true;
         loop {
+            let chaos_wakeup = self.chaos.as_ref().and_then(Chaos::next_wakeup);
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
@@ -348,6 +376,7 @@ impl<R: Replica> Loop<R> {
                     self.replica.tick();
                     self.book.refresh(Instant::now());
                 }
+                () = sleep_until(chaos_wakeup), if chaos_wakeup.is_some() => self.send_chaos_due().await,
                 Some(r) = resolved.recv() => self.book.resolved(r),
                 ready = self.socket.readable() => {
                     ready?;
@@ -368,6 +397,10 @@ impl<R: Replica> Loop<R> {
             return;
         }
         self.failed = failed;
+        if let (true, Some(chaos)) = (failed, &mut self.chaos) {
+            // A failed node sends nothing, not even what the chaos held back.
+            chaos.discard();
+        }
         if failed {
             info!(node = %self.me, "failed by signal: ignoring every datagram and sending nothing until SIGUSR2");
         } else {
@@ -497,6 +530,9 @@ impl<R: Replica> Loop<R> {
         if matches!(self.me, Node::Proposer(_)) {
             c.insert("values.decided".into(), s.decided.0);
         }
+        if let Some(chaos) = &self.chaos {
+            c.extend(chaos.stats().counters());
+        }
         s.counters = c;
         s
     }
@@ -525,7 +561,30 @@ impl<R: Replica> Loop<R> {
             error!(node = %self.me, to = %to, kind, error = %e, "cannot encode an outgoing message; dropped");
             return;
         }
-        match self.socket.send_to(&self.send_buf, addr).await {
+        let Some(chaos) = &mut self.chaos else {
+            let bytes = std::mem::take(&mut self.send_buf);
+            self.transmit(addr, to, &bytes).await;
+            self.send_buf = bytes;
+            return;
+        };
+        let out = chaos.submit(Instant::now(), Datagram { addr, to, bytes: self.send_buf.clone() });
+        for d in out {
+            self.transmit(d.addr, d.to, &d.bytes).await;
+        }
+    }
+
+    /// Sends what the chaos delayed or held back and is now due.
+    async fn send_chaos_due(&mut self) {
+        let Some(chaos) = &mut self.chaos else { return };
+        let due = chaos.due(Instant::now());
+        for d in due {
+            self.transmit(d.addr, d.to, &d.bytes).await;
+        }
+    }
+
+    /// Puts one encoded datagram on the wire.
+    async fn transmit(&mut self, addr: SocketAddr, to: Node, bytes: &[u8]) {
+        match self.socket.send_to(bytes, addr).await {
             Ok(_) => self.counters.incr(counters::DATAGRAMS_OUT),
             Err(e) => {
                 self.counters.incr(counters::SEND_ERRORS);
@@ -537,6 +596,14 @@ impl<R: Replica> Loop<R> {
                 }
             }
         }
+    }
+}
+
+/// Completes at `at`, or never when there is no `at` (a disabled `select!` branch).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# docker-compose.yml for real, on this machine, as CI runs it:
+#
+#   1. a Docker engine: the one that answers, else our own dockerd (root only;
+#      no iptables, no default bridge, container networks in 10.78.0.0/16);
+#   2. the image, built offline FROM scratch (scripts/docker-image.sh), or
+#      with --dockerfile by `compose build` from deploy/Dockerfile (needs a registry);
+#   3. `up`, and wait until every container is healthy and a leader is seen
+#      from the host through the published ports (deploy/compose-host.toml);
+#   4. the seed scenario: acceptors 1 and 2 failed (SIGUSR1), N values proposed
+#      by the one-shot `client` service inside the compose network, checked;
+#   5. `kill acceptor-1 acceptor-2` (SIGKILL; the restart policy leaves them
+#      down) and the same again with new values;
+#   6. a few values and `status` from the host; `down -v`.
+#
+#   scripts/compose.sh [--values N] [--dockerfile] [--keep]
+#
+# Prints the seed scenario's elapsed time for both runs and ends with
+# `COMPOSE: PASS` (exit 0) or `COMPOSE: FAIL` (exit 1). When no Docker engine
+# can be had it says `COMPOSE: SKIPPED (why)` loudly, still validates
+# docker-compose.yml with `compose config`, and exits 0 only if that passes.
+# --keep leaves the cluster up for you to try (it prints how to reach and
+# remove it). Everything it starts it stops again: the containers, the
+# volumes and network (`down -v`), and its own dockerd, by PID.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+values=1000
+dockerfile=0
+keep=0
+project=paxos-compose
+image=paxos:local
+while [ $# -gt 0 ]; do
+    case $1 in
+        --values) values=$2; shift 2 ;;
+        --dockerfile) dockerfile=1; shift ;;
+        --keep) keep=1; shift ;;
+        -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "compose.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+cd "$repo"
+
+step() { printf '\n=== compose: %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
+banner() {
+    printf '\n%s\n%s\n%s\n' "################################################################" "$1" \
+        "################################################################"
+}
+
+# `docker compose` (v2) where the plugin is there, else `docker-compose` (v1).
+compose_cmd=()
+if command -v docker >/dev/null && docker compose version >/dev/null 2>&1; then
+    compose_cmd=(docker compose)
+elif command -v docker-compose >/dev/null; then
+    compose_cmd=(docker-compose)
+fi
+compose() { "${compose_cmd[@]}" -p "$project" -f "$repo/docker-compose.yml" "$@"; }
+
+validate() {
+    if [ ${#compose_cmd[@]} = 0 ]; then
+        echo "compose.sh: neither \`docker compose\` nor \`docker-compose\` is installed: docker-compose.yml NOT validated" >&2
+        return 1
+    fi
+    if compose --profile client config -q; then
+        echo "compose: docker-compose.yml is valid (${compose_cmd[*]} config)"
+    else
+        echo "compose.sh: docker-compose.yml is INVALID (${compose_cmd[*]} config)" >&2
+        return 1
+    fi
+}
+
+dockerd_pid=
+own_dir=/run/paxos-dockerd
+started=0
+cleanup() {
+    local rc=$?
+    if [ $started = 1 ] && [ $keep = 0 ]; then
+        compose down -v --remove-orphans --timeout 10 >/dev/null 2>&1 || true
+    fi
+    if [ -n "$dockerd_pid" ] && [ $keep = 0 ]; then
+        kill -TERM "$dockerd_pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$dockerd_pid" 2>/dev/null || break
+            sleep 0.2
+        done
+        kill -KILL "$dockerd_pid" 2>/dev/null || true
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+# An interrupted run cleans up too.
+trap 'exit 130' INT TERM
+
+skip() {
+    banner "COMPOSE: SKIPPED ($1)"
+    echo "The compose cluster did NOT run; only docker-compose.yml is validated below. This is not a pass."
+    validate || exit 1
+    exit 0
+}
+
+fail() {
+    echo "compose.sh: $*" >&2
+    if [ $started = 1 ]; then
+        echo "--- container logs (last 15 lines each)"
+        compose logs --no-color --tail 15 2>&1 || true
+    fi
+    banner "COMPOSE: FAIL ($*)"
+    exit 1
+}
+
+# ---- 1. an engine -----------------------------------------------------------------
+step "engine"
+command -v docker >/dev/null || skip "no docker client is installed (apt-get install docker.io)"
+[ ${#compose_cmd[@]} -gt 0 ] || fail "neither docker compose nor docker-compose is installed (apt-get install docker-compose)"
+if docker info >/dev/null 2>&1; then
+    echo "compose: using the Docker engine that answers at ${DOCKER_HOST:-the default socket}"
+else
+    command -v dockerd >/dev/null || skip "no Docker engine answers and dockerd is not installed (apt-get install docker.io)"
+    [ "$(id -u)" = 0 ] || skip "no Docker engine answers, and starting dockerd needs root"
+    # Our own engine on a socket of its own, so that nothing else is disturbed:
+    # no iptables rules, no default bridge, no forwarding; the networks compose
+    # creates get addresses in 10.78.0.0/16 and are only ever reached from here,
+    # and the containers' DNS asks nothing beyond Docker's own names (their
+    # upstream resolver is 127.0.0.1, so no query ever leaves the machine).
+    mkdir -p "$own_dir"
+    export DOCKER_HOST="unix://$own_dir/docker.sock"
+    if docker info >/dev/null 2>&1; then
+        # Left running by an earlier run that was interrupted: ours, so stop it at the end.
+        dockerd_pid=$(cat "$own_dir/dockerd.pid" 2>/dev/null || true)
+        echo "compose: reusing the dockerd of an earlier run at $DOCKER_HOST (PID ${dockerd_pid:-unknown})"
+    else
+        rm -f "$own_dir/docker.sock" "$own_dir/dockerd.pid"
+        setsid dockerd --host "$DOCKER_HOST" --pidfile "$own_dir/dockerd.pid" --exec-root "$own_dir/exec" \
+            --data-root /var/lib/paxos-dockerd --iptables=false --ip-forward=false --ip-masq=false --bridge=none \
+            --default-address-pool base=10.78.0.0/16,size=24 --dns 127.0.0.1 >"$own_dir/dockerd.log" 2>&1 &
+        dockerd_pid=$!
+        deadline=$((SECONDS + 60))
+        until docker info >/dev/null 2>&1; do
+            if ! kill -0 "$dockerd_pid" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+                why=$(grep -v '^$' "$own_dir/dockerd.log" | tail -n 1 | cut -c1-200)
+                kill -KILL "$dockerd_pid" 2>/dev/null || true
+                dockerd_pid=
+                skip "dockerd did not start: ${why:-no output}"
+            fi
+            sleep 0.5
+        done
+        echo "compose: started dockerd (PID $dockerd_pid) at $DOCKER_HOST; log $own_dir/dockerd.log"
+    fi
+fi
+docker version --format 'compose: engine {{.Server.Version}}, client {{.Client.Version}}' || true
+"${compose_cmd[@]}" version 2>/dev/null | head -n 1 || true
+validate || fail "docker-compose.yml does not validate"
+
+# ---- 2. the image -----------------------------------------------------------------
+step "image"
+export PAXOS_IMAGE=$image
+if [ $dockerfile = 1 ]; then
+    compose build || fail "compose build (deploy/Dockerfile) failed; without registry access, drop --dockerfile"
+else
+    scripts/docker-image.sh --tag "$image" || fail "the offline image did not build"
+fi
+# paxosctl on the host: the static one built for the image when there is one.
+paxosctl=
+for c in "$repo"/target/x86_64-unknown-linux-{musl,gnu}/release/paxosctl; do
+    if [ -z "$paxosctl" ] && [ -x "$c" ]; then paxosctl=$c; fi
+done
+if [ -z "$paxosctl" ]; then
+    cargo build --release --locked -q -p paxos-node --bin paxosctl
+    paxosctl=$repo/target/release/paxosctl
+fi
+hostctl() { "$paxosctl" --config "$repo/deploy/compose-host.toml" "$@"; }
+
+# ---- 3. up ------------------------------------------------------------------------
+step "up"
+compose down -v --remove-orphans --timeout 10 >/dev/null 2>&1 || true
+started=1
+up_start=$SECONDS
+compose up -d --no-build || fail "compose up failed"
+
+all_healthy() {
+    local ids states
+    ids=$(compose ps -q)
+    [ "$(echo "$ids" | grep -c .)" -ge 7 ] || return 1
+    # shellcheck disable=SC2086
+    states=$(docker inspect -f '{{.State.Health.Status}}' $ids)
+    ! echo "$states" | grep -qv '^healthy$'
+}
+deadline=$((SECONDS + 90))
+until all_healthy; do
+    [ $SECONDS -lt $deadline ] || fail "not every container became healthy within 90 s"
+    sleep 0.5
+done
+until hostctl status --json 2>/dev/null | grep -q '"role":"leader"'; do
+    [ $SECONDS -lt $deadline ] || fail "no leader seen from the host within 90 s"
+    sleep 0.2
+done
+echo "compose: 7 containers healthy and a leader elected after $((SECONDS - up_start)) s"
+hostctl status
+
+# ---- 4. the seed scenario ---------------------------------------------------------
+# Runs the client service; prints its output; echoes the elapsed milliseconds.
+run_client() {
+    local prefix=$1 out
+    out=$(compose run --rm -T client --values "$values" --prefix "$prefix" 2>&1) || {
+        echo "$out" >&2
+        return 1
+    }
+    echo "$out" >&2
+    echo "$out" | grep -q '^PASS$' || return 1
+    echo "$out" | sed -n 's/^elapsed: \([0-9]*\) ms.*/\1/p'
+}
+
+step "seed scenario: acceptors 1 and 2 failed (SIGUSR1), $values values from the client service"
+compose kill -s SIGUSR1 acceptor-1 acceptor-2 >/dev/null
+until [ "$(hostctl status --json 2>/dev/null | grep -cE '"node":"acceptor-[12]".*"state":"failed"')" = 2 ]; do
+    [ $SECONDS -lt $((deadline + 30)) ] || fail "acceptors 1 and 2 do not show as failed"
+    sleep 0.2
+done
+seed_ms=$(run_client seed) || fail "the seed scenario failed in compose"
+compose kill -s SIGUSR2 acceptor-1 acceptor-2 >/dev/null
+
+step "docker compose kill acceptor-1 acceptor-2, and again"
+compose kill acceptor-1 acceptor-2 >/dev/null
+sleep 2 # long enough for a restart policy to act, if it were to
+for s in acceptor-1 acceptor-2; do
+    running=$(docker inspect -f '{{.State.Running}}' "$(compose ps -a -q "$s")")
+    [ "$running" = false ] || fail "$s runs again after kill: the restart policy should leave it down"
+done
+echo "compose: acceptor-1 and acceptor-2 are down (killed; unless-stopped leaves them so)"
+kill_ms=$(run_client again) || fail "the scenario with acceptors 1 and 2 killed failed in compose"
+
+# ---- 6. from the host, and down -----------------------------------------------------
+step "from the host: deploy/compose-host.toml"
+hostctl propose from-host-1 from-host-2 from-host-3 || fail "paxosctl propose from the host failed"
+hostctl status
+
+if [ $keep = 1 ]; then
+    step "kept"
+    echo "The cluster stays up (acceptors 1 and 2 killed). Try:"
+    echo "  ${DOCKER_HOST:+DOCKER_HOST=$DOCKER_HOST }$paxosctl --config deploy/compose-host.toml status"
+    echo "  ${DOCKER_HOST:+DOCKER_HOST=$DOCKER_HOST }${compose_cmd[*]} -p $project start acceptor-1 acceptor-2"
+    echo "Remove it with:  ${DOCKER_HOST:+DOCKER_HOST=$DOCKER_HOST }${compose_cmd[*]} -p $project down -v"
+    [ -z "$dockerd_pid" ] || echo "and stop our dockerd with:  kill $dockerd_pid"
+else
+    step "down -v"
+    compose down -v --remove-orphans --timeout 10 || fail "compose down -v failed"
+    started=0
+    left=$(docker ps -aq --filter "label=com.docker.compose.project=$project" | grep -c . || true)
+    [ "$left" = 0 ] || fail "$left containers are left after down"
+fi
+
+echo
+echo "compose: seed scenario (acceptors 1 and 2 failed): elapsed ${seed_ms} ms for $values values"
+echo "compose: again with acceptors 1 and 2 killed:      elapsed ${kill_ms} ms for $values values"
+banner "COMPOSE: PASS (seed scenario ${seed_ms} ms; with acceptors 1 and 2 killed ${kill_ms} ms; $values values each)"
