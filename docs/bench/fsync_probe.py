@@ -1,0 +1,58 @@
+"""How long one fdatasync takes on this disk, alone and with others at once.
+
+K processes each write 300 bytes and fdatasync, N times, all at once, first
+appending to a growing file (as the WALs do today), then overwriting a file
+that was written full beforehand (preallocated). Prints p50/p90/p99 per K.
+Run by docs/bench/profile.sh; `python3 docs/bench/fsync_probe.py [DIR]`.
+"""
+
+import multiprocessing as mp
+import os
+import sys
+import time
+
+N = 400
+
+
+def worker(mode, path, q, barrier):
+    if mode == "append":
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+    else:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, b"\0" * (4096 * (N + 10)))
+        os.fsync(fd)
+        os.lseek(fd, 0, os.SEEK_SET)
+    barrier.wait()
+    lat = []
+    for _ in range(N):
+        os.write(fd, b"x" * 300)
+        t = time.perf_counter()
+        os.fdatasync(fd)
+        lat.append((time.perf_counter() - t) * 1e3)
+    os.close(fd)
+    os.unlink(path)
+    q.put(lat)
+
+
+def main():
+    d = sys.argv[1] if len(sys.argv) > 1 else "/tmp"
+    for mode in ("append", "prealloc"):
+        for k in (1, 3, 5):
+            q, b = mp.Queue(), mp.Barrier(k)
+            ps = [mp.Process(target=worker, args=(mode, os.path.join(d, f"fsync-probe-{os.getpid()}-{i}"), q, b))
+                  for i in range(k)]
+            for p in ps:
+                p.start()
+            lat = []
+            for _ in ps:
+                lat += q.get()
+            for p in ps:
+                p.join()
+            lat.sort()
+            pick = lambda f: lat[min(len(lat) - 1, int(len(lat) * f))]
+            print(f"{mode:<9} {k} at once: fdatasync p50 {pick(0.5):.3f} ms  p90 {pick(0.9):.3f} ms  "
+                  f"p99 {pick(0.99):.3f} ms  max {lat[-1]:.3f} ms")
+
+
+if __name__ == "__main__":
+    main()
