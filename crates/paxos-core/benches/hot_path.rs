@@ -103,7 +103,7 @@ impl Cluster {
             if ready.is_empty() {
                 return replies;
             }
-            for out in ready.messages {
+            for out in ready.early.into_iter().chain(ready.messages) {
                 match out.to {
                     // Acceptors 1 and 2 are failed, as in the seed scenario.
                     Node::Acceptor(a) if a.0 > 2 => {

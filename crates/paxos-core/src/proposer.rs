@@ -531,9 +531,12 @@ impl Proposer {
         if m.leader && self.leader_hint.is_none_or(|(_, b)| m.ballot >= b) {
             self.leader_hint = Some((from, m.ballot));
         }
-        if m.leader {
-            self.fenced(m.ballot, "a peer leads with a higher ballot");
-        }
+        // Any higher ballot fences us, not only a leader's: a peer that used it
+        // may have got acceptors to promise it. Otherwise a leader that was cut
+        // off (or failed) and comes back idle keeps a stale ballot forever, and
+        // with no client traffic nothing would tell it: slots decided
+        // meanwhile would stay unlearned.
+        self.fenced(m.ballot, "a peer used a higher ballot");
         Ok(())
     }
 
@@ -759,7 +762,9 @@ impl Proposer {
         }
     }
 
-    /// Answers a request whose client already has a request applied.
+    /// Answers a request whose client already has a request applied. The
+    /// answer rests on decided values only (durable at a majority of
+    /// acceptors), not on this proposer's own log, so it need not wait for it.
     fn answer_applied(&mut self, client: ClientId, seq: u64) {
         let session = self.learner.session(client).expect("an applied command has a session");
         let msg = if session.seq == seq {
@@ -767,7 +772,7 @@ impl Proposer {
         } else {
             Message::ClientError(ClientError { seq, kind: ClientErrorKind::Stale })
         };
-        self.ready.send(Node::Client(client), msg);
+        self.ready.send_early(Node::Client(client), msg);
     }
 
     /// Asks a peer for decided slots we lack.

@@ -18,8 +18,15 @@ pub struct Outgoing {
 /// taken (a message may rest on the writes of an earlier `Ready`: a repeated
 /// `Accepted`, an equal-ballot promise, a reply from a client session). A
 /// runtime that cannot make `persist` durable must stop without sending `messages`.
+///
+/// `early` holds messages that rest on no write of this node: they may leave
+/// before `persist` is durable (after the previous `Ready` is done). A reply to
+/// a client whose value is decided is one: the value is already on the disks
+/// of a majority of acceptors, so the leader need not wait for its own copy.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Ready<Op> {
+    /// Messages that may leave before `persist` is durable.
+    pub early: Vec<Outgoing>,
     /// Storage operations, in order; apply them atomically.
     pub persist: Vec<Op>,
     /// Messages to send once `persist` is durable.
@@ -28,18 +35,23 @@ pub struct Ready<Op> {
 
 impl<Op> Default for Ready<Op> {
     fn default() -> Self {
-        Ready { persist: Vec::new(), messages: Vec::new() }
+        Ready { early: Vec::new(), persist: Vec::new(), messages: Vec::new() }
     }
 }
 
 impl<Op> Ready<Op> {
     /// True when there is nothing to write and nothing to send.
     pub fn is_empty(&self) -> bool {
-        self.persist.is_empty() && self.messages.is_empty()
+        self.early.is_empty() && self.persist.is_empty() && self.messages.is_empty()
     }
 
     pub(crate) fn send(&mut self, to: Node, msg: Message) {
         self.messages.push(Outgoing { to, msg });
+    }
+
+    /// Sends `msg` without waiting for this `Ready`'s writes (see `early`).
+    pub(crate) fn send_early(&mut self, to: Node, msg: Message) {
+        self.early.push(Outgoing { to, msg });
     }
 }
 

@@ -476,9 +476,17 @@ impl<R: Replica> Loop<R> {
         }
     }
 
-    /// Persists the role's writes, then sends its messages and the status replies.
+    /// Sends the role's early messages, persists its writes, then sends its
+    /// messages and the status replies.
     async fn flush(&mut self) -> Result<(), RunError> {
         let ready = self.replica.take_ready();
+        if self.failed {
+            self.counters.add("suppressed.failed", ready.early.len() as u64);
+        } else {
+            for out in ready.early {
+                self.send(out.to, out.msg).await;
+            }
+        }
         if !ready.persist.is_empty() {
             self.replica.persist(&ready.persist)?;
         }

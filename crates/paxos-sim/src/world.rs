@@ -370,6 +370,11 @@ impl World {
                 let Some(p) = self.proposers[i].as_mut() else { continue };
                 from = Node::Proposer(p.id());
                 let ready = p.take_ready();
+                // Early messages leave before the writes are durable, so even a
+                // crash that loses those writes does not hold them back.
+                if !self.is_failed(i) {
+                    self.pending_sends.extend(ready.early.into_iter().map(|m| (from, m.to, m.msg)));
+                }
                 let lose = crash && self.fault_rng.chance(self.params.crash_before_persist);
                 if !lose {
                     self.proposer_disks[i].apply(&ready.persist).expect("in-memory disk");
@@ -380,6 +385,9 @@ impl World {
                 let Some(acc) = self.acceptors[a].as_mut() else { continue };
                 from = Node::Acceptor(acc.id());
                 let ready = acc.take_ready();
+                if !self.is_failed(i) {
+                    self.pending_sends.extend(ready.early.into_iter().map(|m| (from, m.to, m.msg)));
+                }
                 let lose = crash && self.fault_rng.chance(self.params.crash_before_persist);
                 if !lose {
                     self.acceptor_disks[a].apply(&ready.persist).expect("in-memory disk");
@@ -502,14 +510,27 @@ impl World {
         }
     }
 
-    /// True when every node is up, every client is done and every proposer learned the same log.
+    /// True when every node is up, every client is done and every proposer learned the same log,
+    /// which holds every acknowledged value.
     pub fn settled(&self) -> bool {
         if self.faulty() || !self.clients.iter().all(|c| c.done()) {
             return false;
         }
         let logs: Vec<&[Value]> =
             self.proposers.iter().map(|p| p.as_ref().map_or(&[][..], |p| p.learner().log())).collect();
-        self.proposers.iter().all(|p| p.is_some()) && logs.windows(2).all(|w| w[0] == w[1])
+        // Every acknowledged value is learned, not merely decided: a leader
+        // answers before its own copy is durable, and may crash right after.
+        let acked_end = self
+            .clients
+            .iter()
+            .flat_map(|c| &c.requests)
+            .filter_map(|r| r.acked)
+            .map(|(_, s)| s.0 + 1)
+            .max()
+            .unwrap_or(0);
+        self.proposers.iter().all(|p| p.is_some())
+            && logs.windows(2).all(|w| w[0] == w[1])
+            && logs.iter().all(|l| l.len() as u64 >= acked_end)
     }
 
     /// The acceptors' durable states, for the final checks.

@@ -71,7 +71,7 @@ fn accepted_to_all(ballot: Ballot, slots: &[u64]) -> Vec<Outgoing> {
 }
 
 fn ready(persist: Vec<AcceptorOp>, messages: Vec<Outgoing>) -> Ready<AcceptorOp> {
-    Ready { persist, messages }
+    Ready { early: vec![], persist, messages }
 }
 
 fn accept_op(slot: u64, ballot: Ballot, value: Value) -> AcceptorOp {
