@@ -364,7 +364,7 @@ commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
 dirty=
 if [ -n "$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null || true)" ]; then dirty=" (with uncommitted changes)"; fi
 etcd_version=
-[ "$vs" != etcd ] || etcd_version=$(etcd --version 2>/dev/null | head -n 1)
+[ "$vs" != etcd ] || etcd_version=$(etcd --version 2>/dev/null | sed -n 1p)  # sed reads all: no SIGPIPE under pipefail
 
 {
     echo "# Benchmark: $started"
