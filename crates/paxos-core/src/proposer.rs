@@ -461,11 +461,7 @@ impl Proposer {
         if self.election.rightful_leader(self.now) == self.cfg.id {
             // In slot order, ahead of values that never had a slot.
             for value in proposed.into_iter().rev() {
-                if let Value::Command(c) = value {
-                    if !self.learner.is_applied(&c) {
-                        self.queue.push_front(c);
-                    }
-                }
+                requeue(&self.learner, &mut self.queue, value);
             }
         } else {
             self.hand_over_clients();
@@ -629,11 +625,7 @@ impl Proposer {
                 if self.learner.value(slot).is_some() {
                     // Learned from a peer meanwhile, maybe with another value
                     // from a higher ballot: a client's value then needs a new slot.
-                    if let Value::Command(c) = value {
-                        if !self.learner.is_applied(&c) {
-                            self.queue.push_front(c);
-                        }
-                    }
+                    requeue(&self.learner, &mut self.queue, value);
                     continue;
                 }
                 (slot, value)
@@ -744,10 +736,7 @@ impl Proposer {
             if let Some(f) = self.phase2.as_mut().and_then(|p2| p2.inflight.remove(&a.slot)) {
                 // Another ballot chose something else here (we led with a stale
                 // ballot): our value still needs a slot.
-                match f.value {
-                    Value::Command(c) if !self.learner.is_applied(&c) => self.queue.push_front(c),
-                    _ => {}
-                }
+                requeue(&self.learner, &mut self.queue, f.value);
             }
             if let Value::Command(c) = &a.value {
                 if self.proposed.get(&c.client).is_some_and(|s| *s <= c.seq) {
@@ -885,6 +874,16 @@ impl Proposer {
         let reply = LogReply { req: m.req, entries, decided: self.learner.decided() };
         self.ready.send(Node::Client(client), Message::LogReply(reply));
         Ok(())
+    }
+}
+
+/// Puts a client's value that lost its slot back at the front of the queue,
+/// unless it was applied meanwhile (no-ops need no slot of their own).
+fn requeue(learner: &Learner, queue: &mut VecDeque<Command>, value: Value) {
+    if let Value::Command(c) = value {
+        if !learner.is_applied(&c) {
+            queue.push_front(c);
+        }
     }
 }
 
