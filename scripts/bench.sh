@@ -138,18 +138,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- helpers
-# Free TCP ports on 127.0.0.1, chosen by the kernel.
-free_tcp_ports() {
-    python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
+# shellcheck source=scripts/lib/procs.sh disable=SC1091
+. "$repo/scripts/lib/procs.sh"
 
 # Peak RSS (VmHWM) of PID in KiB, or nothing when it is gone.
 peak_rss_kib() {
@@ -221,7 +211,7 @@ etcd_members=()   # PID of member i at index i-1
 # etcd_up DIR: 5 members on free loopback ports; returns once all 5 agree on a leader.
 etcd_up() {
     local d=$1 ports i cluster="" token pid deadline
-    read -r -a ports <<<"$(free_tcp_ports 10)"
+    read -r -a ports <<<"$(free_ports tcp 10)"
     token=bench-$$-$RANDOM
     for i in 1 2 3 4 5; do
         cluster+="${cluster:+,}m$i=http://127.0.0.1:${ports[$((2 * i - 1))]}"

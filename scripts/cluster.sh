@@ -20,6 +20,9 @@ acceptors=5
 fsync=true
 build=1
 
+# shellcheck source=scripts/lib/procs.sh disable=SC1091
+. "$repo/scripts/lib/procs.sh"
+
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
 usage() {
@@ -49,32 +52,11 @@ config=$dir/cluster.toml
 
 paxosctl() { "$bin_dir/paxosctl" --config "$config" "$@"; }
 
-# Free UDP ports on 127.0.0.1, chosen by the kernel.
-free_ports() {
-    python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
 
 pid_file() { echo "$dir/pids/$1-$2.pid"; }
 
 # The PID of ROLE ID if it is alive and still one of our binaries, else nothing.
-live_pid() {
-    local f pid exe
-    f=$(pid_file "$1" "$2")
-    [ -f "$f" ] || return 0
-    pid=$(cat "$f")
-    exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
-    case $exe in
-        "$bin_dir/paxos-$1"|"$bin_dir/paxos-$1 (deleted)") echo "$pid" ;;
-    esac
-}
+live_pid() { pid_if_ours "$(pid_file "$1" "$2")" "$bin_dir/paxos-$1"; }
 
 start_node() {
     local role=$1 id=$2
@@ -124,7 +106,7 @@ case $cmd in
         if [ -d "$dir/pids" ] && [ -n "$(ls -A "$dir/pids" 2>/dev/null)" ]; then
             die "$dir already holds a cluster; run: $0 down --dir $dir"
         fi
-        read -r -a ports <<<"$(free_ports $((proposers + acceptors)))"
+        read -r -a ports <<<"$(free_ports udp $((proposers + acceptors)))"
         {
             echo "# Written by scripts/cluster.sh on $(date -u +%FT%TZ)."
             for i in $(seq 1 "$proposers"); do

@@ -31,6 +31,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib/procs.sh disable=SC1091
+. "$repo/scripts/lib/procs.sh"
 bin_dir=${PAXOS_BIN_DIR:-$repo/target/release}
 dir=$repo/run/netns
 config=$repo/deploy/compose.toml
@@ -111,16 +113,7 @@ need_root() {
 
 pid_file() { echo "$dir/pids/$1.pid"; }
 # The PID of NODE's daemon if it is alive and still one of our binaries, else nothing.
-live_pid() {
-    local f pid exe role=${1%-*}
-    f=$(pid_file "$1")
-    [ -f "$f" ] || return 0
-    pid=$(cat "$f")
-    exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
-    case $exe in
-        "$bin_dir/paxos-$role" | "$bin_dir/paxos-$role (deleted)") echo "$pid" ;;
-    esac
-}
+live_pid() { pid_if_ours "$(pid_file "$1")" "$bin_dir/paxos-${1%-*}"; }
 
 start_node() {
     local n=$1 role=${1%-*} id=${1##*-}

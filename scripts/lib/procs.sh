@@ -1,0 +1,28 @@
+# shellcheck shell=bash
+# Helpers the cluster scripts share (bash; sourced, not run).
+
+# Prints N free ports on 127.0.0.1 for PROTO (udp or tcp), chosen by the kernel.
+free_ports() {
+    python3 - "$1" "$2" <<'PY'
+import socket, sys
+kind = socket.SOCK_DGRAM if sys.argv[1] == "udp" else socket.SOCK_STREAM
+socks = []
+for _ in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+PY
+}
+
+# Prints the PID recorded in FILE if that process is alive and still runs the
+# binary EXE (so that a recycled PID is never signalled), else nothing.
+pid_if_ours() {
+    local file=$1 exe=$2 pid running
+    [ -f "$file" ] || return 0
+    pid=$(cat "$file")
+    running=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+    case $running in
+        "$exe" | "$exe (deleted)") echo "$pid" ;;
+    esac
+}
