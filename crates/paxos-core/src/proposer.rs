@@ -653,6 +653,10 @@ impl Proposer {
 
     /// Sends `entries` to every acceptor (and a copy to peer proposers, which learn from it),
     /// as few datagrams as fit.
+    ///
+    /// Accepts leave early (`Ready::early`): they rest on no write of this
+    /// proposer but its round, and that was durable before the prepares of
+    /// this ballot left, i.e. before any promise made the ballot usable.
     fn send_accepts(&mut self, entries: Vec<AcceptEntry>, copy_to_peers: bool) {
         let targets: Vec<Node> = self
             .cfg
@@ -664,7 +668,7 @@ impl Proposer {
         for chunk in pack(entries) {
             let accept = Accept { ballot: self.ballot, entries: chunk };
             for to in &targets {
-                self.ready.send(*to, Message::Accept(accept.clone()));
+                self.ready.send_early(*to, Message::Accept(accept.clone()));
             }
         }
     }
@@ -723,7 +727,7 @@ impl Proposer {
         for (i, entries) in per_acceptor.into_iter().enumerate() {
             let to = Node::Acceptor(self.cfg.acceptors[i]);
             for chunk in pack(entries) {
-                self.ready.send(to, Message::Accept(Accept { ballot: self.ballot, entries: chunk }));
+                self.ready.send_early(to, Message::Accept(Accept { ballot: self.ballot, entries: chunk }));
             }
         }
     }

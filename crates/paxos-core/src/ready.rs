@@ -19,10 +19,15 @@ pub struct Outgoing {
 /// `Accepted`, an equal-ballot promise, a reply from a client session). A
 /// runtime that cannot make `persist` durable must stop without sending `messages`.
 ///
-/// `early` holds messages that rest on no write of this node: they may leave
-/// before `persist` is durable (after the previous `Ready` is done). A reply to
-/// a client whose value is decided is one: the value is already on the disks
-/// of a majority of acceptors, so the leader need not wait for its own copy.
+/// `early` holds messages that rest on no write of this node that is not
+/// already durable: they may leave before `persist` is durable, and before the
+/// writes of earlier `Ready`s are (a runtime may persist in the background
+/// while it goes on). Two kinds are:
+/// - a reply to a client whose value is decided: the value is already on the
+///   disks of a majority of acceptors, so the leader need not wait for its own copy;
+/// - a leader's `Accept`: it rests only on the round of its ballot, which was
+///   durable before the prepares of that ballot left (they are `messages`),
+///   hence before any promise let the ballot propose.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Ready<Op> {
     /// Messages that may leave before `persist` is durable.

@@ -3,7 +3,9 @@
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::{Ballot, Envelope, Message, Slot, MAX_COUNTER, MAX_DATAGRAM_BYTES, MAX_VALUE_BYTES, PROTOCOL_VERSION};
+use crate::{
+    Ballot, Envelope, Message, Node, Slot, MAX_COUNTER, MAX_DATAGRAM_BYTES, MAX_VALUE_BYTES, PROTOCOL_VERSION,
+};
 
 /// Why a datagram could not be decoded. Each variant is a drop-counter kind.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -64,6 +66,135 @@ pub fn encode(env: &Envelope, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
         return Err(EncodeError::TooLarge { len: buf.len() });
     }
     Ok(())
+}
+
+/// Encodes `msg` alone (the `msg` field of an envelope), appending to `body`
+/// (cleared first): the part of an envelope that [`encode_with_body`] can
+/// reuse for every receiver of the same message.
+pub fn encode_message(msg: &Message, body: &mut Vec<u8>) {
+    body.clear();
+    serde_json::to_writer(&mut *body, msg).expect("message serializes");
+}
+
+/// Encodes the envelope `{version, cluster, from, to, msg}` whose `msg` is
+/// `body`, as [`encode_message`] wrote it, appending to `buf` (cleared
+/// first). The bytes equal those of [`encode`] of the same envelope, so a
+/// message sent to five receivers is serialized once, not five times.
+///
+/// # Errors
+/// [`EncodeError::TooLarge`] as for [`encode`].
+pub fn encode_with_body(
+    cluster: &str,
+    from: Node,
+    to: Node,
+    body: &[u8],
+    buf: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    buf.clear();
+    buf.extend_from_slice(b"{\"version\":");
+    buf.extend_from_slice(PROTOCOL_VERSION.to_string().as_bytes());
+    buf.extend_from_slice(b",\"cluster\":");
+    serde_json::to_writer(&mut *buf, cluster).expect("string serializes");
+    buf.extend_from_slice(b",\"from\":");
+    serde_json::to_writer(&mut *buf, &from).expect("node serializes");
+    buf.extend_from_slice(b",\"to\":");
+    serde_json::to_writer(&mut *buf, &to).expect("node serializes");
+    buf.extend_from_slice(b",\"msg\":");
+    buf.extend_from_slice(body);
+    buf.push(b'}');
+    if buf.len() > MAX_DATAGRAM_BYTES {
+        return Err(EncodeError::TooLarge { len: buf.len() });
+    }
+    Ok(())
+}
+
+/// Packs encoded envelopes bound for one address into as few datagrams as
+/// the size limit allows: a *bundle* is a JSON array of envelopes, and a
+/// bundle of one is sent as the bare envelope, so a peer that only ever
+/// gets one message per datagram sees exactly what [`encode`] writes.
+///
+/// ```text
+/// datagram := envelope | "[" envelope ("," envelope)* "]"
+/// ```
+#[derive(Debug, Default)]
+pub struct Bundle {
+    /// `[` then the envelopes, comma-separated; `]` is added by [`Bundle::finish`].
+    buf: Vec<u8>,
+    count: usize,
+}
+
+impl Bundle {
+    /// An empty bundle.
+    pub fn new() -> Bundle {
+        Bundle { buf: Vec::new(), count: 0 }
+    }
+
+    /// How many envelopes it holds.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Whether `envelope` (encoded, at most [`MAX_DATAGRAM_BYTES`]) still fits.
+    pub fn fits(&self, envelope: &[u8]) -> bool {
+        // `buf` holds the open bracket; add a comma, the envelope and the close bracket.
+        self.count == 0 || self.buf.len() + envelope.len() + 2 <= MAX_DATAGRAM_BYTES
+    }
+
+    /// Adds one encoded envelope; the caller checked [`Bundle::fits`].
+    pub fn push(&mut self, envelope: &[u8]) {
+        debug_assert!(self.fits(envelope), "bundle overflow");
+        self.buf.push(if self.count == 0 { b'[' } else { b',' });
+        self.buf.extend_from_slice(envelope);
+        self.count += 1;
+    }
+
+    /// The datagram, leaving the bundle empty for reuse: the bare envelope
+    /// for one, an array for more, nothing for none.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        out.clear();
+        match self.count {
+            0 => {}
+            1 => out.extend_from_slice(&self.buf[1..]),
+            _ => {
+                out.extend_from_slice(&self.buf);
+                out.push(b']');
+            }
+        }
+        debug_assert!(out.len() <= MAX_DATAGRAM_BYTES);
+        self.buf.clear();
+        self.count = 0;
+    }
+}
+
+/// Decodes one datagram: one envelope, or a bundle of them ([`Bundle`]).
+/// Every envelope of a bundle passes the checks of [`decode`]; one bad
+/// envelope refuses the whole datagram.
+///
+/// # Errors
+/// As for [`decode`]; an empty bundle is [`DecodeError::Invalid`].
+pub fn decode_bundle(bytes: &[u8]) -> Result<Vec<Envelope>, DecodeError> {
+    if bytes.len() > MAX_DATAGRAM_BYTES {
+        return Err(DecodeError::TooLarge { len: bytes.len() });
+    }
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
+        return decode(bytes).map(|env| vec![env]);
+    }
+    let envs: Vec<Envelope> = serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if envs.is_empty() {
+        return Err(DecodeError::Invalid("empty bundle"));
+    }
+    for env in &envs {
+        if env.version != PROTOCOL_VERSION {
+            return Err(DecodeError::Version { got: env.version });
+        }
+        validate(&env.msg)?;
+    }
+    Ok(envs)
 }
 
 /// Decodes one datagram.

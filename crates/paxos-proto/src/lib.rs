@@ -23,14 +23,19 @@
 //! Every datagram is one JSON [`Envelope`]: protocol version, cluster name,
 //! sender, receiver and one [`Message`]. [`decode`] refuses anything larger than
 //! [`MAX_DATAGRAM_BYTES`], anything that is not valid JSON of that shape, and
-//! any other protocol version, each with its own [`DecodeError`].
+//! any other protocol version, each with its own [`DecodeError`]. Envelopes
+//! bound for one address may share a datagram as a JSON array, a *bundle*
+//! ([`Bundle`], [`decode_bundle`]): a leader answers many clients of one
+//! socket, or a client proposes many values, with one datagram.
 #![deny(missing_docs)]
 
 mod codec;
 mod messages;
 mod types;
 
-pub use codec::{decode, encode, json_str_len, DecodeError, EncodeError};
+pub use codec::{
+    decode, decode_bundle, encode, encode_message, encode_with_body, json_str_len, Bundle, DecodeError, EncodeError,
+};
 pub use messages::*;
 pub use types::*;
 

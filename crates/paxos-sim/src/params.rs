@@ -140,6 +140,9 @@ pub struct Params {
     pub one_way: f64,
     /// Probability that a datagram is delayed up to 300 ticks (fault phase).
     pub long_delay: f64,
+    /// Most ticks a node's writes take to become durable while it goes on
+    /// (the daemons' background fsync); 0: durable within the tick.
+    pub persist_lag: u64,
     /// Ticks after healing within which every request must be decided (SPEC: 2 s = 200 ticks of 10 ms).
     pub liveness_ticks: u64,
     /// Acceptors failed for the whole run.
@@ -192,6 +195,7 @@ impl Params {
             one_way: 0.0,
             long_delay: 0.0,
             liveness_ticks: 200,
+            persist_lag: 0,
             failed_acceptors: o.failed_acceptors.clone(),
             defect: o.defect,
         };
@@ -212,6 +216,8 @@ impl Params {
         p.one_way = f(&mut rng, 0.3);
         let long = rng.unit() * 0.01;
         p.long_delay = f(&mut rng, long);
+        let lag = if rng.chance(0.5) { rng.range(1, 3) } else { 0 };
+        p.persist_lag = if faults { lag } else { 0 };
         if !faults {
             p.max_delay = 1;
         }
@@ -226,7 +232,7 @@ impl fmt::Display for Params {
             "seed={} proposers={} acceptors={} clients={} values_per_client={} window={} fault_ticks={} \
              drop={:.3} duplicate={:.3} max_delay={} crash_rate={:.4} fail_rate={:.4} partition_rate={:.4} \
              crash_before_persist={:.2} client_timeout={} big_values={:.1} codec_check={} wipe_proposer={:.2} \
-             clock_skew={:.3} one_way={:.1} long_delay={:.4} liveness_ticks={} failed_acceptors={:?} defect={}",
+             clock_skew={:.3} one_way={:.1} long_delay={:.4} persist_lag={} liveness_ticks={} failed_acceptors={:?} defect={}",
             self.seed,
             self.proposers,
             self.acceptors,
@@ -248,6 +254,7 @@ impl fmt::Display for Params {
             self.clock_skew,
             self.one_way,
             self.long_delay,
+            self.persist_lag,
             self.liveness_ticks,
             self.failed_acceptors,
             self.defect.map_or("none", |d| d.name()),

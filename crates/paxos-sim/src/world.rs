@@ -3,17 +3,21 @@
 //!
 //! One tick of the world: inject or heal faults; deliver every datagram that
 //! is due (ties broken by a random key, so equal delays reorder too); tick every
-//! node and client; then take each node's `Ready`, make its writes durable in
-//! the node's in-memory disk, and only then put its messages on the network,
-//! where each may be lost, duplicated or delayed. A crash discards the node's
-//! volatile state; with probability `crash_before_persist` it also discards the
-//! writes of that tick, as a power cut before fsync would.
+//! node and client; then take each node's `Ready`, send its early messages,
+//! and queue its writes and messages as one pending batch. A batch becomes
+//! durable in the node's in-memory disk up to `persist_lag` ticks later (in
+//! order: the daemons fsync in the background while their loop goes on), and
+//! only then are its messages put on the network, where each may be lost,
+//! duplicated or delayed. A crash discards the node's volatile state and its
+//! pending batches' messages; with probability `crash_before_persist` it also
+//! discards the writes of a random suffix of its pending batches, as a power
+//! cut before fsync would, and the rest reach the disk unannounced.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
-use paxos_core::AcceptorOp;
 use paxos_core::{
-    Acceptor, AcceptorStore, MemAcceptorStore, MemProposerStore, Proposer, ProposerConfig, ProposerStore,
+    Acceptor, AcceptorOp, AcceptorStore, MemAcceptorStore, MemProposerStore, Outgoing, Proposer, ProposerConfig,
+    ProposerOp, ProposerStore,
 };
 use paxos_proto::{Ballot, ClientId, Envelope, Message, Node, NodeId, Slot, Value, PROTOCOL_VERSION};
 
@@ -30,6 +34,23 @@ struct Datagram {
     msg: Message,
 }
 
+/// The writes of one `Ready`, of either role.
+#[derive(Debug)]
+enum Writes {
+    Proposer(Vec<ProposerOp>),
+    Acceptor(Vec<AcceptorOp>),
+}
+
+/// One `Ready` whose writes are not durable yet.
+#[derive(Debug)]
+struct Pending {
+    writes: Writes,
+    /// Sent once the writes are durable.
+    messages: Vec<Outgoing>,
+    /// The tick at which the writes become durable.
+    due: u64,
+}
+
 /// Counts of what happened in a run.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
@@ -41,7 +62,7 @@ pub struct Stats {
     pub lost: u64,
     /// Crashes (each followed by a restart from the node's disk).
     pub crashes: u64,
-    /// Crashes that also lost the writes of their tick.
+    /// Batches of writes that crashes lost before they were durable.
     pub crashes_before_persist: u64,
     /// Times a node was failed.
     pub failures: u64,
@@ -78,8 +99,10 @@ pub struct World {
     /// Per proposer: probability that its clock skips a tick.
     tick_skip: Vec<f64>,
     network: BTreeMap<(u64, u64), Datagram>,
-    /// Messages produced this tick, sent once their sender's writes are durable.
+    /// Messages to put on the network at the end of this tick.
     pending_sends: Vec<(Node, Node, Message)>,
+    /// Per node: its batches whose writes are not durable yet, oldest first.
+    unsynced: Vec<VecDeque<Pending>>,
     /// Every value any learner ever applied, per slot: what agreement is checked against.
     pub(crate) chosen: BTreeMap<Slot, Value>,
     /// Every accept any acceptor made durable, ever: per (slot, ballot) the value and
@@ -159,6 +182,7 @@ impl World {
             tick_skip,
             network: BTreeMap::new(),
             pending_sends: Vec::new(),
+            unsynced: (0..n).map(|_| VecDeque::new()).collect(),
             chosen: BTreeMap::new(),
             accept_history: BTreeMap::new(),
             checked: vec![0; params.proposers],
@@ -361,66 +385,57 @@ impl World {
         }
     }
 
-    /// Makes every node's writes durable, then sends its messages; crashes nodes due to crash.
+    /// Sends every node's early messages and queues its writes; makes the
+    /// writes that are due durable and sends what waited on them; crashes the
+    /// nodes due to crash.
     fn flush(&mut self) {
         for i in 0..self.nodes() {
             let crash = std::mem::take(&mut self.crash_now[i]);
-            let from;
-            let (persisted, messages) = if i < self.params.proposers {
+            let (from, early, writes, messages) = if i < self.params.proposers {
                 let Some(p) = self.proposers[i].as_mut() else { continue };
-                from = Node::Proposer(p.id());
                 let ready = p.take_ready();
-                // Early messages leave before the writes are durable, so even a
-                // crash that loses those writes does not hold them back.
-                if !self.is_failed(i) {
-                    self.pending_sends.extend(ready.early.into_iter().map(|m| (from, m.to, m.msg)));
-                }
-                let lose = crash && self.fault_rng.chance(self.params.crash_before_persist);
-                if !lose {
-                    self.proposer_disks[i].apply(&ready.persist).expect("in-memory disk");
-                }
-                (!lose, ready.messages)
+                (Node::Proposer(p.id()), ready.early, Writes::Proposer(ready.persist), ready.messages)
             } else {
-                let a = i - self.params.proposers;
-                let Some(acc) = self.acceptors[a].as_mut() else { continue };
-                from = Node::Acceptor(acc.id());
-                let ready = acc.take_ready();
-                if !self.is_failed(i) {
-                    self.pending_sends.extend(ready.early.into_iter().map(|m| (from, m.to, m.msg)));
-                }
-                let lose = crash && self.fault_rng.chance(self.params.crash_before_persist);
-                if !lose {
-                    self.acceptor_disks[a].apply(&ready.persist).expect("in-memory disk");
-                    for op in &ready.persist {
-                        if let AcceptorOp::Accept { slot, ballot, value } = op {
-                            let (v, votes) = self.accept_history.entry((*slot, *ballot)).or_insert((value.clone(), 0));
-                            *votes |= 1 << a;
-                            if v != value {
-                                self.violations.push(Violation {
-                                    invariant: "one value per ballot",
-                                    detail: format!(
-                                        "tick {}: acceptor {} accepted {value:?} at slot {slot} under {ballot}, \
-                                         another acceptor {v:?}",
-                                        self.now,
-                                        a + 1
-                                    ),
-                                });
-                            }
-                        }
-                    }
-                }
-                (!lose, ready.messages)
+                let Some(a) = self.acceptors[i - self.params.proposers].as_mut() else { continue };
+                let ready = a.take_ready();
+                (Node::Acceptor(a.id()), ready.early, Writes::Acceptor(ready.persist), ready.messages)
             };
-            if persisted && !self.is_failed(i) {
-                for m in messages {
-                    self.pending_sends.push((from, m.to, m.msg));
+            // Early messages leave before the writes are durable, so even a
+            // crash that loses those writes does not hold them back.
+            if !self.is_failed(i) {
+                self.pending_sends.extend(early.into_iter().map(|m| (from, m.to, m.msg)));
+            }
+            let lag = if self.params.persist_lag > 0 { self.fault_rng.range(0, self.params.persist_lag) } else { 0 };
+            let after = self.unsynced[i].back().map_or(0, |b| b.due);
+            self.unsynced[i].push_back(Pending { writes, messages, due: (self.now + lag).max(after) });
+            // A power cut loses the writes of a suffix of the batches in flight.
+            let pending = self.unsynced[i].len();
+            let keep = if crash && self.fault_rng.chance(self.params.crash_before_persist) {
+                self.fault_rng.index(pending)
+            } else {
+                pending
+            };
+            let mut done = 0;
+            while done < keep && self.unsynced[i][done].due <= self.now {
+                done += 1;
+            }
+            for (k, batch) in std::mem::take(&mut self.unsynced[i]).into_iter().enumerate() {
+                if k >= keep {
+                    self.stats.crashes_before_persist += 1;
+                    continue;
+                }
+                if k >= done && !crash {
+                    self.unsynced[i].push_back(batch);
+                    continue;
+                }
+                self.make_durable(i, batch.writes);
+                // A crash comes after what was due: those messages left; the rest never will.
+                if k < done && !self.is_failed(i) {
+                    self.pending_sends.extend(batch.messages.into_iter().map(|m| (from, m.to, m.msg)));
                 }
             }
             if crash {
                 self.stats.crashes += 1;
-                if !persisted {
-                    self.stats.crashes_before_persist += 1;
-                }
                 if i < self.params.proposers {
                     self.proposers[i] = None;
                     // The highest-id proposer may lose its data dir with the crash.
@@ -436,6 +451,35 @@ impl World {
         }
         for (from, to, msg) in std::mem::take(&mut self.pending_sends) {
             self.send(from, to, msg);
+        }
+    }
+
+    /// Applies one batch of writes of node `i` to its disk, recording every
+    /// accept in the history that agreement is checked against.
+    fn make_durable(&mut self, i: usize, writes: Writes) {
+        match writes {
+            Writes::Proposer(ops) => self.proposer_disks[i].apply(&ops).expect("in-memory disk"),
+            Writes::Acceptor(ops) => {
+                let a = i - self.params.proposers;
+                self.acceptor_disks[a].apply(&ops).expect("in-memory disk");
+                for op in &ops {
+                    if let AcceptorOp::Accept { slot, ballot, value } = op {
+                        let (v, votes) = self.accept_history.entry((*slot, *ballot)).or_insert((value.clone(), 0));
+                        *votes |= 1 << a;
+                        if v != value {
+                            self.violations.push(Violation {
+                                invariant: "one value per ballot",
+                                detail: format!(
+                                    "tick {}: acceptor {} accepted {value:?} at slot {slot} under {ballot}, \
+                                     another acceptor {v:?}",
+                                    self.now,
+                                    a + 1
+                                ),
+                            });
+                        }
+                    }
+                }
+            }
         }
     }
 

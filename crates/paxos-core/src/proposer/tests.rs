@@ -2,10 +2,11 @@
 //!
 //! Each test drives a proposer to a state (with the helpers below), then feeds
 //! it one input — a message or a tick — and asserts the exact [`Ready`] it
-//! produces: the storage operations, in order, and the messages that leave once
-//! they are durable. The doc line of each test names the rule of Multi-Paxos
-//! (phase 1 and 2 of "Paxos Made Simple", §2–3) or of the product (SPEC.md's
-//! guarantees) it checks.
+//! produces: the messages that may leave before its writes are durable (`early`:
+//! a leader's accepts, answers for decided values), the storage operations, in
+//! order, and the messages that leave once they are durable. The doc line of
+//! each test names the rule of Multi-Paxos (phase 1 and 2 of "Paxos Made
+//! Simple", §2–3) or of the product (SPEC.md's guarantees) it checks.
 //!
 //! Unless a test says otherwise the cluster has proposers 1 and 2 and acceptors
 //! 1 to 5, with the default configuration: heartbeat every 10 ticks, election
@@ -68,9 +69,16 @@ fn ready(persist: Vec<ProposerOp>, messages: Vec<Outgoing>) -> Ready<ProposerOp>
     Ready { early: vec![], persist, messages }
 }
 
-/// A Ready whose client answers leave early (before `persist` is durable), then the rest.
+/// A Ready whose `early` messages (client answers for decided values, a leader's accepts) may leave before
+/// `persist` is durable, then the rest.
 fn ready_early(early: Vec<Outgoing>, persist: Vec<ProposerOp>, messages: Vec<Outgoing>) -> Ready<ProposerOp> {
     Ready { early, persist, messages }
+}
+
+/// A Ready of early messages only: nothing to write and nothing that waits for a write (how a leader's
+/// accepts leave when nothing else happened).
+fn early_only(early: Vec<Outgoing>) -> Ready<ProposerOp> {
+    ready_early(early, vec![], vec![])
 }
 
 fn cfg(id: u32) -> ProposerConfig {
@@ -425,7 +433,7 @@ fn adopts_highest_ballot_across_quorum_and_fills_holes() {
         let r = elect_with(&mut p, &reports);
 
         let want = accept(b(6, 1), &[(0, cmd(2, 1, "w")), (1, Value::Noop), (2, Value::Noop), (3, cmd(3, 1, "y"))]);
-        assert_eq!(r, ready(vec![], to_acceptors_and(&want, 2)), "promises in order {order:?}");
+        assert_eq!(r, early_only(to_acceptors_and(&want, 2)), "promises in order {order:?}");
     }
 }
 
@@ -464,7 +472,7 @@ fn paged_acceptor_counts_only_when_done() {
     let r = step(&mut p, acc(1), page(ballot, 2, 4, true, &[(3, old, cmd(1, 2, "b"))]));
 
     let want = accept(ballot, &[(0, Value::Noop), (1, cmd(1, 1, "a")), (2, Value::Noop), (3, cmd(1, 2, "b"))]);
-    assert_eq!(r, ready(vec![], to_acceptors_and(&want, 2)));
+    assert_eq!(r, early_only(to_acceptors_and(&want, 2)));
 }
 
 /// Phase 1a retransmission: after `retransmit_ticks` a candidate prepares again at every acceptor whose
@@ -529,7 +537,7 @@ fn preempted_leader_reproposes_in_flight_values_after_reelection() {
 
     let r = elect_with(&mut p, &[(1, &[]), (2, &[]), (3, &[])]);
 
-    assert_eq!(r, ready(vec![], to_acceptors_and(&accept(b(6, 1), &[(0, cmd(7, 1, "x"))]), 2)));
+    assert_eq!(r, early_only(to_acceptors_and(&accept(b(6, 1), &[(0, cmd(7, 1, "x"))]), 2)));
 }
 
 /// Leadership by ballot: a leader that hears a leader heartbeat with a higher ballot steps down
@@ -594,7 +602,7 @@ fn leader_keeps_leading_while_a_higher_id_peer_is_merely_alive() {
 
     let r = step(&mut p, client(7), propose(1, "x"));
 
-    assert_eq!(r, ready(vec![], to_acceptors_and(&accept(ballot, &[(0, cmd(7, 1, "x"))]), 2)));
+    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, &[(0, cmd(7, 1, "x"))]), 2)));
 }
 
 /// Leadership by ballot: the higher-id proposer that a leader let live takes over with a higher ballot; its
@@ -686,7 +694,7 @@ fn client_value_at_leader_is_sent_to_acceptors_and_peer() {
 
     let r = step(&mut p, client(7), propose(1, "x"));
 
-    assert_eq!(r, ready(vec![], to_acceptors_and(&accept(ballot, &[(0, cmd(7, 1, "x"))]), 2)));
+    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, &[(0, cmd(7, 1, "x"))]), 2)));
 }
 
 /// Learning: a slot is decided once a majority accepted it under one ballot; the decision is persisted
@@ -792,7 +800,7 @@ fn value_over_the_limit_is_refused() {
     assert_eq!(r, ready(vec![], vec![send(client(7), err)]));
     let largest = "x".repeat(MAX_VALUE_BYTES);
     let r = step(&mut p, client(7), propose(1, &largest));
-    assert_eq!(r, ready(vec![], to_acceptors_and(&accept(ballot, &[(0, cmd(7, 1, &largest))]), 2)));
+    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, &[(0, cmd(7, 1, &largest))]), 2)));
 }
 
 /// Back-pressure: beyond `max_queue` waiting values a client is told to retry later.
@@ -822,15 +830,38 @@ fn window_bounds_slots_in_flight() {
         p.handle(client(i as u64 + 1), propose(1, v)).unwrap();
     }
     let r = p.take_ready();
-    assert_eq!(r, ready(vec![], to_acceptors_and(&accept(ballot, &[(0, cmd(1, 1, "a")), (1, cmd(2, 1, "b"))]), 2)));
+    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, &[(0, cmd(1, 1, "a")), (1, cmd(2, 1, "b"))]), 2)));
     step(&mut p, acc(1), accepted(ballot, &[0]));
     step(&mut p, acc(2), accepted(ballot, &[0]));
 
     let r = step(&mut p, acc(3), accepted(ballot, &[0]));
 
     let reply = send(client(1), Message::ClientReply(ClientReply { seq: 1, slot: Slot(0) }));
-    let want = to_acceptors_and(&accept(ballot, &[(2, cmd(3, 1, "c"))]), 2);
-    assert_eq!(r, ready_early(vec![reply], vec![learn(0, cmd(1, 1, "a"))], want));
+    let mut early = vec![reply];
+    early.extend(to_acceptors_and(&accept(ballot, &[(2, cmd(3, 1, "c"))]), 2));
+    assert_eq!(r, ready_early(early, vec![learn(0, cmd(1, 1, "a"))], vec![]));
+}
+
+/// Accepts rest on no write but the round, durable before the prepares left (ready.rs): a leader that in one
+/// Ready decides a slot and proposes a new client value sends the new Accept early, after the reply for the
+/// decided value, as the core pushes them, while the Learn is still to be written; nothing waits for it.
+/// (So a runtime may fsync the Learn in the background while the leader keeps proposing.)
+#[test]
+fn new_accept_leaves_early_beside_a_learn_not_yet_durable() {
+    let mut p = proposer(1);
+    let ballot = elect(&mut p);
+    step(&mut p, client(7), propose(1, "x"));
+    for a in 1..=2 {
+        assert!(step(&mut p, acc(a), accepted(ballot, &[0])).is_empty());
+    }
+    p.handle(acc(3), accepted(ballot, &[0])).expect("an acceptor's vote");
+    p.handle(client(8), propose(1, "y")).expect("a client's value");
+
+    let r = p.take_ready();
+
+    let mut early = vec![send(client(7), Message::ClientReply(ClientReply { seq: 1, slot: Slot(0) }))];
+    early.extend(to_acceptors_and(&accept(ballot, &[(1, cmd(8, 1, "y"))]), 2));
+    assert_eq!(r, ready_early(early, vec![learn(0, cmd(7, 1, "x"))], vec![]));
 }
 
 /// Phase 2a retransmission: after `retransmit_ticks` an undecided accept is sent again, and only to the
@@ -848,7 +879,37 @@ fn retransmits_accept_only_to_acceptors_that_have_not_voted() {
     let r = tick(&mut p);
 
     let again = accept(ballot, &[(0, cmd(7, 1, "x"))]);
-    assert_eq!(r, ready(vec![], [2, 3, 5].map(|a| send(acc(a), again.clone())).to_vec()));
+    assert_eq!(r, early_only([2, 3, 5].map(|a| send(acc(a), again.clone())).to_vec()));
+}
+
+/// Accepts rest on no write but the round: a retransmitted Accept leaves early too, beside the reply for a
+/// slot decided in the same Ready and ahead of its Learn, while the heartbeat of that tick waits for the
+/// write like any other message.
+#[test]
+fn retransmitted_accept_leaves_early_while_a_learn_is_written() {
+    let mut p = proposer(1);
+    let ballot = elect(&mut p); // at tick 50
+    for _ in 51..=57 {
+        assert!(tick(&mut p).is_empty());
+    }
+    p.handle(client(7), propose(1, "x")).expect("a client's value");
+    p.handle(client(8), propose(1, "y")).expect("a client's value");
+    let r = p.take_ready(); // tick 57: slots 0 and 1, to be retransmitted at tick 60
+    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, &[(0, cmd(7, 1, "x")), (1, cmd(8, 1, "y"))]), 2)));
+    for a in 1..=2 {
+        assert!(step(&mut p, acc(a), accepted(ballot, &[0, 1])).is_empty());
+    }
+    assert!(tick(&mut p).is_empty());
+    assert!(tick(&mut p).is_empty());
+    p.handle(acc(3), accepted(ballot, &[0])).expect("an acceptor's vote");
+
+    let r = tick(&mut p); // tick 60
+
+    let mut early = vec![send(client(7), Message::ClientReply(ClientReply { seq: 1, slot: Slot(0) }))];
+    let again = accept(ballot, &[(1, cmd(8, 1, "y"))]);
+    early.extend([3, 4, 5].map(|a| send(acc(a), again.clone())));
+    let hb = send(prop(2), heartbeat(ballot, true, 1));
+    assert_eq!(r, ready_early(early, vec![learn(0, cmd(7, 1, "x"))], vec![hb]));
 }
 
 /// Multi-Paxos batching: values queued together share datagrams; 1000 values of 100 bytes leave in a few
@@ -864,10 +925,11 @@ fn many_values_are_packed_into_few_datagrams() {
     let r = p.take_ready();
 
     assert!(r.persist.is_empty());
+    assert!(r.messages.is_empty(), "accepts wait for no write");
     for to in ACCEPTORS.map(acc).into_iter().chain([prop(2)]) {
         let mut slots = Vec::new();
         let mut datagrams = 0;
-        for m in r.messages.iter().filter(|m| m.to == to) {
+        for m in r.early.iter().filter(|m| m.to == to) {
             let Message::Accept(a) = &m.msg else { panic!("{m:?}") };
             assert_eq!(a.ballot, ballot);
             assert!(datagram_len(&m.msg) <= MAX_BATCH_BYTES, "an accept exceeds the batch budget");
@@ -877,7 +939,7 @@ fn many_values_are_packed_into_few_datagrams() {
         assert_eq!(slots, (0..1000).collect::<Vec<_>>(), "to {to}");
         assert!((2..=4).contains(&datagrams), "{datagrams} datagrams to {to}");
     }
-    assert_eq!(r.messages.len() % 6, 0);
+    assert_eq!(r.early.len() % 6, 0);
 }
 
 /// Packing at the widest numbers: many tiny values with maximal client ids and sequence numbers still
@@ -892,8 +954,9 @@ fn packed_accepts_of_widest_values_fit_a_datagram() {
 
     let r = p.take_ready();
 
-    assert!(r.messages.len() > 6, "several datagrams");
-    for m in &r.messages {
+    assert!(r.messages.is_empty(), "accepts wait for no write");
+    assert!(r.early.len() > 6, "several datagrams");
+    for m in &r.early {
         assert!(datagram_len(&m.msg) <= MAX_DATAGRAM_BYTES);
     }
 }
@@ -934,7 +997,7 @@ fn value_queued_during_phase1_and_adopted_is_proposed_once() {
 
     let r = step(&mut p, acc(3), promise(ballot, 0, &[]));
 
-    assert_eq!(r, ready(vec![], to_acceptors_and(&accept(ballot, &[(0, cmd(7, 3, "x"))]), 2)));
+    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, &[(0, cmd(7, 3, "x"))]), 2)));
 }
 
 /// Liveness / exactly once: when a slot the leader has in flight turns out decided with another value
@@ -954,7 +1017,7 @@ fn in_flight_value_overtaken_at_its_slot_is_proposed_again() {
     );
 
     let again = accept(ballot, &[(1, cmd(7, 1, "x"))]);
-    assert_eq!(r, ready(vec![learn(0, cmd(8, 1, "y"))], to_acceptors_and(&again, 1)));
+    assert_eq!(r, ready_early(to_acceptors_and(&again, 1), vec![learn(0, cmd(8, 1, "y"))], vec![]));
 }
 
 /// One value per slot: a leader never proposes at a slot it already knows to be decided (learned from a
@@ -973,7 +1036,7 @@ fn leader_skips_slots_known_decided() {
 
     let r = step(&mut p, client(7), propose(1, "x"));
 
-    assert_eq!(r, ready(vec![], to_acceptors_and(&accept(ballot, &[(3, cmd(7, 1, "x"))]), 1)));
+    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, &[(3, cmd(7, 1, "x"))]), 1)));
 }
 
 /// Preemption: a leader that sees acceptors accept a higher ballot knows another proposer got through
@@ -1209,8 +1272,9 @@ fn recovery_of_a_far_slot_respects_the_window() {
 
     let r = elect_with(&mut p, &[(1, &[(1_000_000, b(2, 2), cmd(6, 1, "far"))]), (2, &[]), (3, &[])]);
 
+    assert!(r.messages.is_empty(), "accepts wait for no write");
     let slots: usize = r
-        .messages
+        .early
         .iter()
         .filter(|m| m.to == acc(1))
         .map(|m| match &m.msg {

@@ -496,6 +496,112 @@ proptest! {
 proptest! {
     #![proptest_config(config())]
 
+    /// `encode_with_body` writes exactly the bytes of `encode`, so a message
+    /// serialized once can go to every receiver.
+    #[test]
+    fn encode_with_body_equals_encode(env in envelope()) {
+        let mut whole = Vec::new();
+        let mut body = Vec::new();
+        let mut parts = Vec::new();
+        encode_message(&env.msg, &mut body);
+        let a = encode(&env, &mut whole);
+        let b = encode_with_body(&env.cluster, env.from, env.to, &body, &mut parts);
+        prop_assert_eq!(a, b);
+        prop_assert_eq!(parts, whole);
+    }
+
+    /// A bundle of any envelopes that fit decodes to the same envelopes in the
+    /// same order; a bundle of one is the bare envelope.
+    #[test]
+    fn bundles_round_trip(envs in prop::collection::vec(envelope_of(message()), 1..12)) {
+        let mut bundle = Bundle::new();
+        let mut sent = Vec::new();
+        let mut datagrams = Vec::new();
+        let mut out = Vec::new();
+        for env in &envs {
+            let mut buf = Vec::new();
+            if encode(env, &mut buf).is_err() {
+                continue;
+            }
+            if !bundle.fits(&buf) {
+                bundle.finish(&mut out);
+                datagrams.push(out.clone());
+            }
+            bundle.push(&buf);
+            sent.push(env.clone());
+        }
+        if !bundle.is_empty() {
+            let one = bundle.len() == 1;
+            bundle.finish(&mut out);
+            if one {
+                prop_assert_eq!(decode(&out), Ok(sent[sent.len() - 1].clone()));
+            }
+            datagrams.push(out.clone());
+        }
+        prop_assert!(bundle.is_empty());
+        let mut got = Vec::new();
+        for d in &datagrams {
+            prop_assert!(d.len() <= MAX_DATAGRAM_BYTES);
+            got.extend(decode_bundle(d).expect("a bundle decodes"));
+        }
+        prop_assert_eq!(got, sent);
+    }
+
+    /// One invalid envelope refuses the whole bundle; arbitrary bytes behind
+    /// an open bracket never panic.
+    #[test]
+    fn bad_bundles_are_refused((msg, why) in invalid_message(), good in envelope_of(Just(Message::Trim(Trim { below: Slot(1) }))), tail in prop::collection::vec(any::<u8>(), 0..256)) {
+        let bad = Envelope { version: PROTOCOL_VERSION, cluster: "c".to_owned(), from: good.from, to: good.to, msg };
+        let mut bundle = Bundle::new();
+        let mut out = Vec::new();
+        bundle.push(&encoded(&good));
+        bundle.push(&encoded(&bad));
+        bundle.finish(&mut out);
+        let got = decode_bundle(&out);
+        prop_assert!(matches!(got, Err(DecodeError::Invalid(_))), "{why}: decoded to {got:?}");
+        let mut soup = b"[".to_vec();
+        soup.extend(tail);
+        let _ = decode_bundle(&soup);
+    }
+}
+
+#[test]
+fn empty_and_nested_bundles_are_refused() {
+    assert_eq!(decode_bundle(b"[]"), Err(DecodeError::Invalid("empty bundle")));
+    assert_eq!(decode_bundle(b" \n[ ]"), Err(DecodeError::Invalid("empty bundle")));
+    let env = encoded(&envelope_with(Message::Trim(Trim { below: Slot(3) })));
+    let mut nested = b"[[".to_vec();
+    nested.extend(&env);
+    nested.extend(b"]]");
+    assert!(matches!(decode_bundle(&nested), Err(DecodeError::Malformed(_))));
+    let mut v2 = b"[".to_vec();
+    v2.extend(String::from_utf8(env.clone()).unwrap().replacen("\"version\":1", "\"version\":2", 1).as_bytes());
+    v2.push(b']');
+    assert_eq!(decode_bundle(&v2), Err(DecodeError::Version { got: 2 }));
+    let mut big = vec![b' '; MAX_DATAGRAM_BYTES];
+    big[0] = b'[';
+    big.extend(&env);
+    assert!(matches!(decode_bundle(&big), Err(DecodeError::TooLarge { .. })));
+}
+
+#[test]
+fn a_full_bundle_stays_within_the_limit() {
+    let env = encoded(&envelope_with(Message::Trim(Trim { below: Slot(3) })));
+    let mut bundle = Bundle::new();
+    let mut n = 0;
+    while bundle.fits(&env) {
+        bundle.push(&env);
+        n += 1;
+    }
+    let mut out = Vec::new();
+    bundle.finish(&mut out);
+    assert!(out.len() <= MAX_DATAGRAM_BYTES && out.len() + env.len() + 1 > MAX_DATAGRAM_BYTES);
+    assert_eq!(decode_bundle(&out).expect("decodes").len(), n);
+}
+
+proptest! {
+    #![proptest_config(config())]
+
     /// A message that breaks one of `validate`'s rules encodes but decodes to `Invalid`.
     #[test]
     fn invalid_messages_decode_to_invalid((msg, why) in invalid_message(), from in node(), to in node()) {
