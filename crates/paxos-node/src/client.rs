@@ -18,8 +18,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use paxos_proto::{
-    decode, encode, ClientErrorKind, ClientId, ClientPropose, Envelope, LogEntry, LogRead, LogReply, Message, Node,
-    NodeId, Slot, StatusReply, StatusRequest, MAX_DATAGRAM_BYTES, MAX_VALUE_BYTES, PROTOCOL_VERSION,
+    decode_bundle, encode, ClientErrorKind, ClientId, ClientPropose, Envelope, LogEntry, LogRead, LogReply, Message,
+    Node, NodeId, Slot, StatusReply, StatusRequest, MAX_DATAGRAM_BYTES, MAX_VALUE_BYTES, PROTOCOL_VERSION,
 };
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
@@ -117,16 +117,7 @@ impl Client {
         for m in &cluster.acceptors {
             members.insert(Node::Acceptor(NodeId(m.id)), m.addr.clone());
         }
-        let literals: Vec<Option<SocketAddr>> = members.values().map(|a| a.parse::<SocketAddr>().ok()).collect();
-        let v6 = literals.iter().flatten().any(|a| normalize(*a).is_ipv6());
-        let all_loopback = literals.iter().all(|a| a.is_some_and(|a| a.ip().is_loopback()));
-        let local: IpAddr = match (v6, all_loopback) {
-            (true, true) => Ipv6Addr::LOCALHOST.into(),
-            (true, false) => Ipv6Addr::UNSPECIFIED.into(),
-            (false, true) => Ipv4Addr::LOCALHOST.into(),
-            (false, false) => Ipv4Addr::UNSPECIFIED.into(),
-        };
-        let (socket, _) = bind_udp(SocketAddr::new(local, 0))?;
+        let (socket, v6) = client_socket(members.values())?;
         let proposers: Vec<NodeId> = cluster.proposers.iter().map(|m| NodeId(m.id)).collect();
         // The seed's rule: the proposer with the highest id leads while it is up.
         let target = proposers.iter().copied().max().unwrap_or(NodeId(1));
@@ -312,14 +303,16 @@ impl Client {
                     // E.g. an ICMP port unreachable reported on the socket: the node is down.
                     Err(_) => continue,
                 };
-                let Ok(env) = decode(&self.recv_buf[..len]) else { continue };
-                if env.cluster != self.cluster || env.to != Node::Client(self.id) {
-                    continue;
-                }
-                match on_reply(self, env.from, env.msg)? {
-                    Step::Done(t) => return Ok(t),
-                    Step::Resend(node) => resend = Some(node),
-                    Step::Wait => {}
+                let Ok(envs) = decode_bundle(&self.recv_buf[..len]) else { continue };
+                for env in envs {
+                    if env.cluster != self.cluster || env.to != Node::Client(self.id) {
+                        continue;
+                    }
+                    match on_reply(self, env.from, env.msg)? {
+                        Step::Done(t) => return Ok(t),
+                        Step::Resend(node) => resend = Some(node),
+                        Step::Wait => {}
+                    }
                 }
             }
             if Instant::now() >= deadline {
@@ -357,13 +350,7 @@ impl Client {
             Some(a) => Some(*a),
             None => {
                 let spec = self.members.get(&to).ok_or(ClientError::UnknownNode(to))?;
-                // A name that does not resolve yet counts as silence: retry later.
-                let addrs = resolve(spec).await.unwrap_or_default();
-                let addr = addrs.iter().find(|a| a.is_ipv4() != self.v6).or(addrs.first()).copied();
-                let addr = addr.map(|a| match (a, self.v6) {
-                    (SocketAddr::V4(v4), true) => SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port()),
-                    _ => a,
-                });
+                let addr = resolve_member(spec, self.v6).await;
                 if let Some(a) = addr {
                     self.resolved.insert(to, a);
                 }
@@ -385,6 +372,39 @@ impl Client {
         let _ = self.socket.send_to(&self.send_buf, addr).await;
         Ok(())
     }
+}
+
+/// A client socket for a cluster whose members have the addresses `specs`:
+/// bound to an ephemeral port of the loopback interface when every member is
+/// on it, of every interface otherwise; IPv6 (dual-stack) when any member is.
+/// Returns the socket and whether it is IPv6.
+///
+/// # Errors
+/// When the socket cannot be bound.
+pub(crate) fn client_socket<'a>(specs: impl IntoIterator<Item = &'a String>) -> io::Result<(UdpSocket, bool)> {
+    let literals: Vec<Option<SocketAddr>> = specs.into_iter().map(|a| a.parse::<SocketAddr>().ok()).collect();
+    let v6 = literals.iter().flatten().any(|a| normalize(*a).is_ipv6());
+    let all_loopback = literals.iter().all(|a| a.is_some_and(|a| a.ip().is_loopback()));
+    let local: IpAddr = match (v6, all_loopback) {
+        (true, true) => Ipv6Addr::LOCALHOST.into(),
+        (true, false) => Ipv6Addr::UNSPECIFIED.into(),
+        (false, true) => Ipv4Addr::LOCALHOST.into(),
+        (false, false) => Ipv4Addr::UNSPECIFIED.into(),
+    };
+    let (socket, _) = bind_udp(SocketAddr::new(local, 0))?;
+    Ok((socket, v6))
+}
+
+/// The address to send to for the member address `spec`, as a socket of the
+/// family `v6` can reach it; `None` when the name does not resolve (yet),
+/// which callers treat as silence and retry.
+pub(crate) async fn resolve_member(spec: &str, v6: bool) -> Option<SocketAddr> {
+    let addrs = resolve(spec).await.unwrap_or_default();
+    let addr = addrs.iter().find(|a| a.is_ipv4() != v6).or(addrs.first()).copied();
+    addr.map(|a| match (a, v6) {
+        (SocketAddr::V4(v4), true) => SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port()),
+        _ => a,
+    })
 }
 
 /// A random client id, never zero.

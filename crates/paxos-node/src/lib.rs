@@ -24,12 +24,15 @@
 //! - [`transport`]: UDP sockets, the members' address book (host names
 //!   resolved and resolved again), sender verification, the clients' addresses;
 //! - [`runtime`]: the node loop with group commit, fail/recover and shutdown;
+//! - [`persist`]: where the loop's writes are made durable: in the loop, or on
+//!   a thread of their own while the loop goes on;
 //! - [`chaos`]: the `[chaos]` fault injector (drop, duplicate, delay, reorder)
 //!   on a node's own outgoing datagrams, seeded per node;
 //! - [`counters`]: drop counters and rate-limited warnings;
 //! - [`signals`]: SIGTERM/SIGINT/SIGUSR1/SIGUSR2 as loop commands;
 //! - [`daemon`]: the command line, logging and exit codes the binaries share;
 //! - [`client`]: an async client (propose, log reads, status) for tests and `paxosctl`;
+//! - [`multi`]: many clients' proposals in flight over one socket, bundled;
 //! - [`ctl`]: `paxosctl`, the operator's command line (propose, log, status, bench).
 
 pub mod chaos;
@@ -38,6 +41,8 @@ pub mod config;
 pub mod counters;
 pub mod ctl;
 pub mod daemon;
+pub mod multi;
+pub mod persist;
 pub mod runtime;
 pub mod signals;
 pub mod store;

@@ -10,20 +10,40 @@
 //!                                 decode, check cluster / receiver / sender,
 //!                                 role.handle() each
 //!   then, once per wake-up:  ready = role.take_ready()
-//!                            store.apply(ready.persist)   one write + one fsync
-//!                            send ready.messages          only now: durable
+//!                            send ready.early             answers that need no write of ours
+//!                            persist ready.persist        one write + one fsync (maybe in the background)
+//!                            send ready.messages          once that batch is durable
 //! ```
+//!
+//! # Bundles
+//!
+//! Each of the two sends above queues its messages per destination address
+//! and puts them on the wire at the end of the step as [`Bundle`]s: all the
+//! messages of one step for one address share a datagram as long as it fits,
+//! so a leader answers the 64 clients of one `paxosctl bench` socket with
+//! one `sendto`, and a message for several receivers (an `Accept` for every
+//! acceptor) is serialized once ([`encode_message`], then
+//! [`encode_with_body`] per receiver). Received datagrams may be bundles
+//! too; each envelope of one is checked as if it had come alone.
 //!
 //! # Group commit
 //!
 //! The loop feeds every datagram that is queued in the socket to the role
 //! before it takes one [`Ready`], persists its operations
 //! with one append and one `fdatasync`, and only then sends its messages.
-//! While that fsync runs the loop is blocked, and the datagrams that arrive
-//! meanwhile wait in the kernel's receive buffer (sized by
-//! [`crate::transport::SOCKET_BUFFER_BYTES`]); the next wake-up drains them
-//! all, so one fsync covers everything that arrived during the previous one
-//! and throughput is not bounded by one value per fsync.
+//! Where the fsync runs is the role's choice ([`Replica::BACKGROUND_PERSIST`],
+//! [`crate::persist`]):
+//!
+//! - an acceptor fsyncs in the loop: while it does, the datagrams that arrive
+//!   wait in the kernel's receive buffer (sized by
+//!   [`crate::transport::SOCKET_BUFFER_BYTES`]) and the next wake-up drains
+//!   them all, so one fsync covers everything that arrived during the
+//!   previous one;
+//! - a proposer fsyncs on a thread of its own and its loop goes on: the next
+//!   clients' values are proposed and the next decisions answered (all
+//!   `early`) while its log is synced. Each `Ready`'s `messages` wait, in
+//!   order, until its batch is durable; batches that queue up meanwhile share
+//!   one fsync.
 //!
 //! # Failure modes
 //!
@@ -48,18 +68,18 @@
 //! the chaos only once what it depends on is durable, and chaos only ever sends
 //! it later or not at all.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use paxos_core::{
-    Acceptor, AcceptorOp, AcceptorStore, Ignored, Proposer, ProposerConfig, ProposerOp, ProposerStore, Ready,
+    Acceptor, AcceptorOp, AcceptorStore, Ignored, Outgoing, Proposer, ProposerConfig, ProposerOp, ProposerStore, Ready,
     StorageError,
 };
 use paxos_proto::{
-    decode, encode, Ballot, DecodeError, Envelope, Message, Node, NodeId, StatusReply, MAX_DATAGRAM_BYTES,
-    PROTOCOL_VERSION,
+    decode_bundle, encode_message, encode_with_body, Ballot, Bundle, DecodeError, Message, Node, NodeId, StatusReply,
+    MAX_DATAGRAM_BYTES,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -68,7 +88,8 @@ use tracing::{debug, error, info, warn};
 use crate::chaos::{self, Chaos, Datagram};
 use crate::config::{ClusterConfig, NodeSettings};
 use crate::counters::{self, Counters};
-use crate::store::{StoreStats, StoreStatsSource};
+use crate::persist::{BatchSeq, Durable, Persist};
+use crate::store::StoreStatsSource;
 use crate::transport::{AddressBook, ClientAddrs, MAX_CLIENTS};
 
 /// The most datagrams fed to the role before one `Ready` is taken and persisted.
@@ -94,6 +115,9 @@ pub enum RunError {
     /// The store could not make a batch durable; nothing depending on it was sent.
     #[error("storage failed, stopping without sending what depends on it: {0}")]
     Storage(#[from] StorageError),
+    /// The persist thread could not be started.
+    #[error("cannot start the persist thread: {0}")]
+    Thread(std::io::Error),
     /// The socket failed in a way that is not about one datagram.
     #[error("socket: {0}")]
     Socket(#[from] std::io::Error),
@@ -113,7 +137,12 @@ pub struct View {
 /// A role of paxos-core together with its store, as the loop drives it.
 pub trait Replica {
     /// The storage operation of the role.
-    type Op;
+    type Op: Send + 'static;
+    /// Its store.
+    type Store: Durable<Self::Op>;
+    /// Whether the loop persists on a thread of its own and goes on meanwhile
+    /// (see the module doc); otherwise it fsyncs in the loop.
+    const BACKGROUND_PERSIST: bool;
     /// This node.
     fn me(&self) -> Node;
     /// Feeds one message to the core.
@@ -125,24 +154,19 @@ pub trait Replica {
     fn tick(&mut self);
     /// The core's outputs since the last call.
     fn take_ready(&mut self) -> Ready<Self::Op>;
-    /// Makes `ops` durable (atomically).
-    ///
-    /// # Errors
-    /// When they could not be made durable.
-    fn persist(&mut self, ops: &[Self::Op]) -> Result<(), StorageError>;
+    /// Hands the store over to the loop, once, before it starts.
+    fn take_store(&mut self) -> Self::Store;
     /// The core's status (the loop adds `req`, `failed` and counters).
     fn status(&self) -> StatusReply;
     /// Role, leader and ballot, for change logging; `None` when the core logs them itself.
     fn view(&self) -> Option<View>;
-    /// What the store did.
-    fn store_stats(&self) -> StoreStats;
 }
 
 /// An acceptor with its store.
 #[derive(Debug)]
 pub struct AcceptorNode<S> {
     core: Acceptor,
-    store: S,
+    store: Option<S>,
 }
 
 impl<S: AcceptorStore + StoreStatsSource> AcceptorNode<S> {
@@ -152,7 +176,7 @@ impl<S: AcceptorStore + StoreStatsSource> AcceptorNode<S> {
     /// When the store cannot load.
     pub fn new(id: NodeId, proposers: Vec<NodeId>, mut store: S) -> Result<AcceptorNode<S>, StorageError> {
         let state = store.load()?;
-        Ok(AcceptorNode { core: Acceptor::new(id, proposers, state), store })
+        Ok(AcceptorNode { core: Acceptor::new(id, proposers, state), store: Some(store) })
     }
 
     /// The core.
@@ -161,8 +185,10 @@ impl<S: AcceptorStore + StoreStatsSource> AcceptorNode<S> {
     }
 }
 
-impl<S: AcceptorStore + StoreStatsSource> Replica for AcceptorNode<S> {
+impl<S: AcceptorStore + StoreStatsSource + Send + 'static> Replica for AcceptorNode<S> {
     type Op = AcceptorOp;
+    type Store = S;
+    const BACKGROUND_PERSIST: bool = false;
 
     fn me(&self) -> Node {
         Node::Acceptor(self.core.id())
@@ -178,8 +204,8 @@ impl<S: AcceptorStore + StoreStatsSource> Replica for AcceptorNode<S> {
         self.core.take_ready()
     }
 
-    fn persist(&mut self, ops: &[AcceptorOp]) -> Result<(), StorageError> {
-        self.store.apply(ops)
+    fn take_store(&mut self) -> S {
+        self.store.take().expect("the store is handed over once")
     }
 
     fn status(&self) -> StatusReply {
@@ -189,17 +215,13 @@ impl<S: AcceptorStore + StoreStatsSource> Replica for AcceptorNode<S> {
     fn view(&self) -> Option<View> {
         None // the core logs every new promise
     }
-
-    fn store_stats(&self) -> StoreStats {
-        self.store.stats()
-    }
 }
 
 /// A proposer with its store.
 #[derive(Debug)]
 pub struct ProposerNode<S> {
     core: Proposer,
-    store: S,
+    store: Option<S>,
 }
 
 impl<S: ProposerStore + StoreStatsSource> ProposerNode<S> {
@@ -209,7 +231,7 @@ impl<S: ProposerStore + StoreStatsSource> ProposerNode<S> {
     /// When the store cannot load.
     pub fn new(cfg: ProposerConfig, mut store: S) -> Result<ProposerNode<S>, StorageError> {
         let state = store.load()?;
-        Ok(ProposerNode { core: Proposer::new(cfg, state), store })
+        Ok(ProposerNode { core: Proposer::new(cfg, state), store: Some(store) })
     }
 
     /// The core.
@@ -218,8 +240,10 @@ impl<S: ProposerStore + StoreStatsSource> ProposerNode<S> {
     }
 }
 
-impl<S: ProposerStore + StoreStatsSource> Replica for ProposerNode<S> {
+impl<S: ProposerStore + StoreStatsSource + Send + 'static> Replica for ProposerNode<S> {
     type Op = ProposerOp;
+    type Store = S;
+    const BACKGROUND_PERSIST: bool = true;
 
     fn me(&self) -> Node {
         Node::Proposer(self.core.id())
@@ -237,8 +261,8 @@ impl<S: ProposerStore + StoreStatsSource> Replica for ProposerNode<S> {
         self.core.take_ready()
     }
 
-    fn persist(&mut self, ops: &[ProposerOp]) -> Result<(), StorageError> {
-        self.store.apply(ops)
+    fn take_store(&mut self) -> S {
+        self.store.take().expect("the store is handed over once")
     }
 
     fn status(&self) -> StatusReply {
@@ -247,10 +271,6 @@ impl<S: ProposerStore + StoreStatsSource> Replica for ProposerNode<S> {
 
     fn view(&self) -> Option<View> {
         Some(View { role: self.core.role().name(), leader: self.core.leader(), ballot: self.core.ballot() })
-    }
-
-    fn store_stats(&self) -> StoreStats {
-        self.store.stats()
     }
 }
 
@@ -280,7 +300,7 @@ pub fn proposer_config(cluster: &ClusterConfig, id: u32, settings: &NodeSettings
 /// must exit non-zero: nothing that depends on it was sent);
 /// [`RunError::Socket`] when the socket's own address cannot be read.
 pub async fn run<R: Replica>(
-    replica: R,
+    mut replica: R,
     socket: UdpSocket,
     cluster: &ClusterConfig,
     settings: &NodeSettings,
@@ -305,7 +325,15 @@ pub async fn run<R: Replica>(
         );
     }
     let (book, resolved) = AddressBook::new(cluster, local);
+    let store = replica.take_store();
+    let persist = if R::BACKGROUND_PERSIST {
+        Persist::background(store, &me.to_string()).map_err(RunError::Thread)?
+    } else {
+        Persist::inline(store)
+    };
     let mut node = Loop {
+        persist,
+        waiting: VecDeque::new(),
         view: replica.view(),
         replica,
         socket,
@@ -317,6 +345,12 @@ pub async fn run<R: Replica>(
         failed: false,
         recv_buf: vec![0; MAX_DATAGRAM_BYTES + 1],
         send_buf: Vec::with_capacity(MAX_DATAGRAM_BYTES),
+        body: Vec::new(),
+        body_of: None,
+        outbox: Vec::new(),
+        outbox_index: HashMap::new(),
+        spare: Vec::new(),
+        datagram: Vec::with_capacity(MAX_DATAGRAM_BYTES),
         status_requests: Vec::new(),
         heard: HashMap::new(),
         election_timeout: Duration::from_millis(settings.election_timeout_ms),
@@ -326,9 +360,20 @@ pub async fn run<R: Replica>(
     node.run(tick, control, resolved, shutdown).await
 }
 
+/// Messages that wait until batch `seq` is durable.
+struct Waiting {
+    seq: BatchSeq,
+    messages: Vec<Outgoing>,
+    /// Status requests of that wake-up: (address, sender, req).
+    status_requests: Vec<(SocketAddr, Node, u64)>,
+}
+
 /// The state of the loop beyond the role.
-struct Loop<R> {
+struct Loop<R: Replica> {
     replica: R,
+    persist: Persist<R::Op, R::Store>,
+    /// What waits on batches not yet durable, oldest first.
+    waiting: VecDeque<Waiting>,
     socket: UdpSocket,
     book: AddressBook,
     clients: ClientAddrs,
@@ -338,7 +383,20 @@ struct Loop<R> {
     failed: bool,
     /// One byte more than the largest datagram, so that a larger one shows as too large.
     recv_buf: Vec<u8>,
+    /// The envelope being queued.
     send_buf: Vec<u8>,
+    /// The encoding of `body_of`, the last message queued: reused while the
+    /// same message goes to further receivers.
+    body: Vec<u8>,
+    body_of: Option<Message>,
+    /// The datagrams of this step, one bundle per address (with the node of
+    /// its first envelope, for send-failure reports), sent by `send_outbox`.
+    outbox: Vec<(SocketAddr, Node, Bundle)>,
+    outbox_index: HashMap<SocketAddr, usize>,
+    /// Emptied bundles kept for reuse, so that no step allocates them anew.
+    spare: Vec<Bundle>,
+    /// A finished bundle on its way to the wire.
+    datagram: Vec<u8>,
     /// Status requests of this batch, answered once the batch is durable: (address, sender, req).
     status_requests: Vec<(SocketAddr, Node, u64)>,
     /// When each member was last heard from (shown in an acceptor's status).
@@ -378,16 +436,23 @@ impl<R: Replica> Loop<R> {
                 }
                 () = sleep_until(chaos_wakeup), if chaos_wakeup.is_some() => self.send_chaos_due().await,
                 Some(r) = resolved.recv() => self.book.resolved(r),
+                durable = self.persist.progress() => {
+                    // A storage error ends the loop here; the caller logs it and exits non-zero.
+                    self.release(durable?).await;
+                }
                 ready = self.socket.readable() => {
                     ready?;
                     self.drain();
                 }
             }
-            // A storage error ends the loop here; the caller logs it and exits non-zero.
             self.flush().await?;
         }
-        // Nothing is half-done here: every batch was persisted and sent before
-        // the loop looked at the shutdown branch again.
+        // Finish what is in hand: every batch taken is made durable and what
+        // waited on it is sent.
+        while !self.waiting.is_empty() {
+            let durable = self.persist.progress().await?;
+            self.release(durable).await;
+        }
         info!(node = %self.me, counters = ?self.status().counters, "stopped");
         Ok(())
     }
@@ -428,13 +493,20 @@ impl<R: Replica> Loop<R> {
 
     fn on_datagram(&mut self, len: usize, src: SocketAddr) {
         self.counters.incr(counters::DATAGRAMS_IN);
-        let env = match decode(&self.recv_buf[..len]) {
-            Ok(env) => env,
+        let envs = match decode_bundle(&self.recv_buf[..len]) {
+            Ok(envs) => envs,
             Err(e) => {
                 self.counters.drop_datagram(decode_kind(&e), src, e);
                 return;
             }
         };
+        for env in envs {
+            self.on_envelope(env, src);
+        }
+    }
+
+    /// One envelope of a datagram, checked as if it had come alone.
+    fn on_envelope(&mut self, env: paxos_proto::Envelope, src: SocketAddr) {
         if env.cluster != self.cluster {
             let why = format!("cluster {:?} is not {:?}", truncate(&env.cluster, 64), self.cluster);
             self.counters.drop_datagram("dropped.cluster", src, why);
@@ -477,31 +549,27 @@ impl<R: Replica> Loop<R> {
     }
 
     /// Sends the role's early messages, persists its writes, then sends its
-    /// messages and the status replies.
+    /// messages and the status replies once those writes (and every earlier
+    /// batch) are durable: now, or when the persist thread says so.
     async fn flush(&mut self) -> Result<(), RunError> {
         let ready = self.replica.take_ready();
         if self.failed {
             self.counters.add("suppressed.failed", ready.early.len() as u64);
-        } else {
+        } else if !ready.early.is_empty() {
             for out in ready.early {
                 self.send(out.to, out.msg).await;
             }
+            self.send_outbox().await;
         }
-        if !ready.persist.is_empty() {
-            self.replica.persist(&ready.persist)?;
-        }
-        if self.failed {
-            self.counters.add("suppressed.failed", ready.messages.len() as u64);
-        } else {
-            for out in ready.messages {
-                self.send(out.to, out.msg).await;
-            }
-        }
-        if !self.status_requests.is_empty() {
-            let base = self.status();
-            for (addr, to, req) in std::mem::take(&mut self.status_requests) {
-                let reply = StatusReply { req, ..base.clone() };
-                self.send_to(addr, to, Message::StatusReply(reply)).await;
+        let seq =
+            if ready.persist.is_empty() { self.persist.submitted() } else { self.persist.submit(ready.persist)? };
+        let status_requests = std::mem::take(&mut self.status_requests);
+        if !ready.messages.is_empty() || !status_requests.is_empty() {
+            let waiting = Waiting { seq, messages: ready.messages, status_requests };
+            if self.waiting.is_empty() && seq <= self.persist.durable() {
+                self.deliver(waiting).await;
+            } else {
+                self.waiting.push_back(waiting);
             }
         }
         let view = self.replica.view();
@@ -513,6 +581,33 @@ impl<R: Replica> Loop<R> {
             self.view = view;
         }
         Ok(())
+    }
+
+    /// Sends what waited on the batches up to `durable`, in order.
+    async fn release(&mut self, durable: BatchSeq) {
+        while self.waiting.front().is_some_and(|w| w.seq <= durable) {
+            let waiting = self.waiting.pop_front().expect("a waiting batch");
+            self.deliver(waiting).await;
+        }
+    }
+
+    /// Sends messages whose writes are durable, and the status replies.
+    async fn deliver(&mut self, waiting: Waiting) {
+        if self.failed {
+            self.counters.add("suppressed.failed", waiting.messages.len() as u64);
+        } else {
+            for out in waiting.messages {
+                self.send(out.to, out.msg).await;
+            }
+        }
+        if !waiting.status_requests.is_empty() {
+            let base = self.status();
+            for (addr, to, req) in waiting.status_requests {
+                let reply = StatusReply { req, ..base.clone() };
+                self.send_to(addr, to, Message::StatusReply(reply)).await;
+            }
+        }
+        self.send_outbox().await;
     }
 
     fn status(&self) -> StatusReply {
@@ -530,7 +625,7 @@ impl<R: Replica> Loop<R> {
             s.peers_heard = heard;
         }
         let mut c = self.counters.snapshot();
-        let st = self.replica.store_stats();
+        let st = self.persist.stats();
         c.insert("fsyncs".into(), st.fsyncs);
         c.insert("wal.writes".into(), st.writes);
         c.insert("wal.bytes".into(), st.bytes);
@@ -560,22 +655,60 @@ impl<R: Replica> Loop<R> {
         self.send_to(addr, to, msg).await;
     }
 
+    /// Queues `msg` for `to` at `addr`, in the bundle of that address; sends
+    /// the bundle first when the envelope does not fit in it any more.
     async fn send_to(&mut self, addr: SocketAddr, to: Node, msg: Message) {
         let kind = msg.kind();
-        let env = Envelope { version: PROTOCOL_VERSION, cluster: self.cluster.clone(), from: self.me, to, msg };
-        if let Err(e) = encode(&env, &mut self.send_buf) {
+        if self.body_of.as_ref() != Some(&msg) {
+            encode_message(&msg, &mut self.body);
+            self.body_of = Some(msg);
+        }
+        if let Err(e) = encode_with_body(&self.cluster, self.me, to, &self.body, &mut self.send_buf) {
             // The core packs every message to fit; this is a bug of ours, not the peer's.
             self.counters.incr(counters::ENCODE_ERRORS);
             error!(node = %self.me, to = %to, kind, error = %e, "cannot encode an outgoing message; dropped");
             return;
         }
+        let i = match self.outbox_index.get(&addr) {
+            Some(&i) => i,
+            None => {
+                let bundle = self.spare.pop().unwrap_or_default();
+                self.outbox.push((addr, to, bundle));
+                self.outbox_index.insert(addr, self.outbox.len() - 1);
+                self.outbox.len() - 1
+            }
+        };
+        if !self.outbox[i].2.fits(&self.send_buf) {
+            let mut datagram = std::mem::take(&mut self.datagram);
+            self.outbox[i].2.finish(&mut datagram);
+            let first = self.outbox[i].1;
+            self.send_datagram(addr, first, &datagram).await;
+            self.datagram = datagram;
+        }
+        self.outbox[i].2.push(&self.send_buf);
+    }
+
+    /// Sends every bundle queued by [`Loop::send_to`] since the last call.
+    async fn send_outbox(&mut self) {
+        let mut outbox = std::mem::take(&mut self.outbox);
+        let mut datagram = std::mem::take(&mut self.datagram);
+        for (addr, to, mut bundle) in outbox.drain(..) {
+            bundle.finish(&mut datagram);
+            self.send_datagram(addr, to, &datagram).await;
+            self.spare.push(bundle);
+        }
+        self.outbox = outbox;
+        self.datagram = datagram;
+        self.outbox_index.clear();
+    }
+
+    /// Puts one datagram on the wire, through the chaos when it is on.
+    async fn send_datagram(&mut self, addr: SocketAddr, to: Node, bytes: &[u8]) {
         let Some(chaos) = &mut self.chaos else {
-            let bytes = std::mem::take(&mut self.send_buf);
-            self.transmit(addr, to, &bytes).await;
-            self.send_buf = bytes;
+            self.transmit(addr, to, bytes).await;
             return;
         };
-        let out = chaos.submit(Instant::now(), Datagram { addr, to, bytes: self.send_buf.clone() });
+        let out = chaos.submit(Instant::now(), Datagram { addr, to, bytes: bytes.to_vec() });
         for d in out {
             self.transmit(d.addr, d.to, &d.bytes).await;
         }

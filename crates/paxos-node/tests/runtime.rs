@@ -1,19 +1,25 @@
 //! The node loop in-process: `run` driven with in-memory stores, stopped by
 //! its shutdown future, failed and recovered by [`Control`], and stopped by a
-//! storage failure before it sends anything that depends on the failed write.
+//! storage failure before it sends anything that depends on the failed write;
+//! a proposer's writes go on in the background while it keeps answering.
 
 mod common;
 
 use std::time::Duration;
 
 use common::Cluster;
-use paxos_core::{AcceptorOp, AcceptorState, AcceptorStore, MemAcceptorStore, MemProposerStore, StorageError};
+use paxos_core::{
+    AcceptorOp, AcceptorState, AcceptorStore, MemAcceptorStore, MemProposerStore, ProposerOp, ProposerState,
+    ProposerStore, StorageError,
+};
 use paxos_node::client::ClientError;
 use paxos_node::config::Role;
 use paxos_node::runtime::{self, AcceptorNode, Control, ProposerNode, RunError};
 use paxos_node::store::{StoreStats, StoreStatsSource};
 use paxos_node::transport::bind_udp;
-use paxos_proto::{decode, encode, Ballot, Envelope, Message, Node, NodeId, Prepare, Slot, PROTOCOL_VERSION};
+use paxos_proto::{
+    decode, decode_bundle, encode, Ballot, Envelope, Message, Node, NodeId, Prepare, ProbeReply, Slot, PROTOCOL_VERSION,
+};
 use tokio::sync::{mpsc, oneshot};
 
 fn addr_of(cluster: &Cluster, role: Role, id: u32) -> std::net::SocketAddr {
@@ -163,4 +169,160 @@ async fn oversized_datagram_is_dropped_as_too_large() {
     assert!(status.counters.get("datagrams.in").is_some_and(|n| *n >= 2), "counted as received: {status:?}");
     assert!(!status.failed);
     task.abort();
+}
+
+/// A proposer store whose writes all fail, as a full disk would.
+#[derive(Default)]
+struct FailingProposerStore;
+
+impl ProposerStore for FailingProposerStore {
+    fn load(&mut self) -> Result<ProposerState, StorageError> {
+        Ok(ProposerState::default())
+    }
+
+    fn apply(&mut self, _ops: &[ProposerOp]) -> Result<(), StorageError> {
+        Err(StorageError::Io("injected: no space left on device".into()))
+    }
+}
+
+impl StoreStatsSource for FailingProposerStore {
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
+}
+
+/// A proposer persists in the background, yet a failed write still stops it
+/// before anything that rests on it leaves: the round it campaigns with
+/// cannot be written, so no prepare is ever sent.
+#[tokio::test]
+async fn proposer_storage_failure_stops_it_before_it_prepares() {
+    let cluster = Cluster::new(1, 1, "");
+    let settings = cluster.config.settings_for(Role::Proposer, 1).expect("settings");
+    let (socket, _) = bind_udp(addr_of(&cluster, Role::Proposer, 1)).expect("bind");
+    let cfg = runtime::proposer_config(&cluster.config, 1, &settings);
+    let nonce = cfg.incarnation;
+    let proposer = ProposerNode::new(cfg, FailingProposerStore).expect("load");
+    let (_control, rx) = mpsc::unbounded_channel();
+    let config = cluster.config.clone();
+    let task =
+        tokio::spawn(
+            async move { runtime::run(proposer, socket, &config, &settings, rx, std::future::pending()).await },
+        );
+
+    // Play acceptor 1: answer the start-up probe, so that the proposer campaigns.
+    let (acceptor, _) = bind_udp(addr_of(&cluster, Role::Acceptor, 1)).expect("bind");
+    let mut buf = vec![0; 65_536];
+    let mut task = std::pin::pin!(task);
+    loop {
+        tokio::select! {
+            result = &mut task => {
+                let result = result.expect("task");
+                assert!(matches!(result, Err(RunError::Storage(_))), "{result:?}");
+                break;
+            }
+            got = acceptor.recv_from(&mut buf) => {
+                let (len, from) = got.expect("recv");
+                for env in decode_bundle(&buf[..len]).expect("decodes") {
+                    match env.msg {
+                        Message::Prepare(p) => panic!("a prepare left although its round was never written: {p:?}"),
+                        Message::Probe(_) => {
+                            let reply = Envelope {
+                                version: PROTOCOL_VERSION,
+                                cluster: cluster.config.cluster.clone(),
+                                from: Node::Acceptor(NodeId(1)),
+                                to: Node::Proposer(NodeId(1)),
+                                msg: Message::ProbeReply(ProbeReply { nonce, promised: Ballot::default() }),
+                            };
+                            let mut out = Vec::new();
+                            encode(&reply, &mut out).expect("encode");
+                            acceptor.send_to(&out, from).await.expect("send");
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            () = tokio::time::sleep(Duration::from_secs(10)) => panic!("the proposer neither campaigned nor stopped"),
+        }
+    }
+}
+
+/// A proposer store that holds every write of a decided value until the test
+/// lets it through, as a very slow disk would; counts the writes held.
+struct GatedStore {
+    inner: MemProposerStore,
+    gate: std::sync::mpsc::Receiver<()>,
+    held: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ProposerStore for GatedStore {
+    fn load(&mut self) -> Result<ProposerState, StorageError> {
+        self.inner.load()
+    }
+
+    fn apply(&mut self, ops: &[ProposerOp]) -> Result<(), StorageError> {
+        if ops.iter().any(|op| matches!(op, ProposerOp::Learn { .. })) {
+            self.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // Blocks until the test sends a permit or drops the sender.
+            let _ = self.gate.recv();
+        }
+        self.inner.apply(ops)
+    }
+}
+
+impl StoreStatsSource for GatedStore {
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
+}
+
+/// The leader's own log is written on a thread of its own: while that write
+/// hangs, the leader still proposes and answers clients (their values are on
+/// a majority of acceptors), and what must wait for the write (a status
+/// answer) is sent only once it is done.
+// Two workers: were the write in the loop, the loop would block one of them
+// and the client would time out instead of the test hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_answers_clients_while_its_own_write_is_in_progress() {
+    let cluster = Cluster::new(1, 1, "");
+    let settings = cluster.config.settings_for(Role::Proposer, 1).expect("settings");
+
+    let (acceptor_socket, _) = bind_udp(addr_of(&cluster, Role::Acceptor, 1)).expect("bind");
+    let acceptor = AcceptorNode::new(NodeId(1), vec![NodeId(1)], MemAcceptorStore::default()).expect("load");
+    let (_acceptor_control, acceptor_rx) = mpsc::unbounded_channel();
+    let config = cluster.config.clone();
+    let s = settings.clone();
+    let acceptor_task = tokio::spawn(async move {
+        runtime::run(acceptor, acceptor_socket, &config, &s, acceptor_rx, std::future::pending()).await
+    });
+
+    let (gate_tx, gate) = std::sync::mpsc::channel();
+    let held = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let store = GatedStore { inner: MemProposerStore::default(), gate, held: std::sync::Arc::clone(&held) };
+    let (proposer_socket, _) = bind_udp(addr_of(&cluster, Role::Proposer, 1)).expect("bind");
+    let cfg = runtime::proposer_config(&cluster.config, 1, &settings);
+    let proposer = ProposerNode::new(cfg, store).expect("load");
+    let (_proposer_control, proposer_rx) = mpsc::unbounded_channel();
+    let config = cluster.config.clone();
+    let proposer_task = tokio::spawn(async move {
+        runtime::run(proposer, proposer_socket, &config, &settings, proposer_rx, std::future::pending()).await
+    });
+
+    let mut client = cluster.client().await;
+    for i in 0..3u64 {
+        assert_eq!(client.propose(format!("v{i}")).await.expect("decided while the log write hangs"), Slot(i));
+    }
+    assert!(held.load(std::sync::atomic::Ordering::SeqCst) >= 1, "the first decision's write is held");
+
+    // A status answer rests on the proposer's writes: it waits for them.
+    let mut asker = cluster.client().await;
+    asker.set_timeout(Duration::from_millis(300));
+    let early = asker.status(Node::Proposer(NodeId(1))).await;
+    assert!(early.is_err(), "a status answer left before the writes it follows were durable: {early:?}");
+
+    drop(gate_tx);
+    asker.set_timeout(Duration::from_secs(5));
+    let status = asker.status(Node::Proposer(NodeId(1))).await.expect("answered once the writes are done");
+    assert_eq!(status.decided, Slot(3));
+    proposer_task.abort();
+    acceptor_task.abort();
 }

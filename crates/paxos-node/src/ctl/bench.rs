@@ -1,7 +1,8 @@
 //! `paxosctl bench --values N --concurrency C [--size BYTES] [--timeout SECS] [--json]`
 //!
 //! Keeps C proposals in flight (C clients, one request each, as the proposers
-//! allow) until N values of BYTES bytes are decided or have failed, and
+//! allow, sharing one socket: [`MultiClient`]) until N values of BYTES bytes
+//! are decided or have failed, and
 //! records each value's latency, from the first send to the decision, in an
 //! HDR histogram (microseconds, three significant digits). On a terminal a
 //! progress bar runs on stderr; piped, there is none. It ends with one line:
@@ -12,20 +13,18 @@
 //! Exit 1 when any value failed (with one line on stderr naming the first).
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use paxos_proto::MAX_VALUE_BYTES;
+use paxos_proto::{Slot, MAX_VALUE_BYTES};
 use serde::Serialize;
-use tokio::sync::mpsc;
 
-use super::{describe, diag, leader_of, proposing_clients, quote, reach_proposers, CtlError, Out};
+use super::{describe, diag, leader_of, quote, reach_proposers, CtlError, Out};
 use crate::client::ClientError;
 use crate::config::ClusterConfig;
+use crate::multi::MultiClient;
 
 /// The highest latency the histogram tells apart, in microseconds (one hour).
 const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -135,39 +134,30 @@ fn round3(x: f64) -> f64 {
 pub async fn run(cluster: &ClusterConfig, args: BenchArgs, out: &mut Out) -> Result<(), CtlError> {
     let probes = reach_proposers(cluster).await?;
     let leader = leader_of(&probes);
-    let workers = u64::from(args.concurrency).min(args.values) as usize;
-    let clients = proposing_clients(cluster, workers, args.timeout, leader).await?;
+    let lanes = u64::from(args.concurrency).min(args.values) as usize;
+    let mut client = MultiClient::new(cluster, lanes)
+        .map_err(|e| CtlError::Failed(format!("cannot open the client socket: {}", describe(&e))))?;
+    client.set_timeout(args.timeout);
+    if let Some(leader) = leader {
+        client.set_leader_hint(leader);
+    }
     let mut histogram = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_US, 3)
         .map_err(|e| CtlError::Failed(format!("cannot make the latency histogram: {e}")))?;
     let progress = progress_bar(args.values);
 
     let started = Instant::now();
-    let next = Arc::new(AtomicU64::new(0));
-    let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Duration, Result<(), ClientError>)>();
-    for mut client in clients {
-        let (next, tx, total, size) = (Arc::clone(&next), tx.clone(), args.values, args.size);
-        tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    break;
-                }
-                let value = bench_value(i, size);
-                let sent = Instant::now();
-                let result = client.propose(value).await.map(|_| ());
-                if tx.send((i, sent.elapsed(), result)).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    drop(tx);
-
+    let mut next = 0u64;
+    let (total, size) = (args.values, args.size);
     let mut errors = 0u64;
     let mut first_error = None;
-    while let Some((i, latency, result)) = rx.recv().await {
+    let produce = || {
+        let i = next;
+        next += 1;
+        (i < total).then(|| (i, bench_value(i, size)))
+    };
+    let record = |i: u64, latency: Duration, result: Result<Slot, ClientError>| {
         match result {
-            Ok(()) => histogram.saturating_record(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1)),
+            Ok(_) => histogram.saturating_record(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1)),
             Err(e) => {
                 errors += 1;
                 if first_error.is_none() {
@@ -177,7 +167,11 @@ pub async fn run(cluster: &ClusterConfig, args: BenchArgs, out: &mut Out) -> Res
             }
         }
         progress.inc(1);
-    }
+    };
+    client
+        .run(produce, record)
+        .await
+        .map_err(|e| CtlError::Failed(format!("client socket failed: {}", describe(&e))))?;
     let elapsed = started.elapsed();
     progress.finish_and_clear();
 
