@@ -12,7 +12,10 @@
 //!   answering during its own fsync. Batches that queue up while the thread is
 //!   in an fsync are written together with one write and one fsync (group
 //!   commit across wake-ups), and completions come back in order on a channel
-//!   the loop selects on.
+//!   the loop selects on. The thread syncs at most once per `min_interval`:
+//!   what a proposer sends after its writes (heartbeats, prepares, status
+//!   answers) can wait a millisecond or two, and fewer fsyncs of its own
+//!   leave the disk's journal to the acceptors, whose fsync every value waits for.
 //!
 //! Either way batches become durable strictly in the order they were
 //! submitted, and each is applied atomically (several may share one
@@ -22,6 +25,7 @@
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use paxos_core::{AcceptorOp, AcceptorStore, ProposerOp, ProposerStore, StorageError};
 use tokio::sync::mpsc;
@@ -91,18 +95,19 @@ impl<Op: Send + 'static, S: Durable<Op>> Persist<Op, S> {
         Persist::Inline { store, durable: 0 }
     }
 
-    /// Starts the persist thread, named after `node`, which owns `store` from now on.
+    /// Starts the persist thread, named after `node`, which owns `store` from
+    /// now on and syncs at most once per `min_interval`.
     ///
     /// # Errors
     /// When the thread cannot be started.
-    pub fn background(store: S, node: &str) -> std::io::Result<Persist<Op, S>> {
+    pub fn background(store: S, node: &str, min_interval: Duration) -> std::io::Result<Persist<Op, S>> {
         let (jobs, jobs_rx) = std_mpsc::channel::<(BatchSeq, Vec<Op>)>();
         let (done_tx, done) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(store.stats()));
         let shared = Arc::clone(&stats);
         let thread = std::thread::Builder::new()
             .name(format!("persist-{node}"))
-            .spawn(move || persist_thread(store, &jobs_rx, &done_tx, &shared))?;
+            .spawn(move || persist_thread(store, &jobs_rx, &done_tx, &shared, min_interval))?;
         Ok(Persist::Background(Background {
             jobs: Some(jobs),
             done,
@@ -193,22 +198,38 @@ impl<Op> Drop for Background<Op> {
     }
 }
 
-/// The persist thread: takes every batch that is queued, writes them as one,
-/// syncs once, reports the last; stops when the queue closes or a write fails.
+/// The persist thread: takes every batch that is queued (waiting, when the
+/// last sync was less than `min_interval` ago, for the rest of it), writes
+/// them as one, syncs once, reports the last; stops when the queue closes or
+/// a write fails.
 fn persist_thread<Op, S: Durable<Op>>(
     mut store: S,
     jobs: &std_mpsc::Receiver<(BatchSeq, Vec<Op>)>,
     done: &mpsc::UnboundedSender<(BatchSeq, Result<(), StorageError>)>,
     stats: &Mutex<StoreStats>,
+    min_interval: Duration,
 ) {
     let mut ops = Vec::new();
+    let mut last_sync: Option<Instant> = None;
     while let Ok((mut last, batch)) = jobs.recv() {
         ops.extend(batch);
+        if let Some(wake) = last_sync.map(|t| t + min_interval) {
+            while let Some(left) = wake.checked_duration_since(Instant::now()) {
+                match jobs.recv_timeout(left) {
+                    Ok((seq, batch)) => {
+                        last = seq;
+                        ops.extend(batch);
+                    }
+                    Err(_) => break, // due, or the loop is done: write what we have
+                }
+            }
+        }
         while let Ok((seq, batch)) = jobs.try_recv() {
             last = seq;
             ops.extend(batch);
         }
         let result = store.apply(&ops);
+        last_sync = Some(Instant::now());
         ops.clear();
         *stats.lock().unwrap_or_else(PoisonError::into_inner) = store.stats();
         let failed = result.is_err();

@@ -95,6 +95,9 @@ use crate::transport::{AddressBook, ClientAddrs, MAX_CLIENTS};
 /// The most datagrams fed to the role before one `Ready` is taken and persisted.
 pub const MAX_BATCH_DATAGRAMS: usize = 1024;
 
+/// A proposer syncs its log at most this often (see [`crate::persist`]).
+pub const PROPOSER_MIN_SYNC_INTERVAL: Duration = Duration::from_millis(2);
+
 /// Ticks a proposer waits for an answer before it sends a prepare or accept again, at least.
 pub const MIN_RETRANSMIT_TICKS: u64 = 3;
 
@@ -327,7 +330,7 @@ pub async fn run<R: Replica>(
     let (book, resolved) = AddressBook::new(cluster, local);
     let store = replica.take_store();
     let persist = if R::BACKGROUND_PERSIST {
-        Persist::background(store, &me.to_string()).map_err(RunError::Thread)?
+        Persist::background(store, &me.to_string(), PROPOSER_MIN_SYNC_INTERVAL).map_err(RunError::Thread)?
     } else {
         Persist::inline(store)
     };

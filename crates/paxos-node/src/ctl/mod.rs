@@ -297,43 +297,6 @@ pub async fn new_client(cluster: &ClusterConfig) -> Result<Client, CtlError> {
     })
 }
 
-/// `n` clients of `cluster` (each with its own random id and socket) that
-/// give a proposal up after `timeout` and send it to `leader` first. All are
-/// made before any is used, so that a socket that cannot be opened stops the
-/// command before anything is sent.
-///
-/// # Errors
-/// [`CtlError::Failed`] when a socket cannot be opened, with a hint when
-/// the limit of open files is to blame.
-pub async fn proposing_clients(
-    cluster: &ClusterConfig,
-    n: usize,
-    timeout: Duration,
-    leader: Option<NodeId>,
-) -> Result<Vec<Client>, CtlError> {
-    raise_open_files_limit(n);
-    let mut clients = Vec::with_capacity(n);
-    for _ in 0..n {
-        let mut client = match Client::new(cluster).await {
-            Ok(client) => client,
-            Err(ClientError::Io(e)) => {
-                return Err(CtlError::Failed(format!(
-                    "cannot open {n} client sockets (one per --concurrency), stopped at {}: {e}; \
-                     nothing was sent (lower --concurrency or raise `ulimit -n`)",
-                    clients.len()
-                )));
-            }
-            Err(e) => return Err(CtlError::Failed(format!("cannot make a client: {}", describe(&e)))),
-        };
-        client.set_timeout(timeout);
-        if let Some(leader) = leader {
-            client.set_leader_hint(leader);
-        }
-        clients.push(client);
-    }
-    Ok(clients)
-}
-
 /// What one node answered to a status request, if it answered.
 #[derive(Clone, Debug)]
 pub struct Probe {
@@ -431,27 +394,6 @@ pub fn unreachable(cluster: &ClusterConfig, who: &str) -> CtlError {
         secs(STATUS_TIMEOUT),
         cluster.path.display()
     ))
-}
-
-/// Raises the soft limit of open files to the hard limit when `wanted`
-/// sockets would not fit under it: each concurrent client has a UDP socket
-/// of its own. Best effort; a failure shows later as a clear socket error.
-pub fn raise_open_files_limit(wanted: usize) {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes one rlimit into the struct we own, and
-    // setrlimit reads it; neither has other preconditions.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return;
-        }
-        // Room for the runtime's own descriptors and stdio as well.
-        let needed = (wanted as libc::rlim_t).saturating_add(64);
-        if limit.rlim_cur >= needed || limit.rlim_cur >= limit.rlim_max {
-            return;
-        }
-        limit.rlim_cur = needed.min(limit.rlim_max);
-        let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-    }
 }
 
 #[cfg(test)]

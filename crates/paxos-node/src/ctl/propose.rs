@@ -5,27 +5,25 @@
 //! with `--json`. With `--concurrency 1` (the default) one client proposes the
 //! values one after another, so a later value gets a higher instance
 //! (SPEC.md, guarantee 5). With `--concurrency N`, N clients (each its own
-//! random id and socket, one request in flight each) pull values from the list;
-//! lines still come out in the order given, each as soon as it and every
-//! value before it are decided.
+//! random id, one request in flight each, all on one socket: [`MultiClient`])
+//! pull values from the list; lines still come out in the order given, each
+//! as soon as it and every value before it are decided.
 //!
 //! Every value is checked against [`MAX_VALUE_BYTES`] before anything is sent
 //! (exit 2). A value that is not decided within `--timeout` (it may still be
 //! decided later, exactly once) or that the cluster refuses gets one line on
 //! stderr, and the exit code is 1.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use paxos_proto::{Slot, MAX_VALUE_BYTES};
 use serde::Serialize;
-use tokio::sync::mpsc;
 
-use super::{describe, diag, proposing_clients, quote, reach_proposers, CtlError, Out};
+use super::{describe, diag, quote, reach_proposers, CtlError, Out};
 use crate::client::ClientError;
 use crate::config::ClusterConfig;
+use crate::multi::MultiClient;
 
 /// The arguments of `paxosctl propose`.
 #[derive(Debug, Args)]
@@ -87,51 +85,56 @@ pub fn format_decided(slot: Slot, value: &str, json: bool) -> String {
 pub async fn run(cluster: &ClusterConfig, args: ProposeArgs, out: &mut Out) -> Result<(), CtlError> {
     let probes = reach_proposers(cluster).await?;
     let leader = super::leader_of(&probes);
-    let values = Arc::new(args.values);
-    let workers = (args.concurrency as usize).min(values.len());
-    let clients = proposing_clients(cluster, workers, args.timeout, leader).await?;
-
-    let next = Arc::new(AtomicUsize::new(0));
-    let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Result<Slot, ClientError>)>();
-    for mut client in clients {
-        let (values, next, tx) = (Arc::clone(&values), Arc::clone(&next), tx.clone());
-        tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(value) = values.get(i) else { break };
-                let result = client.propose(value.clone()).await;
-                if tx.send((i, result)).is_err() {
-                    break;
-                }
-            }
-        });
+    let values = args.values;
+    let lanes = (args.concurrency as usize).min(values.len());
+    let mut client = MultiClient::new(cluster, lanes)
+        .map_err(|e| CtlError::Failed(format!("cannot open the client socket: {}", describe(&e))))?;
+    client.set_timeout(args.timeout);
+    if let Some(leader) = leader {
+        client.set_leader_hint(leader);
     }
-    drop(tx);
 
     // Results arrive in any order; lines leave in the order given.
     let mut results: Vec<Option<Result<Slot, ClientError>>> = Vec::new();
     results.resize_with(values.len(), || None);
     let mut printed = 0;
     let mut failed = 0usize;
-    while let Some((i, result)) = rx.recv().await {
-        results[i] = Some(result);
+    let mut out_error = None;
+    let mut next = 0usize;
+    let produce = || {
+        let i = next;
+        next += 1;
+        values.get(i).map(|v| (i as u64, v.clone()))
+    };
+    let record = |i: u64, _latency, result| {
+        results[i as usize] = Some(result);
         while let Some(result) = results.get_mut(printed).and_then(Option::take) {
             let value = &values[printed];
-            match result {
-                Ok(slot) => out.line(format_decided(slot, value, args.json))?,
+            let written = match result {
+                Ok(slot) => out.line(format_decided(slot, value, args.json)),
                 Err(e) => {
                     failed += 1;
                     // The failure shows after the lines of the values before it.
-                    out.flush()?;
+                    let flushed = out.flush();
                     diag(format_args!("value #{} {}: {}", printed + 1, quote(value), describe(&e)));
+                    flushed
                 }
+            };
+            if let Err(e) = written.and_then(|()| out.flush()) {
+                out_error.get_or_insert(e);
             }
             printed += 1;
         }
-        out.flush()?;
+    };
+    client
+        .run(produce, record)
+        .await
+        .map_err(|e| CtlError::Failed(format!("client socket failed: {}", describe(&e))))?;
+    if let Some(e) = out_error {
+        return Err(e);
     }
     if printed < values.len() {
-        // A client task ended without an answer (it cannot, short of a panic).
+        // Every value is reported once; this is a bug of ours if not.
         return Err(CtlError::Failed(format!("{} values got no answer", values.len() - printed)));
     }
     if failed > 0 {
