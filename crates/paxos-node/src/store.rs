@@ -81,7 +81,8 @@ pub struct StoreStats {
     pub writes: u64,
     /// Compactions (acceptor only).
     pub compactions: u64,
-    /// The size of the log file in bytes.
+    /// The logical size of the log in bytes ([`Wal::len_bytes`]): its header
+    /// and records, not the zeros preallocated after them in the file.
     pub bytes: u64,
 }
 

@@ -279,17 +279,19 @@ fn acceptor_wal(dir: &Path) -> PathBuf {
     dir.join(ACCEPTOR_WAL)
 }
 
-/// The byte offsets at which the records of a log file start, and its end.
+/// The byte offsets at which the records of a log file start, and its
+/// logical end, after which the file holds only its preallocated zeros.
 fn record_starts(path: &Path) -> Vec<usize> {
     let bytes = fs::read(path).expect("read log");
     let mut at = HEADER_BYTES;
     let mut starts = Vec::new();
-    while at + RECORD_HEADER_BYTES <= bytes.len() {
+    // No record header is all zero: that is where the zero tail begins.
+    while at + RECORD_HEADER_BYTES <= bytes.len() && bytes[at..at + RECORD_HEADER_BYTES] != [0; RECORD_HEADER_BYTES] {
         starts.push(at);
         let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
         at += RECORD_HEADER_BYTES + len;
     }
-    assert_eq!(at, bytes.len(), "the log is whole");
+    assert!(at <= bytes.len() && bytes[at..].iter().all(|&b| b == 0), "the log is whole, then zeros");
     starts.push(at);
     starts
 }
@@ -353,10 +355,12 @@ fn torn_tail_loses_nothing_that_apply_returned_for() {
         for batch in &history {
             store.apply(batch).expect("apply");
         }
-        let durable_len = fs::metadata(acceptor_wal(dir.path())).expect("metadata").len() as usize;
+        let durable_len = store.stats().bytes as usize;
         store.apply(&last).expect("apply");
+        let end = store.stats().bytes as usize;
         drop(store);
         let full = fs::read(acceptor_wal(dir.path())).expect("read");
+        assert_eq!(end, *record_starts(&acceptor_wal(dir.path())).last().expect("end"));
         let before = fold_acceptor(&history);
         let mut after = before.clone();
         for op in &last {
@@ -364,27 +368,34 @@ fn torn_tail_loses_nothing_that_apply_returned_for() {
         }
         // Cuts spread over the last write, and every byte near its record boundaries.
         let starts = record_starts(&acceptor_wal(dir.path()));
-        let step = ((full.len() - durable_len) / 40).max(1);
-        let mut cuts: Vec<usize> = (durable_len..full.len()).step_by(step).collect();
+        let step = ((end - durable_len) / 40).max(1);
+        let mut cuts: Vec<usize> = (durable_len..end).step_by(step).chain([end]).collect();
         for s in starts.iter().filter(|s| **s >= durable_len) {
-            cuts.extend(s.saturating_sub(3)..(s + 12).min(full.len()));
+            cuts.extend(s.saturating_sub(3)..(s + 12).min(end));
         }
         cuts.retain(|c| *c >= durable_len);
         for cut in cuts {
-            let path = acceptor_wal(dir.path());
-            fs::write(&path, &full[..cut]).expect("write");
-            let mut store = FileAcceptorStore::open(dir.path(), true)
-                .unwrap_or_else(|e| panic!("a cut at byte {cut} must load: {e}"));
-            let state = store.load().expect("load");
-            assert!(state == before || state == after, "cut at byte {cut}: the last batch is whole or absent");
-            if cut < full.len() {
-                assert!(state == before, "cut at byte {cut}: a batch cut short is not applied");
+            // The write persisted up to `cut`: inside the preallocation the
+            // zeros after it stay; a file without one ends at `cut`.
+            let mut in_place = full.clone();
+            in_place[cut..end].fill(0);
+            for (how, torn) in [("in place", in_place), ("cut short", full[..cut].to_vec())] {
+                let what = format!("cut at byte {cut}, {how}");
+                let path = acceptor_wal(dir.path());
+                fs::write(&path, &torn).expect("write");
+                let mut store =
+                    FileAcceptorStore::open(dir.path(), true).unwrap_or_else(|e| panic!("{what}: must load: {e}"));
+                let state = store.load().expect("load");
+                assert!(state == before || state == after, "{what}: the last batch is whole or absent");
+                if cut < end {
+                    assert!(state == before, "{what}: a batch cut short is not applied");
+                }
+                // The store goes on normally after the cut.
+                store.apply(&[AcceptorOp::Promise(ballot(99, 1))]).expect("apply after a cut");
+                drop(store);
+                let mut store = FileAcceptorStore::open(dir.path(), true).expect("reopen");
+                assert_eq!(store.load().expect("load").promised, ballot(99, 1), "{what}");
             }
-            // The store goes on normally after the cut.
-            store.apply(&[AcceptorOp::Promise(ballot(99, 1))]).expect("apply after a cut");
-            drop(store);
-            let mut store = FileAcceptorStore::open(dir.path(), true).expect("reopen");
-            assert_eq!(store.load().expect("load").promised, ballot(99, 1), "cut at byte {cut}");
         }
     }
 }
@@ -411,7 +422,7 @@ fn failing_store_never_makes_half_a_batch_visible() {
         // The record boundaries of the batch, from a run that succeeds.
         let scratch = tempfile::tempdir().expect("tempdir");
         let mut store = prepare(scratch.path());
-        let start = fs::metadata(acceptor_wal(scratch.path())).expect("metadata").len() as usize;
+        let start = store.stats().bytes as usize;
         store.apply(&last).expect("apply");
         let starts: Vec<usize> = record_starts(&acceptor_wal(scratch.path()))
             .into_iter()
@@ -498,6 +509,28 @@ fn corrupt_middle_refuses_to_open_with_a_clear_error() {
     fs::write(&path, &bytes).expect("write");
     let err = FileProposerStore::open(dir.path(), true).expect_err("a corrupt middle must not open");
     assert!(matches!(err, StorageError::Corrupt(_)), "{err:?}");
+}
+
+/// The stores report the logical length of their log, which compaction is
+/// decided on, not the size of its preallocated file.
+#[test]
+fn stats_count_the_log_not_its_preallocation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut acceptor = FileAcceptorStore::open(dir.path(), true).expect("open");
+    let mut proposer = FileProposerStore::open(dir.path(), true).expect("open");
+    for batch in &acceptor_history() {
+        acceptor.apply(batch).expect("apply");
+    }
+    for batch in &proposer_history() {
+        proposer.apply(batch).expect("apply");
+    }
+    for (bytes, path) in
+        [(acceptor.stats().bytes, acceptor_wal(dir.path())), (proposer.stats().bytes, dir.path().join(PROPOSER_WAL))]
+    {
+        let end = *record_starts(&path).last().expect("end") as u64;
+        assert_eq!(bytes, end, "{}", path.display());
+        assert!(fs::metadata(&path).expect("metadata").len() > end, "{} is preallocated", path.display());
+    }
 }
 
 /// The proposer store counts its syncs: one per non-empty batch (group commit).
