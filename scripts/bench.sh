@@ -299,6 +299,10 @@ run_etcd() {
 # ---------------------------------------------------------------- the runs
 load_before=$(uptime)
 started=$(date -u +%FT%TZ)
+# The code measured: read before this run writes its results (docs/bench is tracked).
+commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=
+if [ -n "$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null || true)" ]; then dirty=" (with uncommitted changes)"; fi
 for c in $conc_list; do
     run_ours "$c" "$(values_for "$c")"
     [ "$vs" != etcd ] || run_etcd "$c" "$(values_for "$c")"
@@ -350,9 +354,6 @@ EOF
 machine="$(uname -srm); $(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)); \
 $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM; \
 data dirs on $(df -PT "$work" | awk 'NR == 2 { print $2 }')"
-commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=
-if [ -n "$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null || true)" ]; then dirty=" (with uncommitted changes)"; fi
 etcd_version=
 [ "$vs" != etcd ] || etcd_version=$(etcd --version 2>/dev/null | sed -n 1p)  # sed reads all: no SIGPIPE under pipefail
 
