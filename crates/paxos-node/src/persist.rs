@@ -135,6 +135,10 @@ impl<Op: Send + 'static, S: Durable<Op>> Persist<Op, S> {
                 b.submitted += 1;
                 let sent = b.jobs.as_ref().is_some_and(|jobs| jobs.send((b.submitted, ops)).is_ok());
                 if !sent {
+                    // The thread stops only after a failed write: report that failure, not its symptom.
+                    while let Ok((_, result)) = b.done.try_recv() {
+                        result?;
+                    }
                     return Err(StorageError::Io("the persist thread stopped".into()));
                 }
                 Ok(b.submitted)

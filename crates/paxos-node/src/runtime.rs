@@ -450,9 +450,9 @@ impl<R: Replica> Loop<R> {
             }
             self.flush().await?;
         }
-        // Finish what is in hand: every batch taken is made durable and what
-        // waited on it is sent.
-        while !self.waiting.is_empty() {
+        // Finish what is in hand: every batch taken is made durable (a failure
+        // of the last one still fails the run) and what waited on it is sent.
+        while self.persist.durable() < self.persist.submitted() {
             let durable = self.persist.progress().await?;
             self.release(durable).await;
         }
@@ -567,8 +567,15 @@ impl<R: Replica> Loop<R> {
         let seq =
             if ready.persist.is_empty() { self.persist.submitted() } else { self.persist.submit(ready.persist)? };
         let status_requests = std::mem::take(&mut self.status_requests);
-        if !ready.messages.is_empty() || !status_requests.is_empty() {
-            let waiting = Waiting { seq, messages: ready.messages, status_requests };
+        // A node failed now never sends these, even if it recovers before they are durable.
+        let messages = if self.failed {
+            self.counters.add("suppressed.failed", ready.messages.len() as u64);
+            Vec::new()
+        } else {
+            ready.messages
+        };
+        if !messages.is_empty() || !status_requests.is_empty() {
+            let waiting = Waiting { seq, messages, status_requests };
             if self.waiting.is_empty() && seq <= self.persist.durable() {
                 self.deliver(waiting).await;
             } else {

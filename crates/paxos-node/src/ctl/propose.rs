@@ -100,8 +100,13 @@ pub async fn run(cluster: &ClusterConfig, args: ProposeArgs, out: &mut Out) -> R
     let mut printed = 0;
     let mut failed = 0usize;
     let mut out_error = None;
+    // Once stdout fails (say, `| head -1`), no new value is proposed.
+    let stop = std::cell::Cell::new(false);
     let mut next = 0usize;
     let produce = || {
+        if stop.get() {
+            return None;
+        }
         let i = next;
         next += 1;
         values.get(i).map(|v| (i as u64, v.clone()))
@@ -122,6 +127,7 @@ pub async fn run(cluster: &ClusterConfig, args: ProposeArgs, out: &mut Out) -> R
             };
             if let Err(e) = written.and_then(|()| out.flush()) {
                 out_error.get_or_insert(e);
+                stop.set(true);
             }
             printed += 1;
         }
