@@ -130,14 +130,7 @@ case $cmd in
             [ -e "$f" ] || continue
             name=$(basename "$f" .pid)
             pid=$(live_pid "${name%-*}" "${name##*-}")
-            if [ -n "$pid" ]; then
-                kill -TERM "$pid" 2>/dev/null || true
-                for _ in $(seq 1 50); do
-                    kill -0 "$pid" 2>/dev/null || break
-                    sleep 0.1
-                done
-                kill -KILL "$pid" 2>/dev/null || true
-            fi
+            if [ -n "$pid" ]; then stop_pid "$pid"; fi
             rm -f "$f"
         done
         echo "cluster down"

@@ -25,6 +25,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib/procs.sh disable=SC1091
+. "$repo/scripts/lib/procs.sh"
 values=1000
 dockerfile=0
 keep=0
@@ -78,12 +80,7 @@ cleanup() {
         compose down -v --remove-orphans --timeout 10 >/dev/null 2>&1 || true
     fi
     if [ -n "$dockerd_pid" ] && [ $keep = 0 ]; then
-        kill -TERM "$dockerd_pid" 2>/dev/null || true
-        for _ in $(seq 1 100); do
-            kill -0 "$dockerd_pid" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -KILL "$dockerd_pid" 2>/dev/null || true
+        stop_pid "$dockerd_pid" 20
     fi
     exit "$rc"
 }

@@ -128,14 +128,7 @@ start_node() {
 stop_node() {
     local pid
     pid=$(live_pid "$1")
-    if [ -n "$pid" ]; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
+    if [ -n "$pid" ]; then stop_pid "$pid"; fi
     rm -f "$(pid_file "$1")"
 }
 

@@ -15,6 +15,18 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 PY
 }
 
+# Stops process PID: SIGTERM, up to SECONDS (default 5) for it to exit, then
+# SIGKILL. Callers pass only PIDs they checked are theirs (pid_if_ours).
+stop_pid() {
+    local pid=$1 tries=$(( ${2:-5} * 10 ))
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 "$tries"); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
 # Prints the PID recorded in FILE if that process is alive and still runs the
 # binary EXE (so that a recycled PID is never signalled), else nothing.
 pid_if_ours() {

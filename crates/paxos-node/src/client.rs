@@ -321,8 +321,8 @@ impl Client {
             to = match resend {
                 Some(node) => {
                     if redirects_in_row > 0 {
-                        let backoff = Duration::from_millis(5 << redirects_in_row.min(5)).min(self.retry);
-                        tokio::time::sleep_until((Instant::now() + backoff).min(deadline)).await;
+                        let wait = backoff(redirects_in_row, self.retry);
+                        tokio::time::sleep_until((Instant::now() + wait).min(deadline)).await;
                     }
                     redirects_in_row += 1;
                     node
@@ -372,6 +372,12 @@ impl Client {
         let _ = self.socket.send_to(&self.send_buf, addr).await;
         Ok(())
     }
+}
+
+/// How long to wait before the `in_row`th resend in a row of redirects or
+/// busy answers: 10, 20, 40, 80, then 160 ms, never above `retry`.
+pub(crate) fn backoff(in_row: u32, retry: Duration) -> Duration {
+    Duration::from_millis(5 << in_row.min(5)).min(retry)
 }
 
 /// A client socket for a cluster whose members have the addresses `specs`:

@@ -31,11 +31,10 @@ use paxos_proto::{
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
-use crate::client::{client_socket, random_client_id, resolve_member, ClientError, DEFAULT_RETRY, DEFAULT_TIMEOUT};
+use crate::client::{
+    backoff, client_socket, random_client_id, resolve_member, ClientError, DEFAULT_RETRY, DEFAULT_TIMEOUT,
+};
 use crate::config::ClusterConfig;
-
-/// The longest back-off between redirects or busy answers in a row.
-const MAX_BACKOFF: Duration = Duration::from_millis(160);
 
 /// One proposal in flight.
 #[derive(Debug)]
@@ -250,11 +249,15 @@ impl MultiClient {
                 continue;
             }
             let (id, to) = (lane.id, job.to);
-            let msg = Message::ClientPropose(ClientPropose { seq: job.seq, value: job.value.clone() });
+            let job = self.lanes[i].job.as_mut().expect("a job");
+            // The value moves into the message and back: no copy per (re)send.
+            let msg = Message::ClientPropose(ClientPropose { seq: job.seq, value: std::mem::take(&mut job.value) });
             encode_message(&msg, &mut self.body);
+            if let Message::ClientPropose(p) = msg {
+                job.value = p.value;
+            }
             let sent =
                 encode_with_body(&self.cluster, Node::Client(id), Node::Proposer(to), &self.body, &mut self.envelope);
-            let job = self.lanes[i].job.as_mut().expect("a job");
             job.due = None;
             job.attempt_end = (now + self.retry).min(job.deadline);
             if sent.is_err() {
@@ -306,14 +309,7 @@ impl MultiClient {
             }
             let Some(&i) = self.lane_of.get(&id) else { continue };
             let Some(job) = &mut self.lanes[i].job else { continue };
-            let backoff = |in_row: u32| {
-                let b = Duration::from_millis(5 << in_row.min(5)).min(self.retry).min(MAX_BACKOFF);
-                if in_row == 0 {
-                    Duration::ZERO
-                } else {
-                    b
-                }
-            };
+            let backoff = |in_row: u32| if in_row == 0 { Duration::ZERO } else { backoff(in_row, self.retry) };
             match env.msg {
                 Message::ClientReply(r) if r.seq == job.seq => {
                     let job = self.lanes[i].job.take().expect("a job");

@@ -1,7 +1,7 @@
 //! `paxosctl bench --values N --concurrency C [--size BYTES] [--timeout SECS] [--json]`
 //!
 //! Keeps C proposals in flight (C clients, one request each, as the proposers
-//! allow, sharing one socket: [`MultiClient`]) until N values of BYTES bytes
+//! allow, sharing one socket: [`MultiClient`](crate::multi::MultiClient)) until N values of BYTES bytes
 //! are decided or have failed, and
 //! records each value's latency, from the first send to the decision, in an
 //! HDR histogram (microseconds, three significant digits). On a terminal a
@@ -21,10 +21,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use paxos_proto::{Slot, MAX_VALUE_BYTES};
 use serde::Serialize;
 
-use super::{describe, diag, leader_of, quote, reach_proposers, CtlError, Out};
+use super::{describe, diag, proposing_client, quote, CtlError, Out};
 use crate::client::ClientError;
 use crate::config::ClusterConfig;
-use crate::multi::MultiClient;
 
 /// The highest latency the histogram tells apart, in microseconds (one hour).
 const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -132,15 +131,8 @@ fn round3(x: f64) -> f64 {
 /// [`CtlError::Failed`] when no proposer answers (nothing was sent);
 /// [`CtlError::Reported`] when some value was not decided.
 pub async fn run(cluster: &ClusterConfig, args: BenchArgs, out: &mut Out) -> Result<(), CtlError> {
-    let probes = reach_proposers(cluster).await?;
-    let leader = leader_of(&probes);
     let lanes = u64::from(args.concurrency).min(args.values) as usize;
-    let mut client = MultiClient::new(cluster, lanes)
-        .map_err(|e| CtlError::Failed(format!("cannot open the client socket: {}", describe(&e))))?;
-    client.set_timeout(args.timeout);
-    if let Some(leader) = leader {
-        client.set_leader_hint(leader);
-    }
+    let mut client = proposing_client(cluster, lanes, args.timeout).await?;
     let mut histogram = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_US, 3)
         .map_err(|e| CtlError::Failed(format!("cannot make the latency histogram: {e}")))?;
     let progress = progress_bar(args.values);

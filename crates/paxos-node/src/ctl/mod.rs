@@ -7,7 +7,7 @@
 //!  paxosctl --config FILE bench --values N --concurrency C [--size BYTES] [--json]
 //! ```
 //!
-//! Each subcommand is one module ([`propose`], [`log`], [`status`], [`bench`])
+//! Each subcommand is one module ([`propose`], [`log`], [`status`], [`bench`](mod@bench))
 //! on top of [`crate::client::Client`]. This module parses the command line,
 //! loads the cluster file, runs the subcommand on a tokio runtime and turns
 //! its outcome into an exit code:
@@ -40,6 +40,7 @@ use tokio::task::JoinSet;
 use crate::client::{Client, ClientError};
 use crate::config::ClusterConfig;
 use crate::daemon::{FAILURE_EXIT_CODE, USAGE_EXIT_CODE};
+use crate::multi::MultiClient;
 
 /// How long one status request waits before it is sent once more.
 pub const STATUS_RETRY: Duration = Duration::from_millis(500);
@@ -371,6 +372,27 @@ pub fn leader_of(probes: &[Probe]) -> Option<NodeId> {
         |id: NodeId| probes.iter().any(|p| p.node == Node::Proposer(id) && p.reply.as_ref().is_some_and(|r| r.failed));
     let leading = working().filter(|(_, r)| r.role == "leader").max_by_key(|(_, r)| r.ballot).map(|(id, _)| id);
     leading.or_else(|| working().filter_map(|(_, r)| r.leader).find(|l| !failed(*l)))
+}
+
+/// The client `propose` and `bench` propose through: `lanes` clients on one
+/// socket that give a value up after `timeout` and start at the leader the
+/// proposers name (fails fast, as [`reach_proposers`], when none answers).
+///
+/// # Errors
+/// [`CtlError::Failed`] when no proposer answers or the socket cannot be opened.
+pub async fn proposing_client(
+    cluster: &ClusterConfig,
+    lanes: usize,
+    timeout: Duration,
+) -> Result<MultiClient, CtlError> {
+    let probes = reach_proposers(cluster).await?;
+    let mut client = MultiClient::new(cluster, lanes)
+        .map_err(|e| CtlError::Failed(format!("cannot open the client socket: {}", describe(&e))))?;
+    client.set_timeout(timeout);
+    if let Some(leader) = leader_of(&probes) {
+        client.set_leader_hint(leader);
+    }
+    Ok(client)
 }
 
 /// The proposers' status, failing fast when none answers: the cluster is

@@ -5,7 +5,7 @@
 //! with `--json`. With `--concurrency 1` (the default) one client proposes the
 //! values one after another, so a later value gets a higher instance
 //! (SPEC.md, guarantee 5). With `--concurrency N`, N clients (each its own
-//! random id, one request in flight each, all on one socket: [`MultiClient`])
+//! random id, one request in flight each, all on one socket: [`MultiClient`](crate::multi::MultiClient))
 //! pull values from the list; lines still come out in the order given, each
 //! as soon as it and every value before it are decided.
 //!
@@ -20,10 +20,9 @@ use clap::Args;
 use paxos_proto::{Slot, MAX_VALUE_BYTES};
 use serde::Serialize;
 
-use super::{describe, diag, quote, reach_proposers, CtlError, Out};
+use super::{describe, diag, proposing_client, quote, CtlError, Out};
 use crate::client::ClientError;
 use crate::config::ClusterConfig;
-use crate::multi::MultiClient;
 
 /// The arguments of `paxosctl propose`.
 #[derive(Debug, Args)]
@@ -83,16 +82,9 @@ pub fn format_decided(slot: Slot, value: &str, json: bool) -> String {
 /// [`CtlError::Failed`] when no proposer answers at all (nothing was sent),
 /// [`CtlError::Reported`] when some value was not decided.
 pub async fn run(cluster: &ClusterConfig, args: ProposeArgs, out: &mut Out) -> Result<(), CtlError> {
-    let probes = reach_proposers(cluster).await?;
-    let leader = super::leader_of(&probes);
     let values = args.values;
     let lanes = (args.concurrency as usize).min(values.len());
-    let mut client = MultiClient::new(cluster, lanes)
-        .map_err(|e| CtlError::Failed(format!("cannot open the client socket: {}", describe(&e))))?;
-    client.set_timeout(args.timeout);
-    if let Some(leader) = leader {
-        client.set_leader_hint(leader);
-    }
+    let mut client = proposing_client(cluster, lanes, args.timeout).await?;
 
     // Results arrive in any order; lines leave in the order given.
     let mut results: Vec<Option<Result<Slot, ClientError>>> = Vec::new();
