@@ -88,7 +88,7 @@ impl Cluster {
         let acceptors =
             acceptors.iter().map(|a| Acceptor::new(*a, proposers.clone(), AcceptorState::default())).collect();
         let mut c = Cluster { leader, acceptors, next_seq: 0 };
-        while c.leader.role() != paxos_core::Role::Leader {
+        while c.leader.role() != paxos_core::Leadership::Leader {
             c.leader.tick();
             c.route();
         }

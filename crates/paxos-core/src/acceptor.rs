@@ -214,5 +214,33 @@ impl Acceptor {
     }
 }
 
+impl crate::Role for Acceptor {
+    type State = AcceptorState;
+
+    fn me(&self) -> Node {
+        Node::Acceptor(self.id)
+    }
+
+    fn handle(&mut self, from: Node, msg: Message) -> Result<(), Ignored> {
+        Acceptor::handle(self, from, msg)
+    }
+
+    /// An acceptor only answers: it has no clock.
+    fn tick(&mut self) {}
+
+    fn take_ready(&mut self) -> Ready<AcceptorOp> {
+        Acceptor::take_ready(self)
+    }
+
+    fn status(&self) -> StatusReply {
+        Acceptor::status(self)
+    }
+
+    /// The acceptor logs every new promise itself.
+    fn view(&self) -> Option<crate::View> {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -25,16 +25,17 @@ mod election;
 mod learner;
 mod proposer;
 mod ready;
+mod role;
 mod storage;
 
 pub use acceptor::Acceptor;
 pub use defects::Defects;
 pub use learner::{Applied, Learner};
-pub use proposer::{Proposer, ProposerConfig, Role};
+pub use proposer::{Leadership, Proposer, ProposerConfig};
 pub use ready::{Ignored, Outgoing, Ready};
+pub use role::{Role, View};
 pub use storage::{
-    AcceptorOp, AcceptorState, AcceptorStore, MemAcceptorStore, MemProposerStore, ProposerOp, ProposerState,
-    ProposerStore, StorageError,
+    AcceptorOp, AcceptorState, Fold, MemStore, ProposerOp, ProposerState, StorageError, Store, StoreStats,
 };
 
 /// The byte budget for the entries of one datagram, leaving room for the envelope.

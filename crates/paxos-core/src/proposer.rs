@@ -64,7 +64,7 @@ impl ProposerConfig {
 
 /// What a proposer is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
+pub enum Leadership {
     /// Another proposer leads (or none is known); clients are redirected.
     Follower,
     /// Running phase 1.
@@ -73,13 +73,13 @@ pub enum Role {
     Leader,
 }
 
-impl Role {
+impl Leadership {
     /// The name operators see.
     pub fn name(self) -> &'static str {
         match self {
-            Role::Follower => "follower",
-            Role::Candidate => "candidate",
-            Role::Leader => "leader",
+            Leadership::Follower => "follower",
+            Leadership::Candidate => "candidate",
+            Leadership::Leader => "leader",
         }
     }
 }
@@ -142,7 +142,7 @@ pub struct Proposer {
     now: u64,
     election: Election,
     learner: Learner,
-    role: Role,
+    role: Leadership,
     /// Our ballot while candidate or leader; the last one we used otherwise.
     ballot: Ballot,
     /// The highest round seen anywhere or used; a new ballot goes above it.
@@ -188,7 +188,7 @@ impl Proposer {
             now: 0,
             election,
             learner: Learner::new(quorum, state.log),
-            role: Role::Follower,
+            role: Leadership::Follower,
             ballot: Ballot::new(state.round, cfg.id),
             max_round: state.round,
             phase1: None,
@@ -224,7 +224,7 @@ impl Proposer {
     }
 
     /// Its current role.
-    pub fn role(&self) -> Role {
+    pub fn role(&self) -> Leadership {
         self.role
     }
 
@@ -240,7 +240,7 @@ impl Proposer {
 
     /// The leader as far as this proposer knows.
     pub fn leader(&self) -> Option<NodeId> {
-        if self.role != Role::Follower {
+        if self.role != Leadership::Follower {
             return Some(self.cfg.id);
         }
         match self.leader_hint {
@@ -364,7 +364,7 @@ impl Proposer {
     fn step_election(&mut self) {
         let rightful = self.election.rightful_leader(self.now);
         match self.role {
-            Role::Follower if rightful == self.cfg.id => {
+            Leadership::Follower if rightful == self.cfg.id => {
                 if self.election.may_campaign(self.now)
                     && self.now >= self.campaign_after
                     && self.probe.is_none()
@@ -373,20 +373,20 @@ impl Proposer {
                     self.start_phase1();
                 }
             }
-            Role::Follower => {
+            Leadership::Follower => {
                 // We held client values expecting to lead; a better proposer showed up.
                 if !self.queue.is_empty() || !self.waiting.is_empty() {
                     self.hand_over_clients();
                 }
             }
-            Role::Candidate if rightful != self.cfg.id => {
+            Leadership::Candidate if rightful != self.cfg.id => {
                 info!(node = %self.cfg.id, ballot = %self.ballot, leader = %rightful, "a live proposer outranks us; stepping down");
                 self.step_down();
             }
             // A leader keeps leading until a higher ballot fences it: a better
             // proposer that just came back takes over by campaigning, so the
             // cluster is never without a leader while it waits to be allowed to.
-            Role::Candidate | Role::Leader => {}
+            Leadership::Candidate | Leadership::Leader => {}
         }
     }
 
@@ -438,7 +438,7 @@ impl Proposer {
         let pages = vec![Page { next: start, done: false }; self.cfg.acceptors.len()];
         self.phase1 = Some(Phase1 { start, pages, adopted: BTreeMap::new(), trimmed: Slot(0), sent: self.now });
         self.phase2 = None;
-        self.role = Role::Candidate;
+        self.role = Leadership::Candidate;
         info!(node = %self.cfg.id, ballot = %self.ballot, slot = %start, "campaigning");
         for a in self.cfg.acceptors.clone() {
             self.ready.send(Node::Acceptor(a), Message::Prepare(Prepare { ballot: self.ballot, from: start }));
@@ -449,7 +449,7 @@ impl Proposer {
     /// soon (preempted while still the rightful leader); otherwise their clients
     /// are sent to the leader.
     fn step_down(&mut self) {
-        self.role = Role::Follower;
+        self.role = Leadership::Follower;
         self.leader_hint = self.leader_hint.filter(|(p, _)| *p != self.cfg.id);
         self.phase1 = None;
         let proposed: Vec<Value> = match self.phase2.take() {
@@ -490,7 +490,7 @@ impl Proposer {
     /// ballot at work steps down, and waits a heartbeat before it may campaign
     /// again so that the other proposer's heartbeats can arrive first.
     fn fenced(&mut self, seen: Ballot, why: &'static str) {
-        if self.role == Role::Follower || seen <= self.ballot {
+        if self.role == Leadership::Follower || seen <= self.ballot {
             return;
         }
         info!(node = %self.cfg.id, ballot = %self.ballot, seen = %seen, why, "stepping down");
@@ -501,14 +501,14 @@ impl Proposer {
     fn send_heartbeats(&mut self) {
         let hb = Heartbeat {
             ballot: self.ballot,
-            leader: self.role == Role::Leader,
+            leader: self.role == Leadership::Leader,
             decided: self.learner.decided(),
             known: self.learner.known(),
         };
         for p in self.peers.keys().copied().collect::<Vec<_>>() {
             self.ready.send(Node::Proposer(p), Message::Heartbeat(hb.clone()));
         }
-        if self.role == Role::Leader {
+        if self.role == Leadership::Leader {
             // Every proposer learned everything below the lowest decided point:
             // acceptors may forget it (the seed's garbage collection).
             let below = self.peers.values().map(|p| p.decided).chain([self.learner.decided()]).min();
@@ -540,7 +540,7 @@ impl Proposer {
 
     fn on_promise(&mut self, idx: usize, m: Promise) -> Result<(), Ignored> {
         self.see_round(m.ballot);
-        if self.role != Role::Candidate || m.ballot != self.ballot {
+        if self.role != Leadership::Candidate || m.ballot != self.ballot {
             return Ok(());
         }
         let quorum = self.quorum;
@@ -607,7 +607,7 @@ impl Proposer {
         let learner = &self.learner;
         self.queue.retain(|c| !adopted.contains(&(c.client, c.seq)) && !learner.is_applied(c));
         info!(node = %self.cfg.id, ballot = %self.ballot, slot = %first, recovered = recovery.len(), "leading");
-        self.role = Role::Leader;
+        self.role = Leadership::Leader;
         self.leader_hint = Some((self.cfg.id, self.ballot));
         self.phase2 = Some(Phase2 { next, inflight: BTreeMap::new(), serve_from: first, recovery });
         self.propose_queued();
@@ -782,7 +782,7 @@ impl Proposer {
             .map(|(p, _)| *p);
         let target = ahead.or_else(|| {
             // A hole below a decided slot that outlives a retransmission is worth asking about.
-            let holed = self.learner.known() > decided && self.role == Role::Follower;
+            let holed = self.learner.known() > decided && self.role == Leadership::Follower;
             holed.then(|| self.leader()).flatten().filter(|p| *p != self.cfg.id)
         });
         if let Some(p) = target {
@@ -838,7 +838,8 @@ impl Proposer {
             self.answer_applied(client, seq);
             return Ok(());
         }
-        let expect_to_lead = self.role != Role::Follower || self.election.rightful_leader(self.now) == self.cfg.id;
+        let expect_to_lead =
+            self.role != Leadership::Follower || self.election.rightful_leader(self.now) == self.cfg.id;
         if !expect_to_lead {
             let leader = self.leader();
             self.redirect(client, seq, leader);
@@ -878,6 +879,34 @@ impl Proposer {
         let reply = LogReply { req: m.req, entries, decided: self.learner.decided() };
         self.ready.send(Node::Client(client), Message::LogReply(reply));
         Ok(())
+    }
+}
+
+impl crate::Role for Proposer {
+    type State = ProposerState;
+
+    fn me(&self) -> Node {
+        Node::Proposer(self.cfg.id)
+    }
+
+    fn handle(&mut self, from: Node, msg: Message) -> Result<(), Ignored> {
+        Proposer::handle(self, from, msg)
+    }
+
+    fn tick(&mut self) {
+        Proposer::tick(self);
+    }
+
+    fn take_ready(&mut self) -> Ready<ProposerOp> {
+        Proposer::take_ready(self)
+    }
+
+    fn status(&self) -> StatusReply {
+        Proposer::status(self)
+    }
+
+    fn view(&self) -> Option<crate::View> {
+        Some(crate::View { role: self.role().name(), leader: self.leader(), ballot: self.ballot })
     }
 }
 

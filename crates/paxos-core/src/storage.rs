@@ -1,4 +1,4 @@
-//! What the roles persist, as operations folded into a state, and the store traits.
+//! What the roles persist, as operations folded into a state, and the one store abstraction.
 //!
 //! A role emits operations in its [`crate::Ready`]; a store makes them durable
 //! and, on restart, gives back the state they fold into. The fold itself
@@ -6,6 +6,7 @@
 //! store, in memory or on disk, recovers exactly the same state.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use paxos_proto::{Ballot, Slot, Value};
 use serde::{Deserialize, Serialize};
@@ -116,7 +117,7 @@ impl ProposerState {
 }
 
 /// Why a store failed. A storage error is fatal to the node.
-#[derive(Debug, Error)]
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum StorageError {
     /// The medium failed (disk full, I/O error...).
     #[error("storage I/O failed: {0}")]
@@ -126,68 +127,118 @@ pub enum StorageError {
     Corrupt(String),
 }
 
-/// The durable state of an acceptor.
-pub trait AcceptorStore {
-    /// The state every op applied so far folds into.
+/// A state that a sequence of operations folds into: what a role persists.
+///
+/// Every store recovers its state by folding the operations it made durable,
+/// in order, with [`Fold::apply`], so that a store in memory and a store on
+/// disk recover exactly the same state from the same operations.
+pub trait Fold: Clone + Default + Send + 'static {
+    /// One durable change.
+    type Op: Clone + fmt::Debug + Send + 'static;
+    /// Folds one operation into the state.
+    fn apply(&mut self, op: &Self::Op);
+
+    /// Whether `op` can follow this state at all; a store that reads back an
+    /// operation that cannot is corrupt. Everything can, unless a state says otherwise.
     ///
     /// # Errors
-    /// When the stored state cannot be read or is corrupt.
-    fn load(&mut self) -> Result<AcceptorState, StorageError>;
-    /// Applies `ops` atomically; returns once they are durable.
-    ///
-    /// # Errors
-    /// When they could not be made durable; then none of them may be visible after a restart
-    /// unless all of them are.
-    fn apply(&mut self, ops: &[AcceptorOp]) -> Result<(), StorageError>;
-}
-
-/// The durable state of a proposer.
-pub trait ProposerStore {
-    /// The state every op applied so far folds into.
-    ///
-    /// # Errors
-    /// When the stored state cannot be read or is corrupt.
-    fn load(&mut self) -> Result<ProposerState, StorageError>;
-    /// Applies `ops` atomically; returns once they are durable.
-    ///
-    /// # Errors
-    /// When they could not be made durable.
-    fn apply(&mut self, ops: &[ProposerOp]) -> Result<(), StorageError>;
-}
-
-/// An acceptor store in memory: for tests and the simulator, where it plays the disk.
-#[derive(Clone, Debug, Default)]
-pub struct MemAcceptorStore {
-    /// The durable state.
-    pub state: AcceptorState,
-}
-
-impl AcceptorStore for MemAcceptorStore {
-    fn load(&mut self) -> Result<AcceptorState, StorageError> {
-        Ok(self.state.clone())
-    }
-
-    fn apply(&mut self, ops: &[AcceptorOp]) -> Result<(), StorageError> {
-        for op in ops {
-            self.state.apply(op);
-        }
+    /// What is wrong with `op`, in words.
+    fn check(&self, op: &Self::Op) -> Result<(), String> {
+        let _ = op;
         Ok(())
     }
 }
 
-/// A proposer store in memory: for tests and the simulator.
-#[derive(Clone, Debug, Default)]
-pub struct MemProposerStore {
-    /// The durable state.
-    pub state: ProposerState,
+impl Fold for AcceptorState {
+    type Op = AcceptorOp;
+
+    fn apply(&mut self, op: &AcceptorOp) {
+        AcceptorState::apply(self, op);
+    }
 }
 
-impl ProposerStore for MemProposerStore {
-    fn load(&mut self) -> Result<ProposerState, StorageError> {
+impl Fold for ProposerState {
+    type Op = ProposerOp;
+
+    fn apply(&mut self, op: &ProposerOp) {
+        ProposerState::apply(self, op);
+    }
+
+    /// A proposer learns its log in order: a `Learn` of any other slot than the next one.
+    fn check(&self, op: &ProposerOp) -> Result<(), String> {
+        match op {
+            ProposerOp::Learn { slot, .. } if slot.0 != self.log.len() as u64 => {
+                Err(format!("learns slot {slot} after {} slots; the decided log has a gap", self.log.len()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What a store did since it was opened, for status counters and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// `fdatasync` calls.
+    pub fsyncs: u64,
+    /// Batches written (appends and rewrites).
+    pub writes: u64,
+    /// Compactions.
+    pub compactions: u64,
+    /// The logical size of what is stored, in bytes.
+    pub bytes: u64,
+}
+
+/// The durable state of a role: one abstraction for every role and every medium.
+///
+/// A store keeps a [`Fold`] state. [`Store::apply`] makes a batch of operations
+/// durable atomically; [`Store::load`] gives back the state that every batch
+/// applied so far folds into (after a restart: every batch that `apply`
+/// returned `Ok` for, and no part of any other).
+pub trait Store: Send + 'static {
+    /// The state the store's operations fold into.
+    type State: Fold;
+
+    /// The state every op applied so far folds into.
+    ///
+    /// # Errors
+    /// When the stored state cannot be read or is corrupt.
+    fn load(&mut self) -> Result<Self::State, StorageError>;
+
+    /// Applies `ops` atomically; returns once they are durable.
+    ///
+    /// # Errors
+    /// When they could not be made durable; then none of them may be visible
+    /// after a restart unless all of them are.
+    fn apply(&mut self, ops: &[<Self::State as Fold>::Op]) -> Result<(), StorageError>;
+
+    /// What the store did so far.
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
+}
+
+/// A store in memory: for tests and the simulator, where it plays the disk.
+#[derive(Clone, Debug, Default)]
+pub struct MemStore<S> {
+    /// The durable state.
+    pub state: S,
+}
+
+impl<S: Fold> MemStore<S> {
+    /// A store that already holds `state`.
+    pub fn new(state: S) -> MemStore<S> {
+        MemStore { state }
+    }
+}
+
+impl<S: Fold> Store for MemStore<S> {
+    type State = S;
+
+    fn load(&mut self) -> Result<S, StorageError> {
         Ok(self.state.clone())
     }
 
-    fn apply(&mut self, ops: &[ProposerOp]) -> Result<(), StorageError> {
+    fn apply(&mut self, ops: &[S::Op]) -> Result<(), StorageError> {
         for op in ops {
             self.state.apply(op);
         }
@@ -269,11 +320,11 @@ mod tests {
     /// The in-memory stores recover what was applied to them.
     #[test]
     fn memory_stores_load_what_was_applied() {
-        let mut a = MemAcceptorStore::default();
+        let mut a = MemStore::<AcceptorState>::default();
         a.apply(&[AcceptorOp::Promise(b(1, 1)), accept(0, b(1, 1), cmd(1))]).unwrap();
         assert_eq!(a.load().unwrap(), fold(&[AcceptorOp::Promise(b(1, 1)), accept(0, b(1, 1), cmd(1))]));
 
-        let mut p = MemProposerStore::default();
+        let mut p = MemStore::<ProposerState>::default();
         p.apply(&[ProposerOp::Round(4), ProposerOp::Learn { slot: Slot(0), value: Value::Noop }]).unwrap();
         p.apply(&[ProposerOp::Round(2), ProposerOp::Learn { slot: Slot(1), value: cmd(1) }]).unwrap();
         assert_eq!(p.load().unwrap(), ProposerState { round: 4, log: vec![Value::Noop, cmd(1)] });

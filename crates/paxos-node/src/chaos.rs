@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use paxos_proto::Node;
 
-use crate::config::{ChaosSettings, ClusterConfig};
+use paxos_client::config::{ChaosSettings, ClusterConfig};
 
 /// The longest a reordered datagram waits for a later one to overtake it (or
 /// `delay_ms`, when that is longer): when the node sends nothing more, the

@@ -18,8 +18,8 @@ use paxos_proto::NodeId;
 use tracing::error;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{ClusterConfig, NodeSettings, Role};
-use crate::transport::resolve_blocking;
+use paxos_client::config::{ClusterConfig, NodeSettings, Role};
+use paxos_client::net::resolve_blocking;
 
 /// The exit code for a mistake in the command line or the cluster file.
 pub const USAGE_EXIT_CODE: u8 = 2;

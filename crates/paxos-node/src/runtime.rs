@@ -31,8 +31,8 @@
 //! The loop feeds every datagram that is queued in the socket to the role
 //! before it takes one [`Ready`], persists its operations
 //! with one append and one `fdatasync`, and only then sends its messages.
-//! Where the fsync runs is the role's choice ([`Replica::BACKGROUND_PERSIST`],
-//! [`crate::persist`]):
+//! Where the fsync runs depends on the role ([`background_persist`],
+//! [`paxos_storage::persist`]):
 //!
 //! - an acceptor fsyncs in the loop: while it does, the datagrams that arrive
 //!   wait in the kernel's receive buffer (sized by
@@ -73,29 +73,25 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use paxos_core::{
-    Acceptor, AcceptorOp, AcceptorStore, Ignored, Outgoing, Proposer, ProposerConfig, ProposerOp, ProposerStore, Ready,
-    StorageError,
-};
+use paxos_client::config::{ClusterConfig, NodeSettings};
+use paxos_core::{Ignored, Outgoing, ProposerConfig, Role, StorageError, Store, View};
 use paxos_proto::{
-    decode_bundle, encode_message, encode_with_body, Ballot, Bundle, DecodeError, Message, Node, NodeId, StatusReply,
+    decode_bundle, encode_message, encode_with_body, Bundle, DecodeError, Message, Node, NodeId, StatusReply,
     MAX_DATAGRAM_BYTES,
 };
+use paxos_storage::persist::{BatchSeq, Completion, Persist};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use crate::chaos::{self, Chaos, Datagram};
-use crate::config::{ClusterConfig, NodeSettings};
 use crate::counters::{self, Counters};
-use crate::persist::{BatchSeq, Durable, Persist};
-use crate::store::StoreStatsSource;
 use crate::transport::{AddressBook, ClientAddrs, MAX_CLIENTS};
 
 /// The most datagrams fed to the role before one `Ready` is taken and persisted.
 pub const MAX_BATCH_DATAGRAMS: usize = 1024;
 
-/// A proposer syncs its log at most this often (see [`crate::persist`]).
+/// A proposer syncs its log at most this often (see [`paxos_storage::persist`]).
 pub const PROPOSER_MIN_SYNC_INTERVAL: Duration = Duration::from_millis(2);
 
 /// Ticks a proposer waits for an answer before it sends a prepare or accept again, at least.
@@ -126,155 +122,13 @@ pub enum RunError {
     Socket(#[from] std::io::Error),
 }
 
-/// What an operator sees change: logged at `info` by the loop.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct View {
-    /// `leader`, `candidate` or `follower`.
-    pub role: &'static str,
-    /// The leader as far as the node knows.
-    pub leader: Option<NodeId>,
-    /// The node's ballot.
-    pub ballot: Ballot,
-}
-
-/// A role of paxos-core together with its store, as the loop drives it.
-pub trait Replica {
-    /// The storage operation of the role.
-    type Op: Send + 'static;
-    /// Its store.
-    type Store: Durable<Self::Op>;
-    /// Whether the loop persists on a thread of its own and goes on meanwhile
-    /// (see the module doc); otherwise it fsyncs in the loop.
-    const BACKGROUND_PERSIST: bool;
-    /// This node.
-    fn me(&self) -> Node;
-    /// Feeds one message to the core.
-    ///
-    /// # Errors
-    /// [`Ignored`] when the core refused it.
-    fn handle(&mut self, from: Node, msg: Message) -> Result<(), Ignored>;
-    /// Advances the core's clock by one tick.
-    fn tick(&mut self);
-    /// The core's outputs since the last call.
-    fn take_ready(&mut self) -> Ready<Self::Op>;
-    /// Hands the store over to the loop, once, before it starts.
-    fn take_store(&mut self) -> Self::Store;
-    /// The core's status (the loop adds `req`, `failed` and counters).
-    fn status(&self) -> StatusReply;
-    /// Role, leader and ballot, for change logging; `None` when the core logs them itself.
-    fn view(&self) -> Option<View>;
-}
-
-/// An acceptor with its store.
-#[derive(Debug)]
-pub struct AcceptorNode<S> {
-    core: Acceptor,
-    store: Option<S>,
-}
-
-impl<S: AcceptorStore + StoreStatsSource> AcceptorNode<S> {
-    /// Loads the state from `store` and starts acceptor `id` of a cluster with `proposers`.
-    ///
-    /// # Errors
-    /// When the store cannot load.
-    pub fn new(id: NodeId, proposers: Vec<NodeId>, mut store: S) -> Result<AcceptorNode<S>, StorageError> {
-        let state = store.load()?;
-        Ok(AcceptorNode { core: Acceptor::new(id, proposers, state), store: Some(store) })
-    }
-
-    /// The core.
-    pub fn core(&self) -> &Acceptor {
-        &self.core
-    }
-}
-
-impl<S: AcceptorStore + StoreStatsSource + Send + 'static> Replica for AcceptorNode<S> {
-    type Op = AcceptorOp;
-    type Store = S;
-    const BACKGROUND_PERSIST: bool = false;
-
-    fn me(&self) -> Node {
-        Node::Acceptor(self.core.id())
-    }
-
-    fn handle(&mut self, from: Node, msg: Message) -> Result<(), Ignored> {
-        self.core.handle(from, msg)
-    }
-
-    fn tick(&mut self) {}
-
-    fn take_ready(&mut self) -> Ready<AcceptorOp> {
-        self.core.take_ready()
-    }
-
-    fn take_store(&mut self) -> S {
-        self.store.take().expect("the store is handed over once")
-    }
-
-    fn status(&self) -> StatusReply {
-        self.core.status()
-    }
-
-    fn view(&self) -> Option<View> {
-        None // the core logs every new promise
-    }
-}
-
-/// A proposer with its store.
-#[derive(Debug)]
-pub struct ProposerNode<S> {
-    core: Proposer,
-    store: Option<S>,
-}
-
-impl<S: ProposerStore + StoreStatsSource> ProposerNode<S> {
-    /// Loads the state from `store` and starts the proposer `cfg` describes.
-    ///
-    /// # Errors
-    /// When the store cannot load.
-    pub fn new(cfg: ProposerConfig, mut store: S) -> Result<ProposerNode<S>, StorageError> {
-        let state = store.load()?;
-        Ok(ProposerNode { core: Proposer::new(cfg, state), store: Some(store) })
-    }
-
-    /// The core.
-    pub fn core(&self) -> &Proposer {
-        &self.core
-    }
-}
-
-impl<S: ProposerStore + StoreStatsSource + Send + 'static> Replica for ProposerNode<S> {
-    type Op = ProposerOp;
-    type Store = S;
-    const BACKGROUND_PERSIST: bool = true;
-
-    fn me(&self) -> Node {
-        Node::Proposer(self.core.id())
-    }
-
-    fn handle(&mut self, from: Node, msg: Message) -> Result<(), Ignored> {
-        self.core.handle(from, msg)
-    }
-
-    fn tick(&mut self) {
-        self.core.tick();
-    }
-
-    fn take_ready(&mut self) -> Ready<ProposerOp> {
-        self.core.take_ready()
-    }
-
-    fn take_store(&mut self) -> S {
-        self.store.take().expect("the store is handed over once")
-    }
-
-    fn status(&self) -> StatusReply {
-        self.core.status()
-    }
-
-    fn view(&self) -> Option<View> {
-        Some(View { role: self.core.role().name(), leader: self.core.leader(), ballot: self.core.ballot() })
-    }
+/// Whether the node `me` persists on a thread of its own and goes on
+/// meanwhile (a proposer: its answers to clients and its accepts rest on no
+/// write of its own that is not durable yet), or fsyncs in its loop (an
+/// acceptor: it has nothing to send before its writes are durable, and saves
+/// two thread switches per batch).
+pub fn background_persist(me: Node) -> bool {
+    matches!(me, Node::Proposer(_))
 }
 
 /// The proposer configuration for member `id` of `cluster` with `settings`:
@@ -290,20 +144,22 @@ pub fn proposer_config(cluster: &ClusterConfig, id: u32, settings: &NodeSettings
     cfg.election_timeout_ticks = (settings.election_timeout_ms / tick_ms).max(2 * cfg.heartbeat_ticks + 1);
     cfg.retransmit_ticks = (cfg.heartbeat_ticks / 2).max(MIN_RETRANSMIT_TICKS);
     // Each start probes the acceptors with a nonce of its own (see Proposer's probe).
-    cfg.incarnation = crate::client::random_u64();
+    cfg.incarnation = paxos_client::client::random_u64();
     cfg
 }
 
-/// Runs `replica` on `socket` until `shutdown` completes, [`Control::Shutdown`]
-/// arrives, or a storage error stops it. `cluster` names the cluster and its
-/// members; `settings` gives the tick and the election timeout.
+/// Runs `role` with `store` on `socket` until `shutdown` completes,
+/// [`Control::Shutdown`] arrives, or a storage error stops it. The role was
+/// built from `store.load()`; `cluster` names the cluster and its members;
+/// `settings` gives the tick and the election timeout.
 ///
 /// # Errors
 /// [`RunError::Storage`] when a batch could not be made durable (the caller
 /// must exit non-zero: nothing that depends on it was sent);
 /// [`RunError::Socket`] when the socket's own address cannot be read.
-pub async fn run<R: Replica>(
-    mut replica: R,
+pub async fn run<R: Role, S: Store<State = R::State>>(
+    role: R,
+    store: S,
     socket: UdpSocket,
     cluster: &ClusterConfig,
     settings: &NodeSettings,
@@ -311,7 +167,7 @@ pub async fn run<R: Replica>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     let local = socket.local_addr()?;
-    let me = replica.me();
+    let me = role.me();
     let chaos = Chaos::new(&cluster.chaos, chaos::node_index(cluster, me));
     if let Some(chaos) = &chaos {
         let s = chaos.settings();
@@ -328,17 +184,19 @@ pub async fn run<R: Replica>(
         );
     }
     let (book, resolved) = AddressBook::new(cluster, local);
-    let store = replica.take_store();
-    let persist = if R::BACKGROUND_PERSIST {
-        Persist::background(store, &me.to_string(), PROPOSER_MIN_SYNC_INTERVAL).map_err(RunError::Thread)?
+    let (done_tx, completions) = mpsc::unbounded_channel();
+    let persist = if background_persist(me) {
+        let done = move |c: Completion| done_tx.send(c).is_ok();
+        Persist::background(store, &me.to_string(), PROPOSER_MIN_SYNC_INTERVAL, done).map_err(RunError::Thread)?
     } else {
         Persist::inline(store)
     };
     let mut node = Loop {
         persist,
+        completions,
         waiting: VecDeque::new(),
-        view: replica.view(),
-        replica,
+        view: role.view(),
+        role,
         socket,
         book,
         clients: ClientAddrs::new(MAX_CLIENTS),
@@ -372,9 +230,11 @@ struct Waiting {
 }
 
 /// The state of the loop beyond the role.
-struct Loop<R: Replica> {
-    replica: R,
-    persist: Persist<R::Op, R::Store>,
+struct Loop<R: Role, S: Store<State = R::State>> {
+    role: R,
+    persist: Persist<S>,
+    /// What the persist thread reports, in order.
+    completions: mpsc::UnboundedReceiver<Completion>,
     /// What waits on batches not yet durable, oldest first.
     waiting: VecDeque<Waiting>,
     socket: UdpSocket,
@@ -410,7 +270,7 @@ struct Loop<R: Replica> {
     chaos: Option<Chaos>,
 }
 
-impl<R: Replica> Loop<R> {
+impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
     async fn run(
         &mut self,
         tick_every: Duration,
@@ -434,14 +294,15 @@ impl<R: Replica> Loop<R> {
                     None => control_open = false,
                 },
                 _ = tick.tick() => {
-                    self.replica.tick();
+                    self.role.tick();
                     self.book.refresh(Instant::now());
                 }
                 () = sleep_until(chaos_wakeup), if chaos_wakeup.is_some() => self.send_chaos_due().await,
                 Some(r) = resolved.recv() => self.book.resolved(r),
-                durable = self.persist.progress() => {
+                Some(c) = self.completions.recv(), if self.persist.durable() < self.persist.submitted() => {
                     // A storage error ends the loop here; the caller logs it and exits non-zero.
-                    self.release(durable?).await;
+                    let durable = self.persist.completed(c)?;
+                    self.release(durable).await;
                 }
                 ready = self.socket.readable() => {
                     ready?;
@@ -453,7 +314,10 @@ impl<R: Replica> Loop<R> {
         // Finish what is in hand: every batch taken is made durable (a failure
         // of the last one still fails the run) and what waited on it is sent.
         while self.persist.durable() < self.persist.submitted() {
-            let durable = self.persist.progress().await?;
+            let Some(c) = self.completions.recv().await else {
+                return Err(StorageError::Io("the persist thread stopped".into()).into());
+            };
+            let durable = self.persist.completed(c)?;
             self.release(durable).await;
         }
         info!(node = %self.me, counters = ?self.status().counters, "stopped");
@@ -546,7 +410,7 @@ impl<R: Replica> Loop<R> {
         }
         let kind = env.msg.kind();
         debug!(node = %self.me, from = %env.from, kind, "received");
-        if let Err(Ignored(reason)) = self.replica.handle(env.from, env.msg) {
+        if let Err(Ignored(reason)) = self.role.handle(env.from, env.msg) {
             self.counters.drop_datagram("dropped.ignored", src, format_args!("{kind} from {}: {reason}", env.from));
         }
     }
@@ -555,7 +419,7 @@ impl<R: Replica> Loop<R> {
     /// messages and the status replies once those writes (and every earlier
     /// batch) are durable: now, or when the persist thread says so.
     async fn flush(&mut self) -> Result<(), RunError> {
-        let ready = self.replica.take_ready();
+        let ready = self.role.take_ready();
         if self.failed {
             self.counters.add("suppressed.failed", ready.early.len() as u64);
         } else if !ready.early.is_empty() {
@@ -582,7 +446,7 @@ impl<R: Replica> Loop<R> {
                 self.waiting.push_back(waiting);
             }
         }
-        let view = self.replica.view();
+        let view = self.role.view();
         if view != self.view {
             if let Some(v) = &view {
                 let leader = v.leader.map_or_else(|| "none".to_owned(), |l| l.to_string());
@@ -621,7 +485,7 @@ impl<R: Replica> Loop<R> {
     }
 
     fn status(&self) -> StatusReply {
-        let mut s = self.replica.status();
+        let mut s = self.role.status();
         s.failed = self.failed;
         if matches!(self.me, Node::Acceptor(_)) && s.peers_heard.is_empty() {
             let now = Instant::now();

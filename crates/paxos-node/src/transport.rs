@@ -14,20 +14,14 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use paxos_client::config::ClusterConfig;
+use paxos_client::net::{normalize, resolve};
 use paxos_proto::{ClientId, Node, NodeId};
-use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
-
-use crate::config::ClusterConfig;
-
-/// The receive and send buffer sizes asked of the kernel (which may cap them):
-/// while a batch is being synced, the datagrams that arrive wait here.
-pub const SOCKET_BUFFER_BYTES: usize = 8 << 20;
 
 /// Host names are resolved again at least this often.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(10);
@@ -37,76 +31,6 @@ pub const RESOLVE_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The most client addresses remembered; the oldest half is forgotten beyond.
 pub const MAX_CLIENTS: usize = 65_536;
-
-/// The kernel's actual buffer sizes of a bound socket.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BufferSizes {
-    /// SO_RCVBUF as the kernel reports it.
-    pub recv_bytes: usize,
-    /// SO_SNDBUF as the kernel reports it.
-    pub send_bytes: usize,
-}
-
-/// Binds a non-blocking UDP socket at `addr` with buffers of
-/// [`SOCKET_BUFFER_BYTES`] (or what the kernel grants). An IPv6 wildcard
-/// socket also receives IPv4. Must be called within a tokio runtime.
-///
-/// # Errors
-/// When the socket cannot be created or bound (e.g. the address is in use).
-pub fn bind_udp(addr: SocketAddr) -> io::Result<(UdpSocket, BufferSizes)> {
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        // Best effort: some systems forbid dual-stack sockets.
-        let _ = socket.set_only_v6(false);
-    }
-    // The kernel caps these at net.core.{r,w}mem_max; what it granted is reported.
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    let sizes = BufferSizes { recv_bytes: socket.recv_buffer_size()?, send_bytes: socket.send_buffer_size()? };
-    let socket = UdpSocket::from_std(socket.into())?;
-    Ok((socket, sizes))
-}
-
-/// An IPv4 address written as IPv4-mapped IPv6 (as a dual-stack socket
-/// reports it) becomes plain IPv4, so that addresses compare equal.
-pub fn normalize(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
-            None => addr,
-        },
-        SocketAddr::V4(_) => addr,
-    }
-}
-
-/// Resolves `host:port` (an IP literal or a host name) to its addresses, normalized.
-///
-/// # Errors
-/// When the name does not resolve or resolves to nothing.
-pub async fn resolve(spec: &str) -> io::Result<Vec<SocketAddr>> {
-    if let Ok(addr) = spec.parse::<SocketAddr>() {
-        return Ok(vec![normalize(addr)]);
-    }
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(spec).await?.map(normalize).collect();
-    if addrs.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::NotFound, format!("{spec} resolves to no address")));
-    }
-    Ok(addrs)
-}
-
-/// Resolves `host:port` without a runtime, blocking (for start-up paths).
-///
-/// # Errors
-/// When the name does not resolve or resolves to nothing.
-pub fn resolve_blocking(spec: &str) -> io::Result<Vec<SocketAddr>> {
-    let addrs: Vec<SocketAddr> = spec.to_socket_addrs()?.map(normalize).collect();
-    if addrs.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::NotFound, format!("{spec} resolves to no address")));
-    }
-    Ok(addrs)
-}
 
 /// The outcome of one background resolution, for [`AddressBook::resolved`].
 #[derive(Debug)]
@@ -312,14 +236,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mapped_addresses_compare_as_ipv4() {
-        let mapped: SocketAddr = "[::ffff:127.0.0.1]:7001".parse().unwrap();
-        assert_eq!(normalize(mapped), "127.0.0.1:7001".parse::<SocketAddr>().unwrap());
-        let v6: SocketAddr = "[::1]:7001".parse().unwrap();
-        assert_eq!(normalize(v6), v6);
-    }
-
-    #[test]
     fn client_map_stays_bounded_and_keeps_the_newest() {
         let mut c = ClientAddrs::new(10);
         let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
@@ -329,13 +245,5 @@ mod tests {
         }
         assert!(c.get(ClientId(999)).is_some(), "the newest client is kept");
         assert!(c.get(ClientId(0)).is_none(), "the oldest is forgotten");
-    }
-
-    #[tokio::test]
-    async fn host_names_resolve() {
-        let addrs = resolve("localhost:7001").await.expect("localhost resolves");
-        assert!(addrs.iter().all(|a| a.port() == 7001));
-        assert!(addrs.iter().any(|a| a.ip().is_loopback()));
-        assert_eq!(resolve("127.0.0.1:5").await.unwrap(), vec!["127.0.0.1:5".parse().unwrap()]);
     }
 }

@@ -3,14 +3,12 @@
 //! still decide every value once, agree on the log, say loudly that chaos is
 //! on, and count what it did.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{serial, Cluster};
-use paxos_node::client::Client;
+use paxos_client::client::Client;
 use paxos_proto::{LogEntry, Node, NodeId, Slot};
+use paxos_testkit::{serial, Cluster};
 
 async fn full_log(client: &mut Client, proposer: NodeId) -> Vec<LogEntry> {
     client.read_log(proposer, Slot(0)).await.expect("read the log")

@@ -3,23 +3,21 @@
 //!
 //! Readiness is always polled through status requests, never slept for.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{free_ports, serial, wait_exit, Cluster, ACCEPTOR_BIN, PROPOSER_BIN};
-use paxos_core::{AcceptorOp, AcceptorStore};
-use paxos_node::client::{Client, ClientError};
-use paxos_node::store::{FileAcceptorStore, ACCEPTOR_WAL};
-use paxos_node::wal::{HEADER_BYTES, RECORD_HEADER_BYTES};
+use paxos_client::client::{Client, ClientError};
+use paxos_core::{AcceptorOp, AcceptorState, Store};
 use paxos_proto::{
     encode, Accept, AcceptEntry, Ballot, ClientId, Command as Cmd, Envelope, Heartbeat, LogEntry, Message, Node,
     NodeId, Prepare, Slot, StatusReply, Value, PROTOCOL_VERSION,
 };
+use paxos_storage::wal::{HEADER_BYTES, RECORD_HEADER_BYTES};
+use paxos_storage::{FileStore, ACCEPTOR_WAL};
+use paxos_testkit::{acceptor_bin, free_ports, proposer_bin, serial, wait_exit, Cluster};
 
 /// The whole decided log of `proposer`, checked to be gap-free from slot 0.
 async fn full_log(client: &mut Client, proposer: NodeId) -> Vec<LogEntry> {
@@ -89,9 +87,10 @@ fn bad_cluster_file_exits_2_with_one_line() {
     for (what, text, args, key) in cases {
         let path = dir.path().join(format!("{}.toml", what.replace(' ', "-")));
         std::fs::write(&path, text).expect("write");
-        for bin in [ACCEPTOR_BIN, PROPOSER_BIN] {
-            let key = if key.starts_with("no acceptor") && bin == PROPOSER_BIN { "no proposer with id 7" } else { key };
-            let out = Command::new(bin)
+        for bin in [acceptor_bin(), proposer_bin()] {
+            let key =
+                if key.starts_with("no acceptor") && bin == proposer_bin() { "no proposer with id 7" } else { key };
+            let out = Command::new(&bin)
                 .arg("--config")
                 .arg(&path)
                 .args(&args)
@@ -100,9 +99,9 @@ fn bad_cluster_file_exits_2_with_one_line() {
                 .output()
                 .expect("run the daemon");
             let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(2), "{what} ({bin}): exit code 2; stderr: {stderr}");
+            assert_eq!(out.status.code(), Some(2), "{what} ({}): exit code 2; stderr: {stderr}", bin.display());
             let lines: Vec<&str> = stderr.lines().collect();
-            assert_eq!(lines.len(), 1, "{what} ({bin}): exactly one line, got {stderr:?}");
+            assert_eq!(lines.len(), 1, "{what} ({}): exactly one line, got {stderr:?}", bin.display());
             assert!(lines[0].contains(&path.display().to_string()), "{what}: names the file: {stderr}");
             assert!(lines[0].contains(key), "{what}: names {key:?}: {stderr}");
             assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{what}: no panic: {stderr}");
@@ -110,7 +109,7 @@ fn bad_cluster_file_exits_2_with_one_line() {
     }
     // A file that does not exist.
     let missing = dir.path().join("missing.toml");
-    let out = Command::new(ACCEPTOR_BIN).arg("--config").arg(&missing).args(["--id", "1"]).output().expect("run");
+    let out = Command::new(acceptor_bin()).arg("--config").arg(&missing).args(["--id", "1"]).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -128,7 +127,7 @@ async fn fsync_false_is_announced_json_logs_and_sigterm_exits_0() {
     cmd.arg("--log-format").arg("json");
     let mut child = cmd.spawn().expect("spawn");
     cluster.wait_status(node, "answers", |_| true).await;
-    common::signal(child.id(), libc::SIGTERM);
+    paxos_testkit::signal(child.id(), libc::SIGTERM);
     let status = wait_exit(&mut child, Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0), "SIGTERM exits 0");
     let log = cluster.log_text(node);
@@ -150,8 +149,8 @@ async fn fsync_false_is_announced_json_logs_and_sigterm_exits_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_data_dir_is_refused() {
     let cluster = Cluster::new(1, 1, "");
-    let data_dir = cluster.config.data_dir_for(paxos_node::config::Role::Acceptor, 1).expect("data dir");
-    let mut store = FileAcceptorStore::open(&data_dir, true).expect("open");
+    let data_dir = cluster.config.data_dir_for(paxos_client::config::Role::Acceptor, 1).expect("data dir");
+    let mut store = FileStore::<AcceptorState>::open(&data_dir, true).expect("open");
     let b = Ballot::new(3, NodeId(1));
     store.apply(&[AcceptorOp::Promise(b)]).expect("apply");
     for slot in 0..5 {
@@ -400,8 +399,12 @@ async fn garbage_datagrams_change_nothing() {
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     for node in cluster.nodes() {
         let addr = match node {
-            Node::Proposer(id) => cluster.config.member(paxos_node::config::Role::Proposer, id.0).unwrap().addr.clone(),
-            Node::Acceptor(id) => cluster.config.member(paxos_node::config::Role::Acceptor, id.0).unwrap().addr.clone(),
+            Node::Proposer(id) => {
+                cluster.config.member(paxos_client::config::Role::Proposer, id.0).unwrap().addr.clone()
+            }
+            Node::Acceptor(id) => {
+                cluster.config.member(paxos_client::config::Role::Acceptor, id.0).unwrap().addr.clone()
+            }
             Node::Client(_) => unreachable!(),
         };
         // A message that would change state if it were believed.

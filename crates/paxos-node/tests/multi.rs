@@ -2,19 +2,17 @@
 //! in-process (in-memory stores): bundled both ways, redirects followed,
 //! timeouts and refusals reported per value.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::Cluster;
-use paxos_core::{MemAcceptorStore, MemProposerStore};
-use paxos_node::client::ClientError;
-use paxos_node::config::Role;
-use paxos_node::multi::MultiClient;
-use paxos_node::runtime::{self, AcceptorNode, ProposerNode};
-use paxos_node::transport::bind_udp;
+use paxos_client::client::ClientError;
+use paxos_client::config::Role;
+use paxos_client::multi::MultiClient;
+use paxos_client::net::bind_udp;
+use paxos_core::{Acceptor, AcceptorState, MemStore, Proposer, ProposerState};
+use paxos_node::runtime;
 use paxos_proto::{Node, NodeId, Slot, MAX_VALUE_BYTES};
+use paxos_testkit::Cluster;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -26,11 +24,12 @@ fn spawn_all(cluster: &Cluster) -> Vec<JoinHandle<()>> {
         let settings = cluster.config.settings_for(Role::Acceptor, id.0).expect("settings");
         let addr = cluster.config.member(Role::Acceptor, id.0).expect("member").addr.parse().expect("addr");
         let (socket, _) = bind_udp(addr).expect("bind");
-        let node = AcceptorNode::new(id, proposer_ids.clone(), MemAcceptorStore::default()).expect("load");
+        let (node, store) =
+            (Acceptor::new(id, proposer_ids.clone(), AcceptorState::default()), MemStore::<AcceptorState>::default());
         let config = cluster.config.clone();
         tasks.push(tokio::spawn(async move {
             let (_control, rx) = mpsc::unbounded_channel();
-            let _ = runtime::run(node, socket, &config, &settings, rx, std::future::pending()).await;
+            let _ = runtime::run(node, store, socket, &config, &settings, rx, std::future::pending()).await;
         }));
     }
     for &id in &cluster.proposers {
@@ -38,11 +37,11 @@ fn spawn_all(cluster: &Cluster) -> Vec<JoinHandle<()>> {
         let addr = cluster.config.member(Role::Proposer, id.0).expect("member").addr.parse().expect("addr");
         let (socket, _) = bind_udp(addr).expect("bind");
         let cfg = runtime::proposer_config(&cluster.config, id.0, &settings);
-        let node = ProposerNode::new(cfg, MemProposerStore::default()).expect("load");
+        let (node, store) = (Proposer::new(cfg, ProposerState::default()), MemStore::<ProposerState>::default());
         let config = cluster.config.clone();
         tasks.push(tokio::spawn(async move {
             let (_control, rx) = mpsc::unbounded_channel();
-            let _ = runtime::run(node, socket, &config, &settings, rx, std::future::pending()).await;
+            let _ = runtime::run(node, store, socket, &config, &settings, rx, std::future::pending()).await;
         }));
     }
     tasks

@@ -3,23 +3,19 @@
 //! storage failure before it sends anything that depends on the failed write;
 //! a proposer's writes go on in the background while it keeps answering.
 
-mod common;
-
 use std::time::Duration;
 
-use common::Cluster;
+use paxos_client::client::ClientError;
+use paxos_client::config::Role;
+use paxos_client::net::bind_udp;
 use paxos_core::{
-    AcceptorOp, AcceptorState, AcceptorStore, MemAcceptorStore, MemProposerStore, ProposerOp, ProposerState,
-    ProposerStore, StorageError,
+    Acceptor, AcceptorOp, AcceptorState, MemStore, Proposer, ProposerOp, ProposerState, StorageError, Store,
 };
-use paxos_node::client::ClientError;
-use paxos_node::config::Role;
-use paxos_node::runtime::{self, AcceptorNode, Control, ProposerNode, RunError};
-use paxos_node::store::{StoreStats, StoreStatsSource};
-use paxos_node::transport::bind_udp;
+use paxos_node::runtime::{self, Control, RunError};
 use paxos_proto::{
     decode, decode_bundle, encode, Ballot, Envelope, Message, Node, NodeId, Prepare, ProbeReply, Slot, PROTOCOL_VERSION,
 };
+use paxos_testkit::Cluster;
 use tokio::sync::{mpsc, oneshot};
 
 fn addr_of(cluster: &Cluster, role: Role, id: u32) -> std::net::SocketAddr {
@@ -32,7 +28,8 @@ async fn run_serves_fails_recovers_and_stops_on_shutdown() {
     let settings = cluster.config.settings_for(Role::Proposer, 1).expect("settings");
 
     let (acceptor_socket, _) = bind_udp(addr_of(&cluster, Role::Acceptor, 1)).expect("bind");
-    let acceptor = AcceptorNode::new(NodeId(1), vec![NodeId(1)], MemAcceptorStore::default()).expect("load");
+    let (acceptor, acceptor_store) =
+        (Acceptor::new(NodeId(1), vec![NodeId(1)], AcceptorState::default()), MemStore::<AcceptorState>::default());
     let (acceptor_control, acceptor_rx) = mpsc::unbounded_channel();
     let (stop_acceptor, acceptor_stopped) = oneshot::channel::<()>();
     let config = cluster.config.clone();
@@ -41,13 +38,14 @@ async fn run_serves_fails_recovers_and_stops_on_shutdown() {
         let shutdown = async move {
             let _ = acceptor_stopped.await;
         };
-        runtime::run(acceptor, acceptor_socket, &config, &s, acceptor_rx, shutdown).await
+        runtime::run(acceptor, acceptor_store, acceptor_socket, &config, &s, acceptor_rx, shutdown).await
     });
 
     let (proposer_socket, _) = bind_udp(addr_of(&cluster, Role::Proposer, 1)).expect("bind");
     let cfg = runtime::proposer_config(&cluster.config, 1, &settings);
     assert_eq!((cfg.heartbeat_ticks, cfg.election_timeout_ticks), (10, 50), "50 ms / 5 ms and 250 ms / 5 ms");
-    let proposer = ProposerNode::new(cfg, MemProposerStore::default()).expect("load");
+    let (proposer, proposer_store) =
+        (Proposer::new(cfg, ProposerState::default()), MemStore::<ProposerState>::default());
     let (_proposer_control, proposer_rx) = mpsc::unbounded_channel();
     let (stop_proposer, proposer_stopped) = oneshot::channel::<()>();
     let config = cluster.config.clone();
@@ -55,7 +53,7 @@ async fn run_serves_fails_recovers_and_stops_on_shutdown() {
         let shutdown = async move {
             let _ = proposer_stopped.await;
         };
-        runtime::run(proposer, proposer_socket, &config, &settings, proposer_rx, shutdown).await
+        runtime::run(proposer, proposer_store, proposer_socket, &config, &settings, proposer_rx, shutdown).await
     });
 
     let mut client = cluster.client().await;
@@ -86,7 +84,9 @@ struct FailingStore {
     applies: usize,
 }
 
-impl AcceptorStore for FailingStore {
+impl Store for FailingStore {
+    type State = AcceptorState;
+
     fn load(&mut self) -> Result<AcceptorState, StorageError> {
         Ok(AcceptorState::default())
     }
@@ -97,12 +97,6 @@ impl AcceptorStore for FailingStore {
     }
 }
 
-impl StoreStatsSource for FailingStore {
-    fn stats(&self) -> StoreStats {
-        StoreStats::default()
-    }
-}
-
 /// The promise a prepare asks for cannot be written: the loop stops with the
 /// storage error and the promise is never sent.
 #[tokio::test]
@@ -110,13 +104,13 @@ async fn storage_failure_stops_the_node_before_it_answers() {
     let cluster = Cluster::new(1, 1, "");
     let settings = cluster.config.settings_for(Role::Acceptor, 1).expect("settings");
     let (socket, _) = bind_udp(addr_of(&cluster, Role::Acceptor, 1)).expect("bind");
-    let acceptor = AcceptorNode::new(NodeId(1), vec![NodeId(1)], FailingStore::default()).expect("load");
+    let (acceptor, acceptor_store) =
+        (Acceptor::new(NodeId(1), vec![NodeId(1)], AcceptorState::default()), FailingStore::default());
     let (_control, rx) = mpsc::unbounded_channel();
     let config = cluster.config.clone();
-    let task =
-        tokio::spawn(
-            async move { runtime::run(acceptor, socket, &config, &settings, rx, std::future::pending()).await },
-        );
+    let task = tokio::spawn(async move {
+        runtime::run(acceptor, acceptor_store, socket, &config, &settings, rx, std::future::pending()).await
+    });
 
     // Play proposer 1, from its own address.
     let (proposer, _) = bind_udp(addr_of(&cluster, Role::Proposer, 1)).expect("bind");
@@ -151,13 +145,13 @@ async fn oversized_datagram_is_dropped_as_too_large() {
         eprintln!("skipped: no IPv6 loopback here");
         return;
     };
-    let acceptor = AcceptorNode::new(NodeId(1), vec![NodeId(1)], MemAcceptorStore::default()).expect("load");
+    let (acceptor, acceptor_store) =
+        (Acceptor::new(NodeId(1), vec![NodeId(1)], AcceptorState::default()), MemStore::<AcceptorState>::default());
     let (_control, rx) = mpsc::unbounded_channel();
     let config = cluster.config.clone();
-    let task =
-        tokio::spawn(
-            async move { runtime::run(acceptor, socket, &config, &settings, rx, std::future::pending()).await },
-        );
+    let task = tokio::spawn(async move {
+        runtime::run(acceptor, acceptor_store, socket, &config, &settings, rx, std::future::pending()).await
+    });
     let (sender, _) = bind_udp("[::1]:0".parse().expect("addr")).expect("bind");
     let size = paxos_proto::MAX_DATAGRAM_BYTES + 13;
     sender.send_to(&vec![b'{'; size], acceptor_addr).await.expect("send a jumbo datagram");
@@ -175,19 +169,15 @@ async fn oversized_datagram_is_dropped_as_too_large() {
 #[derive(Default)]
 struct FailingProposerStore;
 
-impl ProposerStore for FailingProposerStore {
+impl Store for FailingProposerStore {
+    type State = ProposerState;
+
     fn load(&mut self) -> Result<ProposerState, StorageError> {
         Ok(ProposerState::default())
     }
 
     fn apply(&mut self, _ops: &[ProposerOp]) -> Result<(), StorageError> {
         Err(StorageError::Io("injected: no space left on device".into()))
-    }
-}
-
-impl StoreStatsSource for FailingProposerStore {
-    fn stats(&self) -> StoreStats {
-        StoreStats::default()
     }
 }
 
@@ -201,13 +191,12 @@ async fn proposer_storage_failure_stops_it_before_it_prepares() {
     let (socket, _) = bind_udp(addr_of(&cluster, Role::Proposer, 1)).expect("bind");
     let cfg = runtime::proposer_config(&cluster.config, 1, &settings);
     let nonce = cfg.incarnation;
-    let proposer = ProposerNode::new(cfg, FailingProposerStore).expect("load");
+    let (proposer, proposer_store) = (Proposer::new(cfg, ProposerState::default()), FailingProposerStore);
     let (_control, rx) = mpsc::unbounded_channel();
     let config = cluster.config.clone();
-    let task =
-        tokio::spawn(
-            async move { runtime::run(proposer, socket, &config, &settings, rx, std::future::pending()).await },
-        );
+    let task = tokio::spawn(async move {
+        runtime::run(proposer, proposer_store, socket, &config, &settings, rx, std::future::pending()).await
+    });
 
     // Play acceptor 1: answer the start-up probe, so that the proposer campaigns.
     let (acceptor, _) = bind_udp(addr_of(&cluster, Role::Acceptor, 1)).expect("bind");
@@ -253,12 +242,14 @@ async fn proposer_storage_failure_stops_it_before_it_prepares() {
 /// A proposer store that holds every write of a decided value until the test
 /// lets it through, as a very slow disk would; counts the writes held.
 struct GatedStore {
-    inner: MemProposerStore,
+    inner: MemStore<ProposerState>,
     gate: std::sync::mpsc::Receiver<()>,
     held: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
-impl ProposerStore for GatedStore {
+impl Store for GatedStore {
+    type State = ProposerState;
+
     fn load(&mut self) -> Result<ProposerState, StorageError> {
         self.inner.load()
     }
@@ -270,12 +261,6 @@ impl ProposerStore for GatedStore {
             let _ = self.gate.recv();
         }
         self.inner.apply(ops)
-    }
-}
-
-impl StoreStatsSource for GatedStore {
-    fn stats(&self) -> StoreStats {
-        StoreStats::default()
     }
 }
 
@@ -291,24 +276,26 @@ async fn leader_answers_clients_while_its_own_write_is_in_progress() {
     let settings = cluster.config.settings_for(Role::Proposer, 1).expect("settings");
 
     let (acceptor_socket, _) = bind_udp(addr_of(&cluster, Role::Acceptor, 1)).expect("bind");
-    let acceptor = AcceptorNode::new(NodeId(1), vec![NodeId(1)], MemAcceptorStore::default()).expect("load");
+    let (acceptor, acceptor_store) =
+        (Acceptor::new(NodeId(1), vec![NodeId(1)], AcceptorState::default()), MemStore::<AcceptorState>::default());
     let (_acceptor_control, acceptor_rx) = mpsc::unbounded_channel();
     let config = cluster.config.clone();
     let s = settings.clone();
     let acceptor_task = tokio::spawn(async move {
-        runtime::run(acceptor, acceptor_socket, &config, &s, acceptor_rx, std::future::pending()).await
+        runtime::run(acceptor, acceptor_store, acceptor_socket, &config, &s, acceptor_rx, std::future::pending()).await
     });
 
     let (gate_tx, gate) = std::sync::mpsc::channel();
     let held = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let store = GatedStore { inner: MemProposerStore::default(), gate, held: std::sync::Arc::clone(&held) };
+    let store = GatedStore { inner: MemStore::<ProposerState>::default(), gate, held: std::sync::Arc::clone(&held) };
     let (proposer_socket, _) = bind_udp(addr_of(&cluster, Role::Proposer, 1)).expect("bind");
     let cfg = runtime::proposer_config(&cluster.config, 1, &settings);
-    let proposer = ProposerNode::new(cfg, store).expect("load");
+    let (proposer, proposer_store) = (Proposer::new(cfg, ProposerState::default()), store);
     let (_proposer_control, proposer_rx) = mpsc::unbounded_channel();
     let config = cluster.config.clone();
     let proposer_task = tokio::spawn(async move {
-        runtime::run(proposer, proposer_socket, &config, &settings, proposer_rx, std::future::pending()).await
+        runtime::run(proposer, proposer_store, proposer_socket, &config, &settings, proposer_rx, std::future::pending())
+            .await
     });
 
     let mut client = cluster.client().await;

@@ -16,8 +16,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use paxos_core::{
-    Acceptor, AcceptorOp, AcceptorStore, MemAcceptorStore, MemProposerStore, Outgoing, Proposer, ProposerConfig,
-    ProposerOp, ProposerStore,
+    Acceptor, AcceptorOp, AcceptorState, MemStore, Outgoing, Proposer, ProposerConfig, ProposerOp, ProposerState, Store,
 };
 use paxos_proto::{Ballot, ClientId, Envelope, Message, Node, NodeId, Slot, Value, PROTOCOL_VERSION};
 
@@ -83,9 +82,9 @@ pub struct World {
     proposer_ids: Vec<NodeId>,
     acceptor_ids: Vec<NodeId>,
     pub(crate) proposers: Vec<Option<Proposer>>,
-    pub(crate) proposer_disks: Vec<MemProposerStore>,
+    pub(crate) proposer_disks: Vec<MemStore<ProposerState>>,
     acceptors: Vec<Option<Acceptor>>,
-    acceptor_disks: Vec<MemAcceptorStore>,
+    acceptor_disks: Vec<MemStore<AcceptorState>>,
     pub(crate) clients: Vec<SimClient>,
     /// Per node (proposers, then acceptors): down until this tick.
     down_until: Vec<Option<u64>>,
@@ -169,9 +168,9 @@ impl World {
             fault_rng,
             net_rng,
             proposers: (0..params.proposers).map(|_| None).collect(),
-            proposer_disks: vec![MemProposerStore::default(); params.proposers],
+            proposer_disks: vec![MemStore::<ProposerState>::default(); params.proposers],
             acceptors: (0..params.acceptors).map(|_| None).collect(),
-            acceptor_disks: vec![MemAcceptorStore::default(); params.acceptors],
+            acceptor_disks: vec![MemStore::<AcceptorState>::default(); params.acceptors],
             proposer_ids,
             acceptor_ids,
             clients,
@@ -440,7 +439,7 @@ impl World {
                     self.proposers[i] = None;
                     // The highest-id proposer may lose its data dir with the crash.
                     if i + 1 == self.params.proposers && self.fault_rng.chance(self.params.wipe_proposer) {
-                        self.proposer_disks[i] = MemProposerStore::default();
+                        self.proposer_disks[i] = MemStore::<ProposerState>::default();
                         self.checked[i] = 0;
                     }
                 } else {

@@ -28,7 +28,7 @@ use paxos_proto::{
 use std::collections::VecDeque;
 
 use crate::{
-    Acceptor, AcceptorState, Ignored, Outgoing, Proposer, ProposerConfig, ProposerOp, ProposerState, Ready, Role,
+    Acceptor, AcceptorState, Ignored, Leadership, Outgoing, Proposer, ProposerConfig, ProposerOp, ProposerState, Ready,
     MAX_BATCH_BYTES,
 };
 
@@ -201,7 +201,7 @@ fn probed(p: &mut Proposer) {
 fn campaign(p: &mut Proposer) -> Ready<ProposerOp> {
     for _ in 0..1_000 {
         let r = tick(p);
-        if p.role() == Role::Candidate {
+        if p.role() == Leadership::Candidate {
             return r;
         }
         if r.messages.iter().any(|m| m.msg == probe()) {
@@ -220,11 +220,11 @@ fn elect_with(p: &mut Proposer, reports: &[(u32, &[Reported])]) -> Ready<Propose
     let (last, first) = reports.split_last().expect("at least one promise");
     for (a, entries) in first {
         let r = step(p, acc(*a), promise(ballot, from, entries));
-        assert_eq!(p.role(), Role::Candidate, "leader before the last promise");
+        assert_eq!(p.role(), Leadership::Candidate, "leader before the last promise");
         assert!(r.is_empty(), "a promise short of a quorum produces nothing, got {r:?}");
     }
     let r = step(p, acc(last.0), promise(ballot, from, last.1));
-    assert_eq!(p.role(), Role::Leader);
+    assert_eq!(p.role(), Leadership::Leader);
     r
 }
 
@@ -258,7 +258,7 @@ fn lone_proposer_waits_election_timeout_then_campaigns() {
         let r = tick(&mut p);
         let want = if t % 10 == 0 { vec![send(prop(2), heartbeat(b(0, 1), false, 0))] } else { vec![] };
         assert_eq!(r, ready(vec![], want), "tick {t}");
-        assert_eq!(p.role(), Role::Follower);
+        assert_eq!(p.role(), Leadership::Follower);
     }
 
     let r = tick(&mut p);
@@ -266,7 +266,7 @@ fn lone_proposer_waits_election_timeout_then_campaigns() {
     let mut want = vec![send(prop(2), heartbeat(b(0, 1), false, 0))];
     want.extend(to_acceptors(&prepare(b(1, 1), 0)));
     assert_eq!(r, ready(vec![ProposerOp::Round(1)], want));
-    assert_eq!(p.role(), Role::Candidate);
+    assert_eq!(p.role(), Leadership::Candidate);
 }
 
 /// Ballots are never reused: a proposer restarted with round 7 on disk campaigns with round 8,
@@ -296,7 +296,7 @@ fn lower_id_hearing_higher_peer_never_campaigns_and_redirects() {
         let r = tick(&mut p);
         assert!(r.persist.is_empty(), "tick {t}: no round is reserved");
         assert!(r.messages.iter().all(|m| matches!(m.msg, Message::Heartbeat(_))), "tick {t}: {r:?}");
-        assert_eq!(p.role(), Role::Follower);
+        assert_eq!(p.role(), Leadership::Follower);
     }
 
     let r = step(&mut p, client(7), propose(1, "x"));
@@ -316,12 +316,12 @@ fn lower_id_campaigns_once_higher_peer_falls_silent() {
     step(&mut p, prop(2), heartbeat(b(0, 2), false, 0)); // heard at tick 40: alive until tick 89
     for t in 41..90 {
         tick(&mut p);
-        assert_eq!(p.role(), Role::Follower, "tick {t}");
+        assert_eq!(p.role(), Leadership::Follower, "tick {t}");
     }
 
     let r = tick(&mut p);
 
-    assert_eq!(p.role(), Role::Candidate);
+    assert_eq!(p.role(), Leadership::Candidate);
     assert_eq!(r.persist, vec![ProposerOp::Round(1)]);
 }
 
@@ -337,7 +337,7 @@ fn new_proposer_probes_every_acceptor_first() {
         let r = tick(&mut p);
 
         assert_eq!(r, ready(vec![], to_acceptors(&probe())));
-        assert_eq!(p.role(), Role::Follower);
+        assert_eq!(p.role(), Leadership::Follower);
     }
 }
 
@@ -377,14 +377,14 @@ fn no_campaign_before_a_majority_answered_the_probe() {
             want.extend([2, 3, 4].map(|a| send(acc(a), probe())));
         }
         assert_eq!(r, ready(vec![], want), "tick {t}");
-        assert_eq!(p.role(), Role::Follower, "tick {t}");
+        assert_eq!(p.role(), Leadership::Follower, "tick {t}");
     }
     assert!(step(&mut p, acc(3), probe_promise()).is_empty());
 
     let r = tick(&mut p); // tick 101
 
     assert_eq!(r, ready(vec![ProposerOp::Round(1)], to_acceptors(&prepare(b(1, 1), 0))));
-    assert_eq!(p.role(), Role::Candidate);
+    assert_eq!(p.role(), Leadership::Candidate);
 }
 
 /// Unique ballots: a nack of the probe reports the acceptor's promise, and the first campaign uses a round
@@ -448,7 +448,7 @@ fn partial_promise_page_asks_that_acceptor_for_the_next_page() {
     let r = step(&mut p, acc(3), page(ballot, 0, 8, false, &[(7, Ballot::ZERO, Value::Noop)]));
 
     assert_eq!(r, ready(vec![], vec![send(acc(3), prepare(ballot, 8))]));
-    assert_eq!(p.role(), Role::Candidate);
+    assert_eq!(p.role(), Leadership::Candidate);
 }
 
 /// Phase 1 paging: an acceptor counts towards the quorum only once it reported everything (its last
@@ -463,11 +463,11 @@ fn paged_acceptor_counts_only_when_done() {
     step(&mut p, acc(1), page(ballot, 0, 2, false, &[(1, old, cmd(1, 1, "a"))]));
     assert!(step(&mut p, acc(2), promise(ballot, 0, &[])).is_empty());
     assert!(step(&mut p, acc(3), promise(ballot, 0, &[])).is_empty());
-    assert_eq!(p.role(), Role::Candidate, "two complete promises and a partial one are no majority");
+    assert_eq!(p.role(), Leadership::Candidate, "two complete promises and a partial one are no majority");
     // A duplicate of the first page, or a page we did not ask for, changes nothing.
     assert!(step(&mut p, acc(1), page(ballot, 0, 2, false, &[(1, old, cmd(1, 1, "a"))])).is_empty());
     assert!(step(&mut p, acc(1), promise(ballot, 5, &[])).is_empty());
-    assert_eq!(p.role(), Role::Candidate);
+    assert_eq!(p.role(), Leadership::Candidate);
 
     let r = step(&mut p, acc(1), page(ballot, 2, 4, true, &[(3, old, cmd(1, 2, "b"))]));
 
@@ -508,7 +508,7 @@ fn nack_with_higher_ballot_makes_leader_step_down() {
     let r = step(&mut p, acc(4), Message::Nack(Nack { ballot, promised: b(5, 2) }));
 
     assert_eq!(r, ready(vec![], vec![]));
-    assert_eq!(p.role(), Role::Follower);
+    assert_eq!(p.role(), Leadership::Follower);
     let r = campaign(&mut p);
     assert_eq!(r.persist, vec![ProposerOp::Round(6)]);
     assert_eq!(p.ballot(), b(6, 1));
@@ -523,7 +523,7 @@ fn nack_of_an_old_ballot_is_ignored() {
     let r = step(&mut p, acc(4), Message::Nack(Nack { ballot: b(3, 1), promised: b(3, 2) }));
 
     assert!(r.is_empty());
-    assert_eq!((p.role(), p.ballot()), (Role::Leader, ballot));
+    assert_eq!((p.role(), p.ballot()), (Leadership::Leader, ballot));
 }
 
 /// Preemption: a preempted leader that is still the rightful one keeps its clients' values and
@@ -550,7 +550,7 @@ fn leader_heartbeat_with_higher_ballot_makes_leader_step_down() {
     let r = step(&mut p, prop(1), heartbeat(b(9, 1), true, 0));
 
     assert!(r.is_empty());
-    assert_eq!(p.role(), Role::Follower);
+    assert_eq!(p.role(), Leadership::Follower);
     assert_eq!(p.leader(), Some(NodeId(1)));
     let r = campaign(&mut p);
     assert_eq!(r.persist, vec![ProposerOp::Round(10)]);
@@ -568,7 +568,7 @@ fn candidate_steps_down_on_leader_heartbeat_and_redirects_clients() {
 
     let redirect = Message::ClientRedirect(ClientRedirect { seq: 1, leader: Some(NodeId(2)) });
     assert_eq!(r, ready(vec![], vec![send(client(7), redirect)]));
-    assert_eq!(p.role(), Role::Follower);
+    assert_eq!(p.role(), Leadership::Follower);
 }
 
 /// A heartbeat claiming leadership with a lower ballot does not depose the leader.
@@ -580,7 +580,7 @@ fn leader_heartbeat_with_lower_ballot_is_no_threat() {
     let r = step(&mut p, prop(1), heartbeat(b(4, 1), true, 0));
 
     assert!(r.is_empty());
-    assert_eq!(p.role(), Role::Leader);
+    assert_eq!(p.role(), Leadership::Leader);
 }
 
 /// Leadership by ballot, not by id: a leader that hears a higher-id proposer alive (heartbeats with
@@ -596,7 +596,7 @@ fn leader_keeps_leading_while_a_higher_id_peer_is_merely_alive() {
         let r = tick(&mut p);
         let want = if t % 10 == 0 { vec![send(prop(2), heartbeat(ballot, true, 0))] } else { vec![] };
         assert_eq!(r, ready(vec![], want), "tick {t}");
-        assert_eq!(p.role(), Role::Leader, "tick {t}");
+        assert_eq!(p.role(), Leadership::Leader, "tick {t}");
     }
     assert_eq!(p.leader(), Some(NodeId(1)));
 
@@ -613,14 +613,14 @@ fn leader_steps_down_when_the_higher_id_peers_ballot_fences_it() {
     elect(&mut p);
     assert!(step(&mut p, prop(2), heartbeat(b(0, 2), false, 0)).is_empty());
     assert!(tick(&mut p).is_empty());
-    assert_eq!(p.role(), Role::Leader);
+    assert_eq!(p.role(), Leadership::Leader);
     step(&mut p, client(7), propose(1, "x"));
 
     let r = step(&mut p, prop(2), heartbeat(b(2, 2), true, 0));
 
     let redirect = Message::ClientRedirect(ClientRedirect { seq: 1, leader: Some(NodeId(2)) });
     assert_eq!(r, ready(vec![], vec![send(client(7), redirect)]));
-    assert_eq!((p.role(), p.leader()), (Role::Follower, Some(NodeId(2))));
+    assert_eq!((p.role(), p.leader()), (Leadership::Follower, Some(NodeId(2))));
 }
 
 /// Election: unlike a leader, a candidate (still in phase 1) that hears a higher-id proposer alive, even
@@ -636,7 +636,7 @@ fn candidate_steps_down_when_a_higher_id_peer_is_alive() {
 
     let redirect = Message::ClientRedirect(ClientRedirect { seq: 1, leader: Some(NodeId(2)) });
     assert_eq!(r, ready(vec![], vec![send(client(7), redirect)]));
-    assert_eq!(p.role(), Role::Follower);
+    assert_eq!(p.role(), Leadership::Follower);
 }
 
 /// Redirects: a leader fenced by a higher ballot while a better proposer is back sends its waiting clients
@@ -649,12 +649,12 @@ fn deposed_leader_redirects_to_the_rightful_leader_not_itself() {
     step(&mut p, client(7), propose(1, "x"));
     assert!(step(&mut p, prop(2), heartbeat(b(0, 2), false, 0)).is_empty());
     assert!(tick(&mut p).is_empty());
-    assert_eq!(p.role(), Role::Leader, "a better proposer that is merely alive does not depose a leader");
+    assert_eq!(p.role(), Leadership::Leader, "a better proposer that is merely alive does not depose a leader");
 
     // Proposer 2 campaigned: an acceptor tells us (the nack names no leader).
     let r = step(&mut p, acc(3), Message::Nack(Nack { ballot, promised: b(2, 2) }));
 
-    assert_eq!(p.role(), Role::Follower);
+    assert_eq!(p.role(), Leadership::Follower);
     let redirect = Message::ClientRedirect(ClientRedirect { seq: 1, leader: Some(NodeId(2)) });
     assert_eq!(r, ready(vec![], vec![send(client(7), redirect)]));
     let r = step(&mut p, client(8), propose(1, "y"));
@@ -1049,7 +1049,7 @@ fn accepted_with_higher_ballot_makes_leader_step_down() {
     let r = step(&mut p, acc(2), accepted(b(7, 1), &[0]));
 
     assert!(r.is_empty());
-    assert_eq!(p.role(), Role::Follower);
+    assert_eq!(p.role(), Leadership::Follower);
     assert_eq!(campaign(&mut p).persist, vec![ProposerOp::Round(8)]);
 }
 
@@ -1135,7 +1135,7 @@ fn rightful_follower_far_behind_catches_up_before_campaigning() {
             want.push(ask(0));
         }
         assert_eq!(r, ready(vec![], want), "tick {t}");
-        assert_eq!(p.role(), Role::Follower, "tick {t}");
+        assert_eq!(p.role(), Leadership::Follower, "tick {t}");
     }
     // Slots 0..5: still 5 behind, one more than the window.
     assert_eq!(step(&mut p, prop(1), noops(0, 5)).persist.len(), 5);
@@ -1147,7 +1147,7 @@ fn rightful_follower_far_behind_catches_up_before_campaigning() {
     let mut want = to_acceptors(&prepare(b(4, 2), 6));
     want.push(ask(6));
     assert_eq!(r, ready(vec![ProposerOp::Round(4)], want));
-    assert_eq!(p.role(), Role::Candidate);
+    assert_eq!(p.role(), Leadership::Candidate);
 }
 
 /// Catch-up: a proposer serves its decided log from the requested slot.
@@ -1258,7 +1258,7 @@ fn ignored_messages_do_not_keep_a_peer_alive() {
         p.tick();
         p.take_ready();
     }
-    assert_eq!(p.role(), Role::Candidate, "proposer 2 never sent anything valid");
+    assert_eq!(p.role(), Leadership::Candidate, "proposer 2 never sent anything valid");
 }
 
 /// Flow control covers recovery too: a single promise reporting one value far above the decided prefix
@@ -1343,7 +1343,7 @@ impl Net {
     /// Ticks until proposer `id` leads.
     fn tick_until_leader(&mut self, id: u32) {
         for _ in 0..1_000 {
-            if self.proposer(id).role() == Role::Leader {
+            if self.proposer(id).role() == Leadership::Leader {
                 return;
             }
             self.tick();
@@ -1407,7 +1407,7 @@ fn proposer_with_a_wiped_data_dir_never_reuses_its_ballot() {
     let mut net = Net::new();
     net.tick_until_leader(2);
     assert_eq!((net.proposer(2).ballot(), net.disks[1].round), (b(1, 2), 1));
-    assert_eq!(net.proposer(1).role(), Role::Follower);
+    assert_eq!(net.proposer(1).role(), Leadership::Follower);
     net.partition(2, &[3, 4, 5]);
     net.input(client(7), 2, propose(1, "a"));
     for a in &net.acceptors[..2] {
@@ -1445,7 +1445,7 @@ fn probe_answers_of_an_earlier_start_do_not_count() {
     }
     for _ in 0..100 {
         tick(&mut p);
-        assert_eq!(p.role(), Role::Follower, "no campaign on stale answers");
+        assert_eq!(p.role(), Leadership::Follower, "no campaign on stale answers");
     }
     for a in 1..=3 {
         step(&mut p, acc(a), Message::ProbeReply(ProbeReply { nonce: 7, promised: Ballot::ZERO }));

@@ -7,11 +7,12 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use paxos_node::config::Role;
+use paxos_client::config::Role;
+use paxos_client::net::bind_udp;
+use paxos_core::{Acceptor, AcceptorState, Store};
 use paxos_node::daemon::{self, NodeSetup};
-use paxos_node::runtime::{self, AcceptorNode};
-use paxos_node::store::FileAcceptorStore;
-use paxos_node::{signals, transport};
+use paxos_node::{runtime, signals};
+use paxos_storage::FileStore;
 use tracing::info;
 
 fn main() -> ExitCode {
@@ -26,23 +27,23 @@ fn main() -> ExitCode {
 
 async fn serve(node: NodeSetup) -> anyhow::Result<()> {
     let control = signals::install().context("install the signal handlers")?;
-    let store = FileAcceptorStore::open(&node.data_dir, node.settings.fsync)
+    let mut store = FileStore::<AcceptorState>::open(&node.data_dir, node.settings.fsync)
         .with_context(|| format!("open the acceptor store in {}", node.data_dir.display()))?;
-    let recovered = store.state().clone();
-    let replica = AcceptorNode::new(node.node_id(), node.proposer_ids(), store).context("load the acceptor state")?;
-    let (socket, buffers) = transport::bind_udp(node.listen).with_context(|| format!("bind {}", node.listen))?;
+    let state = store.load().context("load the acceptor state")?;
+    let (socket, buffers) = bind_udp(node.listen).with_context(|| format!("bind {}", node.listen))?;
     info!(
         node = %node.node_id(),
         role = "acceptor",
         addr = %node.listen,
         data_dir = %node.data_dir.display(),
-        promised = %recovered.promised,
-        accepted = recovered.accepted.len(),
-        trimmed_below = %recovered.trimmed_below,
+        promised = %state.promised,
+        accepted = state.accepted.len(),
+        trimmed_below = %state.trimmed_below,
         fsync = daemon::fsync_note(node.settings.fsync),
         recv_buffer_bytes = buffers.recv_bytes,
         "started"
     );
-    runtime::run(replica, socket, &node.cluster, &node.settings, control, std::future::pending()).await?;
+    let acceptor = Acceptor::new(node.node_id(), node.proposer_ids(), state);
+    runtime::run(acceptor, store, socket, &node.cluster, &node.settings, control, std::future::pending()).await?;
     Ok(())
 }

@@ -7,11 +7,12 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use paxos_node::config::Role;
+use paxos_client::config::Role;
+use paxos_client::net::bind_udp;
+use paxos_core::{Proposer, ProposerState, Store};
 use paxos_node::daemon::{self, NodeSetup};
-use paxos_node::runtime::{self, ProposerNode};
-use paxos_node::store::FileProposerStore;
-use paxos_node::{signals, transport};
+use paxos_node::{runtime, signals};
+use paxos_storage::FileStore;
 use tracing::info;
 
 fn main() -> ExitCode {
@@ -26,23 +27,22 @@ fn main() -> ExitCode {
 
 async fn serve(node: NodeSetup) -> anyhow::Result<()> {
     let control = signals::install().context("install the signal handlers")?;
-    let store = FileProposerStore::open(&node.data_dir, node.settings.fsync)
+    let mut store = FileStore::<ProposerState>::open(&node.data_dir, node.settings.fsync)
         .with_context(|| format!("open the proposer store in {}", node.data_dir.display()))?;
-    let (round, decided) = (store.round(), store.decided());
-    let cfg = runtime::proposer_config(&node.cluster, node.id, &node.settings);
-    let replica = ProposerNode::new(cfg, store).context("load the proposer state")?;
-    let (socket, buffers) = transport::bind_udp(node.listen).with_context(|| format!("bind {}", node.listen))?;
+    let state = store.load().context("load the proposer state")?;
+    let (socket, buffers) = bind_udp(node.listen).with_context(|| format!("bind {}", node.listen))?;
     info!(
         node = %node.node_id(),
         role = "proposer",
         addr = %node.listen,
         data_dir = %node.data_dir.display(),
-        round,
-        decided = %decided,
+        round = state.round,
+        decided = state.log.len(),
         fsync = daemon::fsync_note(node.settings.fsync),
         recv_buffer_bytes = buffers.recv_bytes,
         "started"
     );
-    runtime::run(replica, socket, &node.cluster, &node.settings, control, std::future::pending()).await?;
+    let proposer = Proposer::new(runtime::proposer_config(&node.cluster, node.id, &node.settings), state);
+    runtime::run(proposer, store, socket, &node.cluster, &node.settings, control, std::future::pending()).await?;
     Ok(())
 }

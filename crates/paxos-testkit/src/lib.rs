@@ -1,9 +1,13 @@
-//! A cluster of real daemons for the process tests: free ports, a temporary
-//! data dir, children killed by PID, and every child killed when the cluster
-//! is dropped (also when a test panics, in which case its logs are kept and
-//! their place is printed; `PAXOS_KEEP_TEST_LOGS=1` keeps them always).
-
-#![allow(dead_code)]
+//! The kit of the process tests: a cluster of the real daemons on free
+//! loopback ports with a temporary data dir, children signalled and killed by
+//! PID, and every child killed when the cluster is dropped (also when a test
+//! panics, in which case its logs are kept and their place is printed;
+//! `PAXOS_KEEP_TEST_LOGS=1` keeps them always).
+//!
+//! Every test binary of the workspace that starts daemons uses this one
+//! crate (raft-rs keeps its harness in `harness/` the same way). The binaries
+//! are the ones cargo built for this workspace and profile ([`bin`]):
+//! `cargo test --workspace` (scripts/test.sh) builds them all.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -13,13 +17,49 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use paxos_node::client::Client;
-use paxos_node::config::ClusterConfig;
+use paxos_client::client::Client;
+use paxos_client::config::ClusterConfig;
 use paxos_proto::{Node, NodeId, StatusReply};
 use tokio::sync::{Mutex, MutexGuard};
 
-pub const ACCEPTOR_BIN: &str = env!("CARGO_BIN_EXE_paxos-acceptor");
-pub const PROPOSER_BIN: &str = env!("CARGO_BIN_EXE_paxos-proposer");
+/// The path of the workspace binary `name` (`paxos-acceptor`, `paxos-proposer`,
+/// `paxosctl`): in `PAXOS_BIN_DIR` when set, else beside the running test,
+/// where cargo puts the binaries of the same target dir and profile.
+///
+/// # Panics
+/// When it is not there, with the command that builds it.
+pub fn bin(name: &str) -> PathBuf {
+    let dir = match std::env::var_os("PAXOS_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            // A test runs from <target>/<profile>/deps/<test>-<hash>.
+            let exe = std::env::current_exe().expect("the path of the running test");
+            exe.parent().and_then(Path::parent).expect("the test runs in <target>/<profile>/deps").to_owned()
+        }
+    };
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: `cargo test --workspace` builds every binary (or `cargo build --bins` in this profile)",
+        path.display()
+    );
+    path
+}
+
+/// `paxos-acceptor`.
+pub fn acceptor_bin() -> PathBuf {
+    bin("paxos-acceptor")
+}
+
+/// `paxos-proposer`.
+pub fn proposer_bin() -> PathBuf {
+    bin("paxos-proposer")
+}
+
+/// `paxosctl`.
+pub fn paxosctl_bin() -> PathBuf {
+    bin("paxosctl")
+}
 
 /// Cluster tests run one at a time: seven daemons each on two cores are
 /// enough load, and election timeouts are short. (An async mutex, as each test
@@ -122,8 +162,8 @@ impl Cluster {
     /// The command that starts `node`, with stderr appended to its log file.
     pub fn command(&self, node: Node) -> Command {
         let (bin, id) = match node {
-            Node::Proposer(id) => (PROPOSER_BIN, id),
-            Node::Acceptor(id) => (ACCEPTOR_BIN, id),
+            Node::Proposer(id) => (proposer_bin(), id),
+            Node::Acceptor(id) => (acceptor_bin(), id),
             Node::Client(_) => panic!("clients are not daemons"),
         };
         let log = fs::OpenOptions::new().create(true).append(true).open(self.log_path(node)).expect("open log");

@@ -3,8 +3,6 @@
 //! checked as a script would see them. Readiness is polled, never slept for,
 //! and every child is killed by PID.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -13,11 +11,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{free_ports, serial, signal, wait_exit, Cluster};
 use paxos_proto::{Node, NodeId, Slot};
+use paxos_testkit::{free_ports, serial, signal, wait_exit, Cluster};
 use serde_json::Value as Json;
-
-const PAXOSCTL: &str = env!("CARGO_BIN_EXE_paxosctl");
 
 /// What one run of `paxosctl` did.
 #[derive(Debug)]
@@ -40,7 +36,7 @@ impl Run {
 
 /// `paxosctl` with a clean environment: no `PAXOS_*` variable leaks in from the test runner.
 fn paxosctl(config: &Path) -> Command {
-    let mut cmd = Command::new(PAXOSCTL);
+    let mut cmd = Command::new(paxos_testkit::paxosctl_bin());
     cmd.arg("--config").arg(config);
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("PAXOS_") || name == "RUST_LOG" {

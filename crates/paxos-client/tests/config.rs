@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use paxos_node::config::{parse_addr, ClusterConfig, ConfigError, NodeSettings, Role};
+use paxos_client::config::{parse_addr, ClusterConfig, ConfigError, NodeSettings, Role};
 
 /// The example of SPEC.md: 2 proposers, 5 acceptors, explicit [node] defaults.
 const SPEC_EXAMPLE: &str = r#"

@@ -1,14 +1,14 @@
-//! The durable stores of the daemons: the core's storage traits on top of [`Wal`].
+//! The durable store of the daemons: the core's [`Store`] on top of [`Wal`].
 //!
 //! # Choice
 //!
 //! Each node keeps one append-only, checksummed log ([`crate::wal`]) in its
 //! data dir: `acceptor.wal` or `proposer.wal`. A role's [`Ready`] carries a
-//! batch of operations ([`AcceptorOp`], [`ProposerOp`]); the store appends the
-//! whole batch with one `write` and makes it durable with one `fdatasync`, and
-//! a restart folds the operations back into the state with the core's own
-//! [`AcceptorState::apply`] / [`ProposerState::apply`], so every store
-//! recovers exactly what the in-memory stores of the simulator would. An
+//! batch of operations ([`AcceptorOp`], [`ProposerOp`]); a [`FileStore`]
+//! appends the whole batch with one `write` and makes it durable with one
+//! `fdatasync`, and a restart folds the operations back into the state with
+//! the core's own [`Fold::apply`], so the file store recovers exactly what
+//! the simulator's [`paxos_core::MemStore`] would. An
 //! append-only log turns the acceptor's hot path (promise, accept) into a
 //! sequential write with one sync per batch of datagrams, which is what makes
 //! group commit cheap; a key-value engine would add write amplification and a
@@ -35,25 +35,24 @@
 //!
 //! # Compaction
 //!
-//! The acceptor forgets slots below each `Trim`, but its log would keep them.
-//! After an apply, once the log has grown by more than the live state (and by
-//! at least [`DEFAULT_COMPACT_MIN_BYTES`]) since the last check, the store
-//! estimates the size of the live state and, if the log is more than twice
-//! that, rewrites it from [`AcceptorState::snapshot_ops`] with
+//! A state whose log shrinks ([`Compaction::COMPACTS`]: the acceptor forgets
+//! slots below each `Trim`, but its log would keep them) is kept folded in
+//! memory beside the log. After an apply, once the log has grown by more than
+//! the live state (and by at least [`DEFAULT_COMPACT_MIN_BYTES`]) since the
+//! last check, the store estimates the size of the live state and, if the log
+//! is more than twice that, rewrites it from [`Compaction::snapshot_ops`] with
 //! [`Wal::rewrite`] (write a temporary file, sync, rename over the log, sync
 //! the directory). The checks cost O(live state) and happen only after that
 //! much was appended, so compaction costs O(1) amortized per byte written.
 //!
 //! The proposer's log is its decided log, which it serves to clients, so it is
 //! all live and never compacted; its `Round` records are one per campaign.
+//! Its store keeps no second copy of it in memory: the state read at open is
+//! handed out by the first `load`, and a later `load` reads the file again.
 
 use std::path::{Path, PathBuf};
 
-use paxos_core::{
-    AcceptorOp, AcceptorState, AcceptorStore, MemAcceptorStore, MemProposerStore, ProposerOp, ProposerState,
-    ProposerStore, StorageError,
-};
-use paxos_proto::Slot;
+use paxos_core::{AcceptorOp, AcceptorState, Fold, ProposerOp, ProposerState, StorageError, Store, StoreStats};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::{info, warn};
@@ -72,35 +71,47 @@ pub const DEFAULT_COMPACT_MIN_BYTES: u64 = 4 << 20;
 /// Bytes of the batch header in front of each record's operations.
 const BATCH_HEADER_BYTES: usize = 9;
 
-/// What a store did since it was opened, for status counters and benchmarks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StoreStats {
-    /// `fdatasync` calls of the log.
-    pub fsyncs: u64,
-    /// Batches written (appends and rewrites).
-    pub writes: u64,
-    /// Compactions (acceptor only).
-    pub compactions: u64,
-    /// The logical size of the log in bytes ([`Wal::len_bytes`]): its header
-    /// and records, not the zeros preallocated after them in the file.
-    pub bytes: u64,
+/// How a state's log is kept short: what a [`FileStore`] needs beyond [`Fold`].
+pub trait Compaction: Fold {
+    /// The log file's name inside a node's data dir.
+    const FILE: &'static str;
+    /// Whether the log is ever rewritten shorter. A store of such a state
+    /// keeps the state folded in memory, to rewrite from; any other store
+    /// keeps nothing but counters.
+    const COMPACTS: bool;
+    /// Operations that rebuild this state from nothing.
+    fn snapshot_ops(&self) -> Vec<Self::Op>;
+    /// An estimate of the bytes the live state takes in the log.
+    fn live_bytes(&self) -> u64;
 }
 
-/// A store that can report [`StoreStats`]; the runtime puts them in its status.
-pub trait StoreStatsSource {
-    /// What the store did so far.
-    fn stats(&self) -> StoreStats;
-}
+impl Compaction for AcceptorState {
+    const FILE: &'static str = ACCEPTOR_WAL;
+    const COMPACTS: bool = true;
 
-impl StoreStatsSource for MemAcceptorStore {
-    fn stats(&self) -> StoreStats {
-        StoreStats::default()
+    fn snapshot_ops(&self) -> Vec<AcceptorOp> {
+        AcceptorState::snapshot_ops(self)
+    }
+
+    fn live_bytes(&self) -> u64 {
+        let entries: usize = self.accepted.values().map(|(_, v)| v.wire_len() + 96).sum();
+        (entries + 256) as u64
     }
 }
 
-impl StoreStatsSource for MemProposerStore {
-    fn stats(&self) -> StoreStats {
-        StoreStats::default()
+impl Compaction for ProposerState {
+    const FILE: &'static str = PROPOSER_WAL;
+    const COMPACTS: bool = false;
+
+    fn snapshot_ops(&self) -> Vec<ProposerOp> {
+        let learned = self.log.iter().enumerate();
+        let learns =
+            learned.map(|(i, value)| ProposerOp::Learn { slot: paxos_proto::Slot(i as u64), value: value.clone() });
+        std::iter::once(ProposerOp::Round(self.round)).chain(learns).collect()
+    }
+
+    fn live_bytes(&self) -> u64 {
+        self.log.iter().map(|v| v.wire_len() as u64 + 32).sum::<u64>() + 32
     }
 }
 
@@ -239,207 +250,74 @@ impl BatchLog {
     }
 }
 
-/// An acceptor's durable state in `<data dir>/acceptor.wal`.
+/// A role's durable state in one log file of its data dir.
 #[derive(Debug)]
-pub struct FileAcceptorStore {
+pub struct FileStore<S: Compaction> {
     log: BatchLog,
-    /// The state the log folds into, kept for compaction and `load`.
-    state: AcceptorState,
+    path: PathBuf,
+    fsync: bool,
+    /// The state every applied operation folds into: kept while it compacts
+    /// (to rewrite from), else only until the first `load` hands it out.
+    state: Option<S>,
+    /// The growth of the log below which compaction is not considered.
     compact_min_bytes: u64,
     /// The log length at which compaction is considered next.
     next_check: u64,
     compactions: u64,
 }
 
-impl FileAcceptorStore {
-    /// Opens (or creates) the acceptor store in the data dir `dir`.
+impl<S> FileStore<S>
+where
+    S: Compaction,
+    S::Op: Serialize + DeserializeOwned,
+{
+    /// Opens (or creates) the store of `S` in the data dir `dir`.
     ///
     /// With `fsync` false nothing is synced: for benchmarks only.
     ///
     /// # Errors
     /// [`StorageError::Corrupt`] naming the file and the byte offset when the
     /// log is damaged before its last intact record (or is not a log of this
-    /// format); [`StorageError::Io`] when it cannot be created or read.
-    pub fn open(dir: &Path, fsync: bool) -> Result<FileAcceptorStore, StorageError> {
-        FileAcceptorStore::open_file(&dir.join(ACCEPTOR_WAL), fsync)
+    /// format, or holds an operation that cannot follow the ones before it);
+    /// [`StorageError::Io`] when it cannot be created or read.
+    pub fn open(dir: &Path, fsync: bool) -> Result<FileStore<S>, StorageError> {
+        FileStore::open_file(&dir.join(S::FILE), fsync)
     }
 
-    /// Opens (or creates) the acceptor store in the log file `path`.
+    /// Opens (or creates) the store in the log file `path`.
     ///
     /// # Errors
-    /// As for [`FileAcceptorStore::open`].
-    pub fn open_file(path: &Path, fsync: bool) -> Result<FileAcceptorStore, StorageError> {
-        let (log, replay) = BatchLog::open::<AcceptorOp>(path, fsync)?;
-        let mut state = AcceptorState::default();
-        for op in replay.batches.iter().flatten() {
-            state.apply(op);
-        }
-        Ok(FileAcceptorStore {
+    /// As for [`FileStore::open`].
+    pub fn open_file(path: &Path, fsync: bool) -> Result<FileStore<S>, StorageError> {
+        let (log, state) = Self::replay(path, fsync)?;
+        Ok(FileStore {
             log,
-            state,
+            path: path.to_owned(),
+            fsync,
+            state: Some(state),
             compact_min_bytes: DEFAULT_COMPACT_MIN_BYTES,
             next_check: 0,
             compactions: 0,
         })
     }
 
-    /// Sets the growth of the log below which compaction is not considered
-    /// (tests use a small one to see compaction happen).
-    pub fn with_compact_min_bytes(mut self, bytes: u64) -> FileAcceptorStore {
-        self.compact_min_bytes = bytes;
-        self
-    }
-
-    /// The state every applied operation folds into.
-    pub fn state(&self) -> &AcceptorState {
-        &self.state
-    }
-
-    /// The log file.
-    pub fn path(&self) -> &Path {
-        self.log.wal.path()
-    }
-
-    /// Makes the next append or sync of the log fail; for the failing-store tests.
-    pub fn inject_fault(&mut self, fault: Fault) {
-        self.log.wal.inject_fault(fault);
-    }
-
-    /// Rewrites the log from the live state now, whatever its size.
-    ///
-    /// # Errors
-    /// When the rewrite fails; the log on disk is then the old or the new one.
-    pub fn compact(&mut self) -> Result<(), StorageError> {
-        let before = self.log.wal.len_bytes();
-        self.log.rewrite(&self.state.snapshot_ops())?;
-        self.compactions += 1;
-        info!(
-            path = %self.path().display(),
-            before_bytes = before,
-            after_bytes = self.log.wal.len_bytes(),
-            trimmed_below = %self.state.trimmed_below,
-            accepted = self.state.accepted.len(),
-            "compacted the acceptor log"
-        );
-        Ok(())
-    }
-
-    /// An estimate of the bytes the live state takes in the log.
-    fn live_bytes(&self) -> u64 {
-        let entries: usize = self.state.accepted.values().map(|(_, v)| v.wire_len() + 96).sum();
-        (entries + 256) as u64
-    }
-
-    fn maybe_compact(&mut self) -> Result<(), StorageError> {
-        let len = self.log.wal.len_bytes();
-        if len < self.next_check {
-            return Ok(());
-        }
-        let live = self.live_bytes();
-        if len > 2 * live && len >= self.compact_min_bytes {
-            self.compact()?;
-        }
-        self.next_check = self.log.wal.len_bytes() + live.max(self.compact_min_bytes);
-        Ok(())
-    }
-}
-
-impl AcceptorStore for FileAcceptorStore {
-    fn load(&mut self) -> Result<AcceptorState, StorageError> {
-        Ok(self.state.clone())
-    }
-
-    fn apply(&mut self, ops: &[AcceptorOp]) -> Result<(), StorageError> {
-        if ops.is_empty() {
-            return Ok(());
-        }
-        self.log.append(ops)?;
-        for op in ops {
-            self.state.apply(op);
-        }
-        self.maybe_compact()
-    }
-}
-
-impl StoreStatsSource for FileAcceptorStore {
-    fn stats(&self) -> StoreStats {
-        StoreStats {
-            fsyncs: self.log.wal.syncs(),
-            writes: self.log.wal.writes(),
-            compactions: self.compactions,
-            bytes: self.log.wal.len_bytes(),
-        }
-    }
-}
-
-/// A proposer's durable state in `<data dir>/proposer.wal`: its ballot rounds
-/// and its decided log.
-#[derive(Debug)]
-pub struct FileProposerStore {
-    log: BatchLog,
-    path: PathBuf,
-    fsync: bool,
-    /// The highest round persisted.
-    round: u64,
-    /// The length of the decided log persisted.
-    log_len: u64,
-    /// The state read at open, handed out by the first `load` (later loads
-    /// read the file again rather than keep a second copy of the log in memory).
-    recovered: Option<ProposerState>,
-}
-
-impl FileProposerStore {
-    /// Opens (or creates) the proposer store in the data dir `dir`.
-    ///
-    /// # Errors
-    /// As for [`FileAcceptorStore::open`], and [`StorageError::Corrupt`] when
-    /// the decided log in the file has a gap.
-    pub fn open(dir: &Path, fsync: bool) -> Result<FileProposerStore, StorageError> {
-        FileProposerStore::open_file(&dir.join(PROPOSER_WAL), fsync)
-    }
-
-    /// Opens (or creates) the proposer store in the log file `path`.
-    ///
-    /// # Errors
-    /// As for [`FileProposerStore::open`].
-    pub fn open_file(path: &Path, fsync: bool) -> Result<FileProposerStore, StorageError> {
-        let (log, state) = Self::replay(path, fsync)?;
-        Ok(FileProposerStore {
-            log,
-            path: path.to_owned(),
-            fsync,
-            round: state.round,
-            log_len: state.log.len() as u64,
-            recovered: Some(state),
-        })
-    }
-
-    fn replay(path: &Path, fsync: bool) -> Result<(BatchLog, ProposerState), StorageError> {
-        let (log, replay) = BatchLog::open::<ProposerOp>(path, fsync)?;
-        let mut state = ProposerState::default();
-        for op in replay.batches.into_iter().flatten() {
-            if let ProposerOp::Learn { slot, .. } = &op {
-                if slot.0 != state.log.len() as u64 {
-                    return Err(StorageError::Corrupt(format!(
-                        "{}: learns slot {slot} after {} slots; the decided log has a gap; refusing to start",
-                        path.display(),
-                        state.log.len()
-                    )));
-                }
-            }
-            state.apply(&op);
+    fn replay(path: &Path, fsync: bool) -> Result<(BatchLog, S), StorageError> {
+        let (log, replay) = BatchLog::open::<S::Op>(path, fsync)?;
+        let mut state = S::default();
+        for op in replay.batches.iter().flatten() {
+            state.check(op).map_err(|problem| {
+                StorageError::Corrupt(format!("{}: {problem}; refusing to start", path.display()))
+            })?;
+            state.apply(op);
         }
         Ok((log, state))
     }
 
-    /// The highest round persisted.
-    pub fn round(&self) -> u64 {
-        self.round
-    }
-
-    /// The first slot not in the persisted decided log.
-    pub fn decided(&self) -> Slot {
-        Slot(self.log_len)
+    /// Sets the growth of the log below which compaction is not considered
+    /// (tests use a small one to see compaction happen).
+    pub fn with_compact_min_bytes(mut self, bytes: u64) -> FileStore<S> {
+        self.compact_min_bytes = bytes;
+        self
     }
 
     /// The log file.
@@ -451,11 +329,54 @@ impl FileProposerStore {
     pub fn inject_fault(&mut self, fault: Fault) {
         self.log.wal.inject_fault(fault);
     }
+
+    /// Rewrites the log from the live state now, whatever its size.
+    ///
+    /// # Errors
+    /// When the rewrite fails; the log on disk is then the old or the new one.
+    ///
+    /// # Panics
+    /// For a state that does not compact (it keeps no state to rewrite from).
+    pub fn compact(&mut self) -> Result<(), StorageError> {
+        let state = self.state.as_ref().filter(|_| S::COMPACTS).expect("only a compacting store rewrites its log");
+        let before = self.log.wal.len_bytes();
+        self.log.rewrite(&state.snapshot_ops())?;
+        self.compactions += 1;
+        info!(
+            path = %self.path.display(),
+            before_bytes = before,
+            after_bytes = self.log.wal.len_bytes(),
+            "compacted the log"
+        );
+        Ok(())
+    }
+
+    fn maybe_compact(&mut self) -> Result<(), StorageError> {
+        let len = self.log.wal.len_bytes();
+        if len < self.next_check {
+            return Ok(());
+        }
+        let Some(live) = self.state.as_ref().map(Compaction::live_bytes) else { return Ok(()) };
+        if len > 2 * live && len >= self.compact_min_bytes {
+            self.compact()?;
+        }
+        self.next_check = self.log.wal.len_bytes() + live.max(self.compact_min_bytes);
+        Ok(())
+    }
 }
 
-impl ProposerStore for FileProposerStore {
-    fn load(&mut self) -> Result<ProposerState, StorageError> {
-        if let Some(state) = self.recovered.take() {
+impl<S> Store for FileStore<S>
+where
+    S: Compaction,
+    S::Op: Serialize + DeserializeOwned,
+{
+    type State = S;
+
+    fn load(&mut self) -> Result<S, StorageError> {
+        if S::COMPACTS {
+            return Ok(self.state.clone().expect("a compacting store keeps its state"));
+        }
+        if let Some(state) = self.state.take() {
             return Ok(state);
         }
         // Everything appended was synced (or the store is poisoned and this
@@ -463,40 +384,26 @@ impl ProposerStore for FileProposerStore {
         Self::replay(&self.path, self.fsync).map(|(_, state)| state)
     }
 
-    fn apply(&mut self, ops: &[ProposerOp]) -> Result<(), StorageError> {
+    fn apply(&mut self, ops: &[S::Op]) -> Result<(), StorageError> {
         if ops.is_empty() {
             return Ok(());
         }
-        let mut next = self.log_len;
-        for op in ops {
-            if let ProposerOp::Learn { slot, .. } = op {
-                assert_eq!(slot.0, next, "a proposer persists its decided log in order, without gaps");
-                next += 1;
-            }
-        }
         self.log.append(ops)?;
-        self.log_len = next;
-        for op in ops {
-            if let ProposerOp::Round(r) = op {
-                self.round = self.round.max(*r);
-            }
-        }
-        if let Some(state) = self.recovered.as_mut() {
-            // Not loaded yet: keep the cached state current.
+        if let Some(state) = self.state.as_mut() {
             for op in ops {
+                // Our own role made these: one that cannot follow is a bug, not damage.
+                assert_eq!(state.check(op), Ok(()), "a role persists only operations that follow its state");
                 state.apply(op);
             }
         }
-        Ok(())
+        self.maybe_compact()
     }
-}
 
-impl StoreStatsSource for FileProposerStore {
     fn stats(&self) -> StoreStats {
         StoreStats {
             fsyncs: self.log.wal.syncs(),
             writes: self.log.wal.writes(),
-            compactions: 0,
+            compactions: self.compactions,
             bytes: self.log.wal.len_bytes(),
         }
     }

@@ -21,8 +21,8 @@ use paxos_proto::{Slot, MAX_VALUE_BYTES};
 use serde::Serialize;
 
 use super::{describe, diag, proposing_client, quote, CtlError, Out};
-use crate::client::ClientError;
-use crate::config::ClusterConfig;
+use paxos_client::client::ClientError;
+use paxos_client::config::ClusterConfig;
 
 /// The arguments of `paxosctl propose`.
 #[derive(Debug, Args)]
@@ -144,7 +144,7 @@ pub async fn run(cluster: &ClusterConfig, args: ProposeArgs, out: &mut Out) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::DEFAULT_TIMEOUT;
+    use paxos_client::client::DEFAULT_TIMEOUT;
 
     #[test]
     fn decided_values_print_as_instance_tab_value_or_json() {

@@ -22,8 +22,8 @@ use paxos_proto::{Slot, MAX_VALUE_BYTES};
 use serde::Serialize;
 
 use super::{describe, diag, proposing_client, quote, CtlError, Out};
-use crate::client::ClientError;
-use crate::config::ClusterConfig;
+use paxos_client::client::ClientError;
+use paxos_client::config::ClusterConfig;
 
 /// The highest latency the histogram tells apart, in microseconds (one hour).
 const MAX_LATENCY_US: u64 = 3_600_000_000;

@@ -2,19 +2,17 @@
 //! machine, N concurrent clients, with fsync on and off. Ignored by default:
 //!
 //! ```text
-//! cargo test -p paxos-node --release --test bench -- --ignored --nocapture
+//! cargo test -p paxosctl --release --test bench -- --ignored --nocapture
 //! PAXOS_BENCH_VALUES=50000 PAXOS_BENCH_CLIENTS=128 cargo test ... (same)
 //! ```
 //!
 //! It prints values/s, latency percentiles, and fsyncs/s of the leader and of
 //! one acceptor (from their status counters).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{serial, Cluster};
 use paxos_proto::{Node, NodeId};
+use paxos_testkit::{serial, Cluster};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

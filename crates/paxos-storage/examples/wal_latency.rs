@@ -3,7 +3,7 @@
 //! of one machine share one file system journal).
 //!
 //! ```text
-//! cargo run --release -p paxos-node --example wal_latency -- --writers 5 --appends 2000 --bytes 300
+//! cargo run --release -p paxos-storage --example wal_latency -- --writers 5 --appends 2000 --bytes 300
 //! ```
 //!
 //! The parent starts `--writers` copies of itself, each of which opens a fresh
@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use paxos_node::wal::Wal;
+use paxos_storage::wal::Wal;
 
 /// Times append + fdatasync of the write-ahead log.
 #[derive(Parser, Debug)]

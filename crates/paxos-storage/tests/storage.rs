@@ -1,22 +1,22 @@
-//! The storage conformance suite: one set of checks run against every store
-//! (the core's in-memory stores and the file stores of the daemons), plus
-//! crash and failure checks that only a store with a disk can take: torn
-//! tails, injected write and sync failures, and a corrupt middle.
+//! The storage conformance suite ([`paxos_storage::suite`]) run against every
+//! store, in memory and on disk, and shown to bite on a deliberately broken
+//! one; then the crash and failure checks that only a store with a disk can
+//! take: torn tails, injected write and sync failures, a corrupt middle.
 //!
-//! The oracle is the core's own fold ([`AcceptorState::apply`],
-//! [`ProposerState::apply`]): whatever a store does, loading must give the
-//! state that the operations it acknowledged fold into.
+//! The oracle is the core's own fold ([`Fold::apply`]): whatever a store does,
+//! loading must give the state that the operations it acknowledged fold into.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use paxos_core::{
-    AcceptorOp, AcceptorState, AcceptorStore, MemAcceptorStore, MemProposerStore, ProposerOp, ProposerState,
-    ProposerStore, StorageError,
-};
-use paxos_node::store::{FileAcceptorStore, FileProposerStore, StoreStatsSource, ACCEPTOR_WAL, PROPOSER_WAL};
-use paxos_node::wal::{Fault, HEADER_BYTES, RECORD_HEADER_BYTES};
+use paxos_core::{AcceptorOp, AcceptorState, ProposerOp, ProposerState, StorageError, Store};
 use paxos_proto::{Ballot, ClientId, Command, NodeId, Slot, Value};
+use paxos_storage::suite::{self, acceptor_history, proposer_history, BrokenHarness, Harness, MemHarness};
+use paxos_storage::wal::{Fault, HEADER_BYTES, RECORD_HEADER_BYTES};
+use paxos_storage::{Compaction, FileStore, ACCEPTOR_WAL, PROPOSER_WAL};
+
+type FileAcceptorStore = FileStore<AcceptorState>;
+type FileProposerStore = FileStore<ProposerState>;
 
 // ---- fixtures ---------------------------------------------------------------
 
@@ -32,246 +32,65 @@ fn accept(slot: u64, b: Ballot, value: Value) -> AcceptorOp {
     AcceptorOp::Accept { slot: Slot(slot), ballot: b, value }
 }
 
-/// Batches of acceptor operations as a real acceptor emits them: promises,
-/// accepts, re-accepts under a higher ballot, trims.
-fn acceptor_history() -> Vec<Vec<AcceptorOp>> {
-    let b1 = ballot(1, 2);
-    let b2 = ballot(2, 1);
-    vec![
-        vec![AcceptorOp::Promise(b1)],
-        vec![accept(0, b1, cmd(7, 1, "a")), accept(1, b1, cmd(7, 2, "b")), accept(2, b1, Value::Noop)],
-        vec![accept(3, b1, cmd(8, 1, "c\n\"quoted\" é"))],
-        vec![AcceptorOp::Promise(b2), accept(3, b2, cmd(8, 1, "c\n\"quoted\" é")), accept(4, b2, cmd(9, 1, "d"))],
-        vec![AcceptorOp::Trim(Slot(2))],
-        vec![accept(5, b2, cmd(9, 2, "e")), AcceptorOp::Trim(Slot(1))],
-    ]
-}
-
 fn fold_acceptor<'a>(batches: impl IntoIterator<Item = &'a Vec<AcceptorOp>>) -> AcceptorState {
-    let mut state = AcceptorState::default();
-    for op in batches.into_iter().flatten() {
-        state.apply(op);
-    }
-    state
-}
-
-fn proposer_history() -> Vec<Vec<ProposerOp>> {
-    let learn = |slot: u64, value: Value| ProposerOp::Learn { slot: Slot(slot), value };
-    vec![
-        vec![ProposerOp::Round(1)],
-        vec![learn(0, cmd(1, 1, "x")), learn(1, Value::Noop)],
-        vec![ProposerOp::Round(3), learn(2, cmd(1, 2, "y"))],
-        vec![learn(3, cmd(2, 1, "z"))],
-        vec![ProposerOp::Round(2)],
-    ]
+    suite::fold(batches)
 }
 
 fn fold_proposer<'a>(batches: impl IntoIterator<Item = &'a Vec<ProposerOp>>) -> ProposerState {
-    let mut state = ProposerState::default();
-    for op in batches.into_iter().flatten() {
-        state.apply(op);
-    }
-    state
+    suite::fold(batches)
 }
 
-// ---- the stores under test ---------------------------------------------------
+// ---- the suite on every store --------------------------------------------------
 
-/// A kind of acceptor store: how to make a fresh one and how to "restart" it.
-trait AcceptorKind {
-    type Store: AcceptorStore;
-    fn fresh(&self) -> Self::Store;
-    fn reopen(&self, store: Self::Store) -> Self::Store;
-}
-
-struct MemAcceptors;
-
-impl AcceptorKind for MemAcceptors {
-    type Store = MemAcceptorStore;
-    fn fresh(&self) -> MemAcceptorStore {
-        MemAcceptorStore::default()
-    }
-    fn reopen(&self, store: MemAcceptorStore) -> MemAcceptorStore {
-        // The simulator's disk survives a crash: a restart keeps it.
-        store
-    }
-}
-
-struct FileAcceptors {
+/// A file store in a temporary data dir; a restart drops it and opens the dir again.
+struct FileHarness<S> {
     dir: tempfile::TempDir,
+    _state: std::marker::PhantomData<S>,
 }
 
-impl FileAcceptors {
-    fn new() -> FileAcceptors {
-        FileAcceptors { dir: tempfile::tempdir().expect("tempdir") }
-    }
-}
-
-impl AcceptorKind for FileAcceptors {
-    type Store = FileAcceptorStore;
-    fn fresh(&self) -> FileAcceptorStore {
-        FileAcceptorStore::open(self.dir.path(), true).expect("open a fresh acceptor store")
-    }
-    fn reopen(&self, store: FileAcceptorStore) -> FileAcceptorStore {
-        drop(store);
-        FileAcceptorStore::open(self.dir.path(), true).expect("reopen the acceptor store")
+impl<S> FileHarness<S> {
+    fn new() -> FileHarness<S> {
+        FileHarness { dir: tempfile::tempdir().expect("tempdir"), _state: std::marker::PhantomData }
     }
 }
 
-trait ProposerKind {
-    type Store: ProposerStore;
-    fn fresh(&self) -> Self::Store;
-    fn reopen(&self, store: Self::Store) -> Self::Store;
-}
+impl<S> Harness for FileHarness<S>
+where
+    S: Compaction + PartialEq + std::fmt::Debug,
+    S::Op: serde::Serialize + serde::de::DeserializeOwned,
+{
+    type State = S;
+    type Store = FileStore<S>;
 
-struct MemProposers;
-
-impl ProposerKind for MemProposers {
-    type Store = MemProposerStore;
-    fn fresh(&self) -> MemProposerStore {
-        MemProposerStore::default()
+    fn open(&mut self) -> FileStore<S> {
+        FileStore::open(self.dir.path(), true).expect("open the store")
     }
-    fn reopen(&self, store: MemProposerStore) -> MemProposerStore {
-        store
-    }
-}
 
-struct FileProposers {
-    dir: tempfile::TempDir,
-}
-
-impl FileProposers {
-    fn new() -> FileProposers {
-        FileProposers { dir: tempfile::tempdir().expect("tempdir") }
+    fn fail_next_apply(&mut self, store: &mut FileStore<S>, bytes: usize) -> bool {
+        store.inject_fault(Fault::Write { written: bytes });
+        true
     }
 }
 
-impl ProposerKind for FileProposers {
-    type Store = FileProposerStore;
-    fn fresh(&self) -> FileProposerStore {
-        FileProposerStore::open(self.dir.path(), true).expect("open a fresh proposer store")
-    }
-    fn reopen(&self, store: FileProposerStore) -> FileProposerStore {
-        drop(store);
-        FileProposerStore::open(self.dir.path(), true).expect("reopen the proposer store")
-    }
+#[test]
+fn the_memory_store_passes_the_suite() {
+    suite::run_both(MemHarness::<AcceptorState>::default, MemHarness::<ProposerState>::default).unwrap();
 }
 
-// ---- the generic suite -------------------------------------------------------
-
-/// Applying batches and loading gives the folded state, after every batch.
-fn acceptor_apply_then_load_folds<K: AcceptorKind>(kind: &K) {
-    let history = acceptor_history();
-    let mut store = kind.fresh();
-    assert_eq!(store.load().expect("load"), AcceptorState::default(), "a fresh store is empty");
-    for (i, batch) in history.iter().enumerate() {
-        store.apply(batch).expect("apply");
-        assert_eq!(store.load().expect("load"), fold_acceptor(&history[..=i]), "after batch {i}");
-    }
-    store.apply(&[]).expect("an empty batch is fine");
-    assert_eq!(store.load().expect("load"), fold_acceptor(&history));
+#[test]
+fn the_file_store_passes_the_suite() {
+    suite::run_both(FileHarness::<AcceptorState>::new, FileHarness::<ProposerState>::new).unwrap();
 }
 
-/// A restart gives back the same state, and later batches go on from it.
-fn acceptor_reopen_gives_same_state<K: AcceptorKind>(kind: &K) {
-    let history = acceptor_history();
-    let mut store = kind.fresh();
-    for batch in &history[..3] {
-        store.apply(batch).expect("apply");
-    }
-    let mut store = kind.reopen(store);
-    assert_eq!(store.load().expect("load"), fold_acceptor(&history[..3]));
-    for batch in &history[3..] {
-        store.apply(batch).expect("apply");
-    }
-    let mut store = kind.reopen(store);
-    assert_eq!(store.load().expect("load"), fold_acceptor(&history));
-    let mut store = kind.reopen(store);
-    assert_eq!(store.load().expect("load"), fold_acceptor(&history), "reopening twice changes nothing");
+/// The suite bites: a store that leaves half a failed batch applied fails it.
+#[test]
+fn a_store_without_atomic_batches_fails_the_suite() {
+    let acceptor = suite::run(BrokenHarness::<AcceptorState>::default, &acceptor_history(), 4096);
+    let err = acceptor.expect_err("the broken store must fail the suite");
+    assert!(err.starts_with("failed_apply_is_all_or_nothing") && err.contains("part of the batch"), "{err}");
+    let proposer = suite::run(BrokenHarness::<ProposerState>::default, &proposer_history(), 4096);
+    assert!(proposer.is_err(), "the broken store must fail the suite for the proposer state too");
 }
-
-/// Many slots accepted, then trimmed: the trimmed slots are gone, the rest is kept.
-fn acceptor_trim_keeps_the_rest<K: AcceptorKind>(kind: &K) {
-    let mut store = kind.fresh();
-    let b = ballot(1, 1);
-    let mut applied = vec![vec![AcceptorOp::Promise(b)]];
-    for round in 0..20u64 {
-        let batch: Vec<AcceptorOp> =
-            (0..50).map(|i| accept(round * 50 + i, b, cmd(round, i + 1, &"v".repeat(200)))).collect();
-        applied.push(batch);
-        applied.push(vec![AcceptorOp::Trim(Slot(round * 50 + 25))]);
-    }
-    for batch in &applied {
-        store.apply(batch).expect("apply");
-    }
-    let expected = fold_acceptor(&applied);
-    assert_eq!(expected.trimmed_below, Slot(19 * 50 + 25));
-    assert_eq!(expected.accepted.len(), 25);
-    assert_eq!(store.load().expect("load"), expected);
-    let mut store = kind.reopen(store);
-    assert_eq!(store.load().expect("load"), expected);
-}
-
-fn proposer_apply_then_load_folds<K: ProposerKind>(kind: &K) {
-    let history = proposer_history();
-    let mut store = kind.fresh();
-    assert_eq!(store.load().expect("load"), ProposerState::default());
-    for (i, batch) in history.iter().enumerate() {
-        store.apply(batch).expect("apply");
-        assert_eq!(store.load().expect("load"), fold_proposer(&history[..=i]), "after batch {i}");
-    }
-    assert_eq!(store.load().expect("load").round, 3, "the round never goes down");
-}
-
-fn proposer_reopen_gives_same_state<K: ProposerKind>(kind: &K) {
-    let history = proposer_history();
-    let mut store = kind.fresh();
-    for batch in &history[..2] {
-        store.apply(batch).expect("apply");
-    }
-    let mut store = kind.reopen(store);
-    assert_eq!(store.load().expect("load"), fold_proposer(&history[..2]));
-    for batch in &history[2..] {
-        store.apply(batch).expect("apply");
-    }
-    let mut store = kind.reopen(store);
-    assert_eq!(store.load().expect("load"), fold_proposer(&history));
-}
-
-macro_rules! suite {
-    ($module:ident, $acceptors:expr, $proposers:expr) => {
-        mod $module {
-            use super::*;
-
-            #[test]
-            fn acceptor_apply_then_load_folds() {
-                super::acceptor_apply_then_load_folds(&$acceptors);
-            }
-
-            #[test]
-            fn acceptor_reopen_gives_same_state() {
-                super::acceptor_reopen_gives_same_state(&$acceptors);
-            }
-
-            #[test]
-            fn acceptor_trim_keeps_the_rest() {
-                super::acceptor_trim_keeps_the_rest(&$acceptors);
-            }
-
-            #[test]
-            fn proposer_apply_then_load_folds() {
-                super::proposer_apply_then_load_folds(&$proposers);
-            }
-
-            #[test]
-            fn proposer_reopen_gives_same_state() {
-                super::proposer_reopen_gives_same_state(&$proposers);
-            }
-        }
-    };
-}
-
-suite!(mem_stores, MemAcceptors, MemProposers);
-suite!(file_stores, FileAcceptors::new(), FileProposers::new());
 
 // ---- what only a disk can do ---------------------------------------------------
 
@@ -349,7 +168,7 @@ fn compaction_after_trims_keeps_the_state_and_shrinks_the_log() {
 #[test]
 fn torn_tail_loses_nothing_that_apply_returned_for() {
     let history = acceptor_history();
-    for last in [history[history.len() - 1].clone(), big_batch(100)] {
+    for last in [history[history.len() - 1].clone(), big_batch(2000)] {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = FileAcceptorStore::open(dir.path(), true).expect("open");
         for batch in &history {
@@ -414,7 +233,7 @@ fn failing_store_never_makes_half_a_batch_visible() {
         store
     };
     let before = fold_acceptor(&history);
-    for last in [history[1].clone(), big_batch(100)] {
+    for last in [history[1].clone(), big_batch(2000)] {
         let mut after = before.clone();
         for op in &last {
             after.apply(op);
@@ -544,6 +363,7 @@ fn one_fsync_per_batch() {
     }
     store.apply(&[]).expect("apply");
     assert_eq!(store.stats().fsyncs, history.len() as u64);
-    assert_eq!(store.decided(), Slot(4));
-    assert_eq!(store.round(), 3);
+    let state = store.load().expect("load");
+    assert_eq!(state.log.len(), 200);
+    assert_eq!(state.round, 3);
 }

@@ -8,7 +8,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use paxos_node::wal::{
+use paxos_storage::wal::{
     Fault, Wal, WalError, HEADER_BYTES, MAGIC, MAX_RECORD_BYTES, PREALLOC_MAX_BYTES, PREALLOC_MIN_BYTES,
     RECORD_HEADER_BYTES, VERSION,
 };

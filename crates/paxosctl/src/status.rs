@@ -24,7 +24,7 @@ use paxos_proto::Node;
 use serde::Serialize;
 
 use super::{all_nodes, probe, unreachable, CtlError, Out, Probe};
-use crate::config::ClusterConfig;
+use paxos_client::config::ClusterConfig;
 
 /// The arguments of `paxosctl status`.
 #[derive(Debug, Args)]

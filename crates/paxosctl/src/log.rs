@@ -23,8 +23,8 @@ use serde::Serialize;
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::{describe, diag, leader_of, new_client, reach_proposers, CtlError, Out};
-use crate::client::LOG_PAGE_LIMIT;
-use crate::config::ClusterConfig;
+use paxos_client::client::LOG_PAGE_LIMIT;
+use paxos_client::config::ClusterConfig;
 
 /// How often `--follow` asks for new entries once it has printed them all.
 pub const FOLLOW_POLL: Duration = Duration::from_millis(100);

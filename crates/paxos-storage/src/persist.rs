@@ -11,8 +11,10 @@
 //!   while it writes and fsyncs, so that a leader keeps proposing and
 //!   answering during its own fsync. Batches that queue up while the thread is
 //!   in an fsync are written together with one write and one fsync (group
-//!   commit across wake-ups), and completions come back in order on a channel
-//!   the loop selects on. The thread syncs at most once per `min_interval`:
+//!   commit across wake-ups), and completions come back in order through a
+//!   callback that the caller gives (the daemons' loop sends them on a channel
+//!   it selects on, and hands each to [`Persist::completed`]). Nothing here
+//!   knows an async runtime. The thread syncs at most once per `min_interval`:
 //!   what a proposer sends after its writes (heartbeats, prepares, status
 //!   answers) can wait a millisecond or two, and fewer fsyncs of its own
 //!   leave the disk's journal to the acceptors, whose fsync every value waits for.
@@ -27,47 +29,19 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use paxos_core::{AcceptorOp, AcceptorStore, ProposerOp, ProposerStore, StorageError};
-use tokio::sync::mpsc;
-
-use crate::store::{StoreStats, StoreStatsSource};
-
-/// A store the loop can write a role's operations to, from any thread.
-pub trait Durable<Op>: Send + 'static {
-    /// Makes `ops` durable, atomically.
-    ///
-    /// # Errors
-    /// When they could not be made durable.
-    fn apply(&mut self, ops: &[Op]) -> Result<(), StorageError>;
-    /// What the store did so far.
-    fn stats(&self) -> StoreStats;
-}
-
-impl<S: AcceptorStore + StoreStatsSource + Send + 'static> Durable<AcceptorOp> for S {
-    fn apply(&mut self, ops: &[AcceptorOp]) -> Result<(), StorageError> {
-        AcceptorStore::apply(self, ops)
-    }
-
-    fn stats(&self) -> StoreStats {
-        StoreStatsSource::stats(self)
-    }
-}
-
-impl<S: ProposerStore + StoreStatsSource + Send + 'static> Durable<ProposerOp> for S {
-    fn apply(&mut self, ops: &[ProposerOp]) -> Result<(), StorageError> {
-        ProposerStore::apply(self, ops)
-    }
-
-    fn stats(&self) -> StoreStats {
-        StoreStatsSource::stats(self)
-    }
-}
+use paxos_core::{Fold, StorageError, Store, StoreStats};
 
 /// A batch number: batches are numbered 1, 2, ... in submission order.
 pub type BatchSeq = u64;
 
+/// What the persist thread reports: every batch up to this one is durable, or
+/// the write that failed.
+pub type Completion = (BatchSeq, Result<(), StorageError>);
+
+type OpOf<S> = <<S as Store>::State as Fold>::Op;
+
 /// Where the writes of a loop go.
-pub enum Persist<Op, S> {
+pub enum Persist<S: Store> {
     /// Written and synced by the loop itself.
     Inline {
         /// The store.
@@ -76,46 +50,51 @@ pub enum Persist<Op, S> {
         durable: BatchSeq,
     },
     /// Written and synced by a thread of its own.
-    Background(Background<Op>),
+    Background(Background<OpOf<S>>),
 }
 
 /// The loop's side of a persist thread.
 pub struct Background<Op> {
     jobs: Option<std_mpsc::Sender<(BatchSeq, Vec<Op>)>>,
-    done: mpsc::UnboundedReceiver<(BatchSeq, Result<(), StorageError>)>,
-    stats: Arc<Mutex<StoreStats>>,
+    /// What the thread last reported of its store, and the error it stopped on.
+    shared: Arc<Mutex<Shared>>,
     thread: Option<JoinHandle<()>>,
     submitted: BatchSeq,
     durable: BatchSeq,
 }
 
-impl<Op: Send + 'static, S: Durable<Op>> Persist<Op, S> {
+#[derive(Default)]
+struct Shared {
+    stats: StoreStats,
+    failed: Option<StorageError>,
+}
+
+impl<S: Store> Persist<S> {
     /// Writes in the loop.
-    pub fn inline(store: S) -> Persist<Op, S> {
+    pub fn inline(store: S) -> Persist<S> {
         Persist::Inline { store, durable: 0 }
     }
 
     /// Starts the persist thread, named after `node`, which owns `store` from
-    /// now on and syncs at most once per `min_interval`.
+    /// now on and syncs at most once per `min_interval`. It calls `done` with
+    /// each completion, in order, from its own thread; when `done` returns
+    /// false (nobody listens any more) the thread stops.
     ///
     /// # Errors
     /// When the thread cannot be started.
-    pub fn background(store: S, node: &str, min_interval: Duration) -> std::io::Result<Persist<Op, S>> {
-        let (jobs, jobs_rx) = std_mpsc::channel::<(BatchSeq, Vec<Op>)>();
-        let (done_tx, done) = mpsc::unbounded_channel();
-        let stats = Arc::new(Mutex::new(store.stats()));
-        let shared = Arc::clone(&stats);
+    pub fn background(
+        store: S,
+        node: &str,
+        min_interval: Duration,
+        done: impl FnMut(Completion) -> bool + Send + 'static,
+    ) -> std::io::Result<Persist<S>> {
+        let (jobs, jobs_rx) = std_mpsc::channel::<(BatchSeq, Vec<OpOf<S>>)>();
+        let shared = Arc::new(Mutex::new(Shared { stats: store.stats(), failed: None }));
+        let theirs = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name(format!("persist-{node}"))
-            .spawn(move || persist_thread(store, &jobs_rx, &done_tx, &shared, min_interval))?;
-        Ok(Persist::Background(Background {
-            jobs: Some(jobs),
-            done,
-            stats,
-            thread: Some(thread),
-            submitted: 0,
-            durable: 0,
-        }))
+            .spawn(move || persist_thread(store, &jobs_rx, done, &theirs, min_interval))?;
+        Ok(Persist::Background(Background { jobs: Some(jobs), shared, thread: Some(thread), submitted: 0, durable: 0 }))
     }
 
     /// Hands over the writes of one `Ready` and returns its batch number.
@@ -123,8 +102,8 @@ impl<Op: Send + 'static, S: Durable<Op>> Persist<Op, S> {
     ///
     /// # Errors
     /// Inline: when the batch could not be made durable. In the background:
-    /// when the thread already stopped on an error.
-    pub fn submit(&mut self, ops: Vec<Op>) -> Result<BatchSeq, StorageError> {
+    /// when the thread already stopped on an error (that error is returned).
+    pub fn submit(&mut self, ops: Vec<OpOf<S>>) -> Result<BatchSeq, StorageError> {
         match self {
             Persist::Inline { store, durable } => {
                 store.apply(&ops)?;
@@ -136,14 +115,27 @@ impl<Op: Send + 'static, S: Durable<Op>> Persist<Op, S> {
                 let sent = b.jobs.as_ref().is_some_and(|jobs| jobs.send((b.submitted, ops)).is_ok());
                 if !sent {
                     // The thread stops only after a failed write: report that failure, not its symptom.
-                    while let Ok((_, result)) = b.done.try_recv() {
-                        result?;
-                    }
-                    return Err(StorageError::Io("the persist thread stopped".into()));
+                    let failed = b.shared.lock().unwrap_or_else(PoisonError::into_inner).failed.clone();
+                    return Err(failed.unwrap_or_else(|| StorageError::Io("the persist thread stopped".into())));
                 }
                 Ok(b.submitted)
             }
         }
+    }
+
+    /// Takes in one completion that the thread reported through its callback
+    /// and returns the new durable batch.
+    ///
+    /// # Errors
+    /// The write that failed.
+    pub fn completed(&mut self, completion: Completion) -> Result<BatchSeq, StorageError> {
+        let (seq, result) = completion;
+        result?;
+        if let Persist::Background(b) = self {
+            debug_assert!(seq > b.durable && seq <= b.submitted, "batches complete in order");
+            b.durable = seq;
+        }
+        Ok(seq)
     }
 
     /// The last batch submitted.
@@ -162,32 +154,11 @@ impl<Op: Send + 'static, S: Durable<Op>> Persist<Op, S> {
         }
     }
 
-    /// Waits until the persist thread reports progress and returns the new
-    /// durable batch; never completes inline or once nothing is outstanding
-    /// (a disabled `select!` branch).
-    ///
-    /// # Errors
-    /// When a batch could not be made durable.
-    pub async fn progress(&mut self) -> Result<BatchSeq, StorageError> {
-        match self {
-            Persist::Background(b) if b.durable < b.submitted => match b.done.recv().await {
-                Some((seq, Ok(()))) => {
-                    debug_assert!(seq > b.durable && seq <= b.submitted, "batches complete in order");
-                    b.durable = seq;
-                    Ok(seq)
-                }
-                Some((_, Err(e))) => Err(e),
-                None => Err(StorageError::Io("the persist thread stopped".into())),
-            },
-            _ => std::future::pending().await,
-        }
-    }
-
     /// What the store did so far.
     pub fn stats(&self) -> StoreStats {
         match self {
             Persist::Inline { store, .. } => store.stats(),
-            Persist::Background(b) => *b.stats.lock().unwrap_or_else(PoisonError::into_inner),
+            Persist::Background(b) => b.shared.lock().unwrap_or_else(PoisonError::into_inner).stats,
         }
     }
 }
@@ -204,13 +175,13 @@ impl<Op> Drop for Background<Op> {
 
 /// The persist thread: takes every batch that is queued (waiting, when the
 /// last sync was less than `min_interval` ago, for the rest of it), writes
-/// them as one, syncs once, reports the last; stops when the queue closes or
-/// a write fails.
-fn persist_thread<Op, S: Durable<Op>>(
+/// them as one, syncs once, reports the last; stops when the queue closes,
+/// nobody takes its reports, or a write fails.
+fn persist_thread<S: Store>(
     mut store: S,
-    jobs: &std_mpsc::Receiver<(BatchSeq, Vec<Op>)>,
-    done: &mpsc::UnboundedSender<(BatchSeq, Result<(), StorageError>)>,
-    stats: &Mutex<StoreStats>,
+    jobs: &std_mpsc::Receiver<(BatchSeq, Vec<OpOf<S>>)>,
+    mut done: impl FnMut(Completion) -> bool,
+    shared: &Mutex<Shared>,
     min_interval: Duration,
 ) {
     let mut ops = Vec::new();
@@ -235,9 +206,15 @@ fn persist_thread<Op, S: Durable<Op>>(
         let result = store.apply(&ops);
         last_sync = Some(Instant::now());
         ops.clear();
-        *stats.lock().unwrap_or_else(PoisonError::into_inner) = store.stats();
+        {
+            let mut shared = shared.lock().unwrap_or_else(PoisonError::into_inner);
+            shared.stats = store.stats();
+            if let Err(e) = &result {
+                shared.failed = Some(e.clone());
+            }
+        }
         let failed = result.is_err();
-        if done.send((last, result)).is_err() || failed {
+        if !done((last, result)) || failed {
             return;
         }
     }

@@ -1,6 +1,6 @@
 //! An async client of the cluster: propose values, read logs, ask for status.
 //!
-//! Used by the process tests and by `paxosctl`. A [`Client`] has one id
+//! `paxosctl` and the process tests use it, and so can any Rust program. A [`Client`] has one id
 //! ([`ClientId`], random) and one request in flight at a time: the proposers
 //! deduplicate by `(client, seq)` and treat a lower `seq` as stale, so
 //! concurrency means several clients.
@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use paxos_proto::{
@@ -25,7 +25,7 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 use crate::config::ClusterConfig;
-use crate::transport::{bind_udp, normalize, resolve};
+use crate::net::{client_socket, resolve_member};
 
 /// How long one attempt waits for an answer before the request is sent again
 /// (to the next proposer, for a proposal), by default.
@@ -378,39 +378,6 @@ impl Client {
 /// busy answers: 10, 20, 40, 80, then 160 ms, never above `retry`.
 pub(crate) fn backoff(in_row: u32, retry: Duration) -> Duration {
     Duration::from_millis(5 << in_row.min(5)).min(retry)
-}
-
-/// A client socket for a cluster whose members have the addresses `specs`:
-/// bound to an ephemeral port of the loopback interface when every member is
-/// on it, of every interface otherwise; IPv6 (dual-stack) when any member is.
-/// Returns the socket and whether it is IPv6.
-///
-/// # Errors
-/// When the socket cannot be bound.
-pub(crate) fn client_socket<'a>(specs: impl IntoIterator<Item = &'a String>) -> io::Result<(UdpSocket, bool)> {
-    let literals: Vec<Option<SocketAddr>> = specs.into_iter().map(|a| a.parse::<SocketAddr>().ok()).collect();
-    let v6 = literals.iter().flatten().any(|a| normalize(*a).is_ipv6());
-    let all_loopback = literals.iter().all(|a| a.is_some_and(|a| a.ip().is_loopback()));
-    let local: IpAddr = match (v6, all_loopback) {
-        (true, true) => Ipv6Addr::LOCALHOST.into(),
-        (true, false) => Ipv6Addr::UNSPECIFIED.into(),
-        (false, true) => Ipv4Addr::LOCALHOST.into(),
-        (false, false) => Ipv4Addr::UNSPECIFIED.into(),
-    };
-    let (socket, _) = bind_udp(SocketAddr::new(local, 0))?;
-    Ok((socket, v6))
-}
-
-/// The address to send to for the member address `spec`, as a socket of the
-/// family `v6` can reach it; `None` when the name does not resolve (yet),
-/// which callers treat as silence and retry.
-pub(crate) async fn resolve_member(spec: &str, v6: bool) -> Option<SocketAddr> {
-    let addrs = resolve(spec).await.unwrap_or_default();
-    let addr = addrs.iter().find(|a| a.is_ipv4() != v6).or(addrs.first()).copied();
-    addr.map(|a| match (a, v6) {
-        (SocketAddr::V4(v4), true) => SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port()),
-        _ => a,
-    })
 }
 
 /// A random client id, never zero.

@@ -5,10 +5,11 @@
 //!  paxosctl --config FILE log [--node ID] [--from N] [--limit N] [--json] [--follow]
 //!  paxosctl --config FILE status [--json]
 //!  paxosctl --config FILE bench --values N --concurrency C [--size BYTES] [--json]
+//!  paxosctl verify [--log FILE]... [--acked FILE]... [--sequential FILE]... [--proposed FILE]... [--all-acked] [--same-logs]
 //! ```
 //!
-//! Each subcommand is one module ([`propose`], [`log`], [`status`], [`bench`](mod@bench))
-//! on top of [`crate::client::Client`]. This module parses the command line,
+//! Each subcommand is one module ([`propose`], [`log`], [`status`],
+//! [`bench`](mod@bench), [`verify`]) on top of [`paxos_client`]. This module parses the command line,
 //! loads the cluster file, runs the subcommand on a tokio runtime and turns
 //! its outcome into an exit code:
 //!
@@ -25,6 +26,7 @@ pub mod bench;
 pub mod log;
 pub mod propose;
 pub mod status;
+pub mod verify;
 
 use std::fmt::Display;
 use std::io::{self, BufWriter, Stdout, Write};
@@ -37,10 +39,16 @@ use clap::{Parser, Subcommand};
 use paxos_proto::{ClientErrorKind, Node, NodeId, StatusReply};
 use tokio::task::JoinSet;
 
-use crate::client::{Client, ClientError};
-use crate::config::ClusterConfig;
-use crate::daemon::{FAILURE_EXIT_CODE, USAGE_EXIT_CODE};
-use crate::multi::MultiClient;
+use paxos_client::client::{Client, ClientError};
+use paxos_client::config::ClusterConfig;
+
+use paxos_client::multi::MultiClient;
+
+/// The exit code for a mistake of the operator (the command line, the cluster file).
+pub const USAGE_EXIT_CODE: u8 = 2;
+
+/// The exit code for a request the cluster failed (unreachable, timeout, refusal).
+pub const FAILURE_EXIT_CODE: u8 = 1;
 
 /// How long one status request waits before it is sent once more.
 pub const STATUS_RETRY: Duration = Duration::from_millis(500);
@@ -76,6 +84,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Keep C proposals in flight until N values are decided; report throughput and latency.
     Bench(bench::BenchArgs),
+    /// Check SPEC's guarantees on recorded logs and acknowledgements (no cluster needed).
+    Verify(verify::VerifyArgs),
 }
 
 /// Why a subcommand did not succeed, and so which exit code `paxosctl` returns.
@@ -162,6 +172,11 @@ pub fn main() -> ExitCode {
 /// # Errors
 /// See [`CtlError`].
 pub fn run(cli: Cli) -> Result<(), CtlError> {
+    if let Command::Verify(args) = cli.command {
+        let mut out = Out::stdout();
+        let result = verify::run(args, &mut out);
+        return result.and(out.flush());
+    }
     let path = cli
         .config
         .ok_or_else(|| CtlError::Usage("no cluster file: pass --config FILE or set PAXOS_CONFIG".to_owned()))?;
@@ -170,7 +185,7 @@ pub fn run(cli: Cli) -> Result<(), CtlError> {
     match &cli.command {
         Command::Propose(args) => args.check()?,
         Command::Bench(args) => args.check()?,
-        Command::Log(_) | Command::Status(_) => {}
+        Command::Log(_) | Command::Status(_) | Command::Verify(_) => {}
     }
     let cluster = load_cluster(&path)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -184,6 +199,7 @@ pub fn run(cli: Cli) -> Result<(), CtlError> {
             Command::Log(args) => log::run(&cluster, args, &mut out).await,
             Command::Status(args) => status::run(&cluster, args, &mut out).await,
             Command::Bench(args) => bench::run(&cluster, args, &mut out).await,
+            Command::Verify(_) => unreachable!("verify runs without a cluster"),
         }
     });
     // What is still running (clients of a failed run, a host-name lookup that
@@ -211,7 +227,7 @@ fn clap_error(e: clap::Error) -> ExitCode {
         }
         // Plain `paxosctl`: clap would print the whole help as the error.
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
-            diag("no command given: expected propose, log, status or bench (see paxosctl --help)");
+            diag("no command given: expected propose, log, status, bench or verify (see paxosctl --help)");
             ExitCode::from(USAGE_EXIT_CODE)
         }
         _ => {

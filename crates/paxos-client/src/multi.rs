@@ -31,10 +31,9 @@ use paxos_proto::{
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
-use crate::client::{
-    backoff, client_socket, random_client_id, resolve_member, ClientError, DEFAULT_RETRY, DEFAULT_TIMEOUT,
-};
+use crate::client::{backoff, random_client_id, ClientError, DEFAULT_RETRY, DEFAULT_TIMEOUT};
 use crate::config::ClusterConfig;
+use crate::net::{client_socket, resolve_member};
 
 /// One proposal in flight.
 #[derive(Debug)]

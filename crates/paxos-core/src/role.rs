@@ -1,0 +1,46 @@
+//! What every role offers the code that drives it: the daemons' node loop and
+//! the simulator drive an [`Acceptor`](crate::Acceptor) and a
+//! [`Proposer`](crate::Proposer) through this one trait.
+
+use paxos_proto::{Ballot, Message, Node, NodeId, StatusReply};
+
+use crate::{Fold, Ignored, Ready};
+
+/// What an operator sees change: role, leader and ballot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct View {
+    /// `leader`, `candidate` or `follower`.
+    pub role: &'static str,
+    /// The leader as far as the node knows.
+    pub leader: Option<NodeId>,
+    /// The node's ballot.
+    pub ballot: Ballot,
+}
+
+/// A role of the protocol as a pure state machine: inputs in, a [`Ready`] out.
+pub trait Role: Send + 'static {
+    /// The state the role persists (its operations are what `take_ready` asks to write).
+    type State: Fold;
+
+    /// This node.
+    fn me(&self) -> Node;
+
+    /// Handles one message.
+    ///
+    /// # Errors
+    /// [`Ignored`] when the message is refused; the state is then unchanged.
+    fn handle(&mut self, from: Node, msg: Message) -> Result<(), Ignored>;
+
+    /// Advances the role's clock by one tick.
+    fn tick(&mut self);
+
+    /// Takes what was produced since the last call.
+    fn take_ready(&mut self) -> Ready<<Self::State as Fold>::Op>;
+
+    /// A status report (the runtime fills in `req`, `failed` and counters).
+    fn status(&self) -> StatusReply;
+
+    /// Role, leader and ballot, for change logging; `None` when the role logs
+    /// its changes itself.
+    fn view(&self) -> Option<View>;
+}
