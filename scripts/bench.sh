@@ -18,7 +18,9 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-bin_dir=${PAXOS_BIN_DIR:-$repo/target/release}
+# shellcheck source=scripts/lib/common.sh disable=SC1091
+. "$repo/scripts/lib/common.sh"
+bin_dir=$(release_bin_dir "$repo")
 bin_given=${PAXOS_BIN_DIR:+1}
 # cluster.sh, and its teardown in our trap, must look for the same binaries.
 export PAXOS_BIN_DIR=$bin_dir
@@ -36,7 +38,7 @@ die() { echo "bench.sh: $*" >&2; exit 1; }
 note() { echo "bench.sh: $*" >&2; }
 
 usage() {
-    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    print_help "${BASH_SOURCE[0]}"
     exit "${1:-2}"
 }
 
@@ -92,11 +94,9 @@ need() {
 
 # ---------------------------------------------------------------- build
 if [ $build = 1 ]; then
-    (cd "$repo" && cargo build --release --locked -q -p paxos-node --bins)
+    build_bins "$repo"
 fi
-for b in paxos-proposer paxos-acceptor paxosctl; do
-    [ -x "$bin_dir/$b" ] || die "$bin_dir/$b is missing (build with: cargo build --release -p paxos-node)"
-done
+check_bins "$bin_dir" || exit 1
 if [ "$vs" = etcd ]; then
     need etcd etcd-server || die "cannot install etcd (apt-get install etcd-server)"
     need etcdctl etcd-client || die "cannot install etcdctl (apt-get install etcd-client)"

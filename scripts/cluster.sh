@@ -5,28 +5,31 @@
 #   scripts/cluster.sh down|status [--dir DIR]
 #   scripts/cluster.sh kill|fail|recover|restart|logs ROLE ID [--dir DIR]
 #
-# `up` builds the release binaries once, writes DIR/cluster.toml, starts every
-# node in the background (log in DIR/logs, PID in DIR/pids) and returns once
-# `paxosctl status` shows a leader. Every other command acts only on the PIDs
-# recorded in DIR, after checking that each still runs one of our binaries: it
-# never touches a process it did not start. DIR defaults to <repo>/run/cluster.
+# `up` builds the release binaries once (into the target dir cargo uses, so
+# CARGO_TARGET_DIR is honoured; PAXOS_BIN_DIR names another place to take them
+# from), writes DIR/cluster.toml, starts every node in the background (log in
+# DIR/logs, PID in DIR/pids) and returns once `paxosctl status` shows a leader.
+# Every other command acts only on the PIDs recorded in DIR, after checking
+# that each still runs one of our binaries: it never touches a process it did
+# not start. DIR defaults to <repo>/run/cluster.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-bin_dir=${PAXOS_BIN_DIR:-$repo/target/release}
+# shellcheck source=scripts/lib/common.sh disable=SC1091
+. "$repo/scripts/lib/common.sh"
+# shellcheck source=scripts/lib/procs.sh disable=SC1091
+. "$repo/scripts/lib/procs.sh"
+bin_dir=$(release_bin_dir "$repo")
 dir=$repo/run/cluster
 proposers=2
 acceptors=5
 fsync=true
 build=1
 
-# shellcheck source=scripts/lib/procs.sh disable=SC1091
-. "$repo/scripts/lib/procs.sh"
-
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
 usage() {
-    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    print_help "${BASH_SOURCE[0]}"
     exit "${1:-2}"
 }
 
@@ -98,11 +101,9 @@ wait_leader() {
 case $cmd in
     up)
         if [ $build = 1 ]; then
-            (cd "$repo" && cargo build --release --locked -q -p paxos-node --bins)
+            build_bins "$repo"
         fi
-        for b in paxos-proposer paxos-acceptor paxosctl; do
-            [ -x "$bin_dir/$b" ] || die "$bin_dir/$b is missing (build with: cargo build --release -p paxos-node)"
-        done
+        check_bins "$bin_dir" || exit 1
         if [ -d "$dir/pids" ] && [ -n "$(ls -A "$dir/pids" 2>/dev/null)" ]; then
             die "$dir already holds a cluster; run: $0 down --dir $dir"
         fi

@@ -25,6 +25,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib/common.sh disable=SC1091
+. "$repo/scripts/lib/common.sh"
 # shellcheck source=scripts/lib/procs.sh disable=SC1091
 . "$repo/scripts/lib/procs.sh"
 values=1000
@@ -37,7 +39,7 @@ while [ $# -gt 0 ]; do
         --values) values=$2; shift 2 ;;
         --dockerfile) dockerfile=1; shift ;;
         --keep) keep=1; shift ;;
-        -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) print_help "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "compose.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -158,12 +160,13 @@ else
 fi
 # paxosctl on the host: the static one built for the image when there is one.
 paxosctl=
-for c in "$repo"/target/x86_64-unknown-linux-{musl,gnu}/release/paxosctl; do
+target=$(target_dir "$repo")
+for c in "$target"/x86_64-unknown-linux-{musl,gnu}/release/paxosctl; do
     if [ -z "$paxosctl" ] && [ -x "$c" ]; then paxosctl=$c; fi
 done
 if [ -z "$paxosctl" ]; then
-    cargo build --release --locked -q -p paxos-node --bin paxosctl
-    paxosctl=$repo/target/release/paxosctl
+    (cd "$repo" && cargo build --release --locked -q -p paxosctl)
+    paxosctl=$target/release/paxosctl
 fi
 hostctl() { "$paxosctl" --config "$repo/deploy/compose-host.toml" "$@"; }
 

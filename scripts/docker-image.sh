@@ -17,6 +17,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib/common.sh disable=SC1091
+. "$repo/scripts/lib/common.sh"
 tag=paxos:local
 build=1
 ctx=
@@ -28,7 +30,7 @@ while [ $# -gt 0 ]; do
         --tag) tag=$2; shift 2 ;;
         --no-build) build=0; shift ;;
         --context) ctx=$2; shift 2 ;;
-        -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) print_help "${BASH_SOURCE[0]}"; exit 0 ;;
         *) die "unknown argument $1" ;;
     esac
 done
@@ -44,7 +46,7 @@ else
     target=x86_64-unknown-linux-gnu
     rustflags="${RUSTFLAGS:-} -C target-feature=+crt-static"
 fi
-bin_dir=$repo/target/$target/release
+bin_dir=$(target_dir "$repo")/$target/release
 bins=(paxos-acceptor paxos-proposer paxosctl)
 
 if [ $build = 1 ]; then
@@ -52,7 +54,7 @@ if [ $build = 1 ]; then
     # With --target, RUSTFLAGS reach only the target's code, not build scripts
     # and proc macros, and the output goes to target/<triple>/: the usual
     # target/release stays as it is.
-    (cd "$repo" && RUSTFLAGS="$rustflags" cargo build --release --locked -q --target "$target" -p paxos-node --bins)
+    (cd "$repo" && RUSTFLAGS="$rustflags" cargo build --release --locked -q --target "$target" -p paxos-node -p paxosctl --bins)
 fi
 for b in "${bins[@]}"; do
     [ -x "$bin_dir/$b" ] || die "$bin_dir/$b is missing (run without --no-build)"

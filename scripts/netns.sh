@@ -19,7 +19,7 @@
 # Options, before the command (or after it, except for exec and ctl):
 # --dir DIR (state: logs, PIDs, data dirs; default <repo>/run/netns; the data
 # outlives `down`), --config FILE (default deploy/compose.toml), --bin-dir DIR
-# (default target/release, or $PAXOS_BIN_DIR). PAXOS_CHAOS__* variables given
+# (default <target dir>/release, honouring CARGO_TARGET_DIR, or $PAXOS_BIN_DIR). PAXOS_CHAOS__* variables given
 # to `up` or `restart` reach the daemons (their own delay, duplication, reordering).
 #
 # Safety: before it creates anything, `up` installs a blackhole route for
@@ -31,9 +31,11 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib/common.sh disable=SC1091
+. "$repo/scripts/lib/common.sh"
 # shellcheck source=scripts/lib/procs.sh disable=SC1091
 . "$repo/scripts/lib/procs.sh"
-bin_dir=${PAXOS_BIN_DIR:-$repo/target/release}
+bin_dir=$(release_bin_dir "$repo")
 dir=$repo/run/netns
 config=$repo/deploy/compose.toml
 build=1
@@ -42,7 +44,7 @@ net=10.77.0.0/16
 
 die() { echo "netns.sh: $*" >&2; exit 1; }
 usage() {
-    sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    print_help "${BASH_SOURCE[0]}"
     exit "${1:-2}"
 }
 
@@ -183,11 +185,9 @@ up() {
         fi
     done
     if [ $build = 1 ]; then
-        (cd "$repo" && cargo build --release --locked -q -p paxos-node --bins)
+        build_bins "$repo"
     fi
-    for b in paxos-proposer paxos-acceptor paxosctl; do
-        [ -x "$bin_dir/$b" ] || die "$bin_dir/$b is missing (build with: cargo build --release -p paxos-node)"
-    done
+    check_bins "$bin_dir" || exit 1
     # Tear down whatever was made if anything below fails.
     trap 'echo "netns.sh: up failed; tearing down" >&2; down >/dev/null 2>&1 || true' ERR
     add_blackhole

@@ -9,10 +9,16 @@
 //! - `--acked FILE`: what one client was told, as `paxosctl propose --json` prints it;
 //! - `--sequential FILE`: the same, for a client that proposed its values one
 //!   after another (`propose` without `--concurrency`): its instances must increase;
+//! - `--phase FILE`: like `--acked`, for workloads run one after another:
+//!   every value of a `--phase` file was sent after every value of the
+//!   `--phase` files before it was acknowledged, so its instances must all be higher;
 //! - `--proposed FILE`: values clients sent, one per line, acknowledged or not
 //!   (a value in a log that no file names breaks validity);
 //! - `--all-acked`: every proposed value must have been acknowledged;
-//! - `--same-logs`: every log must be the same (the learners converged).
+//! - `--same-logs`: every log must be the same (the learners converged);
+//! - `--prefix P`: this workload's values start with P; a value in a log that
+//!   does not belongs to an earlier workload and counts as proposed (it is
+//!   still checked for agreement and exactly once).
 //!
 //! Values are the requests' names: the workloads propose each value once.
 //! Prints one summary line, then one line per violation (`VIOLATION check: what`,
@@ -44,6 +50,9 @@ pub struct VerifyArgs {
     /// What one client that proposed one value after another was told (its instances must increase).
     #[arg(long = "sequential", value_name = "FILE")]
     pub sequential: Vec<PathBuf>,
+    /// What one workload was told, sent after every earlier --phase workload was acknowledged.
+    #[arg(long = "phase", value_name = "FILE")]
+    pub phases: Vec<PathBuf>,
     /// Values clients sent, one per line, acknowledged or not.
     #[arg(long = "proposed", value_name = "FILE")]
     pub proposed: Vec<PathBuf>,
@@ -53,6 +62,9 @@ pub struct VerifyArgs {
     /// Every log must be the same.
     #[arg(long)]
     pub same_logs: bool,
+    /// This workload's values start with P; other values in the logs are earlier workloads'.
+    #[arg(long, value_name = "P")]
+    pub prefix: Option<String>,
 }
 
 /// One line of `log --json` or `propose --json`.
@@ -129,7 +141,7 @@ fn client(path: &Path, sequential: bool) -> Result<Client<String>, CtlError> {
 /// [`CtlError::Usage`] for a file that cannot be read or parsed;
 /// [`CtlError::Reported`] when a guarantee is broken (after printing it).
 pub fn run(args: VerifyArgs, out: &mut Out) -> Result<(), CtlError> {
-    if args.logs.is_empty() && args.acked.is_empty() && args.sequential.is_empty() {
+    if args.logs.is_empty() && args.acked.is_empty() && args.sequential.is_empty() && args.phases.is_empty() {
         return Err(CtlError::Usage("verify: nothing to check: give --log, --acked or --sequential files".into()));
     }
     let logs = args.logs.iter().map(|p| log(p)).collect::<Result<Vec<_>, _>>()?;
@@ -139,6 +151,16 @@ pub fn run(args: VerifyArgs, out: &mut Out) -> Result<(), CtlError> {
     }
     for p in &args.sequential {
         clients.push(client(p, true)?);
+    }
+    // Phases in time: phase k was sent at 2k + 1 and acknowledged at 2k + 2.
+    for (k, p) in args.phases.iter().enumerate() {
+        let mut c = client(p, false)?;
+        let (sent, acked) = (2 * k as u64 + 1, 2 * k as u64 + 2);
+        for s in &mut c.sent {
+            s.at = Some(sent);
+            s.acked = s.acked.map(|(at, _)| (at, Some(acked)));
+        }
+        clients.push(c);
     }
     let acked: BTreeSet<String> = clients.iter().flat_map(|c| c.sent.iter().map(|s| s.key.clone())).collect();
     let mut proposed = BTreeSet::new();
@@ -151,6 +173,18 @@ pub fn run(args: VerifyArgs, out: &mut Out) -> Result<(), CtlError> {
         .map(|v| Sent { key: v.clone(), value: v.clone(), at: None, acked: None })
         .collect();
     let attempted = acked.union(&proposed).count();
+    if let Some(prefix) = &args.prefix {
+        let earlier = logs
+            .iter()
+            .flat_map(|l| &l.entries)
+            .filter_map(|e| match e {
+                Entry::Value(v, _) if !v.starts_with(prefix.as_str()) => Some(v.clone()),
+                _ => None,
+            })
+            .collect::<BTreeSet<String>>();
+        let sent = earlier.into_iter().map(|v| Sent { key: v.clone(), value: v, at: None, acked: None }).collect();
+        clients.push(Client { name: "earlier workloads".into(), sent, sequential: false });
+    }
     clients.push(Client { name: "proposed".into(), sent: unacked, sequential: false });
 
     let found = check(&logs, &clients, Expect { all_acked: args.all_acked, same_logs: args.same_logs });

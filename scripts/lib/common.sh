@@ -1,0 +1,45 @@
+# shellcheck shell=bash
+# What every script of scripts/ shares (bash; sourced, not run): where the
+# binaries are, how to build them, and the help text.
+
+# The directory cargo builds into: $CARGO_TARGET_DIR or build.target-dir when
+# set (cargo metadata applies both), else <repo>/target.
+target_dir() {
+    local repo=$1 dir
+    dir=$(cd "$repo" && cargo metadata --format-version 1 --no-deps 2>/dev/null |
+        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+    echo "${dir:-${CARGO_TARGET_DIR:-$repo/target}}"
+}
+
+# Where the release binaries are: $PAXOS_BIN_DIR when set, else <target>/release.
+release_bin_dir() {
+    if [ -n "${PAXOS_BIN_DIR:-}" ]; then
+        echo "$PAXOS_BIN_DIR"
+    else
+        echo "$(target_dir "$1")/release"
+    fi
+}
+
+# Builds the three binaries in release mode (quietly), into the target dir
+# release_bin_dir names.
+build_bins() {
+    (cd "$1" && cargo build --release --locked -q -p paxos-node -p paxosctl --bins)
+}
+
+# Fails unless the three binaries are in DIR.
+check_bins() {
+    local dir=$1 b
+    for b in paxos-proposer paxos-acceptor paxosctl; do
+        if [ ! -x "$dir/$b" ]; then
+            echo "$dir/$b is missing (build with: cargo build --release -p paxos-node -p paxosctl)" >&2
+            return 1
+        fi
+    done
+}
+
+# Prints the help of SCRIPT: its header comment, from the second line to the
+# first line that is not a comment, without the leading "# ". The header is
+# the only copy of the help, so the two cannot drift apart.
+print_help() {
+    awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$1"
+}
