@@ -8,6 +8,10 @@ use tracing::{debug, info};
 
 use crate::{AcceptorOp, AcceptorState, Defects, Ignored, Ready, MAX_BATCH_BYTES};
 
+/// Bytes a promise entry takes on the wire beside its value: the slot, the
+/// ballot and the JSON framing at their widest.
+pub const PROMISE_ENTRY_OVERHEAD_BYTES: usize = 100;
+
 /// An acceptor of Multi-Paxos.
 ///
 /// It promises only ballots at least as high as any it promised (an equal one
@@ -201,7 +205,7 @@ impl Acceptor {
         let mut to = from;
         let mut done = true;
         for (slot, (b, value)) in self.state.accepted.range(from..) {
-            let len = value.wire_len() + 100; // slot, ballot and framing at their widest
+            let len = value.wire_len() + PROMISE_ENTRY_OVERHEAD_BYTES;
             if !entries.is_empty() && bytes + len > MAX_BATCH_BYTES {
                 done = false;
                 break;

@@ -9,38 +9,40 @@ use std::collections::BTreeMap;
 
 use paxos_proto::NodeId;
 
+use crate::Tick;
+
 /// Who has been heard from, and so who should lead.
 #[derive(Debug)]
 pub(crate) struct Election {
     id: NodeId,
     timeout_ticks: u64,
-    /// The tick at which each peer proposer was last heard from.
-    last_heard: BTreeMap<NodeId, u64>,
-    /// Ticks since start; a proposer waits one timeout before it claims
+    /// When each peer proposer was last heard from.
+    last_heard: BTreeMap<NodeId, Tick>,
+    /// When this proposer started; it waits one timeout before it claims
     /// leadership so that it first hears the peers that outrank it (the seed
     /// starts every proposer as primary).
-    started: u64,
+    started: Tick,
 }
 
 impl Election {
-    pub(crate) fn new(id: NodeId, timeout_ticks: u64, now: u64) -> Self {
+    pub(crate) fn new(id: NodeId, timeout_ticks: u64, now: Tick) -> Self {
         Election { id, timeout_ticks, last_heard: BTreeMap::new(), started: now }
     }
 
     /// A message from `peer` arrived at tick `now`.
-    pub(crate) fn heard(&mut self, peer: NodeId, now: u64) {
+    pub(crate) fn heard(&mut self, peer: NodeId, now: Tick) {
         if peer != self.id {
             self.last_heard.insert(peer, now);
         }
     }
 
     /// True if `peer` was heard from within the election timeout.
-    pub(crate) fn alive(&self, peer: NodeId, now: u64) -> bool {
-        peer == self.id || self.last_heard.get(&peer).is_some_and(|t| now.saturating_sub(*t) < self.timeout_ticks)
+    pub(crate) fn alive(&self, peer: NodeId, now: Tick) -> bool {
+        peer == self.id || self.last_heard.get(&peer).is_some_and(|t| now.since(*t) < self.timeout_ticks)
     }
 
     /// The proposer that should lead as seen from here: the highest live id.
-    pub(crate) fn rightful_leader(&self, now: u64) -> NodeId {
+    pub(crate) fn rightful_leader(&self, now: Tick) -> NodeId {
         self.last_heard
             .keys()
             .copied()
@@ -51,12 +53,12 @@ impl Election {
     }
 
     /// True once this proposer has waited long enough to hear its betters.
-    pub(crate) fn may_campaign(&self, now: u64) -> bool {
+    pub(crate) fn may_campaign(&self, now: Tick) -> bool {
         now >= self.started + self.timeout_ticks
     }
 
     /// Peers heard within the timeout.
-    pub(crate) fn live_peers(&self, now: u64) -> impl Iterator<Item = NodeId> + '_ {
+    pub(crate) fn live_peers(&self, now: Tick) -> impl Iterator<Item = NodeId> + '_ {
         self.last_heard.keys().copied().filter(move |p| self.alive(*p, now))
     }
 }
@@ -68,21 +70,21 @@ mod tests {
     /// The seed's rule: the live proposer with the highest id leads.
     #[test]
     fn highest_live_id_leads() {
-        let mut e = Election::new(NodeId(2), 10, 0);
-        assert_eq!(e.rightful_leader(0), NodeId(2));
-        e.heard(NodeId(3), 5);
-        assert_eq!(e.rightful_leader(5), NodeId(3));
-        e.heard(NodeId(1), 6);
-        assert_eq!(e.rightful_leader(14), NodeId(3));
+        let mut e = Election::new(NodeId(2), 10, Tick(0));
+        assert_eq!(e.rightful_leader(Tick(0)), NodeId(2));
+        e.heard(NodeId(3), Tick(5));
+        assert_eq!(e.rightful_leader(Tick(5)), NodeId(3));
+        e.heard(NodeId(1), Tick(6));
+        assert_eq!(e.rightful_leader(Tick(14)), NodeId(3));
         // Proposer 3 falls silent for a whole timeout: 2 leads again.
-        assert_eq!(e.rightful_leader(15), NodeId(2));
+        assert_eq!(e.rightful_leader(Tick(15)), NodeId(2));
     }
 
     /// No proposer claims leadership before one election timeout has passed.
     #[test]
     fn waits_one_timeout_before_campaigning() {
-        let e = Election::new(NodeId(1), 10, 3);
-        assert!(!e.may_campaign(12));
-        assert!(e.may_campaign(13));
+        let e = Election::new(NodeId(1), 10, Tick(3));
+        assert!(!e.may_campaign(Tick(12)));
+        assert!(e.may_campaign(Tick(13)));
     }
 }

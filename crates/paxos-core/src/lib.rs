@@ -27,6 +27,7 @@ mod proposer;
 mod ready;
 mod role;
 mod storage;
+mod tick;
 
 pub use acceptor::Acceptor;
 pub use defects::Defects;
@@ -37,6 +38,7 @@ pub use role::{Role, View};
 pub use storage::{
     AcceptorOp, AcceptorState, Fold, MemStore, ProposerOp, ProposerState, StorageError, Store, StoreStats,
 };
+pub use tick::Tick;
 
 /// The byte budget for the entries of one datagram, leaving room for the envelope.
 pub const MAX_BATCH_BYTES: usize = paxos_proto::MAX_DATAGRAM_BYTES - 1024;

@@ -1,0 +1,168 @@
+//! A scenario across real acceptors: restarts with wiped data dirs.
+
+use super::*;
+
+/// A tiny synchronous network of proposers 1 and 2 and five real acceptors: every `Ready` is executed at
+/// once (its writes applied to the proposer's store, its messages delivered in the order sent, the answers
+/// after them) except over cut links, which drop every datagram both ways.
+struct Net {
+    proposers: [Proposer; 2],
+    /// Per proposer, what its store holds: its data dir.
+    disks: [ProposerState; 2],
+    acceptors: Vec<Acceptor>,
+    /// Cut links, as (proposer, acceptor).
+    cut: Vec<(Node, Node)>,
+    /// Every message delivered so far, with its sender, in order.
+    delivered: Vec<(Node, Outgoing)>,
+}
+
+impl Net {
+    fn new() -> Self {
+        let proposers = vec![NodeId(1), NodeId(2)];
+        let acceptors =
+            ACCEPTORS.iter().map(|a| Acceptor::new(NodeId(*a), proposers.clone(), AcceptorState::default())).collect();
+        Net {
+            proposers: [proposer(1), proposer(2)],
+            disks: Default::default(),
+            acceptors,
+            cut: Vec::new(),
+            delivered: Vec::new(),
+        }
+    }
+
+    fn proposer(&self, id: u32) -> &Proposer {
+        &self.proposers[id as usize - 1]
+    }
+
+    /// From now on proposer `id` reaches every acceptor but `unreachable`.
+    fn partition(&mut self, id: u32, unreachable: &[u32]) {
+        self.cut = unreachable.iter().map(|a| (prop(id), acc(*a))).collect();
+    }
+
+    /// Proposer `id` restarts with its data dir wiped.
+    fn wipe(&mut self, id: u32) {
+        self.proposers[id as usize - 1] = proposer(id);
+        self.disks[id as usize - 1] = ProposerState::default();
+    }
+
+    /// One tick of every proposer, and everything that follows from it.
+    fn tick(&mut self) {
+        for p in &mut self.proposers {
+            p.tick();
+        }
+        self.run();
+    }
+
+    /// Ticks until proposer `id` leads.
+    fn tick_until_leader(&mut self, id: u32) {
+        for _ in 0..1_000 {
+            if self.proposer(id).role() == Leadership::Leader {
+                return;
+            }
+            self.tick();
+        }
+        panic!("proposer {id} never led");
+    }
+
+    /// `msg` from `from` arrives at proposer `to`, and everything that follows from it.
+    fn input(&mut self, from: Node, to: u32, msg: Message) {
+        self.proposers[to as usize - 1].handle(from, msg).expect("the input is for a proposer");
+        self.run();
+    }
+
+    /// What the acceptors sent proposer `id` since `mark`, an earlier length of `delivered`.
+    fn acceptor_answers_to(&self, id: u32, mark: usize) -> Vec<(Node, Message)> {
+        let from_acceptor = |n: &Node| matches!(n, Node::Acceptor(_));
+        self.delivered[mark..]
+            .iter()
+            .filter(|(from, out)| from_acceptor(from) && out.to == prop(id))
+            .map(|(from, out)| (*from, out.msg.clone()))
+            .collect()
+    }
+
+    /// Executes every `Ready` until the network is quiet.
+    fn run(&mut self) {
+        let mut queue = VecDeque::new();
+        loop {
+            for (p, disk) in self.proposers.iter_mut().zip(&mut self.disks) {
+                let r = p.take_ready();
+                queue.extend(r.early.into_iter().map(|m| (prop(p.id().0), m)));
+                r.persist.iter().for_each(|op| disk.apply(op));
+                queue.extend(r.messages.into_iter().map(|m| (prop(p.id().0), m)));
+            }
+            for a in &mut self.acceptors {
+                let from = acc(a.id().0);
+                queue.extend(a.take_ready().messages.into_iter().map(|m| (from, m)));
+            }
+            let Some((from, out)) = queue.pop_front() else { return };
+            if self.cut.contains(&(from, out.to)) || self.cut.contains(&(out.to, from)) {
+                continue;
+            }
+            self.delivered.push((from, out.clone()));
+            let handled = match out.to {
+                Node::Proposer(id) => self.proposers[id.0 as usize - 1].handle(from, out.msg),
+                Node::Acceptor(id) => self.acceptors[id.0 as usize - 1].handle(from, out.msg),
+                Node::Client(_) => Ok(()),
+            };
+            handled.expect("every message of this scenario is handled");
+        }
+    }
+}
+
+/// Unique ballots across a lost data dir (the reviewer's scenario): proposer 2 leads with 1.2 and gets "a"
+/// accepted at slot 0 by acceptors 1 and 2 only; restarted with an empty store and reaching acceptors 3 to 5
+/// only, it hears "promised 1.2" in answer to its probe, campaigns with 2.2 rather than 1.2 again, and the
+/// "b" it then decides at slot 0 is what proposer 1's learner decides too.
+/// (Reusing 1.2, as before the probe, let proposer 1 count the old votes for "a" and a new vote for "b" as
+/// one majority of 1.2 and decide "a" while proposer 2 decided "b".)
+#[test]
+fn proposer_with_a_wiped_data_dir_never_reuses_its_ballot() {
+    let mut net = Net::new();
+    net.tick_until_leader(2);
+    assert_eq!((net.proposer(2).ballot(), net.disks[1].round), (b(1, 2), 1));
+    assert_eq!(net.proposer(1).role(), Leadership::Follower);
+    net.partition(2, &[3, 4, 5]);
+    net.input(client(7), 2, propose(1, "a"));
+    for a in &net.acceptors[..2] {
+        assert_eq!(a.state().accepted.get(&Slot(0)), Some(&(b(1, 2), cmd(7, 1, "a"))), "acceptor {}", a.id());
+    }
+    assert_eq!(net.proposer(1).learner().value(Slot(0)), None, "two votes of five choose nothing");
+
+    net.wipe(2);
+    net.partition(2, &[1, 2]);
+    let mark = net.delivered.len();
+    net.tick();
+    assert_eq!(net.acceptor_answers_to(2, mark), [3, 4, 5].map(|a| (acc(a), probe_nack(b(1, 2)))).to_vec());
+    net.tick_until_leader(2);
+    assert_eq!((net.proposer(2).ballot(), net.disks[1].round), (b(2, 2), 2), "a round above its former self's");
+
+    net.input(client(8), 2, propose(1, "b"));
+
+    let slot0 = net.proposers.each_ref().map(|p| p.learner().value(Slot(0)).cloned());
+    assert_eq!(slot0, [Some(cmd(8, 1, "b")), Some(cmd(8, 1, "b"))], "what proposers 1 and 2 decided at slot 0");
+    let reply = (prop(2), send(client(8), Message::ClientReply(ClientReply { seq: 1, slot: Slot(0) })));
+    assert_eq!(net.delivered.iter().filter(|d| **d == reply).count(), 1, "the client is told slot 0 once");
+}
+
+/// Unique ballots across restarts: answers to an earlier start's probe (another nonce) are late copies
+/// that may predate that start's campaigns, so they raise the round but never count towards the majority.
+#[test]
+fn probe_answers_of_an_earlier_start_do_not_count() {
+    let mut c = cfg(2);
+    c.incarnation = 7;
+    let mut p = Proposer::new(c, ProposerState::default());
+    tick(&mut p);
+    for a in 1..=5 {
+        let stale = Message::ProbeReply(ProbeReply { nonce: 6, promised: b(3, 2) });
+        assert!(step(&mut p, acc(a), stale).is_empty());
+    }
+    for _ in 0..100 {
+        tick(&mut p);
+        assert_eq!(p.role(), Leadership::Follower, "no campaign on stale answers");
+    }
+    for a in 1..=3 {
+        step(&mut p, acc(a), Message::ProbeReply(ProbeReply { nonce: 7, promised: Ballot::ZERO }));
+    }
+    let r = campaign(&mut p);
+    assert_eq!(r.persist, vec![ProposerOp::Round(4)], "the stale answers still raised the round");
+}
