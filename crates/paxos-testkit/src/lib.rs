@@ -9,7 +9,7 @@
 //! are the ones cargo built for this workspace and profile ([`bin`]):
 //! `cargo test --workspace` (scripts/test.sh) builds them all.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::fs;
 use std::net::UdpSocket;
@@ -298,4 +298,63 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+/// The whole decided log of `proposer`, read page by page from slot 0.
+///
+/// # Panics
+/// When the proposer does not answer.
+pub async fn full_log(client: &mut Client, proposer: NodeId) -> Vec<paxos_proto::LogEntry> {
+    client.read_log(proposer, paxos_proto::Slot(0)).await.expect("read the log")
+}
+
+/// Checks SPEC's guarantees with the one checker ([`paxos_check`]) on the
+/// logs read from learners (`(whose, entries)`) and the values clients were
+/// told were decided, with their instances: the logs agree and have no
+/// gaps, no value is in them twice, and every acknowledged value is at its
+/// instance. Values are their own keys (tests propose each value once);
+/// values that were proposed but not acknowledged may be in the logs.
+///
+/// # Panics
+/// With every violation found.
+pub fn assert_guarantees(logs: &[(&str, &[paxos_proto::LogEntry])], acked: &HashMap<String, paxos_proto::Slot>) {
+    use paxos_check::{check, Client as Checked, Entry, Expect, Log, Sent};
+    let mut checked = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (whose, log) in logs {
+        let first = log.first().map_or(0, |e| e.slot.0);
+        for (i, e) in log.iter().enumerate() {
+            assert_eq!(e.slot.0, first + i as u64, "the log of {whose} has a gap before instance {}", e.slot);
+        }
+        let entries = log
+            .iter()
+            .map(|e| match &e.value {
+                Some(v) => {
+                    seen.insert(v.clone());
+                    Entry::Value(v.clone(), v.clone())
+                }
+                None => Entry::Noop,
+            })
+            .collect();
+        checked.push(Log { name: (*whose).to_owned(), first, entries });
+    }
+    let sent = |v: &String, acked: Option<u64>| Sent {
+        key: v.clone(),
+        value: v.clone(),
+        at: None,
+        acked: acked.map(|a| (a, None)),
+    };
+    let mut clients = vec![Checked {
+        name: "acknowledged".into(),
+        sent: acked.iter().map(|(v, s)| sent(v, Some(s.0))).collect(),
+        sequential: false,
+    }];
+    let unacked = seen.iter().filter(|v| !acked.contains_key(*v)).map(|v| sent(v, None)).collect();
+    clients.push(Checked { name: "proposed, not acknowledged".into(), sent: unacked, sequential: false });
+    let found = check(&checked, &clients, Expect::default());
+    assert!(
+        found.is_empty(),
+        "guarantees broken:\n{}",
+        found.iter().map(|v| format!("  {v}")).collect::<Vec<_>>().join("\n")
+    );
 }

@@ -1,18 +1,16 @@
-//! The guarantees of SPEC.md, one per module, checked on a finished world.
+//! The guarantees of SPEC.md, checked on a finished world.
 //!
+//! What clients can see (agreement between logs, validity, exactly once,
+//! durability at the acknowledged slot, order) goes through the one checker
+//! of the workspace ([`guarantees`], on `paxos-check`); what only a
+//! simulator can see has a module of its own: [`agreement`] against the
+//! acceptors' durable history and their promises, [`liveness`] after healing.
 //! Agreement is also checked after every tick (in the world), since a
 //! disagreement may be repaired or hidden by a later crash.
 
 pub mod agreement;
-pub mod durability;
-pub mod exactly_once;
+pub mod guarantees;
 pub mod liveness;
-pub mod order;
-pub mod validity;
-
-use std::collections::BTreeMap;
-
-use paxos_proto::{ClientId, Slot, Value};
 
 use crate::world::World;
 
@@ -20,21 +18,8 @@ use crate::world::World;
 pub fn check_all(world: &mut World) {
     let mut found = Vec::new();
     found.extend(agreement::check(world));
-    found.extend(validity::check(world));
-    found.extend(durability::check(world));
-    found.extend(exactly_once::check(world));
-    found.extend(order::check(world));
+    found.extend(guarantees::check_world(world));
+    found.extend(guarantees::complaints(world));
     found.extend(liveness::check_settled(world));
     world.violations.extend(found);
-}
-
-/// Per request `(client, seq)`, the first slot where it was chosen: where it counts.
-pub(crate) fn first_slots(chosen: &BTreeMap<Slot, Value>) -> BTreeMap<(ClientId, u64), Slot> {
-    let mut first = BTreeMap::new();
-    for (slot, value) in chosen {
-        if let Value::Command(c) = value {
-            first.entry((c.client, c.seq)).or_insert(*slot);
-        }
-    }
-    first
 }
