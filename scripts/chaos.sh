@@ -126,16 +126,8 @@ echo chaos-final >"$dir/attempted-final.txt"
 ctl propose --json --timeout 5 "chaos-final" >"$dir/acked-final.jsonl" 2>"$dir/final.err" || live=0
 
 # Both proposers converge on one log.
-same=0
-for _ in $(seq 1 100); do
-    ctl log --node 1 --json >"$dir/log-1.jsonl" 2>/dev/null || true
-    ctl log --node 2 --json >"$dir/log-2.jsonl" 2>/dev/null || true
-    if [ -s "$dir/log-1.jsonl" ] && cmp -s "$dir/log-1.jsonl" "$dir/log-2.jsonl"; then
-        same=1
-        break
-    fi
-    sleep 0.2
-done
+same=1
+read_converged_logs "$dir" ctl || same=0
 
 echo "faults injected: $faults"
 [ $live = 1 ] || echo "VIOLATION liveness: a value proposed after healing was not decided within 5 s"

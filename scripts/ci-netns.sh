@@ -182,17 +182,7 @@ done
 
 # ---- 5. the guarantees over the whole log -------------------------------------------------
 step "5. SPEC.md's guarantees over the whole log"
-same=0
-for _ in $(seq 1 100); do
-    ctl log --node 1 --json >"$dir/log-1.jsonl" 2>/dev/null || true
-    ctl log --node 2 --json >"$dir/log-2.jsonl" 2>/dev/null || true
-    if [ -s "$dir/log-1.jsonl" ] && cmp -s "$dir/log-1.jsonl" "$dir/log-2.jsonl"; then
-        same=1
-        break
-    fi
-    sleep 0.2
-done
-[ $same = 1 ] || fail "the two proposers' logs did not converge (see $dir/log-*.jsonl)"
+read_converged_logs "$dir" ctl || fail "the two proposers' logs did not converge (see $dir/log-*.jsonl)"
 entries=$(grep -c . "$dir/log-1.jsonl")
 # Agreement, no gaps, validity (stuck-1 was proposed, never acknowledged: it
 # may have landed), exactly once, durability at the acknowledged instance, and

@@ -43,3 +43,20 @@ check_bins() {
 print_help() {
     awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$1"
 }
+
+# Reads the logs of proposers 1 and 2 into DIR/log-1.jsonl and DIR/log-2.jsonl
+# with the command CTL... (paxosctl with its cluster file, maybe inside a
+# namespace) until they are the same, for up to 20 s; fails if they never are.
+read_converged_logs() {
+    local dir=$1 _
+    shift
+    for _ in $(seq 1 100); do
+        "$@" log --node 1 --json >"$dir/log-1.jsonl" 2>/dev/null || true
+        "$@" log --node 2 --json >"$dir/log-2.jsonl" 2>/dev/null || true
+        if [ -s "$dir/log-1.jsonl" ] && cmp -s "$dir/log-1.jsonl" "$dir/log-2.jsonl"; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    return 1
+}

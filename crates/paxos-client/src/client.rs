@@ -11,28 +11,20 @@
 //! A retried request lands at most once, and exactly once if it was
 //! acknowledged (SPEC.md, guarantee 4).
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use paxos_proto::{
-    decode_bundle, encode, ClientErrorKind, ClientId, ClientPropose, Envelope, LogEntry, LogRead, LogReply, Message,
-    Node, NodeId, Slot, StatusReply, StatusRequest, MAX_DATAGRAM_BYTES, MAX_VALUE_BYTES, PROTOCOL_VERSION,
+    encode, ClientErrorKind, ClientId, ClientPropose, Envelope, LogEntry, LogRead, LogReply, Message, Node, NodeId,
+    Slot, StatusReply, StatusRequest, MAX_DATAGRAM_BYTES, MAX_VALUE_BYTES, PROTOCOL_VERSION,
 };
-use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 use crate::config::ClusterConfig;
-use crate::net::{client_socket, resolve_member};
+use crate::link::Link;
 
-/// How long one attempt waits for an answer before the request is sent again
-/// (to the next proposer, for a proposal), by default.
-pub const DEFAULT_RETRY: Duration = Duration::from_millis(500);
-
-/// How long a request may take in all, by default.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::link::{DEFAULT_RETRY, DEFAULT_TIMEOUT};
 
 /// The most entries one log read asks for.
 pub const LOG_PAGE_LIMIT: u32 = 1024;
@@ -68,19 +60,10 @@ pub enum ClientError {
 /// A client of one cluster.
 #[derive(Debug)]
 pub struct Client {
-    socket: UdpSocket,
-    cluster: String,
+    link: Link,
     id: ClientId,
     next_seq: u64,
     next_req: u64,
-    members: HashMap<Node, String>,
-    resolved: HashMap<Node, SocketAddr>,
-    proposers: Vec<NodeId>,
-    /// The proposer believed to lead.
-    target: NodeId,
-    retry: Duration,
-    timeout: Duration,
-    v6: bool,
     send_buf: Vec<u8>,
     recv_buf: Vec<u8>,
 }
@@ -110,30 +93,11 @@ impl Client {
     /// # Errors
     /// When the socket cannot be bound.
     pub async fn with_id(cluster: &ClusterConfig, id: ClientId, next_seq: u64) -> Result<Client, ClientError> {
-        let mut members = HashMap::new();
-        for m in &cluster.proposers {
-            members.insert(Node::Proposer(NodeId(m.id)), m.addr.clone());
-        }
-        for m in &cluster.acceptors {
-            members.insert(Node::Acceptor(NodeId(m.id)), m.addr.clone());
-        }
-        let (socket, v6) = client_socket(members.values())?;
-        let proposers: Vec<NodeId> = cluster.proposers.iter().map(|m| NodeId(m.id)).collect();
-        // The seed's rule: the proposer with the highest id leads while it is up.
-        let target = proposers.iter().copied().max().unwrap_or(NodeId(1));
         Ok(Client {
-            socket,
-            cluster: cluster.cluster.clone(),
+            link: Link::new(cluster)?,
             id,
             next_seq,
             next_req: 1,
-            members,
-            resolved: HashMap::new(),
-            proposers,
-            target,
-            retry: DEFAULT_RETRY,
-            timeout: DEFAULT_TIMEOUT,
-            v6,
             send_buf: Vec::with_capacity(MAX_DATAGRAM_BYTES),
             recv_buf: vec![0; MAX_DATAGRAM_BYTES + 1],
         })
@@ -151,28 +115,10 @@ impl Client {
 
     /// The proposer this client believes leads.
     pub fn leader_hint(&self) -> NodeId {
-        self.target
+        self.link.target
     }
 
-    /// Makes `leader` the proposer the next proposal goes to first, e.g. the
-    /// leader a status request found, so that many new clients do not all
-    /// start with a redirect. A node that is not a proposer of the cluster
-    /// file is ignored.
-    pub fn set_leader_hint(&mut self, leader: NodeId) {
-        if self.proposers.contains(&leader) {
-            self.target = leader;
-        }
-    }
-
-    /// Sets how long one attempt waits before the request is sent again.
-    pub fn set_retry(&mut self, retry: Duration) {
-        self.retry = retry.max(Duration::from_millis(1));
-    }
-
-    /// Sets how long one request may take in all.
-    pub fn set_timeout(&mut self, timeout: Duration) {
-        self.timeout = timeout;
-    }
+    crate::link::link_settings!();
 
     /// Appends `value` to the log and returns the slot it was decided at.
     ///
@@ -189,15 +135,15 @@ impl Client {
         let seq = self.next_seq;
         self.next_seq += 1;
         let msg = Message::ClientPropose(ClientPropose { seq, value });
-        let proposers = self.proposers.clone();
+        let proposers = self.link.proposers.clone();
         let what = format!("propose (client {:x}, seq {seq})", self.id.0);
-        let first = Node::Proposer(self.target);
+        let first = Node::Proposer(self.link.target);
         let (slot, leader) = self
             .exchange(first, &msg, &what, true, |client, from, reply| match reply {
                 Message::ClientReply(r) if r.seq == seq => Ok(Step::Done((r.slot, from))),
                 Message::ClientRedirect(r) if r.seq == seq => match r.leader.filter(|l| proposers.contains(l)) {
                     Some(l) => {
-                        client.target = l;
+                        client.link.target = l;
                         Ok(Step::Resend(Node::Proposer(l)))
                     }
                     // No leader known: wait for the attempt to time out, then try the next proposer.
@@ -212,7 +158,7 @@ impl Client {
             })
             .await?;
         if let Node::Proposer(p) = leader {
-            self.target = p;
+            self.link.target = p;
         }
         Ok(slot)
     }
@@ -284,28 +230,28 @@ impl Client {
         rotate: bool,
         mut on_reply: impl FnMut(&mut Client, Node, Message) -> Result<Step<T>, ClientError>,
     ) -> Result<T, ClientError> {
-        if !self.members.contains_key(&to) {
+        if !self.link.is_member(to) {
             return Err(ClientError::UnknownNode(to));
         }
-        let deadline = Instant::now() + self.timeout;
+        let deadline = Instant::now() + self.link.timeout;
         // Redirects (and busy answers) in a row back off, so that two proposers
         // that each name the other while leadership settles make no busy loop.
         let mut redirects_in_row = 0u32;
         loop {
             self.send(to, msg).await?;
-            let attempt_end = (Instant::now() + self.retry).min(deadline);
+            let attempt_end = (Instant::now() + self.link.retry).min(deadline);
             let mut resend = None;
             while resend.is_none() {
-                let received = tokio::time::timeout_at(attempt_end, self.socket.recv_from(&mut self.recv_buf)).await;
+                let received =
+                    tokio::time::timeout_at(attempt_end, self.link.socket.recv_from(&mut self.recv_buf)).await;
                 let Ok(received) = received else { break };
                 let (len, _) = match received {
                     Ok(r) => r,
                     // E.g. an ICMP port unreachable reported on the socket: the node is down.
                     Err(_) => continue,
                 };
-                let Ok(envs) = decode_bundle(&self.recv_buf[..len]) else { continue };
-                for env in envs {
-                    if env.cluster != self.cluster || env.to != Node::Client(self.id) {
+                for env in self.link.envelopes(&self.recv_buf[..len]) {
+                    if env.to != Node::Client(self.id) {
                         continue;
                     }
                     match on_reply(self, env.from, env.msg)? {
@@ -316,12 +262,12 @@ impl Client {
                 }
             }
             if Instant::now() >= deadline {
-                return Err(ClientError::Timeout { what: what.to_owned(), after: self.timeout });
+                return Err(ClientError::Timeout { what: what.to_owned(), after: self.link.timeout });
             }
             to = match resend {
                 Some(node) => {
                     if redirects_in_row > 0 {
-                        let wait = backoff(redirects_in_row, self.retry);
+                        let wait = backoff(redirects_in_row, self.link.retry);
                         tokio::time::sleep_until((Instant::now() + wait).min(deadline)).await;
                     }
                     redirects_in_row += 1;
@@ -330,9 +276,9 @@ impl Client {
                 None => {
                     redirects_in_row = 0;
                     // Silence: the node may be down or may have moved.
-                    self.resolved.remove(&to);
+                    self.link.forget(to);
                     match (rotate, to) {
-                        (true, Node::Proposer(p)) => Node::Proposer(self.next_proposer(p)),
+                        (true, Node::Proposer(p)) => Node::Proposer(self.link.next_proposer(p)),
                         _ => to,
                     }
                 }
@@ -340,27 +286,10 @@ impl Client {
         }
     }
 
-    fn next_proposer(&self, after: NodeId) -> NodeId {
-        let i = self.proposers.iter().position(|p| *p == after).unwrap_or(0);
-        self.proposers[(i + 1) % self.proposers.len()]
-    }
-
     async fn send(&mut self, to: Node, msg: &Message) -> Result<(), ClientError> {
-        let addr = match self.resolved.get(&to) {
-            Some(a) => Some(*a),
-            None => {
-                let spec = self.members.get(&to).ok_or(ClientError::UnknownNode(to))?;
-                let addr = resolve_member(spec, self.v6).await;
-                if let Some(a) = addr {
-                    self.resolved.insert(to, a);
-                }
-                addr
-            }
-        };
-        let Some(addr) = addr else { return Ok(()) };
         let env = Envelope {
             version: PROTOCOL_VERSION,
-            cluster: self.cluster.clone(),
+            cluster: self.link.cluster.clone(),
             from: Node::Client(self.id),
             to,
             msg: msg.clone(),
@@ -368,8 +297,7 @@ impl Client {
         if let Err(e) = encode(&env, &mut self.send_buf) {
             return Err(ClientError::Io(io::Error::new(io::ErrorKind::InvalidInput, e)));
         }
-        // A send error (e.g. an unreachable network) counts as silence too.
-        let _ = self.socket.send_to(&self.send_buf, addr).await;
+        self.link.send_datagram(to, &self.send_buf).await;
         Ok(())
     }
 }

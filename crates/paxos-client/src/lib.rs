@@ -19,6 +19,7 @@
 
 pub mod client;
 pub mod config;
+mod link;
 pub mod multi;
 pub mod net;
 

@@ -21,19 +21,17 @@
 //! ```
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use paxos_proto::{
-    decode_bundle, encode_message, encode_with_body, Bundle, ClientErrorKind, ClientId, ClientPropose, Message, Node,
-    NodeId, Slot, MAX_DATAGRAM_BYTES, MAX_VALUE_BYTES,
+    encode_message, encode_with_body, Bundle, ClientErrorKind, ClientId, ClientPropose, Message, Node, NodeId, Slot,
+    MAX_DATAGRAM_BYTES, MAX_VALUE_BYTES,
 };
-use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
-use crate::client::{backoff, random_client_id, ClientError, DEFAULT_RETRY, DEFAULT_TIMEOUT};
+use crate::client::{backoff, random_client_id, ClientError};
 use crate::config::ClusterConfig;
-use crate::net::{client_socket, resolve_member};
+use crate::link::Link;
 
 /// One proposal in flight.
 #[derive(Debug)]
@@ -65,16 +63,7 @@ struct Lane {
 /// N clients with one proposal in flight each, over one socket.
 #[derive(Debug)]
 pub struct MultiClient {
-    socket: UdpSocket,
-    cluster: String,
-    proposers: Vec<NodeId>,
-    members: HashMap<NodeId, String>,
-    resolved: HashMap<NodeId, SocketAddr>,
-    v6: bool,
-    /// The proposer believed to lead: where new proposals go first.
-    target: NodeId,
-    retry: Duration,
-    timeout: Duration,
+    link: Link,
     lanes: Vec<Lane>,
     lane_of: HashMap<ClientId, usize>,
     recv_buf: Vec<u8>,
@@ -89,25 +78,11 @@ impl MultiClient {
     /// # Errors
     /// When the socket cannot be bound.
     pub fn new(cluster: &ClusterConfig, lanes: usize) -> Result<MultiClient, ClientError> {
-        let members: HashMap<NodeId, String> =
-            cluster.proposers.iter().map(|m| (NodeId(m.id), m.addr.clone())).collect();
-        let all: Vec<String> = cluster.proposers.iter().chain(&cluster.acceptors).map(|m| m.addr.clone()).collect();
-        let (socket, v6) = client_socket(&all)?;
-        let proposers: Vec<NodeId> = cluster.proposers.iter().map(|m| NodeId(m.id)).collect();
-        let target = proposers.iter().copied().max().unwrap_or(NodeId(1));
         let lanes: Vec<Lane> =
             (0..lanes.max(1)).map(|_| Lane { id: random_client_id(), next_seq: 1, job: None }).collect();
         let lane_of = lanes.iter().enumerate().map(|(i, l)| (l.id, i)).collect();
         Ok(MultiClient {
-            socket,
-            cluster: cluster.cluster.clone(),
-            proposers,
-            members,
-            resolved: HashMap::new(),
-            v6,
-            target,
-            retry: DEFAULT_RETRY,
-            timeout: DEFAULT_TIMEOUT,
+            link: Link::new(cluster)?,
             lanes,
             lane_of,
             recv_buf: vec![0; MAX_DATAGRAM_BYTES + 1],
@@ -117,23 +92,7 @@ impl MultiClient {
         })
     }
 
-    /// Makes `leader` the proposer new proposals go to first (ignored when it
-    /// is not a proposer of the cluster file).
-    pub fn set_leader_hint(&mut self, leader: NodeId) {
-        if self.proposers.contains(&leader) {
-            self.target = leader;
-        }
-    }
-
-    /// Sets how long one attempt waits before the request is sent again, to the next proposer.
-    pub fn set_retry(&mut self, retry: Duration) {
-        self.retry = retry.max(Duration::from_millis(1));
-    }
-
-    /// Sets how long one proposal may take in all.
-    pub fn set_timeout(&mut self, timeout: Duration) {
-        self.timeout = timeout;
-    }
+    crate::link::link_settings!();
 
     /// How many lanes (proposals in flight at most).
     pub fn lanes(&self) -> usize {
@@ -166,14 +125,14 @@ impl MultiClient {
                 }
                 continue;
             };
-            match tokio::time::timeout_at(wake, self.socket.recv_from(&mut self.recv_buf)).await {
+            match tokio::time::timeout_at(wake, self.link.socket.recv_from(&mut self.recv_buf)).await {
                 Err(_) => {}     // a timer is due
                 Ok(Err(_)) => {} // e.g. ICMP port unreachable: a proposer is down; its timer rotates
                 Ok(Ok((len, _))) => {
                     self.on_datagram(len, &mut done);
                     // Take everything already queued before sending again, so
                     // that the lanes it frees leave in one bundle.
-                    while let Ok((len, _)) = self.socket.try_recv_from(&mut self.recv_buf) {
+                    while let Ok((len, _)) = self.link.socket.try_recv_from(&mut self.recv_buf) {
                         self.on_datagram(len, &mut done);
                     }
                 }
@@ -201,11 +160,11 @@ impl MultiClient {
                     tag,
                     seq,
                     value,
-                    to: self.target,
+                    to: self.link.target,
                     started: now,
                     due: Some(now),
-                    attempt_end: now + self.retry,
-                    deadline: now + self.timeout,
+                    attempt_end: now + self.link.retry,
+                    deadline: now + self.link.timeout,
                     in_row: 0,
                 });
             }
@@ -221,12 +180,11 @@ impl MultiClient {
             if now >= job.deadline {
                 let job = self.lanes[i].job.take().expect("a job");
                 let what = format!("propose (client {:x}, seq {})", self.lanes[i].id.0, job.seq);
-                done(job.tag, now - job.started, Err(ClientError::Timeout { what, after: self.timeout }));
+                done(job.tag, now - job.started, Err(ClientError::Timeout { what, after: self.link.timeout }));
             } else if job.due.is_none() && now >= job.attempt_end {
                 // Silence: the proposer may be down or may have moved.
-                self.resolved.remove(&job.to);
-                let at = self.proposers.iter().position(|p| *p == job.to).unwrap_or(0);
-                job.to = self.proposers[(at + 1) % self.proposers.len()];
+                self.link.forget(Node::Proposer(job.to));
+                job.to = self.link.next_proposer(job.to);
                 job.due = Some(now);
                 job.in_row = 0;
             }
@@ -255,10 +213,15 @@ impl MultiClient {
             if let Message::ClientPropose(p) = msg {
                 job.value = p.value;
             }
-            let sent =
-                encode_with_body(&self.cluster, Node::Client(id), Node::Proposer(to), &self.body, &mut self.envelope);
+            let sent = encode_with_body(
+                &self.link.cluster,
+                Node::Client(id),
+                Node::Proposer(to),
+                &self.body,
+                &mut self.envelope,
+            );
             job.due = None;
-            job.attempt_end = (now + self.retry).min(job.deadline);
+            job.attempt_end = (now + self.link.retry).min(job.deadline);
             if sent.is_err() {
                 // A value within MAX_VALUE_BYTES always fits; counts as silence if not.
                 continue;
@@ -282,46 +245,32 @@ impl MultiClient {
         }
     }
 
-    /// Sends `self.datagram` to proposer `to`; an address that does not
-    /// resolve, or a failed send, counts as silence.
+    /// Sends `self.datagram` to proposer `to`.
     async fn transmit(&mut self, to: NodeId) {
-        let addr = match self.resolved.get(&to) {
-            Some(a) => Some(*a),
-            None => match self.members.get(&to) {
-                Some(spec) => resolve_member(spec, self.v6).await,
-                None => None,
-            },
-        };
-        let Some(addr) = addr else { return };
-        self.resolved.insert(to, addr);
-        let _ = self.socket.send_to(&self.datagram, addr).await;
+        self.link.send_datagram(Node::Proposer(to), &self.datagram).await;
     }
 
     /// Every answer of one datagram.
     fn on_datagram(&mut self, len: usize, done: &mut impl FnMut(u64, Duration, Result<Slot, ClientError>)) {
-        let Ok(envs) = decode_bundle(&self.recv_buf[..len]) else { return };
         let now = Instant::now();
-        for env in envs {
+        for env in self.link.envelopes(&self.recv_buf[..len]) {
             let (Node::Client(id), Node::Proposer(from)) = (env.to, env.from) else { continue };
-            if env.cluster != self.cluster {
-                continue;
-            }
             let Some(&i) = self.lane_of.get(&id) else { continue };
             let Some(job) = &mut self.lanes[i].job else { continue };
-            let backoff = |in_row: u32| if in_row == 0 { Duration::ZERO } else { backoff(in_row, self.retry) };
+            let backoff = |in_row: u32| if in_row == 0 { Duration::ZERO } else { backoff(in_row, self.link.retry) };
             match env.msg {
                 Message::ClientReply(r) if r.seq == job.seq => {
                     let job = self.lanes[i].job.take().expect("a job");
-                    self.target = from;
+                    self.link.target = from;
                     done(job.tag, now - job.started, Ok(r.slot));
                 }
                 Message::ClientRedirect(r) if r.seq == job.seq => {
                     // No leader known: wait for the attempt to time out, then try the next proposer.
-                    if let Some(l) = r.leader.filter(|l| self.proposers.contains(l)) {
+                    if let Some(l) = r.leader.filter(|l| self.link.proposers.contains(l)) {
                         job.to = l;
                         job.due = Some(now + backoff(job.in_row));
                         job.in_row += 1;
-                        self.target = l;
+                        self.link.target = l;
                     }
                 }
                 Message::ClientError(e) if e.seq == job.seq => match e.kind {

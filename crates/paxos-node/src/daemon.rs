@@ -54,6 +54,28 @@ pub struct Args {
     pub log_format: LogFormat,
 }
 
+/// The whole life of a daemon binary: parses the command line of `name`,
+/// loads its node of `role` from the cluster file (a mistake is one line and
+/// exit 2), installs logging and the signal handlers, and runs `serve` with
+/// the node and the signals' commands on the node's runtime. The exit code is
+/// 0 after a graceful stop, 1 after one `error!` line.
+pub fn main<F, Fut>(name: &'static str, about: &'static str, role: Role, serve: F) -> ExitCode
+where
+    F: FnOnce(NodeSetup, tokio::sync::mpsc::UnboundedReceiver<crate::runtime::Control>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let args = parse_args(name, about);
+    let node = match NodeSetup::load(&args, role) {
+        Ok(node) => node,
+        Err(line) => return usage_error(&line),
+    };
+    init_tracing(args.log_format);
+    exit_code(block_on(async move {
+        let control = crate::signals::install().map_err(|e| anyhow::anyhow!("install the signal handlers: {e}"))?;
+        serve(node, control).await
+    }))
+}
+
 /// Parses the command line of the binary `name` (clap exits with code 2 on a mistake).
 pub fn parse_args(name: &'static str, about: &'static str) -> Args {
     let matches = Args::command().name(name).bin_name(name).about(about).get_matches();

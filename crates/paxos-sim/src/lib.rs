@@ -17,25 +17,10 @@ pub mod params;
 pub mod rng;
 pub mod world;
 
-use std::fmt;
-
 pub use params::{Defect, Overrides, Params};
+/// A broken guarantee: the checker's own type, for the simulator's checks too.
+pub use paxos_check::Violation;
 pub use world::{Stats, World};
-
-/// A broken guarantee.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Violation {
-    /// Which guarantee (SPEC.md, Guarantees).
-    pub invariant: &'static str,
-    /// What happened, with the slots, values and ticks involved.
-    pub detail: String,
-}
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.invariant, self.detail)
-    }
-}
 
 /// What one run did and found.
 #[derive(Clone, Debug)]

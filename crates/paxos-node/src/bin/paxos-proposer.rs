@@ -11,22 +11,16 @@ use paxos_client::config::Role;
 use paxos_client::net::bind_udp;
 use paxos_core::{Proposer, ProposerState, Store};
 use paxos_node::daemon::{self, NodeSetup};
-use paxos_node::{runtime, signals};
+use paxos_node::runtime::{self, Control};
 use paxos_storage::FileStore;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::info;
 
 fn main() -> ExitCode {
-    let args = daemon::parse_args("paxos-proposer", "A proposer (and learner) of the Multi-Paxos replicated log.");
-    let node = match NodeSetup::load(&args, Role::Proposer) {
-        Ok(node) => node,
-        Err(line) => return daemon::usage_error(&line),
-    };
-    daemon::init_tracing(args.log_format);
-    daemon::exit_code(daemon::block_on(serve(node)))
+    daemon::main("paxos-proposer", "A proposer (and learner) of the Multi-Paxos replicated log.", Role::Proposer, serve)
 }
 
-async fn serve(node: NodeSetup) -> anyhow::Result<()> {
-    let control = signals::install().context("install the signal handlers")?;
+async fn serve(node: NodeSetup, control: UnboundedReceiver<Control>) -> anyhow::Result<()> {
     let mut store = FileStore::<ProposerState>::open(&node.data_dir, node.settings.fsync)
         .with_context(|| format!("open the proposer store in {}", node.data_dir.display()))?;
     let state = store.load().context("load the proposer state")?;

@@ -1,0 +1,147 @@
+//! One socket to one cluster, as [`crate::Client`] and [`crate::MultiClient`]
+//! both use it: the members and where they are, the proposer believed to
+//! lead, and the timings of retries.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use paxos_proto::{decode_bundle, Envelope, Node, NodeId};
+use tokio::net::UdpSocket;
+
+use crate::config::ClusterConfig;
+use crate::net::{client_socket, resolve_member};
+
+/// How long one attempt waits for an answer before the request is sent again
+/// (to the next proposer, for a proposal), by default.
+pub const DEFAULT_RETRY: Duration = Duration::from_millis(500);
+
+/// How long a request may take in all, by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The settings both clients expose, as methods of a type with a `link: Link`
+/// field: written once here rather than once per client.
+macro_rules! link_settings {
+    () => {
+        /// Makes `leader` the proposer proposals go to first, e.g. the leader
+        /// a status request found, so that many new clients do not all start
+        /// with a redirect. A node that is not a proposer of the cluster file
+        /// is ignored.
+        pub fn set_leader_hint(&mut self, leader: paxos_proto::NodeId) {
+            self.link.set_leader_hint(leader);
+        }
+
+        /// Sets how long one attempt waits before the request is sent again
+        /// (a proposal: to the next proposer).
+        pub fn set_retry(&mut self, retry: std::time::Duration) {
+            self.link.set_retry(retry);
+        }
+
+        /// Sets how long one request may take in all.
+        pub fn set_timeout(&mut self, timeout: std::time::Duration) {
+            self.link.timeout = timeout;
+        }
+    };
+}
+pub(crate) use link_settings;
+
+/// One socket to the members of one cluster.
+#[derive(Debug)]
+pub(crate) struct Link {
+    pub(crate) socket: UdpSocket,
+    /// The cluster's name, carried by every envelope.
+    pub(crate) cluster: String,
+    /// Every member's `host:port` as the cluster file writes it.
+    members: HashMap<Node, String>,
+    /// Where each member was found last; forgotten when it falls silent.
+    resolved: HashMap<Node, SocketAddr>,
+    /// The socket is IPv6 (so IPv4 members are reached as mapped addresses).
+    v6: bool,
+    /// The proposers, in file order.
+    pub(crate) proposers: Vec<NodeId>,
+    /// The proposer believed to lead: where proposals go first.
+    pub(crate) target: NodeId,
+    /// How long one attempt waits before the request is sent again.
+    pub(crate) retry: Duration,
+    /// How long one request may take in all.
+    pub(crate) timeout: Duration,
+}
+
+impl Link {
+    /// A socket for `cluster`: on the loopback interface when every member
+    /// is on it, on every interface otherwise.
+    pub(crate) fn new(cluster: &ClusterConfig) -> io::Result<Link> {
+        let proposers = cluster.proposers.iter().map(|m| (Node::Proposer(NodeId(m.id)), m.addr.clone()));
+        let members: HashMap<Node, String> =
+            proposers.chain(cluster.acceptors.iter().map(|m| (Node::Acceptor(NodeId(m.id)), m.addr.clone()))).collect();
+        let (socket, v6) = client_socket(members.values())?;
+        let proposers: Vec<NodeId> = cluster.proposers.iter().map(|m| NodeId(m.id)).collect();
+        // The seed's rule: the proposer with the highest id leads while it is up.
+        let target = proposers.iter().copied().max().unwrap_or(NodeId(1));
+        Ok(Link {
+            socket,
+            cluster: cluster.cluster.clone(),
+            members,
+            resolved: HashMap::new(),
+            v6,
+            proposers,
+            target,
+            retry: DEFAULT_RETRY,
+            timeout: DEFAULT_TIMEOUT,
+        })
+    }
+
+    /// True if `node` is a member of the cluster file.
+    pub(crate) fn is_member(&self, node: Node) -> bool {
+        self.members.contains_key(&node)
+    }
+
+    /// Makes `leader` the proposer proposals go to first; a node that is not
+    /// a proposer of the cluster file is ignored.
+    pub(crate) fn set_leader_hint(&mut self, leader: NodeId) {
+        if self.proposers.contains(&leader) {
+            self.target = leader;
+        }
+    }
+
+    /// Sets how long one attempt waits before the request is sent again.
+    pub(crate) fn set_retry(&mut self, retry: Duration) {
+        self.retry = retry.max(Duration::from_millis(1));
+    }
+
+    /// The proposer after `after` in file order, round and round.
+    pub(crate) fn next_proposer(&self, after: NodeId) -> NodeId {
+        let i = self.proposers.iter().position(|p| *p == after).unwrap_or(0);
+        self.proposers[(i + 1) % self.proposers.len()]
+    }
+
+    /// `node` fell silent: it may have moved, so resolve it again next time.
+    pub(crate) fn forget(&mut self, node: Node) {
+        self.resolved.remove(&node);
+    }
+
+    /// Sends one datagram to `to`. An address that does not resolve (yet) and
+    /// a failed send (an unreachable network) count as silence: the caller
+    /// retries on its timer.
+    pub(crate) async fn send_datagram(&mut self, to: Node, datagram: &[u8]) {
+        let addr = match self.resolved.get(&to) {
+            Some(a) => Some(*a),
+            None => match self.members.get(&to) {
+                Some(spec) => resolve_member(spec, self.v6).await,
+                None => None,
+            },
+        };
+        let Some(addr) = addr else { return };
+        self.resolved.insert(to, addr);
+        let _ = self.socket.send_to(datagram, addr).await;
+    }
+
+    /// The envelopes of a received datagram that are for this cluster; a
+    /// datagram that does not decode is no answer.
+    pub(crate) fn envelopes(&self, datagram: &[u8]) -> Vec<Envelope> {
+        let mut envs = decode_bundle(datagram).unwrap_or_default();
+        envs.retain(|env| env.cluster == self.cluster);
+        envs
+    }
+}
