@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # A local cluster on free loopback ports, for people and scripts.
 #
-#   scripts/cluster.sh up [--proposers 2] [--acceptors 5] [--dir DIR] [--no-fsync] [--no-build]
+#   scripts/cluster.sh up [--proposers 2] [--acceptors 5] [--dir DIR] [--no-fsync] [--no-auth] [--no-build]
 #   scripts/cluster.sh down|status [--dir DIR]
 #   scripts/cluster.sh kill|fail|recover|restart|logs ROLE ID [--dir DIR]
 #
 # `up` builds the release binaries once (into the target dir cargo uses, so
 # CARGO_TARGET_DIR is honoured; PAXOS_BIN_DIR names another place to take them
-# from), writes DIR/cluster.toml, starts every node in the background (log in
-# DIR/logs, PID in DIR/pids) and returns once `paxosctl status` shows a leader.
+# from), writes DIR/cluster.toml with [auth] and a fresh peer key in
+# DIR/peer.key (`paxosctl keygen`; --no-auth for none), starts every node in
+# the background (log in DIR/logs, PID in DIR/pids) and returns once
+# `paxosctl status` shows a leader.
 # Every other command acts only on the PIDs recorded in DIR, after checking
 # that each still runs one of our binaries: it never touches a process it did
 # not start. DIR defaults to <repo>/run/cluster.
@@ -24,6 +26,7 @@ dir=$repo/run/cluster
 proposers=2
 acceptors=5
 fsync=true
+auth=1
 build=1
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
@@ -43,6 +46,7 @@ while [ $# -gt 0 ]; do
         --proposers) proposers=$2; shift 2 ;;
         --acceptors) acceptors=$2; shift 2 ;;
         --no-fsync) fsync=false; shift ;;
+        --no-auth) auth=0; shift ;;
         --no-build) build=0; shift ;;
         -h|--help) usage 0 ;;
         -*) die "unknown option $1" ;;
@@ -108,6 +112,9 @@ case $cmd in
             die "$dir already holds a cluster; run: $0 down --dir $dir"
         fi
         read -r -a ports <<<"$(free_ports udp $((proposers + acceptors)))"
+        if [ $auth = 1 ]; then
+            (umask 077 && "$bin_dir/paxosctl" keygen >"$dir/peer.key")
+        fi
         {
             echo "# Written by scripts/cluster.sh on $(date -u +%FT%TZ)."
             for i in $(seq 1 "$proposers"); do
@@ -116,6 +123,9 @@ case $cmd in
             for i in $(seq 1 "$acceptors"); do
                 printf '[[acceptors]]\nid = %d\naddr = "127.0.0.1:%d"\n\n' "$i" "${ports[$((proposers + i - 1))]}"
             done
+            if [ $auth = 1 ]; then
+                printf '[auth]\npeer_key_file = "peer.key"\n\n'
+            fi
             printf '[node]\ndata_dir = "%s/data"\nfsync = %s\n' "$dir" "$fsync"
         } >"$config"
         for i in $(seq 1 "$acceptors"); do start_node acceptor "$i"; done

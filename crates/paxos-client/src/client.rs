@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use paxos_proto::{
     encode, ClientErrorKind, ClientId, ClientPropose, Envelope, LogEntry, LogRead, LogReply, Message, Node, NodeId,
-    Slot, StatusReply, StatusRequest, MAX_DATAGRAM_BYTES, MAX_VALUE_BYTES, PROTOCOL_VERSION,
+    Slot, StatusReply, StatusRequest, MAX_DATAGRAM_BYTES, MAX_VALUE_BYTES, MIN_UNPROVEN_READ_BYTES, PROTOCOL_VERSION,
 };
 use tokio::time::Instant;
 
@@ -55,6 +55,9 @@ pub enum ClientError {
     /// The socket failed.
     #[error("client socket: {0}")]
     Io(#[from] io::Error),
+    /// The client keys of the cluster file's `[auth]` cannot be read.
+    #[error("{0}")]
+    Keys(crate::config::ConfigError),
 }
 
 /// A client of one cluster.
@@ -169,7 +172,7 @@ impl Client {
     /// [`ClientError::Timeout`] when the proposer does not answer in time.
     pub async fn log(&mut self, node: NodeId, from: Slot, limit: u32) -> Result<LogReply, ClientError> {
         let req = self.next_req();
-        let msg = Message::LogRead(LogRead { req, from, limit });
+        let msg = Message::LogRead(LogRead { req, from, limit, cookie: None });
         let what = format!("log read from proposer {node}");
         self.exchange(Node::Proposer(node), &msg, &what, false, |_, _, reply| match reply {
             Message::LogReply(r) if r.req == req => Ok(Step::Done(r)),
@@ -204,7 +207,7 @@ impl Client {
     /// [`ClientError::Timeout`] when it does not answer in time.
     pub async fn status(&mut self, node: Node) -> Result<StatusReply, ClientError> {
         let req = self.next_req();
-        let msg = Message::StatusRequest(StatusRequest { req });
+        let msg = Message::StatusRequest(StatusRequest { req, cookie: None });
         let what = format!("status of {node}");
         self.exchange(node, &msg, &what, false, |_, _, reply| match reply {
             Message::StatusReply(r) if r.req == req => Ok(Step::Done(r)),
@@ -254,6 +257,14 @@ impl Client {
                     if env.to != Node::Client(self.id) {
                         continue;
                     }
+                    if let Message::Cookie(c) = env.msg {
+                        // Proof of our address wanted: ask again at once, with the cookie.
+                        if env.from == to {
+                            self.link.remember_cookie(to, c.cookie);
+                            resend = Some(to);
+                        }
+                        continue;
+                    }
                     match on_reply(self, env.from, env.msg)? {
                         Step::Done(t) => return Ok(t),
                         Step::Resend(node) => resend = Some(node),
@@ -287,15 +298,26 @@ impl Client {
     }
 
     async fn send(&mut self, to: Node, msg: &Message) -> Result<(), ClientError> {
+        let mut msg = msg.clone();
+        self.link.with_cookie(to, &mut msg);
         let env = Envelope {
             version: PROTOCOL_VERSION,
             cluster: self.link.cluster.clone(),
             from: Node::Client(self.id),
             to,
-            msg: msg.clone(),
+            msg,
+        };
+        let unproven_read = match &env.msg {
+            Message::StatusRequest(r) => r.cookie.is_none(),
+            Message::LogRead(r) => r.cookie.is_none(),
+            _ => false,
         };
         if let Err(e) = encode(&env, &mut self.send_buf) {
             return Err(ClientError::Io(io::Error::new(io::ErrorKind::InvalidInput, e)));
+        }
+        if unproven_read && self.send_buf.len() < MIN_UNPROVEN_READ_BYTES {
+            // Its first answer is a cookie, never longer than the request: pad it.
+            self.send_buf.resize(MIN_UNPROVEN_READ_BYTES, b' ');
         }
         self.link.send_datagram(to, &self.send_buf).await;
         Ok(())
@@ -308,9 +330,9 @@ pub(crate) fn backoff(in_row: u32, retry: Duration) -> Duration {
     Duration::from_millis(5 << in_row.min(5)).min(retry)
 }
 
-/// A random client id, never zero.
+/// A random client id, never zero, below 2^53 (as the wire requires).
 pub fn random_client_id() -> ClientId {
-    ClientId(random_u64().max(1))
+    ClientId((random_u64() & paxos_proto::MAX_CLIENT_NUMBER).max(1))
 }
 
 /// 64 bits that differ between calls, processes and starts: a client id, or a

@@ -22,6 +22,10 @@
 //! tick_ms = 10
 //! fsync = true
 //!
+//! [auth]                         # optional; on in every script, compose file and manifest we ship
+//! peer_key_file = "peer.key"     # members' shared keys, one per line: the first signs, all verify
+//! client_key_file = "client.key" # optional: clients must sign their requests with one of these
+//!
 //! [chaos]                        # optional fault injection, off by default
 //! drop = 0.0
 //! duplicate = 0.0
@@ -35,8 +39,8 @@
 //! Variables named `PAXOS_<SECTION>__<KEY>` override the file; the double
 //! underscore separates the levels, so `PAXOS_NODE__DATA_DIR=/var/lib/paxos`
 //! sets `node.data_dir` and `PAXOS_CHAOS__DROP=0.1` sets `chaos.drop`.
-//! `PAXOS_CLUSTER` sets the top-level `cluster`. Only the `[node]` and
-//! `[chaos]` sections can be overridden: the member lists live in the file.
+//! `PAXOS_CLUSTER` sets the top-level `cluster`. Only the `[node]`, `[auth]`
+//! and `[chaos]` sections can be overridden: the member lists live in the file.
 //! Every other `PAXOS_*` variable without a double underscore (`PAXOS_ID`,
 //! `PAXOS_LISTEN`, `PAXOS_LOG_FORMAT`, ...) belongs to the binaries' command
 //! line and is ignored here, whereas an unknown variable *with* a double
@@ -78,6 +82,7 @@ use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use paxos_proto::auth::KeyRing;
 use serde::Deserialize;
 
 /// The cluster name used when the file gives none.
@@ -151,8 +156,23 @@ pub struct ClusterConfig {
     pub acceptors: Vec<Member>,
     /// The `[node]` defaults that every member inherits unless it overrides them.
     pub node: NodeSettings,
+    /// The `[auth]` section, if any: where the keys are.
+    pub auth: Option<AuthSettings>,
     /// The `[chaos]` fault injection settings; all off unless set.
     pub chaos: ChaosSettings,
+}
+
+/// The `[auth]` section: the key files. A relative path is relative to the
+/// directory of the cluster file (the keys travel with it), unlike
+/// `data_dir`, which a daemon resolves against its working directory.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// The members' keys, one per line as hex: the first signs, every one verifies.
+    pub peer_key_file: PathBuf,
+    /// The clients' keys, in the same format; when set, a client request must be signed with one.
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
 }
 
 /// One `[[proposers]]` or `[[acceptors]]` entry.
@@ -300,6 +320,8 @@ struct RawFile {
     #[serde(default)]
     node: NodeSettings,
     #[serde(default)]
+    auth: Option<AuthSettings>,
+    #[serde(default)]
     chaos: ChaosSettings,
 }
 
@@ -326,6 +348,20 @@ const ENV_KEYS: &[(&str, &str, EnvSetter)] = &[
     ("node", "election_timeout_ms", |c, raw| env_u64(raw).map(|v| c.node.election_timeout_ms = v)),
     ("node", "tick_ms", |c, raw| env_u64(raw).map(|v| c.node.tick_ms = v)),
     ("node", "fsync", |c, raw| env_bool(raw).map(|v| c.node.fsync = v)),
+    ("auth", "peer_key_file", |c, raw| {
+        match &mut c.auth {
+            Some(auth) => auth.peer_key_file = PathBuf::from(raw),
+            None => c.auth = Some(AuthSettings { peer_key_file: PathBuf::from(raw), client_key_file: None }),
+        }
+        Ok(())
+    }),
+    ("auth", "client_key_file", |c, raw| {
+        // Without a peer key file yet, validation asks for one (the variable
+        // that sets it may come later in the environment).
+        let auth = c.auth.get_or_insert_with(|| AuthSettings { peer_key_file: PathBuf::new(), client_key_file: None });
+        auth.client_key_file = Some(PathBuf::from(raw));
+        Ok(())
+    }),
     ("chaos", "drop", |c, raw| env_f64(raw).map(|v| c.chaos.drop = v)),
     ("chaos", "duplicate", |c, raw| env_f64(raw).map(|v| c.chaos.duplicate = v)),
     ("chaos", "delay_ms", |c, raw| env_u64(raw).map(|v| c.chaos.delay_ms = v)),
@@ -392,7 +428,7 @@ fn unknown_variable(section: &str, key: &str) -> String {
         "proposers" | "acceptors" => {
             format!("the members of [[{section}]] are set only in the file, not by the environment")
         }
-        "node" | "chaos" => {
+        "node" | "auth" | "chaos" => {
             let known: Vec<String> = ENV_KEYS
                 .iter()
                 .filter(|(s, _, _)| *s == section)
@@ -401,7 +437,7 @@ fn unknown_variable(section: &str, key: &str) -> String {
             format!("unknown key `{key}` in [{section}]; expected one of {}", known.join(", "))
         }
         _ => format!(
-            "unknown configuration variable (section `{section}`); the environment can set {ENV_PREFIX}CLUSTER, {ENV_PREFIX}NODE__<KEY> and {ENV_PREFIX}CHAOS__<KEY>"
+            "unknown configuration variable (section `{section}`); the environment can set {ENV_PREFIX}CLUSTER, {ENV_PREFIX}NODE__<KEY>, {ENV_PREFIX}AUTH__<KEY> and {ENV_PREFIX}CHAOS__<KEY>"
         ),
     }
 }
@@ -538,6 +574,7 @@ impl ClusterConfig {
             proposers: raw.proposers,
             acceptors: raw.acceptors,
             node: raw.node,
+            auth: raw.auth,
             chaos: raw.chaos,
         };
         let applied = apply_env(&mut config, env)?;
@@ -579,6 +616,44 @@ impl ClusterConfig {
     pub fn data_dir_for(&self, role: Role, id: u32) -> Result<PathBuf, ConfigError> {
         let settings = self.settings_for(role, id)?;
         Ok(settings.data_dir.join(format!("{role}-{id}")))
+    }
+
+    /// The peer keys of `[auth]`, read from their file; `None` without `[auth]`.
+    ///
+    /// # Errors
+    /// One line naming the cluster file, the key and what is wrong with the key file.
+    pub fn peer_keys(&self) -> Result<Option<KeyRing>, ConfigError> {
+        match &self.auth {
+            Some(auth) => self.key_ring("auth.peer_key_file", &auth.peer_key_file).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The client keys of `[auth]`, read from their file; `None` when there are none.
+    ///
+    /// # Errors
+    /// One line naming the cluster file, the key and what is wrong with the key file.
+    pub fn client_keys(&self) -> Result<Option<KeyRing>, ConfigError> {
+        match self.auth.as_ref().and_then(|a| a.client_key_file.as_ref()) {
+            Some(path) => self.key_ring("auth.client_key_file", path).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Where a key file named in the cluster file is: relative to the cluster file's directory.
+    pub fn key_path(&self, file: &Path) -> PathBuf {
+        match self.path.parent() {
+            Some(dir) if file.is_relative() => dir.join(file),
+            _ => file.to_owned(),
+        }
+    }
+
+    fn key_ring(&self, key: &str, file: &Path) -> Result<KeyRing, ConfigError> {
+        let path = self.key_path(file);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError::new(&self.path, key, format!("cannot read the key file {}: {e}", path.display()))
+        })?;
+        KeyRing::parse(&text).map_err(|e| ConfigError::new(&self.path, key, format!("{}: {e}", path.display())))
     }
 
     /// The number of acceptors that makes a majority: floor(acceptors / 2) + 1.
@@ -660,6 +735,15 @@ impl ClusterConfig {
             for (i, m) in self.members(role).iter().enumerate() {
                 let keys = SettingKeys::for_member(&format!("{}[{i}]", role.section()), m);
                 validate_settings(&self.effective(m), &keys).map_err(|(k, p)| err(&k, p))?;
+            }
+        }
+
+        if let Some(auth) = &self.auth {
+            if auth.peer_key_file.as_os_str().is_empty() {
+                return Err(err(
+                    "auth.peer_key_file",
+                    "missing: [auth] needs the members' key file (paxosctl keygen makes a key)".to_owned(),
+                ));
             }
         }
 

@@ -3,11 +3,11 @@
 //! lead, and the timings of retries.
 
 use std::collections::HashMap;
-use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use paxos_proto::{decode_bundle, Envelope, Node, NodeId};
+use paxos_proto::auth::{self, KeyRing, Signer};
+use paxos_proto::{decode_bundle, Envelope, Message, Node, NodeId};
 use tokio::net::UdpSocket;
 
 use crate::config::ClusterConfig;
@@ -66,12 +66,21 @@ pub(crate) struct Link {
     pub(crate) retry: Duration,
     /// How long one request may take in all.
     pub(crate) timeout: Duration,
+    /// The client keys of `[auth]`: requests are signed with them and
+    /// answers must be; `None` when the cluster has none.
+    keys: Option<KeyRing>,
+    /// The cookie each node gave this socket's address (see [`paxos_proto::Cookie`]).
+    cookies: HashMap<Node, String>,
+    /// A datagram being signed.
+    signed: Vec<u8>,
 }
 
 impl Link {
     /// A socket for `cluster`: on the loopback interface when every member
-    /// is on it, on every interface otherwise.
-    pub(crate) fn new(cluster: &ClusterConfig) -> io::Result<Link> {
+    /// is on it, on every interface otherwise; with the client keys of its
+    /// `[auth]`, if it has some.
+    pub(crate) fn new(cluster: &ClusterConfig) -> Result<Link, crate::ClientError> {
+        let keys = cluster.client_keys().map_err(crate::ClientError::Keys)?;
         let proposers = cluster.proposers.iter().map(|m| (Node::Proposer(NodeId(m.id)), m.addr.clone()));
         let members: HashMap<Node, String> =
             proposers.chain(cluster.acceptors.iter().map(|m| (Node::Acceptor(NodeId(m.id)), m.addr.clone()))).collect();
@@ -89,6 +98,9 @@ impl Link {
             target,
             retry: DEFAULT_RETRY,
             timeout: DEFAULT_TIMEOUT,
+            keys,
+            cookies: HashMap::new(),
+            signed: Vec::new(),
         })
     }
 
@@ -121,10 +133,19 @@ impl Link {
         self.resolved.remove(&node);
     }
 
-    /// Sends one datagram to `to`. An address that does not resolve (yet) and
-    /// a failed send (an unreachable network) count as silence: the caller
-    /// retries on its timer.
+    /// Sends one datagram to `to`, signed with the client key when there is
+    /// one. An address that does not resolve (yet) and a failed send (an
+    /// unreachable network) count as silence: the caller retries on its timer.
     pub(crate) async fn send_datagram(&mut self, to: Node, datagram: &[u8]) {
+        let datagram = match &self.keys {
+            Some(keys) => {
+                self.signed.clear();
+                self.signed.extend_from_slice(datagram);
+                keys.sign(&mut self.signed);
+                self.signed.as_slice()
+            }
+            None => datagram,
+        };
         let addr = match self.resolved.get(&to) {
             Some(a) => Some(*a),
             None => match self.members.get(&to) {
@@ -137,11 +158,31 @@ impl Link {
         let _ = self.socket.send_to(datagram, addr).await;
     }
 
-    /// The envelopes of a received datagram that are for this cluster; a
-    /// datagram that does not decode is no answer.
+    /// The envelopes of a received datagram that are for this cluster. A
+    /// datagram that does not decode is no answer, and with client keys
+    /// neither is one that is not signed with one (a forged answer).
     pub(crate) fn envelopes(&self, datagram: &[u8]) -> Vec<Envelope> {
-        let mut envs = decode_bundle(datagram).unwrap_or_default();
+        let Ok((body, signer)) = auth::open(datagram, None, self.keys.as_ref()) else { return Vec::new() };
+        if self.keys.is_some() && signer != Signer::Client {
+            return Vec::new();
+        }
+        let mut envs = decode_bundle(body).unwrap_or_default();
         envs.retain(|env| env.cluster == self.cluster);
         envs
+    }
+
+    /// `node` gave this address a cookie: requests to it carry it from now on.
+    pub(crate) fn remember_cookie(&mut self, node: Node, cookie: String) {
+        self.cookies.insert(node, cookie);
+    }
+
+    /// Puts the cookie `to` gave us, if any, into a request that takes one.
+    pub(crate) fn with_cookie(&self, to: Node, msg: &mut Message) {
+        let cookie = self.cookies.get(&to).cloned();
+        match msg {
+            Message::StatusRequest(r) => r.cookie = cookie,
+            Message::LogRead(r) => r.cookie = cookie,
+            _ => {}
+        }
     }
 }

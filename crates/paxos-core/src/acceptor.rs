@@ -6,7 +6,9 @@ use paxos_proto::{
 };
 use tracing::{debug, info};
 
-use crate::{AcceptorOp, AcceptorState, Defects, Ignored, Ready, MAX_BATCH_BYTES};
+use crate::{
+    round_ceiling, AcceptorOp, AcceptorState, Defects, Ignored, Ready, CLOCK_SKEW_SECS, MAX_BATCH_BYTES, MAX_SLOT_STEP,
+};
 
 /// Bytes a promise entry takes on the wire beside its value: the slot, the
 /// ballot and the JSON framing at their widest.
@@ -27,12 +29,15 @@ pub struct Acceptor {
     state: AcceptorState,
     ready: Ready<AcceptorOp>,
     defects: Defects,
+    /// Rounds above this are refused; no limit until the clock is set.
+    round_ceiling: u64,
 }
 
 impl Acceptor {
     /// An acceptor with state recovered from its store.
     pub fn new(id: NodeId, proposers: Vec<NodeId>, state: AcceptorState) -> Self {
-        Acceptor { id, proposers, state, ready: Ready::default(), defects: Defects::default() }
+        let round_ceiling = u64::MAX;
+        Acceptor { id, proposers, state, ready: Ready::default(), defects: Defects::default(), round_ceiling }
     }
 
     /// The same acceptor with deliberate bugs, for the simulator's self-test.
@@ -104,6 +109,7 @@ impl Acceptor {
         if m.ballot.proposer != from {
             return Err(Ignored("acceptor: prepare with another proposer's ballot"));
         }
+        self.check_round(m.ballot)?;
         if m.ballot < self.state.promised {
             self.nack(from, m.ballot);
             return Ok(());
@@ -118,6 +124,11 @@ impl Acceptor {
     fn on_accept(&mut self, from: NodeId, m: Accept) -> Result<(), Ignored> {
         if m.ballot.proposer != from {
             return Err(Ignored("acceptor: accept with another proposer's ballot"));
+        }
+        self.check_round(m.ballot)?;
+        let limit = self.frontier().0.saturating_add(MAX_SLOT_STEP);
+        if m.entries.iter().any(|e| e.slot.0 >= limit) && !self.defects.unbounded {
+            return Err(Ignored("acceptor: accept of a slot too far ahead of everything it knows"));
         }
         if m.ballot < self.state.promised && !self.defects.accept_ignores_promise {
             self.nack(from, m.ballot);
@@ -173,13 +184,35 @@ impl Acceptor {
 
     /// Every proposer learned the slots below `below`: forget them.
     fn on_trim(&mut self, m: Trim) -> Result<(), Ignored> {
-        if m.below <= self.state.trimmed_below {
+        // A trim moves the frontier at most MAX_SLOT_STEP at once (a lagging
+        // acceptor catches up over a few heartbeats).
+        let below = Slot(m.below.0.min(self.frontier().0.saturating_add(MAX_SLOT_STEP)));
+        if below <= self.state.trimmed_below {
             return Ok(());
         }
-        let op = AcceptorOp::Trim(m.below);
+        let op = AcceptorOp::Trim(below);
         self.state.apply(&op);
         self.ready.persist.push(op);
         Ok(())
+    }
+
+    /// Refuses a ballot whose round is above the ceiling of the clock (see [`round_ceiling`]).
+    fn check_round(&self, ballot: Ballot) -> Result<(), Ignored> {
+        if ballot.round > self.round_ceiling && !self.defects.unbounded {
+            return Err(Ignored("acceptor: a round above the ceiling of the clock"));
+        }
+        Ok(())
+    }
+
+    /// The wall clock, in Unix seconds, for the round ceiling.
+    pub fn set_clock(&mut self, unix_secs: u64) {
+        self.round_ceiling = round_ceiling(unix_secs.saturating_add(CLOCK_SKEW_SECS));
+    }
+
+    /// One past the highest slot this acceptor knows of: accepted, or trimmed below.
+    fn frontier(&self) -> Slot {
+        let accepted = self.state.accepted.keys().next_back().map_or(Slot(0), |s| s.next());
+        accepted.max(self.state.trimmed_below)
     }
 
     fn promise(&mut self, ballot: Ballot) {
@@ -229,8 +262,12 @@ impl crate::Role for Acceptor {
         Acceptor::handle(self, from, msg)
     }
 
-    /// An acceptor only answers: it has no clock.
+    /// An acceptor only answers: it has no timers.
     fn tick(&mut self) {}
+
+    fn set_clock(&mut self, unix_secs: u64) {
+        Acceptor::set_clock(self, unix_secs);
+    }
 
     fn take_ready(&mut self) -> Ready<AcceptorOp> {
         Acceptor::take_ready(self)

@@ -13,6 +13,8 @@ pub struct Defects {
     pub(crate) adopt_from_last_promise: bool,
     /// Seed defect 3 in spirit: a proposer counts `n / 2` acceptors as a majority.
     pub(crate) minority_quorum: bool,
+    /// No bound on rounds or slots from a member: no ceiling of the clock, no slot step.
+    pub(crate) unbounded: bool,
 }
 
 #[cfg(feature = "defects")]
@@ -30,5 +32,10 @@ impl Defects {
     /// A quorum of `n / 2` acceptors.
     pub fn minority_quorum() -> Self {
         Defects { minority_quorum: true, ..Defects::default() }
+    }
+
+    /// Rounds and slots believed however far they jump (see the field of the same name).
+    pub fn unbounded() -> Self {
+        Defects { unbounded: true, ..Defects::default() }
     }
 }

@@ -18,6 +18,12 @@ use paxos_proto::{Ballot, ClientId, Command, LogEntry, Slot, Value};
 
 use crate::Ignored;
 
+/// How far beyond its decided prefix a learner keeps track of slots. Every
+/// slot in flight lies within a leader's window of the decided ones; a
+/// learner further behind catches up from a peer instead, and nothing a peer
+/// or acceptor sends can make it track more than this many slots.
+pub const MAX_PENDING_AHEAD: u64 = 1 << 16;
+
 /// One slot above the decided prefix that we know something about.
 #[derive(Debug, Default)]
 struct Pending {
@@ -131,9 +137,16 @@ impl Learner {
         self.sessions.get(&cmd.client).is_some_and(|s| s.seq >= cmd.seq)
     }
 
+    /// True for a slot this learner tracks: not applied yet, and within
+    /// [`MAX_PENDING_AHEAD`] of the decided prefix.
+    fn tracks(&self, slot: Slot) -> bool {
+        let decided = self.decided();
+        slot >= decided && slot.0 - decided.0 < MAX_PENDING_AHEAD
+    }
+
     /// Ballot `ballot` proposed `value` at `slot`.
     pub fn observe_proposal(&mut self, slot: Slot, ballot: Ballot, value: Value) {
-        if slot < self.decided() {
+        if !self.tracks(slot) {
             return;
         }
         let p = self.pending.entry(slot).or_default();
@@ -147,7 +160,7 @@ impl Learner {
     /// Acceptor number `acceptor` (its index among the acceptors) accepted `slot` under `ballot`.
     pub fn observe_accepted(&mut self, acceptor: usize, ballot: Ballot, slot: Slot) {
         assert!(acceptor < 64, "at most 64 acceptors");
-        if slot < self.decided() {
+        if !self.tracks(slot) {
             return;
         }
         let p = self.pending.entry(slot).or_default();
@@ -166,11 +179,15 @@ impl Learner {
     /// `value` is decided at `slot` (a peer learned it).
     ///
     /// # Errors
-    /// [`Ignored`] when this learner knows another value decided there: only a
-    /// broken or forged peer sends that, and the known value stays.
+    /// [`Ignored`] when this learner knows another value decided there (only a
+    /// broken or forged peer sends that, and the known value stays), or the
+    /// slot is beyond what it tracks.
     pub fn learn(&mut self, slot: Slot, value: Value) -> Result<(), Ignored> {
         if let Some(known) = self.value(slot) {
             return if *known == value { Ok(()) } else { Err(Ignored("learner: conflicting decided value")) };
+        }
+        if !self.tracks(slot) {
+            return Err(Ignored("learner: a decided slot too far ahead of the decided prefix"));
         }
         self.pending.entry(slot).or_default().decided = Some(value);
         self.known = self.known.max(slot.next());

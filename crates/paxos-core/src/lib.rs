@@ -41,7 +41,43 @@ pub use storage::{
 pub use tick::Tick;
 
 /// The byte budget for the entries of one datagram, leaving room for the envelope.
-pub const MAX_BATCH_BYTES: usize = paxos_proto::MAX_DATAGRAM_BYTES - 1024;
+pub const MAX_BATCH_BYTES: usize = paxos_proto::MAX_BODY_BYTES - 1024;
+
+/// Rounds above this at 2026-01-01 are refused (see [`round_ceiling`]).
+pub const ROUND_CEILING_BASE: u64 = 1 << 40;
+
+/// How much the round ceiling rises per second of wall-clock time.
+pub const ROUND_CEILING_PER_SEC: u64 = 1 << 24;
+
+/// The moment the ceiling starts to rise from its base: 2026-01-01T00:00:00Z, in Unix seconds.
+pub const ROUND_CEILING_EPOCH_SECS: u64 = 1_767_225_600;
+
+/// How far ahead of our own clock another node's clock may run: a round
+/// under the ceiling of `now + CLOCK_SKEW_SECS` is believed.
+pub const CLOCK_SKEW_SECS: u64 = 3_600;
+
+/// The highest ballot round any node accepts at wall-clock time `unix_secs`:
+/// 2^40, plus 2^24 a second since 2026-01-01 (about 2^49 in 2026). Honest
+/// proposers step rounds by one per election and never come near it; a
+/// hostile member cannot push rounds beyond it with any message, and the
+/// ceiling rises so slowly that rounds stay thousands of times below the
+/// codec's [`paxos_proto::MAX_COUNTER`] for millennia. (A bound relative to
+/// each node's own knowledge would not do: a member that pumps one
+/// acceptor's promise by a full step leaves every honest round beyond the
+/// others' step, and the cluster stuck.)
+pub fn round_ceiling(unix_secs: u64) -> u64 {
+    let secs = unix_secs.saturating_sub(ROUND_CEILING_EPOCH_SECS);
+    ROUND_CEILING_BASE.saturating_add(secs.saturating_mul(ROUND_CEILING_PER_SEC)).min(paxos_proto::MAX_COUNTER / 2)
+}
+
+/// The most an acceptor's frontier (its highest accepted slot, or its trim
+/// point) may move in one message: an accept entry further ahead is
+/// refused, a trim further ahead is applied only that far. Honest leaders
+/// stay within a window (thousands) of the decided slots, and a lagging
+/// acceptor catches up by this much per trim; a hostile member cannot push
+/// the slots close to [`paxos_proto::MAX_COUNTER`], nor make a new leader
+/// fill more than this many holes per message it sent.
+pub const MAX_SLOT_STEP: u64 = 1 << 24;
 
 /// The number of acceptors that makes a majority of `n`.
 pub fn majority(n: usize) -> usize {

@@ -112,6 +112,9 @@ impl NodeSetup {
         let file = args.config.display();
         let id = args.id.ok_or_else(|| format!("{file}: --id: missing; pass --id N or set PAXOS_ID"))?;
         let settings = cluster.settings_for(role, id).map_err(|e| e.to_string())?;
+        // The key files are read at start-up, so that a missing or bad one is an operator's mistake (exit 2).
+        cluster.peer_keys().map_err(|e| e.to_string())?;
+        cluster.client_keys().map_err(|e| e.to_string())?;
         let data_dir = cluster.data_dir_for(role, id).map_err(|e| e.to_string())?;
         let listen = match &args.listen {
             Some(listen) => pick(resolve_blocking(listen))

@@ -17,6 +17,9 @@
 //!   it takes the role and its store as arguments;
 //! - [`transport`]: the members' address book (host names resolved and
 //!   resolved again), sender verification, the clients' addresses;
+//! - [`guard`]: what a node lets in and how it signs what it sends: the
+//!   `[auth]` MACs, cookies that validate clients' addresses, limits on
+//!   unsigned traffic;
 //! - [`chaos`]: the `[chaos]` fault injector (drop, duplicate, delay, reorder)
 //!   on a node's own outgoing datagrams, seeded per node;
 //! - [`counters`]: drop counters and rate-limited warnings;
@@ -26,6 +29,7 @@
 pub mod chaos;
 pub mod counters;
 pub mod daemon;
+pub mod guard;
 pub mod runtime;
 pub mod signals;
 pub mod transport;

@@ -75,8 +75,9 @@ use std::time::{Duration, Instant};
 
 use paxos_client::config::{ClusterConfig, NodeSettings};
 use paxos_core::{Ignored, Outgoing, ProposerConfig, Role, StorageError, Store, View};
+use paxos_proto::auth::Signer;
 use paxos_proto::{
-    decode_bundle, encode_message, encode_with_body, Bundle, DecodeError, Message, Node, NodeId, StatusReply,
+    decode_bundle, encode_message, encode_with_body, Bundle, DecodeError, Envelope, Message, Node, NodeId, StatusReply,
     MAX_DATAGRAM_BYTES,
 };
 use paxos_storage::persist::{BatchSeq, Completion, Persist};
@@ -86,6 +87,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::chaos::{self, Chaos, Datagram};
 use crate::counters::{self, Counters};
+use crate::guard::{Guard, Verdict};
 use crate::transport::{AddressBook, ClientAddrs, MAX_CLIENTS};
 
 /// The most datagrams fed to the role before one `Ready` is taken and persisted.
@@ -120,6 +122,9 @@ pub enum RunError {
     /// The socket failed in a way that is not about one datagram.
     #[error("socket: {0}")]
     Socket(#[from] std::io::Error),
+    /// A key file of `[auth]` cannot be read.
+    #[error("{0}")]
+    Keys(#[from] paxos_client::config::ConfigError),
 }
 
 /// Whether the node `me` persists on a thread of its own and goes on
@@ -183,6 +188,14 @@ pub async fn run<R: Role, S: Store<State = R::State>>(
              ([chaos] / PAXOS_CHAOS__*), for failure testing only"
         );
     }
+    let guard = Guard::new(cluster)?;
+    if !guard.auth_on() {
+        warn!(
+            node = %me,
+            "AUTH OFF: no [auth] in the cluster file, so any host that can reach this port and forge a member's \
+             address can break every guarantee; set [auth] peer_key_file (paxosctl keygen makes a key)"
+        );
+    }
     let (book, resolved) = AddressBook::new(cluster, local);
     let (done_tx, completions) = mpsc::unbounded_channel();
     let persist = if background_persist(me) {
@@ -191,6 +204,8 @@ pub async fn run<R: Role, S: Store<State = R::State>>(
     } else {
         Persist::inline(store)
     };
+    let mut role = role;
+    role.set_clock(unix_secs());
     let mut node = Loop {
         persist,
         completions,
@@ -213,9 +228,12 @@ pub async fn run<R: Role, S: Store<State = R::State>>(
         spare: Vec::new(),
         datagram: Vec::with_capacity(MAX_DATAGRAM_BYTES),
         status_requests: Vec::new(),
+        cookies: Vec::new(),
         heard: HashMap::new(),
         election_timeout: Duration::from_millis(settings.election_timeout_ms),
         chaos,
+        guard,
+        sealed: Vec::with_capacity(MAX_DATAGRAM_BYTES + paxos_proto::auth::TRAILER_BYTES),
     };
     let tick = Duration::from_millis(settings.tick_ms.max(1));
     node.run(tick, control, resolved, shutdown).await
@@ -262,12 +280,20 @@ struct Loop<R: Role, S: Store<State = R::State>> {
     datagram: Vec<u8>,
     /// Status requests of this batch, answered once the batch is durable: (address, sender, req).
     status_requests: Vec<(SocketAddr, Node, u64)>,
+    /// Cookies for requests that must prove their address first: (address,
+    /// client, the cookie message). Sent at once, even while failed, as
+    /// status answers are (a failed node is still asked for its status).
+    cookies: Vec<(SocketAddr, Node, Message)>,
     /// When each member was last heard from (shown in an acceptor's status).
     heard: HashMap<Node, Instant>,
     election_timeout: Duration,
     view: Option<View>,
     /// The fault injector of the outgoing datagrams, when `[chaos]` is on.
     chaos: Option<Chaos>,
+    /// The keys, cookies and limits of what comes in; the signing of what goes out.
+    guard: Guard,
+    /// A datagram being signed.
+    sealed: Vec<u8>,
 }
 
 impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
@@ -294,6 +320,7 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
                     None => control_open = false,
                 },
                 _ = tick.tick() => {
+                    self.role.set_clock(unix_secs());
                     self.role.tick();
                     self.book.refresh(Instant::now());
                 }
@@ -342,6 +369,7 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
 
     /// Feeds every queued datagram (up to the batch limit) to the role.
     fn drain(&mut self) {
+        self.guard.new_batch();
         for _ in 0..MAX_BATCH_DATAGRAMS {
             match self.socket.try_recv_from(&mut self.recv_buf) {
                 Ok((len, src)) => self.on_datagram(len, src),
@@ -360,20 +388,36 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
 
     fn on_datagram(&mut self, len: usize, src: SocketAddr) {
         self.counters.incr(counters::DATAGRAMS_IN);
-        let envs = match decode_bundle(&self.recv_buf[..len]) {
+        let (body, signer) = match self.guard.check(&self.recv_buf[..len], src, Instant::now()) {
+            Verdict::Take(body, signer) => (body, signer),
+            Verdict::Drop(kind, why) => {
+                self.counters.drop_datagram(kind, src, why);
+                return;
+            }
+        };
+        let envs = match decode_bundle(body) {
             Ok(envs) => envs,
             Err(e) => {
                 self.counters.drop_datagram(decode_kind(&e), src, e);
                 return;
             }
         };
+        // A bundle of reads must not multiply answers: one of each per datagram.
+        let mut reads = 0;
         for env in envs {
-            self.on_envelope(env, src);
+            if matches!(env.msg, Message::StatusRequest(_) | Message::LogRead(_)) {
+                reads += 1;
+                if reads > 1 {
+                    self.counters.drop_datagram("dropped.bundle", src, "a second read in one datagram");
+                    continue;
+                }
+            }
+            self.on_envelope(env, src, signer, len);
         }
     }
 
     /// One envelope of a datagram, checked as if it had come alone.
-    fn on_envelope(&mut self, env: paxos_proto::Envelope, src: SocketAddr) {
+    fn on_envelope(&mut self, env: paxos_proto::Envelope, src: SocketAddr, signer: Signer, datagram_len: usize) {
         if env.cluster != self.cluster {
             let why = format!("cluster {:?} is not {:?}", truncate(&env.cluster, 64), self.cluster);
             self.counters.drop_datagram("dropped.cluster", src, why);
@@ -383,8 +427,34 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
             self.counters.drop_datagram("dropped.receiver", src, format!("addressed to {}, not to us", env.to));
             return;
         }
+        if let Err(why) = self.guard.admit(env.from, signer) {
+            self.counters.drop_datagram("dropped.auth", src, format_args!("{}: {why}", env.from));
+            return;
+        }
         match env.from {
-            Node::Client(id) => self.clients.seen(id, src),
+            Node::Client(id) => {
+                if let Some(cookie) = self.guard.cookie_for(id, src, signer, &env.msg) {
+                    // Its answer would be larger than it: the address must prove itself
+                    // first, with a cookie no longer than the request (which clients pad).
+                    let reply = Envelope {
+                        version: paxos_proto::PROTOCOL_VERSION,
+                        cluster: self.cluster.clone(),
+                        from: self.me,
+                        to: env.from,
+                        msg: cookie,
+                    };
+                    let mut bytes = Vec::new();
+                    if paxos_proto::encode(&reply, &mut bytes).is_err() || bytes.len() > datagram_len {
+                        let why = "a read without a cookie, too short for the cookie it would get (pad it)";
+                        self.counters.drop_datagram("dropped.amplification", src, why);
+                        return;
+                    }
+                    self.counters.incr("cookies.sent");
+                    self.cookies.push((src, env.from, reply.msg));
+                    return;
+                }
+                self.clients.seen(id, src);
+            }
             member => {
                 if !self.book.verify(member, src) {
                     let why = if self.book.is_member(member) {
@@ -419,6 +489,12 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
     /// messages and the status replies once those writes (and every earlier
     /// batch) are durable: now, or when the persist thread says so.
     async fn flush(&mut self) -> Result<(), RunError> {
+        if !self.cookies.is_empty() {
+            for (addr, to, msg) in std::mem::take(&mut self.cookies) {
+                self.send_to(addr, to, msg).await;
+            }
+            self.send_outbox().await;
+        }
         let ready = self.role.take_ready();
         if self.failed {
             self.counters.add("suppressed.failed", ready.early.len() as u64);
@@ -576,13 +652,19 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
         self.outbox_index.clear();
     }
 
-    /// Puts one datagram on the wire, through the chaos when it is on.
+    /// Signs one datagram for `to` and puts it on the wire, through the chaos when it is on.
     async fn send_datagram(&mut self, addr: SocketAddr, to: Node, bytes: &[u8]) {
+        let mut sealed = std::mem::take(&mut self.sealed);
+        sealed.clear();
+        sealed.extend_from_slice(bytes);
+        self.guard.seal(to, &mut sealed);
         let Some(chaos) = &mut self.chaos else {
-            self.transmit(addr, to, bytes).await;
+            self.transmit(addr, to, &sealed).await;
+            self.sealed = sealed;
             return;
         };
-        let out = chaos.submit(Instant::now(), Datagram { addr, to, bytes: bytes.to_vec() });
+        let out = chaos.submit(Instant::now(), Datagram { addr, to, bytes: sealed.clone() });
+        self.sealed = sealed;
         for d in out {
             self.transmit(d.addr, d.to, &d.bytes).await;
         }
@@ -612,6 +694,11 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
             }
         }
     }
+}
+
+/// The wall clock in Unix seconds (what bounds ballot rounds in the core).
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Completes at `at`, or never when there is no `at` (a disabled `select!` branch).

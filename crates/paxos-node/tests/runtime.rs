@@ -101,7 +101,7 @@ impl Store for FailingStore {
 /// storage error and the promise is never sent.
 #[tokio::test]
 async fn storage_failure_stops_the_node_before_it_answers() {
-    let cluster = Cluster::new(1, 1, "");
+    let cluster = Cluster::without_auth(1, 1, "");
     let settings = cluster.config.settings_for(Role::Acceptor, 1).expect("settings");
     let (socket, _) = bind_udp(addr_of(&cluster, Role::Acceptor, 1)).expect("bind");
     let (acceptor, acceptor_store) =
@@ -186,7 +186,7 @@ impl Store for FailingProposerStore {
 /// cannot be written, so no prepare is ever sent.
 #[tokio::test]
 async fn proposer_storage_failure_stops_it_before_it_prepares() {
-    let cluster = Cluster::new(1, 1, "");
+    let cluster = Cluster::without_auth(1, 1, "");
     let settings = cluster.config.settings_for(Role::Proposer, 1).expect("settings");
     let (socket, _) = bind_udp(addr_of(&cluster, Role::Proposer, 1)).expect("bind");
     let cfg = runtime::proposer_config(&cluster.config, 1, &settings);

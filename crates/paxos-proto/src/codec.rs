@@ -4,7 +4,8 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::{
-    Ballot, Envelope, Message, Node, Slot, MAX_COUNTER, MAX_DATAGRAM_BYTES, MAX_VALUE_BYTES, PROTOCOL_VERSION,
+    Ballot, Envelope, Message, Node, Slot, MAX_BODY_BYTES, MAX_CLIENT_NUMBER, MAX_COUNTER, MAX_DATAGRAM_BYTES,
+    MAX_VALUE_BYTES, PROTOCOL_VERSION,
 };
 
 /// Why a datagram could not be decoded. Each variant is a drop-counter kind.
@@ -45,8 +46,8 @@ impl DecodeError {
 /// Why an envelope could not be encoded.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum EncodeError {
-    /// The encoded datagram would exceed [`MAX_DATAGRAM_BYTES`].
-    #[error("encoded datagram of {len} bytes exceeds the limit of {MAX_DATAGRAM_BYTES}")]
+    /// The encoded datagram would exceed [`MAX_BODY_BYTES`].
+    #[error("encoded datagram of {len} bytes exceeds the limit of {MAX_BODY_BYTES}")]
     TooLarge {
         /// The encoded length.
         len: usize,
@@ -56,13 +57,13 @@ pub enum EncodeError {
 /// Encodes `env` as one JSON datagram, appending to `buf` (cleared first).
 ///
 /// # Errors
-/// [`EncodeError::TooLarge`] when the result would exceed [`MAX_DATAGRAM_BYTES`];
+/// [`EncodeError::TooLarge`] when the result would exceed [`MAX_BODY_BYTES`];
 /// `buf` then holds the oversized encoding and must not be sent.
 pub fn encode(env: &Envelope, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
     buf.clear();
     // Serializing plain data structures into a Vec cannot fail: every map key is a string.
     serde_json::to_writer(&mut *buf, env).expect("envelope serializes");
-    if buf.len() > MAX_DATAGRAM_BYTES {
+    if buf.len() > MAX_BODY_BYTES {
         return Err(EncodeError::TooLarge { len: buf.len() });
     }
     Ok(())
@@ -102,7 +103,7 @@ pub fn encode_with_body(
     buf.extend_from_slice(b",\"msg\":");
     buf.extend_from_slice(body);
     buf.push(b'}');
-    if buf.len() > MAX_DATAGRAM_BYTES {
+    if buf.len() > MAX_BODY_BYTES {
         return Err(EncodeError::TooLarge { len: buf.len() });
     }
     Ok(())
@@ -139,10 +140,10 @@ impl Bundle {
         self.count == 0
     }
 
-    /// Whether `envelope` (encoded, at most [`MAX_DATAGRAM_BYTES`]) still fits.
+    /// Whether `envelope` (encoded, at most [`MAX_BODY_BYTES`]) still fits.
     pub fn fits(&self, envelope: &[u8]) -> bool {
         // `buf` holds the open bracket; add a comma, the envelope and the close bracket.
-        self.count == 0 || self.buf.len() + envelope.len() + 2 <= MAX_DATAGRAM_BYTES
+        self.count == 0 || self.buf.len() + envelope.len() + 2 <= MAX_BODY_BYTES
     }
 
     /// Adds one encoded envelope; the caller checked [`Bundle::fits`].
@@ -165,7 +166,7 @@ impl Bundle {
                 out.push(b']');
             }
         }
-        debug_assert!(out.len() <= MAX_DATAGRAM_BYTES);
+        debug_assert!(out.len() <= MAX_BODY_BYTES);
         self.buf.clear();
         self.count = 0;
     }
@@ -192,7 +193,7 @@ pub fn decode_bundle(bytes: &[u8]) -> Result<Vec<Envelope>, DecodeError> {
         if env.version != PROTOCOL_VERSION {
             return Err(DecodeError::Version { got: env.version });
         }
-        validate(&env.msg)?;
+        validate_envelope(env)?;
     }
     Ok(envs)
 }
@@ -226,8 +227,17 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
     if env.version != PROTOCOL_VERSION {
         return Err(DecodeError::Version { got: env.version });
     }
-    validate(&env.msg)?;
+    validate_envelope(&env)?;
     Ok(env)
+}
+
+/// The rules of [`validate`], and client ids below 2^53 on both ends.
+fn validate_envelope(env: &Envelope) -> Result<(), DecodeError> {
+    let node_ok = |n: &Node| !matches!(n, Node::Client(id) if id.0 > MAX_CLIENT_NUMBER);
+    if !node_ok(&env.from) || !node_ok(&env.to) {
+        return Err(DecodeError::Invalid("client id of 2^53 or more"));
+    }
+    validate(&env.msg)
 }
 
 /// Rules every honest sender keeps, checked once here so that no role has to.
@@ -240,6 +250,8 @@ fn validate(msg: &Message) -> Result<(), DecodeError> {
     // forged huge round would fence out every proposer for good.
     let slot_ok = |s: &Slot| s.0 <= MAX_COUNTER;
     let ballot_ok = |b: &Ballot| b.round <= MAX_COUNTER;
+    // Client numbers stay below 2^53, so that every JSON parser reads them exactly.
+    let number_ok = |n: u64| n <= MAX_CLIENT_NUMBER;
     let (counters_ok, values_ok) = match msg {
         Message::Prepare(p) => (ballot_ok(&p.ballot) && slot_ok(&p.from), true),
         Message::Promise(p) => {
@@ -268,20 +280,23 @@ fn validate(msg: &Message) -> Result<(), DecodeError> {
             let end = r.from.0.checked_add(r.entries.len() as u64);
             (end.is_some_and(|e| e <= MAX_COUNTER) && slot_ok(&r.decided), r.entries.iter().all(value_ok))
         }
-        Message::ClientReply(r) => (slot_ok(&r.slot), true),
-        Message::LogRead(r) => (slot_ok(&r.from), true),
-        Message::LogReply(r) => (slot_ok(&r.decided) && r.entries.iter().all(|e| slot_ok(&e.slot)), true),
-        Message::StatusReply(r) => (ballot_ok(&r.ballot) && slot_ok(&r.decided), true),
+        Message::ClientReply(r) => (slot_ok(&r.slot) && number_ok(r.seq), true),
+        Message::LogRead(r) => (slot_ok(&r.from) && number_ok(r.req), true),
+        Message::LogReply(r) => {
+            (slot_ok(&r.decided) && number_ok(r.req) && r.entries.iter().all(|e| slot_ok(&e.slot)), true)
+        }
+        Message::StatusReply(r) => (ballot_ok(&r.ballot) && slot_ok(&r.decided) && number_ok(r.req), true),
         // Oversized client values pass: the proposer answers them with an
         // error, and the datagram limit still bounds them.
-        Message::Probe(_)
-        | Message::ClientPropose(_)
-        | Message::ClientRedirect(_)
-        | Message::ClientError(_)
-        | Message::StatusRequest(_) => (true, true),
+        Message::ClientPropose(m) => (number_ok(m.seq), true),
+        Message::ClientRedirect(m) => (number_ok(m.seq), true),
+        Message::ClientError(m) => (number_ok(m.seq), true),
+        Message::StatusRequest(m) => (number_ok(m.req), true),
+        Message::Cookie(m) => (number_ok(m.req), true),
+        Message::Probe(_) => (true, true),
     };
     if !counters_ok {
-        return Err(DecodeError::Invalid("slot or round beyond MAX_COUNTER"));
+        return Err(DecodeError::Invalid("slot or round beyond MAX_COUNTER, or a client number of 2^53 or more"));
     }
     if !values_ok {
         return Err(DecodeError::Invalid("value too large"));

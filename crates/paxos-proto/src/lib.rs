@@ -20,6 +20,8 @@
 //!    |                     |  Heartbeat / Trim / CatchUp between proposers      |
 //! ```
 //!
+//! With `[auth]`, a datagram ends with a MAC over its bytes ([`auth`]).
+//!
 //! Every datagram is one JSON [`Envelope`]: protocol version, cluster name,
 //! sender, receiver and one [`Message`]. [`decode`] refuses anything larger than
 //! [`MAX_DATAGRAM_BYTES`], anything that is not valid JSON of that shape, and
@@ -29,6 +31,7 @@
 //! socket, or a client proposes many values, with one datagram.
 #![deny(missing_docs)]
 
+pub mod auth;
 mod codec;
 mod messages;
 mod types;
@@ -45,8 +48,23 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// The largest datagram we send or accept: the largest UDP payload over IPv4.
 pub const MAX_DATAGRAM_BYTES: usize = 65_507;
 
+/// The largest body a datagram we send may have: room is left for the MAC
+/// trailer of `[auth]` ([`auth::TRAILER_BYTES`]), so that a signed datagram
+/// still fits [`MAX_DATAGRAM_BYTES`]. [`encode`] and [`Bundle`] keep to it.
+pub const MAX_BODY_BYTES: usize = MAX_DATAGRAM_BYTES - auth::TRAILER_BYTES;
+
+/// A read (status or log) that carries no cookie must be at least this long
+/// (pad it with spaces after the JSON): its first answer is a cookie, which
+/// must not be longer than the request (see [`Cookie`]).
+pub const MIN_UNPROVEN_READ_BYTES: usize = 320;
+
 /// The largest client value, in bytes of UTF-8.
 pub const MAX_VALUE_BYTES: usize = 8 * 1024;
+
+/// The largest client id, sequence number or request number a datagram may
+/// carry: 2^53 - 1, the largest integer every JSON parser reads exactly
+/// (JavaScript's numbers are doubles).
+pub const MAX_CLIENT_NUMBER: u64 = (1 << 53) - 1;
 
 /// The largest slot or ballot round a datagram may name. Far beyond anything a
 /// cluster reaches (2^62 slots at a million a second is 146,000 years), and far

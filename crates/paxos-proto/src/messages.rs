@@ -63,6 +63,8 @@ pub enum Message {
     StatusRequest(StatusRequest),
     /// Node to client: its state.
     StatusReply(StatusReply),
+    /// Node to client: ask again with this cookie (the sender's address is not validated yet).
+    Cookie(Cookie),
 }
 
 impl Message {
@@ -88,6 +90,7 @@ impl Message {
             Message::LogReply(_) => "log_reply",
             Message::StatusRequest(_) => "status_request",
             Message::StatusReply(_) => "status_reply",
+            Message::Cookie(_) => "cookie",
         }
     }
 }
@@ -288,6 +291,9 @@ pub struct LogRead {
     pub from: Slot,
     /// At most this many entries (the reply also stops at the datagram limit).
     pub limit: u32,
+    /// The cookie this node gave the client's address, if it has one (see [`Cookie`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
 }
 
 /// One decided slot as a client sees it.
@@ -315,6 +321,24 @@ pub struct LogReply {
 pub struct StatusRequest {
     /// Echoed in the reply.
     pub req: u64,
+    /// The cookie this node gave the client's address, if it has one (see [`Cookie`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
+}
+
+/// The answer to a request whose answer would be larger than the request,
+/// from an address the node has not validated (address validation, as DNS
+/// cookies and QUIC do): the client sends the request again with this
+/// cookie, which proves it receives at that address. A reply to an address
+/// nobody proved is never larger than its request, so a forged source
+/// address cannot turn a node into an amplifier. Clients that sign their
+/// requests with a client key need no cookie.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cookie {
+    /// The request answered.
+    pub req: u64,
+    /// Put this in the request's `cookie` and send it again; valid for about two minutes.
+    pub cookie: String,
 }
 
 /// A node's state, for operators.

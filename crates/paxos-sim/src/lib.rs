@@ -11,12 +11,14 @@
 //! chance is [`rng::Rng`], and nothing in the core or here iterates a hash map
 //! where order shows. `paxos-sim --seed N` replays run `N`.
 
+pub mod adversary;
 pub mod checks;
 pub mod client;
 pub mod params;
 pub mod rng;
 pub mod world;
 
+pub use adversary::Adversary;
 pub use params::{Defect, Overrides, Params};
 /// A broken guarantee: the checker's own type, for the simulator's checks too.
 pub use paxos_check::Violation;

@@ -4,6 +4,7 @@ use std::fmt;
 
 use paxos_core::Defects;
 
+use crate::adversary::Adversary;
 use crate::rng::Rng;
 
 /// A deliberate bug to run the roles with (see `paxos_core::Defects`).
@@ -15,11 +16,15 @@ pub enum Defect {
     AdoptFromLastPromise,
     /// Proposers and learners count `n / 2` acceptors as a quorum.
     MinorityQuorum,
+    /// Rounds and slots from members are believed however far they jump
+    /// (no ceiling of the clock, no slot step): caught by the insider.
+    Unbounded,
 }
 
 impl Defect {
     /// Every defect, for sweeps and `--help`.
-    pub const ALL: [Defect; 3] = [Defect::AcceptIgnoresPromise, Defect::AdoptFromLastPromise, Defect::MinorityQuorum];
+    pub const ALL: [Defect; 4] =
+        [Defect::AcceptIgnoresPromise, Defect::AdoptFromLastPromise, Defect::MinorityQuorum, Defect::Unbounded];
 
     /// The defect's name on the command line.
     pub fn name(self) -> &'static str {
@@ -27,6 +32,7 @@ impl Defect {
             Defect::AcceptIgnoresPromise => "accept-ignores-promise",
             Defect::AdoptFromLastPromise => "adopt-from-last-promise",
             Defect::MinorityQuorum => "minority-quorum",
+            Defect::Unbounded => "unbounded",
         }
     }
 
@@ -38,6 +44,7 @@ impl Defect {
     pub(crate) fn acceptor(self) -> Defects {
         match self {
             Defect::AcceptIgnoresPromise => Defects::accept_ignores_promise(),
+            Defect::Unbounded => Defects::unbounded(),
             _ => Defects::default(),
         }
     }
@@ -46,6 +53,7 @@ impl Defect {
         match self {
             Defect::AdoptFromLastPromise => Defects::adopt_from_last_promise(),
             Defect::MinorityQuorum => Defects::minority_quorum(),
+            Defect::Unbounded => Defects::unbounded(),
             Defect::AcceptIgnoresPromise => Defects::default(),
         }
     }
@@ -74,6 +82,8 @@ pub struct Overrides {
     pub no_faults: bool,
     /// Run with a deliberate bug.
     pub defect: Option<Defect>,
+    /// Pin the adversary: `Some(None)` for none, `Some(Some(a))` for `a`.
+    pub adversary: Option<Option<Adversary>>,
 }
 
 impl Overrides {
@@ -149,6 +159,10 @@ pub struct Params {
     pub failed_acceptors: Vec<usize>,
     /// A deliberate bug, if any.
     pub defect: Option<Defect>,
+    /// A hostile host on the network during the fault phase, if any.
+    pub adversary: Option<Adversary>,
+    /// Per tick, the probability that the adversary sends a datagram.
+    pub adversary_rate: f64,
 }
 
 impl Params {
@@ -198,6 +212,8 @@ impl Params {
             persist_lag: 0,
             failed_acceptors: o.failed_acceptors.clone(),
             defect: o.defect,
+            adversary: None,
+            adversary_rate: 0.0,
         };
         let drop = rng.unit() * 0.3;
         p.drop = o.drop.unwrap_or(f(&mut rng, drop));
@@ -221,6 +237,22 @@ impl Params {
         if !faults {
             p.max_delay = 1;
         }
+        // One run in five has a forger on the network, one in ten an insider.
+        let who = rng.unit();
+        let drawn = if who < 0.2 {
+            Some(Adversary::Forger)
+        } else if who < 0.3 {
+            Some(Adversary::Insider)
+        } else {
+            None
+        };
+        let rate = 0.02 + rng.unit() * 0.2;
+        p.adversary = match o.adversary {
+            Some(pinned) => pinned,
+            None if faults => drawn,
+            None => None,
+        };
+        p.adversary_rate = if p.adversary.is_some() { rate } else { 0.0 };
         p
     }
 }
@@ -232,7 +264,8 @@ impl fmt::Display for Params {
             "seed={} proposers={} acceptors={} clients={} values_per_client={} window={} fault_ticks={} \
              drop={:.3} duplicate={:.3} max_delay={} crash_rate={:.4} fail_rate={:.4} partition_rate={:.4} \
              crash_before_persist={:.2} client_timeout={} big_values={:.1} codec_check={} wipe_proposer={:.2} \
-             clock_skew={:.3} one_way={:.1} long_delay={:.4} persist_lag={} liveness_ticks={} failed_acceptors={:?} defect={}",
+             clock_skew={:.3} one_way={:.1} long_delay={:.4} persist_lag={} liveness_ticks={} failed_acceptors={:?} defect={} \
+             adversary={} adversary_rate={:.3}",
             self.seed,
             self.proposers,
             self.acceptors,
@@ -258,6 +291,8 @@ impl fmt::Display for Params {
             self.liveness_ticks,
             self.failed_acceptors,
             self.defect.map_or("none", |d| d.name()),
+            self.adversary.map_or("none", |a| a.name()),
+            self.adversary_rate,
         )
     }
 }

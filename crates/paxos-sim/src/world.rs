@@ -18,8 +18,10 @@ use std::collections::{BTreeMap, VecDeque};
 use paxos_core::{
     Acceptor, AcceptorOp, AcceptorState, MemStore, Outgoing, Proposer, ProposerConfig, ProposerOp, ProposerState, Store,
 };
-use paxos_proto::{Ballot, ClientId, Envelope, Message, Node, NodeId, Slot, Value, PROTOCOL_VERSION};
+use paxos_proto::auth::{admit, Policy, Signer};
+use paxos_proto::{Ballot, ClientId, Command, Envelope, Message, Node, NodeId, Slot, Value, PROTOCOL_VERSION};
 
+use crate::adversary::{self, Adversary, Knowledge};
 use crate::client::SimClient;
 use crate::params::Params;
 use crate::rng::Rng;
@@ -31,7 +33,12 @@ struct Datagram {
     from: Node,
     to: Node,
     msg: Message,
+    /// Who signed it: members sign with the peer key, clients and the forger do not.
+    signer: Signer,
 }
+
+/// Who must sign what in the simulated cluster: `[auth]` with a peer key, no client keys.
+const POLICY: Policy = Policy { peers: true, clients: false };
 
 /// The writes of one `Ready`, of either role.
 #[derive(Debug)]
@@ -71,6 +78,10 @@ pub struct Stats {
     pub ignored: u64,
     /// Requests acknowledged to clients.
     pub acked: u64,
+    /// Datagrams the adversary sent.
+    pub adversary_sent: u64,
+    /// Datagrams refused by the rule of admission (no valid MAC for a member's name).
+    pub unauthenticated: u64,
 }
 
 /// The world of one run.
@@ -117,9 +128,18 @@ pub struct World {
     /// Print every delivery.
     verbose: bool,
     pub(crate) stats: Stats,
+    /// The highest ballot and slot that went over the network: what the adversary knows.
+    seen_ballot: Ballot,
+    seen_slot: Slot,
+    /// The proposals the adversary made as a client (validity counts them as proposed).
+    pub(crate) adversary_proposals: Vec<Command>,
+    adversary_seq: u64,
 }
 
 const FNV_PRIME: u64 = 0x100_0000_01b3;
+
+/// The simulated wall clock at tick 0, in Unix seconds (mid-2026); a tick is 10 ms.
+const SIM_EPOCH_SECS: u64 = paxos_core::ROUND_CEILING_EPOCH_SECS + 15_000_000;
 
 impl World {
     /// Builds the world `params` describe.
@@ -190,6 +210,10 @@ impl World {
             trace: 0xcbf2_9ce4_8422_2325,
             verbose,
             stats: Stats::default(),
+            seen_ballot: Ballot::ZERO,
+            seen_slot: Slot(0),
+            adversary_proposals: Vec::new(),
+            adversary_seq: 0,
             params,
         };
         for i in 0..world.params.proposers {
@@ -263,10 +287,18 @@ impl World {
         self.now += 1;
         if self.faulty() {
             self.inject_faults();
+            self.attack();
         } else if self.now == self.params.fault_ticks {
             self.heal();
         }
         self.wake();
+        let unix_secs = SIM_EPOCH_SECS + self.now / 100;
+        for p in self.proposers.iter_mut().flatten() {
+            p.set_clock(unix_secs);
+        }
+        for a in self.acceptors.iter_mut().flatten() {
+            a.set_clock(unix_secs);
+        }
         self.deliver();
         for (i, p) in self.proposers.iter_mut().enumerate() {
             // Clocks drift: a proposer sometimes misses a tick.
@@ -319,6 +351,32 @@ impl World {
         }
     }
 
+    /// The adversary's move of this tick, if it has one.
+    fn attack(&mut self) {
+        let Some(who) = self.params.adversary else { return };
+        if !self.fault_rng.chance(self.params.adversary_rate) {
+            return;
+        }
+        let k = Knowledge {
+            proposers: &self.proposer_ids,
+            acceptors: &self.acceptor_ids,
+            ballot: self.seen_ballot,
+            slot: self.seen_slot,
+        };
+        let (forged, signer) = match who {
+            Adversary::Forger => {
+                let (forged, proposal) = adversary::forge(&mut self.fault_rng, &k, &mut self.adversary_seq);
+                self.adversary_proposals.extend(proposal);
+                (forged, Signer::Unsigned)
+            }
+            Adversary::Insider => (adversary::extreme(&mut self.fault_rng, &k), Signer::Peer),
+        };
+        self.stats.adversary_sent += 1;
+        // The adversary sits beside every node: no partition or loss between.
+        let at = (self.now + self.net_rng.range(1, self.params.max_delay), self.net_rng.next_u64());
+        self.network.insert(at, Datagram { from: forged.from, to: forged.to, msg: forged.msg, signer });
+    }
+
     /// The faults stop: every node comes back, the network is whole and reliable.
     fn heal(&mut self) {
         self.partition = None;
@@ -353,13 +411,21 @@ impl World {
         let later = self.network.split_off(&(self.now + 1, 0));
         let due = std::mem::replace(&mut self.network, later);
         for (_, d) in due {
-            let (Some(from), Some(to)) = (self.endpoint(d.from), self.endpoint(d.to)) else {
+            let Some(to) = self.endpoint(d.to) else {
                 unreachable!("the simulator only addresses its own endpoints");
             };
-            if !self.is_up(to) || self.is_failed(to) || self.cut(from, to) {
+            // The adversary may claim any name; its datagrams come from no endpoint of ours.
+            let cut = self.endpoint(d.from).is_some_and(|from| self.cut(from, to));
+            if !self.is_up(to) || self.is_failed(to) || cut {
                 self.stats.lost += 1;
                 continue;
             }
+            // The one rule every receiver applies: a member's name needs a peer key's MAC.
+            if admit(d.from, d.signer, POLICY).is_err() {
+                self.stats.unauthenticated += 1;
+                continue;
+            }
+            let from = self.endpoint(d.from).unwrap_or(usize::MAX);
             self.stats.delivered += 1;
             self.trace = (self.trace ^ (self.now << 32 ^ (from as u64) << 16 ^ to as u64)).wrapping_mul(FNV_PRIME);
             self.trace = (self.trace ^ d.msg.kind().len() as u64).wrapping_mul(FNV_PRIME);
@@ -505,12 +571,27 @@ impl World {
         } else {
             self.params.max_delay
         };
+        self.observe(&msg);
+        let signer = if matches!(from, Node::Client(_)) { Signer::Unsigned } else { Signer::Peer };
         if faulty && self.net_rng.chance(self.params.duplicate) {
             let at = (self.now + self.net_rng.range(1, max_delay), self.net_rng.next_u64());
-            self.network.insert(at, Datagram { from, to, msg: msg.clone() });
+            self.network.insert(at, Datagram { from, to, msg: msg.clone(), signer });
         }
         let at = (self.now + self.net_rng.range(1, max_delay), self.net_rng.next_u64());
-        self.network.insert(at, Datagram { from, to, msg });
+        self.network.insert(at, Datagram { from, to, msg, signer });
+    }
+
+    /// What the adversary learns from watching the network: the highest ballot and slot.
+    fn observe(&mut self, msg: &Message) {
+        let (ballot, slot) = match msg {
+            Message::Accept(m) => (Some(m.ballot), m.entries.iter().map(|e| e.slot).max()),
+            Message::Accepted(m) => (Some(m.ballot), m.slots.iter().copied().max()),
+            Message::Prepare(m) => (Some(m.ballot), None),
+            Message::Heartbeat(m) => (Some(m.ballot), Some(m.known)),
+            _ => (None, None),
+        };
+        self.seen_ballot = self.seen_ballot.max(ballot.unwrap_or(Ballot::ZERO));
+        self.seen_slot = self.seen_slot.max(slot.unwrap_or(Slot(0)));
     }
 
     /// Every datagram the roles produce must encode within the limit and decode to itself.

@@ -4,12 +4,14 @@
 //! simulator must find a broken guarantee within `BOUND` seeds; the number it
 //! needed is printed, so a weakening of the simulator shows as a growing count.
 
-use paxos_sim::{run, Defect, Overrides};
+use paxos_sim::{run, Adversary, Defect, Overrides};
 
 const BOUND: u64 = 1000;
 
 fn seeds_to_catch(defect: Defect) -> u64 {
-    let o = Overrides { defect: Some(defect), ..Overrides::default() };
+    // The bounds on rounds and slots only matter against a key holder that sends extreme ones.
+    let adversary = (defect == Defect::Unbounded).then_some(Some(Adversary::Insider));
+    let o = Overrides { defect: Some(defect), adversary, ..Overrides::default() };
     for (i, seed) in (0..BOUND).enumerate() {
         let outcome = run(seed, &o);
         if !outcome.ok() {
@@ -36,6 +38,13 @@ fn catches_adopt_from_last_promise() {
 #[test]
 fn catches_minority_quorum() {
     seeds_to_catch(Defect::MinorityQuorum);
+}
+
+/// Without the ceiling of rounds and the slot step, a member with the key
+/// that sends extreme rounds and slots stops the cluster for good.
+#[test]
+fn catches_unbounded_rounds_and_slots() {
+    seeds_to_catch(Defect::Unbounded);
 }
 
 /// The correct roles survive the very seeds that catch the defects.

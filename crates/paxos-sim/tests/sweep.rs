@@ -3,7 +3,7 @@
 //! Four tests of 2,500 seeds each, so that `cargo test` spreads them over the
 //! cores. A failure prints the seed's parameters and the command that replays it.
 
-use paxos_sim::{run, Overrides};
+use paxos_sim::{run, Adversary, Overrides};
 
 fn sweep(from: u64, count: u64) {
     for seed in from..from + count {
@@ -48,5 +48,31 @@ fn three_acceptors() {
     for seed in 10_000..10_300 {
         let outcome = run(seed, &o);
         assert!(outcome.ok(), "seed {seed} (--acceptors 3): {:?}", outcome.violations);
+    }
+}
+
+/// A forger on the network (every address, no key) in every run: nothing it
+/// claims as a member counts, and every guarantee holds.
+#[test]
+fn forger_in_every_run() {
+    let o = Overrides { adversary: Some(Some(Adversary::Forger)), ..Overrides::default() };
+    for seed in 20_000..21_000 {
+        let outcome = run(seed, &o);
+        assert!(outcome.ok(), "seed {seed} (--adversary forger): {:?}", outcome.violations);
+        assert!(
+            outcome.stats.adversary_sent == 0 || outcome.stats.unauthenticated > 0,
+            "seed {seed}: forgeries are refused"
+        );
+    }
+}
+
+/// A member with the key that sends extreme rounds and slots in every run:
+/// the bounds of the core hold, and so does every guarantee, liveness included.
+#[test]
+fn insider_in_every_run() {
+    let o = Overrides { adversary: Some(Some(Adversary::Insider)), ..Overrides::default() };
+    for seed in 30_000..31_000 {
+        let outcome = run(seed, &o);
+        assert!(outcome.ok(), "seed {seed} (--adversary insider): {:?}", outcome.violations);
     }
 }

@@ -107,13 +107,23 @@ pub struct Cluster {
 
 impl Cluster {
     /// Writes a cluster file for `proposers` and `acceptors` on free ports with
-    /// short test timings plus `extra` lines in `[node]`; starts nothing.
+    /// short test timings, `[auth]` with a fresh peer key (as every cluster we
+    /// ship has), and `extra` lines after `[node]`; starts nothing.
     pub fn new(proposers: u32, acceptors: u32, extra: &str) -> Cluster {
         Cluster::with_host(proposers, acceptors, extra, "127.0.0.1")
     }
 
     /// Like [`Cluster::new`] with every address written as `host:port`.
     pub fn with_host(proposers: u32, acceptors: u32, extra: &str, host: &str) -> Cluster {
+        Cluster::build(proposers, acceptors, extra, host, true)
+    }
+
+    /// Like [`Cluster::new`] without `[auth]`: the nodes warn and check addresses only.
+    pub fn without_auth(proposers: u32, acceptors: u32, extra: &str) -> Cluster {
+        Cluster::build(proposers, acceptors, extra, "127.0.0.1", false)
+    }
+
+    fn build(proposers: u32, acceptors: u32, extra: &str, host: &str, auth: bool) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let ports = free_ports((proposers + acceptors) as usize);
         let mut text = String::from("cluster = \"test\"\n");
@@ -121,6 +131,12 @@ impl Cluster {
             let i = i as u32;
             let (section, id) = if i < proposers { ("proposers", i + 1) } else { ("acceptors", i - proposers + 1) };
             writeln!(text, "[[{section}]]\nid = {id}\naddr = \"{host}:{port}\"").unwrap();
+        }
+        let peer_key = dir.path().join("peer.key");
+        if auth {
+            let key: Vec<u8> = (0..4).flat_map(|_| paxos_client::client::random_u64().to_le_bytes()).collect();
+            fs::write(&peer_key, paxos_proto::auth::key_to_hex(&key) + "\n").expect("write the peer key");
+            writeln!(text, "[auth]\npeer_key_file = \"peer.key\"").unwrap();
         }
         writeln!(
             text,
@@ -140,6 +156,14 @@ impl Cluster {
             proposers: (1..=proposers).map(NodeId).collect(),
             acceptors: (1..=acceptors).map(NodeId).collect(),
         }
+    }
+
+    /// The members' keys, to sign datagrams as a member would (tests that forge).
+    ///
+    /// # Panics
+    /// For a cluster without `[auth]`.
+    pub fn peer_keys(&self) -> paxos_proto::auth::KeyRing {
+        self.config.peer_keys().expect("the peer key file").expect("a cluster with [auth]")
     }
 
     pub fn dir(&self) -> &Path {
@@ -357,4 +381,52 @@ pub fn assert_guarantees(logs: &[(&str, &[paxos_proto::LogEntry])], acked: &Hash
         "guarantees broken:\n{}",
         found.iter().map(|v| format!("  {v}")).collect::<Vec<_>>().join("\n")
     );
+}
+
+/// Sends `payload` in one UDP datagram that claims to come from `src`, over
+/// a raw socket (IPv4 only): what a forger on the same host or LAN can do.
+///
+/// # Errors
+/// [`std::io::ErrorKind::PermissionDenied`] where raw sockets are not
+/// permitted (not root, no CAP_NET_RAW); any other error of the socket.
+pub fn spoof_udp(src: std::net::SocketAddrV4, dst: std::net::SocketAddrV4, payload: &[u8]) -> std::io::Result<()> {
+    // SAFETY: plain system calls on a descriptor we own and close; the buffers outlive the calls.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // IPPROTO_RAW implies IP_HDRINCL: we write the IP header; the kernel
+        // fills in its checksum, total length and id.
+        let udp_len = 8 + payload.len();
+        let mut packet = Vec::with_capacity(20 + udp_len);
+        packet.extend_from_slice(&[0x45, 0, 0, 0, 0, 0, 0, 0, 64, libc::IPPROTO_UDP as u8, 0, 0]);
+        packet.extend_from_slice(&src.ip().octets());
+        packet.extend_from_slice(&dst.ip().octets());
+        packet.extend_from_slice(&src.port().to_be_bytes());
+        packet.extend_from_slice(&dst.port().to_be_bytes());
+        packet.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        packet.extend_from_slice(&[0, 0]); // no UDP checksum (allowed over IPv4)
+        packet.extend_from_slice(payload);
+        let to = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: dst.port().to_be(),
+            sin_addr: libc::in_addr { s_addr: u32::from(*dst.ip()).to_be() },
+            sin_zero: [0; 8],
+        };
+        let sent = libc::sendto(
+            fd,
+            packet.as_ptr().cast(),
+            packet.len(),
+            0,
+            (&to as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        if sent < 0 {
+            return Err(err);
+        }
+    }
+    Ok(())
 }

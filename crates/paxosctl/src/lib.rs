@@ -6,6 +6,7 @@
 //!  paxosctl --config FILE status [--json]
 //!  paxosctl --config FILE bench --values N --concurrency C [--size BYTES] [--json]
 //!  paxosctl verify [--log FILE]... [--acked FILE]... [--sequential FILE]... [--proposed FILE]... [--all-acked] [--same-logs]
+//!  paxosctl keygen
 //! ```
 //!
 //! Each subcommand is one module ([`propose`], [`log`], [`status`],
@@ -86,6 +87,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Check SPEC's guarantees on recorded logs and acknowledgements (no cluster needed).
     Verify(verify::VerifyArgs),
+    /// Print a new key for [auth] (256 random bits as hex), for a peer or client key file.
+    Keygen,
 }
 
 /// Why a subcommand did not succeed, and so which exit code `paxosctl` returns.
@@ -172,10 +175,18 @@ pub fn main() -> ExitCode {
 /// # Errors
 /// See [`CtlError`].
 pub fn run(cli: Cli) -> Result<(), CtlError> {
-    if let Command::Verify(args) = cli.command {
-        let mut out = Out::stdout();
-        let result = verify::run(args, &mut out);
-        return result.and(out.flush());
+    match cli.command {
+        Command::Verify(args) => {
+            let mut out = Out::stdout();
+            let result = verify::run(args, &mut out);
+            return result.and(out.flush());
+        }
+        Command::Keygen => {
+            let mut out = Out::stdout();
+            out.line(keygen()?)?;
+            return out.flush();
+        }
+        _ => {}
     }
     let path = cli
         .config
@@ -185,7 +196,7 @@ pub fn run(cli: Cli) -> Result<(), CtlError> {
     match &cli.command {
         Command::Propose(args) => args.check()?,
         Command::Bench(args) => args.check()?,
-        Command::Log(_) | Command::Status(_) | Command::Verify(_) => {}
+        Command::Log(_) | Command::Status(_) | Command::Verify(_) | Command::Keygen => {}
     }
     let cluster = load_cluster(&path)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -199,7 +210,7 @@ pub fn run(cli: Cli) -> Result<(), CtlError> {
             Command::Log(args) => log::run(&cluster, args, &mut out).await,
             Command::Status(args) => status::run(&cluster, args, &mut out).await,
             Command::Bench(args) => bench::run(&cluster, args, &mut out).await,
-            Command::Verify(_) => unreachable!("verify runs without a cluster"),
+            Command::Verify(_) | Command::Keygen => unreachable!("runs without a cluster"),
         }
     });
     // What is still running (clients of a failed run, a host-name lookup that
@@ -207,6 +218,20 @@ pub fn run(cli: Cli) -> Result<(), CtlError> {
     runtime.shutdown_background();
     let flushed = out.flush();
     result.and(flushed)
+}
+
+/// A new key for `[auth]`: [`paxos_proto::auth::KEY_BYTES`] bytes from the
+/// operating system's random source, as hex.
+///
+/// # Errors
+/// [`CtlError::Failed`] when the random source cannot be read.
+pub fn keygen() -> Result<String, CtlError> {
+    use std::io::Read;
+    let mut key = [0u8; paxos_proto::auth::KEY_BYTES];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut key))
+        .map_err(|e| CtlError::Failed(format!("cannot read /dev/urandom for a key: {e}")))?;
+    Ok(paxos_proto::auth::key_to_hex(&key))
 }
 
 /// Loads the cluster file; its one-line error is a usage error.
@@ -227,7 +252,7 @@ fn clap_error(e: clap::Error) -> ExitCode {
         }
         // Plain `paxosctl`: clap would print the whole help as the error.
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
-            diag("no command given: expected propose, log, status, bench or verify (see paxosctl --help)");
+            diag("no command given: expected propose, log, status, bench, verify or keygen (see paxosctl --help)");
             ExitCode::from(USAGE_EXIT_CODE)
         }
         _ => {
@@ -300,6 +325,7 @@ pub fn describe(e: &ClientError) -> String {
         }
         ClientError::UnknownNode(node) => format!("{node} is not in the cluster file"),
         ClientError::Io(e) => format!("client socket: {e}"),
+        ClientError::Keys(e) => e.to_string(),
     }
 }
 
@@ -308,10 +334,16 @@ pub fn describe(e: &ClientError) -> String {
 /// # Errors
 /// [`CtlError::Failed`] when its socket cannot be opened (e.g. too many open files).
 pub async fn new_client(cluster: &ClusterConfig) -> Result<Client, CtlError> {
-    Client::new(cluster).await.map_err(|e| match e {
+    Client::new(cluster).await.map_err(client_error)
+}
+
+/// Why a client could not be made: a key file is the operator's mistake (exit 2).
+fn client_error(e: ClientError) -> CtlError {
+    match e {
         ClientError::Io(e) => CtlError::Failed(format!("cannot open a client socket: {e}")),
+        ClientError::Keys(e) => CtlError::Usage(e.to_string()),
         e => CtlError::Failed(format!("cannot make a client: {}", describe(&e))),
-    })
+    }
 }
 
 /// What one node answered to a status request, if it answered.
@@ -402,8 +434,7 @@ pub async fn proposing_client(
     timeout: Duration,
 ) -> Result<MultiClient, CtlError> {
     let probes = reach_proposers(cluster).await?;
-    let mut client = MultiClient::new(cluster, lanes)
-        .map_err(|e| CtlError::Failed(format!("cannot open the client socket: {}", describe(&e))))?;
+    let mut client = MultiClient::new(cluster, lanes).map_err(client_error)?;
     client.set_timeout(timeout);
     if let Some(leader) = leader_of(&probes) {
         client.set_leader_hint(leader);
@@ -470,6 +501,14 @@ mod tests {
             let line = one_line_clap_error(&e.render().to_string());
             assert!(!line.contains('\n') && line.len() > 20, "{args:?}: {line:?}");
         }
+    }
+
+    #[test]
+    fn keygen_makes_distinct_keys_that_parse() {
+        let (a, b) = (keygen().unwrap(), keygen().unwrap());
+        assert_eq!(a.len(), 2 * paxos_proto::auth::KEY_BYTES);
+        assert_ne!(a, b);
+        assert_eq!(paxos_proto::auth::KeyRing::parse(&a).unwrap().len(), 1);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use paxos_proto::{
     encode, Accept, AcceptEntry, Accepted, Ballot, ClientId, ClientPropose, Command, Envelope, Heartbeat, Message,
-    Nack, Node, NodeId, Prepare, Promise, PromiseEntry, Slot, Trim, Value, MAX_DATAGRAM_BYTES, MAX_VALUE_BYTES,
+    Nack, Node, NodeId, Prepare, Promise, PromiseEntry, Slot, Trim, Value, MAX_BODY_BYTES, MAX_VALUE_BYTES,
     PROTOCOL_VERSION,
 };
 
@@ -207,7 +207,7 @@ fn promise_is_paged_and_the_next_page_starts_at_to() {
     assert_eq!(p1.to, Slot(2 * (per_page - 1) + 1), "`to` is one past the last slot on the page");
     let want: Vec<_> = accepted[..per_page as usize].iter().map(|(s, b, v)| entry(*s, *b, v.clone())).collect();
     assert_eq!(p1.entries, want);
-    assert!(datagram_len(&first.messages[0].msg) <= MAX_DATAGRAM_BYTES);
+    assert!(datagram_len(&first.messages[0].msg) <= MAX_BODY_BYTES);
 
     // `to` falls on an odd slot where nothing was accepted: the next page starts there anyway.
     let second = step(&mut a, proposer(1), prepare(b(2, 1), p1.to.0));
@@ -230,7 +230,7 @@ fn promise_pages_cover_every_accepted_slot_once() {
     loop {
         let r = step(&mut a, proposer(1), prepare(b(2, 1), from));
         let [Outgoing { msg: Message::Promise(p), .. }] = &r.messages[..] else { panic!("{r:?}") };
-        assert!(datagram_len(&r.messages[0].msg) <= MAX_DATAGRAM_BYTES, "page {pages} exceeds a datagram");
+        assert!(datagram_len(&r.messages[0].msg) <= MAX_BODY_BYTES, "page {pages} exceeds a datagram");
         assert_eq!(p.from, Slot(from));
         seen.extend(p.entries.iter().map(|e| e.slot.0));
         pages += 1;
@@ -249,13 +249,13 @@ fn promise_pages_cover_every_accepted_slot_once() {
 fn promise_page_of_widest_entries_fits_a_datagram() {
     let wide = |i: u64| (u64::MAX - 5000 + i, b(u64::MAX - 1, u32::MAX), cmd(u64::MAX - i, u64::MAX, ""));
     let accepted: Vec<_> = (0..5000).map(wide).collect();
-    let mut a = acceptor(state(Ballot::ZERO, &accepted, 0));
+    let mut a = acceptor(state(b(u64::MAX - 1, u32::MAX), &accepted, 0));
 
     a.handle(proposer(2), prepare(b(u64::MAX, 2), 0)).unwrap();
     let r = a.take_ready();
     let [Outgoing { msg: msg @ Message::Promise(p), .. }] = &r.messages[..] else { panic!("{r:?}") };
     assert!(!p.done && !p.entries.is_empty());
-    assert!(datagram_len(msg) <= MAX_DATAGRAM_BYTES);
+    assert!(datagram_len(msg) <= MAX_BODY_BYTES);
 }
 
 // ---------------------------------------------------------------------------
@@ -506,4 +506,41 @@ fn probe_is_answered_with_the_promise_and_persists_nothing() {
     let reply = paxos_proto::ProbeReply { nonce: 99, promised: b(4, 2) };
     assert_eq!(r.persist, vec![]);
     assert_eq!(r.messages, vec![Outgoing { to: proposer(1), msg: Message::ProbeReply(reply) }]);
+}
+
+// ---------------------------------------------------------------------------
+// Bounded damage: what even a member with the key cannot do in one message
+// ---------------------------------------------------------------------------
+
+/// A prepare or accept above the ceiling of the clock is refused, and
+/// changes nothing: no promise near the codec's bound, ever.
+#[test]
+fn rounds_above_the_ceiling_of_the_clock_are_refused() {
+    let mut a = acceptor(AcceptorState::default());
+    let now = crate::ROUND_CEILING_EPOCH_SECS + 1_000;
+    a.set_clock(now);
+    let ceiling = crate::round_ceiling(now + crate::CLOCK_SKEW_SECS);
+    assert!(ceiling < paxos_proto::MAX_COUNTER / 1000, "the ceiling is far below the codec's bound");
+    for round in [ceiling + 1, paxos_proto::MAX_COUNTER] {
+        assert!(a.handle(proposer(1), prepare(b(round, 1), 0)).is_err());
+        assert!(a.handle(proposer(1), accept(b(round, 1), &[(0, cmd(1, 1, "x"))])).is_err());
+        assert_eq!(a.take_ready(), Ready::default());
+    }
+    let r = step(&mut a, proposer(1), prepare(b(ceiling, 1), 0));
+    assert_eq!(r.persist, vec![AcceptorOp::Promise(b(ceiling, 1))], "up to the ceiling, a round is a round");
+}
+
+/// An accept of a slot more than MAX_SLOT_STEP beyond everything the
+/// acceptor knows is refused whole; a trim far ahead moves the trim point
+/// at most that far.
+#[test]
+fn slots_move_at_most_one_step_per_message() {
+    let mut a = acceptor(state(b(1, 1), &[(10, b(1, 1), cmd(1, 1, "x"))], 0));
+    let far = 11 + crate::MAX_SLOT_STEP;
+    assert!(a.handle(proposer(1), accept(b(1, 1), &[(12, Value::Noop), (far, Value::Noop)])).is_err());
+    assert_eq!(a.take_ready(), Ready::default());
+    let r = step(&mut a, proposer(1), accept(b(1, 1), &[(far - 1, Value::Noop)]));
+    assert_eq!(r.persist.len(), 1, "just within the step is accepted");
+    let r = step(&mut a, proposer(1), Message::Trim(Trim { below: Slot(paxos_proto::MAX_COUNTER) }));
+    assert_eq!(r.persist, vec![AcceptorOp::Trim(Slot(far + crate::MAX_SLOT_STEP))], "a trim moves one step at most");
 }

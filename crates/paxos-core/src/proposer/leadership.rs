@@ -16,6 +16,7 @@ impl Proposer {
                 if self.election.may_campaign(self.now)
                     && self.now >= self.campaign_after
                     && self.probe.is_none()
+                    && self.max_round < self.round_ceiling
                     && !self.far_behind()
                 {
                     self.start_phase1();
@@ -150,8 +151,12 @@ impl Proposer {
 
     pub(super) fn on_heartbeat(&mut self, from: NodeId, m: Heartbeat) -> Result<(), Ignored> {
         self.see_round(m.ballot);
+        // A peer's progress is what it said last (an honest peer's only
+        // grows), believed only as far as anyone could make it from what we
+        // know: a hostile claim is bounded, and the peer's next word replaces it.
+        let plausible = paxos_proto::Slot(self.learner.known().0.saturating_add(crate::MAX_SLOT_STEP));
         let peer = self.peers.get_mut(&from).expect("checked member");
-        peer.decided = peer.decided.max(m.decided);
+        peer.decided = m.decided.min(plausible);
         if m.leader && self.leader_hint.is_none_or(|(_, b)| m.ballot >= b) {
             self.leader_hint = Some((from, m.ballot));
         }

@@ -92,7 +92,11 @@ impl Proposer {
     }
 
     /// Decided entries from a peer: learned in order; asks for the rest at once.
-    pub(super) fn on_catch_up_reply(&mut self, m: CatchUpReply) -> Result<(), Ignored> {
+    pub(super) fn on_catch_up_reply(&mut self, from: NodeId, m: CatchUpReply) -> Result<(), Ignored> {
+        // What the peer says of itself in its answer is the latest word on its progress.
+        if let Some(peer) = self.peers.get_mut(&from) {
+            peer.decided = m.decided.min(peer.decided);
+        }
         let mut result = Ok(());
         for (i, value) in m.entries.into_iter().enumerate() {
             let slot = Slot(m.from.0 + i as u64);

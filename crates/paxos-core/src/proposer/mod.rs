@@ -36,7 +36,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use paxos_proto::{Ballot, ClientId, Command, Message, Node, NodeId, StatusReply};
 
 use crate::election::Election;
-use crate::{majority, Defects, Ignored, Learner, ProposerOp, ProposerState, Ready, Tick};
+use crate::{
+    majority, round_ceiling, Defects, Ignored, Learner, ProposerOp, ProposerState, Ready, Tick, CLOCK_SKEW_SECS,
+};
 
 use phase1::Phase1;
 use phase2::Phase2;
@@ -170,6 +172,10 @@ pub struct Proposer {
     catch_up_after: Tick,
     /// Until a majority of acceptors answered the start-up probe: the ones that did (a bit per index).
     probe: Option<u64>,
+    /// No round above this by our own clock; no limit until the clock is set.
+    round_ceiling: u64,
+    /// How far above `round_ceiling` others' rounds may go (their clocks may run ahead).
+    round_slack: u64,
     ready: Ready<ProposerOp>,
     defects: Defects,
 }
@@ -202,6 +208,8 @@ impl Proposer {
             campaign_after: Tick::ZERO,
             catch_up_after: Tick::ZERO,
             probe: Some(0),
+            round_ceiling: u64::MAX,
+            round_slack: 0,
             ready: Ready::default(),
             defects: Defects::default(),
             cfg,
@@ -281,6 +289,9 @@ impl Proposer {
     /// [`Ignored`] when the message is not for a proposer, or its sender is no
     /// member of the role it claims; the state is then unchanged.
     pub fn handle(&mut self, from: Node, msg: Message) -> Result<(), Ignored> {
+        if self.round_too_far(&msg) && !self.defects.unbounded {
+            return Err(Ignored("proposer: a round too far above any known"));
+        }
         let result = match from {
             Node::Acceptor(a) => {
                 let idx = self.acceptor_index(a).ok_or(Ignored("proposer: unknown acceptor"))?;
@@ -318,7 +329,7 @@ impl Proposer {
                     Message::Heartbeat(m) => self.on_heartbeat(p, m),
                     Message::Accept(m) => self.on_accept_copy(m),
                     Message::CatchUp(m) => self.on_catch_up(p, m),
-                    Message::CatchUpReply(m) => self.on_catch_up_reply(m),
+                    Message::CatchUpReply(m) => self.on_catch_up_reply(p, m),
                     _ => unreachable!("filtered above"),
                 }
             }
@@ -351,8 +362,32 @@ impl Proposer {
         std::mem::take(&mut self.ready)
     }
 
+    /// The wall clock, in Unix seconds, for the round ceiling.
+    pub fn set_clock(&mut self, unix_secs: u64) {
+        self.round_ceiling = round_ceiling(unix_secs);
+        self.round_slack = round_ceiling(unix_secs.saturating_add(CLOCK_SKEW_SECS)) - self.round_ceiling;
+    }
+
     fn acceptor_index(&self, a: NodeId) -> Option<usize> {
         self.cfg.acceptors.iter().position(|x| *x == a)
+    }
+
+    /// True when `msg` names a ballot whose round is above the ceiling of
+    /// the clock ([`round_ceiling`], with room for other clocks to run
+    /// ahead): a broken or hostile sender, whose message must not move our
+    /// rounds at all.
+    fn round_too_far(&self, msg: &Message) -> bool {
+        let ceiling = self.round_ceiling.saturating_add(self.round_slack);
+        let far = |b: &Ballot| b.round > ceiling;
+        match msg {
+            Message::Promise(m) => far(&m.ballot),
+            Message::Nack(m) => far(&m.ballot) || far(&m.promised),
+            Message::ProbeReply(m) => far(&m.promised),
+            Message::Accepted(m) => far(&m.ballot),
+            Message::Heartbeat(m) => far(&m.ballot),
+            Message::Accept(m) => far(&m.ballot),
+            _ => false,
+        }
     }
 
     fn see_round(&mut self, ballot: Ballot) {
@@ -387,6 +422,10 @@ impl crate::Role for Proposer {
 
     fn tick(&mut self) {
         Proposer::tick(self);
+    }
+
+    fn set_clock(&mut self, unix_secs: u64) {
+        Proposer::set_clock(self, unix_secs);
     }
 
     fn take_ready(&mut self) -> Ready<ProposerOp> {

@@ -90,6 +90,16 @@ fn edgy_u64() -> impl Strategy<Value = u64> {
     prop_oneof![0u64..4, u64::MAX - 3..=u64::MAX, any::<u64>()]
 }
 
+/// A client id, sequence or request number: valid ones stop at MAX_CLIENT_NUMBER; biased towards both ends.
+fn edgy_number() -> impl Strategy<Value = u64> {
+    prop_oneof![0u64..4, MAX_CLIENT_NUMBER - 3..=MAX_CLIENT_NUMBER, 0..=MAX_CLIENT_NUMBER]
+}
+
+/// A cookie as a node hands them out, or none.
+fn cookie() -> impl Strategy<Value = Option<String>> {
+    prop::option::of("[0-9a-f]{32}")
+}
+
 /// A slot or round: valid ones stop at MAX_COUNTER; biased towards both ends.
 fn edgy_counter() -> impl Strategy<Value = u64> {
     prop_oneof![0u64..4, MAX_COUNTER - 3..=MAX_COUNTER, 0..=MAX_COUNTER]
@@ -130,7 +140,7 @@ fn node() -> impl Strategy<Value = Node> {
     prop_oneof![
         node_id().prop_map(Node::Proposer),
         node_id().prop_map(Node::Acceptor),
-        edgy_u64().prop_map(|c| Node::Client(ClientId(c))),
+        edgy_number().prop_map(|c| Node::Client(ClientId(c))),
     ]
 }
 
@@ -178,24 +188,27 @@ fn message() -> impl Strategy<Value = Message> {
         Message::CatchUpReply(CatchUpReply { from, entries, decided })
     });
     // Oversized client values pass `validate` (the proposer answers them), so go past the limit here.
-    let client_propose = (edgy_u64(), prop_oneof![4 => value_data(), 1 => oversized_data()])
+    let client_propose = (edgy_number(), prop_oneof![4 => value_data(), 1 => oversized_data()])
         .prop_map(|(seq, value)| Message::ClientPropose(ClientPropose { seq, value }));
-    let client_reply = (edgy_u64(), slot()).prop_map(|(seq, slot)| Message::ClientReply(ClientReply { seq, slot }));
-    let client_redirect = (edgy_u64(), prop::option::of(node_id()))
+    let client_reply = (edgy_number(), slot()).prop_map(|(seq, slot)| Message::ClientReply(ClientReply { seq, slot }));
+    let client_redirect = (edgy_number(), prop::option::of(node_id()))
         .prop_map(|(seq, leader)| Message::ClientRedirect(ClientRedirect { seq, leader }));
     let client_error = (
-        edgy_u64(),
+        edgy_number(),
         prop::sample::select(vec![ClientErrorKind::TooLarge, ClientErrorKind::Stale, ClientErrorKind::Busy]),
     )
         .prop_map(|(seq, kind)| Message::ClientError(ClientError { seq, kind }));
-    let log_read =
-        (edgy_u64(), slot(), edgy_u32()).prop_map(|(req, from, limit)| Message::LogRead(LogRead { req, from, limit }));
+    let log_read = (edgy_number(), slot(), edgy_u32(), cookie())
+        .prop_map(|(req, from, limit, cookie)| Message::LogRead(LogRead { req, from, limit, cookie }));
     let log_entry = (slot(), prop::option::of(value_data())).prop_map(|(slot, value)| LogEntry { slot, value });
-    let log_reply = (edgy_u64(), prop::collection::vec(log_entry, 0..8), slot())
+    let log_reply = (edgy_number(), prop::collection::vec(log_entry, 0..8), slot())
         .prop_map(|(req, entries, decided)| Message::LogReply(LogReply { req, entries, decided }));
-    let status_request = edgy_u64().prop_map(|req| Message::StatusRequest(StatusRequest { req }));
+    let status_request =
+        (edgy_number(), cookie()).prop_map(|(req, cookie)| Message::StatusRequest(StatusRequest { req, cookie }));
+    let cookie_reply =
+        (edgy_number(), "[0-9a-f]{32}").prop_map(|(req, cookie)| Message::Cookie(Cookie { req, cookie }));
     let status_reply = (
-        edgy_u64(),
+        edgy_number(),
         text(12),
         any::<bool>(),
         prop::option::of(node_id()),
@@ -230,6 +243,7 @@ fn message() -> impl Strategy<Value = Message> {
         status_reply.boxed(),
         probe.boxed(),
         probe_reply.boxed(),
+        cookie_reply.boxed(),
     ]
 }
 
@@ -456,7 +470,7 @@ fn command_value(data: String) -> Value {
 // Properties
 // ---------------------------------------------------------------------------
 
-/// The message strategy reaches every one of the 19 message kinds.
+/// The message strategy reaches every one of the 20 message kinds.
 #[test]
 fn strategy_covers_every_message_kind() {
     let mut runner = TestRunner::deterministic();
@@ -465,7 +479,7 @@ fn strategy_covers_every_message_kind() {
     for _ in 0..2_000 {
         kinds.insert(strategy.new_tree(&mut runner).expect("strategy generates").current().kind());
     }
-    assert_eq!(kinds.len(), 19, "kinds generated: {kinds:?}");
+    assert_eq!(kinds.len(), 20, "kinds generated: {kinds:?}");
 }
 
 proptest! {
@@ -477,7 +491,7 @@ proptest! {
         let mut buf = Vec::new();
         match encode(&env, &mut buf) {
             Ok(()) => {
-                prop_assert!(buf.len() <= MAX_DATAGRAM_BYTES);
+                prop_assert!(buf.len() <= MAX_BODY_BYTES);
                 let back = decode(&buf);
                 prop_assert_eq!(back.as_ref(), Ok(&env));
                 let mut again = Vec::new();
@@ -485,7 +499,7 @@ proptest! {
                 prop_assert_eq!(again, buf);
             }
             Err(EncodeError::TooLarge { len }) => {
-                prop_assert!(len > MAX_DATAGRAM_BYTES);
+                prop_assert!(len > MAX_BODY_BYTES);
                 prop_assert_eq!(len, buf.len());
                 prop_assert_eq!(decode(&buf), Err(DecodeError::TooLarge { len }));
             }
@@ -541,7 +555,7 @@ proptest! {
         prop_assert!(bundle.is_empty());
         let mut got = Vec::new();
         for d in &datagrams {
-            prop_assert!(d.len() <= MAX_DATAGRAM_BYTES);
+            prop_assert!(d.len() <= MAX_BODY_BYTES);
             got.extend(decode_bundle(d).expect("a bundle decodes"));
         }
         prop_assert_eq!(got, sent);
@@ -578,7 +592,7 @@ fn empty_and_nested_bundles_are_refused() {
     v2.extend(String::from_utf8(env.clone()).unwrap().replacen("\"version\":1", "\"version\":2", 1).as_bytes());
     v2.push(b']');
     assert_eq!(decode_bundle(&v2), Err(DecodeError::Version { got: 2 }));
-    let mut big = vec![b' '; MAX_DATAGRAM_BYTES];
+    let mut big = vec![b' '; MAX_BODY_BYTES];
     big[0] = b'[';
     big.extend(&env);
     assert!(matches!(decode_bundle(&big), Err(DecodeError::TooLarge { .. })));
@@ -595,7 +609,7 @@ fn a_full_bundle_stays_within_the_limit() {
     }
     let mut out = Vec::new();
     bundle.finish(&mut out);
-    assert!(out.len() <= MAX_DATAGRAM_BYTES && out.len() + env.len() + 1 > MAX_DATAGRAM_BYTES);
+    assert!(out.len() <= MAX_BODY_BYTES && out.len() + env.len() + 1 > MAX_BODY_BYTES);
     assert_eq!(decode_bundle(&out).expect("decodes").len(), n);
 }
 
@@ -775,22 +789,22 @@ fn oversized_accept_fails_to_encode() {
     let mut buf = Vec::new();
     let err = encode(&env, &mut buf).expect_err("9 full values exceed one datagram");
     let EncodeError::TooLarge { len } = err;
-    assert!(len > MAX_DATAGRAM_BYTES);
+    assert!(len > MAX_BODY_BYTES);
     assert_eq!(len, buf.len());
 }
 
-/// An envelope encoding to exactly `MAX_DATAGRAM_BYTES` encodes and decodes; one byte more is too large.
+/// An envelope encoding to exactly `MAX_BODY_BYTES` encodes and decodes; one byte more is too large.
 #[test]
 fn encode_limit_is_inclusive() {
     let propose = |value: String| envelope_with(Message::ClientPropose(ClientPropose { seq: 1, value }));
     let overhead = encoded(&propose(String::new())).len();
-    let at_limit = propose("a".repeat(MAX_DATAGRAM_BYTES - overhead));
+    let at_limit = propose("a".repeat(MAX_BODY_BYTES - overhead));
     let bytes = encoded(&at_limit);
-    assert_eq!(bytes.len(), MAX_DATAGRAM_BYTES);
+    assert_eq!(bytes.len(), MAX_BODY_BYTES);
     assert_eq!(decode(&bytes), Ok(at_limit));
     let mut buf = Vec::new();
-    let over = propose("a".repeat(MAX_DATAGRAM_BYTES + 1 - overhead));
-    assert_eq!(encode(&over, &mut buf), Err(EncodeError::TooLarge { len: MAX_DATAGRAM_BYTES + 1 }));
+    let over = propose("a".repeat(MAX_BODY_BYTES + 1 - overhead));
+    assert_eq!(encode(&over, &mut buf), Err(EncodeError::TooLarge { len: MAX_BODY_BYTES + 1 }));
 }
 
 /// A log value of exactly `MAX_VALUE_BYTES` is accepted; one byte more is invalid.
@@ -888,4 +902,76 @@ fn counters_beyond_the_limit_are_invalid() {
     let mut buf = Vec::new();
     encode(&env, &mut buf).unwrap();
     assert!(decode(&buf).is_ok());
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// With [auth]: every message kind, signed with the peer key, opens as a
+    /// peer's and decodes to itself; any flipped bit, a wrong key or a
+    /// truncated MAC is refused; a key rotated in verifies beside the old one.
+    #[test]
+    fn a_mac_over_every_message_verifies_and_nothing_else_does(
+        env in envelope(),
+        at in any::<Index>(),
+        bit in 0u8..8,
+        cut in 1usize..=crate::auth::TRAILER_BYTES,
+    ) {
+        use crate::auth::{open, KeyRing, Signer};
+        let peer = KeyRing::from_key(&[7; 32]);
+        let rotated = KeyRing::parse(&format!("{}\n{}", "ab".repeat(32), "07".repeat(32))).unwrap();
+        let mut datagram = Vec::new();
+        prop_assume!(encode(&env, &mut datagram).is_ok());
+        let body_len = datagram.len();
+        peer.sign(&mut datagram);
+        let (body, signer) = open(&datagram, Some(&peer), None).expect("its own MAC verifies");
+        prop_assert_eq!(signer, Signer::Peer);
+        prop_assert_eq!(body.len(), body_len);
+        prop_assert_eq!(decode(body), Ok(env.clone()));
+        prop_assert_eq!(open(&datagram, Some(&rotated), None).map(|(_, s)| s), Ok(Signer::Peer), "the old key still verifies");
+
+        let mut flipped = datagram.clone();
+        flipped[at.index(datagram.len())] ^= 1 << bit;
+        prop_assert_ne!(open(&flipped, Some(&peer), None).map(|(_, s)| s), Ok(Signer::Peer));
+        let truncated = &datagram[..datagram.len() - cut];
+        prop_assert_ne!(open(truncated, Some(&peer), None).map(|(_, s)| s), Ok(Signer::Peer));
+        let other = KeyRing::from_key(&[8; 32]);
+        prop_assert!(open(&datagram, Some(&other), None).is_err());
+    }
+}
+
+/// Client ids, sequence and request numbers of 2^53 or more are refused,
+/// so that every JSON parser (JavaScript's doubles too) reads them exactly.
+#[test]
+fn client_numbers_stay_below_2_pow_53() {
+    let ok = |from: Node, msg: Message| {
+        let env = Envelope { version: PROTOCOL_VERSION, cluster: "c".into(), from, to: Node::Proposer(NodeId(1)), msg };
+        let mut buf = Vec::new();
+        encode(&env, &mut buf).unwrap();
+        decode(&buf).is_ok()
+    };
+    let propose = |seq| Message::ClientPropose(ClientPropose { seq, value: "x".into() });
+    assert!(ok(Node::Client(ClientId(MAX_CLIENT_NUMBER)), propose(MAX_CLIENT_NUMBER)));
+    assert!(!ok(Node::Client(ClientId(MAX_CLIENT_NUMBER + 1)), propose(1)));
+    assert!(!ok(Node::Client(ClientId(1)), propose(MAX_CLIENT_NUMBER + 1)));
+    let status = |req| Message::StatusRequest(StatusRequest { req, cookie: None });
+    assert!(!ok(Node::Client(ClientId(1)), status(1 << 53)));
+}
+
+/// The widest cookie answer (longest cluster name, widest ids and numbers)
+/// is no longer than the shortest read a client may send without a cookie:
+/// a node asked by an unproven address never answers with more bytes.
+#[test]
+fn the_widest_cookie_answer_fits_in_the_shortest_unproven_read() {
+    let reply = Envelope {
+        version: PROTOCOL_VERSION,
+        cluster: "c".repeat(64),
+        from: Node::Acceptor(NodeId(u32::MAX)),
+        to: Node::Client(ClientId(MAX_CLIENT_NUMBER)),
+        msg: Message::Cookie(Cookie { req: MAX_CLIENT_NUMBER, cookie: "f".repeat(32) }),
+    };
+    let mut buf = Vec::new();
+    encode(&reply, &mut buf).unwrap();
+    assert!(buf.len() <= MIN_UNPROVEN_READ_BYTES, "{} > {MIN_UNPROVEN_READ_BYTES}", buf.len());
+    println!("widest cookie answer: {} bytes", buf.len());
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use clap::Parser;
-use paxos_sim::{run, run_params, Defect, Overrides, Params};
+use paxos_sim::{run, run_params, Adversary, Defect, Overrides, Params};
 
 #[derive(Parser)]
 #[command(version, about = "Deterministic simulation of the Paxos core under seeded faults")]
@@ -33,6 +33,9 @@ struct Args {
     /// Run with a deliberate bug: accept-ignores-promise, adopt-from-last-promise, minority-quorum.
     #[arg(long, value_parser = parse_defect)]
     defect: Option<Defect>,
+    /// Pin the adversary on the network: forger (no key), insider (the peer key, extreme rounds and slots), none.
+    #[arg(long, value_parser = parse_adversary)]
+    adversary: Option<Pinned>,
     /// Pin the number of acceptors.
     #[arg(long)]
     acceptors: Option<usize>,
@@ -63,6 +66,19 @@ fn parse_defect(s: &str) -> Result<Defect, String> {
     })
 }
 
+/// An adversary pinned on the command line, `none` included.
+#[derive(Clone, Copy, Debug)]
+struct Pinned(Option<Adversary>);
+
+fn parse_adversary(s: &str) -> Result<Pinned, String> {
+    match s {
+        "none" => Ok(Pinned(None)),
+        _ => Adversary::parse(s)
+            .map(|a| Pinned(Some(a)))
+            .ok_or_else(|| format!("unknown adversary {s:?}; one of forger, insider, none")),
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let overrides = if args.seed_scenario {
@@ -70,6 +86,7 @@ fn main() -> ExitCode {
     } else {
         Overrides {
             defect: args.defect,
+            adversary: args.adversary.map(|p| p.0),
             acceptors: args.acceptors,
             proposers: args.proposers,
             clients: args.clients,
@@ -146,6 +163,9 @@ fn replay_flags(args: &Args) -> String {
     }
     if let Some(p) = args.proposers {
         s += &format!(" --proposers {p}");
+    }
+    if let Some(Pinned(a)) = args.adversary {
+        s += &format!(" --adversary {}", a.map_or("none", |a| a.name()));
     }
     if args.seed_scenario {
         s += " --seed-scenario";

@@ -27,7 +27,7 @@ pub fn check_world(world: &World) -> Vec<Violation> {
     for p in world.proposers.iter().flatten() {
         logs.push(Log { name: format!("proposer {}", p.id()), first: 0, entries: entries(p.learner().log()) });
     }
-    let clients: Vec<Client<Key>> = world
+    let mut clients: Vec<Client<Key>> = world
         .clients
         .iter()
         .map(|c| Client {
@@ -47,6 +47,14 @@ pub fn check_world(world: &World) -> Vec<Violation> {
             sequential: true,
         })
         .collect();
+    // What the adversary proposed as a client is a client's proposal too.
+    let sent = world.adversary_proposals.iter().map(|c| Sent {
+        key: (c.client, c.seq),
+        value: c.data.clone(),
+        at: None,
+        acked: None,
+    });
+    clients.push(Client { name: "the adversary, as a client".into(), sent: sent.collect(), sequential: false });
     check(&logs, &clients, Expect::default())
 }
 

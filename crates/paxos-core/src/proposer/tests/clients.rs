@@ -96,7 +96,7 @@ fn log_read_shows_noops_and_duplicates_as_none() {
     let log = vec![cmd(7, 1, "a"), Value::Noop, cmd(7, 1, "a"), cmd(8, 1, "b")];
     let mut p = restarted(1, ProposerState { round: 0, log });
 
-    let r = step(&mut p, client(9), Message::LogRead(LogRead { req: 42, from: Slot(0), limit: 10 }));
+    let r = step(&mut p, client(9), Message::LogRead(LogRead { req: 42, from: Slot(0), limit: 10, cookie: None }));
 
     let entries = [Some("a"), None, None, Some("b")]
         .iter()
@@ -106,7 +106,7 @@ fn log_read_shows_noops_and_duplicates_as_none() {
     let reply = LogReply { req: 42, entries, decided: Slot(4) };
     assert_eq!(r, ready(vec![], vec![send(client(9), Message::LogReply(reply))]));
 
-    let r = step(&mut p, client(9), Message::LogRead(LogRead { req: 43, from: Slot(2), limit: 1 }));
+    let r = step(&mut p, client(9), Message::LogRead(LogRead { req: 43, from: Slot(2), limit: 1, cookie: None }));
     let reply = LogReply { req: 43, entries: vec![LogEntry { slot: Slot(2), value: None }], decided: Slot(4) };
     assert_eq!(r, ready(vec![], vec![send(client(9), Message::LogReply(reply))]));
 }

@@ -396,3 +396,35 @@ fn ignored_messages_do_not_keep_a_peer_alive() {
     }
     assert_eq!(p.role(), Leadership::Candidate, "proposer 2 never sent anything valid");
 }
+
+/// Bounded damage: a message naming a round above the ceiling of the clock
+/// (even a member's, with the key) is ignored and moves no round; below it,
+/// rounds are rounds.
+#[test]
+fn rounds_above_the_ceiling_of_the_clock_are_ignored() {
+    let mut p = proposer(1);
+    let now = crate::ROUND_CEILING_EPOCH_SECS + 1_000;
+    p.set_clock(now);
+    let beyond = crate::round_ceiling(now + crate::CLOCK_SKEW_SECS) + 1;
+    let before = p.ballot();
+    assert!(p.handle(prop(2), heartbeat(b(beyond, 2), true, 0)).is_err());
+    assert!(p.handle(acc(1), Message::Nack(Nack { ballot: before, promised: b(beyond, 1) })).is_err());
+    assert!(p.handle(acc(1), probe_nack(b(paxos_proto::MAX_COUNTER, 1))).is_err());
+    let ballot = elect(&mut p);
+    assert!(ballot.round < 10, "the first campaign is an ordinary one: {ballot}");
+}
+
+/// Bounded damage: a peer's claim of progress is believed only up to what
+/// anyone could have decided, and its next word replaces it, so that one
+/// hostile heartbeat cannot keep the rightful leader catching up forever.
+#[test]
+fn a_hostile_progress_claim_does_not_keep_the_rightful_leader_from_campaigning() {
+    let mut p = proposer(2);
+    probed(&mut p);
+    step(&mut p, prop(1), heartbeat(b(0, 1), false, paxos_proto::MAX_COUNTER));
+    step(&mut p, prop(1), heartbeat(b(0, 1), false, 0));
+    while p.role() == Leadership::Follower {
+        assert!(p.now < crate::Tick(100), "the rightful leader campaigns");
+        tick(&mut p);
+    }
+}

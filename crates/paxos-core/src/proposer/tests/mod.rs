@@ -21,7 +21,7 @@
 use paxos_proto::{
     encode, Accept, AcceptEntry, Accepted, Ballot, CatchUp, CatchUpReply, ClientError, ClientErrorKind, ClientId,
     ClientPropose, ClientRedirect, ClientReply, Command, Envelope, Heartbeat, LogEntry, LogRead, LogReply, Message,
-    Nack, Node, NodeId, Prepare, Probe, ProbeReply, Promise, PromiseEntry, Slot, Value, MAX_DATAGRAM_BYTES,
+    Nack, Node, NodeId, Prepare, Probe, ProbeReply, Promise, PromiseEntry, Slot, Value, MAX_BODY_BYTES,
     MAX_VALUE_BYTES, PROTOCOL_VERSION,
 };
 

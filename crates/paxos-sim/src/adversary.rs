@@ -1,0 +1,239 @@
+//! A hostile host on the network, drawn from the seed.
+//!
+//! - [`Adversary::Forger`] knows every address and message kind but no key:
+//!   it forges datagrams of every kind in the name of any member or client
+//!   (the attacks of issue 11's table among them: a prepare or heartbeat at
+//!   round 2^62, a trim far ahead, an accept with the leader's ballot and a
+//!   value nobody proposed, a catch-up reply of made-up values, an accept at
+//!   slot 2^62 - 1, reads from a victim's address). Receivers apply the one
+//!   rule of admission ([`paxos_proto::auth::admit`]) to its unsigned
+//!   datagrams, as the daemons do, so nothing it claims as a member counts;
+//!   what it sends as a client is a client's proposal like any other.
+//! - [`Adversary::Insider`] holds the peer key but only sends extreme rounds
+//!   and slots (the bounded-damage rules of the core must hold against it):
+//!   rounds above the ceiling of the clock ([`paxos_core::round_ceiling`])
+//!   up to the codec's bound, rounds far above what it saw but below the
+//!   ceiling (believed: rounds jump, but stay far below the bound), slots
+//!   beyond [`paxos_core::MAX_SLOT_STEP`], decided claims near the codec's bounds. It does not forge values: against a key holder
+//!   that lies about values no crash-fault protocol holds, and none is claimed to.
+
+use paxos_proto::{
+    Accept, AcceptEntry, Accepted, Ballot, CatchUp, CatchUpReply, ClientId, ClientPropose, Command, Heartbeat, LogRead,
+    Message, Nack, Node, NodeId, Prepare, ProbeReply, Promise, PromiseEntry, Slot, StatusRequest, Trim, Value,
+    MAX_COUNTER,
+};
+
+use crate::rng::Rng;
+
+/// Who attacks a run, if anyone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Adversary {
+    /// Forges datagrams of every kind without a key.
+    Forger,
+    /// Holds the peer key; sends extreme rounds and slots.
+    Insider,
+}
+
+impl Adversary {
+    /// The name on the command line and in the parameters.
+    pub fn name(self) -> &'static str {
+        match self {
+            Adversary::Forger => "forger",
+            Adversary::Insider => "insider",
+        }
+    }
+
+    /// Parses a name given by [`Adversary::name`].
+    pub fn parse(name: &str) -> Option<Adversary> {
+        [Adversary::Forger, Adversary::Insider].into_iter().find(|a| a.name() == name)
+    }
+}
+
+/// The first client id of the adversary's own proposals (the run's clients are below).
+pub const ADVERSARY_CLIENTS: u64 = 1_000_000;
+
+/// What the adversary knows of the run: the members, and the highest round
+/// and slot it has seen go by (it reads the network).
+pub struct Knowledge<'a> {
+    /// The proposers' ids.
+    pub proposers: &'a [NodeId],
+    /// The acceptors' ids.
+    pub acceptors: &'a [NodeId],
+    /// The highest ballot seen on the network.
+    pub ballot: Ballot,
+    /// The highest slot seen on the network.
+    pub slot: Slot,
+}
+
+/// One datagram the adversary sends: as whom, to whom, what.
+pub struct Forged {
+    /// The sender it claims to be.
+    pub from: Node,
+    /// The receiver.
+    pub to: Node,
+    /// The message.
+    pub msg: Message,
+}
+
+fn pick<T: Copy>(rng: &mut Rng, items: &[T]) -> T {
+    items[rng.index(items.len())]
+}
+
+fn bogus(rng: &mut Rng) -> Value {
+    Value::Command(Command {
+        client: ClientId(rng.range(1, 1 << 40)),
+        seq: rng.range(1, 1 << 20),
+        data: "forged".into(),
+    })
+}
+
+/// A datagram of the forger: any kind, in anyone's name, with values from
+/// the table of attacks. The proposals it makes as a client are returned
+/// with the datagram (the caller records them as proposed).
+pub fn forge(rng: &mut Rng, k: &Knowledge<'_>, next_seq: &mut u64) -> (Forged, Option<Command>) {
+    let proposer = Node::Proposer(pick(rng, k.proposers));
+    let acceptor = Node::Acceptor(pick(rng, k.acceptors));
+    let leader_ballot = k.ballot;
+    let huge = Ballot::new(MAX_COUNTER, pick(rng, k.proposers));
+    let far = Slot(MAX_COUNTER - 1);
+    let near = Slot(k.slot.0 + rng.range(0, 4));
+    let client = Node::Client(ClientId(ADVERSARY_CLIENTS + rng.range(0, 7)));
+    let forged = |from, to, msg| Forged { from, to, msg };
+    let mut proposal = None;
+    let f = match rng.index(14) {
+        // A prepare at round 2^62 to an acceptor, as a proposer.
+        0 => forged(proposer, acceptor, Message::Prepare(Prepare { ballot: huge, from: Slot(0) })),
+        // A heartbeat at round 2^62, or at the leader's round + 1, to a proposer.
+        1 => {
+            let ballot = if rng.chance(0.5) { huge } else { Ballot::new(leader_ballot.round + 1, huge.proposer) };
+            let to = Node::Proposer(pick(rng, k.proposers));
+            forged(
+                Node::Proposer(ballot.proposer),
+                to,
+                Message::Heartbeat(Heartbeat { ballot, leader: true, decided: far, known: far }),
+            )
+        }
+        // A trim far ahead of decided, as the leader.
+        2 => forged(proposer, acceptor, Message::Trim(Trim { below: Slot(k.slot.0 + rng.range(1, 1 << 30)) })),
+        // An accept with the leader's ballot and a value nobody proposed.
+        3 => {
+            let from = Node::Proposer(leader_ballot.proposer);
+            let entries = vec![AcceptEntry { slot: near, value: bogus(rng) }];
+            let to = if rng.chance(0.7) { acceptor } else { proposer };
+            forged(from, to, Message::Accept(Accept { ballot: leader_ballot, entries }))
+        }
+        // A catch-up reply of made-up values, to a proposer.
+        4 => {
+            let entries = (0..rng.range(1, 4)).map(|_| bogus(rng)).collect();
+            let reply = CatchUpReply { from: Slot(k.slot.0.saturating_sub(rng.range(0, 8))), entries, decided: far };
+            forged(proposer, Node::Proposer(pick(rng, k.proposers)), Message::CatchUpReply(reply))
+        }
+        // An accept at slot 2^62 - 1.
+        5 => {
+            let from = Node::Proposer(leader_ballot.proposer);
+            forged(
+                from,
+                acceptor,
+                Message::Accept(Accept {
+                    ballot: leader_ballot,
+                    entries: vec![AcceptEntry { slot: far, value: Value::Noop }],
+                }),
+            )
+        }
+        // Votes and promises that never were, as an acceptor.
+        6 => forged(acceptor, proposer, Message::Accepted(Accepted { ballot: leader_ballot, slots: vec![near, far] })),
+        7 => {
+            let entries = vec![PromiseEntry { slot: near, ballot: leader_ballot, value: bogus(rng) }];
+            let promise = Promise {
+                ballot: leader_ballot,
+                from: Slot(0),
+                to: near.next(),
+                done: true,
+                trimmed_below: near,
+                entries,
+            };
+            forged(acceptor, proposer, Message::Promise(promise))
+        }
+        8 => forged(acceptor, proposer, Message::Nack(Nack { ballot: leader_ballot, promised: huge })),
+        9 => forged(acceptor, proposer, Message::ProbeReply(ProbeReply { nonce: rng.next_u64(), promised: huge })),
+        10 => forged(
+            proposer,
+            Node::Proposer(pick(rng, k.proposers)),
+            Message::CatchUp(CatchUp { from: Slot(0), limit: u32::MAX }),
+        ),
+        // Reads in a victim's name (the reply goes to it).
+        11 => forged(
+            client,
+            proposer,
+            Message::LogRead(LogRead { req: rng.next_u64() >> 11, from: Slot(0), limit: u32::MAX, cookie: None }),
+        ),
+        12 => forged(client, acceptor, Message::StatusRequest(StatusRequest { req: 1, cookie: None })),
+        // A proposal as a client: no key is needed for that, and it is a proposal like any other.
+        _ => {
+            *next_seq += 1;
+            let Node::Client(id) = client else { unreachable!() };
+            let value = format!("adversary-{}", *next_seq);
+            proposal = Some(Command { client: id, seq: *next_seq, data: value.clone() });
+            forged(client, proposer, Message::ClientPropose(ClientPropose { seq: *next_seq, value }))
+        }
+    };
+    (f, proposal)
+}
+
+/// A datagram of the insider: a key holder's extreme rounds and slots.
+pub fn extreme(rng: &mut Rng, k: &Knowledge<'_>) -> Forged {
+    let p = pick(rng, k.proposers);
+    let proposer = Node::Proposer(p);
+    let acceptor = Node::Acceptor(pick(rng, k.acceptors));
+    // The ceiling of any clock of the run (the simulated clock stays within a day of 2026-06).
+    let ceiling = paxos_core::round_ceiling(paxos_core::ROUND_CEILING_EPOCH_SECS + 16_000_000 + 86_400);
+    let round = |rng: &mut Rng| match rng.index(3) {
+        0 => MAX_COUNTER,
+        1 => ceiling.saturating_add(rng.range(1, 1 << 40)).min(MAX_COUNTER),
+        // Below the ceiling: believed, so rounds jump, but stay far below the bound.
+        _ => k.ballot.round.saturating_add(rng.range(1, 1 << 32)),
+    };
+    let far_slot = |rng: &mut Rng| match rng.index(2) {
+        0 => Slot(MAX_COUNTER - 1),
+        _ => Slot(k.slot.0.saturating_add(paxos_core::MAX_SLOT_STEP).saturating_add(rng.range(1, 1000))),
+    };
+    let forged = |from, to, msg| Forged { from, to, msg };
+    match rng.index(7) {
+        0 => {
+            let ballot = Ballot::new(round(rng), p);
+            forged(proposer, acceptor, Message::Prepare(Prepare { ballot, from: Slot(0) }))
+        }
+        1 => {
+            // A far slot under the current ballot: refused by the slot step; a round beyond the step: refused too.
+            let ballot = if rng.chance(0.5) { k.ballot } else { Ballot::new(round(rng).max(k.ballot.round), p) };
+            let ballot = Ballot::new(ballot.round, p);
+            let slot = far_slot(rng);
+            forged(
+                proposer,
+                acceptor,
+                Message::Accept(Accept { ballot, entries: vec![AcceptEntry { slot, value: Value::Noop }] }),
+            )
+        }
+        2 => {
+            let ballot = Ballot::new(round(rng), p);
+            let to = Node::Proposer(pick(rng, k.proposers));
+            forged(
+                proposer,
+                to,
+                Message::Heartbeat(Heartbeat { ballot, leader: false, decided: far_slot(rng), known: far_slot(rng) }),
+            )
+        }
+        3 => forged(acceptor, proposer, Message::Accepted(Accepted { ballot: k.ballot, slots: vec![far_slot(rng)] })),
+        4 => forged(acceptor, proposer, Message::Nack(Nack { ballot: k.ballot, promised: Ballot::new(round(rng), p) })),
+        5 => {
+            let from = far_slot(rng);
+            let reply = CatchUpReply { from, entries: vec![Value::Noop], decided: Slot(MAX_COUNTER) };
+            forged(proposer, Node::Proposer(pick(rng, k.proposers)), Message::CatchUpReply(reply))
+        }
+        _ => forged(
+            acceptor,
+            proposer,
+            Message::ProbeReply(ProbeReply { nonce: rng.next_u64(), promised: Ballot::new(round(rng), p) }),
+        ),
+    }
+}
