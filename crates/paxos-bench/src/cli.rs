@@ -23,7 +23,8 @@ loaded by tools/etcd-bench), so that both see the same machine. Rows: concurrenc
 1 4 16 64 256, then the seed scenario: --seed-values values at once (concurrency =
 values, by count: the time for all of them). The same run also measures the floor
 of this machine at concurrency 1: two loopback UDP round trips and one fdatasync
-of a 300-byte append on the data dirs' filesystem.
+of a 300-byte append to a preallocated file, as the logs are written, on the data
+dirs' filesystem (an append that grows the file is shown beside it).
 
 Writes into --out: results.csv (one line per run), README.md (date, command,
 commit, machine, load, workload, floor; per row the median and the spread
