@@ -7,7 +7,7 @@
 //! shown beside it. Measured in the same run as the table, on the filesystem
 //! of the data dirs, so that the table can be read against it.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::net::UdpSocket;
 use std::path::Path;
@@ -72,11 +72,8 @@ impl Floor {
 /// # Errors
 /// When a socket or the file cannot be used.
 pub fn measure(dir: &Path) -> Result<Floor> {
-    Ok(Floor {
-        udp_rtt_ms: udp_rtt_ms()?,
-        fdatasync_ms: fdatasync_ms(dir, true)?,
-        fdatasync_growing_ms: fdatasync_ms(dir, false)?,
-    })
+    let (fdatasync_ms, fdatasync_growing_ms) = fdatasync_ms(dir)?;
+    Ok(Floor { udp_rtt_ms: udp_rtt_ms()?, fdatasync_ms, fdatasync_growing_ms })
 }
 
 /// The median round trip of a datagram to an echo thread on 127.0.0.1.
@@ -111,33 +108,43 @@ fn udp_rtt_ms() -> Result<f64> {
     median(&samples).context("no UDP sample")
 }
 
-/// The median time of one fdatasync after an append of [`SYNC_BYTES`] to a
-/// file in `dir`: written full (and synced) beforehand when `preallocated`,
-/// else growing.
-fn fdatasync_ms(dir: &Path, preallocated: bool) -> Result<f64> {
-    let path = dir.join("floor-fdatasync.tmp");
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    if preallocated {
-        file.write_all(&vec![0u8; SYNC_BYTES * SYNC_SAMPLES + 4096]).context("preallocate")?;
-        file.sync_all().context("fsync")?;
-        file.seek(SeekFrom::Start(0)).context("seek")?;
-    }
+/// The median times of one fdatasync after an append of [`SYNC_BYTES`] to a
+/// file in `dir` written full (and synced) beforehand, and to a growing one.
+/// The two alternate, sample by sample, so that both see the same disk when
+/// others share it.
+fn fdatasync_ms(dir: &Path) -> Result<(f64, f64)> {
+    let open = |name: &str| {
+        let path = dir.join(name);
+        OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))
+            .map(|f| (f, path))
+    };
+    let (mut preallocated, path_a) = open("floor-preallocated.tmp")?;
+    let (mut growing, path_b) = open("floor-growing.tmp")?;
+    preallocated.write_all(&vec![0u8; SYNC_BYTES * SYNC_SAMPLES + 4096]).context("preallocate")?;
+    preallocated.sync_all().context("fsync")?;
+    preallocated.seek(SeekFrom::Start(0)).context("seek")?;
     let record = [b'x'; SYNC_BYTES];
-    let mut samples = Vec::with_capacity(SYNC_SAMPLES);
-    for _ in 0..SYNC_SAMPLES {
+    let timed = |file: &mut File, samples: &mut Vec<f64>| -> Result<()> {
         file.write_all(&record).context("append")?;
         let t = Instant::now();
         file.sync_data().context("fdatasync")?;
         samples.push(t.elapsed().as_secs_f64() * 1000.0);
+        Ok(())
+    };
+    let (mut a, mut b) = (Vec::with_capacity(SYNC_SAMPLES), Vec::with_capacity(SYNC_SAMPLES));
+    for _ in 0..SYNC_SAMPLES {
+        timed(&mut preallocated, &mut a)?;
+        timed(&mut growing, &mut b)?;
     }
-    drop(file);
-    let _ = std::fs::remove_file(&path);
-    median(&samples).context("no fdatasync sample")
+    drop((preallocated, growing));
+    let _ = std::fs::remove_file(&path_a);
+    let _ = std::fs::remove_file(&path_b);
+    Ok((median(&a).context("no fdatasync sample")?, median(&b).context("no fdatasync sample")?))
 }
 
 #[cfg(test)]
