@@ -159,7 +159,7 @@ case $cmd in
         pid=$(live_pid "${args[0]}" "${args[1]}")
         if [ -n "$pid" ]; then
             kill -KILL "$pid"
-            while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+            until exited "$pid"; do sleep 0.05; done
         fi
         start_node "${args[0]}" "${args[1]}"
         ;;

@@ -21,9 +21,11 @@ release_bin_dir() {
 }
 
 # Builds the three binaries in release mode (quietly), into the target dir
-# release_bin_dir names.
+# release_bin_dir names: build_bins REPO [-p OTHER-PACKAGE...].
 build_bins() {
-    (cd "$1" && cargo build --release --locked -q -p paxos-node -p paxosctl --bins)
+    local repo=$1
+    shift
+    (cd "$repo" && cargo build --release --locked -q -p paxos-node -p paxosctl "$@" --bins)
 }
 
 # Fails unless the three binaries are in DIR.

@@ -15,13 +15,22 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 PY
 }
 
+# True when PID has exited: gone, or a zombie that its parent (init, for our
+# setsid daemons) has not reaped yet, which kill -0 still finds.
+exited() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    stat=${stat##*) }
+    [ "${stat%% *}" = Z ]
+}
+
 # Stops process PID: SIGTERM, up to SECONDS (default 5) for it to exit, then
 # SIGKILL. Callers pass only PIDs they checked are theirs (pid_if_ours).
 stop_pid() {
     local pid=$1 tries=$(( ${2:-5} * 10 ))
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 "$tries"); do
-        kill -0 "$pid" 2>/dev/null || return 0
+        exited "$pid" && return 0
         sleep 0.1
     done
     kill -KILL "$pid" 2>/dev/null || true

@@ -4,7 +4,7 @@
 //!  paxosctl --config FILE propose [--json] [--timeout SECS] [--concurrency N] VALUE...
 //!  paxosctl --config FILE log [--node ID] [--from N] [--limit N] [--json] [--follow]
 //!  paxosctl --config FILE status [--json]
-//!  paxosctl --config FILE bench --values N --concurrency C [--size BYTES] [--json]
+//!  paxosctl --config FILE bench (--values N | --duration S [--warmup S]) --concurrency C [--size BYTES] [--json]
 //!  paxosctl verify [--log FILE]... [--acked FILE]... [--sequential FILE]... [--proposed FILE]... [--all-acked] [--same-logs]
 //!  paxosctl keygen
 //! ```
@@ -83,7 +83,7 @@ pub enum Command {
     Log(log::LogArgs),
     /// Ask every node for its state: role, up/failed/unreachable, leader, ballot, decided index.
     Status(status::StatusArgs),
-    /// Keep C proposals in flight until N values are decided; report throughput and latency.
+    /// Keep C proposals in flight for N values or for a time; report throughput and latency.
     Bench(bench::BenchArgs),
     /// Check SPEC's guarantees on recorded logs and acknowledgements (no cluster needed).
     Verify(verify::VerifyArgs),

@@ -295,9 +295,22 @@ async fn bench_json_has_every_figure() {
     for word in ["20 values", "values/s", "p50", "p99", "max", "0 errors"] {
         assert!(lines[0].contains(word), "{word:?} in {lines:?}");
     }
-    // 300 + 20 values, and nothing else.
+    // By time: values are proposed for warm-up plus duration, and only those
+    // decided in the window after the warm-up are measured.
+    let r = ok(
+        &cluster.path,
+        &["bench", "--duration", "0.5", "--warmup", "0.2", "--concurrency", "4", "--size", "16", "--json"],
+    );
+    let t = json(r.lines()[0]);
+    assert_eq!((&t["warmup_s"], &t["duration_s"], &t["errors"]), (&Json::from(0.2), &Json::from(0.5), &Json::from(0)));
+    let (proposed, measured) = (t["values"].as_u64().expect("values"), t["measured"].as_u64().expect("measured"));
+    assert!(0 < measured && measured < proposed, "{t}");
+    assert!(t["elapsed_s"].as_f64().is_some_and(|s| s > 0.0 && s <= 0.5), "{t}");
+    assert_eq!(b["warmup_s"], Json::Null, "by count: {b}");
+
+    // 300 + 20 values and those of the run by time, and nothing else.
     let log = ok(&cluster.path, &["log"]);
-    assert_eq!(log.lines().len(), 320);
+    assert_eq!(log.lines().len() as u64, 320 + proposed);
 }
 
 /// A cluster file whose addresses have nobody listening: every command

@@ -1,11 +1,14 @@
-//! `etcd-bench --endpoints A,B,C --values N --concurrency C [--size B] [--json]`
+//! `etcd-bench --endpoints A,B,C (--values N | --duration S [--warmup S]) --concurrency C [--size B] [--json]`
 //!
 //! The etcd side of `scripts/bench.sh --vs etcd`: the workload of
 //! `paxosctl bench`, driven against an etcd cluster, so that both systems are
 //! measured by the same yardstick in the same run on the same machine.
 //!
 //! It keeps C PUTs in flight (C workers, one request each, sharing `--conns`
-//! gRPC connections) until N values of B bytes are written or have failed. Each
+//! gRPC connections) until N values of B bytes are written or have failed, or,
+//! by time, until `--warmup` plus `--duration` seconds have passed; then only
+//! the PUTs answered in the window after the warm-up count in throughput and
+//! latency, as in `paxosctl bench --duration`. Each
 //! value goes to its own key (`bench/<run>/<i>`), so that every PUT is a new
 //! entry in etcd's replicated log, as every proposal is a new instance in ours.
 //! Values are the same strings as paxosctl's: `bench-<i>-xxx...`, B bytes. Each
@@ -21,9 +24,11 @@
 //! It ends with one line, or with `--json` one JSON object of the shape that
 //! `paxosctl bench --json` prints:
 //! `{"values":N,"concurrency":C,"size":B,"proposers":P,"acceptors":A,
-//! "elapsed_s":..,"values_per_s":..,"p50_ms":..,"p99_ms":..,"max_ms":..,"errors":..}`
+//! "elapsed_s":..,"values_per_s":..,"p50_ms":..,"p99_ms":..,"max_ms":..,"errors":..,
+//! "measured":M,"warmup_s":W,"duration_s":D}`
 //! where `proposers` counts the members the PUTs were sent to and `acceptors`
-//! the members named in `--endpoints`. Exit 1 when any PUT failed, with one line
+//! the members named in `--endpoints`; `elapsed_s` is the time the throughput is
+//! over (the window, by time) and `measured` the PUTs counted in it. Exit 1 when any PUT failed, with one line
 //! on stderr naming the first.
 
 use std::process::ExitCode;
@@ -55,9 +60,23 @@ struct Args {
     /// `http://127.0.0.1:2379`); dead ones are detected and left out.
     #[arg(long, value_delimiter = ',', required = true, value_name = "A,B,..")]
     endpoints: Vec<String>,
-    /// How many values to write.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    values: u64,
+    /// How many values to write (a run by count; or give --duration).
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..),
+        required_unless_present = "duration",
+        conflicts_with_all = ["duration", "warmup"]
+    )]
+    values: Option<u64>,
+    /// Write for this many seconds after the warm-up (a run by time): only the
+    /// PUTs answered in that window count in throughput and latency.
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+    /// With --duration: load for this many seconds first, counted in neither
+    /// throughput nor latency (default 0).
+    #[arg(long, value_name = "SECS")]
+    warmup: Option<f64>,
     /// How many PUTs to keep in flight.
     #[arg(long, value_name = "C", value_parser = clap::value_parser!(u32).range(1..))]
     concurrency: u32,
@@ -106,6 +125,55 @@ struct Summary {
     max_ms: f64,
     /// PUTs that failed or timed out.
     errors: u64,
+    /// PUTs counted in throughput and latency.
+    measured: u64,
+    /// The warm-up by time, `None` by count.
+    warmup_s: Option<f64>,
+    /// The window by time, `None` by count.
+    duration_s: Option<f64>,
+}
+
+/// How a run ends, and which answers count (as in `paxosctl bench`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Plan {
+    /// Until this many values are written or have failed; every answer counts.
+    Count(u64),
+    /// New PUTs until `warmup + duration`; the answers in the window after the warm-up count.
+    Time { warmup: Duration, duration: Duration },
+}
+
+impl Plan {
+    /// Whether the `i`th value may still be written, `since` the start.
+    fn proposes(&self, i: u64, since: Duration) -> bool {
+        match *self {
+            Plan::Count(n) => i < n,
+            Plan::Time { warmup, duration } => since < warmup + duration,
+        }
+    }
+
+    /// Whether a PUT answered `at` this time since the start counts.
+    fn counts(&self, at: Duration) -> bool {
+        match *self {
+            Plan::Count(_) => true,
+            Plan::Time { warmup, duration } => warmup <= at && at <= warmup + duration,
+        }
+    }
+
+    /// The time the throughput is over, for a run whose last answer came `ended` after its start.
+    fn window(&self, ended: Duration) -> Duration {
+        match *self {
+            Plan::Count(_) => ended,
+            Plan::Time { warmup, duration } => ended.min(warmup + duration).saturating_sub(warmup),
+        }
+    }
+}
+
+/// A positive number of seconds (or zero, when `zero` is allowed) as a duration.
+fn seconds(flag: &str, secs: f64, zero: bool) -> anyhow::Result<Duration> {
+    if !secs.is_finite() || secs < 0.0 || (secs == 0.0 && !zero) || secs > 86_400.0 {
+        bail!("{flag} {secs}: must be a positive number of seconds, at most 86400");
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 impl Summary {
@@ -191,9 +259,15 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     if args.size > MAX_VALUE_BYTES {
         bail!("--size {}: over the limit of {MAX_VALUE_BYTES} bytes per value; nothing was sent", args.size);
     }
-    if !args.timeout.is_finite() || args.timeout <= 0.0 {
-        bail!("--timeout {}: must be a positive number of seconds", args.timeout);
-    }
+    let timeout = seconds("--timeout", args.timeout, false)?;
+    let plan = match (args.values, args.duration) {
+        (Some(n), None) => Plan::Count(n),
+        (None, Some(d)) => Plan::Time {
+            warmup: seconds("--warmup", args.warmup.unwrap_or(0.0), true)?,
+            duration: seconds("--duration", d, false)?,
+        },
+        _ => bail!("give either --values N or --duration SECS; nothing was sent"),
+    };
     let endpoints: Vec<String> = args.endpoints.iter().map(|e| endpoint_url(e)).collect();
     let live = probe(&endpoints).await;
     if live.is_empty() {
@@ -209,9 +283,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         vec![leader.url.clone()]
     };
 
-    let workers = u64::from(args.concurrency).min(args.values) as usize;
+    let workers = match plan {
+        Plan::Count(n) => u64::from(args.concurrency).min(n) as usize,
+        Plan::Time { .. } => args.concurrency as usize,
+    };
     let conns = args.conns.unwrap_or(16).clamp(1, workers.max(1));
-    let timeout = Duration::from_secs_f64(args.timeout);
     let mut kvs: Vec<KvClient> = Vec::with_capacity(conns);
     for _ in 0..conns {
         let options = ConnectOptions::new().with_connect_timeout(PROBE_TIMEOUT).with_timeout(timeout);
@@ -230,14 +306,15 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let mut histogram = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_US, 3)?;
     let started = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
-    let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Duration, Result<(), etcd_client::Error>)>();
+    // (value, latency, answered since the start, result)
+    let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Duration, Duration, Result<(), etcd_client::Error>)>();
     for w in 0..workers {
         let mut kv = kvs[w % conns].clone();
-        let (next, tx, total, size) = (Arc::clone(&next), tx.clone(), args.values, args.size);
+        let (next, tx, size) = (Arc::clone(&next), tx.clone(), args.size);
         tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
+                if !plan.proposes(i, started.elapsed()) {
                     break;
                 }
                 let key = format!("bench/{run_id}/{i}");
@@ -247,7 +324,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                     Ok(r) => r.map(|_| ()),
                     Err(_) => Err(etcd_client::Error::InvalidArgs(format!("no answer within {timeout:?}"))),
                 };
-                if tx.send((i, sent.elapsed(), result)).is_err() {
+                if tx.send((i, sent.elapsed(), started.elapsed(), result)).is_err() {
                     break;
                 }
             }
@@ -256,10 +333,15 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     drop(tx);
 
     let mut errors = 0u64;
+    let mut answered = 0u64;
     let mut first_error = None;
-    while let Some((i, latency, result)) = rx.recv().await {
+    while let Some((i, latency, at, result)) = rx.recv().await {
+        answered += 1;
         match result {
-            Ok(()) => histogram.saturating_record(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1)),
+            Ok(()) if plan.counts(at) => {
+                histogram.saturating_record(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1));
+            }
+            Ok(()) => {}
             Err(e) => {
                 errors += 1;
                 if first_error.is_none() {
@@ -268,21 +350,28 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             }
         }
     }
-    let elapsed = started.elapsed();
+    let window = plan.window(started.elapsed());
 
     let ms = |us: u64| round3(us as f64 / 1000.0);
+    let (warmup_s, duration_s) = match plan {
+        Plan::Count(_) => (None, None),
+        Plan::Time { warmup, duration } => (Some(round3(warmup.as_secs_f64())), Some(round3(duration.as_secs_f64()))),
+    };
     let summary = Summary {
-        values: args.values,
+        values: answered,
         concurrency: args.concurrency,
         size: args.size,
         proposers: targets.len(),
         acceptors: endpoints.len(),
-        elapsed_s: round3(elapsed.as_secs_f64()),
-        values_per_s: round3(histogram.len() as f64 / elapsed.as_secs_f64().max(1e-9)),
+        elapsed_s: round3(window.as_secs_f64()),
+        values_per_s: round3(histogram.len() as f64 / window.as_secs_f64().max(1e-9)),
         p50_ms: ms(histogram.value_at_quantile(0.5)),
         p99_ms: ms(histogram.value_at_quantile(0.99)),
         max_ms: ms(histogram.max()),
         errors,
+        measured: histogram.len(),
+        warmup_s,
+        duration_s,
     };
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
@@ -290,7 +379,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         println!("{}", summary.line());
     }
     if let Some((i, e)) = first_error {
-        eprintln!("etcd-bench: {errors} of {} PUTs failed; the first: value #{}: {e}", args.values, i + 1);
+        eprintln!("etcd-bench: {errors} of {answered} PUTs failed; the first: value #{}: {e}", i + 1);
         return Ok(false);
     }
     Ok(true)
@@ -330,6 +419,17 @@ mod tests {
         assert_eq!(bench_value(7, 12), "bench-7-xxxx");
         assert_eq!(bench_value(12345, 4), "benc");
         assert_eq!(bench_value(3, 64).len(), 64);
+    }
+
+    #[test]
+    fn by_time_only_the_window_after_the_warm_up_counts() {
+        let ms = Duration::from_millis;
+        let plan = Plan::Time { warmup: ms(200), duration: ms(1000) };
+        assert!(!plan.counts(ms(199)) && plan.counts(ms(200)) && plan.counts(ms(1200)) && !plan.counts(ms(1201)));
+        assert!(plan.proposes(u64::MAX, ms(1199)) && !plan.proposes(0, ms(1200)));
+        assert_eq!((plan.window(ms(1400)), plan.window(ms(700))), (ms(1000), ms(500)));
+        assert!(Plan::Count(3).proposes(2, ms(9)) && !Plan::Count(3).proposes(3, ms(0)));
+        assert!(seconds("--warmup", 0.0, true).is_ok() && seconds("--duration", 0.0, false).is_err());
     }
 
     #[test]
