@@ -19,7 +19,8 @@
 # Options, before the command (or after it, except for exec and ctl):
 # --dir DIR (state: logs, PIDs, data dirs; default <repo>/run/netns; the data
 # outlives `down`), --config FILE (default deploy/compose.toml), --bin-dir DIR
-# (default <target dir>/release, honouring CARGO_TARGET_DIR, or $PAXOS_BIN_DIR). PAXOS_CHAOS__* variables given
+# (default <target dir>/release, honouring CARGO_TARGET_DIR, or $PAXOS_BIN_DIR). The daemons run with
+# [auth]: the members' key is made in DIR/peer.key on the first start. PAXOS_CHAOS__* variables given
 # to `up` or `restart` reach the daemons (their own delay, duplication, reordering).
 #
 # Safety: before it creates anything, `up` installs a blackhole route for
@@ -121,9 +122,14 @@ start_node() {
     local n=$1 role=${1%-*} id=${1##*-}
     [ -z "$(live_pid "$n")" ] || die "$n is already running"
     mkdir -p "$dir/logs" "$dir/pids" "$dir/data"
+    # [auth]: one members' key per cluster, made on the first start (the
+    # cluster file is shared with compose, whose key lives in a volume).
+    if [ ! -s "$dir/peer.key" ]; then
+        (umask 077 && "$bin_dir/paxosctl" keygen >"$dir/peer.key")
+    fi
     # setsid execs `ip`, which execs env, which execs the daemon: $! is the daemon.
-    setsid ip netns exec "$(ns "$n")" env PAXOS_NODE__DATA_DIR="$dir/data" RUST_LOG="${RUST_LOG:-info}" \
-        "$bin_dir/paxos-$role" --config "$config" --id "$id" >>"$dir/logs/$n.log" 2>&1 &
+    setsid ip netns exec "$(ns "$n")" env PAXOS_NODE__DATA_DIR="$dir/data" PAXOS_AUTH__PEER_KEY_FILE="$dir/peer.key" \
+        RUST_LOG="${RUST_LOG:-info}" "$bin_dir/paxos-$role" --config "$config" --id "$id" >>"$dir/logs/$n.log" 2>&1 &
     echo $! >"$(pid_file "$n")"
 }
 
