@@ -19,12 +19,12 @@
 #     leads again), instrumentation is switched on only for the bench (default
 #     5000 values: the daemon runs ~50x slower), then it stops by SIGTERM.
 #     `callgrind_annotate`, inclusive and self, goes to DIR with the raw files.
-# DIR defaults to docs/bench/profile/. Needs valgrind and the release binaries
-# ($PAXOS_BIN_DIR, default target/release, with line tables: debug = 1).
+# DIR defaults to docs/bench/profile/. Needs valgrind and line tables: $PAXOS_BIN_DIR,
+# default target/profiling (cargo build --profile profiling -p paxos-node -p paxosctl).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-bin_dir=${PAXOS_BIN_DIR:-$repo/target/release}
+bin_dir=${PAXOS_BIN_DIR:-$repo/target/profiling}
 export PAXOS_BIN_DIR=$bin_dir
 values=20000
 conc=64
