@@ -90,11 +90,12 @@ signal_node() {
     kill "-$sig" "$pid"
 }
 
-# Waits until paxosctl status shows a leader, or fails after $1 seconds.
+# Waits until paxosctl status shows a leader that serves (its first configuration,
+# the members pinned, is decided: epoch 1 or later), or fails after $1 seconds.
 wait_leader() {
     local deadline=$((SECONDS + $1))
     while [ $SECONDS -lt $deadline ]; do
-        if paxosctl status --json 2>/dev/null | grep -q '"role":"leader"'; then
+        if paxosctl status --json 2>/dev/null | grep '"role":"leader"' | grep -q '"epoch":[1-9]'; then
             return 0
         fi
         sleep 0.1

@@ -190,7 +190,7 @@ until all_healthy; do
     [ $SECONDS -lt $deadline ] || fail "not every container became healthy within 90 s"
     sleep 0.5
 done
-until hostctl status --json 2>/dev/null | grep -q '"role":"leader"'; do
+until hostctl status --json 2>/dev/null | grep '"role":"leader"' | grep -q '"epoch":[1-9]'; do
     [ $SECONDS -lt $deadline ] || fail "no leader seen from the host within 90 s"
     sleep 0.2
 done

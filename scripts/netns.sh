@@ -233,7 +233,7 @@ up() {
     done
     trap - ERR
     local deadline=$((SECONDS + 30))
-    until ctl status --json 2>/dev/null | grep -q '"role":"leader"'; do
+    until ctl status --json 2>/dev/null | grep '"role":"leader"' | grep -q '"epoch":[1-9]'; do
         [ $SECONDS -lt $deadline ] || die "no leader after 30 s; logs in $dir/logs"
         sleep 0.2
     done

@@ -16,8 +16,9 @@ use std::io;
 use std::time::Duration;
 
 use paxos_proto::{
-    encode, ClientErrorKind, ClientId, ClientPropose, Envelope, LogEntry, LogRead, LogReply, Message, Node, NodeId,
-    Slot, StatusReply, StatusRequest, MAX_DATAGRAM_BYTES, MAX_VALUE_BYTES, MIN_UNPROVEN_READ_BYTES, PROTOCOL_VERSION,
+    encode, ClientErrorKind, ClientId, ClientPropose, Config, Envelope, LogEntry, LogRead, LogReply, MemberOp,
+    MemberRequest, Message, Node, NodeId, RestoreRequest, Slot, StatusReply, StatusRequest, MAX_DATAGRAM_BYTES,
+    MAX_VALUE_BYTES, MIN_UNPROVEN_READ_BYTES, PROTOCOL_VERSION,
 };
 use tokio::time::Instant;
 
@@ -58,6 +59,25 @@ pub enum ClientError {
     /// The client keys of the cluster file's `[auth]` cannot be read.
     #[error("{0}")]
     Keys(crate::config::ConfigError),
+    /// The leader refused a membership change.
+    #[error("the membership change was refused: {0}")]
+    Member(String),
+    /// The leader refused to restore entries.
+    #[error("the restore was refused: {error} (the log ends at {end})")]
+    Restore {
+        /// Why.
+        error: String,
+        /// Where the cluster's log ends.
+        end: Slot,
+    },
+    /// The slots asked for were deleted by retention (`[log] retain_slots`).
+    #[error("slots {from}..{start} were deleted by retention; the log now starts at {start}")]
+    Deleted {
+        /// The first slot asked for.
+        from: Slot,
+        /// The first slot the node still holds.
+        start: Slot,
+    },
 }
 
 /// A client of one cluster.
@@ -172,7 +192,7 @@ impl Client {
     /// [`ClientError::Timeout`] when the proposer does not answer in time.
     pub async fn log(&mut self, node: NodeId, from: Slot, limit: u32) -> Result<LogReply, ClientError> {
         let req = self.next_req();
-        let msg = Message::LogRead(LogRead { req, from, limit, cookie: None });
+        let msg = Message::LogRead(LogRead { req, from, limit, linearizable: false, cookie: None });
         let what = format!("log read from proposer {node}");
         self.exchange(Node::Proposer(node), &msg, &what, false, |_, _, reply| match reply {
             Message::LogReply(r) if r.req == req => Ok(Step::Done(r)),
@@ -190,6 +210,9 @@ impl Client {
         let mut next = from;
         loop {
             let page = self.log(node, next, LOG_PAGE_LIMIT).await?;
+            if page.start > next {
+                return Err(ClientError::Deleted { from: next, start: page.start });
+            }
             let Some(last) = page.entries.last() else { break };
             next = last.slot.next();
             entries.extend(page.entries);
@@ -198,6 +221,71 @@ impl Client {
             }
         }
         Ok(entries)
+    }
+
+    /// Lists, adds or removes a member (`paxosctl member`): the leader makes
+    /// the change through the log and answers once it is decided; the
+    /// request is signed with the cluster's peer key. Follows redirects.
+    ///
+    /// # Errors
+    /// [`ClientError::Timeout`] when no leader answers in time (a new
+    /// acceptor is let in only once it started and copied the log);
+    /// [`ClientError::Member`] when the leader refuses the change.
+    pub async fn member(&mut self, op: MemberOp) -> Result<Config, ClientError> {
+        let req = self.next_req();
+        let msg = Message::MemberRequest(MemberRequest { req, op });
+        let target = Node::Proposer(self.link.target);
+        self.exchange(target, &msg, "membership change", true, |client, from, reply| match reply {
+            Message::MemberReply(r) if r.req == req => {
+                if let Some(error) = r.error {
+                    return Err(ClientError::Member(error));
+                }
+                if let Some(config) = r.config {
+                    if let Node::Proposer(p) = from {
+                        client.link.target = p;
+                    }
+                    return Ok(Step::Done(config));
+                }
+                match r.leader.filter(|l| Node::Proposer(*l) != from && client.link.is_member(Node::Proposer(*l))) {
+                    Some(l) => Ok(Step::Resend(Node::Proposer(l))),
+                    None => Ok(Step::Wait),
+                }
+            }
+            _ => Ok(Step::Wait),
+        })
+        .await
+    }
+
+    /// Appends `entries` (values, `None` for no-ops) at `from`, `from + 1`, ...
+    /// of an empty cluster's log (`paxosctl restore`), signed with the peer
+    /// key; returns where the log ends once they are decided. Follows redirects.
+    ///
+    /// # Errors
+    /// [`ClientError::Restore`] when the leader refuses (the log does not end
+    /// at `from`), [`ClientError::Timeout`] when no leader answers in time.
+    pub async fn restore(&mut self, from: Slot, entries: Vec<Option<String>>) -> Result<Slot, ClientError> {
+        let req = self.next_req();
+        let msg = Message::RestoreRequest(RestoreRequest { req, from, entries });
+        let target = Node::Proposer(self.link.target);
+        self.exchange(target, &msg, "restore", true, |client, from, reply| match reply {
+            Message::RestoreReply(r) if r.req == req => {
+                if let Some(error) = r.error {
+                    return Err(ClientError::Restore { error, end: r.end });
+                }
+                if r.leader.is_none() {
+                    if let Node::Proposer(p) = from {
+                        client.link.target = p;
+                    }
+                    return Ok(Step::Done(r.end));
+                }
+                match r.leader.filter(|l| Node::Proposer(*l) != from && client.link.is_member(Node::Proposer(*l))) {
+                    Some(l) => Ok(Step::Resend(Node::Proposer(l))),
+                    None => Ok(Step::Wait),
+                }
+            }
+            _ => Ok(Step::Wait),
+        })
+        .await
     }
 
     /// Asks `node` (a proposer or an acceptor) for its status.
@@ -319,7 +407,8 @@ impl Client {
             // Its first answer is a cookie, never longer than the request: pad it.
             self.send_buf.resize(MIN_UNPROVEN_READ_BYTES, b' ');
         }
-        self.link.send_datagram(to, &self.send_buf).await;
+        let admin = paxos_proto::auth::is_admin(&env.msg);
+        self.link.send_datagram(to, &self.send_buf, admin).await;
         Ok(())
     }
 }

@@ -160,7 +160,40 @@ pub struct ClusterConfig {
     pub auth: Option<AuthSettings>,
     /// The `[chaos]` fault injection settings; all off unless set.
     pub chaos: ChaosSettings,
+    /// The `[log]` section: retention and client sessions.
+    pub log: LogSettings,
 }
+
+/// The `[log]` section.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// Keep the newest this many decided slots; 0 keeps everything. Older
+    /// ones may be deleted (whole segments at a time) on every node.
+    pub retain_slots: u64,
+    /// How long a client's session lasts without a request of its applied,
+    /// by the log's clock, in milliseconds: within it a retried request lands
+    /// at most once. At least a minute; an hour by default. Part of the first
+    /// configuration the cluster decides (later changes of the file do not
+    /// change a running cluster's).
+    pub session_lifetime_ms: u64,
+    /// The size of one segment of a node's log on disk: retention deletes
+    /// whole segments, and a restart reads at most about one (after the last
+    /// checkpoint, written every half segment). At least 64 KiB; 16 MiB by default.
+    pub segment_bytes: u64,
+}
+
+impl Default for LogSettings {
+    fn default() -> LogSettings {
+        LogSettings { retain_slots: 0, session_lifetime_ms: 3_600_000, segment_bytes: 16 << 20 }
+    }
+}
+
+/// The smallest log segment the cluster file may set.
+pub const MIN_SEGMENT_BYTES: u64 = 64 << 10;
+
+/// The shortest session lifetime the cluster file may set.
+pub const MIN_SESSION_LIFETIME_MS: u64 = 1_000;
 
 /// The `[auth]` section: the key files. A relative path is relative to the
 /// directory of the cluster file (the keys travel with it), unlike
@@ -323,6 +356,8 @@ struct RawFile {
     auth: Option<AuthSettings>,
     #[serde(default)]
     chaos: ChaosSettings,
+    #[serde(default)]
+    log: LogSettings,
 }
 
 fn default_cluster() -> String {
@@ -367,6 +402,9 @@ const ENV_KEYS: &[(&str, &str, EnvSetter)] = &[
     ("chaos", "delay_ms", |c, raw| env_u64(raw).map(|v| c.chaos.delay_ms = v)),
     ("chaos", "reorder", |c, raw| env_f64(raw).map(|v| c.chaos.reorder = v)),
     ("chaos", "seed", |c, raw| env_u64(raw).map(|v| c.chaos.seed = v)),
+    ("log", "retain_slots", |c, raw| env_u64(raw).map(|v| c.log.retain_slots = v)),
+    ("log", "session_lifetime_ms", |c, raw| env_u64(raw).map(|v| c.log.session_lifetime_ms = v)),
+    ("log", "segment_bytes", |c, raw| env_u64(raw).map(|v| c.log.segment_bytes = v)),
 ];
 
 fn env_u64(raw: &str) -> Result<u64, String> {
@@ -428,7 +466,7 @@ fn unknown_variable(section: &str, key: &str) -> String {
         "proposers" | "acceptors" => {
             format!("the members of [[{section}]] are set only in the file, not by the environment")
         }
-        "node" | "auth" | "chaos" => {
+        "node" | "auth" | "chaos" | "log" => {
             let known: Vec<String> = ENV_KEYS
                 .iter()
                 .filter(|(s, _, _)| *s == section)
@@ -437,7 +475,7 @@ fn unknown_variable(section: &str, key: &str) -> String {
             format!("unknown key `{key}` in [{section}]; expected one of {}", known.join(", "))
         }
         _ => format!(
-            "unknown configuration variable (section `{section}`); the environment can set {ENV_PREFIX}CLUSTER, {ENV_PREFIX}NODE__<KEY>, {ENV_PREFIX}AUTH__<KEY> and {ENV_PREFIX}CHAOS__<KEY>"
+            "unknown configuration variable (section `{section}`); the environment can set {ENV_PREFIX}CLUSTER, {ENV_PREFIX}NODE__<KEY>, {ENV_PREFIX}AUTH__<KEY>, {ENV_PREFIX}CHAOS__<KEY> and {ENV_PREFIX}LOG__<KEY>"
         ),
     }
 }
@@ -576,6 +614,7 @@ impl ClusterConfig {
             node: raw.node,
             auth: raw.auth,
             chaos: raw.chaos,
+            log: raw.log,
         };
         let applied = apply_env(&mut config, env)?;
         config.validate(&applied)?;
@@ -604,6 +643,26 @@ impl ClusterConfig {
     pub fn settings_for(&self, role: Role, id: u32) -> Result<NodeSettings, ConfigError> {
         let member = self.member(role, id).ok_or_else(|| self.no_such_member(role, id))?;
         Ok(self.effective(member))
+    }
+
+    /// The settings of node `id` of `role`: its effective settings as a
+    /// member, or the `[node]` defaults for a node the file does not name (one
+    /// to be added to the cluster, which starts with `--listen`).
+    pub fn node_settings(&self, role: Role, id: u32) -> NodeSettings {
+        self.member(role, id).map_or_else(|| self.node.clone(), |m| self.effective(m))
+    }
+
+    /// The configuration the cluster starts with (epoch 0): the members of
+    /// the file, none of them pinned to an incarnation yet.
+    pub fn genesis(&self) -> paxos_proto::Config {
+        let member =
+            |m: &Member| paxos_proto::Member { id: paxos_proto::NodeId(m.id), addr: m.addr.clone(), incarnation: None };
+        paxos_proto::Config {
+            epoch: 0,
+            acceptors: self.acceptors.iter().map(member).collect(),
+            proposers: self.proposers.iter().map(member).collect(),
+            session_lifetime_ms: self.log.session_lifetime_ms,
+        }
     }
 
     /// The state directory of one node, `<data_dir>/<role>-<id>`, e.g.
@@ -708,6 +767,18 @@ impl ClusterConfig {
 
         if self.proposers.is_empty() {
             return Err(err("proposers", "no proposers; add at least one [[proposers]] entry".to_owned()));
+        }
+        if self.log.segment_bytes < MIN_SEGMENT_BYTES {
+            return Err(err(
+                "log.segment_bytes",
+                format!("must be at least {MIN_SEGMENT_BYTES} (64 KiB), got {}", self.log.segment_bytes),
+            ));
+        }
+        if self.log.session_lifetime_ms < MIN_SESSION_LIFETIME_MS {
+            return Err(err(
+                "log.session_lifetime_ms",
+                format!("must be at least {MIN_SESSION_LIFETIME_MS} (a second), got {}", self.log.session_lifetime_ms),
+            ));
         }
         match self.acceptors.len() {
             0 => {

@@ -69,6 +69,9 @@ pub(crate) struct Link {
     /// The client keys of `[auth]`: requests are signed with them and
     /// answers must be; `None` when the cluster has none.
     keys: Option<KeyRing>,
+    /// The peer keys of `[auth]`: an operator's requests (membership,
+    /// restore) are signed with them; `None` when the cluster has none.
+    peer_keys: Option<KeyRing>,
     /// The cookie each node gave this socket's address (see [`paxos_proto::Cookie`]).
     cookies: HashMap<Node, String>,
     /// A datagram being signed.
@@ -81,6 +84,7 @@ impl Link {
     /// `[auth]`, if it has some.
     pub(crate) fn new(cluster: &ClusterConfig) -> Result<Link, crate::ClientError> {
         let keys = cluster.client_keys().map_err(crate::ClientError::Keys)?;
+        let peer_keys = cluster.peer_keys().map_err(crate::ClientError::Keys)?;
         let proposers = cluster.proposers.iter().map(|m| (Node::Proposer(NodeId(m.id)), m.addr.clone()));
         let members: HashMap<Node, String> =
             proposers.chain(cluster.acceptors.iter().map(|m| (Node::Acceptor(NodeId(m.id)), m.addr.clone()))).collect();
@@ -99,6 +103,7 @@ impl Link {
             retry: DEFAULT_RETRY,
             timeout: DEFAULT_TIMEOUT,
             keys,
+            peer_keys,
             cookies: HashMap::new(),
             signed: Vec::new(),
         })
@@ -134,10 +139,12 @@ impl Link {
     }
 
     /// Sends one datagram to `to`, signed with the client key when there is
-    /// one. An address that does not resolve (yet) and a failed send (an
-    /// unreachable network) count as silence: the caller retries on its timer.
-    pub(crate) async fn send_datagram(&mut self, to: Node, datagram: &[u8]) {
-        let datagram = match &self.keys {
+    /// one (with the peer key for an operator's request, `admin`). An
+    /// address that does not resolve (yet) and a failed send (an unreachable
+    /// network) count as silence: the caller retries on its timer.
+    pub(crate) async fn send_datagram(&mut self, to: Node, datagram: &[u8], admin: bool) {
+        let keys = if admin { self.peer_keys.as_ref() } else { self.keys.as_ref() };
+        let datagram = match keys {
             Some(keys) => {
                 self.signed.clear();
                 self.signed.extend_from_slice(datagram);

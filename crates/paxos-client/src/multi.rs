@@ -247,7 +247,7 @@ impl MultiClient {
 
     /// Sends `self.datagram` to proposer `to`.
     async fn transmit(&mut self, to: NodeId) {
-        self.link.send_datagram(Node::Proposer(to), &self.datagram).await;
+        self.link.send_datagram(Node::Proposer(to), &self.datagram, false).await;
     }
 
     /// Every answer of one datagram.

@@ -13,7 +13,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use paxos_core::{Acceptor, AcceptorState, Proposer, ProposerConfig, ProposerState};
+use paxos_core::{Acceptor, AcceptorConfig, AcceptorState, Proposer, ProposerConfig, ProposerState};
 use paxos_proto::{
     decode, encode, Accept, AcceptEntry, Accepted, Ballot, ClientId, ClientPropose, Command, Envelope, Message, Node,
     NodeId, Slot, Value, PROTOCOL_VERSION,
@@ -46,7 +46,7 @@ fn envelope(msg: Message) -> Envelope {
 }
 
 fn value(i: u64) -> Value {
-    Value::Command(Command { client: ClientId(1000 + i % 64), seq: i, data: format!("{:064}", i) })
+    Value::Command(Command::new(ClientId(1000 + i % 64), i, format!("{:064}", i)))
 }
 
 fn codec() {
@@ -54,6 +54,7 @@ fn codec() {
     let accept = envelope(Message::Accept(Accept {
         ballot,
         entries: (0..64).map(|i| AcceptEntry { slot: Slot(1_000_000 + i), value: value(i) }).collect(),
+        commit: Slot(1_000_000),
     }));
     let accepted =
         envelope(Message::Accepted(Accepted { ballot, slots: (0..64).map(|i| Slot(1_000_000 + i)).collect() }));
@@ -70,11 +71,13 @@ fn codec() {
     }
 }
 
-/// A leader and five acceptors (1 and 2 failed), messages delivered in memory.
+/// A leader and five acceptors (1 and 2 failed once the cluster is up), messages delivered in memory.
 struct Cluster {
     leader: Proposer,
     acceptors: Vec<Acceptor>,
     next_seq: u64,
+    /// Acceptors 1 and 2 are failed.
+    failed: bool,
 }
 
 impl Cluster {
@@ -85,13 +88,22 @@ impl Cluster {
             ProposerConfig::new(NodeId(1), proposers.clone(), acceptors.clone()),
             ProposerState::default(),
         );
-        let acceptors =
-            acceptors.iter().map(|a| Acceptor::new(*a, proposers.clone(), AcceptorState::default())).collect();
-        let mut c = Cluster { leader, acceptors, next_seq: 0 };
-        while c.leader.role() != paxos_core::Leadership::Leader {
+        let genesis = ProposerConfig::new(NodeId(1), proposers, acceptors.clone()).genesis;
+        let acceptors = acceptors
+            .iter()
+            .map(|a| {
+                let cfg =
+                    AcceptorConfig { id: *a, genesis: genesis.clone(), incarnation: u64::from(a.0), retain_slots: 0 };
+                Acceptor::new(cfg, AcceptorState::default())
+            })
+            .collect();
+        let mut c = Cluster { leader, acceptors, next_seq: 0, failed: false };
+        // Up first (every acceptor pinned in the first configuration), then 1 and 2 fail.
+        while c.leader.role() != paxos_core::Leadership::Leader || c.leader.learner().epoch_number() == 0 {
             c.leader.tick();
             c.route();
         }
+        c.failed = true;
         c
     }
 
@@ -106,11 +118,11 @@ impl Cluster {
             for out in ready.early.into_iter().chain(ready.messages) {
                 match out.to {
                     // Acceptors 1 and 2 are failed, as in the seed scenario.
-                    Node::Acceptor(a) if a.0 > 2 => {
+                    Node::Acceptor(a) if a.0 > 2 || !self.failed => {
                         let acc = &mut self.acceptors[a.0 as usize - 1];
                         acc.handle(Node::Proposer(NodeId(1)), out.msg).unwrap();
                         for m in acc.take_ready().messages {
-                            self.leader.handle(Node::Acceptor(a), m.msg).unwrap();
+                            let _ = self.leader.handle(Node::Acceptor(a), m.msg);
                         }
                     }
                     Node::Client(_) => replies += 1,

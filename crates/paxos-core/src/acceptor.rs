@@ -1,43 +1,139 @@
-//! The acceptor: promises, accepts, and remembers both on disk before it answers.
+//! The acceptor: promises, accepts, keeps the decided log, and remembers all
+//! of it on disk before it answers.
+//!
+//! Beside the votes of Paxos, an acceptor keeps the decided log: what it
+//! accepted under a leader's ballot below that leader's `commit` (the
+//! leader's decided prefix) is decided, and moves there; what it lacks it
+//! copies from a proposer. So decided values stay on a majority of
+//! acceptors, and proposers that lost their disks copy the log back from them.
+//!
+//! # Membership and amnesia
+//!
+//! An acceptor votes in a configuration epoch only as a member of that
+//! epoch's configuration with its own incarnation (the random number its
+//! store was created with). The first configuration the cluster decides pins
+//! every acceptor's incarnation, so an acceptor that comes back on an empty
+//! or replaced data dir has another one and cannot vote with what it forgot:
+//! it answers `NotMember`, copies the decided log, and votes again once a
+//! leader decided a configuration with its new incarnation (its rebuild).
+//! Before that first configuration (epoch 0, the cluster file's), any
+//! incarnation votes, and quorums are larger ([`crate::learner::quorum`]).
+
+use std::collections::HashMap;
 
 use paxos_proto::{
-    Accept, Accepted, Ballot, Message, Nack, Node, NodeId, Prepare, ProbeReply, Promise, PromiseEntry, Slot,
-    StatusReply, Trim,
+    Accept, Accepted, Ballot, CatchUp, CatchUpReply, Config, Epoch, Message, Nack, NackReason, Node, NodeId, Prepare,
+    Probe, ProbeReply, Promise, PromiseEntry, Slot, StatusReply, Value,
 };
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::{
-    round_ceiling, AcceptorOp, AcceptorState, Defects, Ignored, Ready, CLOCK_SKEW_SECS, MAX_BATCH_BYTES, MAX_SLOT_STEP,
+    round_ceiling, AcceptorOp, AcceptorState, Defects, Ignored, LogPage, ReadRequest, Ready, Tick, CLOCK_SKEW_SECS,
+    MAX_BATCH_BYTES, MAX_SLOT_STEP,
 };
 
 /// Bytes a promise entry takes on the wire beside its value: the slot, the
-/// ballot and the JSON framing at their widest.
-pub const PROMISE_ENTRY_OVERHEAD_BYTES: usize = 100;
+/// ballot (epoch, round, proposer) and the JSON framing at their widest.
+pub const PROMISE_ENTRY_OVERHEAD_BYTES: usize = 130;
+
+/// The most decided entries an acceptor asks a proposer for at once.
+pub const ACCEPTOR_CATCH_UP_LIMIT: u32 = 1024;
+
+/// Ticks between catch-up requests of an acceptor that lacks decided entries.
+pub const ACCEPTOR_CATCH_UP_TICKS: u64 = 5;
+
+/// Reads of the decided log an acceptor serves at once; more requests wait for a retry.
+const MAX_PENDING_READS: usize = 64;
+
+/// How an acceptor is set up.
+#[derive(Clone, Debug)]
+pub struct AcceptorConfig {
+    /// This acceptor.
+    pub id: NodeId,
+    /// The cluster file's configuration: epoch 0.
+    pub genesis: Config,
+    /// A fresh random number: the incarnation if the store has none yet.
+    pub incarnation: u64,
+    /// Keep the newest this many decided slots; 0 keeps everything.
+    pub retain_slots: u64,
+}
+
+/// What an acceptor is doing, as operators see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Membership {
+    /// A voting member of the latest epoch it knows.
+    Up,
+    /// Listed in the latest configuration with another incarnation (it lost
+    /// its state) or none yet: copying the decided log until a leader lets it vote.
+    Rebuilding,
+    /// Not in the latest configuration: waiting to be added (or removed).
+    Joining,
+}
+
+impl Membership {
+    /// The name operators see.
+    pub fn name(self) -> &'static str {
+        match self {
+            Membership::Up => "up",
+            Membership::Rebuilding => "rebuilding",
+            Membership::Joining => "joining",
+        }
+    }
+}
 
 /// An acceptor of Multi-Paxos.
 ///
 /// It promises only ballots at least as high as any it promised (an equal one
 /// is a retransmission and gets the same answer); it accepts only ballots not
-/// lower than its promise; its promise reports every slot it accepted at or
-/// above the requested one with the highest ballot accepted there. Every
-/// change of state is a [`AcceptorOp`] in the same [`Ready`] as the answer, so
-/// the answer leaves only once the change is on disk.
+/// lower than its promise; its promise reports every undecided slot it
+/// accepted at or above the requested one with the highest ballot accepted
+/// there. Every change of state is an [`AcceptorOp`] in the same [`Ready`] as
+/// the answer, so the answer leaves only once the change is on disk.
 #[derive(Debug)]
 pub struct Acceptor {
-    id: NodeId,
-    proposers: Vec<NodeId>,
+    cfg: AcceptorConfig,
     state: AcceptorState,
     ready: Ready<AcceptorOp>,
     defects: Defects,
     /// Rounds above this are refused; no limit until the clock is set.
     round_ceiling: u64,
+    now: Tick,
+    /// The highest decided prefix a proposer told us of, and that proposer.
+    commit: Slot,
+    source: Option<NodeId>,
+    catch_up_after: Tick,
+    /// The last catch-up request: whom we asked, from which slot.
+    asked: Option<(NodeId, Slot)>,
+    /// Reads of the decided log in flight: who asked.
+    reads: HashMap<u64, NodeId>,
+    next_read: u64,
 }
 
 impl Acceptor {
-    /// An acceptor with state recovered from its store.
-    pub fn new(id: NodeId, proposers: Vec<NodeId>, state: AcceptorState) -> Self {
-        let round_ceiling = u64::MAX;
-        Acceptor { id, proposers, state, ready: Ready::default(), defects: Defects::default(), round_ceiling }
+    /// An acceptor with state recovered from its store. A store without an
+    /// identity (new, or lost) gets `cfg.incarnation`, persisted before anything else.
+    pub fn new(cfg: AcceptorConfig, state: AcceptorState) -> Self {
+        let mut acceptor = Acceptor {
+            cfg,
+            state,
+            ready: Ready::default(),
+            defects: Defects::default(),
+            round_ceiling: u64::MAX,
+            now: Tick::ZERO,
+            commit: Slot(0),
+            source: None,
+            catch_up_after: Tick::ZERO,
+            asked: None,
+            reads: HashMap::new(),
+            next_read: 0,
+        };
+        if acceptor.state.incarnation == 0 {
+            let incarnation = acceptor.cfg.incarnation.max(1);
+            info!(node = %acceptor.cfg.id, incarnation, "a new incarnation: this acceptor votes once a configuration names it");
+            acceptor.persist(AcceptorOp::Identity(incarnation));
+        }
+        acceptor.commit = acceptor.state.decided;
+        acceptor
     }
 
     /// The same acceptor with deliberate bugs, for the simulator's self-test.
@@ -48,12 +144,28 @@ impl Acceptor {
 
     /// This acceptor's id.
     pub fn id(&self) -> NodeId {
-        self.id
+        self.cfg.id
     }
 
     /// The state as the acceptor sees it (durable once the last `Ready` was persisted).
     pub fn state(&self) -> &AcceptorState {
         &self.state
+    }
+
+    /// The configuration of the latest epoch this acceptor knows.
+    pub fn config(&self) -> &Config {
+        self.state.epoch.as_ref().map_or(&self.cfg.genesis, |e| &e.config)
+    }
+
+    /// Whether it votes, rebuilds, or waits to be added.
+    pub fn membership(&self) -> Membership {
+        let me = self.config().acceptors.iter().find(|m| m.id == self.cfg.id);
+        match me {
+            Some(_) if self.defects.amnesia => Membership::Up,
+            Some(m) if self.state.epoch.is_none() || m.incarnation == Some(self.state.incarnation) => Membership::Up,
+            Some(_) => Membership::Rebuilding,
+            None => Membership::Joining,
+        }
     }
 
     /// Handles one message.
@@ -65,28 +177,33 @@ impl Acceptor {
         let Node::Proposer(proposer) = from else {
             return Err(Ignored("acceptor: sender is not a proposer"));
         };
-        if !self.proposers.contains(&proposer) {
-            // A stranger's prepare could raise our promise past every real proposer.
-            return Err(Ignored("acceptor: unknown proposer"));
-        }
         match msg {
             Message::Prepare(m) => self.on_prepare(proposer, m),
             Message::Accept(m) => self.on_accept(proposer, m),
-            Message::Trim(m) => self.on_trim(m),
-            Message::Probe(m) => {
-                // Promised ballots are durable once their Ready was persisted, and
-                // Readys run in order, so this answer rests on disk.
-                let reply = ProbeReply { nonce: m.nonce, promised: self.state.promised };
-                self.ready.send(Node::Proposer(proposer), Message::ProbeReply(reply));
-                Ok(())
-            }
+            Message::Probe(m) => self.on_probe(proposer, m),
+            Message::CatchUp(m) => self.on_catch_up(proposer, m),
+            Message::CatchUpReply(m) => self.on_catch_up_reply(proposer, m),
             _ => Err(Ignored("acceptor: not an acceptor message")),
         }
+    }
+
+    /// Advances the clock: asks for decided entries it lacks.
+    pub fn tick(&mut self) {
+        self.now = self.now.next();
+        self.catch_up();
     }
 
     /// Takes what was produced since the last call.
     pub fn take_ready(&mut self) -> Ready<AcceptorOp> {
         std::mem::take(&mut self.ready)
+    }
+
+    /// A page of the decided log that was read for a proposer's catch-up.
+    pub fn on_read(&mut self, id: u64, page: LogPage) {
+        let Some(to) = self.reads.remove(&id) else { return };
+        let entries = page.entries.into_iter().map(|e| e.value).collect();
+        let reply = CatchUpReply { from: page.from, entries, decided: self.state.decided };
+        self.ready.send(Node::Proposer(to), Message::CatchUpReply(reply));
     }
 
     /// A status report (the runtime fills in `req`, `failed` and counters).
@@ -97,9 +214,11 @@ impl Acceptor {
             failed: false,
             leader: None,
             ballot: self.state.promised,
-            decided: self.state.accepted.keys().next_back().map_or(self.state.trimmed_below, |s| s.next()),
+            decided: self.state.decided,
             peers_heard: Vec::new(),
             counters: Default::default(),
+            state: self.membership().name().into(),
+            epoch: self.state.epoch_number(),
         }
     }
 
@@ -110,8 +229,16 @@ impl Acceptor {
             return Err(Ignored("acceptor: prepare with another proposer's ballot"));
         }
         self.check_round(m.ballot)?;
-        if m.ballot < self.state.promised {
-            self.nack(from, m.ballot);
+        if let Some(epoch) = m.epoch.filter(|e| e.config.epoch == m.ballot.epoch) {
+            if epoch.config.epoch > self.state.epoch_number() && !self.enter(from, epoch) {
+                // Not before our decided log holds every slot of the epochs before (we copy them now).
+                self.nack(from, m.ballot, NackReason::UnknownEpoch);
+                return Ok(());
+            }
+        }
+        self.check_proposer(m.ballot)?;
+        if let Err(reason) = self.may_vote(m.ballot) {
+            self.nack(from, m.ballot, reason);
             return Ok(());
         }
         self.promise(m.ballot);
@@ -120,7 +247,8 @@ impl Acceptor {
         Ok(())
     }
 
-    /// Phase 2b: accept every entry unless a higher ballot was promised.
+    /// Phase 2b: accept every entry unless a higher ballot was promised; then
+    /// move what the leader says is decided into the decided log.
     fn on_accept(&mut self, from: NodeId, m: Accept) -> Result<(), Ignored> {
         if m.ballot.proposer != from {
             return Err(Ignored("acceptor: accept with another proposer's ballot"));
@@ -130,17 +258,20 @@ impl Acceptor {
         if m.entries.iter().any(|e| e.slot.0 >= limit) && !self.defects.unbounded {
             return Err(Ignored("acceptor: accept of a slot too far ahead of everything it knows"));
         }
-        if m.ballot < self.state.promised && !self.defects.accept_ignores_promise {
-            self.nack(from, m.ballot);
+        self.check_proposer(m.ballot)?;
+        self.heard_commit(from, m.commit);
+        if let Err(reason) = self.may_vote(m.ballot) {
+            self.nack(from, m.ballot, reason);
             return Ok(());
         }
         if m.ballot > self.state.promised {
             self.promise(m.ballot);
         }
+        let epoch_start = self.state.epoch.as_ref().map_or(Slot(0), |e| e.start);
         let mut slots = Vec::with_capacity(m.entries.len());
         for e in m.entries {
-            if e.slot < self.state.trimmed_below {
-                // Decided and learned by every proposer: nothing to vote on any more.
+            if e.slot < self.state.decided || e.slot < epoch_start {
+                // Decided, or a slot of an earlier epoch: nothing to vote on here.
                 continue;
             }
             match self.state.accepted.get(&e.slot) {
@@ -157,11 +288,7 @@ impl Acceptor {
                     // never exceed the promise); kept as a second line of defence.
                     continue;
                 }
-                _ => {
-                    let op = AcceptorOp::Accept { slot: e.slot, ballot: m.ballot, value: e.value };
-                    self.state.apply(&op);
-                    self.ready.persist.push(op);
-                }
+                _ => self.persist(AcceptorOp::Accept { slot: e.slot, ballot: m.ballot, value: e.value }),
             }
             slots.push(e.slot);
         }
@@ -171,29 +298,199 @@ impl Acceptor {
                 "an acceptor never holds an accepted ballot above its promise"
             );
         }
+        self.learn_committed(m.ballot, m.commit);
         if slots.is_empty() {
             return Ok(());
         }
-        debug!(node = %self.id, ballot = %m.ballot, slots = slots.len(), "accepted");
+        debug!(node = %self.cfg.id, ballot = %m.ballot, slots = slots.len(), "accepted");
         let accepted = Accepted { ballot: m.ballot, slots };
-        for p in &self.proposers {
-            self.ready.send(Node::Proposer(*p), Message::Accepted(accepted.clone()));
+        let proposers: Vec<NodeId> = self.config().proposers.iter().map(|p| p.id).collect();
+        for p in proposers {
+            self.ready.send(Node::Proposer(p), Message::Accepted(accepted.clone()));
         }
         Ok(())
     }
 
-    /// Every proposer learned the slots below `below`: forget them.
-    fn on_trim(&mut self, m: Trim) -> Result<(), Ignored> {
-        // A trim moves the frontier at most MAX_SLOT_STEP at once (a lagging
-        // acceptor catches up over a few heartbeats).
-        let below = Slot(m.below.0.min(self.frontier().0.saturating_add(MAX_SLOT_STEP)));
-        if below <= self.state.trimmed_below {
-            return Ok(());
-        }
-        let op = AcceptorOp::Trim(below);
-        self.state.apply(&op);
-        self.ready.persist.push(op);
+    /// A proposer asks what we promised (before its first campaign), and tells us how far it learned.
+    fn on_probe(&mut self, from: NodeId, m: Probe) -> Result<(), Ignored> {
+        self.heard_commit(from, m.decided);
+        // Promised ballots are durable once their Ready was persisted, and
+        // Readys run in order, so this answer rests on disk.
+        let reply = ProbeReply {
+            nonce: m.nonce,
+            promised: self.state.promised,
+            decided: self.state.decided,
+            incarnation: self.state.incarnation,
+            epoch: self.state.epoch_number(),
+            joining: self.membership() != Membership::Up,
+        };
+        self.ready.send(Node::Proposer(from), Message::ProbeReply(reply));
         Ok(())
+    }
+
+    /// A proposer copies decided entries from us: read them from the store.
+    fn on_catch_up(&mut self, from: NodeId, m: CatchUp) -> Result<(), Ignored> {
+        if self.reads.len() >= MAX_PENDING_READS {
+            return Err(Ignored("acceptor: too many reads in flight"));
+        }
+        let from_slot = m.from.min(self.state.decided);
+        let id = self.next_read;
+        self.next_read += 1;
+        self.reads.insert(id, from);
+        let limit = m.limit.min(ACCEPTOR_CATCH_UP_LIMIT) as usize;
+        self.ready.reads.push(ReadRequest { id, from: from_slot, limit, max_bytes: MAX_BATCH_BYTES });
+        Ok(())
+    }
+
+    /// Decided entries from a proposer: appended to the decided log in order.
+    fn on_catch_up_reply(&mut self, from: NodeId, m: CatchUpReply) -> Result<(), Ignored> {
+        let decided = self.state.decided;
+        if m.from > decided {
+            let asked = self.asked.take() == Some((from, decided));
+            let retained = self.cfg.retain_slots > 0;
+            if m.entries.is_empty() || m.from > m.decided || !asked || !retained {
+                return Ok(());
+            }
+            // The proposer's log starts later: retention deleted what lies between, everywhere it asked.
+            warn!(node = %self.cfg.id, from = %decided, to = %m.from, "the decided log restarts later: the slots between were deleted by retention");
+            self.persist(AcceptorOp::Retain(m.from));
+        }
+        let before = self.state.decided;
+        for (i, value) in m.entries.into_iter().enumerate() {
+            let slot = Slot(m.from.0 + i as u64);
+            if slot == self.state.decided {
+                self.learn(slot, value);
+            }
+        }
+        self.commit = self.commit.max(m.decided.min(Slot(self.state.decided.0.saturating_add(MAX_SLOT_STEP))));
+        if self.state.decided > before && self.state.decided < self.commit {
+            // Progress, and more to copy: ask again at once rather than at the next tick.
+            self.catch_up_after = self.now;
+            self.catch_up();
+        }
+        Ok(())
+    }
+
+    /// A proposer told us that every slot below `commit` is decided.
+    fn heard_commit(&mut self, from: NodeId, commit: Slot) {
+        let bounded = commit.min(Slot(self.state.decided.0.saturating_add(MAX_SLOT_STEP)));
+        // The latest to tell us of the most is who we copy from (a new leader
+        // announcing the same commit replaces one that may be gone).
+        if bounded >= self.commit || self.source.is_none() {
+            self.source = Some(from);
+        }
+        self.commit = self.commit.max(bounded);
+    }
+
+    /// Moves into the decided log every slot below `commit` that we accepted under `ballot`,
+    /// the ballot of the leader that says they are decided: its values are the decided ones.
+    fn learn_committed(&mut self, ballot: Ballot, commit: Slot) {
+        while self.state.decided < commit {
+            let slot = self.state.decided;
+            let Some((b, value)) = self.state.accepted.get(&slot) else { break };
+            if *b != ballot {
+                break;
+            }
+            let value = value.clone();
+            self.learn(slot, value);
+        }
+    }
+
+    fn learn(&mut self, slot: Slot, value: Value) {
+        let config = match &value {
+            Value::Config(config) => Some(config.clone()),
+            _ => None,
+        };
+        self.persist(AcceptorOp::Learn { slot, value });
+        if let Some(config) = config {
+            self.join(Epoch { start: slot.next(), config });
+        }
+        if self.cfg.retain_slots > 0 && slot.0.is_multiple_of(1024) {
+            let below = Slot(slot.0.saturating_sub(self.cfg.retain_slots));
+            if below > self.state.start {
+                self.persist(AcceptorOp::Retain(below));
+            }
+        }
+    }
+
+    /// Asks the proposer that told us of decided slots we lack for them.
+    fn catch_up(&mut self) {
+        if self.state.decided >= self.commit || self.now < self.catch_up_after {
+            return;
+        }
+        let Some(source) = self.source else { return };
+        self.catch_up_after = self.now + ACCEPTOR_CATCH_UP_TICKS;
+        let request = CatchUp { from: self.state.decided, limit: ACCEPTOR_CATCH_UP_LIMIT };
+        self.asked = Some((source, self.state.decided));
+        self.ready.send(Node::Proposer(source), Message::CatchUp(request));
+    }
+
+    /// A proposer campaigns in a later epoch: we join it once our decided log
+    /// holds every slot before it, so that whoever later finds us in that
+    /// epoch can copy from us the configuration that started it (and
+    /// everything before), even if every proposer lost its disk. The stop
+    /// sign itself comes with the prepare; what lies before it we copy from
+    /// the proposer. Returns whether we joined.
+    fn enter(&mut self, from: NodeId, epoch: Epoch) -> bool {
+        let Some(stop) = epoch.start.0.checked_sub(1).map(Slot) else {
+            self.join(epoch);
+            return true;
+        };
+        self.heard_commit(from, epoch.start);
+        if self.state.decided == stop {
+            self.learn(stop, Value::Config(epoch.config.clone()));
+        }
+        if self.state.decided < epoch.start {
+            self.catch_up();
+            return false;
+        }
+        self.join(epoch);
+        true
+    }
+
+    /// Learns of a configuration epoch whose earlier slots are all in our
+    /// decided log (from a prepare of that epoch, or from the decided log
+    /// itself): a later epoch than any known.
+    fn join(&mut self, epoch: Epoch) {
+        if epoch.config.epoch <= self.state.epoch_number() {
+            return;
+        }
+        let member =
+            epoch.config.acceptors.iter().any(|m| m.id == self.cfg.id && m.incarnation == Some(self.state.incarnation));
+        info!(node = %self.cfg.id, epoch = epoch.config.epoch, start = %epoch.start, member, "joined a configuration epoch");
+        self.persist(AcceptorOp::Join(epoch));
+    }
+
+    /// The ballot's proposer must be a proposer of the ballot's epoch, as far as we know it.
+    fn check_proposer(&self, ballot: Ballot) -> Result<(), Ignored> {
+        let config = if ballot.epoch == 0 {
+            &self.cfg.genesis
+        } else if ballot.epoch == self.state.epoch_number() {
+            self.config()
+        } else {
+            return Ok(()); // another epoch: refused by `may_vote` with the reason
+        };
+        if config.proposers.iter().any(|p| p.id == ballot.proposer) {
+            Ok(())
+        } else {
+            Err(Ignored("acceptor: a ballot of a proposer that is no member of its epoch"))
+        }
+    }
+
+    /// Whether we may vote for `ballot`: it must be of the epoch we are in,
+    /// we a member of it with our incarnation, and the ballot not below our promise.
+    fn may_vote(&self, ballot: Ballot) -> Result<(), NackReason> {
+        let joined = self.state.epoch_number();
+        if ballot.epoch > joined {
+            return Err(NackReason::UnknownEpoch);
+        }
+        if ballot.epoch < joined || ballot < self.state.promised {
+            return if self.defects.accept_ignores_promise { Ok(()) } else { Err(NackReason::Promised) };
+        }
+        match self.membership() {
+            Membership::Up => Ok(()),
+            Membership::Rebuilding | Membership::Joining => Err(NackReason::NotMember),
+        }
     }
 
     /// Refuses a ballot whose round is above the ceiling of the clock (see [`round_ceiling`]).
@@ -209,25 +506,28 @@ impl Acceptor {
         self.round_ceiling = round_ceiling(unix_secs.saturating_add(CLOCK_SKEW_SECS));
     }
 
-    /// One past the highest slot this acceptor knows of: accepted, or trimmed below.
+    /// One past the highest slot this acceptor knows of: accepted, or decided.
     fn frontier(&self) -> Slot {
         let accepted = self.state.accepted.keys().next_back().map_or(Slot(0), |s| s.next());
-        accepted.max(self.state.trimmed_below)
+        accepted.max(self.state.decided)
+    }
+
+    fn persist(&mut self, op: AcceptorOp) {
+        self.state.apply(&op);
+        self.ready.persist.push(op);
     }
 
     fn promise(&mut self, ballot: Ballot) {
         if ballot > self.state.promised {
-            info!(node = %self.id, ballot = %ballot, "promised");
-            let op = AcceptorOp::Promise(ballot);
-            self.state.apply(&op);
-            self.ready.persist.push(op);
+            info!(node = %self.cfg.id, ballot = %ballot, "promised");
+            self.persist(AcceptorOp::Promise(ballot));
         }
         assert!(self.state.promised >= ballot, "promise never goes down");
     }
 
-    fn nack(&mut self, to: NodeId, ballot: Ballot) {
-        debug!(node = %self.id, ballot = %ballot, promised = %self.state.promised, "nack");
-        let nack = Nack { ballot, promised: self.state.promised };
+    fn nack(&mut self, to: NodeId, ballot: Ballot, reason: NackReason) {
+        debug!(node = %self.cfg.id, ballot = %ballot, promised = %self.state.promised, ?reason, "nack");
+        let nack = Nack { ballot, promised: self.state.promised, reason };
         self.ready.send(Node::Proposer(to), Message::Nack(nack));
     }
 
@@ -247,7 +547,7 @@ impl Acceptor {
             entries.push(PromiseEntry { slot: *slot, ballot: *b, value: value.clone() });
             to = slot.next();
         }
-        Promise { ballot, from, to, done, trimmed_below: self.state.trimmed_below, entries }
+        Promise { ballot, from, to, done, decided: self.state.decided, incarnation: self.state.incarnation, entries }
     }
 }
 
@@ -255,15 +555,16 @@ impl crate::Role for Acceptor {
     type State = AcceptorState;
 
     fn me(&self) -> Node {
-        Node::Acceptor(self.id)
+        Node::Acceptor(self.cfg.id)
     }
 
     fn handle(&mut self, from: Node, msg: Message) -> Result<(), Ignored> {
         Acceptor::handle(self, from, msg)
     }
 
-    /// An acceptor only answers: it has no timers.
-    fn tick(&mut self) {}
+    fn tick(&mut self) {
+        Acceptor::tick(self);
+    }
 
     fn set_clock(&mut self, unix_secs: u64) {
         Acceptor::set_clock(self, unix_secs);
@@ -273,6 +574,10 @@ impl crate::Role for Acceptor {
         Acceptor::take_ready(self)
     }
 
+    fn on_read(&mut self, id: u64, page: LogPage) {
+        Acceptor::on_read(self, id, page);
+    }
+
     fn status(&self) -> StatusReply {
         Acceptor::status(self)
     }
@@ -280,6 +585,10 @@ impl crate::Role for Acceptor {
     /// The acceptor logs every new promise itself.
     fn view(&self) -> Option<crate::View> {
         None
+    }
+
+    fn members(&self) -> Vec<(Node, String)> {
+        crate::role::addresses(self.config())
     }
 }
 

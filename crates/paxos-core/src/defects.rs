@@ -15,6 +15,8 @@ pub struct Defects {
     pub(crate) minority_quorum: bool,
     /// No bound on rounds or slots from a member: no ceiling of the clock, no slot step.
     pub(crate) unbounded: bool,
+    /// An acceptor that lost its state votes at once, as if it were the member it was.
+    pub(crate) amnesia: bool,
 }
 
 #[cfg(feature = "defects")]
@@ -37,5 +39,10 @@ impl Defects {
     /// Rounds and slots believed however far they jump (see the field of the same name).
     pub fn unbounded() -> Self {
         Defects { unbounded: true, ..Defects::default() }
+    }
+
+    /// Acceptors vote with amnesia (see the field of the same name).
+    pub fn amnesia() -> Self {
+        Defects { amnesia: true, ..Defects::default() }
     }
 }

@@ -36,6 +36,11 @@ impl Election {
         }
     }
 
+    /// Forgets every peer but those `keep` says to (the members of a new configuration).
+    pub(crate) fn retain(&mut self, keep: impl Fn(NodeId) -> bool) {
+        self.last_heard.retain(|p, _| keep(*p));
+    }
+
     /// True if `peer` was heard from within the election timeout.
     pub(crate) fn alive(&self, peer: NodeId, now: Tick) -> bool {
         peer == self.id || self.last_heard.get(&peer).is_some_and(|t| now.since(*t) < self.timeout_ticks)

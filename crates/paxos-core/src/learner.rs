@@ -1,21 +1,26 @@
 //! The learner: which slots are decided, in order, and which requests they answer.
 //!
-//! A slot is decided when a majority of acceptors accepted it under one
-//! ballot. One ballot proposes one value per slot, so the learner needs the
-//! votes (acceptors' `Accepted`) and the value of that ballot (the leader's
-//! `Accept`, copied to every proposer) and decides when it has both. Decided
-//! values also arrive whole from peers that already learned them (catch-up).
+//! A slot is decided when a quorum of the acceptors of the slot's
+//! configuration epoch accepted it under one ballot of that epoch. One ballot
+//! proposes one value per slot, so the learner needs the votes (acceptors'
+//! `Accepted`) and the value of that ballot (the leader's `Accept`, copied to
+//! every proposer) and decides when it has both. Decided values also arrive
+//! whole from peers that already learned them (catch-up).
 //!
-//! The log is applied in order, without gaps. Applying deduplicates client
-//! requests: a command whose `(client, seq)` is not above the last applied
-//! `seq` of that client is a retry that landed twice (possible after a leader
-//! change) and counts as a no-op. Every learner applies the same log in the
-//! same order, so every learner makes the same call.
+//! The log is applied in order, without gaps, through a [`LogState`]:
+//! applying deduplicates client requests (a command whose `(client, seq)` is
+//! not above its client's live session is a retry that landed twice and
+//! counts as a no-op), keeps the log's clock, and follows the configuration
+//! (a `Config` value ends its epoch; the next slot starts the next one).
+//! Every learner applies the same log in the same order, so every learner
+//! makes the same calls. The learner keeps only the newest decided values
+//! (a bounded cache); the rest are read back from the store.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, VecDeque};
 
-use paxos_proto::{Ballot, ClientId, Command, LogEntry, Slot, Value};
+use paxos_proto::{Ballot, ClientId, Command, Config, Epoch, NodeId, Slot, Value};
 
+use crate::storage::{LogState, Session};
 use crate::Ignored;
 
 /// How far beyond its decided prefix a learner keeps track of slots. Every
@@ -24,6 +29,12 @@ use crate::Ignored;
 /// or acceptor sends can make it track more than this many slots.
 pub const MAX_PENDING_AHEAD: u64 = 1 << 16;
 
+/// The newest decided values a learner keeps in memory, by count...
+pub const CACHE_ENTRIES: usize = 8192;
+
+/// ...and by bytes of values.
+pub const CACHE_BYTES: usize = 8 << 20;
+
 /// One slot above the decided prefix that we know something about.
 #[derive(Debug, Default)]
 struct Pending {
@@ -31,8 +42,8 @@ struct Pending {
     decided: Option<Value>,
     /// The value each ballot proposed here.
     proposals: BTreeMap<Ballot, Value>,
-    /// Per ballot, the acceptors (by index) that accepted it here.
-    votes: BTreeMap<Ballot, u64>,
+    /// Per ballot, the acceptors that accepted it here.
+    votes: BTreeMap<Ballot, Vec<NodeId>>,
 }
 
 /// A slot just applied to the log.
@@ -46,54 +57,65 @@ pub struct Applied {
     pub duplicate: bool,
 }
 
-/// The last applied request of one client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Session {
-    /// Its sequence number.
-    pub(crate) seq: u64,
-    /// The slot where it was applied.
-    pub(crate) slot: Slot,
+/// The quorum of a configuration epoch with `n` acceptors: a majority, and
+/// in epoch 0 (the cluster file's, whose members' incarnations nobody
+/// recorded yet) a larger one, so that two quorums share enough acceptors
+/// that one which lost its disk cannot make them disagree: `n - (n - m) / 2`
+/// with `m` a majority (4 of 5, 3 of 3, 6 of 7).
+pub fn quorum(epoch: u32, n: usize) -> usize {
+    let m = crate::majority(n);
+    if epoch == 0 {
+        n - (n - m) / 2
+    } else {
+        m
+    }
 }
 
 /// The learner of one proposer.
 #[derive(Debug)]
 pub struct Learner {
-    quorum: usize,
-    /// The decided log, from slot 0.
-    log: Vec<Value>,
-    /// Per slot of `log`, whether it applied as a duplicate.
-    duplicate: Vec<bool>,
-    sessions: HashMap<ClientId, Session>,
+    /// The cluster file's configuration: epoch 0.
+    genesis: Config,
+    log: LogState,
+    /// The newest decided values, `(value, duplicate)`, ending at `log.decided`.
+    cache: VecDeque<(Value, bool)>,
+    cache_bytes: usize,
     pending: BTreeMap<Slot, Pending>,
     /// One past the highest slot known decided; kept rather than searched for,
     /// since the leader asks for it once per value it proposes.
     known: Slot,
     /// Slots applied since the last `take_applied`.
     applied: Vec<Applied>,
+    /// A deliberate bug for the simulator: quorums of `n / 2`.
+    minority_quorum: bool,
 }
 
 impl Learner {
-    /// A learner whose decided log is `log` (recovered from storage).
-    pub fn new(quorum: usize, log: Vec<Value>) -> Self {
-        let mut learner = Learner {
-            quorum,
-            log: Vec::with_capacity(log.len()),
-            duplicate: Vec::with_capacity(log.len()),
-            sessions: HashMap::new(),
+    /// A learner of a cluster that started with `genesis`, whose log applied
+    /// so far built `log` (recovered from storage).
+    pub fn new(genesis: Config, log: LogState) -> Self {
+        let known = log.decided;
+        Learner {
+            genesis,
+            log,
+            cache: VecDeque::new(),
+            cache_bytes: 0,
             pending: BTreeMap::new(),
-            known: Slot(0),
+            known,
             applied: Vec::new(),
-        };
-        for value in log {
-            learner.apply(value);
+            minority_quorum: false,
         }
-        learner.applied.clear();
-        learner
     }
 
-    /// The first slot not yet applied: every slot below is decided and known.
+    /// The same learner counting `n / 2` acceptors as a quorum (a simulator defect).
+    pub(crate) fn with_minority_quorum(mut self) -> Self {
+        self.minority_quorum = true;
+        self
+    }
+
+    /// The first slot not yet applied: every slot below is decided.
     pub fn decided(&self) -> Slot {
-        Slot(self.log.len() as u64)
+        self.log.decided
     }
 
     /// One past the highest slot known to be decided (above `decided()` while there are holes).
@@ -102,39 +124,60 @@ impl Learner {
         self.known
     }
 
-    /// The decided value at `slot`, if known.
-    pub fn value(&self, slot: Slot) -> Option<&Value> {
-        match self.log.get(slot.0 as usize) {
-            Some(v) => Some(v),
-            None => self.pending.get(&slot).and_then(|p| p.decided.as_ref()),
-        }
-    }
-
-    /// The decided log from slot 0.
-    pub fn log(&self) -> &[Value] {
+    /// What applying the log built: sessions, configuration, clock.
+    pub fn state(&self) -> &LogState {
         &self.log
     }
 
-    /// The log from `from` as clients see it: duplicates show as no-ops.
-    pub fn entries(&self, from: Slot) -> impl Iterator<Item = LogEntry> + '_ {
-        let start = (from.0 as usize).min(self.log.len());
-        self.log[start..].iter().zip(&self.duplicate[start..]).enumerate().map(move |(i, (v, dup))| LogEntry {
-            slot: Slot((start + i) as u64),
-            value: match v {
-                Value::Command(c) if !dup => Some(c.data.clone()),
-                _ => None,
-            },
-        })
+    /// The configuration in force from the decided prefix on, and the slot its epoch starts at.
+    pub fn epoch(&self) -> Epoch {
+        self.log.epoch.clone().unwrap_or_else(|| Epoch { start: Slot(0), config: self.genesis.clone() })
     }
 
-    /// The last applied request of `client`.
-    pub(crate) fn session(&self, client: ClientId) -> Option<Session> {
-        self.sessions.get(&client).copied()
+    /// The configuration epoch in force from the decided prefix on.
+    pub fn epoch_number(&self) -> u32 {
+        self.log.epoch_number()
+    }
+
+    /// The cluster file's configuration.
+    pub fn genesis(&self) -> &Config {
+        &self.genesis
+    }
+
+    /// True if `slot` is decided (applied, or known and waiting for a hole below).
+    pub fn is_decided(&self, slot: Slot) -> bool {
+        slot < self.decided() || self.pending.get(&slot).is_some_and(|p| p.decided.is_some())
+    }
+
+    /// The decided value at `slot`, if it is pending or still cached.
+    pub fn value(&self, slot: Slot) -> Option<&Value> {
+        let decided = self.decided();
+        if slot >= decided {
+            return self.pending.get(&slot).and_then(|p| p.decided.as_ref());
+        }
+        let back = (decided.0 - slot.0) as usize;
+        self.cache.len().checked_sub(back).map(|i| &self.cache[i].0)
+    }
+
+    /// The first slot whose value is still cached.
+    pub fn cache_start(&self) -> Slot {
+        Slot(self.decided().0 - self.cache.len() as u64)
+    }
+
+    /// Cached entries from `from` (at least the cache's first slot), `(value, duplicate)`.
+    pub fn cached(&self, from: Slot) -> impl Iterator<Item = &(Value, bool)> + '_ {
+        let skip = from.0.saturating_sub(self.cache_start().0) as usize;
+        self.cache.iter().skip(skip)
+    }
+
+    /// The live session of `client`.
+    pub fn session(&self, client: ClientId) -> Option<Session> {
+        self.log.session(client)
     }
 
     /// True if `cmd` was already applied (or a later request of its client was).
     pub fn is_applied(&self, cmd: &Command) -> bool {
-        self.sessions.get(&cmd.client).is_some_and(|s| s.seq >= cmd.seq)
+        self.log.is_applied(cmd)
     }
 
     /// True for a slot this learner tracks: not applied yet, and within
@@ -157,9 +200,8 @@ impl Learner {
         self.check(slot);
     }
 
-    /// Acceptor number `acceptor` (its index among the acceptors) accepted `slot` under `ballot`.
-    pub fn observe_accepted(&mut self, acceptor: usize, ballot: Ballot, slot: Slot) {
-        assert!(acceptor < 64, "at most 64 acceptors");
+    /// Acceptor `acceptor` accepted `slot` under `ballot`.
+    pub fn observe_accepted(&mut self, acceptor: NodeId, ballot: Ballot, slot: Slot) {
         if !self.tracks(slot) {
             return;
         }
@@ -167,13 +209,17 @@ impl Learner {
         if p.decided.is_some() {
             return;
         }
-        *p.votes.entry(ballot).or_default() |= 1 << acceptor;
+        let votes = p.votes.entry(ballot).or_default();
+        if votes.contains(&acceptor) || votes.len() >= 64 {
+            return;
+        }
+        votes.push(acceptor);
         self.check(slot);
     }
 
-    /// The acceptors (as a bit set of indexes) that accepted `slot` under `ballot`.
-    pub fn votes(&self, slot: Slot, ballot: Ballot) -> u64 {
-        self.pending.get(&slot).and_then(|p| p.votes.get(&ballot)).copied().unwrap_or(0)
+    /// The acceptors that accepted `slot` under `ballot`.
+    pub fn votes(&self, slot: Slot, ballot: Ballot) -> &[NodeId] {
+        self.pending.get(&slot).and_then(|p| p.votes.get(&ballot)).map_or(&[], Vec::as_slice)
     }
 
     /// `value` is decided at `slot` (a peer learned it).
@@ -183,6 +229,12 @@ impl Learner {
     /// broken or forged peer sends that, and the known value stays), or the
     /// slot is beyond what it tracks.
     pub fn learn(&mut self, slot: Slot, value: Value) -> Result<(), Ignored> {
+        if slot < self.decided() {
+            return match self.value(slot) {
+                Some(known) if *known != value => Err(Ignored("learner: conflicting decided value")),
+                _ => Ok(()),
+            };
+        }
         if let Some(known) = self.value(slot) {
             return if *known == value { Ok(()) } else { Err(Ignored("learner: conflicting decided value")) };
         }
@@ -195,21 +247,58 @@ impl Learner {
         Ok(())
     }
 
+    /// The log restarts at `below`, beyond the decided prefix: what lies
+    /// between is no longer held anywhere we can copy it from (retention).
+    pub fn skip_to(&mut self, below: Slot) {
+        if below <= self.decided() {
+            return;
+        }
+        self.log.retain(below);
+        self.cache.clear();
+        self.cache_bytes = 0;
+        self.pending = self.pending.split_off(&below);
+        self.known = self.known.max(below);
+        self.advance();
+    }
+
+    /// Retention: the log may drop the slots below `below` (at most the decided prefix).
+    pub fn retain(&mut self, below: Slot) {
+        self.log.start = self.log.start.max(below.min(self.decided()));
+    }
+
     /// Slots applied since the last call, in order.
     pub fn take_applied(&mut self) -> Vec<Applied> {
         std::mem::take(&mut self.applied)
     }
 
+    /// The quorum and members whose votes decide `slot` under `ballot`, if
+    /// this learner knows the configuration of the ballot's epoch and the
+    /// slot lies in it.
+    fn voters(&self, slot: Slot, ballot: Ballot) -> Option<(usize, Config)> {
+        let epoch = self.epoch();
+        if ballot.epoch != epoch.config.epoch || slot < epoch.start {
+            return None;
+        }
+        let n = epoch.config.acceptors.len();
+        let q = if self.minority_quorum { (n / 2).max(1) } else { quorum(ballot.epoch, n) };
+        Some((q, epoch.config))
+    }
+
     /// Decides `slot` if some ballot has both a value and a quorum of votes.
     fn check(&mut self, slot: Slot) {
-        let quorum = self.quorum;
-        let p = self.pending.get_mut(&slot).expect("checked slot is pending");
+        let p = &self.pending[&slot];
         let chosen = p
             .votes
             .iter()
-            .find(|(b, votes)| votes.count_ones() as usize >= quorum && p.proposals.contains_key(b))
+            .filter(|(b, _)| p.proposals.contains_key(b))
+            .find(|(b, votes)| {
+                self.voters(slot, **b).is_some_and(|(q, config)| {
+                    votes.iter().filter(|a| config.acceptors.iter().any(|m| m.id == **a)).count() >= q
+                })
+            })
             .map(|(b, _)| *b);
         if let Some(b) = chosen {
+            let p = self.pending.get_mut(&slot).expect("checked slot is pending");
             let value = p.proposals.remove(&b).expect("chosen ballot has a value");
             p.decided = Some(value);
             p.proposals.clear();
@@ -221,6 +310,7 @@ impl Learner {
 
     /// Applies the decided prefix that became contiguous.
     fn advance(&mut self) {
+        let epoch = self.epoch_number();
         loop {
             let next = self.decided();
             let Some(entry) = self.pending.first_entry() else { break };
@@ -231,57 +321,122 @@ impl Learner {
             let value = entry.remove().decided.expect("checked above");
             self.apply(value);
         }
+        if self.epoch_number() != epoch {
+            // A new configuration: votes that waited for it may decide now.
+            let slots: Vec<Slot> = self.pending.keys().copied().collect();
+            for slot in slots {
+                if self.pending.get(&slot).is_some_and(|p| p.decided.is_none()) {
+                    self.check(slot);
+                }
+            }
+        }
     }
 
     fn apply(&mut self, value: Value) {
         let slot = self.decided();
-        let duplicate = match &value {
-            Value::Noop => false,
-            Value::Command(c) => match self.sessions.get(&c.client) {
-                Some(s) if s.seq >= c.seq => true,
-                _ => {
-                    self.sessions.insert(c.client, Session { seq: c.seq, slot });
-                    false
-                }
-            },
-        };
-        self.log.push(value.clone());
-        self.duplicate.push(duplicate);
+        let duplicate = self.log.apply(slot, &value);
         self.known = self.known.max(self.decided());
+        self.cache_bytes += value.wire_len();
+        self.cache.push_back((value.clone(), duplicate));
+        while self.cache.len() > CACHE_ENTRIES || (self.cache_bytes > CACHE_BYTES && self.cache.len() > 1) {
+            let (old, _) = self.cache.pop_front().expect("non-empty");
+            self.cache_bytes -= old.wire_len();
+        }
         self.applied.push(Applied { slot, value, duplicate });
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use paxos_proto::NodeId;
+    use paxos_proto::Member;
 
     use super::*;
 
     fn cmd(client: u64, seq: u64, data: &str) -> Value {
-        Value::Command(Command { client: ClientId(client), seq, data: data.into() })
+        Value::Command(Command::new(ClientId(client), seq, data))
     }
 
-    /// A slot is decided by a majority of votes for one ballot plus that ballot's value, in either order.
+    fn config(epoch: u32, acceptors: u32) -> Config {
+        let member = |id: u32| Member { id: NodeId(id), addr: String::new(), incarnation: None };
+        Config {
+            epoch,
+            acceptors: (1..=acceptors).map(member).collect(),
+            proposers: vec![member(1)],
+            session_lifetime_ms: 3_600_000,
+        }
+    }
+
+    fn learner(acceptors: u32) -> Learner {
+        Learner::new(config(0, acceptors), LogState::default())
+    }
+
+    /// The bootstrap quorum is larger than a majority; later epochs use a majority.
     #[test]
-    fn decides_on_majority_of_one_ballot() {
+    fn quorums() {
+        assert_eq!([1, 3, 5, 7].map(|n| quorum(0, n)), [1, 3, 4, 6]);
+        assert_eq!([1, 3, 5, 7].map(|n| quorum(1, n)), [1, 2, 3, 4]);
+    }
+
+    /// A slot is decided by a quorum of votes for one ballot plus that ballot's value, in either order.
+    #[test]
+    fn decides_on_quorum_of_one_ballot() {
         let b = Ballot::new(1, NodeId(1));
-        let mut l = Learner::new(3, Vec::new());
-        l.observe_accepted(0, b, Slot(0));
-        l.observe_accepted(1, b, Slot(0));
-        l.observe_accepted(2, Ballot::new(1, NodeId(2)), Slot(0));
-        assert_eq!(l.decided(), Slot(0), "votes split across ballots are no majority");
-        l.observe_accepted(3, b, Slot(0));
-        assert_eq!(l.decided(), Slot(0), "a majority without the value decides nothing yet");
+        let mut l = learner(5);
+        l.observe_accepted(NodeId(1), b, Slot(0));
+        l.observe_accepted(NodeId(2), b, Slot(0));
+        l.observe_accepted(NodeId(3), Ballot::new(1, NodeId(2)), Slot(0));
+        l.observe_accepted(NodeId(4), b, Slot(0));
         l.observe_proposal(Slot(0), b, cmd(1, 1, "x"));
+        assert_eq!(l.decided(), Slot(0), "3 of 5 is no bootstrap quorum");
+        l.observe_accepted(NodeId(4), b, Slot(0));
+        assert_eq!(l.decided(), Slot(0), "a vote counts once");
+        l.observe_accepted(NodeId(5), b, Slot(0));
         assert_eq!(l.decided(), Slot(1));
         assert_eq!(l.take_applied(), vec![Applied { slot: Slot(0), value: cmd(1, 1, "x"), duplicate: false }]);
+    }
+
+    /// After a configuration is decided, only its epoch's ballots decide,
+    /// with its members' votes: a majority of them.
+    #[test]
+    fn a_decided_configuration_changes_who_decides() {
+        let mut l = learner(3);
+        let mut c1 = config(1, 3);
+        c1.acceptors.retain(|m| m.id != NodeId(3));
+        c1.acceptors.push(Member { id: NodeId(9), addr: String::new(), incarnation: None });
+        l.learn(Slot(0), Value::Config(c1)).unwrap();
+        assert_eq!(l.epoch().start, Slot(1));
+        let old = Ballot::new(5, NodeId(1));
+        let new = Ballot::in_epoch(1, 1, NodeId(1));
+        l.observe_proposal(Slot(1), old, cmd(1, 1, "old"));
+        for a in [1, 2, 3] {
+            l.observe_accepted(NodeId(a), old, Slot(1));
+        }
+        assert_eq!(l.decided(), Slot(1), "an epoch-0 ballot decides nothing in epoch 1");
+        l.observe_proposal(Slot(1), new, cmd(1, 1, "new"));
+        l.observe_accepted(NodeId(3), new, Slot(1));
+        l.observe_accepted(NodeId(1), new, Slot(1));
+        assert_eq!(l.decided(), Slot(1), "acceptor 3 is no member of epoch 1");
+        l.observe_accepted(NodeId(9), new, Slot(1));
+        assert_eq!(l.decided(), Slot(2));
+    }
+
+    /// Votes of an epoch the learner does not know yet wait for its configuration.
+    #[test]
+    fn votes_of_a_later_epoch_wait_for_its_configuration() {
+        let mut l = learner(1);
+        let new = Ballot::in_epoch(1, 1, NodeId(1));
+        l.observe_proposal(Slot(1), new, cmd(1, 1, "x"));
+        l.observe_accepted(NodeId(1), new, Slot(1));
+        l.observe_accepted(NodeId(2), new, Slot(1));
+        assert_eq!(l.known(), Slot(0));
+        l.learn(Slot(0), Value::Config(config(1, 3))).unwrap();
+        assert_eq!(l.decided(), Slot(2));
     }
 
     /// The log is applied in order: a decided slot above a hole waits for the hole.
     #[test]
     fn applies_in_order_only() {
-        let mut l = Learner::new(1, Vec::new());
+        let mut l = learner(1);
         l.learn(Slot(1), cmd(1, 1, "b")).unwrap();
         assert_eq!(l.decided(), Slot(0));
         assert_eq!(l.known(), Slot(2));
@@ -293,12 +448,39 @@ mod tests {
     /// Exactly once: a request that landed in two slots counts once, the second is a no-op.
     #[test]
     fn duplicate_request_applies_once() {
-        let mut l = Learner::new(1, vec![cmd(7, 1, "a"), cmd(7, 1, "a"), cmd(7, 2, "b")]);
-        let shown: Vec<_> = l.entries(Slot(0)).map(|e| e.value).collect();
-        assert_eq!(shown, vec![Some("a".to_string()), None, Some("b".to_string())]);
-        assert!(l.is_applied(&Command { client: ClientId(7), seq: 2, data: String::new() }));
+        let mut l = learner(1);
+        for (slot, v) in [cmd(7, 1, "a"), cmd(7, 1, "a"), cmd(7, 2, "b")].into_iter().enumerate() {
+            l.learn(Slot(slot as u64), v).unwrap();
+        }
+        let shown: Vec<bool> = l.cached(Slot(0)).map(|(_, dup)| *dup).collect();
+        assert_eq!(shown, vec![false, true, false]);
+        assert!(l.is_applied(&Command::new(ClientId(7), 2, "")));
         l.learn(Slot(3), cmd(7, 1, "a")).unwrap();
         assert!(l.learn(Slot(3), Value::Noop).is_err(), "a conflicting value is refused");
-        assert!(l.take_applied()[0].duplicate);
+        assert!(l.take_applied()[3].duplicate);
+    }
+
+    /// The cache keeps the newest values only; older ones are read from the store.
+    #[test]
+    fn cache_is_bounded() {
+        let mut l = learner(1);
+        let n = CACHE_ENTRIES as u64 + 10;
+        for slot in 0..n {
+            l.learn(Slot(slot), Value::Noop).unwrap();
+        }
+        assert_eq!(l.cache_start(), Slot(10));
+        assert_eq!(l.value(Slot(9)), None);
+        assert_eq!(l.value(Slot(10)), Some(&Value::Noop));
+        assert!(l.is_decided(Slot(9)));
+    }
+
+    /// A learner that skips to a later start applies from there on.
+    #[test]
+    fn skip_to_restarts_the_log() {
+        let mut l = learner(1);
+        l.learn(Slot(7), Value::Noop).unwrap();
+        l.skip_to(Slot(7));
+        assert_eq!(l.decided(), Slot(8));
+        assert_eq!(l.state().start, Slot(7));
     }
 }

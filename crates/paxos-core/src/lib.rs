@@ -29,14 +29,15 @@ mod role;
 mod storage;
 mod tick;
 
-pub use acceptor::Acceptor;
+pub use acceptor::{Acceptor, AcceptorConfig, Membership};
 pub use defects::Defects;
-pub use learner::{Applied, Learner};
-pub use proposer::{Leadership, Proposer, ProposerConfig};
+pub use learner::{quorum, Applied, Learner};
+pub use proposer::{Leadership, Proposer, ProposerConfig, DEFAULT_SESSION_LIFETIME_MS, REBUILD_SLACK_SLOTS};
 pub use ready::{Ignored, Outgoing, Ready};
 pub use role::{Role, View};
 pub use storage::{
-    AcceptorOp, AcceptorState, Fold, MemStore, ProposerOp, ProposerState, StorageError, Store, StoreStats,
+    AcceptorOp, AcceptorState, Fold, LogOp, LogPage, LogState, MemLog, MemStore, ProposerOp, ProposerState,
+    ReadRequest, Session, StorageError, Store, StoreStats, Stored,
 };
 pub use tick::Tick;
 
@@ -70,14 +71,14 @@ pub fn round_ceiling(unix_secs: u64) -> u64 {
     ROUND_CEILING_BASE.saturating_add(secs.saturating_mul(ROUND_CEILING_PER_SEC)).min(paxos_proto::MAX_COUNTER / 2)
 }
 
-/// The most an acceptor's frontier (its highest accepted slot, or its trim
-/// point) may move in one message: an accept entry further ahead is
-/// refused, a trim further ahead is applied only that far. Honest leaders
-/// stay within a window (thousands) of the decided slots, and a lagging
-/// acceptor catches up by this much per trim; a hostile member cannot push
-/// the slots close to [`paxos_proto::MAX_COUNTER`], nor make a new leader
-/// fill more than this many holes per message it sent.
-pub const MAX_SLOT_STEP: u64 = 1 << 24;
+/// The most an acceptor's frontier (its highest accepted slot, or its
+/// decided prefix) may move in one message: an accept entry further ahead is
+/// refused, a claim of decided slots further ahead is believed only that
+/// far. Honest leaders stay within a window (thousands) of the decided
+/// slots; a hostile member cannot push the slots close to
+/// [`paxos_proto::MAX_COUNTER`], nor make a new leader fill more than this
+/// many holes per message it sent.
+pub const MAX_SLOT_STEP: u64 = 1 << 16;
 
 /// The number of acceptors that makes a majority of `n`.
 pub fn majority(n: usize) -> usize {

@@ -2,6 +2,8 @@
 
 use paxos_proto::{Message, Node};
 
+use crate::ReadRequest;
+
 /// A message to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outgoing {
@@ -36,18 +38,21 @@ pub struct Ready<Op> {
     pub persist: Vec<Op>,
     /// Messages to send once `persist` is durable.
     pub messages: Vec<Outgoing>,
+    /// Reads of the decided log, to run once `persist` is durable; each
+    /// page goes back to the role with [`crate::Role::on_read`].
+    pub reads: Vec<ReadRequest>,
 }
 
 impl<Op> Default for Ready<Op> {
     fn default() -> Self {
-        Ready { early: Vec::new(), persist: Vec::new(), messages: Vec::new() }
+        Ready { early: Vec::new(), persist: Vec::new(), messages: Vec::new(), reads: Vec::new() }
     }
 }
 
 impl<Op> Ready<Op> {
     /// True when there is nothing to write and nothing to send.
     pub fn is_empty(&self) -> bool {
-        self.early.is_empty() && self.persist.is_empty() && self.messages.is_empty()
+        self.early.is_empty() && self.persist.is_empty() && self.messages.is_empty() && self.reads.is_empty()
     }
 
     pub(crate) fn send(&mut self, to: Node, msg: Message) {

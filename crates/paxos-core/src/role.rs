@@ -2,9 +2,9 @@
 //! the simulator drive an [`Acceptor`](crate::Acceptor) and a
 //! [`Proposer`](crate::Proposer) through this one trait.
 
-use paxos_proto::{Ballot, Message, Node, NodeId, StatusReply};
+use paxos_proto::{Ballot, Config, Message, Node, NodeId, StatusReply};
 
-use crate::{Fold, Ignored, Ready};
+use crate::{Fold, Ignored, LogPage, Ready};
 
 /// What an operator sees change: role, leader and ballot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,10 +41,25 @@ pub trait Role: Send + 'static {
     /// Takes what was produced since the last call.
     fn take_ready(&mut self) -> Ready<<Self::State as Fold>::Op>;
 
+    /// The page of the decided log that read `id` of a [`Ready`] asked for
+    /// (read from the store after that `Ready`'s writes).
+    fn on_read(&mut self, id: u64, page: LogPage);
+
+    /// Every member of the latest configuration the role knows, with its
+    /// address, and any node it is about to add: where the runtime sends.
+    fn members(&self) -> Vec<(Node, String)>;
+
     /// A status report (the runtime fills in `req`, `failed` and counters).
     fn status(&self) -> StatusReply;
 
     /// Role, leader and ballot, for change logging; `None` when the role logs
     /// its changes itself.
     fn view(&self) -> Option<View>;
+}
+
+/// Every member of `config` with its address.
+pub(crate) fn addresses(config: &Config) -> Vec<(Node, String)> {
+    let acceptors = config.acceptors.iter().map(|m| (Node::Acceptor(m.id), m.addr.clone()));
+    let proposers = config.proposers.iter().map(|m| (Node::Proposer(m.id), m.addr.clone()));
+    acceptors.chain(proposers).collect()
 }

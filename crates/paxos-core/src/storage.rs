@@ -4,20 +4,35 @@
 //! and, on restart, gives back the state they fold into. The fold itself
 //! ([`AcceptorState::apply`], [`ProposerState::apply`]) lives here so that every
 //! store, in memory or on disk, recovers exactly the same state.
+//!
+//! The state a role folds is small: ballots, the configuration, what is
+//! accepted and not yet decided, client sessions. The decided log itself is
+//! not part of it: a store keeps the values of the `Learn` operations
+//! ([`Fold::log_op`]) where it can read them back a page at a time
+//! ([`Store::read`]), and deletes them only when a `Retain` says so.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 
-use paxos_proto::{Ballot, Slot, Value};
+use paxos_proto::{Ballot, ClientId, Command, Epoch, Slot, Value};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+/// Sessions are swept for expiry when a learner applies a slot that is a
+/// multiple of this.
+pub const SESSION_SWEEP_SLOTS: u64 = 1024;
 
 /// One durable change of an acceptor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AcceptorOp {
+    /// The acceptor's incarnation, drawn at random when its store was
+    /// created: the first operation of every acceptor store.
+    Identity(u64),
     /// The acceptor promised this ballot (higher than any before).
     Promise(Ballot),
+    /// The acceptor learned of a configuration epoch (a later one than any before).
+    Join(Epoch),
     /// The acceptor accepted `value` at `slot` under `ballot`.
     Accept {
         /// The slot.
@@ -27,51 +42,78 @@ pub enum AcceptorOp {
         /// The value.
         value: Value,
     },
-    /// Every slot below this one is learned by every proposer and forgotten here.
-    Trim(Slot),
+    /// `value` is decided at `slot`, the next slot of the acceptor's decided log.
+    Learn {
+        /// The slot; always the acceptor's `decided`.
+        slot: Slot,
+        /// The decided value.
+        value: Value,
+    },
+    /// The decided log may drop every slot below this one (retention); when it
+    /// is beyond the decided prefix, the acceptor's log starts there instead
+    /// (it copies from a peer whose log starts there).
+    Retain(Slot),
 }
 
-/// Everything an acceptor must remember across a crash.
+/// Everything an acceptor must remember across a crash, but its decided log.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AcceptorState {
+    /// The acceptor's incarnation; 0 until its store recorded one.
+    pub incarnation: u64,
     /// The highest ballot promised.
     pub promised: Ballot,
-    /// Per slot, the highest ballot accepted there and its value.
+    /// The latest configuration epoch it knows of, if any beyond the cluster file's.
+    pub epoch: Option<Epoch>,
+    /// Per undecided slot, the highest ballot accepted there and its value.
     pub accepted: BTreeMap<Slot, (Ballot, Value)>,
-    /// Slots below this one were trimmed.
-    pub trimmed_below: Slot,
+    /// Every slot below this one is in the decided log.
+    pub decided: Slot,
+    /// The decided log starts here: retention deleted what was below.
+    pub start: Slot,
 }
 
 impl AcceptorState {
     /// Folds one operation into the state.
     pub fn apply(&mut self, op: &AcceptorOp) {
         match op {
+            AcceptorOp::Identity(i) => {
+                if self.incarnation == 0 {
+                    self.incarnation = *i;
+                }
+            }
             AcceptorOp::Promise(b) => self.promised = self.promised.max(*b),
+            AcceptorOp::Join(e) => {
+                if self.epoch.as_ref().is_none_or(|known| e.config.epoch > known.config.epoch) {
+                    // What older epochs accepted from the new epoch's first slot on can never be chosen.
+                    let number = e.config.epoch;
+                    self.accepted.retain(|slot, (b, _)| *slot < e.start || b.epoch >= number);
+                    self.epoch = Some(e.clone());
+                }
+            }
             AcceptorOp::Accept { slot, ballot, value } => {
-                if *slot >= self.trimmed_below {
+                if *slot >= self.decided {
                     self.accepted.insert(*slot, (*ballot, value.clone()));
                 }
             }
-            AcceptorOp::Trim(below) => {
-                if *below > self.trimmed_below {
-                    self.trimmed_below = *below;
+            AcceptorOp::Learn { slot, .. } => {
+                if *slot == self.decided {
+                    self.accepted.remove(slot);
+                    self.decided = slot.next();
+                }
+            }
+            AcceptorOp::Retain(below) => {
+                self.start = self.start.max(*below);
+                if *below > self.decided {
+                    self.decided = *below;
                     self.accepted = self.accepted.split_off(below);
                 }
             }
         }
     }
 
-    /// Operations that rebuild this state from nothing: what a compacting store rewrites.
-    pub fn snapshot_ops(&self) -> Vec<AcceptorOp> {
-        let mut ops = Vec::with_capacity(self.accepted.len() + 2);
-        ops.push(AcceptorOp::Trim(self.trimmed_below));
-        ops.push(AcceptorOp::Promise(self.promised));
-        ops.extend(self.accepted.iter().map(|(slot, (ballot, value))| AcceptorOp::Accept {
-            slot: *slot,
-            ballot: *ballot,
-            value: value.clone(),
-        }));
-        ops
+    /// The configuration epoch the acceptor is in: 0 until it joined one.
+    pub fn epoch_number(&self) -> u32 {
+        self.epoch.as_ref().map_or(0, |e| e.config.epoch)
     }
 }
 
@@ -83,20 +125,135 @@ pub enum ProposerOp {
     Round(u64),
     /// The proposer learned that `value` is decided at `slot` (the next slot of its log).
     Learn {
-        /// The slot; always the current length of the log.
+        /// The slot; always the proposer's `decided`.
         slot: Slot,
         /// The decided value.
         value: Value,
+        /// A command that was already applied (a retry that landed twice): clients see a no-op.
+        #[serde(default, skip_serializing_if = "is_false")]
+        duplicate: bool,
     },
+    /// The decided log may drop every slot below this one; when it is beyond
+    /// the decided prefix, the log starts there (copied from a peer whose log does).
+    Retain(Slot),
 }
 
-/// Everything a proposer must remember across a crash.
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The last applied request of one client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Its sequence number.
+    pub seq: u64,
+    /// The slot where it was applied.
+    pub slot: Slot,
+    /// Its stamp ([`Command::at`]).
+    pub at: u64,
+}
+
+/// What applying the decided log builds: the decided prefix, the
+/// configuration in force, and the clients' sessions. A learner applies
+/// every slot through it, and a store's fold replays the same slots through
+/// it, so both end in the same state. Everything in it is a function of the
+/// log alone, the same on every learner.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogState {
+    /// Every slot below this one is decided and applied.
+    pub decided: Slot,
+    /// The log starts here: retention deleted the slots below.
+    pub start: Slot,
+    /// The latest configuration the log decided, and where its epoch starts;
+    /// `None` while the cluster file's is in force.
+    pub epoch: Option<Epoch>,
+    /// The clients' sessions (some may have expired and wait for a sweep).
+    pub sessions: HashMap<ClientId, Session>,
+    /// The log's clock: the highest [`Command::at`] applied, in milliseconds.
+    pub clock: u64,
+    /// Sessions swept away after expiring.
+    pub evicted: u64,
+}
+
+impl LogState {
+    /// The session lifetime in force, in milliseconds (none before the log decided a configuration).
+    pub fn session_lifetime(&self) -> Option<u64> {
+        self.epoch.as_ref().map(|e| e.config.session_lifetime_ms)
+    }
+
+    /// The live session of `client`: none if it expired by the log's clock.
+    pub fn session(&self, client: ClientId) -> Option<Session> {
+        let s = self.sessions.get(&client)?;
+        let expired = self.session_lifetime().is_some_and(|life| self.clock.saturating_sub(s.at) > life);
+        (!expired).then_some(*s)
+    }
+
+    /// True if `cmd` was already applied (or a later request of its client was), by a live session.
+    pub fn is_applied(&self, cmd: &Command) -> bool {
+        self.session(cmd.client).is_some_and(|s| s.seq >= cmd.seq)
+    }
+
+    /// The configuration epoch in force from `decided` on.
+    pub fn epoch_number(&self) -> u32 {
+        self.epoch.as_ref().map_or(0, |e| e.config.epoch)
+    }
+
+    /// Applies `value` at `slot`, the next slot: returns whether it is a
+    /// command already applied (a duplicate, which clients see as a no-op).
+    ///
+    /// # Panics
+    /// If `slot` is not the next slot: a log is applied in order.
+    pub fn apply(&mut self, slot: Slot, value: &Value) -> bool {
+        assert_eq!(slot, self.decided, "a log is applied in order");
+        self.decided = slot.next();
+        let duplicate = match value {
+            Value::Noop => false,
+            Value::Command(c) => {
+                self.clock = self.clock.max(c.at);
+                if self.is_applied(c) {
+                    true
+                } else {
+                    self.sessions.insert(c.client, Session { seq: c.seq, slot, at: c.at });
+                    false
+                }
+            }
+            Value::Config(config) => {
+                if config.epoch == self.epoch_number() + 1 {
+                    self.epoch = Some(Epoch { start: slot.next(), config: config.clone() });
+                }
+                false
+            }
+        };
+        if slot.0.is_multiple_of(SESSION_SWEEP_SLOTS) {
+            self.sweep();
+        }
+        duplicate
+    }
+
+    /// Forgets every expired session.
+    fn sweep(&mut self) {
+        let Some(life) = self.session_lifetime() else { return };
+        let clock = self.clock;
+        let before = self.sessions.len();
+        self.sessions.retain(|_, s| clock.saturating_sub(s.at) <= life);
+        self.evicted += (before - self.sessions.len()) as u64;
+    }
+
+    /// Retention: the log starts at `below` at the earliest; beyond the
+    /// decided prefix, applying resumes there.
+    pub fn retain(&mut self, below: Slot) {
+        self.start = self.start.max(below);
+        self.decided = self.decided.max(below);
+    }
+}
+
+/// Everything a proposer must remember across a crash, but its decided log.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProposerState {
     /// The highest round this proposer has used (or reserved).
     pub round: u64,
-    /// The decided log, from slot 0, without gaps.
-    pub log: Vec<Value>,
+    /// What applying the decided log built.
+    pub log: LogState,
 }
 
 impl ProposerState {
@@ -108,10 +265,11 @@ impl ProposerState {
     pub fn apply(&mut self, op: &ProposerOp) {
         match op {
             ProposerOp::Round(r) => self.round = self.round.max(*r),
-            ProposerOp::Learn { slot, value } => {
-                assert_eq!(slot.0, self.log.len() as u64, "a proposer learns its log in order");
-                self.log.push(value.clone());
+            ProposerOp::Learn { slot, value, .. } => {
+                assert_eq!(*slot, self.log.decided, "a proposer learns its log in order");
+                self.log.apply(*slot, value);
             }
+            ProposerOp::Retain(below) => self.log.retain(*below),
         }
     }
 }
@@ -127,16 +285,37 @@ pub enum StorageError {
     Corrupt(String),
 }
 
+/// What an operation does to the decided log a store keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogOp<'a> {
+    /// Appends `value` at `slot`.
+    Learn {
+        /// The slot: the next one of the log.
+        slot: Slot,
+        /// The decided value.
+        value: &'a Value,
+        /// Whether clients see it as a no-op (a retry that landed twice).
+        duplicate: bool,
+    },
+    /// Every slot below may go; beyond the log's end, the log restarts there.
+    Retain(Slot),
+    /// Nothing.
+    Other,
+}
+
 /// A state that a sequence of operations folds into: what a role persists.
 ///
 /// Every store recovers its state by folding the operations it made durable,
 /// in order, with [`Fold::apply`], so that a store in memory and a store on
-/// disk recover exactly the same state from the same operations.
+/// disk recover exactly the same state.
 pub trait Fold: Clone + Default + Send + 'static {
     /// One durable change.
     type Op: Clone + fmt::Debug + Send + 'static;
     /// Folds one operation into the state.
     fn apply(&mut self, op: &Self::Op);
+
+    /// What `op` does to the decided log.
+    fn log_op(op: &Self::Op) -> LogOp<'_>;
 
     /// Whether `op` can follow this state at all; a store that reads back an
     /// operation that cannot is corrupt. Everything can, unless a state says otherwise.
@@ -155,6 +334,27 @@ impl Fold for AcceptorState {
     fn apply(&mut self, op: &AcceptorOp) {
         AcceptorState::apply(self, op);
     }
+
+    fn log_op(op: &AcceptorOp) -> LogOp<'_> {
+        match op {
+            AcceptorOp::Learn { slot, value } => LogOp::Learn { slot: *slot, value, duplicate: false },
+            AcceptorOp::Retain(below) => LogOp::Retain(*below),
+            _ => LogOp::Other,
+        }
+    }
+
+    /// The decided log grows in order, and the identity is set once.
+    fn check(&self, op: &AcceptorOp) -> Result<(), String> {
+        match op {
+            AcceptorOp::Learn { slot, .. } if *slot != self.decided => {
+                Err(format!("learns slot {slot} with {} decided; the decided log has a gap", self.decided))
+            }
+            AcceptorOp::Identity(i) if self.incarnation != 0 && self.incarnation != *i => {
+                Err(format!("a second identity {i} after {}", self.incarnation))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Fold for ProposerState {
@@ -164,15 +364,56 @@ impl Fold for ProposerState {
         ProposerState::apply(self, op);
     }
 
+    fn log_op(op: &ProposerOp) -> LogOp<'_> {
+        match op {
+            ProposerOp::Learn { slot, value, duplicate } => LogOp::Learn { slot: *slot, value, duplicate: *duplicate },
+            ProposerOp::Retain(below) => LogOp::Retain(*below),
+            ProposerOp::Round(_) => LogOp::Other,
+        }
+    }
+
     /// A proposer learns its log in order: a `Learn` of any other slot than the next one.
     fn check(&self, op: &ProposerOp) -> Result<(), String> {
         match op {
-            ProposerOp::Learn { slot, .. } if slot.0 != self.log.len() as u64 => {
-                Err(format!("learns slot {slot} after {} slots; the decided log has a gap", self.log.len()))
+            ProposerOp::Learn { slot, .. } if *slot != self.log.decided => {
+                Err(format!("learns slot {slot} after {} slots; the decided log has a gap", self.log.decided))
             }
             _ => Ok(()),
         }
     }
+}
+
+/// One entry of the decided log as a store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    /// The decided value.
+    pub value: Value,
+    /// Clients see it as a no-op (a retry that landed twice).
+    pub duplicate: bool,
+}
+
+/// A page of the decided log, read back from a store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogPage {
+    /// The first slot the store still holds (retention deleted the ones below).
+    pub start: Slot,
+    /// The slot of the first entry.
+    pub from: Slot,
+    /// Consecutive entries from `from`.
+    pub entries: Vec<Stored>,
+}
+
+/// A read of the decided log that a role asks its runtime for (see [`crate::Ready::reads`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadRequest {
+    /// The role's number for it, handed back with the page.
+    pub id: u64,
+    /// The first slot wanted.
+    pub from: Slot,
+    /// At most this many entries.
+    pub limit: usize,
+    /// And at most about this many bytes of values (at least one entry).
+    pub max_bytes: usize,
 }
 
 /// What a store did since it was opened, for status counters and benchmarks.
@@ -182,18 +423,19 @@ pub struct StoreStats {
     pub fsyncs: u64,
     /// Batches written (appends and rewrites).
     pub writes: u64,
-    /// Compactions.
+    /// Compactions (checkpoints).
     pub compactions: u64,
-    /// The logical size of what is stored, in bytes.
+    /// The size of what is stored, in bytes.
     pub bytes: u64,
 }
 
 /// The durable state of a role: one abstraction for every role and every medium.
 ///
-/// A store keeps a [`Fold`] state. [`Store::apply`] makes a batch of operations
-/// durable atomically; [`Store::load`] gives back the state that every batch
-/// applied so far folds into (after a restart: every batch that `apply`
-/// returned `Ok` for, and no part of any other).
+/// A store keeps a [`Fold`] state and the decided log. [`Store::apply`] makes
+/// a batch of operations durable atomically; [`Store::load`] gives back the
+/// state that every batch applied so far folds into (after a restart: every
+/// batch that `apply` returned `Ok` for, and no part of any other);
+/// [`Store::read`] reads the decided log back.
 pub trait Store: Send + 'static {
     /// The state the store's operations fold into.
     type State: Fold;
@@ -211,9 +453,76 @@ pub trait Store: Send + 'static {
     /// after a restart unless all of them are.
     fn apply(&mut self, ops: &[<Self::State as Fold>::Op]) -> Result<(), StorageError>;
 
+    /// Reads the decided log from `from` on: at most `limit` entries, and no
+    /// more than about `max_bytes` of values (but at least one entry, if any).
+    /// Slots below the store's first are not there (the page says where it starts).
+    ///
+    /// # Errors
+    /// When the log cannot be read or is corrupt.
+    fn read(&mut self, from: Slot, limit: usize, max_bytes: usize) -> Result<LogPage, StorageError>;
+
     /// What the store did so far.
     fn stats(&self) -> StoreStats {
         StoreStats::default()
+    }
+}
+
+/// The decided log in memory: what [`MemStore`] keeps, and what a page is cut from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemLog {
+    /// The slot of the first entry.
+    pub start: Slot,
+    /// The entries from `start` on.
+    pub entries: VecDeque<Stored>,
+}
+
+impl MemLog {
+    /// One past the last slot held.
+    pub fn end(&self) -> Slot {
+        Slot(self.start.0 + self.entries.len() as u64)
+    }
+
+    /// Applies what `op` does to the log.
+    pub fn apply(&mut self, op: LogOp<'_>) {
+        match op {
+            LogOp::Learn { slot, value, duplicate } => {
+                if slot == self.end() {
+                    self.entries.push_back(Stored { value: value.clone(), duplicate });
+                }
+            }
+            LogOp::Retain(below) => {
+                if below >= self.end() {
+                    self.entries.clear();
+                    self.start = below;
+                } else {
+                    while self.start < below {
+                        self.entries.pop_front();
+                        self.start = self.start.next();
+                    }
+                }
+            }
+            LogOp::Other => {}
+        }
+    }
+
+    /// A page from `from` (see [`Store::read`]).
+    pub fn read(&self, from: Slot, limit: usize, max_bytes: usize) -> LogPage {
+        let from = from.max(self.start);
+        let skip = (from.0 - self.start.0) as usize;
+        let mut bytes = 0;
+        let entries = self
+            .entries
+            .iter()
+            .skip(skip)
+            .take(limit)
+            .enumerate()
+            .take_while(|(i, e)| {
+                bytes += e.value.wire_len();
+                *i == 0 || bytes <= max_bytes
+            })
+            .map(|(_, e)| e.clone())
+            .collect();
+        LogPage { start: self.start, from, entries }
     }
 }
 
@@ -222,12 +531,14 @@ pub trait Store: Send + 'static {
 pub struct MemStore<S> {
     /// The durable state.
     pub state: S,
+    /// The durable decided log.
+    pub log: MemLog,
 }
 
 impl<S: Fold> MemStore<S> {
-    /// A store that already holds `state`.
+    /// A store that already holds `state` and an empty log.
     pub fn new(state: S) -> MemStore<S> {
-        MemStore { state }
+        MemStore { state, log: MemLog::default() }
     }
 }
 
@@ -241,8 +552,13 @@ impl<S: Fold> Store for MemStore<S> {
     fn apply(&mut self, ops: &[S::Op]) -> Result<(), StorageError> {
         for op in ops {
             self.state.apply(op);
+            self.log.apply(S::log_op(op));
         }
         Ok(())
+    }
+
+    fn read(&mut self, from: Slot, limit: usize, max_bytes: usize) -> Result<LogPage, StorageError> {
+        Ok(self.log.read(from, limit, max_bytes))
     }
 }
 
@@ -251,7 +567,7 @@ mod tests {
     //! The fold every store recovers through: each test applies operations to a
     //! state and checks what a restarted role would see.
 
-    use paxos_proto::{ClientId, Command, NodeId};
+    use paxos_proto::{Config, Member, NodeId};
 
     use super::*;
 
@@ -260,7 +576,7 @@ mod tests {
     }
 
     fn cmd(seq: u64) -> Value {
-        Value::Command(Command { client: ClientId(1), seq, data: format!("v{seq}") })
+        Value::Command(Command::new(ClientId(1), seq, format!("v{seq}")))
     }
 
     fn accept(slot: u64, ballot: Ballot, value: Value) -> AcceptorOp {
@@ -273,6 +589,11 @@ mod tests {
             s.apply(op);
         }
         s
+    }
+
+    fn config(epoch: u32, lifetime: u64) -> Config {
+        let member = |id: u32| Member { id: NodeId(id), addr: format!("a{id}"), incarnation: None };
+        Config { epoch, acceptors: vec![member(1)], proposers: vec![member(1)], session_lifetime_ms: lifetime }
     }
 
     /// P1a on disk: a recovered promise is the highest ever written, whatever the order of the records.
@@ -289,45 +610,98 @@ mod tests {
         assert_eq!(s.accepted[&Slot(4)], (b(2, 2), cmd(2)));
     }
 
-    /// Garbage collection on disk: a trim drops every vote below it, never moves back, and keeps
-    /// later records for trimmed slots out.
+    /// The decided log takes over from the votes: a learned slot leaves the
+    /// accepted map, later votes below the decided prefix are ignored, and a
+    /// retention point beyond the prefix restarts the log there.
     #[test]
-    fn trim_drops_below_and_is_monotonic() {
+    fn learn_and_retain_move_the_decided_prefix() {
         let s = fold(&[
-            accept(1, b(1, 1), cmd(1)),
-            accept(5, b(1, 1), cmd(2)),
-            AcceptorOp::Trim(Slot(3)),
-            AcceptorOp::Trim(Slot(2)),
-            accept(2, b(1, 1), cmd(3)),
+            accept(0, b(1, 1), cmd(1)),
+            accept(1, b(1, 1), cmd(2)),
+            accept(5, b(1, 1), cmd(3)),
+            AcceptorOp::Learn { slot: Slot(0), value: cmd(1) },
+            AcceptorOp::Learn { slot: Slot(2), value: cmd(9) },
+            accept(0, b(2, 1), cmd(4)),
         ]);
-        assert_eq!(s.trimmed_below, Slot(3));
+        assert_eq!(s.decided, Slot(1), "a learn out of order does not count");
+        assert_eq!(s.accepted.keys().copied().collect::<Vec<_>>(), vec![Slot(1), Slot(5)]);
+        let mut s = s;
+        s.apply(&AcceptorOp::Retain(Slot(3)));
+        assert_eq!((s.decided, s.start), (Slot(3), Slot(3)));
         assert_eq!(s.accepted.keys().copied().collect::<Vec<_>>(), vec![Slot(5)]);
     }
 
-    /// Compaction: the snapshot of a state folds back into exactly that state.
+    /// Joining an epoch voids what older epochs accepted from its first slot on, and epochs only go up.
     #[test]
-    fn snapshot_ops_rebuild_the_state() {
+    fn join_voids_older_epochs_beyond_its_start() {
+        let e2 = Ballot::in_epoch(2, 1, NodeId(1));
         let s = fold(&[
-            AcceptorOp::Promise(b(7, 2)),
-            accept(2, b(1, 1), Value::Noop),
-            accept(9, b(7, 2), cmd(4)),
-            AcceptorOp::Trim(Slot(2)),
+            accept(3, b(5, 1), cmd(1)),
+            accept(6, b(5, 1), cmd(2)),
+            accept(7, e2, cmd(3)),
+            AcceptorOp::Join(Epoch { start: Slot(5), config: config(2, 1) }),
+            AcceptorOp::Join(Epoch { start: Slot(9), config: config(1, 1) }),
         ]);
-        assert_eq!(fold(&s.snapshot_ops()), s);
-        assert_eq!(fold(&AcceptorState::default().snapshot_ops()), AcceptorState::default());
+        assert_eq!(s.accepted.keys().copied().collect::<Vec<_>>(), vec![Slot(3), Slot(7)]);
+        assert_eq!(s.epoch_number(), 2);
     }
 
-    /// The in-memory stores recover what was applied to them.
+    /// The identity is set once; a second, different one is corruption.
     #[test]
-    fn memory_stores_load_what_was_applied() {
+    fn identity_is_set_once() {
+        let s = fold(&[AcceptorOp::Identity(7), AcceptorOp::Identity(8)]);
+        assert_eq!(s.incarnation, 7);
+        assert!(s.check(&AcceptorOp::Identity(8)).is_err());
+        assert!(s.check(&AcceptorOp::Identity(7)).is_ok());
+    }
+
+    /// Sessions: a retry is a duplicate while its session lives, and a
+    /// session idle for longer than the lifetime (by the log's clock) is
+    /// forgotten, so an old retry lands again.
+    #[test]
+    fn sessions_expire_by_the_logs_clock() {
+        let at = |c: u64, seq: u64, at: u64| Value::Command(Command { at, ..Command::new(ClientId(c), seq, "x") });
+        let mut log = LogState::default();
+        assert!(!log.apply(Slot(0), &Value::Config(config(1, 1_000))));
+        assert!(!log.apply(Slot(1), &at(1, 1, 10)));
+        assert!(log.apply(Slot(2), &at(1, 1, 500)), "a retry within the lifetime is a duplicate");
+        assert!(!log.apply(Slot(3), &at(2, 1, 1_600)));
+        assert!(log.session(ClientId(1)).is_none(), "client 1 idle for 1590 ms > 1000");
+        assert!(!log.apply(Slot(4), &at(1, 1, 1_700)), "its old request lands again");
+        assert_eq!(log.session(ClientId(1)).map(|s| s.slot), Some(Slot(4)));
+    }
+
+    /// Sweeps forget expired sessions, counted, at fixed slots.
+    #[test]
+    fn sweeps_count_evictions() {
+        let mut log = LogState::default();
+        log.apply(Slot(0), &Value::Config(config(1, 10)));
+        for slot in 1..=SESSION_SWEEP_SLOTS {
+            let c = Command { at: slot * 100, ..Command::new(ClientId(slot), 1, "x") };
+            log.apply(Slot(slot), &Value::Command(c));
+        }
+        assert_eq!(log.sessions.len(), 1, "only the newest session is live after the sweep");
+        assert_eq!(log.evicted, SESSION_SWEEP_SLOTS - 1);
+    }
+
+    /// The in-memory stores recover what was applied to them, and read their log back in pages.
+    #[test]
+    fn memory_stores_load_and_read_what_was_applied() {
         let mut a = MemStore::<AcceptorState>::default();
         a.apply(&[AcceptorOp::Promise(b(1, 1)), accept(0, b(1, 1), cmd(1))]).unwrap();
         assert_eq!(a.load().unwrap(), fold(&[AcceptorOp::Promise(b(1, 1)), accept(0, b(1, 1), cmd(1))]));
 
         let mut p = MemStore::<ProposerState>::default();
-        p.apply(&[ProposerOp::Round(4), ProposerOp::Learn { slot: Slot(0), value: Value::Noop }]).unwrap();
-        p.apply(&[ProposerOp::Round(2), ProposerOp::Learn { slot: Slot(1), value: cmd(1) }]).unwrap();
-        assert_eq!(p.load().unwrap(), ProposerState { round: 4, log: vec![Value::Noop, cmd(1)] });
+        let learn = |slot: u64, value: Value| ProposerOp::Learn { slot: Slot(slot), value, duplicate: false };
+        p.apply(&[ProposerOp::Round(4), learn(0, Value::Noop)]).unwrap();
+        p.apply(&[ProposerOp::Round(2), learn(1, cmd(1)), learn(2, cmd(2))]).unwrap();
+        let state = p.load().unwrap();
+        assert_eq!((state.round, state.log.decided), (4, Slot(3)));
+        let page = p.read(Slot(1), 10, 1).unwrap();
+        assert_eq!((page.from, page.entries.len()), (Slot(1), 1), "at least one entry, then the byte budget");
+        p.apply(&[ProposerOp::Retain(Slot(2))]).unwrap();
+        let page = p.read(Slot(0), 10, 1 << 20).unwrap();
+        assert_eq!((page.start, page.from, page.entries.len()), (Slot(2), Slot(2), 1));
     }
 
     /// Ballots are never reused: the recovered round is the highest reserved.
@@ -345,6 +719,6 @@ mod tests {
     #[should_panic(expected = "a proposer learns its log in order")]
     fn learn_out_of_order_is_refused() {
         let mut s = ProposerState::default();
-        s.apply(&ProposerOp::Learn { slot: Slot(1), value: Value::Noop });
+        s.apply(&ProposerOp::Learn { slot: Slot(1), value: Value::Noop, duplicate: false });
     }
 }

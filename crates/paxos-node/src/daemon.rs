@@ -111,21 +111,27 @@ impl NodeSetup {
         let cluster = ClusterConfig::load(&args.config).map_err(|e| e.to_string())?;
         let file = args.config.display();
         let id = args.id.ok_or_else(|| format!("{file}: --id: missing; pass --id N or set PAXOS_ID"))?;
-        let settings = cluster.settings_for(role, id).map_err(|e| e.to_string())?;
+        let member = cluster.member(role, id).is_some();
+        if id == 0 {
+            return Err(format!("{file}: --id: 0 is invalid; ids start at 1"));
+        }
+        if !member && args.listen.is_none() {
+            return Err(format!(
+                "{file}: --id {id}: no {role} {id} in the file; a node to be added to the cluster starts with \
+                 --listen ADDR (and waits until `paxosctl member add {role} {id} ADDR`)"
+            ));
+        }
+        let settings = cluster.node_settings(role, id);
         // The key files are read at start-up, so that a missing or bad one is an operator's mistake (exit 2).
         cluster.peer_keys().map_err(|e| e.to_string())?;
         cluster.client_keys().map_err(|e| e.to_string())?;
-        let data_dir = cluster.data_dir_for(role, id).map_err(|e| e.to_string())?;
+        let data_dir = settings.data_dir.join(format!("{role}-{id}"));
         let listen = match &args.listen {
             Some(listen) => pick(resolve_blocking(listen))
                 .map_err(|e| format!("{file}: --listen (PAXOS_LISTEN): cannot use {listen:?}: {e}"))?,
             None => {
-                let (index, member) = cluster
-                    .members(role)
-                    .iter()
-                    .enumerate()
-                    .find(|(_, m)| m.id == id)
-                    .expect("settings_for found the member");
+                let (index, member) =
+                    cluster.members(role).iter().enumerate().find(|(_, m)| m.id == id).expect("a member, or --listen");
                 pick(resolve_blocking(&member.addr)).map_err(|e| {
                     format!(
                         "{file}: {}[{index}].addr: cannot resolve {:?}: {e}; pass --listen ADDR to bind another address",
@@ -143,9 +149,9 @@ impl NodeSetup {
         NodeId(self.id)
     }
 
-    /// The ids of every proposer of the cluster.
-    pub fn proposer_ids(&self) -> Vec<NodeId> {
-        self.cluster.proposers.iter().map(|m| NodeId(m.id)).collect()
+    /// True when the cluster file names this node (else it waits to be added).
+    pub fn in_file(&self) -> bool {
+        self.cluster.member(self.role, self.id).is_some()
     }
 }
 

@@ -143,8 +143,8 @@ impl Guard {
     ///
     /// # Errors
     /// Why not.
-    pub fn admit(&self, from: Node, signer: Signer) -> Result<(), &'static str> {
-        auth::admit(from, signer, self.policy)
+    pub fn admit(&self, from: Node, msg: &paxos_proto::Message, signer: Signer) -> Result<(), &'static str> {
+        auth::admit(from, msg, signer, self.policy)
     }
 
     /// The answer to `msg` from client `client` at `src`, when the request
@@ -235,14 +235,17 @@ mod tests {
         keys(2).sign(&mut d);
         assert_eq!(g.check(&d, src(), now), Verdict::Drop("dropped.auth", "its MAC matches none of our keys"));
         let Verdict::Take(_, signer) = g.check(b"{}", src(), now) else { panic!("unsigned is decoded") };
-        assert!(g.admit(Node::Acceptor(NodeId(1)), signer).is_err(), "but no member may send it");
-        assert!(g.admit(Node::Client(ClientId(1)), signer).is_ok(), "a client may");
+        let msg = paxos_proto::Message::Probe(paxos_proto::Probe { nonce: 1, decided: paxos_proto::Slot(0) });
+        assert!(g.admit(Node::Acceptor(NodeId(1)), &msg, signer).is_err(), "but no member may send it");
+        assert!(g.admit(Node::Client(ClientId(1)), &msg, signer).is_ok(), "a client may");
     }
 
     #[test]
     fn big_answers_to_unsigned_clients_need_a_cookie_of_their_address() {
         let g = Guard::with_keys(Some(keys(1)), None);
-        let read = |cookie: Option<String>| Message::LogRead(LogRead { req: 9, from: Slot(0), limit: 10, cookie });
+        let read = |cookie: Option<String>| {
+            Message::LogRead(LogRead { req: 9, from: Slot(0), limit: 10, linearizable: false, cookie })
+        };
         let Some(Message::Cookie(c)) = g.cookie_for(ClientId(5), src(), Signer::Unsigned, &read(None)) else {
             panic!("a cookie first")
         };

@@ -80,7 +80,7 @@ use paxos_proto::{
     decode_bundle, encode_message, encode_with_body, Bundle, DecodeError, Envelope, Message, Node, NodeId, StatusReply,
     MAX_DATAGRAM_BYTES,
 };
-use paxos_storage::persist::{BatchSeq, Completion, Persist};
+use paxos_storage::persist::{BatchSeq, Completion, Pages, Persist};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
@@ -98,6 +98,9 @@ pub const PROPOSER_MIN_SYNC_INTERVAL: Duration = Duration::from_millis(2);
 
 /// Ticks a proposer waits for an answer before it sends a prepare or accept again, at least.
 pub const MIN_RETRANSMIT_TICKS: u64 = 3;
+
+/// The address book takes in the role's members (a new configuration, a node being added) this often.
+pub const MEMBERS_EVERY_TICKS: u64 = 10;
 
 /// A command to the loop from outside: the signals, or a test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,11 +143,8 @@ pub fn background_persist(me: Node) -> bool {
 /// the millisecond timings of the cluster file turned into ticks.
 pub fn proposer_config(cluster: &ClusterConfig, id: u32, settings: &NodeSettings) -> ProposerConfig {
     let tick_ms = settings.tick_ms.max(1);
-    let mut cfg = ProposerConfig::new(
-        NodeId(id),
-        cluster.proposers.iter().map(|m| NodeId(m.id)).collect(),
-        cluster.acceptors.iter().map(|m| NodeId(m.id)).collect(),
-    );
+    let mut cfg = ProposerConfig::with_genesis(NodeId(id), cluster.genesis());
+    cfg.retain_slots = cluster.log.retain_slots;
     cfg.heartbeat_ticks = (settings.heartbeat_ms / tick_ms).max(1);
     cfg.election_timeout_ticks = (settings.election_timeout_ms / tick_ms).max(2 * cfg.heartbeat_ticks + 1);
     cfg.retransmit_ticks = (cfg.heartbeat_ticks / 2).max(MIN_RETRANSMIT_TICKS);
@@ -234,6 +234,7 @@ pub async fn run<R: Role, S: Store<State = R::State>>(
         chaos,
         guard,
         sealed: Vec::with_capacity(MAX_DATAGRAM_BYTES + paxos_proto::auth::TRAILER_BYTES),
+        ticks: 0,
     };
     let tick = Duration::from_millis(settings.tick_ms.max(1));
     node.run(tick, control, resolved, shutdown).await
@@ -294,6 +295,8 @@ struct Loop<R: Role, S: Store<State = R::State>> {
     guard: Guard,
     /// A datagram being signed.
     sealed: Vec<u8>,
+    /// Ticks since the start.
+    ticks: u64,
 }
 
 impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
@@ -322,13 +325,22 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
                 _ = tick.tick() => {
                     self.role.set_clock(unix_secs());
                     self.role.tick();
+                    self.ticks += 1;
+                    if self.ticks % MEMBERS_EVERY_TICKS == 1 {
+                        for (node, addr) in self.role.members() {
+                            if node != self.me {
+                                self.book.set_member(node, &addr);
+                            }
+                        }
+                    }
                     self.book.refresh(Instant::now());
                 }
                 () = sleep_until(chaos_wakeup), if chaos_wakeup.is_some() => self.send_chaos_due().await,
                 Some(r) = resolved.recv() => self.book.resolved(r),
                 Some(c) = self.completions.recv(), if self.persist.durable() < self.persist.submitted() => {
                     // A storage error ends the loop here; the caller logs it and exits non-zero.
-                    let durable = self.persist.completed(c)?;
+                    let (durable, pages) = self.persist.completed(c)?;
+                    self.read_done(pages);
                     self.release(durable).await;
                 }
                 ready = self.socket.readable() => {
@@ -344,7 +356,8 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
             let Some(c) = self.completions.recv().await else {
                 return Err(StorageError::Io("the persist thread stopped".into()).into());
             };
-            let durable = self.persist.completed(c)?;
+            let (durable, pages) = self.persist.completed(c)?;
+            self.read_done(pages);
             self.release(durable).await;
         }
         info!(node = %self.me, counters = ?self.status().counters, "stopped");
@@ -427,7 +440,7 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
             self.counters.drop_datagram("dropped.receiver", src, format!("addressed to {}, not to us", env.to));
             return;
         }
-        if let Err(why) = self.guard.admit(env.from, signer) {
+        if let Err(why) = self.guard.admit(env.from, &env.msg, signer) {
             self.counters.drop_datagram("dropped.auth", src, format_args!("{}: {why}", env.from));
             return;
         }
@@ -456,6 +469,10 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
                 self.clients.seen(id, src);
             }
             member => {
+                if !self.book.is_member(member) && self.guard.auth_on() && signer == Signer::Peer {
+                    // Signed with the peer key: a member added after what we know.
+                    self.book.learn(member, src);
+                }
                 if !self.book.verify(member, src) {
                     let why = if self.book.is_member(member) {
                         format!("claims to be {member} but comes from another address")
@@ -504,8 +521,13 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
             }
             self.send_outbox().await;
         }
-        let seq =
-            if ready.persist.is_empty() { self.persist.submitted() } else { self.persist.submit(ready.persist)? };
+        let seq = if ready.persist.is_empty() && ready.reads.is_empty() {
+            self.persist.submitted()
+        } else {
+            let (seq, pages) = self.persist.submit(ready.persist, ready.reads)?;
+            self.read_done(pages);
+            seq
+        };
         let status_requests = std::mem::take(&mut self.status_requests);
         // A node failed now never sends these, even if it recovers before they are durable.
         let messages = if self.failed {
@@ -531,6 +553,14 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
             self.view = view;
         }
         Ok(())
+    }
+
+    /// Hands the pages of the decided log that were read to the role (what
+    /// it answers with leaves with the next `Ready`).
+    fn read_done(&mut self, pages: Pages) {
+        for (id, page) in pages {
+            self.role.on_read(id, page);
+        }
     }
 
     /// Sends what waited on the batches up to `durable`, in order.

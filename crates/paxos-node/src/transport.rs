@@ -94,6 +94,45 @@ impl AddressBook {
     }
 
     /// True if `node` is a member of the cluster.
+    /// Sets where member `node` listens (`host:port`): a member of a
+    /// configuration the log decided, or a node being added. An address that
+    /// changed replaces the old one.
+    pub fn set_member(&mut self, node: Node, spec: &str) {
+        if self.entries.get(&node).is_some_and(|e| e.spec == spec) {
+            return;
+        }
+        let literal = spec.parse::<SocketAddr>().ok().map(normalize);
+        info!(peer = %node, addr = %spec, "a member's address");
+        self.entries.insert(
+            node,
+            Entry {
+                spec: spec.to_owned(),
+                literal: literal.is_some(),
+                addrs: literal.into_iter().collect(),
+                resolving: false,
+                last_attempt: None,
+            },
+        );
+        if literal.is_none() {
+            self.request_resolve(node, Instant::now());
+        }
+    }
+
+    /// Records `src` as the address of `node`, which we had no address for,
+    /// from a datagram signed with the peer key (a member we do not know of
+    /// yet: it was added after what we know of the configuration).
+    pub fn learn(&mut self, node: Node, src: SocketAddr) {
+        if self.entries.contains_key(&node) {
+            return;
+        }
+        let src = normalize(src);
+        info!(peer = %node, addr = %src, "a member we did not know of yet, by its signed datagram");
+        self.entries.insert(
+            node,
+            Entry { spec: src.to_string(), literal: true, addrs: vec![src], resolving: false, last_attempt: None },
+        );
+    }
+
     pub fn is_member(&self, node: Node) -> bool {
         self.entries.contains_key(&node)
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use paxos_client::config::Role;
 use paxos_proto::{
     encode, Accept, AcceptEntry, Ballot, CatchUpReply, ClientId, ClientPropose, Command, Envelope, Heartbeat, LogRead,
-    Message, Node, NodeId, Prepare, Slot, StatusRequest, Trim, Value, MAX_COUNTER, PROTOCOL_VERSION,
+    Message, Node, NodeId, Prepare, Slot, StatusRequest, Value, MAX_COUNTER, PROTOCOL_VERSION,
 };
 use paxos_testkit::{assert_guarantees, full_log, serial, spoof_udp, Cluster};
 
@@ -57,18 +57,22 @@ async fn forged_datagrams_from_members_addresses_change_nothing() {
     let other = Node::Proposer(if leader == NodeId(1) { NodeId(2) } else { NodeId(1) });
     let ballot = before[&leader_node].ballot;
     let huge = Ballot::new(MAX_COUNTER, leader);
-    let forged_value = Value::Command(Command { client: ClientId(666), seq: 1, data: "forged".into() });
+    let forged_value = Value::Command(Command::new(ClientId(666), 1, "forged"));
     // (claimed sender, receiver, message): the table, row by row.
     let mut rows: Vec<(Node, Node, Message)> = Vec::new();
     for a in cluster.acceptors.clone() {
         let acceptor = Node::Acceptor(a);
-        rows.push((leader_node, acceptor, Message::Prepare(Prepare { ballot: huge, from: Slot(0) })));
-        rows.push((leader_node, acceptor, Message::Trim(Trim { below: Slot(1 << 40) })));
+        rows.push((leader_node, acceptor, Message::Prepare(Prepare { ballot: huge, from: Slot(0), epoch: None })));
         let next = before[&leader_node].decided;
+        rows.push((leader_node, acceptor, Message::Accept(Accept { ballot, entries: vec![], commit: Slot(1 << 40) })));
         rows.push((
             leader_node,
             acceptor,
-            Message::Accept(Accept { ballot, entries: vec![AcceptEntry { slot: next, value: forged_value.clone() }] }),
+            Message::Accept(Accept {
+                ballot,
+                entries: vec![AcceptEntry { slot: next, value: forged_value.clone() }],
+                commit: next,
+            }),
         ));
         rows.push((
             leader_node,
@@ -76,6 +80,7 @@ async fn forged_datagrams_from_members_addresses_change_nothing() {
             Message::Accept(Accept {
                 ballot,
                 entries: vec![AcceptEntry { slot: Slot(MAX_COUNTER - 1), value: Value::Noop }],
+                commit: Slot(0),
             }),
         ));
     }
@@ -170,7 +175,7 @@ async fn no_answer_to_an_unproven_address_is_larger_than_its_request() {
         envelope(
             me,
             Node::Proposer(leader),
-            Message::LogRead(LogRead { req, from: Slot(0), limit: u32::MAX, cookie: None }),
+            Message::LogRead(LogRead { req, from: Slot(0), limit: u32::MAX, linearizable: false, cookie: None }),
         )
     };
     let propose = |seq: u64, value: &str, to: NodeId| {
@@ -242,7 +247,8 @@ async fn with_a_client_key_unsigned_requests_are_forged() {
     cluster.start_all();
     let leader = cluster.wait_ready().await;
     let mut client = cluster.client().await;
-    assert_eq!(client.propose("signed").await.expect("a signed request is decided"), Slot(0));
+    // Slot 0 holds the first configuration.
+    assert_eq!(client.propose("signed").await.expect("a signed request is decided"), Slot(1));
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let unsigned = envelope(
         Node::Client(ClientId(9)),
@@ -256,7 +262,8 @@ async fn with_a_client_key_unsigned_requests_are_forged() {
         })
         .await;
     let log = full_log(&mut client, leader).await;
-    assert_eq!(log.len(), 1, "only the signed value: {log:?}");
+    let values: Vec<_> = log.iter().filter_map(|e| e.value.clone()).collect();
+    assert_eq!(values, ["signed"], "only the signed value: {log:?}");
     cluster.stop_all_gracefully().await;
 }
 

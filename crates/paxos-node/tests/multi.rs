@@ -9,7 +9,7 @@ use paxos_client::client::ClientError;
 use paxos_client::config::Role;
 use paxos_client::multi::MultiClient;
 use paxos_client::net::bind_udp;
-use paxos_core::{Acceptor, AcceptorState, MemStore, Proposer, ProposerState};
+use paxos_core::{Acceptor, AcceptorConfig, AcceptorState, MemStore, Proposer, ProposerState};
 use paxos_node::runtime;
 use paxos_proto::{Node, NodeId, Slot, MAX_VALUE_BYTES};
 use paxos_testkit::Cluster;
@@ -19,13 +19,13 @@ use tokio::task::JoinHandle;
 /// Runs every member of `cluster` in this process.
 fn spawn_all(cluster: &Cluster) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
-    let proposer_ids: Vec<NodeId> = cluster.proposers.clone();
     for &id in &cluster.acceptors {
         let settings = cluster.config.settings_for(Role::Acceptor, id.0).expect("settings");
         let addr = cluster.config.member(Role::Acceptor, id.0).expect("member").addr.parse().expect("addr");
         let (socket, _) = bind_udp(addr).expect("bind");
-        let (node, store) =
-            (Acceptor::new(id, proposer_ids.clone(), AcceptorState::default()), MemStore::<AcceptorState>::default());
+        let cfg =
+            AcceptorConfig { id, genesis: cluster.config.genesis(), incarnation: u64::from(id.0), retain_slots: 0 };
+        let (node, store) = (Acceptor::new(cfg, AcceptorState::default()), MemStore::<AcceptorState>::default());
         let config = cluster.config.clone();
         tasks.push(tokio::spawn(async move {
             let (_control, rx) = mpsc::unbounded_channel();
@@ -72,7 +72,8 @@ async fn propose_all(client: &mut MultiClient, n: u64) -> Vec<(u64, Result<Slot,
 async fn many_lanes_share_one_socket_and_bundles_both_ways() {
     let cluster = Cluster::new(1, 3, "");
     let tasks = spawn_all(&cluster);
-    cluster.wait_status(Node::Proposer(NodeId(1)), "leads", |s| s.role == "leader").await;
+    let serving = |s: &paxos_proto::StatusReply| s.role == "leader" && s.epoch >= 1;
+    cluster.wait_status(Node::Proposer(NodeId(1)), "leads and serves", serving).await;
     let before = cluster.wait_status(Node::Proposer(NodeId(1)), "answers", |_| true).await;
 
     let mut client = MultiClient::new(&cluster.config, 16).expect("client");
@@ -83,7 +84,8 @@ async fn many_lanes_share_one_socket_and_bundles_both_ways() {
     let tags: BTreeSet<u64> = results.iter().map(|(t, _)| *t).collect();
     assert_eq!(tags, (0..400).collect(), "every value reported once");
     let slots: BTreeSet<Slot> = results.iter().map(|(_, r)| *r.as_ref().expect("decided")).collect();
-    assert_eq!(slots, (0..400).map(Slot).collect(), "400 values at 400 distinct slots");
+    // Slot 0 holds the first configuration.
+    assert_eq!(slots, (1..401).map(Slot).collect(), "400 values at 400 distinct slots");
 
     let after = cluster.wait_status(Node::Proposer(NodeId(1)), "answers", |_| true).await;
     let count = |s: &paxos_proto::StatusReply, k: &str| s.counters.get(k).copied().unwrap_or(0);

@@ -9,7 +9,8 @@ use paxos_client::client::ClientError;
 use paxos_client::config::Role;
 use paxos_client::net::bind_udp;
 use paxos_core::{
-    Acceptor, AcceptorOp, AcceptorState, MemStore, Proposer, ProposerOp, ProposerState, StorageError, Store,
+    Acceptor, AcceptorConfig, AcceptorOp, AcceptorState, LogPage, MemStore, Proposer, ProposerOp, ProposerState,
+    StorageError, Store,
 };
 use paxos_node::runtime::{self, Control, RunError};
 use paxos_proto::{
@@ -22,14 +23,19 @@ fn addr_of(cluster: &Cluster, role: Role, id: u32) -> std::net::SocketAddr {
     cluster.config.member(role, id).expect("member").addr.parse().expect("a literal address")
 }
 
+/// Acceptor `id` of `cluster`, new.
+fn acceptor(cluster: &Cluster, id: u32) -> Acceptor {
+    let cfg = AcceptorConfig { id: NodeId(id), genesis: cluster.config.genesis(), incarnation: 7, retain_slots: 0 };
+    Acceptor::new(cfg, AcceptorState::default())
+}
+
 #[tokio::test]
 async fn run_serves_fails_recovers_and_stops_on_shutdown() {
     let cluster = Cluster::new(1, 1, "");
     let settings = cluster.config.settings_for(Role::Proposer, 1).expect("settings");
 
     let (acceptor_socket, _) = bind_udp(addr_of(&cluster, Role::Acceptor, 1)).expect("bind");
-    let (acceptor, acceptor_store) =
-        (Acceptor::new(NodeId(1), vec![NodeId(1)], AcceptorState::default()), MemStore::<AcceptorState>::default());
+    let (acceptor, acceptor_store) = (acceptor(&cluster, 1), MemStore::<AcceptorState>::default());
     let (acceptor_control, acceptor_rx) = mpsc::unbounded_channel();
     let (stop_acceptor, acceptor_stopped) = oneshot::channel::<()>();
     let config = cluster.config.clone();
@@ -57,11 +63,13 @@ async fn run_serves_fails_recovers_and_stops_on_shutdown() {
     });
 
     let mut client = cluster.client().await;
+    // Slot 0 holds the first configuration (the members, pinned).
     for i in 0..5u64 {
-        assert_eq!(client.propose(format!("v{i}")).await.expect("decided"), Slot(i));
+        assert_eq!(client.propose(format!("v{i}")).await.expect("decided"), Slot(i + 1));
     }
     let log = client.read_log(NodeId(1), Slot(0)).await.expect("log");
-    assert_eq!(log.len(), 5);
+    assert_eq!(log.len(), 6);
+    assert_eq!(log[0].value, None, "the configuration shows as a no-op");
 
     // Failed: status still answers (and says so); proposals are not decided.
     acceptor_control.send(Control::Fail).expect("send");
@@ -95,6 +103,10 @@ impl Store for FailingStore {
         self.applies += 1;
         Err(StorageError::Io("injected: no space left on device".into()))
     }
+
+    fn read(&mut self, from: Slot, _: usize, _: usize) -> Result<LogPage, StorageError> {
+        Ok(LogPage { start: from, from, entries: Vec::new() })
+    }
 }
 
 /// The promise a prepare asks for cannot be written: the loop stops with the
@@ -104,8 +116,7 @@ async fn storage_failure_stops_the_node_before_it_answers() {
     let cluster = Cluster::without_auth(1, 1, "");
     let settings = cluster.config.settings_for(Role::Acceptor, 1).expect("settings");
     let (socket, _) = bind_udp(addr_of(&cluster, Role::Acceptor, 1)).expect("bind");
-    let (acceptor, acceptor_store) =
-        (Acceptor::new(NodeId(1), vec![NodeId(1)], AcceptorState::default()), FailingStore::default());
+    let (acceptor, acceptor_store) = (acceptor(&cluster, 1), FailingStore::default());
     let (_control, rx) = mpsc::unbounded_channel();
     let config = cluster.config.clone();
     let task = tokio::spawn(async move {
@@ -119,7 +130,7 @@ async fn storage_failure_stops_the_node_before_it_answers() {
         cluster: cluster.config.cluster.clone(),
         from: Node::Proposer(NodeId(1)),
         to: Node::Acceptor(NodeId(1)),
-        msg: Message::Prepare(Prepare { ballot: Ballot::new(1, NodeId(1)), from: Slot(0) }),
+        msg: Message::Prepare(Prepare { ballot: Ballot::new(1, NodeId(1)), from: Slot(0), epoch: None }),
     };
     let mut buf = Vec::new();
     encode(&env, &mut buf).expect("encode");
@@ -145,8 +156,7 @@ async fn oversized_datagram_is_dropped_as_too_large() {
         eprintln!("skipped: no IPv6 loopback here");
         return;
     };
-    let (acceptor, acceptor_store) =
-        (Acceptor::new(NodeId(1), vec![NodeId(1)], AcceptorState::default()), MemStore::<AcceptorState>::default());
+    let (acceptor, acceptor_store) = (acceptor(&cluster, 1), MemStore::<AcceptorState>::default());
     let (_control, rx) = mpsc::unbounded_channel();
     let config = cluster.config.clone();
     let task = tokio::spawn(async move {
@@ -178,6 +188,10 @@ impl Store for FailingProposerStore {
 
     fn apply(&mut self, _ops: &[ProposerOp]) -> Result<(), StorageError> {
         Err(StorageError::Io("injected: no space left on device".into()))
+    }
+
+    fn read(&mut self, from: Slot, _: usize, _: usize) -> Result<LogPage, StorageError> {
+        Ok(LogPage { start: from, from, entries: Vec::new() })
     }
 }
 
@@ -224,7 +238,14 @@ async fn proposer_storage_failure_stops_it_before_it_prepares() {
                                 cluster: cluster.config.cluster.clone(),
                                 from: Node::Acceptor(NodeId(1)),
                                 to: Node::Proposer(NodeId(1)),
-                                msg: Message::ProbeReply(ProbeReply { nonce, promised: Ballot::default() }),
+                                msg: Message::ProbeReply(ProbeReply {
+                                    nonce,
+                                    promised: Ballot::default(),
+                                    decided: Slot(0),
+                                    incarnation: 7,
+                                    epoch: 0,
+                                    joining: false,
+                                }),
                             };
                             let mut out = Vec::new();
                             encode(&reply, &mut out).expect("encode");
@@ -255,12 +276,18 @@ impl Store for GatedStore {
     }
 
     fn apply(&mut self, ops: &[ProposerOp]) -> Result<(), StorageError> {
-        if ops.iter().any(|op| matches!(op, ProposerOp::Learn { .. })) {
+        // Client values only: the first configuration goes through, or the leader never serves.
+        let command = |op: &ProposerOp| matches!(op, ProposerOp::Learn { value: paxos_proto::Value::Command(_), .. });
+        if ops.iter().any(command) {
             self.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             // Blocks until the test sends a permit or drops the sender.
             let _ = self.gate.recv();
         }
         self.inner.apply(ops)
+    }
+
+    fn read(&mut self, from: Slot, limit: usize, max_bytes: usize) -> Result<LogPage, StorageError> {
+        self.inner.read(from, limit, max_bytes)
     }
 }
 
@@ -276,8 +303,7 @@ async fn leader_answers_clients_while_its_own_write_is_in_progress() {
     let settings = cluster.config.settings_for(Role::Proposer, 1).expect("settings");
 
     let (acceptor_socket, _) = bind_udp(addr_of(&cluster, Role::Acceptor, 1)).expect("bind");
-    let (acceptor, acceptor_store) =
-        (Acceptor::new(NodeId(1), vec![NodeId(1)], AcceptorState::default()), MemStore::<AcceptorState>::default());
+    let (acceptor, acceptor_store) = (acceptor(&cluster, 1), MemStore::<AcceptorState>::default());
     let (_acceptor_control, acceptor_rx) = mpsc::unbounded_channel();
     let config = cluster.config.clone();
     let s = settings.clone();
@@ -300,7 +326,8 @@ async fn leader_answers_clients_while_its_own_write_is_in_progress() {
 
     let mut client = cluster.client().await;
     for i in 0..3u64 {
-        assert_eq!(client.propose(format!("v{i}")).await.expect("decided while the log write hangs"), Slot(i));
+        let slot = client.propose(format!("v{i}")).await.expect("decided while the log write hangs");
+        assert_eq!(slot, Slot(i + 1), "after the first configuration");
     }
 
     // A status answer rests on the proposer's writes: it waits for them.
@@ -314,7 +341,7 @@ async fn leader_answers_clients_while_its_own_write_is_in_progress() {
     drop(gate_tx);
     asker.set_timeout(Duration::from_secs(5));
     let status = asker.status(Node::Proposer(NodeId(1))).await.expect("answered once the writes are done");
-    assert_eq!(status.decided, Slot(3));
+    assert_eq!(status.decided, Slot(4));
     proposer_task.abort();
     acceptor_task.abort();
 }

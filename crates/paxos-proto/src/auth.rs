@@ -27,7 +27,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use thiserror::Error;
 
-use crate::Node;
+use crate::{Message, Node};
 
 /// What a signed datagram's MAC starts with: version 1, HMAC-SHA256.
 pub const MAC_TAG: &[u8; 3] = b"#m1";
@@ -211,21 +211,33 @@ pub struct Policy {
     pub clients: bool,
 }
 
-/// Whether an envelope that claims to come from `claimed` may be believed,
-/// given who signed its datagram: the one rule every receiver applies.
+/// Whether an envelope that claims to come from `claimed` and carries `msg`
+/// may be believed, given who signed its datagram: the one rule every receiver applies.
+///
+/// Requests that change the cluster (membership, restore, a leadership
+/// transfer) are an operator's: with peer keys, they must be signed with
+/// one, whoever sends them (`paxosctl` signs them with the cluster file's peer key).
 ///
 /// # Errors
 /// Why not, for the drop counter's log line.
-pub fn admit(claimed: Node, signer: Signer, policy: Policy) -> Result<(), &'static str> {
+pub fn admit(claimed: Node, msg: &Message, signer: Signer, policy: Policy) -> Result<(), &'static str> {
     match claimed {
         Node::Proposer(_) | Node::Acceptor(_) if policy.peers && signer != Signer::Peer => {
             Err("claims to be a member but is not signed with a peer key")
+        }
+        Node::Client(_) if policy.peers && is_admin(msg) && signer != Signer::Peer => {
+            Err("an operator's request that is not signed with a peer key")
         }
         Node::Client(_) if policy.clients && signer == Signer::Unsigned => {
             Err("a client request that is not signed with a client key")
         }
         _ => Ok(()),
     }
+}
+
+/// True for the requests that change the cluster: only an operator (a peer key holder) may send them.
+pub fn is_admin(msg: &Message) -> bool {
+    matches!(msg, Message::MemberRequest(_) | Message::RestoreRequest(_) | Message::TransferRequest(_))
 }
 
 /// A new key as `paxosctl keygen` prints it: [`KEY_BYTES`] bytes as hex.
@@ -364,13 +376,22 @@ mod tests {
         let on = Policy { peers: true, clients: false };
         let member = Node::Acceptor(NodeId(1));
         let client = Node::Client(ClientId(7));
-        assert!(admit(member, Signer::Peer, on).is_ok());
-        assert!(admit(member, Signer::Unsigned, on).is_err());
-        assert!(admit(member, Signer::Client, on).is_err(), "a client key does not make a member");
-        assert!(admit(client, Signer::Unsigned, on).is_ok());
+        let msg = Message::Probe(crate::Probe { nonce: 1, decided: crate::Slot(0) });
+        let admin = Message::MemberRequest(crate::MemberRequest { req: 1, op: crate::MemberOp::List });
+        assert!(admit(member, &msg, Signer::Peer, on).is_ok());
+        assert!(admit(member, &msg, Signer::Unsigned, on).is_err());
+        assert!(admit(member, &msg, Signer::Client, on).is_err(), "a client key does not make a member");
+        assert!(admit(client, &msg, Signer::Unsigned, on).is_ok());
+        assert!(admit(client, &admin, Signer::Unsigned, on).is_err(), "an operator's request needs the peer key");
+        assert!(admit(client, &admin, Signer::Client, on).is_err(), "a client key is not enough for it");
+        assert!(admit(client, &admin, Signer::Peer, on).is_ok());
         let strict = Policy { peers: true, clients: true };
-        assert!(admit(client, Signer::Unsigned, strict).is_err());
-        assert!(admit(client, Signer::Client, strict).is_ok());
-        assert!(admit(member, Signer::Unsigned, Policy::default()).is_ok(), "without [auth] the address check is all");
+        assert!(admit(client, &msg, Signer::Unsigned, strict).is_err());
+        assert!(admit(client, &msg, Signer::Client, strict).is_ok());
+        assert!(
+            admit(member, &msg, Signer::Unsigned, Policy::default()).is_ok(),
+            "without [auth] the address check is all"
+        );
+        assert!(admit(client, &admin, Signer::Unsigned, Policy::default()).is_ok());
     }
 }

@@ -245,6 +245,7 @@ fn validate(msg: &Message) -> Result<(), DecodeError> {
     let value_ok = |v: &crate::Value| match v {
         crate::Value::Noop => true,
         crate::Value::Command(c) => c.data.len() <= MAX_VALUE_BYTES,
+        crate::Value::Config(c) => config_ok(c),
     };
     // Slots and rounds near u64::MAX would overflow `+ 1` in the roles, and a
     // forged huge round would fence out every proposer for good.
@@ -253,7 +254,10 @@ fn validate(msg: &Message) -> Result<(), DecodeError> {
     // Client numbers stay below 2^53, so that every JSON parser reads them exactly.
     let number_ok = |n: u64| n <= MAX_CLIENT_NUMBER;
     let (counters_ok, values_ok) = match msg {
-        Message::Prepare(p) => (ballot_ok(&p.ballot) && slot_ok(&p.from), true),
+        Message::Prepare(p) => (
+            ballot_ok(&p.ballot) && slot_ok(&p.from) && p.epoch.as_ref().is_none_or(|e| slot_ok(&e.start)),
+            p.epoch.as_ref().is_none_or(|e| config_ok(&e.config) && e.config.epoch == p.ballot.epoch),
+        ),
         Message::Promise(p) => {
             if p.to < p.from {
                 return Err(DecodeError::Invalid("promise page ends before it starts"));
@@ -262,19 +266,18 @@ fn validate(msg: &Message) -> Result<(), DecodeError> {
                 return Err(DecodeError::Invalid("promise entry outside its page or above its ballot"));
             }
             (
-                ballot_ok(&p.ballot) && slot_ok(&p.to) && slot_ok(&p.trimmed_below),
+                ballot_ok(&p.ballot) && slot_ok(&p.to) && slot_ok(&p.decided),
                 p.entries.iter().all(|e| value_ok(&e.value)),
             )
         }
         Message::Nack(n) => (ballot_ok(&n.ballot) && ballot_ok(&n.promised), true),
-        Message::ProbeReply(r) => (ballot_ok(&r.promised), true),
+        Message::ProbeReply(r) => (ballot_ok(&r.promised) && slot_ok(&r.decided), true),
         Message::Accept(a) => (
-            ballot_ok(&a.ballot) && a.entries.iter().all(|e| slot_ok(&e.slot)),
+            ballot_ok(&a.ballot) && slot_ok(&a.commit) && a.entries.iter().all(|e| slot_ok(&e.slot)),
             a.entries.iter().all(|e| value_ok(&e.value)),
         ),
         Message::Accepted(a) => (ballot_ok(&a.ballot) && a.slots.iter().all(slot_ok), true),
         Message::Heartbeat(h) => (ballot_ok(&h.ballot) && slot_ok(&h.decided) && slot_ok(&h.known), true),
-        Message::Trim(t) => (slot_ok(&t.below), true),
         Message::CatchUp(c) => (slot_ok(&c.from), true),
         Message::CatchUpReply(r) => {
             let end = r.from.0.checked_add(r.entries.len() as u64);
@@ -282,9 +285,10 @@ fn validate(msg: &Message) -> Result<(), DecodeError> {
         }
         Message::ClientReply(r) => (slot_ok(&r.slot) && number_ok(r.seq), true),
         Message::LogRead(r) => (slot_ok(&r.from) && number_ok(r.req), true),
-        Message::LogReply(r) => {
-            (slot_ok(&r.decided) && number_ok(r.req) && r.entries.iter().all(|e| slot_ok(&e.slot)), true)
-        }
+        Message::LogReply(r) => (
+            slot_ok(&r.decided) && slot_ok(&r.start) && number_ok(r.req) && r.entries.iter().all(|e| slot_ok(&e.slot)),
+            true,
+        ),
         Message::StatusReply(r) => (ballot_ok(&r.ballot) && slot_ok(&r.decided) && number_ok(r.req), true),
         // Oversized client values pass: the proposer answers them with an
         // error, and the datagram limit still bounds them.
@@ -293,7 +297,20 @@ fn validate(msg: &Message) -> Result<(), DecodeError> {
         Message::ClientError(m) => (number_ok(m.seq), true),
         Message::StatusRequest(m) => (number_ok(m.req), true),
         Message::Cookie(m) => (number_ok(m.req), true),
-        Message::Probe(_) => (true, true),
+        Message::MemberRequest(m) => (number_ok(m.req), true),
+        Message::MemberReply(m) => (number_ok(m.req), m.config.as_ref().is_none_or(config_ok)),
+        Message::RestoreRequest(m) => {
+            let end = m.from.0.checked_add(m.entries.len() as u64);
+            (
+                number_ok(m.req) && end.is_some_and(|e| e <= MAX_COUNTER),
+                m.entries.iter().flatten().all(|v| v.len() <= MAX_VALUE_BYTES),
+            )
+        }
+        Message::RestoreReply(m) => (number_ok(m.req) && slot_ok(&m.end), true),
+        Message::TransferRequest(m) => (number_ok(m.req), true),
+        Message::TransferReply(m) => (number_ok(m.req), true),
+        Message::TimeoutNow(m) => (ballot_ok(&m.ballot), true),
+        Message::Probe(p) => (slot_ok(&p.decided), true),
     };
     if !counters_ok {
         return Err(DecodeError::Invalid("slot or round beyond MAX_COUNTER, or a client number of 2^53 or more"));
@@ -302,6 +319,23 @@ fn validate(msg: &Message) -> Result<(), DecodeError> {
         return Err(DecodeError::Invalid("value too large"));
     }
     Ok(())
+}
+
+/// A configuration every honest node could have decided: at least one
+/// proposer and one acceptor, at most 64 acceptors, no id twice per role,
+/// no incarnation on a proposer.
+fn config_ok(c: &crate::Config) -> bool {
+    let distinct = |ms: &[crate::Member]| {
+        let mut ids: Vec<u32> = ms.iter().map(|m| m.id.0).collect();
+        ids.sort_unstable();
+        ids.windows(2).all(|w| w[0] != w[1])
+    };
+    !c.proposers.is_empty()
+        && !c.acceptors.is_empty()
+        && c.acceptors.len() <= 64
+        && distinct(&c.acceptors)
+        && distinct(&c.proposers)
+        && c.proposers.iter().all(|p| p.incarnation.is_none())
 }
 
 /// The length of `s` once written as a JSON string, quotes included.

@@ -17,7 +17,7 @@
 //!    |                     |<-----------------------------|-------------------->|
 //!    |  ClientReply(slot)  |  (majority: decided)         |   (learns too)      |
 //!    |<--------------------|                              |                     |
-//!    |                     |  Heartbeat / Trim / CatchUp between proposers      |
+//!    |                     |  Heartbeat, CatchUp between proposers (and from acceptors) |
 //! ```
 //!
 //! With `[auth]`, a datagram ends with a MAC over its bytes ([`auth`]).
@@ -43,7 +43,7 @@ pub use messages::*;
 pub use types::*;
 
 /// The protocol version this build speaks; any other is dropped on decode.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The largest datagram we send or accept: the largest UDP payload over IPv4.
 pub const MAX_DATAGRAM_BYTES: usize = 65_507;

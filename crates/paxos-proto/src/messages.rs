@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Ballot, Node, NodeId, Slot, Value};
+use crate::{Ballot, Config, Node, NodeId, Slot, Value};
 
 /// One datagram: who sends what to whom, in which cluster and protocol version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,8 +41,6 @@ pub enum Message {
     Accepted(Accepted),
     /// Proposer to proposer: liveness, leadership and learning progress.
     Heartbeat(Heartbeat),
-    /// Leader to acceptor: every proposer has learned the slots below this one.
-    Trim(Trim),
     /// Proposer to proposer: send me your decided entries from this slot on.
     CatchUp(CatchUp),
     /// Proposer to proposer: decided entries, in order.
@@ -65,6 +63,20 @@ pub enum Message {
     StatusReply(StatusReply),
     /// Node to client: ask again with this cookie (the sender's address is not validated yet).
     Cookie(Cookie),
+    /// Client to proposer: list, add or remove members.
+    MemberRequest(MemberRequest),
+    /// Proposer to client: the configuration after the change, or why not.
+    MemberReply(MemberReply),
+    /// Client to proposer: append these entries, exactly, from this slot (restore from a backup).
+    RestoreRequest(RestoreRequest),
+    /// Proposer to client: the log now ends here.
+    RestoreReply(RestoreReply),
+    /// Client to leader: hand leadership to another proposer.
+    TransferRequest(TransferRequest),
+    /// Proposer to client: the transfer is done, or why not.
+    TransferReply(TransferReply),
+    /// Leader to proposer: campaign now, without waiting (a leadership transfer).
+    TimeoutNow(TimeoutNow),
 }
 
 impl Message {
@@ -79,7 +91,6 @@ impl Message {
             Message::Accept(_) => "accept",
             Message::Accepted(_) => "accepted",
             Message::Heartbeat(_) => "heartbeat",
-            Message::Trim(_) => "trim",
             Message::CatchUp(_) => "catch_up",
             Message::CatchUpReply(_) => "catch_up_reply",
             Message::ClientPropose(_) => "client_propose",
@@ -91,6 +102,13 @@ impl Message {
             Message::StatusRequest(_) => "status_request",
             Message::StatusReply(_) => "status_reply",
             Message::Cookie(_) => "cookie",
+            Message::MemberRequest(_) => "member_request",
+            Message::MemberReply(_) => "member_reply",
+            Message::RestoreRequest(_) => "restore_request",
+            Message::RestoreReply(_) => "restore_reply",
+            Message::TransferRequest(_) => "transfer_request",
+            Message::TransferReply(_) => "transfer_reply",
+            Message::TimeoutNow(_) => "timeout_now",
         }
     }
 }
@@ -102,6 +120,20 @@ pub struct Prepare {
     pub ballot: Ballot,
     /// The first slot the promise covers; also where the reply's page starts.
     pub from: Slot,
+    /// The configuration of the ballot's epoch and where that epoch starts
+    /// in the log (from epoch 1 on): an acceptor learns from it whether it
+    /// is a member, with which incarnation, and which slots are the epoch's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<Epoch>,
+}
+
+/// A configuration epoch: its members, and its first slot.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Epoch {
+    /// The first slot of the epoch: one past the stop sign that decided its configuration.
+    pub start: Slot,
+    /// The configuration (its `epoch` is the epoch's number).
+    pub config: Config,
 }
 
 /// Phase 1b: a promise for `ballot`, with one page of what the acceptor accepted.
@@ -120,8 +152,12 @@ pub struct Promise {
     pub to: Slot,
     /// True when the acceptor accepted nothing at or above `to`.
     pub done: bool,
-    /// The acceptor has trimmed (forgotten) every slot below this one: all proposers had learned them.
-    pub trimmed_below: Slot,
+    /// Every slot below this one is decided, and the acceptor holds its value
+    /// in its decided log (which a proposer can catch up from).
+    pub decided: Slot,
+    /// The acceptor's incarnation (see [`crate::Member`]).
+    #[serde(default)]
+    pub incarnation: u64,
     /// For each slot in `[from, to)` that the acceptor accepted: the highest ballot it accepted there and the value.
     pub entries: Vec<PromiseEntry>,
 }
@@ -137,13 +173,35 @@ pub struct PromiseEntry {
     pub value: Value,
 }
 
-/// A refusal: the acceptor has promised a higher ballot than the one asked for.
+/// A refusal of a prepare or an accept.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Nack {
     /// The ballot that was refused.
     pub ballot: Ballot,
-    /// The higher ballot the acceptor has promised.
+    /// The highest ballot the acceptor has promised.
     pub promised: Ballot,
+    /// Why: a higher promise, or an epoch the acceptor knows nothing of yet.
+    #[serde(default, skip_serializing_if = "NackReason::is_promised")]
+    pub reason: NackReason,
+}
+
+/// Why an acceptor refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NackReason {
+    /// It promised a higher ballot.
+    #[default]
+    Promised,
+    /// The ballot's epoch is one it has not joined: send it the epoch's prepare.
+    UnknownEpoch,
+    /// It is no voting member of the ballot's epoch (another incarnation, or not a member).
+    NotMember,
+}
+
+impl NackReason {
+    fn is_promised(&self) -> bool {
+        *self == NackReason::Promised
+    }
 }
 
 /// Asked by a proposer when it starts, before it may campaign.
@@ -156,6 +214,10 @@ pub struct Nack {
 pub struct Probe {
     /// Chosen anew at every start of the proposer; echoed in the reply.
     pub nonce: u64,
+    /// The sender's decided prefix: an acceptor that is rebuilding its
+    /// decided log copies up to there from the sender.
+    #[serde(default)]
+    pub decided: Slot,
 }
 
 /// The answer to a probe. Changes nothing at the acceptor.
@@ -165,6 +227,19 @@ pub struct ProbeReply {
     pub nonce: u64,
     /// The highest ballot the acceptor promised.
     pub promised: Ballot,
+    /// Every slot below this one is decided and in the acceptor's decided log.
+    #[serde(default)]
+    pub decided: Slot,
+    /// The acceptor's incarnation.
+    #[serde(default)]
+    pub incarnation: u64,
+    /// The latest epoch the acceptor joined.
+    #[serde(default)]
+    pub epoch: u32,
+    /// True while it cannot vote: it lost its state, or is not (yet) a member
+    /// with its incarnation, and waits to be let in.
+    #[serde(default)]
+    pub joining: bool,
 }
 
 /// Phase 2a for one or many slots.
@@ -174,6 +249,11 @@ pub struct Accept {
     pub ballot: Ballot,
     /// The values proposed, one per slot.
     pub entries: Vec<AcceptEntry>,
+    /// Every slot below this one is decided (the leader's decided prefix):
+    /// an acceptor moves what it accepted there under this ballot into its
+    /// decided log, and fetches the rest.
+    #[serde(default)]
+    pub commit: Slot,
 }
 
 /// One slot of an accept.
@@ -207,14 +287,8 @@ pub struct Heartbeat {
     pub known: Slot,
 }
 
-/// Every proposer has learned every slot below `below`; the acceptor may forget them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Trim {
-    /// The first slot to keep.
-    pub below: Slot,
-}
-
-/// A learner asks a peer for the decided entries it lacks.
+/// A learner (a proposer, or an acceptor filling its decided log) asks a
+/// proposer or an acceptor for the decided entries it lacks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CatchUp {
     /// The first slot wanted.
@@ -261,6 +335,124 @@ pub struct ClientRedirect {
     pub leader: Option<NodeId>,
 }
 
+/// A change of membership, or none.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberOp {
+    /// The current configuration.
+    List,
+    /// A new member; an acceptor votes once it started and caught up.
+    Add {
+        /// `acceptor` or `proposer`.
+        role: MemberRole,
+        /// Its id within its role.
+        id: NodeId,
+        /// Where it listens.
+        addr: String,
+    },
+    /// A member leaves.
+    Remove {
+        /// `acceptor` or `proposer`.
+        role: MemberRole,
+        /// Its id within its role.
+        id: NodeId,
+    },
+}
+
+/// The two roles of members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberRole {
+    /// A proposer.
+    Proposer,
+    /// An acceptor.
+    Acceptor,
+}
+
+/// Client to proposer: membership (answered by the leader; others redirect).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRequest {
+    /// Echoed in the reply.
+    pub req: u64,
+    /// What to do.
+    pub op: MemberOp,
+}
+
+/// Proposer to client: the configuration in force once the change is
+/// decided, or why it was refused; or, from a proposer that does not lead,
+/// the leader to ask.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberReply {
+    /// The request answered.
+    pub req: u64,
+    /// The configuration in force (after the change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Config>,
+    /// Why the change was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Not the leader: ask this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<NodeId>,
+}
+
+/// Client to leader: append `entries` at `from`, `from + 1`, ... exactly as
+/// given (a value, or `None` for a no-op): how a backup is restored into an
+/// empty cluster. Accepted only where the log ends at `from`; answered once
+/// they are decided.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreRequest {
+    /// Echoed in the reply.
+    pub req: u64,
+    /// The slot of the first entry.
+    pub from: Slot,
+    /// The entries.
+    pub entries: Vec<Option<String>>,
+}
+
+/// Proposer to client: where the log ends now, or why not.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreReply {
+    /// The request answered.
+    pub req: u64,
+    /// One past the last slot of the log.
+    pub end: Slot,
+    /// Why the entries were not appended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Not the leader: ask this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<NodeId>,
+}
+
+/// Client to leader: hand leadership to proposer `to`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferRequest {
+    /// Echoed in the reply.
+    pub req: u64,
+    /// The proposer that should lead.
+    pub to: NodeId,
+}
+
+/// Proposer to client: who leads after the transfer, or why not.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferReply {
+    /// The request answered.
+    pub req: u64,
+    /// The leader as far as the sender knows.
+    pub leader: Option<NodeId>,
+    /// Why the transfer was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Leader to proposer: campaign at once; the leader steps down for you.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutNow {
+    /// The sender's ballot: the campaign goes above it.
+    pub ballot: Ballot,
+}
+
 /// Why a request was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -291,6 +483,11 @@ pub struct LogRead {
     pub from: Slot,
     /// At most this many entries (the reply also stops at the datagram limit).
     pub limit: u32,
+    /// Linearizable: the leader confirms its leadership with a majority of
+    /// acceptors first and answers with every entry decided before the read
+    /// arrived (others redirect); false reads the receiver's own copy.
+    #[serde(default)]
+    pub linearizable: bool,
     /// The cookie this node gave the client's address, if it has one (see [`Cookie`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cookie: Option<String>,
@@ -314,6 +511,15 @@ pub struct LogReply {
     pub entries: Vec<LogEntry>,
     /// The first slot the sender has not learned.
     pub decided: Slot,
+    /// The first slot the sender still holds: retention deleted every one below.
+    #[serde(default)]
+    pub start: Slot,
+    /// A linearizable read that this proposer cannot answer: the leader to ask, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<NodeId>,
+    /// True when the entries answer a linearizable read.
+    #[serde(default)]
+    pub linearizable: bool,
 }
 
 /// Ask a node for its state.
@@ -360,4 +566,12 @@ pub struct StatusReply {
     pub peers_heard: Vec<Node>,
     /// Counters: datagrams dropped by reason, fsyncs, values decided...
     pub counters: BTreeMap<String, u64>,
+    /// `up`, `rebuilding` (an acceptor that lost its state, copying the
+    /// decided log), `joining` (waiting to be let in as a member); the
+    /// runtime reports `failed` itself.
+    #[serde(default)]
+    pub state: String,
+    /// The configuration epoch the node is in.
+    #[serde(default)]
+    pub epoch: u32,
 }

@@ -22,33 +22,54 @@ pub struct Slot(pub u64);
 #[serde(transparent)]
 pub struct ClientId(pub u64);
 
-/// A proposal number: totally ordered by round first, then by proposer id.
+/// A proposal number: totally ordered by configuration epoch first, then by
+/// round, then by proposer id.
 ///
 /// The derived `Ord` compares fields in declaration order, so it agrees with
 /// `Eq` by construction. Two proposers never share a ballot because the
 /// proposer id is part of it, and one proposer never reuses a round because it
-/// persists the round before it uses it.
+/// persists the round before it uses it. Every ballot of a configuration
+/// epoch is above every ballot of the epochs before it ([`Config`]): once an
+/// acceptor promised a ballot of a new epoch, nothing of an older one can be
+/// chosen with its vote. The epoch is left out of the JSON while it is 0.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Ballot {
+    /// The configuration epoch the ballot belongs to (0: the cluster file's, before the first change).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u32,
     /// The round; a proposer that needs a new ballot picks one above every round it has seen.
     pub round: u64,
     /// The proposer that owns this ballot.
     pub proposer: NodeId,
 }
 
+fn is_zero(epoch: &u32) -> bool {
+    *epoch == 0
+}
+
 impl Ballot {
     /// The ballot below every real one; acceptors start promised to it.
-    pub const ZERO: Ballot = Ballot { round: 0, proposer: NodeId(0) };
+    pub const ZERO: Ballot = Ballot { epoch: 0, round: 0, proposer: NodeId(0) };
 
-    /// A ballot of `proposer` in `round`.
+    /// A ballot of `proposer` in `round` of epoch 0.
     pub fn new(round: u64, proposer: NodeId) -> Self {
-        Ballot { round, proposer }
+        Ballot { epoch: 0, round, proposer }
+    }
+
+    /// A ballot of `proposer` in `round` of configuration `epoch`.
+    pub fn in_epoch(epoch: u32, round: u64, proposer: NodeId) -> Self {
+        Ballot { epoch, round, proposer }
     }
 }
 
 impl fmt::Display for Ballot {
+    /// `round.proposer`, and `epoch:round.proposer` from epoch 1 on.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.round, self.proposer.0)
+        if self.epoch == 0 {
+            write!(f, "{}.{}", self.round, self.proposer.0)
+        } else {
+            write!(f, "{}:{}.{}", self.epoch, self.round, self.proposer.0)
+        }
     }
 }
 
@@ -102,6 +123,50 @@ pub struct Command {
     pub seq: u64,
     /// The value itself: UTF-8, at most [`crate::MAX_VALUE_BYTES`].
     pub data: String,
+    /// When the leader first gave it a slot, in milliseconds since the Unix
+    /// epoch by the leader's clock: the log's own clock, by which every
+    /// learner expires idle client sessions alike.
+    #[serde(default)]
+    pub at: u64,
+}
+
+impl Command {
+    /// A command of `client`'s request `seq` carrying `data`, not stamped yet.
+    pub fn new(client: ClientId, seq: u64, data: impl Into<String>) -> Command {
+        Command { client, seq, data: data.into(), at: 0 }
+    }
+}
+
+/// A member of a configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Member {
+    /// Its id within its role.
+    pub id: NodeId,
+    /// Where it listens: `host:port`.
+    pub addr: String,
+    /// An acceptor's incarnation: the random number its data dir was made
+    /// with. Only that incarnation may vote; one that lost its disk comes
+    /// back with another and must be let in again. `None`: not known yet
+    /// (the cluster file's members before the first change, and members
+    /// added that have not started); never set for a proposer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<u64>,
+}
+
+/// The members of one configuration epoch: decided in the log as a stop
+/// sign (the last slot of the epoch before), in force from the next slot on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Config {
+    /// The epoch this configuration governs; the cluster file's is 0.
+    pub epoch: u32,
+    /// The acceptors: a majority of them (of all, pinned or not) decides.
+    pub acceptors: Vec<Member>,
+    /// The proposers.
+    pub proposers: Vec<Member>,
+    /// How long a client's session lasts without a request applied, by the
+    /// log's clock (milliseconds): part of the configuration, so that every
+    /// learner expires sessions alike.
+    pub session_lifetime_ms: u64,
 }
 
 /// What a slot of the log holds.
@@ -112,6 +177,8 @@ pub enum Value {
     Noop,
     /// A client's value.
     Command(Command),
+    /// A new configuration: the last slot of its epoch's predecessor.
+    Config(Config),
 }
 
 impl Value {
@@ -119,7 +186,11 @@ impl Value {
     pub fn wire_len(&self) -> usize {
         match self {
             Value::Noop => 6,
-            Value::Command(c) => 78 + crate::json_str_len(&c.data),
+            Value::Command(c) => 110 + crate::json_str_len(&c.data),
+            Value::Config(c) => {
+                let member = |m: &Member| 80 + crate::json_str_len(&m.addr);
+                120 + c.acceptors.iter().chain(&c.proposers).map(member).sum::<usize>()
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 //! - [`Adversary::Forger`] knows every address and message kind but no key:
 //!   it forges datagrams of every kind in the name of any member or client
 //!   (the attacks of issue 11's table among them: a prepare or heartbeat at
-//!   round 2^62, a trim far ahead, an accept with the leader's ballot and a
+//!   round 2^62, an accept whose commit is far ahead, an accept with the leader's ballot and a
 //!   value nobody proposed, a catch-up reply of made-up values, an accept at
 //!   slot 2^62 - 1, reads from a victim's address). Receivers apply the one
 //!   rule of admission ([`paxos_proto::auth::admit`]) to its unsigned
@@ -19,8 +19,8 @@
 
 use paxos_proto::{
     Accept, AcceptEntry, Accepted, Ballot, CatchUp, CatchUpReply, ClientId, ClientPropose, Command, Heartbeat, LogRead,
-    Message, Nack, Node, NodeId, Prepare, ProbeReply, Promise, PromiseEntry, Slot, StatusRequest, Trim, Value,
-    MAX_COUNTER,
+    MemberOp, MemberRequest, MemberRole, Message, Nack, NackReason, Node, NodeId, Prepare, ProbeReply, Promise,
+    PromiseEntry, Slot, StatusRequest, Value, MAX_COUNTER,
 };
 
 use crate::rng::Rng;
@@ -80,11 +80,7 @@ fn pick<T: Copy>(rng: &mut Rng, items: &[T]) -> T {
 }
 
 fn bogus(rng: &mut Rng) -> Value {
-    Value::Command(Command {
-        client: ClientId(rng.range(1, 1 << 40)),
-        seq: rng.range(1, 1 << 20),
-        data: "forged".into(),
-    })
+    Value::Command(Command::new(ClientId(rng.range(1, 1 << 40)), rng.range(1, 1 << 20), "forged"))
 }
 
 /// A datagram of the forger: any kind, in anyone's name, with values from
@@ -102,7 +98,7 @@ pub fn forge(rng: &mut Rng, k: &Knowledge<'_>, next_seq: &mut u64) -> (Forged, O
     let mut proposal = None;
     let f = match rng.index(14) {
         // A prepare at round 2^62 to an acceptor, as a proposer.
-        0 => forged(proposer, acceptor, Message::Prepare(Prepare { ballot: huge, from: Slot(0) })),
+        0 => forged(proposer, acceptor, Message::Prepare(Prepare { ballot: huge, from: Slot(0), epoch: None })),
         // A heartbeat at round 2^62, or at the leader's round + 1, to a proposer.
         1 => {
             let ballot = if rng.chance(0.5) { huge } else { Ballot::new(leader_ballot.round + 1, huge.proposer) };
@@ -113,14 +109,18 @@ pub fn forge(rng: &mut Rng, k: &Knowledge<'_>, next_seq: &mut u64) -> (Forged, O
                 Message::Heartbeat(Heartbeat { ballot, leader: true, decided: far, known: far }),
             )
         }
-        // A trim far ahead of decided, as the leader.
-        2 => forged(proposer, acceptor, Message::Trim(Trim { below: Slot(k.slot.0 + rng.range(1, 1 << 30)) })),
+        // An accept of nothing whose commit is far ahead of decided, as the leader.
+        2 => {
+            let from = Node::Proposer(leader_ballot.proposer);
+            let commit = Slot(k.slot.0 + rng.range(1, 1 << 30));
+            forged(from, acceptor, Message::Accept(Accept { ballot: leader_ballot, entries: vec![], commit }))
+        }
         // An accept with the leader's ballot and a value nobody proposed.
         3 => {
             let from = Node::Proposer(leader_ballot.proposer);
             let entries = vec![AcceptEntry { slot: near, value: bogus(rng) }];
             let to = if rng.chance(0.7) { acceptor } else { proposer };
-            forged(from, to, Message::Accept(Accept { ballot: leader_ballot, entries }))
+            forged(from, to, Message::Accept(Accept { ballot: leader_ballot, entries, commit: near }))
         }
         // A catch-up reply of made-up values, to a proposer.
         4 => {
@@ -137,6 +137,7 @@ pub fn forge(rng: &mut Rng, k: &Knowledge<'_>, next_seq: &mut u64) -> (Forged, O
                 Message::Accept(Accept {
                     ballot: leader_ballot,
                     entries: vec![AcceptEntry { slot: far, value: Value::Noop }],
+                    commit: Slot(0),
                 }),
             )
         }
@@ -149,13 +150,29 @@ pub fn forge(rng: &mut Rng, k: &Knowledge<'_>, next_seq: &mut u64) -> (Forged, O
                 from: Slot(0),
                 to: near.next(),
                 done: true,
-                trimmed_below: near,
+                decided: near,
+                incarnation: rng.next_u64(),
                 entries,
             };
             forged(acceptor, proposer, Message::Promise(promise))
         }
-        8 => forged(acceptor, proposer, Message::Nack(Nack { ballot: leader_ballot, promised: huge })),
-        9 => forged(acceptor, proposer, Message::ProbeReply(ProbeReply { nonce: rng.next_u64(), promised: huge })),
+        8 => forged(
+            acceptor,
+            proposer,
+            Message::Nack(Nack { ballot: leader_ballot, promised: huge, reason: NackReason::Promised }),
+        ),
+        9 => forged(
+            acceptor,
+            proposer,
+            Message::ProbeReply(ProbeReply {
+                nonce: rng.next_u64(),
+                promised: huge,
+                decided: far,
+                incarnation: rng.next_u64(),
+                epoch: u32::MAX,
+                joining: false,
+            }),
+        ),
         10 => forged(
             proposer,
             Node::Proposer(pick(rng, k.proposers)),
@@ -165,15 +182,28 @@ pub fn forge(rng: &mut Rng, k: &Knowledge<'_>, next_seq: &mut u64) -> (Forged, O
         11 => forged(
             client,
             proposer,
-            Message::LogRead(LogRead { req: rng.next_u64() >> 11, from: Slot(0), limit: u32::MAX, cookie: None }),
+            Message::LogRead(LogRead {
+                req: rng.next_u64() >> 11,
+                from: Slot(0),
+                limit: u32::MAX,
+                linearizable: false,
+                cookie: None,
+            }),
         ),
-        12 => forged(client, acceptor, Message::StatusRequest(StatusRequest { req: 1, cookie: None })),
+        12 if rng.chance(0.5) => {
+            forged(client, acceptor, Message::StatusRequest(StatusRequest { req: 1, cookie: None }))
+        }
+        // A membership change as a client: only an operator with the peer key may ask for one.
+        12 => {
+            let op = MemberOp::Remove { role: MemberRole::Acceptor, id: pick(rng, k.acceptors) };
+            forged(client, proposer, Message::MemberRequest(MemberRequest { req: 1, op }))
+        }
         // A proposal as a client: no key is needed for that, and it is a proposal like any other.
         _ => {
             *next_seq += 1;
             let Node::Client(id) = client else { unreachable!() };
             let value = format!("adversary-{}", *next_seq);
-            proposal = Some(Command { client: id, seq: *next_seq, data: value.clone() });
+            proposal = Some(Command::new(id, *next_seq, value.clone()));
             forged(client, proposer, Message::ClientPropose(ClientPropose { seq: *next_seq, value }))
         }
     };
@@ -200,22 +230,30 @@ pub fn extreme(rng: &mut Rng, k: &Knowledge<'_>) -> Forged {
     let forged = |from, to, msg| Forged { from, to, msg };
     match rng.index(7) {
         0 => {
-            let ballot = Ballot::new(round(rng), p);
-            forged(proposer, acceptor, Message::Prepare(Prepare { ballot, from: Slot(0) }))
+            let ballot = Ballot::in_epoch(k.ballot.epoch, round(rng), p);
+            forged(proposer, acceptor, Message::Prepare(Prepare { ballot, from: Slot(0), epoch: None }))
         }
         1 => {
             // A far slot under the current ballot: refused by the slot step; a round beyond the step: refused too.
-            let ballot = if rng.chance(0.5) { k.ballot } else { Ballot::new(round(rng).max(k.ballot.round), p) };
-            let ballot = Ballot::new(ballot.round, p);
+            let ballot = if rng.chance(0.5) {
+                k.ballot
+            } else {
+                Ballot::in_epoch(k.ballot.epoch, round(rng).max(k.ballot.round), p)
+            };
+            let ballot = Ballot::in_epoch(ballot.epoch, ballot.round, p);
             let slot = far_slot(rng);
             forged(
                 proposer,
                 acceptor,
-                Message::Accept(Accept { ballot, entries: vec![AcceptEntry { slot, value: Value::Noop }] }),
+                Message::Accept(Accept {
+                    ballot,
+                    entries: vec![AcceptEntry { slot, value: Value::Noop }],
+                    commit: slot,
+                }),
             )
         }
         2 => {
-            let ballot = Ballot::new(round(rng), p);
+            let ballot = Ballot::in_epoch(k.ballot.epoch, round(rng), p);
             let to = Node::Proposer(pick(rng, k.proposers));
             forged(
                 proposer,
@@ -224,7 +262,15 @@ pub fn extreme(rng: &mut Rng, k: &Knowledge<'_>) -> Forged {
             )
         }
         3 => forged(acceptor, proposer, Message::Accepted(Accepted { ballot: k.ballot, slots: vec![far_slot(rng)] })),
-        4 => forged(acceptor, proposer, Message::Nack(Nack { ballot: k.ballot, promised: Ballot::new(round(rng), p) })),
+        4 => forged(
+            acceptor,
+            proposer,
+            Message::Nack(Nack {
+                ballot: k.ballot,
+                promised: Ballot::in_epoch(k.ballot.epoch, round(rng), p),
+                reason: NackReason::Promised,
+            }),
+        ),
         5 => {
             let from = far_slot(rng);
             let reply = CatchUpReply { from, entries: vec![Value::Noop], decided: Slot(MAX_COUNTER) };
@@ -233,7 +279,14 @@ pub fn extreme(rng: &mut Rng, k: &Knowledge<'_>) -> Forged {
         _ => forged(
             acceptor,
             proposer,
-            Message::ProbeReply(ProbeReply { nonce: rng.next_u64(), promised: Ballot::new(round(rng), p) }),
+            Message::ProbeReply(ProbeReply {
+                nonce: rng.next_u64(),
+                promised: Ballot::in_epoch(k.ballot.epoch, round(rng), p),
+                decided: far_slot(rng),
+                incarnation: rng.next_u64(),
+                epoch: 0,
+                joining: false,
+            }),
         ),
     }
 }

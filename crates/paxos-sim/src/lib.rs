@@ -11,6 +11,7 @@
 //! chance is [`rng::Rng`], and nothing in the core or here iterates a hash map
 //! where order shows. `paxos-sim --seed N` replays run `N`.
 
+pub mod admin;
 pub mod adversary;
 pub mod checks;
 pub mod client;
@@ -39,7 +40,7 @@ pub struct Outcome {
     pub stats: Stats,
     /// Slots decided.
     pub decided: u64,
-    /// Each proposer's final log (empty for a proposer that ended down).
+    /// Each member proposer's final durable log.
     pub logs: Vec<Vec<paxos_proto::Value>>,
 }
 
@@ -68,15 +69,34 @@ pub fn run_params(params: Params, verbose: bool) -> Outcome {
         world.step();
         checks::liveness::check_progress(&mut world);
     }
+    // A little longer, so that acceptors hear the last decided slots (the
+    // leader's probes carry them) before durability is checked on them.
+    // The cluster may still change meanwhile (a rebuilt acceptor let in), so
+    // it must settle again afterwards, within the liveness bound.
+    if world.settled() {
+        let quiet = world.now + world.params.liveness_ticks / 2;
+        while world.now < quiet && world.violations.is_empty() {
+            world.step();
+        }
+        let again = world.now + world.params.liveness_ticks;
+        while !world.settled() && world.now < again && world.violations.is_empty() {
+            world.step();
+        }
+    }
     checks::check_all(&mut world);
     if verbose {
         for p in world.proposers.iter().flatten() {
             println!("final state of proposer {}: {p:?}", p.id());
         }
     }
+    world.stats.member_changes = world.admin.done.len() as u64;
     world.stats.acked = world.clients.iter().flat_map(|c| &c.requests).filter(|r| r.acked.is_some()).count() as u64;
     Outcome {
-        logs: world.proposers.iter().map(|p| p.as_ref().map_or(Vec::new(), |p| p.learner().log().to_vec())).collect(),
+        logs: world
+            .member_proposers()
+            .into_iter()
+            .map(|p| world.proposer_log(p).1.into_iter().map(|(v, _)| v).collect())
+            .collect(),
         ticks: world.now,
         trace: world.trace,
         stats: world.stats.clone(),

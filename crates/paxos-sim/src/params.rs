@@ -19,12 +19,19 @@ pub enum Defect {
     /// Rounds and slots from members are believed however far they jump
     /// (no ceiling of the clock, no slot step): caught by the insider.
     Unbounded,
+    /// An acceptor that lost its disk votes at once, as the member it was.
+    Amnesia,
 }
 
 impl Defect {
     /// Every defect, for sweeps and `--help`.
-    pub const ALL: [Defect; 4] =
-        [Defect::AcceptIgnoresPromise, Defect::AdoptFromLastPromise, Defect::MinorityQuorum, Defect::Unbounded];
+    pub const ALL: [Defect; 5] = [
+        Defect::AcceptIgnoresPromise,
+        Defect::AdoptFromLastPromise,
+        Defect::MinorityQuorum,
+        Defect::Unbounded,
+        Defect::Amnesia,
+    ];
 
     /// The defect's name on the command line.
     pub fn name(self) -> &'static str {
@@ -33,6 +40,7 @@ impl Defect {
             Defect::AdoptFromLastPromise => "adopt-from-last-promise",
             Defect::MinorityQuorum => "minority-quorum",
             Defect::Unbounded => "unbounded",
+            Defect::Amnesia => "amnesia",
         }
     }
 
@@ -45,6 +53,7 @@ impl Defect {
         match self {
             Defect::AcceptIgnoresPromise => Defects::accept_ignores_promise(),
             Defect::Unbounded => Defects::unbounded(),
+            Defect::Amnesia => Defects::amnesia(),
             _ => Defects::default(),
         }
     }
@@ -54,7 +63,7 @@ impl Defect {
             Defect::AdoptFromLastPromise => Defects::adopt_from_last_promise(),
             Defect::MinorityQuorum => Defects::minority_quorum(),
             Defect::Unbounded => Defects::unbounded(),
-            Defect::AcceptIgnoresPromise => Defects::default(),
+            Defect::AcceptIgnoresPromise | Defect::Amnesia => Defects::default(),
         }
     }
 }
@@ -84,6 +93,10 @@ pub struct Overrides {
     pub defect: Option<Defect>,
     /// Pin the adversary: `Some(None)` for none, `Some(Some(a))` for `a`.
     pub adversary: Option<Option<Adversary>>,
+    /// Pin the probability that an acceptor's crash also loses its disk.
+    pub wipe_acceptor: Option<f64>,
+    /// Pin the per-tick rate of membership changes (0 for none).
+    pub member_rate: Option<f64>,
 }
 
 impl Overrides {
@@ -141,9 +154,23 @@ pub struct Params {
     pub big_values: f64,
     /// Encode every datagram with the real codec and check it round-trips within the size limit.
     pub codec_check: bool,
-    /// Probability that a crash of the highest-id proposer also wipes its disk (its data dir is lost).
-    /// Only that one: trimmed slots live on in the other proposers' logs.
+    /// Probability that a crash of a proposer also wipes its disk (its data dir is lost).
     pub wipe_proposer: f64,
+    /// Per tick, probability that every proposer crashes at once and loses its disk (fault phase).
+    pub wipe_all_proposers: f64,
+    /// Probability that a crash of an acceptor also wipes its disk, as long as
+    /// a majority of the acceptors keeps theirs (counting one that lost it as
+    /// lost until its new incarnation is let in).
+    pub wipe_acceptor: f64,
+    /// Per tick, probability that the operator starts a membership change
+    /// (add an acceptor or a proposer, remove one) when none is under way (fault phase).
+    pub member_rate: f64,
+    /// Spare acceptors (ids above the initial ones) the operator may add.
+    pub spare_acceptors: usize,
+    /// Spare proposers the operator may add.
+    pub spare_proposers: usize,
+    /// The clients' session lifetime, in milliseconds of the simulated clock (100 ticks a second).
+    pub session_lifetime_ms: u64,
     /// Per tick, the largest probability that a proposer's clock skips a tick (clocks drift apart).
     pub clock_skew: f64,
     /// Probability that a partition cuts one direction only.
@@ -205,6 +232,12 @@ impl Params {
             big_values: if big { 0.3 } else { 0.0 },
             codec_check: big,
             wipe_proposer: 0.0,
+            wipe_all_proposers: 0.0,
+            wipe_acceptor: 0.0,
+            member_rate: 0.0,
+            spare_acceptors: 2,
+            spare_proposers: 1,
+            session_lifetime_ms: paxos_core::DEFAULT_SESSION_LIFETIME_MS,
             clock_skew: 0.0,
             one_way: 0.0,
             long_delay: 0.0,
@@ -232,6 +265,17 @@ impl Params {
         p.one_way = f(&mut rng, 0.3);
         let long = rng.unit() * 0.01;
         p.long_delay = f(&mut rng, long);
+        let wipe_all = if rng.chance(0.2) { rng.unit() * 0.002 } else { 0.0 };
+        p.wipe_all_proposers = f(&mut rng, wipe_all);
+        let wipe_acceptor = if rng.chance(0.5) { rng.unit() * 0.8 } else { 0.0 };
+        p.wipe_acceptor = o.wipe_acceptor.unwrap_or(f(&mut rng, wipe_acceptor));
+        let members = if rng.chance(0.4) { rng.unit() * 0.02 } else { 0.0 };
+        p.member_rate = o.member_rate.unwrap_or(f(&mut rng, members));
+        // One run in five has sessions that expire within seconds (the clients retry for longer).
+        let lifetime = rng.range(1, 8) * 1000;
+        if rng.chance(0.2) {
+            p.session_lifetime_ms = lifetime;
+        }
         let lag = if rng.chance(0.5) { rng.range(1, 3) } else { 0 };
         p.persist_lag = if faults { lag } else { 0 };
         if !faults {
@@ -264,6 +308,7 @@ impl fmt::Display for Params {
             "seed={} proposers={} acceptors={} clients={} values_per_client={} window={} fault_ticks={} \
              drop={:.3} duplicate={:.3} max_delay={} crash_rate={:.4} fail_rate={:.4} partition_rate={:.4} \
              crash_before_persist={:.2} client_timeout={} big_values={:.1} codec_check={} wipe_proposer={:.2} \
+             wipe_all_proposers={:.4} wipe_acceptor={:.2} member_rate={:.4} session_lifetime_ms={} \
              clock_skew={:.3} one_way={:.1} long_delay={:.4} persist_lag={} liveness_ticks={} failed_acceptors={:?} defect={} \
              adversary={} adversary_rate={:.3}",
             self.seed,
@@ -284,6 +329,10 @@ impl fmt::Display for Params {
             self.big_values,
             self.codec_check,
             self.wipe_proposer,
+            self.wipe_all_proposers,
+            self.wipe_acceptor,
+            self.member_rate,
+            self.session_lifetime_ms,
             self.clock_skew,
             self.one_way,
             self.long_delay,

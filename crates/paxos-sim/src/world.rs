@@ -16,11 +16,16 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use paxos_core::{
-    Acceptor, AcceptorOp, AcceptorState, MemStore, Outgoing, Proposer, ProposerConfig, ProposerOp, ProposerState, Store,
+    Acceptor, AcceptorConfig, AcceptorOp, AcceptorState, MemStore, Membership, Outgoing, Proposer, ProposerConfig,
+    ProposerOp, ProposerState, ReadRequest, Store,
 };
 use paxos_proto::auth::{admit, Policy, Signer};
-use paxos_proto::{Ballot, ClientId, Command, Envelope, Message, Node, NodeId, Slot, Value, PROTOCOL_VERSION};
+use paxos_proto::{
+    Ballot, ClientId, Command, Config, Envelope, Member, MemberOp, MemberRole, Message, Node, NodeId, Slot, Value,
+    PROTOCOL_VERSION,
+};
 
+use crate::admin::{Admin, ADMIN_CLIENT};
 use crate::adversary::{self, Adversary, Knowledge};
 use crate::client::SimClient;
 use crate::params::Params;
@@ -53,6 +58,8 @@ struct Pending {
     writes: Writes,
     /// Sent once the writes are durable.
     messages: Vec<Outgoing>,
+    /// Reads of the decided log, served once the writes are durable.
+    reads: Vec<ReadRequest>,
     /// The tick at which the writes become durable.
     due: u64,
 }
@@ -82,6 +89,16 @@ pub struct Stats {
     pub adversary_sent: u64,
     /// Datagrams refused by the rule of admission (no valid MAC for a member's name).
     pub unauthenticated: u64,
+    /// Acceptors that lost their disk with a crash.
+    pub acceptor_wipes: u64,
+    /// Proposers that lost their disk with a crash (every one at once counts each).
+    pub proposer_wipes: u64,
+    /// Times every proposer lost its disk at once.
+    pub all_proposers_wiped: u64,
+    /// Membership changes decided (adds and removes asked by the operator).
+    pub member_changes: u64,
+    /// Configurations decided (the operator's, pinnings and rebuilds).
+    pub configs: u64,
 }
 
 /// The world of one run.
@@ -90,19 +107,28 @@ pub struct World {
     pub(crate) now: u64,
     fault_rng: Rng,
     net_rng: Rng,
+    /// Every proposer slot (the initial ones, then spares the operator may add).
     proposer_ids: Vec<NodeId>,
+    /// Every acceptor slot (the initial ones, then spares).
     acceptor_ids: Vec<NodeId>,
+    /// The cluster file's configuration: the initial members.
+    genesis: Config,
     pub(crate) proposers: Vec<Option<Proposer>>,
     pub(crate) proposer_disks: Vec<MemStore<ProposerState>>,
-    acceptors: Vec<Option<Acceptor>>,
-    acceptor_disks: Vec<MemStore<AcceptorState>>,
+    pub(crate) acceptors: Vec<Option<Acceptor>>,
+    pub(crate) acceptor_disks: Vec<MemStore<AcceptorState>>,
     pub(crate) clients: Vec<SimClient>,
-    /// Per node (proposers, then acceptors): down until this tick.
+    pub(crate) admin: Admin,
+    /// Per node (proposers, then acceptors): started at least once (spares wait to be added).
+    started: Vec<bool>,
+    /// Per node: down until this tick.
     down_until: Vec<Option<u64>>,
     /// Per node: failed until this tick (`u64::MAX` for the whole run).
     failed_until: Vec<Option<u64>>,
-    /// Per node: crash at the end of this tick.
-    crash_now: Vec<bool>,
+    /// Per node: crash at the end of this tick, and whether its disk goes too.
+    crash_now: Vec<Option<bool>>,
+    /// Per acceptor: lost its disk, and its new incarnation is not let in yet.
+    pub(crate) amnesiac: Vec<bool>,
     /// Per endpoint (nodes, then clients): its side of the partition, whether it
     /// cuts one direction only (from side `true` to side `false`), and when it heals.
     partition: Option<(Vec<bool>, bool, u64)>,
@@ -113,13 +139,16 @@ pub struct World {
     pending_sends: Vec<(Node, Node, Message)>,
     /// Per node: its batches whose writes are not durable yet, oldest first.
     unsynced: Vec<VecDeque<Pending>>,
-    /// Every value any learner ever applied, per slot: what agreement is checked against.
+    /// Every value any learner (proposer or acceptor) ever applied, per slot:
+    /// what agreement is checked against.
     pub(crate) chosen: BTreeMap<Slot, Value>,
+    /// The configurations the log decided, by epoch (epoch 0: the genesis).
+    pub(crate) configs: BTreeMap<u32, Config>,
+    /// Configurations some acceptor accepted (a stop sign on its way), by epoch.
+    proposed_configs: BTreeMap<u32, Vec<Config>>,
     /// Every accept any acceptor made durable, ever: per (slot, ballot) the value and
-    /// the acceptors (a bit each). Independent of what learners concluded.
-    pub(crate) accept_history: BTreeMap<(Slot, Ballot), (Value, u64)>,
-    /// Per proposer, how much of its log was checked against `chosen`.
-    checked: Vec<usize>,
+    /// the acceptors. Independent of what learners concluded.
+    pub(crate) accept_history: BTreeMap<(Slot, Ballot), (Value, Vec<NodeId>)>,
     /// The tick at which the network healed.
     pub(crate) healed_at: u64,
     pub(crate) violations: Vec<Violation>,
@@ -138,6 +167,9 @@ pub struct World {
 
 const FNV_PRIME: u64 = 0x100_0000_01b3;
 
+/// The tick at which the seed scenario's acceptors are failed: once the cluster is up.
+const FAIL_AT: u64 = 150;
+
 /// The simulated wall clock at tick 0, in Unix seconds (mid-2026); a tick is 10 ms.
 const SIM_EPOCH_SECS: u64 = paxos_core::ROUND_CEILING_EPOCH_SECS + 15_000_000;
 
@@ -148,9 +180,19 @@ impl World {
         let fault_rng = rng.fork();
         let net_rng = rng.fork();
         let mut client_rng = rng.fork();
-        let proposer_ids: Vec<NodeId> = (1..=params.proposers as u32).map(NodeId).collect();
-        let acceptor_ids: Vec<NodeId> = (1..=params.acceptors as u32).map(NodeId).collect();
-        let n = params.proposers + params.acceptors;
+        let (spare_p, spare_a) =
+            if params.member_rate > 0.0 { (params.spare_proposers, params.spare_acceptors) } else { (0, 0) };
+        let proposer_ids: Vec<NodeId> = (1..=(params.proposers + spare_p) as u32).map(NodeId).collect();
+        let acceptor_ids: Vec<NodeId> = (1..=(params.acceptors + spare_a) as u32).map(NodeId).collect();
+        let member = |prefix: &str, id: &NodeId| Member { id: *id, addr: format!("{prefix}-{id}"), incarnation: None };
+        let genesis = Config {
+            epoch: 0,
+            acceptors: acceptor_ids[..params.acceptors].iter().map(|id| member("acceptor", id)).collect(),
+            proposers: proposer_ids[..params.proposers].iter().map(|id| member("proposer", id)).collect(),
+            session_lifetime_ms: params.session_lifetime_ms,
+        };
+        let n = proposer_ids.len() + acceptor_ids.len();
+        let initial = &proposer_ids[..params.proposers];
         let clients = (0..params.clients)
             .map(|c| {
                 let values = (0..params.values_per_client)
@@ -174,37 +216,42 @@ impl World {
                         }
                     })
                     .collect();
-                let target = proposer_ids[client_rng.index(proposer_ids.len())];
+                let target = initial[client_rng.index(initial.len())];
                 SimClient::new(ClientId(1000 + c as u64), values, target, params.client_timeout)
             })
             .collect();
-        let tick_skip = (0..params.proposers).map(|_| client_rng.unit() * params.clock_skew).collect();
-        let mut failed_until = vec![None; n];
-        for a in &params.failed_acceptors {
-            failed_until[params.proposers + a] = Some(u64::MAX);
-        }
+        let admin = Admin::new(initial[client_rng.index(initial.len())], params.client_timeout.max(20));
+        let tick_skip = (0..proposer_ids.len()).map(|_| client_rng.unit() * params.clock_skew).collect();
+        let failed_until = vec![None; n];
+        let mut configs = BTreeMap::new();
+        configs.insert(0, genesis.clone());
         let mut world = World {
             now: 0,
             fault_rng,
             net_rng,
-            proposers: (0..params.proposers).map(|_| None).collect(),
-            proposer_disks: vec![MemStore::<ProposerState>::default(); params.proposers],
-            acceptors: (0..params.acceptors).map(|_| None).collect(),
-            acceptor_disks: vec![MemStore::<AcceptorState>::default(); params.acceptors],
+            proposers: (0..proposer_ids.len()).map(|_| None).collect(),
+            proposer_disks: vec![MemStore::<ProposerState>::default(); proposer_ids.len()],
+            acceptors: (0..acceptor_ids.len()).map(|_| None).collect(),
+            acceptor_disks: vec![MemStore::<AcceptorState>::default(); acceptor_ids.len()],
+            amnesiac: vec![false; acceptor_ids.len()],
+            started: vec![false; n],
             proposer_ids,
             acceptor_ids,
+            genesis,
             clients,
+            admin,
             down_until: vec![None; n],
             failed_until,
-            crash_now: vec![false; n],
+            crash_now: vec![None; n],
             partition: None,
             tick_skip,
             network: BTreeMap::new(),
             pending_sends: Vec::new(),
             unsynced: (0..n).map(|_| VecDeque::new()).collect(),
             chosen: BTreeMap::new(),
+            configs,
+            proposed_configs: BTreeMap::new(),
             accept_history: BTreeMap::new(),
-            checked: vec![0; params.proposers],
             healed_at: params.fault_ticks,
             violations: Vec::new(),
             trace: 0xcbf2_9ce4_8422_2325,
@@ -226,7 +273,7 @@ impl World {
     }
 
     fn start_proposer(&mut self, i: usize) {
-        let mut cfg = ProposerConfig::new(self.proposer_ids[i], self.proposer_ids.clone(), self.acceptor_ids.clone());
+        let mut cfg = ProposerConfig::with_genesis(self.proposer_ids[i], self.genesis.clone());
         cfg.window = self.params.window;
         // A new start, a new nonce for its probe (the daemons draw it at random).
         cfg.incarnation = self.fault_rng.next_u64();
@@ -235,25 +282,33 @@ impl World {
         if let Some(d) = self.params.defect {
             p = p.with_defects(d.proposer());
         }
-        self.checked[i] = self.checked[i].min(p.learner().log().len());
+        self.started[i] = true;
         self.proposers[i] = Some(p);
     }
 
-    fn start_acceptor(&mut self, i: usize) {
-        let state = self.acceptor_disks[i].load().expect("the in-memory disk loads");
-        let mut a = Acceptor::new(self.acceptor_ids[i], self.proposer_ids.clone(), state);
+    fn start_acceptor(&mut self, a: usize) {
+        let state = self.acceptor_disks[a].load().expect("the in-memory disk loads");
+        let cfg = AcceptorConfig {
+            id: self.acceptor_ids[a],
+            genesis: self.genesis.clone(),
+            incarnation: self.fault_rng.next_u64(),
+            retain_slots: 0,
+        };
+        let mut acceptor = Acceptor::new(cfg, state);
         if let Some(d) = self.params.defect {
-            a = a.with_defects(d.acceptor());
+            acceptor = acceptor.with_defects(d.acceptor());
         }
-        self.acceptors[i] = Some(a);
+        self.started[self.proposer_ids.len() + a] = true;
+        self.acceptors[a] = Some(acceptor);
     }
 
-    /// Index of a node or client among the endpoints.
+    /// Index of a node or client among the endpoints: proposers, acceptors, clients, the operator.
     fn endpoint(&self, node: Node) -> Option<usize> {
-        let (p, a) = (self.params.proposers, self.params.acceptors);
+        let (p, a) = (self.proposer_ids.len(), self.acceptor_ids.len());
         match node {
             Node::Proposer(id) => (id.0 as usize).checked_sub(1).filter(|i| *i < p),
             Node::Acceptor(id) => (id.0 as usize).checked_sub(1).filter(|i| *i < a).map(|i| p + i),
+            Node::Client(ClientId(ADMIN_CLIENT)) => Some(p + a + self.clients.len()),
             Node::Client(id) => {
                 (id.0 as usize).checked_sub(1000).filter(|i| *i < self.clients.len()).map(|i| p + a + i)
             }
@@ -261,11 +316,15 @@ impl World {
     }
 
     fn nodes(&self) -> usize {
-        self.params.proposers + self.params.acceptors
+        self.proposer_ids.len() + self.acceptor_ids.len()
+    }
+
+    fn endpoints(&self) -> usize {
+        self.nodes() + self.clients.len() + 1
     }
 
     fn is_up(&self, i: usize) -> bool {
-        i >= self.nodes() || self.down_until[i].is_none()
+        i >= self.nodes() || (self.started[i] && self.down_until[i].is_none())
     }
 
     fn is_failed(&self, i: usize) -> bool {
@@ -282,12 +341,24 @@ impl World {
         self.now < self.params.fault_ticks
     }
 
+    /// The latest configuration the log decided (the genesis before any).
+    pub fn config(&self) -> &Config {
+        self.configs.values().next_back().expect("the genesis is always there")
+    }
+
     /// Runs one tick.
     pub fn step(&mut self) {
         self.now += 1;
+        if self.now == FAIL_AT {
+            // The seed scenario's failed acceptors: failed once the cluster is up, as demo.sh does.
+            for a in self.params.failed_acceptors.clone() {
+                self.failed_until[self.proposer_ids.len() + a] = Some(u64::MAX);
+            }
+        }
         if self.faulty() {
             self.inject_faults();
             self.attack();
+            self.operate();
         } else if self.now == self.params.fault_ticks {
             self.heal();
         }
@@ -308,17 +379,25 @@ impl World {
                 }
             }
         }
+        for a in self.acceptors.iter_mut().flatten() {
+            a.tick();
+        }
         let mut out = Vec::new();
-        let proposer_ids = self.proposer_ids.clone();
+        let initial = self.proposer_ids[..self.params.proposers].to_vec();
         for (c, client) in self.clients.iter_mut().enumerate() {
-            client.tick(self.now, &proposer_ids, &mut out);
+            client.tick(self.now, &initial, &mut out);
             for (to, msg) in out.drain(..) {
                 let from = Node::Client(ClientId(1000 + c as u64));
                 self.pending_sends.push((from, to, msg));
             }
         }
+        let members: Vec<NodeId> = self.config().proposers.iter().map(|m| m.id).collect();
+        self.admin.tick(self.now, &members, &mut out);
+        for (to, msg) in out.drain(..) {
+            self.pending_sends.push((Node::Client(ClientId(ADMIN_CLIENT)), to, msg));
+        }
         self.flush();
-        self.check_agreement();
+        self.follow_rebuilds();
     }
 
     /// Draws this tick's faults.
@@ -328,8 +407,21 @@ impl World {
         if self.fault_rng.chance(self.params.crash_rate) {
             let i = self.fault_rng.index(n);
             if self.is_up(i) {
-                self.crash_now[i] = true;
+                let wipe = if i < self.proposer_ids.len() {
+                    self.fault_rng.chance(self.params.wipe_proposer)
+                } else {
+                    self.fault_rng.chance(self.params.wipe_acceptor) && self.may_wipe(i - self.proposer_ids.len())
+                };
+                self.crash_now[i] = Some(wipe);
             }
+        }
+        if self.fault_rng.chance(self.params.wipe_all_proposers) {
+            for i in 0..self.proposer_ids.len() {
+                if self.is_up(i) {
+                    self.crash_now[i] = Some(true);
+                }
+            }
+            self.stats.all_proposers_wiped += 1;
         }
         if self.fault_rng.chance(self.params.fail_rate) {
             let i = self.fault_rng.index(n);
@@ -339,8 +431,7 @@ impl World {
             }
         }
         if self.partition.is_none() && self.fault_rng.chance(self.params.partition_rate) {
-            let endpoints = n + self.clients.len();
-            let side = (0..endpoints).map(|_| self.fault_rng.chance(0.5)).collect();
+            let side = (0..self.endpoints()).map(|_| self.fault_rng.chance(0.5)).collect();
             let one_way = self.fault_rng.chance(self.params.one_way);
             let until = now + self.fault_rng.range(10, 300);
             self.partition = Some((side, one_way, until));
@@ -351,6 +442,119 @@ impl World {
         }
     }
 
+    /// Whether acceptor `a` may lose its disk now: a majority of the acceptors
+    /// of every configuration that is or may come into force (the latest
+    /// decided and the one before it, any later one an acceptor accepted, any
+    /// a leader is about to propose, the one the operator's pending removal
+    /// makes) must keep theirs,
+    /// counting one that lost it as lost until its new incarnation is let in.
+    fn may_wipe(&self, a: usize) -> bool {
+        let latest = self.config().epoch;
+        let accepted = self.proposed_configs.range(latest + 1..).flat_map(|(_, cs)| cs);
+        let asked = self.proposers.iter().flatten().filter_map(|p| p.changing_to());
+        // The operator's removal may come into force at any moment.
+        let removal = match self.admin.pending() {
+            Some(MemberOp::Remove { role: MemberRole::Acceptor, id }) => {
+                let mut smaller = self.config().clone();
+                smaller.acceptors.retain(|m| m.id != *id);
+                Some(smaller)
+            }
+            _ => None,
+        };
+        // The configuration before the latest too: until the new epoch's
+        // acceptors hold its stop sign, recovering it may take the old one's quorum.
+        let previous = self.configs.values().rev().nth(1);
+        let id = self.acceptor_ids[a];
+        let configs = std::iter::once(self.config()).chain(previous).chain(accepted).chain(asked);
+        configs.chain(removal.as_ref()).all(|config| {
+            if !config.acceptors.iter().any(|m| m.id == id) {
+                return true;
+            }
+            // Lost: wiped and not let in again, or (from epoch 1 on) not pinned with the incarnation it has.
+            let lost = config
+                .acceptors
+                .iter()
+                .filter(|m| {
+                    self.acceptor_index(m.id).is_none_or(|i| {
+                        let pinned =
+                            config.epoch == 0 || m.incarnation == Some(self.acceptor_disks[i].state.incarnation);
+                        self.amnesiac[i] || i == a || !pinned
+                    })
+                })
+                .count();
+            lost <= (config.acceptors.len() - 1) / 2
+        })
+    }
+
+    fn acceptor_index(&self, id: NodeId) -> Option<usize> {
+        self.acceptor_ids.iter().position(|a| *a == id)
+    }
+
+    /// An acceptor that lost its disk counts again once the latest
+    /// configuration pins its new incarnation (or it is no member any more).
+    fn follow_rebuilds(&mut self) {
+        for a in 0..self.acceptor_ids.len() {
+            if !self.amnesiac[a] {
+                continue;
+            }
+            let id = self.acceptor_ids[a];
+            let incarnation = self.acceptor_disks[a].state.incarnation;
+            let config = self.config();
+            let member = config.acceptors.iter().find(|m| m.id == id);
+            if member.is_none_or(|m| m.incarnation == Some(incarnation)) {
+                self.amnesiac[a] = false;
+            }
+        }
+    }
+
+    /// The operator's move of this tick: one membership change at a time.
+    fn operate(&mut self) {
+        if self.admin.busy() || !self.fault_rng.chance(self.params.member_rate) {
+            return;
+        }
+        let config = self.config().clone();
+        let p0 = self.proposer_ids.len();
+        let spare_acceptor = (0..self.acceptor_ids.len()).find(|a| !self.started[p0 + a]);
+        let spare_proposer = (0..p0).find(|p| !self.started[*p]);
+        let mut choices: Vec<MemberOp> = Vec::new();
+        if let Some(a) = spare_acceptor.filter(|_| config.acceptors.len() < 7) {
+            let id = self.acceptor_ids[a];
+            choices.push(MemberOp::Add { role: MemberRole::Acceptor, id, addr: format!("acceptor-{id}") });
+        }
+        if config.acceptors.len() > 3 {
+            let m = &config.acceptors[self.fault_rng.index(config.acceptors.len())];
+            choices.push(MemberOp::Remove { role: MemberRole::Acceptor, id: m.id });
+        }
+        if let Some(p) = spare_proposer {
+            let id = self.proposer_ids[p];
+            choices.push(MemberOp::Add { role: MemberRole::Proposer, id, addr: format!("proposer-{id}") });
+        }
+        if config.proposers.len() > 2 {
+            let m = &config.proposers[self.fault_rng.index(config.proposers.len())];
+            choices.push(MemberOp::Remove { role: MemberRole::Proposer, id: m.id });
+        }
+        if choices.is_empty() {
+            return;
+        }
+        let op = choices.swap_remove(self.fault_rng.index(choices.len()));
+        // A node to add starts first, on an empty disk, and waits to be let in.
+        match &op {
+            MemberOp::Add { role: MemberRole::Acceptor, id, .. } => {
+                let a = self.acceptor_index(*id).expect("a spare");
+                self.start_acceptor(a);
+            }
+            MemberOp::Add { role: MemberRole::Proposer, id, .. } => {
+                let p = (id.0 - 1) as usize;
+                self.start_proposer(p);
+            }
+            _ => {}
+        }
+        if self.verbose {
+            println!("{:>6} operator: {op:?}", self.now);
+        }
+        self.admin.start(op, self.now);
+    }
+
     /// The adversary's move of this tick, if it has one.
     fn attack(&mut self) {
         let Some(who) = self.params.adversary else { return };
@@ -358,8 +562,8 @@ impl World {
             return;
         }
         let k = Knowledge {
-            proposers: &self.proposer_ids,
-            acceptors: &self.acceptor_ids,
+            proposers: &self.proposer_ids[..self.params.proposers],
+            acceptors: &self.acceptor_ids[..self.params.acceptors],
             ballot: self.seen_ballot,
             slot: self.seen_slot,
         };
@@ -395,10 +599,10 @@ impl World {
         for i in 0..self.nodes() {
             if self.down_until[i].is_some_and(|t| self.now >= t) {
                 self.down_until[i] = None;
-                if i < self.params.proposers {
+                if i < self.proposer_ids.len() {
                     self.start_proposer(i);
                 } else {
-                    self.start_acceptor(i - self.params.proposers);
+                    self.start_acceptor(i - self.proposer_ids.len());
                 }
             }
             if self.failed_until[i].is_some_and(|t| self.now >= t) {
@@ -420,8 +624,8 @@ impl World {
                 self.stats.lost += 1;
                 continue;
             }
-            // The one rule every receiver applies: a member's name needs a peer key's MAC.
-            if admit(d.from, d.signer, POLICY).is_err() {
+            // The one rule every receiver applies: a member's name (or an operator's request) needs a peer key's MAC.
+            if admit(d.from, &d.msg, d.signer, POLICY).is_err() {
                 self.stats.unauthenticated += 1;
                 continue;
             }
@@ -432,11 +636,13 @@ impl World {
             if self.verbose {
                 println!("{:>6} {} -> {}: {:?}", self.now, d.from, d.to, d.msg);
             }
+            let p0 = self.proposer_ids.len();
             let result = match d.to {
                 Node::Proposer(_) => self.proposers[to].as_mut().expect("up").handle(d.from, d.msg),
-                Node::Acceptor(_) => {
-                    let a = to - self.params.proposers;
-                    self.acceptors[a].as_mut().expect("up").handle(d.from, d.msg)
+                Node::Acceptor(_) => self.acceptors[to - p0].as_mut().expect("up").handle(d.from, d.msg),
+                Node::Client(ClientId(ADMIN_CLIENT)) => {
+                    self.admin.handle(self.now, d.msg);
+                    Ok(())
                 }
                 Node::Client(_) => {
                     let c = to - self.nodes();
@@ -451,20 +657,22 @@ impl World {
     }
 
     /// Sends every node's early messages and queues its writes; makes the
-    /// writes that are due durable and sends what waited on them; crashes the
-    /// nodes due to crash.
+    /// writes that are due durable, sends what waited on them and serves the
+    /// reads that waited on them; crashes the nodes due to crash.
     fn flush(&mut self) {
+        let p0 = self.proposer_ids.len();
         for i in 0..self.nodes() {
-            let crash = std::mem::take(&mut self.crash_now[i]);
-            let (from, early, writes, messages) = if i < self.params.proposers {
+            let crash = self.crash_now[i].take();
+            let (from, early, writes, messages, reads) = if i < p0 {
                 let Some(p) = self.proposers[i].as_mut() else { continue };
                 let ready = p.take_ready();
-                (Node::Proposer(p.id()), ready.early, Writes::Proposer(ready.persist), ready.messages)
+                (Node::Proposer(p.id()), ready.early, Writes::Proposer(ready.persist), ready.messages, ready.reads)
             } else {
-                let Some(a) = self.acceptors[i - self.params.proposers].as_mut() else { continue };
+                let Some(a) = self.acceptors[i - p0].as_mut() else { continue };
                 let ready = a.take_ready();
-                (Node::Acceptor(a.id()), ready.early, Writes::Acceptor(ready.persist), ready.messages)
+                (Node::Acceptor(a.id()), ready.early, Writes::Acceptor(ready.persist), ready.messages, ready.reads)
             };
+            self.check_learned(from, &writes);
             // Early messages leave before the writes are durable, so even a
             // crash that loses those writes does not hold them back.
             if !self.is_failed(i) {
@@ -472,10 +680,10 @@ impl World {
             }
             let lag = if self.params.persist_lag > 0 { self.fault_rng.range(0, self.params.persist_lag) } else { 0 };
             let after = self.unsynced[i].back().map_or(0, |b| b.due);
-            self.unsynced[i].push_back(Pending { writes, messages, due: (self.now + lag).max(after) });
+            self.unsynced[i].push_back(Pending { writes, messages, reads, due: (self.now + lag).max(after) });
             // A power cut loses the writes of a suffix of the batches in flight.
             let pending = self.unsynced[i].len();
-            let keep = if crash && self.fault_rng.chance(self.params.crash_before_persist) {
+            let keep = if crash.is_some() && self.fault_rng.chance(self.params.crash_before_persist) {
                 self.fault_rng.index(pending)
             } else {
                 pending
@@ -489,33 +697,112 @@ impl World {
                     self.stats.crashes_before_persist += 1;
                     continue;
                 }
-                if k >= done && !crash {
+                if k >= done && crash.is_none() {
                     self.unsynced[i].push_back(batch);
                     continue;
                 }
                 self.make_durable(i, batch.writes);
-                // A crash comes after what was due: those messages left; the rest never will.
+                // A crash comes after what was due: those messages left and
+                // those reads were served; the rest never will be.
                 if k < done && !self.is_failed(i) {
                     self.pending_sends.extend(batch.messages.into_iter().map(|m| (from, m.to, m.msg)));
                 }
-            }
-            if crash {
-                self.stats.crashes += 1;
-                if i < self.params.proposers {
-                    self.proposers[i] = None;
-                    // The highest-id proposer may lose its data dir with the crash.
-                    if i + 1 == self.params.proposers && self.fault_rng.chance(self.params.wipe_proposer) {
-                        self.proposer_disks[i] = MemStore::<ProposerState>::default();
-                        self.checked[i] = 0;
-                    }
-                } else {
-                    self.acceptors[i - self.params.proposers] = None;
+                if k < done && crash.is_none() {
+                    self.serve_reads(i, batch.reads);
                 }
-                self.down_until[i] = Some(self.now + self.fault_rng.range(1, 100));
+            }
+            if let Some(wipe) = crash {
+                self.crash(i, wipe);
             }
         }
         for (from, to, msg) in std::mem::take(&mut self.pending_sends) {
             self.send(from, to, msg);
+        }
+    }
+
+    /// Node `i` crashes; with `wipe`, its disk is lost too.
+    fn crash(&mut self, i: usize, wipe: bool) {
+        let p0 = self.proposer_ids.len();
+        self.stats.crashes += 1;
+        if i < p0 {
+            self.proposers[i] = None;
+            if wipe {
+                self.proposer_disks[i] = MemStore::<ProposerState>::default();
+                self.stats.proposer_wipes += 1;
+            }
+        } else {
+            let a = i - p0;
+            self.acceptors[a] = None;
+            if wipe {
+                self.acceptor_disks[a] = MemStore::<AcceptorState>::default();
+                self.amnesiac[a] = true;
+                self.stats.acceptor_wipes += 1;
+                if self.verbose {
+                    println!("{:>6} acceptor {} lost its disk", self.now, a + 1);
+                }
+            }
+        }
+        self.down_until[i] = Some(self.now + self.fault_rng.range(1, 100));
+    }
+
+    /// Reads of the decided log, from the node's disk, handed back to its role.
+    fn serve_reads(&mut self, i: usize, reads: Vec<ReadRequest>) {
+        let p0 = self.proposer_ids.len();
+        for r in reads {
+            if i < p0 {
+                let page = self.proposer_disks[i].read(r.from, r.limit, r.max_bytes).expect("in-memory disk");
+                if let Some(p) = self.proposers[i].as_mut() {
+                    p.on_read(r.id, page);
+                }
+            } else {
+                let page = self.acceptor_disks[i - p0].read(r.from, r.limit, r.max_bytes).expect("in-memory disk");
+                if let Some(a) = self.acceptors[i - p0].as_mut() {
+                    a.on_read(r.id, page);
+                }
+            }
+        }
+    }
+
+    /// Agreement, checked for every value a learner (a proposer, or an
+    /// acceptor filling its decided log) applies, when it applies it: one
+    /// value per slot, ever.
+    fn check_learned(&mut self, node: Node, writes: &Writes) {
+        let learned: Vec<(Slot, &Value)> = match writes {
+            Writes::Proposer(ops) => ops
+                .iter()
+                .filter_map(|op| match op {
+                    ProposerOp::Learn { slot, value, .. } => Some((*slot, value)),
+                    _ => None,
+                })
+                .collect(),
+            Writes::Acceptor(ops) => ops
+                .iter()
+                .filter_map(|op| match op {
+                    AcceptorOp::Learn { slot, value } => Some((*slot, value)),
+                    _ => None,
+                })
+                .collect(),
+        };
+        for (slot, value) in learned {
+            match self.chosen.get(&slot) {
+                None => {
+                    if let Value::Config(c) = value {
+                        if let std::collections::btree_map::Entry::Vacant(e) = self.configs.entry(c.epoch) {
+                            e.insert(c.clone());
+                            self.stats.configs += 1;
+                        }
+                    }
+                    self.chosen.insert(slot, value.clone());
+                }
+                Some(v) if v == value => {}
+                Some(v) => self.violations.push(Violation {
+                    invariant: "agreement",
+                    detail: format!(
+                        "tick {}: {node} applied {value:?} at slot {slot}, another learner applied {v:?}",
+                        self.now
+                    ),
+                }),
+            }
         }
     }
 
@@ -525,20 +812,29 @@ impl World {
         match writes {
             Writes::Proposer(ops) => self.proposer_disks[i].apply(&ops).expect("in-memory disk"),
             Writes::Acceptor(ops) => {
-                let a = i - self.params.proposers;
+                let a = i - self.proposer_ids.len();
                 self.acceptor_disks[a].apply(&ops).expect("in-memory disk");
+                let id = self.acceptor_ids[a];
                 for op in &ops {
                     if let AcceptorOp::Accept { slot, ballot, value } = op {
-                        let (v, votes) = self.accept_history.entry((*slot, *ballot)).or_insert((value.clone(), 0));
-                        *votes |= 1 << a;
+                        if let Value::Config(c) = value {
+                            let known = self.proposed_configs.entry(c.epoch).or_default();
+                            if !known.contains(c) {
+                                known.push(c.clone());
+                            }
+                        }
+                        let (v, votes) =
+                            self.accept_history.entry((*slot, *ballot)).or_insert((value.clone(), Vec::new()));
+                        if !votes.contains(&id) {
+                            votes.push(id);
+                        }
                         if v != value {
                             self.violations.push(Violation {
                                 invariant: "one value per ballot",
                                 detail: format!(
-                                    "tick {}: acceptor {} accepted {value:?} at slot {slot} under {ballot}, \
+                                    "tick {}: acceptor {id} accepted {value:?} at slot {slot} under {ballot}, \
                                      another acceptor {v:?}",
                                     self.now,
-                                    a + 1
                                 ),
                             });
                         }
@@ -572,7 +868,12 @@ impl World {
             self.params.max_delay
         };
         self.observe(&msg);
-        let signer = if matches!(from, Node::Client(_)) { Signer::Unsigned } else { Signer::Peer };
+        // Members sign with the peer key, and so does the operator; clients do not.
+        let signer = match from {
+            Node::Client(ClientId(ADMIN_CLIENT)) => Signer::Peer,
+            Node::Client(_) => Signer::Unsigned,
+            _ => Signer::Peer,
+        };
         if faulty && self.net_rng.chance(self.params.duplicate) {
             let at = (self.now + self.net_rng.range(1, max_delay), self.net_rng.next_u64());
             self.network.insert(at, Datagram { from, to, msg: msg.clone(), signer });
@@ -583,6 +884,17 @@ impl World {
 
     /// What the adversary learns from watching the network: the highest ballot and slot.
     fn observe(&mut self, msg: &Message) {
+        // A configuration on its way may come into force: disks may only be lost as it allows.
+        if let Message::Accept(m) = msg {
+            for e in &m.entries {
+                if let Value::Config(c) = &e.value {
+                    let known = self.proposed_configs.entry(c.epoch).or_default();
+                    if !known.contains(c) {
+                        known.push(c.clone());
+                    }
+                }
+            }
+        }
         let (ballot, slot) = match msg {
             Message::Accept(m) => (Some(m.ballot), m.entries.iter().map(|e| e.slot).max()),
             Message::Accepted(m) => (Some(m.ballot), m.slots.iter().copied().max()),
@@ -605,44 +917,33 @@ impl World {
         }
     }
 
-    /// Agreement, checked after every tick: every slot any learner applied holds one value.
-    fn check_agreement(&mut self) {
-        for (i, p) in self.proposers.iter().enumerate() {
-            let Some(p) = p else { continue };
-            let log = p.learner().log();
-            for (s, value) in log.iter().enumerate().skip(self.checked[i]) {
-                let slot = Slot(s as u64);
-                match self.chosen.get(&slot) {
-                    None => {
-                        self.chosen.insert(slot, value.clone());
-                    }
-                    Some(v) if v == value => {}
-                    Some(v) => self.violations.push(Violation {
-                        invariant: "agreement",
-                        detail: format!(
-                            "tick {}: proposer {} applied {:?} at slot {}, another learner applied {:?}",
-                            self.now,
-                            p.id(),
-                            value,
-                            slot,
-                            v
-                        ),
-                    }),
-                }
-            }
-            self.checked[i] = log.len();
-        }
+    /// The proposers that are members of the latest configuration, by index.
+    pub(crate) fn member_proposers(&self) -> Vec<usize> {
+        let config = self.config();
+        (0..self.proposer_ids.len())
+            .filter(|p| config.proposers.iter().any(|m| m.id == self.proposer_ids[*p]))
+            .collect()
     }
 
-    /// True when every node is up, every client is done and every proposer learned the same log,
+    /// A proposer's durable decided log, as clients see it: `(value, duplicate)` from its start.
+    pub(crate) fn proposer_log(&self, p: usize) -> (Slot, Vec<(Value, bool)>) {
+        let log = &self.proposer_disks[p].log;
+        (log.start, log.entries.iter().map(|e| (e.value.clone(), e.duplicate)).collect())
+    }
+
+    /// True when every node is up, every client is done, the operator's
+    /// change is decided, and every member proposer learned the same log,
     /// which holds every acknowledged value.
     pub fn settled(&self) -> bool {
-        if self.faulty() || !self.clients.iter().all(|c| c.done()) {
+        if self.faulty() || !self.clients.iter().all(|c| c.done()) || self.admin.busy() {
             return false;
         }
-        let logs: Vec<&[Value]> =
-            self.proposers.iter().map(|p| p.as_ref().map_or(&[][..], |p| p.learner().log())).collect();
-        // Every acknowledged value is learned, not merely decided: a leader
+        let members = self.member_proposers();
+        if members.iter().any(|p| self.proposers[*p].is_none()) {
+            return false;
+        }
+        let logs: Vec<(Slot, Vec<(Value, bool)>)> = members.iter().map(|p| self.proposer_log(*p)).collect();
+        // Every acknowledged value is learned and durable, not merely decided: a leader
         // answers before its own copy is durable, and may crash right after.
         let acked_end = self
             .clients
@@ -652,13 +953,45 @@ impl World {
             .map(|(_, s)| s.0 + 1)
             .max()
             .unwrap_or(0);
-        self.proposers.iter().all(|p| p.is_some())
+        let decided_everywhere = members.iter().all(|p| {
+            self.proposers[*p].as_ref().is_some_and(|x| x.learner().decided().0 == self.proposer_disks[*p].log.end().0)
+        });
+        decided_everywhere
             && logs.windows(2).all(|w| w[0] == w[1])
-            && logs.iter().all(|l| l.len() as u64 >= acked_end)
+            && logs.iter().all(|(start, l)| start.0 + l.len() as u64 >= acked_end)
     }
 
     /// The acceptors' durable states, for the final checks.
-    pub(crate) fn acceptor_states(&self) -> impl Iterator<Item = &paxos_core::AcceptorState> {
+    pub(crate) fn acceptor_states(&self) -> impl Iterator<Item = &AcceptorState> {
         self.acceptor_disks.iter().map(|d| &d.state)
+    }
+
+    /// The acceptors of the latest configuration that count (not waiting for a rebuild),
+    /// by index, with their membership as they see it.
+    pub(crate) fn voting_acceptors(&self) -> Vec<usize> {
+        let config = self.config();
+        config
+            .acceptors
+            .iter()
+            .filter_map(|m| self.acceptor_index(m.id))
+            .filter(|a| !self.amnesiac[*a])
+            .filter(|a| self.acceptors[*a].as_ref().is_none_or(|x| x.membership() == Membership::Up))
+            .collect()
+    }
+}
+
+impl World {
+    /// True when acceptor `a`'s disk holds `value` at `slot`: decided, or accepted.
+    pub(crate) fn acceptor_holds(&self, a: usize, slot: Slot, value: &Value) -> bool {
+        let disk = &self.acceptor_disks[a];
+        let decided = slot >= disk.log.start
+            && disk.log.entries.get((slot.0 - disk.log.start.0) as usize).is_some_and(|e| e.value == *value);
+        decided || disk.state.accepted.get(&slot).is_some_and(|(_, v)| v == value)
+    }
+
+    /// True when proposer `p`'s durable log holds `value` at `slot`.
+    pub(crate) fn proposer_holds(&self, p: usize, slot: Slot, value: &Value) -> bool {
+        let log = &self.proposer_disks[p].log;
+        slot >= log.start && log.entries.get((slot.0 - log.start.0) as usize).is_some_and(|e| e.value == *value)
     }
 }

@@ -47,6 +47,24 @@ fn catches_unbounded_rounds_and_slots() {
     seeds_to_catch(Defect::Unbounded);
 }
 
+/// An acceptor that lost its disk and votes at once, as the member it was,
+/// breaks agreement: caught with acceptors losing their disks in every run.
+#[test]
+fn catches_voting_with_amnesia() {
+    let o = Overrides { defect: Some(Defect::Amnesia), wipe_acceptor: Some(0.9), ..Overrides::default() };
+    for (i, seed) in (0..AMNESIA_BOUND).enumerate() {
+        let outcome = run(seed, &o);
+        if !outcome.ok() {
+            println!("amnesia: caught at seed {seed} after {} runs: {}", i + 1, outcome.violations[0]);
+            return;
+        }
+    }
+    panic!("amnesia survived {AMNESIA_BOUND} seeds: the simulator's checks do not bite");
+}
+
+/// Voting with amnesia needs a disk lost at the wrong moment: more seeds.
+const AMNESIA_BOUND: u64 = 5000;
+
 /// The correct roles survive the very seeds that catch the defects.
 #[test]
 fn correct_roles_survive_the_same_seeds() {

@@ -21,7 +21,7 @@ fn thousand_values_with_two_acceptors_failed() {
         .iter()
         .filter_map(|v| match v {
             Value::Command(c) => Some((c.client, c.seq)),
-            Value::Noop => None,
+            Value::Noop | Value::Config(_) => None,
         })
         .collect();
     assert_eq!(values.len(), 1000, "each value exactly once");

@@ -56,14 +56,15 @@ fn three_acceptors() {
 #[test]
 fn forger_in_every_run() {
     let o = Overrides { adversary: Some(Some(Adversary::Forger)), ..Overrides::default() };
+    let (mut sent, mut refused) = (0, 0);
     for seed in 20_000..21_000 {
         let outcome = run(seed, &o);
         assert!(outcome.ok(), "seed {seed} (--adversary forger): {:?}", outcome.violations);
-        assert!(
-            outcome.stats.adversary_sent == 0 || outcome.stats.unauthenticated > 0,
-            "seed {seed}: forgeries are refused"
-        );
+        sent += outcome.stats.adversary_sent;
+        refused += outcome.stats.unauthenticated;
     }
+    // Some forgeries are a client's requests (allowed), some reach no one: most are refused.
+    assert!(refused * 2 > sent, "{refused} of {sent} forgeries were refused");
 }
 
 /// A member with the key that sends extreme rounds and slots in every run:
@@ -75,4 +76,33 @@ fn insider_in_every_run() {
         let outcome = run(seed, &o);
         assert!(outcome.ok(), "seed {seed} (--adversary insider): {:?}", outcome.violations);
     }
+}
+
+/// Acceptors lose their disks at crashes in every run (up to a minority at
+/// once, again and again; each rebuilds and is let in again): agreement and
+/// durability hold, and the cluster goes on.
+#[test]
+fn disk_loss_in_every_run() {
+    let o = Overrides { wipe_acceptor: Some(0.8), ..Overrides::default() };
+    let mut wipes = 0;
+    for seed in 40_000..41_000 {
+        let outcome = run(seed, &o);
+        assert!(outcome.ok(), "seed {seed} (--wipe-acceptor 0.8): {:?}", outcome.violations);
+        wipes += outcome.stats.acceptor_wipes;
+    }
+    assert!(wipes > 500, "disks were lost: {wipes}");
+}
+
+/// The operator adds and removes acceptors and proposers in every run, under
+/// every other fault: every guarantee holds, and every change is decided.
+#[test]
+fn membership_changes_in_every_run() {
+    let o = Overrides { member_rate: Some(0.02), ..Overrides::default() };
+    let mut changes = 0;
+    for seed in 50_000..51_000 {
+        let outcome = run(seed, &o);
+        assert!(outcome.ok(), "seed {seed} (--member-rate 0.02): {:?}", outcome.violations);
+        changes += outcome.stats.member_changes;
+    }
+    assert!(changes > 1000, "membership changed: {changes}");
 }

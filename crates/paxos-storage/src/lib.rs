@@ -25,4 +25,4 @@ pub mod store;
 pub mod suite;
 pub mod wal;
 
-pub use store::{Compaction, FileStore, ACCEPTOR_WAL, PROPOSER_WAL};
+pub use store::{Durable, FileStore, CHECKPOINT, CHECKPOINT_PREV, LOG_DIR};

@@ -29,14 +29,20 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use paxos_core::{Fold, StorageError, Store, StoreStats};
+use paxos_core::{Fold, LogPage, ReadRequest, StorageError, Store, StoreStats};
 
 /// A batch number: batches are numbered 1, 2, ... in submission order.
 pub type BatchSeq = u64;
 
-/// What the persist thread reports: every batch up to this one is durable, or
-/// the write that failed.
-pub type Completion = (BatchSeq, Result<(), StorageError>);
+/// Pages of the decided log read after a batch's writes: `(read id, page)`.
+pub type Pages = Vec<(u64, LogPage)>;
+
+/// What the persist thread reports: every batch up to this one is durable
+/// (and the reads of those batches, done after their writes), or what failed.
+pub type Completion = (BatchSeq, Result<Pages, StorageError>);
+
+/// One submitted batch: its number, writes and reads.
+type Job<Op> = (BatchSeq, Vec<Op>, Vec<ReadRequest>);
 
 type OpOf<S> = <<S as Store>::State as Fold>::Op;
 
@@ -55,7 +61,7 @@ pub enum Persist<S: Store> {
 
 /// The loop's side of a persist thread.
 pub struct Background<Op> {
-    jobs: Option<std_mpsc::Sender<(BatchSeq, Vec<Op>)>>,
+    jobs: Option<std_mpsc::Sender<Job<Op>>>,
     /// What the thread last reported of its store, and the error it stopped on.
     shared: Arc<Mutex<Shared>>,
     thread: Option<JoinHandle<()>>,
@@ -88,7 +94,7 @@ impl<S: Store> Persist<S> {
         min_interval: Duration,
         done: impl FnMut(Completion) -> bool + Send + 'static,
     ) -> std::io::Result<Persist<S>> {
-        let (jobs, jobs_rx) = std_mpsc::channel::<(BatchSeq, Vec<OpOf<S>>)>();
+        let (jobs, jobs_rx) = std_mpsc::channel::<Job<OpOf<S>>>();
         let shared = Arc::new(Mutex::new(Shared { stats: store.stats(), failed: None }));
         let theirs = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -97,45 +103,47 @@ impl<S: Store> Persist<S> {
         Ok(Persist::Background(Background { jobs: Some(jobs), shared, thread: Some(thread), submitted: 0, durable: 0 }))
     }
 
-    /// Hands over the writes of one `Ready` and returns its batch number.
-    /// Inline, the batch is durable when this returns.
+    /// Hands over the writes and reads of one `Ready` and returns its batch
+    /// number. Inline, the batch is durable when this returns, and its reads
+    /// come with it; in the background they come with its completion.
     ///
     /// # Errors
-    /// Inline: when the batch could not be made durable. In the background:
-    /// when the thread already stopped on an error (that error is returned).
-    pub fn submit(&mut self, ops: Vec<OpOf<S>>) -> Result<BatchSeq, StorageError> {
+    /// Inline: when the batch could not be made durable or a read failed. In
+    /// the background: when the thread already stopped on an error (that error is returned).
+    pub fn submit(&mut self, ops: Vec<OpOf<S>>, reads: Vec<ReadRequest>) -> Result<(BatchSeq, Pages), StorageError> {
         match self {
             Persist::Inline { store, durable } => {
                 store.apply(&ops)?;
                 *durable += 1;
-                Ok(*durable)
+                let pages = serve(store, &reads)?;
+                Ok((*durable, pages))
             }
             Persist::Background(b) => {
                 b.submitted += 1;
-                let sent = b.jobs.as_ref().is_some_and(|jobs| jobs.send((b.submitted, ops)).is_ok());
+                let sent = b.jobs.as_ref().is_some_and(|jobs| jobs.send((b.submitted, ops, reads)).is_ok());
                 if !sent {
                     // The thread stops only after a failed write: report that failure, not its symptom.
                     let failed = b.shared.lock().unwrap_or_else(PoisonError::into_inner).failed.clone();
                     return Err(failed.unwrap_or_else(|| StorageError::Io("the persist thread stopped".into())));
                 }
-                Ok(b.submitted)
+                Ok((b.submitted, Vec::new()))
             }
         }
     }
 
     /// Takes in one completion that the thread reported through its callback
-    /// and returns the new durable batch.
+    /// and returns the new durable batch, with the pages read.
     ///
     /// # Errors
-    /// The write that failed.
-    pub fn completed(&mut self, completion: Completion) -> Result<BatchSeq, StorageError> {
+    /// The write (or read) that failed.
+    pub fn completed(&mut self, completion: Completion) -> Result<(BatchSeq, Pages), StorageError> {
         let (seq, result) = completion;
-        result?;
+        let pages = result?;
         if let Persist::Background(b) = self {
             debug_assert!(seq > b.durable && seq <= b.submitted, "batches complete in order");
             b.durable = seq;
         }
-        Ok(seq)
+        Ok((seq, pages))
     }
 
     /// The last batch submitted.
@@ -179,33 +187,38 @@ impl<Op> Drop for Background<Op> {
 /// nobody takes its reports, or a write fails.
 fn persist_thread<S: Store>(
     mut store: S,
-    jobs: &std_mpsc::Receiver<(BatchSeq, Vec<OpOf<S>>)>,
+    jobs: &std_mpsc::Receiver<Job<OpOf<S>>>,
     mut done: impl FnMut(Completion) -> bool,
     shared: &Mutex<Shared>,
     min_interval: Duration,
 ) {
     let mut ops = Vec::new();
+    let mut reads = Vec::new();
     let mut last_sync: Option<Instant> = None;
-    while let Ok((mut last, batch)) = jobs.recv() {
+    while let Ok((mut last, batch, batch_reads)) = jobs.recv() {
         ops.extend(batch);
+        reads.extend(batch_reads);
         if let Some(wake) = last_sync.map(|t| t + min_interval) {
             while let Some(left) = wake.checked_duration_since(Instant::now()) {
                 match jobs.recv_timeout(left) {
-                    Ok((seq, batch)) => {
+                    Ok((seq, batch, batch_reads)) => {
                         last = seq;
                         ops.extend(batch);
+                        reads.extend(batch_reads);
                     }
                     Err(_) => break, // due, or the loop is done: write what we have
                 }
             }
         }
-        while let Ok((seq, batch)) = jobs.try_recv() {
+        while let Ok((seq, batch, batch_reads)) = jobs.try_recv() {
             last = seq;
             ops.extend(batch);
+            reads.extend(batch_reads);
         }
-        let result = store.apply(&ops);
+        let result = store.apply(&ops).and_then(|()| serve(&mut store, &reads));
         last_sync = Some(Instant::now());
         ops.clear();
+        reads.clear();
         {
             let mut shared = shared.lock().unwrap_or_else(PoisonError::into_inner);
             shared.stats = store.stats();
@@ -218,4 +231,9 @@ fn persist_thread<S: Store>(
             return;
         }
     }
+}
+
+/// Runs `reads` against `store`.
+fn serve<S: Store>(store: &mut S, reads: &[ReadRequest]) -> Result<Pages, StorageError> {
+    reads.iter().map(|r| Ok((r.id, store.read(r.from, r.limit, r.max_bytes)?))).collect()
 }

@@ -13,7 +13,9 @@
 
 use std::fmt;
 
-use paxos_core::{AcceptorOp, AcceptorState, Fold, MemStore, ProposerOp, ProposerState, StorageError, Store};
+use paxos_core::{
+    AcceptorOp, AcceptorState, Fold, LogPage, MemLog, MemStore, ProposerOp, ProposerState, StorageError, Store,
+};
 use paxos_proto::{Ballot, ClientId, Command, NodeId, Slot, Value};
 
 /// How the suite drives one kind of store.
@@ -61,48 +63,81 @@ impl<S: Fold + PartialEq + fmt::Debug> Harness for MemHarness<S> {
     }
 }
 
-/// Batches of acceptor operations as a real acceptor emits them: promises,
-/// accepts, re-accepts under a higher ballot, trims, and values JSON must escape.
+/// Batches of acceptor operations as a real acceptor emits them: its
+/// identity, promises, accepts, re-accepts under a higher ballot, values
+/// moving into the decided log, an epoch joined, and values JSON must escape.
 pub fn acceptor_history() -> Vec<Vec<AcceptorOp>> {
     let b1 = Ballot::new(1, NodeId(2));
     let b2 = Ballot::new(2, NodeId(1));
     let accept = |slot: u64, ballot: Ballot, value: Value| AcceptorOp::Accept { slot: Slot(slot), ballot, value };
+    let learn = |slot: u64, value: Value| AcceptorOp::Learn { slot: Slot(slot), value };
     let mut history = vec![
-        vec![AcceptorOp::Promise(b1)],
+        vec![AcceptorOp::Identity(77), AcceptorOp::Promise(b1)],
         vec![accept(0, b1, cmd(7, 1, "a")), accept(1, b1, cmd(7, 2, "b")), accept(2, b1, Value::Noop)],
         vec![accept(3, b1, cmd(8, 1, "c\n\"quoted\" é"))],
         vec![AcceptorOp::Promise(b2), accept(3, b2, cmd(8, 1, "c\n\"quoted\" é")), accept(4, b2, cmd(9, 1, "d"))],
-        vec![AcceptorOp::Trim(Slot(2))],
-        vec![accept(5, b2, cmd(9, 2, "e")), AcceptorOp::Trim(Slot(1))],
+        vec![learn(0, cmd(7, 1, "a")), learn(1, cmd(7, 2, "b"))],
+        vec![accept(5, b2, cmd(9, 2, "e")), learn(2, Value::Noop)],
     ];
-    // Many slots, then trims: what is trimmed is gone, the rest is kept.
+    // Many slots, accepted then decided.
     for round in 0..20u64 {
         let first = 6 + round * 50;
         history.push((0..50).map(|i| accept(first + i, b2, cmd(round, i + 1, &"v".repeat(200)))).collect());
-        history.push(vec![AcceptorOp::Trim(Slot(first + 25))]);
+    }
+    history.push(vec![learn(3, cmd(8, 1, "c\n\"quoted\" é")), learn(4, cmd(9, 1, "d")), learn(5, cmd(9, 2, "e"))]);
+    for round in 0..20u64 {
+        let first = 6 + round * 50;
+        history.push((0..50).map(|i| learn(first + i, cmd(round, i + 1, &"v".repeat(200)))).collect());
     }
     // The last batch is the one the failure check writes: several operations.
-    let b3 = Ballot::new(3, NodeId(2));
-    history.push(vec![AcceptorOp::Promise(b3), accept(1100, b3, cmd(30, 1, "f")), accept(1101, b3, Value::Noop)]);
+    let b3 = Ballot::in_epoch(1, 3, NodeId(2));
+    let config = paxos_proto::Config {
+        epoch: 1,
+        acceptors: vec![paxos_proto::Member { id: NodeId(1), addr: "a:1".into(), incarnation: Some(77) }],
+        proposers: vec![paxos_proto::Member { id: NodeId(2), addr: "p:2".into(), incarnation: None }],
+        session_lifetime_ms: 1000,
+    };
+    history.push(vec![
+        AcceptorOp::Join(paxos_proto::Epoch { start: Slot(1006), config }),
+        AcceptorOp::Promise(b3),
+        accept(1100, b3, cmd(30, 1, "f")),
+        accept(1101, b3, Value::Noop),
+    ]);
     history
 }
 
 /// Batches of proposer operations: rounds (one going down, which must not
-/// lower the recovered round) and a decided log learned in order.
+/// lower the recovered round), a decided log learned in order (a duplicate
+/// among it), and a retention point.
 pub fn proposer_history() -> Vec<Vec<ProposerOp>> {
-    let learn = |slot: u64, value: Value| ProposerOp::Learn { slot: Slot(slot), value };
+    let learn = |slot: u64, value: Value| ProposerOp::Learn { slot: Slot(slot), value, duplicate: false };
     vec![
         vec![ProposerOp::Round(1)],
         vec![learn(0, cmd(1, 1, "x")), learn(1, Value::Noop)],
         vec![ProposerOp::Round(3), learn(2, cmd(1, 2, "y"))],
-        vec![learn(3, cmd(2, 1, "z\t\u{1}"))],
+        vec![ProposerOp::Learn { slot: Slot(3), value: cmd(1, 2, "y"), duplicate: true }],
+        vec![learn(4, cmd(2, 1, "z\t\u{1}"))],
         vec![ProposerOp::Round(2)],
-        (4..200).map(|s| learn(s, cmd(3, s, &"w".repeat(100)))).collect(),
+        (5..200).map(|s| learn(s, cmd(3, s, &"w".repeat(100)))).collect(),
+        vec![ProposerOp::Retain(Slot(2))],
+        (200..260).map(|s| learn(s, cmd(4, s, &"q".repeat(300)))).collect(),
     ]
 }
 
 fn cmd(client: u64, seq: u64, data: &str) -> Value {
-    Value::Command(Command { client: ClientId(client), seq, data: data.to_owned() })
+    Value::Command(Command::new(ClientId(client), seq, data))
+}
+
+/// The decided log `batches` make, as a store must read it back.
+pub fn fold_log<'a, S: Fold>(batches: impl IntoIterator<Item = &'a Vec<S::Op>>) -> MemLog
+where
+    S::Op: 'a,
+{
+    let mut log = MemLog::default();
+    for op in batches.into_iter().flatten() {
+        log.apply(S::log_op(op));
+    }
+    log
 }
 
 /// The state `batches` fold into.
@@ -169,6 +204,51 @@ pub fn restart_gives_same_state<H: Harness>(h: &mut H, history: &[Vec<<H::State 
     expect_eq(store.load(), &fold(history), "after two more restarts")
 }
 
+/// The decided log reads back as the `Learn` operations made it, page by
+/// page from any slot, before and after a restart; slots below the
+/// retention point are not there, and the page says where the log starts.
+///
+/// # Errors
+/// The first mismatch, in words.
+pub fn reads_give_the_decided_log<H: Harness>(
+    h: &mut H,
+    history: &[Vec<<H::State as Fold>::Op>],
+) -> Result<(), Failure> {
+    let want = fold_log::<H::State>(history);
+    let mut store = h.open();
+    for (i, batch) in history.iter().enumerate() {
+        applied(&mut store, batch, &format!("batch {i}"))?;
+    }
+    for round in ["before a restart", "after a restart"] {
+        for from in
+            [0, 1, 3, want.start.0, want.start.0 + 7, want.end().0.saturating_sub(1), want.end().0, want.end().0 + 5]
+        {
+            for (limit, max_bytes) in [(1, 1 << 20), (10, 1 << 20), (1000, 300), (100_000, 1 << 30)] {
+                let what = format!("{round}: read from {from}, {limit} entries, {max_bytes} bytes");
+                let got = store.read(Slot(from), limit, max_bytes).map_err(|e| format!("{what}: {e}"))?;
+                let expected = want.read(Slot(from), limit, max_bytes);
+                if got.from != expected.from || got.entries != expected.entries {
+                    return Err(format!(
+                        "{what}: got {} entries from {}, expected {} from {}",
+                        got.entries.len(),
+                        got.from,
+                        expected.entries.len(),
+                        expected.from
+                    ));
+                }
+                if got.start < expected.start {
+                    return Err(format!(
+                        "{what}: the log starts at {}, below retention's {}",
+                        got.start, expected.start
+                    ));
+                }
+            }
+        }
+        store = h.restart(store);
+    }
+    Ok(())
+}
+
 /// A batch whose write fails part way is either wholly visible after a
 /// restart or not at all, and the batches before it all are. `store` holds
 /// every batch of `history` but the last; the last is written with a failure
@@ -219,6 +299,7 @@ pub fn run<H: Harness>(
 ) -> Result<(), Failure> {
     apply_then_load_folds(&mut fresh(), history).map_err(|e| format!("apply_then_load_folds: {e}"))?;
     restart_gives_same_state(&mut fresh(), history).map_err(|e| format!("restart_gives_same_state: {e}"))?;
+    reads_give_the_decided_log(&mut fresh(), history).map_err(|e| format!("reads_give_the_decided_log: {e}"))?;
     let mut h = fresh();
     let mut store = h.open();
     for batch in &history[..history.len() - 1] {
@@ -247,6 +328,7 @@ where
 #[derive(Debug, Default)]
 pub struct BrokenStore<S> {
     state: S,
+    log: MemLog,
     fail_after_ops: Option<usize>,
 }
 
@@ -264,8 +346,13 @@ impl<S: Fold> Store for BrokenStore<S> {
                 return Err(StorageError::Io("disk full".into()));
             }
             self.state.apply(op);
+            self.log.apply(S::log_op(op));
         }
         Ok(())
+    }
+
+    fn read(&mut self, from: Slot, limit: usize, max_bytes: usize) -> Result<LogPage, StorageError> {
+        Ok(self.log.read(from, limit, max_bytes))
     }
 }
 

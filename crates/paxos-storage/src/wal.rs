@@ -123,6 +123,9 @@ pub const HEADER_BYTES: usize = MAGIC.len() + 4;
 /// Bytes taken by each record's length and checksum.
 pub const RECORD_HEADER_BYTES: usize = 8;
 
+/// A record's payload with the byte offset of the record in its file.
+pub type Located = (u64, Vec<u8>);
+
 /// The largest payload of one record, checked on write and on read.
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
 
@@ -513,6 +516,15 @@ impl Wal {
     /// [`WalError::Io`] when the file or directory cannot be created, read,
     /// repaired or synced.
     pub fn open(path: &Path, fsync: bool) -> Result<(Wal, Vec<Vec<u8>>), WalError> {
+        let (wal, records) = Wal::open_at(path, fsync)?;
+        Ok((wal, records.into_iter().map(|(_, r)| r).collect()))
+    }
+
+    /// As [`Wal::open`], with each record's byte offset in the file.
+    ///
+    /// # Errors
+    /// As for [`Wal::open`].
+    pub fn open_at(path: &Path, fsync: bool) -> Result<(Wal, Vec<Located>), WalError> {
         create_dir_durably(parent_dir(path))?;
 
         let temp = temp_path(path);
@@ -552,7 +564,7 @@ impl Wal {
         while offset < buf.len() {
             match check_record(&buf, offset) {
                 Ok(size) => {
-                    records.push(buf[offset + RECORD_HEADER_BYTES..offset + size].to_vec());
+                    records.push((offset as u64, buf[offset + RECORD_HEADER_BYTES..offset + size].to_vec()));
                     offset += size;
                 }
                 Err(detail) => {
@@ -783,6 +795,48 @@ impl Wal {
     pub fn writes(&self) -> u64 {
         self.writes
     }
+}
+
+/// Reads the intact records of a log file from byte `offset` (a record's
+/// start) on, with their offsets, until about `max_bytes` of payload were
+/// read (at least one record) or the records end (zeros or the end of the
+/// file). Meant for files no one appends to while they are read, or for
+/// what was synced of one that is: a record that is not intact where one
+/// must be is damage.
+///
+/// # Errors
+/// [`WalError::Io`] when the file cannot be read, [`WalError::Corrupt`] for a damaged record.
+pub fn read_records(path: &Path, offset: u64, max_bytes: usize) -> Result<Vec<Located>, WalError> {
+    let file = File::open(path).map_err(io_err(path, "open"))?;
+    let mut records = Vec::new();
+    let mut at = offset.max(HEADER_BYTES as u64);
+    let mut bytes = 0;
+    let mut head = [0u8; RECORD_HEADER_BYTES];
+    while bytes < max_bytes || records.is_empty() {
+        match file.read_exact_at(&mut head, at) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(io_err(path, "read")(e)),
+        }
+        if all_zero(&head) {
+            break;
+        }
+        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let corrupt = |detail: String| WalError::Corrupt { path: path.to_owned(), offset: at, next_valid: at, detail };
+        if len > MAX_RECORD_BYTES {
+            return Err(corrupt(format!("a length of {len} bytes, above the limit")));
+        }
+        let mut record = vec![0u8; RECORD_HEADER_BYTES + len];
+        record[..RECORD_HEADER_BYTES].copy_from_slice(&head);
+        file.read_exact_at(&mut record[RECORD_HEADER_BYTES..], at + RECORD_HEADER_BYTES as u64)
+            .map_err(|e| corrupt(format!("the record is cut short: {e}")))?;
+        check_record(&record, 0).map_err(|damage| corrupt(damage.to_string()))?;
+        record.drain(..RECORD_HEADER_BYTES);
+        bytes += record.len();
+        records.push((at, record));
+        at += (RECORD_HEADER_BYTES + len) as u64;
+    }
+    Ok(records)
 }
 
 fn check_header(path: &Path, buf: &[u8]) -> Result<(), WalError> {

@@ -1,7 +1,8 @@
 //! The storage conformance suite ([`paxos_storage::suite`]) run against every
 //! store, in memory and on disk, and shown to bite on a deliberately broken
 //! one; then the crash and failure checks that only a store with a disk can
-//! take: torn tails, injected write and sync failures, a corrupt middle.
+//! take: torn tails, injected write and sync failures, a corrupt middle,
+//! segments, checkpoints (lost or damaged), indexes rebuilt, retention.
 //!
 //! The oracle is the core's own fold ([`Fold::apply`]): whatever a store does,
 //! loading must give the state that the operations it acknowledged fold into.
@@ -11,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use paxos_core::{AcceptorOp, AcceptorState, ProposerOp, ProposerState, StorageError, Store};
 use paxos_proto::{Ballot, ClientId, Command, NodeId, Slot, Value};
-use paxos_storage::suite::{self, acceptor_history, proposer_history, BrokenHarness, Harness, MemHarness};
+use paxos_storage::suite::{self, acceptor_history, fold_log, proposer_history, BrokenHarness, Harness, MemHarness};
 use paxos_storage::wal::{Fault, HEADER_BYTES, RECORD_HEADER_BYTES};
-use paxos_storage::{Compaction, FileStore, ACCEPTOR_WAL, PROPOSER_WAL};
+use paxos_storage::{Durable, FileStore, CHECKPOINT, CHECKPOINT_PREV};
 
 type FileAcceptorStore = FileStore<AcceptorState>;
 type FileProposerStore = FileStore<ProposerState>;
@@ -21,7 +22,7 @@ type FileProposerStore = FileStore<ProposerState>;
 // ---- fixtures ---------------------------------------------------------------
 
 fn cmd(client: u64, seq: u64, data: &str) -> Value {
-    Value::Command(Command { client: ClientId(client), seq, data: data.to_owned() })
+    Value::Command(Command::new(ClientId(client), seq, data))
 }
 
 fn ballot(round: u64, proposer: u32) -> Ballot {
@@ -56,7 +57,7 @@ impl<S> FileHarness<S> {
 
 impl<S> Harness for FileHarness<S>
 where
-    S: Compaction + PartialEq + std::fmt::Debug,
+    S: Durable + PartialEq + std::fmt::Debug,
     S::Op: serde::Serialize + serde::de::DeserializeOwned,
 {
     type State = S;
@@ -94,8 +95,9 @@ fn a_store_without_atomic_batches_fails_the_suite() {
 
 // ---- what only a disk can do ---------------------------------------------------
 
+/// The first segment of a store's log (with the default segment size, every test's whole log).
 fn acceptor_wal(dir: &Path) -> PathBuf {
-    dir.join(ACCEPTOR_WAL)
+    dir.join("log").join("0000000001.wal")
 }
 
 /// The byte offsets at which the records of a log file start, and its
@@ -121,46 +123,136 @@ fn big_batch(first_slot: u64) -> Vec<AcceptorOp> {
     (0..200).map(|i| accept(first_slot + i, b, cmd(42, i + 1, &"x".repeat(8 * 1024)))).collect()
 }
 
-/// Compaction after trims keeps the state and shrinks the log.
+/// Many small segments and checkpoints: a restart folds only what came
+/// after the last checkpoint (constant time), loads the same state, and
+/// reads the same decided log from every segment.
 #[test]
-fn compaction_after_trims_keeps_the_state_and_shrinks_the_log() {
+fn restart_folds_only_the_tail_after_the_checkpoint() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = FileAcceptorStore::open(dir.path(), true).expect("open").with_compact_min_bytes(64 * 1024);
-    let b = ballot(1, 1);
-    let mut applied = vec![vec![AcceptorOp::Promise(b)]];
-    for round in 0..100u64 {
-        let batch: Vec<AcceptorOp> =
-            (0..20).map(|i| accept(round * 20 + i, b, cmd(round, i + 1, &"v".repeat(500)))).collect();
-        applied.push(batch);
-        // Everything but the last few slots is learned by every proposer.
-        applied.push(vec![AcceptorOp::Trim(Slot(round * 20 + 15))]);
+    let open = |dir: &Path| FileProposerStore::open_with(dir, true, 64 * 1024, 32 * 1024).expect("open");
+    let mut store = open(dir.path());
+    let mut history = vec![vec![ProposerOp::Round(7)]];
+    for batch in 0..200u64 {
+        history.push(
+            (0..10)
+                .map(|i| ProposerOp::Learn {
+                    slot: Slot(batch * 10 + i),
+                    value: cmd(batch, i + 1, &"x".repeat(200)),
+                    duplicate: false,
+                })
+                .collect(),
+        );
     }
-    let mut max_bytes = 0;
-    for batch in &applied {
+    for batch in &history {
         store.apply(batch).expect("apply");
-        max_bytes = max_bytes.max(store.stats().bytes);
     }
-    let expected = fold_acceptor(&applied);
-    let stats = store.stats();
-    assert!(stats.compactions > 0, "compacted at least once: {stats:?}");
-    let written: usize = applied.iter().flatten().count() * 500;
-    assert!(
-        (max_bytes as usize) < written / 4,
-        "the log stays far below what was written ({max_bytes} bytes, {written} written)"
-    );
-    assert_eq!(store.load().expect("load"), expected);
+    assert!(store.segments().len() > 5, "rolled over segments: {}", store.segments().len());
+    assert!(store.stats().compactions > 5, "wrote checkpoints");
+    let total = store.stats().bytes;
     drop(store);
-    let mut store = FileAcceptorStore::open(dir.path(), true).expect("reopen");
-    assert_eq!(store.load().expect("load"), expected, "a compacted log reloads to the same state");
+    let mut store = open(dir.path());
+    assert!(store.replayed_bytes() < 64 * 1024 + 32 * 1024, "folded {} of {total} bytes", store.replayed_bytes());
+    assert_eq!(store.load().expect("load"), fold_proposer(&history));
+    let want = fold_log::<ProposerState>(&history);
+    for from in [0, 5, 999, 1500, 1999, 2000] {
+        let page = store.read(Slot(from), 3000, usize::MAX).expect("read");
+        assert_eq!(page.entries, want.read(Slot(from), 3000, usize::MAX).entries, "read from {from}");
+    }
+}
 
-    // An explicit compaction of a state that was never trimmed keeps it too.
-    store.apply(&[AcceptorOp::Promise(ballot(9, 2))]).expect("apply");
-    store.compact().expect("compact");
+/// A damaged checkpoint falls back to the previous one, and without either,
+/// to folding every segment: the same state each time.
+#[test]
+fn damaged_checkpoints_fall_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = |dir: &Path| FileAcceptorStore::open_with(dir, true, 64 * 1024, 16 * 1024).expect("open");
+    let mut store = open(dir.path());
+    let history = acceptor_history();
+    for batch in &history {
+        store.apply(batch).expect("apply");
+    }
+    assert!(store.stats().compactions >= 2, "two checkpoints at least");
     drop(store);
-    let mut store = FileAcceptorStore::open(dir.path(), true).expect("reopen");
-    let mut expected = expected;
-    expected.apply(&AcceptorOp::Promise(ballot(9, 2)));
-    assert_eq!(store.load().expect("load"), expected);
+    let expected = fold_acceptor(&history);
+    let damage = |name: &str| {
+        let path = dir.path().join(name);
+        let mut bytes = fs::read(&path).expect("read checkpoint");
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x20;
+        fs::write(&path, bytes).expect("write");
+    };
+    damage(CHECKPOINT);
+    let mut store = open(dir.path());
+    assert_eq!(store.load().expect("load"), expected, "from the previous checkpoint");
+    drop(store);
+    damage(CHECKPOINT_PREV);
+    let mut store = open(dir.path());
+    assert_eq!(store.load().expect("load"), expected, "from the whole log");
+    assert!(store.replayed_bytes() >= store.stats().bytes - HEADER_BYTES as u64 * store.segments().len() as u64 - 64);
+}
+
+/// A lost index is rebuilt from its segment, and reads are the same.
+#[test]
+fn lost_indexes_are_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = |dir: &Path| FileProposerStore::open_with(dir, true, 32 * 1024, 1 << 30).expect("open");
+    let mut store = open(dir.path());
+    let history = proposer_history();
+    for batch in &history {
+        store.apply(batch).expect("apply");
+    }
+    let segments = store.segments();
+    assert!(segments.len() > 2, "{segments:?}");
+    drop(store);
+    for segment in &segments[..segments.len() - 1] {
+        let index = segment.with_extension("idx");
+        assert!(index.exists(), "{} has an index", segment.display());
+        fs::remove_file(&index).expect("remove");
+    }
+    fs::write(segments[0].with_extension("idx"), b"PAXIDX01garbage").expect("damage");
+    let mut store = open(dir.path());
+    let want = fold_log::<ProposerState>(&history);
+    let page = store.read(Slot(0), 10_000, usize::MAX).expect("read");
+    let expected = want.read(Slot(0), 10_000, usize::MAX);
+    assert_eq!((page.from, page.entries.len()), (expected.from, expected.entries.len()));
+    assert!(page.entries == expected.entries, "the same entries");
+    assert!(segments[1].with_extension("idx").exists(), "rebuilt and written again");
+}
+
+/// Retention deletes whole segments below the point (never one a checkpoint
+/// needs), and a read below says where the log starts now.
+#[test]
+fn retention_deletes_whole_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = FileProposerStore::open_with(dir.path(), true, 16 * 1024, 8 * 1024).expect("open");
+    let learn =
+        |slot: u64| ProposerOp::Learn { slot: Slot(slot), value: cmd(1, slot + 1, &"r".repeat(300)), duplicate: false };
+    for batch in 0..100u64 {
+        store.apply(&(batch * 10..batch * 10 + 10).map(learn).collect::<Vec<_>>()).expect("apply");
+    }
+    let before = store.segments().len();
+    store.apply(&[ProposerOp::Retain(Slot(800))]).expect("retain");
+    store.apply(&[learn(1000)]).expect("apply");
+    let after = store.segments().len();
+    assert!(after < before / 2, "deleted segments: {before} -> {after}");
+    let page = store.read(Slot(0), 10, usize::MAX).expect("read below");
+    assert!(page.start > Slot(0) && page.start <= Slot(800), "the log starts at {}", page.start);
+    assert_eq!(page.from, page.start);
+    let at = store.read(Slot(800), 1, usize::MAX).expect("read at the point");
+    assert_eq!(at.entries.len(), 1, "the retained slots are all there");
+    drop(store);
+    let mut store = FileProposerStore::open_with(dir.path(), true, 16 * 1024, 8 * 1024).expect("reopen");
+    assert_eq!(store.load().expect("load").log.decided, Slot(1001));
+    assert!(store.read(Slot(0), 1, usize::MAX).expect("read").start > Slot(0));
+}
+
+/// A log of the release before segments is refused with one line that says what to do.
+#[test]
+fn a_log_of_the_earlier_format_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("acceptor.wal"), b"PAXWAL01").expect("write");
+    let err = FileAcceptorStore::open(dir.path(), true).expect_err("refused");
+    assert!(err.to_string().contains("earlier release") && !err.to_string().contains('\n'), "{err}");
 }
 
 /// A crash at any byte of the last write: the batches `apply` returned for are
@@ -210,10 +302,10 @@ fn torn_tail_loses_nothing_that_apply_returned_for() {
                     assert!(state == before, "{what}: a batch cut short is not applied");
                 }
                 // The store goes on normally after the cut.
-                store.apply(&[AcceptorOp::Promise(ballot(99, 1))]).expect("apply after a cut");
+                store.apply(&[AcceptorOp::Promise(Ballot::in_epoch(9, 99, NodeId(1)))]).expect("apply after a cut");
                 drop(store);
                 let mut store = FileAcceptorStore::open(dir.path(), true).expect("reopen");
-                assert_eq!(store.load().expect("load").promised, ballot(99, 1), "{what}");
+                assert_eq!(store.load().expect("load").promised, Ballot::in_epoch(9, 99, NodeId(1)), "{what}");
             }
         }
     }
@@ -321,7 +413,7 @@ fn corrupt_middle_refuses_to_open_with_a_clear_error() {
         store.apply(batch).expect("apply");
     }
     drop(store);
-    let path = dir.path().join(PROPOSER_WAL);
+    let path = acceptor_wal(dir.path());
     let starts = record_starts(&path);
     let mut bytes = fs::read(&path).expect("read");
     bytes[starts[2] + 2] ^= 0xff;
@@ -335,8 +427,9 @@ fn corrupt_middle_refuses_to_open_with_a_clear_error() {
 #[test]
 fn stats_count_the_log_not_its_preallocation() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let other = tempfile::tempdir().expect("tempdir");
     let mut acceptor = FileAcceptorStore::open(dir.path(), true).expect("open");
-    let mut proposer = FileProposerStore::open(dir.path(), true).expect("open");
+    let mut proposer = FileProposerStore::open(other.path(), true).expect("open");
     for batch in &acceptor_history() {
         acceptor.apply(batch).expect("apply");
     }
@@ -344,7 +437,7 @@ fn stats_count_the_log_not_its_preallocation() {
         proposer.apply(batch).expect("apply");
     }
     for (bytes, path) in
-        [(acceptor.stats().bytes, acceptor_wal(dir.path())), (proposer.stats().bytes, dir.path().join(PROPOSER_WAL))]
+        [(acceptor.stats().bytes, acceptor_wal(dir.path())), (proposer.stats().bytes, acceptor_wal(other.path()))]
     {
         let end = *record_starts(&path).last().expect("end") as u64;
         assert_eq!(bytes, end, "{}", path.display());
@@ -364,6 +457,6 @@ fn one_fsync_per_batch() {
     store.apply(&[]).expect("apply");
     assert_eq!(store.stats().fsyncs, history.len() as u64);
     let state = store.load().expect("load");
-    assert_eq!(state.log.len(), 200);
+    assert_eq!(state.log.decided, Slot(260));
     assert_eq!(state.round, 3);
 }

@@ -198,6 +198,43 @@ impl Cluster {
         cmd
     }
 
+    /// Starts `node`, which the cluster file does not name, listening at
+    /// `addr` (`--listen`): a node to be added with `paxosctl member add`.
+    pub fn start_listening(&mut self, node: Node, addr: &str) {
+        assert!(!self.children.contains_key(&node), "{node} is already running");
+        let mut cmd = self.command(node);
+        cmd.arg("--listen").arg(addr);
+        let child = cmd.spawn().expect("spawn a daemon");
+        self.children.insert(node, child);
+    }
+
+    /// The data dir of `node`.
+    pub fn data_dir(&self, node: Node) -> PathBuf {
+        let (role, id) = match node {
+            Node::Proposer(id) => ("proposer", id),
+            Node::Acceptor(id) => ("acceptor", id),
+            Node::Client(_) => panic!("clients have no data dir"),
+        };
+        self.config.node.data_dir.join(format!("{role}-{}", id.0))
+    }
+
+    /// A cluster file for clients that also names `extra` members (nodes
+    /// added since the cluster started), so that a client can reach them.
+    pub fn client_config(&self, extra: &[(Node, String)]) -> ClusterConfig {
+        let mut text = fs::read_to_string(&self.path).expect("read the cluster file");
+        for (node, addr) in extra {
+            let (section, id) = match node {
+                Node::Proposer(id) => ("proposers", id),
+                Node::Acceptor(id) => ("acceptors", id),
+                Node::Client(_) => panic!("clients are not members"),
+            };
+            text = format!("{text}\n[[{section}]]\nid = {}\naddr = \"{addr}\"\n", id.0);
+        }
+        let path = self.dir().join("client.toml");
+        fs::write(&path, text).expect("write the client's cluster file");
+        ClusterConfig::load_with_env(&path, Vec::<(String, String)>::new()).expect("a valid cluster file")
+    }
+
     pub fn start(&mut self, node: Node) {
         assert!(!self.children.contains_key(&node), "{node} is already running");
         let child = self.command(node).spawn().expect("spawn a daemon");
@@ -253,7 +290,8 @@ impl Cluster {
     }
 
     /// Polls until every running node answers its status and one proposer
-    /// leads with every running proposer agreeing. Returns the leader.
+    /// leads with every running proposer agreeing, and serves clients (the
+    /// first configuration is decided). Returns the leader.
     pub async fn wait_ready(&self) -> NodeId {
         let mut client = self.client().await;
         client.set_timeout(Duration::from_millis(300));
@@ -275,11 +313,14 @@ impl Cluster {
                     })
                     .collect();
                 if let [leader] = leaders[..] {
+                    // Every proposer names the leader, and the leader serves: the
+                    // first configuration (the members pinned) is decided.
                     let agreed = statuses
                         .iter()
                         .filter(|(n, _)| matches!(n, Node::Proposer(_)))
                         .all(|(_, s)| s.leader == Some(leader));
-                    if agreed {
+                    let serving = statuses[&Node::Proposer(leader)].epoch >= 1;
+                    if agreed && serving {
                         return leader;
                     }
                 }

@@ -5,6 +5,9 @@
 //!  paxosctl --config FILE log [--node ID] [--from N] [--limit N] [--json] [--follow]
 //!  paxosctl --config FILE status [--json]
 //!  paxosctl --config FILE bench (--values N | --duration S [--warmup S]) --concurrency C [--size BYTES] [--json]
+//!  paxosctl --config FILE member list|add|remove ...
+//!  paxosctl --config FILE backup FILE
+//!  paxosctl --config FILE restore FILE
 //!  paxosctl verify [--log FILE]... [--acked FILE]... [--sequential FILE]... [--proposed FILE]... [--all-acked] [--same-logs]
 //!  paxosctl keygen
 //! ```
@@ -23,6 +26,7 @@
 //!
 //! Results go to stdout, diagnostics to stderr; nothing ever panics on input.
 
+pub mod admin;
 pub mod bench;
 pub mod log;
 pub mod propose;
@@ -87,6 +91,12 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Check SPEC's guarantees on recorded logs and acknowledgements (no cluster needed).
     Verify(verify::VerifyArgs),
+    /// List, add or remove members (acceptors and proposers), through the log.
+    Member(admin::MemberArgs),
+    /// Write the decided log (every instance, no-ops included, checksummed) to FILE.
+    Backup(admin::BackupArgs),
+    /// Restore a backup into an empty cluster: the same instances, values and no-ops.
+    Restore(admin::RestoreArgs),
     /// Print a new key for [auth] (256 random bits as hex), for a peer or client key file.
     Keygen,
 }
@@ -196,7 +206,13 @@ pub fn run(cli: Cli) -> Result<(), CtlError> {
     match &cli.command {
         Command::Propose(args) => args.check()?,
         Command::Bench(args) => args.check()?,
-        Command::Log(_) | Command::Status(_) | Command::Verify(_) | Command::Keygen => {}
+        Command::Log(_)
+        | Command::Status(_)
+        | Command::Verify(_)
+        | Command::Keygen
+        | Command::Member(_)
+        | Command::Backup(_)
+        | Command::Restore(_) => {}
     }
     let cluster = load_cluster(&path)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -210,6 +226,9 @@ pub fn run(cli: Cli) -> Result<(), CtlError> {
             Command::Log(args) => log::run(&cluster, args, &mut out).await,
             Command::Status(args) => status::run(&cluster, args, &mut out).await,
             Command::Bench(args) => bench::run(&cluster, args, &mut out).await,
+            Command::Member(args) => admin::member(&cluster, args, &mut out).await,
+            Command::Backup(args) => admin::backup(&cluster, args, &mut out).await,
+            Command::Restore(args) => admin::restore(&cluster, args, &mut out).await,
             Command::Verify(_) | Command::Keygen => unreachable!("runs without a cluster"),
         }
     });
@@ -252,7 +271,7 @@ fn clap_error(e: clap::Error) -> ExitCode {
         }
         // Plain `paxosctl`: clap would print the whole help as the error.
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
-            diag("no command given: expected propose, log, status, bench, verify or keygen (see paxosctl --help)");
+            diag("no command given: expected propose, log, status, bench, member, backup, restore, verify or keygen (see paxosctl --help)");
             ExitCode::from(USAGE_EXIT_CODE)
         }
         _ => {
@@ -326,6 +345,7 @@ pub fn describe(e: &ClientError) -> String {
         ClientError::UnknownNode(node) => format!("{node} is not in the cluster file"),
         ClientError::Io(e) => format!("client socket: {e}"),
         ClientError::Keys(e) => e.to_string(),
+        ClientError::Deleted { .. } | ClientError::Member(_) | ClientError::Restore { .. } => e.to_string(),
     }
 }
 
@@ -547,6 +567,8 @@ mod tests {
             decided: paxos_proto::Slot(0),
             peers_heard: vec![],
             counters: Default::default(),
+            state: "up".into(),
+            epoch: 1,
         })
     }
 

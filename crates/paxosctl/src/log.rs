@@ -151,6 +151,12 @@ async fn read(cluster: &ClusterConfig, args: &LogArgs, out: &mut Out) -> Result<
                 continue;
             }
         };
+        if page.start > next {
+            return Err(CtlError::Failed(format!(
+                "instances {next}..{} were deleted by retention ([log] retain_slots); the log now starts at {}",
+                page.start, page.start
+            )));
+        }
         match silent.take() {
             Some(before) if before == node => diag(format_args!("{} answers again", Node::Proposer(node))),
             Some(_) => diag(format_args!("following the log of {} now", Node::Proposer(node))),

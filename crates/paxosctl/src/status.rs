@@ -43,8 +43,11 @@ pub struct NodeStatus<'a> {
     pub role: &'a str,
     /// Its address in the cluster file.
     pub addr: &'a str,
-    /// `up`, `failed` or `unreachable`.
-    pub state: &'static str,
+    /// `up`, `failed`, `rebuilding` (an acceptor copying the decided log
+    /// before it may vote again), `joining` (a node not let in yet) or `unreachable`.
+    pub state: &'a str,
+    /// The configuration epoch it is in (how many membership changes the log decided).
+    pub epoch: Option<u32>,
     /// The proposer it takes to lead, if it knows one.
     pub leader: Option<u32>,
     /// A proposer's ballot or an acceptor's promise, `round.proposer`.
@@ -66,7 +69,14 @@ impl<'a> NodeStatus<'a> {
                 node,
                 role: &r.role,
                 addr: &probe.addr,
-                state: if r.failed { "failed" } else { "up" },
+                state: if r.failed {
+                    "failed"
+                } else if r.state.is_empty() {
+                    "up"
+                } else {
+                    &r.state
+                },
+                epoch: Some(r.epoch),
                 leader: r.leader.map(|l| l.0),
                 ballot: Some(r.ballot.to_string()),
                 decided: Some(r.decided.0),
@@ -81,6 +91,7 @@ impl<'a> NodeStatus<'a> {
                 },
                 addr: &probe.addr,
                 state: "unreachable",
+                epoch: None,
                 leader: None,
                 ballot: None,
                 decided: None,
@@ -164,6 +175,8 @@ mod tests {
             decided: Slot(17),
             peers_heard: vec![Node::Acceptor(NodeId(1))],
             counters: BTreeMap::from([("fsyncs".to_owned(), 4)]),
+            state: "up".into(),
+            epoch: 1,
         };
         vec![
             Probe { node: Node::Proposer(NodeId(2)), addr: "127.0.0.1:7002".into(), reply: Some(reply.clone()) },
@@ -183,12 +196,12 @@ mod tests {
             probes.iter().map(|p| serde_json::to_string(&NodeStatus::of(p)).expect("json")).collect();
         assert_eq!(
             lines[0],
-            r#"{"node":"proposer-2","role":"leader","addr":"127.0.0.1:7002","state":"up","leader":2,"ballot":"3.2","decided":17,"peers_heard":["acceptor-1"],"counters":{"fsyncs":4}}"#
+            r#"{"node":"proposer-2","role":"leader","addr":"127.0.0.1:7002","state":"up","epoch":1,"leader":2,"ballot":"3.2","decided":17,"peers_heard":["acceptor-1"],"counters":{"fsyncs":4}}"#
         );
         assert!(lines[1].contains(r#""role":"acceptor""#) && lines[1].contains(r#""state":"failed""#));
         assert_eq!(
             lines[2],
-            r#"{"node":"proposer-1","role":"proposer","addr":"127.0.0.1:7001","state":"unreachable","leader":null,"ballot":null,"decided":null,"peers_heard":null,"counters":null}"#
+            r#"{"node":"proposer-1","role":"proposer","addr":"127.0.0.1:7001","state":"unreachable","epoch":null,"leader":null,"ballot":null,"decided":null,"peers_heard":null,"counters":null}"#
         );
     }
 

@@ -25,7 +25,7 @@
 //! at most [`SHOWN`]); exit 0 when there is none, 1 otherwise, 2 for an
 //! unreadable file.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -174,15 +174,22 @@ pub fn run(args: VerifyArgs, out: &mut Out) -> Result<(), CtlError> {
         .collect();
     let attempted = acked.union(&proposed).count();
     if let Some(prefix) = &args.prefix {
-        let earlier = logs
-            .iter()
-            .flat_map(|l| &l.entries)
-            .filter_map(|e| match e {
-                Entry::Value(v, _) if !v.starts_with(prefix.as_str()) => Some(v.clone()),
-                _ => None,
-            })
-            .collect::<BTreeSet<String>>();
-        let sent = earlier.into_iter().map(|v| Sent { key: v.clone(), value: v, at: None, acked: None }).collect();
+        // Values of earlier workloads were proposed and acknowledged then (this
+        // run checked them): taken as acknowledged where the logs hold them.
+        let mut earlier: BTreeMap<String, u64> = BTreeMap::new();
+        for log in &logs {
+            for (i, e) in log.entries.iter().enumerate() {
+                if let Entry::Value(v, _) = e {
+                    if !v.starts_with(prefix.as_str()) {
+                        earlier.entry(v.clone()).or_insert(log.first + i as u64);
+                    }
+                }
+            }
+        }
+        let sent = earlier
+            .into_iter()
+            .map(|(v, at)| Sent { key: v.clone(), value: v, at: None, acked: Some((at, None)) })
+            .collect();
         clients.push(Client { name: "earlier workloads".into(), sent, sequential: false });
     }
     clients.push(Client { name: "proposed".into(), sent: unacked, sequential: false });

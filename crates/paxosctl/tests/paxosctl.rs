@@ -142,7 +142,7 @@ async fn propose_prints_each_instance_in_order_and_logs_agree() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let log1 = loop {
         let (l1, l2) = (ok(config, &["log", "--node", "1"]), ok(config, &["log", "--node", "2"]));
-        if l1.stdout == l2.stdout && l1.lines().len() >= 43 {
+        if l1.stdout == l2.stdout && l1.lines().len() >= 44 {
             break l1;
         }
         assert!(Instant::now() < deadline, "the proposers' logs differ:\n{}\n---\n{}", l1.stdout, l2.stdout);
@@ -159,12 +159,12 @@ async fn propose_prints_each_instance_in_order_and_logs_agree() {
         assert_eq!(in_log.iter().filter(|(_, v)| v == value).collect::<Vec<_>>(), [&(*instance, *value)]);
     }
 
-    let page = ok(config, &["log", "--json", "--from", "1", "--limit", "2"]);
+    let page = ok(config, &["log", "--json", "--from", "2", "--limit", "2"]);
     let page: Vec<Json> = page.lines().into_iter().map(json).collect();
     assert_eq!(page.len(), 2);
-    assert_eq!(page[0]["instance"], 1);
+    assert_eq!(page[0]["instance"], 2);
     assert_eq!(page[0]["value"], "beta gamma");
-    assert_eq!(page[1]["instance"], 2);
+    assert_eq!(page[1]["instance"], 3);
 }
 
 /// A value over 8 KiB is refused before anything is sent: exit 2, one line,
@@ -187,11 +187,12 @@ async fn an_oversized_value_exits_2_before_anything_is_sent() {
 
     let mut client = cluster.client().await;
     let leader = client.status(Node::Proposer(NodeId(1))).await.expect("status");
-    assert_eq!(leader.decided, Slot(0), "nothing was proposed");
-    assert_eq!(leader.counters.get("values.decided").copied().unwrap_or(0), 0);
+    // Instance 0 holds the cluster's first configuration.
+    assert_eq!(leader.decided, Slot(1), "nothing was proposed");
+    assert_eq!(leader.counters.get("values.decided").copied().unwrap_or(0), 1);
     // The limit itself is fine.
     let r = ok(&cluster.path, &["propose", &fits]);
-    assert_eq!(instance_and_value(r.lines()[0]).0, 0);
+    assert_eq!(instance_and_value(r.lines()[0]).0, 1);
 }
 
 /// Without a majority of acceptors nothing is decided: each value that
@@ -244,7 +245,7 @@ async fn status_shows_failed_and_unreachable_nodes() {
     assert_eq!(r.lines().iter().filter(|l| l.contains(r#""role":"leader""#)).count(), 1, "{}", r.stdout);
     let nodes: Vec<Json> = r.lines().into_iter().map(json).collect();
     assert_eq!(nodes.len(), 7);
-    let keys = ["node", "role", "addr", "state", "leader", "ballot", "decided", "peers_heard", "counters"];
+    let keys = ["node", "role", "addr", "state", "epoch", "leader", "ballot", "decided", "peers_heard", "counters"];
     for n in &nodes {
         let got: Vec<&str> = n.as_object().expect("an object").keys().map(String::as_str).collect();
         assert_eq!(BTreeSet::from_iter(got), BTreeSet::from(keys), "{n}");
@@ -308,9 +309,9 @@ async fn bench_json_has_every_figure() {
     assert!(t["elapsed_s"].as_f64().is_some_and(|s| s > 0.0 && s <= 0.5), "{t}");
     assert_eq!(b["warmup_s"], Json::Null, "by count: {b}");
 
-    // 300 + 20 values and those of the run by time, and nothing else.
+    // The first configuration, 300 + 20 values and those of the run by time, and nothing else.
     let log = ok(&cluster.path, &["log"]);
-    assert_eq!(log.lines().len() as u64, 320 + proposed);
+    assert_eq!(log.lines().len() as u64, 1 + 320 + proposed);
 }
 
 /// A cluster file whose addresses have nobody listening: every command
@@ -396,13 +397,110 @@ async fn log_follow_prints_values_decided_after_it_started() {
     let cluster = ready_cluster(2, 3).await;
     ok(&cluster.path, &["propose", "before"]);
     let (mut child, rx) = follow(&cluster.path);
-    expect_line(&rx, "0\tbefore");
+    expect_line(&rx, "0"); // the first configuration: a no-op to clients
+    expect_line(&rx, "1\tbefore");
     let mut client = cluster.client().await;
-    assert_eq!(client.propose("after").await.expect("decided"), Slot(1));
-    expect_line(&rx, "1\tafter");
-    assert_eq!(client.propose("later").await.expect("decided"), Slot(2));
-    expect_line(&rx, "2\tlater");
+    assert_eq!(client.propose("after").await.expect("decided"), Slot(2));
+    expect_line(&rx, "2\tafter");
+    assert_eq!(client.propose("later").await.expect("decided"), Slot(3));
+    expect_line(&rx, "3\tlater");
     signal(child.id(), libc::SIGINT);
     let status = wait_exit(&mut child, Duration::from_secs(5)).await;
     assert_eq!(status.code(), Some(0), "SIGINT ends --follow quietly");
+}
+
+/// `backup` writes every instance, no-ops included, with a checksum;
+/// `restore` into an empty cluster gives the identical log, which goes on
+/// from there; a cluster that is not empty, or a damaged backup, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_and_restore_into_an_empty_cluster_give_the_same_log() {
+    let _serial = serial().await;
+    let cluster = ready_cluster(2, 3).await;
+    let values: Vec<String> = (0..120).map(|i| format!("v{i} \"quoted\"\t{}", "x".repeat(i % 7))).collect();
+    let mut args = vec!["propose", "--concurrency", "8"];
+    args.extend(values.iter().map(String::as_str));
+    ok(&cluster.path, &args);
+    let file = cluster.dir().join("backup.jsonl");
+    let r = ok(&cluster.path, &["backup", file.to_str().expect("utf-8")]);
+    assert!(r.stdout.contains("backed up instances 0..121"), "{}", r.stdout);
+    let original = ok(&cluster.path, &["log", "--json"]).stdout;
+
+    let fresh = ready_cluster(2, 3).await;
+    let r = ok(&fresh.path, &["restore", file.to_str().expect("utf-8")]);
+    assert!(r.stdout.contains("restored instances 0..121"), "{}", r.stdout);
+    assert_eq!(ok(&fresh.path, &["log", "--json"]).stdout, original, "the same instances, values and no-ops");
+    let next = ok(&fresh.path, &["propose", "next"]);
+    assert_eq!(instance_and_value(next.lines()[0]), (121, "next"), "the restored cluster goes on from there");
+
+    let again = run(&fresh.path, &["restore", file.to_str().expect("utf-8")]);
+    assert_eq!(again.code, Some(1), "{again:#?}");
+    assert!(again.stderr.contains("not empty"), "{}", again.stderr);
+    let text = std::fs::read_to_string(&file).expect("read").replacen("v1 ", "v9 ", 1);
+    std::fs::write(&file, text).expect("write");
+    let damaged = run(&fresh.path, &["restore", file.to_str().expect("utf-8")]);
+    assert_eq!(damaged.code, Some(2), "{damaged:#?}");
+    assert!(damaged.stderr.contains("checksum"), "{}", damaged.stderr);
+}
+
+/// With `[log] retain_slots`, whole segments of old instances are deleted on
+/// every node; reading them says so (one line, exit 1), and what is retained reads as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_old_instances_and_says_so() {
+    let _serial = serial().await;
+    let mut cluster = Cluster::new(2, 3, "[log]\nretain_slots = 200\nsegment_bytes = 65536");
+    cluster.start_all();
+    cluster.wait_ready().await;
+    ok(&cluster.path, &["bench", "--values", "4000", "--concurrency", "32", "--size", "64"]);
+    let mut client = cluster.client().await;
+    let leader = cluster.wait_ready().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let start = loop {
+        let page = client.log(leader, Slot(0), 1).await.expect("read");
+        if page.start > Slot(0) {
+            break page.start;
+        }
+        assert!(Instant::now() < deadline, "nothing was deleted: {page:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(start <= Slot(4001 - 200), "the newest 200 are kept: starts at {start}");
+    let r = run(&cluster.path, &["log", "--from", "0"]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert!(r.stderr.contains("deleted by retention"), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    let tail = ok(&cluster.path, &["log", "--from", "3900"]);
+    assert_eq!(tail.lines().len(), 101, "instances 3900..4001 are there");
+}
+
+/// `verify --prefix` counts values of earlier workloads (other prefixes) in
+/// the logs as acknowledged where they are, so `--all-acked` asks only this
+/// workload's values; a value of this workload that never came back still fails.
+#[test]
+fn verify_with_a_prefix_checks_only_this_workloads_acknowledgements() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("log.jsonl");
+    std::fs::write(
+        &log,
+        "{\"instance\":0,\"noop\":true}\n{\"instance\":1,\"value\":\"seed-0001\"}\n{\"instance\":2,\"value\":\"again-0001\"}\n",
+    )
+    .expect("write");
+    let acked = dir.path().join("acked.jsonl");
+    std::fs::write(&acked, "{\"instance\":2,\"value\":\"again-0001\"}\n").expect("write");
+    let proposed = dir.path().join("proposed.txt");
+    std::fs::write(&proposed, "again-0001\n").expect("write");
+    let base = |extra: &str| {
+        let mut args: Vec<String> = ["verify", "--log"].iter().map(|s| s.to_string()).collect();
+        args.push(log.display().to_string());
+        args.extend(["--acked".to_owned(), acked.display().to_string(), "--proposed".to_owned()]);
+        args.push(extra.to_owned());
+        args.extend(["--prefix".to_owned(), "again-".to_owned(), "--all-acked".to_owned()]);
+        args
+    };
+    let args = base(&proposed.display().to_string());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = run(Path::new("unused.toml"), &refs);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    std::fs::write(&proposed, "again-0001\nagain-0002\n").expect("write");
+    let r = run(Path::new("unused.toml"), &refs);
+    assert_eq!(r.code, Some(1), "a value of this workload that was never acknowledged: {r:#?}");
+    assert!(r.stdout.contains("again-0002") && !r.stdout.contains("seed-0001"), "{}", r.stdout);
 }

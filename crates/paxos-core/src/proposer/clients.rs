@@ -1,12 +1,12 @@
 //! Clients: proposals, retries, redirects and log reads.
 
 use paxos_proto::{
-    json_str_len, ClientError, ClientErrorKind, ClientId, ClientPropose, ClientRedirect, Command, LogRead, LogReply,
-    Message, Node, NodeId, Value, MAX_VALUE_BYTES,
+    json_str_len, ClientError, ClientErrorKind, ClientId, ClientPropose, ClientRedirect, Command, LogEntry, LogRead,
+    LogReply, Message, Node, NodeId, RestoreReply, RestoreRequest, Slot, Value, MAX_VALUE_BYTES,
 };
 
-use super::{Clients, Phase, Proposer};
-use crate::{Ignored, Learner, MAX_BATCH_BYTES};
+use super::{Clients, Phase, Proposer, ReadFor};
+use crate::{Ignored, Learner, LogPage, Stored, MAX_BATCH_BYTES};
 
 /// Bytes a log entry takes in a reply beside its value: the slot and the JSON framing.
 pub const LOG_ENTRY_OVERHEAD_BYTES: usize = 32;
@@ -16,7 +16,8 @@ const NOOP_VALUE_BYTES: usize = 4;
 
 impl Clients {
     /// Puts a client's value that lost its slot back at the front of the
-    /// queue, unless it was applied meanwhile (no-ops need no slot of their own).
+    /// queue, unless it was applied meanwhile (no-ops and configurations need
+    /// no slot of their own: a configuration is proposed again if still wanted).
     pub(super) fn requeue(&mut self, learner: &Learner, value: Value) {
         if let Value::Command(c) = value {
             if !learner.is_applied(&c) {
@@ -24,6 +25,32 @@ impl Clients {
             }
         }
     }
+}
+
+/// The client id of the values a restore appends (their request numbers are their slots).
+pub const RESTORE_CLIENT: ClientId = ClientId(0);
+
+/// How clients see a stored entry: its data, or nothing for a no-op, a
+/// configuration or a retry that landed twice.
+fn client_view(value: &Value, duplicate: bool) -> Option<String> {
+    match value {
+        Value::Command(c) if !duplicate => Some(c.data.clone()),
+        _ => None,
+    }
+}
+
+/// Entries from `from` as clients see them, as many as `limit` and one datagram allow.
+fn log_entries<'a>(from: Slot, limit: u32, entries: impl Iterator<Item = (&'a Value, bool)>) -> Vec<LogEntry> {
+    let mut bytes = 0;
+    entries
+        .take(limit as usize)
+        .enumerate()
+        .map(|(i, (value, dup))| LogEntry { slot: Slot(from.0 + i as u64), value: client_view(value, dup) })
+        .take_while(|e| {
+            bytes += LOG_ENTRY_OVERHEAD_BYTES + e.value.as_deref().map_or(NOOP_VALUE_BYTES, json_str_len);
+            bytes <= MAX_BATCH_BYTES
+        })
+        .collect()
 }
 
 impl Proposer {
@@ -39,9 +66,7 @@ impl Proposer {
             self.answer_applied(client, seq);
             return Ok(());
         }
-        let expect_to_lead =
-            !matches!(self.phase, Phase::Follower) || self.election.rightful_leader(self.now) == self.cfg.id;
-        if !expect_to_lead {
+        if !self.expects_to_lead() {
             let leader = self.leader();
             self.redirect(client, seq, leader);
             return Ok(());
@@ -57,8 +82,14 @@ impl Proposer {
         }
         self.clients.proposed.insert(client, seq);
         self.clients.waiting.insert(client, seq);
-        self.clients.queue.push_back(Command { client, seq, data: m.value });
+        self.clients.queue.push_back(Command::new(client, seq, m.value));
         Ok(())
+    }
+
+    /// True when we lead, campaign, or should (the election names us and we are a member).
+    pub(super) fn expects_to_lead(&self) -> bool {
+        !matches!(self.phase, Phase::Follower)
+            || (self.election.rightful_leader(self.now) == self.cfg.id && self.is_member())
     }
 
     pub(super) fn redirect(&mut self, client: ClientId, seq: u64, leader: Option<NodeId>) {
@@ -66,20 +97,90 @@ impl Proposer {
         self.ready.send(Node::Client(client), msg);
     }
 
-    /// A page of the decided log, as much as fits one datagram.
+    /// A page of the decided log, as much as fits one datagram: from the
+    /// cache when it holds the slots, else read from the store.
     pub(super) fn on_log_read(&mut self, client: ClientId, m: LogRead) -> Result<(), Ignored> {
-        let mut bytes = 0;
-        let entries = self
-            .learner
-            .entries(m.from)
-            .take(m.limit as usize)
-            .take_while(|e| {
-                bytes += LOG_ENTRY_OVERHEAD_BYTES + e.value.as_deref().map_or(NOOP_VALUE_BYTES, json_str_len);
-                bytes <= MAX_BATCH_BYTES
-            })
-            .collect();
-        let reply = LogReply { req: m.req, entries, decided: self.learner.decided() };
+        if m.from >= self.learner.cache_start() {
+            let from = m.from.min(self.learner.decided());
+            let entries = log_entries(from, m.limit, self.learner.cached(from).map(|(v, dup)| (v, *dup)));
+            let reply = LogReply {
+                req: m.req,
+                entries,
+                decided: self.learner.decided(),
+                start: self.learner.state().start,
+                leader: None,
+                linearizable: false,
+            };
+            self.ready.send(Node::Client(client), Message::LogReply(reply));
+            return Ok(());
+        }
+        self.read(m.from, m.limit, ReadFor::Client { client, req: m.req, limit: m.limit })
+    }
+
+    /// A page read from the store for a client.
+    pub(super) fn reply_log(&mut self, client: ClientId, req: u64, limit: u32, page: LogPage) {
+        let entries =
+            log_entries(page.from, limit, page.entries.iter().map(|Stored { value, duplicate }| (value, *duplicate)));
+        let reply = LogReply {
+            req,
+            entries,
+            decided: self.learner.decided(),
+            start: page.start.max(self.learner.state().start),
+            leader: None,
+            linearizable: false,
+        };
         self.ready.send(Node::Client(client), Message::LogReply(reply));
+    }
+}
+
+impl Proposer {
+    /// An operator restores a backup into this (empty) cluster: the entries
+    /// go to the very next slots, in order, as values or no-ops, and the
+    /// answer comes once they are decided. Only where the log ends exactly at
+    /// `from`, with nothing in flight: a restore never reorders or overwrites.
+    pub(super) fn on_restore(&mut self, client: ClientId, m: RestoreRequest) -> Result<(), Ignored> {
+        let end = self.learner.decided();
+        let reply = |error: Option<String>, leader: Option<NodeId>| RestoreReply { req: m.req, end, error, leader };
+        let Phase::Leader(p2) = &mut self.phase else {
+            let leader = self.leader().or(Some(self.cfg.id));
+            self.ready.send(Node::Client(client), Message::RestoreReply(reply(None, leader)));
+            return Ok(());
+        };
+        if p2.restore_waiter.is_some_and(|(c, r, _)| c == client && r == m.req) {
+            return Ok(()); // a retry: the answer comes once the entries are decided
+        }
+        if self.learner.epoch_number() == 0 || !p2.recovered() || p2.changing() || p2.restore_waiter.is_some() {
+            return Ok(()); // not ready for it yet: the operator's retry comes back
+        }
+        if m.from != end || !p2.idle() || !self.clients.queue.is_empty() {
+            let error = format!(
+                "the log ends at {end}{}, not at {}: a backup is restored into an empty cluster only",
+                if p2.idle() { "" } else { " and values are in flight" },
+                m.from
+            );
+            self.ready.send(Node::Client(client), Message::RestoreReply(reply(Some(error), None)));
+            return Ok(());
+        }
+        let at = self.clock_ms;
+        let values = m.entries.into_iter().enumerate().map(|(i, v)| match v {
+            Some(data) => Value::Command(Command { at, ..Command::new(RESTORE_CLIENT, end.0 + i as u64, data) }),
+            None => Value::Noop,
+        });
+        p2.restoring.extend(values);
+        let target = Slot(end.0 + p2.restoring.len() as u64);
+        p2.restore_waiter = Some((client, m.req, target));
         Ok(())
+    }
+
+    /// Answers the operator whose restore is decided.
+    pub(super) fn answer_restore(&mut self) {
+        let Phase::Leader(p2) = &mut self.phase else { return };
+        let Some((client, req, target)) = p2.restore_waiter else { return };
+        let end = self.learner.decided();
+        if end >= target {
+            p2.restore_waiter = None;
+            let reply = RestoreReply { req, end, error: None, leader: None };
+            self.ready.send_early(Node::Client(client), Message::RestoreReply(reply));
+        }
     }
 }

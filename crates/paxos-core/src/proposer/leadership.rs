@@ -1,7 +1,9 @@
 //! Who leads: the start-up probe, election steps, heartbeats, and fencing by
 //! higher ballots.
 
-use paxos_proto::{Ballot, Heartbeat, Message, Nack, Node, NodeId, Probe, ProbeReply, Trim};
+use std::collections::BTreeSet;
+
+use paxos_proto::{Ballot, Heartbeat, Message, Nack, NackReason, Node, NodeId, Prepare, Probe, ProbeReply, Slot};
 use tracing::{debug, info};
 
 use super::{Phase, Proposer};
@@ -13,7 +15,8 @@ impl Proposer {
         let rightful = self.election.rightful_leader(self.now);
         match self.phase {
             Phase::Follower if rightful == self.cfg.id => {
-                if self.election.may_campaign(self.now)
+                if self.is_member()
+                    && self.election.may_campaign(self.now)
                     && self.now >= self.campaign_after
                     && self.probe.is_none()
                     && self.max_round < self.round_ceiling
@@ -28,7 +31,7 @@ impl Proposer {
                     self.hand_over_clients();
                 }
             }
-            Phase::Candidate(_) if rightful != self.cfg.id => {
+            Phase::Candidate(_) if rightful != self.cfg.id || !self.is_member() => {
                 info!(node = %self.cfg.id, ballot = %self.ballot, leader = %rightful, "a live proposer outranks us; stepping down");
                 self.step_down();
             }
@@ -39,9 +42,15 @@ impl Proposer {
         }
     }
 
-    /// True while a live peer has learned much more than we have: we catch up
-    /// from it before we campaign rather than re-propose what it knows.
-    fn far_behind(&self) -> bool {
+    /// True while we lack decided slots that others have: a live peer learned
+    /// much more than we have, or the log decided a configuration we have not
+    /// learned (a ballot of a later epoch was seen). We catch up before we
+    /// campaign rather than re-propose what others know, and a ballot must be
+    /// of the epoch in force.
+    pub(super) fn far_behind(&self) -> bool {
+        if self.max_epoch > self.learner.epoch_number() {
+            return true;
+        }
         let decided = self.learner.decided().0;
         let window = self.cfg.window as u64;
         self.peers.iter().any(|(p, info)| info.decided.0 > decided + window && self.election.alive(*p, self.now))
@@ -50,30 +59,56 @@ impl Proposer {
     /// Ballots must be unique even if this proposer lost its data dir (only a
     /// majority of acceptors is trusted to keep theirs). So before its first
     /// campaign a proposer asks the acceptors what they promised and waits for
-    /// a majority: a previous start's phase 1 reached a majority, so one of
+    /// a majority: a previous start's phase 1 reached a quorum, so one of
     /// them names its round, and we campaign above it.
     pub(super) fn send_probe(&mut self) {
-        let Some(answered) = self.probe else { return };
-        let probe = Probe { nonce: self.cfg.incarnation };
-        for (i, a) in self.cfg.acceptors.iter().enumerate() {
-            if answered & (1 << i) == 0 {
-                self.ready.send(Node::Acceptor(*a), Message::Probe(probe.clone()));
-            }
+        let Some(answered) = &self.probe else { return };
+        let probe = Probe { nonce: self.probe_nonce(), decided: self.learner.decided() };
+        let missing: Vec<NodeId> = self.acceptor_ids().into_iter().filter(|a| !answered.contains(a)).collect();
+        for a in missing {
+            self.ready.send(Node::Acceptor(a), Message::Probe(probe.clone()));
         }
     }
 
-    pub(super) fn on_probe_reply(&mut self, idx: usize, m: ProbeReply) -> Result<(), Ignored> {
-        self.see_round(m.promised);
-        if m.nonce != self.cfg.incarnation {
+    pub(super) fn on_probe_reply(&mut self, a: NodeId, m: ProbeReply) -> Result<(), Ignored> {
+        if !self.acceptors.contains_key(&a) {
+            return Err(Ignored("proposer: a probe reply of an acceptor that is no member"));
+        }
+        self.see_ballot(m.promised);
+        self.see_epoch(m.epoch);
+        // Every probe round has its own nonce: an answer to an earlier
+        // start's probe, or a late answer of an acceptor's earlier
+        // incarnation, must not tell us what it is now.
+        let round = m.nonce.wrapping_sub(self.cfg.incarnation);
+        if round > self.probe_round {
             return Ok(()); // an answer to an earlier start's probe
         }
-        let Some(answered) = self.probe.as_mut() else { return Ok(()) };
-        *answered |= 1 << idx;
-        if answered.count_ones() as usize >= self.quorum {
+        let Some(info) = self.acceptors.get_mut(&a) else {
+            return Err(Ignored("proposer: a probe reply of an acceptor that is no member"));
+        };
+        if round + 1 >= self.probe_round {
+            info.incarnation = Some((m.incarnation, round));
+            info.decided = m.decided;
+            info.joining = m.joining;
+        }
+        self.probe_answered(a);
+        Ok(())
+    }
+
+    /// The nonce of the current probe round.
+    fn probe_nonce(&self) -> u64 {
+        self.cfg.incarnation.wrapping_add(self.probe_round)
+    }
+
+    /// Acceptor `a` answered this start's probe (or promised our ballot).
+    pub(super) fn probe_answered(&mut self, a: NodeId) {
+        let members: BTreeSet<NodeId> = self.acceptor_ids().into_iter().collect();
+        let Some(answered) = self.probe.as_mut() else { return };
+        answered.insert(a);
+        if answered.intersection(&members).count() >= crate::majority(members.len()) {
             debug!(node = %self.cfg.id, round = self.max_round, "probe done");
             self.probe = None;
         }
-        Ok(())
     }
 
     /// Back to follower. Values in flight stay queued if we expect to lead again
@@ -86,7 +121,7 @@ impl Proposer {
             Phase::Candidate(_) | Phase::Follower => Vec::new(),
         };
         self.leader_hint = self.leader_hint.filter(|(p, _)| *p != self.cfg.id);
-        if self.election.rightful_leader(self.now) == self.cfg.id {
+        if self.election.rightful_leader(self.now) == self.cfg.id && self.is_member() {
             // In slot order, ahead of values that never had a slot.
             for value in proposed.into_iter().rev() {
                 self.clients.requeue(&self.learner, value);
@@ -106,10 +141,31 @@ impl Proposer {
         self.clients.proposed.clear();
     }
 
-    pub(super) fn on_nack(&mut self, m: Nack) -> Result<(), Ignored> {
-        self.see_round(m.promised);
-        if m.ballot == self.ballot && m.promised > self.ballot {
-            self.fenced(m.promised, "an acceptor promised a higher ballot");
+    pub(super) fn on_nack(&mut self, a: NodeId, m: Nack) -> Result<(), Ignored> {
+        self.see_ballot(m.promised);
+        match m.reason {
+            NackReason::Promised => {
+                if m.ballot == self.ballot && m.promised > self.ballot {
+                    self.fenced(m.promised, "an acceptor promised a higher ballot");
+                }
+            }
+            NackReason::UnknownEpoch => {
+                // An acceptor that missed our phase 1 (or the epoch's start): tell it of the epoch.
+                if m.ballot == self.ballot && !matches!(self.phase, Phase::Follower) {
+                    let epoch = self.learner.epoch();
+                    let prepare = Prepare {
+                        ballot: self.ballot,
+                        from: self.learner.decided().max(epoch.start),
+                        epoch: Some(epoch),
+                    };
+                    self.ready.send(Node::Acceptor(a), Message::Prepare(prepare));
+                }
+            }
+            NackReason::NotMember => {
+                if let Some(info) = self.acceptors.get_mut(&a) {
+                    info.joining = true;
+                }
+            }
         }
         Ok(())
     }
@@ -126,7 +182,12 @@ impl Proposer {
         self.campaign_after = self.now + self.cfg.heartbeat_ticks;
     }
 
+    /// Heartbeats to the peers; a leader also probes every acceptor (and
+    /// every node it is adding): their answers say who lost its state, who
+    /// caught up, and tell laggards how far the log is decided.
     pub(super) fn send_heartbeats(&mut self) {
+        // Probe rounds count heartbeats, leading or not: how old a report is.
+        self.probe_round += 1;
         let leading = matches!(self.phase, Phase::Leader(_));
         let hb = Heartbeat {
             ballot: self.ballot,
@@ -137,26 +198,30 @@ impl Proposer {
         for p in self.peers.keys() {
             self.ready.send(Node::Proposer(*p), Message::Heartbeat(hb.clone()));
         }
-        if leading {
-            // Every proposer learned everything below the lowest decided point:
-            // acceptors may forget it (the seed's garbage collection).
-            let below = self.peers.values().map(|p| p.decided).chain([self.learner.decided()]).min();
-            if let Some(below) = below.filter(|b| b.0 > 0) {
-                for a in &self.cfg.acceptors {
-                    self.ready.send(Node::Acceptor(*a), Message::Trim(Trim { below }));
-                }
+        // A proposer that lacks decided slots probes too: the answers say which
+        // acceptors hold them (every proposer may have lost its disk).
+        if leading || self.far_behind() {
+            let probe = Probe { nonce: self.probe_nonce(), decided: self.learner.decided() };
+            let targets: BTreeSet<NodeId> = self.acceptor_ids().into_iter().chain(self.joining.ids()).collect();
+            for a in targets {
+                self.ready.send(Node::Acceptor(a), Message::Probe(probe.clone()));
             }
         }
     }
 
     pub(super) fn on_heartbeat(&mut self, from: NodeId, m: Heartbeat) -> Result<(), Ignored> {
-        self.see_round(m.ballot);
+        self.see_ballot(m.ballot);
         // A peer's progress is what it said last (an honest peer's only
         // grows), believed only as far as anyone could make it from what we
         // know: a hostile claim is bounded, and the peer's next word replaces it.
-        let plausible = paxos_proto::Slot(self.learner.known().0.saturating_add(crate::MAX_SLOT_STEP));
-        let peer = self.peers.get_mut(&from).expect("checked member");
-        peer.decided = m.decided.min(plausible);
+        let plausible = Slot(self.learner.known().0.saturating_add(crate::MAX_SLOT_STEP));
+        let decided = m.decided.min(plausible);
+        self.heard_ahead(Node::Proposer(from), decided);
+        let Some(peer) = self.peers.get_mut(&from) else {
+            // Not a member of the configuration we know: only a hint of where to catch up from.
+            return Ok(());
+        };
+        peer.decided = decided;
         if m.leader && self.leader_hint.is_none_or(|(_, b)| m.ballot >= b) {
             self.leader_hint = Some((from, m.ballot));
         }

@@ -1,25 +1,33 @@
-//! What the learner applied, and catch-up between proposers.
+//! What the learner applied, and catch-up from proposers and acceptors.
 
 use paxos_proto::{
-    CatchUp, CatchUpReply, ClientError, ClientErrorKind, ClientId, ClientReply, Message, Node, NodeId, Slot, Value,
+    CatchUp, CatchUpReply, ClientError, ClientErrorKind, ClientId, ClientReply, Message, Node, Slot, Value,
 };
-use tracing::debug;
+use tracing::{debug, info, warn};
 
-use super::{Phase, Proposer, CATCH_UP_LIMIT};
-use crate::{Ignored, ProposerOp, MAX_BATCH_BYTES};
+use super::{Phase, Proposer, ReadFor, CATCH_UP_LIMIT};
+use crate::{Ignored, LogPage, ProposerOp, MAX_BATCH_BYTES};
 
 impl Proposer {
-    /// Persists what the learner applied and answers the clients waiting for it.
+    /// Persists what the learner applied, answers the clients waiting for
+    /// it, and follows a new configuration.
     pub(super) fn after_learning(&mut self) {
+        let mut conflict = false;
         for a in self.learner.take_applied() {
-            let lost = match &mut self.phase {
+            let ours = match &mut self.phase {
                 Phase::Leader(p2) => p2.applied(a.slot),
                 Phase::Follower | Phase::Candidate(_) => None,
             };
-            if let Some(value) = lost {
-                // Another ballot chose something else here (we led with a stale
-                // ballot): our value still needs a slot.
-                self.clients.requeue(&self.learner, value);
+            if let Some(value) = ours {
+                // A higher ballot chose something else here: we lead with a
+                // stale ballot, and must not say that this slot is decided
+                // with our value (acceptors move what they accepted from us
+                // below our commit into their decided logs). Our client's
+                // value still needs a slot.
+                if value != a.value {
+                    conflict = true;
+                    self.clients.requeue(&self.learner, value);
+                }
             }
             if let Value::Command(c) = &a.value {
                 if self.clients.proposed.get(&c.client).is_some_and(|s| *s <= c.seq) {
@@ -27,18 +35,61 @@ impl Proposer {
                 }
                 if self.clients.waiting.get(&c.client) == Some(&c.seq) {
                     self.clients.waiting.remove(&c.client);
-                    self.answer_applied(c.client, c.seq);
+                    if a.duplicate {
+                        self.answer_applied(c.client, c.seq);
+                    } else {
+                        // Answered with the slot itself: a command stamped long ago
+                        // may have a session that is already expired by the log's clock.
+                        let reply = ClientReply { seq: c.seq, slot: a.slot };
+                        self.ready.send_early(Node::Client(c.client), Message::ClientReply(reply));
+                    }
                 }
             }
-            self.ready.persist.push(ProposerOp::Learn { slot: a.slot, value: a.value });
+            let slot = a.slot;
+            self.ready.persist.push(ProposerOp::Learn { slot, value: a.value, duplicate: a.duplicate });
+            if self.cfg.retain_slots > 0 && slot.0.is_multiple_of(1024) {
+                let below = Slot(slot.0.saturating_sub(self.cfg.retain_slots));
+                if below > self.learner.state().start {
+                    self.learner.retain(below);
+                    self.ready.persist.push(ProposerOp::Retain(below));
+                }
+            }
         }
+        if conflict && matches!(self.phase, Phase::Leader(_)) {
+            warn!(node = %self.cfg.id, ballot = %self.ballot, "a slot we proposed was decided with another value; stepping down");
+            self.step_down();
+            self.campaign_after = self.now + self.cfg.heartbeat_ticks;
+        }
+        if self.learner.epoch_number() != self.known_epoch {
+            self.new_epoch();
+        }
+        self.answer_restore();
+    }
+
+    /// The log decided a new configuration: follow it.
+    fn new_epoch(&mut self) {
+        self.known_epoch = self.learner.epoch_number();
+        let epoch = self.learner.epoch();
+        info!(node = %self.cfg.id, epoch = epoch.config.epoch, start = %epoch.start, member = self.is_member(), "a new configuration is in force");
+        self.config_changed();
+        match self.phase {
+            Phase::Leader(_) if self.is_member() => {
+                // The stop sign is decided: lead on in the next epoch, from its first slot.
+                self.start_phase1();
+            }
+            Phase::Leader(_) | Phase::Candidate(_) => self.step_down(),
+            Phase::Follower => {}
+        }
+        self.answer_members();
     }
 
     /// Answers a request whose client already has a request applied. The
-    /// answer rests on decided values only (durable at a majority of
+    /// answer rests on decided values only (durable at a quorum of
     /// acceptors), not on this proposer's own log, so it need not wait for it.
     pub(super) fn answer_applied(&mut self, client: ClientId, seq: u64) {
-        let session = self.learner.session(client).expect("an applied command has a session");
+        let Some(session) = self.learner.session(client) else {
+            return; // expired meanwhile: the client's retry lands again
+        };
         let msg = if session.seq == seq {
             Message::ClientReply(ClientReply { seq, slot: session.slot })
         } else {
@@ -47,55 +98,112 @@ impl Proposer {
         self.ready.send_early(Node::Client(client), msg);
     }
 
-    /// Asks a peer for decided slots we lack.
+    /// `node` said it decided every slot below `decided`: somewhere to catch up from.
+    pub(super) fn heard_ahead(&mut self, node: Node, decided: Slot) {
+        if decided <= self.learner.decided() {
+            // Not ahead (any more): it may have lost its disk since it said it was.
+            if self.ahead.is_some_and(|(n, _)| n == node) {
+                self.ahead = None;
+            }
+            return;
+        }
+        if self.ahead.is_none_or(|(n, d)| n == node || decided > d) {
+            self.ahead = Some((node, decided));
+        }
+    }
+
+    /// Asks a peer (or an acceptor) for decided slots we lack.
     pub(super) fn catch_up(&mut self) {
         if self.now < self.catch_up_after {
             return;
         }
         let decided = self.learner.decided();
-        let ahead = self
+        if self.ahead.is_some_and(|(_, d)| d <= decided) {
+            self.ahead = None;
+        }
+        let peer = self
             .peers
             .iter()
             .filter(|(p, info)| info.decided > decided && self.election.alive(**p, self.now))
             .max_by_key(|(_, info)| info.decided)
-            .map(|(p, _)| *p);
-        let target = ahead.or_else(|| {
-            // A hole below a decided slot that outlives a retransmission is worth asking about.
+            .map(|(p, _)| Node::Proposer(*p));
+        let holed = || {
+            // A hole below a decided slot that outlives a retransmission is
+            // worth asking the leader about (if it is not behind us itself).
             let holed = self.learner.known() > decided && matches!(self.phase, Phase::Follower);
-            holed.then(|| self.leader()).flatten().filter(|p| *p != self.cfg.id)
-        });
-        if let Some(p) = target {
+            let leader = holed.then(|| self.leader()).flatten().filter(|p| *p != self.cfg.id);
+            leader.filter(|p| self.peers.get(p).is_none_or(|info| info.decided > decided)).map(Node::Proposer)
+        };
+        let acceptor = || {
+            self.acceptors
+                .iter()
+                .filter(|(_, info)| info.decided > decided)
+                .max_by_key(|(_, info)| info.decided)
+                .map(|(a, _)| Node::Acceptor(*a))
+        };
+        let target = peer.or(self.ahead.map(|(n, _)| n)).or_else(acceptor).or_else(holed);
+        if let Some(to) = target {
             self.catch_up_after = self.now + self.cfg.retransmit_ticks;
-            debug!(node = %self.cfg.id, to = %p, slot = %decided, "catching up");
+            debug!(node = %self.cfg.id, to = ?to, slot = %decided, "catching up");
             let request = CatchUp { from: decided, limit: CATCH_UP_LIMIT };
-            self.ready.send(Node::Proposer(p), Message::CatchUp(request));
+            self.asked = Some((to, decided));
+            self.ready.send(to, Message::CatchUp(request));
         }
     }
 
-    /// A peer asks for decided entries: as many as fit one datagram, from its slot on.
-    pub(super) fn on_catch_up(&mut self, from: NodeId, m: CatchUp) -> Result<(), Ignored> {
-        let log = self.learner.log();
-        let start = (m.from.0 as usize).min(log.len());
-        let mut bytes = 0;
-        let entries: Vec<Value> = log[start..]
-            .iter()
-            .take(m.limit as usize)
-            .take_while(|v| {
-                bytes += v.wire_len();
-                bytes <= MAX_BATCH_BYTES
-            })
-            .cloned()
-            .collect();
-        let reply = CatchUpReply { from: Slot(start as u64), entries, decided: self.learner.decided() };
-        self.ready.send(Node::Proposer(from), Message::CatchUpReply(reply));
-        Ok(())
+    /// A peer (or an acceptor rebuilding its log) asks for decided entries:
+    /// as many as fit one datagram, from the cache or read from the store.
+    pub(super) fn on_catch_up(&mut self, from: Node, m: CatchUp) -> Result<(), Ignored> {
+        let decided = self.learner.decided();
+        let start = m.from.min(decided);
+        if start >= self.learner.cache_start() {
+            let mut bytes = 0;
+            let entries: Vec<Value> = self
+                .learner
+                .cached(start)
+                .take(m.limit.min(CATCH_UP_LIMIT) as usize)
+                .take_while(|(v, _)| {
+                    bytes += v.wire_len();
+                    bytes <= MAX_BATCH_BYTES
+                })
+                .map(|(v, _)| v.clone())
+                .collect();
+            let reply = CatchUpReply { from: start, entries, decided };
+            self.ready.send(from, Message::CatchUpReply(reply));
+            return Ok(());
+        }
+        self.read(start, m.limit, ReadFor::Peer(from))
+    }
+
+    /// A page read from the store for a catch-up.
+    pub(super) fn reply_catch_up(&mut self, to: Node, page: LogPage) {
+        let entries = page.entries.into_iter().map(|e| e.value).collect();
+        let reply = CatchUpReply { from: page.from, entries, decided: self.learner.decided() };
+        self.ready.send(to, Message::CatchUpReply(reply));
     }
 
     /// Decided entries from a peer: learned in order; asks for the rest at once.
-    pub(super) fn on_catch_up_reply(&mut self, from: NodeId, m: CatchUpReply) -> Result<(), Ignored> {
+    pub(super) fn on_catch_up_reply(&mut self, from: Node, m: CatchUpReply) -> Result<(), Ignored> {
         // What the peer says of itself in its answer is the latest word on its progress.
-        if let Some(peer) = self.peers.get_mut(&from) {
-            peer.decided = m.decided.min(peer.decided);
+        if let Node::Proposer(p) = from {
+            if let Some(peer) = self.peers.get_mut(&p) {
+                peer.decided = m.decided.min(peer.decided);
+            }
+        }
+        if let Node::Acceptor(a) = from {
+            if let Some(info) = self.acceptors.get_mut(&a) {
+                info.decided = m.decided;
+            }
+        }
+        let decided = self.learner.decided();
+        let asked = self.asked.take() == Some((from, decided));
+        let retained = self.cfg.retain_slots > 0;
+        if m.from > decided && !m.entries.is_empty() && m.from <= m.decided && asked && retained {
+            // Its log starts later: retention deleted what lies between (the
+            // cluster retains, and the node we asked says so).
+            warn!(node = %self.cfg.id, from = %decided, to = %m.from, "the decided log restarts later: the slots between were deleted by retention");
+            self.learner.skip_to(m.from);
+            self.ready.persist.push(ProposerOp::Retain(m.from));
         }
         let mut result = Ok(());
         for (i, value) in m.entries.into_iter().enumerate() {
@@ -104,6 +212,7 @@ impl Proposer {
                 result = Err(e);
             }
         }
+        self.heard_ahead(from, m.decided);
         if result.is_ok() && self.learner.decided() < m.decided {
             // More to fetch: ask again at once rather than at the next tick.
             self.catch_up_after = self.now;

@@ -1,13 +1,21 @@
 //! The proposer: Multi-Paxos leader or follower, learner, and the clients' entry point.
 //!
 //! A proposer that the election names leader runs phase 1 once, for every
-//! slot from its first undecided one, with a ballot whose round it persisted
-//! first. From the promises of a majority it adopts, per slot, the value of the
-//! highest ballot; it fills the slots below the highest one seen with no-ops,
-//! and re-proposes all of them. Then it runs phase 2 only: client values get
-//! consecutive slots, up to `window` of them in flight, packed many per
-//! datagram, retransmitted on tick until a majority accepted them. A nack or a
-//! heartbeat with a higher ballot ends its leadership.
+//! slot from its first undecided one, with a ballot of the current
+//! configuration epoch whose round it persisted first. From the promises of a
+//! quorum it adopts, per slot, the value of the highest ballot; it fills the
+//! slots below the highest one seen with no-ops, and re-proposes all of
+//! them. Then it runs phase 2 only: client values get consecutive slots, up
+//! to `window` of them in flight, packed many per datagram, retransmitted on
+//! tick until a quorum accepted them. A nack or a heartbeat with a higher
+//! ballot ends its leadership.
+//!
+//! Membership changes go through the log as stop signs (Stoppable Paxos,
+//! Lamport, Malkhi and Zhou, 2008; Vertical Paxos's idea of a configuration
+//! per ballot epoch): the leader drains its window, proposes the new
+//! [`paxos_proto::Config`] alone in the next slot, and once it is decided runs
+//! phase 1 in the next epoch, from the next slot, with the new acceptors. See
+//! `membership` for when a leader changes the configuration by itself.
 //!
 //! The role is one of three [`Phase`]s, each owning its state: a follower
 //! has none of its own, a candidate its phase 1 ([`phase1::Phase1`]), a
@@ -19,7 +27,8 @@
 //! | `leadership` | the start-up probe, election steps, heartbeats, nacks, fencing   |
 //! | `phase1`     | campaigning: prepares, promises, becoming leader                 |
 //! | `phase2`     | proposing: the window of accepts, votes, retransmission          |
-//! | `learning`   | what the learner applied, catch-up between proposers             |
+//! | `membership` | acceptors' incarnations, configuration changes, member requests  |
+//! | `learning`   | what the learner applied, catch-up from proposers and acceptors  |
 //! | `clients`    | proposals, retries, log reads                                    |
 //!
 //! Each handler first filters remote input (ignores what does not apply),
@@ -28,33 +37,41 @@
 mod clients;
 mod leadership;
 mod learning;
+mod membership;
 mod phase1;
 mod phase2;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use paxos_proto::{Ballot, ClientId, Command, Message, Node, NodeId, StatusReply};
+use paxos_proto::{Ballot, ClientId, Command, Config, Member, Message, Node, NodeId, Slot, StatusReply};
 
 use crate::election::Election;
 use crate::{
-    majority, round_ceiling, Defects, Ignored, Learner, ProposerOp, ProposerState, Ready, Tick, CLOCK_SKEW_SECS,
+    round_ceiling, Defects, Ignored, Learner, LogPage, ProposerOp, ProposerState, Ready, Tick, CLOCK_SKEW_SECS,
 };
 
+use membership::{Joining, Waiting};
 use phase1::Phase1;
 use phase2::Phase2;
 
+pub use membership::REBUILD_SLACK_SLOTS;
+
 /// The most decided entries one catch-up request asks a peer for.
 pub const CATCH_UP_LIMIT: u32 = 1024;
+
+/// The session lifetime of a cluster whose file names none: an hour.
+pub const DEFAULT_SESSION_LIFETIME_MS: u64 = 3_600_000;
+
+/// Reads of the decided log a proposer serves at once; more requests are dropped (clients retry).
+const MAX_PENDING_READS: usize = 256;
 
 /// How a proposer is set up. Times count ticks of the caller's clock.
 #[derive(Clone, Debug)]
 pub struct ProposerConfig {
     /// This proposer.
     pub id: NodeId,
-    /// Every proposer of the cluster, this one included.
-    pub proposers: Vec<NodeId>,
-    /// Every acceptor of the cluster (at most 64).
-    pub acceptors: Vec<NodeId>,
+    /// The cluster file's configuration (epoch 0): the initial members.
+    pub genesis: Config,
     /// Ticks between heartbeats.
     pub heartbeat_ticks: u64,
     /// Ticks without a heartbeat after which a peer counts as down.
@@ -68,21 +85,36 @@ pub struct ProposerConfig {
     /// A number that differs between starts of this proposer (the runtime draws
     /// it at random): it tells this start's probe answers from late ones.
     pub incarnation: u64,
+    /// Keep the newest this many decided slots; 0 keeps everything.
+    pub retain_slots: u64,
 }
 
 impl ProposerConfig {
-    /// Defaults for a 10 ms tick: heartbeat 100 ms, election timeout 500 ms, retransmit 30 ms.
+    /// Defaults for a 10 ms tick: heartbeat 100 ms, election timeout 500 ms,
+    /// retransmit 30 ms; a genesis configuration of these ids, without addresses.
     pub fn new(id: NodeId, proposers: Vec<NodeId>, acceptors: Vec<NodeId>) -> Self {
+        let member = |id: NodeId| Member { id, addr: String::new(), incarnation: None };
+        let genesis = Config {
+            epoch: 0,
+            acceptors: acceptors.into_iter().map(member).collect(),
+            proposers: proposers.into_iter().map(member).collect(),
+            session_lifetime_ms: DEFAULT_SESSION_LIFETIME_MS,
+        };
+        ProposerConfig::with_genesis(id, genesis)
+    }
+
+    /// Defaults for a 10 ms tick, with this genesis configuration.
+    pub fn with_genesis(id: NodeId, genesis: Config) -> Self {
         ProposerConfig {
             id,
-            proposers,
-            acceptors,
+            genesis,
             heartbeat_ticks: 10,
             election_timeout_ticks: 50,
             retransmit_ticks: 3,
             window: 4096,
             max_queue: 65_536,
             incarnation: 0,
+            retain_slots: 0,
         }
     }
 }
@@ -133,7 +165,20 @@ impl Phase {
 /// What a proposer knows of a peer proposer.
 #[derive(Clone, Copy, Debug, Default)]
 struct PeerInfo {
-    decided: paxos_proto::Slot,
+    decided: Slot,
+}
+
+/// What a proposer knows of an acceptor, from its probe replies and promises.
+#[derive(Clone, Copy, Debug, Default)]
+struct AcceptorInfo {
+    /// When it last answered.
+    heard: Option<Tick>,
+    /// Its incarnation, as it last reported it, and the probe round of that report.
+    incarnation: Option<(u64, u64)>,
+    /// Its decided prefix, as it last reported it.
+    decided: Slot,
+    /// It said it may not vote (it waits to be let in).
+    joining: bool,
 }
 
 /// Client commands this proposer holds for a slot, and who waits for what.
@@ -147,12 +192,22 @@ struct Clients {
     waiting: BTreeMap<ClientId, u64>,
 }
 
+/// Who a read of the decided log is for.
+#[derive(Clone, Debug)]
+enum ReadFor {
+    /// A client's `LogRead`.
+    Client { client: ClientId, req: u64, limit: u32 },
+    /// A peer's (or an acceptor's) `CatchUp`.
+    Peer(Node),
+}
+
 /// A Multi-Paxos proposer, learner and client front end.
 #[derive(Debug)]
 pub struct Proposer {
     cfg: ProposerConfig,
-    quorum: usize,
     now: Tick,
+    /// The wall clock, in milliseconds since the Unix epoch (0 until set): stamps commands.
+    clock_ms: u64,
     election: Election,
     learner: Learner,
     phase: Phase,
@@ -160,22 +215,39 @@ pub struct Proposer {
     ballot: Ballot,
     /// The highest round seen anywhere or used; a new ballot goes above it.
     max_round: u64,
+    /// The highest configuration epoch seen in any ballot or report: above
+    /// the learner's, we are behind and catch up before we campaign.
+    max_epoch: u32,
     clients: Clients,
     peers: BTreeMap<NodeId, PeerInfo>,
     /// The proposer that last claimed leadership by heartbeat, with its ballot.
     leader_hint: Option<(NodeId, Ballot)>,
-    /// Per acceptor index, when it was last heard from.
-    acceptor_heard: Vec<Option<Tick>>,
+    acceptors: BTreeMap<NodeId, AcceptorInfo>,
     /// No campaign before this tick (back-off after being preempted).
     campaign_after: Tick,
     /// No catch-up request before this tick.
     catch_up_after: Tick,
-    /// Until a majority of acceptors answered the start-up probe: the ones that did (a bit per index).
-    probe: Option<u64>,
+    /// Until a majority of acceptors answered the start-up probe: the ones that did.
+    probe: Option<BTreeSet<NodeId>>,
+    /// A leader probes every acceptor each heartbeat: the round, part of each probe's nonce.
+    probe_round: u64,
     /// No round above this by our own clock; no limit until the clock is set.
     round_ceiling: u64,
     /// How far above `round_ceiling` others' rounds may go (their clocks may run ahead).
     round_slack: u64,
+    /// Nodes being added: probed until they caught up, then let in.
+    joining: Joining,
+    /// Operators' member requests waiting for their change.
+    member_ops: Vec<Waiting>,
+    /// The configuration epoch we last followed (see `learning::new_epoch`).
+    known_epoch: u32,
+    /// Somewhere to catch up from: a node that said it decided more than we have.
+    ahead: Option<(Node, Slot)>,
+    /// The last catch-up request: whom we asked, from which slot.
+    asked: Option<(Node, Slot)>,
+    /// Reads of the decided log in flight.
+    reads: HashMap<u64, ReadFor>,
+    next_read: u64,
     ready: Ready<ProposerOp>,
     defects: Defects,
 }
@@ -184,44 +256,52 @@ impl Proposer {
     /// A proposer with state recovered from its store.
     ///
     /// # Panics
-    /// If the configuration does not name this proposer, or has no acceptor or more than 64.
+    /// If the genesis configuration has no acceptor or more than 64.
     pub fn new(cfg: ProposerConfig, state: ProposerState) -> Self {
-        assert!(cfg.proposers.contains(&cfg.id), "the proposer list names this proposer");
-        assert!(!cfg.acceptors.is_empty() && cfg.acceptors.len() <= 64, "1 to 64 acceptors");
+        assert!(!cfg.genesis.acceptors.is_empty() && cfg.genesis.acceptors.len() <= 64, "1 to 64 acceptors");
         assert!(cfg.retransmit_ticks > 0 && cfg.heartbeat_ticks > 0 && cfg.window > 0);
-        let quorum = majority(cfg.acceptors.len());
         let election = Election::new(cfg.id, cfg.election_timeout_ticks, Tick::ZERO);
-        let peers = cfg.proposers.iter().filter(|p| **p != cfg.id).map(|p| (*p, PeerInfo::default())).collect();
-        let acceptor_heard = vec![None; cfg.acceptors.len()];
-        Proposer {
-            quorum,
+        let learner = Learner::new(cfg.genesis.clone(), state.log);
+        let mut proposer = Proposer {
             now: Tick::ZERO,
+            clock_ms: 0,
             election,
-            learner: Learner::new(quorum, state.log),
+            max_epoch: learner.epoch_number(),
+            learner,
             phase: Phase::Follower,
             ballot: Ballot::new(state.round, cfg.id),
             max_round: state.round,
             clients: Clients::default(),
-            peers,
+            peers: BTreeMap::new(),
             leader_hint: None,
-            acceptor_heard,
+            acceptors: BTreeMap::new(),
             campaign_after: Tick::ZERO,
             catch_up_after: Tick::ZERO,
-            probe: Some(0),
+            probe: Some(BTreeSet::new()),
+            probe_round: 0,
             round_ceiling: u64::MAX,
             round_slack: 0,
+            joining: Joining::default(),
+            member_ops: Vec::new(),
+            known_epoch: 0,
+            ahead: None,
+            asked: None,
+            reads: HashMap::new(),
+            next_read: 0,
             ready: Ready::default(),
             defects: Defects::default(),
             cfg,
-        }
+        };
+        proposer.known_epoch = proposer.learner.epoch_number();
+        proposer.config_changed();
+        proposer
     }
 
     /// The same proposer with deliberate bugs, for the simulator's self-test.
     pub fn with_defects(mut self, defects: Defects) -> Self {
         self.defects = defects;
         if defects.minority_quorum {
-            self.quorum = (self.cfg.acceptors.len() / 2).max(1);
-            self.learner = Learner::new(self.quorum, self.learner.log().to_vec());
+            self.learner = Learner::new(self.cfg.genesis.clone(), self.learner.state().clone()).with_minority_quorum();
         }
         self
     }
@@ -241,9 +321,27 @@ impl Proposer {
         self.ballot
     }
 
-    /// Its learner: the decided log.
+    /// Its learner: the decided prefix, sessions, configuration.
     pub fn learner(&self) -> &Learner {
         &self.learner
+    }
+
+    /// The configuration in force (the latest the log decided, or the cluster file's).
+    pub fn config(&self) -> Config {
+        self.learner.epoch().config
+    }
+
+    /// The configuration this proposer, as leader, is changing to (asked for or proposed), if any.
+    pub fn changing_to(&self) -> Option<&Config> {
+        match &self.phase {
+            Phase::Leader(p2) => p2.changing_to.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// True while this proposer is a member of the configuration in force.
+    pub fn is_member(&self) -> bool {
+        self.learner.epoch().config.proposers.iter().any(|p| p.id == self.cfg.id)
     }
 
     /// The leader as far as this proposer knows.
@@ -264,13 +362,14 @@ impl Proposer {
     pub fn status(&self) -> StatusReply {
         let mut peers_heard: Vec<Node> = self.election.live_peers(self.now).map(Node::Proposer).collect();
         peers_heard.extend(
-            self.cfg
-                .acceptors
+            self.acceptors
                 .iter()
-                .zip(&self.acceptor_heard)
-                .filter(|(_, t)| t.is_some_and(|t| self.now.since(t) < self.cfg.election_timeout_ticks))
+                .filter(|(_, info)| info.heard.is_some_and(|t| self.now.since(t) < self.cfg.election_timeout_ticks))
                 .map(|(a, _)| Node::Acceptor(*a)),
         );
+        let mut counters = BTreeMap::new();
+        counters.insert("sessions".to_owned(), self.learner.state().sessions.len() as u64);
+        counters.insert("sessions_evicted".to_owned(), self.learner.state().evicted);
         StatusReply {
             req: 0,
             role: self.role().name().into(),
@@ -279,42 +378,44 @@ impl Proposer {
             ballot: self.ballot,
             decided: self.learner.decided(),
             peers_heard,
-            counters: Default::default(),
+            counters,
+            state: if self.is_member() { "up" } else { "joining" }.into(),
+            epoch: self.learner.epoch_number(),
         }
     }
 
     /// Handles one message.
     ///
     /// # Errors
-    /// [`Ignored`] when the message is not for a proposer, or its sender is no
-    /// member of the role it claims; the state is then unchanged.
+    /// [`Ignored`] when the message is not for a proposer, or its sender may
+    /// not send it; the state is then unchanged.
     pub fn handle(&mut self, from: Node, msg: Message) -> Result<(), Ignored> {
         if self.round_too_far(&msg) && !self.defects.unbounded {
             return Err(Ignored("proposer: a round too far above any known"));
         }
         let result = match from {
             Node::Acceptor(a) => {
-                let idx = self.acceptor_index(a).ok_or(Ignored("proposer: unknown acceptor"))?;
                 let result = match msg {
-                    Message::Promise(m) => self.on_promise(idx, m),
-                    Message::Nack(m) => self.on_nack(m),
-                    Message::ProbeReply(m) => self.on_probe_reply(idx, m),
-                    Message::Accepted(m) => self.on_accepted(idx, m),
+                    Message::Promise(m) => self.on_promise(a, m),
+                    Message::Nack(m) => self.on_nack(a, m),
+                    Message::ProbeReply(m) => self.on_probe_reply(a, m),
+                    Message::Accepted(m) => self.on_accepted(a, m),
+                    Message::CatchUp(m) => self.on_catch_up(from, m),
+                    Message::CatchUpReply(m) => self.on_catch_up_reply(from, m),
                     _ => Err(Ignored("proposer: not a message an acceptor sends")),
                 };
-                // Only a message we accept is a sign of life.
+                // Only a message we accept from a known acceptor is a sign of life.
                 if result.is_ok() {
-                    self.acceptor_heard[idx] = Some(self.now);
+                    if let Some(info) = self.acceptors.get_mut(&a) {
+                        info.heard = Some(self.now);
+                    }
                 }
                 result
             }
             Node::Proposer(p) => {
-                if p == self.cfg.id || !self.peers.contains_key(&p) {
-                    return Err(Ignored("proposer: unknown proposer"));
+                if p == self.cfg.id {
+                    return Err(Ignored("proposer: a message from ourselves"));
                 }
-                // Only a well-formed message is a sign of life, and it counts
-                // before it is handled: a heartbeat of a better proposer must
-                // find it alive when deciding whom to hand clients to.
                 let ballot_ok = match &msg {
                     Message::Heartbeat(m) => m.ballot.proposer == p,
                     Message::Accept(m) => m.ballot.proposer == p,
@@ -324,18 +425,25 @@ impl Proposer {
                 if !ballot_ok {
                     return Err(Ignored("proposer: a ballot of another proposer"));
                 }
-                self.election.heard(p, self.now);
+                // Only a well-formed message of a member is a sign of life, and
+                // it counts before it is handled: a heartbeat of a better
+                // proposer must find it alive when deciding whom to hand clients to.
+                if self.peers.contains_key(&p) {
+                    self.election.heard(p, self.now);
+                }
                 match msg {
                     Message::Heartbeat(m) => self.on_heartbeat(p, m),
                     Message::Accept(m) => self.on_accept_copy(m),
-                    Message::CatchUp(m) => self.on_catch_up(p, m),
-                    Message::CatchUpReply(m) => self.on_catch_up_reply(p, m),
+                    Message::CatchUp(m) => self.on_catch_up(from, m),
+                    Message::CatchUpReply(m) => self.on_catch_up_reply(from, m),
                     _ => unreachable!("filtered above"),
                 }
             }
             Node::Client(c) => match msg {
                 Message::ClientPropose(m) => self.on_client_propose(c, m),
                 Message::LogRead(m) => self.on_log_read(c, m),
+                Message::MemberRequest(m) => self.on_member_request(c, m),
+                Message::RestoreRequest(m) => self.on_restore(c, m),
                 _ => Err(Ignored("proposer: not a message a client sends")),
             },
         };
@@ -352,6 +460,7 @@ impl Proposer {
         self.step_election();
         self.retransmit();
         self.catch_up();
+        self.reconfigure();
         self.after_learning();
     }
 
@@ -362,14 +471,52 @@ impl Proposer {
         std::mem::take(&mut self.ready)
     }
 
-    /// The wall clock, in Unix seconds, for the round ceiling.
+    /// The wall clock, in Unix seconds, for the round ceiling and the stamps of commands.
     pub fn set_clock(&mut self, unix_secs: u64) {
         self.round_ceiling = round_ceiling(unix_secs);
         self.round_slack = round_ceiling(unix_secs.saturating_add(CLOCK_SKEW_SECS)) - self.round_ceiling;
+        self.clock_ms = unix_secs.saturating_mul(1000);
     }
 
-    fn acceptor_index(&self, a: NodeId) -> Option<usize> {
-        self.cfg.acceptors.iter().position(|x| *x == a)
+    /// The members of the configuration in force, and nodes being added.
+    pub fn members(&self) -> Vec<(Node, String)> {
+        let mut members = crate::role::addresses(&self.config());
+        members.extend(self.joining.addresses());
+        members
+    }
+
+    /// The acceptors of the configuration in force.
+    fn acceptor_ids(&self) -> Vec<NodeId> {
+        self.learner.epoch().config.acceptors.iter().map(|m| m.id).collect()
+    }
+
+    /// The quorum of the configuration in force.
+    fn quorum(&self) -> usize {
+        let epoch = self.learner.epoch();
+        let n = epoch.config.acceptors.len();
+        if self.defects.minority_quorum {
+            (n / 2).max(1)
+        } else {
+            crate::quorum(epoch.config.epoch, n)
+        }
+    }
+
+    /// The configuration in force changed (or the proposer started): peers,
+    /// the election, what we know of acceptors follow it.
+    fn config_changed(&mut self) {
+        let config = self.config();
+        let proposers: BTreeSet<NodeId> = config.proposers.iter().map(|p| p.id).filter(|p| *p != self.cfg.id).collect();
+        self.peers.retain(|p, _| proposers.contains(p));
+        for p in &proposers {
+            self.peers.entry(*p).or_default();
+        }
+        self.election.retain(|p| proposers.contains(&p));
+        for a in &config.acceptors {
+            self.acceptors.entry(a.id).or_default();
+        }
+        let keep: BTreeSet<NodeId> = config.acceptors.iter().map(|m| m.id).chain(self.joining.ids()).collect();
+        self.acceptors.retain(|a, _| keep.contains(a));
+        self.max_epoch = self.max_epoch.max(config.epoch);
     }
 
     /// True when `msg` names a ballot whose round is above the ceiling of
@@ -386,12 +533,23 @@ impl Proposer {
             Message::Accepted(m) => far(&m.ballot),
             Message::Heartbeat(m) => far(&m.ballot),
             Message::Accept(m) => far(&m.ballot),
+            Message::TimeoutNow(m) => far(&m.ballot),
             _ => false,
         }
     }
 
-    fn see_round(&mut self, ballot: Ballot) {
+    /// A ballot seen anywhere: new ballots go above its round, and its epoch
+    /// tells us whether the log decided configurations we have not learned.
+    fn see_ballot(&mut self, ballot: Ballot) {
         self.max_round = self.max_round.max(ballot.round);
+        self.see_epoch(ballot.epoch);
+    }
+
+    fn see_epoch(&mut self, epoch: u32) {
+        // A hostile member's epoch only makes us catch up before campaigning; bound it anyway.
+        if epoch <= self.learner.epoch_number().saturating_add(1 << 16) {
+            self.max_epoch = self.max_epoch.max(epoch);
+        }
     }
 
     /// Resends what is still unanswered: the start-up probe, prepares, accepts.
@@ -400,11 +558,35 @@ impl Proposer {
         if now.0 % every == 1 % every {
             self.send_probe();
         }
-        let (ballot, acceptors) = (self.ballot, &self.cfg.acceptors);
+        let ballot = self.ballot;
+        let acceptors = self.acceptor_ids();
+        let commit = self.learner.decided();
         match &mut self.phase {
             Phase::Follower => {}
-            Phase::Candidate(p1) => p1.retransmit(now, every, ballot, acceptors, &mut self.ready),
-            Phase::Leader(p2) => p2.retransmit(now, every, ballot, acceptors, &self.learner, &mut self.ready),
+            Phase::Candidate(p1) => p1.retransmit(now, every, ballot, &mut self.ready),
+            Phase::Leader(p2) => p2.retransmit(now, every, ballot, commit, &acceptors, &self.learner, &mut self.ready),
+        }
+    }
+
+    /// Asks the runtime for a page of the decided log, for `purpose`.
+    fn read(&mut self, from: Slot, limit: u32, purpose: ReadFor) -> Result<(), Ignored> {
+        if self.reads.len() >= MAX_PENDING_READS {
+            return Err(Ignored("proposer: too many reads in flight"));
+        }
+        let id = self.next_read;
+        self.next_read += 1;
+        self.reads.insert(id, purpose);
+        let limit = limit.min(CATCH_UP_LIMIT) as usize;
+        self.ready.reads.push(crate::ReadRequest { id, from, limit, max_bytes: crate::MAX_BATCH_BYTES });
+        Ok(())
+    }
+
+    /// A page of the decided log that was read for someone.
+    pub fn on_read(&mut self, id: u64, page: LogPage) {
+        match self.reads.remove(&id) {
+            Some(ReadFor::Client { client, req, limit }) => self.reply_log(client, req, limit, page),
+            Some(ReadFor::Peer(to)) => self.reply_catch_up(to, page),
+            None => {}
         }
     }
 }
@@ -432,12 +614,20 @@ impl crate::Role for Proposer {
         Proposer::take_ready(self)
     }
 
+    fn on_read(&mut self, id: u64, page: LogPage) {
+        Proposer::on_read(self, id, page);
+    }
+
     fn status(&self) -> StatusReply {
         Proposer::status(self)
     }
 
     fn view(&self) -> Option<crate::View> {
         Some(crate::View { role: self.role().name(), leader: self.leader(), ballot: self.ballot })
+    }
+
+    fn members(&self) -> Vec<(Node, String)> {
+        Proposer::members(self)
     }
 }
 

@@ -1,9 +1,10 @@
 //! Phase 2: a leader's window of slots in flight, what it sends for them,
 //! the votes and copies that arrive, and retransmission.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
-use paxos_proto::{Accept, AcceptEntry, Accepted, Ballot, Message, Node, NodeId, Slot, Value};
+use paxos_proto::{Accept, AcceptEntry, Accepted, Ballot, ClientId, Config, Message, Node, NodeId, Slot, Value};
+use tracing::info;
 
 use super::{Clients, Phase, Proposer};
 use crate::{Ignored, Learner, ProposerOp, Ready, Tick, MAX_BATCH_BYTES};
@@ -11,6 +12,9 @@ use crate::{Ignored, Learner, ProposerOp, Ready, Tick, MAX_BATCH_BYTES};
 /// Bytes an accept entry takes on the wire beside its value: the slot and the
 /// JSON framing at their widest.
 pub const ACCEPT_ENTRY_OVERHEAD_BYTES: usize = 48;
+
+/// The window of a leader re-proposing what phase 1 left, at least.
+pub const RECOVERY_WINDOW: usize = 4096;
 
 /// A slot proposed under our ballot and not applied yet.
 #[derive(Debug)]
@@ -68,16 +72,40 @@ pub(super) struct Phase2 {
     next: Slot,
     /// Slots proposed under our ballot and not yet applied.
     inflight: BTreeMap<Slot, InFlight>,
-    /// Client values wait until the log is learned up to here (slots trimmed
-    /// by acceptors must come from peers before we can deduplicate against them).
+    /// Client values wait until the log is learned up to here (slots that
+    /// acceptors hold only as decided must be learned before we can
+    /// deduplicate against them).
     serve_from: Slot,
     /// Slots phase 1 left to re-propose; they enter the window before any client value.
     recovery: Recovery,
+    /// The stop sign of this epoch, once proposed (or recovered): nothing goes after it.
+    stop: Option<Slot>,
+    /// A configuration to propose as soon as the window drained.
+    change: Option<Config>,
+    /// The configuration asked for, until this phase ends.
+    pub(super) changing_to: Option<Config>,
+    /// When this phase began.
+    pub(super) since: Tick,
+    /// Entries of a restore, for the next slots, before any client value.
+    pub(super) restoring: VecDeque<Value>,
+    /// The operator waiting for a restore: client, request, and the slot the log must reach.
+    pub(super) restore_waiter: Option<(ClientId, u64, Slot)>,
 }
 
 impl Phase2 {
-    pub(super) fn new(next: Slot, serve_from: Slot, recovery: Recovery) -> Phase2 {
-        Phase2 { next, inflight: BTreeMap::new(), serve_from, recovery }
+    pub(super) fn new(next: Slot, serve_from: Slot, recovery: Recovery, stop: Option<Slot>, since: Tick) -> Phase2 {
+        Phase2 {
+            next,
+            inflight: BTreeMap::new(),
+            serve_from,
+            recovery,
+            stop,
+            change: None,
+            changing_to: None,
+            since,
+            restoring: VecDeque::new(),
+            restore_waiter: None,
+        }
     }
 
     /// Every value proposed and not applied, then every value still to
@@ -91,34 +119,89 @@ impl Phase2 {
         self.inflight.remove(&slot).map(|f| f.value)
     }
 
+    /// True while a configuration change is asked for or under way: the
+    /// leader takes no other.
+    pub(super) fn changing(&self) -> bool {
+        self.change.is_some() || self.stop.is_some()
+    }
+
+    /// True once every slot phase 1 left is re-proposed.
+    pub(super) fn recovered(&self) -> bool {
+        self.recovery.len() == 0
+    }
+
+    /// True while nothing is in flight.
+    pub(super) fn idle(&self) -> bool {
+        self.inflight.is_empty() && self.recovery.len() == 0
+    }
+
+    /// Asks for `config` to be proposed once the window drained.
+    pub(super) fn change_to(&mut self, config: Config) {
+        assert!(!self.changing(), "one configuration change at a time");
+        self.changing_to = Some(config.clone());
+        self.change = Some(config);
+    }
+
     /// Fills the window: first the slots phase 1 left to re-propose, then
+    /// a configuration change once everything before it is decided, or
     /// queued client values in new slots. Returns the entries to send.
+    #[allow(clippy::too_many_arguments)]
     fn fill(
         &mut self,
         window: usize,
         ballot: Ballot,
         now: Tick,
+        now_ms: u64,
         learner: &mut Learner,
         clients: &mut Clients,
     ) -> Vec<AcceptEntry> {
         let mut entries = Vec::new();
+        // Re-proposing what phase 1 left (mostly no-ops for holes) may use a
+        // wider window than client values: a hostile member can leave up to
+        // MAX_SLOT_STEP holes, and filling them must not take forever.
+        let window = if self.recovery.len() > 0 { window.max(RECOVERY_WINDOW) } else { window };
         while self.inflight.len() < window {
             let (slot, value) = if let Some((slot, value)) = self.recovery.pop_front() {
-                if learner.value(slot).is_some() {
+                if learner.is_decided(slot) {
                     // Learned from a peer meanwhile, maybe with another value
                     // from a higher ballot: a client's value then needs a new slot.
                     clients.requeue(learner, value);
                     continue;
                 }
                 (slot, value)
-            } else {
-                if learner.decided() < self.serve_from {
+            } else if self.stop.is_some() {
+                break; // nothing after a stop sign
+            } else if self.change.is_some() {
+                // Drain: the stop sign goes alone, after every slot before it is decided.
+                let slot = self.next.max(learner.known());
+                if !self.inflight.is_empty() || learner.decided() < slot {
                     break;
                 }
-                let Some(cmd) = clients.queue.pop_front() else { break };
+                let config = self.change.take().expect("checked above");
+                info!(ballot = %ballot, slot = %slot, epoch = config.epoch, "proposing a configuration");
+                self.next = slot.next();
+                self.stop = Some(slot);
+                (slot, Value::Config(config))
+            } else if let Some(value) = self.restoring.pop_front() {
+                // A restore's entries go to the very next slots, nothing in between.
+                let slot = self.next.max(learner.known());
+                self.next = slot.next();
+                (slot, value)
+            } else if self.restore_waiter.is_some() {
+                break; // no client value until the restore is decided
+            } else {
+                if learner.decided() < self.serve_from || learner.epoch_number() == 0 {
+                    // Not yet: the slots below must be learned first, and no client
+                    // value goes into epoch 0 (its acceptors are not pinned yet).
+                    break;
+                }
+                let Some(mut cmd) = clients.queue.pop_front() else { break };
                 if learner.is_applied(&cmd) {
                     continue;
                 }
+                // Stamped when it gets a slot (again, if it lost one): the log's
+                // clock then says when its client was last active.
+                cmd.at = now_ms;
                 // Slots learned from peers while we led are taken: a leader with a
                 // stale ballot must not wait on a slot that is already decided.
                 let slot = self.next.max(learner.known());
@@ -135,31 +218,33 @@ impl Phase2 {
 
     /// Sends the accepts of slots unanswered for `every` ticks again, to the
     /// acceptors that have not voted for them.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn retransmit(
         &mut self,
         now: Tick,
         every: u64,
         ballot: Ballot,
+        commit: Slot,
         acceptors: &[NodeId],
         learner: &Learner,
         ready: &mut Ready<ProposerOp>,
     ) {
         let mut per_acceptor: Vec<Vec<AcceptEntry>> = vec![Vec::new(); acceptors.len()];
         for (slot, f) in self.inflight.iter_mut() {
-            if now < f.sent + every || learner.value(*slot).is_some() {
+            if now < f.sent + every || learner.is_decided(*slot) {
                 continue;
             }
             f.sent = now;
             let votes = learner.votes(*slot, ballot);
-            for (i, list) in per_acceptor.iter_mut().enumerate() {
-                if votes & (1 << i) == 0 {
+            for (a, list) in acceptors.iter().zip(per_acceptor.iter_mut()) {
+                if !votes.contains(a) {
                     list.push(AcceptEntry { slot: *slot, value: f.value.clone() });
                 }
             }
         }
         for (a, entries) in acceptors.iter().zip(per_acceptor) {
             for chunk in pack(entries) {
-                ready.send_early(Node::Acceptor(*a), Message::Accept(Accept { ballot, entries: chunk }));
+                ready.send_early(Node::Acceptor(*a), Message::Accept(Accept { ballot, entries: chunk, commit }));
             }
         }
     }
@@ -170,7 +255,8 @@ impl Proposer {
     /// datagrams as fit; nothing for a follower or a candidate.
     pub(super) fn propose_queued(&mut self) {
         let Phase::Leader(p2) = &mut self.phase else { return };
-        let entries = p2.fill(self.cfg.window, self.ballot, self.now, &mut self.learner, &mut self.clients);
+        let entries =
+            p2.fill(self.cfg.window, self.ballot, self.now, self.clock_ms, &mut self.learner, &mut self.clients);
         self.send_accepts(entries);
     }
 
@@ -181,10 +267,14 @@ impl Proposer {
     /// proposer but its round, and that was durable before the prepares of
     /// this ballot left, i.e. before any promise made the ballot usable.
     fn send_accepts(&mut self, entries: Vec<AcceptEntry>) {
-        let acceptors = self.cfg.acceptors.iter().map(|a| Node::Acceptor(*a));
+        if entries.is_empty() {
+            return;
+        }
+        let acceptors = self.acceptor_ids().into_iter().map(Node::Acceptor);
         let targets: Vec<Node> = acceptors.chain(self.peers.keys().map(|p| Node::Proposer(*p))).collect();
+        let commit = self.learner.decided();
         for chunk in pack(entries) {
-            let accept = Accept { ballot: self.ballot, entries: chunk };
+            let accept = Accept { ballot: self.ballot, entries: chunk, commit };
             for to in &targets {
                 self.ready.send_early(*to, Message::Accept(accept.clone()));
             }
@@ -192,18 +282,18 @@ impl Proposer {
     }
 
     /// Phase 2b: an acceptor's votes.
-    pub(super) fn on_accepted(&mut self, idx: usize, m: Accepted) -> Result<(), Ignored> {
-        self.see_round(m.ballot);
+    pub(super) fn on_accepted(&mut self, a: NodeId, m: Accepted) -> Result<(), Ignored> {
+        self.see_ballot(m.ballot);
         self.fenced(m.ballot, "an acceptor accepted a higher ballot");
         for slot in m.slots {
-            self.learner.observe_accepted(idx, m.ballot, slot);
+            self.learner.observe_accepted(a, m.ballot, slot);
         }
         Ok(())
     }
 
     /// A peer leader's accept: the values its ballot proposes, for our learner.
     pub(super) fn on_accept_copy(&mut self, m: Accept) -> Result<(), Ignored> {
-        self.see_round(m.ballot);
+        self.see_ballot(m.ballot);
         self.fenced(m.ballot, "a peer proposes with a higher ballot");
         for e in m.entries {
             self.learner.observe_proposal(e.slot, m.ballot, e.value);

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use paxos_client::config::Role;
 use paxos_client::net::bind_udp;
-use paxos_core::{Acceptor, AcceptorState, Store};
+use paxos_core::{Acceptor, AcceptorConfig, AcceptorState, Store};
 use paxos_node::daemon::{self, NodeSetup};
 use paxos_node::runtime::{self, Control};
 use paxos_storage::FileStore;
@@ -21,7 +21,8 @@ fn main() -> ExitCode {
 }
 
 async fn serve(node: NodeSetup, control: UnboundedReceiver<Control>) -> anyhow::Result<()> {
-    let mut store = FileStore::<AcceptorState>::open(&node.data_dir, node.settings.fsync)
+    let segment = node.cluster.log.segment_bytes;
+    let mut store = FileStore::<AcceptorState>::open_with(&node.data_dir, node.settings.fsync, segment, segment / 2)
         .with_context(|| format!("open the acceptor store in {}", node.data_dir.display()))?;
     let state = store.load().context("load the acceptor state")?;
     let (socket, buffers) = bind_udp(node.listen).with_context(|| format!("bind {}", node.listen))?;
@@ -32,12 +33,22 @@ async fn serve(node: NodeSetup, control: UnboundedReceiver<Control>) -> anyhow::
         data_dir = %node.data_dir.display(),
         promised = %state.promised,
         accepted = state.accepted.len(),
-        trimmed_below = %state.trimmed_below,
+        decided = %state.decided,
+        epoch = state.epoch_number(),
+        incarnation = state.incarnation,
+        member_of_file = node.in_file(),
         fsync = daemon::fsync_note(node.settings.fsync),
         recv_buffer_bytes = buffers.recv_bytes,
         "started"
     );
-    let acceptor = Acceptor::new(node.node_id(), node.proposer_ids(), state);
+    let cfg = AcceptorConfig {
+        id: node.node_id(),
+        genesis: node.cluster.genesis(),
+        // Used only if the store has no identity yet (a new node, or one that lost its disk).
+        incarnation: paxos_client::client::random_u64(),
+        retain_slots: node.cluster.log.retain_slots,
+    };
+    let acceptor = Acceptor::new(cfg, state);
     runtime::run(acceptor, store, socket, &node.cluster, &node.settings, control, std::future::pending()).await?;
     Ok(())
 }

@@ -21,7 +21,8 @@ fn main() -> ExitCode {
 }
 
 async fn serve(node: NodeSetup, control: UnboundedReceiver<Control>) -> anyhow::Result<()> {
-    let mut store = FileStore::<ProposerState>::open(&node.data_dir, node.settings.fsync)
+    let segment = node.cluster.log.segment_bytes;
+    let mut store = FileStore::<ProposerState>::open_with(&node.data_dir, node.settings.fsync, segment, segment / 2)
         .with_context(|| format!("open the proposer store in {}", node.data_dir.display()))?;
     let state = store.load().context("load the proposer state")?;
     let (socket, buffers) = bind_udp(node.listen).with_context(|| format!("bind {}", node.listen))?;
@@ -31,7 +32,9 @@ async fn serve(node: NodeSetup, control: UnboundedReceiver<Control>) -> anyhow::
         addr = %node.listen,
         data_dir = %node.data_dir.display(),
         round = state.round,
-        decided = state.log.len(),
+        decided = %state.log.decided,
+        epoch = state.log.epoch_number(),
+        member_of_file = node.in_file(),
         fsync = daemon::fsync_note(node.settings.fsync),
         recv_buffer_bytes = buffers.recv_bytes,
         "started"

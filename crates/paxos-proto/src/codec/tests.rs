@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::strategy::ValueTree;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 
 use crate::*;
 
@@ -17,8 +17,8 @@ use crate::*;
 
 /// The proptest configuration of every property here: default case count, and
 /// no regression files written into the source tree.
-fn config() -> Config {
-    Config { failure_persistence: None, ..Config::default() }
+fn config() -> ProptestConfig {
+    ProptestConfig { failure_persistence: None, ..ProptestConfig::default() }
 }
 
 /// Any character, biased towards those JSON escapes or that take several bytes.
@@ -67,12 +67,36 @@ fn oversized_data() -> impl Strategy<Value = String> {
 
 /// A command carrying `data`.
 fn command(data: impl Strategy<Value = String>) -> impl Strategy<Value = Command> {
-    (any::<u64>(), any::<u64>(), data).prop_map(|(client, seq, data)| Command { client: ClientId(client), seq, data })
+    (any::<u64>(), any::<u64>(), data, any::<u64>()).prop_map(|(client, seq, data, at)| Command {
+        client: ClientId(client),
+        seq,
+        data,
+        at,
+    })
+}
+
+/// A configuration that `validate` accepts.
+fn cluster_config() -> impl Strategy<Value = Config> {
+    let member = |incarnation: bool| {
+        (node_id(), text(24), any::<u64>()).prop_map(move |(id, addr, i)| Member {
+            id,
+            addr,
+            incarnation: incarnation.then_some(i),
+        })
+    };
+    (any::<u32>(), prop::collection::vec(member(true), 1..8), prop::collection::vec(member(false), 1..4), any::<u64>())
+        .prop_map(|(epoch, mut acceptors, mut proposers, session_lifetime_ms)| {
+            acceptors.sort_by_key(|m| m.id);
+            acceptors.dedup_by_key(|m| m.id);
+            proposers.sort_by_key(|m| m.id);
+            proposers.dedup_by_key(|m| m.id);
+            Config { epoch, acceptors, proposers, session_lifetime_ms }
+        })
 }
 
 /// A log value whose data comes from `data`.
 fn value_of(data: impl Strategy<Value = String>) -> impl Strategy<Value = Value> {
-    prop_oneof![1 => Just(Value::Noop), 3 => command(data).prop_map(Value::Command)]
+    prop_oneof![2 => Just(Value::Noop), 6 => command(data).prop_map(Value::Command), 1 => cluster_config().prop_map(Value::Config)]
 }
 
 /// A log value that `validate` accepts.
@@ -122,7 +146,11 @@ fn slot() -> impl Strategy<Value = Slot> {
 
 /// Any ballot.
 fn ballot() -> impl Strategy<Value = Ballot> {
-    (edgy_counter(), node_id()).prop_map(|(round, proposer)| Ballot { round, proposer })
+    (prop_oneof![Just(0u32), any::<u32>()], edgy_counter(), node_id()).prop_map(|(epoch, round, proposer)| Ballot {
+        epoch,
+        round,
+        proposer,
+    })
 }
 
 /// A ballot at or below `max`.
@@ -131,7 +159,7 @@ fn ballot_at_most(max: Ballot) -> impl Strategy<Value = Ballot> {
         let round = if same_round { max.round } else { round };
         let proposer =
             if round == max.round { (u64::from(proposer) % (u64::from(max.proposer.0) + 1)) as u32 } else { proposer };
-        Ballot { round, proposer: NodeId(proposer) }
+        Ballot { epoch: max.epoch, round, proposer: NodeId(proposer) }
     })
 }
 
@@ -147,7 +175,7 @@ fn node() -> impl Strategy<Value = Node> {
 /// A promise that `validate` accepts: a page `[from, to)` with entries inside it
 /// under ballots at or below the promised one.
 fn valid_promise() -> impl Strategy<Value = Promise> {
-    (ballot(), slot(), 0u64..1_000, any::<bool>(), slot()).prop_flat_map(|(ballot, from, len, done, trimmed_below)| {
+    (ballot(), slot(), 0u64..1_000, any::<bool>(), slot()).prop_flat_map(|(ballot, from, len, done, decided)| {
         let to = Slot(from.0.saturating_add(len).min(MAX_COUNTER));
         let width = to.0 - from.0;
         let entry = (0..width.max(1), ballot_at_most(ballot), value()).prop_map(move |(off, b, value)| PromiseEntry {
@@ -161,7 +189,8 @@ fn valid_promise() -> impl Strategy<Value = Promise> {
             from,
             to,
             done,
-            trimmed_below,
+            decided,
+            incarnation: 7,
             entries,
         })
     })
@@ -169,18 +198,25 @@ fn valid_promise() -> impl Strategy<Value = Promise> {
 
 /// Every message of the protocol, each valid under `validate`.
 fn message() -> impl Strategy<Value = Message> {
-    let prepare = (ballot(), slot()).prop_map(|(ballot, from)| Message::Prepare(Prepare { ballot, from }));
+    let prepare = (ballot(), slot(), prop::option::of((slot(), cluster_config()))).prop_map(|(ballot, from, epoch)| {
+        let epoch = epoch.map(|(start, mut config)| {
+            config.epoch = ballot.epoch;
+            Epoch { start, config }
+        });
+        Message::Prepare(Prepare { ballot, from, epoch })
+    });
     let promise = valid_promise().prop_map(Message::Promise);
-    let nack = (ballot(), ballot()).prop_map(|(ballot, promised)| Message::Nack(Nack { ballot, promised }));
+    let reasons = vec![NackReason::Promised, NackReason::UnknownEpoch, NackReason::NotMember];
+    let nack = (ballot(), ballot(), prop::sample::select(reasons))
+        .prop_map(|(ballot, promised, reason)| Message::Nack(Nack { ballot, promised, reason }));
     let accept = (ballot(), prop::collection::vec((slot(), value()), 0..8)).prop_map(|(ballot, entries)| {
         let entries = entries.into_iter().map(|(slot, value)| AcceptEntry { slot, value }).collect();
-        Message::Accept(Accept { ballot, entries })
+        Message::Accept(Accept { ballot, entries, commit: Slot(0) })
     });
     let accepted = (ballot(), prop::collection::vec(slot(), 0..64))
         .prop_map(|(ballot, slots)| Message::Accepted(Accepted { ballot, slots }));
     let heartbeat = (ballot(), any::<bool>(), slot(), slot())
         .prop_map(|(ballot, leader, decided, known)| Message::Heartbeat(Heartbeat { ballot, leader, decided, known }));
-    let trim = slot().prop_map(|below| Message::Trim(Trim { below }));
     let catch_up = (slot(), edgy_u32()).prop_map(|(from, limit)| Message::CatchUp(CatchUp { from, limit }));
     let catch_up_reply = (slot(), prop::collection::vec(value(), 0..8), slot()).prop_map(|(from, entries, decided)| {
         // The entries' last slot stays within MAX_COUNTER.
@@ -198,11 +234,21 @@ fn message() -> impl Strategy<Value = Message> {
         prop::sample::select(vec![ClientErrorKind::TooLarge, ClientErrorKind::Stale, ClientErrorKind::Busy]),
     )
         .prop_map(|(seq, kind)| Message::ClientError(ClientError { seq, kind }));
-    let log_read = (edgy_number(), slot(), edgy_u32(), cookie())
-        .prop_map(|(req, from, limit, cookie)| Message::LogRead(LogRead { req, from, limit, cookie }));
+    let log_read = (edgy_number(), slot(), edgy_u32(), any::<bool>(), cookie()).prop_map(
+        |(req, from, limit, linearizable, cookie)| Message::LogRead(LogRead { req, from, limit, linearizable, cookie }),
+    );
     let log_entry = (slot(), prop::option::of(value_data())).prop_map(|(slot, value)| LogEntry { slot, value });
-    let log_reply = (edgy_number(), prop::collection::vec(log_entry, 0..8), slot())
-        .prop_map(|(req, entries, decided)| Message::LogReply(LogReply { req, entries, decided }));
+    let log_reply = (
+        edgy_number(),
+        prop::collection::vec(log_entry, 0..8),
+        slot(),
+        slot(),
+        prop::option::of(node_id()),
+        any::<bool>(),
+    )
+        .prop_map(|(req, entries, decided, start, leader, linearizable)| {
+            Message::LogReply(LogReply { req, entries, decided, start, leader, linearizable })
+        });
     let status_request =
         (edgy_number(), cookie()).prop_map(|(req, cookie)| Message::StatusRequest(StatusRequest { req, cookie }));
     let cookie_reply =
@@ -216,13 +262,49 @@ fn message() -> impl Strategy<Value = Message> {
         slot(),
         prop::collection::vec(node(), 0..8),
         prop::collection::btree_map(text(16), edgy_u64(), 0..8),
+        (text(12), any::<u32>()),
     )
-        .prop_map(|(req, role, failed, leader, ballot, decided, peers_heard, counters)| {
-            Message::StatusReply(StatusReply { req, role, failed, leader, ballot, decided, peers_heard, counters })
+        .prop_map(|(req, role, failed, leader, ballot, decided, peers_heard, counters, (state, epoch))| {
+            Message::StatusReply(StatusReply {
+                req,
+                role,
+                failed,
+                leader,
+                ballot,
+                decided,
+                peers_heard,
+                counters,
+                state,
+                epoch,
+            })
         });
-    let probe = edgy_u64().prop_map(|nonce| Message::Probe(Probe { nonce }));
-    let probe_reply =
-        (edgy_u64(), ballot()).prop_map(|(nonce, promised)| Message::ProbeReply(ProbeReply { nonce, promised }));
+    let probe = (edgy_u64(), slot()).prop_map(|(nonce, decided)| Message::Probe(Probe { nonce, decided }));
+    let probe_reply = (edgy_u64(), ballot(), slot(), any::<u64>(), any::<u32>(), any::<bool>()).prop_map(
+        |(nonce, promised, decided, incarnation, epoch, joining)| {
+            Message::ProbeReply(ProbeReply { nonce, promised, decided, incarnation, epoch, joining })
+        },
+    );
+    let member_op = prop_oneof![
+        Just(MemberOp::List),
+        (node_id(), text(20)).prop_map(|(id, addr)| MemberOp::Add { role: MemberRole::Acceptor, id, addr }),
+        node_id().prop_map(|id| MemberOp::Remove { role: MemberRole::Proposer, id }),
+    ];
+    let member_request =
+        (edgy_number(), member_op).prop_map(|(req, op)| Message::MemberRequest(MemberRequest { req, op }));
+    let member_reply =
+        (edgy_number(), prop::option::of(cluster_config()), prop::option::of(text(20)), prop::option::of(node_id()))
+            .prop_map(|(req, config, error, leader)| Message::MemberReply(MemberReply { req, config, error, leader }));
+    let restore_request =
+        (edgy_number(), 0u64..MAX_COUNTER / 2, prop::collection::vec(prop::option::of(value_data()), 0..8)).prop_map(
+            |(req, from, entries)| Message::RestoreRequest(RestoreRequest { req, from: Slot(from), entries }),
+        );
+    let restore_reply = (edgy_number(), slot(), prop::option::of(text(20)), prop::option::of(node_id()))
+        .prop_map(|(req, end, error, leader)| Message::RestoreReply(RestoreReply { req, end, error, leader }));
+    let transfer_request =
+        (edgy_number(), node_id()).prop_map(|(req, to)| Message::TransferRequest(TransferRequest { req, to }));
+    let transfer_reply = (edgy_number(), prop::option::of(node_id()), prop::option::of(text(20)))
+        .prop_map(|(req, leader, error)| Message::TransferReply(TransferReply { req, leader, error }));
+    let timeout_now = ballot().prop_map(|ballot| Message::TimeoutNow(TimeoutNow { ballot }));
     prop_oneof![
         prepare.boxed(),
         promise.boxed(),
@@ -230,7 +312,6 @@ fn message() -> impl Strategy<Value = Message> {
         accept.boxed(),
         accepted.boxed(),
         heartbeat.boxed(),
-        trim.boxed(),
         catch_up.boxed(),
         catch_up_reply.boxed(),
         client_propose.boxed(),
@@ -244,6 +325,13 @@ fn message() -> impl Strategy<Value = Message> {
         probe.boxed(),
         probe_reply.boxed(),
         cookie_reply.boxed(),
+        member_request.boxed(),
+        member_reply.boxed(),
+        restore_request.boxed(),
+        restore_reply.boxed(),
+        transfer_request.boxed(),
+        transfer_reply.boxed(),
+        timeout_now.boxed(),
     ]
 }
 
@@ -266,9 +354,13 @@ fn envelope() -> impl Strategy<Value = Envelope> {
 /// A ballot strictly above `b`, or `None` when `b` is the largest ballot.
 fn ballot_above(b: Ballot, r: u64) -> Option<Ballot> {
     if b.round < MAX_COUNTER {
-        Some(Ballot { round: b.round + 1 + r % (MAX_COUNTER - b.round), proposer: NodeId(r as u32) })
+        Some(Ballot { epoch: b.epoch, round: b.round + 1 + r % (MAX_COUNTER - b.round), proposer: NodeId(r as u32) })
     } else if b.proposer.0 < u32::MAX {
-        Some(Ballot { round: b.round, proposer: NodeId(b.proposer.0 + 1 + (r as u32) % (u32::MAX - b.proposer.0)) })
+        Some(Ballot {
+            epoch: b.epoch,
+            round: b.round,
+            proposer: NodeId(b.proposer.0 + 1 + (r as u32) % (u32::MAX - b.proposer.0)),
+        })
     } else {
         None
     }
@@ -317,7 +409,7 @@ fn invalid_message() -> impl Strategy<Value = (Message, &'static str)> {
     });
     let entry_above_ballot =
         (base_promise(), any::<Index>(), any::<u64>(), small_value()).prop_map(|(mut p, i, r, v)| {
-            if p.ballot == (Ballot { round: MAX_COUNTER, proposer: NodeId(u32::MAX) }) {
+            if p.ballot == (Ballot { epoch: p.ballot.epoch, round: MAX_COUNTER, proposer: NodeId(u32::MAX) }) {
                 p.ballot.proposer.0 -= 1;
                 let max = p.ballot;
                 p.entries.retain(|e| e.ballot <= max);
@@ -353,7 +445,7 @@ fn invalid_message() -> impl Strategy<Value = (Message, &'static str)> {
         .prop_map(|(ballot, entries, i, s, c)| {
             let mut entries: Vec<_> = entries.into_iter().map(|(slot, value)| AcceptEntry { slot, value }).collect();
             entries.insert(i.index(entries.len() + 1), AcceptEntry { slot: s, value: Value::Command(c) });
-            (Message::Accept(Accept { ballot, entries }), "accept value too large")
+            (Message::Accept(Accept { ballot, entries, commit: Slot(0) }), "accept value too large")
         });
     let catch_up_value_too_large =
         (slot(), prop::collection::vec(small_value(), 0..8), any::<Index>(), command(oversized_data()), slot())
@@ -463,14 +555,14 @@ fn envelope_with(msg: Message) -> Envelope {
 
 /// A command value of `data`.
 fn command_value(data: String) -> Value {
-    Value::Command(Command { client: ClientId(7), seq: 1, data })
+    Value::Command(Command::new(ClientId(7), 1, data))
 }
 
 // ---------------------------------------------------------------------------
 // Properties
 // ---------------------------------------------------------------------------
 
-/// The message strategy reaches every one of the 20 message kinds.
+/// The message strategy reaches every one of the 26 message kinds.
 #[test]
 fn strategy_covers_every_message_kind() {
     let mut runner = TestRunner::deterministic();
@@ -479,11 +571,11 @@ fn strategy_covers_every_message_kind() {
     for _ in 0..2_000 {
         kinds.insert(strategy.new_tree(&mut runner).expect("strategy generates").current().kind());
     }
-    assert_eq!(kinds.len(), 20, "kinds generated: {kinds:?}");
+    assert_eq!(kinds.len(), 26, "kinds generated: {kinds:?}");
 }
 
 proptest! {
-    #![proptest_config(Config { cases: 1024, ..config() })]
+    #![proptest_config(ProptestConfig { cases: 1024, ..config() })]
 
     /// Every valid envelope that encodes decodes back to itself, and re-encodes to the same bytes.
     #[test]
@@ -564,7 +656,7 @@ proptest! {
     /// One invalid envelope refuses the whole bundle; arbitrary bytes behind
     /// an open bracket never panic.
     #[test]
-    fn bad_bundles_are_refused((msg, why) in invalid_message(), good in envelope_of(Just(Message::Trim(Trim { below: Slot(1) }))), tail in prop::collection::vec(any::<u8>(), 0..256)) {
+    fn bad_bundles_are_refused((msg, why) in invalid_message(), good in envelope_of(Just(Message::CatchUp(CatchUp { from: Slot(1), limit: 1 }))), tail in prop::collection::vec(any::<u8>(), 0..256)) {
         let bad = Envelope { version: PROTOCOL_VERSION, cluster: "c".to_owned(), from: good.from, to: good.to, msg };
         let mut bundle = Bundle::new();
         let mut out = Vec::new();
@@ -583,15 +675,15 @@ proptest! {
 fn empty_and_nested_bundles_are_refused() {
     assert_eq!(decode_bundle(b"[]"), Err(DecodeError::Invalid("empty bundle")));
     assert_eq!(decode_bundle(b" \n[ ]"), Err(DecodeError::Invalid("empty bundle")));
-    let env = encoded(&envelope_with(Message::Trim(Trim { below: Slot(3) })));
+    let env = encoded(&envelope_with(Message::CatchUp(CatchUp { from: Slot(3), limit: 1 })));
     let mut nested = b"[[".to_vec();
     nested.extend(&env);
     nested.extend(b"]]");
     assert!(matches!(decode_bundle(&nested), Err(DecodeError::Malformed(_))));
     let mut v2 = b"[".to_vec();
-    v2.extend(String::from_utf8(env.clone()).unwrap().replacen("\"version\":1", "\"version\":2", 1).as_bytes());
+    v2.extend(String::from_utf8(env.clone()).unwrap().replacen("\"version\":2", "\"version\":3", 1).as_bytes());
     v2.push(b']');
-    assert_eq!(decode_bundle(&v2), Err(DecodeError::Version { got: 2 }));
+    assert_eq!(decode_bundle(&v2), Err(DecodeError::Version { got: 3 }));
     let mut big = vec![b' '; MAX_BODY_BYTES];
     big[0] = b'[';
     big.extend(&env);
@@ -600,7 +692,7 @@ fn empty_and_nested_bundles_are_refused() {
 
 #[test]
 fn a_full_bundle_stays_within_the_limit() {
-    let env = encoded(&envelope_with(Message::Trim(Trim { below: Slot(3) })));
+    let env = encoded(&envelope_with(Message::CatchUp(CatchUp { from: Slot(3), limit: 1 })));
     let mut bundle = Bundle::new();
     let mut n = 0;
     while bundle.fits(&env) {
@@ -729,32 +821,35 @@ fn oversized_datagram_is_too_large() {
 /// A valid datagram padded to exactly the limit still decodes.
 #[test]
 fn datagram_of_exactly_the_limit_decodes() {
-    let env = envelope_with(Message::Trim(Trim { below: Slot(3) }));
+    let env = envelope_with(Message::CatchUp(CatchUp { from: Slot(3), limit: 1 }));
     let mut bytes = encoded(&env);
     bytes.resize(MAX_DATAGRAM_BYTES, b' ');
     assert_eq!(decode(&bytes), Ok(env));
 }
 
-/// An otherwise valid envelope of version 2 is refused as a version mismatch.
+/// An otherwise valid envelope of another version (the one before, and the one after) is refused as a version mismatch.
 #[test]
-fn version_two_is_version_error() {
-    let mut env = envelope_with(Message::Prepare(Prepare { ballot: Ballot::new(1, NodeId(1)), from: Slot(0) }));
-    env.version = 2;
-    assert_eq!(decode(&encoded(&env)), Err(DecodeError::Version { got: 2 }));
+fn other_versions_are_version_errors() {
+    for version in [PROTOCOL_VERSION - 1, PROTOCOL_VERSION + 1] {
+        let mut env =
+            envelope_with(Message::Prepare(Prepare { ballot: Ballot::new(1, NodeId(1)), from: Slot(0), epoch: None }));
+        env.version = version;
+        assert_eq!(decode(&encoded(&env)), Err(DecodeError::Version { got: version }));
+    }
 }
 
-/// A version-2 envelope whose message kind this build does not know is still a version mismatch.
+/// A next-version envelope whose message kind this build does not know is still a version mismatch.
 #[test]
-fn version_two_with_unknown_kind_is_version_error() {
+fn next_version_with_unknown_kind_is_version_error() {
     let bytes =
-        br#"{"version":2,"cluster":"c","from":{"proposer":1},"to":{"acceptor":1},"msg":{"frobnicate":{"x":[1,2]}}}"#;
-    assert_eq!(decode(bytes), Err(DecodeError::Version { got: 2 }));
+        br#"{"version":3,"cluster":"c","from":{"proposer":1},"to":{"acceptor":1},"msg":{"frobnicate":{"x":[1,2]}}}"#;
+    assert_eq!(decode(bytes), Err(DecodeError::Version { got: 3 }));
 }
 
 /// A current-version envelope with an unknown message kind is malformed.
 #[test]
-fn version_one_with_unknown_kind_is_malformed() {
-    let bytes = br#"{"version":1,"cluster":"c","from":{"proposer":1},"to":{"acceptor":1},"msg":{"frobnicate":{}}}"#;
+fn current_version_with_unknown_kind_is_malformed() {
+    let bytes = br#"{"version":2,"cluster":"c","from":{"proposer":1},"to":{"acceptor":1},"msg":{"frobnicate":{}}}"#;
     assert!(matches!(decode(bytes), Err(DecodeError::Malformed(_))));
 }
 
@@ -764,6 +859,7 @@ fn truncated_json_is_malformed() {
     let env = envelope_with(Message::Accept(Accept {
         ballot: Ballot::new(4, NodeId(2)),
         entries: vec![AcceptEntry { slot: Slot(9), value: command_value("hello \"world\"\n".to_owned()) }],
+        commit: Slot(3),
     }));
     let bytes = encoded(&env);
     for cut in 0..bytes.len() {
@@ -775,7 +871,7 @@ fn truncated_json_is_malformed() {
 /// Deeply nested JSON hits serde_json's recursion limit instead of the stack.
 #[test]
 fn deeply_nested_json_is_malformed() {
-    let mut bytes = br#"{"version":1,"cluster":"c","from":{"proposer":1},"to":{"acceptor":1},"msg":"#.to_vec();
+    let mut bytes = br#"{"version":2,"cluster":"c","from":{"proposer":1},"to":{"acceptor":1},"msg":"#.to_vec();
     bytes.extend(vec![b'['; 60_000]);
     assert!(matches!(decode(&bytes), Err(DecodeError::Malformed(_))));
 }
@@ -785,7 +881,7 @@ fn deeply_nested_json_is_malformed() {
 fn oversized_accept_fails_to_encode() {
     let entries =
         (0..9).map(|i| AcceptEntry { slot: Slot(i), value: command_value("v".repeat(MAX_VALUE_BYTES)) }).collect();
-    let env = envelope_with(Message::Accept(Accept { ballot: Ballot::new(1, NodeId(1)), entries }));
+    let env = envelope_with(Message::Accept(Accept { ballot: Ballot::new(1, NodeId(1)), entries, commit: Slot(0) }));
     let mut buf = Vec::new();
     let err = encode(&env, &mut buf).expect_err("9 full values exceed one datagram");
     let EncodeError::TooLarge { len } = err;
@@ -814,6 +910,7 @@ fn value_size_limit_is_inclusive() {
         envelope_with(Message::Accept(Accept {
             ballot: Ballot::new(1, NodeId(1)),
             entries: vec![AcceptEntry { slot: Slot(0), value: command_value(data) }],
+            commit: Slot(0),
         }))
     };
     let at_limit = accept("é".repeat(MAX_VALUE_BYTES / 2));
@@ -830,7 +927,8 @@ fn empty_promise_page_is_valid() {
         from: Slot(5),
         to: Slot(5),
         done: true,
-        trimmed_below: Slot(0),
+        decided: Slot(0),
+        incarnation: 1,
         entries: vec![],
     }));
     assert_eq!(decode(&encoded(&env)), Ok(env));
@@ -862,13 +960,14 @@ fn json_str_len_examples() {
 #[test]
 fn counters_beyond_the_limit_are_invalid() {
     let too_big = MAX_COUNTER + 1;
-    let ballot = Ballot { round: too_big, proposer: NodeId(1) };
+    let ballot = Ballot { epoch: 0, round: too_big, proposer: NodeId(1) };
     let msgs = [
         Message::Heartbeat(Heartbeat { ballot, leader: true, decided: Slot(0), known: Slot(0) }),
-        Message::Nack(Nack { ballot: Ballot::ZERO, promised: ballot }),
+        Message::Nack(Nack { ballot: Ballot::ZERO, promised: ballot, reason: NackReason::Promised }),
         Message::Accept(Accept {
             ballot: Ballot::ZERO,
             entries: vec![AcceptEntry { slot: Slot(too_big), value: Value::Noop }],
+            commit: Slot(0),
         }),
         Message::Accepted(Accepted { ballot: Ballot::ZERO, slots: vec![Slot(u64::MAX)] }),
         Message::CatchUpReply(CatchUpReply {
@@ -876,7 +975,7 @@ fn counters_beyond_the_limit_are_invalid() {
             entries: vec![Value::Noop, Value::Noop],
             decided: Slot(0),
         }),
-        Message::Trim(Trim { below: Slot(u64::MAX) }),
+        Message::CatchUp(CatchUp { from: Slot(u64::MAX), limit: 1 }),
     ];
     for msg in msgs {
         let env = Envelope {
@@ -891,7 +990,7 @@ fn counters_beyond_the_limit_are_invalid() {
         assert!(matches!(decode(&buf), Err(DecodeError::Invalid(_))), "{:?}", env.msg);
     }
     // The limit itself is fine.
-    let ok = Message::Trim(Trim { below: Slot(MAX_COUNTER) });
+    let ok = Message::CatchUp(CatchUp { from: Slot(MAX_COUNTER), limit: 1 });
     let env = Envelope {
         version: PROTOCOL_VERSION,
         cluster: "c".into(),

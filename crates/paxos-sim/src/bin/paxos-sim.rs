@@ -30,7 +30,8 @@ struct Args {
     /// Print every delivered datagram of a replay.
     #[arg(long)]
     verbose: bool,
-    /// Run with a deliberate bug: accept-ignores-promise, adopt-from-last-promise, minority-quorum.
+    /// Run with a deliberate bug: accept-ignores-promise, adopt-from-last-promise, minority-quorum,
+    /// unbounded, amnesia.
     #[arg(long, value_parser = parse_defect)]
     defect: Option<Defect>,
     /// Pin the adversary on the network: forger (no key), insider (the peer key, extreme rounds and slots), none.
@@ -57,6 +58,12 @@ struct Args {
     /// The seed scenario: 2 proposers, 5 acceptors with 1 and 2 failed, 1000 clients of one value each, no faults.
     #[arg(long)]
     seed_scenario: bool,
+    /// Pin the probability that an acceptor's crash also loses its disk (0 to 1).
+    #[arg(long)]
+    wipe_acceptor: Option<f64>,
+    /// Pin the per-tick rate at which the operator starts a membership change (0 for none).
+    #[arg(long)]
+    member_rate: Option<f64>,
 }
 
 fn parse_defect(s: &str) -> Result<Defect, String> {
@@ -93,6 +100,8 @@ fn main() -> ExitCode {
             values_per_client: args.values_per_client,
             failed_acceptors: args.failed_acceptors.iter().map(|a| a.saturating_sub(1)).collect(),
             no_faults: args.no_faults,
+            wipe_acceptor: args.wipe_acceptor,
+            member_rate: args.member_rate,
             fault_ticks: args.no_faults.then_some(1),
             ..Overrides::default()
         }
@@ -169,6 +178,24 @@ fn replay_flags(args: &Args) -> String {
     }
     if args.seed_scenario {
         s += " --seed-scenario";
+    }
+    if let Some(w) = args.wipe_acceptor {
+        s += &format!(" --wipe-acceptor {w}");
+    }
+    if let Some(m) = args.member_rate {
+        s += &format!(" --member-rate {m}");
+    }
+    for (flag, v) in [(" --clients", args.clients), (" --values-per-client", args.values_per_client)] {
+        if let Some(v) = v {
+            s += &format!("{flag} {v}");
+        }
+    }
+    if args.no_faults {
+        s += " --no-faults";
+    }
+    if !args.failed_acceptors.is_empty() {
+        let ids: Vec<String> = args.failed_acceptors.iter().map(|a| a.to_string()).collect();
+        s += &format!(" --failed-acceptors {}", ids.join(","));
     }
     s
 }

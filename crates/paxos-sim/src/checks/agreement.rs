@@ -1,28 +1,30 @@
 //! Guarantee 1, agreement, as only the simulator can see it: every value any
-//! learner applied was accepted by a majority of acceptors under one ballot
-//! (from the acceptors' own durable history, not from any learner), and no
-//! acceptor holds an accepted ballot above its promise.
+//! learner applied was accepted by a quorum of its epoch's acceptors under
+//! one ballot of that epoch (from the acceptors' own durable history, not
+//! from any learner), and no acceptor holds an accepted ballot above its promise.
 //!
-//! The world compares every applied slot with what any learner applied before
-//! (after each tick), and [`super::guarantees`] compares the final logs.
+//! The world compares every applied slot with what any learner (proposer or
+//! acceptor) applied before, as it is applied, and [`super::guarantees`]
+//! compares the final logs.
 
 use crate::world::World;
 use crate::Violation;
 
-/// Checks that a majority backs every chosen value, and the acceptors' own invariant.
+/// Checks that a quorum backs every chosen value, and the acceptors' own invariant.
 pub fn check(world: &World) -> Vec<Violation> {
     let mut found = Vec::new();
-    // Every chosen value had a majority of acceptors accept it under one ballot
-    // (from the acceptors' own durable history, not from any learner).
-    let quorum = world.params.acceptors / 2 + 1;
     for (slot, value) in &world.chosen {
-        let backed = world
-            .accept_history
-            .range((*slot, paxos_proto::Ballot::ZERO)..)
-            .take_while(|((s, _), _)| s == slot)
-            .any(|(_, (v, votes))| v == value && votes.count_ones() as usize >= quorum);
+        let backed =
+            world.accept_history.range((*slot, paxos_proto::Ballot::ZERO)..).take_while(|((s, _), _)| s == slot).any(
+                |((_, ballot), (v, votes))| {
+                    let Some(config) = world.configs.get(&ballot.epoch) else { return false };
+                    let members = votes.iter().filter(|a| config.acceptors.iter().any(|m| m.id == **a)).count();
+                    v == value && members >= paxos_core::quorum(ballot.epoch, config.acceptors.len())
+                },
+            );
         if !backed {
-            let detail = format!("slot {slot} was applied as {value:?}, which no majority of acceptors accepted");
+            let detail =
+                format!("slot {slot} was applied as {value:?}, which no quorum of its epoch's acceptors accepted");
             found.push(Violation { invariant: "agreement", detail });
         }
     }
@@ -35,6 +37,36 @@ pub fn check(world: &World) -> Vec<Violation> {
                     state.promised
                 );
                 found.push(Violation { invariant: "acceptor", detail });
+            }
+        }
+    }
+    found
+}
+
+/// Durability through the acceptors: every acknowledged slot is held (in a
+/// decided log, or accepted with its value) by a majority of the latest
+/// configuration's acceptors that kept their disks, or by every member
+/// proposer's durable log.
+pub fn durability(world: &World) -> Vec<Violation> {
+    let voting = world.voting_acceptors();
+    let majority = paxos_core::majority(world.config().acceptors.len());
+    let proposers = world.member_proposers();
+    let mut found = Vec::new();
+    for c in &world.clients {
+        for r in &c.requests {
+            let Some((_, slot)) = r.acked else { continue };
+            let Some(value) = world.chosen.get(&slot) else { continue };
+            let acceptors = voting.iter().filter(|a| world.acceptor_holds(**a, slot, value)).count();
+            let all_proposers =
+                !proposers.is_empty() && proposers.iter().all(|p| world.proposer_holds(*p, slot, value));
+            if acceptors < majority && !all_proposers {
+                let detail = format!(
+                    "client {} seq {} acknowledged at slot {slot} is held by {acceptors} acceptors \
+                     (a majority is {majority}) and not by every proposer",
+                    c.id.0, r.seq
+                );
+                found.push(Violation { invariant: "durability", detail });
+                return found;
             }
         }
     }

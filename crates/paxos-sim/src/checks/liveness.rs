@@ -34,12 +34,16 @@ pub fn check_settled(world: &World) -> Vec<Violation> {
     if world.settled() || !world.violations.is_empty() {
         return Vec::new();
     }
-    let decided: Vec<_> =
-        world.proposers.iter().map(|p| p.as_ref().map(|p| (p.learner().decided(), p.role()))).collect();
+    let decided: Vec<_> = world
+        .proposers
+        .iter()
+        .map(|p| p.as_ref().map(|p| (p.learner().decided(), p.role(), p.learner().epoch_number())))
+        .collect();
     let waiting = world.clients.iter().filter(|c| !c.done()).count();
     let detail = format!(
-        "not settled by tick {}: {waiting} clients still waiting; proposers (decided, role): {decided:?}",
-        world.now
+        "not settled by tick {}: {waiting} clients still waiting; proposers (decided, role, epoch): {decided:?}; operator busy: {}",
+        world.now,
+        world.admin.busy()
     );
     vec![Violation { invariant: "liveness", detail }]
 }

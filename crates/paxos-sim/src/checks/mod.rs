@@ -18,6 +18,9 @@ use crate::world::World;
 pub fn check_all(world: &mut World) {
     let mut found = Vec::new();
     found.extend(agreement::check(world));
+    if world.settled() {
+        found.extend(agreement::durability(world));
+    }
     found.extend(guarantees::check_world(world));
     found.extend(guarantees::complaints(world));
     found.extend(liveness::check_settled(world));

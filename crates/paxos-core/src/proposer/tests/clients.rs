@@ -2,35 +2,48 @@
 
 use super::*;
 
+fn log_read(req: u64, from: u64, limit: u32) -> Message {
+    Message::LogRead(LogRead { req, from: Slot(from), limit, linearizable: false, cookie: None })
+}
+
+fn log_reply(req: u64, entries: Vec<LogEntry>, decided: u64) -> Message {
+    Message::LogReply(LogReply {
+        req,
+        entries,
+        decided: Slot(decided),
+        start: Slot(0),
+        leader: None,
+        linearizable: false,
+    })
+}
+
 /// Exactly once: a retry of a request that is still in flight is not proposed again; the one decision
 /// answers it once.
 #[test]
 fn retry_in_flight_is_not_proposed_twice() {
-    let mut p = proposer(1);
-    let ballot = elect(&mut p);
+    let (mut p, ballot) = leader_in_epoch_1(1);
     step(&mut p, client(7), propose(1, "x"));
 
     let r = step(&mut p, client(7), propose(1, "x"));
 
     assert!(r.is_empty(), "{r:?}");
     for a in 1..=2 {
-        assert!(step(&mut p, acc(a), accepted(ballot, &[0])).is_empty());
+        assert!(step(&mut p, acc(a), accepted(ballot, &[1])).is_empty());
     }
-    let r = step(&mut p, acc(3), accepted(ballot, &[0]));
-    let reply = Message::ClientReply(ClientReply { seq: 1, slot: Slot(0) });
-    assert_eq!(r, ready_early(vec![send(client(7), reply)], vec![learn(0, cmd(7, 1, "x"))], vec![]));
+    let r = step(&mut p, acc(3), accepted(ballot, &[1]));
+    let reply = Message::ClientReply(ClientReply { seq: 1, slot: Slot(1) });
+    assert_eq!(r, ready_early(vec![send(client(7), reply)], vec![learn(1, cmd(7, 1, "x"))], vec![]));
 }
 
 /// Exactly once: a retry of a request already applied is answered from the client's session with the
 /// slot it holds, and nothing is proposed.
 #[test]
 fn retry_after_apply_is_answered_from_session() {
-    let mut p = restarted(1, ProposerState { round: 0, log: vec![Value::Noop, cmd(7, 1, "x"), cmd(8, 1, "y")] });
-    elect(&mut p);
+    let (mut p, _) = restarted_leader(1, 0, &[Value::Noop, cmd(7, 1, "x"), cmd(8, 1, "y")]);
 
     let r = step(&mut p, client(7), propose(1, "x"));
 
-    let reply = Message::ClientReply(ClientReply { seq: 1, slot: Slot(1) });
+    let reply = Message::ClientReply(ClientReply { seq: 1, slot: Slot(2) });
     assert_eq!(r, ready_early(vec![send(client(7), reply)], vec![], vec![]));
 }
 
@@ -38,20 +51,19 @@ fn retry_after_apply_is_answered_from_session() {
 /// redirecting it (any learner knows the answer).
 #[test]
 fn follower_answers_applied_retry_from_session() {
-    let mut p = restarted(1, ProposerState { round: 0, log: vec![cmd(7, 4, "x")] });
-    step(&mut p, prop(2), heartbeat(b(1, 2), true, 1));
+    let mut p = restarted(1, pinned_state(0, &[cmd(7, 4, "x")]));
+    step(&mut p, prop(2), heartbeat(b1(1, 2), true, 2));
 
     let r = step(&mut p, client(7), propose(4, "x"));
 
-    let reply = Message::ClientReply(ClientReply { seq: 4, slot: Slot(0) });
+    let reply = Message::ClientReply(ClientReply { seq: 4, slot: Slot(1) });
     assert_eq!(r, ready_early(vec![send(client(7), reply)], vec![], vec![]));
 }
 
 /// Exactly once: a request older than the client's last applied one will never be decided and is refused as stale.
 #[test]
 fn request_below_last_applied_seq_is_stale() {
-    let mut p = restarted(1, ProposerState { round: 0, log: vec![cmd(7, 5, "x")] });
-    elect(&mut p);
+    let (mut p, _) = restarted_leader(1, 0, &[cmd(7, 5, "x")]);
 
     let r = step(&mut p, client(7), propose(4, "old"));
 
@@ -59,11 +71,35 @@ fn request_below_last_applied_seq_is_stale() {
     assert_eq!(r, ready_early(vec![send(client(7), err)], vec![], vec![]));
 }
 
+/// Sessions expire by the log's clock: once the log's clock (the newest stamp applied) is more than the
+/// configuration's session lifetime past a client's last applied request, its session is gone, and a
+/// retry of that request is proposed again (stamped anew) rather than answered from the session.
+#[test]
+fn expired_session_no_longer_answers_retries() {
+    let stamped =
+        |client: u64, seq: u64, at: u64| Value::Command(Command { at, ..Command::new(ClientId(client), seq, "x") });
+    let lifetime = DEFAULT_SESSION_LIFETIME_MS;
+    let (mut p, ballot) = restarted_leader(1, 0, &[stamped(7, 1, 1_000), stamped(8, 1, 1_000 + lifetime)]);
+    let r = step(&mut p, client(7), propose(1, "x"));
+    let reply = Message::ClientReply(ClientReply { seq: 1, slot: Slot(1) });
+    assert_eq!(r, ready_early(vec![send(client(7), reply)], vec![], vec![]), "idle for exactly the lifetime");
+    p.set_clock(2_000_000);
+    step(&mut p, client(8), propose(2, "x"));
+    for a in 1..=3 {
+        step(&mut p, acc(a), accepted(ballot, &[3]));
+    }
+    assert_eq!(p.learner().state().clock, 2_000_000_000);
+    assert!(p.learner().session(ClientId(7)).is_none());
+
+    let r = step(&mut p, client(7), propose(1, "x"));
+
+    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 4, &[(4, stamped(7, 1, 2_000_000_000))]), 2)));
+}
+
 /// Values are at most MAX_VALUE_BYTES: a larger one is refused, one of exactly that size is proposed.
 #[test]
 fn value_over_the_limit_is_refused() {
-    let mut p = proposer(1);
-    let ballot = elect(&mut p);
+    let (mut p, ballot) = leader_in_epoch_1(1);
 
     let r = step(&mut p, client(7), propose(1, &"x".repeat(MAX_VALUE_BYTES + 1)));
 
@@ -71,7 +107,7 @@ fn value_over_the_limit_is_refused() {
     assert_eq!(r, ready(vec![], vec![send(client(7), err)]));
     let largest = "x".repeat(MAX_VALUE_BYTES);
     let r = step(&mut p, client(7), propose(1, &largest));
-    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, &[(0, cmd(7, 1, &largest))]), 2)));
+    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 1, &[(1, cmd(7, 1, &largest))]), 2)));
 }
 
 /// Back-pressure: beyond `max_queue` waiting values a client is told to retry later.
@@ -90,23 +126,45 @@ fn full_queue_answers_busy() {
     assert_eq!(r, ready(vec![], vec![send(client(3), err)]));
 }
 
-/// Reading the log: entries come in slot order without gaps; no-ops and retries that landed twice show as `None`.
+/// Reading the log: entries come in slot order without gaps; no-ops, configurations and retries that landed
+/// twice show as `None`. Values the proposer still caches are answered at once.
 #[test]
 fn log_read_shows_noops_and_duplicates_as_none() {
+    let mut p = proposer(1);
+    let log = pinned_log(&[cmd(7, 1, "a"), Value::Noop, cmd(7, 1, "a"), cmd(8, 1, "b")]);
+    step(&mut p, prop(2), Message::CatchUpReply(CatchUpReply { from: Slot(0), entries: log, decided: Slot(5) }));
+
+    let r = step(&mut p, client(9), log_read(42, 0, 10));
+
+    let entries = [None, Some("a"), None, None, Some("b")]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| LogEntry { slot: Slot(i as u64), value: v.map(String::from) })
+        .collect();
+    assert_eq!(r, ready(vec![], vec![send(client(9), log_reply(42, entries, 5))]));
+
+    let r = step(&mut p, client(9), log_read(43, 3, 1));
+    let entries = vec![LogEntry { slot: Slot(3), value: None }];
+    assert_eq!(r, ready(vec![], vec![send(client(9), log_reply(43, entries, 5))]));
+}
+
+/// Reading the log: slots the proposer no longer caches (here: recovered from its store after a restart)
+/// are read from the store, duplicates marked as the store keeps them, and the page goes to the client.
+#[test]
+fn log_read_of_slots_not_cached_is_served_through_a_read() {
     let log = vec![cmd(7, 1, "a"), Value::Noop, cmd(7, 1, "a"), cmd(8, 1, "b")];
-    let mut p = restarted(1, ProposerState { round: 0, log });
+    let mut disk = store(0, &log);
+    let mut p = restarted(1, disk.state.clone());
 
-    let r = step(&mut p, client(9), Message::LogRead(LogRead { req: 42, from: Slot(0), limit: 10, cookie: None }));
+    let r = step(&mut p, client(9), log_read(42, 0, 10));
 
+    let read = ReadRequest { id: 0, from: Slot(0), limit: 10, max_bytes: MAX_BATCH_BYTES };
+    assert_eq!(r, reads_only(vec![read.clone()]));
+    p.on_read(read.id, disk.read(read.from, read.limit, read.max_bytes).unwrap());
     let entries = [Some("a"), None, None, Some("b")]
         .iter()
         .enumerate()
         .map(|(i, v)| LogEntry { slot: Slot(i as u64), value: v.map(String::from) })
         .collect();
-    let reply = LogReply { req: 42, entries, decided: Slot(4) };
-    assert_eq!(r, ready(vec![], vec![send(client(9), Message::LogReply(reply))]));
-
-    let r = step(&mut p, client(9), Message::LogRead(LogRead { req: 43, from: Slot(2), limit: 1, cookie: None }));
-    let reply = LogReply { req: 43, entries: vec![LogEntry { slot: Slot(2), value: None }], decided: Slot(4) };
-    assert_eq!(r, ready(vec![], vec![send(client(9), Message::LogReply(reply))]));
+    assert_eq!(p.take_ready(), ready(vec![], vec![send(client(9), log_reply(42, entries, 4))]));
 }

@@ -1,4 +1,5 @@
-//! Leadership: the start-up probe, election steps, heartbeats, nacks and fencing by higher ballots.
+//! Leadership: the start-up probe, election steps, heartbeats and probe rounds, nacks and fencing by
+//! higher ballots.
 
 use super::*;
 
@@ -24,18 +25,25 @@ fn lone_proposer_waits_election_timeout_then_campaigns() {
     assert_eq!(p.role(), Leadership::Candidate);
 }
 
-/// Ballots are never reused: a proposer restarted with round 7 on disk campaigns with round 8,
-/// and prepares from its first undecided slot.
+/// Ballots are never reused: a proposer restarted with round 7 on disk campaigns with round 8, in the
+/// epoch its log is in, and prepares from its first undecided slot (telling the acceptors of the epoch
+/// from epoch 1 on).
 #[test]
 fn restarted_proposer_campaigns_above_its_persisted_round() {
-    let mut p = restarted(1, ProposerState { round: 7, log: vec![Value::Noop, cmd(1, 1, "a")] });
+    let cases = [
+        (state(7, &[Value::Noop, cmd(1, 1, "a")]), prepare(b(8, 1), 2), b(8, 1)),
+        (pinned_state(7, &[Value::Noop, cmd(1, 1, "a")]), prepare1(b1(8, 1), 3), b1(8, 1)),
+    ];
+    for (state, prepare, ballot) in cases {
+        let mut p = restarted(1, state);
 
-    let r = campaign(&mut p);
+        let r = campaign(&mut p);
 
-    assert_eq!(r.persist, vec![ProposerOp::Round(8)]);
-    let prepares: Vec<_> = r.messages.into_iter().filter(|m| matches!(m.msg, Message::Prepare(_))).collect();
-    assert_eq!(prepares, to_acceptors(&prepare(b(8, 1), 2)));
-    assert_eq!(p.ballot(), b(8, 1));
+        assert_eq!(r.persist, vec![ProposerOp::Round(8)]);
+        let prepares: Vec<_> = r.messages.into_iter().filter(|m| matches!(m.msg, Message::Prepare(_))).collect();
+        assert_eq!(prepares, to_acceptors(&prepare));
+        assert_eq!(p.ballot(), ballot);
+    }
 }
 
 /// Election (the seed's rule): the highest live id leads, so proposer 1 hearing proposer 2 never
@@ -65,9 +73,7 @@ fn lower_id_hearing_higher_peer_never_campaigns_and_redirects() {
 fn lower_id_campaigns_once_higher_peer_falls_silent() {
     let mut p = proposer(1);
     probed(&mut p); // tick 1
-    for _ in 2..=40 {
-        tick(&mut p);
-    }
+    tick_to(&mut p, 40);
     step(&mut p, prop(2), heartbeat(b(0, 2), false, 0)); // heard at tick 40: alive until tick 89
     for t in 41..90 {
         tick(&mut p);
@@ -81,13 +87,13 @@ fn lower_id_campaigns_once_higher_peer_falls_silent() {
 }
 
 /// Unique ballots without trusting our own disk: the first output of a new proposer, from nothing or
-/// recovered, is the probe to every acceptor, and nothing else.
+/// recovered, is the probe to every acceptor (telling them how far it decided), and nothing else.
 #[test]
 fn new_proposer_probes_every_acceptor_first() {
-    for mut p in [proposer(1), restarted(1, ProposerState { round: 7, log: vec![Value::Noop] })] {
+    for (mut p, decided) in [(proposer(1), 0), (restarted(1, state(7, &[Value::Noop])), 1)] {
         let r = tick(&mut p);
 
-        assert_eq!(r, ready(vec![], to_acceptors(&probe())));
+        assert_eq!(r, ready(vec![], to_acceptors(&probe(0, decided))));
         assert_eq!(p.role(), Leadership::Follower);
     }
 }
@@ -98,26 +104,26 @@ fn new_proposer_probes_every_acceptor_first() {
 fn probe_is_retransmitted_only_to_acceptors_that_have_not_answered() {
     let mut p = proposer(1);
     tick(&mut p); // tick 1: the probe
-    assert!(step(&mut p, acc(2), probe_promise()).is_empty());
-    assert!(step(&mut p, acc(4), probe_nack(b(3, 2))).is_empty());
+    assert!(step(&mut p, acc(2), probe_promise(2)).is_empty());
+    assert!(step(&mut p, acc(4), probe_nack(4, b(3, 2))).is_empty());
     assert!(tick(&mut p).is_empty());
     assert!(tick(&mut p).is_empty());
 
     let r = tick(&mut p); // tick 4
 
-    assert_eq!(r, ready(vec![], [1, 3, 5].map(|a| send(acc(a), probe())).to_vec()));
+    assert_eq!(r, ready(vec![], [1, 3, 5].map(|a| send(acc(a), probe(0, 0))).to_vec()));
 }
 
 /// Unique ballots: a proposer does not campaign, however long past its election timeout, until a majority
 /// of acceptors answered its probe (an acceptor answering twice counts once); at the tick after the
-/// majority's last answer it campaigns.
+/// majority's last answer it campaigns. The probe's nonce stays the start-up one while it waits.
 #[test]
 fn no_campaign_before_a_majority_answered_the_probe() {
     let mut p = proposer(1);
     tick(&mut p); // tick 1: the probe
-    assert!(step(&mut p, acc(1), probe_promise()).is_empty());
-    assert!(step(&mut p, acc(1), probe_promise()).is_empty());
-    assert!(step(&mut p, acc(5), probe_promise()).is_empty());
+    assert!(step(&mut p, acc(1), probe_promise(1)).is_empty());
+    assert!(step(&mut p, acc(1), probe_promise(1)).is_empty());
+    assert!(step(&mut p, acc(5), probe_promise(5)).is_empty());
     for t in 2..=100u64 {
         let r = tick(&mut p);
         let mut want = Vec::new();
@@ -125,12 +131,13 @@ fn no_campaign_before_a_majority_answered_the_probe() {
             want.push(send(prop(2), heartbeat(b(0, 1), false, 0)));
         }
         if t % 3 == 1 {
-            want.extend([2, 3, 4].map(|a| send(acc(a), probe())));
+            // Probe rounds count heartbeats: the nonce moves with them.
+            want.extend([2, 3, 4].map(|a| send(acc(a), probe(t / 10, 0))));
         }
         assert_eq!(r, ready(vec![], want), "tick {t}");
         assert_eq!(p.role(), Leadership::Follower, "tick {t}");
     }
-    assert!(step(&mut p, acc(3), probe_promise()).is_empty());
+    assert!(step(&mut p, acc(3), report(3, 10, Ballot::ZERO, 0)).is_empty());
 
     let r = tick(&mut p); // tick 101
 
@@ -138,15 +145,15 @@ fn no_campaign_before_a_majority_answered_the_probe() {
     assert_eq!(p.role(), Leadership::Candidate);
 }
 
-/// Unique ballots: a nack of the probe reports the acceptor's promise, and the first campaign uses a round
+/// Unique ballots: a probe answer reports the acceptor's promise, and the first campaign uses a round
 /// above the highest one reported, even when the proposer's own store remembers a lower round.
 #[test]
 fn probe_nack_puts_the_first_round_above_the_promised_one() {
-    let mut p = restarted(2, ProposerState { round: 3, log: vec![] });
+    let mut p = restarted(2, state(3, &[]));
     tick(&mut p); // tick 1: the probe
-    assert!(step(&mut p, acc(1), probe_promise()).is_empty());
-    assert!(step(&mut p, acc(4), probe_nack(b(9, 2))).is_empty());
-    assert!(step(&mut p, acc(5), probe_nack(b(6, 1))).is_empty());
+    assert!(step(&mut p, acc(1), probe_promise(1)).is_empty());
+    assert!(step(&mut p, acc(4), probe_nack(4, b(9, 2))).is_empty());
+    assert!(step(&mut p, acc(5), probe_nack(5, b(6, 1))).is_empty());
 
     let r = campaign(&mut p);
 
@@ -154,42 +161,91 @@ fn probe_nack_puts_the_first_round_above_the_promised_one() {
     assert_eq!(p.ballot(), b(10, 2));
 }
 
+/// Catch up before leading: a probe answer naming a later epoch than the proposer's log is in tells it the
+/// log decided a configuration it has not learned; it does not campaign (its ballot would be of an epoch
+/// no longer in force) but copies the log from the acceptor, then campaigns in the new epoch.
+#[test]
+fn a_later_epoch_in_a_probe_answer_defers_the_campaign_until_caught_up() {
+    let mut p = proposer(1);
+    tick(&mut p); // tick 1: the probe
+    for (a, decided) in [(1, 1), (2, 2), (3, 1)] {
+        assert!(step(&mut p, acc(a), report(a, 0, b1(2, 2), decided)).is_empty());
+    }
+    let r = tick(&mut p);
+    assert_eq!(r, ready(vec![], vec![send(acc(2), Message::CatchUp(CatchUp { from: Slot(0), limit: 1024 }))]));
+    tick_to(&mut p, 100);
+    assert_eq!(p.role(), Leadership::Follower, "no campaign in epoch 0 while the log is in epoch 1");
+
+    let log = pinned_log(&[Value::Noop]);
+    let reply = CatchUpReply { from: Slot(0), entries: log.clone(), decided: Slot(2) };
+    let r = step(&mut p, acc(2), Message::CatchUpReply(reply));
+    assert_eq!(r, ready(vec![learn(0, log[0].clone()), learn(1, Value::Noop)], vec![]));
+
+    let r = campaign(&mut p);
+
+    assert_eq!(r.persist, vec![ProposerOp::Round(3)]);
+    assert_eq!(r.messages, to_acceptors(&prepare1(b1(3, 1), 2)));
+}
+
 /// Preemption: a nack of our ballot naming a higher one makes a leader a follower at once; its next
 /// campaign (after one heartbeat interval of back-off) uses a round above the nack's.
 #[test]
 fn nack_with_higher_ballot_makes_leader_step_down() {
-    let mut p = proposer(1);
-    let ballot = elect(&mut p);
+    let (mut p, ballot) = leader_in_epoch_1(1);
 
-    let r = step(&mut p, acc(4), Message::Nack(Nack { ballot, promised: b(5, 2) }));
+    let r = step(&mut p, acc(4), nack(ballot, b1(5, 2), NackReason::Promised));
 
     assert_eq!(r, ready(vec![], vec![]));
     assert_eq!(p.role(), Leadership::Follower);
     let r = campaign(&mut p);
     assert_eq!(r.persist, vec![ProposerOp::Round(6)]);
-    assert_eq!(p.ballot(), b(6, 1));
+    assert_eq!(p.ballot(), b1(6, 1));
 }
 
 /// A nack of a ballot we no longer use (a late answer to an old prepare) does not depose the current one.
 #[test]
 fn nack_of_an_old_ballot_is_ignored() {
-    let mut p = restarted(1, ProposerState { round: 3, log: vec![] });
-    let ballot = elect(&mut p);
+    let (mut p, ballot) = restarted_leader(1, 3, &[]);
 
-    let r = step(&mut p, acc(4), Message::Nack(Nack { ballot: b(3, 1), promised: b(3, 2) }));
+    let r = step(&mut p, acc(4), nack(b1(3, 1), b1(3, 2), NackReason::Promised));
 
     assert!(r.is_empty());
     assert_eq!((p.role(), p.ballot()), (Leadership::Leader, ballot));
+}
+
+/// Epochs: an acceptor that refuses our ballot because it has not joined our epoch (it missed the
+/// epoch's start) is sent the epoch with a prepare of our ballot, so that it can join and vote; the
+/// leader keeps leading.
+#[test]
+fn unknown_epoch_nack_is_answered_with_the_epoch() {
+    let (mut p, ballot) = leader_in_epoch_1(1);
+
+    let r = step(&mut p, acc(5), nack(ballot, b(1, 1), NackReason::UnknownEpoch));
+
+    assert_eq!(r, ready(vec![], vec![send(acc(5), prepare1(ballot, 1))]));
+    assert_eq!(p.role(), Leadership::Leader);
+}
+
+/// Amnesia: an acceptor that refuses to vote because it is no pinned member (it lost its state) does
+/// not depose the leader; the leader marks it as waiting to be let in.
+#[test]
+fn not_member_nack_marks_the_acceptor_joining() {
+    let (mut p, ballot) = leader_in_epoch_1(1);
+
+    let r = step(&mut p, acc(5), nack(ballot, b1(1, 2), NackReason::NotMember));
+
+    assert!(r.is_empty());
+    assert_eq!(p.role(), Leadership::Leader);
+    assert!(p.acceptors[&NodeId(5)].joining);
 }
 
 /// Leadership by ballot: a leader that hears a leader heartbeat with a higher ballot steps down
 /// (here proposer 2, still the rightful leader, so it keeps its clients), and campaigns again above that ballot.
 #[test]
 fn leader_heartbeat_with_higher_ballot_makes_leader_step_down() {
-    let mut p = proposer(2);
-    elect(&mut p);
+    let (mut p, _) = leader_in_epoch_1(2);
 
-    let r = step(&mut p, prop(1), heartbeat(b(9, 1), true, 0));
+    let r = step(&mut p, prop(1), heartbeat(b1(9, 1), true, 1));
 
     assert!(r.is_empty());
     assert_eq!(p.role(), Leadership::Follower);
@@ -216,10 +272,9 @@ fn candidate_steps_down_on_leader_heartbeat_and_redirects_clients() {
 /// A heartbeat claiming leadership with a lower ballot does not depose the leader.
 #[test]
 fn leader_heartbeat_with_lower_ballot_is_no_threat() {
-    let mut p = restarted(2, ProposerState { round: 5, log: vec![] });
-    elect(&mut p);
+    let (mut p, _) = restarted_leader(2, 5, &[]);
 
-    let r = step(&mut p, prop(1), heartbeat(b(4, 1), true, 0));
+    let r = step(&mut p, prop(1), heartbeat(b1(4, 1), true, 1));
 
     assert!(r.is_empty());
     assert_eq!(p.role(), Leadership::Leader);
@@ -227,16 +282,16 @@ fn leader_heartbeat_with_lower_ballot_is_no_threat() {
 
 /// Leadership by ballot, not by id: a leader that hears a higher-id proposer alive (heartbeats with
 /// `leader: false` and a lower ballot) keeps leading and keeps proposing; only a higher ballot fences it.
+/// Meanwhile it heartbeats and probes every acceptor each heartbeat interval, a new probe round each time.
 #[test]
 fn leader_keeps_leading_while_a_higher_id_peer_is_merely_alive() {
-    let mut p = proposer(1);
-    let ballot = elect(&mut p); // at tick 50
-    for t in 51..=150u64 {
+    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
+    for t in 62..=160u64 {
         if t % 10 == 5 {
             assert!(step(&mut p, prop(2), heartbeat(b(0, 2), false, 0)).is_empty());
         }
         let r = tick(&mut p);
-        let want = if t % 10 == 0 { vec![send(prop(2), heartbeat(ballot, true, 0))] } else { vec![] };
+        let want = if t % 10 == 0 { leader_heartbeat(ballot, 2, 1, t / 10) } else { vec![] };
         assert_eq!(r, ready(vec![], want), "tick {t}");
         assert_eq!(p.role(), Leadership::Leader, "tick {t}");
     }
@@ -244,21 +299,49 @@ fn leader_keeps_leading_while_a_higher_id_peer_is_merely_alive() {
 
     let r = step(&mut p, client(7), propose(1, "x"));
 
-    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, &[(0, cmd(7, 1, "x"))]), 2)));
+    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 1, &[(1, cmd(7, 1, "x"))]), 2)));
+}
+
+/// Probe rounds: a probe's nonce is the proposer's incarnation plus its probe round, so an answer with a
+/// nonce from a later round than the current one (another start's) is not taken as a report, nor is an
+/// answer two rounds late; the current round's and the last one's are.
+#[test]
+fn probe_nonces_are_the_incarnation_plus_the_probe_round() {
+    let mut c = cfg(1);
+    c.incarnation = 1_000;
+    let mut p = Proposer::new(c, ProposerState::default());
+    assert_eq!(tick(&mut p).messages, to_acceptors(&Message::Probe(Probe { nonce: 1_000, decided: Slot(0) })));
+    tick_to(&mut p, 30); // three heartbeats: round 3
+    let answer = |a: u32, nonce: u64| {
+        Message::ProbeReply(ProbeReply {
+            nonce,
+            promised: Ballot::ZERO,
+            decided: Slot(0),
+            incarnation: inc(a),
+            epoch: 0,
+            joining: false,
+        })
+    };
+
+    for (a, nonce) in [(1, 1_004), (2, 1_001), (3, 1_002), (4, 1_003)] {
+        p.handle(acc(a), answer(a, nonce)).unwrap();
+    }
+
+    let reported: Vec<Option<(u64, u64)>> = (1..=4).map(|a| p.acceptors[&NodeId(a)].incarnation).collect();
+    assert_eq!(reported, vec![None, None, Some((inc(3), 2)), Some((inc(4), 3))]);
 }
 
 /// Leadership by ballot: the higher-id proposer that a leader let live takes over with a higher ballot; its
 /// leader heartbeat fences the leader, which only then steps down and hands its waiting clients to it.
 #[test]
 fn leader_steps_down_when_the_higher_id_peers_ballot_fences_it() {
-    let mut p = proposer(1);
-    elect(&mut p);
+    let (mut p, _) = leader_in_epoch_1(1);
     assert!(step(&mut p, prop(2), heartbeat(b(0, 2), false, 0)).is_empty());
     assert!(tick(&mut p).is_empty());
     assert_eq!(p.role(), Leadership::Leader);
     step(&mut p, client(7), propose(1, "x"));
 
-    let r = step(&mut p, prop(2), heartbeat(b(2, 2), true, 0));
+    let r = step(&mut p, prop(2), heartbeat(b1(3, 2), true, 1));
 
     let redirect = Message::ClientRedirect(ClientRedirect { seq: 1, leader: Some(NodeId(2)) });
     assert_eq!(r, ready(vec![], vec![send(client(7), redirect)]));
@@ -286,15 +369,14 @@ fn candidate_steps_down_when_a_higher_id_peer_is_alive() {
 /// (Regression: before 3de8a2d it kept itself as leader hint and redirected clients to itself.)
 #[test]
 fn deposed_leader_redirects_to_the_rightful_leader_not_itself() {
-    let mut p = proposer(1);
-    let ballot = elect(&mut p);
+    let (mut p, ballot) = leader_in_epoch_1(1);
     step(&mut p, client(7), propose(1, "x"));
     assert!(step(&mut p, prop(2), heartbeat(b(0, 2), false, 0)).is_empty());
     assert!(tick(&mut p).is_empty());
     assert_eq!(p.role(), Leadership::Leader, "a better proposer that is merely alive does not depose a leader");
 
     // Proposer 2 campaigned: an acceptor tells us (the nack names no leader).
-    let r = step(&mut p, acc(3), Message::Nack(Nack { ballot, promised: b(2, 2) }));
+    let r = step(&mut p, acc(3), nack(ballot, b1(3, 2), NackReason::Promised));
 
     assert_eq!(p.role(), Leadership::Follower);
     let redirect = Message::ClientRedirect(ClientRedirect { seq: 1, leader: Some(NodeId(2)) });
@@ -310,9 +392,7 @@ fn deposed_leader_redirects_to_the_rightful_leader_not_itself() {
 #[test]
 fn follower_hands_queued_clients_to_a_better_proposer() {
     let mut p = proposer(1);
-    for _ in 0..10 {
-        tick(&mut p);
-    }
+    tick_to(&mut p, 10);
     assert!(step(&mut p, client(7), propose(1, "x")).is_empty(), "queued: proposer 1 expects to lead");
 
     // The hand-off may come with the heartbeat or at the next tick.
@@ -327,58 +407,48 @@ fn follower_hands_queued_clients_to_a_better_proposer() {
 /// phase 1, and steps down.
 #[test]
 fn accepted_with_higher_ballot_makes_leader_step_down() {
-    let mut p = proposer(2);
-    elect(&mut p);
+    let (mut p, _) = leader_in_epoch_1(2);
 
-    let r = step(&mut p, acc(2), accepted(b(7, 1), &[0]));
+    let r = step(&mut p, acc(2), accepted(b1(7, 1), &[1]));
 
     assert!(r.is_empty());
     assert_eq!(p.role(), Leadership::Follower);
     assert_eq!(campaign(&mut p).persist, vec![ProposerOp::Round(8)]);
 }
 
-/// Garbage collection: on a heartbeat tick a leader that knows every proposer's decided point tells the
-/// acceptors to trim below the lowest one; before it has heard every proposer it trims nothing.
-#[test]
-fn leader_trims_below_every_proposers_decided_point() {
-    let mut p = restarted(2, ProposerState { round: 0, log: vec![Value::Noop; 6] });
-    let ballot = elect(&mut p); // at tick 50
-    for _ in 51..60 {
-        assert!(tick(&mut p).is_empty());
-    }
-    let r = tick(&mut p);
-    assert_eq!(r, ready(vec![], vec![send(prop(1), heartbeat(ballot, true, 6))]), "proposer 1 not heard yet");
-    step(&mut p, prop(1), heartbeat(b(0, 1), false, 4));
-    for _ in 61..70 {
-        assert!(tick(&mut p).is_empty());
-    }
-
-    let r = tick(&mut p);
-
-    let mut want = vec![send(prop(1), heartbeat(ballot, true, 6))];
-    want.extend(to_acceptors(&Message::Trim(paxos_proto::Trim { below: Slot(4) })));
-    assert_eq!(r, ready(vec![], want));
-}
-
-/// Membership and roles: messages from unknown nodes, from ourselves, of the wrong kind for their
-/// sender, or carrying another proposer's ballot are ignored and produce nothing.
+/// Membership and roles: messages from ourselves, of the wrong kind for their sender, carrying another
+/// proposer's ballot, or reports of acceptors that are no members are ignored and produce nothing.
 #[test]
 fn foreign_or_misdirected_messages_are_ignored() {
     let mut p = proposer(1);
     let cases = [
-        (acc(9), accepted(b(1, 2), &[0]), "proposer: unknown acceptor"),
-        (prop(3), heartbeat(b(1, 3), true, 0), "proposer: unknown proposer"),
-        (prop(1), heartbeat(b(1, 1), true, 0), "proposer: unknown proposer"),
+        (prop(1), heartbeat(b(1, 1), true, 0), "proposer: a message from ourselves"),
         (acc(1), prepare(b(1, 1), 0), "proposer: not a message an acceptor sends"),
         (prop(2), propose(1, "x"), "proposer: not a message a proposer sends"),
         (client(7), heartbeat(b(1, 2), true, 0), "proposer: not a message a client sends"),
         (prop(2), heartbeat(b(5, 1), true, 0), "proposer: a ballot of another proposer"),
-        (prop(2), accept(b(5, 1), &[(0, Value::Noop)]), "proposer: a ballot of another proposer"),
+        (prop(2), accept(b(5, 1), 0, &[(0, Value::Noop)]), "proposer: a ballot of another proposer"),
+        (acc(9), probe_promise(9), "proposer: a probe reply of an acceptor that is no member"),
     ];
     for (from, msg, why) in cases {
         assert_eq!(p.handle(from, msg), Err(Ignored(why)));
         assert!(p.take_ready().is_empty());
     }
+}
+
+/// Quorums are of members: votes of an acceptor that is no member of the epoch decide nothing.
+#[test]
+fn votes_of_non_members_decide_nothing() {
+    let (mut p, ballot) = leader_in_epoch_1(1);
+    step(&mut p, client(7), propose(1, "x"));
+    for a in [1, 2, 9] {
+        assert!(step(&mut p, acc(a), accepted(ballot, &[1])).is_empty());
+    }
+    assert_eq!(p.learner().decided(), Slot(1));
+
+    let r = step(&mut p, acc(5), accepted(ballot, &[1]));
+
+    assert_eq!(r.persist, vec![learn(1, cmd(7, 1, "x"))]);
 }
 
 /// Election safety of ignored input: a message that is ignored must not count as a sign of life, or junk
@@ -408,8 +478,8 @@ fn rounds_above_the_ceiling_of_the_clock_are_ignored() {
     let beyond = crate::round_ceiling(now + crate::CLOCK_SKEW_SECS) + 1;
     let before = p.ballot();
     assert!(p.handle(prop(2), heartbeat(b(beyond, 2), true, 0)).is_err());
-    assert!(p.handle(acc(1), Message::Nack(Nack { ballot: before, promised: b(beyond, 1) })).is_err());
-    assert!(p.handle(acc(1), probe_nack(b(paxos_proto::MAX_COUNTER, 1))).is_err());
+    assert!(p.handle(acc(1), nack(before, b(beyond, 1), NackReason::Promised)).is_err());
+    assert!(p.handle(acc(1), probe_nack(1, b(paxos_proto::MAX_COUNTER, 1))).is_err());
     let ballot = elect(&mut p);
     assert!(ballot.round < 10, "the first campaign is an ordinary one: {ballot}");
 }

@@ -1,18 +1,23 @@
-//! Learning: applying decided slots in order, catch-up between proposers.
+//! Learning: applying decided slots in order, catch-up from proposers and acceptors, serving catch-up,
+//! and what a leader does when a slot it proposed is decided otherwise.
 
 use super::*;
+
+fn ask(to: Node, from: u64) -> Outgoing {
+    send(to, Message::CatchUp(CatchUp { from: Slot(from), limit: 1024 }))
+}
 
 /// Catch-up: a follower that hears a peer has decided further asks it for the entries from its own
 /// first undecided slot, at its first tick, without waiting for its start-up probe to be answered.
 #[test]
 fn follower_behind_a_peer_asks_to_catch_up() {
-    let mut p = restarted(1, ProposerState { round: 0, log: vec![Value::Noop, Value::Noop, Value::Noop] });
+    let mut p = restarted(1, state(0, &[Value::Noop, Value::Noop, Value::Noop]));
     assert!(step(&mut p, prop(2), heartbeat(b(1, 2), true, 10)).is_empty());
 
     let r = tick(&mut p);
 
-    let mut want = to_acceptors(&probe());
-    want.push(send(prop(2), Message::CatchUp(CatchUp { from: Slot(3), limit: 1024 })));
+    let mut want = to_acceptors(&probe(0, 3));
+    want.push(ask(prop(2), 3));
     assert_eq!(r, ready(vec![], want));
     assert!(tick(&mut p).is_empty(), "no second request (nor probe) before a retransmission interval");
 }
@@ -36,6 +41,20 @@ fn catch_up_reply_is_learned_and_persisted_in_order() {
     assert_eq!(p.learner().decided(), Slot(4));
 }
 
+/// Exactly once across learners: a request decided twice (a retry that landed in two slots) is learned as
+/// a duplicate the second time, so that every learner and every reader sees it as a no-op.
+#[test]
+fn duplicate_request_is_persisted_as_a_duplicate() {
+    let mut p = proposer(1);
+    let values = vec![cmd(7, 1, "a"), cmd(7, 1, "a")];
+
+    let r =
+        step(&mut p, prop(2), Message::CatchUpReply(CatchUpReply { from: Slot(0), entries: values, decided: Slot(2) }));
+
+    let duplicate = ProposerOp::Learn { slot: Slot(1), value: cmd(7, 1, "a"), duplicate: true };
+    assert_eq!(r, ready(vec![learn(0, cmd(7, 1, "a")), duplicate], vec![]));
+}
+
 /// Catch-up: a reply that leaves us behind the peer's decided point is followed at the next tick by a
 /// request for the rest, without waiting for a retransmission interval.
 #[test]
@@ -48,12 +67,13 @@ fn partial_catch_up_reply_asks_for_the_rest_at_once() {
 
     let r = tick(&mut p);
 
-    assert_eq!(r, ready(vec![], vec![send(prop(2), Message::CatchUp(CatchUp { from: Slot(2), limit: 1024 }))]));
+    assert_eq!(r, ready(vec![], vec![ask(prop(2), 2)]));
 }
 
 /// Catch up before leading: the rightful leader, while a live peer has decided more than `window` slots
-/// beyond it, asks that peer for entries and does not campaign, even past its election timeout; once it is
-/// within the window it campaigns from its first undecided slot (and keeps fetching the rest).
+/// beyond it, asks that peer for entries (and probes every acceptor each heartbeat) and does not campaign,
+/// even past its election timeout; once it is within the window it campaigns from its first undecided slot
+/// (and keeps fetching the rest).
 #[test]
 fn rightful_follower_far_behind_catches_up_before_campaigning() {
     let mut c = cfg(2);
@@ -63,7 +83,6 @@ fn rightful_follower_far_behind_catches_up_before_campaigning() {
                     // Proposer 1 led while we were away and has decided slots 0..10.
     let peer_leads = heartbeat(b(3, 1), true, 10);
     assert!(step(&mut p, prop(1), peer_leads.clone()).is_empty());
-    let ask = |from| send(prop(1), Message::CatchUp(CatchUp { from: Slot(from), limit: 1024 }));
     let noops = |from, n| {
         Message::CatchUpReply(CatchUpReply { from: Slot(from), entries: vec![Value::Noop; n], decided: Slot(10) })
     };
@@ -74,32 +93,39 @@ fn rightful_follower_far_behind_catches_up_before_campaigning() {
         let r = tick(&mut p);
         let mut want = Vec::new();
         if t % 10 == 0 {
+            // Behind, it probes every acceptor too: their answers say which of them hold the slots.
             want.push(send(prop(1), heartbeat(b(0, 2), false, 0)));
+            want.extend(to_acceptors(&probe(t / 10, 0)));
         }
         if t % 3 == 2 {
-            want.push(ask(0));
+            want.push(ask(prop(1), 0));
         }
         assert_eq!(r, ready(vec![], want), "tick {t}");
         assert_eq!(p.role(), Leadership::Follower, "tick {t}");
     }
     // Slots 0..5: still 5 behind, one more than the window.
     assert_eq!(step(&mut p, prop(1), noops(0, 5)).persist.len(), 5);
-    assert_eq!(tick(&mut p), ready(vec![], vec![ask(5)]), "tick 81: no campaign yet, the rest asked for at once");
+    assert_eq!(
+        tick(&mut p),
+        ready(vec![], vec![ask(prop(1), 5)]),
+        "tick 81: no campaign yet, the rest asked for at once"
+    );
     assert_eq!(step(&mut p, prop(1), noops(5, 1)).persist, vec![learn(5, Value::Noop)]);
 
     let r = tick(&mut p); // tick 82: 4 behind, within the window
 
     let mut want = to_acceptors(&prepare(b(4, 2), 6));
-    want.push(ask(6));
+    want.push(ask(prop(1), 6));
     assert_eq!(r, ready(vec![ProposerOp::Round(4)], want));
     assert_eq!(p.role(), Leadership::Candidate);
 }
 
-/// Catch-up: a proposer serves its decided log from the requested slot.
+/// Catch-up: a proposer serves a peer's request from the decided values it still caches, at once.
 #[test]
-fn catch_up_request_is_served_from_the_log() {
+fn catch_up_request_is_served_from_the_cache() {
+    let mut p = proposer(2);
     let log = vec![Value::Noop, cmd(7, 1, "a"), cmd(8, 1, "b")];
-    let mut p = restarted(2, ProposerState { round: 0, log });
+    step(&mut p, prop(1), Message::CatchUpReply(CatchUpReply { from: Slot(0), entries: log, decided: Slot(3) }));
 
     let r = step(&mut p, prop(1), Message::CatchUp(CatchUp { from: Slot(1), limit: 1024 }));
 
@@ -107,16 +133,105 @@ fn catch_up_request_is_served_from_the_log() {
     assert_eq!(r, ready(vec![], vec![send(prop(1), Message::CatchUpReply(reply))]));
 }
 
-/// A follower learns a value from the leader's accept copy plus the acceptors' Accepted votes.
+/// Catch-up: decided values the proposer no longer caches (here: recovered from its store after a
+/// restart) are read from the store, and the page goes to whoever asked, a peer or an acceptor.
+#[test]
+fn catch_up_request_is_served_from_the_store_through_a_read() {
+    let log = vec![Value::Noop, cmd(7, 1, "a"), cmd(8, 1, "b")];
+    let mut disk = store(0, &log);
+    let mut p = restarted(2, disk.state.clone());
+
+    for (id, asker) in [(0, prop(1)), (1, acc(4))] {
+        let r = step(&mut p, asker, Message::CatchUp(CatchUp { from: Slot(1), limit: 5000 }));
+
+        let read = ReadRequest { id, from: Slot(1), limit: 1024, max_bytes: MAX_BATCH_BYTES };
+        assert_eq!(r, reads_only(vec![read.clone()]));
+        p.on_read(read.id, disk.read(read.from, read.limit, read.max_bytes).unwrap());
+        let reply = CatchUpReply { from: Slot(1), entries: log[1..].to_vec(), decided: Slot(3) };
+        assert_eq!(p.take_ready(), ready(vec![], vec![send(asker, Message::CatchUpReply(reply))]));
+    }
+}
+
+/// Durability through acceptors: a proposer that lost its data dir copies the decided log back from an
+/// acceptor whose probe answer says it holds more decided slots than the proposer (a decided value
+/// stays on a majority of acceptors' decided logs).
+#[test]
+fn proposer_catches_up_from_an_acceptor_ahead_of_it() {
+    let mut p = proposer(1);
+    tick(&mut p); // tick 1: the probe
+    step(&mut p, acc(4), report(4, 0, b(1, 2), 2));
+
+    let r = tick(&mut p);
+
+    assert_eq!(r, ready(vec![], vec![ask(acc(4), 0)]));
+    let reply = CatchUpReply { from: Slot(0), entries: vec![cmd(7, 1, "a"), Value::Noop], decided: Slot(2) };
+    let r = step(&mut p, acc(4), Message::CatchUpReply(reply));
+    assert_eq!(r, ready(vec![learn(0, cmd(7, 1, "a")), learn(1, Value::Noop)], vec![]));
+}
+
+/// A follower learns a value from the leader's accept copy plus the acceptors' Accepted votes, a majority
+/// of the epoch's acceptors.
 #[test]
 fn follower_learns_from_accept_copy_and_votes() {
-    let mut p = proposer(1);
-    step(&mut p, prop(2), heartbeat(b(1, 2), true, 0));
-    assert!(step(&mut p, prop(2), accept(b(1, 2), &[(0, cmd(7, 1, "x"))])).is_empty());
-    step(&mut p, acc(1), accepted(b(1, 2), &[0]));
-    step(&mut p, acc(2), accepted(b(1, 2), &[0]));
+    let mut p = restarted(1, pinned_state(0, &[]));
+    step(&mut p, prop(2), heartbeat(b1(1, 2), true, 1));
+    assert!(step(&mut p, prop(2), accept(b1(1, 2), 1, &[(1, cmd(7, 1, "x"))])).is_empty());
+    step(&mut p, acc(1), accepted(b1(1, 2), &[1]));
+    step(&mut p, acc(2), accepted(b1(1, 2), &[1]));
 
-    let r = step(&mut p, acc(3), accepted(b(1, 2), &[0]));
+    let r = step(&mut p, acc(3), accepted(b1(1, 2), &[1]));
 
-    assert_eq!(r, ready(vec![learn(0, cmd(7, 1, "x"))], vec![]), "the follower does not answer the client");
+    assert_eq!(r, ready(vec![learn(1, cmd(7, 1, "x"))], vec![]), "the follower does not answer the client");
+}
+
+/// Epochs: a follower that learns a new configuration follows it; a slot of the new epoch is decided only
+/// by a ballot of that epoch and a majority of its acceptors.
+#[test]
+fn follower_follows_a_decided_configuration() {
+    let mut p = restarted(1, pinned_state(0, &[]));
+    let mut next = pinned();
+    next.epoch = 2;
+    next.acceptors.retain(|m| m.id.0 <= 3);
+    step(&mut p, prop(2), accept(b1(1, 2), 1, &[(1, Value::Config(next.clone()))]));
+    for a in 1..=3 {
+        step(&mut p, acc(a), accepted(b1(1, 2), &[1]));
+    }
+    assert_eq!((p.config(), p.learner().epoch().start), (next, Slot(2)));
+
+    let x = cmd(7, 1, "x");
+    step(&mut p, prop(2), accept(b1(1, 2), 2, &[(2, x.clone())]));
+    step(&mut p, prop(2), accept(Ballot::in_epoch(2, 2, NodeId(2)), 2, &[(2, x.clone())]));
+    for a in 1..=3 {
+        step(&mut p, acc(a), accepted(b1(1, 2), &[2]));
+    }
+    assert_eq!(p.learner().decided(), Slot(2), "a ballot of epoch 1 decides nothing in epoch 2");
+    step(&mut p, acc(4), accepted(Ballot::in_epoch(2, 2, NodeId(2)), &[2]));
+    step(&mut p, acc(1), accepted(Ballot::in_epoch(2, 2, NodeId(2)), &[2]));
+    assert_eq!(p.learner().decided(), Slot(2), "acceptor 4 is no member of epoch 2");
+
+    let r = step(&mut p, acc(2), accepted(Ballot::in_epoch(2, 2, NodeId(2)), &[2]));
+
+    assert_eq!(r, ready(vec![learn(2, x)], vec![]));
+}
+
+/// Safety of a stale leader: a slot it proposed that it learns decided with another value (chosen under a
+/// higher ballot) shows its ballot is stale; acceptors would move what they accepted from it below its
+/// commit into their decided logs, so it steps down at once rather than tell them so. Its client's value
+/// is not lost: it proposes it again, at the next free slot, once it leads again.
+#[test]
+fn stale_leader_that_learns_another_value_at_its_slot_steps_down() {
+    let (mut p, _) = leader_in_epoch_1(2);
+    step(&mut p, client(7), propose(1, "x"));
+
+    let y = cmd(8, 1, "y");
+    let r = step(
+        &mut p,
+        prop(1),
+        Message::CatchUpReply(CatchUpReply { from: Slot(1), entries: vec![y.clone()], decided: Slot(2) }),
+    );
+
+    assert_eq!(r, ready(vec![learn(1, y)], vec![]));
+    assert_eq!(p.role(), Leadership::Follower);
+    let r = elect_with(&mut p, &[(1, &[]), (2, &[]), (3, &[])]);
+    assert_eq!(r, early_only(to_acceptors_and(&accept(b1(3, 2), 2, &[(2, cmd(7, 1, "x"))]), 1)));
 }

@@ -1,17 +1,30 @@
-//! Phase 2: the window, votes, early accepts, retransmission, packing.
+//! Phase 2: the window, votes, early accepts, commits, stamps, retransmission, packing.
 
 use super::*;
 
 /// Phase 2a: a client value at the leader gets the next slot and leaves in one Accept to every acceptor,
-/// with a copy to the peer proposer so that it can learn the value.
+/// with a copy to the peer proposer so that it can learn the value; the accept carries the leader's
+/// decided prefix as its commit point.
 #[test]
 fn client_value_at_leader_is_sent_to_acceptors_and_peer() {
-    let mut p = proposer(1);
-    let ballot = elect(&mut p);
+    let (mut p, ballot) = leader_in_epoch_1(1);
 
     let r = step(&mut p, client(7), propose(1, "x"));
 
-    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, &[(0, cmd(7, 1, "x"))]), 2)));
+    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 1, &[(1, cmd(7, 1, "x"))]), 2)));
+}
+
+/// The log's clock: a leader stamps a command with its wall clock (in milliseconds) when it gives it a
+/// slot, so that every learner expires client sessions alike.
+#[test]
+fn leader_stamps_commands_when_it_gives_them_a_slot() {
+    let (mut p, ballot) = leader_in_epoch_1(1);
+    p.set_clock(1_800_000_000);
+
+    let r = step(&mut p, client(7), propose(1, "x"));
+
+    let stamped = Value::Command(Command { at: 1_800_000_000_000, ..Command::new(ClientId(7), 1, "x") });
+    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 1, &[(1, stamped)]), 2)));
 }
 
 /// Learning: a slot is decided once a majority accepted it under one ballot; the decision is persisted
@@ -19,56 +32,54 @@ fn client_value_at_leader_is_sent_to_acceptors_and_peer() {
 /// of acceptors already, so the client does not wait for the leader's own fsync.
 #[test]
 fn majority_of_accepted_decides_persists_then_replies() {
-    let mut p = proposer(1);
-    let ballot = elect(&mut p);
+    let (mut p, ballot) = leader_in_epoch_1(1);
     step(&mut p, client(7), propose(1, "x"));
-    assert!(step(&mut p, acc(1), accepted(ballot, &[0])).is_empty());
-    assert!(step(&mut p, acc(1), accepted(ballot, &[0])).is_empty(), "one acceptor counts once");
-    assert!(step(&mut p, acc(5), accepted(ballot, &[0])).is_empty());
+    assert!(step(&mut p, acc(1), accepted(ballot, &[1])).is_empty());
+    assert!(step(&mut p, acc(1), accepted(ballot, &[1])).is_empty(), "one acceptor counts once");
+    assert!(step(&mut p, acc(5), accepted(ballot, &[1])).is_empty());
 
-    let r = step(&mut p, acc(3), accepted(ballot, &[0]));
+    let r = step(&mut p, acc(3), accepted(ballot, &[1]));
 
-    let reply = Message::ClientReply(ClientReply { seq: 1, slot: Slot(0) });
-    assert_eq!(r, ready_early(vec![send(client(7), reply)], vec![learn(0, cmd(7, 1, "x"))], vec![]));
-    assert_eq!(p.learner().decided(), Slot(1));
+    let reply = Message::ClientReply(ClientReply { seq: 1, slot: Slot(1) });
+    assert_eq!(r, ready_early(vec![send(client(7), reply)], vec![learn(1, cmd(7, 1, "x"))], vec![]));
+    assert_eq!(p.learner().decided(), Slot(2));
 }
 
 /// Votes count per ballot: a majority split across two ballots decides nothing.
 #[test]
 fn votes_under_different_ballots_do_not_add_up() {
-    let mut p = restarted(1, ProposerState { round: 3, log: vec![] });
-    let ballot = elect(&mut p);
+    let (mut p, ballot) = restarted_leader(1, 3, &[]);
     step(&mut p, client(7), propose(1, "x"));
-    step(&mut p, acc(1), accepted(ballot, &[0]));
-    step(&mut p, acc(2), accepted(ballot, &[0]));
+    step(&mut p, acc(1), accepted(ballot, &[1]));
+    step(&mut p, acc(2), accepted(ballot, &[1]));
 
-    let r = step(&mut p, acc(3), accepted(b(3, 2), &[0]));
+    let r = step(&mut p, acc(3), accepted(b1(3, 2), &[1]));
 
     assert!(r.is_empty());
-    assert_eq!(p.learner().decided(), Slot(0));
+    assert_eq!(p.learner().decided(), Slot(1));
 }
 
-/// Flow control: at most `window` slots are in flight; the next value is proposed once one is applied.
+/// Flow control: at most `window` slots are in flight; the next value is proposed once one is applied,
+/// with the new commit point.
 #[test]
 fn window_bounds_slots_in_flight() {
     let mut c = cfg(1);
     c.window = 2;
-    let mut p = Proposer::new(c, ProposerState::default());
-    let ballot = elect(&mut p);
+    let (mut p, ballot) = leader_in_epoch_1_with(c);
     for (i, v) in ["a", "b", "c"].iter().enumerate() {
         p.handle(client(i as u64 + 1), propose(1, v)).unwrap();
     }
     let r = p.take_ready();
-    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, &[(0, cmd(1, 1, "a")), (1, cmd(2, 1, "b"))]), 2)));
-    step(&mut p, acc(1), accepted(ballot, &[0]));
-    step(&mut p, acc(2), accepted(ballot, &[0]));
+    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 1, &[(1, cmd(1, 1, "a")), (2, cmd(2, 1, "b"))]), 2)));
+    step(&mut p, acc(1), accepted(ballot, &[1]));
+    step(&mut p, acc(2), accepted(ballot, &[1]));
 
-    let r = step(&mut p, acc(3), accepted(ballot, &[0]));
+    let r = step(&mut p, acc(3), accepted(ballot, &[1]));
 
-    let reply = send(client(1), Message::ClientReply(ClientReply { seq: 1, slot: Slot(0) }));
+    let reply = send(client(1), Message::ClientReply(ClientReply { seq: 1, slot: Slot(1) }));
     let mut early = vec![reply];
-    early.extend(to_acceptors_and(&accept(ballot, &[(2, cmd(3, 1, "c"))]), 2));
-    assert_eq!(r, ready_early(early, vec![learn(0, cmd(1, 1, "a"))], vec![]));
+    early.extend(to_acceptors_and(&accept(ballot, 2, &[(3, cmd(3, 1, "c"))]), 2));
+    assert_eq!(r, ready_early(early, vec![learn(1, cmd(1, 1, "a"))], vec![]));
 }
 
 /// Accepts rest on no write but the round, durable before the prepares left (ready.rs): a leader that in one
@@ -77,76 +88,71 @@ fn window_bounds_slots_in_flight() {
 /// (So a runtime may fsync the Learn in the background while the leader keeps proposing.)
 #[test]
 fn new_accept_leaves_early_beside_a_learn_not_yet_durable() {
-    let mut p = proposer(1);
-    let ballot = elect(&mut p);
+    let (mut p, ballot) = leader_in_epoch_1(1);
     step(&mut p, client(7), propose(1, "x"));
     for a in 1..=2 {
-        assert!(step(&mut p, acc(a), accepted(ballot, &[0])).is_empty());
+        assert!(step(&mut p, acc(a), accepted(ballot, &[1])).is_empty());
     }
-    p.handle(acc(3), accepted(ballot, &[0])).expect("an acceptor's vote");
+    p.handle(acc(3), accepted(ballot, &[1])).expect("an acceptor's vote");
     p.handle(client(8), propose(1, "y")).expect("a client's value");
 
     let r = p.take_ready();
 
-    let mut early = vec![send(client(7), Message::ClientReply(ClientReply { seq: 1, slot: Slot(0) }))];
-    early.extend(to_acceptors_and(&accept(ballot, &[(1, cmd(8, 1, "y"))]), 2));
-    assert_eq!(r, ready_early(early, vec![learn(0, cmd(7, 1, "x"))], vec![]));
+    let mut early = vec![send(client(7), Message::ClientReply(ClientReply { seq: 1, slot: Slot(1) }))];
+    early.extend(to_acceptors_and(&accept(ballot, 2, &[(2, cmd(8, 1, "y"))]), 2));
+    assert_eq!(r, ready_early(early, vec![learn(1, cmd(7, 1, "x"))], vec![]));
 }
 
 /// Phase 2a retransmission: after `retransmit_ticks` an undecided accept is sent again, and only to the
 /// acceptors that have not voted for it under our ballot.
 #[test]
 fn retransmits_accept_only_to_acceptors_that_have_not_voted() {
-    let mut p = proposer(1);
-    let ballot = elect(&mut p);
+    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
     step(&mut p, client(7), propose(1, "x"));
-    step(&mut p, acc(1), accepted(ballot, &[0]));
-    step(&mut p, acc(4), accepted(ballot, &[0]));
+    step(&mut p, acc(1), accepted(ballot, &[1]));
+    step(&mut p, acc(4), accepted(ballot, &[1]));
     assert!(tick(&mut p).is_empty());
     assert!(tick(&mut p).is_empty());
 
-    let r = tick(&mut p);
+    let r = tick(&mut p); // tick 64
 
-    let again = accept(ballot, &[(0, cmd(7, 1, "x"))]);
+    let again = accept(ballot, 1, &[(1, cmd(7, 1, "x"))]);
     assert_eq!(r, early_only([2, 3, 5].map(|a| send(acc(a), again.clone())).to_vec()));
 }
 
 /// Accepts rest on no write but the round: a retransmitted Accept leaves early too, beside the reply for a
-/// slot decided in the same Ready and ahead of its Learn, while the heartbeat of that tick waits for the
-/// write like any other message.
+/// slot decided in the same Ready and ahead of its Learn, while the heartbeat and probes of that tick wait
+/// for the write like any other message.
 #[test]
 fn retransmitted_accept_leaves_early_while_a_learn_is_written() {
-    let mut p = proposer(1);
-    let ballot = elect(&mut p); // at tick 50
-    for _ in 51..=57 {
+    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
+    for _ in 62..=67 {
         assert!(tick(&mut p).is_empty());
     }
     p.handle(client(7), propose(1, "x")).expect("a client's value");
     p.handle(client(8), propose(1, "y")).expect("a client's value");
-    let r = p.take_ready(); // tick 57: slots 0 and 1, to be retransmitted at tick 60
-    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, &[(0, cmd(7, 1, "x")), (1, cmd(8, 1, "y"))]), 2)));
+    let r = p.take_ready(); // tick 67: slots 1 and 2, to be retransmitted at tick 70
+    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 1, &[(1, cmd(7, 1, "x")), (2, cmd(8, 1, "y"))]), 2)));
     for a in 1..=2 {
-        assert!(step(&mut p, acc(a), accepted(ballot, &[0, 1])).is_empty());
+        assert!(step(&mut p, acc(a), accepted(ballot, &[1, 2])).is_empty());
     }
     assert!(tick(&mut p).is_empty());
     assert!(tick(&mut p).is_empty());
-    p.handle(acc(3), accepted(ballot, &[0])).expect("an acceptor's vote");
+    p.handle(acc(3), accepted(ballot, &[1])).expect("an acceptor's vote");
 
-    let r = tick(&mut p); // tick 60
+    let r = tick(&mut p); // tick 70
 
-    let mut early = vec![send(client(7), Message::ClientReply(ClientReply { seq: 1, slot: Slot(0) }))];
-    let again = accept(ballot, &[(1, cmd(8, 1, "y"))]);
+    let mut early = vec![send(client(7), Message::ClientReply(ClientReply { seq: 1, slot: Slot(1) }))];
+    let again = accept(ballot, 2, &[(2, cmd(8, 1, "y"))]);
     early.extend([3, 4, 5].map(|a| send(acc(a), again.clone())));
-    let hb = send(prop(2), heartbeat(ballot, true, 1));
-    assert_eq!(r, ready_early(early, vec![learn(0, cmd(7, 1, "x"))], vec![hb]));
+    assert_eq!(r, ready_early(early, vec![learn(1, cmd(7, 1, "x"))], leader_heartbeat(ballot, 2, 2, 7)));
 }
 
 /// Multi-Paxos batching: values queued together share datagrams; 1000 values of 100 bytes leave in a few
-/// Accepts per receiver, each within the datagram budget, together carrying slots 0..1000 in order.
+/// Accepts per receiver, each within the datagram budget, together carrying slots 1..=1000 in order.
 #[test]
 fn many_values_are_packed_into_few_datagrams() {
-    let mut p = proposer(1);
-    let ballot = elect(&mut p);
+    let (mut p, ballot) = leader_in_epoch_1(1);
     for c in 0..1000 {
         p.handle(client(c), propose(1, &format!("{c:0100}"))).unwrap();
     }
@@ -165,18 +171,18 @@ fn many_values_are_packed_into_few_datagrams() {
             slots.extend(a.entries.iter().map(|e| e.slot.0));
             datagrams += 1;
         }
-        assert_eq!(slots, (0..1000).collect::<Vec<_>>(), "to {to}");
-        assert!((2..=4).contains(&datagrams), "{datagrams} datagrams to {to}");
+        assert_eq!(slots, (1..=1000).collect::<Vec<_>>(), "to {to}");
+        assert!((2..=5).contains(&datagrams), "{datagrams} datagrams to {to}");
     }
     assert_eq!(r.early.len() % 6, 0);
 }
 
-/// Packing at the widest numbers: many tiny values with maximal client ids and sequence numbers still
-/// leave in accepts that each fit one datagram.
+/// Packing at the widest numbers: many tiny values with maximal client ids, sequence numbers and stamps
+/// still leave in accepts that each fit one datagram.
 #[test]
 fn packed_accepts_of_widest_values_fit_a_datagram() {
-    let mut p = proposer(1);
-    elect(&mut p);
+    let (mut p, _) = leader_in_epoch_1(1);
+    p.set_clock(u64::MAX);
     for c in 0..3000 {
         p.handle(client(u64::MAX - c), propose(u64::MAX, "")).unwrap();
     }
@@ -186,45 +192,26 @@ fn packed_accepts_of_widest_values_fit_a_datagram() {
     assert!(r.messages.is_empty(), "accepts wait for no write");
     assert!(r.early.len() > 6, "several datagrams");
     for m in &r.early {
+        let Message::Accept(a) = &m.msg else { panic!("{m:?}") };
+        assert!(a.entries.iter().all(|e| matches!(&e.value, Value::Command(c) if c.at == u64::MAX)));
         assert!(datagram_len(&m.msg) <= MAX_BODY_BYTES);
     }
-}
-
-/// Liveness / exactly once: when a slot the leader has in flight turns out decided with another value
-/// (learned from a peer that led with a higher ballot), the leader's own value is not lost: in the same
-/// Ready it is proposed again at the next free slot.
-/// (Regression: before 3de8a2d the value was dropped and its retries swallowed as "already on its way".)
-#[test]
-fn in_flight_value_overtaken_at_its_slot_is_proposed_again() {
-    let mut p = proposer(2);
-    let ballot = elect(&mut p);
-    step(&mut p, client(7), propose(1, "x"));
-
-    let r = step(
-        &mut p,
-        prop(1),
-        Message::CatchUpReply(CatchUpReply { from: Slot(0), entries: vec![cmd(8, 1, "y")], decided: Slot(1) }),
-    );
-
-    let again = accept(ballot, &[(1, cmd(7, 1, "x"))]);
-    assert_eq!(r, ready_early(to_acceptors_and(&again, 1), vec![learn(0, cmd(8, 1, "y"))], vec![]));
 }
 
 /// One value per slot: a leader never proposes at a slot it already knows to be decided (learned from a
 /// peer while it led), and gives the next client value the first slot above every decided one.
 #[test]
 fn leader_skips_slots_known_decided() {
-    let mut p = proposer(2);
-    let ballot = elect(&mut p);
+    let (mut p, ballot) = leader_in_epoch_1(2);
     let decided = vec![Value::Noop, cmd(8, 1, "a"), cmd(8, 2, "b")];
     let r = step(
         &mut p,
         prop(1),
-        Message::CatchUpReply(CatchUpReply { from: Slot(0), entries: decided, decided: Slot(3) }),
+        Message::CatchUpReply(CatchUpReply { from: Slot(1), entries: decided, decided: Slot(4) }),
     );
     assert_eq!(r.persist.len(), 3);
 
     let r = step(&mut p, client(7), propose(1, "x"));
 
-    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, &[(3, cmd(7, 1, "x"))]), 1)));
+    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 4, &[(4, cmd(7, 1, "x"))]), 1)));
 }

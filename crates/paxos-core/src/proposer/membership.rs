@@ -1,0 +1,298 @@
+//! Who the members are: acceptors' incarnations, the configuration changes
+//! a leader makes, and operators' member requests.
+//!
+//! A leader changes the configuration (one change at a time, each a stop
+//! sign in the log, see the module above) when:
+//!
+//! 1. the log is still in epoch 0, the cluster file's: the first thing a
+//!    leader decides is the same members with the incarnations they
+//!    reported, so that from epoch 1 on an acceptor that lost its disk (and
+//!    so its incarnation) can no longer vote;
+//! 2. an operator asked to add or remove a member (`paxosctl member`): an
+//!    acceptor is added once it has started, reported its incarnation and
+//!    copied the decided log;
+//! 3. a member acceptor reports another incarnation than the configuration
+//!    pins (it lost its state) and has copied the decided log again: the
+//!    new configuration pins its new incarnation (its rebuild is done).
+//!
+//! A change is proposed only when a majority of the new configuration's
+//! acceptors are pinned, answer, and hold the decided log (to within
+//! [`REBUILD_SLACK_SLOTS`]): the new epoch can decide at once, and every
+//! decided value is on a majority of its acceptors.
+
+use std::collections::BTreeMap;
+
+use paxos_proto::{ClientId, Config, Member, MemberOp, MemberReply, MemberRequest, MemberRole, Message, Node, NodeId};
+use tracing::info;
+
+use super::{Phase, Proposer};
+use crate::Ignored;
+
+/// An acceptor counts as holding the decided log when it lacks at most this many slots of the leader's.
+pub const REBUILD_SLACK_SLOTS: u64 = 4096;
+
+/// Member requests waiting for their change, at most.
+const MAX_WAITING_REQUESTS: usize = 64;
+
+/// The longest address a member may have.
+const MAX_ADDR_BYTES: usize = 256;
+
+/// Acceptors being added: probed at their address until they are let in.
+#[derive(Debug, Default)]
+pub(super) struct Joining {
+    acceptors: BTreeMap<NodeId, String>,
+}
+
+impl Joining {
+    pub(super) fn ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.acceptors.keys().copied()
+    }
+
+    pub(super) fn addresses(&self) -> impl Iterator<Item = (Node, String)> + '_ {
+        self.acceptors.iter().map(|(id, addr)| (Node::Acceptor(*id), addr.clone()))
+    }
+}
+
+/// An operator's request waiting for its change to be decided.
+#[derive(Clone, Debug)]
+pub(super) struct Waiting {
+    client: ClientId,
+    req: u64,
+    op: MemberOp,
+}
+
+/// True when `config` already has what `op` asks for.
+fn satisfied(op: &MemberOp, config: &Config) -> bool {
+    match op {
+        MemberOp::List => true,
+        MemberOp::Add { role: MemberRole::Acceptor, id, addr } => {
+            config.acceptors.iter().any(|m| m.id == *id && m.addr == *addr && m.incarnation.is_some())
+        }
+        MemberOp::Add { role: MemberRole::Proposer, id, addr } => {
+            config.proposers.iter().any(|m| m.id == *id && m.addr == *addr)
+        }
+        MemberOp::Remove { role, id } => !members(config, *role).iter().any(|m| m.id == *id),
+    }
+}
+
+fn members(config: &Config, role: MemberRole) -> &[Member] {
+    match role {
+        MemberRole::Acceptor => &config.acceptors,
+        MemberRole::Proposer => &config.proposers,
+    }
+}
+
+/// Why `op` cannot be done to `config`, if it cannot.
+fn refused(op: &MemberOp, config: &Config) -> Option<String> {
+    match op {
+        MemberOp::List => None,
+        MemberOp::Add { role, id, addr } => {
+            if addr.is_empty() || addr.len() > MAX_ADDR_BYTES {
+                return Some(format!("the address must have 1 to {MAX_ADDR_BYTES} bytes"));
+            }
+            if *role == MemberRole::Acceptor && config.acceptors.len() >= 64 && !satisfied(op, config) {
+                return Some("a configuration has at most 64 acceptors".into());
+            }
+            let clash = members(config, *role).iter().find(|m| m.id == *id && m.addr != *addr);
+            clash.map(|m| format!("{} {} is already a member, at {}", role_name(*role), id, m.addr))
+        }
+        MemberOp::Remove { role, id } => {
+            let left = members(config, *role).iter().filter(|m| m.id != *id).count();
+            (left == 0)
+                .then(|| format!("{} {} is the last {}; add another first", role_name(*role), id, role_name(*role)))
+        }
+    }
+}
+
+fn role_name(role: MemberRole) -> &'static str {
+    match role {
+        MemberRole::Acceptor => "acceptor",
+        MemberRole::Proposer => "proposer",
+    }
+}
+
+impl Proposer {
+    /// An operator lists, adds or removes a member. Changes are made by the
+    /// leader; the reply waits until the change is decided.
+    pub(super) fn on_member_request(&mut self, client: ClientId, m: MemberRequest) -> Result<(), Ignored> {
+        let config = self.config();
+        if m.op == MemberOp::List {
+            self.member_reply(client, m.req, Some(config), None);
+            return Ok(());
+        }
+        if !matches!(self.phase, Phase::Leader(_)) {
+            let reply = MemberReply { req: m.req, config: None, error: None, leader: self.leader() };
+            self.ready.send(Node::Client(client), Message::MemberReply(reply));
+            return Ok(());
+        }
+        if let Some(error) = refused(&m.op, &config) {
+            self.member_reply(client, m.req, None, Some(error));
+            return Ok(());
+        }
+        if satisfied(&m.op, &config) {
+            self.member_reply(client, m.req, Some(config), None);
+            return Ok(());
+        }
+        if self.member_ops.iter().any(|w| w.client == client && w.req == m.req) {
+            return Ok(()); // a retry: the answer comes with the change
+        }
+        if self.member_ops.len() >= MAX_WAITING_REQUESTS {
+            return Err(Ignored("proposer: too many member requests waiting"));
+        }
+        info!(node = %self.cfg.id, op = ?m.op, "member request");
+        if let MemberOp::Add { role: MemberRole::Acceptor, id, addr } = &m.op {
+            self.joining.acceptors.insert(*id, addr.clone());
+            self.acceptors.entry(*id).or_default();
+        }
+        self.member_ops.push(Waiting { client, req: m.req, op: m.op });
+        Ok(())
+    }
+
+    fn member_reply(&mut self, client: ClientId, req: u64, config: Option<Config>, error: Option<String>) {
+        let reply = MemberReply { req, config, error, leader: None };
+        self.ready.send(Node::Client(client), Message::MemberReply(reply));
+    }
+
+    /// Answers the member requests the configuration in force satisfies;
+    /// a proposer that no longer leads sends the others to the leader.
+    pub(super) fn answer_members(&mut self) {
+        if self.member_ops.is_empty() {
+            return;
+        }
+        let config = self.config();
+        let leading = matches!(self.phase, Phase::Leader(_));
+        for w in std::mem::take(&mut self.member_ops) {
+            if satisfied(&w.op, &config) {
+                self.member_reply(w.client, w.req, Some(config.clone()), None);
+            } else if !leading {
+                let reply = MemberReply { req: w.req, config: None, error: None, leader: self.leader() };
+                self.ready.send(Node::Client(w.client), Message::MemberReply(reply));
+            } else {
+                self.member_ops.push(w);
+            }
+        }
+        let wanted: Vec<NodeId> = self
+            .member_ops
+            .iter()
+            .filter_map(|w| match w.op {
+                MemberOp::Add { role: MemberRole::Acceptor, id, .. } => Some(id),
+                _ => None,
+            })
+            .collect();
+        self.joining.acceptors.retain(|id, _| wanted.contains(id));
+    }
+
+    /// On every tick: a leader whose window has nothing else to settle
+    /// starts the next configuration change, if one is due and ready.
+    pub(super) fn reconfigure(&mut self) {
+        self.answer_members();
+        let Phase::Leader(p2) = &self.phase else { return };
+        if p2.changing() || !p2.recovered() {
+            return;
+        }
+        let Some(config) = self.next_config() else { return };
+        info!(node = %self.cfg.id, epoch = config.epoch, acceptors = ?config.acceptors, "changing the configuration");
+        if let Phase::Leader(p2) = &mut self.phase {
+            p2.change_to(config);
+        }
+    }
+
+    /// The configuration to change to next, if any change is due and ready.
+    fn next_config(&self) -> Option<Config> {
+        let current = self.config();
+        let mut next = current.clone();
+        next.epoch = current.epoch + 1;
+        if current.epoch == 0 {
+            for m in &mut next.acceptors {
+                m.incarnation = self.reported(m.id);
+            }
+            // Every acceptor that answers is pinned; one that does not cannot
+            // vote until it is let in later. So wait (ten election timeouts)
+            // for all to answer, then pin as many as a bootstrap quorum (4 of
+            // 5, 3 of 3): a minority of those may still lose its disk and the
+            // cluster goes on. (A pin may be stale: an acceptor can lose its
+            // disk right after its last answer; the more are pinned, the
+            // more such losses the first configuration survives.)
+            let all = next.acceptors.iter().all(|m| m.incarnation.is_some() && self.holds_log(m.id));
+            let waited = match &self.phase {
+                Phase::Leader(p2) => self.now.since(p2.since) >= 10 * self.cfg.election_timeout_ticks,
+                _ => false,
+            };
+            let need = crate::quorum(0, next.acceptors.len());
+            return (self.ready(&next) >= need && (all || waited)).then_some(next);
+        }
+        // First, a member that lost its state and copied the log again gets
+        // its new incarnation pinned: the cluster is healthier for it.
+        let rebuilt = next.acceptors.iter_mut().find(|m| {
+            let reported = self.reported(m.id);
+            reported.is_some() && reported != m.incarnation && self.holds_log(m.id)
+        });
+        if let Some(rebuilt) = rebuilt {
+            rebuilt.incarnation = self.reported(rebuilt.id);
+            if self.ready_to_run(&next) {
+                return Some(next);
+            }
+            next = current.clone();
+            next.epoch = current.epoch + 1;
+        }
+        if let Some(w) = self.member_ops.iter().find(|w| !satisfied(&w.op, &current)) {
+            match &w.op {
+                MemberOp::List => {}
+                MemberOp::Add { role: MemberRole::Acceptor, id, addr } => {
+                    let incarnation = self.reported(*id)?;
+                    if !self.holds_log(*id) {
+                        return None;
+                    }
+                    next.acceptors.retain(|m| m.id != *id);
+                    next.acceptors.push(Member { id: *id, addr: addr.clone(), incarnation: Some(incarnation) });
+                    next.acceptors.sort_by_key(|m| m.id);
+                }
+                MemberOp::Add { role: MemberRole::Proposer, id, addr } => {
+                    next.proposers.retain(|m| m.id != *id);
+                    next.proposers.push(Member { id: *id, addr: addr.clone(), incarnation: None });
+                    next.proposers.sort_by_key(|m| m.id);
+                }
+                MemberOp::Remove { role: MemberRole::Acceptor, id } => next.acceptors.retain(|m| m.id != *id),
+                MemberOp::Remove { role: MemberRole::Proposer, id } => next.proposers.retain(|m| m.id != *id),
+            }
+            // An operator's change waits until one more acceptor than a majority
+            // of the new configuration is ready (when it has three or more):
+            // one of them may lose its disk right after, and the new epoch must still decide.
+            let n = next.acceptors.len();
+            let need = crate::majority(n) + usize::from(n >= 3);
+            return (self.ready(&next) >= need.min(n)).then_some(next);
+        }
+        None
+    }
+
+    /// The incarnation acceptor `id` reported in this probe round or the one
+    /// before: what it is now (an older report may come from before it lost its disk).
+    fn reported(&self, id: NodeId) -> Option<u64> {
+        let (incarnation, round) = self.acceptors.get(&id)?.incarnation?;
+        (round + 1 >= self.probe_round).then_some(incarnation)
+    }
+
+    /// True when acceptor `id` answers and holds the decided log (to within the slack).
+    fn holds_log(&self, id: NodeId) -> bool {
+        let decided = self.learner.decided().0;
+        self.acceptors.get(&id).is_some_and(|i| {
+            i.heard.is_some_and(|t| self.now.since(t) < self.cfg.election_timeout_ticks)
+                && i.decided.0.saturating_add(REBUILD_SLACK_SLOTS) >= decided
+        })
+    }
+
+    /// True when a majority of `config`'s acceptors could vote in it now.
+    fn ready_to_run(&self, config: &Config) -> bool {
+        self.ready(config) >= crate::majority(config.acceptors.len())
+    }
+
+    /// How many of `config`'s acceptors could vote in it now: pinned with
+    /// the incarnation they report, answering, and holding the decided log.
+    fn ready(&self, config: &Config) -> usize {
+        config
+            .acceptors
+            .iter()
+            .filter(|m| m.incarnation.is_some() && self.reported(m.id) == m.incarnation && self.holds_log(m.id))
+            .count()
+    }
+}

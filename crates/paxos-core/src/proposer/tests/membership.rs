@@ -1,0 +1,247 @@
+//! Membership: the bootstrap that pins every acceptor's incarnation, rebuilds of acceptors that lost
+//! their state, and operators' member requests.
+
+use super::*;
+
+fn member_request(req: u64, op: MemberOp) -> Message {
+    Message::MemberRequest(MemberRequest { req, op })
+}
+
+fn member_reply(req: u64, config: Option<Config>, error: Option<&str>, leader: Option<u32>) -> Message {
+    Message::MemberReply(MemberReply { req, config, error: error.map(String::from), leader: leader.map(NodeId) })
+}
+
+fn remove_acceptor(id: u32) -> MemberOp {
+    MemberOp::Remove { role: MemberRole::Acceptor, id: NodeId(id) }
+}
+
+/// Bootstrap: the first leader of a cluster, in epoch 0, proposes no client value there (nobody's
+/// incarnation is pinned yet); once every acceptor answered a fresh probe round it proposes, alone at
+/// slot 0, the same members pinned with the incarnations they reported; that needs a bootstrap quorum
+/// (4 of 5) of votes, and once it is decided the leader runs phase 1 again in epoch 1 from slot 1, telling
+/// the acceptors of the epoch, and proposes the client value that waited.
+#[test]
+fn first_leadership_proposes_the_pinning_configuration_before_any_client_value() {
+    let mut p = proposer(1);
+    let ballot = elect(&mut p); // at tick 50
+    assert_eq!(ballot, b(1, 1));
+    assert!(step(&mut p, client(7), propose(1, "x")).is_empty(), "no client value goes into epoch 0");
+    for t in 51..60 {
+        assert!(tick(&mut p).is_empty(), "tick {t}: the start-up probe's reports are too old to pin");
+    }
+    assert_eq!(tick(&mut p), ready(vec![], leader_heartbeat(ballot, 2, 0, 6)), "tick 60: a fresh probe round");
+    answer_round(&mut p, 6, 0);
+
+    let r = tick(&mut p); // tick 61
+
+    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 0, &[(0, Value::Config(pinned()))]), 2)));
+    assert_eq!(p.changing_to(), Some(&pinned()));
+    for a in 1..=3 {
+        assert!(step(&mut p, acc(a), accepted(ballot, &[0])).is_empty(), "3 of 5 is no bootstrap quorum");
+    }
+    let r = step(&mut p, acc(4), accepted(ballot, &[0]));
+    assert_eq!(
+        r,
+        ready(vec![learn(0, Value::Config(pinned())), ProposerOp::Round(2)], to_acceptors(&prepare1(b1(2, 1), 1)))
+    );
+    assert_eq!((p.role(), p.status().epoch), (Leadership::Candidate, 1));
+    for a in 1..=2 {
+        assert!(step(&mut p, acc(a), promise(b1(2, 1), 1, &[])).is_empty());
+    }
+    let r = step(&mut p, acc(3), promise(b1(2, 1), 1, &[]));
+    assert_eq!(r, early_only(to_acceptors_and(&accept(b1(2, 1), 1, &[(1, cmd(7, 1, "x"))]), 2)));
+}
+
+/// Bootstrap: while an acceptor does not answer, the first leader waits ten election timeouts from the
+/// start of its leadership for it, then pins the acceptors that answered the current or the last probe
+/// round, as many as a bootstrap quorum at least, and leaves the silent one unpinned (it must be let in
+/// later to vote).
+#[test]
+fn pinning_waits_for_a_silent_acceptor_then_goes_without_it() {
+    let mut p = proposer(1);
+    let ballot = elect(&mut p); // at tick 50
+    let patience = 10 * p.cfg.election_timeout_ticks;
+    for t in 51..50 + patience {
+        let r = tick(&mut p);
+        if t % 10 == 0 {
+            for a in 1..=4 {
+                step(&mut p, acc(a), report(a, t / 10, ballot, 0));
+            }
+        }
+        assert!(r.early.is_empty(), "tick {t}: nothing proposed yet");
+    }
+
+    let r = tick(&mut p); // tick 550
+
+    let mut partial = pinned();
+    partial.acceptors[4].incarnation = None;
+    let pinning = accept(ballot, 0, &[(0, Value::Config(partial))]);
+    let round = p.now.0 / 10;
+    assert_eq!(r, ready_early(to_acceptors_and(&pinning, 2), vec![], leader_heartbeat(ballot, 2, 0, round)));
+}
+
+/// Bootstrap: fewer answering acceptors than a bootstrap quorum are never pinned, however long the
+/// leader waits: the new epoch could not decide anything.
+#[test]
+fn pinning_needs_a_bootstrap_quorum_of_answers() {
+    let mut p = proposer(1);
+    let ballot = elect(&mut p);
+    for t in 51..=1_000 {
+        let r = tick(&mut p);
+        if t % 10 == 0 {
+            for a in 1..=3 {
+                step(&mut p, acc(a), report(a, t / 10, ballot, 0));
+            }
+        }
+        assert!(r.early.is_empty(), "tick {t}: nothing proposed");
+    }
+    assert_eq!(p.learner().epoch_number(), 0);
+}
+
+/// Rebuilds: a member acceptor that reports another incarnation than the one pinned (it lost its state)
+/// is pinned with its new one, in a new configuration, only once a recent probe round (the current one
+/// or the last) says it holds the decided log to within REBUILD_SLACK_SLOTS; a late answer to an older
+/// round does not count. Once that is decided, the leader runs phase 1 in the new epoch.
+#[test]
+fn rebuilt_acceptor_is_pinned_once_it_holds_the_log() {
+    let (mut p, ballot) = restarted_leader(1, 5, &vec![Value::Noop; 5000]); // at tick 50
+    let decided = 5001;
+    let rebuilt = |round: u64, decided: u64| {
+        let reply = ProbeReply {
+            nonce: round,
+            promised: ballot,
+            decided: Slot(decided),
+            incarnation: 999,
+            epoch: 1,
+            joining: true,
+        };
+        Message::ProbeReply(reply)
+    };
+    let answer = |p: &mut Proposer, round: u64, acceptor_5: u64| {
+        for a in 1..=4 {
+            assert!(step(p, acc(a), report(a, round, ballot, decided)).is_empty());
+        }
+        assert!(step(p, acc(5), rebuilt(round, acceptor_5)).is_empty());
+    };
+    tick_to(&mut p, 60);
+    answer(&mut p, 6, 100);
+    assert!(tick(&mut p).is_empty(), "tick 61: acceptor 5 lacks far more than the slack");
+    assert!(step(&mut p, acc(5), rebuilt(4, decided)).is_empty());
+    assert!(tick(&mut p).is_empty(), "tick 62: an answer to round 4 says nothing of acceptor 5 now");
+    tick_to(&mut p, 70);
+    answer(&mut p, 7, decided - REBUILD_SLACK_SLOTS - 1);
+    assert!(tick(&mut p).is_empty(), "tick 71: one slot more than the slack");
+    tick_to(&mut p, 80);
+    answer(&mut p, 8, decided - REBUILD_SLACK_SLOTS);
+
+    let r = tick(&mut p); // tick 81
+
+    let mut next = pinned();
+    next.epoch = 2;
+    next.acceptors[4].incarnation = Some(999);
+    let change = accept(ballot, decided, &[(decided, Value::Config(next.clone()))]);
+    assert_eq!(r, early_only(to_acceptors_and(&change, 2)));
+    for a in 1..=2 {
+        step(&mut p, acc(a), accepted(ballot, &[decided]));
+    }
+    let r = step(&mut p, acc(3), accepted(ballot, &[decided]));
+    let epoch2 = Epoch { start: Slot(decided + 1), config: next.clone() };
+    let prepare = Prepare { ballot: Ballot::in_epoch(2, 7, NodeId(1)), from: Slot(decided + 1), epoch: Some(epoch2) };
+    assert_eq!(
+        r,
+        ready(
+            vec![learn(decided, Value::Config(next)), ProposerOp::Round(7)],
+            to_acceptors(&Message::Prepare(prepare))
+        )
+    );
+}
+
+/// Member requests: any proposer lists the configuration in force; a change asked of a proposer that does
+/// not lead is answered with the leader to ask.
+#[test]
+fn member_change_asked_of_a_follower_is_redirected() {
+    let mut p = proposer(1);
+    step(&mut p, prop(2), heartbeat(b1(3, 2), true, 1));
+
+    let r = step(&mut p, client(7), member_request(1, remove_acceptor(5)));
+
+    assert_eq!(r, ready(vec![], vec![send(client(7), member_reply(1, None, None, Some(2)))]));
+    let r = step(&mut p, client(7), member_request(2, MemberOp::List));
+    assert_eq!(r, ready(vec![], vec![send(client(7), member_reply(2, Some(cfg(1).genesis), None, None))]));
+}
+
+/// Member requests: the leader refuses a change it cannot make, answers one the configuration already
+/// satisfies at once, and answers a change it makes only once the new configuration is decided (retries
+/// meanwhile get no second answer). A change waits until one more acceptor than a majority of the new
+/// configuration is ready (pinned, answering, holding the log), then goes alone into the next slot, and
+/// the leader leads on in the new epoch with its acceptors.
+#[test]
+fn member_change_asked_of_the_leader_is_answered_once_decided() {
+    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
+    let add = MemberOp::Add { role: MemberRole::Acceptor, id: NodeId(6), addr: String::new() };
+    let r = step(&mut p, client(7), member_request(1, add));
+    assert_eq!(
+        r,
+        ready(vec![], vec![send(client(7), member_reply(1, None, Some("the address must have 1 to 256 bytes"), None))])
+    );
+    let r = step(&mut p, client(7), member_request(2, remove_acceptor(9)));
+    assert_eq!(r, ready(vec![], vec![send(client(7), member_reply(2, Some(pinned()), None, None))]));
+
+    assert!(step(&mut p, client(7), member_request(3, remove_acceptor(5))).is_empty());
+    assert!(step(&mut p, client(7), member_request(3, remove_acceptor(5))).is_empty(), "a retry");
+    let r = tick(&mut p); // tick 62
+
+    let mut next = pinned();
+    next.epoch = 2;
+    next.acceptors.truncate(4);
+    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 1, &[(1, Value::Config(next.clone()))]), 2)));
+    for a in 1..=2 {
+        assert!(step(&mut p, acc(a), accepted(ballot, &[1])).is_empty());
+    }
+    let r = step(&mut p, acc(3), accepted(ballot, &[1]));
+    let epoch2 = Epoch { start: Slot(2), config: next.clone() };
+    let prepare =
+        Message::Prepare(Prepare { ballot: Ballot::in_epoch(2, 3, NodeId(1)), from: Slot(2), epoch: Some(epoch2) });
+    let mut messages: Vec<_> = (1..=4).map(|a| send(acc(a), prepare.clone())).collect();
+    messages.push(send(client(7), member_reply(3, Some(next.clone()), None, None)));
+    assert_eq!(r, ready(vec![learn(1, Value::Config(next)), ProposerOp::Round(3)], messages));
+}
+
+/// Member requests: an acceptor being added is probed by the leader each heartbeat at the address the
+/// operator gave; once it answers a recent probe round with its incarnation and holds the decided log,
+/// the leader decides a configuration with it pinned, runs phase 1 of the new epoch with it, and answers.
+#[test]
+fn added_acceptor_is_let_in_once_it_reported_its_incarnation() {
+    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
+    let add = MemberOp::Add { role: MemberRole::Acceptor, id: NodeId(6), addr: "a6:7000".into() };
+
+    assert!(step(&mut p, client(7), member_request(1, add)).is_empty());
+
+    assert!(p.members().contains(&(acc(6), "a6:7000".to_owned())), "the runtime learns where to send");
+    tick_to(&mut p, 69);
+    let r = tick(&mut p); // tick 70
+    let mut probes = leader_heartbeat(ballot, 2, 1, 7);
+    probes.push(send(acc(6), probe(7, 1)));
+    assert_eq!(r, ready(vec![], probes));
+    answer_round(&mut p, 7, 1);
+    let joining =
+        ProbeReply { nonce: 7, promised: Ballot::ZERO, decided: Slot(1), incarnation: 606, epoch: 0, joining: true };
+    assert!(step(&mut p, acc(6), Message::ProbeReply(joining)).is_empty());
+
+    let r = tick(&mut p); // tick 71
+
+    let mut next = pinned();
+    next.epoch = 2;
+    next.acceptors.push(Member { id: NodeId(6), addr: "a6:7000".into(), incarnation: Some(606) });
+    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 1, &[(1, Value::Config(next.clone()))]), 2)));
+    for a in 1..=2 {
+        assert!(step(&mut p, acc(a), accepted(ballot, &[1])).is_empty());
+    }
+    let r = step(&mut p, acc(3), accepted(ballot, &[1]));
+    let epoch2 = Epoch { start: Slot(2), config: next.clone() };
+    let prepare =
+        Message::Prepare(Prepare { ballot: Ballot::in_epoch(2, 3, NodeId(1)), from: Slot(2), epoch: Some(epoch2) });
+    let mut messages: Vec<_> = (1..=6).map(|a| send(acc(a), prepare.clone())).collect();
+    messages.push(send(client(7), member_reply(1, Some(next.clone()), None, None)));
+    assert_eq!(r, ready(vec![learn(1, Value::Config(next)), ProposerOp::Round(3)], messages));
+}

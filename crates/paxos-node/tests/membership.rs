@@ -1,0 +1,194 @@
+//! Disks die and machines move, on real daemons: an acceptor whose data dir
+//! is deleted under load rebuilds itself and votes again; proposers that lose
+//! their data dirs copy the log back from the acceptors; acceptors are added
+//! and removed under load, then the old ones are killed, and the new ones decide.
+//! After each, every acknowledged value is at its instance in every log.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use paxos_client::client::Client;
+use paxos_client::config::ClusterConfig;
+use paxos_proto::{MemberOp, MemberRole, Node, NodeId, Slot};
+use paxos_testkit::{assert_guarantees, free_ports, full_log, serial, Cluster};
+use tokio::task::JoinHandle;
+
+/// One client of the load: what it had acknowledged, and its worst latency.
+type Load = JoinHandle<(Vec<(String, Slot)>, Duration)>;
+
+/// Clients proposing unique values until `stop`; each returns what was acknowledged, with the worst latency.
+fn load(config: &ClusterConfig, clients: usize, stop: &Arc<AtomicBool>) -> Vec<Load> {
+    (0..clients)
+        .map(|c| {
+            let config = config.clone();
+            let stop = Arc::clone(stop);
+            tokio::spawn(async move {
+                let mut client = Client::new(&config).await.expect("client");
+                client.set_retry(Duration::from_millis(200));
+                client.set_timeout(Duration::from_secs(10));
+                let mut acked = Vec::new();
+                let mut worst = Duration::ZERO;
+                let mut i = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let value = format!("c{c}-v{i}");
+                    let started = Instant::now();
+                    if let Ok(slot) = client.propose(value.clone()).await {
+                        worst = worst.max(started.elapsed());
+                        acked.push((value, slot));
+                    }
+                    i += 1;
+                }
+                (acked, worst)
+            })
+        })
+        .collect()
+}
+
+/// Stops the load and gathers every acknowledgement, and the worst latency seen.
+async fn finish(stop: &Arc<AtomicBool>, tasks: Vec<Load>) -> (HashMap<String, Slot>, Duration) {
+    stop.store(true, Ordering::SeqCst);
+    let mut acked = HashMap::new();
+    let mut worst = Duration::ZERO;
+    for t in tasks {
+        let (values, w) = t.await.expect("a load task");
+        worst = worst.max(w);
+        acked.extend(values);
+    }
+    (acked, worst)
+}
+
+/// Every acknowledged value is at its instance in the log of every proposer named.
+async fn check_logs(config: &ClusterConfig, proposers: &[NodeId], acked: &HashMap<String, Slot>) {
+    let mut client = Client::new(config).await.expect("client");
+    client.set_timeout(Duration::from_secs(10));
+    let mut logs = Vec::new();
+    for p in proposers {
+        logs.push((format!("proposer {p}"), full_log(&mut client, *p).await));
+    }
+    let refs: Vec<(&str, &[paxos_proto::LogEntry])> = logs.iter().map(|(n, l)| (n.as_str(), l.as_slice())).collect();
+    assert_guarantees(&refs, acked);
+}
+
+/// An acceptor's data dir is deleted under load: it comes back with another
+/// incarnation, says `rebuilding`, copies the decided log, is let in again
+/// (`up`), and then counts: with another acceptor killed, the cluster still decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acceptor_that_lost_its_disk_rebuilds_and_votes_again() {
+    let _serial = serial().await;
+    let mut cluster = Cluster::new(2, 3, "");
+    cluster.start_all();
+    cluster.wait_ready().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = load(&cluster.config, 4, &stop);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let victim = Node::Acceptor(NodeId(3));
+    cluster.kill9(victim).await;
+    std::fs::remove_dir_all(cluster.data_dir(victim)).expect("delete the data dir");
+    cluster.start(victim);
+    let rebuilding = cluster.wait_status(victim, "answers again", |_| true).await;
+    assert_ne!(rebuilding.state, "", "an acceptor says what it is doing");
+    let up = cluster.wait_status(victim, "rebuilt and let in again", |s| s.state == "up").await;
+    assert!(up.epoch >= 2, "a configuration pinned its new incarnation: {up:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (mut acked, _) = finish(&stop, tasks).await;
+
+    // The rebuilt acceptor counts: with acceptor 1 gone, 2 and 3 are the majority.
+    cluster.kill9(Node::Acceptor(NodeId(1))).await;
+    let mut client = cluster.client().await;
+    for i in 0..20 {
+        let v = format!("after-{i}");
+        let slot = client.propose(v.clone()).await.expect("decided by acceptors 2 and the rebuilt 3");
+        acked.insert(v, slot);
+    }
+    assert!(acked.len() > 20, "load was acknowledged meanwhile: {}", acked.len());
+    check_logs(&cluster.config, &cluster.proposers.clone(), &acked).await;
+    cluster.stop_all_gracefully().await;
+}
+
+/// Every proposer loses its data dir at once: the decided log comes back
+/// from the acceptors' decided logs, and the cluster goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proposers_that_lost_their_disks_copy_the_log_from_the_acceptors() {
+    let _serial = serial().await;
+    let mut cluster = Cluster::new(2, 3, "");
+    cluster.start_all();
+    cluster.wait_ready().await;
+    let mut client = cluster.client().await;
+    let mut acked = HashMap::new();
+    for i in 0..300 {
+        let v = format!("v{i}");
+        acked.insert(v.clone(), client.propose(v).await.expect("decided"));
+    }
+    for p in [1, 2] {
+        let node = Node::Proposer(NodeId(p));
+        cluster.kill9(node).await;
+        std::fs::remove_dir_all(cluster.data_dir(node)).expect("delete the data dir");
+    }
+    for p in [1, 2] {
+        cluster.start(Node::Proposer(NodeId(p)));
+    }
+    cluster.wait_ready().await;
+    let mut client = cluster.client().await;
+    for i in 0..20 {
+        let v = format!("after-{i}");
+        acked.insert(v.clone(), client.propose(v).await.expect("decided after the proposers' disks were lost"));
+    }
+    check_logs(&cluster.config, &cluster.proposers.clone(), &acked).await;
+    cluster.stop_all_gracefully().await;
+}
+
+/// Acceptors 6 and 7 are added and 1 and 2 removed, one change after another,
+/// under load; then 3 and 4 are killed: 5, 6 and 7 decide, and every
+/// acknowledged value is there. Each change pauses clients for less than an election.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acceptors_added_and_removed_under_load() {
+    let _serial = serial().await;
+    let mut cluster = Cluster::new(2, 5, "");
+    let ports = free_ports(2);
+    let new = [(6u32, format!("127.0.0.1:{}", ports[0])), (7, format!("127.0.0.1:{}", ports[1]))];
+    let extra: Vec<(Node, String)> = new.iter().map(|(id, addr)| (Node::Acceptor(NodeId(*id)), addr.clone())).collect();
+    let clients = cluster.client_config(&extra);
+    cluster.start_all();
+    cluster.wait_ready().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = load(&clients, 4, &stop);
+    let mut admin = Client::new(&clients).await.expect("client");
+    admin.set_retry(Duration::from_millis(300));
+    admin.set_timeout(Duration::from_secs(30));
+    for (id, addr) in &new {
+        cluster.start_listening(Node::Acceptor(NodeId(*id)), addr);
+        let config = admin
+            .member(MemberOp::Add { role: MemberRole::Acceptor, id: NodeId(*id), addr: addr.clone() })
+            .await
+            .expect("added");
+        assert!(config.acceptors.iter().any(|m| m.id == NodeId(*id) && m.incarnation.is_some()), "{config:?}");
+    }
+    for id in [1, 2] {
+        let config =
+            admin.member(MemberOp::Remove { role: MemberRole::Acceptor, id: NodeId(id) }).await.expect("removed");
+        assert!(!config.acceptors.iter().any(|m| m.id == NodeId(id)), "{config:?}");
+        cluster.kill9(Node::Acceptor(NodeId(id))).await;
+    }
+    let listed = admin.member(MemberOp::List).await.expect("list");
+    let ids: Vec<u32> = listed.acceptors.iter().map(|m| m.id.0).collect();
+    assert_eq!(ids, [3, 4, 5, 6, 7]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (mut acked, worst) = finish(&stop, tasks).await;
+    println!("membership changes under load: {} values acknowledged, worst latency {worst:?}", acked.len());
+    assert!(worst < Duration::from_secs(5), "no pause of a client longer than a few elections: {worst:?}");
+
+    for id in [3, 4] {
+        cluster.kill9(Node::Acceptor(NodeId(id))).await;
+    }
+    let mut client = Client::new(&clients).await.expect("client");
+    client.set_timeout(Duration::from_secs(10));
+    for i in 0..20 {
+        let v = format!("after-{i}");
+        acked.insert(v.clone(), client.propose(v).await.expect("decided by acceptors 5, 6 and 7"));
+    }
+    check_logs(&clients, &cluster.proposers.clone(), &acked).await;
+    cluster.stop_all_gracefully().await;
+}

@@ -1,0 +1,466 @@
+//! The operator's changes: `member list|add|remove`, `backup FILE`, `restore FILE`.
+//!
+//! Membership and restore requests are signed with the cluster file's peer
+//! key (an operator holds it; a client key is not enough), go to the leader,
+//! and are answered once the change is decided in the log.
+//!
+//! # Backup format
+//!
+//! A backup is text, one JSON object per line:
+//!
+//! ```text
+//! {"paxos_backup":1,"cluster":"paxos","start":0,"end":3}
+//! {"instance":0,"noop":true}
+//! {"instance":1,"value":"x"}
+//! {"instance":2,"noop":true}
+//! {"entries":3,"sha256":"<64 hex digits>"}
+//! ```
+//!
+//! Every instance from `start` to `end` (exclusive) has a line, no-ops
+//! included (configurations of the cluster and retries that landed twice
+//! show as no-ops, as `paxosctl log` shows them). The last line is the
+//! SHA-256 of every byte before it; a file whose checksum, header or
+//! instances do not add up is refused whole.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use paxos_client::client::ClientError;
+use paxos_client::config::ClusterConfig;
+use paxos_proto::{Config, LogEntry, MemberOp, MemberRole, Node, NodeId, Slot};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{describe, diag, leader_of, new_client, parse_secs, reach_proposers, CtlError, Out};
+
+/// How long `member` waits for its change by default: adding an acceptor
+/// waits until it started and copied the decided log.
+pub const MEMBER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Entries per restore request.
+pub const RESTORE_PAGE: usize = 256;
+
+/// The version of the backup format.
+pub const BACKUP_VERSION: u32 = 1;
+
+/// The arguments of `paxosctl member`.
+#[derive(Debug, Args)]
+pub struct MemberArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub op: MemberCommand,
+    /// Give up after this many seconds.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, global = true)]
+    pub timeout: Option<Duration>,
+    /// Print the configuration as one JSON object.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `member list|add|remove`.
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// The members in force: acceptors (with their incarnations) and proposers.
+    List,
+    /// Add an acceptor or a proposer listening at ADDR; it must be started
+    /// (`--id ID --listen ADDR`) and an acceptor must copy the log before it is let in.
+    Add {
+        /// `acceptor` or `proposer`.
+        role: RoleArg,
+        /// Its id within its role.
+        id: u32,
+        /// Where it listens, `host:port`.
+        addr: String,
+    },
+    /// Remove an acceptor or a proposer.
+    Remove {
+        /// `acceptor` or `proposer`.
+        role: RoleArg,
+        /// Its id within its role.
+        id: u32,
+    },
+}
+
+/// A role on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    /// An acceptor.
+    Acceptor,
+    /// A proposer.
+    Proposer,
+}
+
+impl From<RoleArg> for MemberRole {
+    fn from(r: RoleArg) -> MemberRole {
+        match r {
+            RoleArg::Acceptor => MemberRole::Acceptor,
+            RoleArg::Proposer => MemberRole::Proposer,
+        }
+    }
+}
+
+/// The configuration as `member list --json` prints it.
+#[derive(Serialize)]
+struct ConfigJson<'a> {
+    epoch: u32,
+    session_lifetime_ms: u64,
+    acceptors: Vec<MemberJson<'a>>,
+    proposers: Vec<MemberJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct MemberJson<'a> {
+    id: u32,
+    addr: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incarnation: Option<u64>,
+    /// An acceptor not pinned to an incarnation yet cannot vote (it was never heard, or is being let in).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pending: bool,
+}
+
+/// The lines `member` prints for `config`.
+pub fn format_config(config: &Config, json: bool) -> Vec<String> {
+    if json {
+        fn members(ms: &[paxos_proto::Member], acceptors: bool) -> Vec<MemberJson<'_>> {
+            ms.iter()
+                .map(|m| MemberJson {
+                    id: m.id.0,
+                    addr: &m.addr,
+                    incarnation: m.incarnation,
+                    pending: acceptors && m.incarnation.is_none(),
+                })
+                .collect()
+        }
+        let c = ConfigJson {
+            epoch: config.epoch,
+            session_lifetime_ms: config.session_lifetime_ms,
+            acceptors: members(&config.acceptors, true),
+            proposers: members(&config.proposers, false),
+        };
+        return vec![serde_json::to_string(&c).unwrap_or_default()];
+    }
+    let mut lines = vec![format!("epoch {}", config.epoch)];
+    for m in &config.acceptors {
+        let inc = m
+            .incarnation
+            .map_or_else(|| "not pinned (cannot vote yet)".to_owned(), |i| format!("incarnation {i:016x}"));
+        lines.push(format!("acceptor-{}\t{}\t{inc}", m.id, m.addr));
+    }
+    for m in &config.proposers {
+        lines.push(format!("proposer-{}\t{}", m.id, m.addr));
+    }
+    lines
+}
+
+/// Runs `paxosctl member`.
+///
+/// # Errors
+/// [`CtlError::Failed`] when no leader answers in time or the change is refused.
+pub async fn member(cluster: &ClusterConfig, args: MemberArgs, out: &mut Out) -> Result<(), CtlError> {
+    let op = match args.op {
+        MemberCommand::List => MemberOp::List,
+        MemberCommand::Add { role, id, addr } => MemberOp::Add { role: role.into(), id: NodeId(id), addr },
+        MemberCommand::Remove { role, id } => MemberOp::Remove { role: role.into(), id: NodeId(id) },
+    };
+    let probes = reach_proposers(cluster).await?;
+    let mut client = new_client(cluster).await?;
+    if let Some(leader) = leader_of(&probes) {
+        client.set_leader_hint(leader);
+    }
+    client.set_retry(Duration::from_millis(500));
+    client.set_timeout(args.timeout.unwrap_or(MEMBER_TIMEOUT));
+    let config = client.member(op).await.map_err(|e| match e {
+        ClientError::Member(why) => CtlError::Failed(format!("refused: {why}")),
+        e => CtlError::Failed(format!("membership change: {}", describe(&e))),
+    })?;
+    for line in format_config(&config, args.json) {
+        out.line(line)?;
+    }
+    Ok(())
+}
+
+/// The arguments of `paxosctl backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where to write the backup (replaced atomically).
+    pub file: PathBuf,
+    /// Give up when a read takes longer than this many seconds.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<Duration>,
+}
+
+/// The first line of a backup.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Header {
+    paxos_backup: u32,
+    cluster: String,
+    start: u64,
+    end: u64,
+}
+
+/// One entry line of a backup.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Line {
+    instance: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    value: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    noop: bool,
+}
+
+/// The last line of a backup.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Trailer {
+    entries: u64,
+    sha256: String,
+}
+
+/// The text of a backup of `entries` (consecutive, from `start`) of `cluster`.
+pub fn encode_backup(cluster: &str, start: Slot, entries: &[LogEntry]) -> String {
+    let end = start.0 + entries.len() as u64;
+    let header = Header { paxos_backup: BACKUP_VERSION, cluster: cluster.to_owned(), start: start.0, end };
+    let mut text = serde_json::to_string(&header).unwrap_or_default();
+    text.push('\n');
+    for e in entries {
+        let line = Line { instance: e.slot.0, value: e.value.clone(), noop: e.value.is_none() };
+        text.push_str(&serde_json::to_string(&line).unwrap_or_default());
+        text.push('\n');
+    }
+    let trailer = Trailer { entries: entries.len() as u64, sha256: hex(&Sha256::digest(text.as_bytes())) };
+    text.push_str(&serde_json::to_string(&trailer).unwrap_or_default());
+    text.push('\n');
+    text
+}
+
+/// The entries of a backup, checked whole: header, consecutive instances, count and checksum.
+///
+/// # Errors
+/// One line saying what is wrong and where.
+pub fn decode_backup(text: &str) -> Result<(String, Vec<LogEntry>), String> {
+    let body_end =
+        text.trim_end_matches('\n').rfind('\n').map(|i| i + 1).ok_or("not a backup: fewer than two lines")?;
+    let (body, last) = text.split_at(body_end);
+    let trailer: Trailer =
+        serde_json::from_str(last.trim_end()).map_err(|e| format!("the last line is not a checksum line: {e}"))?;
+    if hex(&Sha256::digest(body.as_bytes())) != trailer.sha256 {
+        return Err("the checksum does not match: the file is damaged or was edited".into());
+    }
+    let mut lines = body.lines();
+    let header: Header = serde_json::from_str(lines.next().unwrap_or_default())
+        .map_err(|e| format!("line 1 is not a backup header: {e}"))?;
+    if header.paxos_backup != BACKUP_VERSION {
+        return Err(format!("backup format {}, this paxosctl reads {BACKUP_VERSION}", header.paxos_backup));
+    }
+    let mut entries = Vec::new();
+    for (i, text) in lines.enumerate() {
+        let line: Line = serde_json::from_str(text).map_err(|e| format!("line {}: {e}", i + 2))?;
+        let want = header.start + i as u64;
+        if line.instance != want || line.value.is_some() == line.noop {
+            return Err(format!(
+                "line {}: instance {} where {want} belongs, or neither value nor noop",
+                i + 2,
+                line.instance
+            ));
+        }
+        entries.push(LogEntry { slot: Slot(line.instance), value: line.value });
+    }
+    if entries.len() as u64 != trailer.entries || header.start + trailer.entries != header.end {
+        return Err(format!("{} entries, but the header says {}..{}", entries.len(), header.start, header.end));
+    }
+    Ok((header.cluster, entries))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::with_capacity(2 * bytes.len()), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Runs `paxosctl backup FILE`: the leader's decided log, every instance up
+/// to its decided index when the backup started, written atomically.
+///
+/// # Errors
+/// [`CtlError::Failed`] when no proposer answers, a read fails, or the file cannot be written.
+pub async fn backup(cluster: &ClusterConfig, args: BackupArgs, out: &mut Out) -> Result<(), CtlError> {
+    let probes = reach_proposers(cluster).await?;
+    let leader = leader_of(&probes).ok_or_else(|| CtlError::Failed("no leader: nothing to back up from".into()))?;
+    let end = probes
+        .iter()
+        .find(|p| p.node == Node::Proposer(leader))
+        .and_then(|p| p.reply.as_ref())
+        .map_or(Slot(0), |r| r.decided);
+    let mut client = new_client(cluster).await?;
+    client.set_timeout(args.timeout.unwrap_or(Duration::from_secs(10)));
+    let mut entries = Vec::new();
+    let mut next = Slot(0);
+    let mut start = None;
+    while next < end {
+        let page = client
+            .log(leader, next, paxos_client::client::LOG_PAGE_LIMIT)
+            .await
+            .map_err(|e| CtlError::Failed(format!("log read from {}: {}", Node::Proposer(leader), describe(&e))))?;
+        if start.is_none() {
+            if page.start > next {
+                diag(format_args!("instances below {} were deleted by retention: the backup starts there", page.start));
+            }
+            start = Some(page.start.max(next));
+        }
+        let Some(last) = page.entries.last() else { break };
+        next = last.slot.next();
+        entries.extend(page.entries.into_iter().filter(|e| e.slot < end));
+    }
+    let start = start.unwrap_or(Slot(0));
+    let text = encode_backup(&cluster.cluster, start, &entries);
+    let temp = args.file.with_extension("partial");
+    std::fs::write(&temp, &text)
+        .and_then(|()| std::fs::rename(&temp, &args.file))
+        .map_err(|e| CtlError::Failed(format!("cannot write {}: {e}", args.file.display())))?;
+    out.line(format!(
+        "backed up instances {}..{} ({} entries, {} bytes) from {} to {}",
+        start,
+        start.0 + entries.len() as u64,
+        entries.len(),
+        text.len(),
+        Node::Proposer(leader),
+        args.file.display()
+    ))
+}
+
+/// The arguments of `paxosctl restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup to restore.
+    pub file: PathBuf,
+    /// Give up when one page takes longer than this many seconds.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<Duration>,
+}
+
+/// Runs `paxosctl restore FILE` into an empty cluster: its log then holds
+/// the same instances, values and no-ops as the backup, checked by reading it back.
+///
+/// # Errors
+/// [`CtlError::Usage`] for a damaged backup, [`CtlError::Failed`] when the
+/// cluster is not empty, refuses, or does not answer.
+pub async fn restore(cluster: &ClusterConfig, args: RestoreArgs, out: &mut Out) -> Result<(), CtlError> {
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| CtlError::Usage(format!("cannot read {}: {e}", args.file.display())))?;
+    let (from_cluster, entries) =
+        decode_backup(&text).map_err(|e| CtlError::Usage(format!("{}: {e}", args.file.display())))?;
+    if from_cluster != cluster.cluster {
+        diag(format_args!("the backup is of cluster {from_cluster:?}, restoring into {:?}", cluster.cluster));
+    }
+    let first = entries.first().map_or(Slot(0), |e| e.slot);
+    if first > Slot(0) {
+        return Err(CtlError::Usage(format!(
+            "{}: the backup starts at instance {first} (retention deleted what came before): an empty cluster \
+             cannot hold the same instances",
+            args.file.display()
+        )));
+    }
+    let probes = reach_proposers(cluster).await?;
+    let mut client = new_client(cluster).await?;
+    if let Some(leader) = leader_of(&probes) {
+        client.set_leader_hint(leader);
+    }
+    client.set_timeout(args.timeout.unwrap_or(Duration::from_secs(30)));
+    // An empty cluster's log holds its first configuration (instance 0, a no-op to clients) and nothing else.
+    let end = probes.iter().filter_map(|p| p.reply.as_ref()).map(|r| r.decided).max().unwrap_or(Slot(0));
+    if end > Slot(1) {
+        return Err(CtlError::Failed(format!("the cluster is not empty: its log ends at {end}")));
+    }
+    if entries.first().is_some_and(|e| e.value.is_some()) {
+        return Err(CtlError::Usage(format!(
+            "{}: instance 0 holds a value; a backup of this system starts with the cluster's first configuration",
+            args.file.display()
+        )));
+    }
+    let mut next = Slot(1);
+    for page in entries[1.min(entries.len())..].chunks(RESTORE_PAGE) {
+        let values: Vec<Option<String>> = page.iter().map(|e| e.value.clone()).collect();
+        let len = values.len() as u64;
+        match client.restore(next, values).await {
+            Ok(end) if end.0 >= next.0 + len => next = Slot(next.0 + len),
+            Ok(end) => return Err(CtlError::Failed(format!("restore stopped at {end}, short of {}", next.0 + len))),
+            // A retry of a page that landed before its answer was lost.
+            Err(ClientError::Restore { end, .. }) if end.0 == next.0 + len => next = end,
+            Err(e) => return Err(CtlError::Failed(format!("restore at instance {next}: {}", describe(&e)))),
+        }
+    }
+    // Read it back: a leader change during the restore could have put a no-op in a hole.
+    let leader = client.leader_hint();
+    let restored = client
+        .read_log(leader, Slot(0))
+        .await
+        .map_err(|e| CtlError::Failed(format!("reading the restored log back: {}", describe(&e))))?;
+    let got: BTreeMap<u64, Option<&str>> = restored.iter().map(|e| (e.slot.0, e.value.as_deref())).collect();
+    for e in &entries {
+        if got.get(&e.slot.0) != Some(&e.value.as_deref()) {
+            return Err(CtlError::Failed(format!(
+                "the restored log differs from the backup at instance {} (a leader change during the restore?): \
+                 restore again into a fresh cluster",
+                e.slot
+            )));
+        }
+    }
+    out.line(format!("restored instances 0..{} from {}", entries.len(), args.file.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(slot: u64, value: Option<&str>) -> LogEntry {
+        LogEntry { slot: Slot(slot), value: value.map(str::to_owned) }
+    }
+
+    /// A backup round-trips, no-ops and values JSON must escape included.
+    #[test]
+    fn backups_round_trip() {
+        let entries = vec![entry(0, None), entry(1, Some("a\t\"b\"\n")), entry(2, None), entry(3, Some("é"))];
+        let text = encode_backup("paxos", Slot(0), &entries);
+        assert_eq!(decode_backup(&text), Ok(("paxos".to_owned(), entries)));
+        assert!(text.lines().last().unwrap().contains("sha256"));
+    }
+
+    /// Any edit is caught: a changed value, a dropped line, a cut file.
+    #[test]
+    fn damaged_backups_are_refused() {
+        let entries = vec![entry(0, None), entry(1, Some("x")), entry(2, Some("y"))];
+        let text = encode_backup("paxos", Slot(0), &entries);
+        assert!(decode_backup(&text.replace("\"x\"", "\"z\"")).unwrap_err().contains("checksum"));
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.remove(2);
+        assert!(decode_backup(&lines.join("\n")).is_err());
+        assert!(decode_backup(&text[..text.len() / 2]).is_err());
+        assert!(decode_backup("").is_err());
+    }
+
+    /// The configuration prints one member per line, or as one JSON object.
+    #[test]
+    fn configurations_print() {
+        let m = |id: u32, inc: Option<u64>| paxos_proto::Member {
+            id: NodeId(id),
+            addr: format!("h:{id}"),
+            incarnation: inc,
+        };
+        let c = Config {
+            epoch: 3,
+            acceptors: vec![m(1, Some(255)), m(6, None)],
+            proposers: vec![m(2, None)],
+            session_lifetime_ms: 1000,
+        };
+        let lines = format_config(&c, false);
+        assert_eq!(lines[0], "epoch 3");
+        assert!(lines[1].starts_with("acceptor-1\th:1\tincarnation 00000000000000ff"));
+        assert!(lines[2].contains("not pinned"));
+        assert_eq!(lines[3], "proposer-2\th:2");
+        let json = &format_config(&c, true)[0];
+        assert!(json.contains(r#""pending":true"#) && json.contains(r#""epoch":3"#), "{json}");
+    }
+}
