@@ -4,32 +4,39 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 
 use crate::ours::Tools;
+use crate::results::System;
 
 /// The help's long description.
 const ABOUT: &str = "\
-The benchmark of the Paxos log: our cluster against etcd, same run, same machine.
+The benchmark of the Paxos log: our cluster against etcd, or against itself without
+authentication; same run, same machine.
 
 Each run starts a FRESH local cluster (scripts/cluster.sh: 2 proposers, 5 acceptors,
-fsync on) in a temporary work dir, SIGKILLs acceptors 1 and 2, loads it with
-`paxosctl bench` (64-byte values) and reads each live daemon's peak RSS (VmHWM)
-before the teardown. A row is --duration seconds of steady load after --warmup
-seconds (values decided during the warm-up count in neither throughput nor
-latency), repeated --repeat times; with --vs etcd, each of our runs is followed by
-one of etcd's (5 members of Debian's etcd-server on loopback, 2 followers SIGKILLed,
-loaded by tools/etcd-bench), so that both see the same machine. Rows: concurrency
-1 4 16 64 256, then the seed scenario: --seed-values values at once (concurrency =
-values, by count: the time for all of them). The same run also measures the floor
-of this machine at concurrency 1: two loopback UDP round trips and one fdatasync
-of a 300-byte append to a preallocated file, as the logs are written, on the data
-dirs' filesystem (an append that grows the file is shown beside it).
+fsync on, [auth]: every datagram between members carries an HMAC-SHA256 tag) in a
+temporary work dir, SIGKILLs acceptors 1 and 2, loads it with `paxosctl bench`
+(64-byte values) and reads each live daemon's peak RSS (VmHWM) before the teardown.
+A row is --duration seconds of steady load after --warmup seconds (values decided
+during the warm-up count in neither throughput nor latency), repeated --repeat
+times. With --vs, each of our runs is followed by the same run of a peer system, so
+that both see the same machine: --vs etcd runs 5 members of Debian's etcd-server on
+loopback, 2 followers SIGKILLed, loaded by tools/etcd-bench; --vs no-auth runs our
+cluster again, started with `scripts/cluster.sh up --no-auth` (no datagram signed
+or checked), so that the ratio auth on/off is what authentication costs. Rows:
+concurrency 1 4 16 64 256, then the seed scenario: --seed-values values at once
+(concurrency = values, by count: the time for all of them). The same run also
+measures the floor of this machine at concurrency 1: two loopback UDP round trips
+and one fdatasync of a 300-byte append to a preallocated file, as the logs are
+written, on the data dirs' filesystem (an append that grows the file is shown
+beside it).
 
 Writes into --out: results.csv (one line per run), README.md (date, command,
 commit, machine, load, workload, floor; per row the median and the spread
-(min-max) of values/s, p50, p99, max and peak RSS, ours/etcd ratios; each daemon's
-peak RSS) and latency-throughput.svg (p50 and p99 against throughput, log-log).
+(min-max) of values/s, p50, p99, max and peak RSS, and the ratios ours/etcd or
+auth on/off; each daemon's peak RSS) and latency-throughput.svg (p50 and p99
+against throughput, log-log).
 
 --soak instead runs one durable cluster (2 proposers, 5 acceptors, acceptors 1 and
 2 SIGKILLed) through `paxosctl bench --values N --concurrency 256`, samples each
@@ -45,7 +52,7 @@ A benchmark, not a test: it fails only when something does not run, never on a t
     name = "paxos-bench",
     bin_name = "scripts/bench.sh",
     version,
-    about = "The benchmark of the Paxos log: ours against etcd, and the soak run.",
+    about = "The benchmark of the Paxos log: ours against etcd or without auth, and the soak run.",
     long_about = ABOUT
 )]
 pub struct Cli {
@@ -53,11 +60,9 @@ pub struct Cli {
     /// no etcd, the seed scenario with 200 values, into run/bench-quick.
     #[arg(long)]
     pub quick: bool,
-    /// Also run etcd, each of its runs right after the same one of ours. Installs
-    /// etcd-server, etcd-client and (to build tools/etcd-bench) protobuf-compiler
-    /// with apt-get when they are missing.
-    #[arg(long, value_name = "SYSTEM", value_parser = ["etcd"])]
-    pub vs: Option<String>,
+    /// Also run a peer system, each of its runs right after the same one of ours.
+    #[arg(long, value_name = "SYSTEM")]
+    pub vs: Option<Peer>,
     /// The soak run instead of the table (see above).
     #[arg(long, conflicts_with_all = ["quick", "vs", "concurrency", "duration", "warmup", "repeat", "seed_values"])]
     pub soak: bool,
@@ -103,6 +108,26 @@ pub struct Cli {
     /// tools/etcd-bench's binary [default: <bin-dir>/etcd-bench, where it is built].
     #[arg(long, value_name = "FILE")]
     pub etcd_bench: Option<PathBuf>,
+}
+
+/// The system `--vs` runs beside ours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Peer {
+    /// etcd; installs etcd-server, etcd-client and (to build tools/etcd-bench)
+    /// protobuf-compiler with apt-get when they are missing.
+    Etcd,
+    /// Our cluster without [auth] (`scripts/cluster.sh up --no-auth`).
+    NoAuth,
+}
+
+impl Peer {
+    /// The system its runs are recorded as.
+    pub fn system(self) -> System {
+        match self {
+            Peer::Etcd => System::Etcd,
+            Peer::NoAuth => System::NoAuth,
+        }
+    }
 }
 
 /// A list of concurrencies, as `--concurrency "1 4 16"` gives it.
@@ -151,8 +176,8 @@ pub struct TablePlan {
     pub repeat: u32,
     /// Values of the seed scenario.
     pub seed_values: u64,
-    /// Run etcd too.
-    pub etcd: bool,
+    /// The system run beside ours, if any.
+    pub vs: Option<Peer>,
 }
 
 /// The table or the soak run.
@@ -211,7 +236,7 @@ impl Settings {
                 warmup: pick(cli.warmup, 1.0, 0.2),
                 repeat: cli.repeat.unwrap_or(if quick { 1 } else { 3 }),
                 seed_values: cli.seed_values.unwrap_or(if quick { 200 } else { 1000 }),
-                etcd: cli.vs.is_some(),
+                vs: cli.vs,
             })
         };
         let cwd = std::env::current_dir().context("the current dir")?;
@@ -291,14 +316,7 @@ mod tests {
         let Mode::Table(plan) = s.mode else { panic!("a table") };
         assert_eq!(
             plan,
-            TablePlan {
-                concurrency: vec![1, 16],
-                duration: 2.0,
-                warmup: 0.2,
-                repeat: 1,
-                seed_values: 200,
-                etcd: false
-            }
+            TablePlan { concurrency: vec![1, 16], duration: 2.0, warmup: 0.2, repeat: 1, seed_values: 200, vs: None }
         );
     }
 
@@ -314,7 +332,7 @@ mod tests {
                 warmup: 1.0,
                 repeat: 3,
                 seed_values: 1000,
-                etcd: true
+                vs: Some(Peer::Etcd)
             }
         );
     }
@@ -326,6 +344,8 @@ mod tests {
         assert!(parse(&["--soak", "--concurrency", "1"]).is_err());
         assert!(parse(&["--values", "5"]).is_err(), "--values is for --soak");
         assert!(parse(&["--vs", "zookeeper"]).is_err());
+        let vs = |arg: &str| parse(&["--vs", arg]).expect("parses").vs.map(Peer::system);
+        assert_eq!((vs("etcd"), vs("no-auth")), (Some(System::Etcd), Some(System::NoAuth)));
     }
 
     #[test]

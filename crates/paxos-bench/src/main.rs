@@ -7,8 +7,8 @@
 //! README with the table, and SVG plots it draws itself.
 //!
 //! - [`cli`]: the command line (the only copy of its help) and its defaults;
-//! - [`table`]: the rows, repeated, ours and etcd interleaved; [`soak`]: one
-//!   long run and a restart;
+//! - [`table`]: the rows, repeated, ours and the peer (etcd, or ours without
+//!   auth) interleaved; [`soak`]: one long run and a restart;
 //! - [`ours`], [`etcd`]: the two systems' clusters; [`floor`]: what the
 //!   machine allows at concurrency 1; [`host`], [`procs`]: the machine, /proc,
 //!   child processes, Ctrl-C;

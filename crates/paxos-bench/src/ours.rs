@@ -122,6 +122,16 @@ pub fn short_name(name: &str) -> String {
     }
 }
 
+/// Whether a cluster signs its datagrams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// `[auth]` with a fresh peer key, as `cluster.sh up` makes it: members
+    /// sign every datagram to each other with HMAC-SHA256.
+    On,
+    /// No `[auth]` (`cluster.sh up --no-auth`): nothing signed or checked.
+    Off,
+}
+
 /// A local cluster in `dir`, torn down when dropped (also on an error or an
 /// interrupt).
 pub struct Cluster<'t> {
@@ -131,24 +141,27 @@ pub struct Cluster<'t> {
 }
 
 impl<'t> Cluster<'t> {
-    /// Starts `proposers` proposers and `acceptors` acceptors (fsync on) in
-    /// `dir` with `cluster.sh up`, which returns once there is a leader.
+    /// Starts `proposers` proposers and `acceptors` acceptors (fsync on,
+    /// `auth` as given) in `dir` with `cluster.sh up`, which returns once
+    /// there is a leader.
     ///
     /// # Errors
     /// When the cluster does not come up (its logs stay in `dir/logs`).
-    pub fn up(tools: &'t Tools, dir: &Path, proposers: u32, acceptors: u32) -> Result<Cluster<'t>> {
+    pub fn up(tools: &'t Tools, dir: &Path, proposers: u32, acceptors: u32, auth: Auth) -> Result<Cluster<'t>> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
         // Guarded before it starts: a half-started cluster is torn down too.
         let cluster = Cluster { tools, dir: dir.to_path_buf(), up: true };
-        procs::run_ok(
-            tools.cluster_sh().arg("up").arg("--no-build").arg("--dir").arg(dir).args([
-                "--proposers",
-                &proposers.to_string(),
-                "--acceptors",
-                &acceptors.to_string(),
-            ]),
-            "scripts/cluster.sh up",
-        )?;
+        let mut up = tools.cluster_sh();
+        up.arg("up").arg("--no-build").arg("--dir").arg(dir).args([
+            "--proposers",
+            &proposers.to_string(),
+            "--acceptors",
+            &acceptors.to_string(),
+        ]);
+        if auth == Auth::Off {
+            up.arg("--no-auth");
+        }
+        procs::run_ok(&mut up, "scripts/cluster.sh up")?;
         Ok(cluster)
     }
 

@@ -1,5 +1,6 @@
 //! README.md and latency-throughput.svg from the runs: per row, the median
-//! and the spread of the repetitions, ours against etcd.
+//! and the spread of the repetitions, ours against the peer (etcd, or ours
+//! without auth).
 
 use std::collections::BTreeMap;
 
@@ -121,17 +122,17 @@ impl Summary {
     }
 }
 
-/// The table: per row, each system's medians (min–max), then ours/etcd.
+/// The table: per row, each system's medians (min–max), then for each peer
+/// that ran a row of ratios ours/peer (`ours/etcd`, `auth on/off`).
 pub fn table(runs: &[Run]) -> String {
     let mut s = String::from("| row | system | values/s | p50 ms | p99 ms | max ms | peak RSS MiB | errors |\n");
     s += "|---|---|---:|---:|---:|---:|---:|---:|\n";
     let mib1 = |x: f64| format!("{x:.1}");
     for (key, runs) in rows(runs) {
         let label = key.label();
-        let ours = Summary::of(&runs, System::Ours);
-        let etcd = Summary::of(&runs, System::Etcd);
-        for (system, summary) in [(System::Ours, ours), (System::Etcd, etcd)] {
-            let Some(m) = summary else { continue };
+        let summaries: Vec<(System, Summary)> =
+            System::ALL.iter().filter_map(|&system| Some((system, Summary::of(&runs, system)?))).collect();
+        for (system, m) in &summaries {
             let throughput = if key.seed {
                 // elapsed_s has millisecond steps: whole milliseconds, unless under one.
                 let whole = |x: f64| if x >= 0.001 { format!("{:.0}", x * 1000.0) } else { ms(x * 1000.0) };
@@ -149,9 +150,11 @@ pub fn table(runs: &[Run]) -> String {
                 m.errors
             );
         }
-        if let (Some(a), Some(b)) = (ours, etcd) {
+        let Some((_, a)) = summaries.iter().find(|(system, _)| *system == System::Ours) else { continue };
+        for (system, b) in &summaries {
+            let Some(name) = system.ratio_label() else { continue };
             s += &format!(
-                "| {label} | ours/etcd | **{}** | {} | {} | {} | {} | |\n",
+                "| {label} | {name} | **{}** | {} | {} | {} | {} | |\n",
                 ratio(a.values_per_s.median, b.values_per_s.median),
                 ratio(a.p50_ms.median, b.p50_ms.median),
                 ratio(a.p99_ms.median, b.p99_ms.median),
@@ -168,7 +171,7 @@ pub fn table(runs: &[Run]) -> String {
 pub fn rss_lines(runs: &[Run]) -> String {
     let mut s = String::new();
     for (key, runs) in rows(runs) {
-        for system in [System::Ours, System::Etcd] {
+        for system in System::ALL {
             let mut peak: BTreeMap<&str, u64> = BTreeMap::new();
             for r in runs.iter().filter(|r| r.system == system) {
                 for (name, kib) in &r.peak_rss_kib {
@@ -189,7 +192,9 @@ pub fn rss_lines(runs: &[Run]) -> String {
 /// labelled with its concurrency (the seed scenario, not steady load, is left out).
 pub fn chart(runs: &[Run], title: Vec<String>) -> Chart {
     let mut series = Vec::new();
-    for (system, color) in [(System::Ours, "#1b7837"), (System::Etcd, "#b2182b")] {
+    let styles =
+        [(System::Ours, "ours", "#1b7837"), (System::Etcd, "etcd", "#b2182b"), (System::NoAuth, "auth off", "#2166ac")];
+    for (system, name, color) in styles {
         let mut p50 = Vec::new();
         let mut p99 = Vec::new();
         for (key, runs) in rows(runs).iter().filter(|(k, _)| !k.seed) {
@@ -201,7 +206,6 @@ pub fn chart(runs: &[Run], title: Vec<String>) -> Chart {
         if p50.is_empty() {
             continue;
         }
-        let name = if system == System::Ours { "ours" } else { "etcd" };
         series.push(Series {
             name: format!("{name} p50"),
             color: color.into(),
@@ -283,6 +287,28 @@ mod tests {
         assert_eq!(lines[4], "| c=1 | ours/etcd | **2.27x** | 0.41x | 0.41x | 0.41x | 1.00x | |");
         assert_eq!(lines[5], "| seed: 1000 at once | paxos | all in 10 ms | 10.0 | 20.0 | 40.0 | 6.0 | 0 |");
         assert_eq!(lines.len(), 6, "no etcd seed run, no ratio row for it");
+    }
+
+    #[test]
+    fn without_auth_the_ratio_row_is_auth_on_over_off() {
+        let runs = vec![
+            run(System::Ours, 64, false, 1, 9500.0, 6.0),
+            run(System::NoAuth, 64, false, 1, 10_000.0, 5.0),
+            run(System::Ours, 64, false, 2, 9700.0, 6.2),
+            run(System::NoAuth, 64, false, 2, 10_000.0, 5.0),
+        ];
+        let table = table(&runs);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[2],
+            "| c=64 | paxos | 9,600 (9,500–9,700) | 6.10 (6.00–6.20) | 12.2 (12.0–12.4) | 24.4 (24.0–24.8) | 6.0 | 0 |"
+        );
+        assert_eq!(lines[3], "| c=64 | paxos (auth off) | 10,000 | 5.00 | 10.0 | 20.0 | 6.0 | 0 |");
+        assert_eq!(lines[4], "| c=64 | auth on/off | **0.96x** | 1.22x | 1.22x | 1.22x | 1.00x | |");
+        assert_eq!(lines.len(), 5);
+        let names: Vec<String> = chart(&runs, vec![]).series.into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["ours p50", "ours p99", "auth off p50", "auth off p99"]);
+        assert!(rss_lines(&runs).contains("- paxos (auth off) c=64: a3=5.0 p1=6.0\n"));
     }
 
     #[test]

@@ -11,14 +11,30 @@ pub enum System {
     Ours,
     /// etcd, driven by `tools/etcd-bench`.
     Etcd,
+    /// Our cluster without `[auth]` (`scripts/cluster.sh up --no-auth`),
+    /// driven by `paxosctl bench`: what authentication costs.
+    NoAuth,
 }
 
 impl System {
+    /// Every system, in the order the tables list them.
+    pub const ALL: [System; 3] = [System::Ours, System::Etcd, System::NoAuth];
+
     /// Its name in results.csv and the tables.
     pub fn name(self) -> &'static str {
         match self {
             System::Ours => "paxos",
             System::Etcd => "etcd",
+            System::NoAuth => "paxos (auth off)",
+        }
+    }
+
+    /// The name of the row of ratios ours/this system; `None` for ours.
+    pub fn ratio_label(self) -> Option<&'static str> {
+        match self {
+            System::Ours => None,
+            System::Etcd => Some("ours/etcd"),
+            System::NoAuth => Some("auth on/off"),
         }
     }
 }
@@ -66,7 +82,7 @@ impl Figures {
 /// One run: one system, one row, one repetition, on a fresh cluster.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Run {
-    /// Ours or etcd.
+    /// Ours, etcd, or ours without auth.
     pub system: System,
     /// Proposals kept in flight.
     pub concurrency: u32,
@@ -161,6 +177,14 @@ mod tests {
     }
 
     #[test]
+    fn each_peer_has_a_ratio_row_and_ours_has_none() {
+        let labels: Vec<Option<&str>> = System::ALL.iter().map(|s| s.ratio_label()).collect();
+        assert_eq!(labels, [None, Some("ours/etcd"), Some("auth on/off")]);
+        let names: Vec<&str> = System::ALL.iter().map(|s| s.name()).collect();
+        assert_eq!(names, ["paxos", "etcd", "paxos (auth off)"]);
+    }
+
+    #[test]
     fn both_load_generators_json_parses() {
         let paxos = r#"{"values":10,"concurrency":2,"size":64,"proposers":2,"acceptors":5,"elapsed_s":0.5,"values_per_s":20.0,"p50_ms":1.5,"p99_ms":3.25,"max_ms":4.0,"errors":0,"measured":10,"warmup_s":null,"duration_s":null}"#;
         let f = Figures::parse(paxos).expect("parses");
@@ -174,13 +198,15 @@ mod tests {
 
     #[test]
     fn the_csv_has_one_line_per_run_under_its_header() {
-        let runs = [run(System::Ours, 1, 1, 2539.758), run(System::Etcd, 1, 1, 1120.7)];
+        let runs =
+            [run(System::Ours, 1, 1, 2539.758), run(System::Etcd, 1, 1, 1120.7), run(System::NoAuth, 1, 1, 2600.5)];
         let csv = csv(&runs);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines[0], CSV_HEADER);
         assert_eq!(lines[1], "paxos,1,1,5080,2539.758,0.339,0.61,13.063,5.1,2,0");
         assert!(lines[2].starts_with("etcd,1,1,5080,1120.7,"));
-        assert_eq!(lines.len(), 3);
+        assert!(lines[3].starts_with("paxos (auth off),1,1,5080,2600.5,"));
+        assert_eq!(lines.len(), 4);
         assert!(lines.iter().all(|l| l.split(',').count() == CSV_HEADER.split(',').count()));
     }
 }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::cli::Settings;
 use crate::host::{self, WorkDir};
-use crate::ours::{short_name, Cluster, Tools};
+use crate::ours::{short_name, Auth, Cluster, Tools};
 use crate::procs;
 use crate::report::Header;
 use crate::results::Figures;
@@ -156,7 +156,7 @@ pub fn run(s: &Settings, values: u64) -> Result<()> {
     s.tools.check()?;
     let work = WorkDir::new(s.keep)?;
     let dir = work.path().join("soak");
-    let mut cluster = Cluster::up(&s.tools, &dir, 2, 5)?;
+    let mut cluster = Cluster::up(&s.tools, &dir, 2, 5, Auth::On)?;
     cluster.act("kill", "acceptor", 1)?;
     cluster.act("kill", "acceptor", 2)?;
     let config = cluster.config();

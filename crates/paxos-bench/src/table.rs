@@ -1,16 +1,17 @@
-//! The table: every row, repeated, ours and etcd interleaved, each run on a
-//! fresh cluster; then results.csv, README.md and latency-throughput.svg.
+//! The table: every row, repeated, ours and the peer (etcd, or ours without
+//! auth) interleaved, each run on a fresh cluster; then results.csv,
+//! README.md and latency-throughput.svg.
 
 use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{Settings, TablePlan};
+use crate::cli::{Peer, Settings, TablePlan};
 use crate::etcd::Etcd;
 use crate::floor;
 use crate::host::{self, WorkDir};
-use crate::ours::{self, Cluster, Load};
+use crate::ours::{self, Auth, Cluster, Load};
 use crate::procs;
 use crate::report::{self, Header};
 use crate::results::{self, Run, System};
@@ -26,7 +27,7 @@ pub fn run(s: &Settings, plan: &TablePlan) -> Result<()> {
     let started = host::utc_now();
     let load_before = host::load();
     s.tools.check()?;
-    let etcd_version = if plan.etcd { Some(prepare_etcd(s)?) } else { None };
+    let peer = plan.vs.map(|vs| prepare_peer(s, vs)).transpose()?;
 
     let work = WorkDir::new(s.keep)?;
     let fs = host::fs_type(&std::fs::read_to_string("/proc/self/mounts").unwrap_or_default(), work.path())
@@ -40,18 +41,20 @@ pub fn run(s: &Settings, plan: &TablePlan) -> Result<()> {
     let mut one = |system: System, load: Load, seed: bool, repeat: u32, runs: &mut Vec<Run>| -> Result<()> {
         n += 1;
         let run = match system {
-            System::Ours => run_ours(s, &work.path().join(format!("paxos-{n}")), load, seed, repeat)?,
+            System::Ours | System::NoAuth => {
+                run_ours(s, &work.path().join(format!("paxos-{n}")), system, load, seed, repeat)?
+            }
             System::Etcd => run_etcd(s, &work.path().join(format!("etcd-{n}")), load, seed, repeat)?,
         };
         eprintln!("paxos-bench: {}", run.summary());
         runs.push(run);
         Ok(())
     };
-    let systems: &[System] = if plan.etcd { &[System::Ours, System::Etcd] } else { &[System::Ours] };
+    let systems: Vec<System> = std::iter::once(System::Ours).chain(plan.vs.map(Peer::system)).collect();
     for &concurrency in &plan.concurrency {
         let load = Load::Time { concurrency, duration: plan.duration, warmup: plan.warmup };
         for repeat in 1..=plan.repeat {
-            for &system in systems {
+            for &system in &systems {
                 one(system, load, false, repeat, &mut runs)?;
             }
         }
@@ -59,7 +62,7 @@ pub fn run(s: &Settings, plan: &TablePlan) -> Result<()> {
     let seed =
         Load::Count { concurrency: u32::try_from(plan.seed_values).unwrap_or(u32::MAX), values: plan.seed_values };
     for repeat in 1..=plan.repeat {
-        for &system in systems {
+        for &system in &systems {
             one(system, seed, true, repeat, &mut runs)?;
         }
     }
@@ -72,34 +75,58 @@ pub fn run(s: &Settings, plan: &TablePlan) -> Result<()> {
         machine: host::machine(work.path()),
         load_before,
         load_after: host::load(),
-        workload: workload(s, plan, etcd_version.as_deref()),
+        workload: workload(s.size, plan, peer.as_deref()),
         floor: Some(floor_text),
     };
     write(s, plan, &header, &runs)
 }
 
-/// The workload bullets of the report.
-fn workload(s: &Settings, plan: &TablePlan, etcd: Option<&str>) -> Vec<String> {
+/// The workload bullets of the report; `peer` is the peer's bullet
+/// ([`prepare_peer`]).
+fn workload(size: usize, plan: &TablePlan, peer: Option<&str>) -> Vec<String> {
+    let interleaved = match plan.vs {
+        Some(Peer::Etcd) => ", ours and etcd interleaved",
+        Some(Peer::NoAuth) => ", auth on and off interleaved",
+        None => "",
+    };
     let mut w = vec![format!(
         "workload: {}-byte values, fsync on, 2 proposers + 5 acceptors with acceptors 1 and 2 killed (SIGKILL); \
          a fresh cluster per run; each row {} s of steady load after {} s of warm-up (values decided during the \
          warm-up not counted), {} run{} per row and system{}; the seed row: {} values at once, the time for all; \
          latency from the client's first send to the decision.",
-        s.size,
+        size,
         plan.duration,
         plan.warmup,
         plan.repeat,
         if plan.repeat == 1 { "" } else { "s" },
-        if etcd.is_some() { ", ours and etcd interleaved" } else { "" },
+        interleaved,
         plan.seed_values
     )];
-    if let Some(version) = etcd {
-        w.push(format!(
-            "peer: {version}, 5 members on loopback with 2 followers killed (SIGKILL), default fsync; \
-             tools/etcd-bench PUTs unique keys to the leader over min(C,16) gRPC connections."
-        ));
-    }
+    w.extend(peer.map(str::to_owned));
     w
+}
+
+/// The report's bullet on our cluster without auth, the peer of --vs no-auth.
+const NO_AUTH_PEER: &str = "peer: paxos (auth off), the same binaries, cluster and load, started with \
+    `scripts/cluster.sh up --no-auth`: no [auth] in its cluster file, so no datagram is signed or checked; \
+    paxos runs with cluster.sh's default [auth], a fresh peer key with which the members sign every datagram to \
+    each other (HMAC-SHA256); the client's datagrams are unsigned in both (no client key).";
+
+/// Gets the peer ready to run and returns the report's bullet on it.
+///
+/// # Errors
+/// When etcd or tools/etcd-bench cannot be had ([`prepare_etcd`]).
+fn prepare_peer(s: &Settings, vs: Peer) -> Result<String> {
+    match vs {
+        Peer::Etcd => {
+            let version = prepare_etcd(s)?;
+            Ok(format!(
+                "peer: {version}, 5 members on loopback with 2 followers killed (SIGKILL), default fsync; \
+                 tools/etcd-bench PUTs unique keys to the leader over min(C,16) gRPC connections."
+            ))
+        }
+        Peer::NoAuth => Ok(NO_AUTH_PEER.to_owned()),
+    }
 }
 
 /// Writes results.csv, README.md and latency-throughput.svg into the output dir.
@@ -147,9 +174,11 @@ fn write(s: &Settings, plan: &TablePlan, header: &Header, runs: &[Run]) -> Resul
     Ok(())
 }
 
-/// One run of ours on a fresh cluster.
-fn run_ours(s: &Settings, dir: &Path, load: Load, seed: bool, repeat: u32) -> Result<Run> {
-    let mut cluster = Cluster::up(&s.tools, dir, 2, 5)?;
+/// One run of ours on a fresh cluster: with auth, or without for
+/// [`System::NoAuth`].
+fn run_ours(s: &Settings, dir: &Path, system: System, load: Load, seed: bool, repeat: u32) -> Result<Run> {
+    let auth = if system == System::NoAuth { Auth::Off } else { Auth::On };
+    let mut cluster = Cluster::up(&s.tools, dir, 2, 5, auth)?;
     cluster.act("kill", "acceptor", 1)?;
     cluster.act("kill", "acceptor", 2)?;
     let figures =
@@ -159,7 +188,7 @@ fn run_ours(s: &Settings, dir: &Path, load: Load, seed: bool, repeat: u32) -> Re
     if !s.keep {
         let _ = std::fs::remove_dir_all(dir.join("data"));
     }
-    Ok(Run { system: System::Ours, concurrency: concurrency(load), seed, repeat, figures, peak_rss_kib })
+    Ok(Run { system, concurrency: concurrency(load), seed, repeat, figures, peak_rss_kib })
 }
 
 /// One run of etcd on a fresh cluster.
@@ -208,4 +237,27 @@ fn prepare_etcd(s: &Settings) -> Result<String> {
         );
     }
     Ok(Etcd::version())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(vs: Option<Peer>) -> TablePlan {
+        TablePlan { concurrency: vec![64], duration: 2.0, warmup: 0.5, repeat: 1, seed_values: 200, vs }
+    }
+
+    #[test]
+    fn the_workload_names_the_peer_it_interleaves() {
+        let alone = workload(64, &plan(None), None);
+        assert_eq!(alone.len(), 1);
+        assert!(alone[0].contains("1 run per row and system; the seed row: 200 values"));
+        let etcd = workload(64, &plan(Some(Peer::Etcd)), Some("peer: etcd 3.4"));
+        assert!(etcd[0].contains("1 run per row and system, ours and etcd interleaved; the seed row"));
+        assert_eq!(etcd[1], "peer: etcd 3.4");
+        let no_auth = workload(64, &plan(Some(Peer::NoAuth)), Some(NO_AUTH_PEER));
+        assert!(no_auth[0].contains("per row and system, auth on and off interleaved; the seed row"));
+        assert!(no_auth[1].starts_with("peer: paxos (auth off), the same binaries"));
+        assert!(no_auth[1].contains("--no-auth"));
+    }
 }
