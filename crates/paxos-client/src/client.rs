@@ -59,6 +59,9 @@ pub enum ClientError {
     /// The client keys of the cluster file's `[auth]` cannot be read.
     #[error("{0}")]
     Keys(crate::config::ConfigError),
+    /// The leader refused a leadership transfer.
+    #[error("the leadership transfer was refused: {0}")]
+    Transfer(String),
     /// The leader refused a membership change.
     #[error("the membership change was refused: {0}")]
     Member(String),
@@ -196,6 +199,58 @@ impl Client {
         let what = format!("log read from proposer {node}");
         self.exchange(Node::Proposer(node), &msg, &what, false, |_, _, reply| match reply {
             Message::LogReply(r) if r.req == req => Ok(Step::Done(r)),
+            _ => Ok(Step::Wait),
+        })
+        .await
+    }
+
+    /// A linearizable page of the decided log from `from`: the leader
+    /// answers once a quorum of acceptors confirmed it still leads, with
+    /// every entry decided before the read arrived. Follows redirects.
+    ///
+    /// # Errors
+    /// [`ClientError::Timeout`] when no leader answers in time.
+    pub async fn log_linearizable(&mut self, from: Slot, limit: u32) -> Result<(NodeId, LogReply), ClientError> {
+        let req = self.next_req();
+        let msg = Message::LogRead(LogRead { req, from, limit, linearizable: true, cookie: None });
+        let target = Node::Proposer(self.link.target);
+        self.exchange(target, &msg, "linearizable log read", true, |client, node, reply| match reply {
+            Message::LogReply(r) if r.req == req => {
+                let Node::Proposer(p) = node else { return Ok(Step::Wait) };
+                if r.linearizable {
+                    client.link.target = p;
+                    return Ok(Step::Done((p, r)));
+                }
+                match r.leader.filter(|l| *l != p && client.link.is_member(Node::Proposer(*l))) {
+                    Some(l) => Ok(Step::Resend(Node::Proposer(l))),
+                    None => Ok(Step::Wait),
+                }
+            }
+            _ => Ok(Step::Wait),
+        })
+        .await
+    }
+
+    /// Asks the leader to hand leadership to proposer `to`; returns once it
+    /// sent `to` the word (the caller watches for the new leader).
+    ///
+    /// # Errors
+    /// [`ClientError::Transfer`] when the leader refuses, [`ClientError::Timeout`] when none answers.
+    pub async fn transfer(&mut self, to: NodeId) -> Result<(), ClientError> {
+        let req = self.next_req();
+        let msg = Message::TransferRequest(paxos_proto::TransferRequest { req, to });
+        let target = Node::Proposer(self.link.target);
+        self.exchange(target, &msg, "leadership transfer", true, |client, node, reply| match reply {
+            Message::TransferReply(r) if r.req == req => match r.error {
+                None => Ok(Step::Done(())),
+                Some(e) if e == "not the leader" => {
+                    match r.leader.filter(|l| Node::Proposer(*l) != node && client.link.is_member(Node::Proposer(*l))) {
+                        Some(l) => Ok(Step::Resend(Node::Proposer(l))),
+                        None => Ok(Step::Wait),
+                    }
+                }
+                Some(e) => Err(ClientError::Transfer(e)),
+            },
             _ => Ok(Step::Wait),
         })
         .await

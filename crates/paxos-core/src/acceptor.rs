@@ -129,7 +129,7 @@ impl Acceptor {
         };
         if acceptor.state.incarnation == 0 {
             let incarnation = acceptor.cfg.incarnation.max(1);
-            info!(node = %acceptor.cfg.id, incarnation, "a new incarnation: this acceptor votes once a configuration names it");
+            info!(node = %Node::Acceptor(acceptor.cfg.id), incarnation, "a new incarnation: this acceptor votes once a configuration names it");
             acceptor.persist(AcceptorOp::Identity(incarnation));
         }
         acceptor.commit = acceptor.state.decided;
@@ -302,7 +302,7 @@ impl Acceptor {
         if slots.is_empty() {
             return Ok(());
         }
-        debug!(node = %self.cfg.id, ballot = %m.ballot, slots = slots.len(), "accepted");
+        debug!(node = %Node::Acceptor(self.cfg.id), ballot = %m.ballot, slots = slots.len(), "accepted");
         let accepted = Accepted { ballot: m.ballot, slots };
         let proposers: Vec<NodeId> = self.config().proposers.iter().map(|p| p.id).collect();
         for p in proposers {
@@ -352,7 +352,7 @@ impl Acceptor {
                 return Ok(());
             }
             // The proposer's log starts later: retention deleted what lies between, everywhere it asked.
-            warn!(node = %self.cfg.id, from = %decided, to = %m.from, "the decided log restarts later: the slots between were deleted by retention");
+            warn!(node = %Node::Acceptor(self.cfg.id), slot = decided.0, restart = m.from.0, "the decided log restarts later: the slots between were deleted by retention");
             self.persist(AcceptorOp::Retain(m.from));
         }
         let before = self.state.decided;
@@ -457,7 +457,7 @@ impl Acceptor {
         }
         let member =
             epoch.config.acceptors.iter().any(|m| m.id == self.cfg.id && m.incarnation == Some(self.state.incarnation));
-        info!(node = %self.cfg.id, epoch = epoch.config.epoch, start = %epoch.start, member, "joined a configuration epoch");
+        info!(node = %Node::Acceptor(self.cfg.id), epoch = epoch.config.epoch, start = epoch.start.0, member, "joined a configuration epoch");
         self.persist(AcceptorOp::Join(epoch));
     }
 
@@ -519,14 +519,14 @@ impl Acceptor {
 
     fn promise(&mut self, ballot: Ballot) {
         if ballot > self.state.promised {
-            info!(node = %self.cfg.id, ballot = %ballot, "promised");
+            info!(node = %Node::Acceptor(self.cfg.id), ballot = %ballot, "promised");
             self.persist(AcceptorOp::Promise(ballot));
         }
         assert!(self.state.promised >= ballot, "promise never goes down");
     }
 
     fn nack(&mut self, to: NodeId, ballot: Ballot, reason: NackReason) {
-        debug!(node = %self.cfg.id, ballot = %ballot, promised = %self.state.promised, ?reason, "nack");
+        debug!(node = %Node::Acceptor(self.cfg.id), ballot = %ballot, promised = %self.state.promised, ?reason, "nack");
         let nack = Nack { ballot, promised: self.state.promised, reason };
         self.ready.send(Node::Proposer(to), Message::Nack(nack));
     }

@@ -32,7 +32,9 @@ mod tick;
 pub use acceptor::{Acceptor, AcceptorConfig, Membership};
 pub use defects::Defects;
 pub use learner::{quorum, Applied, Learner};
-pub use proposer::{Leadership, Proposer, ProposerConfig, DEFAULT_SESSION_LIFETIME_MS, REBUILD_SLACK_SLOTS};
+pub use proposer::{
+    Leadership, Proposer, ProposerConfig, DEFAULT_SESSION_LIFETIME_MS, NOT_THE_LEADER, REBUILD_SLACK_SLOTS,
+};
 pub use ready::{Ignored, Outgoing, Ready};
 pub use role::{Role, View};
 pub use storage::{

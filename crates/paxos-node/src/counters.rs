@@ -64,10 +64,10 @@ impl Counters {
     /// Counts one dropped datagram of `kind` and logs it at `warn`, unless a
     /// drop of the same kind was logged less than [`WARN_INTERVAL`] ago; the
     /// next warning of that kind then says how many were suppressed.
-    pub fn drop_datagram(&mut self, kind: &'static str, from: impl fmt::Display, why: impl fmt::Display) {
+    pub fn drop_datagram(&mut self, kind: &'static str, addr: impl fmt::Display, why: impl fmt::Display) {
         self.incr(kind);
         if let Some(suppressed) = self.may_warn(kind, Instant::now()) {
-            warn!(node = %self.node, kind, from = %from, suppressed, "dropped datagram: {why}");
+            warn!(node = %self.node, kind, addr = %addr, suppressed, "dropped datagram: {why}");
         }
     }
 

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
-use paxos_proto::NodeId;
+use paxos_proto::{Node, NodeId};
 use tracing::error;
 use tracing_subscriber::EnvFilter;
 
@@ -147,6 +147,14 @@ impl NodeSetup {
     /// This node's id as the core knows it.
     pub fn node_id(&self) -> NodeId {
         NodeId(self.id)
+    }
+
+    /// This node's name, `proposer-1` or `acceptor-3`, as every log line calls it.
+    pub fn node(&self) -> Node {
+        match self.role {
+            Role::Proposer => Node::Proposer(self.node_id()),
+            Role::Acceptor => Node::Acceptor(self.node_id()),
+        }
     }
 
     /// True when the cluster file names this node (else it waits to be added).

@@ -547,8 +547,9 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
         let view = self.role.view();
         if view != self.view {
             if let Some(v) = &view {
-                let leader = v.leader.map_or_else(|| "none".to_owned(), |l| l.to_string());
-                info!(node = %self.me, role = v.role, leader = %leader, ballot = %v.ballot, "leadership or ballot changed");
+                // No leader known: the field is absent (it is a number when present).
+                let leader = v.leader.map(|l| l.0);
+                info!(node = %self.me, role = v.role, leader, ballot = %v.ballot, "leadership or ballot changed");
             }
             self.view = view;
         }

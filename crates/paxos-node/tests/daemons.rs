@@ -116,6 +116,74 @@ async fn fsync_false_is_announced_json_logs_and_sigterm_exits_0() {
     drop(cluster);
 }
 
+/// Structured logs are queryable: across every event of every node (a
+/// start, an election, values, a leader killed and replaced, an acceptor
+/// failed and recovered, a stop), each field has one JSON type, `node` is
+/// always a name like `proposer-1`, and slots, epochs and leaders are numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_log_fields_have_one_name_and_one_type() {
+    let _serial = serial().await;
+    let mut cluster = Cluster::new(2, 3, "");
+    let json = |c: &mut Command| {
+        c.arg("--log-format").arg("json").env("RUST_LOG", "debug");
+    };
+    for node in cluster.nodes() {
+        cluster.start_with(node, json);
+    }
+    let leader = cluster.wait_ready().await;
+    let mut client = cluster.client().await;
+    let mut acked = HashMap::new();
+    propose_all(&mut client, "a", 20, &mut acked).await;
+    cluster.kill9(Node::Proposer(leader)).await;
+    cluster.start_with(Node::Proposer(leader), json);
+    let a3 = Node::Acceptor(NodeId(3));
+    cluster.signal(a3, libc::SIGUSR1);
+    propose_all(&mut client, "b", 20, &mut acked).await;
+    cluster.signal(a3, libc::SIGUSR2);
+    propose_all(&mut client, "c", 20, &mut acked).await;
+    cluster.stop_all_gracefully().await;
+
+    let kind = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    };
+    // field -> type -> the first line that used it with that type
+    let mut types: BTreeMap<String, BTreeMap<&str, String>> = BTreeMap::new();
+    for node in cluster.nodes() {
+        for line in cluster.log_text(node).lines() {
+            let event: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{node}: not a JSON line ({e}): {line}"));
+            let fields = event["fields"].as_object().unwrap_or_else(|| panic!("{node}: no fields: {line}"));
+            for (name, value) in fields {
+                types.entry(name.clone()).or_default().entry(kind(value)).or_insert_with(|| line.to_owned());
+            }
+            if let Some(name) = fields.get("node") {
+                let name = name.as_str().unwrap_or_default();
+                let (role, id) = name.split_once('-').unwrap_or_default();
+                assert!(
+                    ["proposer", "acceptor"].contains(&role) && id.parse::<u32>().is_ok(),
+                    "{node}: node is {name:?}, not a node's name: {line}"
+                );
+            }
+        }
+    }
+    for (name, by_type) in &types {
+        assert_eq!(by_type.len(), 1, "field {name} has {} types: {by_type:#?}", by_type.len());
+    }
+    for name in ["slot", "decided", "epoch", "leader", "round"] {
+        if let Some(by_type) = types.get(name) {
+            assert!(by_type.contains_key("number"), "{name} is not a number: {by_type:#?}");
+        }
+    }
+    for name in ["node", "slot", "decided", "epoch", "leader", "ballot"] {
+        assert!(types.contains_key(name), "no event had {name}; the run did not exercise what it should");
+    }
+}
+
 /// A data dir whose log is damaged in its middle is refused: exit 1 and one
 /// error line that names the file and the offset.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,15 +286,18 @@ async fn leader_killed_under_load_loses_and_duplicates_nothing() {
         log1.len()
     );
 
-    // The old leader restarts from its data dir, keeps its ballot rounds,
-    // catches up and takes leadership back (highest id).
+    // The old leader restarts from its data dir, keeps its ballot rounds and
+    // catches up as a follower: a healthy leader is not preempted. Handed
+    // leadership on purpose, it leads with a round it never used before.
     cluster.start(Node::Proposer(leader));
     let decided = Slot(log1.len() as u64);
-    let back = cluster
-        .wait_status(Node::Proposer(leader), "catches up and leads again", |s| {
-            s.decided >= decided && s.role == "leader"
+    cluster
+        .wait_status(Node::Proposer(leader), "catches up and follows", |s| {
+            s.decided >= decided && s.role == "follower" && s.leader == Some(survivor)
         })
         .await;
+    admin.transfer(leader).await.expect("the survivor hands leadership back");
+    let back = cluster.wait_status(Node::Proposer(leader), "leads again", |s| s.role == "leader").await;
     assert!(back.ballot.round > before_kill.ballot.round, "a restarted proposer never reuses a ballot round");
     propose_all(&mut admin, "after-restart", 20, &mut acked).await;
     let needed = Slot(acked.values().map(|s| s.0 + 1).max().unwrap_or(0));

@@ -192,3 +192,93 @@ async fn acceptors_added_and_removed_under_load() {
     check_logs(&clients, &cluster.proposers.clone(), &acked).await;
     cluster.stop_all_gracefully().await;
 }
+
+/// Leadership moves on purpose (`leader transfer`) under load, with no
+/// acknowledged value lost; a healthy leader is then not preempted, neither
+/// by the old leader (a higher id) nor by a proposer that comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_is_transferred_and_not_taken_back() {
+    let _serial = serial().await;
+    let mut cluster = Cluster::new(2, 3, "");
+    cluster.start_all();
+    assert_eq!(cluster.wait_ready().await, NodeId(2), "the highest id leads a new cluster");
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = load(&cluster.config, 4, &stop);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut admin = cluster.client().await;
+    let started = Instant::now();
+    admin.transfer(NodeId(1)).await.expect("the leader hands over");
+    let leads = |s: &paxos_proto::StatusReply| s.role == "leader";
+    cluster.wait_status(Node::Proposer(NodeId(1)), "leads after the transfer", leads).await;
+    println!("leader transfer: proposer 1 leads {} ms after the request", started.elapsed().as_millis());
+    // Several election timeouts later, proposer 2 (the higher id, alive) has not taken it back.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let s = cluster.wait_status(Node::Proposer(NodeId(1)), "answers", |_| true).await;
+    assert_eq!(s.role, "leader", "a healthy leader is not preempted by a higher id: {s:?}");
+    let (mut acked, worst) = finish(&stop, tasks).await;
+    println!("transfer under load: {} values acknowledged, worst latency {worst:?}", acked.len());
+
+    // A proposer that comes back does not take leadership either.
+    cluster.kill9(Node::Proposer(NodeId(2))).await;
+    cluster.start(Node::Proposer(NodeId(2)));
+    cluster.wait_status(Node::Proposer(NodeId(2)), "follows 1", |s| s.leader == Some(NodeId(1))).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let s = cluster.wait_status(Node::Proposer(NodeId(1)), "answers", |_| true).await;
+    assert_eq!(s.role, "leader", "the returning proposer 2 did not preempt: {s:?}");
+    let mut client = cluster.client().await;
+    for i in 0..10 {
+        let v = format!("after-{i}");
+        acked.insert(v.clone(), client.propose(v).await.expect("decided"));
+    }
+    check_logs(&cluster.config, &cluster.proposers.clone(), &acked).await;
+    cluster.stop_all_gracefully().await;
+}
+
+/// A linearizable read returns every value acknowledged before it started,
+/// from whichever proposer leads: right after the leader was killed and came
+/// back, and through a deposed leader that was cut off (SIGUSR1) while the
+/// other proposer took over and decided more, asked the moment it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linearizable_reads_see_every_acknowledged_value() {
+    let _serial = serial().await;
+    let mut cluster = Cluster::new(2, 3, "");
+    cluster.start_all();
+    cluster.wait_ready().await;
+    let mut client = cluster.client().await;
+    let mut last = Slot(0);
+    let mut cut_off = None;
+    for round in 0..4 {
+        for i in 0..20 {
+            last = client.propose(format!("r{round}-{i}")).await.expect("decided");
+        }
+        // Read at once, through a client that starts at the follower (it is
+        // sent to the leader), or at the deposed leader the moment it is back.
+        let mut reader = cluster.client().await;
+        match cut_off.take() {
+            Some(old) => {
+                cluster.signal(Node::Proposer(old), libc::SIGUSR2);
+                reader.set_leader_hint(old);
+            }
+            None => reader.set_leader_hint(NodeId(1)),
+        }
+        let (leader, page) = reader.log_linearizable(last, 10).await.expect("a linearizable read");
+        assert!(page.linearizable && page.entries.first().is_some_and(|e| e.slot == last), "{page:?}");
+        assert_eq!(page.entries[0].value.as_deref(), Some(format!("r{round}-19").as_str()), "from {leader}");
+        match round {
+            1 => {
+                // A leader change between acknowledgement and read.
+                let old = cluster.wait_ready().await;
+                cluster.kill9(Node::Proposer(old)).await;
+                cluster.start(Node::Proposer(old));
+            }
+            2 => {
+                // A partition: the leader hears nothing and says nothing until SIGUSR2.
+                let old = cluster.wait_ready().await;
+                cluster.signal(Node::Proposer(old), libc::SIGUSR1);
+                cut_off = Some(old);
+            }
+            _ => {}
+        }
+    }
+    cluster.stop_all_gracefully().await;
+}

@@ -560,7 +560,7 @@ pub struct StatusReply {
     pub leader: Option<NodeId>,
     /// A proposer's current ballot; an acceptor's promised ballot.
     pub ballot: Ballot,
-    /// A proposer's first undecided slot; an acceptor's highest accepted slot plus one.
+    /// The first slot the node does not know decided (the end of its decided prefix).
     pub decided: Slot,
     /// Peers heard from within the election timeout.
     pub peers_heard: Vec<Node>,

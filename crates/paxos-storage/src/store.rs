@@ -659,7 +659,7 @@ where
             if below && segment.seq < keep_from && start > Slot(0) {
                 let _ = fs::remove_file(segment.path.with_extension("idx"));
                 match fs::remove_file(&segment.path) {
-                    Ok(()) => info!(segment = %segment.path.display(), below = %start, "deleted a segment: retention"),
+                    Ok(()) => info!(segment = %segment.path.display(), below = start.0, "deleted a segment: retention"),
                     Err(e) => {
                         warn!(segment = %segment.path.display(), error = %e, "could not delete a segment");
                         kept.push(segment);

@@ -236,8 +236,16 @@ impl Cluster {
     }
 
     pub fn start(&mut self, node: Node) {
+        self.start_with(node, |_| {});
+    }
+
+    /// Starts `node` with its command changed by `configure` first (more
+    /// environment, another log format); stopped and cleaned up like any other.
+    pub fn start_with(&mut self, node: Node, configure: impl FnOnce(&mut Command)) {
         assert!(!self.children.contains_key(&node), "{node} is already running");
-        let child = self.command(node).spawn().expect("spawn a daemon");
+        let mut command = self.command(node);
+        configure(&mut command);
+        let child = command.spawn().expect("spawn a daemon");
         self.children.insert(node, child);
     }
 

@@ -183,6 +183,66 @@ pub async fn member(cluster: &ClusterConfig, args: MemberArgs, out: &mut Out) ->
     Ok(())
 }
 
+/// The arguments of `paxosctl leader`.
+#[derive(Debug, Args)]
+pub struct LeaderArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub op: LeaderCommand,
+}
+
+/// `leader transfer ID`.
+#[derive(Debug, Subcommand)]
+pub enum LeaderCommand {
+    /// Hand leadership to proposer ID (a live member); waits until it leads.
+    Transfer {
+        /// The proposer that should lead.
+        id: u32,
+        /// Give up after this many seconds.
+        #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+        timeout: Option<Duration>,
+    },
+}
+
+/// Runs `paxosctl leader transfer ID`: prints how long the cluster was
+/// without a leader that serves (from the request to the new leader's first answer).
+///
+/// # Errors
+/// [`CtlError::Failed`] when the leader refuses, or the new leader does not lead in time.
+pub async fn leader(cluster: &ClusterConfig, args: LeaderArgs, out: &mut Out) -> Result<(), CtlError> {
+    let LeaderCommand::Transfer { id, timeout } = args.op;
+    let timeout = timeout.unwrap_or(Duration::from_secs(10));
+    let to = NodeId(id);
+    if !cluster.proposers.iter().any(|m| m.id == id) {
+        return Err(CtlError::Usage(format!("{}: no proposer {id}", cluster.path.display())));
+    }
+    let probes = reach_proposers(cluster).await?;
+    let before = leader_of(&probes);
+    let mut client = new_client(cluster).await?;
+    if let Some(l) = before {
+        client.set_leader_hint(l);
+    }
+    client.set_timeout(timeout);
+    let started = std::time::Instant::now();
+    client.transfer(to).await.map_err(|e| CtlError::Failed(format!("leader transfer: {}", describe(&e))))?;
+    let mut watcher = new_client(cluster).await?;
+    watcher.set_retry(Duration::from_millis(50));
+    watcher.set_timeout(Duration::from_millis(500));
+    loop {
+        if let Ok(s) = watcher.status(Node::Proposer(to)).await {
+            if s.role == "leader" {
+                break;
+            }
+        }
+        if started.elapsed() > timeout {
+            return Err(CtlError::Failed(format!("proposer {id} does not lead after {}", super::secs(timeout))));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let from = before.map_or_else(|| "none".to_owned(), |l| format!("proposer-{l}"));
+    out.line(format!("leader: {from} -> proposer-{id} in {} ms", started.elapsed().as_millis()))
+}
+
 /// The arguments of `paxosctl backup`.
 #[derive(Debug, Args)]
 pub struct BackupArgs {

@@ -8,6 +8,7 @@
 //!  paxosctl --config FILE member list|add|remove ...
 //!  paxosctl --config FILE backup FILE
 //!  paxosctl --config FILE restore FILE
+//!  paxosctl --config FILE leader transfer ID
 //!  paxosctl verify [--log FILE]... [--acked FILE]... [--sequential FILE]... [--proposed FILE]... [--all-acked] [--same-logs]
 //!  paxosctl keygen
 //! ```
@@ -97,6 +98,8 @@ pub enum Command {
     Backup(admin::BackupArgs),
     /// Restore a backup into an empty cluster: the same instances, values and no-ops.
     Restore(admin::RestoreArgs),
+    /// Leadership: `leader transfer ID` hands it to proposer ID.
+    Leader(admin::LeaderArgs),
     /// Print a new key for [auth] (256 random bits as hex), for a peer or client key file.
     Keygen,
 }
@@ -212,7 +215,8 @@ pub fn run(cli: Cli) -> Result<(), CtlError> {
         | Command::Keygen
         | Command::Member(_)
         | Command::Backup(_)
-        | Command::Restore(_) => {}
+        | Command::Restore(_)
+        | Command::Leader(_) => {}
     }
     let cluster = load_cluster(&path)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -229,6 +233,7 @@ pub fn run(cli: Cli) -> Result<(), CtlError> {
             Command::Member(args) => admin::member(&cluster, args, &mut out).await,
             Command::Backup(args) => admin::backup(&cluster, args, &mut out).await,
             Command::Restore(args) => admin::restore(&cluster, args, &mut out).await,
+            Command::Leader(args) => admin::leader(&cluster, args, &mut out).await,
             Command::Verify(_) | Command::Keygen => unreachable!("runs without a cluster"),
         }
     });
@@ -271,7 +276,7 @@ fn clap_error(e: clap::Error) -> ExitCode {
         }
         // Plain `paxosctl`: clap would print the whole help as the error.
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
-            diag("no command given: expected propose, log, status, bench, member, backup, restore, verify or keygen (see paxosctl --help)");
+            diag("no command given: expected propose, log, status, bench, member, backup, restore, leader, verify or keygen (see paxosctl --help)");
             ExitCode::from(USAGE_EXIT_CODE)
         }
         _ => {
@@ -345,7 +350,10 @@ pub fn describe(e: &ClientError) -> String {
         ClientError::UnknownNode(node) => format!("{node} is not in the cluster file"),
         ClientError::Io(e) => format!("client socket: {e}"),
         ClientError::Keys(e) => e.to_string(),
-        ClientError::Deleted { .. } | ClientError::Member(_) | ClientError::Restore { .. } => e.to_string(),
+        ClientError::Deleted { .. }
+        | ClientError::Member(_)
+        | ClientError::Restore { .. }
+        | ClientError::Transfer(_) => e.to_string(),
     }
 }
 

@@ -1,13 +1,19 @@
 //! `paxosctl log [--node ID] [--from N] [--limit N] [--json] [--follow]`
 //!
-//! Prints the decided log of one proposer, one entry per line, page by page
-//! from `--from` (default 0): `<instance>\t<value>`, or `<instance>` alone for
-//! a no-op filler; with `--json`, `{"instance":N,"value":"..."}` and
-//! `{"instance":N,"noop":true}`. Without `--node` it reads the leader's log
-//! (found by asking the proposers), or, while there is none, the log of the
-//! working proposer that has learned the most: every proposer's log is a
-//! prefix of the same log (SPEC.md, guarantee 1), so any of them is correct,
-//! only perhaps shorter.
+//! Prints the decided log, one entry per line, page by page from `--from`
+//! (default 0): `<instance>\t<value>`, or `<instance>` alone for a no-op
+//! filler; a value that is empty, starts with `"` or holds a control character
+//! (a tab, a newline) is printed as a JSON string, so every line reads back
+//! unambiguously. With `--json`, `{"instance":N,"value":"..."}` and
+//! `{"instance":N,"noop":true}`.
+//!
+//! By default the read is linearizable: the leader answers each page once a
+//! quorum of acceptors confirmed it still leads, with every entry decided
+//! before the read arrived, so the output holds every value acknowledged
+//! before `log` started. `--stale` reads a proposer's own copy instead (the
+//! leader's, or with `--node` that proposer's; while there is no leader, the
+//! working proposer that has learned the most): any proposer's log is a
+//! prefix of the same log (SPEC.md, guarantee 1), only perhaps shorter.
 //!
 //! `--follow` keeps polling (every [`FOLLOW_POLL`]) and prints entries as they
 //! are decided, until SIGINT or SIGTERM (exit 0) or until its reader goes
@@ -41,9 +47,12 @@ pub const FOLLOW_TIMEOUT: Duration = Duration::from_secs(1);
 /// The arguments of `paxosctl log`.
 #[derive(Debug, Args)]
 pub struct LogArgs {
-    /// Read the log of the proposer with this id (default: the leader).
+    /// Read the log of the proposer with this id, its own copy (implies --stale).
     #[arg(long, value_name = "ID")]
     pub node: Option<u32>,
+    /// Read one proposer's own copy, without confirming leadership (faster, perhaps shorter).
+    #[arg(long)]
+    pub stale: bool,
     /// Start at this instance.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub from: u64,
@@ -72,6 +81,9 @@ struct Entry<'a> {
 /// alone (no tab) for a no-op filler; or the JSON object.
 pub fn format_entry(entry: &LogEntry, json: bool) -> String {
     match (json, &entry.value) {
+        (false, Some(value)) if ambiguous(value) => {
+            format!("{}\t{}", entry.slot, serde_json::to_string(value).unwrap_or_default())
+        }
         (false, Some(value)) => format!("{}\t{value}", entry.slot),
         (false, None) => entry.slot.to_string(),
         (true, value) => {
@@ -80,6 +92,12 @@ pub fn format_entry(entry: &LogEntry, json: bool) -> String {
             serde_json::to_string(&line).unwrap_or_default()
         }
     }
+}
+
+/// True when a value printed as it is would not read back as itself: empty
+/// (a no-op prints no tab), starting with a quote, or holding a control character.
+fn ambiguous(value: &str) -> bool {
+    value.is_empty() || value.starts_with('"') || value.chars().any(char::is_control)
 }
 
 /// Runs `paxosctl log`.
@@ -115,11 +133,13 @@ pub async fn run(cluster: &ClusterConfig, args: LogArgs, out: &mut Out) -> Resul
 /// Prints the log (and, with `--follow`, what is decided next) to `out`.
 async fn read(cluster: &ClusterConfig, args: &LogArgs, out: &mut Out) -> Result<(), CtlError> {
     let explicit = args.node.map(NodeId);
+    let stale = args.stale || explicit.is_some();
     let mut node = match explicit {
         Some(id) => id,
         None => pick_proposer(cluster).await?,
     };
     let mut client = new_client(cluster).await?;
+    client.set_leader_hint(node);
     client.set_retry(LOG_RETRY);
     client.set_timeout(if args.follow { FOLLOW_TIMEOUT } else { LOG_TIMEOUT });
     let mut next = Slot(args.from);
@@ -131,7 +151,16 @@ async fn read(cluster: &ClusterConfig, args: &LogArgs, out: &mut Out) -> Result<
         if wanted == 0 {
             return Ok(());
         }
-        let page = match client.log(node, next, wanted.min(u64::from(LOG_PAGE_LIMIT)) as u32).await {
+        let limit = wanted.min(u64::from(LOG_PAGE_LIMIT)) as u32;
+        let result = if stale {
+            client.log(node, next, limit).await
+        } else {
+            client.log_linearizable(next, limit).await.map(|(leader, page)| {
+                node = leader;
+                page
+            })
+        };
+        let page = match result {
             Ok(page) => page,
             Err(e) if !args.follow => {
                 let (who, addr) = (Node::Proposer(node), super::address(cluster, Node::Proposer(node)));
@@ -217,8 +246,17 @@ mod tests {
     #[test]
     fn values_print_with_a_tab_and_noops_alone() {
         assert_eq!(format_entry(&entry(3, Some("x")), false), "3\tx");
+        assert_eq!(format_entry(&entry(3, Some("a b, c")), false), "3\ta b, c");
         assert_eq!(format_entry(&entry(4, None), false), "4");
-        assert_eq!(format_entry(&entry(0, Some("")), false), "0\t");
+    }
+
+    /// What would read back as something else is printed as a JSON string.
+    #[test]
+    fn ambiguous_values_are_quoted() {
+        assert_eq!(format_entry(&entry(0, Some("")), false), "0\t\"\"", "an empty value is not a no-op");
+        assert_eq!(format_entry(&entry(1, Some("a\tb")), false), "1\t\"a\\tb\"");
+        assert_eq!(format_entry(&entry(2, Some("two\nlines")), false), "2\t\"two\\nlines\"");
+        assert_eq!(format_entry(&entry(3, Some("\"q\"")), false), "3\t\"\\\"q\\\"\"");
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub struct NodeStatus<'a> {
     pub leader: Option<u32>,
     /// A proposer's ballot or an acceptor's promise, `round.proposer`.
     pub ballot: Option<String>,
-    /// Its first undecided instance (an acceptor: its highest accepted plus one).
+    /// Its first instance not known decided (the end of its decided prefix).
     pub decided: Option<u64>,
     /// The peers it heard from within the election timeout.
     pub peers_heard: Option<Vec<String>>,
@@ -156,7 +156,23 @@ pub async fn run(cluster: &ClusterConfig, args: StatusArgs, out: &mut Out) -> Re
         out.flush()?;
         return Err(unreachable(cluster, "no node"));
     }
-    Ok(())
+    out.flush()?;
+    unhealthy(&nodes).map_or(Ok(()), |why| Err(CtlError::Failed(why)))
+}
+
+/// Why the cluster cannot serve, as `status` sees it (its exit code 1): no
+/// leader known, or no majority of the acceptors up.
+pub fn unhealthy(nodes: &[NodeStatus<'_>]) -> Option<String> {
+    let acceptors: Vec<&NodeStatus<'_>> = nodes.iter().filter(|n| n.node.starts_with("acceptor-")).collect();
+    let up = acceptors.iter().filter(|n| n.state == "up").count();
+    let leader = nodes.iter().any(|n| n.role == "leader" && n.state == "up");
+    if !leader {
+        Some("no leader: no working proposer leads".into())
+    } else if up < acceptors.len() / 2 + 1 {
+        Some(format!("{up} of {} acceptors up, no majority: nothing can be decided", acceptors.len()))
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -263,11 +263,26 @@ async fn status_shows_failed_and_unreachable_nodes() {
     assert_eq!((&gone["role"], &gone["state"]), (&Json::from("acceptor"), &Json::from("unreachable")));
     assert!(gone["addr"].as_str().is_some_and(|a| a.starts_with("127.0.0.1:")));
 
-    // The leader gone too: still exit 0 (others answer), and its row keeps the role "proposer".
+    // The leader gone and the other proposer failed: the rows are still
+    // printed (the dead leader's keeps the role "proposer"), but with no
+    // leader the cluster is unhealthy: exit 1 and one line saying why.
+    let other = NodeId(if leader.0 == 1 { 2 } else { 1 });
+    cluster.signal(Node::Proposer(other), libc::SIGUSR1);
     cluster.kill9(Node::Proposer(leader)).await;
-    let r = ok(&cluster.path, &["status", "--json"]);
+    cluster.wait_status(Node::Proposer(other), "failed", |s| s.failed).await;
+    let r = run(&cluster.path, &["status", "--json"]);
+    assert_eq!((r.code, r.stderr.as_str()), (Some(1), "paxosctl: no leader: no working proposer leads\n"), "{r:#?}");
     let lead = r.lines().into_iter().map(json).find(|n| n["node"] == format!("proposer-{leader}")).expect("row");
     assert_eq!((&lead["role"], &lead["state"]), (&Json::from("proposer"), &Json::from("unreachable")));
+    // Back to health once the other proposer leads.
+    cluster.signal(Node::Proposer(other), libc::SIGUSR2);
+    cluster.wait_status(Node::Proposer(other), "leads", |s| s.role == "leader").await;
+    ok(&cluster.path, &["status"]);
+    // A majority of acceptors gone: exit 1 again.
+    cluster.kill9(Node::Acceptor(NodeId(3))).await;
+    let r = run(&cluster.path, &["status"]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert!(r.stderr.starts_with("paxosctl: ") && r.stderr.lines().count() == 1, "{r:#?}");
 }
 
 /// `bench --json` prints one object with every figure, and nothing on

@@ -14,6 +14,21 @@ pub const LOG_ENTRY_OVERHEAD_BYTES: usize = 32;
 /// Bytes a no-op entry's absent value takes in a reply (`null`).
 const NOOP_VALUE_BYTES: usize = 4;
 
+/// Linearizable reads waiting for a quorum's confirmation, at most.
+const MAX_CONFIRMING_READS: usize = 256;
+
+/// A linearizable read waiting for a quorum of acceptors to confirm our leadership.
+#[derive(Debug)]
+pub(super) struct Confirming {
+    client: ClientId,
+    read: LogRead,
+    /// Answers to this probe round or later ones confirm.
+    round: u64,
+    /// Our ballot when it arrived: the promise the answers must name.
+    ballot: paxos_proto::Ballot,
+    acks: Vec<NodeId>,
+}
+
 impl Clients {
     /// Puts a client's value that lost its slot back at the front of the
     /// queue, unless it was applied meanwhile (no-ops and configurations need
@@ -21,9 +36,35 @@ impl Clients {
     pub(super) fn requeue(&mut self, learner: &Learner, value: Value) {
         if let Value::Command(c) = value {
             if !learner.is_applied(&c) {
+                self.queue_bytes += c.data.len();
                 self.queue.push_front(c);
             }
         }
+    }
+
+    /// Queues a new command.
+    pub(super) fn push_back(&mut self, c: Command) {
+        self.queue_bytes += c.data.len();
+        self.queue.push_back(c);
+    }
+
+    /// The next command to give a slot.
+    pub(super) fn pop_front(&mut self) -> Option<Command> {
+        let c = self.queue.pop_front()?;
+        self.queue_bytes -= c.data.len();
+        Some(c)
+    }
+
+    /// Keeps only the commands `keep` says to.
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(&Command) -> bool) {
+        self.queue.retain(|c| keep(c));
+        self.queue_bytes = self.queue.iter().map(|c| c.data.len()).sum();
+    }
+
+    /// Forgets every queued command.
+    pub(super) fn clear(&mut self) {
+        self.queue.clear();
+        self.queue_bytes = 0;
     }
 }
 
@@ -56,6 +97,9 @@ fn log_entries<'a>(from: Slot, limit: u32, entries: impl Iterator<Item = (&'a Va
 impl Proposer {
     /// A client's proposal: refused, answered from its session, redirected, or queued.
     pub(super) fn on_client_propose(&mut self, client: ClientId, m: ClientPropose) -> Result<(), Ignored> {
+        if client == RESTORE_CLIENT {
+            return Err(Ignored("proposer: client id 0 is reserved for restored values"));
+        }
         let seq = m.seq;
         if m.value.len() > MAX_VALUE_BYTES {
             let err = ClientError { seq, kind: ClientErrorKind::TooLarge };
@@ -75,21 +119,22 @@ impl Proposer {
             self.clients.waiting.insert(client, seq); // a retry of a request already on its way
             return Ok(());
         }
-        if self.clients.queue.len() >= self.cfg.max_queue {
+        if self.clients.queue.len() >= self.cfg.max_queue
+            || self.clients.queue_bytes + m.value.len() > self.cfg.max_queue_bytes
+        {
             let err = ClientError { seq, kind: ClientErrorKind::Busy };
             self.ready.send(Node::Client(client), Message::ClientError(err));
             return Ok(());
         }
         self.clients.proposed.insert(client, seq);
         self.clients.waiting.insert(client, seq);
-        self.clients.queue.push_back(Command::new(client, seq, m.value));
+        self.clients.push_back(Command::new(client, seq, m.value));
         Ok(())
     }
 
     /// True when we lead, campaign, or should (the election names us and we are a member).
     pub(super) fn expects_to_lead(&self) -> bool {
-        !matches!(self.phase, Phase::Follower)
-            || (self.election.rightful_leader(self.now) == self.cfg.id && self.is_member())
+        !matches!(self.phase, Phase::Follower) || self.should_lead()
     }
 
     pub(super) fn redirect(&mut self, client: ClientId, seq: u64, leader: Option<NodeId>) {
@@ -100,6 +145,103 @@ impl Proposer {
     /// A page of the decided log, as much as fits one datagram: from the
     /// cache when it holds the slots, else read from the store.
     pub(super) fn on_log_read(&mut self, client: ClientId, m: LogRead) -> Result<(), Ignored> {
+        if m.linearizable {
+            return self.linearizable_read(client, m);
+        }
+        self.serve_log(client, m, false)
+    }
+
+    /// A linearizable read: only the leader answers, once a quorum of
+    /// acceptors has answered a probe sent after the read arrived with our
+    /// ballot still their promise (so no other leader can have decided
+    /// anything meanwhile), with every entry decided before the read
+    /// arrived. No disk write is needed. Others say who leads.
+    fn linearizable_read(&mut self, client: ClientId, m: LogRead) -> Result<(), Ignored> {
+        let serving = matches!(&self.phase, Phase::Leader(p2) if p2.recovered()) && self.learner.epoch_number() > 0;
+        if !serving {
+            let leader = self.leader().filter(|l| *l != self.cfg.id);
+            let reply = LogReply {
+                req: m.req,
+                entries: Vec::new(),
+                decided: self.learner.decided(),
+                start: self.learner.state().start,
+                leader,
+                linearizable: false,
+            };
+            self.ready.send(Node::Client(client), Message::LogReply(reply));
+            return Ok(());
+        }
+        if self.confirming.iter().any(|r| r.client == client && r.read.req == m.req) {
+            return Ok(()); // a retry: answered once confirmed
+        }
+        if self.confirming.len() >= MAX_CONFIRMING_READS {
+            return Err(Ignored("proposer: too many linearizable reads waiting"));
+        }
+        // A probe round of its own, sent now: only answers to it (or later ones) confirm.
+        self.probe_round += 1;
+        let round = self.probe_round;
+        let probe = paxos_proto::Probe { nonce: self.probe_nonce(), decided: self.learner.decided() };
+        for a in self.acceptor_ids() {
+            self.ready.send(Node::Acceptor(a), Message::Probe(probe.clone()));
+        }
+        self.confirming.push(Confirming { client, read: m, round, ballot: self.ballot, acks: Vec::new() });
+        Ok(())
+    }
+
+    /// Acceptor `a` answered probe round `round` with `promised`: reads waiting
+    /// for a quorum that round confirms are served.
+    pub(super) fn confirm_reads(&mut self, a: NodeId, round: u64, promised: paxos_proto::Ballot) {
+        if self.confirming.is_empty() {
+            return;
+        }
+        let leading = matches!(self.phase, Phase::Leader(_));
+        let quorum = self.quorum();
+        let members = self.acceptor_ids();
+        let mut done = Vec::new();
+        for (i, r) in self.confirming.iter_mut().enumerate() {
+            if round >= r.round && promised == r.ballot && members.contains(&a) && !r.acks.contains(&a) {
+                r.acks.push(a);
+            }
+            if r.acks.len() >= quorum || !leading || self.ballot != r.ballot {
+                done.push(i);
+            }
+        }
+        for i in done.into_iter().rev() {
+            let r = self.confirming.swap_remove(i);
+            if leading && self.ballot == r.ballot {
+                self.serve_log(r.client, r.read, true).ok();
+            } else {
+                // Leadership changed before the read was confirmed: ask the leader.
+                let reply = LogReply {
+                    req: r.read.req,
+                    entries: Vec::new(),
+                    decided: self.learner.decided(),
+                    start: self.learner.state().start,
+                    leader: self.leader().filter(|l| *l != self.cfg.id),
+                    linearizable: false,
+                };
+                self.ready.send(Node::Client(r.client), Message::LogReply(reply));
+            }
+        }
+    }
+
+    /// Leadership ended: the reads that waited for its confirmation go to the leader.
+    pub(super) fn abandon_reads(&mut self) {
+        for r in std::mem::take(&mut self.confirming) {
+            let reply = LogReply {
+                req: r.read.req,
+                entries: Vec::new(),
+                decided: self.learner.decided(),
+                start: self.learner.state().start,
+                leader: self.leader().filter(|l| *l != self.cfg.id),
+                linearizable: false,
+            };
+            self.ready.send(Node::Client(r.client), Message::LogReply(reply));
+        }
+    }
+
+    /// A page of the decided log from the cache, or read from the store.
+    fn serve_log(&mut self, client: ClientId, m: LogRead, linearizable: bool) -> Result<(), Ignored> {
         if m.from >= self.learner.cache_start() {
             let from = m.from.min(self.learner.decided());
             let entries = log_entries(from, m.limit, self.learner.cached(from).map(|(v, dup)| (v, *dup)));
@@ -109,16 +251,16 @@ impl Proposer {
                 decided: self.learner.decided(),
                 start: self.learner.state().start,
                 leader: None,
-                linearizable: false,
+                linearizable,
             };
             self.ready.send(Node::Client(client), Message::LogReply(reply));
             return Ok(());
         }
-        self.read(m.from, m.limit, ReadFor::Client { client, req: m.req, limit: m.limit })
+        self.read(m.from, m.limit, ReadFor::Client { client, req: m.req, limit: m.limit, linearizable })
     }
 
     /// A page read from the store for a client.
-    pub(super) fn reply_log(&mut self, client: ClientId, req: u64, limit: u32, page: LogPage) {
+    pub(super) fn reply_log(&mut self, client: ClientId, req: u64, limit: u32, linearizable: bool, page: LogPage) {
         let entries =
             log_entries(page.from, limit, page.entries.iter().map(|Stored { value, duplicate }| (value, *duplicate)));
         let reply = LogReply {
@@ -127,7 +269,7 @@ impl Proposer {
             decided: self.learner.decided(),
             start: page.start.max(self.learner.state().start),
             leader: None,
-            linearizable: false,
+            linearizable,
         };
         self.ready.send(Node::Client(client), Message::LogReply(reply));
     }

@@ -3,7 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use paxos_proto::{Ballot, Heartbeat, Message, Nack, NackReason, Node, NodeId, Prepare, Probe, ProbeReply, Slot};
+use paxos_proto::{
+    Ballot, ClientId, Heartbeat, Message, Nack, NackReason, Node, NodeId, Prepare, Probe, ProbeReply, Slot, TimeoutNow,
+    TransferReply, TransferRequest,
+};
 use tracing::{debug, info};
 
 use super::{Phase, Proposer};
@@ -14,9 +17,8 @@ impl Proposer {
     pub(super) fn step_election(&mut self) {
         let rightful = self.election.rightful_leader(self.now);
         match self.phase {
-            Phase::Follower if rightful == self.cfg.id => {
-                if self.is_member()
-                    && self.election.may_campaign(self.now)
+            Phase::Follower if self.should_lead() => {
+                if self.election.may_campaign(self.now)
                     && self.now >= self.campaign_after
                     && self.probe.is_none()
                     && self.max_round < self.round_ceiling
@@ -26,20 +28,51 @@ impl Proposer {
                 }
             }
             Phase::Follower => {
-                // We held client values expecting to lead; a better proposer showed up.
+                // We held client values expecting to lead; another proposer leads.
                 if !self.clients.queue.is_empty() || !self.clients.waiting.is_empty() {
                     self.hand_over_clients();
                 }
             }
-            Phase::Candidate(_) if rightful != self.cfg.id || !self.is_member() => {
-                info!(node = %self.cfg.id, ballot = %self.ballot, leader = %rightful, "a live proposer outranks us; stepping down");
+            Phase::Candidate(_) if (rightful != self.cfg.id && !self.handed_over) || !self.is_member() => {
+                info!(node = %Node::Proposer(self.cfg.id), ballot = %self.ballot, leader = rightful.0, "a live proposer outranks us; stepping down");
                 self.step_down();
             }
-            // A leader keeps leading until a higher ballot fences it: a better
-            // proposer that just came back takes over by campaigning, so the
-            // cluster is never without a leader while it waits to be allowed to.
+            // A leader that no longer hears a quorum of acceptors steps down
+            // (check quorum): others defer to a live leader, so one cut off
+            // from the acceptors must make room.
+            Phase::Leader(_) if !self.hears_quorum() => {
+                info!(node = %Node::Proposer(self.cfg.id), ballot = %self.ballot, "no quorum of acceptors heard within an election timeout; stepping down");
+                self.step_down();
+                self.campaign_after = self.now + self.cfg.election_timeout_ticks;
+            }
+            // Otherwise a leader keeps leading until a higher ballot fences it.
             Phase::Candidate(_) | Phase::Leader(_) => {}
         }
+    }
+
+    /// The seed's rule, made stable: with no live leader, the live member
+    /// with the highest id should lead; a live leader is never preempted by a
+    /// proposer that comes back (leadership moves on purpose with a transfer).
+    pub(super) fn should_lead(&self) -> bool {
+        self.is_member() && self.election.rightful_leader(self.now) == self.cfg.id && self.live_leader().is_none()
+    }
+
+    /// True when a quorum of the acceptors in force answered within an election timeout.
+    fn hears_quorum(&self) -> bool {
+        let timeout = self.cfg.election_timeout_ticks;
+        let heard = self
+            .acceptor_ids()
+            .into_iter()
+            .filter(|a| self.acceptors.get(a).and_then(|i| i.heard).is_some_and(|t| self.now.since(t) < timeout))
+            .count();
+        heard >= self.quorum()
+    }
+
+    /// Another proposer that leads and was heard from within the election timeout.
+    pub(super) fn live_leader(&self) -> Option<NodeId> {
+        self.leader_hint
+            .map(|(p, _)| p)
+            .filter(|p| *p != self.cfg.id && self.peers.contains_key(p) && self.election.alive(*p, self.now))
     }
 
     /// True while we lack decided slots that others have: a live peer learned
@@ -92,11 +125,12 @@ impl Proposer {
             info.joining = m.joining;
         }
         self.probe_answered(a);
+        self.confirm_reads(a, round, m.promised);
         Ok(())
     }
 
     /// The nonce of the current probe round.
-    fn probe_nonce(&self) -> u64 {
+    pub(super) fn probe_nonce(&self) -> u64 {
         self.cfg.incarnation.wrapping_add(self.probe_round)
     }
 
@@ -106,7 +140,7 @@ impl Proposer {
         let Some(answered) = self.probe.as_mut() else { return };
         answered.insert(a);
         if answered.intersection(&members).count() >= crate::majority(members.len()) {
-            debug!(node = %self.cfg.id, round = self.max_round, "probe done");
+            debug!(node = %Node::Proposer(self.cfg.id), round = self.max_round, "probe done");
             self.probe = None;
         }
     }
@@ -116,12 +150,14 @@ impl Proposer {
     /// are sent to the leader.
     pub(super) fn step_down(&mut self) {
         assert!(!matches!(self.phase, Phase::Follower), "only a candidate or a leader steps down");
+        self.handed_over = false;
         let proposed = match std::mem::replace(&mut self.phase, Phase::Follower) {
             Phase::Leader(p2) => p2.into_values(),
             Phase::Candidate(_) | Phase::Follower => Vec::new(),
         };
         self.leader_hint = self.leader_hint.filter(|(p, _)| *p != self.cfg.id);
-        if self.election.rightful_leader(self.now) == self.cfg.id && self.is_member() {
+        self.abandon_reads();
+        if self.should_lead() {
             // In slot order, ahead of values that never had a slot.
             for value in proposed.into_iter().rev() {
                 self.clients.requeue(&self.learner, value);
@@ -137,7 +173,7 @@ impl Proposer {
         for (client, seq) in std::mem::take(&mut self.clients.waiting) {
             self.redirect(client, seq, leader);
         }
-        self.clients.queue.clear();
+        self.clients.clear();
         self.clients.proposed.clear();
     }
 
@@ -177,7 +213,7 @@ impl Proposer {
         if matches!(self.phase, Phase::Follower) || seen <= self.ballot {
             return;
         }
-        info!(node = %self.cfg.id, ballot = %self.ballot, seen = %seen, why, "stepping down");
+        info!(node = %Node::Proposer(self.cfg.id), ballot = %self.ballot, seen = %seen, why, "stepping down");
         self.step_down();
         self.campaign_after = self.now + self.cfg.heartbeat_ticks;
     }
@@ -224,6 +260,8 @@ impl Proposer {
         peer.decided = decided;
         if m.leader && self.leader_hint.is_none_or(|(_, b)| m.ballot >= b) {
             self.leader_hint = Some((from, m.ballot));
+        } else if !m.leader && self.leader_hint.is_some_and(|(p, _)| p == from) {
+            self.leader_hint = None; // it stepped down
         }
         // Any higher ballot fences us, not only a leader's: a peer that used it
         // may have got acceptors to promise it. Otherwise a leader that was cut
@@ -234,3 +272,50 @@ impl Proposer {
         Ok(())
     }
 }
+
+impl Proposer {
+    /// An operator asks the leader to hand leadership to proposer `to`: it
+    /// tells `to` to campaign at once (`TimeoutNow`); `to`'s higher ballot
+    /// then fences us, and we do not take leadership back while it leads.
+    pub(super) fn on_transfer_request(&mut self, client: ClientId, m: TransferRequest) -> Result<(), Ignored> {
+        let reply = |leader: Option<NodeId>, error: Option<String>| {
+            Message::TransferReply(TransferReply { req: m.req, leader, error })
+        };
+        let msg = if !matches!(self.phase, Phase::Leader(_)) {
+            reply(self.leader(), Some(NOT_THE_LEADER.into()))
+        } else if m.to == self.cfg.id {
+            reply(Some(self.cfg.id), None)
+        } else if !self.peers.contains_key(&m.to) {
+            reply(Some(self.cfg.id), Some(format!("proposer {} is not a member", m.to)))
+        } else if !self.election.alive(m.to, self.now) {
+            reply(Some(self.cfg.id), Some(format!("proposer {} has not been heard from lately", m.to)))
+        } else {
+            info!(node = %Node::Proposer(self.cfg.id), to = %Node::Proposer(m.to), "handing leadership over");
+            let now = TimeoutNow { ballot: self.ballot };
+            self.ready.send(Node::Proposer(m.to), Message::TimeoutNow(now));
+            reply(Some(m.to), None)
+        };
+        self.ready.send(Node::Client(client), msg);
+        Ok(())
+    }
+
+    /// The leader hands leadership to us: campaign now, whatever the election says.
+    pub(super) fn on_timeout_now(&mut self, from: NodeId, m: TimeoutNow) -> Result<(), Ignored> {
+        self.see_ballot(m.ballot);
+        if !matches!(self.phase, Phase::Follower) || !self.is_member() || !self.peers.contains_key(&from) {
+            return Ok(());
+        }
+        if self.probe.is_some() || self.far_behind() || self.max_round >= self.round_ceiling {
+            return Err(Ignored("proposer: asked to lead before it may campaign"));
+        }
+        info!(node = %Node::Proposer(self.cfg.id), from = %Node::Proposer(from), "leadership handed over to us: campaigning");
+        self.leader_hint = None;
+        self.start_phase1();
+        // A campaign handed over to us goes on although a higher id is alive.
+        self.handed_over = true;
+        Ok(())
+    }
+}
+
+/// What a proposer that does not lead answers a transfer request with.
+pub const NOT_THE_LEADER: &str = "not the leader";

@@ -56,7 +56,7 @@ impl Proposer {
             }
         }
         if conflict && matches!(self.phase, Phase::Leader(_)) {
-            warn!(node = %self.cfg.id, ballot = %self.ballot, "a slot we proposed was decided with another value; stepping down");
+            warn!(node = %Node::Proposer(self.cfg.id), ballot = %self.ballot, "a slot we proposed was decided with another value; stepping down");
             self.step_down();
             self.campaign_after = self.now + self.cfg.heartbeat_ticks;
         }
@@ -70,7 +70,7 @@ impl Proposer {
     fn new_epoch(&mut self) {
         self.known_epoch = self.learner.epoch_number();
         let epoch = self.learner.epoch();
-        info!(node = %self.cfg.id, epoch = epoch.config.epoch, start = %epoch.start, member = self.is_member(), "a new configuration is in force");
+        info!(node = %Node::Proposer(self.cfg.id), epoch = epoch.config.epoch, start = epoch.start.0, member = self.is_member(), "a new configuration is in force");
         self.config_changed();
         match self.phase {
             Phase::Leader(_) if self.is_member() => {
@@ -144,7 +144,7 @@ impl Proposer {
         let target = peer.or(self.ahead.map(|(n, _)| n)).or_else(acceptor).or_else(holed);
         if let Some(to) = target {
             self.catch_up_after = self.now + self.cfg.retransmit_ticks;
-            debug!(node = %self.cfg.id, to = ?to, slot = %decided, "catching up");
+            debug!(node = %Node::Proposer(self.cfg.id), to = %to, slot = decided.0, "catching up");
             let request = CatchUp { from: decided, limit: CATCH_UP_LIMIT };
             self.asked = Some((to, decided));
             self.ready.send(to, Message::CatchUp(request));
@@ -201,7 +201,7 @@ impl Proposer {
         if m.from > decided && !m.entries.is_empty() && m.from <= m.decided && asked && retained {
             // Its log starts later: retention deleted what lies between (the
             // cluster retains, and the node we asked says so).
-            warn!(node = %self.cfg.id, from = %decided, to = %m.from, "the decided log restarts later: the slots between were deleted by retention");
+            warn!(node = %Node::Proposer(self.cfg.id), slot = decided.0, restart = m.from.0, "the decided log restarts later: the slots between were deleted by retention");
             self.learner.skip_to(m.from);
             self.ready.persist.push(ProposerOp::Retain(m.from));
         }

@@ -139,7 +139,7 @@ impl Proposer {
         if self.member_ops.len() >= MAX_WAITING_REQUESTS {
             return Err(Ignored("proposer: too many member requests waiting"));
         }
-        info!(node = %self.cfg.id, op = ?m.op, "member request");
+        info!(node = %Node::Proposer(self.cfg.id), op = ?m.op, "member request");
         if let MemberOp::Add { role: MemberRole::Acceptor, id, addr } = &m.op {
             self.joining.acceptors.insert(*id, addr.clone());
             self.acceptors.entry(*id).or_default();
@@ -191,7 +191,7 @@ impl Proposer {
             return;
         }
         let Some(config) = self.next_config() else { return };
-        info!(node = %self.cfg.id, epoch = config.epoch, acceptors = ?config.acceptors, "changing the configuration");
+        info!(node = %Node::Proposer(self.cfg.id), epoch = config.epoch, acceptors = ?config.acceptors, "changing the configuration");
         if let Phase::Leader(p2) = &mut self.phase {
             p2.change_to(config);
         }

@@ -54,6 +54,7 @@ use membership::{Joining, Waiting};
 use phase1::Phase1;
 use phase2::Phase2;
 
+pub use leadership::NOT_THE_LEADER;
 pub use membership::REBUILD_SLACK_SLOTS;
 
 /// The most decided entries one catch-up request asks a peer for.
@@ -82,6 +83,11 @@ pub struct ProposerConfig {
     pub window: usize,
     /// Client values waiting for a slot; above this, clients are told to retry.
     pub max_queue: usize,
+    /// Bytes of client values waiting for a slot, at most (then clients are told to retry).
+    pub max_queue_bytes: usize,
+    /// Bytes of values in flight, at most (besides `window`): memory stays
+    /// bounded whatever the values' sizes.
+    pub max_inflight_bytes: usize,
     /// A number that differs between starts of this proposer (the runtime draws
     /// it at random): it tells this start's probe answers from late ones.
     pub incarnation: u64,
@@ -113,6 +119,8 @@ impl ProposerConfig {
             retransmit_ticks: 3,
             window: 4096,
             max_queue: 65_536,
+            max_queue_bytes: 16 << 20,
+            max_inflight_bytes: 8 << 20,
             incarnation: 0,
             retain_slots: 0,
         }
@@ -186,6 +194,8 @@ struct AcceptorInfo {
 struct Clients {
     /// Client commands waiting for a slot.
     queue: VecDeque<Command>,
+    /// The bytes of their data.
+    queue_bytes: usize,
     /// Per client, the highest sequence number queued or in flight here.
     proposed: HashMap<ClientId, u64>,
     /// Per client, the request it waits on us for.
@@ -196,7 +206,7 @@ struct Clients {
 #[derive(Clone, Debug)]
 enum ReadFor {
     /// A client's `LogRead`.
-    Client { client: ClientId, req: u64, limit: u32 },
+    Client { client: ClientId, req: u64, limit: u32, linearizable: bool },
     /// A peer's (or an acceptor's) `CatchUp`.
     Peer(Node),
 }
@@ -239,6 +249,10 @@ pub struct Proposer {
     joining: Joining,
     /// Operators' member requests waiting for their change.
     member_ops: Vec<Waiting>,
+    /// Linearizable reads waiting for a quorum to confirm our leadership.
+    confirming: Vec<clients::Confirming>,
+    /// Our campaign was handed over to us by the leader (a transfer).
+    handed_over: bool,
     /// The configuration epoch we last followed (see `learning::new_epoch`).
     known_epoch: u32,
     /// Somewhere to catch up from: a node that said it decided more than we have.
@@ -283,6 +297,8 @@ impl Proposer {
             round_slack: 0,
             joining: Joining::default(),
             member_ops: Vec::new(),
+            confirming: Vec::new(),
+            handed_over: false,
             known_epoch: 0,
             ahead: None,
             asked: None,
@@ -419,6 +435,7 @@ impl Proposer {
                 let ballot_ok = match &msg {
                     Message::Heartbeat(m) => m.ballot.proposer == p,
                     Message::Accept(m) => m.ballot.proposer == p,
+                    Message::TimeoutNow(m) => m.ballot.proposer == p,
                     Message::CatchUp(_) | Message::CatchUpReply(_) => true,
                     _ => return Err(Ignored("proposer: not a message a proposer sends")),
                 };
@@ -436,6 +453,7 @@ impl Proposer {
                     Message::Accept(m) => self.on_accept_copy(m),
                     Message::CatchUp(m) => self.on_catch_up(from, m),
                     Message::CatchUpReply(m) => self.on_catch_up_reply(from, m),
+                    Message::TimeoutNow(m) => self.on_timeout_now(p, m),
                     _ => unreachable!("filtered above"),
                 }
             }
@@ -444,6 +462,7 @@ impl Proposer {
                 Message::LogRead(m) => self.on_log_read(c, m),
                 Message::MemberRequest(m) => self.on_member_request(c, m),
                 Message::RestoreRequest(m) => self.on_restore(c, m),
+                Message::TransferRequest(m) => self.on_transfer_request(c, m),
                 _ => Err(Ignored("proposer: not a message a client sends")),
             },
         };
@@ -584,7 +603,9 @@ impl Proposer {
     /// A page of the decided log that was read for someone.
     pub fn on_read(&mut self, id: u64, page: LogPage) {
         match self.reads.remove(&id) {
-            Some(ReadFor::Client { client, req, limit }) => self.reply_log(client, req, limit, page),
+            Some(ReadFor::Client { client, req, limit, linearizable }) => {
+                self.reply_log(client, req, limit, linearizable, page);
+            }
             Some(ReadFor::Peer(to)) => self.reply_catch_up(to, page),
             None => {}
         }

@@ -67,7 +67,7 @@ impl Proposer {
         assert!(start >= epoch.start, "the decided prefix reaches the epoch in force");
         let pages = epoch.config.acceptors.iter().map(|m| (m.id, Page { next: start, done: false })).collect();
         let epoch = (epoch.config.epoch > 0).then_some(epoch);
-        info!(node = %self.cfg.id, ballot = %self.ballot, slot = %start, "campaigning");
+        info!(node = %Node::Proposer(self.cfg.id), ballot = %self.ballot, slot = start.0, "campaigning");
         for a in self.acceptor_ids() {
             let prepare = Prepare { ballot: self.ballot, from: start, epoch: epoch.clone() };
             self.ready.send(Node::Acceptor(a), Message::Prepare(prepare));
@@ -163,10 +163,11 @@ impl Proposer {
         }
         // A queued command that phase 1 found accepted somewhere is already re-proposed.
         let learner = &self.learner;
-        self.clients.queue.retain(|c| !requests.contains(&(c.client, c.seq)) && !learner.is_applied(c));
+        self.clients.retain(|c| !requests.contains(&(c.client, c.seq)) && !learner.is_applied(c));
         let recovery = Recovery::new(first, next, adopted);
-        info!(node = %self.cfg.id, ballot = %self.ballot, slot = %first, recovered = recovery.len(), "leading");
+        info!(node = %Node::Proposer(self.cfg.id), ballot = %self.ballot, slot = first.0, recovered = recovery.len(), "leading");
         self.leader_hint = Some((self.cfg.id, self.ballot));
+        self.handed_over = false;
         self.phase = Phase::Leader(Phase2::new(next, first, recovery, stop, self.now));
         self.propose_queued();
     }

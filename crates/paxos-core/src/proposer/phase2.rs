@@ -72,6 +72,8 @@ pub(super) struct Phase2 {
     next: Slot,
     /// Slots proposed under our ballot and not yet applied.
     inflight: BTreeMap<Slot, InFlight>,
+    /// The bytes of their values.
+    inflight_bytes: usize,
     /// Client values wait until the log is learned up to here (slots that
     /// acceptors hold only as decided must be learned before we can
     /// deduplicate against them).
@@ -97,6 +99,7 @@ impl Phase2 {
         Phase2 {
             next,
             inflight: BTreeMap::new(),
+            inflight_bytes: 0,
             serve_from,
             recovery,
             stop,
@@ -116,7 +119,9 @@ impl Phase2 {
 
     /// The value in flight at `slot`, no longer in flight: it was applied.
     pub(super) fn applied(&mut self, slot: Slot) -> Option<Value> {
-        self.inflight.remove(&slot).map(|f| f.value)
+        let f = self.inflight.remove(&slot)?;
+        self.inflight_bytes -= f.value.wire_len();
+        Some(f.value)
     }
 
     /// True while a configuration change is asked for or under way: the
@@ -149,6 +154,7 @@ impl Phase2 {
     fn fill(
         &mut self,
         window: usize,
+        max_bytes: usize,
         ballot: Ballot,
         now: Tick,
         now_ms: u64,
@@ -160,7 +166,7 @@ impl Phase2 {
         // wider window than client values: a hostile member can leave up to
         // MAX_SLOT_STEP holes, and filling them must not take forever.
         let window = if self.recovery.len() > 0 { window.max(RECOVERY_WINDOW) } else { window };
-        while self.inflight.len() < window {
+        while self.inflight.len() < window && (self.inflight_bytes < max_bytes || self.inflight.is_empty()) {
             let (slot, value) = if let Some((slot, value)) = self.recovery.pop_front() {
                 if learner.is_decided(slot) {
                     // Learned from a peer meanwhile, maybe with another value
@@ -178,7 +184,7 @@ impl Phase2 {
                     break;
                 }
                 let config = self.change.take().expect("checked above");
-                info!(ballot = %ballot, slot = %slot, epoch = config.epoch, "proposing a configuration");
+                info!(ballot = %ballot, slot = slot.0, epoch = config.epoch, "proposing a configuration");
                 self.next = slot.next();
                 self.stop = Some(slot);
                 (slot, Value::Config(config))
@@ -195,7 +201,7 @@ impl Phase2 {
                     // value goes into epoch 0 (its acceptors are not pinned yet).
                     break;
                 }
-                let Some(mut cmd) = clients.queue.pop_front() else { break };
+                let Some(mut cmd) = clients.pop_front() else { break };
                 if learner.is_applied(&cmd) {
                     continue;
                 }
@@ -210,6 +216,7 @@ impl Phase2 {
             };
             assert!(!self.inflight.contains_key(&slot), "one ballot proposes one value per slot");
             learner.observe_proposal(slot, ballot, value.clone());
+            self.inflight_bytes += value.wire_len();
             self.inflight.insert(slot, InFlight { value: value.clone(), sent: now });
             entries.push(AcceptEntry { slot, value });
         }
@@ -255,8 +262,9 @@ impl Proposer {
     /// datagrams as fit; nothing for a follower or a candidate.
     pub(super) fn propose_queued(&mut self) {
         let Phase::Leader(p2) = &mut self.phase else { return };
+        let (window, max_bytes) = (self.cfg.window, self.cfg.max_inflight_bytes);
         let entries =
-            p2.fill(self.cfg.window, self.ballot, self.now, self.clock_ms, &mut self.learner, &mut self.clients);
+            p2.fill(window, max_bytes, self.ballot, self.now, self.clock_ms, &mut self.learner, &mut self.clients);
         self.send_accepts(entries);
     }
 

@@ -27,13 +27,13 @@ async fn serve(node: NodeSetup, control: UnboundedReceiver<Control>) -> anyhow::
     let state = store.load().context("load the acceptor state")?;
     let (socket, buffers) = bind_udp(node.listen).with_context(|| format!("bind {}", node.listen))?;
     info!(
-        node = %node.node_id(),
+        node = %node.node(),
         role = "acceptor",
         addr = %node.listen,
         data_dir = %node.data_dir.display(),
         promised = %state.promised,
         accepted = state.accepted.len(),
-        decided = %state.decided,
+        decided = state.decided.0,
         epoch = state.epoch_number(),
         incarnation = state.incarnation,
         member_of_file = node.in_file(),

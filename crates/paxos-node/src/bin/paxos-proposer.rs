@@ -27,12 +27,12 @@ async fn serve(node: NodeSetup, control: UnboundedReceiver<Control>) -> anyhow::
     let state = store.load().context("load the proposer state")?;
     let (socket, buffers) = bind_udp(node.listen).with_context(|| format!("bind {}", node.listen))?;
     info!(
-        node = %node.node_id(),
+        node = %node.node(),
         role = "proposer",
         addr = %node.listen,
         data_dir = %node.data_dir.display(),
         round = state.round,
-        decided = %state.log.decided,
+        decided = state.log.decided.0,
         epoch = state.log.epoch_number(),
         member_of_file = node.in_file(),
         fsync = daemon::fsync_note(node.settings.fsync),

@@ -281,14 +281,20 @@ fn leader_heartbeat_with_lower_ballot_is_no_threat() {
 }
 
 /// Leadership by ballot, not by id: a leader that hears a higher-id proposer alive (heartbeats with
-/// `leader: false` and a lower ballot) keeps leading and keeps proposing; only a higher ballot fences it.
-/// Meanwhile it heartbeats and probes every acceptor each heartbeat interval, a new probe round each time.
+/// `leader: false` and a lower ballot) keeps leading and keeps proposing, as long as a quorum of
+/// acceptors answers it; only a higher ballot fences it. Meanwhile it heartbeats and probes every
+/// acceptor each heartbeat interval, a new probe round each time.
 #[test]
 fn leader_keeps_leading_while_a_higher_id_peer_is_merely_alive() {
     let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
     for t in 62..=160u64 {
         if t % 10 == 5 {
             assert!(step(&mut p, prop(2), heartbeat(b(0, 2), false, 0)).is_empty());
+        }
+        if t % 10 == 2 {
+            for a in 1..=3 {
+                assert!(step(&mut p, acc(a), report(a, (t - 2) / 10, ballot, 1)).is_empty());
+            }
         }
         let r = tick(&mut p);
         let want = if t % 10 == 0 { leader_heartbeat(ballot, 2, 1, t / 10) } else { vec![] };
@@ -497,4 +503,19 @@ fn a_hostile_progress_claim_does_not_keep_the_rightful_leader_from_campaigning()
         assert!(p.now < crate::Tick(100), "the rightful leader campaigns");
         tick(&mut p);
     }
+}
+
+/// Check quorum: a leader that hears no quorum of acceptors for an election timeout steps down
+/// (others defer to a live leader, so one cut off from the acceptors must make room), and its
+/// heartbeats say so.
+#[test]
+fn leader_cut_off_from_the_acceptors_steps_down() {
+    let (mut p, _) = leader_in_epoch_1(1); // at tick 61; the acceptors last answered at its election
+    for _ in 62..=160u64 {
+        tick(&mut p);
+        if p.role() != Leadership::Leader {
+            break;
+        }
+    }
+    assert_eq!(p.role(), Leadership::Follower, "stepped down without a quorum");
 }

@@ -70,18 +70,18 @@ fn partial_catch_up_reply_asks_for_the_rest_at_once() {
     assert_eq!(r, ready(vec![], vec![ask(prop(2), 2)]));
 }
 
-/// Catch up before leading: the rightful leader, while a live peer has decided more than `window` slots
-/// beyond it, asks that peer for entries (and probes every acceptor each heartbeat) and does not campaign,
-/// even past its election timeout; once it is within the window it campaigns from its first undecided slot
-/// (and keeps fetching the rest).
+/// Catch up before leading: the rightful leader (no live proposer leads), while a live peer has decided
+/// more than `window` slots beyond it, asks that peer for entries (and probes every acceptor each
+/// heartbeat) and does not campaign, even past its election timeout; once it is within the window it
+/// campaigns from its first undecided slot (and keeps fetching the rest).
 #[test]
 fn rightful_follower_far_behind_catches_up_before_campaigning() {
     let mut c = cfg(2);
     c.window = 4;
     let mut p = Proposer::new(c, ProposerState::default());
     probed(&mut p); // tick 1
-                    // Proposer 1 led while we were away and has decided slots 0..10.
-    let peer_leads = heartbeat(b(3, 1), true, 10);
+                    // Proposer 1 led while we were away, has decided slots 0..10, and leads no more.
+    let peer_leads = heartbeat(b(3, 1), false, 10);
     assert!(step(&mut p, prop(1), peer_leads.clone()).is_empty());
     let noops = |from, n| {
         Message::CatchUpReply(CatchUpReply { from: Slot(from), entries: vec![Value::Noop; n], decided: Slot(10) })

@@ -153,7 +153,7 @@ fn retransmitted_accept_leaves_early_while_a_learn_is_written() {
 #[test]
 fn many_values_are_packed_into_few_datagrams() {
     let (mut p, ballot) = leader_in_epoch_1(1);
-    for c in 0..1000 {
+    for c in 1..=1000 {
         p.handle(client(c), propose(1, &format!("{c:0100}"))).unwrap();
     }
 
