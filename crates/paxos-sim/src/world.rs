@@ -452,12 +452,22 @@ impl World {
         let latest = self.config().epoch;
         let accepted = self.proposed_configs.range(latest + 1..).flat_map(|(_, cs)| cs);
         let asked = self.proposers.iter().flatten().filter_map(|p| p.changing_to());
-        // The operator's removal may come into force at any moment.
-        let removal = match self.admin.pending() {
+        // The operator's change may come into force at any moment: a removal,
+        // or an addition that pins whatever incarnation the leader last heard
+        // of (one lost since counts as lost in it, see `follow_rebuilds`).
+        let pending = match self.admin.pending() {
             Some(MemberOp::Remove { role: MemberRole::Acceptor, id }) => {
                 let mut smaller = self.config().clone();
                 smaller.acceptors.retain(|m| m.id != *id);
                 Some(smaller)
+            }
+            Some(MemberOp::Add { role: MemberRole::Acceptor, id, addr }) => {
+                let mut bigger = self.config().clone();
+                if let Some(i) = self.acceptor_index(*id).filter(|_| bigger.acceptors.iter().all(|m| m.id != *id)) {
+                    let incarnation = Some(self.acceptor_disks[i].state.incarnation);
+                    bigger.acceptors.push(Member { id: *id, addr: addr.clone(), incarnation });
+                }
+                Some(bigger)
             }
             _ => None,
         };
@@ -466,7 +476,7 @@ impl World {
         let previous = self.configs.values().rev().nth(1);
         let id = self.acceptor_ids[a];
         let configs = std::iter::once(self.config()).chain(previous).chain(accepted).chain(asked);
-        configs.chain(removal.as_ref()).all(|config| {
+        configs.chain(pending.as_ref()).all(|config| {
             if !config.acceptors.iter().any(|m| m.id == id) {
                 return true;
             }
@@ -501,7 +511,19 @@ impl World {
             let incarnation = self.acceptor_disks[a].state.incarnation;
             let config = self.config();
             let member = config.acceptors.iter().find(|m| m.id == id);
-            if member.is_none_or(|m| m.incarnation == Some(incarnation)) {
+            // Not a member, but about to become one: the leader may pin the
+            // incarnation it heard of before the loss, so it stays lost.
+            let joining = matches!(self.admin.pending(), Some(MemberOp::Add { role: MemberRole::Acceptor, id: to, .. }) if *to == id);
+            let accepted = self.proposed_configs.range(config.epoch + 1..).flat_map(|(_, cs)| cs);
+            let asked = self.proposers.iter().flatten().filter_map(|p| p.changing_to());
+            let pinned_later = accepted
+                .chain(asked)
+                .any(|c| c.acceptors.iter().any(|m| m.id == id && m.incarnation != Some(incarnation)));
+            let counts = match member {
+                Some(m) => m.incarnation == Some(incarnation),
+                None => !joining && !pinned_later,
+            };
+            if counts {
                 self.amnesiac[a] = false;
             }
         }
