@@ -212,15 +212,7 @@ impl Proposer {
                 self.serve_log(r.client, r.read, true).ok();
             } else {
                 // Leadership changed before the read was confirmed: ask the leader.
-                let reply = LogReply {
-                    req: r.read.req,
-                    entries: Vec::new(),
-                    decided: self.learner.decided(),
-                    start: self.learner.state().start,
-                    leader: self.leader().filter(|l| *l != self.cfg.id),
-                    linearizable: false,
-                };
-                self.ready.send(Node::Client(r.client), Message::LogReply(reply));
+                self.redirect_read(r.client, r.read.req);
             }
         }
     }
@@ -228,16 +220,22 @@ impl Proposer {
     /// Leadership ended: the reads that waited for its confirmation go to the leader.
     pub(super) fn abandon_reads(&mut self) {
         for r in std::mem::take(&mut self.confirming) {
-            let reply = LogReply {
-                req: r.read.req,
-                entries: Vec::new(),
-                decided: self.learner.decided(),
-                start: self.learner.state().start,
-                leader: self.leader().filter(|l| *l != self.cfg.id),
-                linearizable: false,
-            };
-            self.ready.send(Node::Client(r.client), Message::LogReply(reply));
+            self.redirect_read(r.client, r.read.req);
         }
+    }
+
+    /// An empty, non-linearizable answer to read `req` that names the leader
+    /// (if another one is known), for the client to ask it instead.
+    fn redirect_read(&mut self, client: ClientId, req: u64) {
+        let reply = LogReply {
+            req,
+            entries: Vec::new(),
+            decided: self.learner.decided(),
+            start: self.learner.state().start,
+            leader: self.leader().filter(|l| *l != self.cfg.id),
+            linearizable: false,
+        };
+        self.ready.send(Node::Client(client), Message::LogReply(reply));
     }
 
     /// A page of the decided log from the cache, or read from the store.
