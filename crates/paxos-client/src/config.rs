@@ -14,6 +14,7 @@
 //! id = 1
 //! addr = "127.0.0.1:7101"
 //! fsync = false                  # any [node] key may be overridden per member
+//! http = "127.0.0.1:9101"        # optional: GET /metrics, /health and /ready here (TCP)
 //!
 //! [node]                         # optional defaults for every node
 //! data_dir = "data"              # a node keeps its state in <data_dir>/<role>-<id>
@@ -42,7 +43,7 @@
 //! `PAXOS_CLUSTER` sets the top-level `cluster`. Only the `[node]`, `[auth]`
 //! and `[chaos]` sections can be overridden: the member lists live in the file.
 //! Every other `PAXOS_*` variable without a double underscore (`PAXOS_ID`,
-//! `PAXOS_LISTEN`, `PAXOS_LOG_FORMAT`, ...) belongs to the binaries' command
+//! `PAXOS_LISTEN`, `PAXOS_HTTP`, `PAXOS_LOG_FORMAT`, ...) belongs to the binaries' command
 //! line and is ignored here, whereas an unknown variable *with* a double
 //! underscore is an error that names it, because it can only be a typo of a
 //! key. An empty variable counts as unset, as shells and compose files use
@@ -232,6 +233,13 @@ pub struct Member {
     /// Overrides `[node] fsync` for this node.
     #[serde(default)]
     pub fsync: Option<bool>,
+    /// Where the node serves HTTP (`GET /metrics`, `/health`, `/ready`):
+    /// `host:port`, kept as written like `addr`; none by default. A daemon's
+    /// `--http` (`PAXOS_HTTP`) overrides it for that one process, which is how
+    /// containers bind `0.0.0.0:9100` and how a node not in the file gets one.
+    /// There is no `[node]` default: on one host every node needs a port of its own.
+    #[serde(default)]
+    pub http: Option<String>,
 }
 
 /// The settings of one node: the `[node]` section, or a member's effective
@@ -634,6 +642,15 @@ impl ClusterConfig {
         self.members(role).iter().find(|m| m.id == id)
     }
 
+    /// The HTTP address that the file gives node `id` of `role`, with the key
+    /// that sets it (`acceptors[2].http`, for error messages); `None` when the
+    /// node has no `http` key or is not in the file.
+    pub fn http_for(&self, role: Role, id: u32) -> Option<(String, &str)> {
+        let (index, member) = self.members(role).iter().enumerate().find(|(_, m)| m.id == id)?;
+        let addr = member.http.as_deref()?;
+        Some((format!("{}[{index}].http", role.section()), addr))
+    }
+
     /// The effective settings of one node: the `[node]` defaults, overridden
     /// by that member's own keys.
     ///
@@ -745,8 +762,10 @@ impl ClusterConfig {
 
         validate_cluster_name(&self.cluster).map_err(|p| err("cluster", p))?;
 
-        // Ids per role, addresses across all nodes, by their normalized form.
+        // Ids per role, addresses across all nodes, by their normalized form;
+        // HTTP addresses likewise among themselves (TCP does not collide with UDP).
         let mut addrs: HashMap<String, String> = HashMap::new();
+        let mut https: HashMap<String, String> = HashMap::new();
         for role in Role::ALL {
             let section = role.section();
             let mut ids: HashMap<u32, usize> = HashMap::new();
@@ -761,6 +780,13 @@ impl ClusterConfig {
                 let normalized = parse_addr(&m.addr).map_err(|p| err(&format!("{here}.addr"), p))?;
                 if let Some(first) = addrs.insert(normalized, here.clone()) {
                     return Err(err(&format!("{here}.addr"), format!("duplicate address {} (also {first})", m.addr)));
+                }
+                if let Some(http) = &m.http {
+                    let key = format!("{here}.http");
+                    let normalized = parse_addr(http).map_err(|p| err(&key, p))?;
+                    if let Some(first) = https.insert(normalized, key.clone()) {
+                        return Err(err(&key, format!("duplicate HTTP address {http} (also {first})")));
+                    }
                 }
             }
         }
@@ -974,6 +1000,69 @@ mod tests {
         // Inside `ç`: rounded down to its start rather than panicking.
         assert_eq!(line_column(text, 4), (2, 1));
         assert_eq!(line_column(text, 999), (3, 3));
+    }
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<ClusterConfig, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cluster.toml");
+        std::fs::write(&path, text).expect("write the cluster file");
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        ClusterConfig::load_with_env(&path, env)
+    }
+
+    const HTTP: &str = r#"
+[[proposers]]
+id = 1
+addr = "127.0.0.1:7001"
+http = "127.0.0.1:9001"
+[[acceptors]]
+id = 1
+addr = "127.0.0.1:7101"
+"#;
+
+    /// A member's `http` is its own; a member without one, or a node the file
+    /// does not name, has none.
+    #[test]
+    fn http_is_a_per_member_key() {
+        let c = load(HTTP, &[]).expect("valid");
+        assert_eq!(c.http_for(Role::Proposer, 1), Some(("proposers[0].http".to_owned(), "127.0.0.1:9001")));
+        assert_eq!(c.http_for(Role::Acceptor, 1), None);
+        assert_eq!(c.http_for(Role::Acceptor, 9), None);
+    }
+
+    /// `PAXOS_HTTP` names one process's HTTP address: the daemon's command line
+    /// reads it (as `PAXOS_LISTEN`), so the cluster file's loader leaves it
+    /// alone, and there is no `[node] http` for `PAXOS_NODE__HTTP` to set.
+    #[test]
+    fn paxos_http_belongs_to_the_daemon_not_to_the_file() {
+        let c = load(HTTP, &[("PAXOS_HTTP", "0.0.0.0:9100")]).expect("PAXOS_HTTP is not a config key");
+        assert_eq!(c.http_for(Role::Proposer, 1).map(|(_, a)| a.to_owned()), Some("127.0.0.1:9001".to_owned()));
+        let e = load(HTTP, &[("PAXOS_NODE__HTTP", "0.0.0.0:9100")]).expect_err("no [node] http");
+        assert_eq!(e.key(), "PAXOS_NODE__HTTP");
+        let e = load(&format!("{HTTP}[node]\nhttp = \"0.0.0.0:9100\"\n"), &[]).expect_err("no [node] http");
+        assert_eq!(e.key(), "node.http");
+    }
+
+    /// An `http` that is not `host:port`, or one that another member uses too,
+    /// is refused with the key that sets it.
+    #[test]
+    fn http_must_be_host_port_and_unique() {
+        let bad = HTTP.replace("127.0.0.1:9001", "9001");
+        let e = load(&bad, &[]).expect_err("not host:port");
+        assert_eq!(e.key(), "proposers[0].http");
+        assert!(e.problem().contains("host:port"), "{e}");
+
+        let typed = HTTP.replace("\"127.0.0.1:9001\"", "9001");
+        assert_eq!(load(&typed, &[]).expect_err("not a string").key(), "proposers[0].http");
+
+        let twice = format!("{HTTP}[[acceptors]]\nid = 2\naddr = \"127.0.0.1:7102\"\nhttp = \"127.0.0.1:09001\"\n[[acceptors]]\nid = 3\naddr = \"127.0.0.1:7103\"\n");
+        let e = load(&twice, &[]).expect_err("duplicate");
+        assert_eq!(e.key(), "acceptors[1].http");
+        assert!(e.problem().contains("also proposers[0].http"), "{e}");
+
+        // TCP and UDP ports do not collide: a node may serve HTTP on its own UDP port number.
+        let same_port = HTTP.replace("127.0.0.1:9001", "127.0.0.1:7001");
+        load(&same_port, &[]).expect("http on the port number of a UDP addr");
     }
 
     #[test]

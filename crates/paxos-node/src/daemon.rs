@@ -3,8 +3,11 @@
 //!
 //! Exit codes: 0 after a graceful stop, 2 for a mistake of the operator (the
 //! command line or the cluster file; one line on stderr naming the file, the
-//! key and the problem), 1 for anything else (storage, socket), reported as one
-//! `error!` line.
+//! key and the problem), 1 for anything else (storage, a socket or the HTTP
+//! port in use), reported as one `error!` line.
+//!
+//! `--version` prints the crate's version and the git commit it was built
+//! from (`build.rs`), as `paxos_node_info` reports them.
 
 use std::future::Future;
 use std::io::IsTerminal;
@@ -26,6 +29,15 @@ pub const USAGE_EXIT_CODE: u8 = 2;
 
 /// The exit code for a failure at run time (storage, socket).
 pub const FAILURE_EXIT_CODE: u8 = 1;
+
+/// The version of the daemons (the crate's).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git commit the daemons were built from, `unknown` when it was built without git.
+pub const COMMIT: &str = env!("PAXOS_GIT_COMMIT");
+
+/// What `--version` prints after the binary's name.
+pub const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("PAXOS_GIT_COMMIT"), ")");
 
 /// How log lines are written to stderr.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -49,6 +61,10 @@ pub struct Args {
     /// The address to bind instead of the node's own `addr`, e.g. 0.0.0.0:7101 in a container.
     #[arg(long, env = "PAXOS_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Serve GET /metrics, /health and /ready over HTTP at ADDR (TCP), instead
+    /// of the node's `http` in the cluster file, e.g. 0.0.0.0:9100 in a container.
+    #[arg(long, env = "PAXOS_HTTP", value_name = "ADDR")]
+    pub http: Option<String>,
     /// The format of log lines; RUST_LOG filters them (default: info).
     #[arg(long, env = "PAXOS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
@@ -56,7 +72,8 @@ pub struct Args {
 
 /// The whole life of a daemon binary: parses the command line of `name`,
 /// loads its node of `role` from the cluster file (a mistake is one line and
-/// exit 2), installs logging and the signal handlers, and runs `serve` with
+/// exit 2), installs logging, serves HTTP if the node has an address
+/// ([`crate::http`]), installs the signal handlers, and runs `serve` with
 /// the node and the signals' commands on the node's runtime. The exit code is
 /// 0 after a graceful stop, 1 after one `error!` line.
 pub fn main<F, Fut>(name: &'static str, about: &'static str, role: Role, serve: F) -> ExitCode
@@ -71,14 +88,30 @@ where
     };
     init_tracing(args.log_format);
     exit_code(block_on(async move {
+        if let Some(http) = &node.http {
+            // Before the node opens its store: /health says `starting` meanwhile.
+            start_http(http, role, node.id)?;
+        }
         let control = crate::signals::install().map_err(|e| anyhow::anyhow!("install the signal handlers: {e}"))?;
         serve(node, control).await
     }))
 }
 
+/// Binds the HTTP address and serves it on a thread of its own ([`crate::http`]).
+///
+/// # Errors
+/// One line naming where the address comes from, when it cannot be bound
+/// (a port in use) or the server cannot start.
+fn start_http(http: &HttpAddr, role: Role, id: u32) -> anyhow::Result<()> {
+    let HttpAddr { addr, origin } = http;
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("{origin}: cannot serve HTTP on {addr}: {e}"))?;
+    crate::http::start(listener, role, id).map_err(|e| anyhow::anyhow!("{origin}: cannot start the HTTP server: {e}"))
+}
+
 /// Parses the command line of the binary `name` (clap exits with code 2 on a mistake).
 pub fn parse_args(name: &'static str, about: &'static str) -> Args {
-    let matches = Args::command().name(name).bin_name(name).about(about).get_matches();
+    let matches = Args::command().name(name).bin_name(name).about(about).version(LONG_VERSION).get_matches();
     match Args::from_arg_matches(&matches) {
         Ok(args) => args,
         Err(e) => e.exit(),
@@ -100,6 +133,17 @@ pub struct NodeSetup {
     pub data_dir: PathBuf,
     /// The address to bind.
     pub listen: SocketAddr,
+    /// Where to serve HTTP, if anywhere: `--http`, else the member's `http`.
+    pub http: Option<HttpAddr>,
+}
+
+/// The HTTP address of a node, and where it comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpAddr {
+    /// The address to bind.
+    pub addr: SocketAddr,
+    /// Where it was set, to name in errors: `<file>: acceptors[2].http` or `<file>: --http (PAXOS_HTTP)`.
+    pub origin: String,
 }
 
 impl NodeSetup {
@@ -141,7 +185,18 @@ impl NodeSetup {
                 })?
             }
         };
-        Ok(NodeSetup { cluster, role, id, settings, data_dir, listen })
+        let http = match args.http.as_deref().filter(|a| !a.is_empty()) {
+            Some(http) => Some((format!("{file}: --http (PAXOS_HTTP)"), http)),
+            None => cluster.http_for(role, id).map(|(key, http)| (format!("{file}: {key}"), http)),
+        };
+        let http = match http {
+            Some((origin, spec)) => {
+                let addr = pick(resolve_blocking(spec)).map_err(|e| format!("{origin}: cannot use {spec:?}: {e}"))?;
+                Some(HttpAddr { addr, origin })
+            }
+            None => None,
+        };
+        Ok(NodeSetup { cluster, role, id, settings, data_dir, listen, http })
     }
 
     /// This node's id as the core knows it.

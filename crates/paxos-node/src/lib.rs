@@ -24,12 +24,15 @@
 //!   on a node's own outgoing datagrams, seeded per node;
 //! - [`counters`]: drop counters and rate-limited warnings;
 //! - [`signals`]: SIGTERM/SIGINT/SIGUSR1/SIGUSR2 as loop commands;
+//! - [`http`]: `GET /metrics`, `/health` and `/ready` on a thread of their
+//!   own, from snapshots that the loop publishes;
 //! - [`daemon`]: the command line, logging and exit codes the binaries share.
 
 pub mod chaos;
 pub mod counters;
 pub mod daemon;
 pub mod guard;
+pub mod http;
 pub mod runtime;
 pub mod signals;
 pub mod transport;

@@ -198,6 +198,9 @@ pub async fn run<R: Role, S: Store<State = R::State>>(
     }
     let (book, resolved) = AddressBook::new(cluster, local);
     let (done_tx, completions) = mpsc::unbounded_channel();
+    // GET /metrics, /health, /ready: writes timed, status published (inert without HTTP).
+    let http = crate::http::Publisher::installed();
+    let store = http.timed(store);
     let persist = if background_persist(me) {
         let done = move |c: Completion| done_tx.send(c).is_ok();
         Persist::background(store, &me.to_string(), PROPOSER_MIN_SYNC_INTERVAL, done).map_err(RunError::Thread)?
@@ -235,6 +238,7 @@ pub async fn run<R: Role, S: Store<State = R::State>>(
         guard,
         sealed: Vec::with_capacity(MAX_DATAGRAM_BYTES + paxos_proto::auth::TRAILER_BYTES),
         ticks: 0,
+        http,
     };
     let tick = Duration::from_millis(settings.tick_ms.max(1));
     node.run(tick, control, resolved, shutdown).await
@@ -297,6 +301,8 @@ struct Loop<R: Role, S: Store<State = R::State>> {
     sealed: Vec<u8>,
     /// Ticks since the start.
     ticks: u64,
+    /// Hands the status to the HTTP side now and then; never waits for it.
+    http: crate::http::Publisher,
 }
 
 impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
@@ -334,6 +340,7 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
                         }
                     }
                     self.book.refresh(Instant::now());
+                    self.http.publish_due(|| self.status());
                 }
                 () = sleep_until(chaos_wakeup), if chaos_wakeup.is_some() => self.send_chaos_due().await,
                 Some(r) = resolved.recv() => self.book.resolved(r),

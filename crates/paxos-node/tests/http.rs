@@ -1,0 +1,241 @@
+//! Process tests of the nodes' HTTP side (SPEC.md, "Observability"): the real
+//! daemons with an `http` address each, scraped and probed with plain HTTP/1.1
+//! over `std::net::TcpStream`; `--version`; and the one-line exit of a node
+//! whose UDP or HTTP port is taken.
+//!
+//! Metrics are published by the node loop every 0.1 s, so every check polls
+//! until the figure moves (never a bare sleep).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use paxos_client::config::Role;
+use paxos_proto::{Node, NodeId};
+use paxos_testkit::{acceptor_bin, free_ports, proposer_bin, serial, wait_exit, Cluster};
+
+/// `GET path` from `addr`: the status code and the body, or why not.
+fn get(addr: &str, path: &str) -> Result<(u16, String), String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(|e| format!("read from {addr}: {e}"))?;
+    let (head, body) = response.split_once("\r\n\r\n").ok_or_else(|| format!("no header end: {response:?}"))?;
+    let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| format!("no status: {head:?}"))?;
+    Ok((code, body.to_owned()))
+}
+
+/// The value of the sample `series` (`name` or `name{labels}`) in a scrape.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Polls `check` until it gives `Some`, for at most 15 s.
+async fn eventually<T>(what: &str, mut check: impl FnMut() -> Result<Option<T>, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut last = String::new();
+    loop {
+        match check() {
+            Ok(Some(value)) => return value,
+            Ok(None) => {}
+            Err(e) => last = e,
+        }
+        assert!(Instant::now() < deadline, "{what}: not in time (last error: {last})");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls until `GET path` from `addr` answers `code`; returns the body.
+async fn wait_code(addr: &str, path: &str, code: u16) -> String {
+    eventually(&format!("GET {addr}{path} answers {code}"), || {
+        let (got, body) = get(addr, path)?;
+        Ok((got == code).then_some(body))
+    })
+    .await
+}
+
+/// Polls `addr`'s metrics until `series` is at least `min`; returns its value.
+async fn wait_sample(addr: &str, series: &str, min: f64) -> f64 {
+    eventually(&format!("{series} >= {min} at {addr}"), || {
+        let (code, text) = get(addr, "/metrics")?;
+        if code != 200 {
+            return Err(format!("/metrics answered {code}"));
+        }
+        Ok(sample(&text, series).filter(|v| *v >= min))
+    })
+    .await
+}
+
+/// `n` free TCP ports on 127.0.0.1.
+fn free_tcp_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    listeners.iter().map(|l| l.local_addr().expect("local addr").port()).collect()
+}
+
+/// A cluster whose every member has `http = "127.0.0.1:<free port>"` in the
+/// cluster file; returns the HTTP address of each node.
+fn cluster_with_http(proposers: u32, acceptors: u32) -> (Cluster, BTreeMap<Node, String>) {
+    let cluster = Cluster::new(proposers, acceptors, "");
+    let nodes = cluster.nodes();
+    let https: BTreeMap<Node, String> =
+        nodes.iter().zip(free_tcp_ports(nodes.len())).map(|(n, p)| (*n, format!("127.0.0.1:{p}"))).collect();
+    let text = std::fs::read_to_string(&cluster.path).expect("read the cluster file");
+    let mut out = String::new();
+    let mut section = "";
+    let mut id = 0;
+    for line in text.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if line.starts_with("[[") {
+            section = if line.contains("proposers") { "proposers" } else { "acceptors" };
+        } else if let Some(n) = line.strip_prefix("id = ") {
+            id = n.parse().expect("an id");
+        } else if line.starts_with("addr = ") {
+            let node = if section == "proposers" { Node::Proposer(NodeId(id)) } else { Node::Acceptor(NodeId(id)) };
+            out.push_str(&format!("http = \"{}\"\n", https[&node]));
+        }
+    }
+    std::fs::write(&cluster.path, out).expect("write the cluster file");
+    (cluster, https)
+}
+
+/// A child killed when the test ends, even by a panic.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The figures move when what they count happens: proposing values moves
+/// `paxos_decided_index`, a garbage datagram `paxos_datagrams_dropped_total
+/// {reason="malformed"}`, a durable write the fsync histogram; `/health`
+/// turns 503 on SIGUSR1 and 200 again on SIGUSR2; a proposer is ready once a
+/// leader exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_move_and_probes_follow_the_node() {
+    let _serial = serial().await;
+    let (mut cluster, https) = cluster_with_http(2, 3);
+    cluster.start_all();
+    let leader = cluster.wait_ready().await;
+    let leader_http = &https[&Node::Proposer(leader)];
+    let acceptor = Node::Acceptor(NodeId(1));
+    let acceptor_http = &https[&acceptor];
+
+    // Every node serves its probes and says who it is.
+    for (node, addr) in &https {
+        wait_code(addr, "/ready", 200).await;
+        let (code, body) = get(addr, "/health").expect("GET /health");
+        assert_eq!((code, body.as_str()), (200, "ok\n"), "{node}: /health");
+        let (code, text) = get(addr, "/metrics").expect("GET /metrics");
+        assert_eq!(code, 200, "{node}: /metrics");
+        let (role, id) = match node {
+            Node::Proposer(id) => ("proposer", id.0),
+            Node::Acceptor(id) => ("acceptor", id.0),
+            Node::Client(_) => unreachable!(),
+        };
+        let info = format!("paxos_node_info{{role=\"{role}\",id=\"{id}\",version=\"{}\"", env!("CARGO_PKG_VERSION"));
+        assert!(text.lines().any(|l| l.starts_with(&info) && l.ends_with("} 1")), "{node}: {info} in\n{text}");
+        for series in ["paxos_decided_index", "paxos_ballot_round", "paxos_epoch", "paxos_is_leader"] {
+            assert!(sample(&text, series).is_some(), "{node}: {series} in\n{text}");
+        }
+        assert!(sample(&text, "paxos_node_state{state=\"up\"}") == Some(1.0), "{node}: up in\n{text}");
+    }
+    assert_eq!(sample(&get(leader_http, "/metrics").unwrap().1, "paxos_is_leader"), Some(1.0));
+
+    // Values decided move the decided index and the values decided.
+    let before = wait_sample(leader_http, "paxos_decided_index", 0.0).await;
+    let mut client = cluster.client().await;
+    for i in 0..5 {
+        client.propose(format!("metric-{i}")).await.expect("propose");
+    }
+    wait_sample(leader_http, "paxos_decided_index", before + 5.0).await;
+    wait_sample(leader_http, "paxos_values_decided_total", before + 5.0).await;
+    wait_sample(acceptor_http, "paxos_fsync_duration_seconds_count", 1.0).await;
+    wait_sample(acceptor_http, "paxos_datagrams_in_total", 1.0).await;
+
+    // A garbage datagram, signed so that it passes [auth] and fails to decode.
+    let malformed = "paxos_datagrams_dropped_total{reason=\"malformed\"}";
+    let dropped = wait_sample(acceptor_http, malformed, 0.0).await;
+    let mut garbage = b"{\"not\": \"an envelope\"".to_vec();
+    cluster.peer_keys().sign(&mut garbage);
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = &cluster.config.member(Role::Acceptor, 1).expect("acceptor 1").addr;
+    socket.send_to(&garbage, addr).expect("send");
+    wait_sample(acceptor_http, malformed, dropped + 1.0).await;
+
+    // SIGUSR1 fails the node: 503 with the reason; SIGUSR2 brings it back.
+    cluster.signal(acceptor, libc::SIGUSR1);
+    let reason = wait_code(acceptor_http, "/health", 503).await;
+    assert!(reason.starts_with("failed") && reason.lines().count() == 1, "one line saying why: {reason:?}");
+    assert_eq!(get(acceptor_http, "/ready").expect("GET /ready").0, 503);
+    wait_sample(acceptor_http, "paxos_node_state{state=\"failed\"}", 1.0).await;
+    cluster.signal(acceptor, libc::SIGUSR2);
+    assert_eq!(wait_code(acceptor_http, "/health", 200).await, "ok\n");
+    wait_code(acceptor_http, "/ready", 200).await;
+
+    // Unknown paths are 404.
+    assert_eq!(get(acceptor_http, "/nothing").expect("GET").0, 404);
+    cluster.stop_all_gracefully().await;
+}
+
+/// `PAXOS_HTTP` serves HTTP where the file gives none; a proposer that knows
+/// no leader (no acceptor is up) is neither healthy nor ready, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paxos_http_serves_and_a_proposer_without_leader_is_not_ready() {
+    let _serial = serial().await;
+    let cluster = Cluster::new(1, 1, "");
+    let addr = format!("127.0.0.1:{}", free_tcp_ports(1)[0]);
+    let mut cmd = cluster.command(Node::Proposer(NodeId(1)));
+    let _proposer = Killed(cmd.env("PAXOS_HTTP", &addr).spawn().expect("spawn"));
+    let reason = wait_code(&addr, "/health", 503).await;
+    assert_eq!(reason, "no leader known\n");
+    let (code, reason) = get(&addr, "/ready").expect("GET /ready");
+    assert_eq!((code, reason.as_str()), (503, "no leader known\n"));
+    wait_sample(&addr, "paxos_node_state{state=\"up\"}", 0.0).await;
+    wait_sample(&addr, "paxos_is_leader", 0.0).await;
+}
+
+/// `--version` prints the binary's name, the crate's version and a commit.
+#[test]
+fn version_prints_the_version() {
+    for (name, bin) in [("paxos-acceptor", acceptor_bin()), ("paxos-proposer", proposer_bin())] {
+        let out = Command::new(bin).arg("--version").output().expect("run");
+        assert!(out.status.success(), "{name} --version exits 0");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let want = format!("{name} {} (commit ", env!("CARGO_PKG_VERSION"));
+        assert!(stdout.starts_with(&want) && stdout.trim_end().ends_with(')'), "{name}: {stdout:?}");
+    }
+}
+
+/// A node whose UDP port or HTTP port is taken stops with exit 1 and one line
+/// on stderr that names the address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_in_use_is_one_line_and_exit_1() {
+    let cluster = Cluster::new(1, 1, "");
+    let node = Node::Acceptor(NodeId(1));
+    let udp = cluster.config.member(Role::Acceptor, 1).expect("acceptor 1").addr.clone();
+    let taken_udp = std::net::UdpSocket::bind(&udp).expect("take the node's UDP port");
+    let http = format!("127.0.0.1:{}", free_ports(1)[0]);
+    let out = cluster.command(node).env("PAXOS_HTTP", &http).stderr(Stdio::piped()).output().expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "UDP port in use: exit 1; {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "UDP port in use: one line: {stderr:?}");
+    assert!(stderr.contains(&udp) && !stderr.contains("panicked"), "names {udp}: {stderr}");
+    drop(taken_udp);
+
+    let taken_http = TcpListener::bind("127.0.0.1:0").expect("take a TCP port");
+    let http = taken_http.local_addr().expect("addr").to_string();
+    let mut child = cluster.command(node).env("PAXOS_HTTP", &http).stderr(Stdio::piped()).spawn().expect("spawn");
+    let status = wait_exit(&mut child, Duration::from_secs(10)).await;
+    let mut stderr = String::new();
+    child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("read stderr");
+    assert_eq!(status.code(), Some(1), "HTTP port in use: exit 1; {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "HTTP port in use: one line: {stderr:?}");
+    assert!(stderr.contains(&http) && stderr.contains("PAXOS_HTTP"), "names {http} and its origin: {stderr}");
+}
