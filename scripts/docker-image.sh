@@ -88,7 +88,6 @@ for b in "${bins[@]}"; do
     strip -o "$root/usr/local/bin/$b" "$bin_dir/$b"
 done
 install -m 0755 "$repo/scripts/lib/seed-check.sh" "$root/usr/local/bin/paxos-seed-check"
-install -m 0755 "$repo/scripts/lib/healthcheck.sh" "$root/usr/local/bin/paxos-healthcheck"
 install -m 0755 "$busybox" "$root/bin/busybox"
 install -m 0644 "$repo/deploy/compose.toml" "$root/etc/paxos/cluster.toml"
 printf 'root:x:0:0:root:/root:/bin/sh\npaxos:x:10001:10001:paxos:/data:/bin/false\n' >"$root/etc/passwd"

@@ -219,6 +219,8 @@ impl Acceptor {
             counters: Default::default(),
             state: self.membership().name().into(),
             epoch: self.state.epoch_number(),
+            version: String::new(),
+            commit: String::new(),
         }
     }
 

@@ -30,14 +30,7 @@ pub const USAGE_EXIT_CODE: u8 = 2;
 /// The exit code for a failure at run time (storage, socket).
 pub const FAILURE_EXIT_CODE: u8 = 1;
 
-/// The version of the daemons (the crate's).
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// The git commit the daemons were built from, `unknown` when it was built without git.
-pub const COMMIT: &str = env!("PAXOS_GIT_COMMIT");
-
-/// What `--version` prints after the binary's name.
-pub const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("PAXOS_GIT_COMMIT"), ")");
+pub use paxos_version::{COMMIT, LONG as LONG_VERSION, VERSION};
 
 /// How log lines are written to stderr.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]

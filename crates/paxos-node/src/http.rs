@@ -545,6 +545,8 @@ mod tests {
             counters: [("dropped.malformed".to_owned(), 3), ("cookies.sent".to_owned(), 1)].into_iter().collect(),
             state: state.into(),
             epoch: 1,
+            version: String::new(),
+            commit: String::new(),
         }
     }
 

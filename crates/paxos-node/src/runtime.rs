@@ -601,6 +601,8 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
     fn status(&self) -> StatusReply {
         let mut s = self.role.status();
         s.failed = self.failed;
+        s.version = paxos_version::VERSION.to_owned();
+        s.commit = paxos_version::COMMIT.to_owned();
         if matches!(self.me, Node::Acceptor(_)) && s.peers_heard.is_empty() {
             let now = Instant::now();
             let mut heard: Vec<Node> = self

@@ -574,4 +574,10 @@ pub struct StatusReply {
     /// The configuration epoch the node is in.
     #[serde(default)]
     pub epoch: u32,
+    /// The release the node runs (`0.1.0`); the runtime fills it in.
+    #[serde(default)]
+    pub version: String,
+    /// The git commit it was built from; the runtime fills it in.
+    #[serde(default)]
+    pub commit: String,
 }

@@ -66,7 +66,7 @@ pub const STATUS_TIMEOUT: Duration = Duration::from_millis(1000);
 #[derive(Debug, Parser)]
 #[command(
     name = "paxosctl",
-    version,
+    version = paxos_version::LONG,
     about = "Propose values to, read the log of, and inspect a Multi-Paxos cluster.",
     after_help = "Exit codes: 0 success, 1 the cluster failed the request, 2 a usage error (nothing was sent)."
 )]
@@ -577,6 +577,8 @@ mod tests {
             counters: Default::default(),
             state: "up".into(),
             epoch: 1,
+            version: String::new(),
+            commit: String::new(),
         })
     }
 

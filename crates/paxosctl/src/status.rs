@@ -9,13 +9,15 @@
 //! The table has the columns NODE, ROLE, ADDRESS, STATE, LEADER, BALLOT and
 //! DECIDED. With `--json` there is one compact JSON object per node and line:
 //! `{"node":"proposer-1","role":"leader","addr":"127.0.0.1:7001","state":"up",
-//! "leader":1,"ballot":"3.1","decided":17,"peers_heard":[...],"counters":{...}}`.
+//! "epoch":1,"leader":1,"ballot":"3.1","decided":17,"peers_heard":[...],
+//! "counters":{...},"version":"0.1.0","commit":"1a2b3c4"}`.
 //! The role is the one the node reports (`leader`, `candidate`, `follower`,
 //! `acceptor`); for an unreachable node it is its role in the file
 //! (`proposer` or `acceptor`), never `leader`, and the fields only the node
 //! knows are `null`. Scripts wait for a leader with `grep '"role":"leader"'`.
 //!
-//! Exit 0 when at least one node answered, else 1 (after the table).
+//! Exit 0 when a working proposer leads and a majority of the acceptors is
+//! up; else 1, after the table, with one line on stderr saying which.
 
 use std::collections::BTreeMap;
 
@@ -58,6 +60,10 @@ pub struct NodeStatus<'a> {
     pub peers_heard: Option<Vec<String>>,
     /// Its counters: datagrams dropped by reason, fsyncs, values decided...
     pub counters: Option<&'a BTreeMap<String, u64>>,
+    /// The release it runs, as its `--version` says.
+    pub version: Option<&'a str>,
+    /// The git commit it was built from.
+    pub commit: Option<&'a str>,
 }
 
 impl<'a> NodeStatus<'a> {
@@ -82,6 +88,8 @@ impl<'a> NodeStatus<'a> {
                 decided: Some(r.decided.0),
                 peers_heard: Some(r.peers_heard.iter().map(Node::to_string).collect()),
                 counters: Some(&r.counters),
+                version: Some(r.version.as_str()).filter(|v| !v.is_empty()),
+                commit: Some(r.commit.as_str()).filter(|c| !c.is_empty()),
             },
             None => NodeStatus {
                 node,
@@ -97,6 +105,8 @@ impl<'a> NodeStatus<'a> {
                 decided: None,
                 peers_heard: None,
                 counters: None,
+                version: None,
+                commit: None,
             },
         }
     }
@@ -193,6 +203,8 @@ mod tests {
             counters: BTreeMap::from([("fsyncs".to_owned(), 4)]),
             state: "up".into(),
             epoch: 1,
+            version: "0.1.0".into(),
+            commit: "1a2b3c4".into(),
         };
         vec![
             Probe { node: Node::Proposer(NodeId(2)), addr: "127.0.0.1:7002".into(), reply: Some(reply.clone()) },
@@ -212,12 +224,12 @@ mod tests {
             probes.iter().map(|p| serde_json::to_string(&NodeStatus::of(p)).expect("json")).collect();
         assert_eq!(
             lines[0],
-            r#"{"node":"proposer-2","role":"leader","addr":"127.0.0.1:7002","state":"up","epoch":1,"leader":2,"ballot":"3.2","decided":17,"peers_heard":["acceptor-1"],"counters":{"fsyncs":4}}"#
+            r#"{"node":"proposer-2","role":"leader","addr":"127.0.0.1:7002","state":"up","epoch":1,"leader":2,"ballot":"3.2","decided":17,"peers_heard":["acceptor-1"],"counters":{"fsyncs":4},"version":"0.1.0","commit":"1a2b3c4"}"#
         );
         assert!(lines[1].contains(r#""role":"acceptor""#) && lines[1].contains(r#""state":"failed""#));
         assert_eq!(
             lines[2],
-            r#"{"node":"proposer-1","role":"proposer","addr":"127.0.0.1:7001","state":"unreachable","epoch":null,"leader":null,"ballot":null,"decided":null,"peers_heard":null,"counters":null}"#
+            r#"{"node":"proposer-1","role":"proposer","addr":"127.0.0.1:7001","state":"unreachable","epoch":null,"leader":null,"ballot":null,"decided":null,"peers_heard":null,"counters":null,"version":null,"commit":null}"#
         );
     }
 

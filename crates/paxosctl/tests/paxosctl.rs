@@ -245,7 +245,20 @@ async fn status_shows_failed_and_unreachable_nodes() {
     assert_eq!(r.lines().iter().filter(|l| l.contains(r#""role":"leader""#)).count(), 1, "{}", r.stdout);
     let nodes: Vec<Json> = r.lines().into_iter().map(json).collect();
     assert_eq!(nodes.len(), 7);
-    let keys = ["node", "role", "addr", "state", "epoch", "leader", "ballot", "decided", "peers_heard", "counters"];
+    let keys = [
+        "node",
+        "role",
+        "addr",
+        "state",
+        "epoch",
+        "leader",
+        "ballot",
+        "decided",
+        "peers_heard",
+        "counters",
+        "version",
+        "commit",
+    ];
     for n in &nodes {
         let got: Vec<&str> = n.as_object().expect("an object").keys().map(String::as_str).collect();
         assert_eq!(BTreeSet::from_iter(got), BTreeSet::from(keys), "{n}");
@@ -258,6 +271,11 @@ async fn status_shows_failed_and_unreachable_nodes() {
     );
     assert!(lead["ballot"].as_str().is_some_and(|b| b.ends_with(&format!(".{leader}"))), "{lead}");
     assert!(lead["counters"].is_object() && lead["peers_heard"].is_array());
+    // What the node runs, as its --version says (built from this very tree).
+    assert_eq!(
+        (&lead["version"], &lead["commit"]),
+        (&Json::from(paxos_version::VERSION), &Json::from(paxos_version::COMMIT))
+    );
     assert_eq!(by("acceptor-1")["state"], "failed");
     let gone = by("acceptor-2");
     assert_eq!((&gone["role"], &gone["state"]), (&Json::from("acceptor"), &Json::from("unreachable")));
@@ -327,6 +345,14 @@ async fn bench_json_has_every_figure() {
     // The first configuration, 300 + 20 values and those of the run by time, and nothing else.
     let log = ok(&cluster.path, &["log"]);
     assert_eq!(log.lines().len() as u64, 1 + 320 + proposed);
+}
+
+/// `--version` names the release and the commit, as the daemons' do.
+#[test]
+fn version_names_the_commit() {
+    let out = Command::new(paxos_testkit::paxosctl_bin()).arg("--version").output().expect("run");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), format!("paxosctl {}", paxos_version::LONG));
 }
 
 /// A cluster file whose addresses have nobody listening: every command

@@ -397,6 +397,8 @@ impl Proposer {
             counters,
             state: if self.is_member() { "up" } else { "joining" }.into(),
             epoch: self.learner.epoch_number(),
+            version: String::new(),
+            commit: String::new(),
         }
     }
 

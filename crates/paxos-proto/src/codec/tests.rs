@@ -262,22 +262,26 @@ fn message() -> impl Strategy<Value = Message> {
         slot(),
         prop::collection::vec(node(), 0..8),
         prop::collection::btree_map(text(16), edgy_u64(), 0..8),
-        (text(12), any::<u32>()),
+        (text(12), any::<u32>(), text(12), text(12)),
     )
-        .prop_map(|(req, role, failed, leader, ballot, decided, peers_heard, counters, (state, epoch))| {
-            Message::StatusReply(StatusReply {
-                req,
-                role,
-                failed,
-                leader,
-                ballot,
-                decided,
-                peers_heard,
-                counters,
-                state,
-                epoch,
-            })
-        });
+        .prop_map(
+            |(req, role, failed, leader, ballot, decided, peers_heard, counters, (state, epoch, version, commit))| {
+                Message::StatusReply(StatusReply {
+                    req,
+                    role,
+                    failed,
+                    leader,
+                    ballot,
+                    decided,
+                    peers_heard,
+                    counters,
+                    state,
+                    epoch,
+                    version,
+                    commit,
+                })
+            },
+        );
     let probe = (edgy_u64(), slot()).prop_map(|(nonce, decided)| Message::Probe(Probe { nonce, decided }));
     let probe_reply = (edgy_u64(), ballot(), slot(), any::<u64>(), any::<u32>(), any::<bool>()).prop_map(
         |(nonce, promised, decided, incarnation, epoch, joining)| {

@@ -1,4 +1,4 @@
-//! Records the git commit the daemons are built from, for `--version` and
+//! Records the git commit the binaries are built from, for `--version` and
 //! `paxos_node_info`: `PAXOS_GIT_COMMIT` from the build's environment when
 //! set (an image built from a context without `.git` passes it), else
 //! `git rev-parse --short HEAD`, else `unknown` (no git, or not a checkout).
