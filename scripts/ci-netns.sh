@@ -8,6 +8,9 @@
 #      stops deciding (its decided index stays put, a value sent to it times out);
 #   3. heal: a value is decided within 2 s (SPEC.md, guarantee 6), then 200 more
 #      with both proposers' logs identical;
+#   3b. a node replaced: acceptor-3 killed, its data dir deleted, started
+#      again: it rebuilds (status `rebuilding`, then `up`), and with acceptors
+#      4 and 5 killed, 1, 2 and the rebuilt 3 decide 200 values;
 #   4. the daemons' own faults: every node restarted with PAXOS_CHAOS__* (drop,
 #      duplicate, delay, reorder) and 10 % loss on one acceptor's interface;
 #      200 values; then chaos off again;
@@ -162,6 +165,37 @@ seed_check --values 200 --prefix after --keep "$dir/after" | tee "$dir/after.out
 grep -q '^PASS$' "$dir/after.out" || fail "after healing"
 nx status
 
+# ---- 3b. replace a node ------------------------------------------------------------------
+step "3b. replace acceptor-3: killed, its data dir deleted (a new machine in its place), started again"
+pid=$(cat "$dir/pids/acceptor-3.pid")
+nx kill acceptor-3
+while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+rm -rf "$dir/data/acceptor-3"
+replace_start=$(now_ms)
+nx restart acceptor-3
+# It comes back with another incarnation: `rebuilding` (it copies the decided
+# log and never votes meanwhile) until a configuration lets it in again: `up`.
+deadline=$((SECONDS + 60))
+states=
+while :; do
+    state=$({ ctl status --json 2>/dev/null || true; } | sed -En 's/^\{"node":"acceptor-3",.*"state":"([a-z]+)".*/\1/p')
+    case " $states " in *" ${state:-none} "*) ;; *) states="$states ${state:-none}" ;; esac
+    [ "$state" != up ] || break
+    [ $SECONDS -lt $deadline ] || fail "the replaced acceptor-3 is not up within 60 s (states seen:$states)"
+    sleep 0.1
+done
+replace_ms=$(($(now_ms) - replace_start))
+echo "netns: acceptor-3 rebuilt and let in again ${replace_ms} ms after its start on an empty disk (states seen:$states)"
+# The rebuilt acceptor counts: with 4 and 5 killed, 1, 2 and 3 are the majority.
+nx kill acceptor-4
+nx kill acceptor-5
+seed_check --values 200 --prefix replaced --keep "$dir/replaced" | tee "$dir/replaced.out" ||
+    fail "acceptors 1, 2 and the rebuilt 3 did not decide"
+grep -q '^PASS$' "$dir/replaced.out" || fail "acceptors 1, 2 and the rebuilt 3 did not decide"
+nx restart acceptor-4
+nx restart acceptor-5
+nx status || true
+
 # ---- 4. the daemons' own faults ---------------------------------------------------------
 step "4. chaos: every daemon restarted with PAXOS_CHAOS__*, 10 % loss on acceptor-3's interface"
 for n in acceptor-1 acceptor-2 acceptor-3 acceptor-4 acceptor-5 proposer-1 proposer-2; do
@@ -191,8 +225,8 @@ entries=$(grep -c . "$dir/log-1.jsonl")
 printf '%s\n' healed-1 stuck-1 >"$dir/others.txt"
 "$bin_dir/paxosctl" verify --log "$dir/log-1.jsonl" --log "$dir/log-2.jsonl" --same-logs \
     --phase "$dir/seed/proposed.jsonl" --phase "$dir/part/proposed.jsonl" --phase "$dir/healed.jsonl" \
-    --phase "$dir/after/proposed.jsonl" --phase "$dir/chaos/proposed.jsonl" \
-    --proposed "$dir/seed/expected.txt" --proposed "$dir/part/expected.txt" --proposed "$dir/after/expected.txt" \
+    --phase "$dir/after/proposed.jsonl" --phase "$dir/replaced/proposed.jsonl" --phase "$dir/chaos/proposed.jsonl" \
+    --proposed "$dir/seed/expected.txt" --proposed "$dir/part/expected.txt" --proposed "$dir/after/expected.txt" --proposed "$dir/replaced/expected.txt" \
     --proposed "$dir/chaos/expected.txt" --proposed "$dir/others.txt" | tee "$dir/verify.txt" ||
     fail "SPEC.md's guarantees do not hold over the whole log (see $dir/verify.txt)"
 stuck=$(sed -n 's/^{"instance":\([0-9]*\),"value":"stuck-1"}$/at instance \1/p' "$dir/log-1.jsonl")
@@ -205,6 +239,7 @@ echo
 echo "netns: seed scenario (acceptors 1 and 2 failed):      elapsed ${seed_ms} ms for $values values"
 echo "netns: leader cut off -> new leader decided 200 values: ${failover_ms} ms after the partition"
 echo "netns: healed -> first value decided:                   ${heal_ms} ms"
+echo "netns: acceptor-3 replaced (empty disk) -> up:        ${replace_ms} ms"
 echo "netns: chaos + 10 % loss on acceptor-3:                 elapsed ${chaos_ms} ms for 200 values"
 echo "netns: log of $entries entries, identical on both proposers"
 banner "NETNS: PASS (seed scenario ${seed_ms} ms for $values values; failover ${failover_ms} ms; heal ${heal_ms} ms)"
