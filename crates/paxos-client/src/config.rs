@@ -193,8 +193,10 @@ impl Default for LogSettings {
 /// The smallest log segment the cluster file may set.
 pub const MIN_SEGMENT_BYTES: u64 = 64 << 10;
 
-/// The shortest session lifetime the cluster file may set.
-pub const MIN_SESSION_LIFETIME_MS: u64 = 1_000;
+/// The shortest session lifetime the cluster file may set: a client retries
+/// one request for at most half of it (docs/PROTOCOL.md), and our clients'
+/// timeouts are at most 30 s by default.
+pub const MIN_SESSION_LIFETIME_MS: u64 = 60_000;
 
 /// The `[auth]` section: the key files. A relative path is relative to the
 /// directory of the cluster file (the keys travel with it), unlike
@@ -803,7 +805,7 @@ impl ClusterConfig {
         if self.log.session_lifetime_ms < MIN_SESSION_LIFETIME_MS {
             return Err(err(
                 "log.session_lifetime_ms",
-                format!("must be at least {MIN_SESSION_LIFETIME_MS} (a second), got {}", self.log.session_lifetime_ms),
+                format!("must be at least {MIN_SESSION_LIFETIME_MS} (a minute), got {}", self.log.session_lifetime_ms),
             ));
         }
         match self.acceptors.len() {

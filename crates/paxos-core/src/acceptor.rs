@@ -503,9 +503,9 @@ impl Acceptor {
         Ok(())
     }
 
-    /// The wall clock, in Unix seconds, for the round ceiling.
-    pub fn set_clock(&mut self, unix_secs: u64) {
-        self.round_ceiling = round_ceiling(unix_secs.saturating_add(CLOCK_SKEW_SECS));
+    /// The wall clock, in Unix milliseconds, for the round ceiling.
+    pub fn set_clock(&mut self, unix_ms: u64) {
+        self.round_ceiling = round_ceiling((unix_ms / 1000).saturating_add(CLOCK_SKEW_SECS));
     }
 
     /// One past the highest slot this acceptor knows of: accepted, or decided.
@@ -568,8 +568,8 @@ impl crate::Role for Acceptor {
         Acceptor::tick(self);
     }
 
-    fn set_clock(&mut self, unix_secs: u64) {
-        Acceptor::set_clock(self, unix_secs);
+    fn set_clock(&mut self, unix_ms: u64) {
+        Acceptor::set_clock(self, unix_ms);
     }
 
     fn take_ready(&mut self) -> Ready<AcceptorOp> {

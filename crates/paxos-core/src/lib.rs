@@ -33,7 +33,8 @@ pub use acceptor::{Acceptor, AcceptorConfig, Membership};
 pub use defects::Defects;
 pub use learner::{quorum, Applied, Learner};
 pub use proposer::{
-    Leadership, Proposer, ProposerConfig, DEFAULT_SESSION_LIFETIME_MS, NOT_THE_LEADER, REBUILD_SLACK_SLOTS,
+    Leadership, Proposer, ProposerConfig, DEFAULT_SESSION_LIFETIME_MS, NOT_THE_LEADER, QUEUE_AGE_DIVISOR,
+    REBUILD_SLACK_SLOTS,
 };
 pub use ready::{Ignored, Outgoing, Ready};
 pub use role::{Role, View};

@@ -34,9 +34,10 @@ pub trait Role: Send + 'static {
     /// Advances the role's clock by one tick.
     fn tick(&mut self);
 
-    /// The wall clock, in Unix seconds: what bounds ballot rounds
-    /// ([`crate::round_ceiling`]). Until it is set, rounds are bounded only by the codec.
-    fn set_clock(&mut self, unix_secs: u64);
+    /// The wall clock, in Unix milliseconds: what bounds ballot rounds
+    /// ([`crate::round_ceiling`], by the second) and stamps client commands.
+    /// Until it is set, rounds are bounded only by the codec.
+    fn set_clock(&mut self, unix_ms: u64);
 
     /// Takes what was produced since the last call.
     fn take_ready(&mut self) -> Ready<<Self::State as Fold>::Op>;

@@ -208,7 +208,7 @@ pub async fn run<R: Role, S: Store<State = R::State>>(
         Persist::inline(store)
     };
     let mut role = role;
-    role.set_clock(unix_secs());
+    role.set_clock(unix_ms());
     let mut node = Loop {
         persist,
         completions,
@@ -329,7 +329,7 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
                     None => control_open = false,
                 },
                 _ = tick.tick() => {
-                    self.role.set_clock(unix_secs());
+                    self.role.set_clock(unix_ms());
                     self.role.tick();
                     self.ticks += 1;
                     if self.ticks % MEMBERS_EVERY_TICKS == 1 {
@@ -737,8 +737,8 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
 }
 
 /// The wall clock in Unix seconds (what bounds ballot rounds in the core).
-fn unix_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Completes at `at`, or never when there is no `at` (a disabled `select!` branch).

@@ -1,5 +1,7 @@
 //! A simulated client: proposes its values one at a time, retries with the same
-//! request id, follows redirects, and records what it was told.
+//! request id, follows redirects, and records what it was told. As
+//! docs/PROTOCOL.md asks of every client, it retries one request for at most
+//! half the session lifetime, then gives it up (its outcome unknown) and goes on.
 
 use paxos_proto::{ClientErrorKind, ClientId, ClientPropose, Message, Node, NodeId, Slot};
 
@@ -14,6 +16,8 @@ pub struct Request {
     pub started: Option<u64>,
     /// Tick of the acknowledgement and the slot it named.
     pub acked: Option<(u64, Slot)>,
+    /// Given up unanswered: the client went on to its next request.
+    pub abandoned: bool,
 }
 
 /// A client of the simulated cluster.
@@ -31,6 +35,8 @@ pub struct SimClient {
     last_sent: Option<u64>,
     /// Ticks to wait before a retry.
     timeout: u64,
+    /// Ticks after its first send when a request is given up.
+    give_up: u64,
     /// The next send follows a redirect: keep the target it named.
     redirected: bool,
     /// Things a correct cluster never tells a client.
@@ -42,11 +48,12 @@ pub struct SimClient {
 
 impl SimClient {
     /// A client that will propose `values`, starting with `target`.
-    pub fn new(id: ClientId, values: Vec<String>, target: NodeId, timeout: u64) -> Self {
+    /// Each request is given up `give_up` ticks after its first send.
+    pub fn new(id: ClientId, values: Vec<String>, target: NodeId, timeout: u64, give_up: u64) -> Self {
         let requests = values
             .into_iter()
             .enumerate()
-            .map(|(i, value)| Request { seq: i as u64 + 1, value, started: None, acked: None })
+            .map(|(i, value)| Request { seq: i as u64 + 1, value, started: None, acked: None, abandoned: false })
             .collect();
         SimClient {
             id,
@@ -55,6 +62,7 @@ impl SimClient {
             target,
             last_sent: None,
             timeout,
+            give_up,
             redirected: false,
             complaints: Vec::new(),
             double_acks: Vec::new(),
@@ -71,9 +79,20 @@ impl SimClient {
         self.requests.get(self.current)
     }
 
-    /// Sends (or resends) the current request when due.
-    pub fn tick(&mut self, now: u64, proposers: &[NodeId], out: &mut Vec<(Node, Message)>) {
+    /// True if some request was given up unanswered.
+    pub fn gave_up(&self) -> bool {
+        self.requests.iter().any(|r| r.abandoned)
+    }
+
+    /// Sends (or resends) the current request when due, or gives it up (if `may_give_up`).
+    pub fn tick(&mut self, now: u64, proposers: &[NodeId], may_give_up: bool, out: &mut Vec<(Node, Message)>) {
         let Some(req) = self.requests.get_mut(self.current) else { return };
+        if may_give_up && req.started.is_some_and(|s| now >= s + self.give_up) {
+            req.abandoned = true;
+            self.current += 1;
+            self.last_sent = None;
+            return;
+        }
         let due = self.last_sent.is_none_or(|t| now >= t + self.timeout);
         if !due {
             return;
@@ -107,6 +126,8 @@ impl SimClient {
                         self.current += 1;
                         self.last_sent = None;
                     }
+                    // Decided after all: the acknowledgement still binds the cluster.
+                    None if req.abandoned => req.acked = Some((now, r.slot)),
                     None => self.complaints.push(format!("client {:?} got a reply for unsent seq {}", self.id, r.seq)),
                 }
             }

@@ -170,8 +170,11 @@ const FNV_PRIME: u64 = 0x100_0000_01b3;
 /// The tick at which the seed scenario's acceptors are failed: once the cluster is up.
 const FAIL_AT: u64 = 150;
 
-/// The simulated wall clock at tick 0, in Unix seconds (mid-2026); a tick is 10 ms.
+/// The simulated wall clock at tick 0, in Unix seconds (mid-2026).
 const SIM_EPOCH_SECS: u64 = paxos_core::ROUND_CEILING_EPOCH_SECS + 15_000_000;
+
+/// Milliseconds of wall clock per tick.
+pub(crate) const TICK_MS: u64 = 10;
 
 impl World {
     /// Builds the world `params` describe.
@@ -217,7 +220,9 @@ impl World {
                     })
                     .collect();
                 let target = initial[client_rng.index(initial.len())];
-                SimClient::new(ClientId(1000 + c as u64), values, target, params.client_timeout)
+                // Half the session lifetime, as docs/PROTOCOL.md asks of clients.
+                let give_up = params.session_lifetime_ms / 2 / TICK_MS;
+                SimClient::new(ClientId(1000 + c as u64), values, target, params.client_timeout, give_up)
             })
             .collect();
         let admin = Admin::new(initial[client_rng.index(initial.len())], params.client_timeout.max(20));
@@ -363,12 +368,12 @@ impl World {
             self.heal();
         }
         self.wake();
-        let unix_secs = SIM_EPOCH_SECS + self.now / 100;
+        let unix_ms = SIM_EPOCH_SECS * 1000 + self.now * TICK_MS;
         for p in self.proposers.iter_mut().flatten() {
-            p.set_clock(unix_secs);
+            p.set_clock(unix_ms);
         }
         for a in self.acceptors.iter_mut().flatten() {
-            a.set_clock(unix_secs);
+            a.set_clock(unix_ms);
         }
         self.deliver();
         for (i, p) in self.proposers.iter_mut().enumerate() {
@@ -384,8 +389,11 @@ impl World {
         }
         let mut out = Vec::new();
         let initial = self.proposer_ids[..self.params.proposers].to_vec();
+        // Once the faults stop, a request is never given up: guarantee 6 says
+        // when it must be answered, and the liveness check holds the cluster to it.
+        let may_give_up = self.faulty();
         for (c, client) in self.clients.iter_mut().enumerate() {
-            client.tick(self.now, &initial, &mut out);
+            client.tick(self.now, &initial, may_give_up, &mut out);
             for (to, msg) in out.drain(..) {
                 let from = Node::Client(ClientId(1000 + c as u64));
                 self.pending_sends.push((from, to, msg));

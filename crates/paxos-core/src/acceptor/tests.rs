@@ -854,7 +854,7 @@ fn probe_is_answered_with_the_promise_and_persists_nothing() {
 fn rounds_above_the_ceiling_of_the_clock_are_refused() {
     let mut a = acceptor(state(Ballot::ZERO, &[], 0));
     let now = crate::ROUND_CEILING_EPOCH_SECS + 1_000;
-    a.set_clock(now);
+    a.set_clock(now * 1000);
     let ceiling = crate::round_ceiling(now + crate::CLOCK_SKEW_SECS);
     assert!(ceiling < paxos_proto::MAX_COUNTER / 1000, "the ceiling is far below the codec's bound");
     for round in [ceiling + 1, paxos_proto::MAX_COUNTER] {

@@ -55,6 +55,15 @@ impl Clients {
         Some(c)
     }
 
+    /// Forgets a command that waited too long for a slot: the client's retry,
+    /// if it still wants it, queues it again.
+    pub(super) fn drop_stale(&mut self, c: &Command) {
+        self.stale += 1;
+        if self.proposed.get(&c.client) == Some(&c.seq) {
+            self.proposed.remove(&c.client);
+        }
+    }
+
     /// Keeps only the commands `keep` says to.
     pub(super) fn retain(&mut self, mut keep: impl FnMut(&Command) -> bool) {
         self.queue.retain(|c| keep(c));
@@ -128,7 +137,8 @@ impl Proposer {
         }
         self.clients.proposed.insert(client, seq);
         self.clients.waiting.insert(client, seq);
-        self.clients.push_back(Command::new(client, seq, m.value));
+        // Stamped on arrival; the stamp stays with the command in every slot it gets.
+        self.clients.push_back(Command { at: self.clock_ms, ..Command::new(client, seq, m.value) });
         Ok(())
     }
 

@@ -63,6 +63,19 @@ pub const CATCH_UP_LIMIT: u32 = 1024;
 /// The session lifetime of a cluster whose file names none: an hour.
 pub const DEFAULT_SESSION_LIFETIME_MS: u64 = 3_600_000;
 
+/// A client's request waits in a proposer's queue for at most this part of the
+/// session lifetime; older ones are dropped (counted as `requests_stale`) and
+/// the client's retry brings them back with a fresh stamp.
+///
+/// Why: a command is stamped when a proposer receives it, and every landing of
+/// one request is then stamped no later than this after some copy of it
+/// arrived. A client retries one request for at most half the lifetime
+/// (docs/PROTOCOL.md), so two landings of it are less than the lifetime apart,
+/// and the session that the first one opened still answers for the second.
+/// Without the bound, a proposer that queued a request while cut off could
+/// propose it an hour later, after the session expired, and it would land twice.
+pub const QUEUE_AGE_DIVISOR: u64 = 4;
+
 /// Reads of the decided log a proposer serves at once; more requests are dropped (clients retry).
 const MAX_PENDING_READS: usize = 256;
 
@@ -200,6 +213,8 @@ struct Clients {
     proposed: HashMap<ClientId, u64>,
     /// Per client, the request it waits on us for.
     waiting: BTreeMap<ClientId, u64>,
+    /// Requests dropped from the queue for their age ([`QUEUE_AGE_DIVISOR`]).
+    stale: u64,
 }
 
 /// Who a read of the decided log is for.
@@ -386,6 +401,7 @@ impl Proposer {
         let mut counters = BTreeMap::new();
         counters.insert("sessions".to_owned(), self.learner.state().sessions.len() as u64);
         counters.insert("sessions_evicted".to_owned(), self.learner.state().evicted);
+        counters.insert("requests_stale".to_owned(), self.clients.stale);
         StatusReply {
             req: 0,
             role: self.role().name().into(),
@@ -492,11 +508,12 @@ impl Proposer {
         std::mem::take(&mut self.ready)
     }
 
-    /// The wall clock, in Unix seconds, for the round ceiling and the stamps of commands.
-    pub fn set_clock(&mut self, unix_secs: u64) {
+    /// The wall clock, in Unix milliseconds, for the round ceiling and the stamps of commands.
+    pub fn set_clock(&mut self, unix_ms: u64) {
+        let unix_secs = unix_ms / 1000;
         self.round_ceiling = round_ceiling(unix_secs);
         self.round_slack = round_ceiling(unix_secs.saturating_add(CLOCK_SKEW_SECS)) - self.round_ceiling;
-        self.clock_ms = unix_secs.saturating_mul(1000);
+        self.clock_ms = unix_ms;
     }
 
     /// The members of the configuration in force, and nodes being added.
@@ -629,8 +646,8 @@ impl crate::Role for Proposer {
         Proposer::tick(self);
     }
 
-    fn set_clock(&mut self, unix_secs: u64) {
-        Proposer::set_clock(self, unix_secs);
+    fn set_clock(&mut self, unix_ms: u64) {
+        Proposer::set_clock(self, unix_ms);
     }
 
     fn take_ready(&mut self) -> Ready<ProposerOp> {

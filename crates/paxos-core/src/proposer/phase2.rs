@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use paxos_proto::{Accept, AcceptEntry, Accepted, Ballot, ClientId, Config, Message, Node, NodeId, Slot, Value};
 use tracing::info;
 
-use super::{Clients, Phase, Proposer};
+use super::{Clients, Phase, Proposer, QUEUE_AGE_DIVISOR};
 use crate::{Ignored, Learner, ProposerOp, Ready, Tick, MAX_BATCH_BYTES};
 
 /// Bytes an accept entry takes on the wire beside its value: the slot and the
@@ -201,13 +201,15 @@ impl Phase2 {
                     // value goes into epoch 0 (its acceptors are not pinned yet).
                     break;
                 }
-                let Some(mut cmd) = clients.pop_front() else { break };
+                let Some(cmd) = clients.pop_front() else { break };
                 if learner.is_applied(&cmd) {
                     continue;
                 }
-                // Stamped when it gets a slot (again, if it lost one): the log's
-                // clock then says when its client was last active.
-                cmd.at = now_ms;
+                let max_age = learner.state().session_lifetime().map(|life| life / QUEUE_AGE_DIVISOR);
+                if max_age.is_some_and(|age| now_ms.saturating_sub(cmd.at) > age) {
+                    clients.drop_stale(&cmd);
+                    continue;
+                }
                 // Slots learned from peers while we led are taken: a leader with a
                 // stale ballot must not wait on a slot that is already decided.
                 let slot = self.next.max(learner.known());

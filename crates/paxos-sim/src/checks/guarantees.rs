@@ -41,9 +41,13 @@ impl Sessions {
     /// applied and when (by the log's clock: the highest stamp so far); a
     /// request not above it is a duplicate while the client was idle for at
     /// most the lifetime in force (the configuration's), else it lands again.
+    /// A request above it that was applied before lands again too: its
+    /// session expired since, and a stale retry of an older request began a
+    /// new one.
     fn of(world: &World) -> Sessions {
         let mut out = Sessions::default();
         let mut last: BTreeMap<ClientId, (u64, u64)> = BTreeMap::new();
+        let mut applied: BTreeSet<Key> = BTreeSet::new();
         let mut clock = 0;
         let mut lifetime = world.configs[&0].session_lifetime_ms;
         for (slot, value) in &world.chosen {
@@ -59,6 +63,9 @@ impl Sessions {
                             last.insert(c.client, (c.seq, c.at));
                         }
                         _ => {
+                            if !applied.insert((c.client, c.seq)) {
+                                out.relanded.insert(*slot, relanded_key(*slot, c.seq));
+                            }
                             last.insert(c.client, (c.seq, c.at));
                         }
                     }
@@ -141,8 +148,9 @@ pub fn check_world(world: &World) -> Vec<Violation> {
                     acked: r.acked.map(|(tick, slot)| (slot.0, Some(tick))),
                 })
                 .collect(),
-            // A simulated client sends its next request only once the one before is acknowledged.
-            sequential: true,
+            // A simulated client sends its next request only once the one before is
+            // acknowledged, or given up (which may land later than the next one).
+            sequential: !c.gave_up(),
         })
         .collect();
     // What the adversary proposed as a client is a client's proposal too.

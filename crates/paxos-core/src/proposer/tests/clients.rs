@@ -83,7 +83,7 @@ fn expired_session_no_longer_answers_retries() {
     let r = step(&mut p, client(7), propose(1, "x"));
     let reply = Message::ClientReply(ClientReply { seq: 1, slot: Slot(1) });
     assert_eq!(r, ready_early(vec![send(client(7), reply)], vec![], vec![]), "idle for exactly the lifetime");
-    p.set_clock(2_000_000);
+    p.set_clock(2_000_000_000);
     step(&mut p, client(8), propose(2, "x"));
     for a in 1..=3 {
         step(&mut p, acc(a), accepted(ballot, &[3]));
@@ -167,4 +167,32 @@ fn log_read_of_slots_not_cached_is_served_through_a_read() {
         .map(|(i, v)| LogEntry { slot: Slot(i as u64), value: v.map(String::from) })
         .collect();
     assert_eq!(p.take_ready(), ready(vec![], vec![send(client(9), log_reply(42, entries, 4))]));
+}
+
+/// A request that waited in a proposer's queue for more than a quarter of the session lifetime is
+/// dropped and counted, not proposed: a proposer cut off for an hour must not land it after its
+/// session expired. The client's retry queues it again, with a fresh stamp, and it is proposed.
+#[test]
+fn a_request_queued_for_a_quarter_of_the_session_lifetime_is_dropped() {
+    let mut p = restarted(1, pinned_state(0, &[]));
+    p.set_clock(1_000_000);
+    campaign(&mut p);
+    let r = step(&mut p, client(7), propose(1, "x"));
+    assert!(r.is_empty(), "a candidate queues the request: {r:?}");
+    let later = 1_000_000 + DEFAULT_SESSION_LIFETIME_MS / QUEUE_AGE_DIVISOR + 1;
+    p.set_clock(later);
+    let ballot = p.ballot();
+    let from = p.learner().decided().0;
+    let mut last = Ready::default();
+    for a in 1..=3 {
+        last = step(&mut p, acc(a), promise(ballot, from, &[]));
+    }
+    assert_eq!(p.role(), Leadership::Leader);
+    assert!(last.early.iter().all(|m| !matches!(m.msg, Message::Accept(_))), "nothing proposed: {last:?}");
+    assert_eq!(p.status().counters["requests_stale"], 1);
+
+    let r = step(&mut p, client(7), propose(1, "x"));
+
+    let fresh = Value::Command(Command { at: later, ..Command::new(ClientId(7), 1, "x") });
+    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 1, &[(1, fresh)]), 2)));
 }

@@ -480,7 +480,7 @@ fn ignored_messages_do_not_keep_a_peer_alive() {
 fn rounds_above_the_ceiling_of_the_clock_are_ignored() {
     let mut p = proposer(1);
     let now = crate::ROUND_CEILING_EPOCH_SECS + 1_000;
-    p.set_clock(now);
+    p.set_clock(now * 1000);
     let beyond = crate::round_ceiling(now + crate::CLOCK_SKEW_SECS) + 1;
     let before = p.ballot();
     assert!(p.handle(prop(2), heartbeat(b(beyond, 2), true, 0)).is_err());

@@ -42,7 +42,7 @@ use std::collections::VecDeque;
 use crate::{
     Acceptor, AcceptorConfig, AcceptorState, Ignored, Leadership, MemStore, Outgoing, Proposer, ProposerConfig,
     ProposerOp, ProposerState, ReadRequest, Ready, Store, DEFAULT_SESSION_LIFETIME_MS, MAX_BATCH_BYTES,
-    REBUILD_SLACK_SLOTS,
+    QUEUE_AGE_DIVISOR, REBUILD_SLACK_SLOTS,
 };
 
 // ---------------------------------------------------------------------------

@@ -14,16 +14,17 @@ fn client_value_at_leader_is_sent_to_acceptors_and_peer() {
     assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 1, &[(1, cmd(7, 1, "x"))]), 2)));
 }
 
-/// The log's clock: a leader stamps a command with its wall clock (in milliseconds) when it gives it a
-/// slot, so that every learner expires client sessions alike.
+/// The log's clock: a proposer stamps a command with its wall clock (in milliseconds) when the
+/// client's request reaches it, and the stamp travels with the command, so that every learner
+/// expires client sessions alike.
 #[test]
-fn leader_stamps_commands_when_it_gives_them_a_slot() {
+fn leader_stamps_commands_when_they_arrive() {
     let (mut p, ballot) = leader_in_epoch_1(1);
-    p.set_clock(1_800_000_000);
+    p.set_clock(1_800_000_000_123);
 
     let r = step(&mut p, client(7), propose(1, "x"));
 
-    let stamped = Value::Command(Command { at: 1_800_000_000_000, ..Command::new(ClientId(7), 1, "x") });
+    let stamped = Value::Command(Command { at: 1_800_000_000_123, ..Command::new(ClientId(7), 1, "x") });
     assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 1, &[(1, stamped)]), 2)));
 }
 
