@@ -271,8 +271,9 @@ impl Params {
         p.wipe_acceptor = o.wipe_acceptor.unwrap_or(f(&mut rng, wipe_acceptor));
         let members = if rng.chance(0.4) { rng.unit() * 0.02 } else { 0.0 };
         p.member_rate = o.member_rate.unwrap_or(f(&mut rng, members));
-        // One run in five has sessions that expire within seconds (the clients retry for longer).
-        let lifetime = rng.range(1, 8) * 1000;
+        // One run in five has sessions that expire within seconds (3 to 10: a quarter of it
+        // is above the clients' retry interval, as a minute is for real clients).
+        let lifetime = rng.range(3, 10) * 1000;
         if rng.chance(0.2) {
             p.session_lifetime_ms = lifetime;
         }

@@ -5,7 +5,7 @@ use paxos_proto::{
     LogReply, Message, Node, NodeId, RestoreReply, RestoreRequest, Slot, Value, MAX_VALUE_BYTES,
 };
 
-use super::{Clients, Phase, Proposer, ReadFor};
+use super::{Asked, Clients, Phase, Proposer, ReadFor};
 use crate::{Ignored, Learner, LogPage, Stored, MAX_BATCH_BYTES};
 
 /// Bytes a log entry takes in a reply beside its value: the slot and the JSON framing.
@@ -55,11 +55,16 @@ impl Clients {
         Some(c)
     }
 
+    /// When a copy of `c` last arrived here (its stamp, or a later retry's arrival).
+    pub(super) fn heard_ms(&self, c: &Command) -> u64 {
+        self.proposed.get(&c.client).filter(|a| a.seq == c.seq).map_or(c.at, |a| a.heard_ms.max(c.at))
+    }
+
     /// Forgets a command that waited too long for a slot: the client's retry,
     /// if it still wants it, queues it again.
     pub(super) fn drop_stale(&mut self, c: &Command) {
         self.stale += 1;
-        if self.proposed.get(&c.client) == Some(&c.seq) {
+        if self.proposed.get(&c.client).is_some_and(|a| a.seq == c.seq) {
             self.proposed.remove(&c.client);
         }
     }
@@ -124,8 +129,12 @@ impl Proposer {
             self.redirect(client, seq, leader);
             return Ok(());
         }
-        if self.clients.proposed.get(&client).is_some_and(|s| *s >= seq) {
-            self.clients.waiting.insert(client, seq); // a retry of a request already on its way
+        if let Some(asked) = self.clients.proposed.get_mut(&client).filter(|a| a.seq >= seq) {
+            // A retry of a request already on its way: the client still wants it.
+            if asked.seq == seq {
+                asked.heard_ms = self.clock_ms;
+            }
+            self.clients.waiting.insert(client, seq);
             return Ok(());
         }
         if self.clients.queue.len() >= self.cfg.max_queue
@@ -135,7 +144,7 @@ impl Proposer {
             self.ready.send(Node::Client(client), Message::ClientError(err));
             return Ok(());
         }
-        self.clients.proposed.insert(client, seq);
+        self.clients.proposed.insert(client, Asked { seq, heard_ms: self.clock_ms });
         self.clients.waiting.insert(client, seq);
         // Stamped on arrival; the stamp stays with the command in every slot it gets.
         self.clients.push_back(Command { at: self.clock_ms, ..Command::new(client, seq, m.value) });

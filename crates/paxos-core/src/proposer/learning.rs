@@ -30,7 +30,7 @@ impl Proposer {
                 }
             }
             if let Value::Command(c) = &a.value {
-                if self.clients.proposed.get(&c.client).is_some_and(|s| *s <= c.seq) {
+                if self.clients.proposed.get(&c.client).is_some_and(|a| a.seq <= c.seq) {
                     self.clients.proposed.remove(&c.client);
                 }
                 if self.clients.waiting.get(&c.client) == Some(&c.seq) {

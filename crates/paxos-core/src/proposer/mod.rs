@@ -64,14 +64,15 @@ pub const CATCH_UP_LIMIT: u32 = 1024;
 pub const DEFAULT_SESSION_LIFETIME_MS: u64 = 3_600_000;
 
 /// A client's request waits in a proposer's queue for at most this part of the
-/// session lifetime; older ones are dropped (counted as `requests_stale`) and
-/// the client's retry brings them back with a fresh stamp.
+/// session lifetime after a copy of it last arrived; then it is dropped
+/// (counted as `requests_stale`), and the client's next retry, if any, queues
+/// it again.
 ///
-/// Why: a command is stamped when a proposer receives it, and every landing of
-/// one request is then stamped no later than this after some copy of it
-/// arrived. A client retries one request for at most half the lifetime
-/// (docs/PROTOCOL.md), so two landings of it are less than the lifetime apart,
-/// and the session that the first one opened still answers for the second.
+/// Why: every landing of a request is then proposed no later than this after
+/// some copy of it arrived. A client sends copies for at most half the
+/// lifetime (docs/PROTOCOL.md), so every landing falls within less than the
+/// lifetime of the first one (whose stamp opened the session), and the
+/// session still answers for it: it lands once.
 /// Without the bound, a proposer that queued a request while cut off could
 /// propose it an hour later, after the session expired, and it would land twice.
 pub const QUEUE_AGE_DIVISOR: u64 = 4;
@@ -209,12 +210,22 @@ struct Clients {
     queue: VecDeque<Command>,
     /// The bytes of their data.
     queue_bytes: usize,
-    /// Per client, the highest sequence number queued or in flight here.
-    proposed: HashMap<ClientId, u64>,
+    /// Per client, the highest request queued or in flight here.
+    proposed: HashMap<ClientId, Asked>,
     /// Per client, the request it waits on us for.
     waiting: BTreeMap<ClientId, u64>,
     /// Requests dropped from the queue for their age ([`QUEUE_AGE_DIVISOR`]).
     stale: u64,
+}
+
+/// A client's request queued or in flight here.
+#[derive(Clone, Copy, Debug, Default)]
+struct Asked {
+    /// Its sequence number.
+    seq: u64,
+    /// When a copy of it last arrived, by our clock in milliseconds: a queued
+    /// request is dropped [`QUEUE_AGE_DIVISOR`] of the session lifetime after.
+    heard_ms: u64,
 }
 
 /// Who a read of the decided log is for.

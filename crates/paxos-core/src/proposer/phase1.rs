@@ -156,8 +156,8 @@ impl Proposer {
         let mut requests = HashSet::new();
         for value in adopted.values() {
             if let Value::Command(c) = value {
-                let seq = self.clients.proposed.entry(c.client).or_default();
-                *seq = (*seq).max(c.seq);
+                let asked = self.clients.proposed.entry(c.client).or_default();
+                asked.seq = asked.seq.max(c.seq);
                 requests.insert((c.client, c.seq));
             }
         }

@@ -206,7 +206,7 @@ impl Phase2 {
                     continue;
                 }
                 let max_age = learner.state().session_lifetime().map(|life| life / QUEUE_AGE_DIVISOR);
-                if max_age.is_some_and(|age| now_ms.saturating_sub(cmd.at) > age) {
+                if max_age.is_some_and(|age| now_ms.saturating_sub(clients.heard_ms(&cmd)) > age) {
                     clients.drop_stale(&cmd);
                     continue;
                 }

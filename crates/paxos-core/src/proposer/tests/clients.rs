@@ -196,3 +196,28 @@ fn a_request_queued_for_a_quarter_of_the_session_lifetime_is_dropped() {
     let fresh = Value::Command(Command { at: later, ..Command::new(ClientId(7), 1, "x") });
     assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 1, &[(1, fresh)]), 2)));
 }
+
+/// A client that keeps retrying keeps its queued request alive: the quarter of the session lifetime
+/// counts from the last copy that arrived.
+#[test]
+fn a_retry_keeps_a_queued_request_alive() {
+    let mut p = restarted(1, pinned_state(0, &[]));
+    p.set_clock(1_000_000);
+    campaign(&mut p);
+    step(&mut p, client(7), propose(1, "x"));
+    let max_age = DEFAULT_SESSION_LIFETIME_MS / QUEUE_AGE_DIVISOR;
+    p.set_clock(1_000_000 + max_age);
+    let r = step(&mut p, client(7), propose(1, "x"));
+    assert!(r.is_empty(), "a retry of a queued request is not queued twice: {r:?}");
+    p.set_clock(1_000_000 + max_age + max_age / 2);
+    let ballot = p.ballot();
+    let from = p.learner().decided().0;
+    let mut last = Ready::default();
+    for a in 1..=3 {
+        last = step(&mut p, acc(a), promise(ballot, from, &[]));
+    }
+
+    let stamped = Value::Command(Command { at: 1_000_000, ..Command::new(ClientId(7), 1, "x") });
+    assert_eq!(last.early, to_acceptors_and(&accept(ballot, 1, &[(1, stamped)]), 2));
+    assert_eq!(p.status().counters["requests_stale"], 0);
+}
