@@ -185,7 +185,11 @@ while :; do
     sleep 0.1
 done
 replace_ms=$(($(now_ms) - replace_start))
-echo "netns: acceptor-3 rebuilt and let in again ${replace_ms} ms after its start on an empty disk (states seen:$states)"
+# It knew it had forgotten (a second "new incarnation" in its log), and a configuration let it in again.
+[ "$(grep -c "a new incarnation" "$dir/logs/acceptor-3.log")" -ge 2 ] ||
+    fail "the replaced acceptor-3 did not start as a new incarnation"
+joined=$(grep "joined a configuration epoch" "$dir/logs/acceptor-3.log" | tail -n 1 | grep -oE 'epoch[=":]+[0-9]+' | head -n 1)
+echo "netns: acceptor-3 rebuilt and let in again ${replace_ms} ms after its start on an empty disk (states seen:$states; $joined)"
 # The rebuilt acceptor counts: with 4 and 5 killed, 1, 2 and 3 are the majority.
 nx kill acceptor-4
 nx kill acceptor-5

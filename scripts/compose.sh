@@ -11,7 +11,10 @@
 #      by the one-shot `client` service inside the compose network, checked;
 #   5. `kill acceptor-1 acceptor-2` (SIGKILL; the restart policy leaves them
 #      down) and the same again with new values;
-#   6. a few values and `status` from the host; `down -v`.
+#   6. acceptor-3 replaced: its container and volume removed and created
+#      again (acceptors 1 and 2 started again first); it rebuilds (`rebuilding`,
+#      then `up`), and with acceptors 4 and 5 killed the same again;
+#   7. a few values and `status` from the host; `down -v`.
 #
 #   scripts/compose.sh [--values N] [--dockerfile] [--keep]
 #
@@ -229,6 +232,42 @@ done
 echo "compose: acceptor-1 and acceptor-2 are down (killed; unless-stopped leaves them so)"
 kill_ms=$(run_client again) || fail "the scenario with acceptors 1 and 2 killed failed in compose"
 
+# ---- 5b. replace a node ---------------------------------------------------------------
+step "replace acceptor-3: its container and volume removed, created again on an empty volume"
+compose start acceptor-1 acceptor-2 >/dev/null || fail "compose start acceptor-1 acceptor-2 failed"
+# The state of NODE as the host's paxosctl sees it (status exits 1 while there
+# is no majority, and still prints every node).
+state_of() { { hostctl status --json 2>/dev/null || true; } | sed -En "s/^\\{\"node\":\"$1\",.*\"state\":\"([a-z]+)\".*/\\1/p"; }
+deadline=$((SECONDS + 60))
+until [ "$(state_of acceptor-1)" = up ] && [ "$(state_of acceptor-2)" = up ]; do
+    [ $SECONDS -lt $deadline ] || fail "acceptors 1 and 2 are not up again within 60 s of compose start"
+    sleep 0.2
+done
+compose kill acceptor-3 >/dev/null
+compose rm -f acceptor-3 >/dev/null || fail "compose rm acceptor-3 failed"
+docker volume rm "${project}_acceptor-3" >/dev/null || fail "the volume ${project}_acceptor-3 could not be removed"
+replace_start=$SECONDS
+compose up -d --no-build --no-deps acceptor-3 || fail "compose up acceptor-3 (on a new volume) failed"
+# A new incarnation: `rebuilding` (it copies the decided log and does not vote)
+# until a configuration lets it in again: `up`.
+states=
+while :; do
+    state=$(state_of acceptor-3)
+    case " $states " in *" ${state:-none} "*) ;; *) states="$states ${state:-none}" ;; esac
+    [ "$state" != up ] || break
+    [ $SECONDS -lt $((replace_start + 60)) ] || fail "the replaced acceptor-3 is not up within 60 s (states seen:$states)"
+    sleep 0.2
+done
+# It knew it had forgotten (a new incarnation), and a configuration let it in again.
+a3_log=$(compose logs --no-color acceptor-3 2>&1)
+echo "$a3_log" | grep -q "a new incarnation" || fail "the replaced acceptor-3 did not start as a new incarnation"
+joined=$(echo "$a3_log" | grep "joined a configuration epoch" | tail -n 1 | grep -oE 'epoch[=":]+[0-9]+' | head -n 1)
+[ -n "$joined" ] || fail "the replaced acceptor-3 never joined a configuration"
+echo "compose: acceptor-3 on an empty volume rebuilt and let in again within $((SECONDS - replace_start)) s (states seen:$states; $joined)"
+# The rebuilt acceptor counts: with 4 and 5 killed, 1, 2 and 3 are the majority.
+compose kill acceptor-4 acceptor-5 >/dev/null
+replaced_ms=$(run_client replaced) || fail "acceptors 1, 2 and the rebuilt 3 did not decide"
+
 # ---- 6. from the host, and down -----------------------------------------------------
 step "from the host: deploy/compose-host.toml"
 hostctl propose from-host-1 from-host-2 from-host-3 || fail "paxosctl propose from the host failed"
@@ -236,9 +275,9 @@ hostctl status
 
 if [ $keep = 1 ]; then
     step "kept"
-    echo "The cluster stays up (acceptors 1 and 2 killed). Try:"
+    echo "The cluster stays up (acceptors 4 and 5 killed). Try:"
     echo "  ${DOCKER_HOST:+DOCKER_HOST=$DOCKER_HOST }$paxosctl --config deploy/compose-host.toml status"
-    echo "  ${DOCKER_HOST:+DOCKER_HOST=$DOCKER_HOST }${compose_cmd[*]} -p $project start acceptor-1 acceptor-2"
+    echo "  ${DOCKER_HOST:+DOCKER_HOST=$DOCKER_HOST }${compose_cmd[*]} -p $project start acceptor-4 acceptor-5"
     echo "Remove it with:  ${DOCKER_HOST:+DOCKER_HOST=$DOCKER_HOST }${compose_cmd[*]} -p $project down -v"
     [ -z "$dockerd_pid" ] || echo "and stop our dockerd with:  kill $dockerd_pid"
 else
@@ -252,4 +291,5 @@ fi
 echo
 echo "compose: seed scenario (acceptors 1 and 2 failed): elapsed ${seed_ms} ms for $values values"
 echo "compose: again with acceptors 1 and 2 killed:      elapsed ${kill_ms} ms for $values values"
-banner "COMPOSE: PASS (seed scenario ${seed_ms} ms; with acceptors 1 and 2 killed ${kill_ms} ms; $values values each)"
+echo "compose: acceptor-3 replaced, acceptors 4, 5 killed: elapsed ${replaced_ms} ms for $values values"
+banner "COMPOSE: PASS (seed scenario ${seed_ms} ms; with acceptors 1 and 2 killed ${kill_ms} ms; acceptor-3 replaced, 4 and 5 killed ${replaced_ms} ms; $values values each)"
