@@ -74,8 +74,8 @@ pub fn quorum(epoch: u32, n: usize) -> usize {
 /// The learner of one proposer.
 #[derive(Debug)]
 pub struct Learner {
-    /// The cluster file's configuration: epoch 0.
-    genesis: Config,
+    /// The cluster file's configuration: epoch 0, from slot 0.
+    genesis: Epoch,
     log: LogState,
     /// The newest decided values, `(value, duplicate)`, ending at `log.decided`.
     cache: VecDeque<(Value, bool)>,
@@ -96,7 +96,7 @@ impl Learner {
     pub fn new(genesis: Config, log: LogState) -> Self {
         let known = log.decided;
         Learner {
-            genesis,
+            genesis: Epoch { start: Slot(0), config: genesis },
             log,
             cache: VecDeque::new(),
             cache_bytes: 0,
@@ -130,8 +130,8 @@ impl Learner {
     }
 
     /// The configuration in force from the decided prefix on, and the slot its epoch starts at.
-    pub fn epoch(&self) -> Epoch {
-        self.log.epoch.clone().unwrap_or_else(|| Epoch { start: Slot(0), config: self.genesis.clone() })
+    pub fn epoch(&self) -> &Epoch {
+        self.log.epoch.as_ref().unwrap_or(&self.genesis)
     }
 
     /// The configuration epoch in force from the decided prefix on.
@@ -141,7 +141,7 @@ impl Learner {
 
     /// The cluster file's configuration.
     pub fn genesis(&self) -> &Config {
-        &self.genesis
+        &self.genesis.config
     }
 
     /// True if `slot` is decided (applied, or known and waiting for a hole below).
@@ -274,14 +274,14 @@ impl Learner {
     /// The quorum and members whose votes decide `slot` under `ballot`, if
     /// this learner knows the configuration of the ballot's epoch and the
     /// slot lies in it.
-    fn voters(&self, slot: Slot, ballot: Ballot) -> Option<(usize, Config)> {
+    fn voters(&self, slot: Slot, ballot: Ballot) -> Option<(usize, &Config)> {
         let epoch = self.epoch();
         if ballot.epoch != epoch.config.epoch || slot < epoch.start {
             return None;
         }
         let n = epoch.config.acceptors.len();
         let q = if self.minority_quorum { (n / 2).max(1) } else { quorum(ballot.epoch, n) };
-        Some((q, epoch.config))
+        Some((q, &epoch.config))
     }
 
     /// Decides `slot` if some ballot has both a value and a quorum of votes.

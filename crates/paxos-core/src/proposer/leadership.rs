@@ -188,7 +188,7 @@ impl Proposer {
             NackReason::UnknownEpoch => {
                 // An acceptor that missed our phase 1 (or the epoch's start): tell it of the epoch.
                 if m.ballot == self.ballot && !matches!(self.phase, Phase::Follower) {
-                    let epoch = self.learner.epoch();
+                    let epoch = self.learner.epoch().clone();
                     let prepare = Prepare {
                         ballot: self.ballot,
                         from: self.learner.decided().max(epoch.start),

@@ -224,7 +224,8 @@ struct Asked {
     /// Its sequence number.
     seq: u64,
     /// When a copy of it last arrived, by our clock in milliseconds: a queued
-    /// request is dropped [`QUEUE_AGE_DIVISOR`] of the session lifetime after.
+    /// request is dropped once that is more than the session lifetime /
+    /// [`QUEUE_AGE_DIVISOR`] ago.
     heard_ms: u64,
 }
 
@@ -370,7 +371,7 @@ impl Proposer {
 
     /// The configuration in force (the latest the log decided, or the cluster file's).
     pub fn config(&self) -> Config {
-        self.learner.epoch().config
+        self.learner.epoch().config.clone()
     }
 
     /// The configuration this proposer, as leader, is changing to (asked for or proposed), if any.
@@ -529,7 +530,7 @@ impl Proposer {
 
     /// The members of the configuration in force, and nodes being added.
     pub fn members(&self) -> Vec<(Node, String)> {
-        let mut members = crate::role::addresses(&self.config());
+        let mut members = crate::role::addresses(&self.learner.epoch().config);
         members.extend(self.joining.addresses());
         members
     }

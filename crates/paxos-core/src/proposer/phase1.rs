@@ -61,7 +61,7 @@ impl Proposer {
         let round = self.max_round.checked_add(1).expect("rounds stay far below u64::MAX");
         self.max_round = round;
         self.ready.persist.push(ProposerOp::Round(round));
-        let epoch = self.learner.epoch();
+        let epoch = self.learner.epoch().clone();
         self.ballot = Ballot::in_epoch(epoch.config.epoch, round, self.cfg.id);
         let start = self.learner.decided();
         assert!(start >= epoch.start, "the decided prefix reaches the epoch in force");

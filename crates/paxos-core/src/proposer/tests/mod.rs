@@ -396,7 +396,7 @@ fn leader_in_epoch_1_with(c: ProposerConfig) -> (Proposer, Ballot) {
         step(&mut p, acc(a), accepted(first, &[0]));
     }
     let ballot = p.ballot();
-    assert_eq!((ballot, p.learner().epoch()), (b1(2, id), epoch1()));
+    assert_eq!((ballot, p.learner().epoch()), (b1(2, id), &epoch1()));
     for a in 1..=3 {
         step(&mut p, acc(a), promise(ballot, 1, &[]));
     }

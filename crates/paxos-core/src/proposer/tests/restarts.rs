@@ -180,7 +180,7 @@ fn proposer_with_a_wiped_data_dir_never_reuses_its_ballot() {
     };
     assert_eq!(net.acceptor_answers_to(2, mark), [3, 4, 5].map(|a| (acc(a), Message::ProbeReply(reply(a)))).to_vec());
     net.tick_until("proposer 2 leads again", |net| net.proposer(2).role() == Leadership::Leader);
-    assert_eq!(net.proposer(2).learner().epoch(), epoch1(), "it copied the pinning configuration back");
+    assert_eq!(net.proposer(2).learner().epoch(), &epoch1(), "it copied the pinning configuration back");
     assert_eq!((net.proposer(2).ballot(), net.disks[1].state.round), (b1(3, 2), 3), "a round above its former self's");
 
     net.input(client(8), 2, propose(1, "b"));
