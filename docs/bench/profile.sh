@@ -16,8 +16,9 @@
 #     leader (kernel against user time).
 #  3. Callgrind of the leader, then of acceptor 3: the daemon is restarted under
 #     `valgrind --tool=callgrind --instr-atstart=no`, gets back in (the proposer
-#     leads again), instrumentation is switched on only for the bench (default
-#     5000 values: the daemon runs ~50x slower), then it stops by SIGTERM.
+#     is handed the leadership: `paxosctl leader transfer 2`), instrumentation
+#     is switched on only for the bench (default 5000 values: the daemon runs
+#     ~50x slower), then it stops by SIGTERM.
 #     `callgrind_annotate`, inclusive and self, goes to DIR with the raw files.
 # DIR defaults to docs/bench/profile/. Needs valgrind and line tables: $PAXOS_BIN_DIR,
 # default target/profiling (cargo build --profile profiling -p paxos-node -p paxosctl).
@@ -36,7 +37,7 @@ while [ $# -gt 0 ]; do
         --concurrency) conc=$2; shift 2 ;;
         --cg-values) cg_values=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
-        -h|--help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "profile.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -169,6 +170,22 @@ else
 fi
 
 # ---------------------------------------------------------------- 3. callgrind
+# wait_until NODE up|leader: until `status` shows NODE up (and leading).
+wait_until() {
+    local deadline=$((SECONDS + 60))
+    until { ctl status --json 2>/dev/null || true; } | python3 -c '
+import json, sys
+want, lead = sys.argv[1], sys.argv[2] == "leader"
+for line in sys.stdin:
+    s = json.loads(line)
+    if s["node"] == want and s["state"] == "up" and (not lead or s["role"] == "leader"):
+        sys.exit(0)
+sys.exit(1)' "$1" "$2"; do
+        [ $SECONDS -lt $deadline ] || { echo "profile.sh: $1 is not $2 under valgrind within 60 s" >&2; exit 1; }
+        sleep 0.5
+    done
+}
+
 # profile ROLE ID: restart that daemon under callgrind and bench with it.
 profile() {
     local role=$1 id=$2 pid vg cg deadline
@@ -181,19 +198,14 @@ profile() {
         "$bin_dir/paxos-$role" --config "$d/cluster.toml" --id "$id" >"$d/logs/$role-$id.valgrind.log" 2>&1 &
     vg=$!
     bg_pids+=("$vg")
-    # Back in the game: the proposer leads again, the acceptor answers.
-    deadline=$((SECONDS + 60))
-    until ctl status --json 2>/dev/null | python3 -c '
-import json, sys
-want = sys.argv[1]
-for line in sys.stdin:
-    s = json.loads(line)
-    if s["node"] == want and s["state"] == "up" and (not want.startswith("proposer") or s["role"] == "leader"):
-        sys.exit(0)
-sys.exit(1)' "$role-$id"; do
-        [ $SECONDS -lt $deadline ] || { echo "profile.sh: $role $id did not come back under valgrind" >&2; exit 1; }
-        sleep 0.5
-    done
+    # Back in the game: the node answers; a proposer is handed the leadership,
+    # which a returning proposer never takes back by itself.
+    wait_until "$role-$id" up
+    if [ "$role" = proposer ]; then
+        ctl leader transfer "$id" --timeout 60 >/dev/null ||
+            { echo "profile.sh: $role $id could not be made leader under valgrind" >&2; exit 1; }
+        wait_until "$role-$id" leader
+    fi
     sleep 1
     callgrind_control -i on "$vg" >/dev/null
     bench "$cg_values" | tee "$out/callgrind.$role-$id.bench.json"
