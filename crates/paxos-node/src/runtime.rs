@@ -614,7 +614,9 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
             heard.sort();
             s.peers_heard = heard;
         }
-        let mut c = self.counters.snapshot();
+        // The role's own counters (sessions, evictions, stale requests), then the runtime's.
+        let mut c = std::mem::take(&mut s.counters);
+        c.extend(self.counters.snapshot());
         let st = self.persist.stats();
         c.insert("fsyncs".into(), st.fsyncs);
         c.insert("wal.writes".into(), st.writes);

@@ -113,7 +113,7 @@ impl Drop for Killed {
 }
 
 /// The figures move when what they count happens: proposing values moves
-/// `paxos_decided_index`, a garbage datagram `paxos_datagrams_dropped_total
+/// `paxos_decided_index` and opens a client session (`paxos_sessions`), a garbage datagram `paxos_datagrams_dropped_total
 /// {reason="malformed"}`, a durable write the fsync histogram; `/health`
 /// turns 503 on SIGUSR1 and 200 again on SIGUSR2; a proposer is ready once a
 /// leader exists.
@@ -156,6 +156,11 @@ async fn metrics_move_and_probes_follow_the_node() {
     }
     wait_sample(leader_http, "paxos_decided_index", before + 5.0).await;
     wait_sample(leader_http, "paxos_values_decided_total", before + 5.0).await;
+    // The role's own counters reach the scrape too: one live client session.
+    wait_sample(leader_http, "paxos_sessions", 1.0).await;
+    let text = get(leader_http, "/metrics").expect("GET /metrics").1;
+    assert_eq!(sample(&text, "paxos_sessions_evicted_total"), Some(0.0), "in\n{text}");
+    assert_eq!(sample(&text, "paxos_node_events_total{name=\"requests_stale\"}"), Some(0.0), "in\n{text}");
     wait_sample(acceptor_http, "paxos_fsync_duration_seconds_count", 1.0).await;
     wait_sample(acceptor_http, "paxos_datagrams_in_total", 1.0).await;
 
