@@ -27,6 +27,10 @@ pub const SEND_ERRORS: &str = "send_errors";
 pub const RECV_ERRORS: &str = "recv_errors";
 /// Messages that could not be sent because the receiver's address is unknown.
 pub const UNROUTABLE: &str = "dropped.unroutable";
+/// The prefix of the counters of messages received, by kind.
+pub const MESSAGES_IN: &str = "messages.in.";
+/// The prefix of the counters of messages sent, by kind.
+pub const MESSAGES_OUT: &str = "messages.out.";
 /// Messages that did not fit one datagram (a bug of ours; logged at error).
 pub const ENCODE_ERRORS: &str = "encode_errors";
 
@@ -36,6 +40,9 @@ pub struct Counters {
     /// The node whose counters these are, for its warnings.
     node: String,
     values: BTreeMap<&'static str, u64>,
+    /// Messages handed to the role, and messages sent, by kind ([`paxos_proto::Message::kind`]).
+    messages_in: BTreeMap<&'static str, u64>,
+    messages_out: BTreeMap<&'static str, u64>,
     /// Per kind: when it was last logged and how many were suppressed since.
     last_warn: BTreeMap<&'static str, (Instant, u64)>,
 }
@@ -54,6 +61,16 @@ impl Counters {
     /// Adds one to the counter `name`.
     pub fn incr(&mut self, name: &'static str) {
         self.add(name, 1);
+    }
+
+    /// Counts one message of `kind` received and handed to the role.
+    pub fn message_in(&mut self, kind: &'static str) {
+        *self.messages_in.entry(kind).or_default() += 1;
+    }
+
+    /// Counts one message of `kind` sent (in a datagram of its own or a bundle).
+    pub fn message_out(&mut self, kind: &'static str) {
+        *self.messages_out.entry(kind).or_default() += 1;
     }
 
     /// The value of `name` (zero if never counted).
@@ -90,9 +107,13 @@ impl Counters {
         }
     }
 
-    /// Every counter, by name, as a status reply carries them.
+    /// Every counter, by name, as a status reply carries them; messages by
+    /// kind as `messages.in.<kind>` and `messages.out.<kind>`.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
-        self.values.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+        let mut all: BTreeMap<String, u64> = self.values.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+        all.extend(self.messages_in.iter().map(|(k, v)| (format!("{MESSAGES_IN}{k}"), *v)));
+        all.extend(self.messages_out.iter().map(|(k, v)| (format!("{MESSAGES_OUT}{k}"), *v)));
+        all
     }
 }
 

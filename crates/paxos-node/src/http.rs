@@ -48,6 +48,8 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tracing::{debug, error};
 
+use crate::counters::{MESSAGES_IN, MESSAGES_OUT};
+
 /// The loop hands over its status at most this often.
 pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -106,6 +108,8 @@ struct Shared {
     id: u32,
     snapshot: watch::Sender<Option<Arc<Snapshot>>>,
     fsync: DurationHistogram,
+    /// From a client's request reaching this proposer to its reply leaving.
+    commit: DurationHistogram,
     /// The first slot of the decided log still stored; set by [`Timed`].
     retention_start: AtomicU64,
 }
@@ -123,6 +127,7 @@ pub fn start(listener: std::net::TcpListener, role: Role, id: u32) -> std::io::R
         id,
         snapshot: watch::Sender::new(None),
         fsync: DurationHistogram::new(),
+        commit: DurationHistogram::new(),
         retention_start: AtomicU64::new(0),
     });
     if INSTALLED.set(Arc::clone(&shared)).is_err() {
@@ -178,6 +183,19 @@ impl Publisher {
     /// (only when HTTP is served; otherwise it only forwards).
     pub fn timed<S: Store>(&self, store: S) -> Timed<S> {
         Timed::new(store, self.shared.clone())
+    }
+
+    /// True when HTTP is served (what is only measured for it can be skipped otherwise).
+    pub fn serving(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// One client request answered `took` after it reached this proposer
+    /// (`paxos_commit_latency_seconds`).
+    pub fn observe_commit(&self, took: Duration) {
+        if let Some(shared) = &self.shared {
+            shared.commit.observe(took);
+        }
     }
 
     /// Publishes `status()` when HTTP is served and the last snapshot is
@@ -394,6 +412,13 @@ impl Collector for Metrics {
         let help = "Time of one durable write of the node's store (append and fdatasync), in seconds.";
         e.encode_descriptor("paxos_fsync_duration_seconds", help, None, MetricType::Histogram)?
             .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+        if shared.role == Role::Proposer {
+            let (sum, count, buckets) = shared.commit.read();
+            let help = "Time from a client's request reaching this proposer to its reply leaving, in seconds: \
+                        what a client sees, without the network to the cluster.";
+            e.encode_descriptor("paxos_commit_latency_seconds", help, None, MetricType::Histogram)?
+                .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+        }
         if let Some(snapshot) = &snapshot {
             encode_counters(&mut e, &snapshot.status.counters)?;
             let help = "Seconds since the node loop last reported its state (it reports every 0.1 s).";
@@ -480,11 +505,32 @@ fn encode_counters(e: &mut DescriptorEncoder, counters: &BTreeMap<String, u64>) 
         }
     }
 
+    let messages: Vec<(&str, &str, u64)> = counters
+        .iter()
+        .filter_map(|(k, v)| {
+            let (direction, kind) = match (k.strip_prefix(MESSAGES_IN), k.strip_prefix(MESSAGES_OUT)) {
+                (Some(kind), _) => ("in", kind),
+                (_, Some(kind)) => ("out", kind),
+                _ => return None,
+            };
+            Some((direction, kind, *v))
+        })
+        .collect();
+    if !messages.is_empty() {
+        let help = "Messages received (and handed to the role) and sent, by direction and kind.";
+        let mut m = e.encode_descriptor("paxos_messages", help, None, MetricType::Counter)?;
+        for (direction, kind, n) in messages {
+            ConstCounter::new(n).encode(m.encode_family(&[("direction", direction), ("kind", kind)])?)?;
+        }
+    }
+
     let known = |k: &str| {
         named.iter().any(|(key, _, _)| *key == k)
             || ["values.decided", "compactions", "wal.bytes", "sessions", "sessions_evicted"].contains(&k)
             || k.starts_with("dropped.")
             || k.starts_with("chaos.")
+            || k.starts_with(MESSAGES_IN)
+            || k.starts_with(MESSAGES_OUT)
     };
     let rest: Vec<(&String, &u64)> = counters.iter().filter(|(k, _)| !known(k)).collect();
     if !rest.is_empty() {
@@ -529,6 +575,7 @@ mod tests {
             id: 2,
             snapshot: watch::Sender::new(None),
             fsync: DurationHistogram::new(),
+            commit: DurationHistogram::new(),
             retention_start: AtomicU64::new(0),
         })
     }

@@ -77,8 +77,8 @@ use paxos_client::config::{ClusterConfig, NodeSettings};
 use paxos_core::{Ignored, Outgoing, ProposerConfig, Role, StorageError, Store, View};
 use paxos_proto::auth::Signer;
 use paxos_proto::{
-    decode_bundle, encode_message, encode_with_body, Bundle, DecodeError, Envelope, Message, Node, NodeId, StatusReply,
-    MAX_DATAGRAM_BYTES,
+    decode_bundle, encode_message, encode_with_body, Bundle, ClientId, DecodeError, Envelope, Message, Node, NodeId,
+    StatusReply, MAX_DATAGRAM_BYTES,
 };
 use paxos_storage::persist::{BatchSeq, Completion, Pages, Persist};
 use tokio::net::UdpSocket;
@@ -98,6 +98,10 @@ pub const PROPOSER_MIN_SYNC_INTERVAL: Duration = Duration::from_millis(2);
 
 /// Ticks a proposer waits for an answer before it sends a prepare or accept again, at least.
 pub const MIN_RETRANSMIT_TICKS: u64 = 3;
+
+/// Client requests timed at once for `paxos_commit_latency_seconds`, at most;
+/// beyond, the timings start over (requests redirected or abandoned leave none behind for long).
+pub const MAX_TIMED_REQUESTS: usize = 1 << 16;
 
 /// The address book takes in the role's members (a new configuration, a node being added) this often.
 pub const MEMBERS_EVERY_TICKS: u64 = 10;
@@ -239,6 +243,7 @@ pub async fn run<R: Role, S: Store<State = R::State>>(
         sealed: Vec::with_capacity(MAX_DATAGRAM_BYTES + paxos_proto::auth::TRAILER_BYTES),
         ticks: 0,
         http,
+        arrivals: HashMap::new(),
     };
     let tick = Duration::from_millis(settings.tick_ms.max(1));
     node.run(tick, control, resolved, shutdown).await
@@ -303,6 +308,8 @@ struct Loop<R: Role, S: Store<State = R::State>> {
     ticks: u64,
     /// Hands the status to the HTTP side now and then; never waits for it.
     http: crate::http::Publisher,
+    /// When HTTP is served: when each client request in hand first reached us.
+    arrivals: HashMap<(ClientId, u64), Instant>,
 }
 
 impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
@@ -503,6 +510,15 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
             self.heard.insert(env.from, Instant::now());
         }
         let kind = env.msg.kind();
+        self.counters.message_in(kind);
+        if let (Node::Client(client), Message::ClientPropose(p)) = (env.from, &env.msg) {
+            if self.http.serving() {
+                if self.arrivals.len() >= MAX_TIMED_REQUESTS {
+                    self.arrivals.clear();
+                }
+                self.arrivals.entry((client, p.seq)).or_insert_with(Instant::now);
+            }
+        }
         debug!(node = %self.me, from = %env.from, kind, "received");
         if let Err(Ignored(reason)) = self.role.handle(env.from, env.msg) {
             self.counters.drop_datagram("dropped.ignored", src, format_args!("{kind} from {}: {reason}", env.from));
@@ -633,6 +649,9 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
     }
 
     async fn send(&mut self, to: Node, msg: Message) {
+        if let (Node::Client(client), false) = (to, self.arrivals.is_empty()) {
+            self.answered(client, &msg);
+        }
         let addr = match to {
             Node::Client(id) => self.clients.get(id),
             member => self.book.addr_of(member),
@@ -645,6 +664,23 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
             return;
         };
         self.send_to(addr, to, msg).await;
+    }
+
+    /// A client's request is answered (decided, redirected or refused): the
+    /// time since it reached us goes into `paxos_commit_latency_seconds` if it
+    /// was decided.
+    fn answered(&mut self, client: ClientId, msg: &Message) {
+        let (seq, decided) = match msg {
+            Message::ClientReply(r) => (r.seq, true),
+            Message::ClientRedirect(r) => (r.seq, false),
+            Message::ClientError(e) => (e.seq, false),
+            _ => return,
+        };
+        if let Some(arrived) = self.arrivals.remove(&(client, seq)) {
+            if decided {
+                self.http.observe_commit(arrived.elapsed());
+            }
+        }
     }
 
     /// Queues `msg` for `to` at `addr`, in the bundle of that address; sends
@@ -678,6 +714,7 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
             self.datagram = datagram;
         }
         self.outbox[i].2.push(&self.send_buf);
+        self.counters.message_out(kind);
     }
 
     /// Sends every bundle queued by [`Loop::send_to`] since the last call.

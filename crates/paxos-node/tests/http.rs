@@ -113,7 +113,8 @@ impl Drop for Killed {
 }
 
 /// The figures move when what they count happens: proposing values moves
-/// `paxos_decided_index` and opens a client session (`paxos_sessions`), a garbage datagram `paxos_datagrams_dropped_total
+/// `paxos_decided_index`, the messages by kind (`paxos_messages_total`) and
+/// opens a client session (`paxos_sessions`), a garbage datagram `paxos_datagrams_dropped_total
 /// {reason="malformed"}`, a durable write the fsync histogram; `/health`
 /// turns 503 on SIGUSR1 and 200 again on SIGUSR2; a proposer is ready once a
 /// leader exists.
@@ -156,6 +157,13 @@ async fn metrics_move_and_probes_follow_the_node() {
     }
     wait_sample(leader_http, "paxos_decided_index", before + 5.0).await;
     wait_sample(leader_http, "paxos_values_decided_total", before + 5.0).await;
+    // The leader timed the five requests it answered.
+    wait_sample(leader_http, "paxos_commit_latency_seconds_count", 5.0).await;
+    // Messages by direction and kind.
+    wait_sample(leader_http, "paxos_messages_total{direction=\"in\",kind=\"client_propose\"}", 5.0).await;
+    wait_sample(leader_http, "paxos_messages_total{direction=\"out\",kind=\"client_reply\"}", 5.0).await;
+    wait_sample(acceptor_http, "paxos_messages_total{direction=\"in\",kind=\"accept\"}", 1.0).await;
+    wait_sample(acceptor_http, "paxos_messages_total{direction=\"out\",kind=\"accepted\"}", 1.0).await;
     // The role's own counters reach the scrape too: one live client session.
     wait_sample(leader_http, "paxos_sessions", 1.0).await;
     let text = get(leader_http, "/metrics").expect("GET /metrics").1;
@@ -198,8 +206,13 @@ async fn paxos_http_serves_and_a_proposer_without_leader_is_not_ready() {
     let addr = format!("127.0.0.1:{}", free_tcp_ports(1)[0]);
     let mut cmd = cluster.command(Node::Proposer(NodeId(1)));
     let _proposer = Killed(cmd.env("PAXOS_HTTP", &addr).spawn().expect("spawn"));
-    let reason = wait_code(&addr, "/health", 503).await;
-    assert_eq!(reason, "no leader known\n");
+    // Until its loop first reports, it says "starting"; then why it is not healthy.
+    eventually("/health says no leader known", || {
+        let (code, body) = get(&addr, "/health")?;
+        assert_eq!(code, 503, "{body}");
+        Ok((body == "no leader known\n").then_some(()))
+    })
+    .await;
     let (code, reason) = get(&addr, "/ready").expect("GET /ready");
     assert_eq!((code, reason.as_str()), (503, "no leader known\n"));
     wait_sample(&addr, "paxos_node_state{state=\"up\"}", 0.0).await;
