@@ -34,6 +34,22 @@ pub const MESSAGES_OUT: &str = "messages.out.";
 /// Messages that did not fit one datagram (a bug of ours; logged at error).
 pub const ENCODE_ERRORS: &str = "encode_errors";
 
+/// Counts by message kind, on the path of every message: the kinds are the
+/// literals of [`paxos_proto::Message::kind`], found by address in a short
+/// list rather than compared as strings (a kind seen at two addresses gets
+/// two entries, summed by name in [`Counters::snapshot`]).
+#[derive(Debug, Default)]
+struct ByKind(Vec<(&'static str, u64)>);
+
+impl ByKind {
+    fn incr(&mut self, kind: &'static str) {
+        match self.0.iter_mut().find(|(k, _)| std::ptr::eq(*k, kind)) {
+            Some((_, n)) => *n += 1,
+            None => self.0.push((kind, 1)),
+        }
+    }
+}
+
 /// Named counters plus the rate limiter of their warnings.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -41,8 +57,8 @@ pub struct Counters {
     node: String,
     values: BTreeMap<&'static str, u64>,
     /// Messages handed to the role, and messages sent, by kind ([`paxos_proto::Message::kind`]).
-    messages_in: BTreeMap<&'static str, u64>,
-    messages_out: BTreeMap<&'static str, u64>,
+    messages_in: ByKind,
+    messages_out: ByKind,
     /// Per kind: when it was last logged and how many were suppressed since.
     last_warn: BTreeMap<&'static str, (Instant, u64)>,
 }
@@ -65,12 +81,12 @@ impl Counters {
 
     /// Counts one message of `kind` received and handed to the role.
     pub fn message_in(&mut self, kind: &'static str) {
-        *self.messages_in.entry(kind).or_default() += 1;
+        self.messages_in.incr(kind);
     }
 
     /// Counts one message of `kind` sent (in a datagram of its own or a bundle).
     pub fn message_out(&mut self, kind: &'static str) {
-        *self.messages_out.entry(kind).or_default() += 1;
+        self.messages_out.incr(kind);
     }
 
     /// The value of `name` (zero if never counted).
@@ -111,8 +127,11 @@ impl Counters {
     /// kind as `messages.in.<kind>` and `messages.out.<kind>`.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
         let mut all: BTreeMap<String, u64> = self.values.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
-        all.extend(self.messages_in.iter().map(|(k, v)| (format!("{MESSAGES_IN}{k}"), *v)));
-        all.extend(self.messages_out.iter().map(|(k, v)| (format!("{MESSAGES_OUT}{k}"), *v)));
+        for (prefix, by_kind) in [(MESSAGES_IN, &self.messages_in), (MESSAGES_OUT, &self.messages_out)] {
+            for (kind, n) in &by_kind.0 {
+                *all.entry(format!("{prefix}{kind}")).or_default() += n;
+            }
+        }
         all
     }
 }
@@ -141,5 +160,21 @@ mod tests {
         }
         assert_eq!(c.get("dropped.malformed"), 5);
         assert_eq!(c.snapshot().get("dropped.malformed"), Some(&5));
+    }
+
+    #[test]
+    fn messages_are_counted_by_kind_and_summed_by_name() {
+        let mut c = Counters::new("proposer-1");
+        let accept: &'static str = "accept";
+        // The same name at another address (another crate's literal) is summed, not lost.
+        let other: &'static str = Box::leak(String::from("accept").into_boxed_str());
+        c.message_in(accept);
+        c.message_in(accept);
+        c.message_in(other);
+        c.message_out("accepted");
+        let s = c.snapshot();
+        assert_eq!(s.get("messages.in.accept"), Some(&3));
+        assert_eq!(s.get("messages.out.accepted"), Some(&1));
+        assert_eq!(s.get("messages.out.accept"), None);
     }
 }
