@@ -407,8 +407,7 @@ impl Acceptor {
         if let Some(config) = config {
             self.join(Epoch { start: slot.next(), config });
         }
-        if self.cfg.retain_slots > 0 && slot.0.is_multiple_of(1024) {
-            let below = Slot(slot.0.saturating_sub(self.cfg.retain_slots));
+        if let Some(below) = crate::retention_point(slot, self.cfg.retain_slots) {
             if below > self.state.start {
                 self.persist(AcceptorOp::Retain(below));
             }

@@ -83,6 +83,18 @@ pub fn round_ceiling(unix_secs: u64) -> u64 {
 /// many holes per message it sent.
 pub const MAX_SLOT_STEP: u64 = 1 << 16;
 
+/// Retention is applied when a node learns a slot that is a multiple of this
+/// (or of `retain_slots`, when that is smaller), not at every slot.
+pub const RETAIN_EVERY_SLOTS: u64 = 1024;
+
+/// Retention (`[log] retain_slots`, 0: keep everything): having learned
+/// `slot`, the slot below which the log may now be deleted, if this slot is
+/// one where retention is applied. Proposers and acceptors share the rule.
+pub fn retention_point(slot: paxos_proto::Slot, retain_slots: u64) -> Option<paxos_proto::Slot> {
+    let every = RETAIN_EVERY_SLOTS.min(retain_slots);
+    (retain_slots > 0 && slot.0.is_multiple_of(every)).then(|| paxos_proto::Slot(slot.0.saturating_sub(retain_slots)))
+}
+
 /// The number of acceptors that makes a majority of `n`.
 pub fn majority(n: usize) -> usize {
     n / 2 + 1

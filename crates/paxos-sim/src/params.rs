@@ -97,6 +97,8 @@ pub struct Overrides {
     pub wipe_acceptor: Option<f64>,
     /// Pin the per-tick rate of membership changes (0 for none).
     pub member_rate: Option<f64>,
+    /// Set `[log] retain_slots` of every node (not drawn: see [`Params::retain_slots`]).
+    pub retain_slots: Option<u64>,
 }
 
 impl Overrides {
@@ -171,6 +173,10 @@ pub struct Params {
     pub spare_proposers: usize,
     /// The clients' session lifetime, in milliseconds of the simulated clock (100 ticks a second).
     pub session_lifetime_ms: u64,
+    /// `[log] retain_slots` of every node: keep the newest this many decided slots (0: all).
+    /// Only when pinned (`--retain-slots`): retention together with a lost disk is a known
+    /// limit (README), and the default sweep holds the guarantees it does not break.
+    pub retain_slots: u64,
     /// Per tick, the largest probability that a proposer's clock skips a tick (clocks drift apart).
     pub clock_skew: f64,
     /// Probability that a partition cuts one direction only.
@@ -238,6 +244,7 @@ impl Params {
             spare_acceptors: 2,
             spare_proposers: 1,
             session_lifetime_ms: paxos_core::DEFAULT_SESSION_LIFETIME_MS,
+            retain_slots: 0,
             clock_skew: 0.0,
             one_way: 0.0,
             long_delay: 0.0,
@@ -298,6 +305,7 @@ impl Params {
             None => None,
         };
         p.adversary_rate = if p.adversary.is_some() { rate } else { 0.0 };
+        p.retain_slots = o.retain_slots.unwrap_or(0);
         p
     }
 }
@@ -309,7 +317,7 @@ impl fmt::Display for Params {
             "seed={} proposers={} acceptors={} clients={} values_per_client={} window={} fault_ticks={} \
              drop={:.3} duplicate={:.3} max_delay={} crash_rate={:.4} fail_rate={:.4} partition_rate={:.4} \
              crash_before_persist={:.2} client_timeout={} big_values={:.1} codec_check={} wipe_proposer={:.2} \
-             wipe_all_proposers={:.4} wipe_acceptor={:.2} member_rate={:.4} session_lifetime_ms={} \
+             wipe_all_proposers={:.4} wipe_acceptor={:.2} member_rate={:.4} session_lifetime_ms={} retain_slots={} \
              clock_skew={:.3} one_way={:.1} long_delay={:.4} persist_lag={} liveness_ticks={} failed_acceptors={:?} defect={} \
              adversary={} adversary_rate={:.3}",
             self.seed,
@@ -334,6 +342,7 @@ impl fmt::Display for Params {
             self.wipe_acceptor,
             self.member_rate,
             self.session_lifetime_ms,
+            self.retain_slots,
             self.clock_skew,
             self.one_way,
             self.long_delay,

@@ -282,6 +282,7 @@ impl World {
         cfg.window = self.params.window;
         // A new start, a new nonce for its probe (the daemons draw it at random).
         cfg.incarnation = self.fault_rng.next_u64();
+        cfg.retain_slots = self.params.retain_slots;
         let state = self.proposer_disks[i].load().expect("the in-memory disk loads");
         let mut p = Proposer::new(cfg, state);
         if let Some(d) = self.params.defect {
@@ -297,7 +298,7 @@ impl World {
             id: self.acceptor_ids[a],
             genesis: self.genesis.clone(),
             incarnation: self.fault_rng.next_u64(),
-            retain_slots: 0,
+            retain_slots: self.params.retain_slots,
         };
         let mut acceptor = Acceptor::new(cfg, state);
         if let Some(d) = self.params.defect {
@@ -986,8 +987,14 @@ impl World {
         let decided_everywhere = members.iter().all(|p| {
             self.proposers[*p].as_ref().is_some_and(|x| x.learner().decided().0 == self.proposer_disks[*p].log.end().0)
         });
+        // Retention may have deleted different prefixes: the logs agree where they overlap.
+        let agree = |(sa, a): &(Slot, Vec<(Value, bool)>), (sb, b): &(Slot, Vec<(Value, bool)>)| {
+            let from = sa.0.max(sb.0);
+            let skip = |start: Slot| (from - start.0) as usize;
+            sa.0 + a.len() as u64 == sb.0 + b.len() as u64 && a[skip(*sa).min(a.len())..] == b[skip(*sb).min(b.len())..]
+        };
         decided_everywhere
-            && logs.windows(2).all(|w| w[0] == w[1])
+            && logs.windows(2).all(|w| agree(&w[0], &w[1]))
             && logs.iter().all(|(start, l)| start.0 + l.len() as u64 >= acked_end)
     }
 

@@ -106,3 +106,25 @@ fn membership_changes_in_every_run() {
     }
     assert!(changes > 1000, "membership changed: {changes}");
 }
+
+/// Retention (`[log] retain_slots = 20`, applied every 20 slots) under the
+/// faults it is known to withstand: loss, partitions, crashes, proposers'
+/// disks, expiring sessions. Not with new or empty acceptors (membership
+/// changes, acceptor disk loss) nor an insider: README "Known limits".
+#[test]
+fn retention_without_new_acceptors() {
+    let o = Overrides {
+        retain_slots: Some(20),
+        member_rate: Some(0.0),
+        wipe_acceptor: Some(0.0),
+        adversary: Some(None),
+        ..Overrides::default()
+    };
+    let mut retained = 0;
+    for seed in 60_000..61_000 {
+        let outcome = run(seed, &o);
+        assert!(outcome.ok(), "seed {seed} (--retain-slots 20): {:?}", outcome.violations);
+        retained += outcome.logs.iter().filter(|l| (l.len() as u64) < outcome.decided).count();
+    }
+    assert!(retained > 100, "logs shortened by retention: {retained}");
+}

@@ -47,8 +47,7 @@ impl Proposer {
             }
             let slot = a.slot;
             self.ready.persist.push(ProposerOp::Learn { slot, value: a.value, duplicate: a.duplicate });
-            if self.cfg.retain_slots > 0 && slot.0.is_multiple_of(1024) {
-                let below = Slot(slot.0.saturating_sub(self.cfg.retain_slots));
+            if let Some(below) = crate::retention_point(slot, self.cfg.retain_slots) {
                 if below > self.learner.state().start {
                     self.learner.retain(below);
                     self.ready.persist.push(ProposerOp::Retain(below));

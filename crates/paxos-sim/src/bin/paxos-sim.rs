@@ -64,6 +64,9 @@ struct Args {
     /// Pin the per-tick rate at which the operator starts a membership change (0 for none).
     #[arg(long)]
     member_rate: Option<f64>,
+    /// Set every node's `[log] retain_slots` (retention checked every min(N, 1024) slots)
+    #[arg(long)]
+    retain_slots: Option<u64>,
 }
 
 fn parse_defect(s: &str) -> Result<Defect, String> {
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
             no_faults: args.no_faults,
             wipe_acceptor: args.wipe_acceptor,
             member_rate: args.member_rate,
+            retain_slots: args.retain_slots,
             fault_ticks: args.no_faults.then_some(1),
             ..Overrides::default()
         }
@@ -184,6 +188,9 @@ fn replay_flags(args: &Args) -> String {
     }
     if let Some(m) = args.member_rate {
         s += &format!(" --member-rate {m}");
+    }
+    if let Some(r) = args.retain_slots {
+        s += &format!(" --retain-slots {r}");
     }
     for (flag, v) in [(" --clients", args.clients), (" --values-per-client", args.values_per_client)] {
         if let Some(v) = v {

@@ -46,15 +46,21 @@ pub fn check(world: &World) -> Vec<Violation> {
 /// Durability through the acceptors: every acknowledged slot is held (in a
 /// decided log, or accepted with its value) by a majority of the latest
 /// configuration's acceptors that kept their disks, or by every member
-/// proposer's durable log.
+/// proposer's durable log; unless retention may have deleted it.
 pub fn durability(world: &World) -> Vec<Violation> {
     let voting = world.voting_acceptors();
     let majority = paxos_core::majority(world.config().acceptors.len());
     let proposers = world.member_proposers();
+    // Retention may delete what lies below the newest `retain_slots` slots.
+    let end = world.chosen.keys().next_back().map_or(0, |s| s.0 + 1);
+    let kept_from = if world.params.retain_slots > 0 { end.saturating_sub(world.params.retain_slots) } else { 0 };
     let mut found = Vec::new();
     for c in &world.clients {
         for r in &c.requests {
             let Some((_, slot)) = r.acked else { continue };
+            if slot.0 < kept_from {
+                continue;
+            }
             let Some(value) = world.chosen.get(&slot) else { continue };
             let acceptors = voting.iter().filter(|a| world.acceptor_holds(**a, slot, value)).count();
             let all_proposers =
