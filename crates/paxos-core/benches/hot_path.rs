@@ -92,8 +92,13 @@ impl Cluster {
         let acceptors = acceptors
             .iter()
             .map(|a| {
-                let cfg =
-                    AcceptorConfig { id: *a, genesis: genesis.clone(), incarnation: u64::from(a.0), retain_slots: 0 };
+                let cfg = AcceptorConfig {
+                    id: *a,
+                    genesis: genesis.clone(),
+                    incarnation: u64::from(a.0),
+                    nonce_seed: 0,
+                    retain_slots: 0,
+                };
                 Acceptor::new(cfg, AcceptorState::default())
             })
             .collect();

@@ -27,6 +27,7 @@ use paxos_proto::{
 };
 use tracing::{debug, info, warn};
 
+use crate::restart::nonce;
 use crate::{
     round_ceiling, AcceptorOp, AcceptorState, Defects, Ignored, LogPage, ReadRequest, Ready, Tick, CLOCK_SKEW_SECS,
     MAX_BATCH_BYTES, MAX_SLOT_STEP,
@@ -54,6 +55,8 @@ pub struct AcceptorConfig {
     pub genesis: Config,
     /// A fresh random number: the incarnation if the store has none yet.
     pub incarnation: u64,
+    /// Another fresh random number, kept secret: seeds the nonces of catch-up requests.
+    pub nonce_seed: u64,
     /// Keep the newest this many decided slots; 0 keeps everything.
     pub retain_slots: u64,
 }
@@ -102,10 +105,12 @@ pub struct Acceptor {
     commit: Slot,
     source: Option<NodeId>,
     catch_up_after: Tick,
-    /// The last catch-up request: whom we asked, from which slot.
-    asked: Option<(NodeId, Slot)>,
-    /// Reads of the decided log in flight: who asked.
-    reads: HashMap<u64, NodeId>,
+    /// The last catch-up request: whom we asked, from which slot, with which nonce.
+    asked: Option<(NodeId, Slot, u64)>,
+    /// Catch-up requests sent (the counter of their nonces).
+    requests: u64,
+    /// Reads of the decided log in flight: who asked, and the nonce to echo.
+    reads: HashMap<u64, (NodeId, u64)>,
     next_read: u64,
 }
 
@@ -124,6 +129,7 @@ impl Acceptor {
             source: None,
             catch_up_after: Tick::ZERO,
             asked: None,
+            requests: 0,
             reads: HashMap::new(),
             next_read: 0,
         };
@@ -200,9 +206,10 @@ impl Acceptor {
 
     /// A page of the decided log that was read for a proposer's catch-up.
     pub fn on_read(&mut self, id: u64, page: LogPage) {
-        let Some(to) = self.reads.remove(&id) else { return };
+        let Some((to, nonce)) = self.reads.remove(&id) else { return };
         let entries = page.entries.into_iter().map(|e| e.value).collect();
-        let reply = CatchUpReply { from: page.from, entries, decided: self.state.decided };
+        let (decided, start, epoch) = (self.state.decided, self.state.start, self.state.epoch.as_ref());
+        let reply = crate::catch_up_reply(nonce, page.from, entries, decided, start, epoch);
         self.ready.send(Node::Proposer(to), Message::CatchUpReply(reply));
     }
 
@@ -338,7 +345,7 @@ impl Acceptor {
         let from_slot = m.from.min(self.state.decided);
         let id = self.next_read;
         self.next_read += 1;
-        self.reads.insert(id, from);
+        self.reads.insert(id, (from, m.nonce));
         let limit = m.limit.min(ACCEPTOR_CATCH_UP_LIMIT) as usize;
         self.ready.reads.push(ReadRequest { id, from: from_slot, limit, max_bytes: MAX_BATCH_BYTES });
         Ok(())
@@ -348,14 +355,19 @@ impl Acceptor {
     fn on_catch_up_reply(&mut self, from: NodeId, m: CatchUpReply) -> Result<(), Ignored> {
         let decided = self.state.decided;
         if m.from > decided {
-            let asked = self.asked.take() == Some((from, decided));
+            // Only the answer to our last request, echoing its nonce, restarts the log (see `restart`).
+            let asked = m.nonce != 0 && self.asked == Some((from, decided, m.nonce));
             let retained = self.cfg.retain_slots > 0;
             if m.entries.is_empty() || m.from > m.decided || !asked || !retained {
                 return Ok(());
             }
-            // The proposer's log starts later: retention deleted what lies between, everywhere it asked.
+            // The proposer's log starts later: retention deleted what lies between.
             warn!(node = %Node::Acceptor(self.cfg.id), slot = decided.0, restart = m.from.0, "the decided log restarts later: the slots between were deleted by retention");
             self.persist(AcceptorOp::Retain(m.from));
+            if let Some(epoch) = m.epoch {
+                // The configuration in force where the log restarts: the log can no longer tell us.
+                self.join(epoch);
+            }
         }
         let before = self.state.decided;
         for (i, value) in m.entries.into_iter().enumerate() {
@@ -421,8 +433,16 @@ impl Acceptor {
         }
         let Some(source) = self.source else { return };
         self.catch_up_after = self.now + ACCEPTOR_CATCH_UP_TICKS;
-        let request = CatchUp { from: self.state.decided, limit: ACCEPTOR_CATCH_UP_LIMIT };
-        self.asked = Some((source, self.state.decided));
+        // A request asked again (same proposer, same slot) keeps its nonce, so that a late answer still counts.
+        let nonce = match self.asked {
+            Some((p, d, nonce)) if p == source && d == self.state.decided => nonce,
+            _ => {
+                self.requests += 1;
+                nonce(self.cfg.nonce_seed, self.requests)
+            }
+        };
+        let request = CatchUp { from: self.state.decided, limit: ACCEPTOR_CATCH_UP_LIMIT, nonce };
+        self.asked = Some((source, self.state.decided, nonce));
         self.ready.send(Node::Proposer(source), Message::CatchUp(request));
     }
 

@@ -249,11 +249,15 @@ impl Learner {
 
     /// The log restarts at `below`, beyond the decided prefix: what lies
     /// between is no longer held anywhere we can copy it from (retention).
-    pub fn skip_to(&mut self, below: Slot) {
+    /// `epoch`, if any, is the configuration in force there.
+    pub fn skip_to(&mut self, below: Slot, epoch: Option<&Epoch>) {
         if below <= self.decided() {
             return;
         }
         self.log.retain(below);
+        if let Some(e) = epoch {
+            self.log.adopt(e);
+        }
         self.cache.clear();
         self.cache_bytes = 0;
         self.pending = self.pending.split_off(&below);
@@ -479,7 +483,7 @@ mod tests {
     fn skip_to_restarts_the_log() {
         let mut l = learner(1);
         l.learn(Slot(7), Value::Noop).unwrap();
-        l.skip_to(Slot(7));
+        l.skip_to(Slot(7), None);
         assert_eq!(l.decided(), Slot(8));
         assert_eq!(l.state().start, Slot(7));
     }

@@ -136,6 +136,10 @@ pub enum ProposerOp {
     /// The decided log may drop every slot below this one; when it is beyond
     /// the decided prefix, the log starts there (copied from a peer whose log does).
     Retain(Slot),
+    /// The log restarted later (a `Retain` beyond the decided prefix), and
+    /// this configuration epoch is in force where it restarts: the peer it
+    /// copies from said so, as the log itself no longer can.
+    Epoch(Epoch),
 }
 
 fn is_false(b: &bool) -> bool {
@@ -218,7 +222,9 @@ impl LogState {
                 }
             }
             Value::Config(config) => {
-                if config.epoch == self.epoch_number() + 1 {
+                // The next epoch; or, on a log that restarted later than its
+                // configuration in force, any later one.
+                if config.epoch > self.epoch_number() {
                     self.epoch = Some(Epoch { start: slot.next(), config: config.clone() });
                 }
                 false
@@ -245,6 +251,14 @@ impl LogState {
         self.start = self.start.max(below);
         self.decided = self.decided.max(below);
     }
+
+    /// The log restarted at `decided` (retention deleted what lay before),
+    /// where `epoch` is in force: adopted if later than the one known.
+    pub fn adopt(&mut self, epoch: &Epoch) {
+        if epoch.config.epoch > self.epoch_number() && epoch.start <= self.decided {
+            self.epoch = Some(epoch.clone());
+        }
+    }
 }
 
 /// Everything a proposer must remember across a crash, but its decided log.
@@ -270,6 +284,7 @@ impl ProposerState {
                 self.log.apply(*slot, value);
             }
             ProposerOp::Retain(below) => self.log.retain(*below),
+            ProposerOp::Epoch(e) => self.log.adopt(e),
         }
     }
 }
@@ -368,7 +383,7 @@ impl Fold for ProposerState {
         match op {
             ProposerOp::Learn { slot, value, duplicate } => LogOp::Learn { slot: *slot, value, duplicate: *duplicate },
             ProposerOp::Retain(below) => LogOp::Retain(*below),
-            ProposerOp::Round(_) => LogOp::Other,
+            ProposerOp::Round(_) | ProposerOp::Epoch(_) => LogOp::Other,
         }
     }
 
@@ -653,6 +668,23 @@ mod tests {
         assert_eq!(s.incarnation, 7);
         assert!(s.check(&AcceptorOp::Identity(8)).is_err());
         assert!(s.check(&AcceptorOp::Identity(7)).is_ok());
+    }
+
+    /// A log that restarted later (retention) adopts the epoch in force there, said by a peer; a
+    /// configuration it then decides is in force if it is later than the one known, even if epochs
+    /// between were in the slots it never held; an earlier or equal one changes nothing.
+    #[test]
+    fn a_restarted_log_adopts_the_epoch_in_force_and_any_later_configuration() {
+        let mut log = LogState::default();
+        log.retain(Slot(50));
+        log.adopt(&Epoch { start: Slot(60), config: config(2, 1_000) });
+        assert_eq!(log.epoch_number(), 0, "an epoch that starts beyond the restart is not in force there");
+        log.adopt(&Epoch { start: Slot(40), config: config(2, 1_000) });
+        assert_eq!(log.epoch_number(), 2);
+        log.apply(Slot(50), &Value::Config(config(2, 5)));
+        assert_eq!(log.epoch.as_ref().map(|e| e.start), Some(Slot(40)), "epoch 2 again changes nothing");
+        log.apply(Slot(51), &Value::Config(config(4, 5)));
+        assert_eq!((log.epoch_number(), log.epoch.as_ref().map(|e| e.start)), (4, Some(Slot(52))));
     }
 
     /// Sessions: a retry is a duplicate while its session lives, and a

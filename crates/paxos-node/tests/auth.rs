@@ -111,6 +111,8 @@ async fn forged_datagrams_from_members_addresses_change_nothing() {
             from: before[&other].decided,
             entries: vec![forged_value.clone()],
             decided: Slot(1 << 30),
+            epoch: None,
+            nonce: 0,
         }),
     ));
     let mut forged_to: BTreeMap<Node, u64> = BTreeMap::new();

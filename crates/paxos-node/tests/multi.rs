@@ -23,8 +23,13 @@ fn spawn_all(cluster: &Cluster) -> Vec<JoinHandle<()>> {
         let settings = cluster.config.settings_for(Role::Acceptor, id.0).expect("settings");
         let addr = cluster.config.member(Role::Acceptor, id.0).expect("member").addr.parse().expect("addr");
         let (socket, _) = bind_udp(addr).expect("bind");
-        let cfg =
-            AcceptorConfig { id, genesis: cluster.config.genesis(), incarnation: u64::from(id.0), retain_slots: 0 };
+        let cfg = AcceptorConfig {
+            id,
+            genesis: cluster.config.genesis(),
+            incarnation: u64::from(id.0),
+            nonce_seed: u64::from(id.0) + 100,
+            retain_slots: 0,
+        };
         let (node, store) = (Acceptor::new(cfg, AcceptorState::default()), MemStore::<AcceptorState>::default());
         let config = cluster.config.clone();
         tasks.push(tokio::spawn(async move {

@@ -25,7 +25,13 @@ fn addr_of(cluster: &Cluster, role: Role, id: u32) -> std::net::SocketAddr {
 
 /// Acceptor `id` of `cluster`, new.
 fn acceptor(cluster: &Cluster, id: u32) -> Acceptor {
-    let cfg = AcceptorConfig { id: NodeId(id), genesis: cluster.config.genesis(), incarnation: 7, retain_slots: 0 };
+    let cfg = AcceptorConfig {
+        id: NodeId(id),
+        genesis: cluster.config.genesis(),
+        incarnation: 7,
+        nonce_seed: 8,
+        retain_slots: 0,
+    };
     Acceptor::new(cfg, AcceptorState::default())
 }
 

@@ -281,7 +281,12 @@ fn validate(msg: &Message) -> Result<(), DecodeError> {
         Message::CatchUp(c) => (slot_ok(&c.from), true),
         Message::CatchUpReply(r) => {
             let end = r.from.0.checked_add(r.entries.len() as u64);
-            (end.is_some_and(|e| e <= MAX_COUNTER) && slot_ok(&r.decided), r.entries.iter().all(value_ok))
+            (
+                end.is_some_and(|e| e <= MAX_COUNTER)
+                    && slot_ok(&r.decided)
+                    && r.epoch.as_ref().is_none_or(|e| slot_ok(&e.start) && e.start <= r.from),
+                r.entries.iter().all(value_ok) && r.epoch.as_ref().is_none_or(|e| config_ok(&e.config)),
+            )
         }
         Message::ClientReply(r) => (slot_ok(&r.slot) && number_ok(r.seq), true),
         Message::LogRead(r) => (slot_ok(&r.from) && number_ok(r.req), true),

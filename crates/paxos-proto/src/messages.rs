@@ -295,6 +295,14 @@ pub struct CatchUp {
     pub from: Slot,
     /// At most this many entries.
     pub limit: u32,
+    /// A number the asker drew at random, echoed in the reply: only a reply
+    /// that carries it may restart the asker's log later (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub nonce: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Decided entries `from`, `from + 1`, ... in order.
@@ -306,6 +314,15 @@ pub struct CatchUpReply {
     pub entries: Vec<Value>,
     /// The sender's first undecided slot.
     pub decided: Slot,
+    /// When `from` is where the sender's log starts (retention deleted the
+    /// slots below), the configuration epoch in force at `from`, if it
+    /// started at or before `from`: a node that restarts its log there
+    /// cannot read that configuration from the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<Epoch>,
+    /// The nonce of the request answered.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub nonce: u64,
 }
 
 /// A client asks to append a value.

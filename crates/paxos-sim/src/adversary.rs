@@ -125,7 +125,13 @@ pub fn forge(rng: &mut Rng, k: &Knowledge<'_>, next_seq: &mut u64) -> (Forged, O
         // A catch-up reply of made-up values, to a proposer.
         4 => {
             let entries = (0..rng.range(1, 4)).map(|_| bogus(rng)).collect();
-            let reply = CatchUpReply { from: Slot(k.slot.0.saturating_sub(rng.range(0, 8))), entries, decided: far };
+            let reply = CatchUpReply {
+                from: Slot(k.slot.0.saturating_sub(rng.range(0, 8))),
+                entries,
+                decided: far,
+                epoch: None,
+                nonce: 0,
+            };
             forged(proposer, Node::Proposer(pick(rng, k.proposers)), Message::CatchUpReply(reply))
         }
         // An accept at slot 2^62 - 1.
@@ -176,7 +182,7 @@ pub fn forge(rng: &mut Rng, k: &Knowledge<'_>, next_seq: &mut u64) -> (Forged, O
         10 => forged(
             proposer,
             Node::Proposer(pick(rng, k.proposers)),
-            Message::CatchUp(CatchUp { from: Slot(0), limit: u32::MAX }),
+            Message::CatchUp(CatchUp { from: Slot(0), limit: u32::MAX, nonce: 0 }),
         ),
         // Reads in a victim's name (the reply goes to it).
         11 => forged(
@@ -273,7 +279,8 @@ pub fn extreme(rng: &mut Rng, k: &Knowledge<'_>) -> Forged {
         ),
         5 => {
             let from = far_slot(rng);
-            let reply = CatchUpReply { from, entries: vec![Value::Noop], decided: Slot(MAX_COUNTER) };
+            let reply =
+                CatchUpReply { from, entries: vec![Value::Noop], decided: Slot(MAX_COUNTER), epoch: None, nonce: 0 };
             forged(proposer, Node::Proposer(pick(rng, k.proposers)), Message::CatchUpReply(reply))
         }
         _ => forged(

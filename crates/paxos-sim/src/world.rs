@@ -294,10 +294,13 @@ impl World {
 
     fn start_acceptor(&mut self, a: usize) {
         let state = self.acceptor_disks[a].load().expect("the in-memory disk loads");
+        let incarnation = self.fault_rng.next_u64();
         let cfg = AcceptorConfig {
             id: self.acceptor_ids[a],
             genesis: self.genesis.clone(),
-            incarnation: self.fault_rng.next_u64(),
+            incarnation,
+            // Derived, not drawn, so that the seed's faults stay where they were; the adversary knows neither.
+            nonce_seed: incarnation.rotate_left(29) ^ 0x5eed,
             retain_slots: self.params.retain_slots,
         };
         let mut acceptor = Acceptor::new(cfg, state);

@@ -82,7 +82,7 @@ fn epoch1(incarnation: u64) -> Epoch {
 
 /// Acceptor 1, recovered with `state`.
 fn acceptor(state: AcceptorState) -> Acceptor {
-    let cfg = AcceptorConfig { id: NodeId(1), genesis: genesis(), incarnation: FRESH, retain_slots: 0 };
+    let cfg = AcceptorConfig { id: NodeId(1), genesis: genesis(), incarnation: FRESH, nonce_seed: 11, retain_slots: 0 };
     Acceptor::new(cfg, state)
 }
 
@@ -144,7 +144,7 @@ fn nack(ballot: Ballot, promised: Ballot, reason: NackReason) -> Message {
 }
 
 fn catch_up(from: u64) -> Message {
-    Message::CatchUp(CatchUp { from: Slot(from), limit: ACCEPTOR_CATCH_UP_LIMIT })
+    Message::CatchUp(CatchUp { from: Slot(from), limit: ACCEPTOR_CATCH_UP_LIMIT, nonce: 0 })
 }
 
 fn send(to: Node, msg: Message) -> Outgoing {
@@ -172,13 +172,24 @@ fn learn_op(slot: u64, value: Value) -> AcceptorOp {
 /// Feeds one message that must be handled, and returns what it produced.
 fn step(a: &mut Acceptor, from: Node, msg: Message) -> Ready<AcceptorOp> {
     a.handle(from, msg).expect("the message is for an acceptor");
-    a.take_ready()
+    zero_nonces(a.take_ready())
 }
 
-/// One tick, and what it produced.
+/// One tick, and what it produced (catch-up nonces zeroed, see [`zero_nonces`]).
 fn tick(a: &mut Acceptor) -> Ready<AcceptorOp> {
     a.tick();
-    a.take_ready()
+    zero_nonces(a.take_ready())
+}
+
+/// Zeroes the nonces of catch-up requests, drawn from the node's secret seed:
+/// the tests of what is asked compare the rest, and the tests of restarts read the nonce first.
+fn zero_nonces(mut r: Ready<AcceptorOp>) -> Ready<AcceptorOp> {
+    for out in r.early.iter_mut().chain(r.messages.iter_mut()) {
+        if let Message::CatchUp(c) = &mut out.msg {
+            c.nonce = 0;
+        }
+    }
+    r
 }
 
 /// The length of `msg` as one datagram from acceptor 1 to proposer 1.
@@ -519,7 +530,13 @@ fn catch_up_reply_fills_the_decided_log_in_order() {
     step(&mut a, proposer(1), accept_commit(b(2, 1), 3, &[]));
     assert_eq!(tick(&mut a), ready(vec![], vec![send(proposer(1), catch_up(1))]));
 
-    let reply = CatchUpReply { from: Slot(1), entries: vec![cmd(3, 1, "z"), Value::Noop], decided: Slot(3) };
+    let reply = CatchUpReply {
+        from: Slot(1),
+        entries: vec![cmd(3, 1, "z"), Value::Noop],
+        decided: Slot(3),
+        epoch: None,
+        nonce: 0,
+    };
     let r = step(&mut a, proposer(1), Message::CatchUpReply(reply));
 
     assert_eq!(r, ready(vec![learn_op(1, cmd(3, 1, "z")), learn_op(2, Value::Noop)], vec![]));
@@ -541,7 +558,7 @@ fn catch_up_request_is_served_through_a_read() {
     store.apply(&learns).unwrap();
     let mut a = acceptor(store.load().unwrap());
 
-    let r = step(&mut a, proposer(2), Message::CatchUp(CatchUp { from: Slot(1), limit: 5000 }));
+    let r = step(&mut a, proposer(2), Message::CatchUp(CatchUp { from: Slot(1), limit: 5000, nonce: 0 }));
 
     let read =
         ReadRequest { id: 0, from: Slot(1), limit: ACCEPTOR_CATCH_UP_LIMIT as usize, max_bytes: MAX_BATCH_BYTES };
@@ -549,7 +566,7 @@ fn catch_up_request_is_served_through_a_read() {
 
     a.on_read(read.id, store.read(read.from, read.limit, read.max_bytes).unwrap());
 
-    let reply = CatchUpReply { from: Slot(1), entries: values[1..].to_vec(), decided: Slot(3) };
+    let reply = CatchUpReply { from: Slot(1), entries: values[1..].to_vec(), decided: Slot(3), epoch: None, nonce: 0 };
     assert_eq!(a.take_ready(), ready(vec![], vec![send(proposer(2), Message::CatchUpReply(reply))]));
     a.on_read(read.id, LogPage::default());
     assert!(a.take_ready().is_empty(), "a page nobody waits for is dropped");
@@ -567,6 +584,97 @@ fn probe_with_a_decided_prefix_ahead_makes_the_acceptor_catch_up() {
     assert_eq!(r, ready(vec![], vec![send(proposer(2), catch_up(2))]));
 }
 
+/// An acceptor of a cluster that retains (`retain_slots` 8), with `state`, that heard of decided
+/// slots up to 100000 from proposer 2 and asked it for the rest: returns the nonce it asked with.
+fn retaining_and_asking(state: AcceptorState) -> (Acceptor, u64) {
+    let cfg = AcceptorConfig { id: NodeId(1), genesis: genesis(), incarnation: FRESH, nonce_seed: 11, retain_slots: 8 };
+    let mut a = Acceptor::new(cfg, state);
+    step(&mut a, proposer(2), Message::Probe(Probe { nonce: 1, decided: Slot(100_000) }));
+    a.tick();
+    let r = a.take_ready();
+    let [Outgoing { msg: Message::CatchUp(c), .. }] = r.messages.as_slice() else {
+        panic!("one catch-up request: {r:?}")
+    };
+    assert_ne!(c.nonce, 0);
+    (a, c.nonce)
+}
+
+/// Retention: a proposer whose log starts beyond our decided prefix (far beyond: 2^16 slots and more)
+/// restarts our decided log there when it answers our request with its nonce, and the epoch in force
+/// there, which the log can no longer tell, is joined with it.
+#[test]
+fn the_answer_to_our_request_restarts_the_log_where_the_proposers_starts() {
+    let (mut a, nonce) = retaining_and_asking(state(b(1, 1), &[], 2));
+    let epoch = epoch1(INC);
+    let far = Slot(90_000);
+    let reply = CatchUpReply {
+        from: far,
+        entries: vec![Value::Noop],
+        decided: Slot(100_000),
+        epoch: Some(epoch.clone()),
+        nonce,
+    };
+
+    let r = step(&mut a, proposer(2), Message::CatchUpReply(reply));
+
+    assert_eq!(&r.persist[..3], &[AcceptorOp::Retain(far), AcceptorOp::Join(epoch), learn_op(far.0, Value::Noop)]);
+    assert_eq!((a.state.start, a.state.decided, a.state.epoch_number()), (far, far.next(), 1));
+}
+
+/// Retention: an answer that does not carry our request's nonce (a key holder's forgery, or an
+/// answer to an older request) restarts nothing, however plausible.
+#[test]
+fn an_answer_without_our_nonce_restarts_nothing() {
+    for wrong in [0, 1] {
+        let (mut a, nonce) = retaining_and_asking(state(b(1, 1), &[], 2));
+        let reply = CatchUpReply {
+            from: Slot(10),
+            entries: vec![Value::Noop],
+            decided: Slot(100_000),
+            epoch: None,
+            nonce: if wrong == 0 { 0 } else { nonce ^ 1 },
+        };
+
+        let r = step(&mut a, proposer(2), Message::CatchUpReply(reply));
+
+        assert!(r.persist.is_empty(), "{r:?}");
+        assert_eq!((a.state.start, a.state.decided), (Slot(0), Slot(2)));
+    }
+}
+
+/// A catch-up answer that starts where our log starts (beyond slot 0, after retention) carries the
+/// epoch in force there, and echoes the request's nonce.
+#[test]
+fn a_catch_up_from_the_start_of_a_retained_log_carries_the_epoch_in_force() {
+    let mut s = state(b(1, 1), &[], 20);
+    s.start = Slot(12);
+    s.epoch = Some(epoch1(INC));
+    let mut a = acceptor(s);
+    let read = step(&mut a, proposer(2), Message::CatchUp(CatchUp { from: Slot(3), limit: 10, nonce: 77 }));
+    let read = read.reads.first().cloned().expect("a read");
+    let entries = vec![crate::Stored { value: Value::Noop, duplicate: false }; 2];
+    let page = |from| LogPage { from: Slot(from), entries: entries.clone(), start: Slot(12) };
+
+    a.on_read(read.id, page(12));
+
+    let reply = CatchUpReply {
+        from: Slot(12),
+        entries: vec![Value::Noop; 2],
+        decided: Slot(20),
+        epoch: Some(epoch1(INC)),
+        nonce: 77,
+    };
+    assert_eq!(a.take_ready(), ready(vec![], vec![send(proposer(2), Message::CatchUpReply(reply))]));
+
+    // From further on: no epoch.
+    let read = step(&mut a, proposer(2), Message::CatchUp(CatchUp { from: Slot(14), limit: 10, nonce: 78 }));
+    let read = read.reads.first().cloned().expect("a read");
+    a.on_read(read.id, page(14));
+    let reply =
+        CatchUpReply { from: Slot(14), entries: vec![Value::Noop; 2], decided: Slot(20), epoch: None, nonce: 78 };
+    assert_eq!(a.take_ready(), ready(vec![], vec![send(proposer(2), Message::CatchUpReply(reply))]));
+}
+
 // ---------------------------------------------------------------------------
 // Membership and epochs
 // ---------------------------------------------------------------------------
@@ -579,7 +687,7 @@ fn in_epoch_0_every_listed_acceptor_votes() {
     assert_eq!((a.membership(), a.status().state.as_str(), a.status().epoch), (Membership::Up, "up", 0));
     assert_eq!(step(&mut a, proposer(1), prepare(b(1, 1), 0)).persist, vec![AcceptorOp::Promise(b(1, 1))]);
 
-    let cfg = AcceptorConfig { id: NodeId(9), genesis: genesis(), incarnation: FRESH, retain_slots: 0 };
+    let cfg = AcceptorConfig { id: NodeId(9), genesis: genesis(), incarnation: FRESH, nonce_seed: 11, retain_slots: 0 };
     let mut stranger = Acceptor::new(cfg, state(Ballot::ZERO, &[], 0));
     assert_eq!((stranger.membership(), stranger.status().state.as_str()), (Membership::Joining, "joining"));
 
@@ -691,7 +799,13 @@ fn prepare_of_a_new_epoch_waits_for_the_decided_log_to_reach_it() {
     assert_eq!(r, ready(vec![], vec![send(proposer(1), catch_up(2)), send(proposer(1), refused)]));
     assert_eq!(a.state().epoch_number(), 0);
 
-    let reply = CatchUpReply { from: Slot(2), entries: vec![Value::Noop, Value::Noop], decided: Slot(5) };
+    let reply = CatchUpReply {
+        from: Slot(2),
+        entries: vec![Value::Noop, Value::Noop],
+        decided: Slot(5),
+        epoch: None,
+        nonce: 0,
+    };
     let r = step(&mut a, proposer(1), Message::CatchUpReply(reply));
     assert_eq!(
         r,
@@ -806,7 +920,7 @@ fn folding_persisted_ops_reproduces_the_state() {
         prepare(b(1, 1), 0),
         accept(b(4, 2), &[(0, Value::Noop), (3, cmd(6, 2, "c"))]),
         prepare(b(5, 1), 2),
-        Message::CatchUp(CatchUp { from: Slot(0), limit: 10 }),
+        Message::CatchUp(CatchUp { from: Slot(0), limit: 10, nonce: 0 }),
     ];
 
     let mut disk = MemStore::new(start);

@@ -6,6 +6,10 @@ use paxos_proto::{
 use tracing::{debug, info, warn};
 
 use super::{Phase, Proposer, ReadFor, CATCH_UP_LIMIT};
+use crate::restart::nonce;
+
+/// Mixed into a proposer's incarnation to seed its catch-up nonces (its probe nonces use the incarnation itself).
+const NONCE_SALT: u64 = 0x6361_7463_6875_7021;
 use crate::{Ignored, LogPage, ProposerOp, MAX_BATCH_BYTES};
 
 impl Proposer {
@@ -144,8 +148,16 @@ impl Proposer {
         if let Some(to) = target {
             self.catch_up_after = self.now + self.cfg.retransmit_ticks;
             debug!(node = %Node::Proposer(self.cfg.id), to = %to, slot = decided.0, "catching up");
-            let request = CatchUp { from: decided, limit: CATCH_UP_LIMIT };
-            self.asked = Some((to, decided));
+            // A request asked again (same node, same slot) keeps its nonce, so that a late answer still counts.
+            let nonce = match self.asked {
+                Some((n, d, nonce)) if n == to && d == decided => nonce,
+                _ => {
+                    self.requests += 1;
+                    nonce(self.cfg.incarnation ^ NONCE_SALT, self.requests)
+                }
+            };
+            let request = CatchUp { from: decided, limit: CATCH_UP_LIMIT, nonce };
+            self.asked = Some((to, decided, nonce));
             self.ready.send(to, Message::CatchUp(request));
         }
     }
@@ -167,17 +179,18 @@ impl Proposer {
                 })
                 .map(|(v, _)| v.clone())
                 .collect();
-            let reply = CatchUpReply { from: start, entries, decided };
+            let reply = CatchUpReply { from: start, entries, decided, epoch: None, nonce: m.nonce };
             self.ready.send(from, Message::CatchUpReply(reply));
             return Ok(());
         }
-        self.read(start, m.limit, ReadFor::Peer(from))
+        self.read(start, m.limit, ReadFor::Peer(from, m.nonce))
     }
 
     /// A page read from the store for a catch-up.
-    pub(super) fn reply_catch_up(&mut self, to: Node, page: LogPage) {
+    pub(super) fn reply_catch_up(&mut self, to: Node, nonce: u64, page: LogPage) {
         let entries = page.entries.into_iter().map(|e| e.value).collect();
-        let reply = CatchUpReply { from: page.from, entries, decided: self.learner.decided() };
+        let (start, epoch) = (self.learner.state().start, self.learner.state().epoch.as_ref());
+        let reply = crate::catch_up_reply(nonce, page.from, entries, self.learner.decided(), start, epoch);
         self.ready.send(to, Message::CatchUpReply(reply));
     }
 
@@ -195,14 +208,19 @@ impl Proposer {
             }
         }
         let decided = self.learner.decided();
-        let asked = self.asked.take() == Some((from, decided));
+        // Only the answer to our last request, echoing its nonce, restarts the log (see `restart`).
+        let asked = m.nonce != 0 && self.asked == Some((from, decided, m.nonce));
         let retained = self.cfg.retain_slots > 0;
         if m.from > decided && !m.entries.is_empty() && m.from <= m.decided && asked && retained {
             // Its log starts later: retention deleted what lies between (the
             // cluster retains, and the node we asked says so).
             warn!(node = %Node::Proposer(self.cfg.id), slot = decided.0, restart = m.from.0, "the decided log restarts later: the slots between were deleted by retention");
-            self.learner.skip_to(m.from);
+            self.learner.skip_to(m.from, m.epoch.as_ref());
             self.ready.persist.push(ProposerOp::Retain(m.from));
+            if let Some(e) = m.epoch.clone() {
+                // Folded as the learner did: adopted only if later than the epoch known.
+                self.ready.persist.push(ProposerOp::Epoch(e));
+            }
         }
         let mut result = Ok(());
         for (i, value) in m.entries.into_iter().enumerate() {

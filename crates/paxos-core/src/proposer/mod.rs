@@ -235,7 +235,7 @@ enum ReadFor {
     /// A client's `LogRead`.
     Client { client: ClientId, req: u64, limit: u32, linearizable: bool },
     /// A peer's (or an acceptor's) `CatchUp`.
-    Peer(Node),
+    Peer(Node, u64),
 }
 
 /// A Multi-Paxos proposer, learner and client front end.
@@ -285,7 +285,9 @@ pub struct Proposer {
     /// Somewhere to catch up from: a node that said it decided more than we have.
     ahead: Option<(Node, Slot)>,
     /// The last catch-up request: whom we asked, from which slot.
-    asked: Option<(Node, Slot)>,
+    asked: Option<(Node, Slot, u64)>,
+    /// Catch-up requests sent (the counter of their nonces).
+    requests: u64,
     /// Reads of the decided log in flight.
     reads: HashMap<u64, ReadFor>,
     next_read: u64,
@@ -329,6 +331,7 @@ impl Proposer {
             known_epoch: 0,
             ahead: None,
             asked: None,
+            requests: 0,
             reads: HashMap::new(),
             next_read: 0,
             ready: Ready::default(),
@@ -637,7 +640,7 @@ impl Proposer {
             Some(ReadFor::Client { client, req, limit, linearizable }) => {
                 self.reply_log(client, req, limit, linearizable, page);
             }
-            Some(ReadFor::Peer(to)) => self.reply_catch_up(to, page),
+            Some(ReadFor::Peer(to, nonce)) => self.reply_catch_up(to, nonce, page),
             None => {}
         }
     }

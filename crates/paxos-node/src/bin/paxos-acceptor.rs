@@ -46,6 +46,7 @@ async fn serve(node: NodeSetup, control: UnboundedReceiver<Control>) -> anyhow::
         genesis: node.cluster.genesis(),
         // Used only if the store has no identity yet (a new node, or one that lost its disk).
         incarnation: paxos_client::client::random_u64(),
+        nonce_seed: paxos_client::client::random_u64(),
         retain_slots: node.cluster.log.retain_slots,
     };
     let acceptor = Acceptor::new(cfg, state);

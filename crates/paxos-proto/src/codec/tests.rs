@@ -217,12 +217,21 @@ fn message() -> impl Strategy<Value = Message> {
         .prop_map(|(ballot, slots)| Message::Accepted(Accepted { ballot, slots }));
     let heartbeat = (ballot(), any::<bool>(), slot(), slot())
         .prop_map(|(ballot, leader, decided, known)| Message::Heartbeat(Heartbeat { ballot, leader, decided, known }));
-    let catch_up = (slot(), edgy_u32()).prop_map(|(from, limit)| Message::CatchUp(CatchUp { from, limit }));
-    let catch_up_reply = (slot(), prop::collection::vec(value(), 0..8), slot()).prop_map(|(from, entries, decided)| {
-        // The entries' last slot stays within MAX_COUNTER.
-        let from = Slot(from.0.min(MAX_COUNTER - entries.len() as u64));
-        Message::CatchUpReply(CatchUpReply { from, entries, decided })
-    });
+    let catch_up = (slot(), edgy_u32(), any::<u64>())
+        .prop_map(|(from, limit, nonce)| Message::CatchUp(CatchUp { from, limit, nonce }));
+    let catch_up_reply = (
+        slot(),
+        prop::collection::vec(value(), 0..8),
+        slot(),
+        prop::option::of((any::<u64>(), cluster_config())),
+        any::<u64>(),
+    )
+        .prop_map(|(from, entries, decided, epoch, nonce)| {
+            // The entries' last slot stays within MAX_COUNTER, and the epoch starts at or before `from`.
+            let from = Slot(from.0.min(MAX_COUNTER - entries.len() as u64));
+            let epoch = epoch.map(|(start, config)| Epoch { start: Slot(start % (from.0 + 1)), config });
+            Message::CatchUpReply(CatchUpReply { from, entries, decided, epoch, nonce })
+        });
     // Oversized client values pass `validate` (the proposer answers them), so go past the limit here.
     let client_propose = (edgy_number(), prop_oneof![4 => value_data(), 1 => oversized_data()])
         .prop_map(|(seq, value)| Message::ClientPropose(ClientPropose { seq, value }));
@@ -455,8 +464,18 @@ fn invalid_message() -> impl Strategy<Value = (Message, &'static str)> {
         (slot(), prop::collection::vec(small_value(), 0..8), any::<Index>(), command(oversized_data()), slot())
             .prop_map(|(from, mut entries, i, c, decided)| {
                 entries.insert(i.index(entries.len() + 1), Value::Command(c));
-                (Message::CatchUpReply(CatchUpReply { from, entries, decided }), "catch-up value too large")
+                (
+                    Message::CatchUpReply(CatchUpReply { from, entries, decided, epoch: None, nonce: 0 }),
+                    "catch-up value too large",
+                )
             });
+    let catch_up_epoch_after_from =
+        (0..MAX_COUNTER - 1, slot(), cluster_config()).prop_map(|(from, decided, config)| {
+            let epoch = Epoch { start: Slot(from + 1), config };
+            let reply =
+                CatchUpReply { from: Slot(from), entries: vec![Value::Noop], decided, epoch: Some(epoch), nonce: 0 };
+            (Message::CatchUpReply(reply), "catch-up epoch starting after its first slot")
+        });
     prop_oneof![
         entry_below_page,
         entry_above_page,
@@ -465,6 +484,7 @@ fn invalid_message() -> impl Strategy<Value = (Message, &'static str)> {
         promise_value_too_large,
         accept_value_too_large,
         catch_up_value_too_large,
+        catch_up_epoch_after_from,
     ]
 }
 
@@ -660,7 +680,7 @@ proptest! {
     /// One invalid envelope refuses the whole bundle; arbitrary bytes behind
     /// an open bracket never panic.
     #[test]
-    fn bad_bundles_are_refused((msg, why) in invalid_message(), good in envelope_of(Just(Message::CatchUp(CatchUp { from: Slot(1), limit: 1 }))), tail in prop::collection::vec(any::<u8>(), 0..256)) {
+    fn bad_bundles_are_refused((msg, why) in invalid_message(), good in envelope_of(Just(Message::CatchUp(CatchUp { from: Slot(1), limit: 1, nonce: 0 }))), tail in prop::collection::vec(any::<u8>(), 0..256)) {
         let bad = Envelope { version: PROTOCOL_VERSION, cluster: "c".to_owned(), from: good.from, to: good.to, msg };
         let mut bundle = Bundle::new();
         let mut out = Vec::new();
@@ -679,7 +699,7 @@ proptest! {
 fn empty_and_nested_bundles_are_refused() {
     assert_eq!(decode_bundle(b"[]"), Err(DecodeError::Invalid("empty bundle")));
     assert_eq!(decode_bundle(b" \n[ ]"), Err(DecodeError::Invalid("empty bundle")));
-    let env = encoded(&envelope_with(Message::CatchUp(CatchUp { from: Slot(3), limit: 1 })));
+    let env = encoded(&envelope_with(Message::CatchUp(CatchUp { from: Slot(3), limit: 1, nonce: 0 })));
     let mut nested = b"[[".to_vec();
     nested.extend(&env);
     nested.extend(b"]]");
@@ -696,7 +716,7 @@ fn empty_and_nested_bundles_are_refused() {
 
 #[test]
 fn a_full_bundle_stays_within_the_limit() {
-    let env = encoded(&envelope_with(Message::CatchUp(CatchUp { from: Slot(3), limit: 1 })));
+    let env = encoded(&envelope_with(Message::CatchUp(CatchUp { from: Slot(3), limit: 1, nonce: 0 })));
     let mut bundle = Bundle::new();
     let mut n = 0;
     while bundle.fits(&env) {
@@ -825,7 +845,7 @@ fn oversized_datagram_is_too_large() {
 /// A valid datagram padded to exactly the limit still decodes.
 #[test]
 fn datagram_of_exactly_the_limit_decodes() {
-    let env = envelope_with(Message::CatchUp(CatchUp { from: Slot(3), limit: 1 }));
+    let env = envelope_with(Message::CatchUp(CatchUp { from: Slot(3), limit: 1, nonce: 0 }));
     let mut bytes = encoded(&env);
     bytes.resize(MAX_DATAGRAM_BYTES, b' ');
     assert_eq!(decode(&bytes), Ok(env));
@@ -978,8 +998,10 @@ fn counters_beyond_the_limit_are_invalid() {
             from: Slot(MAX_COUNTER),
             entries: vec![Value::Noop, Value::Noop],
             decided: Slot(0),
+            epoch: None,
+            nonce: 0,
         }),
-        Message::CatchUp(CatchUp { from: Slot(u64::MAX), limit: 1 }),
+        Message::CatchUp(CatchUp { from: Slot(u64::MAX), limit: 1, nonce: 0 }),
     ];
     for msg in msgs {
         let env = Envelope {
@@ -994,7 +1016,7 @@ fn counters_beyond_the_limit_are_invalid() {
         assert!(matches!(decode(&buf), Err(DecodeError::Invalid(_))), "{:?}", env.msg);
     }
     // The limit itself is fine.
-    let ok = Message::CatchUp(CatchUp { from: Slot(MAX_COUNTER), limit: 1 });
+    let ok = Message::CatchUp(CatchUp { from: Slot(MAX_COUNTER), limit: 1, nonce: 0 });
     let env = Envelope {
         version: PROTOCOL_VERSION,
         cluster: "c".into(),

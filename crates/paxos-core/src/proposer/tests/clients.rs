@@ -132,7 +132,11 @@ fn full_queue_answers_busy() {
 fn log_read_shows_noops_and_duplicates_as_none() {
     let mut p = proposer(1);
     let log = pinned_log(&[cmd(7, 1, "a"), Value::Noop, cmd(7, 1, "a"), cmd(8, 1, "b")]);
-    step(&mut p, prop(2), Message::CatchUpReply(CatchUpReply { from: Slot(0), entries: log, decided: Slot(5) }));
+    step(
+        &mut p,
+        prop(2),
+        Message::CatchUpReply(CatchUpReply { from: Slot(0), entries: log, decided: Slot(5), epoch: None, nonce: 0 }),
+    );
 
     let r = step(&mut p, client(9), log_read(42, 0, 10));
 

@@ -172,12 +172,15 @@ fn a_later_epoch_in_a_probe_answer_defers_the_campaign_until_caught_up() {
         assert!(step(&mut p, acc(a), report(a, 0, b1(2, 2), decided)).is_empty());
     }
     let r = tick(&mut p);
-    assert_eq!(r, ready(vec![], vec![send(acc(2), Message::CatchUp(CatchUp { from: Slot(0), limit: 1024 }))]));
+    assert_eq!(
+        r,
+        ready(vec![], vec![send(acc(2), Message::CatchUp(CatchUp { from: Slot(0), limit: 1024, nonce: 0 }))])
+    );
     tick_to(&mut p, 100);
     assert_eq!(p.role(), Leadership::Follower, "no campaign in epoch 0 while the log is in epoch 1");
 
     let log = pinned_log(&[Value::Noop]);
-    let reply = CatchUpReply { from: Slot(0), entries: log.clone(), decided: Slot(2) };
+    let reply = CatchUpReply { from: Slot(0), entries: log.clone(), decided: Slot(2), epoch: None, nonce: 0 };
     let r = step(&mut p, acc(2), Message::CatchUpReply(reply));
     assert_eq!(r, ready(vec![learn(0, log[0].clone()), learn(1, Value::Noop)], vec![]));
 

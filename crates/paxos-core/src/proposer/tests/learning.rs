@@ -4,7 +4,7 @@
 use super::*;
 
 fn ask(to: Node, from: u64) -> Outgoing {
-    send(to, Message::CatchUp(CatchUp { from: Slot(from), limit: 1024 }))
+    send(to, Message::CatchUp(CatchUp { from: Slot(from), limit: 1024, nonce: 0 }))
 }
 
 /// Catch-up: a follower that hears a peer has decided further asks it for the entries from its own
@@ -33,7 +33,13 @@ fn catch_up_reply_is_learned_and_persisted_in_order() {
     let r = step(
         &mut p,
         prop(2),
-        Message::CatchUpReply(CatchUpReply { from: Slot(0), entries: values.clone(), decided: Slot(4) }),
+        Message::CatchUpReply(CatchUpReply {
+            from: Slot(0),
+            entries: values.clone(),
+            decided: Slot(4),
+            epoch: None,
+            nonce: 0,
+        }),
     );
 
     let want: Vec<_> = values.into_iter().enumerate().map(|(i, v)| learn(i as u64, v)).collect();
@@ -48,8 +54,11 @@ fn duplicate_request_is_persisted_as_a_duplicate() {
     let mut p = proposer(1);
     let values = vec![cmd(7, 1, "a"), cmd(7, 1, "a")];
 
-    let r =
-        step(&mut p, prop(2), Message::CatchUpReply(CatchUpReply { from: Slot(0), entries: values, decided: Slot(2) }));
+    let r = step(
+        &mut p,
+        prop(2),
+        Message::CatchUpReply(CatchUpReply { from: Slot(0), entries: values, decided: Slot(2), epoch: None, nonce: 0 }),
+    );
 
     let duplicate = ProposerOp::Learn { slot: Slot(1), value: cmd(7, 1, "a"), duplicate: true };
     assert_eq!(r, ready(vec![learn(0, cmd(7, 1, "a")), duplicate], vec![]));
@@ -62,7 +71,13 @@ fn partial_catch_up_reply_asks_for_the_rest_at_once() {
     let mut p = proposer(1);
     step(&mut p, prop(2), heartbeat(b(1, 2), true, 6));
     tick(&mut p);
-    let reply = CatchUpReply { from: Slot(0), entries: vec![Value::Noop, Value::Noop], decided: Slot(6) };
+    let reply = CatchUpReply {
+        from: Slot(0),
+        entries: vec![Value::Noop, Value::Noop],
+        decided: Slot(6),
+        epoch: None,
+        nonce: 0,
+    };
     step(&mut p, prop(2), Message::CatchUpReply(reply));
 
     let r = tick(&mut p);
@@ -84,7 +99,13 @@ fn rightful_follower_far_behind_catches_up_before_campaigning() {
     let peer_leads = heartbeat(b(3, 1), false, 10);
     assert!(step(&mut p, prop(1), peer_leads.clone()).is_empty());
     let noops = |from, n| {
-        Message::CatchUpReply(CatchUpReply { from: Slot(from), entries: vec![Value::Noop; n], decided: Slot(10) })
+        Message::CatchUpReply(CatchUpReply {
+            from: Slot(from),
+            entries: vec![Value::Noop; n],
+            decided: Slot(10),
+            epoch: None,
+            nonce: 0,
+        })
     };
     for t in 2..=80u64 {
         if t % 10 == 5 {
@@ -125,11 +146,21 @@ fn rightful_follower_far_behind_catches_up_before_campaigning() {
 fn catch_up_request_is_served_from_the_cache() {
     let mut p = proposer(2);
     let log = vec![Value::Noop, cmd(7, 1, "a"), cmd(8, 1, "b")];
-    step(&mut p, prop(1), Message::CatchUpReply(CatchUpReply { from: Slot(0), entries: log, decided: Slot(3) }));
+    step(
+        &mut p,
+        prop(1),
+        Message::CatchUpReply(CatchUpReply { from: Slot(0), entries: log, decided: Slot(3), epoch: None, nonce: 0 }),
+    );
 
-    let r = step(&mut p, prop(1), Message::CatchUp(CatchUp { from: Slot(1), limit: 1024 }));
+    let r = step(&mut p, prop(1), Message::CatchUp(CatchUp { from: Slot(1), limit: 1024, nonce: 0 }));
 
-    let reply = CatchUpReply { from: Slot(1), entries: vec![cmd(7, 1, "a"), cmd(8, 1, "b")], decided: Slot(3) };
+    let reply = CatchUpReply {
+        from: Slot(1),
+        entries: vec![cmd(7, 1, "a"), cmd(8, 1, "b")],
+        decided: Slot(3),
+        epoch: None,
+        nonce: 0,
+    };
     assert_eq!(r, ready(vec![], vec![send(prop(1), Message::CatchUpReply(reply))]));
 }
 
@@ -142,12 +173,12 @@ fn catch_up_request_is_served_from_the_store_through_a_read() {
     let mut p = restarted(2, disk.state.clone());
 
     for (id, asker) in [(0, prop(1)), (1, acc(4))] {
-        let r = step(&mut p, asker, Message::CatchUp(CatchUp { from: Slot(1), limit: 5000 }));
+        let r = step(&mut p, asker, Message::CatchUp(CatchUp { from: Slot(1), limit: 5000, nonce: 0 }));
 
         let read = ReadRequest { id, from: Slot(1), limit: 1024, max_bytes: MAX_BATCH_BYTES };
         assert_eq!(r, reads_only(vec![read.clone()]));
         p.on_read(read.id, disk.read(read.from, read.limit, read.max_bytes).unwrap());
-        let reply = CatchUpReply { from: Slot(1), entries: log[1..].to_vec(), decided: Slot(3) };
+        let reply = CatchUpReply { from: Slot(1), entries: log[1..].to_vec(), decided: Slot(3), epoch: None, nonce: 0 };
         assert_eq!(p.take_ready(), ready(vec![], vec![send(asker, Message::CatchUpReply(reply))]));
     }
 }
@@ -164,7 +195,13 @@ fn proposer_catches_up_from_an_acceptor_ahead_of_it() {
     let r = tick(&mut p);
 
     assert_eq!(r, ready(vec![], vec![ask(acc(4), 0)]));
-    let reply = CatchUpReply { from: Slot(0), entries: vec![cmd(7, 1, "a"), Value::Noop], decided: Slot(2) };
+    let reply = CatchUpReply {
+        from: Slot(0),
+        entries: vec![cmd(7, 1, "a"), Value::Noop],
+        decided: Slot(2),
+        epoch: None,
+        nonce: 0,
+    };
     let r = step(&mut p, acc(4), Message::CatchUpReply(reply));
     assert_eq!(r, ready(vec![learn(0, cmd(7, 1, "a")), learn(1, Value::Noop)], vec![]));
 }
@@ -227,11 +264,57 @@ fn stale_leader_that_learns_another_value_at_its_slot_steps_down() {
     let r = step(
         &mut p,
         prop(1),
-        Message::CatchUpReply(CatchUpReply { from: Slot(1), entries: vec![y.clone()], decided: Slot(2) }),
+        Message::CatchUpReply(CatchUpReply {
+            from: Slot(1),
+            entries: vec![y.clone()],
+            decided: Slot(2),
+            epoch: None,
+            nonce: 0,
+        }),
     );
 
     assert_eq!(r, ready(vec![learn(1, y)], vec![]));
     assert_eq!(p.role(), Leadership::Follower);
     let r = elect_with(&mut p, &[(1, &[]), (2, &[]), (3, &[])]);
     assert_eq!(r, early_only(to_acceptors_and(&accept(b1(3, 2), 2, &[(2, cmd(7, 1, "x"))]), 1)));
+}
+
+/// Retention: a follower far behind (more than 2^16 slots) asks a peer, whose log starts later; the
+/// answer to its request (echoing the nonce) restarts its log there, with the epoch in force there,
+/// persisted so that a restart folds the same; an answer without the nonce restarts nothing.
+#[test]
+fn the_answer_to_our_request_restarts_the_log_with_the_epoch_in_force() {
+    let mut c = cfg(1);
+    c.retain_slots = 8;
+    let mut p = Proposer::new(c, ProposerState::default());
+    step(&mut p, prop(2), heartbeat(b(1, 2), true, 100_000));
+    p.tick();
+    let asked = p.take_ready().messages.into_iter().find_map(|o| match o.msg {
+        Message::CatchUp(c) => Some(c),
+        _ => None,
+    });
+    let nonce = asked.expect("a catch-up request").nonce;
+    let far = Slot(90_000);
+    let reply = |nonce| CatchUpReply {
+        from: far,
+        entries: vec![Value::Noop],
+        decided: Slot(100_000),
+        epoch: Some(Epoch { start: Slot(7), config: pinned() }),
+        nonce,
+    };
+
+    // Without the nonce, its entries are just too far ahead.
+    assert!(p.handle(prop(2), Message::CatchUpReply(reply(nonce ^ 1))).is_err());
+    let forged = p.take_ready();
+    assert!(forged.persist.is_empty(), "{forged:?}");
+    assert_eq!(p.learner.decided(), Slot(0));
+
+    let r = step(&mut p, prop(2), Message::CatchUpReply(reply(nonce)));
+
+    let epoch = Epoch { start: Slot(7), config: pinned() };
+    assert_eq!(r.persist, vec![ProposerOp::Retain(far), ProposerOp::Epoch(epoch.clone()), learn(far.0, Value::Noop)]);
+    assert_eq!((p.learner.decided(), p.learner.epoch()), (far.next(), &epoch));
+    let mut folded = ProposerState::default();
+    r.persist.iter().for_each(|op| folded.apply(op));
+    assert_eq!(folded.log, *p.learner.state());
 }

@@ -240,10 +240,13 @@ fn slots_an_acceptor_holds_as_decided_are_learned_before_clients_are_served() {
     assert_eq!((r, p.role()), (ready(vec![], vec![]), Leadership::Leader), "nothing to re-propose below slot 4");
     assert!(step(&mut p, client(8), propose(1, "y")).is_empty(), "y waits for slots 1 to 3");
     let r = tick(&mut p);
-    assert_eq!(r, ready(vec![], vec![send(acc(1), Message::CatchUp(CatchUp { from: Slot(1), limit: 1024 }))]));
+    assert_eq!(
+        r,
+        ready(vec![], vec![send(acc(1), Message::CatchUp(CatchUp { from: Slot(1), limit: 1024, nonce: 0 }))])
+    );
 
     let decided = vec![Value::Noop, cmd(7, 1, "x"), Value::Noop];
-    let reply = CatchUpReply { from: Slot(1), entries: decided.clone(), decided: Slot(4) };
+    let reply = CatchUpReply { from: Slot(1), entries: decided.clone(), decided: Slot(4), epoch: None, nonce: 0 };
     let r = step(&mut p, acc(1), Message::CatchUpReply(reply));
 
     let learns = decided.into_iter().enumerate().map(|(i, v)| learn(i as u64 + 1, v)).collect();

@@ -208,7 +208,13 @@ fn leader_skips_slots_known_decided() {
     let r = step(
         &mut p,
         prop(1),
-        Message::CatchUpReply(CatchUpReply { from: Slot(1), entries: decided, decided: Slot(4) }),
+        Message::CatchUpReply(CatchUpReply {
+            from: Slot(1),
+            entries: decided,
+            decided: Slot(4),
+            epoch: None,
+            nonce: 0,
+        }),
     );
     assert_eq!(r.persist.len(), 3);
 

@@ -25,8 +25,13 @@ impl Net {
         let acceptors = ACCEPTORS
             .iter()
             .map(|a| {
-                let cfg =
-                    AcceptorConfig { id: NodeId(*a), genesis: genesis.clone(), incarnation: inc(*a), retain_slots: 0 };
+                let cfg = AcceptorConfig {
+                    id: NodeId(*a),
+                    genesis: genesis.clone(),
+                    incarnation: inc(*a),
+                    nonce_seed: inc(*a) ^ 11,
+                    retain_slots: 0,
+                };
                 Acceptor::new(cfg, AcceptorState::default())
             })
             .collect();
