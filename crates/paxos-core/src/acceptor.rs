@@ -23,11 +23,11 @@ use std::collections::HashMap;
 
 use paxos_proto::{
     Accept, Accepted, Ballot, CatchUp, CatchUpReply, Config, Epoch, Message, Nack, NackReason, Node, NodeId, Prepare,
-    Probe, ProbeReply, Promise, PromiseEntry, Slot, StatusReply, Value,
+    Probe, ProbeReply, Promise, PromiseEntry, Slot, StateReply, StateRequest, StatusReply, Value,
 };
 use tracing::{debug, info, warn};
 
-use crate::restart::nonce;
+use crate::restart::{nonce, Copy, Frozen};
 use crate::{
     round_ceiling, AcceptorOp, AcceptorState, Defects, Ignored, LogPage, ReadRequest, Ready, Tick, CLOCK_SKEW_SECS,
     MAX_BATCH_BYTES, MAX_SLOT_STEP,
@@ -42,6 +42,9 @@ pub const ACCEPTOR_CATCH_UP_LIMIT: u32 = 1024;
 
 /// Ticks between catch-up requests of an acceptor that lacks decided entries.
 pub const ACCEPTOR_CATCH_UP_TICKS: u64 = 5;
+
+/// A copy of a proposer's state is given up after this many ticks without completing.
+const ACCEPTOR_COPY_TICKS: u64 = 200;
 
 /// Reads of the decided log an acceptor serves at once; more requests wait for a retry.
 const MAX_PENDING_READS: usize = 64;
@@ -107,8 +110,12 @@ pub struct Acceptor {
     catch_up_after: Tick,
     /// The last catch-up request: whom we asked, from which slot, with which nonce.
     asked: Option<(NodeId, Slot, u64)>,
-    /// Catch-up requests sent (the counter of their nonces).
+    /// Catch-up requests and copies of a proposer's state started (the counter of their nonces).
     requests: u64,
+    /// A proposer's state being copied, to restart our decided log later (retention).
+    copying: Option<Copy>,
+    /// Our log's state, frozen for a proposer that copies it.
+    frozen: Vec<Frozen>,
     /// Reads of the decided log in flight: who asked, and the nonce to echo.
     reads: HashMap<u64, (NodeId, u64)>,
     next_read: u64,
@@ -130,6 +137,8 @@ impl Acceptor {
             catch_up_after: Tick::ZERO,
             asked: None,
             requests: 0,
+            copying: None,
+            frozen: Vec::new(),
             reads: HashMap::new(),
             next_read: 0,
         };
@@ -189,6 +198,8 @@ impl Acceptor {
             Message::Probe(m) => self.on_probe(proposer, m),
             Message::CatchUp(m) => self.on_catch_up(proposer, m),
             Message::CatchUpReply(m) => self.on_catch_up_reply(proposer, m),
+            Message::StateRequest(m) => self.on_state_request(proposer, m),
+            Message::StateReply(m) => self.on_state_reply(proposer, m),
             _ => Err(Ignored("acceptor: not an acceptor message")),
         }
     }
@@ -196,6 +207,7 @@ impl Acceptor {
     /// Advances the clock: asks for decided entries it lacks.
     pub fn tick(&mut self) {
         self.now = self.now.next();
+        self.copy_state();
         self.catch_up();
     }
 
@@ -358,16 +370,15 @@ impl Acceptor {
             // Only the answer to our last request, echoing its nonce, restarts the log (see `restart`).
             let asked = m.nonce != 0 && self.asked == Some((from, decided, m.nonce));
             let retained = self.cfg.retain_slots > 0;
-            if m.entries.is_empty() || m.from > m.decided || !asked || !retained {
+            // (No entries: its log starts at its decided prefix, nothing decided since it restarted.)
+            let holds = !m.entries.is_empty() || m.from == m.decided;
+            if !holds || m.from > m.decided || !asked || !retained {
                 return Ok(());
             }
-            // The proposer's log starts later: retention deleted what lies between.
-            warn!(node = %Node::Acceptor(self.cfg.id), slot = decided.0, restart = m.from.0, "the decided log restarts later: the slots between were deleted by retention");
-            self.persist(AcceptorOp::Retain(m.from));
-            if let Some(epoch) = m.epoch {
-                // The configuration in force where the log restarts: the log can no longer tell us.
-                self.join(epoch);
-            }
+            // The proposer's log starts later (retention deleted what lies
+            // between): our log restarts with the state its log built.
+            self.restart_later(from, m.from, m.epoch);
+            return Ok(());
         }
         let before = self.state.decided;
         for (i, value) in m.entries.into_iter().enumerate() {
@@ -426,9 +437,87 @@ impl Acceptor {
         }
     }
 
+    /// The proposer we asked says its log starts at `restart`, beyond our
+    /// decided prefix: copy the state its log built (the clients' sessions,
+    /// which a proposer that copies from us later needs), then restart there.
+    fn restart_later(&mut self, from: NodeId, restart: Slot, epoch: Option<Epoch>) {
+        if self.copying.is_some() {
+            return;
+        }
+        let decided = self.state.decided;
+        self.requests += 1;
+        let nonce = nonce(self.cfg.nonce_seed, self.requests);
+        let by = Node::Proposer(from);
+        info!(node = %Node::Acceptor(self.cfg.id), slot = decided.0, restart = restart.0, from = %by, "the decided log restarts later: copying the state there");
+        let copy = Copy::new(by, nonce, decided, restart, epoch, self.now);
+        self.ready.send(by, Message::StateRequest(copy.request()));
+        self.copying = Some(copy);
+    }
+
+    /// At a tick: asks again for a page whose answer is late, or gives the copy up.
+    fn copy_state(&mut self) {
+        let Some(c) = &mut self.copying else { return };
+        if c.expired(self.now, ACCEPTOR_COPY_TICKS) {
+            warn!(node = %Node::Acceptor(self.cfg.id), from = %c.from, "copying a proposer's state takes too long; giving up for now");
+            self.copying = None;
+        } else if let Some(request) = c.due(self.now, ACCEPTOR_CATCH_UP_TICKS) {
+            self.ready.send(c.from, Message::StateRequest(request));
+        }
+    }
+
+    /// A proposer copies our log's state: a page of it, frozen at its first request.
+    fn on_state_request(&mut self, from: NodeId, m: StateRequest) -> Result<(), Ignored> {
+        let to = Node::Proposer(from);
+        let reply = Frozen::serve(&mut self.frozen, to, &m, &self.state.log, self.now)?;
+        self.ready.send(to, Message::StateReply(reply));
+        Ok(())
+    }
+
+    /// A page of the state we copy: the next, or the last, which restarts the log.
+    fn on_state_reply(&mut self, from: NodeId, m: StateReply) -> Result<(), Ignored> {
+        let Some(c) = &mut self.copying else {
+            return Err(Ignored("acceptor: a state page of no copy we asked for"));
+        };
+        let by = Node::Proposer(from);
+        if !c.page(by, m, self.now)? {
+            self.ready.send(by, Message::StateRequest(c.request()));
+            return Ok(());
+        }
+        let c = self.copying.take().expect("matched above");
+        if c.decided != self.state.decided {
+            return Ok(()); // we learned meanwhile: catch-up goes on as usual
+        }
+        let (restart, restart_epoch, decided) = (c.restart, c.restart_epoch.clone(), c.decided);
+        let mut copied = c.finish();
+        if self.defects.stateless_restart {
+            copied.sessions.clear();
+        }
+        let node = Node::Acceptor(self.cfg.id);
+        if copied.at < restart {
+            warn!(node = %node, slot = decided.0, restart = restart.0, "the decided log restarts later, and the proposer asked holds no state there: the sessions of the deleted slots are lost");
+            self.persist(AcceptorOp::Retain(restart));
+            if let Some(epoch) = restart_epoch {
+                self.join(epoch);
+            }
+            return Ok(());
+        }
+        warn!(node = %node, slot = decided.0, restart = copied.at.0, sessions = copied.sessions.len(), "the decided log restarts later with the state there: the slots between were deleted by retention");
+        self.persist(AcceptorOp::Retain(copied.at));
+        if let Some(epoch) = copied.epoch.clone() {
+            // The configuration in force where the log restarts: the log can no longer tell us.
+            self.join(epoch);
+        }
+        for (first, sessions) in copied.chunks() {
+            self.persist(AcceptorOp::Sessions { clock: copied.clock, first, sessions });
+        }
+        self.commit = self.commit.max(copied.at);
+        self.catch_up_after = self.now;
+        Ok(())
+    }
+
     /// Asks the proposer that told us of decided slots we lack for them.
     fn catch_up(&mut self) {
-        if self.state.decided >= self.commit || self.now < self.catch_up_after {
+        if self.state.decided >= self.commit || self.now < self.catch_up_after || self.copying.is_some() {
             return;
         }
         let Some(source) = self.source else { return };

@@ -17,6 +17,8 @@ pub struct Defects {
     pub(crate) unbounded: bool,
     /// An acceptor that lost its state votes at once, as if it were the member it was.
     pub(crate) amnesia: bool,
+    /// A log that restarts later (retention) copies the configuration but not the clients' sessions.
+    pub(crate) stateless_restart: bool,
 }
 
 #[cfg(feature = "defects")]
@@ -44,5 +46,10 @@ impl Defects {
     /// Acceptors vote with amnesia (see the field of the same name).
     pub fn amnesia() -> Self {
         Defects { amnesia: true, ..Defects::default() }
+    }
+
+    /// Logs restart without the sessions (see the field of the same name).
+    pub fn stateless_restart() -> Self {
+        Defects { stateless_restart: true, ..Defects::default() }
     }
 }

@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use paxos_proto::{Ballot, ClientId, Command, Config, Epoch, NodeId, Slot, Value};
+use paxos_proto::{Ballot, ClientId, Command, Config, Epoch, NodeId, SessionEntry, Slot, Value};
 
 use crate::storage::{LogState, Session};
 use crate::Ignored;
@@ -249,14 +249,18 @@ impl Learner {
 
     /// The log restarts at `below`, beyond the decided prefix: what lies
     /// between is no longer held anywhere we can copy it from (retention).
-    /// `epoch`, if any, is the configuration in force there.
-    pub fn skip_to(&mut self, below: Slot, epoch: Option<&Epoch>) {
+    /// `epoch`, if any, is the configuration in force there, and `state` the
+    /// log's clock and the clients' sessions there (copied from a peer).
+    pub fn skip_to(&mut self, below: Slot, epoch: Option<&Epoch>, state: Option<(u64, &[SessionEntry])>) {
         if below <= self.decided() {
             return;
         }
         self.log.retain(below);
         if let Some(e) = epoch {
             self.log.adopt(e);
+        }
+        if let Some((clock, sessions)) = state {
+            self.log.install(clock, true, sessions);
         }
         self.cache.clear();
         self.cache_bytes = 0;
@@ -483,7 +487,7 @@ mod tests {
     fn skip_to_restarts_the_log() {
         let mut l = learner(1);
         l.learn(Slot(7), Value::Noop).unwrap();
-        l.skip_to(Slot(7), None);
+        l.skip_to(Slot(7), None, None);
         assert_eq!(l.decided(), Slot(8));
         assert_eq!(l.state().start, Slot(7));
     }

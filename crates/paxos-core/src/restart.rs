@@ -12,6 +12,10 @@
 //! ([`crate::MAX_SLOT_STEP`]) cannot bound this one, as a node that was away
 //! long may rightly restart millions of slots ahead.
 
+use paxos_proto::{Epoch, Node, SessionEntry, Slot, StateReply, StateRequest};
+
+use crate::{Ignored, LogState, Tick, MAX_BATCH_BYTES};
+
 /// The `n`th nonce of a node whose secret seed is `seed`: never 0 (0 means none).
 pub(crate) fn nonce(seed: u64, n: u64) -> u64 {
     // splitmix64's finalizer over the seed and the counter.
@@ -34,5 +38,180 @@ mod tests {
         assert_eq!(b.len(), a.len());
         assert!(a.iter().all(|n| *n != 0));
         assert_ne!(nonce(7, 1), nonce(8, 1));
+    }
+}
+
+/// Bytes a session takes in a JSON datagram, at most (ids and numbers below 2^53).
+const SESSION_WIRE_BYTES: usize = 110;
+
+/// Sessions in one chunk of the store's batch.
+pub(crate) const SESSIONS_PER_OP: usize = 4096;
+
+/// A copy of a peer's state under way, to restart the log later.
+#[derive(Debug)]
+pub(crate) struct Copy {
+    /// Whom we copy from.
+    pub from: Node,
+    /// The copy's nonce, echoed by every page.
+    pub nonce: u64,
+    /// Our decided prefix when the copy started.
+    pub decided: Slot,
+    /// Where the log of the node we asked starts, and the epoch in force there.
+    pub restart: Slot,
+    pub restart_epoch: Option<Epoch>,
+    /// From the first page: where the peer's state is, and the configuration and clock there.
+    at: Option<(Slot, Option<Epoch>, u64)>,
+    sessions: Vec<SessionEntry>,
+    asked: Tick,
+    started: Tick,
+}
+
+/// A copy completed: restart the log at `at` with this state.
+#[derive(Debug)]
+pub(crate) struct Copied {
+    pub at: Slot,
+    pub epoch: Option<Epoch>,
+    pub clock: u64,
+    pub sessions: Vec<SessionEntry>,
+}
+
+impl Copy {
+    /// A copy from `from`, whose log starts at `restart` (with `restart_epoch` in force there).
+    pub fn new(from: Node, nonce: u64, decided: Slot, restart: Slot, restart_epoch: Option<Epoch>, now: Tick) -> Self {
+        Copy { from, nonce, decided, restart, restart_epoch, at: None, sessions: Vec::new(), asked: now, started: now }
+    }
+
+    /// The request for the next page.
+    pub fn request(&self) -> StateRequest {
+        StateRequest { nonce: self.nonce, after: self.sessions.last().map(|s| s.client) }
+    }
+
+    /// The request again, if its answer is late by `retransmit` ticks.
+    pub fn due(&mut self, now: Tick, retransmit: u64) -> Option<StateRequest> {
+        (now.since(self.asked) >= retransmit).then(|| {
+            self.asked = now;
+            self.request()
+        })
+    }
+
+    /// True once the copy has taken longer than `limit` ticks: given up.
+    pub fn expired(&self, now: Tick, limit: u64) -> bool {
+        now.since(self.started) > limit
+    }
+
+    /// A page from `from`: `Ok(false)` when more are to be asked for
+    /// ([`Copy::request`]), `Ok(true)` when the copy is complete
+    /// ([`Copy::finish`]).
+    ///
+    /// # Errors
+    /// [`Ignored`] for a page of no copy of ours, or of another frozen state than the first page's.
+    pub fn page(&mut self, from: Node, m: StateReply, now: Tick) -> Result<bool, Ignored> {
+        if from != self.from || m.nonce != self.nonce {
+            return Err(Ignored("a state page of no copy we asked for"));
+        }
+        let after = self.sessions.last().map(|s| s.client);
+        if m.sessions.first().is_some_and(|s| after.is_some_and(|a| s.client <= a)) {
+            return Ok(false); // a page we already have
+        }
+        match &self.at {
+            None => self.at = Some((m.at, m.epoch, m.clock)),
+            Some((at, _, _)) if *at != m.at => return Err(Ignored("a state page of another frozen state")),
+            Some(_) => {}
+        }
+        self.sessions.extend(m.sessions);
+        self.asked = now;
+        Ok(!m.more)
+    }
+
+    /// The state copied.
+    pub fn finish(self) -> Copied {
+        let (at, epoch, clock) = self.at.expect("a complete copy has a first page");
+        Copied { at, epoch, clock, sessions: self.sessions }
+    }
+}
+
+impl Copied {
+    /// The store's chunks of the sessions, the first one replacing every session known.
+    pub fn chunks(&self) -> impl Iterator<Item = (bool, Vec<SessionEntry>)> + '_ {
+        let first = std::iter::once((true, self.sessions.iter().take(SESSIONS_PER_OP).copied().collect()));
+        first.chain(self.sessions.chunks(SESSIONS_PER_OP).skip(1).map(|c| (false, c.to_vec())))
+    }
+}
+
+/// A node's log state, frozen for a peer that copies it.
+#[derive(Debug)]
+pub(crate) struct Frozen {
+    to: Node,
+    nonce: u64,
+    at: Slot,
+    epoch: Option<Epoch>,
+    clock: u64,
+    /// Live sessions, in the order of client ids.
+    sessions: Vec<SessionEntry>,
+    heard: Tick,
+}
+
+/// Copies of a node's state frozen at once, at most: a new copy replaces the one asked least recently.
+pub(crate) const MAX_FROZEN: usize = 4;
+
+impl Frozen {
+    /// A page for `to`'s request `m`, from the copy frozen for it, or from
+    /// `log` frozen now if this is the first page of a copy.
+    ///
+    /// # Errors
+    /// [`Ignored`] for a later page of no copy under way.
+    pub fn serve(
+        frozen: &mut Vec<Frozen>,
+        to: Node,
+        m: &StateRequest,
+        log: &LogState,
+        now: Tick,
+    ) -> Result<StateReply, Ignored> {
+        let found = frozen.iter().position(|f| f.to == to && f.nonce == m.nonce);
+        let i = if let Some(i) = found {
+            i
+        } else {
+            if m.after.is_some() {
+                return Err(Ignored("a state page of no copy under way"));
+            }
+            let mut sessions: Vec<SessionEntry> = log
+                .sessions
+                .keys()
+                .filter_map(|c| {
+                    let s = log.session(*c)?;
+                    Some(SessionEntry { client: *c, seq: s.seq, slot: s.slot, at: s.at })
+                })
+                .collect();
+            sessions.sort_unstable_by_key(|s| s.client);
+            let copy = Frozen {
+                to,
+                nonce: m.nonce,
+                at: log.decided,
+                epoch: log.epoch.clone(),
+                clock: log.clock,
+                sessions,
+                heard: now,
+            };
+            frozen.retain(|f| f.to != to);
+            if frozen.len() >= MAX_FROZEN {
+                let oldest = (0..frozen.len()).min_by_key(|i| frozen[*i].heard).expect("full");
+                frozen.swap_remove(oldest);
+            }
+            frozen.push(copy);
+            frozen.len() - 1
+        };
+        let f = &mut frozen[i];
+        f.heard = now;
+        let first = m.after.map_or(0, |after| f.sessions.partition_point(|s| s.client <= after));
+        let room = (MAX_BATCH_BYTES - f.epoch.as_ref().map_or(0, |e| e.config.wire_len())) / SESSION_WIRE_BYTES;
+        let end = (first + room).min(f.sessions.len());
+        Ok(StateReply {
+            nonce: f.nonce,
+            at: f.at,
+            epoch: f.epoch.clone(),
+            clock: f.clock,
+            sessions: f.sessions[first..end].to_vec(),
+            more: end < f.sessions.len(),
+        })
     }
 }

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 
-use paxos_proto::{Ballot, ClientId, Command, Epoch, Slot, Value};
+use paxos_proto::{Ballot, ClientId, Command, Epoch, SessionEntry, Slot, Value};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -53,6 +53,16 @@ pub enum AcceptorOp {
     /// is beyond the decided prefix, the acceptor's log starts there instead
     /// (it copies from a peer whose log starts there).
     Retain(Slot),
+    /// The log restarted later with the sessions a proposer's log built there
+    /// (one chunk; the first replaces every session known), as [`ProposerOp::Sessions`].
+    Sessions {
+        /// The log's clock there.
+        clock: u64,
+        /// The first chunk of the copy.
+        first: bool,
+        /// Sessions.
+        sessions: Vec<SessionEntry>,
+    },
 }
 
 /// Everything an acceptor must remember across a crash, but its decided log.
@@ -70,6 +80,11 @@ pub struct AcceptorState {
     pub decided: Slot,
     /// The decided log starts here: retention deleted what was below.
     pub start: Slot,
+    /// What applying the decided log builds, as a proposer's learner does:
+    /// the clients' sessions above all, which a proposer that restarts its
+    /// log later (retention) copies from us.
+    #[serde(default)]
+    pub log: LogState,
 }
 
 impl AcceptorState {
@@ -89,25 +104,33 @@ impl AcceptorState {
                     self.accepted.retain(|slot, (b, _)| *slot < e.start || b.epoch >= number);
                     self.epoch = Some(e.clone());
                 }
+                self.log.adopt(e);
             }
             AcceptorOp::Accept { slot, ballot, value } => {
                 if *slot >= self.decided {
                     self.accepted.insert(*slot, (*ballot, value.clone()));
                 }
             }
-            AcceptorOp::Learn { slot, .. } => {
+            AcceptorOp::Learn { slot, value } => {
                 if *slot == self.decided {
                     self.accepted.remove(slot);
                     self.decided = slot.next();
+                    if self.log.decided != *slot {
+                        // A store of the release before the log's state: it starts here, without sessions.
+                        self.log.retain(*slot);
+                    }
+                    self.log.apply(*slot, value);
                 }
             }
             AcceptorOp::Retain(below) => {
                 self.start = self.start.max(*below);
+                self.log.retain(*below);
                 if *below > self.decided {
                     self.decided = *below;
                     self.accepted = self.accepted.split_off(below);
                 }
             }
+            AcceptorOp::Sessions { clock, first, sessions } => self.log.install(*clock, *first, sessions),
         }
     }
 
@@ -140,6 +163,16 @@ pub enum ProposerOp {
     /// this configuration epoch is in force where it restarts: the peer it
     /// copies from said so, as the log itself no longer can.
     Epoch(Epoch),
+    /// The log restarted later with the sessions a peer's log built there
+    /// (one chunk of them; the first chunk replaces every session known).
+    Sessions {
+        /// The log's clock there.
+        clock: u64,
+        /// The first chunk of the copy.
+        first: bool,
+        /// Sessions.
+        sessions: Vec<SessionEntry>,
+    },
 }
 
 fn is_false(b: &bool) -> bool {
@@ -259,6 +292,18 @@ impl LogState {
             self.epoch = Some(epoch.clone());
         }
     }
+
+    /// The log restarted at `decided` with a peer's sessions there (one
+    /// chunk; the first replaces every session known) and its clock.
+    pub fn install(&mut self, clock: u64, first: bool, sessions: &[SessionEntry]) {
+        if first {
+            self.sessions.clear();
+        }
+        self.clock = self.clock.max(clock);
+        for s in sessions.iter().filter(|s| s.slot < self.decided) {
+            self.sessions.insert(s.client, Session { seq: s.seq, slot: s.slot, at: s.at });
+        }
+    }
 }
 
 /// Everything a proposer must remember across a crash, but its decided log.
@@ -285,6 +330,7 @@ impl ProposerState {
             }
             ProposerOp::Retain(below) => self.log.retain(*below),
             ProposerOp::Epoch(e) => self.log.adopt(e),
+            ProposerOp::Sessions { clock, first, sessions } => self.log.install(*clock, *first, sessions),
         }
     }
 }
@@ -383,7 +429,7 @@ impl Fold for ProposerState {
         match op {
             ProposerOp::Learn { slot, value, duplicate } => LogOp::Learn { slot: *slot, value, duplicate: *duplicate },
             ProposerOp::Retain(below) => LogOp::Retain(*below),
-            ProposerOp::Round(_) | ProposerOp::Epoch(_) => LogOp::Other,
+            ProposerOp::Round(_) | ProposerOp::Epoch(_) | ProposerOp::Sessions { .. } => LogOp::Other,
         }
     }
 

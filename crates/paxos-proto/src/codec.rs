@@ -288,6 +288,18 @@ fn validate(msg: &Message) -> Result<(), DecodeError> {
                 r.entries.iter().all(value_ok) && r.epoch.as_ref().is_none_or(|e| config_ok(&e.config)),
             )
         }
+        Message::StateRequest(r) => (r.after.is_none_or(|c| number_ok(c.0)), true),
+        Message::StateReply(r) => {
+            let session_ok = |s: &crate::SessionEntry| number_ok(s.client.0) && number_ok(s.seq) && s.slot < r.at;
+            let ordered = r.sessions.windows(2).all(|w| w[0].client < w[1].client);
+            (
+                slot_ok(&r.at)
+                    && ordered
+                    && r.sessions.iter().all(session_ok)
+                    && r.epoch.as_ref().is_none_or(|e| slot_ok(&e.start) && e.start <= r.at),
+                r.epoch.as_ref().is_none_or(|e| config_ok(&e.config)),
+            )
+        }
         Message::ClientReply(r) => (slot_ok(&r.slot) && number_ok(r.seq), true),
         Message::LogRead(r) => (slot_ok(&r.from) && number_ok(r.req), true),
         Message::LogReply(r) => (

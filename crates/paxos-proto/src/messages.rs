@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Ballot, Config, Node, NodeId, Slot, Value};
+use crate::{Ballot, ClientId, Config, Node, NodeId, Slot, Value};
 
 /// One datagram: who sends what to whom, in which cluster and protocol version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +45,11 @@ pub enum Message {
     CatchUp(CatchUp),
     /// Proposer to proposer: decided entries, in order.
     CatchUpReply(CatchUpReply),
+    /// Proposer to proposer: a page of the state your log built (the clients'
+    /// sessions), as frozen for this request's nonce.
+    StateRequest(StateRequest),
+    /// Proposer to proposer: a page of that frozen state.
+    StateReply(StateReply),
     /// Client to proposer: append a value.
     ClientPropose(ClientPropose),
     /// Proposer to client: the value is decided at this slot.
@@ -93,6 +98,8 @@ impl Message {
             Message::Heartbeat(_) => "heartbeat",
             Message::CatchUp(_) => "catch_up",
             Message::CatchUpReply(_) => "catch_up_reply",
+            Message::StateRequest(_) => "state_request",
+            Message::StateReply(_) => "state_reply",
             Message::ClientPropose(_) => "client_propose",
             Message::ClientReply(_) => "client_reply",
             Message::ClientRedirect(_) => "client_redirect",
@@ -323,6 +330,50 @@ pub struct CatchUpReply {
     /// The nonce of the request answered.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub nonce: u64,
+}
+
+/// A proposer whose log restarts later (retention deleted the slots it
+/// lacks) asks a peer for the state its log built at the peer's decided
+/// prefix, a page at a time: the sessions of clients after `after`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateRequest {
+    /// Drawn from the asker's secret seed; the same for every page of one copy.
+    pub nonce: u64,
+    /// The last client of the previous page; none for the first page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<ClientId>,
+}
+
+/// One client's session: its last applied request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEntry {
+    /// The client.
+    pub client: ClientId,
+    /// The request number.
+    pub seq: u64,
+    /// The slot where it was applied.
+    pub slot: Slot,
+    /// Its stamp, in milliseconds.
+    pub at: u64,
+}
+
+/// A page of the state a proposer's log built at `at`, frozen when the first
+/// page was asked for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateReply {
+    /// The request's nonce.
+    pub nonce: u64,
+    /// The state is that of the log's slots below this one.
+    pub at: Slot,
+    /// The configuration epoch in force at `at`, if the log decided one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<Epoch>,
+    /// The log's clock at `at`.
+    pub clock: u64,
+    /// Sessions, in the order of client ids, after the request's `after`.
+    pub sessions: Vec<SessionEntry>,
+    /// More pages follow.
+    pub more: bool,
 }
 
 /// A client asks to append a value.

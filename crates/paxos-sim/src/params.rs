@@ -21,16 +21,19 @@ pub enum Defect {
     Unbounded,
     /// An acceptor that lost its disk votes at once, as the member it was.
     Amnesia,
+    /// A log that restarts later (retention) does not copy the clients' sessions.
+    StatelessRestart,
 }
 
 impl Defect {
     /// Every defect, for sweeps and `--help`.
-    pub const ALL: [Defect; 5] = [
+    pub const ALL: [Defect; 6] = [
         Defect::AcceptIgnoresPromise,
         Defect::AdoptFromLastPromise,
         Defect::MinorityQuorum,
         Defect::Unbounded,
         Defect::Amnesia,
+        Defect::StatelessRestart,
     ];
 
     /// The defect's name on the command line.
@@ -41,6 +44,7 @@ impl Defect {
             Defect::MinorityQuorum => "minority-quorum",
             Defect::Unbounded => "unbounded",
             Defect::Amnesia => "amnesia",
+            Defect::StatelessRestart => "stateless-restart",
         }
     }
 
@@ -54,6 +58,7 @@ impl Defect {
             Defect::AcceptIgnoresPromise => Defects::accept_ignores_promise(),
             Defect::Unbounded => Defects::unbounded(),
             Defect::Amnesia => Defects::amnesia(),
+            Defect::StatelessRestart => Defects::stateless_restart(),
             _ => Defects::default(),
         }
     }
@@ -63,6 +68,7 @@ impl Defect {
             Defect::AdoptFromLastPromise => Defects::adopt_from_last_promise(),
             Defect::MinorityQuorum => Defects::minority_quorum(),
             Defect::Unbounded => Defects::unbounded(),
+            Defect::StatelessRestart => Defects::stateless_restart(),
             Defect::AcceptIgnoresPromise | Defect::Amnesia => Defects::default(),
         }
     }
@@ -97,7 +103,7 @@ pub struct Overrides {
     pub wipe_acceptor: Option<f64>,
     /// Pin the per-tick rate of membership changes (0 for none).
     pub member_rate: Option<f64>,
-    /// Set `[log] retain_slots` of every node (not drawn: see [`Params::retain_slots`]).
+    /// Pin `[log] retain_slots` of every node (0: keep everything).
     pub retain_slots: Option<u64>,
 }
 
@@ -174,8 +180,7 @@ pub struct Params {
     /// The clients' session lifetime, in milliseconds of the simulated clock (100 ticks a second).
     pub session_lifetime_ms: u64,
     /// `[log] retain_slots` of every node: keep the newest this many decided slots (0: all).
-    /// Only when pinned (`--retain-slots`): retention together with a lost disk is a known
-    /// limit (README), and the default sweep holds the guarantees it does not break.
+    /// Drawn in three faulty runs in ten (7 to 64 slots, so that logs restart later often).
     pub retain_slots: u64,
     /// Per tick, the largest probability that a proposer's clock skips a tick (clocks drift apart).
     pub clock_skew: f64,
@@ -305,7 +310,10 @@ impl Params {
             None => None,
         };
         p.adversary_rate = if p.adversary.is_some() { rate } else { 0.0 };
-        p.retain_slots = o.retain_slots.unwrap_or(0);
+        // Drawn last and from its own stream, so that every other draw of a seed stays where it was.
+        let mut own = Rng::new(seed ^ 0x7265_7461_696e);
+        let retain = if faults && own.chance(0.3) { [7, 15, 20, 35, 64][own.index(5)] } else { 0 };
+        p.retain_slots = o.retain_slots.unwrap_or(retain);
         p
     }
 }

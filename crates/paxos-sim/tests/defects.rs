@@ -80,3 +80,22 @@ fn correct_roles_survive_the_same_seeds() {
         assert!(run(seed, &Overrides::default()).ok(), "seed {seed}");
     }
 }
+
+/// A log that restarts later (retention) without copying the clients'
+/// sessions lets a retry of a request applied in the deleted slots land
+/// again: caught with a small retention (7 slots), so that logs restart often.
+#[test]
+fn catches_a_restart_without_sessions() {
+    let o = Overrides { defect: Some(Defect::StatelessRestart), retain_slots: Some(7), ..Overrides::default() };
+    for (i, seed) in (0..STATELESS_BOUND).enumerate() {
+        let outcome = run(seed, &o);
+        if !outcome.ok() {
+            println!("stateless-restart: caught at seed {seed} after {} runs: {}", i + 1, outcome.violations[0]);
+            return;
+        }
+    }
+    panic!("stateless-restart survived {STATELESS_BOUND} seeds: the simulator's checks do not bite");
+}
+
+/// A restart without sessions needs a retry across it: more seeds.
+const STATELESS_BOUND: u64 = 5000;

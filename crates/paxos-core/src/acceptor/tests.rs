@@ -16,7 +16,7 @@
 use paxos_proto::{
     encode, Accept, AcceptEntry, Accepted, Ballot, CatchUp, CatchUpReply, ClientId, ClientPropose, Command, Config,
     Envelope, Epoch, Heartbeat, Member, Message, Nack, NackReason, Node, NodeId, Prepare, Probe, ProbeReply, Promise,
-    PromiseEntry, Slot, Value, MAX_BODY_BYTES, MAX_VALUE_BYTES, PROTOCOL_VERSION,
+    PromiseEntry, SessionEntry, Slot, StateReply, Value, MAX_BODY_BYTES, MAX_VALUE_BYTES, PROTOCOL_VERSION,
 };
 
 use crate::{
@@ -600,25 +600,39 @@ fn retaining_and_asking(state: AcceptorState) -> (Acceptor, u64) {
 }
 
 /// Retention: a proposer whose log starts beyond our decided prefix (far beyond: 2^16 slots and more)
-/// restarts our decided log there when it answers our request with its nonce, and the epoch in force
-/// there, which the log can no longer tell, is joined with it.
+/// answers our request with its nonce: we copy the state its log built (a page at a time, with the
+/// copy's own nonce), and our decided log restarts at its decided prefix with that state and the
+/// epoch in force there, which the log can no longer tell.
 #[test]
-fn the_answer_to_our_request_restarts_the_log_where_the_proposers_starts() {
+fn the_answer_to_our_request_restarts_the_log_with_the_proposers_state() {
     let (mut a, nonce) = retaining_and_asking(state(b(1, 1), &[], 2));
     let epoch = epoch1(INC);
-    let far = Slot(90_000);
-    let reply = CatchUpReply {
-        from: far,
-        entries: vec![Value::Noop],
-        decided: Slot(100_000),
-        epoch: Some(epoch.clone()),
-        nonce,
-    };
+    let reply =
+        CatchUpReply { from: Slot(90_000), entries: vec![Value::Noop], decided: Slot(100_000), epoch: None, nonce };
 
     let r = step(&mut a, proposer(2), Message::CatchUpReply(reply));
 
-    assert_eq!(&r.persist[..3], &[AcceptorOp::Retain(far), AcceptorOp::Join(epoch), learn_op(far.0, Value::Noop)]);
-    assert_eq!((a.state.start, a.state.decided, a.state.epoch_number()), (far, far.next(), 1));
+    assert!(r.persist.is_empty());
+    let [Outgoing { to, msg: Message::StateRequest(asked) }] = r.messages.as_slice() else { panic!("{r:?}") };
+    assert_eq!((*to, asked.after), (proposer(2), None));
+    let session = SessionEntry { client: ClientId(7), seq: 2, slot: Slot(99_999), at: 40 };
+    let page = StateReply {
+        nonce: asked.nonce,
+        at: Slot(100_000),
+        epoch: Some(epoch.clone()),
+        clock: 50,
+        sessions: vec![session],
+        more: false,
+    };
+    assert!(a.handle(proposer(2), Message::StateReply(StateReply { nonce: asked.nonce ^ 1, ..page.clone() })).is_err());
+
+    let r = step(&mut a, proposer(2), Message::StateReply(page));
+
+    let at = Slot(100_000);
+    let sessions = AcceptorOp::Sessions { clock: 50, first: true, sessions: vec![session] };
+    assert_eq!(r.persist, vec![AcceptorOp::Retain(at), AcceptorOp::Join(epoch), sessions]);
+    assert_eq!((a.state.start, a.state.decided, a.state.epoch_number()), (at, at, 1));
+    assert_eq!(a.state.log.session(ClientId(7)).map(|s| s.seq), Some(2));
 }
 
 /// Retention: an answer that does not carry our request's nonce (a key holder's forgery, or an
@@ -934,7 +948,9 @@ fn folding_persisted_ops_reproduces_the_state() {
         disk.apply(&a.take_ready().persist).unwrap();
         assert_eq!(&disk.load().unwrap(), a.state());
     }
-    let want = state(b(5, 1), &[(2, b(2, 1), Value::Noop), (3, b(4, 2), cmd(6, 2, "c"))], 2);
+    let mut want = state(b(5, 1), &[(2, b(2, 1), Value::Noop), (3, b(4, 2), cmd(6, 2, "c"))], 2);
+    want.log.apply(Slot(0), &cmd(5, 1, "a"));
+    want.log.apply(Slot(1), &cmd(6, 1, "b"));
     assert_eq!(disk.load().unwrap(), want);
     let log: Vec<_> = disk.read(Slot(0), 10, 1 << 20).unwrap().entries.into_iter().map(|e| e.value).collect();
     assert_eq!(log, vec![cmd(5, 1, "a"), cmd(6, 1, "b")]);

@@ -5,11 +5,9 @@ use paxos_proto::{
 };
 use tracing::{debug, info, warn};
 
+use super::NONCE_SALT;
 use super::{Phase, Proposer, ReadFor, CATCH_UP_LIMIT};
 use crate::restart::nonce;
-
-/// Mixed into a proposer's incarnation to seed its catch-up nonces (its probe nonces use the incarnation itself).
-const NONCE_SALT: u64 = 0x6361_7463_6875_7021;
 use crate::{Ignored, LogPage, ProposerOp, MAX_BATCH_BYTES};
 
 impl Proposer {
@@ -117,7 +115,7 @@ impl Proposer {
 
     /// Asks a peer (or an acceptor) for decided slots we lack.
     pub(super) fn catch_up(&mut self) {
-        if self.now < self.catch_up_after {
+        if self.now < self.catch_up_after || self.copying() {
             return;
         }
         let decided = self.learner.decided();
@@ -211,16 +209,14 @@ impl Proposer {
         // Only the answer to our last request, echoing its nonce, restarts the log (see `restart`).
         let asked = m.nonce != 0 && self.asked == Some((from, decided, m.nonce));
         let retained = self.cfg.retain_slots > 0;
-        if m.from > decided && !m.entries.is_empty() && m.from <= m.decided && asked && retained {
+        // (No entries: its log starts at its decided prefix, nothing decided since it restarted.)
+        let holds = !m.entries.is_empty() || m.from == m.decided;
+        if m.from > decided && holds && m.from <= m.decided && asked && retained {
             // Its log starts later: retention deleted what lies between (the
             // cluster retains, and the node we asked says so).
-            warn!(node = %Node::Proposer(self.cfg.id), slot = decided.0, restart = m.from.0, "the decided log restarts later: the slots between were deleted by retention");
-            self.learner.skip_to(m.from, m.epoch.as_ref());
-            self.ready.persist.push(ProposerOp::Retain(m.from));
-            if let Some(e) = m.epoch.clone() {
-                // Folded as the learner did: adopted only if later than the epoch known.
-                self.ready.persist.push(ProposerOp::Epoch(e));
-            }
+            // The log restarts there, with a peer's state (see `state`).
+            self.restart_later(from, m.from, m.epoch);
+            return Ok(());
         }
         let mut result = Ok(());
         for (i, value) in m.entries.into_iter().enumerate() {

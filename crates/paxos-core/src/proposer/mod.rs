@@ -40,6 +40,10 @@ mod learning;
 mod membership;
 mod phase1;
 mod phase2;
+mod state;
+
+/// Mixed into a proposer's incarnation to seed its catch-up nonces (its probe nonces use the incarnation itself).
+const NONCE_SALT: u64 = 0x6361_7463_6875_7021;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
@@ -286,8 +290,12 @@ pub struct Proposer {
     ahead: Option<(Node, Slot)>,
     /// The last catch-up request: whom we asked, from which slot.
     asked: Option<(Node, Slot, u64)>,
-    /// Catch-up requests sent (the counter of their nonces).
+    /// Catch-up requests and copies of a peer's state started (the counter of their nonces).
     requests: u64,
+    /// A peer's state being copied, to restart our log later (retention).
+    copying: Option<crate::restart::Copy>,
+    /// Our state, frozen for a peer that copies it.
+    frozen: Vec<crate::restart::Frozen>,
     /// Reads of the decided log in flight.
     reads: HashMap<u64, ReadFor>,
     next_read: u64,
@@ -332,6 +340,8 @@ impl Proposer {
             ahead: None,
             asked: None,
             requests: 0,
+            copying: None,
+            frozen: Vec::new(),
             reads: HashMap::new(),
             next_read: 0,
             ready: Ready::default(),
@@ -451,6 +461,8 @@ impl Proposer {
                     Message::Accepted(m) => self.on_accepted(a, m),
                     Message::CatchUp(m) => self.on_catch_up(from, m),
                     Message::CatchUpReply(m) => self.on_catch_up_reply(from, m),
+                    Message::StateRequest(m) => self.on_state_request(from, m),
+                    Message::StateReply(m) => self.on_state_reply(from, m),
                     _ => Err(Ignored("proposer: not a message an acceptor sends")),
                 };
                 // Only a message we accept from a known acceptor is a sign of life.
@@ -469,7 +481,10 @@ impl Proposer {
                     Message::Heartbeat(m) => m.ballot.proposer == p,
                     Message::Accept(m) => m.ballot.proposer == p,
                     Message::TimeoutNow(m) => m.ballot.proposer == p,
-                    Message::CatchUp(_) | Message::CatchUpReply(_) => true,
+                    Message::CatchUp(_)
+                    | Message::CatchUpReply(_)
+                    | Message::StateRequest(_)
+                    | Message::StateReply(_) => true,
                     _ => return Err(Ignored("proposer: not a message a proposer sends")),
                 };
                 if !ballot_ok {
@@ -487,6 +502,8 @@ impl Proposer {
                     Message::CatchUp(m) => self.on_catch_up(from, m),
                     Message::CatchUpReply(m) => self.on_catch_up_reply(from, m),
                     Message::TimeoutNow(m) => self.on_timeout_now(p, m),
+                    Message::StateRequest(m) => self.on_state_request(from, m),
+                    Message::StateReply(m) => self.on_state_reply(from, m),
                     _ => unreachable!("filtered above"),
                 }
             }
@@ -511,6 +528,7 @@ impl Proposer {
         }
         self.step_election();
         self.retransmit();
+        self.copy_state();
         self.catch_up();
         self.reconfigure();
         self.after_learning();

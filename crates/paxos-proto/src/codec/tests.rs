@@ -232,6 +232,24 @@ fn message() -> impl Strategy<Value = Message> {
             let epoch = epoch.map(|(start, config)| Epoch { start: Slot(start % (from.0 + 1)), config });
             Message::CatchUpReply(CatchUpReply { from, entries, decided, epoch, nonce })
         });
+    let state_request = (any::<u64>(), prop::option::of(edgy_number()))
+        .prop_map(|(nonce, after)| Message::StateRequest(StateRequest { nonce, after: after.map(ClientId) }));
+    let state_reply = (
+        any::<u64>(),
+        1..MAX_COUNTER,
+        prop::option::of(cluster_config()),
+        any::<u64>(),
+        prop::collection::btree_map(edgy_number(), (edgy_number(), any::<u64>(), any::<u64>()), 0..8),
+        any::<bool>(),
+    )
+        .prop_map(|(nonce, at, config, clock, sessions, more)| {
+            let sessions = sessions
+                .into_iter()
+                .map(|(c, (seq, slot, t))| SessionEntry { client: ClientId(c), seq, slot: Slot(slot % at), at: t })
+                .collect();
+            let epoch = config.map(|config| Epoch { start: Slot(at), config });
+            Message::StateReply(StateReply { nonce, at: Slot(at), epoch, clock, sessions, more })
+        });
     // Oversized client values pass `validate` (the proposer answers them), so go past the limit here.
     let client_propose = (edgy_number(), prop_oneof![4 => value_data(), 1 => oversized_data()])
         .prop_map(|(seq, value)| Message::ClientPropose(ClientPropose { seq, value }));
@@ -327,6 +345,8 @@ fn message() -> impl Strategy<Value = Message> {
         heartbeat.boxed(),
         catch_up.boxed(),
         catch_up_reply.boxed(),
+        state_request.boxed(),
+        state_reply.boxed(),
         client_propose.boxed(),
         client_reply.boxed(),
         client_redirect.boxed(),
@@ -586,7 +606,7 @@ fn command_value(data: String) -> Value {
 // Properties
 // ---------------------------------------------------------------------------
 
-/// The message strategy reaches every one of the 26 message kinds.
+/// The message strategy reaches every one of the 28 message kinds.
 #[test]
 fn strategy_covers_every_message_kind() {
     let mut runner = TestRunner::deterministic();
@@ -595,7 +615,7 @@ fn strategy_covers_every_message_kind() {
     for _ in 0..2_000 {
         kinds.insert(strategy.new_tree(&mut runner).expect("strategy generates").current().kind());
     }
-    assert_eq!(kinds.len(), 26, "kinds generated: {kinds:?}");
+    assert_eq!(kinds.len(), 28, "kinds generated: {kinds:?}");
 }
 
 proptest! {

@@ -62,7 +62,10 @@ pub fn durability(world: &World) -> Vec<Violation> {
                 continue;
             }
             let Some(value) = world.chosen.get(&slot) else { continue };
-            let acceptors = voting.iter().filter(|a| world.acceptor_holds(**a, slot, value)).count();
+            // An acceptor whose log restarted beyond the slot (retention: it
+            // copied a peer's state there) deleted it by retention.
+            let restarted = |a: usize| world.params.retain_slots > 0 && world.acceptor_disks[a].log.start > slot;
+            let acceptors = voting.iter().filter(|a| world.acceptor_holds(**a, slot, value) || restarted(**a)).count();
             let all_proposers =
                 !proposers.is_empty() && proposers.iter().all(|p| world.proposer_holds(*p, slot, value));
             if acceptors < majority && !all_proposers {

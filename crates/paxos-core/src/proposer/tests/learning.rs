@@ -279,42 +279,100 @@ fn stale_leader_that_learns_another_value_at_its_slot_steps_down() {
     assert_eq!(r, early_only(to_acceptors_and(&accept(b1(3, 2), 2, &[(2, cmd(7, 1, "x"))]), 1)));
 }
 
-/// Retention: a follower far behind (more than 2^16 slots) asks a peer, whose log starts later; the
-/// answer to its request (echoing the nonce) restarts its log there, with the epoch in force there,
-/// persisted so that a restart folds the same; an answer without the nonce restarts nothing.
+/// Retention: a follower far behind (more than 2^16 slots) asks a peer, whose log starts later. The
+/// answer to its request (echoing the nonce; one without it moves nothing) makes it copy the peer's
+/// state, a page at a time from a frozen copy; with the last page its log restarts at the peer's
+/// decided prefix, with the configuration, clock and sessions there, persisted so that a restart
+/// folds the same.
 #[test]
-fn the_answer_to_our_request_restarts_the_log_with_the_epoch_in_force() {
+fn the_answer_to_our_request_restarts_the_log_with_a_peers_state() {
     let mut c = cfg(1);
     c.retain_slots = 8;
     let mut p = Proposer::new(c, ProposerState::default());
     step(&mut p, prop(2), heartbeat(b(1, 2), true, 100_000));
     p.tick();
-    let asked = p.take_ready().messages.into_iter().find_map(|o| match o.msg {
+    let sent = |r: Ready<ProposerOp>| r.messages.into_iter().map(|o| (o.to, o.msg)).collect::<Vec<_>>();
+    let asked = sent(p.take_ready()).into_iter().find_map(|(_, m)| match m {
         Message::CatchUp(c) => Some(c),
         _ => None,
     });
     let nonce = asked.expect("a catch-up request").nonce;
-    let far = Slot(90_000);
+    let epoch = Epoch { start: Slot(7), config: pinned() };
     let reply = |nonce| CatchUpReply {
-        from: far,
+        from: Slot(90_000),
         entries: vec![Value::Noop],
         decided: Slot(100_000),
-        epoch: Some(Epoch { start: Slot(7), config: pinned() }),
+        epoch: Some(epoch.clone()),
         nonce,
     };
-
     // Without the nonce, its entries are just too far ahead.
     assert!(p.handle(prop(2), Message::CatchUpReply(reply(nonce ^ 1))).is_err());
-    let forged = p.take_ready();
-    assert!(forged.persist.is_empty(), "{forged:?}");
-    assert_eq!(p.learner.decided(), Slot(0));
+    assert!(p.take_ready().is_empty());
 
-    let r = step(&mut p, prop(2), Message::CatchUpReply(reply(nonce)));
+    p.handle(prop(2), Message::CatchUpReply(reply(nonce))).expect("handled");
+    let requests = sent(p.take_ready());
+    let [(to, Message::StateRequest(first))] = requests.as_slice() else { panic!("a state request: {requests:?}") };
+    let (to, first) = (*to, first.clone());
+    assert_eq!((to, first.after), (prop(2), None));
 
-    let epoch = Epoch { start: Slot(7), config: pinned() };
-    assert_eq!(r.persist, vec![ProposerOp::Retain(far), ProposerOp::Epoch(epoch.clone()), learn(far.0, Value::Noop)]);
-    assert_eq!((p.learner.decided(), p.learner.epoch()), (far.next(), &epoch));
+    // The peer, at 100000, serves its frozen state in pages.
+    let session = |c: u64| SessionEntry { client: ClientId(c), seq: 3, slot: Slot(99_000 + c), at: 1_000 + c };
+    let page = |sessions: Vec<SessionEntry>, more| StateReply {
+        nonce: first.nonce,
+        at: Slot(100_000),
+        epoch: Some(epoch.clone()),
+        clock: 5_000,
+        sessions,
+        more,
+    };
+    p.handle(prop(2), Message::StateReply(page(vec![session(1), session(2)], true))).expect("handled");
+    let r = p.take_ready();
+    assert!(r.persist.is_empty());
+    assert_eq!(
+        sent(r),
+        vec![(prop(2), Message::StateRequest(StateRequest { nonce: first.nonce, after: Some(ClientId(2)) }))]
+    );
+    let forged = StateReply { nonce: first.nonce ^ 1, ..page(vec![session(3)], false) };
+    assert!(p.handle(prop(2), Message::StateReply(forged)).is_err());
+    p.handle(prop(2), Message::StateReply(page(vec![session(3)], false))).expect("handled");
+    let r = p.take_ready();
+
+    let sessions = vec![session(1), session(2), session(3)];
+    assert_eq!(
+        r.persist,
+        vec![
+            ProposerOp::Retain(Slot(100_000)),
+            ProposerOp::Epoch(epoch.clone()),
+            ProposerOp::Sessions { clock: 5_000, first: true, sessions },
+        ]
+    );
+    assert_eq!((p.learner.decided(), p.learner.epoch()), (Slot(100_000), &epoch));
+    assert_eq!(p.learner.session(ClientId(2)).map(|s| (s.seq, s.slot)), Some((3, Slot(99_002))));
     let mut folded = ProposerState::default();
     r.persist.iter().for_each(|op| folded.apply(op));
     assert_eq!(folded.log, *p.learner.state());
+}
+
+/// A peer that copies our state gets it in pages of one frozen copy: what we learn meanwhile does
+/// not change the pages of that copy.
+#[test]
+fn a_copy_of_our_state_is_served_from_one_frozen_copy() {
+    let values: Vec<Value> = (1..=3).map(|c| cmd(c, 1, "x")).collect();
+    let mut p = restarted(1, state(0, &values));
+    let ask = |after| Message::StateRequest(StateRequest { nonce: 9, after });
+
+    let r = step(&mut p, prop(2), ask(None));
+
+    let reply = |r: Ready<ProposerOp>| match r.messages.into_iter().next().map(|o| o.msg) {
+        Some(Message::StateReply(s)) => s,
+        other => panic!("a state reply: {other:?}"),
+    };
+    let first = reply(r);
+    assert_eq!((first.nonce, first.at, first.more), (9, Slot(3), false));
+    assert_eq!(first.sessions.iter().map(|s| s.client.0).collect::<Vec<_>>(), vec![1, 2, 3]);
+    // The same copy again (a retransmission), after the log moved on: the same answer.
+    let moved = CatchUpReply { from: Slot(3), entries: vec![cmd(4, 1, "y")], decided: Slot(4), epoch: None, nonce: 0 };
+    step(&mut p, prop(2), Message::CatchUpReply(moved));
+    assert_eq!(reply(step(&mut p, prop(2), ask(None))), first);
+    assert_eq!(reply(step(&mut p, prop(2), ask(Some(ClientId(1))))).sessions, first.sessions[1..].to_vec());
 }

@@ -34,7 +34,8 @@ use paxos_proto::{
     encode, Accept, AcceptEntry, Accepted, Ballot, CatchUp, CatchUpReply, ClientError, ClientErrorKind, ClientId,
     ClientPropose, ClientRedirect, ClientReply, Command, Config, Envelope, Epoch, Heartbeat, LogEntry, LogRead,
     LogReply, Member, MemberOp, MemberReply, MemberRequest, MemberRole, Message, Nack, NackReason, Node, NodeId,
-    Prepare, Probe, ProbeReply, Promise, PromiseEntry, Slot, Value, MAX_BODY_BYTES, MAX_VALUE_BYTES, PROTOCOL_VERSION,
+    Prepare, Probe, ProbeReply, Promise, PromiseEntry, SessionEntry, Slot, StateReply, StateRequest, Value,
+    MAX_BODY_BYTES, MAX_VALUE_BYTES, PROTOCOL_VERSION,
 };
 
 use std::collections::VecDeque;

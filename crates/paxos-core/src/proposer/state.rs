@@ -1,0 +1,107 @@
+//! Restarting the log later with a peer's state: the clients' sessions.
+//!
+//! A proposer far behind, whose peers' logs now start beyond its decided
+//! prefix (retention deleted what it lacks), cannot rebuild the sessions of
+//! the clients whose last request lies in the deleted slots; without them,
+//! a retry of such a request that it proposes as leader would land twice.
+//! So it copies the state the answering node's log built (proposers and
+//! acceptors both apply their decided logs into it), a page at a time, from
+//! a copy frozen at the first page ([`crate::restart`]). Once the last page
+//! is in, the log restarts at that node's decided prefix with that state,
+//! in one atomic batch of the store, and catch-up goes on from there.
+
+use paxos_proto::{Epoch, Message, Node, Slot, StateReply, StateRequest};
+use tracing::{info, warn};
+
+use super::{Proposer, NONCE_SALT};
+use crate::restart::{nonce, Copy, Frozen};
+use crate::{Ignored, ProposerOp};
+
+/// A copy of a peer's state is abandoned after this many heartbeat intervals without completing.
+pub(crate) const COPY_HEARTBEATS: u64 = 20;
+
+impl Proposer {
+    /// The node we asked (`by`) says its log starts at `restart`, beyond our
+    /// decided prefix: copy the state its log built.
+    pub(super) fn restart_later(&mut self, by: Node, restart: Slot, epoch: Option<Epoch>) {
+        if self.copying.is_some() {
+            return;
+        }
+        let decided = self.learner.decided();
+        self.requests += 1;
+        let nonce = nonce(self.cfg.incarnation ^ NONCE_SALT, self.requests);
+        info!(node = %Node::Proposer(self.cfg.id), slot = decided.0, restart = restart.0, from = %by, "the decided log restarts later: copying the state there");
+        let copy = Copy::new(by, nonce, decided, restart, epoch, self.now);
+        self.ready.send(by, Message::StateRequest(copy.request()));
+        self.copying = Some(copy);
+    }
+
+    /// At a tick: asks again for a page whose answer is late, or gives the copy up.
+    pub(super) fn copy_state(&mut self) {
+        let Some(c) = &mut self.copying else { return };
+        if c.expired(self.now, COPY_HEARTBEATS * self.cfg.heartbeat_ticks) {
+            warn!(node = %Node::Proposer(self.cfg.id), from = %c.from, "copying a peer's state takes too long; giving up for now");
+            self.copying = None;
+        } else if let Some(request) = c.due(self.now, self.cfg.retransmit_ticks) {
+            self.ready.send(c.from, Message::StateRequest(request));
+        }
+    }
+
+    /// True while a copy is under way: catch-up waits for it.
+    pub(super) fn copying(&self) -> bool {
+        self.copying.is_some()
+    }
+
+    /// A peer copies our state: a page of it, frozen at its first request.
+    pub(super) fn on_state_request(&mut self, from: Node, m: StateRequest) -> Result<(), Ignored> {
+        let reply = Frozen::serve(&mut self.frozen, from, &m, self.learner.state(), self.now)?;
+        self.ready.send(from, Message::StateReply(reply));
+        Ok(())
+    }
+
+    /// A page of the state we copy: the next, or the last, which restarts the log.
+    pub(super) fn on_state_reply(&mut self, from: Node, m: StateReply) -> Result<(), Ignored> {
+        let Some(c) = &mut self.copying else {
+            return Err(Ignored("proposer: a state page of no copy we asked for"));
+        };
+        match c.page(from, m, self.now) {
+            Err(e) => return Err(e),
+            Ok(false) => {
+                self.ready.send(from, Message::StateRequest(c.request()));
+                return Ok(());
+            }
+            Ok(true) => {}
+        }
+        let c = self.copying.take().expect("matched above");
+        if c.decided != self.learner.decided() {
+            return Ok(()); // we learned meanwhile: catch-up goes on as usual
+        }
+        let (restart, restart_epoch, decided) = (c.restart, c.restart_epoch.clone(), c.decided);
+        let mut copied = c.finish();
+        if self.defects.stateless_restart {
+            copied.sessions.clear();
+        }
+        let node = Node::Proposer(self.cfg.id);
+        if copied.at < restart {
+            // It is behind where its own log starts: it restarted without a state itself.
+            warn!(node = %node, slot = decided.0, restart = restart.0, "the decided log restarts later, and the node asked holds no state there: the sessions of the deleted slots are lost (a retry of a request applied there may land again)");
+            self.learner.skip_to(restart, restart_epoch.as_ref(), None);
+            self.ready.persist.push(ProposerOp::Retain(restart));
+            if let Some(e) = restart_epoch {
+                self.ready.persist.push(ProposerOp::Epoch(e));
+            }
+            return Ok(());
+        }
+        warn!(node = %node, slot = decided.0, restart = copied.at.0, sessions = copied.sessions.len(), "the decided log restarts later with the state there: the slots between were deleted by retention");
+        self.learner.skip_to(copied.at, copied.epoch.as_ref(), Some((copied.clock, &copied.sessions)));
+        self.ready.persist.push(ProposerOp::Retain(copied.at));
+        if let Some(e) = copied.epoch.clone() {
+            self.ready.persist.push(ProposerOp::Epoch(e));
+        }
+        for (first, sessions) in copied.chunks() {
+            self.ready.persist.push(ProposerOp::Sessions { clock: copied.clock, first, sessions });
+        }
+        self.catch_up_after = self.now;
+        Ok(())
+    }
+}
