@@ -282,3 +282,65 @@ async fn linearizable_reads_see_every_acknowledged_value() {
     }
     cluster.stop_all_gracefully().await;
 }
+
+/// Retention (`retain_slots = 200`, small segments): an acceptor and then a
+/// proposer lose their data dirs after the instances they would copy were
+/// deleted everywhere (and beyond what proposers keep in memory). Each restarts its log later, copying the state the
+/// answering node's log built there (the configuration, the clients'
+/// sessions), and goes on: the acceptor is let in again and counts in a
+/// majority; the proposer holds the sessions of clients whose requests lie
+/// in the deleted instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_retention_nodes_that_lost_their_disks_restart_their_logs_later() {
+    let _serial = serial().await;
+    let mut cluster = Cluster::new(2, 3, "[log]\nretain_slots = 200\nsegment_bytes = 65536");
+    cluster.start_all();
+    cluster.wait_ready().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = load(&cluster.config, 8, &stop);
+    let mut client = cluster.client().await;
+    let leader = cluster.wait_ready().await;
+    // Beyond the newest 8192 values a proposer also keeps in memory (and serves catch-up from).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while client.log(leader, Slot(0), 1).await.expect("read").start < Slot(9000) {
+        assert!(Instant::now() < deadline, "retention deleted too little under load");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let acceptor = Node::Acceptor(NodeId(3));
+    cluster.kill9(acceptor).await;
+    std::fs::remove_dir_all(cluster.data_dir(acceptor)).expect("delete the data dir");
+    cluster.start(acceptor);
+    let up = cluster.wait_status(acceptor, "restarted its log and let in again", |s| s.state == "up").await;
+    assert!(up.epoch >= 2, "a configuration pinned its new incarnation: {up:?}");
+    assert!(cluster.log_text(acceptor).contains("restarts later with the state there"), "it copied the state");
+
+    let follower = Node::Proposer(NodeId(if leader == NodeId(1) { 2 } else { 1 }));
+    cluster.kill9(follower).await;
+    std::fs::remove_dir_all(cluster.data_dir(follower)).expect("delete the data dir");
+    cluster.start(follower);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cluster.log_text(follower).contains("restarts later with the state there") {
+        assert!(Instant::now() < deadline, "the proposer did not restart its log: {}", cluster.log_text(follower));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (acked, _) = finish(&stop, tasks).await;
+    assert!(acked.len() > 9000, "load was acknowledged meanwhile: {}", acked.len());
+    let text = cluster.log_text(follower);
+    let line = text.lines().find(|l| l.contains("restarts later with the state there")).expect("logged");
+    let sessions: usize = line
+        .split("sessions=")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the sessions copied are counted: {line}"));
+    assert!(sessions >= 8, "it copied the 8 clients' sessions: {line}");
+
+    // The acceptor that restarted its log counts: with acceptor 1 gone, 2 and 3 are the majority.
+    cluster.kill9(Node::Acceptor(NodeId(1))).await;
+    let mut client = cluster.client().await;
+    for i in 0..20 {
+        client.propose(format!("after-{i}")).await.expect("decided by acceptor 2 and the restarted 3");
+    }
+    cluster.stop_all_gracefully().await;
+}
