@@ -27,7 +27,7 @@ use paxos_proto::{
 };
 use tracing::{debug, info, warn};
 
-use crate::restart::{nonce, Copy, Frozen};
+use crate::restart::{nonce, Copy, Frozen, Restart};
 use crate::{
     round_ceiling, AcceptorOp, AcceptorState, Defects, Ignored, LogPage, ReadRequest, Ready, Tick, CLOCK_SKEW_SECS,
     MAX_BATCH_BYTES, MAX_SLOT_STEP,
@@ -483,24 +483,21 @@ impl Acceptor {
             self.ready.send(by, Message::StateRequest(c.request()));
             return Ok(());
         }
-        let c = self.copying.take().expect("matched above");
-        if c.decided != self.state.decided {
-            return Ok(()); // we learned meanwhile: catch-up goes on as usual
-        }
-        let (restart, restart_epoch, decided) = (c.restart, c.restart_epoch.clone(), c.decided);
-        let mut copied = c.finish();
-        if self.defects.stateless_restart {
-            copied.sessions.clear();
-        }
+        let decided = self.state.decided;
+        let copy = self.copying.take().expect("matched above");
         let node = Node::Acceptor(self.cfg.id);
-        if copied.at < restart {
-            warn!(node = %node, slot = decided.0, restart = restart.0, "the decided log restarts later, and the proposer asked holds no state there: the sessions of the deleted slots are lost");
-            self.persist(AcceptorOp::Retain(restart));
-            if let Some(epoch) = restart_epoch {
-                self.join(epoch);
+        let copied = match copy.finish(decided, self.defects.stateless_restart) {
+            Restart::Stale => return Ok(()),
+            Restart::Bare { at, epoch } => {
+                warn!(node = %node, slot = decided.0, restart = at.0, "the decided log restarts later, and the proposer asked holds no state there: the sessions of the deleted slots are lost");
+                self.persist(AcceptorOp::Retain(at));
+                if let Some(epoch) = epoch {
+                    self.join(epoch);
+                }
+                return Ok(());
             }
-            return Ok(());
-        }
+            Restart::Full(copied) => copied,
+        };
         warn!(node = %node, slot = decided.0, restart = copied.at.0, sessions = copied.sessions.len(), "the decided log restarts later with the state there: the slots between were deleted by retention");
         self.persist(AcceptorOp::Retain(copied.at));
         if let Some(epoch) = copied.epoch.clone() {

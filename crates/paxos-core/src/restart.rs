@@ -53,12 +53,12 @@ pub(crate) struct Copy {
     /// Whom we copy from.
     pub from: Node,
     /// The copy's nonce, echoed by every page.
-    pub nonce: u64,
+    nonce: u64,
     /// Our decided prefix when the copy started.
-    pub decided: Slot,
+    decided: Slot,
     /// Where the log of the node we asked starts, and the epoch in force there.
-    pub restart: Slot,
-    pub restart_epoch: Option<Epoch>,
+    restart: Slot,
+    restart_epoch: Option<Epoch>,
     /// From the first page: where the peer's state is, and the configuration and clock there.
     at: Option<(Slot, Option<Epoch>, u64)>,
     sessions: Vec<SessionEntry>,
@@ -123,11 +123,32 @@ impl Copy {
         Ok(!m.more)
     }
 
-    /// The state copied.
-    pub fn finish(self) -> Copied {
+    /// Where a complete copy restarts the log, now that the decided prefix
+    /// is `decided` (`drop_sessions`: the defect that forgets them).
+    pub fn finish(self, decided: Slot, drop_sessions: bool) -> Restart {
         let (at, epoch, clock) = self.at.expect("a complete copy has a first page");
-        Copied { at, epoch, clock, sessions: self.sessions }
+        if decided != self.decided {
+            Restart::Stale
+        } else if at < self.restart {
+            Restart::Bare { at: self.restart, epoch: self.restart_epoch }
+        } else {
+            let sessions = if drop_sessions { Vec::new() } else { self.sessions };
+            Restart::Full(Copied { at, epoch, clock, sessions })
+        }
     }
+}
+
+/// What a complete copy leads to.
+#[derive(Debug)]
+pub(crate) enum Restart {
+    /// We learned meanwhile: catch-up goes on as usual.
+    Stale,
+    /// The node asked holds no state where its own log starts (a store of the
+    /// release before this one): the log restarts there without the sessions
+    /// of the deleted slots.
+    Bare { at: Slot, epoch: Option<Epoch> },
+    /// The log restarts at the copy's slot with its state.
+    Full(Copied),
 }
 
 impl Copied {

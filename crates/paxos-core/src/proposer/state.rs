@@ -14,7 +14,7 @@ use paxos_proto::{Epoch, Message, Node, Slot, StateReply, StateRequest};
 use tracing::{info, warn};
 
 use super::{Proposer, NONCE_SALT};
-use crate::restart::{nonce, Copy, Frozen};
+use crate::restart::{nonce, Copy, Frozen, Restart};
 use crate::{Ignored, ProposerOp};
 
 /// A copy of a peer's state is abandoned after this many heartbeat intervals without completing.
@@ -72,26 +72,22 @@ impl Proposer {
             }
             Ok(true) => {}
         }
-        let c = self.copying.take().expect("matched above");
-        if c.decided != self.learner.decided() {
-            return Ok(()); // we learned meanwhile: catch-up goes on as usual
-        }
-        let (restart, restart_epoch, decided) = (c.restart, c.restart_epoch.clone(), c.decided);
-        let mut copied = c.finish();
-        if self.defects.stateless_restart {
-            copied.sessions.clear();
-        }
+        let decided = self.learner.decided();
+        let copy = self.copying.take().expect("matched above");
         let node = Node::Proposer(self.cfg.id);
-        if copied.at < restart {
-            // It is behind where its own log starts: it restarted without a state itself.
-            warn!(node = %node, slot = decided.0, restart = restart.0, "the decided log restarts later, and the node asked holds no state there: the sessions of the deleted slots are lost (a retry of a request applied there may land again)");
-            self.learner.skip_to(restart, restart_epoch.as_ref(), None);
-            self.ready.persist.push(ProposerOp::Retain(restart));
-            if let Some(e) = restart_epoch {
-                self.ready.persist.push(ProposerOp::Epoch(e));
+        let copied = match copy.finish(decided, self.defects.stateless_restart) {
+            Restart::Stale => return Ok(()),
+            Restart::Bare { at, epoch } => {
+                warn!(node = %node, slot = decided.0, restart = at.0, "the decided log restarts later, and the node asked holds no state there: the sessions of the deleted slots are lost (a retry of a request applied there may land again)");
+                self.learner.skip_to(at, epoch.as_ref(), None);
+                self.ready.persist.push(ProposerOp::Retain(at));
+                if let Some(e) = epoch {
+                    self.ready.persist.push(ProposerOp::Epoch(e));
+                }
+                return Ok(());
             }
-            return Ok(());
-        }
+            Restart::Full(copied) => copied,
+        };
         warn!(node = %node, slot = decided.0, restart = copied.at.0, sessions = copied.sessions.len(), "the decided log restarts later with the state there: the slots between were deleted by retention");
         self.learner.skip_to(copied.at, copied.epoch.as_ref(), Some((copied.clock, &copied.sessions)));
         self.ready.persist.push(ProposerOp::Retain(copied.at));
