@@ -39,8 +39,12 @@ impl Proposer {
             }
             // A leader that no longer hears a quorum of acceptors steps down
             // (check quorum): others defer to a live leader, so one cut off
-            // from the acceptors must make room.
-            Phase::Leader(_) if !self.hears_quorum() => {
+            // from the acceptors must make room. A new leader first gets an
+            // election timeout to be heard: the promises that elected it may
+            // be older than that (a campaign through a long partition).
+            Phase::Leader(ref p2)
+                if self.now.since(p2.since) >= self.cfg.election_timeout_ticks && !self.hears_quorum() =>
+            {
                 info!(node = %Node::Proposer(self.cfg.id), ballot = %self.ballot, "no quorum of acceptors heard within an election timeout; stepping down");
                 self.step_down();
                 self.campaign_after = self.now + self.cfg.election_timeout_ticks;

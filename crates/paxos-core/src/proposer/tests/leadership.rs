@@ -522,3 +522,35 @@ fn leader_cut_off_from_the_acceptors_steps_down() {
     }
     assert_eq!(p.role(), Leadership::Follower, "stepped down without a quorum");
 }
+
+/// Check quorum starts when leadership does: a campaign whose promises came in over more than an
+/// election timeout (a partition that heals slowly) ends in a leader that is not stepped down at
+/// its next tick for promises it heard long ago; it gets an election timeout to be heard, and steps
+/// down after that if it still hears no quorum.
+#[test]
+fn a_leader_elected_by_old_promises_gets_an_election_timeout_to_be_heard() {
+    let c = cfg(1);
+    let timeout = c.election_timeout_ticks;
+    let mut p = Proposer::new(c, ProposerState::default());
+    let first = elect(&mut p);
+    tick_to(&mut p, 60);
+    answer_round(&mut p, 6, 0);
+    tick(&mut p);
+    for a in 1..=4 {
+        step(&mut p, acc(a), accepted(first, &[0]));
+    }
+    let ballot = p.ballot();
+    step(&mut p, acc(1), promise(ballot, 1, &[]));
+    step(&mut p, acc(2), promise(ballot, 1, &[]));
+    let late = p.now.0 + timeout + 5;
+    tick_to(&mut p, late);
+    assert_eq!((p.role(), p.ballot()), (Leadership::Candidate, ballot), "still campaigning with the same ballot");
+
+    step(&mut p, acc(3), promise(ballot, 1, &[]));
+    assert_eq!(p.role(), Leadership::Leader);
+    let elected = p.now.0;
+    tick_to(&mut p, elected + timeout - 1);
+    assert_eq!(p.role(), Leadership::Leader, "not stepped down before an election timeout of leading");
+    tick_to(&mut p, elected + timeout + 1);
+    assert_eq!(p.role(), Leadership::Follower, "stepped down: still no quorum heard");
+}
