@@ -27,7 +27,7 @@ use paxos_proto::{
 };
 use tracing::{debug, info, warn};
 
-use crate::restart::{nonce, Copy, Frozen, Restart};
+use crate::restart::{catch_up_reply, nonce, Copy, Frozen, Restart};
 use crate::{
     round_ceiling, AcceptorOp, AcceptorState, Defects, Ignored, LogPage, ReadRequest, Ready, Tick, CLOCK_SKEW_SECS,
     MAX_BATCH_BYTES, MAX_SLOT_STEP,
@@ -221,7 +221,7 @@ impl Acceptor {
         let Some((to, nonce)) = self.reads.remove(&id) else { return };
         let entries = page.entries.into_iter().map(|e| e.value).collect();
         let (decided, start, epoch) = (self.state.decided, self.state.start, self.state.epoch.as_ref());
-        let reply = crate::catch_up_reply(nonce, page.from, entries, decided, start, epoch);
+        let reply = catch_up_reply(nonce, page.from, entries, decided, start, epoch);
         self.ready.send(Node::Proposer(to), Message::CatchUpReply(reply));
     }
 

@@ -100,32 +100,3 @@ pub fn retention_point(slot: paxos_proto::Slot, retain_slots: u64) -> Option<pax
 pub fn majority(n: usize) -> usize {
     n / 2 + 1
 }
-
-/// A catch-up answer (to the request with `nonce`) of `entries` from `from`. When it starts where the
-/// sender's log starts, beyond slot 0 (retention deleted the slots below),
-/// it carries the configuration epoch in force there if that epoch started
-/// at or before it (the one who restarts its log there cannot read that
-/// configuration from the log), and holds fewer entries to make room.
-fn catch_up_reply(
-    nonce: u64,
-    from: paxos_proto::Slot,
-    mut entries: Vec<paxos_proto::Value>,
-    decided: paxos_proto::Slot,
-    log_start: paxos_proto::Slot,
-    epoch: Option<&paxos_proto::Epoch>,
-) -> paxos_proto::CatchUpReply {
-    let epoch = epoch.filter(|e| from == log_start && from.0 > 0 && e.start <= from).cloned();
-    if let Some(e) = &epoch {
-        let room = MAX_BATCH_BYTES.saturating_sub(e.config.wire_len());
-        let mut bytes = 0;
-        let keep = entries
-            .iter()
-            .take_while(|v| {
-                bytes += v.wire_len();
-                bytes <= room
-            })
-            .count();
-        entries.truncate(keep);
-    }
-    paxos_proto::CatchUpReply { from, entries, decided, epoch, nonce }
-}

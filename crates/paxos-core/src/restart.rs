@@ -1,18 +1,23 @@
 //! Restarting a log later: catch-up across slots that retention deleted.
 //!
 //! A node whose decided prefix lies below where a peer's log now starts
-//! cannot copy the slots between; it restarts its log where the peer's
-//! starts, with the configuration epoch in force there (carried by the
-//! answer, [`paxos_proto::CatchUpReply::epoch`]). Only the answer to the
-//! node's own last request may do that: each request carries a nonce drawn
-//! from a secret seed, and the answer must echo it. A key holder that does
-//! not see our requests (every member's datagrams are signed, not hidden)
-//! cannot guess it, so its claim that the log restarts at some extreme slot
-//! moves nothing, however far: the slot step that bounds every other claim
+//! cannot copy the slots between. The peer's catch-up answer says where its
+//! log starts, and which configuration epoch is in force there
+//! ([`catch_up_reply`]); the node then copies the state the peer's log
+//! built (configuration, clock, clients' sessions), a page at a time from a
+//! copy the peer freezes at the first page ([`Copy`], [`Frozen`]), and its
+//! log restarts at the peer's decided prefix with that state ([`Restart`]).
+//!
+//! Only the answer to the node's own last request may start this: each
+//! request (and each copy) carries a nonce drawn from a secret seed
+//! ([`nonce`]), and the answers must echo it. A key holder that does not see
+//! our requests (every member's datagrams are signed, not hidden) cannot
+//! guess it, so its claim that the log restarts at some extreme slot moves
+//! nothing, however far: the slot step that bounds every other claim
 //! ([`crate::MAX_SLOT_STEP`]) cannot bound this one, as a node that was away
 //! long may rightly restart millions of slots ahead.
 
-use paxos_proto::{Epoch, Node, SessionEntry, Slot, StateReply, StateRequest};
+use paxos_proto::{CatchUpReply, Epoch, Node, SessionEntry, Slot, StateReply, StateRequest, Value};
 
 use crate::{Ignored, LogState, Tick, MAX_BATCH_BYTES};
 
@@ -25,20 +30,33 @@ pub(crate) fn nonce(seed: u64, n: u64) -> u64 {
     (z ^ (z >> 31)).max(1)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nonces_differ_and_are_never_zero() {
-        let a: Vec<u64> = (0..1000).map(|n| nonce(7, n)).collect();
-        let mut b = a.clone();
-        b.sort_unstable();
-        b.dedup();
-        assert_eq!(b.len(), a.len());
-        assert!(a.iter().all(|n| *n != 0));
-        assert_ne!(nonce(7, 1), nonce(8, 1));
+/// A catch-up answer (to the request with `nonce`) of `entries` from `from`. When it starts where the
+/// sender's log starts, beyond slot 0 (retention deleted the slots below),
+/// it carries the configuration epoch in force there if that epoch started
+/// at or before it (the one who restarts its log there cannot read that
+/// configuration from the log), and holds fewer entries to make room.
+pub(crate) fn catch_up_reply(
+    nonce: u64,
+    from: Slot,
+    mut entries: Vec<Value>,
+    decided: Slot,
+    log_start: Slot,
+    epoch: Option<&Epoch>,
+) -> CatchUpReply {
+    let epoch = epoch.filter(|e| from == log_start && from.0 > 0 && e.start <= from).cloned();
+    if let Some(e) = &epoch {
+        let room = MAX_BATCH_BYTES.saturating_sub(e.config.wire_len());
+        let mut bytes = 0;
+        let keep = entries
+            .iter()
+            .take_while(|v| {
+                bytes += v.wire_len();
+                bytes <= room
+            })
+            .count();
+        entries.truncate(keep);
     }
+    CatchUpReply { from, entries, decided, epoch, nonce }
 }
 
 /// Bytes a session takes in a JSON datagram, at most (ids and numbers below 2^53).
@@ -154,8 +172,9 @@ pub(crate) enum Restart {
 impl Copied {
     /// The store's chunks of the sessions, the first one replacing every session known.
     pub fn chunks(&self) -> impl Iterator<Item = (bool, Vec<SessionEntry>)> + '_ {
-        let first = std::iter::once((true, self.sessions.iter().take(SESSIONS_PER_OP).copied().collect()));
-        first.chain(self.sessions.chunks(SESSIONS_PER_OP).skip(1).map(|c| (false, c.to_vec())))
+        // The first chunk even when there are no sessions: it is what clears the ones known.
+        let (first, rest) = self.sessions.split_at(self.sessions.len().min(SESSIONS_PER_OP));
+        std::iter::once((true, first.to_vec())).chain(rest.chunks(SESSIONS_PER_OP).map(|c| (false, c.to_vec())))
     }
 }
 
@@ -234,5 +253,21 @@ impl Frozen {
             sessions: f.sessions[first..end].to_vec(),
             more: end < f.sessions.len(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonces_differ_and_are_never_zero() {
+        let a: Vec<u64> = (0..1000).map(|n| nonce(7, n)).collect();
+        let mut b = a.clone();
+        b.sort_unstable();
+        b.dedup();
+        assert_eq!(b.len(), a.len());
+        assert!(a.iter().all(|n| *n != 0));
+        assert_ne!(nonce(7, 1), nonce(8, 1));
     }
 }

@@ -7,7 +7,7 @@ use tracing::{debug, info, warn};
 
 use super::NONCE_SALT;
 use super::{Phase, Proposer, ReadFor, CATCH_UP_LIMIT};
-use crate::restart::nonce;
+use crate::restart::{catch_up_reply, nonce};
 use crate::{Ignored, LogPage, ProposerOp, MAX_BATCH_BYTES};
 
 impl Proposer {
@@ -188,7 +188,7 @@ impl Proposer {
     pub(super) fn reply_catch_up(&mut self, to: Node, nonce: u64, page: LogPage) {
         let entries = page.entries.into_iter().map(|e| e.value).collect();
         let (start, epoch) = (self.learner.state().start, self.learner.state().epoch.as_ref());
-        let reply = crate::catch_up_reply(nonce, page.from, entries, self.learner.decided(), start, epoch);
+        let reply = catch_up_reply(nonce, page.from, entries, self.learner.decided(), start, epoch);
         self.ready.send(to, Message::CatchUpReply(reply));
     }
 
