@@ -5,12 +5,17 @@
 //!   (the attacks of issue 11's table among them: a prepare or heartbeat at
 //!   round 2^62, an accept whose commit is far ahead, an accept with the leader's ballot and a
 //!   value nobody proposed, a catch-up reply of made-up values, an accept at
-//!   slot 2^62 - 1, reads from a victim's address). Receivers apply the one
+//!   slot 2^62 - 1, reads from a victim's address; the pages of state a
+//!   restart copies are left to the insider, as unsigned they fall at
+//!   admission like every other kind). Receivers apply the one
 //!   rule of admission ([`paxos_proto::auth::admit`]) to its unsigned
 //!   datagrams, as the daemons do, so nothing it claims as a member counts;
 //!   what it sends as a client is a client's proposal like any other.
 //! - [`Adversary::Insider`] holds the peer key but only sends extreme rounds
-//!   and slots (the bounded-damage rules of the core must hold against it):
+//!   and slots, and claims about the log's state that need a nonce it never
+//!   sees (restarts of the log far ahead, pages of state nobody asked for,
+//!   copies of state asked for in members' names); the bounded-damage rules
+//!   of the core must hold against it:
 //!   rounds above the ceiling of the clock ([`paxos_core::round_ceiling`])
 //!   up to the codec's bound, rounds far above what it saw but below the
 //!   ceiling (believed: rounds jump, but stay far below the bound), slots
@@ -20,7 +25,7 @@
 use paxos_proto::{
     Accept, AcceptEntry, Accepted, Ballot, CatchUp, CatchUpReply, ClientId, ClientPropose, Command, Heartbeat, LogRead,
     MemberOp, MemberRequest, MemberRole, Message, Nack, NackReason, Node, NodeId, Prepare, ProbeReply, Promise,
-    PromiseEntry, Slot, StatusRequest, Value, MAX_COUNTER,
+    PromiseEntry, SessionEntry, Slot, StateReply, StateRequest, StatusRequest, Value, MAX_COUNTER,
 };
 
 use crate::rng::Rng;
@@ -234,7 +239,7 @@ pub fn extreme(rng: &mut Rng, k: &Knowledge<'_>) -> Forged {
         _ => Slot(k.slot.0.saturating_add(paxos_core::MAX_SLOT_STEP).saturating_add(rng.range(1, 1000))),
     };
     let forged = |from, to, msg| Forged { from, to, msg };
-    match rng.index(7) {
+    match rng.index(9) {
         0 => {
             let ballot = Ballot::in_epoch(k.ballot.epoch, round(rng), p);
             forged(proposer, acceptor, Message::Prepare(Prepare { ballot, from: Slot(0), epoch: None }))
@@ -279,9 +284,41 @@ pub fn extreme(rng: &mut Rng, k: &Knowledge<'_>) -> Forged {
         ),
         5 => {
             let from = far_slot(rng);
-            let reply =
-                CatchUpReply { from, entries: vec![Value::Noop], decided: Slot(MAX_COUNTER), epoch: None, nonce: 0 };
+            // A restart of the log far ahead: only with the nonce of the receiver's request, which it cannot see.
+            let reply = CatchUpReply {
+                from,
+                entries: vec![Value::Noop],
+                decided: Slot(MAX_COUNTER),
+                epoch: None,
+                nonce: rng.next_u64(),
+            };
             forged(proposer, Node::Proposer(pick(rng, k.proposers)), Message::CatchUpReply(reply))
+        }
+        // A page of a log's state at a far slot, with a session claiming a far request: refused without the nonce.
+        7 => {
+            let at = far_slot(rng);
+            let session = SessionEntry {
+                client: ClientId(rng.range(1, 1 << 40)),
+                seq: 1 << 50,
+                slot: Slot(at.0 - 1),
+                at: u64::MAX >> 12,
+            };
+            let page = StateReply {
+                nonce: rng.next_u64(),
+                at,
+                epoch: None,
+                clock: u64::MAX >> 12,
+                sessions: vec![session],
+                more: false,
+            };
+            let to = if rng.chance(0.5) { acceptor } else { Node::Proposer(pick(rng, k.proposers)) };
+            forged(proposer, to, Message::StateReply(page))
+        }
+        // Copies of a log's state asked for in a member's name: each freezes one (a few at most, the oldest goes).
+        8 => {
+            let to = if rng.chance(0.5) { acceptor } else { Node::Proposer(pick(rng, k.proposers)) };
+            let from = if to == proposer { Node::Proposer(pick(rng, k.proposers)) } else { proposer };
+            forged(from, to, Message::StateRequest(StateRequest { nonce: rng.next_u64(), after: None }))
         }
         _ => forged(
             acceptor,
