@@ -123,3 +123,14 @@ fn retention_in_every_run() {
     }
     assert!(retained > 100, "logs shortened by retention: {retained}");
 }
+
+/// A leader whose log restarts later (it copied the state there while it
+/// led) steps down and campaigns again from the restarted log: before, its
+/// phase waited for slots the restart had skipped, and clients waited for
+/// good (seed 6000225, found when the sweeps drew retention).
+#[test]
+fn a_leader_whose_log_restarts_campaigns_again() {
+    let o = Overrides { retain_slots: Some(7), adversary: Some(Some(Adversary::Forger)), ..Overrides::default() };
+    let outcome = run(6_000_225, &o);
+    assert!(outcome.ok(), "{:?}", outcome.violations);
+}

@@ -13,7 +13,7 @@
 use paxos_proto::{Epoch, Message, Node, Slot, StateReply, StateRequest};
 use tracing::{info, warn};
 
-use super::{Proposer, NONCE_SALT};
+use super::{Phase, Proposer, NONCE_SALT};
 use crate::restart::{nonce, Copy, Frozen, Restart};
 use crate::{Ignored, ProposerOp};
 
@@ -75,27 +75,31 @@ impl Proposer {
         let decided = self.learner.decided();
         let copy = self.copying.take().expect("matched above");
         let node = Node::Proposer(self.cfg.id);
-        let copied = match copy.finish(decided, self.defects.stateless_restart) {
+        let (at, epoch, state) = match copy.finish(decided, self.defects.stateless_restart) {
             Restart::Stale => return Ok(()),
             Restart::Bare { at, epoch } => {
                 warn!(node = %node, slot = decided.0, restart = at.0, "the decided log restarts later, and the node asked holds no state there: the sessions of the deleted slots are lost (a retry of a request applied there may land again)");
-                self.learner.skip_to(at, epoch.as_ref(), None);
-                self.ready.persist.push(ProposerOp::Retain(at));
-                if let Some(e) = epoch {
-                    self.ready.persist.push(ProposerOp::Epoch(e));
-                }
-                return Ok(());
+                (at, epoch, None)
             }
-            Restart::Full(copied) => copied,
+            Restart::Full(copied) => {
+                warn!(node = %node, slot = decided.0, restart = copied.at.0, sessions = copied.sessions.len(), "the decided log restarts later with the state there: the slots between were deleted by retention");
+                (copied.at, copied.epoch.clone(), Some(copied))
+            }
         };
-        warn!(node = %node, slot = decided.0, restart = copied.at.0, sessions = copied.sessions.len(), "the decided log restarts later with the state there: the slots between were deleted by retention");
-        self.learner.skip_to(copied.at, copied.epoch.as_ref(), Some((copied.clock, &copied.sessions)));
-        self.ready.persist.push(ProposerOp::Retain(copied.at));
-        if let Some(e) = copied.epoch.clone() {
+        if !matches!(self.phase, Phase::Follower) {
+            // Our phase rests on slots the restart skips: the next campaign starts from the restarted log.
+            info!(node = %node, ballot = %self.ballot, "the decided log restarts under our leadership; stepping down");
+            self.step_down();
+        }
+        self.learner.skip_to(at, epoch.as_ref(), state.as_ref().map(|c| (c.clock, c.sessions.as_slice())));
+        self.ready.persist.push(ProposerOp::Retain(at));
+        if let Some(e) = epoch {
             self.ready.persist.push(ProposerOp::Epoch(e));
         }
-        for (first, sessions) in copied.chunks() {
-            self.ready.persist.push(ProposerOp::Sessions { clock: copied.clock, first, sessions });
+        if let Some(c) = &state {
+            for (first, sessions) in c.chunks() {
+                self.ready.persist.push(ProposerOp::Sessions { clock: c.clock, first, sessions });
+            }
         }
         self.catch_up_after = self.now;
         Ok(())
