@@ -81,11 +81,17 @@ impl Proposer {
 
     /// True while we lack decided slots that others have: a live peer learned
     /// much more than we have, or the log decided a configuration we have not
-    /// learned (a ballot of a later epoch was seen). We catch up before we
-    /// campaign rather than re-propose what others know, and a ballot must be
-    /// of the epoch in force.
+    /// learned (a ballot of a later epoch was seen within an election
+    /// timeout). We catch up before we campaign rather than re-propose what
+    /// others know, and a ballot must be of the epoch in force. The later
+    /// epoch holds us back only while it is heard of: every node that
+    /// learned it may have lost its disk since (its stop sign then is only
+    /// accepted, and a campaign recovers it), and a hostile member may name
+    /// an epoch nobody decided.
     pub(super) fn far_behind(&self) -> bool {
-        if self.max_epoch > self.learner.epoch_number() {
+        if self.max_epoch > self.learner.epoch_number()
+            && self.now.since(self.later_epoch_seen) < self.cfg.election_timeout_ticks
+        {
             return true;
         }
         let decided = self.learner.decided().0;

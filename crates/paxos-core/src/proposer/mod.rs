@@ -259,6 +259,11 @@ pub struct Proposer {
     /// The highest configuration epoch seen in any ballot or report: above
     /// the learner's, we are behind and catch up before we campaign.
     max_epoch: u32,
+    /// When a ballot or report last named an epoch above the learner's. The
+    /// wait to catch up ends an election timeout after it: the nodes that
+    /// decided that epoch may all have lost their disks (then only a
+    /// campaign recovers its configuration), or a hostile member named it.
+    later_epoch_seen: Tick,
     clients: Clients,
     peers: BTreeMap<NodeId, PeerInfo>,
     /// The proposer that last claimed leadership by heartbeat, with its ballot.
@@ -318,6 +323,7 @@ impl Proposer {
             clock_ms: 0,
             election,
             max_epoch: learner.epoch_number(),
+            later_epoch_seen: Tick::ZERO,
             learner,
             phase: Phase::Follower,
             ballot: Ballot::new(state.round, cfg.id),
@@ -618,8 +624,10 @@ impl Proposer {
 
     fn see_epoch(&mut self, epoch: u32) {
         // A hostile member's epoch only makes us catch up before campaigning; bound it anyway.
-        if epoch <= self.learner.epoch_number().saturating_add(1 << 16) {
+        let ours = self.learner.epoch_number();
+        if epoch > ours && epoch <= ours.saturating_add(1 << 16) {
             self.max_epoch = self.max_epoch.max(epoch);
+            self.later_epoch_seen = self.now;
         }
     }
 

@@ -163,7 +163,8 @@ fn probe_nack_puts_the_first_round_above_the_promised_one() {
 
 /// Catch up before leading: a probe answer naming a later epoch than the proposer's log is in tells it the
 /// log decided a configuration it has not learned; it does not campaign (its ballot would be of an epoch
-/// no longer in force) but copies the log from the acceptor, then campaigns in the new epoch.
+/// no longer in force) while the acceptors keep naming that epoch, but copies the log from the acceptor,
+/// then campaigns in the new epoch.
 #[test]
 fn a_later_epoch_in_a_probe_answer_defers_the_campaign_until_caught_up() {
     let mut p = proposer(1);
@@ -176,7 +177,13 @@ fn a_later_epoch_in_a_probe_answer_defers_the_campaign_until_caught_up() {
         r,
         ready(vec![], vec![send(acc(2), Message::CatchUp(CatchUp { from: Slot(0), limit: 1024, nonce: 0 }))])
     );
-    tick_to(&mut p, 100);
+    for t in 3..=100 {
+        tick(&mut p);
+        if t % 10 == 0 {
+            // Behind, it probes every heartbeat; acceptor 2 answers, in epoch 1.
+            step(&mut p, acc(2), report(2, t / 10, b1(2, 2), 2));
+        }
+    }
     assert_eq!(p.role(), Leadership::Follower, "no campaign in epoch 0 while the log is in epoch 1");
 
     let log = pinned_log(&[Value::Noop]);
@@ -188,6 +195,28 @@ fn a_later_epoch_in_a_probe_answer_defers_the_campaign_until_caught_up() {
 
     assert_eq!(r.persist, vec![ProposerOp::Round(3)]);
     assert_eq!(r.messages, to_acceptors(&prepare1(b1(3, 1), 2)));
+}
+
+/// Catch up before leading, bounded: a later epoch that nobody names any more holds the campaign back
+/// for an election timeout only. Every node that decided it may have lost its disk since (its stop sign
+/// is then only accepted, and only a campaign recovers it), or a hostile member named an epoch nobody
+/// decided; waiting for good would leave the cluster without a leader.
+#[test]
+fn a_later_epoch_nobody_names_any_more_holds_the_campaign_back_for_an_election_timeout() {
+    let mut p = proposer(1);
+    probed(&mut p); // tick 1
+    tick(&mut p);
+    // An acceptor answers a probe: it promised a ballot of epoch 1, and holds nothing decided.
+    assert!(step(&mut p, acc(2), report(2, 0, b1(4, 2), 0)).is_empty());
+    let named = p.now;
+    tick_to(&mut p, named.0 + 49);
+    assert_eq!(p.role(), Leadership::Follower, "no campaign within an election timeout of the later epoch");
+
+    let r = campaign(&mut p);
+
+    assert_eq!(p.now, named + 50, "the campaign comes as soon as the epoch was last named an election timeout ago");
+    assert_eq!(r.persist, vec![ProposerOp::Round(5)]);
+    assert_eq!(p.ballot(), b(5, 1), "a ballot of the epoch our log is in");
 }
 
 /// Preemption: a nack of our ballot naming a higher one makes a leader a follower at once; its next
