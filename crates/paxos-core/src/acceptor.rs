@@ -324,11 +324,8 @@ impl Acceptor {
             return Ok(());
         }
         debug!(node = %Node::Acceptor(self.cfg.id), ballot = %m.ballot, slots = slots.len(), "accepted");
-        let accepted = Accepted { ballot: m.ballot, slots };
-        let proposers: Vec<NodeId> = self.config().proposers.iter().map(|p| p.id).collect();
-        for p in proposers {
-            self.ready.send(Node::Proposer(p), Message::Accepted(accepted.clone()));
-        }
+        // Only the leader counts votes: followers learn from its commit index.
+        self.ready.send(Node::Proposer(from), Message::Accepted(Accepted { ballot: m.ballot, slots }));
         Ok(())
     }
 

@@ -222,6 +222,31 @@ impl Learner {
         self.pending.get(&slot).and_then(|p| p.votes.get(&ballot)).map_or(&[], Vec::as_slice)
     }
 
+    /// The leader of `ballot` says that every slot below `commit` is decided:
+    /// the values it proposed there under that ballot are the decided ones
+    /// (one ballot proposes one value per slot, and a leader proposes again
+    /// what its phase 1 found; a leader that learns another value decided at
+    /// a slot it proposed steps down before it says so). Learns them in
+    /// order, up to the first slot whose proposal under `ballot` we did not
+    /// see, or that the ballot's epoch does not decide. This is how an
+    /// acceptor learns too; a follower learns the leader's values without
+    /// the acceptors' votes.
+    pub fn learn_committed(&mut self, ballot: Ballot, commit: Slot) {
+        while self.decided() < commit {
+            let slot = self.decided();
+            if self.voters(slot, ballot).is_none() {
+                break;
+            }
+            let Some(p) = self.pending.get_mut(&slot) else { break };
+            let Some(value) = p.proposals.remove(&ballot) else { break };
+            p.decided = Some(value);
+            p.proposals.clear();
+            p.votes.clear();
+            self.known = self.known.max(slot.next());
+            self.advance();
+        }
+    }
+
     /// `value` is decided at `slot` (a peer learned it).
     ///
     /// # Errors

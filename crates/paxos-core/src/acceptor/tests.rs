@@ -151,10 +151,10 @@ fn send(to: Node, msg: Message) -> Outgoing {
     Outgoing { to, msg }
 }
 
-/// The same `Accepted` to every proposer, in configuration order.
-fn accepted_to_all(ballot: Ballot, slots: &[u64]) -> Vec<Outgoing> {
+/// The `Accepted` for the ballot's proposer, the leader: only it counts votes.
+fn accepted_to_leader(ballot: Ballot, slots: &[u64]) -> Vec<Outgoing> {
     let accepted = Accepted { ballot, slots: slots.iter().map(|s| Slot(*s)).collect() };
-    PROPOSERS.iter().map(|p| send(proposer(*p), Message::Accepted(accepted.clone()))).collect()
+    vec![send(proposer(ballot.proposer.0), Message::Accepted(accepted))]
 }
 
 fn ready(persist: Vec<AcceptorOp>, messages: Vec<Outgoing>) -> Ready<AcceptorOp> {
@@ -401,9 +401,10 @@ fn promise_reports_the_decided_prefix_and_the_incarnation() {
 // ---------------------------------------------------------------------------
 
 /// Phase 2b: an accept above the promise raises the promise and accepts every entry, all on disk
-/// before the `Accepted` leaves, and the `Accepted` goes to every proposer so that every learner counts it.
+/// before the `Accepted` leaves, and the `Accepted` goes to the leader alone (followers learn from
+/// its commit index).
 #[test]
-fn accept_with_higher_ballot_promises_accepts_and_tells_every_proposer() {
+fn accept_with_higher_ballot_promises_accepts_and_tells_the_leader() {
     let mut a = acceptor(state(b(1, 2), &[(0, b(1, 2), cmd(5, 1, "old"))], 0));
 
     let r = step(&mut a, proposer(1), accept(b(2, 1), &[(0, cmd(7, 1, "x")), (1, Value::Noop)]));
@@ -416,7 +417,7 @@ fn accept_with_higher_ballot_promises_accepts_and_tells_every_proposer() {
                 accept_op(0, b(2, 1), cmd(7, 1, "x")),
                 accept_op(1, b(2, 1), Value::Noop),
             ],
-            accepted_to_all(b(2, 1), &[0, 1]),
+            accepted_to_leader(b(2, 1), &[0, 1]),
         )
     );
     assert_eq!(a.state().accepted[&Slot(0)], (b(2, 1), cmd(7, 1, "x")), "a higher ballot replaces the old vote");
@@ -429,7 +430,7 @@ fn accept_with_equal_ballot_accepts_without_promise_op() {
 
     let r = step(&mut a, proposer(1), accept(b(2, 1), &[(3, cmd(7, 1, "x"))]));
 
-    assert_eq!(r, ready(vec![accept_op(3, b(2, 1), cmd(7, 1, "x"))], accepted_to_all(b(2, 1), &[3])));
+    assert_eq!(r, ready(vec![accept_op(3, b(2, 1), cmd(7, 1, "x"))], accepted_to_leader(b(2, 1), &[3])));
 }
 
 /// P1a: an accept below the promise is refused with a nack naming the promise; nothing is accepted.
@@ -452,7 +453,7 @@ fn retransmitted_accept_is_acknowledged_without_persisting() {
 
     let r = step(&mut a, proposer(1), accept(b(2, 1), &[(4, cmd(7, 1, "x"))]));
 
-    assert_eq!(r, ready(vec![], accepted_to_all(b(2, 1), &[4])));
+    assert_eq!(r, ready(vec![], accepted_to_leader(b(2, 1), &[4])));
 }
 
 /// One value per slot per ballot: a second, different value under the same ballot is never voted for,
@@ -463,7 +464,7 @@ fn accept_of_a_different_value_under_the_same_ballot_is_not_acknowledged() {
 
     let r = step(&mut a, proposer(1), accept(b(2, 1), &[(4, cmd(7, 1, "forged")), (5, Value::Noop)]));
 
-    assert_eq!(r, ready(vec![accept_op(5, b(2, 1), Value::Noop)], accepted_to_all(b(2, 1), &[5])));
+    assert_eq!(r, ready(vec![accept_op(5, b(2, 1), Value::Noop)], accepted_to_leader(b(2, 1), &[5])));
     assert_eq!(a.state().accepted[&Slot(4)], (b(2, 1), cmd(7, 1, "x")));
 }
 
@@ -473,7 +474,7 @@ fn accept_for_a_decided_slot_is_not_acknowledged() {
     let mut a = acceptor(state(b(2, 1), &[], 5));
 
     let r = step(&mut a, proposer(1), accept(b(2, 1), &[(3, cmd(7, 1, "x")), (5, cmd(7, 2, "y"))]));
-    assert_eq!(r, ready(vec![accept_op(5, b(2, 1), cmd(7, 2, "y"))], accepted_to_all(b(2, 1), &[5])));
+    assert_eq!(r, ready(vec![accept_op(5, b(2, 1), cmd(7, 2, "y"))], accepted_to_leader(b(2, 1), &[5])));
 
     let r = step(&mut a, proposer(1), accept(b(2, 1), &[(4, cmd(7, 1, "x"))]));
     assert_eq!(r, ready(vec![], vec![]), "an accept only for decided slots gets no answer at all");
@@ -510,7 +511,10 @@ fn commit_moves_values_of_the_same_ballot_into_the_decided_log() {
 
     assert_eq!(
         r,
-        ready(vec![accept_op(3, b(2, 1), cmd(1, 3, "d")), learn_op(0, cmd(1, 1, "a"))], accepted_to_all(b(2, 1), &[3]))
+        ready(
+            vec![accept_op(3, b(2, 1), cmd(1, 3, "d")), learn_op(0, cmd(1, 1, "a"))],
+            accepted_to_leader(b(2, 1), &[3])
+        )
     );
     assert_eq!(a.state().decided, Slot(1));
     assert_eq!(a.state().accepted.keys().copied().collect::<Vec<_>>(), vec![Slot(1), Slot(2), Slot(3)]);
@@ -747,7 +751,7 @@ fn acceptor_pinned_with_its_incarnation_votes() {
         r,
         ready(
             vec![AcceptorOp::Promise(b1(2, 1)), accept_op(1, b1(2, 1), Value::Noop)],
-            accepted_to_all(b1(2, 1), &[1])
+            accepted_to_leader(b1(2, 1), &[1])
         )
     );
 }
@@ -853,7 +857,7 @@ fn joining_an_epoch_voids_older_votes_in_its_slots() {
 }
 
 /// Epochs: the decided log learns a configuration as it learns any value, and the acceptor joins the
-/// epoch that configuration starts; Accepted then goes to the new configuration's proposers.
+/// epoch that configuration starts and votes in it.
 #[test]
 fn a_committed_configuration_is_joined_and_followed() {
     let mut next = epoch1(INC).config;
@@ -865,9 +869,7 @@ fn a_committed_configuration_is_joined_and_followed() {
     let epoch = Epoch { start: Slot(1), config: next };
     assert_eq!(r, ready(vec![learn_op(0, Value::Config(epoch.config.clone())), AcceptorOp::Join(epoch)], vec![]));
     let r = step(&mut a, proposer(1), accept_commit(b1(2, 1), 1, &[(1, Value::Noop)]));
-    let accepted = Message::Accepted(Accepted { ballot: b1(2, 1), slots: vec![Slot(1)] });
-    let to_all: Vec<_> = [1, 2, 3].map(|p| send(proposer(p), accepted.clone())).to_vec();
-    assert_eq!(r.messages, to_all);
+    assert_eq!(r.messages, accepted_to_leader(b1(2, 1), &[1]));
 }
 
 // ---------------------------------------------------------------------------

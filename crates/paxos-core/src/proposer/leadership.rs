@@ -257,6 +257,10 @@ impl Proposer {
 
     pub(super) fn on_heartbeat(&mut self, from: NodeId, m: Heartbeat) -> Result<(), Ignored> {
         self.see_ballot(m.ballot);
+        if m.leader {
+            // The leader's commit index, when no accept carried it (idle).
+            self.learner.learn_committed(m.ballot, m.decided);
+        }
         // A peer's progress is what it said last (an honest peer's only
         // grows), believed only as far as anyone could make it from what we
         // know: a hostile claim is bounded, and the peer's next word replaces it.

@@ -301,13 +301,16 @@ impl Proposer {
         Ok(())
     }
 
-    /// A peer leader's accept: the values its ballot proposes, for our learner.
+    /// A peer leader's accept: the values its ballot proposes, and how far
+    /// its log is decided, for our learner. Acceptors answer only the leader,
+    /// so a follower learns from the leader's commit index, as acceptors do.
     pub(super) fn on_accept_copy(&mut self, m: Accept) -> Result<(), Ignored> {
         self.see_ballot(m.ballot);
         self.fenced(m.ballot, "a peer proposes with a higher ballot");
         for e in m.entries {
             self.learner.observe_proposal(e.slot, m.ballot, e.value);
         }
+        self.learner.learn_committed(m.ballot, m.commit);
         Ok(())
     }
 }

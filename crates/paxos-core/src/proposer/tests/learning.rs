@@ -376,3 +376,36 @@ fn a_copy_of_our_state_is_served_from_one_frozen_copy() {
     assert_eq!(reply(step(&mut p, prop(2), ask(None))), first);
     assert_eq!(reply(step(&mut p, prop(2), ask(Some(ClientId(1))))).sessions, first.sessions[1..].to_vec());
 }
+
+/// A follower learns from the leader's commit index (acceptors answer only the leader): the values the
+/// leader's accepts proposed below the commit of a later accept, or of its heartbeat when idle, are
+/// decided, in order.
+#[test]
+fn follower_learns_the_leaders_values_below_its_commit() {
+    let mut p = restarted(1, pinned_state(0, &[]));
+    let (x, y, z) = (cmd(7, 1, "x"), cmd(7, 2, "y"), cmd(8, 1, "z"));
+    assert!(step(&mut p, prop(2), accept(b1(1, 2), 1, &[(1, x.clone()), (2, y.clone())])).is_empty());
+
+    let r = step(&mut p, prop(2), accept(b1(1, 2), 3, &[(3, z.clone())]));
+    assert_eq!(r, ready(vec![learn(1, x), learn(2, y)], vec![]));
+
+    let r = step(&mut p, prop(2), heartbeat(b1(1, 2), true, 4));
+    assert_eq!(r, ready(vec![learn(3, z)], vec![]));
+    assert_eq!(p.learner().decided(), Slot(4));
+}
+
+/// What a commit index does not say: a value proposed under another ballot than the commit's (it may
+/// not be the decided one), or a commit in a heartbeat of a proposer that does not lead, decides nothing.
+/// The follower fetches those slots instead.
+#[test]
+fn a_commit_decides_only_the_values_of_its_own_ballot() {
+    let mut p = restarted(1, pinned_state(0, &[]));
+    step(&mut p, prop(2), accept(b1(1, 2), 1, &[(1, cmd(7, 1, "x"))]));
+
+    assert!(step(&mut p, prop(2), accept(b1(2, 2), 2, &[])).persist.is_empty(), "another ballot's commit");
+    assert!(step(&mut p, prop(2), heartbeat(b1(1, 2), false, 2)).persist.is_empty(), "not the leader's");
+    assert_eq!(p.learner().decided(), Slot(1));
+
+    let r = tick(&mut p);
+    assert!(r.messages.contains(&ask(prop(2), 1)), "slot 1 is fetched from the leader: {r:?}");
+}

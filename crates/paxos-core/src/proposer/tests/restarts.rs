@@ -189,6 +189,9 @@ fn proposer_with_a_wiped_data_dir_never_reuses_its_ballot() {
     assert_eq!((net.proposer(2).ballot(), net.disks[1].state.round), (b1(3, 2), 3), "a round above its former self's");
 
     net.input(client(8), 2, propose(1, "b"));
+    net.tick_until("proposer 1 learns slot 1 from the leader's commit", |net| {
+        net.proposer(1).learner().value(Slot(1)).is_some()
+    });
 
     let slot1 = net.proposers.each_ref().map(|p| p.learner().value(Slot(1)).cloned());
     assert_eq!(slot1, [Some(cmd(8, 1, "b")), Some(cmd(8, 1, "b"))], "what proposers 1 and 2 decided at slot 1");
