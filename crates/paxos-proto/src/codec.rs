@@ -356,7 +356,25 @@ fn config_ok(c: &crate::Config) -> bool {
 }
 
 /// The length of `s` once written as a JSON string, quotes included.
+///
+/// Called several times per value on a leader's path (the byte budgets of
+/// the window, of datagrams, of the caches), so the common case, a string
+/// with nothing to escape, is one counting pass the compiler vectorizes: a
+/// branch-free count into a byte, a chunk of at most 255 bytes at a time
+/// (`filter().count()` is not vectorized: 550 instructions for 64 bytes
+/// against 82 this way, under callgrind).
 pub fn json_str_len(s: &str) -> usize {
+    let mut escaped = 0;
+    for chunk in s.as_bytes().chunks(255) {
+        let mut n = 0u8;
+        for &b in chunk {
+            n += u8::from(b < 0x20) | u8::from(b == b'"') | u8::from(b == b'\\');
+        }
+        escaped += usize::from(n);
+    }
+    if escaped == 0 {
+        return 2 + s.len();
+    }
     let mut len = 2;
     for b in s.bytes() {
         len += match b {
