@@ -2,10 +2,13 @@
 //!
 //! A slot is decided when a quorum of the acceptors of the slot's
 //! configuration epoch accepted it under one ballot of that epoch. One ballot
-//! proposes one value per slot, so the learner needs the votes (acceptors'
-//! `Accepted`) and the value of that ballot (the leader's `Accept`, copied to
-//! every proposer) and decides when it has both. Decided values also arrive
-//! whole from peers that already learned them (catch-up).
+//! proposes one value per slot, so the leader's learner needs the votes
+//! (acceptors' `Accepted`, which go to the ballot's proposer alone) and the
+//! value of that ballot, and decides when it has both. A follower's learner
+//! has the values of the leader's `Accept`s (copied to every proposer) and
+//! learns those below the leader's commit index
+//! ([`Learner::learn_committed`]), as an acceptor does. Decided values also
+//! arrive whole from peers that already learned them (catch-up).
 //!
 //! The log is applied in order, without gaps, through a [`LogState`]:
 //! applying deduplicates client requests (a command whose `(client, seq)` is
