@@ -19,6 +19,9 @@ pub struct Defects {
     pub(crate) amnesia: bool,
     /// A log that restarts later (retention) copies the configuration but not the clients' sessions.
     pub(crate) stateless_restart: bool,
+    /// A follower learns below the leader's commit index whatever value it
+    /// holds for a slot, whichever ballot proposed it.
+    pub(crate) commit_any_ballot: bool,
 }
 
 #[cfg(feature = "defects")]
@@ -51,5 +54,10 @@ impl Defects {
     /// Logs restart without the sessions (see the field of the same name).
     pub fn stateless_restart() -> Self {
         Defects { stateless_restart: true, ..Defects::default() }
+    }
+
+    /// Followers learn from a commit index whatever value they hold (see the field of the same name).
+    pub fn commit_any_ballot() -> Self {
+        Defects { commit_any_ballot: true, ..Defects::default() }
     }
 }

@@ -91,6 +91,8 @@ pub struct Learner {
     applied: Vec<Applied>,
     /// A deliberate bug for the simulator: quorums of `n / 2`.
     minority_quorum: bool,
+    /// A deliberate bug for the simulator: a commit index decides whatever value we hold.
+    commit_any_ballot: bool,
 }
 
 impl Learner {
@@ -107,12 +109,19 @@ impl Learner {
             known,
             applied: Vec::new(),
             minority_quorum: false,
+            commit_any_ballot: false,
         }
     }
 
     /// The same learner counting `n / 2` acceptors as a quorum (a simulator defect).
     pub(crate) fn with_minority_quorum(mut self) -> Self {
         self.minority_quorum = true;
+        self
+    }
+
+    /// The same learner taking, below a commit index, whatever value it holds (a simulator defect).
+    pub(crate) fn with_commit_any_ballot(mut self) -> Self {
+        self.commit_any_ballot = true;
         self
     }
 
@@ -241,7 +250,12 @@ impl Learner {
                 break;
             }
             let Some(p) = self.pending.get_mut(&slot) else { break };
-            let Some(value) = p.proposals.remove(&ballot) else { break };
+            let value = if self.commit_any_ballot {
+                p.proposals.pop_first().map(|(_, v)| v)
+            } else {
+                p.proposals.remove(&ballot)
+            };
+            let Some(value) = value else { break };
             p.decided = Some(value);
             p.proposals.clear();
             p.votes.clear();

@@ -23,17 +23,21 @@ pub enum Defect {
     Amnesia,
     /// A log that restarts later (retention) does not copy the clients' sessions.
     StatelessRestart,
+    /// A follower learns below the leader's commit index whatever value it
+    /// holds for a slot, whichever ballot proposed it.
+    CommitAnyBallot,
 }
 
 impl Defect {
     /// Every defect, for sweeps and `--help`.
-    pub const ALL: [Defect; 6] = [
+    pub const ALL: [Defect; 7] = [
         Defect::AcceptIgnoresPromise,
         Defect::AdoptFromLastPromise,
         Defect::MinorityQuorum,
         Defect::Unbounded,
         Defect::Amnesia,
         Defect::StatelessRestart,
+        Defect::CommitAnyBallot,
     ];
 
     /// The defect's name on the command line.
@@ -45,6 +49,7 @@ impl Defect {
             Defect::Unbounded => "unbounded",
             Defect::Amnesia => "amnesia",
             Defect::StatelessRestart => "stateless-restart",
+            Defect::CommitAnyBallot => "commit-any-ballot",
         }
     }
 
@@ -69,6 +74,7 @@ impl Defect {
             Defect::MinorityQuorum => Defects::minority_quorum(),
             Defect::Unbounded => Defects::unbounded(),
             Defect::StatelessRestart => Defects::stateless_restart(),
+            Defect::CommitAnyBallot => Defects::commit_any_ballot(),
             Defect::AcceptIgnoresPromise | Defect::Amnesia => Defects::default(),
         }
     }

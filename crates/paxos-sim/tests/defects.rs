@@ -40,6 +40,14 @@ fn catches_minority_quorum() {
     seeds_to_catch(Defect::MinorityQuorum);
 }
 
+/// A follower that learns below the leader's commit index whatever value
+/// it holds for a slot, not the one the commit's ballot proposed, learns a
+/// value a later ballot replaced: agreement breaks.
+#[test]
+fn catches_a_commit_that_decides_any_ballots_value() {
+    seeds_to_catch(Defect::CommitAnyBallot);
+}
+
 /// Without the ceiling of rounds and the slot step, a member with the key
 /// that sends extreme rounds and slots stops the cluster for good.
 #[test]

@@ -365,6 +365,10 @@ impl Proposer {
         if defects.minority_quorum {
             self.learner = Learner::new(self.cfg.genesis.clone(), self.learner.state().clone()).with_minority_quorum();
         }
+        if defects.commit_any_ballot {
+            self.learner =
+                Learner::new(self.cfg.genesis.clone(), self.learner.state().clone()).with_commit_any_ballot();
+        }
         self
     }
 
