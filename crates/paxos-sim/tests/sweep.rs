@@ -139,12 +139,7 @@ fn a_leader_whose_log_restarts_campaigns_again() {
 /// acceptors that lose their disks at most crashes, and membership changes.
 #[test]
 fn insider_disk_loss_and_membership_changes_in_every_run() {
-    let o = Overrides {
-        adversary: Some(Some(Adversary::Insider)),
-        wipe_acceptor: Some(0.8),
-        member_rate: Some(0.02),
-        ..Overrides::default()
-    };
+    let o = insider_disk_loss_and_membership_changes();
     for seed in 70_000..70_500 {
         let outcome = run(seed, &o);
         assert!(
@@ -163,12 +158,16 @@ fn insider_disk_loss_and_membership_changes_in_every_run() {
 /// back for an election timeout only.
 #[test]
 fn a_later_epoch_no_log_holds_does_not_stop_the_campaigns() {
-    let o = Overrides {
+    let outcome = run(6_002_730, &insider_disk_loss_and_membership_changes());
+    assert!(outcome.ok(), "{:?}", outcome.violations);
+}
+
+/// `--adversary insider --wipe-acceptor 0.8 --member-rate 0.02`.
+fn insider_disk_loss_and_membership_changes() -> Overrides {
+    Overrides {
         adversary: Some(Some(Adversary::Insider)),
         wipe_acceptor: Some(0.8),
         member_rate: Some(0.02),
         ..Overrides::default()
-    };
-    let outcome = run(6_002_730, &o);
-    assert!(outcome.ok(), "{:?}", outcome.violations);
+    }
 }
