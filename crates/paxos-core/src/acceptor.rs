@@ -27,7 +27,7 @@ use paxos_proto::{
 };
 use tracing::{debug, info, warn};
 
-use crate::restart::{catch_up_reply, nonce, Copy, Frozen, Restart};
+use crate::restart::{catch_up_reply, nonce, Copy, Frozen};
 use crate::{
     round_ceiling, AcceptorOp, AcceptorState, Defects, Ignored, LogPage, ReadRequest, Ready, Tick, CLOCK_SKEW_SECS,
     MAX_BATCH_BYTES, MAX_SLOT_STEP,
@@ -483,28 +483,28 @@ impl Acceptor {
         let decided = self.state.decided;
         let copy = self.copying.take().expect("matched above");
         let node = Node::Acceptor(self.cfg.id);
-        let copied = match copy.finish(decided, self.defects.stateless_restart) {
-            Restart::Stale => return Ok(()),
-            Restart::Bare { at, epoch } => {
-                warn!(node = %node, slot = decided.0, restart = at.0, "the decided log restarts later, and the proposer asked holds no state there: the sessions of the deleted slots are lost");
-                self.persist(AcceptorOp::Retain(at));
-                if let Some(epoch) = epoch {
-                    self.join(epoch);
-                }
-                return Ok(());
-            }
-            Restart::Full(copied) => copied,
+        let Some((at, epoch, state)) = copy.finish(decided, self.defects.stateless_restart).parts() else {
+            return Ok(());
         };
-        warn!(node = %node, slot = decided.0, restart = copied.at.0, sessions = copied.sessions.len(), "the decided log restarts later with the state there: the slots between were deleted by retention");
-        self.persist(AcceptorOp::Retain(copied.at));
-        if let Some(epoch) = copied.epoch.clone() {
+        match &state {
+            None => {
+                warn!(node = %node, slot = decided.0, restart = at.0, "the decided log restarts later, and the proposer asked holds no state there: the sessions of the deleted slots are lost")
+            }
+            Some(c) => {
+                warn!(node = %node, slot = decided.0, restart = at.0, sessions = c.sessions.len(), "the decided log restarts later with the state there: the slots between were deleted by retention")
+            }
+        }
+        self.persist(AcceptorOp::Retain(at));
+        if let Some(epoch) = epoch {
             // The configuration in force where the log restarts: the log can no longer tell us.
             self.join(epoch);
         }
-        for (first, sessions) in copied.chunks() {
-            self.persist(AcceptorOp::Sessions { clock: copied.clock, first, sessions });
+        if let Some(c) = &state {
+            for (first, sessions) in c.chunks() {
+                self.persist(AcceptorOp::Sessions { clock: c.clock, first, sessions });
+            }
         }
-        self.commit = self.commit.max(copied.at);
+        self.commit = self.commit.max(at);
         self.catch_up_after = self.now;
         Ok(())
     }

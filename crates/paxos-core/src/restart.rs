@@ -169,6 +169,18 @@ pub(crate) enum Restart {
     Full(Copied),
 }
 
+impl Restart {
+    /// Where the log restarts, the configuration in force there, and the
+    /// state copied (none for a bare restart); nothing when the copy is stale.
+    pub fn parts(self) -> Option<(Slot, Option<Epoch>, Option<Copied>)> {
+        match self {
+            Restart::Stale => None,
+            Restart::Bare { at, epoch } => Some((at, epoch, None)),
+            Restart::Full(copied) => Some((copied.at, copied.epoch.clone(), Some(copied))),
+        }
+    }
+}
+
 impl Copied {
     /// The store's chunks of the sessions, the first one replacing every session known.
     pub fn chunks(&self) -> impl Iterator<Item = (bool, Vec<SessionEntry>)> + '_ {
