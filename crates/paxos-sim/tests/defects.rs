@@ -11,15 +11,21 @@ const BOUND: u64 = 1000;
 fn seeds_to_catch(defect: Defect) -> u64 {
     // The bounds on rounds and slots only matter against a key holder that sends extreme ones.
     let adversary = (defect == Defect::Unbounded).then_some(Some(Adversary::Insider));
-    let o = Overrides { defect: Some(defect), adversary, ..Overrides::default() };
-    for (i, seed) in (0..BOUND).enumerate() {
-        let outcome = run(seed, &o);
+    catch_within(&Overrides { defect: Some(defect), adversary, ..Overrides::default() }, BOUND)
+}
+
+/// Runs seeds from 0 with the defect that `o` pins until a guarantee breaks; returns how many runs
+/// that took, and fails when `bound` seeds do not catch it.
+fn catch_within(o: &Overrides, bound: u64) -> u64 {
+    let name = o.defect.expect("a defect is pinned").name();
+    for (i, seed) in (0..bound).enumerate() {
+        let outcome = run(seed, o);
         if !outcome.ok() {
-            println!("{}: caught at seed {seed} after {} runs: {}", defect.name(), i + 1, outcome.violations[0]);
+            println!("{name}: caught at seed {seed} after {} runs: {}", i + 1, outcome.violations[0]);
             return i as u64 + 1;
         }
     }
-    panic!("{} survived {BOUND} seeds: the simulator's checks do not bite", defect.name());
+    panic!("{name} survived {bound} seeds: the simulator's checks do not bite");
 }
 
 /// Seed defect 1: an acceptor that accepts without checking its promise breaks agreement.
@@ -67,14 +73,7 @@ fn catches_voting_with_amnesia() {
         acceptors: Some(3),
         ..Overrides::default()
     };
-    for (i, seed) in (0..AMNESIA_BOUND).enumerate() {
-        let outcome = run(seed, &o);
-        if !outcome.ok() {
-            println!("amnesia: caught at seed {seed} after {} runs: {}", i + 1, outcome.violations[0]);
-            return;
-        }
-    }
-    panic!("amnesia survived {AMNESIA_BOUND} seeds: the simulator's checks do not bite");
+    catch_within(&o, AMNESIA_BOUND);
 }
 
 /// Voting with amnesia needs a disk lost at the wrong moment: more seeds
@@ -95,14 +94,7 @@ fn correct_roles_survive_the_same_seeds() {
 #[test]
 fn catches_a_restart_without_sessions() {
     let o = Overrides { defect: Some(Defect::StatelessRestart), retain_slots: Some(7), ..Overrides::default() };
-    for (i, seed) in (0..STATELESS_BOUND).enumerate() {
-        let outcome = run(seed, &o);
-        if !outcome.ok() {
-            println!("stateless-restart: caught at seed {seed} after {} runs: {}", i + 1, outcome.violations[0]);
-            return;
-        }
-    }
-    panic!("stateless-restart survived {STATELESS_BOUND} seeds: the simulator's checks do not bite");
+    catch_within(&o, STATELESS_BOUND);
 }
 
 /// A restart without sessions needs a retry across it: more seeds.
