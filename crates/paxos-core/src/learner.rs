@@ -113,16 +113,11 @@ impl Learner {
         }
     }
 
-    /// The same learner counting `n / 2` acceptors as a quorum (a simulator defect).
-    pub(crate) fn with_minority_quorum(mut self) -> Self {
-        self.minority_quorum = true;
-        self
-    }
-
-    /// The same learner taking, below a commit index, whatever value it holds (a simulator defect).
-    pub(crate) fn with_commit_any_ballot(mut self) -> Self {
-        self.commit_any_ballot = true;
-        self
+    /// Runs with the simulator's defects that concern a learner: quorums of
+    /// `n / 2` acceptors, and a commit index that decides whatever value it holds.
+    pub(crate) fn set_defects(&mut self, defects: &crate::Defects) {
+        self.minority_quorum = defects.minority_quorum;
+        self.commit_any_ballot = defects.commit_any_ballot;
     }
 
     /// The first slot not yet applied: every slot below is decided.

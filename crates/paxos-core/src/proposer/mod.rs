@@ -362,13 +362,7 @@ impl Proposer {
     /// The same proposer with deliberate bugs, for the simulator's self-test.
     pub fn with_defects(mut self, defects: Defects) -> Self {
         self.defects = defects;
-        if defects.minority_quorum {
-            self.learner = Learner::new(self.cfg.genesis.clone(), self.learner.state().clone()).with_minority_quorum();
-        }
-        if defects.commit_any_ballot {
-            self.learner =
-                Learner::new(self.cfg.genesis.clone(), self.learner.state().clone()).with_commit_any_ballot();
-        }
+        self.learner.set_defects(&defects);
         self
     }
 
