@@ -69,19 +69,13 @@ async fn wait_sample(addr: &str, series: &str, min: f64) -> f64 {
     .await
 }
 
-/// `n` free TCP ports on 127.0.0.1.
-fn free_tcp_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    listeners.iter().map(|l| l.local_addr().expect("local addr").port()).collect()
-}
-
 /// A cluster whose every member has `http = "127.0.0.1:<free port>"` in the
 /// cluster file; returns the HTTP address of each node.
 fn cluster_with_http(proposers: u32, acceptors: u32) -> (Cluster, BTreeMap<Node, String>) {
     let cluster = Cluster::new(proposers, acceptors, "");
     let nodes = cluster.nodes();
     let https: BTreeMap<Node, String> =
-        nodes.iter().zip(free_tcp_ports(nodes.len())).map(|(n, p)| (*n, format!("127.0.0.1:{p}"))).collect();
+        nodes.iter().zip(free_ports(nodes.len())).map(|(n, p)| (*n, format!("127.0.0.1:{p}"))).collect();
     let text = std::fs::read_to_string(&cluster.path).expect("read the cluster file");
     let mut out = String::new();
     let mut section = "";
@@ -203,7 +197,7 @@ async fn metrics_move_and_probes_follow_the_node() {
 async fn paxos_http_serves_and_a_proposer_without_leader_is_not_ready() {
     let _serial = serial().await;
     let cluster = Cluster::new(1, 1, "");
-    let addr = format!("127.0.0.1:{}", free_tcp_ports(1)[0]);
+    let addr = format!("127.0.0.1:{}", free_ports(1)[0]);
     let mut cmd = cluster.command(Node::Proposer(NodeId(1)));
     let _proposer = Killed(cmd.env("PAXOS_HTTP", &addr).spawn().expect("spawn"));
     // Until its loop first reports, it says "starting"; then why it is not healthy.

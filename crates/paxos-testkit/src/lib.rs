@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::fs;
-use std::net::UdpSocket;
+use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -71,11 +71,36 @@ pub async fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().await
 }
 
-/// `n` distinct free UDP ports on 127.0.0.1.
+/// `n` distinct ports on 127.0.0.1, each free for both UDP and TCP when
+/// picked, and below the kernel's ephemeral range.
+///
+/// The ports are handed back before the daemons bind them. A port in the
+/// ephemeral range can meanwhile become any outgoing socket's local port (a
+/// proposer's HTTP port once did, and the daemon exited with "Address already
+/// in use"); below that range only an explicit bind takes it. The search starts
+/// at a place drawn from the process id and the clock, so that test binaries
+/// run side by side pick apart.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let sockets: Vec<UdpSocket> =
-        (0..n).map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral port")).collect();
-    sockets.iter().map(|s| s.local_addr().expect("local addr").port()).collect()
+    let low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
+        .unwrap_or(32768);
+    let first = 10_000u16.min(low / 2);
+    let span = u32::from(low - first);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let start = (std::process::id().wrapping_mul(7919) ^ nanos) % span;
+    let mut held = Vec::new();
+    for i in 0..span {
+        if held.len() == n {
+            break;
+        }
+        let port = first + ((start + i) % span) as u16;
+        if let (Ok(udp), Ok(tcp)) = (UdpSocket::bind(("127.0.0.1", port)), TcpListener::bind(("127.0.0.1", port))) {
+            held.push((port, udp, tcp));
+        }
+    }
+    assert_eq!(held.len(), n, "{n} free ports below {low}");
+    held.into_iter().map(|(port, _, _)| port).collect()
 }
 
 pub fn signal(pid: u32, sig: i32) {
