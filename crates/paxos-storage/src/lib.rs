@@ -12,6 +12,8 @@
 //! - [`wal`]: the checksummed append-only record log with group commit that
 //!   the file store is built on (torn tails are cut, a corrupt middle refuses
 //!   to start, the file is preallocated);
+//! - [`ops`]: the binary form of the operations that carry values, in
+//!   which the store writes its records (JSON for the rest);
 //! - [`store`]: [`FileStore`], the core's [`paxos_core::Store`] on top of the
 //!   log, for any [`paxos_core::Fold`] state: batches stay atomic across
 //!   crashes, and a state that shrinks is compacted by write-then-rename;
@@ -20,6 +22,7 @@
 //! - [`suite`]: the conformance suite that every store runs, in memory or on
 //!   disk, with a deliberately failing store.
 
+pub mod ops;
 pub mod persist;
 pub mod store;
 pub mod suite;

@@ -69,6 +69,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use crate::ops::{BinaryOp, Reader};
 use crate::wal::{read_records, Fault, Wal, WalError, HEADER_BYTES, MAX_RECORD_BYTES};
 
 /// The folder of the segments inside a node's data dir.
@@ -101,13 +102,19 @@ const CHECKPOINT_MAGIC: &[u8; 8] = b"PAXCKP01";
 /// Bytes of the batch header in front of each record's operations.
 const BATCH_HEADER_BYTES: usize = 9;
 
+/// A batch header's flag: the batch's last record.
+const LAST: u8 = 1;
+
+/// A batch header's flag: the operations are in binary ([`crate::ops`]), not a JSON array.
+const BINARY: u8 = 2;
+
 /// Bytes read from a segment at a time by a read of the decided log.
 const READ_CHUNK_BYTES: usize = 256 << 10;
 
 /// A state a [`FileStore`] can keep: foldable, and serializable for checkpoints.
 pub trait Durable: Fold + Serialize + DeserializeOwned
 where
-    Self::Op: Serialize + DeserializeOwned,
+    Self::Op: Serialize + DeserializeOwned + BinaryOp,
 {
     /// The role, for messages.
     const ROLE: &'static str;
@@ -135,9 +142,15 @@ fn io_error<'a>(path: &'a Path, what: &'a str) -> impl FnOnce(io::Error) -> Stor
 /// Serializes `ops` as the records of batch `batch`:
 ///
 /// ```text
-/// record  := batch:u64le flags:u8 ops:json-array
-/// flags   := 1 on the last record of the batch, 0 on the others
+/// record  := batch:u64le flags:u8 ops
+/// flags   := LAST (1) on the last record of the batch | BINARY (2) when `ops` is binary
+/// ops     := json-array of operations       (without BINARY: the releases before it)
+///          | binary operations              (with BINARY: see crate::ops)
 /// ```
+///
+/// This release writes every record with BINARY and reads both forms, so a
+/// store written before it opens as it was. A release before it refuses a
+/// BINARY record ("unknown batch flags") rather than misread it.
 ///
 /// Almost every batch fits one record ([`MAX_RECORD_BYTES`] is 1 MiB); a
 /// larger one is split. On load, operations count only once their batch's
@@ -147,39 +160,56 @@ fn io_error<'a>(path: &'a Path, what: &'a str) -> impl FnOnce(io::Error) -> Stor
 ///
 /// # Errors
 /// When an operation cannot be encoded or does not fit a record.
-pub fn encode_batch<Op: Serialize>(batch: u64, ops: &[Op]) -> Result<Vec<Vec<u8>>, StorageError> {
+pub fn encode_batch<Op: BinaryOp>(batch: u64, ops: &[Op]) -> Result<Vec<Vec<u8>>, StorageError> {
     let start = |batch: u64| {
         let mut r = Vec::with_capacity(256);
         r.extend_from_slice(&batch.to_le_bytes());
-        r.push(0);
-        r.push(b'[');
+        r.push(BINARY);
         r
     };
     let mut records = Vec::new();
     let mut current = start(batch);
-    let mut op_bytes = Vec::new();
     for op in ops {
-        op_bytes.clear();
-        serde_json::to_writer(&mut op_bytes, op).map_err(|e| StorageError::Io(format!("encode: {e}")))?;
-        // Room for a separator and the closing bracket.
-        if current.len() > BATCH_HEADER_BYTES + 1 && current.len() + op_bytes.len() + 2 > MAX_RECORD_BYTES {
-            current.push(b']');
-            records.push(std::mem::replace(&mut current, start(batch)));
-        }
-        if current.len() > BATCH_HEADER_BYTES + 1 {
-            current.push(b',');
-        }
-        current.extend_from_slice(&op_bytes);
-        if current.len() + 1 > MAX_RECORD_BYTES {
-            return Err(StorageError::Io(format!("an operation of {} bytes does not fit a record", op_bytes.len())));
+        let at = current.len();
+        op.encode(&mut current).map_err(|e| StorageError::Io(format!("encode: {e}")))?;
+        if current.len() > MAX_RECORD_BYTES {
+            if at == BATCH_HEADER_BYTES {
+                return Err(StorageError::Io(format!(
+                    "an operation of {} bytes does not fit a record",
+                    current.len() - at
+                )));
+            }
+            // The operation goes first into a record of its own.
+            let mut next = start(batch);
+            next.extend_from_slice(&current[at..]);
+            current.truncate(at);
+            records.push(std::mem::replace(&mut current, next));
+            if current.len() > MAX_RECORD_BYTES {
+                return Err(StorageError::Io(format!(
+                    "an operation of {} bytes does not fit a record",
+                    current.len() - BATCH_HEADER_BYTES
+                )));
+            }
         }
     }
-    current.push(b']');
     records.push(current);
     if let Some(last) = records.last_mut() {
-        last[8] = 1;
+        last[8] |= LAST;
     }
     Ok(records)
+}
+
+/// The operations of one record's body, in the form its flags name.
+fn decode_ops<Op: BinaryOp + DeserializeOwned>(binary: bool, body: &[u8]) -> Result<Vec<Op>, String> {
+    if !binary {
+        return serde_json::from_slice(body).map_err(|e| e.to_string());
+    }
+    let mut input = Reader::new(body);
+    let mut ops = Vec::new();
+    while !input.is_empty() {
+        ops.push(Op::decode(&mut input)?);
+    }
+    Ok(ops)
 }
 
 /// Turns records back into whole batches, dropping a batch whose last record never came.
@@ -189,7 +219,7 @@ struct Batches<Op> {
     max_batch: u64,
 }
 
-impl<Op: DeserializeOwned> Batches<Op> {
+impl<Op: BinaryOp + DeserializeOwned> Batches<Op> {
     fn new(path: &Path) -> Self {
         Batches { path: path.to_owned(), partial: None, max_batch: 0 }
     }
@@ -207,13 +237,13 @@ impl<Op: DeserializeOwned> Batches<Op> {
             return Err(corrupt(format!("has only {} bytes, less than a batch header", record.len())));
         };
         let batch = u64::from_le_bytes([head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7]]);
-        let last = match head[8] {
-            0 => false,
-            1 => true,
-            other => return Err(corrupt(format!("has unknown batch flags {other:#04x}"))),
-        };
+        let flags = head[8];
+        if flags & !(LAST | BINARY) != 0 {
+            return Err(corrupt(format!("has unknown batch flags {flags:#04x}")));
+        }
+        let last = flags & LAST != 0;
         let ops: Vec<Op> =
-            serde_json::from_slice(body).map_err(|e| corrupt(format!("does not hold operations: {e}")))?;
+            decode_ops(flags & BINARY != 0, body).map_err(|e| corrupt(format!("does not hold operations: {e}")))?;
         let continues = self.partial.as_ref().is_some_and(|(b, _, _)| *b == batch);
         if batch <= self.max_batch && !continues {
             return Err(corrupt(format!("has batch number {batch}, not above the previous {}", self.max_batch)));
@@ -312,7 +342,7 @@ struct Checkpoint<S> {
 pub struct FileStore<S>
 where
     S: Durable,
-    S::Op: Serialize + DeserializeOwned,
+    S::Op: Serialize + DeserializeOwned + BinaryOp,
 {
     dir: PathBuf,
     log_dir: PathBuf,
@@ -344,7 +374,7 @@ where
 impl<S> FileStore<S>
 where
     S: Durable,
-    S::Op: Serialize + DeserializeOwned,
+    S::Op: Serialize + DeserializeOwned + BinaryOp,
 {
     /// Opens (or creates) the store in the data dir `dir`.
     ///
@@ -721,7 +751,7 @@ where
 impl<S> Store for FileStore<S>
 where
     S: Durable,
-    S::Op: Serialize + DeserializeOwned,
+    S::Op: Serialize + DeserializeOwned + BinaryOp,
 {
     type State = S;
 

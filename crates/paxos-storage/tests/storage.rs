@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use paxos_core::{AcceptorOp, AcceptorState, ProposerOp, ProposerState, StorageError, Store};
 use paxos_proto::{Ballot, ClientId, Command, NodeId, Slot, Value};
 use paxos_storage::suite::{self, acceptor_history, fold_log, proposer_history, BrokenHarness, Harness, MemHarness};
-use paxos_storage::wal::{Fault, HEADER_BYTES, RECORD_HEADER_BYTES};
+use paxos_storage::wal::{Fault, Wal, HEADER_BYTES, RECORD_HEADER_BYTES};
 use paxos_storage::{Durable, FileStore, CHECKPOINT, CHECKPOINT_PREV};
 
 type FileAcceptorStore = FileStore<AcceptorState>;
@@ -58,7 +58,7 @@ impl<S> FileHarness<S> {
 impl<S> Harness for FileHarness<S>
 where
     S: Durable + PartialEq + std::fmt::Debug,
-    S::Op: serde::Serialize + serde::de::DeserializeOwned,
+    S::Op: serde::Serialize + serde::de::DeserializeOwned + paxos_storage::ops::BinaryOp,
 {
     type State = S;
     type Store = FileStore<S>;
@@ -195,7 +195,7 @@ fn damaged_checkpoints_fall_back() {
 #[test]
 fn lost_indexes_are_rebuilt() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let open = |dir: &Path| FileProposerStore::open_with(dir, true, 32 * 1024, 1 << 30).expect("open");
+    let open = |dir: &Path| FileProposerStore::open_with(dir, true, 12 * 1024, 1 << 30).expect("open");
     let mut store = open(dir.path());
     let history = proposer_history();
     for batch in &history {
@@ -253,6 +253,65 @@ fn a_log_of_the_earlier_format_is_refused() {
     fs::write(dir.path().join("acceptor.wal"), b"PAXWAL01").expect("write");
     let err = FileAcceptorStore::open(dir.path(), true).expect_err("refused");
     assert!(err.to_string().contains("earlier release") && !err.to_string().contains('\n'), "{err}");
+}
+
+/// The records of one batch as the release before binary operations wrote
+/// them: `batch:u64le flags:u8 json-array`, flags 1 on the last (only) record.
+fn json_record<Op: serde::Serialize>(batch: u64, ops: &[Op]) -> Vec<u8> {
+    let mut record = batch.to_le_bytes().to_vec();
+    record.push(1);
+    record.extend_from_slice(&serde_json::to_vec(ops).expect("encode"));
+    record
+}
+
+/// A store written by the release before binary operations (JSON records)
+/// opens with the same state and log, and goes on in binary in the same
+/// segment; both kinds read back after another restart.
+fn reads_json_records_then_appends_binary<S>(history: &[Vec<S::Op>])
+where
+    S: Durable + PartialEq + std::fmt::Debug,
+    S::Op: serde::Serialize + serde::de::DeserializeOwned + paxos_storage::ops::BinaryOp,
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (old, new) = history.split_at(history.len() / 2);
+    fs::create_dir(dir.path().join("log")).expect("mkdir");
+    let (mut wal, records) = Wal::open(&acceptor_wal(dir.path()), true).expect("create the segment");
+    assert!(records.is_empty());
+    wal.append(old.iter().enumerate().map(|(i, ops)| json_record(i as u64 + 1, ops))).expect("append");
+    wal.sync().expect("sync");
+    drop(wal);
+    let fold = |batches: &[Vec<S::Op>]| {
+        let mut state = S::default();
+        batches.iter().flatten().for_each(|op| state.apply(op));
+        state
+    };
+    let mut store = FileStore::<S>::open(dir.path(), true).expect("open a store of JSON records");
+    assert_eq!(store.load().expect("load"), fold(old));
+    assert_eq!(
+        store.read(Slot(0), 10_000, usize::MAX).expect("read").entries,
+        fold_log::<S>(old).read(Slot(0), 10_000, usize::MAX).entries
+    );
+    for batch in new {
+        store.apply(batch).expect("apply");
+    }
+    drop(store);
+    let bytes = fs::read(acceptor_wal(dir.path())).expect("read");
+    let starts = record_starts(&acceptor_wal(dir.path()));
+    let flags: Vec<u8> = starts[..starts.len() - 1].iter().map(|&at| bytes[at + RECORD_HEADER_BYTES + 8]).collect();
+    assert_eq!(flags, [vec![1; old.len()], vec![3; new.len()]].concat(), "JSON records, then binary ones");
+    let mut store = FileStore::<S>::open(dir.path(), true).expect("reopen");
+    assert_eq!(store.load().expect("load"), fold(history));
+    let want = fold_log::<S>(history);
+    assert_eq!(
+        store.read(Slot(0), 10_000, usize::MAX).expect("read").entries,
+        want.read(Slot(0), 10_000, usize::MAX).entries
+    );
+}
+
+#[test]
+fn stores_of_json_records_open_and_go_on_in_binary() {
+    reads_json_records_then_appends_binary::<AcceptorState>(&acceptor_history());
+    reads_json_records_then_appends_binary::<ProposerState>(&proposer_history());
 }
 
 /// A crash at any byte of the last write: the batches `apply` returned for are
