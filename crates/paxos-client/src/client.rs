@@ -160,7 +160,7 @@ impl Client {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let msg = Message::ClientPropose(ClientPropose { seq, value });
+        let msg = Message::ClientPropose(ClientPropose { seq, value: value.into() });
         let proposers = self.link.proposers.clone();
         let what = format!("propose (client {:x}, seq {seq})", self.id.0);
         let first = Node::Proposer(self.link.target);

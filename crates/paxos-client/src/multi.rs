@@ -39,7 +39,7 @@ struct Job {
     /// The caller's name for it.
     tag: u64,
     seq: u64,
-    value: String,
+    value: std::sync::Arc<str>,
     /// The proposer it goes to next.
     to: NodeId,
     started: Instant,
@@ -159,7 +159,7 @@ impl MultiClient {
                 lane.job = Some(Job {
                     tag,
                     seq,
-                    value,
+                    value: value.into(),
                     to: self.link.target,
                     started: now,
                     due: Some(now),
@@ -207,12 +207,9 @@ impl MultiClient {
             }
             let (id, to) = (lane.id, job.to);
             let job = self.lanes[i].job.as_mut().expect("a job");
-            // The value moves into the message and back: no copy per (re)send.
-            let msg = Message::ClientPropose(ClientPropose { seq: job.seq, value: std::mem::take(&mut job.value) });
+            // The value is shared with the message: no copy per (re)send.
+            let msg = Message::ClientPropose(ClientPropose { seq: job.seq, value: job.value.clone() });
             encode_message(&msg, &mut self.body);
-            if let Message::ClientPropose(p) = msg {
-                job.value = p.value;
-            }
             let sent = encode_with_body(
                 &self.link.cluster,
                 Node::Client(id),

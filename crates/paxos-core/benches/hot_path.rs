@@ -141,7 +141,7 @@ impl Cluster {
     fn round(&mut self, n: u64) {
         for i in 0..n {
             self.next_seq += 1;
-            let msg = Message::ClientPropose(ClientPropose { seq: self.next_seq, value: format!("{:064}", i) });
+            let msg = Message::ClientPropose(ClientPropose { seq: self.next_seq, value: format!("{:064}", i).into() });
             self.leader.handle(Node::Client(ClientId(i + 1)), msg).unwrap();
         }
         let replies = self.route();

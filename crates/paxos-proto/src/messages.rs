@@ -381,8 +381,10 @@ pub struct StateReply {
 pub struct ClientPropose {
     /// The client's request number; a retry reuses it. A client has one request in flight at a time.
     pub seq: u64,
-    /// The value: UTF-8, at most [`crate::MAX_VALUE_BYTES`].
-    pub value: String,
+    /// The value: UTF-8, at most [`crate::MAX_VALUE_BYTES`]; shared, as it
+    /// becomes a [`crate::Command`]'s data.
+    #[serde(with = "crate::types::shared_str")]
+    pub value: std::sync::Arc<str>,
 }
 
 /// The request is decided.

@@ -1,6 +1,7 @@
 //! Ids, ballots and values: the vocabulary every message is made of.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -121,8 +122,12 @@ pub struct Command {
     pub client: ClientId,
     /// The client's sequence number for this request; retries reuse it.
     pub seq: u64,
-    /// The value itself: UTF-8, at most [`crate::MAX_VALUE_BYTES`].
-    pub data: String,
+    /// The value itself: UTF-8, at most [`crate::MAX_VALUE_BYTES`]. Shared:
+    /// a value travels in several copies (the leader's window, its learner
+    /// and cache, the accepts; an acceptor's vote and its store's), and each
+    /// costs a count, not an allocation.
+    #[serde(with = "shared_str")]
+    pub data: Arc<str>,
     /// When the leader first gave it a slot, in milliseconds since the Unix
     /// epoch by the leader's clock: the log's own clock, by which every
     /// learner expires idle client sessions alike.
@@ -132,8 +137,44 @@ pub struct Command {
 
 impl Command {
     /// A command of `client`'s request `seq` carrying `data`, not stamped yet.
-    pub fn new(client: ClientId, seq: u64, data: impl Into<String>) -> Command {
+    pub fn new(client: ClientId, seq: u64, data: impl Into<Arc<str>>) -> Command {
         Command { client, seq, data: data.into(), at: 0 }
+    }
+}
+
+/// Serde for shared strings ([`Command::data`], a client's value): written
+/// as a string, read with one allocation, straight from the datagram's bytes
+/// when the string holds no escapes.
+pub mod shared_str {
+    use std::fmt;
+    use std::sync::Arc;
+
+    use serde::{de, Deserializer, Serializer};
+
+    /// Writes `s` as a string.
+    ///
+    /// # Errors
+    /// Those of the serializer.
+    pub fn serialize<S: Serializer>(s: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(s)
+    }
+
+    /// Reads a string into a new shared one.
+    ///
+    /// # Errors
+    /// When the input is not a string.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Arc<str>, D::Error> {
+        struct Shared;
+        impl de::Visitor<'_> for Shared {
+            type Value = Arc<str>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Arc<str>, E> {
+                Ok(Arc::from(s))
+            }
+        }
+        deserializer.deserialize_str(Shared)
     }
 }
 

@@ -215,7 +215,7 @@ pub fn forge(rng: &mut Rng, k: &Knowledge<'_>, next_seq: &mut u64) -> (Forged, O
             let Node::Client(id) = client else { unreachable!() };
             let value = format!("adversary-{}", *next_seq);
             proposal = Some(Command::new(id, *next_seq, value.clone()));
-            forged(client, proposer, Message::ClientPropose(ClientPropose { seq: *next_seq, value }))
+            forged(client, proposer, Message::ClientPropose(ClientPropose { seq: *next_seq, value: value.into() }))
         }
     };
     (f, proposal)

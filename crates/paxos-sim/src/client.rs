@@ -104,7 +104,7 @@ impl SimClient {
         }
         req.started.get_or_insert(now);
         self.last_sent = Some(now);
-        let msg = Message::ClientPropose(ClientPropose { seq: req.seq, value: req.value.clone() });
+        let msg = Message::ClientPropose(ClientPropose { seq: req.seq, value: req.value.as_str().into() });
         out.push((Node::Proposer(self.target), msg));
     }
 

@@ -170,7 +170,7 @@ fn value(input: &mut Reader<'_>) -> Result<Value, String> {
             let (client, seq, at) = (ClientId(input.u64()?), input.u64()?, input.u64()?);
             let data =
                 std::str::from_utf8(input.sized()?).map_err(|e| format!("a command's data is not UTF-8: {e}"))?;
-            Ok(Value::Command(Command { client, seq, data: data.to_owned(), at }))
+            Ok(Value::Command(Command { client, seq, data: data.into(), at }))
         }
         VALUE_JSON => input.json(),
         other => Err(format!("unknown value tag {other:#04x}")),

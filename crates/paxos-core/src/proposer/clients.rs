@@ -89,7 +89,7 @@ pub const RESTORE_CLIENT: ClientId = ClientId(0);
 /// configuration or a retry that landed twice.
 fn client_view(value: &Value, duplicate: bool) -> Option<String> {
     match value {
-        Value::Command(c) if !duplicate => Some(c.data.clone()),
+        Value::Command(c) if !duplicate => Some(c.data.to_string()),
         _ => None,
     }
 }

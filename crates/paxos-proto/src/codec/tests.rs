@@ -70,7 +70,7 @@ fn command(data: impl Strategy<Value = String>) -> impl Strategy<Value = Command
     (any::<u64>(), any::<u64>(), data, any::<u64>()).prop_map(|(client, seq, data, at)| Command {
         client: ClientId(client),
         seq,
-        data,
+        data: data.into(),
         at,
     })
 }
@@ -252,7 +252,7 @@ fn message() -> impl Strategy<Value = Message> {
         });
     // Oversized client values pass `validate` (the proposer answers them), so go past the limit here.
     let client_propose = (edgy_number(), prop_oneof![4 => value_data(), 1 => oversized_data()])
-        .prop_map(|(seq, value)| Message::ClientPropose(ClientPropose { seq, value }));
+        .prop_map(|(seq, value)| Message::ClientPropose(ClientPropose { seq, value: value.into() }));
     let client_reply = (edgy_number(), slot()).prop_map(|(seq, slot)| Message::ClientReply(ClientReply { seq, slot }));
     let client_redirect = (edgy_number(), prop::option::of(node_id()))
         .prop_map(|(seq, leader)| Message::ClientRedirect(ClientRedirect { seq, leader }));
@@ -417,7 +417,7 @@ fn invalid_message() -> impl Strategy<Value = (Message, &'static str)> {
             // Keep the other entries small so that the datagram always fits.
             for e in &mut p.entries {
                 if let Value::Command(c) = &mut e.value {
-                    c.data = truncate_bytes(std::mem::take(&mut c.data), 40);
+                    c.data = truncate_bytes(c.data.to_string(), 40).into();
                 }
             }
             p
@@ -936,7 +936,7 @@ fn oversized_accept_fails_to_encode() {
 /// An envelope encoding to exactly `MAX_BODY_BYTES` encodes and decodes; one byte more is too large.
 #[test]
 fn encode_limit_is_inclusive() {
-    let propose = |value: String| envelope_with(Message::ClientPropose(ClientPropose { seq: 1, value }));
+    let propose = |value: String| envelope_with(Message::ClientPropose(ClientPropose { seq: 1, value: value.into() }));
     let overhead = encoded(&propose(String::new())).len();
     let at_limit = propose("a".repeat(MAX_BODY_BYTES - overhead));
     let bytes = encoded(&at_limit);

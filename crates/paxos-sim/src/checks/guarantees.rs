@@ -91,7 +91,7 @@ pub fn check_world(world: &World) -> Vec<Violation> {
         match value {
             Value::Command(_) if sessions.duplicates.contains(&slot) => Entry::Noop,
             Value::Command(c) => {
-                Entry::Value(sessions.relanded.get(&slot).copied().unwrap_or((c.client, c.seq)), c.data.clone())
+                Entry::Value(sessions.relanded.get(&slot).copied().unwrap_or((c.client, c.seq)), c.data.to_string())
             }
             Value::Noop | Value::Config(_) => Entry::Noop,
         }
@@ -130,7 +130,7 @@ pub fn check_world(world: &World) -> Vec<Violation> {
         for log in &mut logs {
             rekey(log, original, *slot, *key, kept);
         }
-        relanded_sent.push(Sent { key: *key, value: c.data.clone(), at: None, acked: None });
+        relanded_sent.push(Sent { key: *key, value: c.data.to_string(), at: None, acked: None });
     }
     let mut clients: Vec<Client<Key>> = world
         .clients
@@ -156,7 +156,7 @@ pub fn check_world(world: &World) -> Vec<Violation> {
     // What the adversary proposed as a client is a client's proposal too.
     let sent = world.adversary_proposals.iter().map(|c| Sent {
         key: (c.client, c.seq),
-        value: c.data.clone(),
+        value: c.data.to_string(),
         at: None,
         acked: None,
     });
