@@ -77,8 +77,8 @@ use paxos_client::config::{ClusterConfig, NodeSettings};
 use paxos_core::{Ignored, Outgoing, ProposerConfig, Role, StorageError, Store, View};
 use paxos_proto::auth::Signer;
 use paxos_proto::{
-    decode_bundle, encode_message, encode_with_body, Bundle, ClientId, DecodeError, Envelope, Message, Node, NodeId,
-    StatusReply, MAX_DATAGRAM_BYTES,
+    decode_bundle, encode_envelope_head, encode_message, Bundle, ClientId, DecodeError, EncodeError, Envelope, Message,
+    Node, NodeId, StatusReply, MAX_BODY_BYTES, MAX_DATAGRAM_BYTES,
 };
 use paxos_storage::persist::{BatchSeq, Completion, Pages, Persist};
 use tokio::net::UdpSocket;
@@ -240,7 +240,6 @@ pub async fn run<R: Role, S: Store<State = R::State>>(
         election_timeout: Duration::from_millis(settings.election_timeout_ms),
         chaos,
         guard,
-        sealed: Vec::with_capacity(MAX_DATAGRAM_BYTES + paxos_proto::auth::TRAILER_BYTES),
         ticks: 0,
         http,
         arrivals: HashMap::new(),
@@ -274,7 +273,8 @@ struct Loop<R: Role, S: Store<State = R::State>> {
     failed: bool,
     /// One byte more than the largest datagram, so that a larger one shows as too large.
     recv_buf: Vec<u8>,
-    /// The envelope being queued.
+    /// The head of the envelope being queued (`encode_envelope_head`): it
+    /// goes into its bundle with `body` behind it, without a copy between.
     send_buf: Vec<u8>,
     /// The encoding of `body_of`, the last message queued: reused while the
     /// same message goes to further receivers.
@@ -286,7 +286,7 @@ struct Loop<R: Role, S: Store<State = R::State>> {
     outbox_index: HashMap<SocketAddr, usize>,
     /// Emptied bundles kept for reuse, so that no step allocates them anew.
     spare: Vec<Bundle>,
-    /// A finished bundle on its way to the wire.
+    /// A finished bundle on its way to the wire, signed in place.
     datagram: Vec<u8>,
     /// Status requests of this batch, answered once the batch is durable: (address, sender, req).
     status_requests: Vec<(SocketAddr, Node, u64)>,
@@ -302,8 +302,6 @@ struct Loop<R: Role, S: Store<State = R::State>> {
     chaos: Option<Chaos>,
     /// The keys, cookies and limits of what comes in; the signing of what goes out.
     guard: Guard,
-    /// A datagram being signed.
-    sealed: Vec<u8>,
     /// Ticks since the start.
     ticks: u64,
     /// Hands the status to the HTTP side now and then; never waits for it.
@@ -691,9 +689,12 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
             encode_message(&msg, &mut self.body);
             self.body_of = Some(msg);
         }
-        if let Err(e) = encode_with_body(&self.cluster, self.me, to, &self.body, &mut self.send_buf) {
+        encode_envelope_head(&self.cluster, self.me, to, &mut self.send_buf);
+        let len = self.send_buf.len() + self.body.len() + 1;
+        if len > MAX_BODY_BYTES {
             // The core packs every message to fit; this is a bug of ours, not the peer's.
             self.counters.incr(counters::ENCODE_ERRORS);
+            let e = EncodeError::TooLarge { len };
             error!(node = %self.me, to = %to, kind, error = %e, "cannot encode an outgoing message; dropped");
             return;
         }
@@ -706,14 +707,14 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
                 self.outbox.len() - 1
             }
         };
-        if !self.outbox[i].2.fits(&self.send_buf) {
+        if !self.outbox[i].2.fits_len(len) {
             let mut datagram = std::mem::take(&mut self.datagram);
             self.outbox[i].2.finish(&mut datagram);
             let first = self.outbox[i].1;
-            self.send_datagram(addr, first, &datagram).await;
+            self.send_datagram(addr, first, &mut datagram).await;
             self.datagram = datagram;
         }
-        self.outbox[i].2.push(&self.send_buf);
+        self.outbox[i].2.push_parts(&[&self.send_buf, &self.body, b"}"]);
         self.counters.message_out(kind);
     }
 
@@ -723,7 +724,7 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
         let mut datagram = std::mem::take(&mut self.datagram);
         for (addr, to, mut bundle) in outbox.drain(..) {
             bundle.finish(&mut datagram);
-            self.send_datagram(addr, to, &datagram).await;
+            self.send_datagram(addr, to, &mut datagram).await;
             self.spare.push(bundle);
         }
         self.outbox = outbox;
@@ -731,19 +732,15 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
         self.outbox_index.clear();
     }
 
-    /// Signs one datagram for `to` and puts it on the wire, through the chaos when it is on.
-    async fn send_datagram(&mut self, addr: SocketAddr, to: Node, bytes: &[u8]) {
-        let mut sealed = std::mem::take(&mut self.sealed);
-        sealed.clear();
-        sealed.extend_from_slice(bytes);
-        self.guard.seal(to, &mut sealed);
+    /// Signs one datagram for `to` (in place: the trailer is appended) and
+    /// puts it on the wire, through the chaos when it is on.
+    async fn send_datagram(&mut self, addr: SocketAddr, to: Node, datagram: &mut Vec<u8>) {
+        self.guard.seal(to, datagram);
         let Some(chaos) = &mut self.chaos else {
-            self.transmit(addr, to, &sealed).await;
-            self.sealed = sealed;
+            self.transmit(addr, to, datagram).await;
             return;
         };
-        let out = chaos.submit(Instant::now(), Datagram { addr, to, bytes: sealed.clone() });
-        self.sealed = sealed;
+        let out = chaos.submit(Instant::now(), Datagram { addr, to, bytes: datagram.clone() });
         for d in out {
             self.transmit(d.addr, d.to, &d.bytes).await;
         }

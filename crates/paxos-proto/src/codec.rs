@@ -91,6 +91,21 @@ pub fn encode_with_body(
     body: &[u8],
     buf: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
+    encode_envelope_head(cluster, from, to, buf);
+    buf.extend_from_slice(body);
+    buf.push(b'}');
+    if buf.len() > MAX_BODY_BYTES {
+        return Err(EncodeError::TooLarge { len: buf.len() });
+    }
+    Ok(())
+}
+
+/// Writes the bytes of the envelope `{version, cluster, from, to, msg}` in
+/// front of its `msg` into `buf` (cleared first): followed by a body as
+/// [`encode_message`] wrote it and a closing brace, they are the envelope
+/// [`encode_with_body`] writes, so a sender can put the three parts straight
+/// into a [`Bundle`] ([`Bundle::push_parts`]) without a copy in between.
+pub fn encode_envelope_head(cluster: &str, from: Node, to: Node, buf: &mut Vec<u8>) {
     buf.clear();
     buf.extend_from_slice(b"{\"version\":");
     buf.extend_from_slice(PROTOCOL_VERSION.to_string().as_bytes());
@@ -101,12 +116,6 @@ pub fn encode_with_body(
     buf.extend_from_slice(b",\"to\":");
     serde_json::to_writer(&mut *buf, &to).expect("node serializes");
     buf.extend_from_slice(b",\"msg\":");
-    buf.extend_from_slice(body);
-    buf.push(b'}');
-    if buf.len() > MAX_BODY_BYTES {
-        return Err(EncodeError::TooLarge { len: buf.len() });
-    }
-    Ok(())
 }
 
 /// Packs encoded envelopes bound for one address into as few datagrams as
@@ -119,7 +128,10 @@ pub fn encode_with_body(
 /// ```
 #[derive(Debug, Default)]
 pub struct Bundle {
-    /// `[` then the envelopes, comma-separated; `]` is added by [`Bundle::finish`].
+    /// The datagram so far: the bare envelope while it holds one; from the
+    /// second on, `[` then the envelopes, comma-separated (`]` is added by
+    /// [`Bundle::finish`]). So a bundle of one, the common case of a large
+    /// message, is never copied to become a datagram.
     buf: Vec<u8>,
     count: usize,
 }
@@ -142,31 +154,48 @@ impl Bundle {
 
     /// Whether `envelope` (encoded, at most [`MAX_BODY_BYTES`]) still fits.
     pub fn fits(&self, envelope: &[u8]) -> bool {
-        // `buf` holds the open bracket; add a comma, the envelope and the close bracket.
-        self.count == 0 || self.buf.len() + envelope.len() + 2 <= MAX_BODY_BYTES
+        self.fits_len(envelope.len())
+    }
+
+    /// Whether an envelope of `len` bytes (at most [`MAX_BODY_BYTES`]) still fits.
+    pub fn fits_len(&self, len: usize) -> bool {
+        // A comma, the envelope and the close bracket; with the second, the open bracket too.
+        let brackets = if self.count == 1 { 3 } else { 2 };
+        self.count == 0 || self.buf.len() + len + brackets <= MAX_BODY_BYTES
     }
 
     /// Adds one encoded envelope; the caller checked [`Bundle::fits`].
     pub fn push(&mut self, envelope: &[u8]) {
-        debug_assert!(self.fits(envelope), "bundle overflow");
-        self.buf.push(if self.count == 0 { b'[' } else { b',' });
-        self.buf.extend_from_slice(envelope);
+        self.push_parts(&[envelope]);
+    }
+
+    /// Adds one encoded envelope given in parts (see [`encode_envelope_head`]);
+    /// the caller checked [`Bundle::fits_len`] with their total length.
+    pub fn push_parts(&mut self, parts: &[&[u8]]) {
+        debug_assert!(self.fits_len(parts.iter().map(|p| p.len()).sum()), "bundle overflow");
+        match self.count {
+            0 => {}
+            1 => {
+                self.buf.insert(0, b'[');
+                self.buf.push(b',');
+            }
+            _ => self.buf.push(b','),
+        }
+        for part in parts {
+            self.buf.extend_from_slice(part);
+        }
         self.count += 1;
     }
 
-    /// The datagram, leaving the bundle empty for reuse: the bare envelope
-    /// for one, an array for more, nothing for none.
+    /// The datagram, in `out` (whose bytes it replaces), leaving the bundle
+    /// empty for reuse: the bare envelope for one, an array for more,
+    /// nothing for none. The bytes move, they are not copied.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        out.clear();
-        match self.count {
-            0 => {}
-            1 => out.extend_from_slice(&self.buf[1..]),
-            _ => {
-                out.extend_from_slice(&self.buf);
-                out.push(b']');
-            }
+        if self.count > 1 {
+            self.buf.push(b']');
         }
-        debug_assert!(out.len() <= MAX_BODY_BYTES);
+        debug_assert!(self.buf.len() <= MAX_BODY_BYTES);
+        std::mem::swap(out, &mut self.buf);
         self.buf.clear();
         self.count = 0;
     }
