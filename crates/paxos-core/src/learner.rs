@@ -221,7 +221,13 @@ impl Learner {
             return;
         }
         votes.push(acceptor);
-        self.check(slot);
+        // Every change of a slot's votes, proposals or configuration is
+        // checked as it happens, so only this ballot can have reached a
+        // quorum now, and not with fewer votes than the quorum.
+        let n = votes.len();
+        if self.voters(slot, ballot).is_some_and(|(q, _)| n >= q) {
+            self.check(slot);
+        }
     }
 
     /// The acceptors that accepted `slot` under `ballot`.
