@@ -15,8 +15,10 @@
 //! A role's [`Ready`](paxos_core::Ready) carries a batch of operations; the
 //! store appends the whole batch to the last segment with one `write` and
 //! makes it durable with one `fdatasync` (group commit), exactly as the
-//! single-file log before it did (the records are the same: see
-//! [`encode_batch`]). A segment is sealed once it holds [`SEGMENT_BYTES`]:
+//! single-file log before it did. The records are those of [`encode_batch`]:
+//! the operations that carry values in binary ([`crate::ops`]), read back
+//! alongside the JSON records of the releases before. A segment is sealed
+//! once it holds [`SEGMENT_BYTES`]:
 //! its index is written beside it and the next batch opens a new segment.
 //! Batches never span segments.
 //!
