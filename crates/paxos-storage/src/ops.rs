@@ -177,6 +177,19 @@ fn value(input: &mut Reader<'_>) -> Result<Value, String> {
     }
 }
 
+/// The head of either role's `Learn`: its tag, slot and value.
+fn put_learn(out: &mut Vec<u8>, slot: Slot, value: &Value) -> Result<(), String> {
+    out.push(OP_LEARN);
+    put_u64(out, slot.0);
+    put_value(out, value)
+}
+
+/// An operation without a binary layout of its own: its JSON behind a length.
+fn put_other<T: Serialize>(out: &mut Vec<u8>, op: &T) -> Result<(), String> {
+    out.push(OP_JSON);
+    put_json(out, op)
+}
+
 impl BinaryOp for AcceptorOp {
     fn encode(&self, out: &mut Vec<u8>) -> Result<(), String> {
         match self {
@@ -186,15 +199,8 @@ impl BinaryOp for AcceptorOp {
                 put_ballot(out, ballot);
                 put_value(out, value)
             }
-            AcceptorOp::Learn { slot, value } => {
-                out.push(OP_LEARN);
-                put_u64(out, slot.0);
-                put_value(out, value)
-            }
-            _ => {
-                out.push(OP_JSON);
-                put_json(out, self)
-            }
+            AcceptorOp::Learn { slot, value } => put_learn(out, *slot, value),
+            _ => put_other(out, self),
         }
     }
 
@@ -214,16 +220,11 @@ impl BinaryOp for ProposerOp {
     fn encode(&self, out: &mut Vec<u8>) -> Result<(), String> {
         match self {
             ProposerOp::Learn { slot, value, duplicate } => {
-                out.push(OP_LEARN);
-                put_u64(out, slot.0);
-                put_value(out, value)?;
+                put_learn(out, *slot, value)?;
                 out.push(u8::from(*duplicate));
                 Ok(())
             }
-            _ => {
-                out.push(OP_JSON);
-                put_json(out, self)
-            }
+            _ => put_other(out, self),
         }
     }
 
