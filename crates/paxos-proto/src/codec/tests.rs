@@ -1132,3 +1132,178 @@ fn the_widest_cookie_answer_fits_in_the_shortest_unproven_read() {
     assert!(buf.len() <= MIN_UNPROVEN_READ_BYTES, "{} > {MIN_UNPROVEN_READ_BYTES}", buf.len());
     println!("widest cookie answer: {} bytes", buf.len());
 }
+
+/// A client's proposal to a proposer, or an accept whose values are no-ops
+/// and commands: the envelopes the fast path reads.
+fn fast_envelope() -> impl Strategy<Value = Envelope> {
+    let proposal = (edgy_u64(), text(40))
+        .prop_map(|(seq, value)| Message::ClientPropose(ClientPropose { seq, value: value.into() }));
+    let entry_value = prop_oneof![Just(Value::Noop), command(text(40)).prop_map(Value::Command)];
+    let entries =
+        prop::collection::vec((slot(), entry_value).prop_map(|(slot, value)| AcceptEntry { slot, value }), 0..5);
+    let accept = (ballot(), entries, slot())
+        .prop_map(|(ballot, entries, commit)| Message::Accept(Accept { ballot, entries, commit }));
+    let accepted = (ballot(), prop::collection::vec(slot(), 0..5))
+        .prop_map(|(ballot, slots)| Message::Accepted(Accepted { ballot, slots }));
+    envelope_of(prop_oneof![proposal, accept, accepted])
+}
+
+/// Whether the fast path must read `env`: every string in it is plain.
+fn all_plain(env: &Envelope) -> bool {
+    plain(&env.cluster)
+        && match &env.msg {
+            Message::ClientPropose(p) => plain(&p.value),
+            Message::Accept(a) => a.entries.iter().all(|e| match &e.value {
+                Value::Command(c) => plain(&c.data),
+                _ => true,
+            }),
+            Message::Accepted(_) => true,
+            _ => false,
+        }
+}
+
+/// What serde_json alone makes of a datagram, envelope or bundle, before any validation.
+fn serde_envelopes(bytes: &[u8]) -> Option<Vec<Envelope>> {
+    if bytes.first() == Some(&b'[') {
+        serde_json::from_slice(bytes).ok()
+    } else {
+        serde_json::from_slice(bytes).ok().map(|env| vec![env])
+    }
+}
+
+/// A string the fast path takes as it is: nothing JSON escapes.
+fn plain(s: &str) -> bool {
+    !s.chars().any(|c| c == '"' || c == '\\' || c < ' ')
+}
+
+/// `datagram` of `envs`, bundled when there are several.
+fn datagram_of(envs: &[Envelope]) -> Vec<u8> {
+    if envs.len() == 1 {
+        return encoded(&envs[0]);
+    }
+    let mut bundle = Bundle::new();
+    for env in envs {
+        bundle.push(&encoded(env));
+    }
+    let mut out = Vec::new();
+    bundle.finish(&mut out);
+    out
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Our encoding of client proposals and accepts, alone or bundled, reads
+    /// back through the fast path exactly whenever no string needs an escape.
+    #[test]
+    fn fast_path_reads_our_proposals_and_accepts(envs in prop::collection::vec(fast_envelope(), 1..6)) {
+        let bytes = datagram_of(&envs);
+        let fast = super::fast::envelopes(&bytes);
+        if envs.iter().all(all_plain) {
+            prop_assert_eq!(fast.as_ref(), Some(&envs));
+        } else {
+            prop_assert_eq!(fast.as_ref(), None);
+        }
+        prop_assert_eq!(serde_envelopes(&bytes), Some(envs));
+    }
+
+    /// Any envelope of any kind: the fast path reads it as it was or leaves it to serde_json.
+    #[test]
+    fn fast_path_reads_any_envelope_right_or_not_at_all(env in envelope()) {
+        let bytes = encoded(&env);
+        if let Some(fast) = super::fast::envelopes(&bytes) {
+            prop_assert_eq!(fast, vec![env]);
+        }
+    }
+
+    /// On damaged datagrams the fast path either gives up or reads what
+    /// serde_json reads, and `decode_bundle` answers as before.
+    #[test]
+    fn fast_path_agrees_with_serde_on_damaged_datagrams(envs in prop::collection::vec(fast_envelope(), 1..4), m in mutation()) {
+        let mut bytes = datagram_of(&envs);
+        match m {
+            Mutation::Truncate(i) => bytes.truncate(i.index(bytes.len())),
+            Mutation::Flip(i, mask) => {
+                let i = i.index(bytes.len());
+                bytes[i] ^= mask;
+            }
+            Mutation::Insert(i, ins) => {
+                let i = i.index(bytes.len() + 1);
+                bytes.splice(i..i, ins);
+            }
+        }
+        if let Some(fast) = super::fast::envelopes(&bytes) {
+            prop_assert_eq!(Some(fast), serde_envelopes(&bytes));
+        }
+    }
+}
+
+/// The fast path reads the canonical form only: any whitespace, escape,
+/// unusual number or other field order goes to serde_json, which decides.
+#[test]
+fn fast_path_leaves_anything_unusual_to_serde() {
+    let env = Envelope {
+        version: PROTOCOL_VERSION,
+        cluster: "c".into(),
+        from: Node::Client(ClientId(7)),
+        to: Node::Proposer(NodeId(2)),
+        msg: Message::ClientPropose(ClientPropose { seq: 3, value: "v".into() }),
+    };
+    let canonical = String::from_utf8(encoded(&env)).expect("UTF-8");
+    assert_eq!(
+        canonical,
+        r#"{"version":2,"cluster":"c","from":{"client":7},"to":{"proposer":2},"msg":{"client_propose":{"seq":3,"value":"v"}}}"#
+    );
+    assert_eq!(super::fast::envelopes(canonical.as_bytes()), Some(vec![env.clone()]));
+    for unusual in [
+        canonical.replace(r#""seq":3"#, r#""seq": 3"#),
+        canonical.replace(r#""seq":3"#, r#""seq":03"#),
+        canonical.replace(r#""seq":3"#, r#""seq":3.0"#),
+        canonical.replace(r#""seq":3"#, r#""seq":-3"#),
+        canonical.replace(r#""seq":3"#, r#""seq":18446744073709551616"#),
+        canonical.replace(r#""value":"v""#, r#""value":"\u0076""#),
+        canonical.replace(r#""proposer":2"#, r#""proposer":4294967296"#),
+        canonical.replace(r#""version":2"#, r#""version":3"#),
+        canonical.replace(r#""from":{"client":7},"to":{"proposer":2}"#, r#""to":{"proposer":2},"from":{"client":7}"#),
+        format!(" {canonical}"),
+        format!("{canonical} "),
+        format!("[{canonical},]"),
+        "[]".to_owned(),
+    ] {
+        assert_eq!(super::fast::envelopes(unusual.as_bytes()), None, "{unusual}");
+    }
+    // Some of those are fine JSON all the same: serde_json reads them, as before.
+    let spaced = canonical.replace(r#""seq":3"#, r#""seq": 3"#);
+    assert_eq!(decode_bundle(spaced.as_bytes()), Ok(vec![env.clone()]));
+    let escaped = canonical.replace(r#""value":"v""#, r#""value":"\u0076""#);
+    assert_eq!(decode_bundle(escaped.as_bytes()), Ok(vec![env]));
+
+    // Accepts: no-ops and commands are read; a configuration, or a missing
+    // commit (which serde_json takes as 0), is left to serde_json.
+    let accept = |value: Value| Envelope {
+        version: PROTOCOL_VERSION,
+        cluster: "c".into(),
+        from: Node::Proposer(NodeId(2)),
+        to: Node::Acceptor(NodeId(3)),
+        msg: Message::Accept(Accept {
+            ballot: Ballot::in_epoch(1, 4, NodeId(2)),
+            entries: vec![AcceptEntry { slot: Slot(9), value: Value::Noop }, AcceptEntry { slot: Slot(10), value }],
+            commit: Slot(9),
+        }),
+    };
+    let with_command = accept(command_value("x".into()));
+    let bytes = encoded(&with_command);
+    assert_eq!(super::fast::envelopes(&bytes), Some(vec![with_command.clone()]));
+    let with_config = accept(Value::Config(Config {
+        epoch: 1,
+        acceptors: Vec::new(),
+        proposers: Vec::new(),
+        session_lifetime_ms: 60_000,
+    }));
+    assert_eq!(super::fast::envelopes(&encoded(&with_config)), None);
+    let no_commit = String::from_utf8(bytes).expect("UTF-8").replace(r#","commit":9"#, "");
+    assert_eq!(super::fast::envelopes(no_commit.as_bytes()), None);
+    let Message::Accept(a) = &with_command.msg else { unreachable!() };
+    let want = Envelope { msg: Message::Accept(Accept { commit: Slot(0), ..a.clone() }), ..with_command.clone() };
+    assert_eq!(decode_bundle(no_commit.as_bytes()), Ok(vec![want]));
+}

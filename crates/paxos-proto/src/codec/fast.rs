@@ -1,0 +1,229 @@
+//! A fast path for the datagrams that dominate a loaded cluster: client
+//! proposals and votes (a leader's input) and accepts (an acceptor's and a
+//! follower's),
+//! alone or bundled, in exactly the form our encoders write them: no
+//! whitespace, fields in declaration order, strings without escapes.
+//!
+//! ```text
+//! datagram := envelope | "[" envelope ("," envelope)* "]"
+//! envelope := {"version":N,"cluster":"S","from":NODE,"to":NODE,"msg":{MSG}}
+//! NODE     := {"proposer":N} | {"acceptor":N} | {"client":N}
+//! MSG      := "client_propose":{"seq":N,"value":"S"}
+//!           | "accept":{"ballot":BALLOT,"entries":[ENTRY,...],"commit":N}
+//!           | "accepted":{"ballot":BALLOT,"slots":[N,...]}
+//! BALLOT   := {"epoch":N,"round":N,"proposer":N} | {"round":N,"proposer":N}
+//! ENTRY    := {"slot":N,"value":"noop"}
+//!           | {"slot":N,"value":{"command":{"client":N,"seq":N,"data":"S","at":N}}}
+//! ```
+//!
+//! Anything else, or anything unusual in it (whitespace, an escape or a
+//! control character in a string, invalid UTF-8, a number with a sign, a
+//! fraction, a leading zero or out of its type's range, another version, a
+//! configuration value), gives `None`, and the caller decodes with
+//! serde_json as before. So where the fast path answers, it answers what
+//! serde_json would have: the property tests check exactly that, on every
+//! kind of envelope and on damaged ones.
+
+use std::sync::Arc;
+
+use crate::{
+    Accept, AcceptEntry, Accepted, Ballot, ClientId, ClientPropose, Command, Envelope, Message, Node, NodeId, Slot,
+    Value, PROTOCOL_VERSION,
+};
+
+/// The envelopes of a datagram in the canonical form above, or `None`.
+pub(super) fn envelopes(bytes: &[u8]) -> Option<Vec<Envelope>> {
+    let mut c = Cursor { bytes, at: 0 };
+    if c.peek() != Some(b'[') {
+        let env = c.envelope()?;
+        return c.at_end().then(|| vec![env]);
+    }
+    c.at += 1;
+    let mut envs = Vec::new();
+    loop {
+        envs.push(c.envelope()?);
+        match c.next()? {
+            b',' => {}
+            b']' => break,
+            _ => return None,
+        }
+    }
+    c.at_end().then_some(envs)
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.at += 1;
+        Some(b)
+    }
+
+    fn at_end(&self) -> bool {
+        self.at == self.bytes.len()
+    }
+
+    /// Whether these bytes come next; reads them if so.
+    fn take(&mut self, lit: &[u8]) -> bool {
+        let found = self.bytes.get(self.at..).is_some_and(|rest| rest.starts_with(lit));
+        if found {
+            self.at += lit.len();
+        }
+        found
+    }
+
+    /// Exactly these bytes.
+    fn lit(&mut self, lit: &[u8]) -> Option<()> {
+        self.take(lit).then_some(())
+    }
+
+    /// An unsigned integer as JSON writes it: `0`, or digits without a leading zero.
+    fn u64(&mut self) -> Option<u64> {
+        let start = self.at;
+        let mut n: u64 = 0;
+        while let Some(d @ b'0'..=b'9') = self.peek() {
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            self.at += 1;
+        }
+        let digits = self.at - start;
+        let leading_zero = digits > 1 && self.bytes[start] == b'0';
+        (digits > 0 && !leading_zero).then_some(n)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        u32::try_from(self.u64()?).ok()
+    }
+
+    /// A string (its opening quote included), only when it holds no escape
+    /// and no control character.
+    fn plain_str(&mut self) -> Option<&'a str> {
+        self.lit(b"\"")?;
+        let rest = &self.bytes[self.at..];
+        let len = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if rest[len] != b'"' {
+            return None;
+        }
+        let s = std::str::from_utf8(&rest[..len]).ok()?;
+        self.at += len + 1;
+        Some(s)
+    }
+
+    fn envelope(&mut self) -> Option<Envelope> {
+        self.lit(br#"{"version":"#)?;
+        let version = u16::try_from(self.u64()?).ok().filter(|v| *v == PROTOCOL_VERSION)?;
+        self.lit(br#","cluster":"#)?;
+        let cluster = self.plain_str()?.to_owned();
+        self.lit(br#","from":"#)?;
+        let from = self.node()?;
+        self.lit(br#","to":"#)?;
+        let to = self.node()?;
+        self.lit(br#","msg":{"#)?;
+        let msg = if self.take(br#""client_propose":{"seq":"#) {
+            let seq = self.u64()?;
+            self.lit(br#","value":"#)?;
+            let value: Arc<str> = Arc::from(self.plain_str()?);
+            Message::ClientPropose(ClientPropose { seq, value })
+        } else if self.take(br#""accept":{"ballot":"#) {
+            Message::Accept(self.accept()?)
+        } else if self.take(br#""accepted":{"ballot":"#) {
+            let ballot = self.ballot()?;
+            self.lit(br#","slots":["#)?;
+            let mut slots = Vec::new();
+            if !self.take(b"]") {
+                loop {
+                    slots.push(Slot(self.u64()?));
+                    match self.next()? {
+                        b',' => {}
+                        b']' => break,
+                        _ => return None,
+                    }
+                }
+            }
+            Message::Accepted(Accepted { ballot, slots })
+        } else {
+            return None;
+        };
+        self.lit(b"}}}")?;
+        Some(Envelope { version, cluster, from, to, msg })
+    }
+
+    fn node(&mut self) -> Option<Node> {
+        if self.take(br#"{"proposer":"#) {
+            let id = self.u32()?;
+            self.lit(b"}").map(|()| Node::Proposer(NodeId(id)))
+        } else if self.take(br#"{"acceptor":"#) {
+            let id = self.u32()?;
+            self.lit(b"}").map(|()| Node::Acceptor(NodeId(id)))
+        } else if self.take(br#"{"client":"#) {
+            let id = self.u64()?;
+            self.lit(b"}").map(|()| Node::Client(ClientId(id)))
+        } else {
+            None
+        }
+    }
+
+    /// An accept after its `"ballot":`, up to its closing brace (not read).
+    fn accept(&mut self) -> Option<Accept> {
+        let ballot = self.ballot()?;
+        self.lit(br#","entries":["#)?;
+        let mut entries = Vec::new();
+        if !self.take(b"]") {
+            loop {
+                entries.push(self.entry()?);
+                match self.next()? {
+                    b',' => {}
+                    b']' => break,
+                    _ => return None,
+                }
+            }
+        }
+        self.lit(br#","commit":"#)?;
+        let commit = Slot(self.u64()?);
+        Some(Accept { ballot, entries, commit })
+    }
+
+    fn ballot(&mut self) -> Option<Ballot> {
+        let epoch = if self.take(br#"{"epoch":"#) {
+            let epoch = self.u32()?;
+            self.lit(br#","round":"#)?;
+            epoch
+        } else {
+            self.lit(br#"{"round":"#)?;
+            0
+        };
+        let round = self.u64()?;
+        self.lit(br#","proposer":"#)?;
+        let proposer = NodeId(self.u32()?);
+        self.lit(b"}")?;
+        Some(Ballot { epoch, round, proposer })
+    }
+
+    fn entry(&mut self) -> Option<AcceptEntry> {
+        self.lit(br#"{"slot":"#)?;
+        let slot = Slot(self.u64()?);
+        self.lit(br#","value":"#)?;
+        let value = if self.take(br#""noop"}"#) {
+            Value::Noop
+        } else {
+            self.lit(br#"{"command":{"client":"#)?;
+            let client = ClientId(self.u64()?);
+            self.lit(br#","seq":"#)?;
+            let seq = self.u64()?;
+            self.lit(br#","data":"#)?;
+            let data: Arc<str> = Arc::from(self.plain_str()?);
+            self.lit(br#","at":"#)?;
+            let at = self.u64()?;
+            self.lit(b"}}}")?;
+            Value::Command(Command { client, seq, data, at })
+        };
+        Some(AcceptEntry { slot, value })
+    }
+}
