@@ -944,7 +944,9 @@ impl World {
     fn check_codec(&mut self, from: Node, to: Node, msg: &Message) {
         let env = Envelope { version: PROTOCOL_VERSION, cluster: "sim".into(), from, to, msg: msg.clone() };
         let mut buf = Vec::new();
-        let ok = paxos_proto::encode(&env, &mut buf).is_ok() && paxos_proto::decode(&buf).as_ref() == Ok(&env);
+        // Through the daemons' own receive path (`decode_bundle`, with its fast path).
+        let ok = paxos_proto::encode(&env, &mut buf).is_ok()
+            && paxos_proto::decode_bundle(&buf).is_ok_and(|envs| envs.len() == 1 && envs[0] == env);
         if !ok {
             let detail = format!("{} -> {}: a {} of {} bytes does not round-trip", from, to, msg.kind(), buf.len());
             self.violations.push(Violation { invariant: "codec", detail });
