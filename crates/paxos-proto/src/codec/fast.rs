@@ -39,15 +39,7 @@ pub(super) fn envelopes(bytes: &[u8]) -> Option<Vec<Envelope>> {
         return c.at_end().then(|| vec![env]);
     }
     c.at += 1;
-    let mut envs = Vec::new();
-    loop {
-        envs.push(c.envelope()?);
-        match c.next()? {
-            b',' => {}
-            b']' => break,
-            _ => return None,
-        }
-    }
+    let envs = c.list(false, Cursor::envelope)?;
     c.at_end().then_some(envs)
 }
 
@@ -98,6 +90,23 @@ impl<'a> Cursor<'a> {
         (digits > 0 && !leading_zero).then_some(n)
     }
 
+    /// Items separated by commas, up to the closing bracket (the opening
+    /// one was read); `empty`: whether the bracket may close at once.
+    fn list<T>(&mut self, empty: bool, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+        let mut items = Vec::new();
+        if empty && self.take(b"]") {
+            return Some(items);
+        }
+        loop {
+            items.push(item(self)?);
+            match self.next()? {
+                b',' => {}
+                b']' => return Some(items),
+                _ => return None,
+            }
+        }
+    }
+
     fn u32(&mut self) -> Option<u32> {
         u32::try_from(self.u64()?).ok()
     }
@@ -136,17 +145,7 @@ impl<'a> Cursor<'a> {
         } else if self.take(br#""accepted":{"ballot":"#) {
             let ballot = self.ballot()?;
             self.lit(br#","slots":["#)?;
-            let mut slots = Vec::new();
-            if !self.take(b"]") {
-                loop {
-                    slots.push(Slot(self.u64()?));
-                    match self.next()? {
-                        b',' => {}
-                        b']' => break,
-                        _ => return None,
-                    }
-                }
-            }
+            let slots = self.list(true, |c| c.u64().map(Slot))?;
             Message::Accepted(Accepted { ballot, slots })
         } else {
             return None;
@@ -174,17 +173,7 @@ impl<'a> Cursor<'a> {
     fn accept(&mut self) -> Option<Accept> {
         let ballot = self.ballot()?;
         self.lit(br#","entries":["#)?;
-        let mut entries = Vec::new();
-        if !self.take(b"]") {
-            loop {
-                entries.push(self.entry()?);
-                match self.next()? {
-                    b',' => {}
-                    b']' => break,
-                    _ => return None,
-                }
-            }
-        }
+        let entries = self.list(true, Cursor::entry)?;
         self.lit(br#","commit":"#)?;
         let commit = Slot(self.u64()?);
         Some(Accept { ballot, entries, commit })
