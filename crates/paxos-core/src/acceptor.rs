@@ -483,17 +483,10 @@ impl Acceptor {
         let decided = self.state.decided;
         let copy = self.copying.take().expect("matched above");
         let node = Node::Acceptor(self.cfg.id);
-        let Some((at, epoch, state)) = copy.finish(decided, self.defects.stateless_restart).parts() else {
+        let Some((at, epoch, state)) = copy.finish(decided, self.defects.stateless_restart).logged(node, decided)
+        else {
             return Ok(());
         };
-        match &state {
-            None => {
-                warn!(node = %node, slot = decided.0, restart = at.0, "the decided log restarts later, and the proposer asked holds no state there: the sessions of the deleted slots are lost")
-            }
-            Some(c) => {
-                warn!(node = %node, slot = decided.0, restart = at.0, sessions = c.sessions.len(), "the decided log restarts later with the state there: the slots between were deleted by retention")
-            }
-        }
         self.persist(AcceptorOp::Retain(at));
         if let Some(epoch) = epoch {
             // The configuration in force where the log restarts: the log can no longer tell us.

@@ -19,6 +19,8 @@
 
 use paxos_proto::{CatchUpReply, Epoch, Node, SessionEntry, Slot, StateReply, StateRequest, Value};
 
+use tracing::warn;
+
 use crate::{Ignored, LogState, Tick, MAX_BATCH_BYTES};
 
 /// The `n`th nonce of a node whose secret seed is `seed`: never 0 (0 means none).
@@ -172,12 +174,27 @@ pub(crate) enum Restart {
 impl Restart {
     /// Where the log restarts, the configuration in force there, and the
     /// state copied (none for a bare restart); nothing when the copy is stale.
-    pub fn parts(self) -> Option<(Slot, Option<Epoch>, Option<Copied>)> {
+    fn parts(self) -> Option<(Slot, Option<Epoch>, Option<Copied>)> {
         match self {
             Restart::Stale => None,
             Restart::Bare { at, epoch } => Some((at, epoch, None)),
             Restart::Full(copied) => Some((copied.at, copied.epoch.clone(), Some(copied))),
         }
+    }
+
+    /// [`Restart::parts`], with the restart logged for `node`, whose log was
+    /// decided up to `decided`: both roles end a copy this way.
+    pub fn logged(self, node: Node, decided: Slot) -> Option<(Slot, Option<Epoch>, Option<Copied>)> {
+        let (at, epoch, state) = self.parts()?;
+        match &state {
+            None => {
+                warn!(node = %node, slot = decided.0, restart = at.0, "the decided log restarts later, and the node asked holds no state there: the sessions of the deleted slots are lost (a retry of a request applied there may land again)")
+            }
+            Some(c) => {
+                warn!(node = %node, slot = decided.0, restart = at.0, sessions = c.sessions.len(), "the decided log restarts later with the state there: the slots between were deleted by retention")
+            }
+        }
+        Some((at, epoch, state))
     }
 }
 

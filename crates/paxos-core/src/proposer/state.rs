@@ -75,17 +75,10 @@ impl Proposer {
         let decided = self.learner.decided();
         let copy = self.copying.take().expect("matched above");
         let node = Node::Proposer(self.cfg.id);
-        let Some((at, epoch, state)) = copy.finish(decided, self.defects.stateless_restart).parts() else {
+        let Some((at, epoch, state)) = copy.finish(decided, self.defects.stateless_restart).logged(node, decided)
+        else {
             return Ok(());
         };
-        match &state {
-            None => {
-                warn!(node = %node, slot = decided.0, restart = at.0, "the decided log restarts later, and the node asked holds no state there: the sessions of the deleted slots are lost (a retry of a request applied there may land again)")
-            }
-            Some(c) => {
-                warn!(node = %node, slot = decided.0, restart = at.0, sessions = c.sessions.len(), "the decided log restarts later with the state there: the slots between were deleted by retention")
-            }
-        }
         if !matches!(self.phase, Phase::Follower) {
             // Our phase rests on slots the restart skips: the next campaign starts from the restarted log.
             info!(node = %node, ballot = %self.ballot, "the decided log restarts under our leadership; stepping down");
