@@ -1,5 +1,7 @@
 //! The JSON codec: pure functions from envelopes to bytes and back.
 
+use std::io::Write;
+
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -107,9 +109,8 @@ pub fn encode_with_body(
 /// into a [`Bundle`] ([`Bundle::push_parts`]) without a copy in between.
 pub fn encode_envelope_head(cluster: &str, from: Node, to: Node, buf: &mut Vec<u8>) {
     buf.clear();
-    buf.extend_from_slice(b"{\"version\":");
-    buf.extend_from_slice(PROTOCOL_VERSION.to_string().as_bytes());
-    buf.extend_from_slice(b",\"cluster\":");
+    // Written into `buf`, not through a String: this runs once per receiver of every message.
+    write!(buf, "{{\"version\":{PROTOCOL_VERSION},\"cluster\":").expect("a Vec takes every write");
     serde_json::to_writer(&mut *buf, cluster).expect("string serializes");
     buf.extend_from_slice(b",\"from\":");
     serde_json::to_writer(&mut *buf, &from).expect("node serializes");
