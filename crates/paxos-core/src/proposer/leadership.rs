@@ -63,13 +63,7 @@ impl Proposer {
 
     /// True when a quorum of the acceptors in force answered within an election timeout.
     fn hears_quorum(&self) -> bool {
-        let timeout = self.cfg.election_timeout_ticks;
-        let heard = self
-            .acceptor_ids()
-            .into_iter()
-            .filter(|a| self.acceptors.get(a).and_then(|i| i.heard).is_some_and(|t| self.now.since(t) < timeout))
-            .count();
-        heard >= self.quorum()
+        self.acceptor_ids().into_iter().filter(|a| self.heard_lately(*a)).count() >= self.quorum()
     }
 
     /// Another proposer that leads and was heard from within the election timeout.

@@ -275,10 +275,8 @@ impl Proposer {
     /// True when acceptor `id` answers and holds the decided log (to within the slack).
     fn holds_log(&self, id: NodeId) -> bool {
         let decided = self.learner.decided().0;
-        self.acceptors.get(&id).is_some_and(|i| {
-            i.heard.is_some_and(|t| self.now.since(t) < self.cfg.election_timeout_ticks)
-                && i.decided.0.saturating_add(REBUILD_SLACK_SLOTS) >= decided
-        })
+        self.heard_lately(id)
+            && self.acceptors.get(&id).is_some_and(|i| i.decided.0.saturating_add(REBUILD_SLACK_SLOTS) >= decided)
     }
 
     /// True when a majority of `config`'s acceptors could vote in it now.

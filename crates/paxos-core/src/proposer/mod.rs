@@ -48,6 +48,7 @@ const NONCE_SALT: u64 = 0x6361_7463_6875_7021;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use paxos_proto::{Ballot, ClientId, Command, Config, Member, Message, Node, NodeId, Slot, StatusReply};
+use tracing::info;
 
 use crate::election::Election;
 use crate::{
@@ -269,6 +270,9 @@ pub struct Proposer {
     /// The proposer that last claimed leadership by heartbeat, with its ballot.
     leader_hint: Option<(NodeId, Ballot)>,
     acceptors: BTreeMap<NodeId, AcceptorInfo>,
+    /// The acceptors in force that a leader sends only retransmissions and
+    /// probes to (see [`Proposer::accept_targets`]), as last logged.
+    unheard: BTreeSet<NodeId>,
     /// No campaign before this tick (back-off after being preempted).
     campaign_after: Tick,
     /// No catch-up request before this tick.
@@ -332,6 +336,7 @@ impl Proposer {
             peers: BTreeMap::new(),
             leader_hint: None,
             acceptors: BTreeMap::new(),
+            unheard: BTreeSet::new(),
             campaign_after: Tick::ZERO,
             catch_up_after: Tick::ZERO,
             probe: Some(BTreeSet::new()),
@@ -421,12 +426,7 @@ impl Proposer {
     /// A status report (the runtime fills in `req`, `failed` and counters).
     pub fn status(&self) -> StatusReply {
         let mut peers_heard: Vec<Node> = self.election.live_peers(self.now).map(Node::Proposer).collect();
-        peers_heard.extend(
-            self.acceptors
-                .iter()
-                .filter(|(_, info)| info.heard.is_some_and(|t| self.now.since(t) < self.cfg.election_timeout_ticks))
-                .map(|(a, _)| Node::Acceptor(*a)),
-        );
+        peers_heard.extend(self.acceptors.keys().filter(|a| self.heard_lately(**a)).map(|a| Node::Acceptor(*a)));
         let mut counters = BTreeMap::new();
         counters.insert("sessions".to_owned(), self.learner.state().sessions.len() as u64);
         counters.insert("sessions_evicted".to_owned(), self.learner.state().evicted);
@@ -531,6 +531,7 @@ impl Proposer {
             self.send_heartbeats();
         }
         self.step_election();
+        self.note_unheard();
         self.retransmit();
         self.copy_state();
         self.catch_up();
@@ -563,6 +564,53 @@ impl Proposer {
     /// The acceptors of the configuration in force.
     fn acceptor_ids(&self) -> Vec<NodeId> {
         self.learner.epoch().config.acceptors.iter().map(|m| m.id).collect()
+    }
+
+    /// True when acceptor `a` answered within an election timeout.
+    fn heard_lately(&self, a: NodeId) -> bool {
+        self.acceptors
+            .get(&a)
+            .and_then(|i| i.heard)
+            .is_some_and(|t| self.now.since(t) < self.cfg.election_timeout_ticks)
+    }
+
+    /// The acceptors a leader's accepts go to when they are first sent: those
+    /// heard within an election timeout, or every acceptor in force while
+    /// fewer than a quorum were. The others still get the retransmissions of
+    /// slots left undecided and the probe of every heartbeat, and one that
+    /// answers is sent to again; meanwhile a dead acceptor costs the leader
+    /// no datagram, MAC or copy per batch.
+    fn accept_targets(&self) -> Vec<NodeId> {
+        let all = self.acceptor_ids();
+        let heard: Vec<NodeId> = all.iter().copied().filter(|a| self.heard_lately(*a)).collect();
+        if heard.len() >= self.quorum() {
+            heard
+        } else {
+            all
+        }
+    }
+
+    /// Logs the acceptors that a leader stops sending new accepts to, or starts again.
+    fn note_unheard(&mut self) {
+        let leading = matches!(self.phase, Phase::Leader(_));
+        let in_force = self.acceptor_ids();
+        let unheard: BTreeSet<NodeId> = if leading {
+            let targets = self.accept_targets();
+            in_force.iter().copied().filter(|a| !targets.contains(a)).collect()
+        } else {
+            BTreeSet::new()
+        };
+        if unheard == self.unheard {
+            return;
+        }
+        let me = Node::Proposer(self.cfg.id);
+        for a in unheard.difference(&self.unheard) {
+            info!(node = %me, acceptor = a.0, "acceptor not heard within an election timeout; it gets only retransmissions and probes");
+        }
+        for a in self.unheard.difference(&unheard).filter(|a| leading && in_force.contains(a)) {
+            info!(node = %me, acceptor = a.0, "acceptor heard again; accepts go to it again");
+        }
+        self.unheard = unheard;
     }
 
     /// The quorum of the configuration in force.

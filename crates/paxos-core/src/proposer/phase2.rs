@@ -270,8 +270,9 @@ impl Proposer {
         self.send_accepts(entries);
     }
 
-    /// Sends `entries` to every acceptor and a copy to every peer proposer
-    /// (which learns from it), as few datagrams as fit.
+    /// Sends `entries` to the acceptors heard lately (all of them while fewer
+    /// than a quorum were, see [`Proposer::accept_targets`]) and a copy to
+    /// every peer proposer (which learns from it), as few datagrams as fit.
     ///
     /// Accepts leave early (`Ready::early`): they rest on no write of this
     /// proposer but its round, and that was durable before the prepares of
@@ -280,7 +281,7 @@ impl Proposer {
         if entries.is_empty() {
             return;
         }
-        let acceptors = self.acceptor_ids().into_iter().map(Node::Acceptor);
+        let acceptors = self.accept_targets().into_iter().map(Node::Acceptor);
         let targets: Vec<Node> = acceptors.chain(self.peers.keys().map(|p| Node::Proposer(*p))).collect();
         let commit = self.learner.decided();
         for chunk in pack(entries) {

@@ -93,7 +93,7 @@ fn expired_session_no_longer_answers_retries() {
 
     let r = step(&mut p, client(7), propose(1, "x"));
 
-    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 4, &[(4, stamped(7, 1, 2_000_000_000))]), 2)));
+    assert_eq!(r, early_only(to_heard_and(&accept(ballot, 4, &[(4, stamped(7, 1, 2_000_000_000))]), &[1, 2, 3], 2)));
 }
 
 /// Values are at most MAX_VALUE_BYTES: a larger one is refused, one of exactly that size is proposed.
@@ -198,7 +198,7 @@ fn a_request_queued_for_a_quarter_of_the_session_lifetime_is_dropped() {
     let r = step(&mut p, client(7), propose(1, "x"));
 
     let fresh = Value::Command(Command { at: later, ..Command::new(ClientId(7), 1, "x") });
-    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 1, &[(1, fresh)]), 2)));
+    assert_eq!(r, early_only(to_heard_and(&accept(ballot, 1, &[(1, fresh)]), &[1, 2, 3], 2)));
 }
 
 /// A client that keeps retrying keeps its queued request alive: the quarter of the session lifetime
@@ -222,6 +222,6 @@ fn a_retry_keeps_a_queued_request_alive() {
     }
 
     let stamped = Value::Command(Command { at: 1_000_000, ..Command::new(ClientId(7), 1, "x") });
-    assert_eq!(last.early, to_acceptors_and(&accept(ballot, 1, &[(1, stamped)]), 2));
+    assert_eq!(last.early, to_heard_and(&accept(ballot, 1, &[(1, stamped)]), &[1, 2, 3], 2));
     assert_eq!(p.status().counters["requests_stale"], 0);
 }

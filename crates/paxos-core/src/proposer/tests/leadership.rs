@@ -337,7 +337,7 @@ fn leader_keeps_leading_while_a_higher_id_peer_is_merely_alive() {
 
     let r = step(&mut p, client(7), propose(1, "x"));
 
-    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 1, &[(1, cmd(7, 1, "x"))]), 2)));
+    assert_eq!(r, early_only(to_heard_and(&accept(ballot, 1, &[(1, cmd(7, 1, "x"))]), &[1, 2, 3], 2)));
 }
 
 /// Probe rounds: a probe's nonce is the proposer's incarnation plus its probe round, so an answer with a

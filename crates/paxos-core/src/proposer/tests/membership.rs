@@ -77,7 +77,7 @@ fn pinning_waits_for_a_silent_acceptor_then_goes_without_it() {
     partial.acceptors[4].incarnation = None;
     let pinning = accept(ballot, 0, &[(0, Value::Config(partial))]);
     let round = p.now.0 / 10;
-    assert_eq!(r, ready_early(to_acceptors_and(&pinning, 2), vec![], leader_heartbeat(ballot, 2, 0, round)));
+    assert_eq!(r, ready_early(to_heard_and(&pinning, &[1, 2, 3, 4], 2), vec![], leader_heartbeat(ballot, 2, 0, round)));
 }
 
 /// Bootstrap: fewer answering acceptors than a bootstrap quorum are never pinned, however long the

@@ -279,6 +279,14 @@ fn to_acceptors_and(msg: &Message, peer: u32) -> Vec<Outgoing> {
     out
 }
 
+/// `msg` to the acceptors `heard` and then to the peer proposer `peer`: how a leader sends an accept while
+/// the other acceptors have not been heard within an election timeout.
+fn to_heard_and(msg: &Message, heard: &[u32], peer: u32) -> Vec<Outgoing> {
+    let mut out: Vec<Outgoing> = heard.iter().map(|a| send(acc(*a), msg.clone())).collect();
+    out.push(send(prop(peer), msg.clone()));
+    out
+}
+
 /// What a leader sends on a heartbeat tick: the heartbeat to its peer, then the probe of that round to every
 /// acceptor.
 fn leader_heartbeat(ballot: Ballot, peer: u32, decided: u64, round: u64) -> Vec<Outgoing> {

@@ -43,7 +43,11 @@ fn adopts_highest_ballot_across_quorum_and_fills_holes() {
         let r = elect_with(&mut p, &reports);
 
         let entries = [(1, cmd(2, 1, "w")), (2, Value::Noop), (3, Value::Noop), (4, cmd(3, 1, "y"))];
-        assert_eq!(r, early_only(to_acceptors_and(&accept(b1(6, 1), 1, &entries), 2)), "promises in order {order:?}");
+        assert_eq!(
+            r,
+            early_only(to_heard_and(&accept(b1(6, 1), 1, &entries), &[1, 2, 3], 2)),
+            "promises in order {order:?}"
+        );
     }
 }
 
@@ -57,7 +61,7 @@ fn votes_of_an_older_epoch_are_not_adopted() {
 
     assert_eq!(r, ready(vec![], vec![]), "nothing to re-propose");
     let r = step(&mut p, client(7), propose(1, "x"));
-    assert_eq!(r, early_only(to_acceptors_and(&accept(b1(1, 1), 1, &[(1, cmd(7, 1, "x"))]), 2)));
+    assert_eq!(r, early_only(to_heard_and(&accept(b1(1, 1), 1, &[(1, cmd(7, 1, "x"))]), &[1, 2, 3], 2)));
 }
 
 /// Stoppable Paxos: a stop sign (a configuration) that phase 1 adopts followed by a value of a higher
@@ -71,9 +75,9 @@ fn stop_sign_followed_by_a_higher_ballot_becomes_a_noop() {
     let r = elect_with(&mut p, &[(1, reported), (2, &[]), (3, &[])]);
 
     let entries = [(1, Value::Noop), (2, Value::Noop), (3, cmd(7, 1, "x"))];
-    assert_eq!(r, early_only(to_acceptors_and(&accept(b1(6, 1), 1, &entries), 2)));
+    assert_eq!(r, early_only(to_heard_and(&accept(b1(6, 1), 1, &entries), &[1, 2, 3], 2)));
     let r = step(&mut p, client(8), propose(1, "y"));
-    assert_eq!(r, early_only(to_acceptors_and(&accept(b1(6, 1), 1, &[(4, cmd(8, 1, "y"))]), 2)));
+    assert_eq!(r, early_only(to_heard_and(&accept(b1(6, 1), 1, &[(4, cmd(8, 1, "y"))]), &[1, 2, 3], 2)));
 }
 
 /// Stoppable Paxos: a stop sign that phase 1 adopts with nothing of a higher ballot after it may have
@@ -87,7 +91,7 @@ fn entries_after_an_adopted_stop_sign_are_dropped() {
 
     let r = elect_with(&mut p, &[(1, reported), (2, &[]), (3, &[])]);
 
-    assert_eq!(r, early_only(to_acceptors_and(&accept(b1(6, 1), 1, &[(1, Value::Noop), (2, stop)]), 2)));
+    assert_eq!(r, early_only(to_heard_and(&accept(b1(6, 1), 1, &[(1, Value::Noop), (2, stop)]), &[1, 2, 3], 2)));
     assert!(step(&mut p, client(8), propose(1, "y")).is_empty(), "nothing goes after a stop sign");
 }
 
@@ -126,7 +130,7 @@ fn paged_acceptor_counts_only_when_done() {
     let r = step(&mut p, acc(1), page(ballot, 3, 5, true, &[(4, old, cmd(1, 2, "b"))]));
 
     let want = accept(ballot, 1, &[(1, Value::Noop), (2, cmd(1, 1, "a")), (3, Value::Noop), (4, cmd(1, 2, "b"))]);
-    assert_eq!(r, early_only(to_acceptors_and(&want, 2)));
+    assert_eq!(r, early_only(to_heard_and(&want, &[1, 2, 3], 2)));
 }
 
 /// Phase 1a retransmission: after `retransmit_ticks` a candidate prepares again at every acceptor whose
@@ -197,7 +201,7 @@ fn value_queued_during_phase1_and_adopted_is_proposed_once() {
 
     let r = step(&mut p, acc(3), promise(ballot, 1, &[]));
 
-    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 1, &[(1, cmd(7, 3, "x"))]), 2)));
+    assert_eq!(r, early_only(to_heard_and(&accept(ballot, 1, &[(1, cmd(7, 3, "x"))]), &[1, 2, 3], 2)));
 }
 
 /// Flow control covers recovery too: a single promise reporting one value far above the decided prefix
@@ -251,5 +255,5 @@ fn slots_an_acceptor_holds_as_decided_are_learned_before_clients_are_served() {
 
     let learns = decided.into_iter().enumerate().map(|(i, v)| learn(i as u64 + 1, v)).collect();
     let y = accept(ballot, 4, &[(4, cmd(8, 1, "y"))]);
-    assert_eq!(r, ready_early(to_acceptors_and(&y, 2), learns, vec![]));
+    assert_eq!(r, ready_early(to_heard_and(&y, &[1, 2, 3], 2), learns, vec![]));
 }

@@ -222,3 +222,73 @@ fn leader_skips_slots_known_decided() {
 
     assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 4, &[(4, cmd(7, 1, "x"))]), 1)));
 }
+
+/// An acceptor not heard within an election timeout (dead, or cut off) gets no new accepts: only the
+/// retransmissions of slots left undecided and the probe of every heartbeat. Once it answers again,
+/// new accepts go to it again.
+#[test]
+fn acceptors_not_heard_lately_get_only_retransmissions_until_they_answer() {
+    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61; every acceptor answered at tick 60
+    let timeout = p.cfg.election_timeout_ticks;
+    // Acceptors 1 to 3 answer every probe round; 4 and 5 fall silent.
+    while p.now.0 <= 60 + timeout {
+        let r = tick(&mut p);
+        if let Some(round) = r.messages.iter().find_map(|m| match &m.msg {
+            Message::Probe(probe) => Some(probe.nonce),
+            _ => None,
+        }) {
+            for a in 1..=3 {
+                step(&mut p, acc(a), report(a, round, ballot, 1));
+            }
+        }
+    }
+    assert_eq!(p.role(), Leadership::Leader);
+
+    let r = step(&mut p, client(7), propose(1, "x"));
+
+    let first = accept(ballot, 1, &[(1, cmd(7, 1, "x"))]);
+    assert_eq!(r, early_only(to_heard_and(&first, &[1, 2, 3], 2)), "not to the silent acceptors");
+
+    // Only 1 and 2 vote: the slot stays undecided and is sent again to every acceptor that has not voted.
+    step(&mut p, acc(1), accepted(ballot, &[1]));
+    step(&mut p, acc(2), accepted(ballot, &[1]));
+    let again = (0..p.cfg.retransmit_ticks)
+        .map(|_| tick(&mut p))
+        .find(|r| !r.early.is_empty())
+        .expect("the undecided slot is retransmitted");
+    assert_eq!(again.early, [3, 4, 5].map(|a| send(acc(a), first.clone())).to_vec());
+
+    // Acceptor 4 votes (any answer counts): the next new accept goes to it too.
+    step(&mut p, acc(4), accepted(ballot, &[1]));
+    let r = step(&mut p, client(8), propose(1, "y"));
+    let second = accept(ballot, 2, &[(2, cmd(8, 1, "y"))]);
+    assert_eq!(r, early_only(to_heard_and(&second, &[1, 2, 3, 4], 2)));
+}
+
+/// While fewer than a quorum of acceptors were heard within an election timeout (a leader elected by
+/// promises that came in over a long partition), new accepts go to every acceptor: leaving any out
+/// could only hold the leader back.
+#[test]
+fn with_fewer_than_a_quorum_heard_lately_accepts_go_to_every_acceptor() {
+    let c = cfg(1);
+    let timeout = c.election_timeout_ticks;
+    let mut p = Proposer::new(c, ProposerState::default());
+    let first = elect(&mut p);
+    tick_to(&mut p, 60);
+    answer_round(&mut p, 6, 0);
+    tick(&mut p);
+    for a in 1..=4 {
+        step(&mut p, acc(a), accepted(first, &[0]));
+    }
+    let ballot = p.ballot();
+    step(&mut p, acc(1), promise(ballot, 1, &[]));
+    step(&mut p, acc(2), promise(ballot, 1, &[]));
+    let late = p.now.0 + timeout + 5;
+    tick_to(&mut p, late);
+    step(&mut p, acc(3), promise(ballot, 1, &[]));
+    assert_eq!(p.role(), Leadership::Leader, "elected with only acceptor 3 heard lately");
+
+    let r = step(&mut p, client(7), propose(1, "x"));
+
+    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 1, &[(1, cmd(7, 1, "x"))]), 2)));
+}
