@@ -11,6 +11,7 @@
 //! ([`Fold::log_op`]) where it can read them back a page at a time
 //! ([`Store::read`]), and deletes them only when a `Retain` says so.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 
@@ -190,6 +191,13 @@ pub struct Session {
     pub at: u64,
 }
 
+impl Session {
+    /// True while it is within the session lifetime `life` (none: forever) at the log's `clock`.
+    fn live(&self, clock: u64, life: Option<u64>) -> bool {
+        life.is_none_or(|life| clock.saturating_sub(self.at) <= life)
+    }
+}
+
 /// What applying the decided log builds: the decided prefix, the
 /// configuration in force, and the clients' sessions. A learner applies
 /// every slot through it, and a store's fold replays the same slots through
@@ -221,8 +229,7 @@ impl LogState {
     /// The live session of `client`: none if it expired by the log's clock.
     pub fn session(&self, client: ClientId) -> Option<Session> {
         let s = self.sessions.get(&client)?;
-        let expired = self.session_lifetime().is_some_and(|life| self.clock.saturating_sub(s.at) > life);
-        (!expired).then_some(*s)
+        s.live(self.clock, self.session_lifetime()).then_some(*s)
     }
 
     /// True if `cmd` was already applied (or a later request of its client was), by a live session.
@@ -247,11 +254,22 @@ impl LogState {
             Value::Noop => false,
             Value::Command(c) => {
                 self.clock = self.clock.max(c.at);
-                if self.is_applied(c) {
-                    true
-                } else {
-                    self.sessions.insert(c.client, Session { seq: c.seq, slot, at: c.at });
-                    false
+                // As `is_applied`, then the session's update, with one lookup.
+                let (clock, life) = (self.clock, self.session_lifetime());
+                let fresh = Session { seq: c.seq, slot, at: c.at };
+                match self.sessions.entry(c.client) {
+                    Entry::Occupied(mut e) => {
+                        if e.get().live(clock, life) && e.get().seq >= c.seq {
+                            true
+                        } else {
+                            e.insert(fresh);
+                            false
+                        }
+                    }
+                    Entry::Vacant(e) => {
+                        e.insert(fresh);
+                        false
+                    }
                 }
             }
             Value::Config(config) => {

@@ -116,8 +116,8 @@ impl<'a> Cursor<'a> {
     fn plain_str(&mut self) -> Option<&'a str> {
         self.lit(b"\"")?;
         let rest = &self.bytes[self.at..];
-        let len = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        if rest[len] != b'"' {
+        let len = plain_len(rest);
+        if rest.get(len) != Some(&b'"') {
             return None;
         }
         let s = std::str::from_utf8(&rest[..len]).ok()?;
@@ -214,5 +214,71 @@ impl<'a> Cursor<'a> {
             Value::Command(Command { client, seq, data, at })
         };
         Some(AcceptEntry { slot, value })
+    }
+}
+
+/// The length of the longest prefix of `bytes` without a quote, a backslash
+/// or a control character: eight bytes at a time while no word holds one,
+/// then byte by byte. The word test may see a special byte that is not there
+/// (a borrow between bytes), never miss one, so the byte scan decides.
+fn plain_len(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    /// The high bit of a byte set where the byte may be zero, and surely where it is.
+    fn zero_bytes(x: u64) -> u64 {
+        x.wrapping_sub(ONES) & !x & HIGH
+    }
+    let mut at = 0;
+    for word in bytes.chunks_exact(8) {
+        let x = u64::from_ne_bytes(word.try_into().expect("chunks of eight"));
+        let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+        if below_space | zero_bytes(x ^ (ONES * u64::from(b'"'))) | zero_bytes(x ^ (ONES * u64::from(b'\\'))) != 0 {
+            break;
+        }
+        at += 8;
+    }
+    at + bytes[at..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(bytes.len() - at)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    /// What `plain_len` must answer: the first special byte, byte by byte.
+    fn naive(bytes: &[u8]) -> usize {
+        bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(bytes.len())
+    }
+
+    /// Every special byte at every position of strings around the word size,
+    /// among bytes next to the special ones (0x1f, 0x20, 0x21, 0x23, 0x5b,
+    /// 0x5d, 0x7f, 0x80, 0xff): the word test never misses one.
+    #[test]
+    fn plain_len_finds_every_special_byte_at_every_position() {
+        let fillers = [b'a', 0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80, 0xc3, 0xff];
+        for len in 0..=33 {
+            for &fill in &fillers {
+                let plain = vec![fill; len];
+                assert_eq!(super::plain_len(&plain), len);
+                for at in 0..len {
+                    for special in [b'"', b'\\', 0x00, 0x01, 0x1f] {
+                        let mut bytes = plain.clone();
+                        bytes[at] = special;
+                        assert_eq!(super::plain_len(&bytes), at, "{bytes:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn plain_len_is_the_first_special_byte(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            prop_assert_eq!(super::plain_len(&bytes), naive(&bytes));
+        }
+
+        #[test]
+        fn plain_len_of_mostly_plain_text(text in r#"[ -~\u{80}-\u{ffff}]{0,40}["\\\x00-\x1f]?[ -~]{0,20}"#) {
+            prop_assert_eq!(super::plain_len(text.as_bytes()), naive(text.as_bytes()));
+        }
     }
 }
