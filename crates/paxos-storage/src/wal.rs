@@ -151,6 +151,9 @@ pub const PREALLOC_MIN_BYTES: u64 = 1 << 20;
 pub const PREALLOC_MAX_BYTES: u64 = 4 << 20;
 
 /// The suffix of the temporary file that [`Wal::rewrite`] renames over the log.
+/// The framing buffer is kept between appends up to this size.
+const KEEP_SCRATCH_BYTES: usize = 1 << 20;
+
 const TEMP_SUFFIX: &str = ".rewrite.tmp";
 
 /// What can go wrong with a log; every variant names the file.
@@ -253,6 +256,9 @@ pub struct Wal {
     syncs: u64,
     grows: u64,
     fault: Option<Fault>,
+    /// The buffer the last batch was framed in, kept for the next one (up
+    /// to [`KEEP_SCRATCH_BYTES`]): a batch is framed without growing a buffer.
+    scratch: Vec<u8>,
 }
 
 fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> WalError + 'a {
@@ -618,6 +624,7 @@ impl Wal {
             syncs: 0,
             grows: 0,
             fault: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -660,8 +667,22 @@ impl Wal {
         R: AsRef<[u8]>,
     {
         self.check_usable()?;
-        let mut buf = Vec::new();
-        if frame(&self.path, &mut buf, records)? == 0 {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        let result = self.append_in(&mut buf, records);
+        if buf.capacity() <= KEEP_SCRATCH_BYTES {
+            self.scratch = buf;
+        }
+        result
+    }
+
+    /// [`Wal::append`], framing the records in `buf`.
+    fn append_in<I, R>(&mut self, buf: &mut Vec<u8>, records: I) -> Result<(), WalError>
+    where
+        I: IntoIterator<Item = R>,
+        R: AsRef<[u8]>,
+    {
+        if frame(&self.path, buf, records)? == 0 {
             return Ok(());
         }
         let end = self.len_bytes + buf.len() as u64;
@@ -678,7 +699,7 @@ impl Wal {
             }
             fault => {
                 self.fault = fault;
-                self.file.write_all_at(&buf, self.len_bytes)
+                self.file.write_all_at(buf, self.len_bytes)
             }
         };
         if let Err(error) = result {
