@@ -76,7 +76,9 @@ pub fn encode(env: &Envelope, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
 /// reuse for every receiver of the same message.
 pub fn encode_message(msg: &Message, body: &mut Vec<u8>) {
     body.clear();
-    serde_json::to_writer(&mut *body, msg).expect("message serializes");
+    if !fast::encode_message(msg, body) {
+        serde_json::to_writer(&mut *body, msg).expect("message serializes");
+    }
 }
 
 /// Encodes the envelope `{version, cluster, from, to, msg}` whose `msg` is
@@ -111,11 +113,11 @@ pub fn encode_envelope_head(cluster: &str, from: Node, to: Node, buf: &mut Vec<u
     buf.clear();
     // Written into `buf`, not through a String: this runs once per receiver of every message.
     write!(buf, "{{\"version\":{PROTOCOL_VERSION},\"cluster\":").expect("a Vec takes every write");
-    serde_json::to_writer(&mut *buf, cluster).expect("string serializes");
+    fast::put_str(buf, cluster);
     buf.extend_from_slice(b",\"from\":");
-    serde_json::to_writer(&mut *buf, &from).expect("node serializes");
+    fast::put_node(buf, from);
     buf.extend_from_slice(b",\"to\":");
-    serde_json::to_writer(&mut *buf, &to).expect("node serializes");
+    fast::put_node(buf, to);
     buf.extend_from_slice(b",\"msg\":");
 }
 

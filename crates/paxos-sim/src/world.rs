@@ -944,8 +944,15 @@ impl World {
     fn check_codec(&mut self, from: Node, to: Node, msg: &Message) {
         let env = Envelope { version: PROTOCOL_VERSION, cluster: "sim".into(), from, to, msg: msg.clone() };
         let mut buf = Vec::new();
-        // Through the daemons' own receive path (`decode_bundle`, with its fast path).
+        // Through the daemons' own send path (head and body apart, with the fast
+        // writer), which must write serde_json's bytes, and their receive path
+        // (`decode_bundle`, with its fast path).
+        let (mut head, mut body) = (Vec::new(), Vec::new());
+        paxos_proto::encode_envelope_head(&env.cluster, from, to, &mut head);
+        paxos_proto::encode_message(msg, &mut body);
+        let sent = [head, body, b"}".to_vec()].concat();
         let ok = paxos_proto::encode(&env, &mut buf).is_ok()
+            && sent == buf
             && paxos_proto::decode_bundle(&buf).is_ok_and(|envs| envs.len() == 1 && envs[0] == env);
         if !ok {
             let detail = format!("{} -> {}: a {} of {} bytes does not round-trip", from, to, msg.kind(), buf.len());

@@ -1207,6 +1207,31 @@ proptest! {
         prop_assert_eq!(serde_envelopes(&bytes), Some(envs));
     }
 
+    /// The fast writer writes every accept without a configuration value,
+    /// every vote and every client reply, whatever their strings hold, and
+    /// writes serde_json's bytes; it leaves every other message alone. (So
+    /// this fails if the writer silently never runs, and
+    /// `encode_with_body_equals_encode` checks whole envelopes.)
+    #[test]
+    fn fast_writer_writes_serde_jsons_bytes(env in envelope(), fast in fast_envelope(), seq in edgy_number(), slot in slot()) {
+        let reply = Message::ClientReply(ClientReply { seq, slot });
+        for msg in [env.msg, fast.msg, reply] {
+            let mut out = Vec::new();
+            let written = super::fast::encode_message(&msg, &mut out);
+            let expected = match &msg {
+                Message::Accept(a) => a.entries.iter().all(|e| !matches!(e.value, Value::Config(_))),
+                Message::Accepted(_) | Message::ClientReply(_) => true,
+                _ => false,
+            };
+            prop_assert_eq!(written, expected, "{:?}", msg);
+            if written {
+                prop_assert_eq!(out, serde_json::to_vec(&msg).expect("serializes"));
+            } else {
+                prop_assert!(out.is_empty(), "nothing written for a message left to serde_json");
+            }
+        }
+    }
+
     /// Any envelope of any kind: the fast path reads it as it was or leaves it to serde_json.
     #[test]
     fn fast_path_reads_any_envelope_right_or_not_at_all(env in envelope()) {
