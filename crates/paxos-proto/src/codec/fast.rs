@@ -1,9 +1,9 @@
 //! A fast path for the datagrams that dominate a loaded cluster: client
-//! proposals and votes (a leader's input) and accepts (an acceptor's and a
-//! follower's),
+//! proposals and votes (a leader's input), accepts (an acceptor's and a
+//! follower's) and client replies (a client's),
 //! alone or bundled, in exactly the form our encoders write them: no
 //! whitespace, fields in declaration order, strings without escapes. And the
-//! other way, a writer of accepts, votes, client replies and envelope heads
+//! other way, a writer of the same messages and of envelope heads
 //! that writes serde_json's bytes without its per-field machinery
 //! ([`encode_message`]).
 //!
@@ -12,6 +12,7 @@
 //! envelope := {"version":N,"cluster":"S","from":NODE,"to":NODE,"msg":{MSG}}
 //! NODE     := {"proposer":N} | {"acceptor":N} | {"client":N}
 //! MSG      := "client_propose":{"seq":N,"value":"S"}
+//!           | "client_reply":{"seq":N,"slot":N}
 //!           | "accept":{"ballot":BALLOT,"entries":[ENTRY,...],"commit":N}
 //!           | "accepted":{"ballot":BALLOT,"slots":[N,...]}
 //! BALLOT   := {"epoch":N,"round":N,"proposer":N} | {"round":N,"proposer":N}
@@ -30,8 +31,8 @@
 use std::sync::Arc;
 
 use crate::{
-    Accept, AcceptEntry, Accepted, Ballot, ClientId, ClientPropose, Command, Envelope, Message, Node, NodeId, Slot,
-    Value, PROTOCOL_VERSION,
+    Accept, AcceptEntry, Accepted, Ballot, ClientId, ClientPropose, ClientReply, Command, Envelope, Message, Node,
+    NodeId, Slot, Value, PROTOCOL_VERSION,
 };
 
 /// The envelopes of a datagram in the canonical form above, or `None`.
@@ -145,6 +146,11 @@ impl<'a> Cursor<'a> {
             Message::ClientPropose(ClientPropose { seq, value })
         } else if self.take(br#""accept":{"ballot":"#) {
             Message::Accept(self.accept()?)
+        } else if self.take(br#""client_reply":{"seq":"#) {
+            let seq = self.u64()?;
+            self.lit(br#","slot":"#)?;
+            let slot = Slot(self.u64()?);
+            Message::ClientReply(ClientReply { seq, slot })
         } else if self.take(br#""accepted":{"ballot":"#) {
             let ballot = self.ballot()?;
             self.lit(br#","slots":["#)?;
@@ -220,14 +226,21 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Writes `msg` as serde_json would, for the messages a loaded leader and
-/// acceptor send most: accepts without a configuration value, votes and
-/// client replies. Returns false, with nothing written, for any other
+/// Writes `msg` as serde_json would, for the messages a loaded cluster
+/// sends most: client proposals, accepts without a configuration value,
+/// votes and client replies. Returns false, with nothing written, for any other
 /// message: the caller then serializes it with serde_json. Strings that need
 /// an escape are written by serde_json itself, so the bytes are always
 /// serde_json's (the property tests compare them).
 pub(super) fn encode_message(msg: &Message, out: &mut Vec<u8>) -> bool {
     match msg {
+        Message::ClientPropose(p) => {
+            out.extend_from_slice(br#"{"client_propose":{"seq":"#);
+            put_u64(out, p.seq);
+            out.extend_from_slice(br#","value":"#);
+            put_str(out, &p.value);
+            out.extend_from_slice(b"}}");
+        }
         Message::ClientReply(r) => {
             out.extend_from_slice(br#"{"client_reply":{"seq":"#);
             put_u64(out, r.seq);

@@ -1133,8 +1133,8 @@ fn the_widest_cookie_answer_fits_in_the_shortest_unproven_read() {
     println!("widest cookie answer: {} bytes", buf.len());
 }
 
-/// A client's proposal to a proposer, or an accept whose values are no-ops
-/// and commands: the envelopes the fast path reads.
+/// The envelopes the fast path reads and writes: a client's proposal, an
+/// accept whose values are no-ops and commands, a vote, a client reply.
 fn fast_envelope() -> impl Strategy<Value = Envelope> {
     let proposal = (edgy_u64(), text(40))
         .prop_map(|(seq, value)| Message::ClientPropose(ClientPropose { seq, value: value.into() }));
@@ -1145,7 +1145,8 @@ fn fast_envelope() -> impl Strategy<Value = Envelope> {
         .prop_map(|(ballot, entries, commit)| Message::Accept(Accept { ballot, entries, commit }));
     let accepted = (ballot(), prop::collection::vec(slot(), 0..5))
         .prop_map(|(ballot, slots)| Message::Accepted(Accepted { ballot, slots }));
-    envelope_of(prop_oneof![proposal, accept, accepted])
+    let reply = (edgy_u64(), slot()).prop_map(|(seq, slot)| Message::ClientReply(ClientReply { seq, slot }));
+    envelope_of(prop_oneof![proposal, accept, accepted, reply])
 }
 
 /// Whether the fast path must read `env`: every string in it is plain.
@@ -1157,7 +1158,7 @@ fn all_plain(env: &Envelope) -> bool {
                 Value::Command(c) => plain(&c.data),
                 _ => true,
             }),
-            Message::Accepted(_) => true,
+            Message::Accepted(_) | Message::ClientReply(_) => true,
             _ => false,
         }
 }
@@ -1208,7 +1209,7 @@ proptest! {
     }
 
     /// The fast writer writes every accept without a configuration value,
-    /// every vote and every client reply, whatever their strings hold, and
+    /// every vote, client proposal and client reply, whatever their strings hold, and
     /// writes serde_json's bytes; it leaves every other message alone. (So
     /// this fails if the writer silently never runs, and
     /// `encode_with_body_equals_encode` checks whole envelopes.)
@@ -1220,7 +1221,7 @@ proptest! {
             let written = super::fast::encode_message(&msg, &mut out);
             let expected = match &msg {
                 Message::Accept(a) => a.entries.iter().all(|e| !matches!(e.value, Value::Config(_))),
-                Message::Accepted(_) | Message::ClientReply(_) => true,
+                Message::Accepted(_) | Message::ClientReply(_) | Message::ClientPropose(_) => true,
                 _ => false,
             };
             prop_assert_eq!(written, expected, "{:?}", msg);
