@@ -147,6 +147,20 @@ impl Phase2 {
         self.change = Some(config);
     }
 
+    /// The next slot for a client value: `next`, or past it every slot known
+    /// decided (learned from peers while we led: a leader with a stale ballot
+    /// must not wait on a slot that is already decided). Never past a slot
+    /// not known decided: a hole below the highest slot the learner knows of
+    /// (a stale ballot's, or one a forged message made) is ours to fill, or
+    /// the log could never be applied past it.
+    fn free_slot(&self, learner: &Learner) -> Slot {
+        let mut slot = self.next.max(learner.decided());
+        while learner.is_decided(slot) {
+            slot = slot.next();
+        }
+        slot
+    }
+
     /// Fills the window: first the slots phase 1 left to re-propose, then
     /// a configuration change once everything before it is decided, or
     /// queued client values in new slots. Returns the entries to send.
@@ -210,9 +224,7 @@ impl Phase2 {
                     clients.drop_stale(&cmd);
                     continue;
                 }
-                // Slots learned from peers while we led are taken: a leader with a
-                // stale ballot must not wait on a slot that is already decided.
-                let slot = self.next.max(learner.known());
+                let slot = self.free_slot(learner);
                 self.next = slot.next();
                 (slot, Value::Command(cmd))
             };

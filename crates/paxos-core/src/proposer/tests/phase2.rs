@@ -223,6 +223,27 @@ fn leader_skips_slots_known_decided() {
     assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 4, &[(4, cmd(7, 1, "x"))]), 1)));
 }
 
+/// ...but never past a slot not known decided: a decided slot learned far ahead (from a peer whose
+/// log is ahead, or from a member forging one) leaves a hole below it, and the leader fills the hole
+/// with its next client values (skipping what is decided), else its log could never be applied past
+/// it. (A leader that jumped to the far slot stalled the cluster until the next leader change: the
+/// simulator's seed 4031779.)
+#[test]
+fn leader_fills_holes_below_a_decided_slot_learned_far_ahead() {
+    let (mut p, ballot) = leader_in_epoch_1(2);
+    let far = |from: u64, entries: Vec<Value>| {
+        Message::CatchUpReply(CatchUpReply { from: Slot(from), entries, decided: Slot(1_001), epoch: None, nonce: 0 })
+    };
+    step(&mut p, prop(1), far(1_000, vec![Value::Noop]));
+    step(&mut p, prop(1), far(2, vec![cmd(8, 1, "a")]));
+    assert_eq!((p.learner().decided(), p.learner().known()), (Slot(1), Slot(1_001)));
+
+    let r = step(&mut p, client(7), propose(1, "x"));
+    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 1, &[(1, cmd(7, 1, "x"))]), 1)), "in the hole");
+    let r = step(&mut p, client(7), propose(2, "y"));
+    assert_eq!(r, early_only(to_acceptors_and(&accept(ballot, 1, &[(3, cmd(7, 2, "y"))]), 1)), "past slot 2");
+}
+
 /// An acceptor not heard within an election timeout (dead, or cut off) gets no new accepts: only the
 /// retransmissions of slots left undecided and the probe of every heartbeat. Once it answers again,
 /// new accepts go to it again.
