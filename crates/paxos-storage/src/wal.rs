@@ -151,10 +151,10 @@ pub const PREALLOC_MIN_BYTES: u64 = 1 << 20;
 pub const PREALLOC_MAX_BYTES: u64 = 4 << 20;
 
 /// The suffix of the temporary file that [`Wal::rewrite`] renames over the log.
+const TEMP_SUFFIX: &str = ".rewrite.tmp";
+
 /// The framing buffer is kept between appends up to this size.
 const KEEP_SCRATCH_BYTES: usize = 1 << 20;
-
-const TEMP_SUFFIX: &str = ".rewrite.tmp";
 
 /// What can go wrong with a log; every variant names the file.
 #[derive(Debug, thiserror::Error)]

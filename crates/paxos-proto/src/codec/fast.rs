@@ -252,22 +252,14 @@ pub(super) fn encode_message(msg: &Message, out: &mut Vec<u8>) -> bool {
             out.extend_from_slice(br#"{"accepted":{"ballot":"#);
             put_ballot(out, a.ballot);
             out.extend_from_slice(br#","slots":["#);
-            for (i, slot) in a.slots.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                put_u64(out, slot.0);
-            }
+            put_list(out, &a.slots, |out, slot| put_u64(out, slot.0));
             out.extend_from_slice(b"]}}");
         }
         Message::Accept(a) if a.entries.iter().all(|e| !matches!(e.value, Value::Config(_))) => {
             out.extend_from_slice(br#"{"accept":{"ballot":"#);
             put_ballot(out, a.ballot);
             out.extend_from_slice(br#","entries":["#);
-            for (i, e) in a.entries.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
+            put_list(out, &a.entries, |out, e| {
                 out.extend_from_slice(br#"{"slot":"#);
                 put_u64(out, e.slot.0);
                 match &e.value {
@@ -285,7 +277,7 @@ pub(super) fn encode_message(msg: &Message, out: &mut Vec<u8>) -> bool {
                     }
                     Value::Config(_) => unreachable!("checked above"),
                 }
-            }
+            });
             out.extend_from_slice(br#"],"commit":"#);
             put_u64(out, a.commit.0);
             out.extend_from_slice(b"}}");
@@ -332,6 +324,16 @@ fn put_ballot(out: &mut Vec<u8>, b: Ballot) {
     out.extend_from_slice(br#","proposer":"#);
     put_u64(out, u64::from(b.proposer.0));
     out.push(b'}');
+}
+
+/// Writes `items` comma-separated, each by `put`.
+fn put_list<T>(out: &mut Vec<u8>, items: &[T], mut put: impl FnMut(&mut Vec<u8>, &T)) {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        put(out, item);
+    }
 }
 
 /// Writes `n` in decimal, as JSON (and serde_json, through the same crate) does.

@@ -558,21 +558,8 @@ fn leader_cut_off_from_the_acceptors_steps_down() {
 /// down after that if it still hears no quorum.
 #[test]
 fn a_leader_elected_by_old_promises_gets_an_election_timeout_to_be_heard() {
-    let c = cfg(1);
-    let timeout = c.election_timeout_ticks;
-    let mut p = Proposer::new(c, ProposerState::default());
-    let first = elect(&mut p);
-    tick_to(&mut p, 60);
-    answer_round(&mut p, 6, 0);
-    tick(&mut p);
-    for a in 1..=4 {
-        step(&mut p, acc(a), accepted(first, &[0]));
-    }
-    let ballot = p.ballot();
-    step(&mut p, acc(1), promise(ballot, 1, &[]));
-    step(&mut p, acc(2), promise(ballot, 1, &[]));
-    let late = p.now.0 + timeout + 5;
-    tick_to(&mut p, late);
+    let (mut p, ballot) = candidate_with_old_promises();
+    let timeout = p.cfg.election_timeout_ticks;
     assert_eq!((p.role(), p.ballot()), (Leadership::Candidate, ballot), "still campaigning with the same ballot");
 
     step(&mut p, acc(3), promise(ballot, 1, &[]));

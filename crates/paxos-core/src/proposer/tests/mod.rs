@@ -402,6 +402,28 @@ fn leader_in_epoch_1(id: u32) -> (Proposer, Ballot) {
     leader_in_epoch_1_with(cfg(id))
 }
 
+/// Proposer 1 bootstraps epoch 1 as [`leader_in_epoch_1`] does and campaigns in it; acceptors 1 and 2
+/// promise at once, then more than an election timeout passes (a partition that heals slowly). Returns
+/// the candidate, one promise short of leading, and its ballot.
+fn candidate_with_old_promises() -> (Proposer, Ballot) {
+    let c = cfg(1);
+    let timeout = c.election_timeout_ticks;
+    let mut p = Proposer::new(c, ProposerState::default());
+    let first = elect(&mut p);
+    tick_to(&mut p, 60);
+    answer_round(&mut p, 6, 0);
+    tick(&mut p);
+    for a in 1..=4 {
+        step(&mut p, acc(a), accepted(first, &[0]));
+    }
+    let ballot = p.ballot();
+    step(&mut p, acc(1), promise(ballot, 1, &[]));
+    step(&mut p, acc(2), promise(ballot, 1, &[]));
+    let late = p.now.0 + timeout + 5;
+    tick_to(&mut p, late);
+    (p, ballot)
+}
+
 /// [`leader_in_epoch_1`] with the configuration `c`.
 fn leader_in_epoch_1_with(c: ProposerConfig) -> (Proposer, Ballot) {
     let id = c.id.0;

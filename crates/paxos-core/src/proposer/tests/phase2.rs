@@ -291,21 +291,7 @@ fn acceptors_not_heard_lately_get_only_retransmissions_until_they_answer() {
 /// could only hold the leader back.
 #[test]
 fn with_fewer_than_a_quorum_heard_lately_accepts_go_to_every_acceptor() {
-    let c = cfg(1);
-    let timeout = c.election_timeout_ticks;
-    let mut p = Proposer::new(c, ProposerState::default());
-    let first = elect(&mut p);
-    tick_to(&mut p, 60);
-    answer_round(&mut p, 6, 0);
-    tick(&mut p);
-    for a in 1..=4 {
-        step(&mut p, acc(a), accepted(first, &[0]));
-    }
-    let ballot = p.ballot();
-    step(&mut p, acc(1), promise(ballot, 1, &[]));
-    step(&mut p, acc(2), promise(ballot, 1, &[]));
-    let late = p.now.0 + timeout + 5;
-    tick_to(&mut p, late);
+    let (mut p, ballot) = candidate_with_old_promises();
     step(&mut p, acc(3), promise(ballot, 1, &[]));
     assert_eq!(p.role(), Leadership::Leader, "elected with only acceptor 3 heard lately");
 
