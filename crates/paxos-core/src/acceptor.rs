@@ -409,11 +409,13 @@ impl Acceptor {
     fn learn_committed(&mut self, ballot: Ballot, commit: Slot) {
         while self.state.decided < commit {
             let slot = self.state.decided;
-            let Some((b, value)) = self.state.accepted.get(&slot) else { break };
-            if *b != ballot {
+            let Some(entry) = self.state.accepted.first_entry() else { break };
+            assert!(*entry.key() >= slot, "nothing below the decided prefix stays accepted");
+            if *entry.key() != slot || entry.get().0 != ballot {
                 break;
             }
-            let value = value.clone();
+            // Taken rather than copied: the `Learn` below removes it from `accepted` anyway.
+            let (_, value) = entry.remove();
             self.learn(slot, value);
         }
     }

@@ -22,6 +22,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use paxos_proto::{Ballot, ClientId, Command, Config, Epoch, NodeId, SessionEntry, Slot, Value};
+use smallvec::SmallVec;
 
 use crate::storage::{LogState, Session};
 use crate::Ignored;
@@ -53,18 +54,24 @@ struct Pending {
     /// The value each ballot proposed here.
     proposals: ByBallot<Value>,
     /// Per ballot, the acceptors that accepted it here.
-    votes: ByBallot<Vec<NodeId>>,
+    votes: ByBallot<Voters>,
 }
 
+/// The acceptors that accepted one ballot at one slot: inline up to four,
+/// the most a slot counts before it is decided with five acceptors (four of
+/// five in epoch 0), so counting votes allocates nothing; more spill to the heap.
+type Voters = SmallVec<[NodeId; 4]>;
+
 /// A few values by ballot, in ballot order. A slot sees one ballot, rarely a
-/// few, so a sorted vector does with one small allocation what a `BTreeMap`
-/// did with a node of eleven, per slot and twice, on the leader's hot path.
+/// few: a sorted vector that holds the first one inline does without any
+/// allocation what a `BTreeMap` did with a node of eleven, per slot and
+/// twice, on the leader's hot path.
 #[derive(Debug)]
-struct ByBallot<V>(Vec<(Ballot, V)>);
+struct ByBallot<V>(SmallVec<[(Ballot, V); 1]>);
 
 impl<V> Default for ByBallot<V> {
     fn default() -> Self {
-        ByBallot(Vec::new())
+        ByBallot(SmallVec::new())
     }
 }
 
@@ -283,7 +290,7 @@ impl Learner {
         if p.decided.is_some() {
             return;
         }
-        let Some(votes) = p.votes.get_or_insert_with(ballot, Vec::new) else { return };
+        let Some(votes) = p.votes.get_or_insert_with(ballot, Voters::new) else { return };
         if votes.contains(&acceptor) || votes.len() >= 64 {
             return;
         }
@@ -299,7 +306,7 @@ impl Learner {
 
     /// The acceptors that accepted `slot` under `ballot`.
     pub fn votes(&self, slot: Slot, ballot: Ballot) -> &[NodeId] {
-        self.pending.get(&slot).and_then(|p| p.votes.get(&ballot)).map_or(&[], Vec::as_slice)
+        self.pending.get(&slot).and_then(|p| p.votes.get(&ballot)).map_or(&[], |v| v.as_slice())
     }
 
     /// The leader of `ballot` says that every slot below `commit` is decided:
@@ -387,6 +394,14 @@ impl Learner {
     /// Slots applied since the last call, in order.
     pub fn take_applied(&mut self) -> Vec<Applied> {
         std::mem::take(&mut self.applied)
+    }
+
+    /// As [`Learner::take_applied`], into `out` (which must be empty), whose
+    /// room the learner keeps for the next ones: two buffers take turns, so
+    /// that a batch of applied slots does not regrow one from nothing.
+    pub fn swap_applied(&mut self, out: &mut Vec<Applied>) {
+        debug_assert!(out.is_empty(), "the applied slots of the last call were all handled");
+        std::mem::swap(&mut self.applied, out);
     }
 
     /// The quorum and members whose votes decide `slot` under `ballot`, if
@@ -511,6 +526,47 @@ mod tests {
         l.observe_accepted(NodeId(5), b, Slot(0));
         assert_eq!(l.decided(), Slot(1));
         assert_eq!(l.take_applied(), vec![Applied { slot: Slot(0), value: cmd(1, 1, "x"), duplicate: false }]);
+    }
+
+    /// Votes beyond the four a slot holds inline still count: eleven acceptors need nine in epoch 0.
+    #[test]
+    fn more_voters_than_held_inline_still_decide() {
+        let b = Ballot::new(1, NodeId(1));
+        let mut l = learner(11);
+        l.observe_proposal(Slot(0), b, cmd(1, 1, "x"));
+        for a in 1..=8 {
+            l.observe_accepted(NodeId(a), b, Slot(0));
+        }
+        assert_eq!(l.votes(Slot(0), b), (1..=8).map(NodeId).collect::<Vec<_>>().as_slice());
+        assert_eq!(l.decided(), Slot(0), "8 of 11 is no bootstrap quorum");
+        l.observe_accepted(NodeId(8), b, Slot(0));
+        assert_eq!(l.decided(), Slot(0), "a vote counts once, inline or not");
+        l.observe_accepted(NodeId(9), b, Slot(0));
+        assert_eq!(l.decided(), Slot(1));
+    }
+
+    /// Applied slots come out in order, call after call, through the two buffers that take turns.
+    #[test]
+    fn applied_slots_come_out_in_order_through_swapped_buffers() {
+        let b = Ballot::new(1, NodeId(1));
+        let mut l = learner(3);
+        let mut out = Vec::new();
+        let mut seen = Vec::new();
+        for slot in 0..5u64 {
+            l.observe_proposal(Slot(slot), b, cmd(1, slot + 1, "x"));
+            for a in 1..=3 {
+                l.observe_accepted(NodeId(a), b, Slot(slot));
+            }
+            if slot % 2 == 1 {
+                l.swap_applied(&mut out);
+                seen.extend(out.drain(..).map(|a| a.slot.0));
+            }
+        }
+        l.swap_applied(&mut out);
+        seen.extend(out.drain(..).map(|a| a.slot.0));
+        assert_eq!(seen, vec![0, 1, 2, 3, 4]);
+        l.swap_applied(&mut out);
+        assert!(out.is_empty(), "nothing applied twice");
     }
 
     /// A slot keeps proposals and votes of at most MAX_BALLOTS_PER_SLOT ballots (a forging member

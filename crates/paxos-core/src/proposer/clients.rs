@@ -48,6 +48,11 @@ impl Clients {
         self.queue.push_back(c);
     }
 
+    /// How many commands wait for a slot.
+    pub(super) fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
     /// The next command to give a slot.
     pub(super) fn pop_front(&mut self) -> Option<Command> {
         let c = self.queue.pop_front()?;

@@ -15,7 +15,10 @@ impl Proposer {
     /// it, and follows a new configuration.
     pub(super) fn after_learning(&mut self) {
         let mut conflict = false;
-        for a in self.learner.take_applied() {
+        let mut applied = std::mem::take(&mut self.applied);
+        self.learner.swap_applied(&mut applied);
+        self.ready.persist.reserve(applied.len());
+        for a in applied.drain(..) {
             let ours = match &mut self.phase {
                 Phase::Leader(p2) => p2.applied(a.slot),
                 Phase::Follower | Phase::Candidate(_) => None,
@@ -56,6 +59,7 @@ impl Proposer {
                 }
             }
         }
+        self.applied = applied;
         if conflict && matches!(self.phase, Phase::Leader(_)) {
             warn!(node = %Node::Proposer(self.cfg.id), ballot = %self.ballot, "a slot we proposed was decided with another value; stepping down");
             self.step_down();

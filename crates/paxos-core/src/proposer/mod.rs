@@ -52,7 +52,7 @@ use tracing::info;
 
 use crate::election::Election;
 use crate::{
-    round_ceiling, Defects, Ignored, Learner, LogPage, ProposerOp, ProposerState, Ready, Tick, CLOCK_SKEW_SECS,
+    round_ceiling, Applied, Defects, Ignored, Learner, LogPage, ProposerOp, ProposerState, Ready, Tick, CLOCK_SKEW_SECS,
 };
 
 use membership::{Joining, Waiting};
@@ -252,6 +252,8 @@ pub struct Proposer {
     clock_ms: u64,
     election: Election,
     learner: Learner,
+    /// What the learner applied, being handled; its room is kept ([`Learner::swap_applied`]).
+    applied: Vec<Applied>,
     phase: Phase,
     /// Our ballot while candidate or leader; the last one we used otherwise.
     ballot: Ballot,
@@ -329,6 +331,7 @@ impl Proposer {
             max_epoch: learner.epoch_number(),
             later_epoch_seen: Tick::ZERO,
             learner,
+            applied: Vec::new(),
             phase: Phase::Follower,
             ballot: Ballot::new(state.round, cfg.id),
             max_round: state.round,

@@ -175,11 +175,13 @@ impl Phase2 {
         learner: &mut Learner,
         clients: &mut Clients,
     ) -> Vec<AcceptEntry> {
-        let mut entries = Vec::new();
         // Re-proposing what phase 1 left (mostly no-ops for holes) may use a
         // wider window than client values: a hostile member can leave up to
         // MAX_SLOT_STEP holes, and filling them must not take forever.
         let window = if self.recovery.len() > 0 { window.max(RECOVERY_WINDOW) } else { window };
+        let room = window.saturating_sub(self.inflight.len());
+        let wanted = (self.recovery.len() as usize).saturating_add(clients.queued()).saturating_add(1);
+        let mut entries = Vec::with_capacity(room.min(wanted));
         while self.inflight.len() < window && (self.inflight_bytes < max_bytes || self.inflight.is_empty()) {
             let (slot, value) = if let Some((slot, value)) = self.recovery.pop_front() {
                 if learner.is_decided(slot) {
