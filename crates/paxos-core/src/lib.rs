@@ -45,6 +45,10 @@ pub use storage::{
 };
 pub use tick::Tick;
 
+/// A hash map keyed at random per process, as std's, with a faster hasher
+/// (aHash): for the maps that client ids and addresses key on the hot path.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+
 /// The byte budget for the entries of one datagram, leaving room for the envelope.
 pub const MAX_BATCH_BYTES: usize = paxos_proto::MAX_BODY_BYTES - 1024;
 

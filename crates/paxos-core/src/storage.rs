@@ -12,12 +12,14 @@
 //! ([`Store::read`]), and deletes them only when a `Retain` says so.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
 use paxos_proto::{Ballot, ClientId, Command, Epoch, SessionEntry, Slot, Value};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use crate::FastMap;
 
 /// Sessions are swept for expiry when a learner applies a slot that is a
 /// multiple of this.
@@ -213,7 +215,7 @@ pub struct LogState {
     /// `None` while the cluster file's is in force.
     pub epoch: Option<Epoch>,
     /// The clients' sessions (some may have expired and wait for a sweep).
-    pub sessions: HashMap<ClientId, Session>,
+    pub sessions: FastMap<ClientId, Session>,
     /// The log's clock: the highest [`Command::at`] applied, in milliseconds.
     pub clock: u64,
     /// Sessions swept away after expiring.

@@ -74,7 +74,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use paxos_client::config::{ClusterConfig, NodeSettings};
-use paxos_core::{Ignored, Outgoing, ProposerConfig, Role, StorageError, Store, View};
+use paxos_core::{FastMap, Ignored, Outgoing, ProposerConfig, Role, StorageError, Store, View};
 use paxos_proto::auth::Signer;
 use paxos_proto::{
     decode_bundle, encode_envelope_head, encode_message, Bundle, ClientId, DecodeError, EncodeError, Envelope, Message,
@@ -231,7 +231,7 @@ pub async fn run<R: Role, S: Store<State = R::State>>(
         body: Vec::new(),
         body_of: None,
         outbox: Vec::new(),
-        outbox_index: HashMap::new(),
+        outbox_index: FastMap::default(),
         spare: Vec::new(),
         datagram: Vec::with_capacity(MAX_DATAGRAM_BYTES),
         status_requests: Vec::new(),
@@ -242,7 +242,7 @@ pub async fn run<R: Role, S: Store<State = R::State>>(
         guard,
         ticks: 0,
         http,
-        arrivals: HashMap::new(),
+        arrivals: FastMap::default(),
     };
     let tick = Duration::from_millis(settings.tick_ms.max(1));
     node.run(tick, control, resolved, shutdown).await
@@ -283,7 +283,7 @@ struct Loop<R: Role, S: Store<State = R::State>> {
     /// The datagrams of this step, one bundle per address (with the node of
     /// its first envelope, for send-failure reports), sent by `send_outbox`.
     outbox: Vec<(SocketAddr, Node, Bundle)>,
-    outbox_index: HashMap<SocketAddr, usize>,
+    outbox_index: FastMap<SocketAddr, usize>,
     /// Emptied bundles kept for reuse, so that no step allocates them anew.
     spare: Vec<Bundle>,
     /// A finished bundle on its way to the wire, signed in place.
@@ -307,7 +307,7 @@ struct Loop<R: Role, S: Store<State = R::State>> {
     /// Hands the status to the HTTP side now and then; never waits for it.
     http: crate::http::Publisher,
     /// When HTTP is served: when each client request in hand first reached us.
-    arrivals: HashMap<(ClientId, u64), Instant>,
+    arrivals: FastMap<(ClientId, u64), Instant>,
 }
 
 impl<R: Role, S: Store<State = R::State>> Loop<R, S> {

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use paxos_client::config::ClusterConfig;
 use paxos_client::net::{normalize, resolve};
+use paxos_core::FastMap;
 use paxos_proto::{ClientId, Node, NodeId};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -229,7 +230,7 @@ impl AddressBook {
 /// The last address each client sent from, for at most [`MAX_CLIENTS`] clients.
 #[derive(Debug, Default)]
 pub struct ClientAddrs {
-    map: HashMap<ClientId, (SocketAddr, u64)>,
+    map: FastMap<ClientId, (SocketAddr, u64)>,
     clock: u64,
     cap: usize,
 }
@@ -237,7 +238,7 @@ pub struct ClientAddrs {
 impl ClientAddrs {
     /// An empty map that remembers at most `cap` clients (at least 2).
     pub fn new(cap: usize) -> ClientAddrs {
-        ClientAddrs { map: HashMap::new(), clock: 0, cap: cap.max(2) }
+        ClientAddrs { map: FastMap::default(), clock: 0, cap: cap.max(2) }
     }
 
     /// Client `id` sent from `addr`.

@@ -52,7 +52,8 @@ use tracing::info;
 
 use crate::election::Election;
 use crate::{
-    round_ceiling, Applied, Defects, Ignored, Learner, LogPage, ProposerOp, ProposerState, Ready, Tick, CLOCK_SKEW_SECS,
+    round_ceiling, Applied, Defects, FastMap, Ignored, Learner, LogPage, ProposerOp, ProposerState, Ready, Tick,
+    CLOCK_SKEW_SECS,
 };
 
 use membership::{Joining, Waiting};
@@ -216,7 +217,7 @@ struct Clients {
     /// The bytes of their data.
     queue_bytes: usize,
     /// Per client, the highest request queued or in flight here.
-    proposed: HashMap<ClientId, Asked>,
+    proposed: FastMap<ClientId, Asked>,
     /// Per client, the request it waits on us for.
     waiting: BTreeMap<ClientId, u64>,
     /// Requests dropped from the queue for their age ([`QUEUE_AGE_DIVISOR`]).
