@@ -42,6 +42,15 @@ pub trait Role: Send + 'static {
     /// Takes what was produced since the last call.
     fn take_ready(&mut self) -> Ready<<Self::State as Fold>::Op>;
 
+    /// Right after [`Role::take_ready`]: the state that every operation of
+    /// every [`Ready`] taken so far folds into, from the state the role was
+    /// built from, if the role keeps it whole (an acceptor does; a
+    /// proposer's lies in its learner). The store can then take it rather
+    /// than fold the operations again ([`crate::Store::apply_folded`]).
+    fn folded(&self) -> Option<&Self::State> {
+        None
+    }
+
     /// The page of the decided log that read `id` of a [`Ready`] asked for
     /// (read from the store after that `Ready`'s writes).
     fn on_read(&mut self, id: u64, page: LogPage);

@@ -534,6 +534,19 @@ pub trait Store: Send + 'static {
     /// after a restart unless all of them are.
     fn apply(&mut self, ops: &[<Self::State as Fold>::Op]) -> Result<(), StorageError>;
 
+    /// As [`Store::apply`], given `folded`: the state that every op applied
+    /// so far, `ops` included, folds into (the role's own, which folded them
+    /// as it made them: [`crate::Role::folded`]). A store that keeps the
+    /// state may take it rather than fold `ops` a second time; once given
+    /// one, it must be given one with every batch.
+    ///
+    /// # Errors
+    /// As for [`Store::apply`].
+    fn apply_folded(&mut self, ops: &[<Self::State as Fold>::Op], folded: &Self::State) -> Result<(), StorageError> {
+        let _ = folded;
+        self.apply(ops)
+    }
+
     /// Reads the decided log from `from` on: at most `limit` entries, and no
     /// more than about `max_bytes` of values (but at least one entry, if any).
     /// Slots below the store's first are not there (the page says where it starts).

@@ -239,6 +239,25 @@ impl<S: Store> Timed<S> {
         timed
     }
 
+    /// Runs one write of the inner store, timed unless there is nothing to time.
+    fn time_write(
+        &mut self,
+        empty: bool,
+        write: impl FnOnce(&mut S) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        if self.shared.is_none() || empty {
+            return write(&mut self.inner);
+        }
+        let started = Instant::now();
+        write(&mut self.inner)?;
+        let done = Instant::now();
+        if let Some(shared) = &self.shared {
+            shared.fsync.observe(done.duration_since(started));
+        }
+        self.note_start(done);
+        Ok(())
+    }
+
     /// Where the decided log starts: a page read from beyond every slot
     /// carries it without reading any entry.
     fn note_start(&mut self, now: Instant) {
@@ -261,17 +280,11 @@ impl<S: Store> Store for Timed<S> {
     }
 
     fn apply(&mut self, ops: &[<S::State as Fold>::Op]) -> Result<(), StorageError> {
-        if self.shared.is_none() || ops.is_empty() {
-            return self.inner.apply(ops);
-        }
-        let started = Instant::now();
-        self.inner.apply(ops)?;
-        let done = Instant::now();
-        if let Some(shared) = &self.shared {
-            shared.fsync.observe(done.duration_since(started));
-        }
-        self.note_start(done);
-        Ok(())
+        self.time_write(ops.is_empty(), |inner| inner.apply(ops))
+    }
+
+    fn apply_folded(&mut self, ops: &[<S::State as Fold>::Op], folded: &S::State) -> Result<(), StorageError> {
+        self.time_write(ops.is_empty(), |inner| inner.apply_folded(ops, folded))
     }
 
     fn read(&mut self, from: Slot, limit: usize, max_bytes: usize) -> Result<LogPage, StorageError> {

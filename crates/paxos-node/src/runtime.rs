@@ -545,7 +545,7 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
         let seq = if ready.persist.is_empty() && ready.reads.is_empty() {
             self.persist.submitted()
         } else {
-            let (seq, pages) = self.persist.submit(ready.persist, ready.reads)?;
+            let (seq, pages) = self.persist.submit(ready.persist, ready.reads, self.role.folded())?;
             self.read_done(pages);
             seq
         };

@@ -106,14 +106,24 @@ impl<S: Store> Persist<S> {
     /// Hands over the writes and reads of one `Ready` and returns its batch
     /// number. Inline, the batch is durable when this returns, and its reads
     /// come with it; in the background they come with its completion.
+    /// `folded` is the role's state, when it keeps it whole ([`paxos_core::Role::folded`]):
+    /// inline, the store takes it rather than fold the batch again.
     ///
     /// # Errors
     /// Inline: when the batch could not be made durable or a read failed. In
     /// the background: when the thread already stopped on an error (that error is returned).
-    pub fn submit(&mut self, ops: Vec<OpOf<S>>, reads: Vec<ReadRequest>) -> Result<(BatchSeq, Pages), StorageError> {
+    pub fn submit(
+        &mut self,
+        ops: Vec<OpOf<S>>,
+        reads: Vec<ReadRequest>,
+        folded: Option<&S::State>,
+    ) -> Result<(BatchSeq, Pages), StorageError> {
         match self {
             Persist::Inline { store, durable } => {
-                store.apply(&ops)?;
+                match folded {
+                    Some(state) => store.apply_folded(&ops, state)?,
+                    None => store.apply(&ops)?,
+                }
                 *durable += 1;
                 let pages = serve(store, &reads)?;
                 Ok((*durable, pages))

@@ -354,7 +354,11 @@ where
     dir: PathBuf,
     log_dir: PathBuf,
     fsync: bool,
+    /// The folded state, as of the last batch; unless the role keeps it
+    /// (`handed`), which then gives it with every batch ([`Store::apply_folded`]).
     state: S,
+    /// The role keeps the state: `state` stays as it was opened, and is not used again.
+    handed: bool,
     /// Sealed segments, oldest first.
     sealed: Vec<Segment>,
     /// The segment appended to.
@@ -502,6 +506,7 @@ where
             log_dir,
             fsync,
             state,
+            handed: false,
             sealed,
             active,
             wal,
@@ -650,27 +655,89 @@ where
     /// # Errors
     /// When it cannot be written; the previous checkpoints then still stand.
     pub fn checkpoint(&mut self) -> Result<(), StorageError> {
-        let current = self.dir.join(CHECKPOINT);
-        let previous = self.dir.join(CHECKPOINT_PREV);
+        assert!(!self.handed, "a store whose role keeps the state checkpoints the state it is given");
+        let body = self.checkpoint_body(&self.state)?;
+        self.install_checkpoint(&body)
+    }
+
+    /// The checkpoint of `state`, as of the end of the log now.
+    fn checkpoint_body(&self, state: &S) -> Result<Vec<u8>, StorageError> {
         let checkpoint = Checkpoint {
             version: FORMAT_VERSION,
-            state: &self.state,
+            state,
             seq: self.active.seq,
             offset: self.wal.len_bytes(),
             next_batch: self.next_batch,
             start: self.start,
         };
-        let body = serde_json::to_vec(&checkpoint).map_err(|e| StorageError::Io(format!("encode checkpoint: {e}")))?;
+        serde_json::to_vec(&checkpoint).map_err(|e| StorageError::Io(format!("encode checkpoint: {e}")))
+    }
+
+    /// Writes a checkpoint made by [`FileStore::checkpoint_body`] over the
+    /// current one, which becomes the previous one.
+    fn install_checkpoint(&mut self, body: &[u8]) -> Result<(), StorageError> {
+        let current = self.dir.join(CHECKPOINT);
+        let previous = self.dir.join(CHECKPOINT_PREV);
         if current.exists() {
             fs::rename(&current, &previous).map_err(io_error(&current, "rename"))?;
         }
-        write_atomically(&current, &checked_file(CHECKPOINT_MAGIC, &body), self.fsync)
+        write_atomically(&current, &checked_file(CHECKPOINT_MAGIC, body), self.fsync)
             .map_err(io_error(&current, "write"))?;
         // The previous checkpoint is now the fallback: keep what it needs.
         self.keep_from = self.checkpoint_seq;
         self.checkpoint_seq = self.active.seq;
         self.checkpoints += 1;
         self.since_checkpoint = 0;
+        Ok(())
+    }
+
+    /// Appends one batch and syncs it; then folds it into `state`, unless
+    /// the role gave its own fold of it (`folded`), and checkpoints when due.
+    fn append(&mut self, ops: &[S::Op], folded: Option<&S>) -> Result<(), StorageError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let records = encode_batch(self.next_batch, ops)?;
+        let size: u64 = records.iter().map(|r| r.len() as u64 + 8).sum();
+        if self.wal.len_bytes() + size > self.segment_bytes && self.wal.len_bytes() > HEADER_BYTES as u64 {
+            self.roll()?;
+        }
+        let offset = self.wal.len_bytes();
+        self.next_batch += 1;
+        self.wal.append(&records).map_err(storage_error)?;
+        self.writes += 1;
+        let syncs = self.wal.syncs();
+        self.wal.sync().map_err(storage_error)?;
+        self.fsyncs += self.wal.syncs() - syncs;
+        let mut learned: Option<(Slot, Slot)> = None;
+        let mut retained = false;
+        for op in ops {
+            if folded.is_none() {
+                // Our own role made these: one that cannot follow is a bug, not damage.
+                assert_eq!(self.state.check(op), Ok(()), "a role persists only operations that follow its state");
+                self.state.apply(op);
+            }
+            match S::log_op(op) {
+                LogOp::Learn { slot, .. } => learned = Some(learned.map_or((slot, slot), |(a, _)| (a, slot))),
+                LogOp::Retain(below) => {
+                    self.start = self.start.max(below);
+                    retained = true;
+                }
+                LogOp::Other => {}
+            }
+        }
+        if let Some((a, b)) = learned {
+            self.active.index.note(offset, a, b);
+        }
+        self.active.bytes = self.wal.len_bytes();
+        self.since_checkpoint += size;
+        if self.since_checkpoint >= self.checkpoint_bytes {
+            let body = self.checkpoint_body(folded.unwrap_or(&self.state))?;
+            self.install_checkpoint(&body)?;
+        }
+        if retained {
+            self.delete_retained();
+        }
         Ok(())
     }
 
@@ -763,52 +830,18 @@ where
     type State = S;
 
     fn load(&mut self) -> Result<S, StorageError> {
+        assert!(!self.handed, "a store is loaded before its role keeps the state");
         Ok(self.state.clone())
     }
 
     fn apply(&mut self, ops: &[S::Op]) -> Result<(), StorageError> {
-        if ops.is_empty() {
-            return Ok(());
-        }
-        let records = encode_batch(self.next_batch, ops)?;
-        let size: u64 = records.iter().map(|r| r.len() as u64 + 8).sum();
-        if self.wal.len_bytes() + size > self.segment_bytes && self.wal.len_bytes() > HEADER_BYTES as u64 {
-            self.roll()?;
-        }
-        let offset = self.wal.len_bytes();
-        self.next_batch += 1;
-        self.wal.append(&records).map_err(storage_error)?;
-        self.writes += 1;
-        let syncs = self.wal.syncs();
-        self.wal.sync().map_err(storage_error)?;
-        self.fsyncs += self.wal.syncs() - syncs;
-        let mut learned: Option<(Slot, Slot)> = None;
-        let mut retained = false;
-        for op in ops {
-            // Our own role made these: one that cannot follow is a bug, not damage.
-            assert_eq!(self.state.check(op), Ok(()), "a role persists only operations that follow its state");
-            self.state.apply(op);
-            match S::log_op(op) {
-                LogOp::Learn { slot, .. } => learned = Some(learned.map_or((slot, slot), |(a, _)| (a, slot))),
-                LogOp::Retain(below) => {
-                    self.start = self.start.max(below);
-                    retained = true;
-                }
-                LogOp::Other => {}
-            }
-        }
-        if let Some((a, b)) = learned {
-            self.active.index.note(offset, a, b);
-        }
-        self.active.bytes = self.wal.len_bytes();
-        self.since_checkpoint += size;
-        if self.since_checkpoint >= self.checkpoint_bytes {
-            self.checkpoint()?;
-        }
-        if retained {
-            self.delete_retained();
-        }
-        Ok(())
+        assert!(!self.handed, "a store whose role keeps the state is given it with every batch");
+        self.append(ops, None)
+    }
+
+    fn apply_folded(&mut self, ops: &[S::Op], folded: &S) -> Result<(), StorageError> {
+        self.handed = true;
+        self.append(ops, Some(folded))
     }
 
     fn read(&mut self, from: Slot, limit: usize, max_bytes: usize) -> Result<LogPage, StorageError> {

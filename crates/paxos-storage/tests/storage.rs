@@ -191,6 +191,75 @@ fn damaged_checkpoints_fall_back() {
     assert!(store.replayed_bytes() >= store.stats().bytes - HEADER_BYTES as u64 * store.segments().len() as u64 - 64);
 }
 
+/// A store given the role's own fold with every batch (an acceptor's, which
+/// folds its operations as it makes them) folds nothing itself and
+/// checkpoints that state: a restart loads what the operations fold into,
+/// from the last checkpoint and the tail after it.
+#[test]
+fn a_store_given_the_roles_fold_checkpoints_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = |dir: &Path| FileAcceptorStore::open_with(dir, true, 64 * 1024, 16 * 1024).expect("open");
+    let mut store = open(dir.path());
+    let mut state = store.load().expect("load");
+    let history = acceptor_history();
+    for batch in &history {
+        for op in batch {
+            state.apply(op);
+        }
+        store.apply_folded(batch, &state).expect("apply");
+    }
+    assert!(store.stats().compactions >= 2, "two checkpoints at least");
+    let total = store.stats().bytes;
+    drop(store);
+    let mut store = open(dir.path());
+    assert!(store.replayed_bytes() < total / 2, "folded {} of {total} bytes", store.replayed_bytes());
+    assert_eq!(store.load().expect("load"), fold_acceptor(&history));
+}
+
+/// What such a store checkpoints is the state it is given, not a fold of
+/// its own: a state marked before the batch that fills a checkpoint comes
+/// back, mark and all, from that checkpoint.
+#[test]
+fn a_store_given_the_roles_fold_checkpoints_the_state_given() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = |dir: &Path| FileAcceptorStore::open_with(dir, true, 64 * 1024, 1 << 30).expect("open");
+    let mut store = open(dir.path());
+    let history = acceptor_history();
+    let mut state = store.load().expect("load");
+    for batch in &history {
+        for op in batch {
+            state.apply(op);
+        }
+        store.apply_folded(batch, &state).expect("apply");
+    }
+    drop(store);
+    // A checkpoint is due with the next batch, whose given state carries a mark.
+    let open_small = |dir: &Path| FileAcceptorStore::open_with(dir, true, 64 * 1024, 1).expect("open");
+    let mut store = open_small(dir.path());
+    let batch = vec![AcceptorOp::Promise(ballot(1_000, 1))];
+    state.apply(&batch[0]);
+    let mut marked = state.clone();
+    marked.start = Slot(123_456);
+    store.apply_folded(&batch, &marked).expect("apply");
+    drop(store);
+    let mut store = open_small(dir.path());
+    assert_eq!(store.load().expect("load"), marked, "the checkpoint holds the state given");
+}
+
+/// Once given the role's fold, a store must be given it with every batch:
+/// its own state is stale from then on.
+#[test]
+#[should_panic(expected = "given it with every batch")]
+fn a_store_given_the_roles_fold_refuses_a_batch_without_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = FileAcceptorStore::open(dir.path(), true).expect("open");
+    let mut state = store.load().expect("load");
+    let batch = vec![AcceptorOp::Promise(ballot(1, 1))];
+    state.apply(&batch[0]);
+    store.apply_folded(&batch, &state).expect("apply");
+    let _ = store.apply(&[AcceptorOp::Promise(ballot(2, 1))]);
+}
+
 /// A lost index is rebuilt from its segment, and reads are the same.
 #[test]
 fn lost_indexes_are_rebuilt() {
