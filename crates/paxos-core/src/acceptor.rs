@@ -613,6 +613,9 @@ impl Acceptor {
 
     fn persist(&mut self, op: AcceptorOp) {
         self.state.apply(&op);
+        if self.defects.unlogged_promise && matches!(op, AcceptorOp::Promise(_)) {
+            return;
+        }
         self.ready.persist.push(op);
     }
 

@@ -22,6 +22,9 @@ pub struct Defects {
     /// A follower learns below the leader's commit index whatever value it
     /// holds for a slot, whichever ballot proposed it.
     pub(crate) commit_any_ballot: bool,
+    /// An acceptor raises its promise in memory without writing it: its state
+    /// is no longer the fold of what it wrote, which its store relies on.
+    pub(crate) unlogged_promise: bool,
 }
 
 #[cfg(feature = "defects")]
@@ -59,5 +62,10 @@ impl Defects {
     /// Followers learn from a commit index whatever value they hold (see the field of the same name).
     pub fn commit_any_ballot() -> Self {
         Defects { commit_any_ballot: true, ..Defects::default() }
+    }
+
+    /// Acceptors promise without writing it (see the field of the same name).
+    pub fn unlogged_promise() -> Self {
+        Defects { unlogged_promise: true, ..Defects::default() }
     }
 }

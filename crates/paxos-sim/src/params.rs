@@ -26,11 +26,13 @@ pub enum Defect {
     /// A follower learns below the leader's commit index whatever value it
     /// holds for a slot, whichever ballot proposed it.
     CommitAnyBallot,
+    /// An acceptor raises its promise in memory without writing it.
+    UnloggedPromise,
 }
 
 impl Defect {
     /// Every defect, for sweeps and `--help`.
-    pub const ALL: [Defect; 7] = [
+    pub const ALL: [Defect; 8] = [
         Defect::AcceptIgnoresPromise,
         Defect::AdoptFromLastPromise,
         Defect::MinorityQuorum,
@@ -38,6 +40,7 @@ impl Defect {
         Defect::Amnesia,
         Defect::StatelessRestart,
         Defect::CommitAnyBallot,
+        Defect::UnloggedPromise,
     ];
 
     /// The defect's name on the command line.
@@ -50,6 +53,7 @@ impl Defect {
             Defect::Amnesia => "amnesia",
             Defect::StatelessRestart => "stateless-restart",
             Defect::CommitAnyBallot => "commit-any-ballot",
+            Defect::UnloggedPromise => "unlogged-promise",
         }
     }
 
@@ -64,6 +68,7 @@ impl Defect {
             Defect::Unbounded => Defects::unbounded(),
             Defect::Amnesia => Defects::amnesia(),
             Defect::StatelessRestart => Defects::stateless_restart(),
+            Defect::UnloggedPromise => Defects::unlogged_promise(),
             _ => Defects::default(),
         }
     }
@@ -75,7 +80,7 @@ impl Defect {
             Defect::Unbounded => Defects::unbounded(),
             Defect::StatelessRestart => Defects::stateless_restart(),
             Defect::CommitAnyBallot => Defects::commit_any_ballot(),
-            Defect::AcceptIgnoresPromise | Defect::Amnesia => Defects::default(),
+            Defect::AcceptIgnoresPromise | Defect::Amnesia | Defect::UnloggedPromise => Defects::default(),
         }
     }
 }

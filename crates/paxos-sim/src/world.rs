@@ -117,6 +117,11 @@ pub struct World {
     pub(crate) proposer_disks: Vec<MemStore<ProposerState>>,
     pub(crate) acceptors: Vec<Option<Acceptor>>,
     pub(crate) acceptor_disks: Vec<MemStore<AcceptorState>>,
+    /// Per acceptor, the fold of every operation its running incarnation
+    /// handed out, from the state it was started with: what its state must
+    /// be right after each `take_ready` (the daemons' store checkpoints the
+    /// acceptor's own state instead of folding again, `Role::folded`).
+    acceptor_folds: Vec<AcceptorState>,
     pub(crate) clients: Vec<SimClient>,
     pub(crate) admin: Admin,
     /// Per node (proposers, then acceptors): started at least once (spares wait to be added).
@@ -238,6 +243,7 @@ impl World {
             proposer_disks: vec![MemStore::<ProposerState>::default(); proposer_ids.len()],
             acceptors: (0..acceptor_ids.len()).map(|_| None).collect(),
             acceptor_disks: vec![MemStore::<AcceptorState>::default(); acceptor_ids.len()],
+            acceptor_folds: vec![AcceptorState::default(); acceptor_ids.len()],
             amnesiac: vec![false; acceptor_ids.len()],
             started: vec![false; n],
             proposer_ids,
@@ -303,6 +309,7 @@ impl World {
             nonce_seed: incarnation.rotate_left(29) ^ 0x5eed,
             retain_slots: self.params.retain_slots,
         };
+        self.acceptor_folds[a] = state.clone();
         let mut acceptor = Acceptor::new(cfg, state);
         if let Some(d) = self.params.defect {
             acceptor = acceptor.with_defects(d.acceptor());
@@ -704,6 +711,14 @@ impl World {
             } else {
                 let Some(a) = self.acceptors[i - p0].as_mut() else { continue };
                 let ready = a.take_ready();
+                let fold = &mut self.acceptor_folds[i - p0];
+                for op in &ready.persist {
+                    fold.apply(op);
+                }
+                if paxos_core::Role::folded(a) != Some(&*fold) {
+                    let detail = format!("acceptor {}: its state is not the fold of the operations it wrote", a.id());
+                    self.violations.push(Violation { invariant: "fold", detail });
+                }
                 (Node::Acceptor(a.id()), ready.early, Writes::Acceptor(ready.persist), ready.messages, ready.reads)
             };
             self.check_learned(from, &writes);

@@ -80,6 +80,15 @@ fn catches_voting_with_amnesia() {
 /// (caught at seed 72 when this was written).
 const AMNESIA_BOUND: u64 = 2000;
 
+/// An acceptor that changes its state without writing the change (here, a
+/// promise) is no longer the fold of what it wrote, which the daemons'
+/// store relies on (it checkpoints the acceptor's own state): caught by the
+/// fold check at the first such promise.
+#[test]
+fn catches_a_promise_not_written() {
+    seeds_to_catch(Defect::UnloggedPromise);
+}
+
 /// The correct roles survive the very seeds that catch the defects.
 #[test]
 fn correct_roles_survive_the_same_seeds() {
