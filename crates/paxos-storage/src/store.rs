@@ -35,6 +35,11 @@
 //! previous one is used; without either, every segment is folded from the
 //! first (which must then still be there).
 //!
+//! The state is the store's own fold of every batch, unless the role gives
+//! its own with each batch ([`Store::apply_folded`]; an acceptor does, as
+//! it folds each operation when it makes it): then the store folds nothing
+//! and checkpoints the state it is given.
+//!
 //! # The decided log on disk
 //!
 //! The decided values are the `Learn` operations in the segments
