@@ -677,7 +677,7 @@ impl crate::Role for Acceptor {
     }
 
     /// Every change of the state is an op of the `Ready` it was made in
-    /// ([`Acceptor::persist`]), so once that is taken the state is their fold.
+    /// (`Acceptor::persist`), so once that is taken the state is their fold.
     fn folded(&self) -> Option<&AcceptorState> {
         assert!(self.ready.persist.is_empty(), "the state is the fold of the ops taken only right after take_ready");
         Some(&self.state)

@@ -159,7 +159,7 @@ pub struct Learner {
     /// One past the highest slot known decided; kept rather than searched for,
     /// since the leader asks for it once per value it proposes.
     known: Slot,
-    /// Slots applied since the last `take_applied`.
+    /// Slots applied since the last `swap_applied`.
     applied: Vec<Applied>,
     /// A deliberate bug for the simulator: quorums of `n / 2`.
     minority_quorum: bool,
@@ -391,14 +391,16 @@ impl Learner {
         self.log.start = self.log.start.max(below.min(self.decided()));
     }
 
-    /// Slots applied since the last call, in order.
-    pub fn take_applied(&mut self) -> Vec<Applied> {
+    /// Slots applied since the last call, in order (the tests' shorthand for [`Learner::swap_applied`]).
+    #[cfg(test)]
+    fn take_applied(&mut self) -> Vec<Applied> {
         std::mem::take(&mut self.applied)
     }
 
-    /// As [`Learner::take_applied`], into `out` (which must be empty), whose
-    /// room the learner keeps for the next ones: two buffers take turns, so
-    /// that a batch of applied slots does not regrow one from nothing.
+    /// Slots applied since the last call, in order, into `out` (which must
+    /// be empty), whose room the learner keeps for the next ones: two
+    /// buffers take turns, so that a batch of applied slots does not regrow
+    /// one from nothing.
     pub fn swap_applied(&mut self, out: &mut Vec<Applied>) {
         debug_assert!(out.is_empty(), "the applied slots of the last call were all handled");
         std::mem::swap(&mut self.applied, out);

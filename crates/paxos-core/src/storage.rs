@@ -198,6 +198,12 @@ impl Session {
     fn live(&self, clock: u64, life: Option<u64>) -> bool {
         life.is_none_or(|life| clock.saturating_sub(self.at) <= life)
     }
+
+    /// True when it makes request `seq` of its client already applied: it is
+    /// live, and that request or a later one was applied.
+    fn covers(&self, seq: u64, clock: u64, life: Option<u64>) -> bool {
+        self.live(clock, life) && self.seq >= seq
+    }
 }
 
 /// What applying the decided log builds: the decided prefix, the
@@ -236,7 +242,7 @@ impl LogState {
 
     /// True if `cmd` was already applied (or a later request of its client was), by a live session.
     pub fn is_applied(&self, cmd: &Command) -> bool {
-        self.session(cmd.client).is_some_and(|s| s.seq >= cmd.seq)
+        self.sessions.get(&cmd.client).is_some_and(|s| s.covers(cmd.seq, self.clock, self.session_lifetime()))
     }
 
     /// The configuration epoch in force from `decided` on.
@@ -261,7 +267,7 @@ impl LogState {
                 let fresh = Session { seq: c.seq, slot, at: c.at };
                 match self.sessions.entry(c.client) {
                     Entry::Occupied(mut e) => {
-                        if e.get().live(clock, life) && e.get().seq >= c.seq {
+                        if e.get().covers(c.seq, clock, life) {
                             true
                         } else {
                             e.insert(fresh);
