@@ -11,6 +11,10 @@
 # DIR/peer.key (`paxosctl keygen`; --no-auth for none), starts every node in
 # the background (log in DIR/logs, PID in DIR/pids) and returns once
 # `paxosctl status` shows a leader.
+# `up` on a DIR whose cluster ran before (after `down`) restarts that cluster
+# from its data: DIR/cluster.toml and DIR/peer.key are kept, because the log
+# pins the members' addresses (a fresh file on new ports would name nobody
+# the nodes know). Remove DIR for a fresh cluster.
 # Every other command acts only on the PIDs recorded in DIR, after checking
 # that each still runs one of our binaries: it never touches a process it did
 # not start. DIR defaults to <repo>/run/cluster.
@@ -40,13 +44,14 @@ usage() {
 cmd=$1
 shift
 args=()
+layout=()
 while [ $# -gt 0 ]; do
     case $1 in
         --dir) dir=$2; shift 2 ;;
-        --proposers) proposers=$2; shift 2 ;;
-        --acceptors) acceptors=$2; shift 2 ;;
-        --no-fsync) fsync=false; shift ;;
-        --no-auth) auth=0; shift ;;
+        --proposers) proposers=$2; layout+=("$1"); shift 2 ;;
+        --acceptors) acceptors=$2; layout+=("$1"); shift 2 ;;
+        --no-fsync) fsync=false; layout+=("$1"); shift ;;
+        --no-auth) auth=0; layout+=("$1"); shift ;;
         --no-build) build=0; shift ;;
         -h|--help) usage 0 ;;
         -*) die "unknown option $1" ;;
@@ -103,6 +108,28 @@ wait_leader() {
     return 1
 }
 
+# Writes $config for a fresh cluster on free ports, with a fresh peer key.
+write_config() {
+    local ports i
+    read -r -a ports <<<"$(free_ports udp $((proposers + acceptors)))"
+    if [ $auth = 1 ]; then
+        (umask 077 && "$bin_dir/paxosctl" keygen >"$dir/peer.key")
+    fi
+    {
+        echo "# Written by scripts/cluster.sh on $(date -u +%FT%TZ)."
+        for i in $(seq 1 "$proposers"); do
+            printf '[[proposers]]\nid = %d\naddr = "127.0.0.1:%d"\n\n' "$i" "${ports[$((i - 1))]}"
+        done
+        for i in $(seq 1 "$acceptors"); do
+            printf '[[acceptors]]\nid = %d\naddr = "127.0.0.1:%d"\n\n' "$i" "${ports[$((proposers + i - 1))]}"
+        done
+        if [ $auth = 1 ]; then
+            printf '[auth]\npeer_key_file = "peer.key"\n\n'
+        fi
+        printf '[node]\ndata_dir = "%s/data"\nfsync = %s\n' "$dir" "$fsync"
+    } >"$config"
+}
+
 case $cmd in
     up)
         if [ $build = 1 ]; then
@@ -112,23 +139,17 @@ case $cmd in
         if [ -d "$dir/pids" ] && [ -n "$(ls -A "$dir/pids" 2>/dev/null)" ]; then
             die "$dir already holds a cluster; run: $0 down --dir $dir"
         fi
-        read -r -a ports <<<"$(free_ports udp $((proposers + acceptors)))"
-        if [ $auth = 1 ]; then
-            (umask 077 && "$bin_dir/paxosctl" keygen >"$dir/peer.key")
-        fi
-        {
-            echo "# Written by scripts/cluster.sh on $(date -u +%FT%TZ)."
-            for i in $(seq 1 "$proposers"); do
-                printf '[[proposers]]\nid = %d\naddr = "127.0.0.1:%d"\n\n' "$i" "${ports[$((i - 1))]}"
-            done
-            for i in $(seq 1 "$acceptors"); do
-                printf '[[acceptors]]\nid = %d\naddr = "127.0.0.1:%d"\n\n' "$i" "${ports[$((proposers + i - 1))]}"
-            done
-            if [ $auth = 1 ]; then
-                printf '[auth]\npeer_key_file = "peer.key"\n\n'
+        if [ -f "$config" ] && [ -n "$(ls -A "$dir/data" 2>/dev/null)" ]; then
+            # A restart of the cluster that ran here: its own file and key.
+            if [ ${#layout[@]} -gt 0 ]; then
+                die "$dir holds a cluster's data, restarted with its own cluster.toml: ${layout[*]} cannot change it (remove $dir for a fresh cluster)"
             fi
-            printf '[node]\ndata_dir = "%s/data"\nfsync = %s\n' "$dir" "$fsync"
-        } >"$config"
+            proposers=$(grep -c '^\[\[proposers\]\]' "$config" || true)
+            acceptors=$(grep -c '^\[\[acceptors\]\]' "$config" || true)
+            echo "cluster.sh: restarting the cluster in $dir from its data (remove $dir for a fresh one)"
+        else
+            write_config
+        fi
         for i in $(seq 1 "$acceptors"); do start_node acceptor "$i"; done
         for i in $(seq 1 "$proposers"); do start_node proposer "$i"; done
         if ! wait_leader 30; then
