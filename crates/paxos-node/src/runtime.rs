@@ -243,6 +243,7 @@ pub async fn run<R: Role, S: Store<State = R::State>>(
         ticks: 0,
         http,
         arrivals: FastMap::default(),
+        own_file_addr: own_file_addr(cluster, me),
     };
     let tick = Duration::from_millis(settings.tick_ms.max(1));
     node.run(tick, control, resolved, shutdown).await
@@ -308,6 +309,8 @@ struct Loop<R: Role, S: Store<State = R::State>> {
     http: crate::http::Publisher,
     /// When HTTP is served: when each client request in hand first reached us.
     arrivals: FastMap<(ClientId, u64), Instant>,
+    /// This node's address in the cluster file, until checked against the log's.
+    own_file_addr: Option<String>,
 }
 
 impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
@@ -339,9 +342,7 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
                     self.ticks += 1;
                     if self.ticks % MEMBERS_EVERY_TICKS == 1 {
                         for (node, addr) in self.role.members() {
-                            if node != self.me {
-                                self.book.set_member(node, &addr);
-                            }
+                            self.set_member(node, &addr);
                         }
                     }
                     self.book.refresh(Instant::now());
@@ -374,6 +375,29 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
         }
         info!(node = %self.me, counters = ?self.status().counters, "stopped");
         Ok(())
+    }
+
+    /// Takes where the configuration the log decided puts `node`, and warns
+    /// once when the cluster file put it elsewhere: a cluster's file names its
+    /// first configuration only, so a file rewritten with other addresses
+    /// over an existing data dir would otherwise fail silently (nobody hears
+    /// a node that listens where the log does not say).
+    fn set_member(&mut self, node: Node, addr: &str) {
+        if node != self.me {
+            if let Some(file) = self.book.set_member(node, addr) {
+                warn!(
+                    node = %self.me, peer = %node, file_addr = %file, log_addr = %addr,
+                    "the cluster file gives this member another address than the configuration the log decided; \
+                     sending to the log's (keep the file up to date, or move the member: paxosctl member remove, then add)"
+                );
+            }
+        } else if let Some(file) = self.own_file_addr.take().filter(|f| f != addr) {
+            warn!(
+                node = %self.me, file_addr = %file, log_addr = %addr,
+                "this node's address in the configuration the log decided is not the cluster file's: its peers send \
+                 to the log's (start it there, e.g. with --listen, or move it: paxosctl member remove, then add)"
+            );
+        }
     }
 
     fn set_failed(&mut self, failed: bool) {
@@ -770,6 +794,16 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
             }
         }
     }
+}
+
+/// `me`'s address in the cluster file, if the file names it.
+fn own_file_addr(cluster: &ClusterConfig, me: Node) -> Option<String> {
+    let (role, id) = match me {
+        Node::Proposer(id) => (paxos_client::config::Role::Proposer, id),
+        Node::Acceptor(id) => (paxos_client::config::Role::Acceptor, id),
+        Node::Client(_) => return None,
+    };
+    cluster.member(role, id.0).map(|m| m.addr.clone())
 }
 
 /// The wall clock in Unix seconds (what bounds ballot rounds in the core).

@@ -42,8 +42,11 @@ pub struct Resolved {
 
 #[derive(Debug)]
 struct Entry {
-    /// `host:port` as written in the cluster file.
+    /// `host:port` as written in the cluster file or in the configuration
+    /// the log decided.
     spec: String,
+    /// `spec` is the cluster file's, not yet checked against the log's.
+    from_file: bool,
     /// An IP literal: never needs resolving.
     literal: bool,
     addrs: Vec<SocketAddr>,
@@ -79,6 +82,7 @@ impl AddressBook {
                 node,
                 Entry {
                     spec: m.addr.clone(),
+                    from_file: true,
                     literal: literal.is_some(),
                     addrs: literal.into_iter().collect(),
                     resolving: false,
@@ -94,13 +98,23 @@ impl AddressBook {
         (book, rx)
     }
 
-    /// True if `node` is a member of the cluster.
     /// Sets where member `node` listens (`host:port`): a member of a
     /// configuration the log decided, or a node being added. An address that
     /// changed replaces the old one.
-    pub fn set_member(&mut self, node: Node, spec: &str) {
-        if self.entries.get(&node).is_some_and(|e| e.spec == spec) {
-            return;
+    ///
+    /// Returns the cluster file's address for `node` when the log's is
+    /// another (once per member): the file is only the first configuration,
+    /// so the log's wins, and the operator should hear of it.
+    pub fn set_member(&mut self, node: Node, spec: &str) -> Option<String> {
+        let mut from_file = None;
+        if let Some(e) = self.entries.get_mut(&node) {
+            let was_file = std::mem::replace(&mut e.from_file, false);
+            if e.spec == spec {
+                return None;
+            }
+            if was_file {
+                from_file = Some(e.spec.clone());
+            }
         }
         let literal = spec.parse::<SocketAddr>().ok().map(normalize);
         info!(peer = %node, addr = %spec, "a member's address");
@@ -108,6 +122,7 @@ impl AddressBook {
             node,
             Entry {
                 spec: spec.to_owned(),
+                from_file: false,
                 literal: literal.is_some(),
                 addrs: literal.into_iter().collect(),
                 resolving: false,
@@ -117,6 +132,7 @@ impl AddressBook {
         if literal.is_none() {
             self.request_resolve(node, Instant::now());
         }
+        from_file
     }
 
     /// Records `src` as the address of `node`, which we had no address for,
@@ -130,10 +146,18 @@ impl AddressBook {
         info!(peer = %node, addr = %src, "a member we did not know of yet, by its signed datagram");
         self.entries.insert(
             node,
-            Entry { spec: src.to_string(), literal: true, addrs: vec![src], resolving: false, last_attempt: None },
+            Entry {
+                spec: src.to_string(),
+                from_file: false,
+                literal: true,
+                addrs: vec![src],
+                resolving: false,
+                last_attempt: None,
+            },
         );
     }
 
+    /// True if `node` is a member of the cluster.
     pub fn is_member(&self, node: Node) -> bool {
         self.entries.contains_key(&node)
     }
@@ -285,5 +309,35 @@ mod tests {
         }
         assert!(c.get(ClientId(999)).is_some(), "the newest client is kept");
         assert!(c.get(ClientId(0)).is_none(), "the oldest is forgotten");
+    }
+
+    fn file(acceptor_1: &str) -> ClusterConfig {
+        let toml = format!(
+            "[[proposers]]\nid = 1\naddr = \"127.0.0.1:7001\"\n\
+             [[acceptors]]\nid = 1\naddr = \"{acceptor_1}\"\n\
+             [[acceptors]]\nid = 2\naddr = \"127.0.0.1:7102\"\n\
+             [[acceptors]]\nid = 3\naddr = \"127.0.0.1:7103\"\n"
+        );
+        let dir = std::env::temp_dir().join(format!("paxos-book-{}-{acceptor_1}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let path = dir.join("cluster.toml");
+        std::fs::write(&path, toml).expect("the file written");
+        let config = ClusterConfig::load_with_env(&path, []).expect("a valid file");
+        let _ = std::fs::remove_dir_all(&dir);
+        config
+    }
+
+    #[tokio::test]
+    async fn a_member_the_log_puts_elsewhere_than_the_file_is_reported_once() {
+        let (mut book, _rx) = AddressBook::new(&file("127.0.0.1:7101"), "127.0.0.1:7001".parse().unwrap());
+        let a1 = Node::Acceptor(NodeId(1));
+        let a2 = Node::Acceptor(NodeId(2));
+        assert_eq!(book.set_member(a1, "127.0.0.1:9101"), Some("127.0.0.1:7101".to_owned()));
+        assert_eq!(book.addr_of(a1), Some("127.0.0.1:9101".parse().unwrap()), "the log's address wins");
+        assert_eq!(book.set_member(a1, "127.0.0.1:9101"), None, "reported once");
+        assert_eq!(book.set_member(a2, "127.0.0.1:7102"), None, "the same address is no news");
+        assert_eq!(book.set_member(a2, "127.0.0.1:9102"), None, "a later move through the log is no disagreement");
+        let a9 = Node::Acceptor(NodeId(9));
+        assert_eq!(book.set_member(a9, "127.0.0.1:7109"), None, "a member the file does not name");
     }
 }

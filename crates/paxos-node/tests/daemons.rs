@@ -566,3 +566,49 @@ async fn host_names_are_resolved() {
     assert_guarantees(&[("leader", &log)], &acked);
     cluster.stop_all_gracefully().await;
 }
+
+/// Polls `node`'s log until it holds `text`, for at most 30 s.
+async fn wait_log(cluster: &Cluster, node: Node, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cluster.log_text(node).contains(text) {
+        assert!(Instant::now() < deadline, "{node} never logged {text:?}: {}", cluster.log_text(node));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The cluster file names the first configuration only: a file rewritten
+/// with another address for a member over existing data dirs is not what
+/// the log decided. The node that moved and the peers that read the new
+/// file each say so in one warning, naming both addresses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_moves_a_member_of_the_log_is_warned_about() {
+    let _serial = serial().await;
+    let mut cluster = Cluster::new(1, 3, "");
+    cluster.start_all();
+    cluster.wait_ready().await;
+    cluster.stop_all_gracefully().await;
+
+    let a3 = Node::Acceptor(NodeId(3));
+    let old = cluster.config.member(paxos_client::config::Role::Acceptor, 3).expect("acceptor 3").addr.clone();
+    let new = format!("127.0.0.1:{}", free_ports(1)[0]);
+    let text = std::fs::read_to_string(&cluster.path).expect("the cluster file");
+    std::fs::write(&cluster.path, text.replace(&format!("\"{old}\""), &format!("\"{new}\""))).expect("rewrite it");
+    for node in cluster.nodes() {
+        cluster.start(node);
+    }
+    wait_log(&cluster, a3, "this node's address in the configuration the log decided is not the cluster file's").await;
+    wait_log(&cluster, Node::Proposer(NodeId(1)), "the cluster file gives this member another address").await;
+    for node in cluster.nodes() {
+        let log = cluster.log_text(node);
+        let warned: Vec<&str> = log.lines().filter(|l| l.contains("configuration the log decided")).collect();
+        if node == a3 {
+            assert_eq!(warned.len(), 1, "{node} warns once: {log}");
+        } else {
+            // Every peer of acceptor 3 (the acceptors too) hears of it once, and of no one else.
+            assert_eq!(warned.len(), 1, "{node} warns once, about acceptor 3: {log}");
+            assert!(warned[0].contains("peer=acceptor-3"), "about acceptor 3: {}", warned[0]);
+        }
+        assert!(warned[0].contains(&old) && warned[0].contains(&new), "names both addresses: {}", warned[0]);
+    }
+    cluster.stop_all_gracefully().await;
+}
