@@ -65,6 +65,12 @@ pub trait Role: Send + 'static {
     /// Role, leader and ballot, for change logging; `None` when the role logs
     /// its changes itself.
     fn view(&self) -> Option<View>;
+
+    /// The proposer known to lead now (a proposer's view, for monitoring);
+    /// `None` for a role that follows no leader, or while none is known.
+    fn leading(&self) -> Option<NodeId> {
+        None
+    }
 }
 
 /// Every member of `config` with its address.

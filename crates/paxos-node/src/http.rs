@@ -99,6 +99,10 @@ struct Snapshot {
     at: Instant,
     /// Changes of the leader seen so far (see [`Publisher`]).
     leader_changes: u64,
+    /// A proposer's leader known to lead now ([`paxos_core::Role::leading`]):
+    /// itself in phase 2, or a live peer that said it leads. Not `status.leader`,
+    /// which also names a candidate, where clients are sent.
+    leading: Option<NodeId>,
 }
 
 /// What the loop, the store and the HTTP thread share.
@@ -200,7 +204,7 @@ impl Publisher {
 
     /// Publishes `status()` when HTTP is served and the last snapshot is
     /// [`PUBLISH_INTERVAL`] old. Never waits: a `watch` send.
-    pub fn publish_due(&self, status: impl FnOnce() -> StatusReply) {
+    pub fn publish_due(&self, leading: Option<NodeId>, status: impl FnOnce() -> StatusReply) {
         let Some(shared) = &self.shared else { return };
         let now = Instant::now();
         if self.last.get().is_some_and(|last| now.duration_since(last) < PUBLISH_INTERVAL) {
@@ -209,14 +213,14 @@ impl Publisher {
         self.last.set(Some(now));
         let status = status();
         let leader = match shared.role {
-            Role::Proposer => status.leader,
+            Role::Proposer => leading,
             Role::Acceptor => Some(status.ballot.proposer).filter(|p| p.0 != 0),
         };
         if leader.is_some() && leader != self.leader.get() {
             self.leader.set(leader);
             self.leader_changes.set(self.leader_changes.get() + 1);
         }
-        let snapshot = Snapshot { status, at: now, leader_changes: self.leader_changes.get() };
+        let snapshot = Snapshot { status, at: now, leader_changes: self.leader_changes.get(), leading };
         shared.snapshot.send_replace(Some(Arc::new(snapshot)));
     }
 }
@@ -381,7 +385,11 @@ fn health_of(role: Role, snapshot: Option<&Snapshot>, now: Instant) -> Result<()
             Err("joining: not a member of the decided configuration yet (paxosctl member add)".to_owned())
         }
         (Role::Acceptor, state) if state != "up" => Err(format!("{state}: not a voting member")),
-        (Role::Proposer, _) if s.leader.is_none() => Err("no leader known".to_owned()),
+        (Role::Proposer, _) if snapshot.leading.is_none() && s.role == "candidate" => {
+            Err("no leader known: campaigning, no majority of acceptors has promised this proposer's ballot yet"
+                .to_owned())
+        }
+        (Role::Proposer, _) if snapshot.leading.is_none() => Err("no leader known".to_owned()),
         _ => Ok(()),
     }
 }
@@ -452,8 +460,9 @@ fn encode_status(e: &mut DescriptorEncoder, snapshot: &Snapshot) -> std::fmt::Re
     }
     let help = "1 while this node is the leader (a proposer in phase 2), else 0.";
     gauge(e, "paxos_is_leader", help, u64::from(s.role == "leader"))?;
-    let help = "The leader as far as this proposer knows (its id; 0: none known). Acceptors: 0.";
-    gauge(e, "paxos_leader_id", help, s.leader.map_or(0, |l| l.0))?;
+    let help = "The proposer this proposer knows to lead now: itself in phase 2, or a live peer that said it leads \
+                (its id; 0: none known, e.g. while a candidate campaigns). Acceptors: 0.";
+    gauge(e, "paxos_leader_id", help, snapshot.leading.map_or(0, |l| l.0))?;
     let help =
         "Leaders seen (a proposer's known leader; an acceptor's promised ballot's proposer), the first included.";
     counter(e, "paxos_leader_changes", help, snapshot.leader_changes)?;
@@ -610,8 +619,10 @@ mod tests {
         }
     }
 
+    /// A snapshot whose proposer knows the leader its status names to lead.
     fn snap(status: StatusReply, at: Instant) -> Snapshot {
-        Snapshot { status, at, leader_changes: 1 }
+        let leading = status.leader;
+        Snapshot { status, at, leader_changes: 1, leading }
     }
 
     /// Each reason `/health` and `/ready` give, and that they agree otherwise.
@@ -624,6 +635,15 @@ mod tests {
         assert_eq!(health_of(p, Some(&snap(status("up", Some(1), false), now)), now), Ok(()));
         assert_eq!(ready_of(p, Some(&snap(status("up", Some(1), false), now)), now), Ok(()));
         assert_eq!(health_of(p, Some(&snap(status("up", None, false), now)), now), Err("no leader known".into()));
+        // A candidate names itself where clients go, but no majority has made it leader: nothing can be decided.
+        let mut candidate = status("up", Some(1), false);
+        candidate.role = "candidate".into();
+        let campaigning = Snapshot { status: candidate.clone(), at: now, leader_changes: 1, leading: None };
+        assert!(health_of(p, Some(&campaigning), now).unwrap_err().starts_with("no leader known: campaigning"));
+        assert!(ready_of(p, Some(&campaigning), now).unwrap_err().starts_with("no leader known: campaigning"));
+        // A follower whose rightful leader is such a candidate names it too, and knows no leader either.
+        let following = Snapshot { status: status("up", Some(1), false), at: now, leader_changes: 1, leading: None };
+        assert_eq!(health_of(p, Some(&following), now), Err("no leader known".into()));
         assert!(health_of(p, Some(&snap(status("up", Some(1), true), now)), now).unwrap_err().starts_with("failed"));
         // A proposer waiting to be added is alive (it knows the leader) but does not serve.
         assert_eq!(health_of(p, Some(&snap(status("joining", Some(1), false), now)), now), Ok(()));
@@ -672,7 +692,7 @@ mod tests {
     fn snapshot_renders_named_metrics() {
         let shared = shared(Role::Proposer);
         let publisher = Publisher { shared: Some(Arc::clone(&shared)), ..Publisher::default() };
-        publisher.publish_due(|| status("up", Some(2), false));
+        publisher.publish_due(Some(NodeId(2)), || status("up", Some(2), false));
         let mut registry = Registry::default();
         registry.register_collector(Box::new(Metrics(Arc::clone(&shared))));
         let text = render(&registry);
@@ -694,9 +714,9 @@ mod tests {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
         // Within the interval nothing is published; a new leader counts once published.
-        publisher.publish_due(|| panic!("published within PUBLISH_INTERVAL"));
+        publisher.publish_due(None, || panic!("published within PUBLISH_INTERVAL"));
         publisher.last.set(Some(Instant::now() - PUBLISH_INTERVAL));
-        publisher.publish_due(|| status("up", Some(1), true));
+        publisher.publish_due(Some(NodeId(1)), || status("up", Some(1), true));
         let text = render(&registry);
         assert!(text.contains("paxos_leader_changes_total 2\n"), "{text}");
         assert!(text.contains("paxos_node_state{state=\"failed\"} 1\n"), "{text}");
@@ -707,7 +727,7 @@ mod tests {
     fn text_format_lines_are_well_formed() {
         let shared = shared(Role::Acceptor);
         let publisher = Publisher { shared: Some(Arc::clone(&shared)), ..Publisher::default() };
-        publisher.publish_due(|| status("rebuilding", None, false));
+        publisher.publish_due(None, || status("rebuilding", None, false));
         let mut registry = Registry::default();
         registry.register_collector(Box::new(Metrics(shared)));
         let text = render(&registry);

@@ -346,7 +346,7 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
                         }
                     }
                     self.book.refresh(Instant::now());
-                    self.http.publish_due(|| self.status());
+                    self.http.publish_due(self.role.leading(), || self.status());
                 }
                 () = sleep_until(chaos_wakeup), if chaos_wakeup.is_some() => self.send_chaos_due().await,
                 Some(r) = resolved.recv() => self.book.resolved(r),

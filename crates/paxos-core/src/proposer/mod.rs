@@ -413,6 +413,21 @@ impl Proposer {
         self.learner.epoch().config.proposers.iter().any(|p| p.id == self.cfg.id)
     }
 
+    /// The proposer known to lead now: this one once its phase 1 is done,
+    /// or a live peer whose last heartbeat said it leads. [`Proposer::leader`]
+    /// also names a candidate or the proposer that should lead, where clients
+    /// are sent; this is what monitoring asks (`/health`, `paxos_leader_id`).
+    pub fn leading(&self) -> Option<NodeId> {
+        match self.phase {
+            Phase::Leader(_) => Some(self.cfg.id),
+            Phase::Follower => match self.leader_hint {
+                Some((p, _)) if p != self.cfg.id && self.election.alive(p, self.now) => Some(p),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// The leader as far as this proposer knows.
     pub fn leader(&self) -> Option<NodeId> {
         if !matches!(self.phase, Phase::Follower) {
@@ -755,6 +770,10 @@ impl crate::Role for Proposer {
 
     fn view(&self) -> Option<crate::View> {
         Some(crate::View { role: self.role().name(), leader: self.leader(), ballot: self.ballot })
+    }
+
+    fn leading(&self) -> Option<NodeId> {
+        Proposer::leading(self)
     }
 
     fn members(&self) -> Vec<(Node, String)> {

@@ -570,3 +570,19 @@ fn a_leader_elected_by_old_promises_gets_an_election_timeout_to_be_heard() {
     tick_to(&mut p, elected + timeout + 1);
     assert_eq!(p.role(), Leadership::Follower, "stepped down: still no quorum heard");
 }
+
+/// Monitoring: `leading` names only a proposer known to lead (itself in phase 2, or a live peer whose
+/// heartbeat said so), while `leader` also names a candidate, where clients are sent.
+#[test]
+fn leading_names_only_a_proposer_known_to_lead() {
+    let mut p = proposer(1);
+    campaign(&mut p);
+    assert_eq!((p.leader(), p.leading()), (Some(NodeId(1)), None), "a candidate does not lead yet");
+
+    let (mut l, _) = leader_in_epoch_1(2);
+    assert_eq!(l.leading(), Some(NodeId(2)), "phase 1 done: it leads");
+    step(&mut l, prop(1), heartbeat(b1(9, 1), true, 1));
+    assert_eq!(l.leading(), Some(NodeId(1)), "a peer that said it leads, with a higher ballot");
+    step(&mut l, prop(1), heartbeat(b1(9, 1), false, 1));
+    assert_eq!(l.leading(), None, "that peer said it no longer leads");
+}
