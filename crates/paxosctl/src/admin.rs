@@ -204,8 +204,13 @@ pub enum LeaderCommand {
     },
 }
 
+/// How long `leader transfer` waits for the target to lead before it asks again.
+const TRANSFER_AGAIN_AFTER: Duration = Duration::from_millis(300);
+
 /// Runs `paxosctl leader transfer ID`: prints how long the cluster was
-/// without a leader that serves (from the request to the new leader's first answer).
+/// without a leader that serves (from the request to the new leader's first
+/// answer). Done only when the target says it leads with a ballot above the
+/// one that led before (a leader deposed a moment ago still says "leader").
 ///
 /// # Errors
 /// [`CtlError::Failed`] when the leader refuses, or the new leader does not lead in time.
@@ -218,6 +223,11 @@ pub async fn leader(cluster: &ClusterConfig, args: LeaderArgs, out: &mut Out) ->
     }
     let probes = reach_proposers(cluster).await?;
     let before = leader_of(&probes);
+    // The ballot that led before: the target leads only with a higher one
+    // (a leader deposed a moment ago still says "leader" for a heartbeat).
+    let ballot_before = before.and_then(|l| {
+        probes.iter().find(|p| p.node == Node::Proposer(l)).and_then(|p| p.reply.as_ref()).map(|r| r.ballot)
+    });
     let mut client = new_client(cluster).await?;
     if let Some(l) = before {
         client.set_leader_hint(l);
@@ -228,14 +238,21 @@ pub async fn leader(cluster: &ClusterConfig, args: LeaderArgs, out: &mut Out) ->
     let mut watcher = new_client(cluster).await?;
     watcher.set_retry(Duration::from_millis(50));
     watcher.set_timeout(Duration::from_millis(500));
+    let mut asked = std::time::Instant::now();
     loop {
         if let Ok(s) = watcher.status(Node::Proposer(to)).await {
-            if s.role == "leader" {
+            if s.role == "leader" && (before == Some(to) || ballot_before.is_none_or(|b| s.ballot > b)) {
                 break;
             }
         }
         if started.elapsed() > timeout {
             return Err(CtlError::Failed(format!("proposer {id} does not lead after {}", super::secs(timeout))));
+        }
+        if asked.elapsed() > TRANSFER_AGAIN_AFTER {
+            // The target lets a hand-over pass while it may not campaign yet
+            // (it is catching up the log); the same request again is harmless.
+            client.transfer(to).await.map_err(|e| CtlError::Failed(format!("leader transfer: {}", describe(&e))))?;
+            asked = std::time::Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

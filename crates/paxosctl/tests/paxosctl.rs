@@ -545,3 +545,49 @@ fn verify_with_a_prefix_checks_only_this_workloads_acknowledgements() {
     assert_eq!(r.code, Some(1), "a value of this workload that was never acknowledged: {r:#?}");
     assert!(r.stdout.contains("again-0002") && !r.stdout.contains("seed-0001"), "{}", r.stdout);
 }
+
+/// A ballot of `status --json` (`epoch:round.proposer`, or `round.proposer`
+/// in epoch 0) in its order.
+fn ballot(node: &Json) -> (u64, u64, u64) {
+    let text = node["ballot"].as_str().unwrap_or_else(|| panic!("a ballot in {node}"));
+    let (epoch, rest) = text.split_once(':').unwrap_or(("0", text));
+    let (round, proposer) = rest.split_once('.').unwrap_or_else(|| panic!("a ballot: {text}"));
+    let n = |s: &str| s.parse::<u64>().unwrap_or_else(|_| panic!("a ballot: {text}"));
+    (n(epoch), n(round), n(proposer))
+}
+
+/// `leader transfer` back and forth, at once: each says done only once the
+/// target leads with a ballot above the old leader's (which still says
+/// "leader" for a moment), so right after it, the target is the leader that
+/// every proposer's ballot agrees on. (Regression: `transfer 1; transfer 2`
+/// printed success while proposer 1 kept leading.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_transfer_back_and_forth_moves_leadership_each_time() {
+    let _serial = serial().await;
+    let cluster = ready_cluster(2, 3).await;
+    for round in 0..4 {
+        for to in [1u32, 2] {
+            let out = ok(&cluster.path, &["leader", "transfer", &to.to_string(), "--timeout", "10"]);
+            assert!(out.stdout.contains(&format!("-> proposer-{to} in")), "round {round}: {}", out.stdout);
+            let status = run(&cluster.path, &["status", "--json"]);
+            let nodes: Vec<Json> = status.stdout.lines().map(json).collect();
+            let proposer = |id: u32| {
+                nodes
+                    .iter()
+                    .find(|n| n["node"] == format!("proposer-{id}"))
+                    .unwrap_or_else(|| panic!("proposer {id} in {}", status.stdout))
+            };
+            let target = proposer(to);
+            assert_eq!(target["role"], "leader", "round {round}: proposer {to} leads: {}", status.stdout);
+            let other = proposer(3 - to);
+            if other["role"] == "leader" {
+                // Deposed a moment ago and not told yet: its ballot must be the lower one.
+                assert!(
+                    ballot(other) < ballot(target),
+                    "round {round}: proposer {to} says it leads, but below another leader: {}",
+                    status.stdout
+                );
+            }
+        }
+    }
+}

@@ -310,6 +310,9 @@ impl Proposer {
     /// The leader hands leadership to us: campaign now, whatever the election says.
     pub(super) fn on_timeout_now(&mut self, from: NodeId, m: TimeoutNow) -> Result<(), Ignored> {
         self.see_ballot(m.ballot);
+        // A leader deposed a moment ago may not have heard of it yet (leadership
+        // was just handed to the sender): the sender's higher ballot says so.
+        self.fenced(m.ballot, "a peer leading with a higher ballot hands leadership over");
         if !matches!(self.phase, Phase::Follower) || !self.is_member() || !self.peers.contains_key(&from) {
             return Ok(());
         }

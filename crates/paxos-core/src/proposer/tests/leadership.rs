@@ -586,3 +586,18 @@ fn leading_names_only_a_proposer_known_to_lead() {
     step(&mut l, prop(1), heartbeat(b1(9, 1), false, 1));
     assert_eq!(l.leading(), None, "that peer said it no longer leads");
 }
+
+/// Leader transfer: a leader deposed a moment ago that has not heard of it yet gets the new leader's
+/// `TimeoutNow` (leadership handed back to it); the higher ballot fences it and it campaigns at once,
+/// above that ballot, instead of ignoring the hand-over as a leader would.
+/// (Regression: `paxosctl leader transfer 1; leader transfer 2` left proposer 1 leading.)
+#[test]
+fn a_stale_leader_handed_leadership_by_a_higher_ballot_campaigns() {
+    let (mut p, _) = leader_in_epoch_1(2);
+    assert_eq!(p.role(), Leadership::Leader);
+
+    let r = step(&mut p, prop(1), Message::TimeoutNow(paxos_proto::TimeoutNow { ballot: b1(9, 1) }));
+
+    assert_eq!(p.role(), Leadership::Candidate, "it campaigns");
+    assert_eq!(r.persist, vec![ProposerOp::Round(10)], "above the ballot that fenced it");
+}
