@@ -612,3 +612,25 @@ async fn a_file_that_moves_a_member_of_the_log_is_warned_about() {
     }
     cluster.stop_all_gracefully().await;
 }
+
+/// A second node started on a data dir that a running node has open (the
+/// same id twice, another address) is refused: exit 1, one line saying so;
+/// the running node goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_node_on_a_data_dir_in_use_is_refused() {
+    let _serial = serial().await;
+    let mut cluster = Cluster::new(1, 3, "");
+    let a1 = Node::Acceptor(NodeId(1));
+    cluster.start(a1);
+    cluster.wait_status(a1, "answers", |_| true).await;
+    let mut twin = cluster.command(a1);
+    twin.arg("--listen").arg(format!("127.0.0.1:{}", free_ports(1)[0]));
+    let mut child = twin.spawn().expect("spawn");
+    let status = wait_exit(&mut child, Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(1), "refused with exit 1");
+    let log = cluster.log_text(a1);
+    let refused: Vec<&str> = log.lines().filter(|l| l.contains("another process has this data dir open")).collect();
+    assert_eq!(refused.len(), 1, "one line: {log}");
+    cluster.wait_status(a1, "the first still answers", |s| !s.failed).await;
+    cluster.stop_all_gracefully().await;
+}

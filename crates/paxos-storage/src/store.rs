@@ -88,6 +88,10 @@ pub const CHECKPOINT: &str = "checkpoint";
 /// The checkpoint before it.
 pub const CHECKPOINT_PREV: &str = "checkpoint.prev";
 
+/// The file a store locks (`flock`, exclusive) for as long as it is open, so
+/// that a second process on the same data dir is refused, not let corrupt it.
+pub const LOCK: &str = "LOCK";
+
 /// The logs of the release before segments, which this one does not read.
 const LEGACY_LOGS: [&str; 2] = ["acceptor.wal", "proposer.wal"];
 
@@ -359,6 +363,8 @@ where
     dir: PathBuf,
     log_dir: PathBuf,
     fsync: bool,
+    /// [`LOCK`], locked while the store is open (closing it unlocks).
+    _lock: fs::File,
     /// The folded state, as of the last batch; unless the role keeps it
     /// (`handed`), which then gives it with every batch ([`Store::apply_folded`]).
     state: S,
@@ -429,6 +435,7 @@ where
         }
         let log_dir = dir.join(LOG_DIR);
         fs::create_dir_all(&log_dir).map_err(io_error(&log_dir, "create"))?;
+        let lock = lock_dir(dir)?;
         let mut seqs = segment_numbers(&log_dir)?;
         seqs.sort_unstable();
         let checkpoint = Self::read_checkpoints(dir, !seqs.is_empty());
@@ -510,6 +517,7 @@ where
             dir: dir.to_owned(),
             log_dir,
             fsync,
+            _lock: lock,
             state,
             handed: false,
             sealed,
@@ -865,6 +873,23 @@ where
 
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:010}.wal"))
+}
+
+/// Locks `dir`'s [`LOCK`] file for this store: refused, with one line, while
+/// another store (another process, or this one) has the data dir open.
+fn lock_dir(dir: &Path) -> Result<fs::File, StorageError> {
+    let path = dir.join(LOCK);
+    let file =
+        fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_error(&path, "open"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(StorageError::Io(format!(
+            "{}: another process has this data dir open (is this node already running?): two nodes on one data \
+             dir would corrupt it; stop the other, or give this one a data dir of its own",
+            dir.display()
+        ))),
+        Err(fs::TryLockError::Error(e)) => Err(io_error(&path, "lock")(e)),
+    }
 }
 
 /// The numbers of the segment files in `dir`.

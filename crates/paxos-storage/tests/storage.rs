@@ -315,6 +315,24 @@ fn retention_deletes_whole_segments() {
     assert!(store.read(Slot(0), 1, usize::MAX).expect("read").start > Slot(0));
 }
 
+/// A data dir is one store's at a time: a second open while the first is
+/// open (another process, or this one) is refused with one line, and
+/// succeeds once the first is closed, with what it wrote.
+#[test]
+fn a_data_dir_open_elsewhere_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut first = FileAcceptorStore::open(dir.path(), true).expect("open");
+    first.apply(&[AcceptorOp::Promise(ballot(3, 1))]).expect("write");
+    let err = FileAcceptorStore::open(dir.path(), true).expect_err("a second open is refused");
+    let text = err.to_string();
+    assert!(text.contains("another process has this data dir open") && !text.contains('\n'), "{text}");
+    assert!(matches!(err, StorageError::Io(_)), "{err:?}");
+    assert!(dir.path().join(paxos_storage::LOCK).exists());
+    drop(first);
+    let mut again = FileAcceptorStore::open(dir.path(), true).expect("open once the first is closed");
+    assert_eq!(again.load().expect("load").promised, ballot(3, 1));
+}
+
 /// A log of the release before segments is refused with one line that says what to do.
 #[test]
 fn a_log_of_the_earlier_format_is_refused() {
