@@ -25,7 +25,7 @@
 use paxos_proto::{
     Accept, AcceptEntry, Accepted, Ballot, CatchUp, CatchUpReply, ClientId, ClientPropose, Command, Heartbeat, LogRead,
     MemberOp, MemberRequest, MemberRole, Message, Nack, NackReason, Node, NodeId, Prepare, ProbeReply, Promise,
-    PromiseEntry, SessionEntry, Slot, StateReply, StateRequest, StatusRequest, Value, MAX_COUNTER,
+    PromiseEntry, SessionEntry, Slot, StateReply, StateRequest, StatusRequest, TimeoutNow, Value, MAX_COUNTER,
 };
 
 use crate::rng::Rng;
@@ -239,7 +239,7 @@ pub fn extreme(rng: &mut Rng, k: &Knowledge<'_>) -> Forged {
         _ => Slot(k.slot.0.saturating_add(paxos_core::MAX_SLOT_STEP).saturating_add(rng.range(1, 1000))),
     };
     let forged = |from, to, msg| Forged { from, to, msg };
-    match rng.index(9) {
+    match rng.index(10) {
         0 => {
             let ballot = Ballot::in_epoch(k.ballot.epoch, round(rng), p);
             forged(proposer, acceptor, Message::Prepare(Prepare { ballot, from: Slot(0), epoch: None }))
@@ -319,6 +319,13 @@ pub fn extreme(rng: &mut Rng, k: &Knowledge<'_>) -> Forged {
             let to = if rng.chance(0.5) { acceptor } else { Node::Proposer(pick(rng, k.proposers)) };
             let from = if to == proposer { Node::Proposer(pick(rng, k.proposers)) } else { proposer };
             forged(from, to, Message::StateRequest(StateRequest { nonce: rng.next_u64(), after: None }))
+        }
+        // A leader's hand-over at an extreme round, to a proposer: it may step down and campaign, no more.
+        9 => {
+            let ballot = Ballot::in_epoch(k.ballot.epoch, round(rng), p);
+            let others: Vec<NodeId> = k.proposers.iter().copied().filter(|q| *q != p).collect();
+            let to = if others.is_empty() { p } else { pick(rng, &others) };
+            forged(proposer, Node::Proposer(to), Message::TimeoutNow(TimeoutNow { ballot }))
         }
         _ => forged(
             acceptor,
