@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # CI: `scripts/cluster.sh down` then `up` on the same DIR restarts that
 # cluster from its data (its cluster.toml and peer key kept), and what was
-# decided before is still there, with a leader that decides more.
+# decided before is still there, with a leader that decides more. An `up`
+# that cannot work says why and leaves nothing running: data without its
+# cluster.toml is refused; a node that dies at start (its port taken) is
+# named at once and the others are stopped.
 #
 #   scripts/ci-restart.sh [--no-build]
 #
@@ -47,4 +50,24 @@ done
 if cluster down >/dev/null && cluster up --proposers 3 2>/dev/null; then
     fail "up with --proposers on a dir with data should refuse"
 fi
+
+# The file gone, the data left: refused, nothing started.
+mv "$dir/cluster.toml" "$dir/cluster.toml.away"
+if out=$(cluster up 2>&1); then fail "up without cluster.toml over data should refuse"; fi
+grep -q "cluster.toml is gone" <<<"$out" || fail "no reason given: $out"
+mv "$dir/cluster.toml.away" "$dir/cluster.toml"
+
+# A node that cannot start (its port taken): up fails at once, names it, and stops the others.
+port=$(awk '/^\[\[acceptors\]\]/ { a = 1 } a && /^addr/ { print; exit }' "$dir/cluster.toml" | sed 's/.*:\([0-9]*\)".*/\1/')
+[ -n "$port" ] || fail "no acceptor port in the file"
+python3 -c "import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', $port)); time.sleep(60)" &
+holder=$!
+sleep 0.3
+started=$SECONDS
+if out=$(cluster up 2>&1); then kill "$holder"; fail "up with a port taken should fail: $out"; fi
+kill "$holder"
+[ $((SECONDS - started)) -lt 20 ] || fail "up took $((SECONDS - started)) s to notice a dead node"
+grep -q "acceptor-1 exited" <<<"$out" || fail "the dead node is not named: $out"
+[ -z "$(ls -A "$dir/pids" 2>/dev/null)" ] || fail "a failed up left nodes behind: $(ls "$dir/pids")"
+cluster up >/dev/null || fail "up after a failed up"
 echo "CLUSTER RESTART: PASS"

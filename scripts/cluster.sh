@@ -96,16 +96,48 @@ signal_node() {
 }
 
 # Waits until paxosctl status shows a leader that serves (its first configuration,
-# the members pinned, is decided: epoch 1 or later), or fails after $1 seconds.
+# the members pinned, is decided: epoch 1 or later), or fails after $1 seconds,
+# or as soon as a node it started has exited (saying which, and its last line).
 wait_leader() {
     local deadline=$((SECONDS + $1))
     while [ $SECONDS -lt $deadline ]; do
+        dead_node && return 1
         if paxosctl status --json 2>/dev/null | grep '"role":"leader"' | grep -q '"epoch":[1-9]'; then
+            # A node that dies at start (e.g. its port is taken) may not stop the others from electing.
+            dead_node && return 1
             return 0
         fi
         sleep 0.1
     done
+    echo "cluster.sh: no leader after $1 s; logs in $dir/logs" >&2
     return 1
+}
+
+# True (and says so) when a node this script started has exited.
+dead_node() {
+    local f name pid
+    for f in "$dir"/pids/*.pid; do
+        [ -e "$f" ] || continue
+        name=$(basename "$f" .pid)
+        pid=$(cat "$f")
+        if exited "$pid"; then
+            echo "cluster.sh: $name exited: $(tail -n 1 "$dir/logs/$name.log" 2>/dev/null)" >&2
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Stops every node recorded in DIR/pids (only ours) and forgets them.
+stop_all() {
+    local f name pid
+    for f in "$dir"/pids/*.pid; do
+        [ -e "$f" ] || continue
+        name=$(basename "$f" .pid)
+        pid=$(live_pid "${name%-*}" "${name##*-}")
+        if [ -n "$pid" ]; then stop_pid "$pid"; fi
+        rm -f "$f"
+    done
 }
 
 # Writes $config for a fresh cluster on free ports, with a fresh peer key.
@@ -139,6 +171,9 @@ case $cmd in
         if [ -d "$dir/pids" ] && [ -n "$(ls -A "$dir/pids" 2>/dev/null)" ]; then
             die "$dir already holds a cluster; run: $0 down --dir $dir"
         fi
+        if [ ! -f "$config" ] && [ -n "$(ls -A "$dir/data" 2>/dev/null)" ]; then
+            die "$dir/data holds a cluster's data but $config is gone: a new file (new ports, a new key) would name nobody the log knows; put the file back, or remove $dir for a fresh cluster"
+        fi
         if [ -f "$config" ] && [ -n "$(ls -A "$dir/data" 2>/dev/null)" ]; then
             # A restart of the cluster that ran here: its own file and key.
             if [ ${#layout[@]} -gt 0 ]; then
@@ -153,19 +188,15 @@ case $cmd in
         for i in $(seq 1 "$acceptors"); do start_node acceptor "$i"; done
         for i in $(seq 1 "$proposers"); do start_node proposer "$i"; done
         if ! wait_leader 30; then
-            echo "cluster.sh: no leader after 30 s; logs in $dir/logs" >&2
+            # Nothing half-started stays behind: the next up starts clean.
+            stop_all
+            echo "cluster.sh: up failed; every node it started is stopped; logs in $dir/logs" >&2
             exit 1
         fi
         echo "cluster up: $proposers proposers, $acceptors acceptors; config $config"
         ;;
     down)
-        for f in "$dir"/pids/*.pid; do
-            [ -e "$f" ] || continue
-            name=$(basename "$f" .pid)
-            pid=$(live_pid "${name%-*}" "${name##*-}")
-            if [ -n "$pid" ]; then stop_pid "$pid"; fi
-            rm -f "$f"
-        done
+        stop_all
         echo "cluster down"
         ;;
     status)
