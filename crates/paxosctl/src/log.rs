@@ -96,7 +96,7 @@ pub fn format_entry(entry: &LogEntry, json: bool) -> String {
 
 /// True when a value printed as it is would not read back as itself: empty
 /// (a no-op prints no tab), starting with a quote, or holding a control character.
-fn ambiguous(value: &str) -> bool {
+pub(crate) fn ambiguous(value: &str) -> bool {
     value.is_empty() || value.starts_with('"') || value.chars().any(char::is_control)
 }
 
