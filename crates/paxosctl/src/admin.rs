@@ -163,7 +163,10 @@ pub fn format_config(config: &Config, json: bool) -> Vec<String> {
 pub async fn member(cluster: &ClusterConfig, args: MemberArgs, out: &mut Out) -> Result<(), CtlError> {
     let op = match args.op {
         MemberCommand::List => MemberOp::List,
-        MemberCommand::Add { role, id, addr } => MemberOp::Add { role: role.into(), id: NodeId(id), addr },
+        MemberCommand::Add { role, id, addr } => {
+            check_new_member(cluster, id, &addr)?;
+            MemberOp::Add { role: role.into(), id: NodeId(id), addr }
+        }
         MemberCommand::Remove { role, id } => MemberOp::Remove { role: role.into(), id: NodeId(id) },
     };
     let probes = reach_proposers(cluster).await?;
@@ -175,10 +178,40 @@ pub async fn member(cluster: &ClusterConfig, args: MemberArgs, out: &mut Out) ->
     client.set_timeout(args.timeout.unwrap_or(MEMBER_TIMEOUT));
     let config = client.member(op).await.map_err(|e| match e {
         ClientError::Member(why) => CtlError::Failed(format!("refused: {why}")),
+        e @ ClientError::Timeout { .. } => CtlError::Failed(format!("membership change: {}{UNANSWERED}", describe(&e))),
         e => CtlError::Failed(format!("membership change: {}", describe(&e))),
     })?;
     for line in format_config(&config, args.json) {
         out.line(line)?;
+    }
+    Ok(())
+}
+
+/// What a timed-out operator request adds: the cluster drops (and counts)
+/// requests signed with another key, so silence may mean a wrong key.
+const UNANSWERED: &str = " (a leader answers within milliseconds: does the cluster file have the cluster's \
+     [auth] peer key? the nodes drop requests signed with another key, or none, and count them as dropped.auth)";
+
+/// What `member add ROLE ID ADDR` can be told before anything is sent: an
+/// id from 1, an address of the form the cluster file takes, and not the
+/// address of another member of the file (the new node would be probed at
+/// that member's door).
+fn check_new_member(cluster: &ClusterConfig, id: u32, addr: &str) -> Result<(), CtlError> {
+    if id == 0 {
+        return Err(CtlError::Usage("member add: ids start at 1".to_owned()));
+    }
+    paxos_client::config::parse_addr(addr).map_err(|why| CtlError::Usage(format!("member add: {why}")))?;
+    let taken = cluster
+        .proposers
+        .iter()
+        .map(|m| (Node::Proposer(NodeId(m.id)), m))
+        .chain(cluster.acceptors.iter().map(|m| (Node::Acceptor(NodeId(m.id)), m)))
+        .find(|(_, m)| m.addr == addr);
+    if let Some((node, _)) = taken {
+        return Err(CtlError::Usage(format!(
+            "member add: {addr} is {node}'s address in {}; a new member needs an address of its own",
+            cluster.path.display()
+        )));
     }
     Ok(())
 }
@@ -234,7 +267,10 @@ pub async fn leader(cluster: &ClusterConfig, args: LeaderArgs, out: &mut Out) ->
     }
     client.set_timeout(timeout);
     let started = std::time::Instant::now();
-    client.transfer(to).await.map_err(|e| CtlError::Failed(format!("leader transfer: {}", describe(&e))))?;
+    client.transfer(to).await.map_err(|e| match e {
+        ClientError::Timeout { .. } => CtlError::Failed(format!("leader transfer: {}{UNANSWERED}", describe(&e))),
+        e => CtlError::Failed(format!("leader transfer: {}", describe(&e))),
+    })?;
     let mut watcher = new_client(cluster).await?;
     watcher.set_retry(Duration::from_millis(50));
     watcher.set_timeout(Duration::from_millis(500));

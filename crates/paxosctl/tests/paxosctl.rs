@@ -389,6 +389,9 @@ fn an_unreachable_cluster_or_a_mistake_is_one_line_and_an_exit_code() {
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[[proposers]]\nid = 1\naddr = \"127.0.0.1:1\"\nbogus = 3\n").expect("write");
+    // A member to add that cannot be one is refused before anything is sent.
+    let acceptor_1 = format!("127.0.0.1:{}", ports[1]);
+
     for (config, args) in [
         (bad.as_path(), &["status"][..]),
         (config.as_path(), &["status", "--bogus"]),
@@ -396,6 +399,9 @@ fn an_unreachable_cluster_or_a_mistake_is_one_line_and_an_exit_code() {
         (config.as_path(), &["log", "--node", "9"]),
         (config.as_path(), &["propose", "--timeout", "soon", "x"]),
         (config.as_path(), &[]),
+        (config.as_path(), &["member", "add", "acceptor", "0", "127.0.0.1:9"]),
+        (config.as_path(), &["member", "add", "acceptor", "7", "nonsense"]),
+        (config.as_path(), &["member", "add", "acceptor", "7", &acceptor_1]),
     ] {
         let r = run_with(config, args, Duration::from_secs(10));
         assert_eq!(r.code, Some(2), "{args:?}: {r:#?}");
