@@ -401,22 +401,32 @@ fn hex(bytes: &[u8]) -> String {
 /// [`CtlError::Failed`] when no proposer answers, a read fails, or the file cannot be written.
 pub async fn backup(cluster: &ClusterConfig, args: BackupArgs, out: &mut Out) -> Result<(), CtlError> {
     let probes = reach_proposers(cluster).await?;
-    let leader = leader_of(&probes).ok_or_else(|| CtlError::Failed("no leader: nothing to back up from".into()))?;
+    // The leader's log, not one a proposer merely names: a candidate's or a
+    // follower's may be short. Every page is read linearizably (below), so
+    // the backup holds every value acknowledged before it started.
+    let leader = leader_of(&probes)
+        .filter(|l| {
+            probes.iter().any(|p| p.node == Node::Proposer(*l) && p.reply.as_ref().is_some_and(|r| r.role == "leader"))
+        })
+        .ok_or_else(|| {
+            CtlError::Failed("no leader: nothing to back up from (a backup reads the leader's log)".into())
+        })?;
     let end = probes
         .iter()
         .find(|p| p.node == Node::Proposer(leader))
         .and_then(|p| p.reply.as_ref())
         .map_or(Slot(0), |r| r.decided);
     let mut client = new_client(cluster).await?;
+    client.set_leader_hint(leader);
     client.set_timeout(args.timeout.unwrap_or(Duration::from_secs(10)));
     let mut entries = Vec::new();
     let mut next = Slot(0);
     let mut start = None;
     while next < end {
-        let page = client
-            .log(leader, next, paxos_client::client::LOG_PAGE_LIMIT)
+        let (_, page) = client
+            .log_linearizable(next, paxos_client::client::LOG_PAGE_LIMIT)
             .await
-            .map_err(|e| CtlError::Failed(format!("log read from {}: {}", Node::Proposer(leader), describe(&e))))?;
+            .map_err(|e| CtlError::Failed(format!("log read from the leader: {}", describe(&e))))?;
         if start.is_none() {
             if page.start > next {
                 diag(format_args!("instances below {} were deleted by retention: the backup starts there", page.start));

@@ -597,3 +597,25 @@ async fn leader_transfer_back_and_forth_moves_leadership_each_time() {
         }
     }
 }
+
+/// `backup` reads the leader's log only: with no majority of acceptors up,
+/// no proposer leads, and the backup fails with one line instead of writing
+/// a candidate's (possibly short) log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_without_a_leader_fails() {
+    let _serial = serial().await;
+    let cluster = ready_cluster(2, 3).await;
+    ok(&cluster.path, &["propose", "a", "b"]);
+    for a in [1, 2] {
+        cluster.signal(Node::Acceptor(NodeId(a)), libc::SIGUSR1);
+    }
+    for p in [1, 2] {
+        cluster.wait_status(Node::Proposer(NodeId(p)), "no longer leads", |s| s.role != "leader").await;
+    }
+    let file = cluster.dir().join("backup.jsonl");
+    let r = run(&cluster.path, &["backup", file.to_str().expect("a UTF-8 path"), "--timeout", "2"]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert_eq!(r.stderr_lines().len(), 1, "{r:#?}");
+    assert!(r.stderr.contains("no leader"), "{r:#?}");
+    assert!(!file.exists(), "nothing written");
+}
