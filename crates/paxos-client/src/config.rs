@@ -631,6 +631,25 @@ impl ClusterConfig {
         Ok(config)
     }
 
+    /// Why the file's acceptors cannot be a new cluster's first
+    /// configuration: an even count, which tolerates no more failures than
+    /// one fewer. Only a node that starts a cluster (its log holds no
+    /// configuration yet) asks: membership changes may leave a running
+    /// cluster with an even set, and a file kept up to date then names it.
+    pub fn even_genesis(&self) -> Option<ConfigError> {
+        let n = self.acceptors.len();
+        n.is_multiple_of(2).then(|| {
+            ConfigError::new(
+                &self.path,
+                "acceptors",
+                format!(
+                    "{n} acceptors: an even acceptor count tolerates no more failures than one fewer; use an odd \
+                     count to start a cluster (a node whose log holds a configuration takes the log's members)"
+                ),
+            )
+        })
+    }
+
     /// The members of one role, in file order.
     pub fn members(&self, role: Role) -> &[Member] {
         match role {
@@ -808,22 +827,11 @@ impl ClusterConfig {
                 format!("must be at least {MIN_SESSION_LIFETIME_MS} (a minute), got {}", self.log.session_lifetime_ms),
             ));
         }
-        match self.acceptors.len() {
-            0 => {
-                return Err(err(
-                    "acceptors",
-                    "no acceptors; add an odd number of [[acceptors]] entries (1, 3, 5, ...)".to_owned(),
-                ))
-            }
-            n if n % 2 == 0 => {
-                return Err(err(
-                    "acceptors",
-                    format!(
-                    "{n} acceptors: an even acceptor count tolerates no more failures than one fewer; use an odd count"
-                ),
-                ))
-            }
-            _ => {}
+        if self.acceptors.is_empty() {
+            return Err(err(
+                "acceptors",
+                "no acceptors; add an odd number of [[acceptors]] entries (1, 3, 5, ...)".to_owned(),
+            ));
         }
 
         // The defaults themselves, then what each node ends up with: a member

@@ -264,10 +264,37 @@ pub fn block_on(serve: impl Future<Output = anyhow::Result<()>>) -> anyhow::Resu
     result
 }
 
-/// The exit code of a daemon's run: 0, or 1 after one `error!` line with the whole cause chain.
+/// An operator's mistake found once the node has opened its store (e.g. a
+/// file whose acceptors cannot start a cluster): one line, exit 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Refuses the file's acceptors as the first configuration of a cluster
+/// when the node's log holds none yet (`epoch` 0) and their count is even.
+///
+/// # Errors
+/// [`UsageError`] with the file, the key and the problem.
+pub fn check_genesis(node: &NodeSetup, epoch: u32) -> anyhow::Result<()> {
+    match node.cluster.even_genesis() {
+        Some(problem) if epoch == 0 => Err(UsageError(problem.to_string()).into()),
+        _ => Ok(()),
+    }
+}
+
+/// The exit code of a daemon's run: 0, or 1 after one `error!` line with the
+/// whole cause chain; 2 for a [`UsageError`], printed as its one line.
 pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<UsageError>().is_some() => usage_error(&e.to_string()),
         Err(e) => {
             error!("{e:#}");
             ExitCode::from(FAILURE_EXIT_CODE)

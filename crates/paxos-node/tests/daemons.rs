@@ -55,6 +55,17 @@ fn bad_cluster_file_exits_2_with_one_line() {
         ("no such member", good.clone(), vec!["--id", "7"], "no acceptor 7 in the file"),
         ("missing id", good.clone(), vec![], "--id"),
         ("not toml", "[[proposers]\nid = ".to_owned(), vec!["--id", "1"], "line 1"),
+        // On an empty data dir the file's acceptors start the cluster: an even set cannot.
+        (
+            "even acceptors",
+            format!(
+                "{good}[[acceptors]]\nid = 2\naddr = \"127.0.0.1:{}\"\n[node]\ndata_dir = {:?}\n",
+                ports[2],
+                dir.path().join("even-data").display().to_string()
+            ),
+            vec!["--id", "1"],
+            "acceptors: 2 acceptors: an even acceptor count",
+        ),
     ];
     for (what, text, args, key) in cases {
         let path = dir.path().join(format!("{}.toml", what.replace(' ', "-")));
@@ -632,5 +643,41 @@ async fn a_second_node_on_a_data_dir_in_use_is_refused() {
     let refused: Vec<&str> = log.lines().filter(|l| l.contains("another process has this data dir open")).collect();
     assert_eq!(refused.len(), 1, "one line: {log}");
     cluster.wait_status(a1, "the first still answers", |s| !s.failed).await;
+    cluster.stop_all_gracefully().await;
+}
+
+/// Membership may leave a running cluster with an even acceptor set, and a
+/// file kept up to date then names it: nodes whose logs hold a configuration
+/// restart on it (only a new cluster's first configuration must be odd).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_with_an_even_set_restarts_a_running_cluster() {
+    let _serial = serial().await;
+    let mut cluster = Cluster::new(1, 3, "");
+    cluster.start_all();
+    cluster.wait_ready().await;
+    let mut client = cluster.client().await;
+    let mut acked = HashMap::new();
+    propose_all(&mut client, "before", 5, &mut acked).await;
+    cluster.stop_all_gracefully().await;
+
+    let text = std::fs::read_to_string(&cluster.path).expect("the cluster file");
+    let extra = format!("[[acceptors]]\nid = 4\naddr = \"127.0.0.1:{}\"\n", free_ports(1)[0]);
+    std::fs::write(&cluster.path, text.replacen("[auth]", &format!("{extra}[auth]"), 1)).expect("rewrite it");
+    assert_eq!(
+        paxos_client::config::ClusterConfig::load_with_env(&cluster.path, Vec::<(String, String)>::new())
+            .expect("loads")
+            .acceptors
+            .len(),
+        4,
+        "the file names an even set"
+    );
+    for node in cluster.nodes() {
+        cluster.start(node);
+    }
+    let leader = cluster.wait_ready().await;
+    let mut client = cluster.client().await;
+    propose_all(&mut client, "after", 5, &mut acked).await;
+    let log = full_log(&mut client, leader).await;
+    assert_guarantees(&[("leader", &log)], &acked);
     cluster.stop_all_gracefully().await;
 }

@@ -25,6 +25,7 @@ async fn serve(node: NodeSetup, control: UnboundedReceiver<Control>) -> anyhow::
     let mut store = FileStore::<ProposerState>::open_with(&node.data_dir, node.settings.fsync, segment, segment / 2)
         .with_context(|| format!("open the proposer store in {}", node.data_dir.display()))?;
     let state = store.load().context("load the proposer state")?;
+    daemon::check_genesis(&node, state.log.epoch_number())?;
     let (socket, buffers) = bind_udp(node.listen).with_context(|| format!("bind {}", node.listen))?;
     info!(
         node = %node.node(),
