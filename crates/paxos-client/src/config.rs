@@ -644,7 +644,8 @@ impl ClusterConfig {
                 "acceptors",
                 format!(
                     "{n} acceptors: an even acceptor count tolerates no more failures than one fewer; use an odd \
-                     count to start a cluster (a node whose log holds a configuration takes the log's members)"
+                     count to start a cluster (a node whose log holds a configuration, or that the file does not name, \
+                     takes the log's members)"
                 ),
             )
         })

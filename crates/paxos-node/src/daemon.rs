@@ -278,13 +278,16 @@ impl std::fmt::Display for UsageError {
 impl std::error::Error for UsageError {}
 
 /// Refuses the file's acceptors as the first configuration of a cluster
-/// when the node's log holds none yet (`epoch` 0) and their count is even.
+/// when their count is even and this node would start one with them: it is
+/// a member of the file and its log holds no configuration yet (`epoch` 0).
+/// A node the file does not name joins a running cluster (`--listen`) and
+/// takes its configuration from the log, whatever the file's count.
 ///
 /// # Errors
 /// [`UsageError`] with the file, the key and the problem.
 pub fn check_genesis(node: &NodeSetup, epoch: u32) -> anyhow::Result<()> {
     match node.cluster.even_genesis() {
-        Some(problem) if epoch == 0 => Err(UsageError(problem.to_string()).into()),
+        Some(problem) if epoch == 0 && node.in_file() => Err(UsageError(problem.to_string()).into()),
         _ => Ok(()),
     }
 }

@@ -679,5 +679,11 @@ async fn a_file_with_an_even_set_restarts_a_running_cluster() {
     propose_all(&mut client, "after", 5, &mut acked).await;
     let log = full_log(&mut client, leader).await;
     assert_guarantees(&[("leader", &log)], &acked);
+    // A new node the file does not name joins with that file too (it waits to be added).
+    let a5 = Node::Acceptor(NodeId(5));
+    cluster.start_listening(a5, &format!("127.0.0.1:{}", free_ports(1)[0]));
+    // It gets past the check that refuses an even first configuration (which comes before "started").
+    wait_log(&cluster, a5, "started").await;
+    assert!(!cluster.log_text(a5).contains("even acceptor count"), "{}", cluster.log_text(a5));
     cluster.stop_all_gracefully().await;
 }
