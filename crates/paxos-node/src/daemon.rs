@@ -266,16 +266,9 @@ pub fn block_on(serve: impl Future<Output = anyhow::Result<()>>) -> anyhow::Resu
 
 /// An operator's mistake found once the node has opened its store (e.g. a
 /// file whose acceptors cannot start a cluster): one line, exit 2.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct UsageError(pub String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
 
 /// Refuses the file's acceptors as the first configuration of a cluster
 /// when their count is even and this node would start one with them: it is
