@@ -4,7 +4,10 @@
 //! status, all at once, each with [`super::STATUS_RETRY`] and one retry. A
 //! node is `up`, `failed` (it answers, but ignores every other datagram since
 //! SIGUSR1) or `unreachable` (no answer in time: down, or not where the file
-//! says).
+//! says). When a proposer leads, it is asked for the members the log decided
+//! (`member list`): those the file does not name are asked too, and those
+//! the file names but the log removed show as `removed` and do not count
+//! towards the majority.
 //!
 //! The table has the columns NODE, ROLE, ADDRESS, STATE, LEADER, BALLOT and
 //! DECIDED. With `--json` there is one compact JSON object per node and line:
@@ -21,12 +24,14 @@
 
 use std::collections::BTreeMap;
 
+use std::time::Duration;
+
 use clap::Args;
-use paxos_proto::Node;
+use paxos_proto::{MemberOp, Node};
 use serde::Serialize;
 
 use super::{all_nodes, probe, unreachable, CtlError, Out, Probe};
-use paxos_client::config::ClusterConfig;
+use paxos_client::config::{ClusterConfig, Member};
 
 /// The arguments of `paxosctl status`.
 #[derive(Debug, Args)]
@@ -150,8 +155,48 @@ pub fn format_table(nodes: &[NodeStatus<'_>]) -> Vec<String> {
 /// # Errors
 /// [`CtlError::Failed`] when no node answered.
 pub async fn run(cluster: &ClusterConfig, args: StatusArgs, out: &mut Out) -> Result<(), CtlError> {
-    let probes = probe(cluster, &all_nodes(cluster)).await?;
-    let nodes: Vec<NodeStatus<'_>> = probes.iter().map(NodeStatus::of).collect();
+    let mut probes = probe(cluster, &all_nodes(cluster)).await?;
+    // The members the log decided, if the leader says: those the file does
+    // not name are asked too, those it names and the log removed are marked.
+    let decided = decided_members(cluster, &probes).await;
+    let removed: Vec<Node> = match &decided {
+        Some(members) => all_nodes(cluster).into_iter().filter(|n| !members.iter().any(|(m, _)| m == n)).collect(),
+        None => Vec::new(),
+    };
+    if let Some(members) = &decided {
+        let extra: Vec<&(Node, String)> = members.iter().filter(|(n, _)| !all_nodes(cluster).contains(n)).collect();
+        if !extra.is_empty() {
+            let mut widened = cluster.clone();
+            for (node, addr) in &extra {
+                let member = Member {
+                    id: node_id(*node),
+                    addr: addr.clone(),
+                    data_dir: None,
+                    heartbeat_ms: None,
+                    election_timeout_ms: None,
+                    tick_ms: None,
+                    fsync: None,
+                    http: None,
+                };
+                match node {
+                    Node::Proposer(_) => widened.proposers.push(member),
+                    _ => widened.acceptors.push(member),
+                }
+            }
+            let nodes: Vec<Node> = extra.iter().map(|(n, _)| *n).collect();
+            probes.extend(probe(&widened, &nodes).await?);
+        }
+    }
+    let nodes: Vec<NodeStatus<'_>> = probes
+        .iter()
+        .map(|p| {
+            let mut n = NodeStatus::of(p);
+            if removed.contains(&p.node) {
+                n.state = "removed";
+            }
+            n
+        })
+        .collect();
     if args.json {
         for node in &nodes {
             let line = serde_json::to_string(node).map_err(|e| CtlError::Failed(format!("status as JSON: {e}")))?;
@@ -170,10 +215,40 @@ pub async fn run(cluster: &ClusterConfig, args: StatusArgs, out: &mut Out) -> Re
     unhealthy(&nodes).map_or(Ok(()), |why| Err(CtlError::Failed(why)))
 }
 
+/// The members of the configuration the log decided, with their addresses,
+/// as the leader lists them (`member list`); `None` when no proposer says
+/// it leads, or it does not answer within [`MEMBERS_TIMEOUT`] (e.g. this
+/// file lacks the cluster's peer key): the file's members are all there is.
+async fn decided_members(cluster: &ClusterConfig, probes: &[Probe]) -> Option<Vec<(Node, String)>> {
+    let leader = probes.iter().find_map(|p| match (p.node, &p.reply) {
+        (Node::Proposer(id), Some(r)) if r.role == "leader" && !r.failed => Some(id),
+        _ => None,
+    })?;
+    let mut client = super::new_client(cluster).await.ok()?;
+    client.set_leader_hint(leader);
+    client.set_retry(super::STATUS_RETRY);
+    client.set_timeout(MEMBERS_TIMEOUT);
+    let config = client.member(MemberOp::List).await.ok()?;
+    let proposers = config.proposers.iter().map(|m| (Node::Proposer(m.id), m.addr.clone()));
+    Some(proposers.chain(config.acceptors.iter().map(|m| (Node::Acceptor(m.id), m.addr.clone()))).collect())
+}
+
+/// How long `status` waits for the leader's list of members.
+const MEMBERS_TIMEOUT: Duration = Duration::from_secs(1);
+
+fn node_id(node: Node) -> u32 {
+    match node {
+        Node::Proposer(id) | Node::Acceptor(id) => id.0,
+        Node::Client(_) => 0,
+    }
+}
+
 /// Why the cluster cannot serve, as `status` sees it (its exit code 1): no
-/// leader known, or no majority of the acceptors up.
+/// leader known, or no majority of the acceptors up (of those the log has
+/// not removed).
 pub fn unhealthy(nodes: &[NodeStatus<'_>]) -> Option<String> {
-    let acceptors: Vec<&NodeStatus<'_>> = nodes.iter().filter(|n| n.node.starts_with("acceptor-")).collect();
+    let acceptors: Vec<&NodeStatus<'_>> =
+        nodes.iter().filter(|n| n.node.starts_with("acceptor-") && n.state != "removed").collect();
     let up = acceptors.iter().filter(|n| n.state == "up").count();
     let leader = nodes.iter().any(|n| n.role == "leader" && n.state == "up");
     if !leader {

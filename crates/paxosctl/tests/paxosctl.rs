@@ -619,3 +619,29 @@ async fn backup_without_a_leader_fails() {
     assert!(r.stderr.contains("no leader"), "{r:#?}");
     assert!(!file.exists(), "nothing written");
 }
+
+/// `status` shows the members the log decided, not only the file's: an
+/// acceptor added with `member add` is asked and listed, one removed is
+/// marked `removed` and left out of the majority.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_follows_the_decided_membership() {
+    let _serial = serial().await;
+    let mut cluster = ready_cluster(1, 3).await;
+    let a4 = Node::Acceptor(NodeId(4));
+    let addr = format!("127.0.0.1:{}", free_ports(1)[0]);
+    cluster.start_listening(a4, &addr);
+    ok(&cluster.path, &["member", "add", "acceptor", "4", &addr, "--timeout", "30"]);
+    ok(&cluster.path, &["member", "remove", "acceptor", "3", "--timeout", "30"]);
+    cluster.kill9(Node::Acceptor(NodeId(3))).await;
+
+    let status = ok(&cluster.path, &["status", "--json"]);
+    let nodes: Vec<Json> = status.stdout.lines().map(json).collect();
+    let of = |name: &str| {
+        nodes.iter().find(|n| n["node"] == name).unwrap_or_else(|| panic!("{name} in {}", status.stdout)).clone()
+    };
+    assert_eq!(of("acceptor-4")["state"], "up", "{}", status.stdout);
+    assert_eq!(of("acceptor-4")["addr"], addr.as_str(), "{}", status.stdout);
+    assert_eq!(of("acceptor-3")["state"], "removed", "{}", status.stdout);
+    // Three members up of three (1, 2, 4): a majority, although acceptor 3 is gone.
+    assert_eq!(status.code, Some(0), "{status:#?}");
+}
