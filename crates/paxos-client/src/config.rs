@@ -244,6 +244,23 @@ pub struct Member {
     pub http: Option<String>,
 }
 
+impl Member {
+    /// A member at `addr` with every setting of `[node]` (as a
+    /// `[[proposers]]`/`[[acceptors]]` entry of `id` and `addr` alone).
+    pub fn new(id: u32, addr: impl Into<String>) -> Member {
+        Member {
+            id,
+            addr: addr.into(),
+            data_dir: None,
+            heartbeat_ms: None,
+            election_timeout_ms: None,
+            tick_ms: None,
+            fsync: None,
+            http: None,
+        }
+    }
+}
+
 /// The settings of one node: the `[node]` section, or a member's effective
 /// settings from [`ClusterConfig::settings_for`].
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]

@@ -243,7 +243,6 @@ pub async fn run<R: Role, S: Store<State = R::State>>(
         ticks: 0,
         http,
         arrivals: FastMap::default(),
-        own_file_addr: own_file_addr(cluster, me),
     };
     let tick = Duration::from_millis(settings.tick_ms.max(1));
     node.run(tick, control, resolved, shutdown).await
@@ -309,8 +308,6 @@ struct Loop<R: Role, S: Store<State = R::State>> {
     http: crate::http::Publisher,
     /// When HTTP is served: when each client request in hand first reached us.
     arrivals: FastMap<(ClientId, u64), Instant>,
-    /// This node's address in the cluster file, until checked against the log's.
-    own_file_addr: Option<String>,
 }
 
 impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
@@ -391,7 +388,7 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
                      sending to the log's (keep the file up to date, or move the member: paxosctl member remove, then add)"
                 );
             }
-        } else if let Some(file) = self.own_file_addr.take().filter(|f| f != addr) {
+        } else if let Some(file) = self.book.file_addr_unless(node, addr) {
             warn!(
                 node = %self.me, file_addr = %file, log_addr = %addr,
                 "this node's address in the configuration the log decided is not the cluster file's: its peers send \
@@ -794,16 +791,6 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
             }
         }
     }
-}
-
-/// `me`'s address in the cluster file, if the file names it.
-fn own_file_addr(cluster: &ClusterConfig, me: Node) -> Option<String> {
-    let (role, id) = match me {
-        Node::Proposer(id) => (paxos_client::config::Role::Proposer, id),
-        Node::Acceptor(id) => (paxos_client::config::Role::Acceptor, id),
-        Node::Client(_) => return None,
-    };
-    cluster.member(role, id.0).map(|m| m.addr.clone())
 }
 
 /// The wall clock in Unix seconds (what bounds ballot rounds in the core).

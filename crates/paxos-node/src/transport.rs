@@ -106,15 +106,9 @@ impl AddressBook {
     /// another (once per member): the file is only the first configuration,
     /// so the log's wins, and the operator should hear of it.
     pub fn set_member(&mut self, node: Node, spec: &str) -> Option<String> {
-        let mut from_file = None;
-        if let Some(e) = self.entries.get_mut(&node) {
-            let was_file = std::mem::replace(&mut e.from_file, false);
-            if e.spec == spec {
-                return None;
-            }
-            if was_file {
-                from_file = Some(e.spec.clone());
-            }
+        let from_file = self.file_addr_unless(node, spec);
+        if self.entries.get(&node).is_some_and(|e| e.spec == spec) {
+            return None;
         }
         let literal = spec.parse::<SocketAddr>().ok().map(normalize);
         info!(peer = %node, addr = %spec, "a member's address");
@@ -133,6 +127,15 @@ impl AddressBook {
             self.request_resolve(node, Instant::now());
         }
         from_file
+    }
+
+    /// The cluster file's address for `node` if the log's, `spec`, is
+    /// another: the first time only (afterwards the entry is the log's).
+    /// Takes nothing else; [`AddressBook::set_member`] also moves the entry.
+    pub fn file_addr_unless(&mut self, node: Node, spec: &str) -> Option<String> {
+        let e = self.entries.get_mut(&node)?;
+        let from_file = std::mem::replace(&mut e.from_file, false);
+        (from_file && e.spec != spec).then(|| e.spec.clone())
     }
 
     /// Records `src` as the address of `node`, which we had no address for,

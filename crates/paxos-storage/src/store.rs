@@ -8,6 +8,7 @@
 //! <data dir>/log/0000000002.wal   ...the last segment is the one appended to
 //! <data dir>/checkpoint           the folded state and the log position it covers
 //! <data dir>/checkpoint.prev      the one before
+//! <data dir>/LOCK                 empty; flock'ed while a store has the dir open
 //! ```
 //!
 //! # Writes

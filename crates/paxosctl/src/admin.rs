@@ -34,7 +34,9 @@ use paxos_proto::{Config, LogEntry, MemberOp, MemberRole, Node, NodeId, Slot};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{describe, diag, leader_of, new_client, parse_secs, reach_proposers, CtlError, Out};
+use super::{
+    address, all_nodes, describe, diag, leader_of, leading_of, new_client, parse_secs, reach_proposers, CtlError, Out,
+};
 
 /// How long `member` waits for its change by default: adding an acceptor
 /// waits until it started and copied the decided log.
@@ -178,8 +180,7 @@ pub async fn member(cluster: &ClusterConfig, args: MemberArgs, out: &mut Out) ->
     client.set_timeout(args.timeout.unwrap_or(MEMBER_TIMEOUT));
     let config = client.member(op).await.map_err(|e| match e {
         ClientError::Member(why) => CtlError::Failed(format!("refused: {why}")),
-        e @ ClientError::Timeout { .. } => CtlError::Failed(format!("membership change: {}{UNANSWERED}", describe(&e))),
-        e => CtlError::Failed(format!("membership change: {}", describe(&e))),
+        e => operator_error("membership change", &e),
     })?;
     for line in format_config(&config, args.json) {
         out.line(line)?;
@@ -187,10 +188,17 @@ pub async fn member(cluster: &ClusterConfig, args: MemberArgs, out: &mut Out) ->
     Ok(())
 }
 
-/// What a timed-out operator request adds: the cluster drops (and counts)
-/// requests signed with another key, so silence may mean a wrong key.
-const UNANSWERED: &str = " (a leader answers within milliseconds: does the cluster file have the cluster's \
-     [auth] peer key? the nodes drop requests signed with another key, or none, and count them as dropped.auth)";
+/// Why an operator request (`what`) failed; a timeout adds that the cluster
+/// drops (and counts) requests signed with another key, so silence may mean a wrong key.
+fn operator_error(what: &str, e: &ClientError) -> CtlError {
+    let hint = if matches!(e, ClientError::Timeout { .. }) {
+        " (a leader answers within milliseconds: does the cluster file have the cluster's [auth] peer key? the \
+         nodes drop requests signed with another key, or none, and count them as dropped.auth)"
+    } else {
+        ""
+    };
+    CtlError::Failed(format!("{what}: {}{hint}", describe(e)))
+}
 
 /// What `member add ROLE ID ADDR` can be told before anything is sent: an
 /// id from 1, an address of the form the cluster file takes, and not the
@@ -201,13 +209,7 @@ fn check_new_member(cluster: &ClusterConfig, id: u32, addr: &str) -> Result<(), 
         return Err(CtlError::Usage("member add: ids start at 1".to_owned()));
     }
     paxos_client::config::parse_addr(addr).map_err(|why| CtlError::Usage(format!("member add: {why}")))?;
-    let taken = cluster
-        .proposers
-        .iter()
-        .map(|m| (Node::Proposer(NodeId(m.id)), m))
-        .chain(cluster.acceptors.iter().map(|m| (Node::Acceptor(NodeId(m.id)), m)))
-        .find(|(_, m)| m.addr == addr);
-    if let Some((node, _)) = taken {
+    if let Some(node) = all_nodes(cluster).into_iter().find(|n| address(cluster, *n) == addr) {
         return Err(CtlError::Usage(format!(
             "member add: {addr} is {node}'s address in {}; a new member needs an address of its own",
             cluster.path.display()
@@ -267,10 +269,7 @@ pub async fn leader(cluster: &ClusterConfig, args: LeaderArgs, out: &mut Out) ->
     }
     client.set_timeout(timeout);
     let started = std::time::Instant::now();
-    client.transfer(to).await.map_err(|e| match e {
-        ClientError::Timeout { .. } => CtlError::Failed(format!("leader transfer: {}{UNANSWERED}", describe(&e))),
-        e => CtlError::Failed(format!("leader transfer: {}", describe(&e))),
-    })?;
+    client.transfer(to).await.map_err(|e| operator_error("leader transfer", &e))?;
     let mut watcher = new_client(cluster).await?;
     watcher.set_retry(Duration::from_millis(50));
     watcher.set_timeout(Duration::from_millis(500));
@@ -287,7 +286,7 @@ pub async fn leader(cluster: &ClusterConfig, args: LeaderArgs, out: &mut Out) ->
         if asked.elapsed() > TRANSFER_AGAIN_AFTER {
             // The target lets a hand-over pass while it may not campaign yet
             // (it is catching up the log); the same request again is harmless.
-            client.transfer(to).await.map_err(|e| CtlError::Failed(format!("leader transfer: {}", describe(&e))))?;
+            client.transfer(to).await.map_err(|e| operator_error("leader transfer", &e))?;
             asked = std::time::Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -404,13 +403,9 @@ pub async fn backup(cluster: &ClusterConfig, args: BackupArgs, out: &mut Out) ->
     // The leader's log, not one a proposer merely names: a candidate's or a
     // follower's may be short. Every page is read linearizably (below), so
     // the backup holds every value acknowledged before it started.
-    let leader = leader_of(&probes)
-        .filter(|l| {
-            probes.iter().any(|p| p.node == Node::Proposer(*l) && p.reply.as_ref().is_some_and(|r| r.role == "leader"))
-        })
-        .ok_or_else(|| {
-            CtlError::Failed("no leader: nothing to back up from (a backup reads the leader's log)".into())
-        })?;
+    let leader = leading_of(&probes).ok_or_else(|| {
+        CtlError::Failed("no leader: nothing to back up from (a backup reads the leader's log)".into())
+    })?;
     let end = probes
         .iter()
         .find(|p| p.node == Node::Proposer(leader))

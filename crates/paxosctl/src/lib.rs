@@ -438,16 +438,23 @@ pub fn address(cluster: &ClusterConfig, node: Node) -> String {
 /// leader a working proposer names, unless that one is seen failed. Failed
 /// (SIGUSR1) nodes do not count: they answer status requests, nothing else.
 pub fn leader_of(probes: &[Probe]) -> Option<NodeId> {
-    let working = || {
-        probes.iter().filter_map(|p| match (p.node, &p.reply) {
-            (Node::Proposer(id), Some(r)) if !r.failed => Some((id, r)),
-            _ => None,
-        })
-    };
     let failed =
         |id: NodeId| probes.iter().any(|p| p.node == Node::Proposer(id) && p.reply.as_ref().is_some_and(|r| r.failed));
-    let leading = working().filter(|(_, r)| r.role == "leader").max_by_key(|(_, r)| r.ballot).map(|(id, _)| id);
-    leading.or_else(|| working().filter_map(|(_, r)| r.leader).find(|l| !failed(*l)))
+    leading_of(probes).or_else(|| working(probes).filter_map(|(_, r)| r.leader).find(|l| !failed(*l)))
+}
+
+/// The working proposer that says it leads (the highest ballot if, for a
+/// moment, two do); not one that is merely named: a candidate names itself.
+pub fn leading_of(probes: &[Probe]) -> Option<NodeId> {
+    working(probes).filter(|(_, r)| r.role == "leader").max_by_key(|(_, r)| r.ballot).map(|(id, _)| id)
+}
+
+/// The proposers that answered and are not failed (SIGUSR1), with their answers.
+fn working(probes: &[Probe]) -> impl Iterator<Item = (NodeId, &StatusReply)> {
+    probes.iter().filter_map(|p| match (p.node, &p.reply) {
+        (Node::Proposer(id), Some(r)) if !r.failed => Some((id, r)),
+        _ => None,
+    })
 }
 
 /// The client `propose` and `bench` propose through: `lanes` clients on one

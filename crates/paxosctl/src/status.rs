@@ -23,7 +23,6 @@
 //! up; else 1, after the table, with one line on stderr saying which.
 
 use std::collections::BTreeMap;
-
 use std::time::Duration;
 
 use clap::Args;
@@ -155,37 +154,27 @@ pub fn format_table(nodes: &[NodeStatus<'_>]) -> Vec<String> {
 /// # Errors
 /// [`CtlError::Failed`] when no node answered.
 pub async fn run(cluster: &ClusterConfig, args: StatusArgs, out: &mut Out) -> Result<(), CtlError> {
-    let mut probes = probe(cluster, &all_nodes(cluster)).await?;
+    let in_file = all_nodes(cluster);
+    let mut probes = probe(cluster, &in_file).await?;
     // The members the log decided, if the leader says: those the file does
     // not name are asked too, those it names and the log removed are marked.
     let decided = decided_members(cluster, &probes).await;
     let removed: Vec<Node> = match &decided {
-        Some(members) => all_nodes(cluster).into_iter().filter(|n| !members.iter().any(|(m, _)| m == n)).collect(),
+        Some(members) => in_file.iter().copied().filter(|n| !members.iter().any(|(m, _)| m == n)).collect(),
         None => Vec::new(),
     };
-    if let Some(members) = &decided {
-        let extra: Vec<&(Node, String)> = members.iter().filter(|(n, _)| !all_nodes(cluster).contains(n)).collect();
-        if !extra.is_empty() {
-            let mut widened = cluster.clone();
-            for (node, addr) in &extra {
-                let member = Member {
-                    id: node_id(*node),
-                    addr: addr.clone(),
-                    data_dir: None,
-                    heartbeat_ms: None,
-                    election_timeout_ms: None,
-                    tick_ms: None,
-                    fsync: None,
-                    http: None,
-                };
-                match node {
-                    Node::Proposer(_) => widened.proposers.push(member),
-                    _ => widened.acceptors.push(member),
-                }
+    let extra: Vec<&(Node, String)> = decided.iter().flatten().filter(|(n, _)| !in_file.contains(n)).collect();
+    if !extra.is_empty() {
+        let mut widened = cluster.clone();
+        for (node, addr) in &extra {
+            match node {
+                Node::Proposer(id) => widened.proposers.push(Member::new(id.0, addr)),
+                Node::Acceptor(id) => widened.acceptors.push(Member::new(id.0, addr)),
+                Node::Client(_) => {}
             }
-            let nodes: Vec<Node> = extra.iter().map(|(n, _)| *n).collect();
-            probes.extend(probe(&widened, &nodes).await?);
         }
+        let nodes: Vec<Node> = extra.iter().map(|(n, _)| *n).collect();
+        probes.extend(probe(&widened, &nodes).await?);
     }
     let nodes: Vec<NodeStatus<'_>> = probes
         .iter()
@@ -220,10 +209,7 @@ pub async fn run(cluster: &ClusterConfig, args: StatusArgs, out: &mut Out) -> Re
 /// it leads, or it does not answer within [`MEMBERS_TIMEOUT`] (e.g. this
 /// file lacks the cluster's peer key): the file's members are all there is.
 async fn decided_members(cluster: &ClusterConfig, probes: &[Probe]) -> Option<Vec<(Node, String)>> {
-    let leader = probes.iter().find_map(|p| match (p.node, &p.reply) {
-        (Node::Proposer(id), Some(r)) if r.role == "leader" && !r.failed => Some(id),
-        _ => None,
-    })?;
+    let leader = super::leading_of(probes)?;
     let mut client = super::new_client(cluster).await.ok()?;
     client.set_leader_hint(leader);
     client.set_retry(super::STATUS_RETRY);
@@ -235,13 +221,6 @@ async fn decided_members(cluster: &ClusterConfig, probes: &[Probe]) -> Option<Ve
 
 /// How long `status` waits for the leader's list of members.
 const MEMBERS_TIMEOUT: Duration = Duration::from_secs(1);
-
-fn node_id(node: Node) -> u32 {
-    match node {
-        Node::Proposer(id) | Node::Acceptor(id) => id.0,
-        Node::Client(_) => 0,
-    }
-}
 
 /// Why the cluster cannot serve, as `status` sees it (its exit code 1): no
 /// leader known, or no majority of the acceptors up (of those the log has

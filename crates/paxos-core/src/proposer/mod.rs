@@ -433,13 +433,10 @@ impl Proposer {
         if !matches!(self.phase, Phase::Follower) {
             return Some(self.cfg.id);
         }
-        match self.leader_hint {
-            Some((p, _)) if p != self.cfg.id && self.election.alive(p, self.now) => Some(p),
-            _ => {
-                let rightful = self.election.rightful_leader(self.now);
-                (rightful != self.cfg.id).then_some(rightful)
-            }
-        }
+        self.leading().or_else(|| {
+            let rightful = self.election.rightful_leader(self.now);
+            (rightful != self.cfg.id).then_some(rightful)
+        })
     }
 
     /// A status report (the runtime fills in `req`, `failed` and counters).
