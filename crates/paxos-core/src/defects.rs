@@ -25,6 +25,9 @@ pub struct Defects {
     /// An acceptor raises its promise in memory without writing it: its state
     /// is no longer the fold of what it wrote, which its store relies on.
     pub(crate) unlogged_promise: bool,
+    /// A leader answers that it gave up a membership change at its deadline,
+    /// but keeps it queued, and may still make it.
+    pub(crate) member_past_deadline: bool,
 }
 
 #[cfg(feature = "defects")]
@@ -67,5 +70,10 @@ impl Defects {
     /// Acceptors promise without writing it (see the field of the same name).
     pub fn unlogged_promise() -> Self {
         Defects { unlogged_promise: true, ..Defects::default() }
+    }
+
+    /// Leaders make changes they said they gave up (see the field of the same name).
+    pub fn member_past_deadline() -> Self {
+        Defects { member_past_deadline: true, ..Defects::default() }
     }
 }

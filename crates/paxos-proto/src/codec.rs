@@ -353,7 +353,7 @@ fn validate(msg: &Message) -> Result<(), DecodeError> {
         Message::ClientError(m) => (number_ok(m.seq), true),
         Message::StatusRequest(m) => (number_ok(m.req), true),
         Message::Cookie(m) => (number_ok(m.req), true),
-        Message::MemberRequest(m) => (number_ok(m.req), true),
+        Message::MemberRequest(m) => (number_ok(m.req) && m.deadline_ms.is_none_or(number_ok), true),
         Message::MemberReply(m) => (number_ok(m.req), m.config.as_ref().is_none_or(config_ok)),
         Message::RestoreRequest(m) => {
             let end = m.from.0.checked_add(m.entries.len() as u64);

@@ -446,6 +446,11 @@ pub struct MemberRequest {
     pub req: u64,
     /// What to do.
     pub op: MemberOp,
+    /// When the client stops waiting, in Unix ms of its clock: a leader
+    /// never starts the change after this, and answers why it gave it up.
+    /// Without it, the change waits at the leader until it can be made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
 }
 
 /// Proposer to client: the configuration in force once the change is

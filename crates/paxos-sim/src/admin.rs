@@ -13,6 +13,8 @@ struct Change {
     req: u64,
     op: MemberOp,
     started: u64,
+    /// When the operator stops waiting (Unix ms), if it says.
+    deadline_ms: Option<u64>,
 }
 
 /// The operator of the simulated cluster.
@@ -29,6 +31,8 @@ pub struct Admin {
     pub done: Vec<(MemberOp, u64, u64, Option<Config>)>,
     /// Changes refused, with the reason.
     pub refused: Vec<(MemberOp, String)>,
+    /// Changes refused that had a deadline, with it: none may start after it.
+    pub given_up: Vec<(MemberOp, u64)>,
 }
 
 impl Admin {
@@ -43,6 +47,7 @@ impl Admin {
             next_req: 1,
             done: Vec::new(),
             refused: Vec::new(),
+            given_up: Vec::new(),
         }
     }
 
@@ -56,10 +61,10 @@ impl Admin {
         self.change.as_ref().map(|c| &c.op)
     }
 
-    /// Starts asking for `op`.
-    pub fn start(&mut self, op: MemberOp, now: u64) {
+    /// Starts asking for `op`, to be started by `deadline_ms` (Unix ms) if given.
+    pub fn start(&mut self, op: MemberOp, now: u64, deadline_ms: Option<u64>) {
         assert!(!self.busy(), "one change at a time");
-        self.change = Some(Change { req: self.next_req, op, started: now });
+        self.change = Some(Change { req: self.next_req, op, started: now, deadline_ms });
         self.next_req += 1;
         self.last_sent = None;
     }
@@ -75,7 +80,11 @@ impl Admin {
             self.target = proposers[(i + 1) % proposers.len()];
         }
         self.last_sent = Some(now);
-        let msg = Message::MemberRequest(MemberRequest { req: change.req, op: change.op.clone() });
+        let msg = Message::MemberRequest(MemberRequest {
+            req: change.req,
+            op: change.op.clone(),
+            deadline_ms: change.deadline_ms,
+        });
         out.push((Node::Proposer(self.target), msg));
     }
 
@@ -84,6 +93,9 @@ impl Admin {
         let Message::MemberReply(r) = msg else { return };
         let Some(change) = self.change.as_ref().filter(|c| c.req == r.req) else { return };
         if let Some(error) = r.error {
+            if let Some(deadline) = change.deadline_ms {
+                self.given_up.push((change.op.clone(), deadline));
+            }
             self.refused.push((change.op.clone(), error));
             self.change = None;
         } else if r.config.is_some() {

@@ -28,11 +28,14 @@ pub enum Defect {
     CommitAnyBallot,
     /// An acceptor raises its promise in memory without writing it.
     UnloggedPromise,
+    /// A leader answers that it gave up a membership change at its
+    /// deadline, but keeps it queued and may still make it.
+    MemberPastDeadline,
 }
 
 impl Defect {
     /// Every defect, for sweeps and `--help`.
-    pub const ALL: [Defect; 8] = [
+    pub const ALL: [Defect; 9] = [
         Defect::AcceptIgnoresPromise,
         Defect::AdoptFromLastPromise,
         Defect::MinorityQuorum,
@@ -41,6 +44,7 @@ impl Defect {
         Defect::StatelessRestart,
         Defect::CommitAnyBallot,
         Defect::UnloggedPromise,
+        Defect::MemberPastDeadline,
     ];
 
     /// The defect's name on the command line.
@@ -54,6 +58,7 @@ impl Defect {
             Defect::StatelessRestart => "stateless-restart",
             Defect::CommitAnyBallot => "commit-any-ballot",
             Defect::UnloggedPromise => "unlogged-promise",
+            Defect::MemberPastDeadline => "member-past-deadline",
         }
     }
 
@@ -80,6 +85,7 @@ impl Defect {
             Defect::Unbounded => Defects::unbounded(),
             Defect::StatelessRestart => Defects::stateless_restart(),
             Defect::CommitAnyBallot => Defects::commit_any_ballot(),
+            Defect::MemberPastDeadline => Defects::member_past_deadline(),
             Defect::AcceptIgnoresPromise | Defect::Amnesia | Defect::UnloggedPromise => Defects::default(),
         }
     }

@@ -97,6 +97,10 @@ pub struct Stats {
     pub all_proposers_wiped: u64,
     /// Membership changes decided (adds and removes asked by the operator).
     pub member_changes: u64,
+    /// Membership changes given up at their deadlines.
+    pub member_given_up: u64,
+    /// Acceptors to add that started only after they were asked for.
+    pub late_joiners: u64,
     /// Configurations decided (the operator's, pinnings and rebuilds).
     pub configs: u64,
 }
@@ -151,6 +155,10 @@ pub struct World {
     pub(crate) configs: BTreeMap<u32, Config>,
     /// Configurations some acceptor accepted (a stop sign on its way), by epoch.
     proposed_configs: BTreeMap<u32, Vec<Config>>,
+    /// Every configuration a leader set out to change to, with the first tick it did.
+    pub(crate) config_starts: Vec<(Config, u64)>,
+    /// Acceptors (by index) the operator added without starting them: each starts at its tick.
+    late_starts: Vec<(u64, usize)>,
     /// Every accept any acceptor made durable, ever: per (slot, ballot) the value and
     /// the acceptors. Independent of what learners concluded.
     pub(crate) accept_history: BTreeMap<(Slot, Ballot), (Value, Vec<NodeId>)>,
@@ -177,6 +185,11 @@ const FAIL_AT: u64 = 150;
 
 /// The simulated wall clock at tick 0, in Unix seconds (mid-2026).
 const SIM_EPOCH_SECS: u64 = paxos_core::ROUND_CEILING_EPOCH_SECS + 15_000_000;
+
+/// The simulated wall clock at `tick`, in Unix ms.
+pub(crate) fn unix_ms(tick: u64) -> u64 {
+    SIM_EPOCH_SECS * 1000 + tick * TICK_MS
+}
 
 /// Milliseconds of wall clock per tick.
 pub(crate) const TICK_MS: u64 = 10;
@@ -262,6 +275,8 @@ impl World {
             chosen: BTreeMap::new(),
             configs,
             proposed_configs: BTreeMap::new(),
+            config_starts: Vec::new(),
+            late_starts: Vec::new(),
             accept_history: BTreeMap::new(),
             healed_at: params.fault_ticks,
             violations: Vec::new(),
@@ -379,7 +394,12 @@ impl World {
             self.heal();
         }
         self.wake();
-        let unix_ms = SIM_EPOCH_SECS * 1000 + self.now * TICK_MS;
+        let now = self.now;
+        let due: Vec<usize> = self.late_starts.iter().filter(|(t, _)| *t == now).map(|(_, a)| *a).collect();
+        for a in due {
+            self.start_acceptor(a);
+        }
+        let unix_ms = unix_ms(self.now);
         for p in self.proposers.iter_mut().flatten() {
             p.set_clock(unix_ms);
         }
@@ -397,6 +417,13 @@ impl World {
         }
         for a in self.acceptors.iter_mut().flatten() {
             a.tick();
+        }
+        for p in self.proposers.iter().flatten() {
+            if let Some(c) = p.changing_to() {
+                if !self.config_starts.iter().any(|(known, _)| known == c) {
+                    self.config_starts.push((c.clone(), self.now));
+                }
+            }
         }
         let mut out = Vec::new();
         let initial = self.proposer_ids[..self.params.proposers].to_vec();
@@ -555,8 +582,14 @@ impl World {
         }
         let config = self.config().clone();
         let p0 = self.proposer_ids.len();
-        let spare_acceptor = (0..self.acceptor_ids.len()).find(|a| !self.started[p0 + a]);
-        let spare_proposer = (0..p0).find(|p| !self.started[*p]);
+        // A member whose change was given up is left alone from then on, so
+        // that any later change to it would be the given-up one (see `checks::deadlines`).
+        let given_up = |role: MemberRole, id: NodeId| self.admin.given_up.iter().any(|(op, _)| touches(op, role, id));
+        let late = |a: usize| self.late_starts.iter().any(|(_, l)| *l == a);
+        let spare_acceptor = (0..self.acceptor_ids.len())
+            .find(|a| !self.started[p0 + a] && !late(*a) && !given_up(MemberRole::Acceptor, self.acceptor_ids[*a]));
+        let spare_proposer =
+            (0..p0).find(|p| !self.started[*p] && !given_up(MemberRole::Proposer, self.proposer_ids[*p]));
         let mut choices: Vec<MemberOp> = Vec::new();
         if let Some(a) = spare_acceptor.filter(|_| config.acceptors.len() < 7) {
             let id = self.acceptor_ids[a];
@@ -564,7 +597,9 @@ impl World {
         }
         if config.acceptors.len() > 3 {
             let m = &config.acceptors[self.fault_rng.index(config.acceptors.len())];
-            choices.push(MemberOp::Remove { role: MemberRole::Acceptor, id: m.id });
+            if !given_up(MemberRole::Acceptor, m.id) {
+                choices.push(MemberOp::Remove { role: MemberRole::Acceptor, id: m.id });
+            }
         }
         if let Some(p) = spare_proposer {
             let id = self.proposer_ids[p];
@@ -572,17 +607,35 @@ impl World {
         }
         if config.proposers.len() > 2 {
             let m = &config.proposers[self.fault_rng.index(config.proposers.len())];
-            choices.push(MemberOp::Remove { role: MemberRole::Proposer, id: m.id });
+            if !given_up(MemberRole::Proposer, m.id) {
+                choices.push(MemberOp::Remove { role: MemberRole::Proposer, id: m.id });
+            }
         }
         if choices.is_empty() {
             return;
         }
         let op = choices.swap_remove(self.fault_rng.index(choices.len()));
-        // A node to add starts first, on an empty disk, and waits to be let in.
+        // Half the operator's requests carry a deadline (paxosctl's always
+        // do), some of them short: a change not started by then is given up.
+        let deadline_ms = self
+            .fault_rng
+            .chance(0.5)
+            .then(|| unix_ms(self.now + self.fault_rng.range(20, self.params.liveness_ticks.max(20))));
+        // A node to add starts first, on an empty disk, and waits to be let
+        // in; with a deadline, it may start late or never (a mistyped
+        // address, a host that does not come up).
         match &op {
             MemberOp::Add { role: MemberRole::Acceptor, id, .. } => {
                 let a = self.acceptor_index(*id).expect("a spare");
-                self.start_acceptor(a);
+                if deadline_ms.is_some() && self.fault_rng.chance(0.3) {
+                    if self.fault_rng.chance(0.5) {
+                        let at = self.now + self.fault_rng.range(1, 2 * self.params.liveness_ticks);
+                        self.late_starts.push((at, a));
+                        self.stats.late_joiners += 1;
+                    }
+                } else {
+                    self.start_acceptor(a);
+                }
             }
             MemberOp::Add { role: MemberRole::Proposer, id, .. } => {
                 let p = (id.0 - 1) as usize;
@@ -593,7 +646,7 @@ impl World {
         if self.verbose {
             println!("{:>6} operator: {op:?}", self.now);
         }
-        self.admin.start(op, self.now);
+        self.admin.start(op, self.now, deadline_ms);
     }
 
     /// The adversary's move of this tick, if it has one.
@@ -1057,5 +1110,13 @@ impl World {
     pub(crate) fn proposer_holds(&self, p: usize, slot: Slot, value: &Value) -> bool {
         let log = &self.proposer_disks[p].log;
         slot >= log.start && log.entries.get((slot.0 - log.start.0) as usize).is_some_and(|e| e.value == *value)
+    }
+}
+
+/// True when `op` adds or removes member `id` of `role`.
+pub(crate) fn touches(op: &MemberOp, role: MemberRole, id: NodeId) -> bool {
+    match op {
+        MemberOp::List => false,
+        MemberOp::Add { role: r, id: i, .. } | MemberOp::Remove { role: r, id: i } => *r == role && *i == id,
     }
 }

@@ -108,3 +108,12 @@ fn catches_a_restart_without_sessions() {
 
 /// A restart without sessions needs a retry across it: more seeds.
 const STATELESS_BOUND: u64 = 5000;
+
+/// A leader that answers "given up" at a change's deadline but keeps the
+/// change queued makes it later (an acceptor that started late is let in
+/// after all): caught by the deadline check, with membership changes in every run.
+#[test]
+fn catches_a_change_made_after_it_was_given_up() {
+    let o = Overrides { defect: Some(Defect::MemberPastDeadline), member_rate: Some(0.02), ..Overrides::default() };
+    catch_within(&o, BOUND);
+}

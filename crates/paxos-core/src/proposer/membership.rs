@@ -10,7 +10,9 @@
 //!    so its incarnation) can no longer vote;
 //! 2. an operator asked to add or remove a member (`paxosctl member`): an
 //!    acceptor is added once it has started, reported its incarnation and
-//!    copied the decided log;
+//!    copied the decided log. Requests go in the order asked; one that is
+//!    not started by its deadline (the client's, in the request) is given
+//!    up and answered with what it waited for, and never started after;
 //! 3. a member acceptor reports another incarnation than the configuration
 //!    pins (it lost its state) and has copied the decided log again: the
 //!    new configuration pins its new incarnation (its rebuild is done).
@@ -59,6 +61,8 @@ pub(super) struct Waiting {
     client: ClientId,
     req: u64,
     op: MemberOp,
+    /// The client's deadline (Unix ms): the change is not started after it.
+    deadline_ms: Option<u64>,
 }
 
 /// True when `config` already has what `op` asks for.
@@ -129,13 +133,15 @@ impl Proposer {
             self.member_reply(client, m.req, None, Some(error));
             return Ok(());
         }
-        if satisfied(&m.op, &config) {
+        if self.settled(&m.op) {
             self.member_reply(client, m.req, Some(config), None);
             return Ok(());
         }
         if self.member_ops.iter().any(|w| w.client == client && w.req == m.req) {
             return Ok(()); // a retry: the answer comes with the change
         }
+        // A request whose deadline passed queues all the same: it is given
+        // up (and answered) on the next tick, once no change is under way.
         if self.member_ops.len() >= MAX_WAITING_REQUESTS {
             return Err(Ignored("proposer: too many member requests waiting"));
         }
@@ -144,8 +150,20 @@ impl Proposer {
             self.joining.acceptors.insert(*id, addr.clone());
             self.acceptors.entry(*id).or_default();
         }
-        self.member_ops.push(Waiting { client, req: m.req, op: m.op });
+        self.member_ops.push(Waiting { client, req: m.req, op: m.op, deadline_ms: m.deadline_ms });
         Ok(())
+    }
+
+    /// True when the configuration in force does what `op` asks, and so
+    /// does the one a change under way leads to (a removal must not be
+    /// answered while the addition of the same member is being decided).
+    fn settled(&self, op: &MemberOp) -> bool {
+        satisfied(op, &self.config()) && self.changing_to().is_none_or(|c| satisfied(op, c))
+    }
+
+    /// True while `w`'s change may still be started: its deadline has not passed.
+    fn in_time(&self, w: &Waiting) -> bool {
+        w.deadline_ms.is_none_or(|d| self.clock_ms <= d)
     }
 
     fn member_reply(&mut self, client: ClientId, req: u64, config: Option<Config>, error: Option<String>) {
@@ -154,19 +172,36 @@ impl Proposer {
     }
 
     /// Answers the member requests the configuration in force satisfies;
-    /// a proposer that no longer leads sends the others to the leader.
+    /// a proposer that no longer leads sends the others to the leader. A
+    /// leader gives up a request whose deadline passed, and says why, once
+    /// it has no change under way nor one left by an earlier leader to
+    /// re-propose (which might be this very change): [`Self::next_config`]
+    /// starts only requests in time, so no leader starts it from then on.
     pub(super) fn answer_members(&mut self) {
         if self.member_ops.is_empty() {
             return;
         }
         let config = self.config();
         let leading = matches!(self.phase, Phase::Leader(_));
+        let may_give_up = matches!(&self.phase, Phase::Leader(p2) if !p2.changing() && p2.recovered());
         for w in std::mem::take(&mut self.member_ops) {
-            if satisfied(&w.op, &config) {
+            if self.settled(&w.op) {
                 self.member_reply(w.client, w.req, Some(config.clone()), None);
             } else if !leading {
                 let reply = MemberReply { req: w.req, config: None, error: None, leader: self.leader() };
                 self.ready.send(Node::Client(w.client), Message::MemberReply(reply));
+            } else if may_give_up && !self.in_time(&w) {
+                let why = self.why_not_ready(&w.op, &config);
+                info!(node = %Node::Proposer(self.cfg.id), op = ?w.op, why, "member request given up at its deadline");
+                self.member_reply(
+                    w.client,
+                    w.req,
+                    None,
+                    Some(format!("given up at its deadline, nothing changed: {why}")),
+                );
+                if self.defects.member_past_deadline {
+                    self.member_ops.push(Waiting { deadline_ms: None, ..w });
+                }
             } else {
                 self.member_ops.push(w);
             }
@@ -235,34 +270,64 @@ impl Proposer {
             next = current.clone();
             next.epoch = current.epoch + 1;
         }
-        if let Some(w) = self.member_ops.iter().find(|w| !satisfied(&w.op, &current)) {
-            match &w.op {
-                MemberOp::List => {}
-                MemberOp::Add { role: MemberRole::Acceptor, id, addr } => {
-                    let incarnation = self.reported(*id)?;
-                    if !self.holds_log(*id) {
-                        return None;
-                    }
-                    next.acceptors.retain(|m| m.id != *id);
-                    next.acceptors.push(Member { id: *id, addr: addr.clone(), incarnation: Some(incarnation) });
-                    next.acceptors.sort_by_key(|m| m.id);
+        // Operators' changes go in the order asked, one at a time; one
+        // whose deadline passed is skipped (it is being given up).
+        let w = self.member_ops.iter().find(|w| self.in_time(w) && !satisfied(&w.op, &current))?;
+        let (next, ready, need) = self.operator_change(&w.op, next).ok()?;
+        (ready >= need).then_some(next)
+    }
+
+    /// `next` (the configuration in force, one epoch on) changed as `op`
+    /// asks, with how many of its acceptors are ready and how many must
+    /// be; or why it cannot be built yet (the acceptor to add is not there).
+    fn operator_change(&self, op: &MemberOp, mut next: Config) -> Result<(Config, usize, usize), String> {
+        match op {
+            MemberOp::List => {}
+            MemberOp::Add { role: MemberRole::Acceptor, id, addr } => {
+                let Some(incarnation) = self.reported(*id) else {
+                    return Err(format!(
+                        "acceptor {id} has not answered at {addr} (is it started there, with the cluster's peer key?)"
+                    ));
+                };
+                if !self.holds_log(*id) {
+                    let behind = self.acceptors.get(id).map_or(0, |i| i.decided.0);
+                    return Err(format!(
+                        "acceptor {id} has not copied the decided log yet (it holds {behind} of {} slots)",
+                        self.learner.decided().0
+                    ));
                 }
-                MemberOp::Add { role: MemberRole::Proposer, id, addr } => {
-                    next.proposers.retain(|m| m.id != *id);
-                    next.proposers.push(Member { id: *id, addr: addr.clone(), incarnation: None });
-                    next.proposers.sort_by_key(|m| m.id);
-                }
-                MemberOp::Remove { role: MemberRole::Acceptor, id } => next.acceptors.retain(|m| m.id != *id),
-                MemberOp::Remove { role: MemberRole::Proposer, id } => next.proposers.retain(|m| m.id != *id),
+                next.acceptors.retain(|m| m.id != *id);
+                next.acceptors.push(Member { id: *id, addr: addr.clone(), incarnation: Some(incarnation) });
+                next.acceptors.sort_by_key(|m| m.id);
             }
-            // An operator's change waits until one more acceptor than a majority
-            // of the new configuration is ready (when it has three or more):
-            // one of them may lose its disk right after, and the new epoch must still decide.
-            let n = next.acceptors.len();
-            let need = crate::majority(n) + usize::from(n >= 3);
-            return (self.ready(&next) >= need.min(n)).then_some(next);
+            MemberOp::Add { role: MemberRole::Proposer, id, addr } => {
+                next.proposers.retain(|m| m.id != *id);
+                next.proposers.push(Member { id: *id, addr: addr.clone(), incarnation: None });
+                next.proposers.sort_by_key(|m| m.id);
+            }
+            MemberOp::Remove { role: MemberRole::Acceptor, id } => next.acceptors.retain(|m| m.id != *id),
+            MemberOp::Remove { role: MemberRole::Proposer, id } => next.proposers.retain(|m| m.id != *id),
         }
-        None
+        // An operator's change waits until one more acceptor than a majority
+        // of the new configuration is ready (when it has three or more):
+        // one of them may lose its disk right after, and the new epoch must still decide.
+        let n = next.acceptors.len();
+        let need = (crate::majority(n) + usize::from(n >= 3)).min(n);
+        let ready = self.ready(&next);
+        Ok((next, ready, need))
+    }
+
+    /// Why `op` was not made: what its change still waits for.
+    fn why_not_ready(&self, op: &MemberOp, current: &Config) -> String {
+        let mut next = current.clone();
+        next.epoch = current.epoch + 1;
+        match self.operator_change(op, next) {
+            Err(why) => why,
+            Ok((_, ready, need)) if ready < need => format!(
+                "{ready} acceptors of the new configuration are up, pinned and hold the decided log; it needs {need}"
+            ),
+            Ok(_) => "an earlier change was under way or waiting".to_owned(),
+        }
     }
 
     /// The incarnation acceptor `id` reported in this probe round or the one

@@ -4,11 +4,13 @@
 //! durability at the acknowledged slot, order) goes through the one checker
 //! of the workspace ([`guarantees`], on `paxos-check`); what only a
 //! simulator can see has a module of its own: [`agreement`] against the
-//! acceptors' durable history and their promises, [`liveness`] after healing.
+//! acceptors' durable history and their promises, [`liveness`] after healing,
+//! [`deadlines`] of operators' membership changes.
 //! Agreement is also checked after every tick (in the world), since a
 //! disagreement may be repaired or hidden by a later crash.
 
 pub mod agreement;
+pub mod deadlines;
 pub mod guarantees;
 pub mod liveness;
 
@@ -21,6 +23,7 @@ pub fn check_all(world: &mut World) {
     if world.settled() {
         found.extend(agreement::durability(world));
     }
+    found.extend(deadlines::check(world));
     found.extend(guarantees::check_world(world));
     found.extend(guarantees::complaints(world));
     found.extend(liveness::check_settled(world));

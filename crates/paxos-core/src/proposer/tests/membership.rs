@@ -4,7 +4,33 @@
 use super::*;
 
 fn member_request(req: u64, op: MemberOp) -> Message {
-    Message::MemberRequest(MemberRequest { req, op })
+    Message::MemberRequest(MemberRequest { req, op, deadline_ms: None })
+}
+
+fn member_request_until(req: u64, op: MemberOp, deadline_ms: u64) -> Message {
+    Message::MemberRequest(MemberRequest { req, op, deadline_ms: Some(deadline_ms) })
+}
+
+/// The one member reply in `r`, to client 7: its request, and its error if any.
+fn the_member_reply(r: &Ready<ProposerOp>) -> Option<(u64, Option<String>)> {
+    let replies: Vec<_> = sent(r)
+        .filter_map(|o| match &o.msg {
+            Message::MemberReply(m) if o.to == client(7) => Some((m.req, m.error.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(replies.len() <= 1, "one reply at most: {replies:?}");
+    replies.into_iter().next()
+}
+
+/// Every message in `r`, early or not.
+fn sent(r: &Ready<ProposerOp>) -> impl Iterator<Item = &Outgoing> {
+    r.early.iter().chain(&r.messages)
+}
+
+/// True when `r` proposes something.
+fn proposes(r: &Ready<ProposerOp>) -> bool {
+    sent(r).any(|o| matches!(o.msg, Message::Accept(_)))
 }
 
 fn member_reply(req: u64, config: Option<Config>, error: Option<&str>, leader: Option<u32>) -> Message {
@@ -244,4 +270,89 @@ fn added_acceptor_is_let_in_once_it_reported_its_incarnation() {
     let mut messages: Vec<_> = (1..=6).map(|a| send(acc(a), prepare.clone())).collect();
     messages.push(send(client(7), member_reply(1, Some(next.clone()), None, None)));
     assert_eq!(r, ready(vec![learn(1, Value::Config(next)), ProposerOp::Round(3)], messages));
+}
+
+/// Deadlines: a change that cannot be made (an acceptor to add that never answers) waits until the
+/// deadline the client gave, is then answered with why it was given up, and is probed no more; the
+/// change asked after it, held up until then (changes go in order), goes on at once.
+#[test]
+fn a_change_that_cannot_be_made_is_given_up_at_its_deadline_with_the_reason() {
+    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
+    p.set_clock(1_000_000);
+    let add = MemberOp::Add { role: MemberRole::Acceptor, id: NodeId(6), addr: "a6:7000".into() };
+    assert!(step(&mut p, client(7), member_request_until(1, add, 1_000_500)).is_empty());
+    assert!(step(&mut p, client(7), member_request(2, remove_acceptor(5))).is_empty());
+    for _ in 0..3 {
+        let r = tick(&mut p);
+        assert_eq!(the_member_reply(&r), None, "before the deadline, the removal waits behind the addition");
+        assert!(!proposes(&r), "nothing is proposed: {r:?}");
+    }
+    assert!(p.members().contains(&(acc(6), "a6:7000".to_owned())), "acceptor 6 is probed meanwhile");
+
+    p.set_clock(1_000_501);
+    let r = tick(&mut p);
+
+    let (req, error) = the_member_reply(&r).expect("the addition is answered");
+    assert_eq!(req, 1);
+    let error = error.expect("with an error");
+    assert!(
+        error.starts_with("given up at its deadline, nothing changed: acceptor 6 has not answered at a6:7000"),
+        "{error}"
+    );
+    assert!(!p.members().contains(&(acc(6), "a6:7000".to_owned())), "acceptor 6 is probed no more");
+    let mut next = pinned();
+    next.epoch = 2;
+    next.acceptors.truncate(4);
+    let proposed = sent(&r).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone());
+    assert_eq!(proposed, Some(accept(ballot, 1, &[(1, Value::Config(next))])), "the removal goes on at once");
+}
+
+/// Deadlines: a change under way when its deadline passes is not given up; it is answered once decided.
+/// A request that arrives after its deadline (a late duplicate, or a client clock ahead) is never
+/// started: it is answered with an error on the next tick.
+#[test]
+fn a_change_under_way_at_its_deadline_is_answered_when_decided_and_a_late_request_never_starts() {
+    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
+    p.set_clock(1_000_000);
+    assert!(step(&mut p, client(7), member_request_until(1, remove_acceptor(5), 1_000_010)).is_empty());
+    let r = tick(&mut p);
+    assert!(proposes(&r), "the removal is proposed");
+    p.set_clock(1_000_011);
+    assert_eq!(the_member_reply(&tick(&mut p)), None, "under way: not given up");
+    for a in 1..=2 {
+        assert!(step(&mut p, acc(a), accepted(ballot, &[1])).is_empty());
+    }
+    let r = step(&mut p, acc(3), accepted(ballot, &[1]));
+    assert_eq!(the_member_reply(&r), Some((1, None)), "answered with the new configuration");
+
+    let (mut p, _) = leader_in_epoch_1(1);
+    p.set_clock(2_000_000);
+    assert!(step(&mut p, client(7), member_request_until(1, remove_acceptor(5), 1_999_999)).is_empty());
+    let r = tick(&mut p);
+    assert!(!proposes(&r), "never started: {r:?}");
+    let (req, error) = the_member_reply(&r).expect("answered");
+    assert_eq!(req, 1);
+    assert!(error.is_some_and(|e| e.starts_with("given up at its deadline, nothing changed: ")));
+    assert_eq!(p.config().epoch, 1);
+}
+
+/// A removal asked while the addition of the same acceptor is under way is not answered from the
+/// configuration in force (which lacks it): it waits for the addition to land.
+#[test]
+fn a_removal_waits_while_the_addition_of_the_same_member_is_under_way() {
+    let (mut p, _) = leader_in_epoch_1(1); // at tick 61
+    let add = MemberOp::Add { role: MemberRole::Acceptor, id: NodeId(6), addr: "a6:7000".into() };
+    assert!(step(&mut p, client(8), member_request(1, add)).is_empty());
+    tick_to(&mut p, 70);
+    answer_round(&mut p, 7, 1);
+    let joining =
+        ProbeReply { nonce: 7, promised: Ballot::ZERO, decided: Slot(1), incarnation: 606, epoch: 0, joining: true };
+    assert!(step(&mut p, acc(6), Message::ProbeReply(joining)).is_empty());
+    let r = tick(&mut p); // tick 71: the addition is proposed
+    assert!(proposes(&r));
+
+    let r = step(&mut p, client(7), member_request(1, remove_acceptor(6)));
+
+    assert_eq!(the_member_reply(&r), None, "not answered while acceptor 6 is being added");
+    assert_eq!(the_member_reply(&tick(&mut p)), None);
 }
