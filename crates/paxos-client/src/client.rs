@@ -282,13 +282,22 @@ impl Client {
     /// the change through the log and answers once it is decided; the
     /// request is signed with the cluster's peer key. Follows redirects.
     ///
+    /// The request carries a deadline a little before the client's timeout
+    /// (by a fifth of it, at most a second, on this host's clock): a leader
+    /// that cannot start the change by then gives it up and says why, in
+    /// time for the answer to arrive, and no leader starts it later.
+    ///
     /// # Errors
-    /// [`ClientError::Timeout`] when no leader answers in time (a new
-    /// acceptor is let in only once it started and copied the log);
-    /// [`ClientError::Member`] when the leader refuses the change.
+    /// [`ClientError::Timeout`] when no leader answers in time;
+    /// [`ClientError::Member`] when the leader refuses the change or gives
+    /// it up at its deadline (a new acceptor is let in only once it
+    /// started and copied the log).
     pub async fn member(&mut self, op: MemberOp) -> Result<Config, ClientError> {
         let req = self.next_req();
-        let msg = Message::MemberRequest(MemberRequest { req, op });
+        let timeout = self.link.timeout;
+        let margin = (timeout / 5).min(Duration::from_secs(1));
+        let deadline_ms = unix_ms().saturating_add(timeout.saturating_sub(margin).as_millis() as u64);
+        let msg = Message::MemberRequest(MemberRequest { req, op, deadline_ms: Some(deadline_ms) });
         let target = Node::Proposer(self.link.target);
         self.exchange(target, &msg, "membership change", true, |client, from, reply| match reply {
             Message::MemberReply(r) if r.req == req => {
@@ -477,6 +486,11 @@ pub(crate) fn backoff(in_row: u32, retry: Duration) -> Duration {
 /// A random client id, never zero, below 2^53 (as the wire requires).
 pub fn random_client_id() -> ClientId {
     ClientId((random_u64() & paxos_proto::MAX_CLIENT_NUMBER).max(1))
+}
+
+/// This host's wall clock, in Unix ms.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// 64 bits that differ between calls, processes and starts: a client id, or a

@@ -54,7 +54,8 @@ pub struct MemberArgs {
     /// What to do.
     #[command(subcommand)]
     pub op: MemberCommand,
-    /// Give up after this many seconds.
+    /// Give up after this many seconds (60 by default); a change the leader
+    /// cannot start a little before then is given up, and the error says why.
     #[arg(long, value_name = "SECS", value_parser = parse_secs, global = true)]
     pub timeout: Option<Duration>,
     /// Print the configuration as one JSON object.

@@ -645,3 +645,29 @@ async fn status_follows_the_decided_membership() {
     // Three members up of three (1, 2, 4): a majority, although acceptor 3 is gone.
     assert_eq!(status.code, Some(0), "{status:#?}");
 }
+
+/// A membership change that cannot be made (an acceptor never started)
+/// is given up at the request's deadline, a little before `--timeout`: the
+/// command exits 1 with why, not with a bare timeout; the leader no longer
+/// waits for it, so the next change goes through; and the node, started
+/// afterwards, is not let in (the given-up change is not made later).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_cannot_be_made_is_given_up_and_holds_nothing_up() {
+    let _serial = serial().await;
+    let mut cluster = ready_cluster(1, 3).await;
+    let ports = free_ports(2);
+    let (addr6, addr4) = (format!("127.0.0.1:{}", ports[0]), format!("127.0.0.1:{}", ports[1]));
+
+    let r = run(&cluster.path, &["member", "add", "acceptor", "6", &addr6, "--timeout", "3"]);
+
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert_eq!(r.stderr_lines().len(), 1, "{r:#?}");
+    let why = format!("given up at its deadline, nothing changed: acceptor 6 has not answered at {addr6}");
+    assert!(r.stderr.contains(&why), "{r:#?}");
+    cluster.start_listening(Node::Acceptor(NodeId(6)), &addr6);
+    cluster.start_listening(Node::Acceptor(NodeId(4)), &addr4);
+    ok(&cluster.path, &["member", "add", "acceptor", "4", &addr4, "--timeout", "30"]);
+    let list = ok(&cluster.path, &["member", "list"]);
+    assert!(list.stdout.contains("acceptor-4"), "{}", list.stdout);
+    assert!(!list.stdout.contains("acceptor-6"), "{}", list.stdout);
+}
