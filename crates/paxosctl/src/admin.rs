@@ -304,6 +304,10 @@ pub struct BackupArgs {
     /// Give up when a read takes longer than this many seconds.
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub timeout: Option<Duration>,
+    /// Write the log from where retention left it, although `restore`
+    /// cannot take such a backup (an archive of the values).
+    #[arg(long)]
+    pub partial: bool,
 }
 
 /// The first line of a backup.
@@ -424,6 +428,13 @@ pub async fn backup(cluster: &ClusterConfig, args: BackupArgs, out: &mut Out) ->
             .await
             .map_err(|e| CtlError::Failed(format!("log read from the leader: {}", describe(&e))))?;
         if start.is_none() {
+            if page.start > next && !args.partial {
+                return Err(CtlError::Failed(format!(
+                    "instances below {} were deleted by retention ([log] retain_slots): restore cannot take a \
+                     backup from there (it starts an empty cluster at instance 0); --partial writes it anyway",
+                    page.start
+                )));
+            }
             if page.start > next {
                 diag(format_args!("instances below {} were deleted by retention: the backup starts there", page.start));
             }

@@ -6,7 +6,7 @@
 //!  paxosctl --config FILE status [--json]
 //!  paxosctl --config FILE bench (--values N | --duration S [--warmup S]) --concurrency C [--size BYTES] [--json]
 //!  paxosctl --config FILE member list|add|remove ...
-//!  paxosctl --config FILE backup FILE
+//!  paxosctl --config FILE backup [--partial] FILE
 //!  paxosctl --config FILE restore FILE
 //!  paxosctl --config FILE leader transfer ID
 //!  paxosctl verify [--log FILE]... [--acked FILE]... [--sequential FILE]... [--proposed FILE]... [--all-acked] [--same-logs]

@@ -516,6 +516,19 @@ async fn retention_deletes_old_instances_and_says_so() {
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     let tail = ok(&cluster.path, &["log", "--from", "3900"]);
     assert_eq!(tail.lines().len(), 101, "instances 3900..4001 are there");
+
+    // A backup could not be restored from there: refused, unless asked for as an archive.
+    let file = cluster.dir().join("backup.jsonl");
+    let path = file.to_str().expect("a UTF-8 path");
+    let r = run(&cluster.path, &["backup", path]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert_eq!(r.stderr_lines().len(), 1, "{r:#?}");
+    assert!(r.stderr.contains("deleted by retention") && r.stderr.contains("--partial"), "{r:#?}");
+    assert!(!file.exists(), "nothing written");
+    let r = run(&cluster.path, &["backup", "--partial", path]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(r.stderr.contains("the backup starts there"), "{r:#?}");
+    assert!(file.exists());
 }
 
 /// `verify --prefix` counts values of earlier workloads (other prefixes) in
