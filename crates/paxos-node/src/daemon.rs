@@ -16,8 +16,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use paxos_proto::{Node, NodeId};
+use paxos_storage::ops::BinaryOp;
+use paxos_storage::{Durable, FileStore, OWNER};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tracing::error;
 use tracing_subscriber::EnvFilter;
 
@@ -282,6 +287,31 @@ pub fn check_genesis(node: &NodeSetup, epoch: u32) -> anyhow::Result<()> {
     match node.cluster.even_genesis() {
         Some(problem) if epoch == 0 && node.in_file() => Err(UsageError(problem.to_string()).into()),
         _ => Ok(()),
+    }
+}
+
+/// Claims the node's data dir for it ([`FileStore::claim`]): the first
+/// start records the node (role, id and cluster) in the dir; a data dir
+/// that another node ran on (copied from another acceptor, or `--id`
+/// mistyped) is refused with one line, exit 2, before anything is read.
+///
+/// # Errors
+/// [`UsageError`] naming both nodes; the store's error when the file cannot be read or written.
+pub fn claim_data_dir<S>(node: &NodeSetup, store: &FileStore<S>) -> anyhow::Result<()>
+where
+    S: Durable,
+    S::Op: Serialize + DeserializeOwned + BinaryOp,
+{
+    let owner = format!("{} of cluster {:?}", node.node(), node.cluster.cluster);
+    let claimed = store.claim(&owner).with_context(|| format!("claim the data dir {}", node.data_dir.display()))?;
+    match claimed {
+        None => Ok(()),
+        Some(recorded) => Err(UsageError(format!(
+            "{}: this data dir is {recorded}'s (its {OWNER} file), not {owner}'s: a node must not run on \
+             another's state; give it an empty data dir (an acceptor then rebuilds itself from its peers)",
+            node.data_dir.display()
+        ))
+        .into()),
     }
 }
 

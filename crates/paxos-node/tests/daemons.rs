@@ -687,3 +687,31 @@ async fn a_file_with_an_even_set_restarts_a_running_cluster() {
     assert!(!cluster.log_text(a5).contains("even acceptor count"), "{}", cluster.log_text(a5));
     cluster.stop_all_gracefully().await;
 }
+
+/// A data dir copied from another acceptor is refused: exit 2, one line
+/// naming the node it belongs to; the node it belongs to restarts on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_copied_from_another_node_is_refused() {
+    let _serial = serial().await;
+    let mut cluster = Cluster::new(1, 3, "");
+    cluster.start_all();
+    cluster.wait_ready().await;
+    cluster.stop_all_gracefully().await;
+    let (a1, a2) = (Node::Acceptor(NodeId(1)), Node::Acceptor(NodeId(2)));
+    let (from, to) = (cluster.data_dir(a1), cluster.data_dir(a2));
+    std::fs::remove_dir_all(&to).expect("remove acceptor 2's data dir");
+    let status = std::process::Command::new("cp").arg("-a").arg(&from).arg(&to).status().expect("cp");
+    assert!(status.success());
+
+    let mut child = cluster.command(a2).spawn().expect("spawn");
+    let status = wait_exit(&mut child, Duration::from_secs(10)).await;
+
+    assert_eq!(status.code(), Some(2), "refused with exit 2");
+    let log = cluster.log_text(a2);
+    let refused: Vec<&str> = log.lines().filter(|l| l.contains("this data dir is acceptor-1 of cluster")).collect();
+    assert_eq!(refused.len(), 1, "one line: {log}");
+    assert!(refused[0].contains("not acceptor-2 of cluster"), "{log}");
+    cluster.start(a1);
+    cluster.wait_status(a1, "acceptor 1 restarts on its own data dir", |s| !s.failed).await;
+    cluster.stop_all_gracefully().await;
+}

@@ -28,4 +28,4 @@ pub mod store;
 pub mod suite;
 pub mod wal;
 
-pub use store::{Durable, FileStore, CHECKPOINT, CHECKPOINT_PREV, LOCK, LOG_DIR};
+pub use store::{Durable, FileStore, CHECKPOINT, CHECKPOINT_PREV, LOCK, LOG_DIR, OWNER};

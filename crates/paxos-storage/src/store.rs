@@ -9,6 +9,7 @@
 //! <data dir>/checkpoint           the folded state and the log position it covers
 //! <data dir>/checkpoint.prev      the one before
 //! <data dir>/LOCK                 empty; flock'ed while a store has the dir open
+//! <data dir>/OWNER                the node whose state this is (FileStore::claim)
 //! ```
 //!
 //! # Writes
@@ -92,6 +93,12 @@ pub const CHECKPOINT_PREV: &str = "checkpoint.prev";
 /// The file a store locks (`flock`, exclusive) for as long as it is open, so
 /// that a second process on the same data dir is refused, not let corrupt it.
 pub const LOCK: &str = "LOCK";
+
+/// The file that names the node a data dir belongs to ([`FileStore::claim`]).
+pub const OWNER: &str = "OWNER";
+
+/// The first bytes of the [`OWNER`] file.
+const OWNER_MAGIC: &[u8; 8] = b"PAXOWN01";
 
 /// The logs of the release before segments, which this one does not read.
 const LEGACY_LOGS: [&str; 2] = ["acceptor.wal", "proposer.wal"];
@@ -652,6 +659,32 @@ where
     /// The data dir.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Claims the data dir for `owner` (the node that runs on it, e.g.
+    /// `acceptor-3 of cluster "paxos"`): the first time, records it in
+    /// [`OWNER`] (checksummed, replaced atomically); after that, returns
+    /// the owner recorded when it is another, so that a data dir copied
+    /// from another node is not run as this one.
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] when [`OWNER`] is damaged, [`StorageError::Io`] when it cannot be read or written.
+    pub fn claim(&self, owner: &str) -> Result<Option<String>, StorageError> {
+        let path = self.dir.join(OWNER);
+        match fs::read(&path) {
+            Ok(bytes) => {
+                let recorded = checked_body(&bytes, OWNER_MAGIC)
+                    .and_then(|body| std::str::from_utf8(body).ok())
+                    .ok_or_else(|| StorageError::Corrupt(format!("{}: damaged", path.display())))?;
+                Ok((recorded != owner).then(|| recorded.to_owned()))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                write_atomically(&path, &checked_file(OWNER_MAGIC, owner.as_bytes()), self.fsync)
+                    .map_err(io_error(&path, "write"))?;
+                Ok(None)
+            }
+            Err(e) => Err(io_error(&path, "read")(e)),
+        }
     }
 
     /// The segment files, oldest first; the last is appended to.

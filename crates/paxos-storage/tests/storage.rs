@@ -333,6 +333,43 @@ fn a_data_dir_open_elsewhere_is_refused() {
     assert_eq!(again.load().expect("load").promised, ballot(3, 1));
 }
 
+/// The first claim of a data dir records its owner; the same owner may claim
+/// it again (a restart, even on a copy moved to a new disk), another is told
+/// who owns it; a damaged OWNER file is corruption, not silently replaced.
+#[test]
+fn a_data_dir_is_claimed_by_one_owner() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = FileAcceptorStore::open(dir.path(), true).expect("open");
+        assert_eq!(store.claim("acceptor-3 of cluster \"paxos\"").expect("claim"), None);
+    }
+    let copy = tempfile::tempdir().expect("tempdir");
+    for name in [paxos_storage::OWNER, paxos_storage::LOG_DIR] {
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(dir.path().join(name))
+            .arg(copy.path())
+            .status()
+            .expect("cp");
+        assert!(status.success());
+    }
+    let store = FileAcceptorStore::open(copy.path(), true).expect("open the copy");
+    assert_eq!(store.claim("acceptor-3 of cluster \"paxos\"").expect("claim"), None, "the same node, moved");
+    assert_eq!(
+        store.claim("acceptor-4 of cluster \"paxos\"").expect("claim"),
+        Some("acceptor-3 of cluster \"paxos\"".to_owned()),
+        "another node"
+    );
+    drop(store);
+    let owner = copy.path().join(paxos_storage::OWNER);
+    let mut bytes = fs::read(&owner).expect("read");
+    *bytes.last_mut().expect("a body") ^= 1;
+    fs::write(&owner, bytes).expect("write");
+    let store = FileAcceptorStore::open(copy.path(), true).expect("open");
+    let err = store.claim("acceptor-3 of cluster \"paxos\"").expect_err("damaged");
+    assert!(matches!(err, StorageError::Corrupt(_)), "{err:?}");
+}
+
 /// A log of the release before segments is refused with one line that says what to do.
 #[test]
 fn a_log_of_the_earlier_format_is_refused() {

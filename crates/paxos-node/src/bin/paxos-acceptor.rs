@@ -24,6 +24,7 @@ async fn serve(node: NodeSetup, control: UnboundedReceiver<Control>) -> anyhow::
     let segment = node.cluster.log.segment_bytes;
     let mut store = FileStore::<AcceptorState>::open_with(&node.data_dir, node.settings.fsync, segment, segment / 2)
         .with_context(|| format!("open the acceptor store in {}", node.data_dir.display()))?;
+    daemon::claim_data_dir(&node, &store)?;
     let state = store.load().context("load the acceptor state")?;
     daemon::check_genesis(&node, state.epoch_number())?;
     let (socket, buffers) = bind_udp(node.listen).with_context(|| format!("bind {}", node.listen))?;

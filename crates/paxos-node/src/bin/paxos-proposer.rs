@@ -24,6 +24,7 @@ async fn serve(node: NodeSetup, control: UnboundedReceiver<Control>) -> anyhow::
     let segment = node.cluster.log.segment_bytes;
     let mut store = FileStore::<ProposerState>::open_with(&node.data_dir, node.settings.fsync, segment, segment / 2)
         .with_context(|| format!("open the proposer store in {}", node.data_dir.display()))?;
+    daemon::claim_data_dir(&node, &store)?;
     let state = store.load().context("load the proposer state")?;
     daemon::check_genesis(&node, state.log.epoch_number())?;
     let (socket, buffers) = bind_udp(node.listen).with_context(|| format!("bind {}", node.listen))?;
