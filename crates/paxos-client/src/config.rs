@@ -755,6 +755,22 @@ impl ClusterConfig {
         }
     }
 
+    /// The key files of `[auth]` that any user may read (or the group
+    /// write), with their permission bits: a key is a secret. A group may
+    /// read it (Kubernetes mounts a Secret for the pod's `fsGroup`).
+    pub fn exposed_key_files(&self) -> Vec<(PathBuf, u32)> {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(auth) = &self.auth else { return Vec::new() };
+        std::iter::once(&auth.peer_key_file)
+            .chain(&auth.client_key_file)
+            .map(|file| self.key_path(file))
+            .filter_map(|path| {
+                let mode = std::fs::metadata(&path).ok()?.permissions().mode() & 0o777;
+                (mode & 0o027 != 0).then_some((path, mode))
+            })
+            .collect()
+    }
+
     /// Where a key file named in the cluster file is: relative to the cluster file's directory.
     pub fn key_path(&self, file: &Path) -> PathBuf {
         match self.path.parent() {

@@ -200,6 +200,14 @@ pub async fn run<R: Role, S: Store<State = R::State>>(
              address can break every guarantee; set [auth] peer_key_file (paxosctl keygen makes a key)"
         );
     }
+    for (path, mode) in cluster.exposed_key_files() {
+        warn!(
+            node = %me,
+            file = %path.display(),
+            mode = %format_args!("{mode:o}"),
+            "a key file any user may read: whoever reads it can sign as a member; chmod 600 (or 640) it"
+        );
+    }
     let (book, resolved) = AddressBook::new(cluster, local);
     let (done_tx, completions) = mpsc::unbounded_channel();
     // GET /metrics, /health, /ready: writes timed, status published (inert without HTTP).

@@ -124,6 +124,7 @@ async fn fsync_false_is_announced_json_logs_and_sigterm_exits_0() {
         assert!(!started["fields"][field].is_null(), "the start-up line has {field}: {started}");
     }
     assert!(lines.iter().any(|l| l["fields"]["message"] == "stopped"), "logs its stop: {log}");
+
     drop(cluster);
 }
 
@@ -713,5 +714,31 @@ async fn a_data_dir_copied_from_another_node_is_refused() {
     assert!(refused[0].contains("not acceptor-2 of cluster"), "{log}");
     cluster.start(a1);
     cluster.wait_status(a1, "acceptor 1 restarts on its own data dir", |s| !s.failed).await;
+    cluster.stop_all_gracefully().await;
+}
+
+/// A key file any user may read is warned about, once, naming the file and
+/// its mode; one only its owner reads is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_file_others_may_read_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let _serial = serial().await;
+    let mut cluster = Cluster::new(1, 3, "");
+    let (a1, a2) = (Node::Acceptor(NodeId(1)), Node::Acceptor(NodeId(2)));
+    cluster.start(a1);
+    cluster.wait_status(a1, "answers", |_| true).await;
+    let key = cluster.dir().join("peer.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    cluster.start(a2);
+    cluster.wait_status(a2, "answers", |_| true).await;
+
+    let warned = |node| {
+        let log = cluster.log_text(node);
+        log.lines().filter(|l| l.contains("a key file any user may read")).map(str::to_owned).collect::<Vec<_>>()
+    };
+    assert_eq!(warned(a1).len(), 0, "0600: {}", cluster.log_text(a1));
+    let lines = warned(a2);
+    assert_eq!(lines.len(), 1, "{}", cluster.log_text(a2));
+    assert!(lines[0].contains("peer.key") && lines[0].contains("644"), "{}", lines[0]);
     cluster.stop_all_gracefully().await;
 }

@@ -161,6 +161,9 @@ impl Cluster {
         if auth {
             let key: Vec<u8> = (0..4).flat_map(|_| paxos_client::client::random_u64().to_le_bytes()).collect();
             fs::write(&peer_key, paxos_proto::auth::key_to_hex(&key) + "\n").expect("write the peer key");
+            // As `paxosctl keygen` under umask 077 leaves it: the daemons warn about a key others may read.
+            let owner_only = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+            fs::set_permissions(&peer_key, owner_only).expect("chmod the peer key");
             writeln!(text, "[auth]\npeer_key_file = \"peer.key\"").unwrap();
         }
         writeln!(
