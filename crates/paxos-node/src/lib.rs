@@ -23,7 +23,7 @@
 //! - [`chaos`]: the `[chaos]` fault injector (drop, duplicate, delay, reorder)
 //!   on a node's own outgoing datagrams, seeded per node;
 //! - [`counters`]: drop counters and rate-limited warnings;
-//! - [`signals`]: SIGTERM/SIGINT/SIGUSR1/SIGUSR2 as loop commands;
+//! - [`signals`]: SIGTERM/SIGINT/SIGHUP/SIGUSR1/SIGUSR2 as loop commands;
 //! - [`http`]: `GET /metrics`, `/health` and `/ready` on a thread of their
 //!   own, from snapshots that the loop publishes;
 //! - [`daemon`]: the command line, logging and exit codes the binaries share.

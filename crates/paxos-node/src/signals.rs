@@ -2,9 +2,13 @@
 //!
 //! | signal          | command                                            |
 //! |-----------------|----------------------------------------------------|
-//! | SIGTERM, SIGINT | [`Control::Shutdown`]; a second one exits at once  |
+//! | SIGTERM, SIGINT, SIGHUP | [`Control::Shutdown`]; a second one exits at once |
 //! | SIGUSR1         | [`Control::Fail`]                                  |
 //! | SIGUSR2         | [`Control::Recover`]                               |
+//!
+//! SIGHUP (the terminal that started the node closed) stops it as SIGTERM
+//! does: a node has nothing to reload (membership comes from the log), and
+//! the default action would end it without its stop line.
 //!
 //! signal-hook's iterator runs on its own thread and forwards each signal
 //! into a channel that the loop selects on, so the loop itself only ever
@@ -12,14 +16,14 @@
 
 use std::io;
 
-use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::Signals;
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
 use crate::runtime::Control;
 
-/// The exit code of a stop forced by a second SIGTERM or SIGINT.
+/// The exit code of a stop forced by a second SIGTERM, SIGINT or SIGHUP.
 pub const FORCED_EXIT_CODE: i32 = 1;
 
 /// Installs the handlers and returns the channel of commands they send.
@@ -28,7 +32,7 @@ pub const FORCED_EXIT_CODE: i32 = 1;
 /// When the handlers cannot be registered or the thread cannot start.
 pub fn install() -> io::Result<mpsc::UnboundedReceiver<Control>> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGUSR2])?;
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2])?;
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         let mut stopping = false;
         for signal in signals.forever() {

@@ -125,6 +125,14 @@ async fn fsync_false_is_announced_json_logs_and_sigterm_exits_0() {
     }
     assert!(lines.iter().any(|l| l["fields"]["message"] == "stopped"), "logs its stop: {log}");
 
+    // SIGHUP (the terminal closed) stops it the same way, not by the default action (exit 129, no stop line).
+    let mut child = cluster.command(node).spawn().expect("spawn");
+    cluster.wait_status(node, "answers again", |_| true).await;
+    paxos_testkit::signal(child.id(), libc::SIGHUP);
+    let status = wait_exit(&mut child, Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(0), "SIGHUP exits 0: {status:?}");
+    let stops = cluster.log_text(node).lines().filter(|l| l.contains("\"stopped\"") || l.contains(" stopped")).count();
+    assert_eq!(stops, 2, "logs its second stop: {}", cluster.log_text(node));
     drop(cluster);
 }
 
