@@ -162,6 +162,11 @@ write_config() {
     } >"$config"
 }
 
+# "1 proposer", "2 proposers".
+plural() {
+    if [ "$1" = 1 ]; then echo "1 $2"; else echo "$1 ${2}s"; fi
+}
+
 case $cmd in
     up)
         if [ $build = 1 ]; then
@@ -193,7 +198,7 @@ case $cmd in
             echo "cluster.sh: up failed; every node it started is stopped; logs in $dir/logs" >&2
             exit 1
         fi
-        echo "cluster up: $proposers proposers, $acceptors acceptors; config $config"
+        echo "cluster up: $(plural "$proposers" proposer), $(plural "$acceptors" acceptor); config $config"
         ;;
     down)
         stop_all

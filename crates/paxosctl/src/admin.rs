@@ -179,10 +179,32 @@ pub async fn member(cluster: &ClusterConfig, args: MemberArgs, out: &mut Out) ->
     }
     client.set_retry(Duration::from_millis(500));
     client.set_timeout(args.timeout.unwrap_or(MEMBER_TIMEOUT));
-    let config = client.member(op).await.map_err(|e| match e {
+    let refused = |e| match e {
         ClientError::Member(why) => CtlError::Failed(format!("refused: {why}")),
         e => operator_error("membership change", &e),
-    })?;
+    };
+    // Removing a node that is no member would "succeed" at once: most
+    // likely a mistyped id, so say so (as `etcdctl member remove` does).
+    if let MemberOp::Remove { role, id } = &op {
+        let config = client.member(MemberOp::List).await.map_err(refused)?;
+        let members = match role {
+            MemberRole::Acceptor => &config.acceptors,
+            MemberRole::Proposer => &config.proposers,
+        };
+        if !members.iter().any(|m| m.id == *id) {
+            let ids: Vec<String> = members.iter().map(|m| m.id.to_string()).collect();
+            let role = match role {
+                MemberRole::Acceptor => "acceptor",
+                MemberRole::Proposer => "proposer",
+            };
+            return Err(CtlError::Failed(format!(
+                "refused: {role} {id} is not a member (the {role}s of epoch {}: {})",
+                config.epoch,
+                ids.join(", ")
+            )));
+        }
+    }
+    let config = client.member(op).await.map_err(refused)?;
     for line in format_config(&config, args.json) {
         out.line(line)?;
     }

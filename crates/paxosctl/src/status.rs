@@ -56,7 +56,9 @@ pub struct NodeStatus<'a> {
     pub epoch: Option<u32>,
     /// The proposer it takes to lead, if it knows one.
     pub leader: Option<u32>,
-    /// A proposer's ballot or an acceptor's promise, `round.proposer`.
+    /// A proposer's ballot or an acceptor's promise: `round.proposer` in
+    /// epoch 0, `epoch:round.proposer` from epoch 1 on (an acceptor's
+    /// promise may be of an earlier epoch than the proposers' ballots).
     pub ballot: Option<String>,
     /// Its first instance not known decided (the end of its decided prefix).
     pub decided: Option<u64>,

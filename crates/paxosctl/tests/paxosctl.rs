@@ -683,4 +683,11 @@ async fn a_change_that_cannot_be_made_is_given_up_and_holds_nothing_up() {
     let list = ok(&cluster.path, &["member", "list"]);
     assert!(list.stdout.contains("acceptor-4"), "{}", list.stdout);
     assert!(!list.stdout.contains("acceptor-6"), "{}", list.stdout);
+
+    // Removing a node that is no member (a mistyped id) is refused, not a silent success.
+    let r = run(&cluster.path, &["member", "remove", "acceptor", "6"]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert_eq!(r.stderr_lines().len(), 1, "{r:#?}");
+    assert!(r.stderr.contains("acceptor 6 is not a member (the acceptors of epoch"), "{r:#?}");
+    assert!(r.stderr.contains(": 1, 2, 3, 4)"), "{r:#?}");
 }
