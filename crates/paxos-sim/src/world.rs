@@ -157,6 +157,13 @@ pub struct World {
     proposed_configs: BTreeMap<u32, Vec<Config>>,
     /// Every configuration a leader set out to change to, with the first tick it did.
     pub(crate) config_starts: Vec<(Config, u64)>,
+    /// Every configuration that went out in an accept, with the ballot of the first such accept.
+    pub(crate) config_first_ballots: Vec<(Config, Ballot)>,
+    /// The tick each configuration was decided, by epoch.
+    pub(crate) config_decided_at: BTreeMap<u32, u64>,
+    /// Per member request the operator was told was given up (by its request
+    /// id): the tick of the answer and the ballot of the leader that sent it.
+    pub(crate) give_ups: BTreeMap<u64, (u64, Ballot)>,
     /// Acceptors (by index) the operator added without starting them: each starts at its tick.
     late_starts: Vec<(u64, usize)>,
     /// Every accept any acceptor made durable, ever: per (slot, ballot) the value and
@@ -276,6 +283,9 @@ impl World {
             configs,
             proposed_configs: BTreeMap::new(),
             config_starts: Vec::new(),
+            config_first_ballots: Vec::new(),
+            config_decided_at: BTreeMap::new(),
+            give_ups: BTreeMap::new(),
             late_starts: Vec::new(),
             accept_history: BTreeMap::new(),
             healed_at: params.fault_ticks,
@@ -584,7 +594,7 @@ impl World {
         let p0 = self.proposer_ids.len();
         // A member whose change was given up is left alone from then on, so
         // that any later change to it would be the given-up one (see `checks::deadlines`).
-        let given_up = |role: MemberRole, id: NodeId| self.admin.given_up.iter().any(|(op, _)| touches(op, role, id));
+        let given_up = |role: MemberRole, id: NodeId| self.admin.given_up.iter().any(|(op, ..)| touches(op, role, id));
         let late = |a: usize| self.late_starts.iter().any(|(_, l)| *l == a);
         let spare_acceptor = (0..self.acceptor_ids.len())
             .find(|a| !self.started[p0 + a] && !late(*a) && !given_up(MemberRole::Acceptor, self.acceptor_ids[*a]));
@@ -891,6 +901,7 @@ impl World {
                     if let Value::Config(c) = value {
                         if let std::collections::btree_map::Entry::Vacant(e) = self.configs.entry(c.epoch) {
                             e.insert(c.clone());
+                            self.config_decided_at.insert(c.epoch, self.now);
                             self.stats.configs += 1;
                         }
                     }
@@ -948,6 +959,14 @@ impl World {
 
     fn send(&mut self, from: Node, to: Node, msg: Message) {
         self.stats.sent += 1;
+        // What the deadline check needs of a "given up": when, and the ballot of the leader that said it.
+        if let (Node::Proposer(p), Node::Client(ClientId(ADMIN_CLIENT)), Message::MemberReply(r)) = (from, to, &msg) {
+            if let Some(proposer) = self.proposers.get((p.0 as usize).wrapping_sub(1)).and_then(|p| p.as_ref()) {
+                if r.error.is_some() {
+                    self.give_ups.entry(r.req).or_insert((self.now, proposer.ballot()));
+                }
+            }
+        }
         let (Some(f), Some(t)) = (self.endpoint(from), self.endpoint(to)) else {
             // A node may name a client or peer that is not part of this world (a forged address):
             // the datagram goes nowhere.
@@ -993,6 +1012,9 @@ impl World {
                     let known = self.proposed_configs.entry(c.epoch).or_default();
                     if !known.contains(c) {
                         known.push(c.clone());
+                    }
+                    if !self.config_first_ballots.iter().any(|(known, _)| known == c) {
+                        self.config_first_ballots.push((c.clone(), m.ballot));
                     }
                 }
             }
@@ -1114,7 +1136,7 @@ impl World {
 }
 
 /// True when `op` adds or removes member `id` of `role`.
-pub(crate) fn touches(op: &MemberOp, role: MemberRole, id: NodeId) -> bool {
+fn touches(op: &MemberOp, role: MemberRole, id: NodeId) -> bool {
     match op {
         MemberOp::List => false,
         MemberOp::Add { role: r, id: i, .. } | MemberOp::Remove { role: r, id: i } => *r == role && *i == id,

@@ -15,11 +15,19 @@ fn seeds_to_catch(defect: Defect) -> u64 {
 }
 
 /// Runs seeds from 0 with the defect that `o` pins until a guarantee breaks; returns how many runs
-/// that took, and fails when `bound` seeds do not catch it.
+/// that took, and fails when `bound` seeds do not catch it. A run that panics is caught too: a
+/// defect may break the guarantee that no input makes a node panic (`unbounded` turns a forged
+/// slot into a range too large to allocate).
 fn catch_within(o: &Overrides, bound: u64) -> u64 {
     let name = o.defect.expect("a defect is pinned").name();
     for (i, seed) in (0..bound).enumerate() {
-        let outcome = run(seed, o);
+        let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(seed, o))) {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                println!("{name}: caught at seed {seed} after {} runs: a role panicked", i + 1);
+                return i as u64 + 1;
+            }
+        };
         if !outcome.ok() {
             println!("{name}: caught at seed {seed} after {} runs: {}", i + 1, outcome.violations[0]);
             return i as u64 + 1;

@@ -36,6 +36,11 @@ pub const REBUILD_SLACK_SLOTS: u64 = 4096;
 /// Member requests waiting for their change, at most.
 const MAX_WAITING_REQUESTS: usize = 64;
 
+/// A request that reaches the leader more than this long after its
+/// deadline (later than retries and redirects explain) may come from a
+/// client whose clock is ahead: the answer says so.
+const LATE_ARRIVAL_MS: u64 = 1000;
+
 /// The longest address a member may have.
 const MAX_ADDR_BYTES: usize = 256;
 
@@ -63,6 +68,8 @@ pub(super) struct Waiting {
     op: MemberOp,
     /// The client's deadline (Unix ms): the change is not started after it.
     deadline_ms: Option<u64>,
+    /// How long after its deadline the request reached this leader, if it did.
+    late_by_ms: Option<u64>,
 }
 
 /// True when `config` already has what `op` asks for.
@@ -150,7 +157,8 @@ impl Proposer {
             self.joining.acceptors.insert(*id, addr.clone());
             self.acceptors.entry(*id).or_default();
         }
-        self.member_ops.push(Waiting { client, req: m.req, op: m.op, deadline_ms: m.deadline_ms });
+        let late_by_ms = m.deadline_ms.filter(|d| self.clock_ms > *d).map(|d| self.clock_ms - d);
+        self.member_ops.push(Waiting { client, req: m.req, op: m.op, deadline_ms: m.deadline_ms, late_by_ms });
         Ok(())
     }
 
@@ -172,18 +180,32 @@ impl Proposer {
     }
 
     /// Answers the member requests the configuration in force satisfies;
-    /// a proposer that no longer leads sends the others to the leader. A
-    /// leader gives up a request whose deadline passed, and says why, once
-    /// it has no change under way nor one left by an earlier leader to
-    /// re-propose (which might be this very change): [`Self::next_config`]
-    /// starts only requests in time, so no leader starts it from then on.
+    /// a proposer that no longer leads sends the others to the leader.
+    ///
+    /// A leader gives up a request whose deadline passed, and says why, once
+    /// it has no change under way, nor one left by an earlier leader to
+    /// re-propose, and the log is decided past the slots earlier leaders
+    /// may have used (a stop sign that only a minority accepted is then
+    /// never chosen; an idle leader proposes a no-op to get there). No
+    /// leader proposes the change after its deadline ([`Self::next_config`],
+    /// `Phase2::change_to`); one that proposed it before, with a higher
+    /// ballot than this leader's, in a partition it still leads, may still
+    /// get it decided, as with any request that timed out.
     pub(super) fn answer_members(&mut self) {
         if self.member_ops.is_empty() {
             return;
         }
         let config = self.config();
         let leading = matches!(self.phase, Phase::Leader(_));
-        let may_give_up = matches!(&self.phase, Phase::Leader(p2) if !p2.changing() && p2.recovered());
+        let mut may_give_up = matches!(&self.phase, Phase::Leader(p2) if !p2.changing() && p2.recovered());
+        if may_give_up && self.member_ops.iter().any(|w| !self.in_time(w)) {
+            if let Phase::Leader(p2) = &mut self.phase {
+                if !p2.fenced(&self.learner) {
+                    p2.fence = p2.idle();
+                    may_give_up = false;
+                }
+            }
+        }
         for w in std::mem::take(&mut self.member_ops) {
             if self.settled(&w.op) {
                 self.member_reply(w.client, w.req, Some(config.clone()), None);
@@ -191,14 +213,15 @@ impl Proposer {
                 let reply = MemberReply { req: w.req, config: None, error: None, leader: self.leader() };
                 self.ready.send(Node::Client(w.client), Message::MemberReply(reply));
             } else if may_give_up && !self.in_time(&w) {
-                let why = self.why_not_ready(&w.op, &config);
+                let mut why = self.why_not_ready(&w.op, &config);
+                if let Some(late) = w.late_by_ms.filter(|late| *late > LATE_ARRIVAL_MS) {
+                    why += &format!(
+                        "; it reached this leader {late} ms after its deadline: do the clocks of the client and the \
+                         leader agree?"
+                    );
+                }
                 info!(node = %Node::Proposer(self.cfg.id), op = ?w.op, why, "member request given up at its deadline");
-                self.member_reply(
-                    w.client,
-                    w.req,
-                    None,
-                    Some(format!("given up at its deadline, nothing changed: {why}")),
-                );
+                self.member_reply(w.client, w.req, None, Some(format!("given up at its deadline, not made: {why}")));
                 if self.defects.member_past_deadline {
                     self.member_ops.push(Waiting { deadline_ms: None, ..w });
                 }
@@ -225,15 +248,16 @@ impl Proposer {
         if p2.changing() || !p2.recovered() {
             return;
         }
-        let Some(config) = self.next_config() else { return };
+        let Some((config, deadline_ms)) = self.next_config() else { return };
         info!(node = %Node::Proposer(self.cfg.id), epoch = config.epoch, acceptors = ?config.acceptors, "changing the configuration");
         if let Phase::Leader(p2) = &mut self.phase {
-            p2.change_to(config);
+            p2.change_to(config, deadline_ms);
         }
     }
 
-    /// The configuration to change to next, if any change is due and ready.
-    fn next_config(&self) -> Option<Config> {
+    /// The configuration to change to next, if any change is due and
+    /// ready, with the deadline of the operator's request it makes.
+    fn next_config(&self) -> Option<(Config, Option<u64>)> {
         let current = self.config();
         let mut next = current.clone();
         next.epoch = current.epoch + 1;
@@ -254,7 +278,7 @@ impl Proposer {
                 _ => false,
             };
             let need = crate::quorum(0, next.acceptors.len());
-            return (self.ready(&next) >= need && (all || waited)).then_some(next);
+            return (self.ready(&next) >= need && (all || waited)).then_some((next, None));
         }
         // First, a member that lost its state and copied the log again gets
         // its new incarnation pinned: the cluster is healthier for it.
@@ -265,7 +289,7 @@ impl Proposer {
         if let Some(rebuilt) = rebuilt {
             rebuilt.incarnation = self.reported(rebuilt.id);
             if self.ready_to_run(&next) {
-                return Some(next);
+                return Some((next, None));
             }
             next = current.clone();
             next.epoch = current.epoch + 1;
@@ -274,7 +298,7 @@ impl Proposer {
         // whose deadline passed is skipped (it is being given up).
         let w = self.member_ops.iter().find(|w| self.in_time(w) && !satisfied(&w.op, &current))?;
         let (next, ready, need) = self.operator_change(&w.op, next).ok()?;
-        (ready >= need).then_some(next)
+        (ready >= need).then_some((next, w.deadline_ms))
     }
 
     /// `next` (the configuration in force, one epoch on) changed as `op`

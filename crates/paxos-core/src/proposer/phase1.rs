@@ -153,6 +153,11 @@ impl Proposer {
             .filter(|(slot, _)| *slot >= first && !self.learner.is_decided(*slot))
             .map(|(slot, (_, value))| (slot, value))
             .collect();
+        // A stop sign re-proposed is a change under way, as one this leader asked for.
+        let changing_to = stop.and_then(|s| match adopted.get(&s) {
+            Some(Value::Config(c)) => Some(c.clone()),
+            _ => None,
+        });
         let mut requests = HashSet::new();
         for value in adopted.values() {
             if let Value::Command(c) = value {
@@ -168,7 +173,9 @@ impl Proposer {
         info!(node = %Node::Proposer(self.cfg.id), ballot = %self.ballot, slot = first.0, recovered = recovery.len(), "leading");
         self.leader_hint = Some((self.cfg.id, self.ballot));
         self.handed_over = false;
-        self.phase = Phase::Leader(Phase2::new(next, first, recovery, stop, self.now));
+        let mut p2 = Phase2::new(next, first, recovery, stop, self.now);
+        p2.changing_to = changing_to;
+        self.phase = Phase::Leader(p2);
         self.propose_queued();
     }
 }

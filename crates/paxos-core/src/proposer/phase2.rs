@@ -84,6 +84,17 @@ pub(super) struct Phase2 {
     stop: Option<Slot>,
     /// A configuration to propose as soon as the window drained.
     change: Option<Config>,
+    /// The deadline (Unix ms) of the operator's request behind `change`:
+    /// not proposed after it.
+    change_deadline: Option<u64>,
+    /// The first slot this phase proposes anew (`next` when it began): a
+    /// stop sign an earlier leader proposed lies at or below it (it follows
+    /// decided slots only, which phase 1 saw), so once the log is decided
+    /// past it no such stop sign can be chosen any more.
+    fresh: Slot,
+    /// A no-op is wanted in the next free slot, to get the log decided past
+    /// `fresh` while no client value comes (see `Proposer::answer_members`).
+    pub(super) fence: bool,
     /// The configuration asked for, until this phase ends.
     pub(super) changing_to: Option<Config>,
     /// When this phase began.
@@ -104,6 +115,9 @@ impl Phase2 {
             recovery,
             stop,
             change: None,
+            change_deadline: None,
+            fresh: next,
+            fence: false,
             changing_to: None,
             since,
             restoring: VecDeque::new(),
@@ -140,11 +154,20 @@ impl Phase2 {
         self.inflight.is_empty() && self.recovery.len() == 0
     }
 
-    /// Asks for `config` to be proposed once the window drained.
-    pub(super) fn change_to(&mut self, config: Config) {
+    /// Asks for `config` to be proposed once the window drained, unless
+    /// that happens after `deadline_ms` (an operator's request).
+    pub(super) fn change_to(&mut self, config: Config, deadline_ms: Option<u64>) {
         assert!(!self.changing(), "one configuration change at a time");
         self.changing_to = Some(config.clone());
         self.change = Some(config);
+        self.change_deadline = deadline_ms;
+    }
+
+    /// True once no stop sign of an earlier leader can be chosen any more:
+    /// the log is decided past [`Phase2::fresh`] (or in epoch 0, where no
+    /// operator's change is ever proposed).
+    pub(super) fn fenced(&self, learner: &Learner) -> bool {
+        learner.epoch_number() == 0 || learner.decided() > self.fresh
     }
 
     /// The next slot for a client value: `next`, or past it every slot known
@@ -194,6 +217,13 @@ impl Phase2 {
             } else if self.stop.is_some() {
                 break; // nothing after a stop sign
             } else if self.change.is_some() {
+                if self.change_deadline.is_some_and(|d| now_ms > d) {
+                    // Its request's deadline passed while the window drained:
+                    // never proposed (the request is given up on the next tick).
+                    info!(ballot = %ballot, "a configuration change not proposed by its deadline is dropped");
+                    (self.change, self.changing_to, self.change_deadline) = (None, None, None);
+                    continue;
+                }
                 // Drain: the stop sign goes alone, after every slot before it is decided.
                 let slot = self.next.max(learner.known());
                 if !self.inflight.is_empty() || learner.decided() < slot {
@@ -217,18 +247,25 @@ impl Phase2 {
                     // value goes into epoch 0 (its acceptors are not pinned yet).
                     break;
                 }
-                let Some(cmd) = clients.pop_front() else { break };
-                if learner.is_applied(&cmd) {
-                    continue;
-                }
-                let max_age = learner.state().session_lifetime().map(|life| life / QUEUE_AGE_DIVISOR);
-                if max_age.is_some_and(|age| now_ms.saturating_sub(clients.heard_ms(&cmd)) > age) {
-                    clients.drop_stale(&cmd);
-                    continue;
-                }
+                let value = match clients.pop_front() {
+                    Some(cmd) if learner.is_applied(&cmd) => continue,
+                    Some(cmd) => {
+                        let max_age = learner.state().session_lifetime().map(|life| life / QUEUE_AGE_DIVISOR);
+                        if max_age.is_some_and(|age| now_ms.saturating_sub(clients.heard_ms(&cmd)) > age) {
+                            clients.drop_stale(&cmd);
+                            continue;
+                        }
+                        Value::Command(cmd)
+                    }
+                    None if std::mem::take(&mut self.fence) => {
+                        info!(ballot = %ballot, "a no-op to decide the log past the slots of earlier leaders");
+                        Value::Noop
+                    }
+                    None => break,
+                };
                 let slot = self.free_slot(learner);
                 self.next = slot.next();
-                (slot, Value::Command(cmd))
+                (slot, value)
             };
             assert!(!self.inflight.contains_key(&slot), "one ballot proposes one value per slot");
             learner.observe_proposal(slot, ballot, value.clone());

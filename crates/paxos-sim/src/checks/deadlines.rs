@@ -1,33 +1,51 @@
-//! Operators' deadlines: a membership change that a leader answered as
-//! given up (its request had a deadline) is never started after that
-//! deadline, by any leader.
+//! Operators' deadlines: what a leader's "given up at its deadline" means.
+//!
+//! 1. No leader starts a change after its request's deadline: no
+//!    configuration that makes a given-up change is first set out for
+//!    (`Proposer::changing_to`) after the deadline, at the simulated wall
+//!    clock of that tick, the clock the leaders compare deadlines with.
+//! 2. Once a leader said it gave a change up, the change is decided later
+//!    only if a leader of a higher ballot proposed it first (before the
+//!    deadline, by 1): a stop sign of an earlier leader that only a
+//!    minority accepted is never chosen afterwards.
 //!
 //! The operator leaves a member alone once a change to it was given up
 //! (`World::operate`), so any later configuration that makes such a change
-//! makes the given-up one. A configuration counts from the first tick a
-//! leader set out to change to it (`Proposer::changing_to`), at the
-//! simulated wall clock of that tick, the clock the leaders compare
-//! deadlines with.
+//! makes the given-up one.
 
 use paxos_proto::{Config, MemberOp, MemberRole};
 
-use crate::world::{touches, unix_ms, World};
+use crate::world::{unix_ms, World};
 use crate::Violation;
 
-/// Every configuration started after the deadline of a given-up change that makes that change.
+/// Every configuration that makes a given-up change and was started after its deadline, or decided
+/// after the answer without a leader of a higher ballot behind it.
 pub fn check(world: &World) -> Vec<Violation> {
     let mut found = Vec::new();
-    for (op, deadline_ms) in &world.admin.given_up {
-        for (config, tick) in &world.config_starts {
-            if unix_ms(*tick) <= *deadline_ms {
-                continue;
-            }
-            let Some(before) = config.epoch.checked_sub(1).and_then(|e| world.configs.get(&e)) else { continue };
-            if makes(op, before, config) {
+    for (op, deadline_ms, req) in &world.admin.given_up {
+        let makes_it = |config: &Config| {
+            let before = config.epoch.checked_sub(1).and_then(|e| world.configs.get(&e));
+            before.is_some_and(|before| makes(op, before, config))
+        };
+        for (config, tick) in world.config_starts.iter().filter(|(c, _)| makes_it(c)) {
+            if unix_ms(*tick) > *deadline_ms {
                 let detail = format!(
                     "{op:?} was given up at its deadline ({deadline_ms} ms), yet epoch {} that makes it was started at tick {tick} ({} ms)",
                     config.epoch,
                     unix_ms(*tick)
+                );
+                found.push(Violation { invariant: "member deadline", detail });
+            }
+        }
+        let Some((answered, giver)) = world.give_ups.get(req) else { continue };
+        for config in world.configs.values().filter(|c| makes_it(c)) {
+            let decided = world.config_decided_at.get(&config.epoch).copied().unwrap_or(0);
+            let first = world.config_first_ballots.iter().find(|(c, _)| c == config).map(|(_, b)| *b);
+            if decided > *answered && first.is_none_or(|b| b <= *giver) {
+                let detail = format!(
+                    "{op:?} was given up at tick {answered} by the leader of ballot {giver}, yet epoch {} that makes it, first proposed at ballot {}, was decided at tick {decided}",
+                    config.epoch,
+                    first.map_or_else(|| "?".to_owned(), |b| b.to_string())
                 );
                 found.push(Violation { invariant: "member deadline", detail });
             }
@@ -42,7 +60,6 @@ fn makes(op: &MemberOp, before: &Config, after: &Config) -> bool {
         MemberOp::List => return false,
         MemberOp::Add { role, id, .. } | MemberOp::Remove { role, id } => (*role, *id),
     };
-    debug_assert!(touches(op, role, id));
     let has = |c: &Config| match role {
         MemberRole::Acceptor => c.acceptors.iter().any(|m| m.id == id),
         MemberRole::Proposer => c.proposers.iter().any(|m| m.id == id),

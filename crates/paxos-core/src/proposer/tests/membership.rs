@@ -273,33 +273,56 @@ fn added_acceptor_is_let_in_once_it_reported_its_incarnation() {
 }
 
 /// Deadlines: a change that cannot be made (an acceptor to add that never answers) waits until the
-/// deadline the client gave, is then answered with why it was given up, and is probed no more; the
-/// change asked after it, held up until then (changes go in order), goes on at once.
+/// deadline the client gave. The leader then first gets the log decided past the slots where an
+/// earlier leader could have left a stop sign (idle, it proposes a no-op), then answers with why it
+/// gave the change up, and probes the acceptor no more.
 #[test]
 fn a_change_that_cannot_be_made_is_given_up_at_its_deadline_with_the_reason() {
     let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
     p.set_clock(1_000_000);
     let add = MemberOp::Add { role: MemberRole::Acceptor, id: NodeId(6), addr: "a6:7000".into() };
     assert!(step(&mut p, client(7), member_request_until(1, add, 1_000_500)).is_empty());
-    assert!(step(&mut p, client(7), member_request(2, remove_acceptor(5))).is_empty());
     for _ in 0..3 {
         let r = tick(&mut p);
-        assert_eq!(the_member_reply(&r), None, "before the deadline, the removal waits behind the addition");
+        assert_eq!(the_member_reply(&r), None, "before the deadline");
         assert!(!proposes(&r), "nothing is proposed: {r:?}");
     }
     assert!(p.members().contains(&(acc(6), "a6:7000".to_owned())), "acceptor 6 is probed meanwhile");
 
     p.set_clock(1_000_501);
     let r = tick(&mut p);
+    assert_eq!(the_member_reply(&r), None, "not before the log is decided past slot 1");
+    let proposed = sent(&r).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone());
+    assert_eq!(proposed, Some(accept(ballot, 1, &[(1, Value::Noop)])), "a no-op at the first fresh slot");
+    for a in 1..=3 {
+        step(&mut p, acc(a), accepted(ballot, &[1]));
+    }
+    let r = tick(&mut p);
 
     let (req, error) = the_member_reply(&r).expect("the addition is answered");
     assert_eq!(req, 1);
     let error = error.expect("with an error");
-    assert!(
-        error.starts_with("given up at its deadline, nothing changed: acceptor 6 has not answered at a6:7000"),
-        "{error}"
-    );
+    assert!(error.starts_with("given up at its deadline, not made: acceptor 6 has not answered at a6:7000"), "{error}");
     assert!(!p.members().contains(&(acc(6), "a6:7000".to_owned())), "acceptor 6 is probed no more");
+    assert!(!proposes(&r));
+}
+
+/// Deadlines: changes go in order, but one whose deadline passed holds up the ones behind it no
+/// longer: at the deadline of an addition that cannot be made, the removal asked after it starts.
+#[test]
+fn a_change_past_its_deadline_holds_up_nothing() {
+    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
+    p.set_clock(1_000_000);
+    let add = MemberOp::Add { role: MemberRole::Acceptor, id: NodeId(6), addr: "a6:7000".into() };
+    assert!(step(&mut p, client(7), member_request_until(1, add, 1_000_500)).is_empty());
+    assert!(step(&mut p, client(7), member_request(2, remove_acceptor(5))).is_empty());
+    for _ in 0..3 {
+        assert!(!proposes(&tick(&mut p)), "the removal waits behind the addition");
+    }
+
+    p.set_clock(1_000_501);
+    let r = tick(&mut p);
+
     let mut next = pinned();
     next.epoch = 2;
     next.acceptors.truncate(4);
@@ -307,11 +330,12 @@ fn a_change_that_cannot_be_made_is_given_up_at_its_deadline_with_the_reason() {
     assert_eq!(proposed, Some(accept(ballot, 1, &[(1, Value::Config(next))])), "the removal goes on at once");
 }
 
-/// Deadlines: a change under way when its deadline passes is not given up; it is answered once decided.
-/// A request that arrives after its deadline (a late duplicate, or a client clock ahead) is never
-/// started: it is answered with an error on the next tick.
+/// Deadlines: a change under way (proposed) when its deadline passes is not given up; it is answered
+/// once decided. One whose stop sign still waits for the window to drain at its deadline is never
+/// proposed. A request that arrives after its deadline (a late duplicate, or a client clock ahead)
+/// is never started, and the answer says by how much it came late.
 #[test]
-fn a_change_under_way_at_its_deadline_is_answered_when_decided_and_a_late_request_never_starts() {
+fn a_change_is_never_proposed_after_its_deadline() {
     let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
     p.set_clock(1_000_000);
     assert!(step(&mut p, client(7), member_request_until(1, remove_acceptor(5), 1_000_010)).is_empty());
@@ -325,14 +349,44 @@ fn a_change_under_way_at_its_deadline_is_answered_when_decided_and_a_late_reques
     let r = step(&mut p, acc(3), accepted(ballot, &[1]));
     assert_eq!(the_member_reply(&r), Some((1, None)), "answered with the new configuration");
 
-    let (mut p, _) = leader_in_epoch_1(1);
+    let (mut p, ballot) = leader_in_epoch_1(1);
+    p.set_clock(1_000_000);
+    assert!(proposes(&step(&mut p, client(8), propose(1, "x"))), "a client value in slot 1");
+    assert!(step(&mut p, client(7), member_request_until(1, remove_acceptor(5), 1_000_010)).is_empty());
+    assert!(!proposes(&tick(&mut p)), "the stop sign waits for slot 1");
+    p.set_clock(1_000_011);
+    for a in 1..=3 {
+        let r = step(&mut p, acc(a), accepted(ballot, &[1]));
+        assert!(!sent(&r).any(|o| matches!(&o.msg, Message::Accept(m) if m.entries.iter().any(|e| matches!(e.value, Value::Config(_))))), "never proposed: {r:?}");
+    }
+    let (req, error) = the_member_reply(&tick(&mut p)).expect("given up");
+    assert_eq!(req, 1);
+    assert!(error.is_some_and(|e| e.starts_with("given up at its deadline, not made: ")));
+    assert_eq!((p.config().epoch, p.changing_to()), (1, None));
+
+    let (mut p, ballot) = leader_in_epoch_1(1);
     p.set_clock(2_000_000);
-    assert!(step(&mut p, client(7), member_request_until(1, remove_acceptor(5), 1_999_999)).is_empty());
+    assert!(step(&mut p, client(7), member_request_until(1, remove_acceptor(5), 1_998_500)).is_empty());
     let r = tick(&mut p);
-    assert!(!proposes(&r), "never started: {r:?}");
+    assert_eq!(the_member_reply(&r), None);
+    assert_eq!(
+        sent(&r).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone()),
+        Some(accept(ballot, 1, &[(1, Value::Noop)]))
+    );
+    for a in 1..=3 {
+        step(&mut p, acc(a), accepted(ballot, &[1]));
+    }
+    let r = tick(&mut p);
+    assert!(
+        !sent(&r).any(
+            |o| matches!(&o.msg, Message::Accept(m) if m.entries.iter().any(|e| matches!(e.value, Value::Config(_))))
+        ),
+        "never started: {r:?}"
+    );
     let (req, error) = the_member_reply(&r).expect("answered");
     assert_eq!(req, 1);
-    assert!(error.is_some_and(|e| e.starts_with("given up at its deadline, nothing changed: ")));
+    let error = error.expect("an error");
+    assert!(error.contains("it reached this leader 1500 ms after its deadline"), "{error}");
     assert_eq!(p.config().epoch, 1);
 }
 
