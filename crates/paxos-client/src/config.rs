@@ -758,6 +758,7 @@ impl ClusterConfig {
     /// The key files of `[auth]` that any user may read (or the group
     /// write), with their permission bits: a key is a secret. A group may
     /// read it (Kubernetes mounts a Secret for the pod's `fsGroup`).
+    #[cfg(unix)]
     pub fn exposed_key_files(&self) -> Vec<(PathBuf, u32)> {
         use std::os::unix::fs::PermissionsExt;
         let Some(auth) = &self.auth else { return Vec::new() };
@@ -769,6 +770,12 @@ impl ClusterConfig {
                 (mode & 0o027 != 0).then_some((path, mode))
             })
             .collect()
+    }
+
+    /// Elsewhere, file modes say nothing of who may read a file.
+    #[cfg(not(unix))]
+    pub fn exposed_key_files(&self) -> Vec<(PathBuf, u32)> {
+        Vec::new()
     }
 
     /// Where a key file named in the cluster file is: relative to the cluster file's directory.

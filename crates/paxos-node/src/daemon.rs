@@ -290,10 +290,12 @@ pub fn check_genesis(node: &NodeSetup, epoch: u32) -> anyhow::Result<()> {
     }
 }
 
-/// Claims the node's data dir for it ([`FileStore::claim`]): the first
-/// start records the node (role, id and cluster) in the dir; a data dir
-/// that another node ran on (copied from another acceptor, or `--id`
-/// mistyped) is refused with one line, exit 2, before anything is read.
+/// Claims the node's data dir for it ([`FileStore::claim`]), right after
+/// the store opened it and before its state is loaded: the first start
+/// records the node (role and id) in the dir; a data dir that another node
+/// ran on (copied or renamed from another acceptor's) is refused with one
+/// line, exit 2. (The cluster's name is not part of it: a renamed cluster
+/// keeps its data.)
 ///
 /// # Errors
 /// [`UsageError`] naming both nodes; the store's error when the file cannot be read or written.
@@ -302,7 +304,7 @@ where
     S: Durable,
     S::Op: Serialize + DeserializeOwned + BinaryOp,
 {
-    let owner = format!("{} of cluster {:?}", node.node(), node.cluster.cluster);
+    let owner = node.node().to_string();
     let claimed = store.claim(&owner).with_context(|| format!("claim the data dir {}", node.data_dir.display()))?;
     match claimed {
         None => Ok(()),

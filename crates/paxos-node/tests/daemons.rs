@@ -717,9 +717,9 @@ async fn a_data_dir_copied_from_another_node_is_refused() {
 
     assert_eq!(status.code(), Some(2), "refused with exit 2");
     let log = cluster.log_text(a2);
-    let refused: Vec<&str> = log.lines().filter(|l| l.contains("this data dir is acceptor-1 of cluster")).collect();
+    let refused: Vec<&str> = log.lines().filter(|l| l.contains("this data dir is acceptor-1's")).collect();
     assert_eq!(refused.len(), 1, "one line: {log}");
-    assert!(refused[0].contains("not acceptor-2 of cluster"), "{log}");
+    assert!(refused[0].contains("not acceptor-2's"), "{log}");
     cluster.start(a1);
     cluster.wait_status(a1, "acceptor 1 restarts on its own data dir", |s| !s.failed).await;
     cluster.stop_all_gracefully().await;

@@ -662,7 +662,7 @@ where
     }
 
     /// Claims the data dir for `owner` (the node that runs on it, e.g.
-    /// `acceptor-3 of cluster "paxos"`): the first time, records it in
+    /// `acceptor-3`): the first time, records it in
     /// [`OWNER`] (checksummed, replaced atomically); after that, returns
     /// the owner recorded when it is another, so that a data dir copied
     /// from another node is not run as this one.

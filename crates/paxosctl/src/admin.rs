@@ -198,7 +198,8 @@ pub async fn member(cluster: &ClusterConfig, args: MemberArgs, out: &mut Out) ->
                 MemberRole::Proposer => "proposer",
             };
             return Err(CtlError::Failed(format!(
-                "refused: {role} {id} is not a member (the {role}s of epoch {}: {})",
+                "refused: {role} {id} is not a member (the {role}s of epoch {}: {}; if an earlier try timed out, \
+                 it may have removed it)",
                 config.epoch,
                 ids.join(", ")
             )));

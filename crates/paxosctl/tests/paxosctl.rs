@@ -675,7 +675,7 @@ async fn a_change_that_cannot_be_made_is_given_up_and_holds_nothing_up() {
 
     assert_eq!(r.code, Some(1), "{r:#?}");
     assert_eq!(r.stderr_lines().len(), 1, "{r:#?}");
-    let why = format!("given up at its deadline, nothing changed: acceptor 6 has not answered at {addr6}");
+    let why = format!("given up at its deadline, not made: acceptor 6 has not answered at {addr6}");
     assert!(r.stderr.contains(&why), "{r:#?}");
     cluster.start_listening(Node::Acceptor(NodeId(6)), &addr6);
     cluster.start_listening(Node::Acceptor(NodeId(4)), &addr4);
@@ -689,5 +689,5 @@ async fn a_change_that_cannot_be_made_is_given_up_and_holds_nothing_up() {
     assert_eq!(r.code, Some(1), "{r:#?}");
     assert_eq!(r.stderr_lines().len(), 1, "{r:#?}");
     assert!(r.stderr.contains("acceptor 6 is not a member (the acceptors of epoch"), "{r:#?}");
-    assert!(r.stderr.contains(": 1, 2, 3, 4)"), "{r:#?}");
+    assert!(r.stderr.contains(": 1, 2, 3, 4;"), "{r:#?}");
 }
