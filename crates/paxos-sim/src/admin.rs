@@ -31,8 +31,9 @@ pub struct Admin {
     pub done: Vec<(MemberOp, u64, u64, Option<Config>)>,
     /// Changes refused, with the reason.
     pub refused: Vec<(MemberOp, String)>,
-    /// Changes refused that had a deadline, with it and the request id: none may start after it.
-    pub given_up: Vec<(MemberOp, u64, u64)>,
+    /// Changes refused that had a deadline: the change, the deadline, the
+    /// request id and the tick it was first asked for. None may start after its deadline.
+    pub given_up: Vec<(MemberOp, u64, u64, u64)>,
 }
 
 impl Admin {
@@ -94,7 +95,7 @@ impl Admin {
         let Some(change) = self.change.as_ref().filter(|c| c.req == r.req) else { return };
         if let Some(error) = r.error {
             if let Some(deadline) = change.deadline_ms {
-                self.given_up.push((change.op.clone(), deadline, change.req));
+                self.given_up.push((change.op.clone(), deadline, change.req, change.started));
             }
             self.refused.push((change.op.clone(), error));
             self.change = None;

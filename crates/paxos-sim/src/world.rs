@@ -157,10 +157,10 @@ pub struct World {
     proposed_configs: BTreeMap<u32, Vec<Config>>,
     /// Every configuration a leader set out to change to, with the first tick it did.
     pub(crate) config_starts: Vec<(Config, u64)>,
-    /// Every configuration that went out in an accept, with the ballot of the first such accept.
-    pub(crate) config_first_ballots: Vec<(Config, Ballot)>,
-    /// The tick each configuration was decided, by epoch.
-    pub(crate) config_decided_at: BTreeMap<u32, u64>,
+    /// Every configuration that went out in an accept, with its slot and the ballot of the first such accept.
+    pub(crate) config_first_ballots: Vec<(Slot, Config, Ballot)>,
+    /// The tick and slot each configuration was decided at, by epoch.
+    pub(crate) config_decided_at: BTreeMap<u32, (u64, Slot)>,
     /// Per member request the operator was told was given up (by its request
     /// id): the tick of the answer and the ballot of the leader that sent it.
     pub(crate) give_ups: BTreeMap<u64, (u64, Ballot)>,
@@ -901,7 +901,7 @@ impl World {
                     if let Value::Config(c) = value {
                         if let std::collections::btree_map::Entry::Vacant(e) = self.configs.entry(c.epoch) {
                             e.insert(c.clone());
-                            self.config_decided_at.insert(c.epoch, self.now);
+                            self.config_decided_at.insert(c.epoch, (self.now, slot));
                             self.stats.configs += 1;
                         }
                     }
@@ -962,7 +962,7 @@ impl World {
         // What the deadline check needs of a "given up": when, and the ballot of the leader that said it.
         if let (Node::Proposer(p), Node::Client(ClientId(ADMIN_CLIENT)), Message::MemberReply(r)) = (from, to, &msg) {
             if let Some(proposer) = self.proposers.get((p.0 as usize).wrapping_sub(1)).and_then(|p| p.as_ref()) {
-                if r.error.is_some() {
+                if r.error.as_ref().is_some_and(|e| e.starts_with("given up at its deadline")) {
                     self.give_ups.entry(r.req).or_insert((self.now, proposer.ballot()));
                 }
             }
@@ -1013,8 +1013,8 @@ impl World {
                     if !known.contains(c) {
                         known.push(c.clone());
                     }
-                    if !self.config_first_ballots.iter().any(|(known, _)| known == c) {
-                        self.config_first_ballots.push((c.clone(), m.ballot));
+                    if !self.config_first_ballots.iter().any(|(s, known, _)| *s == e.slot && known == c) {
+                        self.config_first_ballots.push((e.slot, c.clone(), m.ballot));
                     }
                 }
             }

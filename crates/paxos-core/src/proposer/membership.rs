@@ -184,27 +184,35 @@ impl Proposer {
     ///
     /// A leader gives up a request whose deadline passed, and says why, once
     /// it has no change under way, nor one left by an earlier leader to
-    /// re-propose, and the log is decided past the slots earlier leaders
-    /// may have used (a stop sign that only a minority accepted is then
-    /// never chosen; an idle leader proposes a no-op to get there). No
+    /// re-propose, and a value it proposed after the deadline is decided
+    /// (`Phase2::fenced`; a no-op when no client value comes): a stop sign
+    /// of a leader of a lower ballot is then never chosen afterwards. No
     /// leader proposes the change after its deadline ([`Self::next_config`],
-    /// `Phase2::change_to`); one that proposed it before, with a higher
-    /// ballot than this leader's, in a partition it still leads, may still
-    /// get it decided, as with any request that timed out.
+    /// `Phase2::change_to`); one of a higher ballot than this leader's that
+    /// proposed it before, cut off from this one, may still get it decided,
+    /// as with any request that timed out.
     pub(super) fn answer_members(&mut self) {
         if self.member_ops.is_empty() {
             return;
         }
         let config = self.config();
         let leading = matches!(self.phase, Phase::Leader(_));
-        let mut may_give_up = matches!(&self.phase, Phase::Leader(p2) if !p2.changing() && p2.recovered());
-        if may_give_up && self.member_ops.iter().any(|w| !self.in_time(w)) {
-            if let Phase::Leader(p2) = &mut self.phase {
-                if !p2.fenced(&self.learner) {
-                    p2.fence = p2.idle();
-                    may_give_up = false;
-                }
-            }
+        let may_give_up = matches!(&self.phase, Phase::Leader(p2) if !p2.changing() && p2.recovered());
+        let fenced = |p: &Proposer, deadline_ms: Option<u64>| match (&p.phase, deadline_ms) {
+            (Phase::Leader(p2), Some(d)) => p2.fenced(&p.learner, d),
+            _ => false,
+        };
+        // One fence at a time: a new one only for a deadline after the last one went out.
+        let fence_wanted = match &self.phase {
+            Phase::Leader(p2) if may_give_up => self
+                .member_ops
+                .iter()
+                .filter(|w| !self.in_time(w))
+                .any(|w| w.deadline_ms.is_some_and(|d| !p2.fence_after(d))),
+            _ => false,
+        };
+        if let Phase::Leader(p2) = &mut self.phase {
+            p2.fence_wanted = fence_wanted;
         }
         for w in std::mem::take(&mut self.member_ops) {
             if self.settled(&w.op) {
@@ -212,7 +220,7 @@ impl Proposer {
             } else if !leading {
                 let reply = MemberReply { req: w.req, config: None, error: None, leader: self.leader() };
                 self.ready.send(Node::Client(w.client), Message::MemberReply(reply));
-            } else if may_give_up && !self.in_time(&w) {
+            } else if may_give_up && !self.in_time(&w) && fenced(self, w.deadline_ms) {
                 let mut why = self.why_not_ready(&w.op, &config);
                 if let Some(late) = w.late_by_ms.filter(|late| *late > LATE_ARRIVAL_MS) {
                     why += &format!(

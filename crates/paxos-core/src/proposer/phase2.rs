@@ -82,19 +82,16 @@ pub(super) struct Phase2 {
     recovery: Recovery,
     /// The stop sign of this epoch, once proposed (or recovered): nothing goes after it.
     stop: Option<Slot>,
-    /// A configuration to propose as soon as the window drained.
-    change: Option<Config>,
-    /// The deadline (Unix ms) of the operator's request behind `change`:
-    /// not proposed after it.
-    change_deadline: Option<u64>,
-    /// The first slot this phase proposes anew (`next` when it began): a
-    /// stop sign an earlier leader proposed lies at or below it (it follows
-    /// decided slots only, which phase 1 saw), so once the log is decided
-    /// past it no such stop sign can be chosen any more.
-    fresh: Slot,
-    /// A no-op is wanted in the next free slot, to get the log decided past
-    /// `fresh` while no client value comes (see `Proposer::answer_members`).
-    pub(super) fence: bool,
+    /// A configuration to propose as soon as the window drained, and the
+    /// deadline (Unix ms) of the operator's request behind it, if any: not
+    /// proposed after that. (Boxed: rare, and the leader's phase stays small.)
+    change: Option<Box<(Config, Option<u64>)>>,
+    /// The slot of the first value this phase proposed anew after a fence
+    /// was asked for, and the clock (Unix ms) when it did: see [`Phase2::fenced`].
+    fence: Option<(Slot, u64)>,
+    /// A fence is asked for: the next value proposed anew (a client's, or a
+    /// no-op when none comes) becomes it (see `Proposer::answer_members`).
+    pub(super) fence_wanted: bool,
     /// The configuration asked for, until this phase ends.
     pub(super) changing_to: Option<Config>,
     /// When this phase began.
@@ -115,9 +112,8 @@ impl Phase2 {
             recovery,
             stop,
             change: None,
-            change_deadline: None,
-            fresh: next,
-            fence: false,
+            fence: None,
+            fence_wanted: false,
             changing_to: None,
             since,
             restoring: VecDeque::new(),
@@ -159,15 +155,31 @@ impl Phase2 {
     pub(super) fn change_to(&mut self, config: Config, deadline_ms: Option<u64>) {
         assert!(!self.changing(), "one configuration change at a time");
         self.changing_to = Some(config.clone());
-        self.change = Some(config);
-        self.change_deadline = deadline_ms;
+        self.change = Some(Box::new((config, deadline_ms)));
     }
 
-    /// True once no stop sign of an earlier leader can be chosen any more:
-    /// the log is decided past [`Phase2::fresh`] (or in epoch 0, where no
-    /// operator's change is ever proposed).
-    pub(super) fn fenced(&self, learner: &Learner) -> bool {
-        learner.epoch_number() == 0 || learner.decided() > self.fresh
+    /// True once no leader of a lower ballot can get a stop sign proposed
+    /// before `deadline_ms` chosen any more (in epoch 0 no operator's
+    /// change is ever proposed). That takes a fence: a value this phase
+    /// proposed anew after the deadline, at slot `k`, now decided, with the
+    /// log decided up to it. A stop sign goes out only once every slot
+    /// before it is decided; before the deadline `k` was not (only our value
+    /// is chosen there, and we proposed it after), so such a stop sign lies
+    /// at or below `k`, and is decided by now: with it the change was made,
+    /// without it it never will be. (Our value is the one decided at `k`:
+    /// a leader that learns another value at a slot it proposed steps down,
+    /// ending this phase.) Deadlines are compared on each leader's clock.
+    /// True when a fence for `deadline_ms` is proposed (decided or not):
+    /// no other is needed.
+    pub(super) fn fence_after(&self, deadline_ms: u64) -> bool {
+        self.fence.is_some_and(|(_, at)| at > deadline_ms)
+    }
+
+    pub(super) fn fenced(&self, learner: &Learner, deadline_ms: u64) -> bool {
+        learner.epoch_number() == 0
+            || self
+                .fence
+                .is_some_and(|(k, at)| at > deadline_ms && learner.decided() > k && !self.inflight.contains_key(&k))
     }
 
     /// The next slot for a client value: `next`, or past it every slot known
@@ -217,11 +229,11 @@ impl Phase2 {
             } else if self.stop.is_some() {
                 break; // nothing after a stop sign
             } else if self.change.is_some() {
-                if self.change_deadline.is_some_and(|d| now_ms > d) {
+                if self.change.as_ref().is_some_and(|c| c.1.is_some_and(|d| now_ms > d)) {
                     // Its request's deadline passed while the window drained:
                     // never proposed (the request is given up on the next tick).
                     info!(ballot = %ballot, "a configuration change not proposed by its deadline is dropped");
-                    (self.change, self.changing_to, self.change_deadline) = (None, None, None);
+                    (self.change, self.changing_to) = (None, None);
                     continue;
                 }
                 // Drain: the stop sign goes alone, after every slot before it is decided.
@@ -229,7 +241,7 @@ impl Phase2 {
                 if !self.inflight.is_empty() || learner.decided() < slot {
                     break;
                 }
-                let config = self.change.take().expect("checked above");
+                let (config, _) = *self.change.take().expect("checked above");
                 info!(ballot = %ballot, slot = slot.0, epoch = config.epoch, "proposing a configuration");
                 self.next = slot.next();
                 self.stop = Some(slot);
@@ -257,14 +269,17 @@ impl Phase2 {
                         }
                         Value::Command(cmd)
                     }
-                    None if std::mem::take(&mut self.fence) => {
-                        info!(ballot = %ballot, "a no-op to decide the log past the slots of earlier leaders");
+                    None if self.fence_wanted => {
+                        info!(ballot = %ballot, "a no-op to fence off the stop signs of leaders before us");
                         Value::Noop
                     }
                     None => break,
                 };
                 let slot = self.free_slot(learner);
                 self.next = slot.next();
+                if std::mem::take(&mut self.fence_wanted) {
+                    self.fence = Some((slot, now_ms));
+                }
                 (slot, value)
             };
             assert!(!self.inflight.contains_key(&slot), "one ballot proposes one value per slot");

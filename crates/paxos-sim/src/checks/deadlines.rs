@@ -4,10 +4,12 @@
 //!    configuration that makes a given-up change is first set out for
 //!    (`Proposer::changing_to`) after the deadline, at the simulated wall
 //!    clock of that tick, the clock the leaders compare deadlines with.
-//! 2. Once a leader said it gave a change up, the change is decided later
-//!    only if a leader of a higher ballot proposed it first (before the
-//!    deadline, by 1): a stop sign of an earlier leader that only a
-//!    minority accepted is never chosen afterwards.
+//! 2. Once a leader said it gave a change up, a configuration that makes
+//!    it is decided (after the request was made) only if it was first
+//!    proposed in its slot by a leader of a higher ballot than that one
+//!    (before the deadline, by 1): a stop sign of a leader of a lower
+//!    ballot is never chosen, before the answer (the leader would have
+//!    learned it and answered that the change was made) or after.
 //!
 //! The operator leaves a member alone once a change to it was given up
 //! (`World::operate`), so any later configuration that makes such a change
@@ -22,7 +24,7 @@ use crate::Violation;
 /// after the answer without a leader of a higher ballot behind it.
 pub fn check(world: &World) -> Vec<Violation> {
     let mut found = Vec::new();
-    for (op, deadline_ms, req) in &world.admin.given_up {
+    for (op, deadline_ms, req, asked) in &world.admin.given_up {
         let makes_it = |config: &Config| {
             let before = config.epoch.checked_sub(1).and_then(|e| world.configs.get(&e));
             before.is_some_and(|before| makes(op, before, config))
@@ -39,9 +41,10 @@ pub fn check(world: &World) -> Vec<Violation> {
         }
         let Some((answered, giver)) = world.give_ups.get(req) else { continue };
         for config in world.configs.values().filter(|c| makes_it(c)) {
-            let decided = world.config_decided_at.get(&config.epoch).copied().unwrap_or(0);
-            let first = world.config_first_ballots.iter().find(|(c, _)| c == config).map(|(_, b)| *b);
-            if decided > *answered && first.is_none_or(|b| b <= *giver) {
+            let Some((decided, slot)) = world.config_decided_at.get(&config.epoch).copied() else { continue };
+            let first =
+                world.config_first_ballots.iter().find(|(s, c, _)| *s == slot && c == config).map(|(_, _, b)| *b);
+            if decided >= *asked && first.is_none_or(|b| b <= *giver) {
                 let detail = format!(
                     "{op:?} was given up at tick {answered} by the leader of ballot {giver}, yet epoch {} that makes it, first proposed at ballot {}, was decided at tick {decided}",
                     config.epoch,

@@ -273,9 +273,9 @@ fn added_acceptor_is_let_in_once_it_reported_its_incarnation() {
 }
 
 /// Deadlines: a change that cannot be made (an acceptor to add that never answers) waits until the
-/// deadline the client gave. The leader then first gets the log decided past the slots where an
-/// earlier leader could have left a stop sign (idle, it proposes a no-op), then answers with why it
-/// gave the change up, and probes the acceptor no more.
+/// deadline the client gave. The leader then first gets a value it proposed after the deadline
+/// decided (idle, a no-op), so that no stop sign of a leader of a lower ballot can be chosen later,
+/// then answers with why it gave the change up, and probes the acceptor no more.
 #[test]
 fn a_change_that_cannot_be_made_is_given_up_at_its_deadline_with_the_reason() {
     let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
@@ -291,9 +291,15 @@ fn a_change_that_cannot_be_made_is_given_up_at_its_deadline_with_the_reason() {
 
     p.set_clock(1_000_501);
     let r = tick(&mut p);
-    assert_eq!(the_member_reply(&r), None, "not before the log is decided past slot 1");
+    assert_eq!(the_member_reply(&r), None, "not before a value proposed after the deadline is decided");
     let proposed = sent(&r).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone());
-    assert_eq!(proposed, Some(accept(ballot, 1, &[(1, Value::Noop)])), "a no-op at the first fresh slot");
+    assert_eq!(proposed, Some(accept(ballot, 1, &[(1, Value::Noop)])), "a no-op, proposed after the deadline");
+    for _ in 0..3 {
+        let r = tick(&mut p);
+        let new_slots =
+            sent(&r).any(|o| matches!(&o.msg, Message::Accept(m) if m.entries.iter().any(|e| e.slot > Slot(1))));
+        assert!(!new_slots, "one fence at a time, not a no-op per tick: {r:?}");
+    }
     for a in 1..=3 {
         step(&mut p, acc(a), accepted(ballot, &[1]));
     }
@@ -359,6 +365,13 @@ fn a_change_is_never_proposed_after_its_deadline() {
         let r = step(&mut p, acc(a), accepted(ballot, &[1]));
         assert!(!sent(&r).any(|o| matches!(&o.msg, Message::Accept(m) if m.entries.iter().any(|e| matches!(e.value, Value::Config(_))))), "never proposed: {r:?}");
     }
+    let r = tick(&mut p);
+    assert_eq!(the_member_reply(&r), None, "not before a value proposed after the deadline is decided");
+    let fence = sent(&r).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone());
+    assert_eq!(fence, Some(accept(ballot, 2, &[(2, Value::Noop)])), "a no-op proposed after the deadline");
+    for a in 1..=3 {
+        step(&mut p, acc(a), accepted(ballot, &[2]));
+    }
     let (req, error) = the_member_reply(&tick(&mut p)).expect("given up");
     assert_eq!(req, 1);
     assert!(error.is_some_and(|e| e.starts_with("given up at its deadline, not made: ")));
@@ -409,4 +422,35 @@ fn a_removal_waits_while_the_addition_of_the_same_member_is_under_way() {
 
     assert_eq!(the_member_reply(&r), None, "not answered while acceptor 6 is being added");
     assert_eq!(the_member_reply(&tick(&mut p)), None);
+}
+
+/// Deadlines: the value that fences off earlier leaders' stop signs must be proposed after the
+/// deadline of the change given up: a second change, due later, needs a fence of its own.
+#[test]
+fn each_change_given_up_needs_a_fence_proposed_after_its_deadline() {
+    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
+    p.set_clock(1_000_000);
+    let add = |id: u32| MemberOp::Add { role: MemberRole::Acceptor, id: NodeId(id), addr: format!("a{id}:7000") };
+    assert!(step(&mut p, client(7), member_request_until(1, add(6), 1_000_100)).is_empty());
+    assert!(step(&mut p, client(7), member_request_until(2, add(7), 1_000_200)).is_empty());
+
+    p.set_clock(1_000_101);
+    let fence = sent(&tick(&mut p)).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone());
+    assert_eq!(fence, Some(accept(ballot, 1, &[(1, Value::Noop)])));
+    for a in 1..=3 {
+        step(&mut p, acc(a), accepted(ballot, &[1]));
+    }
+    let r = tick(&mut p);
+    assert_eq!(the_member_reply(&r).map(|(req, e)| (req, e.is_some())), Some((1, true)), "the first is given up");
+
+    p.set_clock(1_000_201);
+    let r = tick(&mut p);
+    assert_eq!(the_member_reply(&r), None, "the fence at slot 1 went out before the second deadline");
+    let fence = sent(&r).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone());
+    assert_eq!(fence, Some(accept(ballot, 2, &[(2, Value::Noop)])));
+    for a in 1..=3 {
+        step(&mut p, acc(a), accepted(ballot, &[2]));
+    }
+    let r = tick(&mut p);
+    assert_eq!(the_member_reply(&r).map(|(req, e)| (req, e.is_some())), Some((2, true)), "then the second");
 }
