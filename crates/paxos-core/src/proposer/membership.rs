@@ -148,7 +148,7 @@ impl Proposer {
             return Ok(()); // a retry: the answer comes with the change
         }
         // A request whose deadline passed queues all the same: it is given
-        // up (and answered) on the next tick, once no change is under way.
+        // up (and answered) by `answer_members`, never started.
         if self.member_ops.len() >= MAX_WAITING_REQUESTS {
             return Err(Ignored("proposer: too many member requests waiting"));
         }
@@ -198,8 +198,9 @@ impl Proposer {
         let config = self.config();
         let leading = matches!(self.phase, Phase::Leader(_));
         let may_give_up = matches!(&self.phase, Phase::Leader(p2) if !p2.changing() && p2.recovered());
+        let quorum = self.quorum();
         let fenced = |p: &Proposer, deadline_ms: Option<u64>| match (&p.phase, deadline_ms) {
-            (Phase::Leader(p2), Some(d)) => p2.fenced(&p.learner, d),
+            (Phase::Leader(p2), Some(d)) => p2.fenced(&p.learner, quorum, d),
             _ => false,
         };
         // One fence at a time: a new one only for a deadline after the last one went out.
@@ -208,7 +209,7 @@ impl Proposer {
                 .member_ops
                 .iter()
                 .filter(|w| !self.in_time(w))
-                .any(|w| w.deadline_ms.is_some_and(|d| !p2.fence_after(d))),
+                .any(|w| w.deadline_ms.is_some_and(|d| !p2.fence_after(&self.learner, quorum, d))),
             _ => false,
         };
         if let Phase::Leader(p2) = &mut self.phase {

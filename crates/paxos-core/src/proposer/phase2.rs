@@ -65,6 +65,18 @@ impl Recovery {
     }
 }
 
+/// A value a leader proposed after an operator's deadline, to fence off
+/// the stop signs of leaders of lower ballots ([`Phase2::fenced`]).
+#[derive(Debug)]
+struct Fence {
+    /// Its slot.
+    slot: Slot,
+    /// The leader's clock (Unix ms) when it was proposed.
+    at_ms: u64,
+    /// The acceptors that accepted it at this phase's ballot.
+    votes: Vec<NodeId>,
+}
+
 /// A leader's phase 2.
 #[derive(Debug)]
 pub(super) struct Phase2 {
@@ -86,9 +98,9 @@ pub(super) struct Phase2 {
     /// deadline (Unix ms) of the operator's request behind it, if any: not
     /// proposed after that. (Boxed: rare, and the leader's phase stays small.)
     change: Option<Box<(Config, Option<u64>)>>,
-    /// The slot of the first value this phase proposed anew after a fence
-    /// was asked for, and the clock (Unix ms) when it did: see [`Phase2::fenced`].
-    fence: Option<(Slot, u64)>,
+    /// The first value this phase proposed anew after a fence was asked
+    /// for: see [`Phase2::fenced`]. (Boxed: rare.)
+    fence: Option<Box<Fence>>,
     /// A fence is asked for: the next value proposed anew (a client's, or a
     /// no-op when none comes) becomes it (see `Proposer::answer_members`).
     pub(super) fence_wanted: bool,
@@ -161,25 +173,40 @@ impl Phase2 {
     /// True once no leader of a lower ballot can get a stop sign proposed
     /// before `deadline_ms` chosen any more (in epoch 0 no operator's
     /// change is ever proposed). That takes a fence: a value this phase
-    /// proposed anew after the deadline, at slot `k`, now decided, with the
-    /// log decided up to it. A stop sign goes out only once every slot
-    /// before it is decided; before the deadline `k` was not (only our value
-    /// is chosen there, and we proposed it after), so such a stop sign lies
-    /// at or below `k`, and is decided by now: with it the change was made,
-    /// without it it never will be. (Our value is the one decided at `k`:
-    /// a leader that learns another value at a slot it proposed steps down,
-    /// ending this phase.) Deadlines are compared on each leader's clock.
-    /// True when a fence for `deadline_ms` is proposed (decided or not):
-    /// no other is needed.
-    pub(super) fn fence_after(&self, deadline_ms: u64) -> bool {
-        self.fence.is_some_and(|(_, at)| at > deadline_ms)
-    }
-
-    pub(super) fn fenced(&self, learner: &Learner, deadline_ms: u64) -> bool {
+    /// proposed anew after the deadline, at slot `k`, accepted by a quorum
+    /// (`quorum`) at this phase's ballot, with the log decided up to it.
+    ///
+    /// `k` was not chosen before we proposed there: not at a lower ballot
+    /// (phase 1 would have shown it, and `k` is past what it showed), nor
+    /// at a higher one (that quorum and ours would share an acceptor, which
+    /// accepts no lower ballot after a higher). So before the deadline `k`
+    /// was not decided, and a stop sign, which goes out only once every
+    /// slot below it is decided, went out before the deadline only at or
+    /// below `k`: decided by now, so the change was made, or never will be.
+    /// Deadlines are compared on each leader's clock.
+    pub(super) fn fenced(&self, learner: &Learner, quorum: usize, deadline_ms: u64) -> bool {
         learner.epoch_number() == 0
             || self
                 .fence
-                .is_some_and(|(k, at)| at > deadline_ms && learner.decided() > k && !self.inflight.contains_key(&k))
+                .as_ref()
+                .is_some_and(|f| f.at_ms > deadline_ms && f.votes.len() >= quorum && learner.decided() > f.slot)
+    }
+
+    /// True while a fence for `deadline_ms` may still do (proposed after
+    /// it, and not decided without our quorum): no other is needed.
+    pub(super) fn fence_after(&self, learner: &Learner, quorum: usize, deadline_ms: u64) -> bool {
+        self.fence
+            .as_ref()
+            .is_some_and(|f| f.at_ms > deadline_ms && (learner.decided() <= f.slot || f.votes.len() >= quorum))
+    }
+
+    /// Acceptor `a` accepted `slots` at this phase's ballot: a vote for the fence, if among them.
+    pub(super) fn fence_vote(&mut self, a: NodeId, slots: &[Slot]) {
+        if let Some(f) = self.fence.as_mut() {
+            if slots.contains(&f.slot) && !f.votes.contains(&a) {
+                f.votes.push(a);
+            }
+        }
     }
 
     /// The next slot for a client value: `next`, or past it every slot known
@@ -278,7 +305,7 @@ impl Phase2 {
                 let slot = self.free_slot(learner);
                 self.next = slot.next();
                 if std::mem::take(&mut self.fence_wanted) {
-                    self.fence = Some((slot, now_ms));
+                    self.fence = Some(Box::new(Fence { slot, at_ms: now_ms, votes: Vec::new() }));
                 }
                 (slot, value)
             };
@@ -362,6 +389,11 @@ impl Proposer {
     pub(super) fn on_accepted(&mut self, a: NodeId, m: Accepted) -> Result<(), Ignored> {
         self.see_ballot(m.ballot);
         self.fenced(m.ballot, "an acceptor accepted a higher ballot");
+        if m.ballot == self.ballot && self.learner.epoch().config.acceptors.iter().any(|x| x.id == a) {
+            if let Phase::Leader(p2) = &mut self.phase {
+                p2.fence_vote(a, &m.slots);
+            }
+        }
         for slot in m.slots {
             self.learner.observe_accepted(a, m.ballot, slot);
         }
