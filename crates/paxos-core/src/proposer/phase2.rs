@@ -389,8 +389,12 @@ impl Proposer {
     pub(super) fn on_accepted(&mut self, a: NodeId, m: Accepted) -> Result<(), Ignored> {
         self.see_ballot(m.ballot);
         self.fenced(m.ballot, "an acceptor accepted a higher ballot");
-        if m.ballot == self.ballot && self.learner.epoch().config.acceptors.iter().any(|x| x.id == a) {
-            if let Phase::Leader(p2) = &mut self.phase {
+        if let Phase::Leader(p2) = &mut self.phase {
+            // Only while a fence is out (rarely): votes of members, at our ballot.
+            if p2.fence.is_some()
+                && m.ballot == self.ballot
+                && self.learner.epoch().config.acceptors.iter().any(|x| x.id == a)
+            {
                 p2.fence_vote(a, &m.slots);
             }
         }
