@@ -456,3 +456,33 @@ fn each_change_given_up_needs_a_fence_proposed_after_its_deadline() {
     let r = tick(&mut p);
     assert_eq!(the_member_reply(&r).map(|(req, e)| (req, e.is_some())), Some((2, true)), "then the second");
 }
+
+/// Deadlines: a fence decided without a quorum of this leader's own ballot (here learned from a peer's
+/// catch-up, as when a leader of a higher ballot got an equal no-op chosen there first) proves nothing
+/// about when its slot was decided: the leader asks for another fence before it gives up.
+#[test]
+fn a_fence_decided_without_our_quorum_is_replaced() {
+    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
+    p.set_clock(1_000_000);
+    let add = MemberOp::Add { role: MemberRole::Acceptor, id: NodeId(6), addr: "a6:7000".into() };
+    assert!(step(&mut p, client(7), member_request_until(1, add, 1_000_100)).is_empty());
+    p.set_clock(1_000_101);
+    let fence = sent(&tick(&mut p)).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone());
+    assert_eq!(fence, Some(accept(ballot, 1, &[(1, Value::Noop)])));
+
+    let decided_elsewhere =
+        CatchUpReply { from: Slot(1), entries: vec![Value::Noop], decided: Slot(2), epoch: None, nonce: 0 };
+    step(&mut p, prop(2), Message::CatchUpReply(decided_elsewhere));
+    assert_eq!(p.learner().decided(), Slot(2), "slot 1 is decided, with a no-op equal to ours");
+    let r = tick(&mut p);
+
+    assert_eq!(the_member_reply(&r), None, "not given up on that fence");
+    let fence = sent(&r).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone());
+    assert_eq!(fence, Some(accept(ballot, 2, &[(2, Value::Noop)])), "a new fence");
+    for a in 1..=3 {
+        step(&mut p, acc(a), accepted(ballot, &[2]));
+    }
+    let (req, error) = the_member_reply(&tick(&mut p)).expect("given up on the new fence");
+    assert_eq!(req, 1);
+    assert!(error.is_some_and(|e| e.starts_with("given up at its deadline, not made: ")));
+}
