@@ -488,8 +488,8 @@ pub fn random_client_id() -> ClientId {
     ClientId((random_u64() & paxos_proto::MAX_CLIENT_NUMBER).max(1))
 }
 
-/// This host's wall clock, in Unix ms.
-fn unix_ms() -> u64 {
+/// This host's wall clock, in Unix ms (deadlines of requests; the daemons' clock for the core).
+pub fn unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 

@@ -73,6 +73,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use paxos_client::client::unix_ms;
 use paxos_client::config::{ClusterConfig, NodeSettings};
 use paxos_core::{FastMap, Ignored, Outgoing, ProposerConfig, Role, StorageError, Store, View};
 use paxos_proto::auth::Signer;
@@ -799,11 +800,6 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
             }
         }
     }
-}
-
-/// The wall clock in Unix seconds (what bounds ballot rounds in the core).
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Completes at `at`, or never when there is no `at` (a disabled `select!` branch).

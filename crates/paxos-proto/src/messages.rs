@@ -429,6 +429,16 @@ pub enum MemberOp {
     },
 }
 
+impl MemberOp {
+    /// The member an addition or removal is about.
+    pub fn target(&self) -> Option<(MemberRole, NodeId)> {
+        match self {
+            MemberOp::List => None,
+            MemberOp::Add { role, id, .. } | MemberOp::Remove { role, id } => Some((*role, *id)),
+        }
+    }
+}
+
 /// The two roles of members.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -437,6 +447,16 @@ pub enum MemberRole {
     Proposer,
     /// An acceptor.
     Acceptor,
+}
+
+impl MemberRole {
+    /// `acceptor` or `proposer`, as on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemberRole::Acceptor => "acceptor",
+            MemberRole::Proposer => "proposer",
+        }
+    }
 }
 
 /// Client to proposer: membership (answered by the leader; others redirect).

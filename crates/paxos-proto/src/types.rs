@@ -234,6 +234,14 @@ impl Value {
 }
 
 impl Config {
+    /// The members of `role`.
+    pub fn members(&self, role: crate::MemberRole) -> &[Member] {
+        match role {
+            crate::MemberRole::Acceptor => &self.acceptors,
+            crate::MemberRole::Proposer => &self.proposers,
+        }
+    }
+
     /// Bytes this configuration takes in a JSON datagram, close enough to pack datagrams by.
     pub fn wire_len(&self) -> usize {
         let member = |m: &Member| 80 + crate::json_str_len(&m.addr);

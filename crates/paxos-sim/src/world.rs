@@ -594,7 +594,8 @@ impl World {
         let p0 = self.proposer_ids.len();
         // A member whose change was given up is left alone from then on, so
         // that any later change to it would be the given-up one (see `checks::deadlines`).
-        let given_up = |role: MemberRole, id: NodeId| self.admin.given_up.iter().any(|(op, ..)| touches(op, role, id));
+        let given_up =
+            |role: MemberRole, id: NodeId| self.admin.given_up.iter().any(|(op, ..)| op.target() == Some((role, id)));
         let late = |a: usize| self.late_starts.iter().any(|(_, l)| *l == a);
         let spare_acceptor = (0..self.acceptor_ids.len())
             .find(|a| !self.started[p0 + a] && !late(*a) && !given_up(MemberRole::Acceptor, self.acceptor_ids[*a]));
@@ -1132,13 +1133,5 @@ impl World {
     pub(crate) fn proposer_holds(&self, p: usize, slot: Slot, value: &Value) -> bool {
         let log = &self.proposer_disks[p].log;
         slot >= log.start && log.entries.get((slot.0 - log.start.0) as usize).is_some_and(|e| e.value == *value)
-    }
-}
-
-/// True when `op` adds or removes member `id` of `role`.
-fn touches(op: &MemberOp, role: MemberRole, id: NodeId) -> bool {
-    match op {
-        MemberOp::List => false,
-        MemberOp::Add { role: r, id: i, .. } | MemberOp::Remove { role: r, id: i } => *r == role && *i == id,
     }
 }

@@ -187,16 +187,10 @@ pub async fn member(cluster: &ClusterConfig, args: MemberArgs, out: &mut Out) ->
     // likely a mistyped id, so say so (as `etcdctl member remove` does).
     if let MemberOp::Remove { role, id } = &op {
         let config = client.member(MemberOp::List).await.map_err(refused)?;
-        let members = match role {
-            MemberRole::Acceptor => &config.acceptors,
-            MemberRole::Proposer => &config.proposers,
-        };
+        let members = config.members(*role);
         if !members.iter().any(|m| m.id == *id) {
             let ids: Vec<String> = members.iter().map(|m| m.id.to_string()).collect();
-            let role = match role {
-                MemberRole::Acceptor => "acceptor",
-                MemberRole::Proposer => "proposer",
-            };
+            let role = role.name();
             return Err(CtlError::Failed(format!(
                 "refused: {role} {id} is not a member (the {role}s of epoch {}: {}; if an earlier try timed out, \
                  it may have removed it)",

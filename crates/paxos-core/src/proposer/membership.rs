@@ -82,14 +82,7 @@ fn satisfied(op: &MemberOp, config: &Config) -> bool {
         MemberOp::Add { role: MemberRole::Proposer, id, addr } => {
             config.proposers.iter().any(|m| m.id == *id && m.addr == *addr)
         }
-        MemberOp::Remove { role, id } => !members(config, *role).iter().any(|m| m.id == *id),
-    }
-}
-
-fn members(config: &Config, role: MemberRole) -> &[Member] {
-    match role {
-        MemberRole::Acceptor => &config.acceptors,
-        MemberRole::Proposer => &config.proposers,
+        MemberOp::Remove { role, id } => !config.members(*role).iter().any(|m| m.id == *id),
     }
 }
 
@@ -104,21 +97,13 @@ fn refused(op: &MemberOp, config: &Config) -> Option<String> {
             if *role == MemberRole::Acceptor && config.acceptors.len() >= 64 && !satisfied(op, config) {
                 return Some("a configuration has at most 64 acceptors".into());
             }
-            let clash = members(config, *role).iter().find(|m| m.id == *id && m.addr != *addr);
-            clash.map(|m| format!("{} {} is already a member, at {}", role_name(*role), id, m.addr))
+            let clash = config.members(*role).iter().find(|m| m.id == *id && m.addr != *addr);
+            clash.map(|m| format!("{} {} is already a member, at {}", role.name(), id, m.addr))
         }
         MemberOp::Remove { role, id } => {
-            let left = members(config, *role).iter().filter(|m| m.id != *id).count();
-            (left == 0)
-                .then(|| format!("{} {} is the last {}; add another first", role_name(*role), id, role_name(*role)))
+            let left = config.members(*role).iter().filter(|m| m.id != *id).count();
+            (left == 0).then(|| format!("{} {} is the last {}; add another first", role.name(), id, role.name()))
         }
-    }
-}
-
-fn role_name(role: MemberRole) -> &'static str {
-    match role {
-        MemberRole::Acceptor => "acceptor",
-        MemberRole::Proposer => "proposer",
     }
 }
 

@@ -15,7 +15,7 @@
 //! (`World::operate`), so any later configuration that makes such a change
 //! makes the given-up one.
 
-use paxos_proto::{Config, MemberOp, MemberRole};
+use paxos_proto::{Config, MemberOp};
 
 use crate::world::{unix_ms, World};
 use crate::Violation;
@@ -59,14 +59,8 @@ pub fn check(world: &World) -> Vec<Violation> {
 
 /// True when going from `before` to `after` does what `op` asks.
 fn makes(op: &MemberOp, before: &Config, after: &Config) -> bool {
-    let (role, id) = match op {
-        MemberOp::List => return false,
-        MemberOp::Add { role, id, .. } | MemberOp::Remove { role, id } => (*role, *id),
-    };
-    let has = |c: &Config| match role {
-        MemberRole::Acceptor => c.acceptors.iter().any(|m| m.id == id),
-        MemberRole::Proposer => c.proposers.iter().any(|m| m.id == id),
-    };
+    let Some((role, id)) = op.target() else { return false };
+    let has = |c: &Config| c.members(role).iter().any(|m| m.id == id);
     match op {
         MemberOp::Add { .. } => !has(before) && has(after),
         _ => has(before) && !has(after),
