@@ -467,11 +467,19 @@ pub struct MemberRequest {
     /// What to do.
     pub op: MemberOp,
     /// When the client stops waiting, in Unix ms of its clock: a leader
-    /// never starts the change after this, and answers why it gave it up.
+    /// never starts the change after this, and answers why it gave it up
+    /// (at the earliest [`MAX_CLOCK_SKEW_MS`] later, by its clock).
     /// Without it, the change waits at the leader until it can be made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
 }
+
+/// How far apart the proposers' wall clocks may be for a member request's
+/// deadline to mean what it says: a leader answers "given up" only after a
+/// value it proposed this long past the deadline (by its clock) is decided,
+/// so that a leader whose clock is behind by at most this much cannot
+/// still get the change decided afterwards.
+pub const MAX_CLOCK_SKEW_MS: u64 = 500;
 
 /// Proposer to client: the configuration in force once the change is
 /// decided, or why it was refused; or, from a proposer that does not lead,

@@ -122,6 +122,8 @@ pub struct Overrides {
     pub member_rate: Option<f64>,
     /// Pin `[log] retain_slots` of every node (0: keep everything).
     pub retain_slots: Option<u64>,
+    /// Pin how far apart the nodes' wall clocks are, in ms (0: one clock).
+    pub clock_spread_ms: Option<u64>,
 }
 
 impl Overrides {
@@ -201,6 +203,9 @@ pub struct Params {
     pub retain_slots: u64,
     /// Per tick, the largest probability that a proposer's clock skips a tick (clocks drift apart).
     pub clock_skew: f64,
+    /// How far apart the nodes' wall clocks are, in ms: each runs ahead of
+    /// the simulated clock by a fixed amount in `0..=clock_spread_ms`.
+    pub clock_spread_ms: u64,
     /// Probability that a partition cuts one direction only.
     pub one_way: f64,
     /// Probability that a datagram is delayed up to 300 ticks (fault phase).
@@ -268,6 +273,7 @@ impl Params {
             session_lifetime_ms: paxos_core::DEFAULT_SESSION_LIFETIME_MS,
             retain_slots: 0,
             clock_skew: 0.0,
+            clock_spread_ms: 0,
             one_way: 0.0,
             long_delay: 0.0,
             liveness_ticks: 200,
@@ -331,6 +337,12 @@ impl Params {
         let mut own = Rng::new(seed ^ 0x7265_7461_696e);
         let retain = if faults && own.chance(0.3) { [7, 15, 20, 35, 64][own.index(5)] } else { 0 };
         p.retain_slots = o.retain_slots.unwrap_or(retain);
+        // Wall clocks apart, within what the deadlines of member requests allow, in three
+        // runs of ten; from a stream of its own as well.
+        let mut wall = Rng::new(seed ^ 0x7761_6c6c);
+        let spread =
+            if faults && wall.chance(0.3) { [10, 100, paxos_proto::MAX_CLOCK_SKEW_MS][wall.index(3)] } else { 0 };
+        p.clock_spread_ms = o.clock_spread_ms.unwrap_or(spread);
         p
     }
 }
@@ -343,7 +355,7 @@ impl fmt::Display for Params {
              drop={:.3} duplicate={:.3} max_delay={} crash_rate={:.4} fail_rate={:.4} partition_rate={:.4} \
              crash_before_persist={:.2} client_timeout={} big_values={:.1} codec_check={} wipe_proposer={:.2} \
              wipe_all_proposers={:.4} wipe_acceptor={:.2} member_rate={:.4} session_lifetime_ms={} retain_slots={} \
-             clock_skew={:.3} one_way={:.1} long_delay={:.4} persist_lag={} liveness_ticks={} failed_acceptors={:?} defect={} \
+             clock_skew={:.3} clock_spread_ms={} one_way={:.1} long_delay={:.4} persist_lag={} liveness_ticks={} failed_acceptors={:?} defect={} \
              adversary={} adversary_rate={:.3}",
             self.seed,
             self.proposers,
@@ -369,6 +381,7 @@ impl fmt::Display for Params {
             self.session_lifetime_ms,
             self.retain_slots,
             self.clock_skew,
+            self.clock_spread_ms,
             self.one_way,
             self.long_delay,
             self.persist_lag,

@@ -143,6 +143,10 @@ pub struct World {
     partition: Option<(Vec<bool>, bool, u64)>,
     /// Per proposer: probability that its clock skips a tick.
     tick_skip: Vec<f64>,
+    /// Per proposer, then per acceptor: how far its wall clock runs ahead
+    /// of the simulated one, in ms (at most `Params::clock_spread_ms`).
+    proposer_ahead_ms: Vec<u64>,
+    acceptor_ahead_ms: Vec<u64>,
     network: BTreeMap<(u64, u64), Datagram>,
     /// Messages to put on the network at the end of this tick.
     pending_sends: Vec<(Node, Node, Message)>,
@@ -155,8 +159,9 @@ pub struct World {
     pub(crate) configs: BTreeMap<u32, Config>,
     /// Configurations some acceptor accepted (a stop sign on its way), by epoch.
     proposed_configs: BTreeMap<u32, Vec<Config>>,
-    /// Every configuration a leader set out to change to, with the first tick it did.
-    pub(crate) config_starts: Vec<(Config, u64)>,
+    /// Every configuration a leader set out to change to, with the first
+    /// tick it did and that leader's wall clock then (Unix ms).
+    pub(crate) config_starts: Vec<(Config, u64, u64)>,
     /// Every configuration that went out in an accept, with its slot and the ballot of the first such accept.
     pub(crate) config_first_ballots: Vec<(Slot, Config, Ballot)>,
     /// The tick and slot each configuration was decided at, by epoch.
@@ -252,6 +257,12 @@ impl World {
             .collect();
         let admin = Admin::new(initial[client_rng.index(initial.len())], params.client_timeout.max(20));
         let tick_skip = (0..proposer_ids.len()).map(|_| client_rng.unit() * params.clock_skew).collect();
+        // From a stream of its own, so that every other draw of a seed stays where it was.
+        let mut wall = Rng::new(params.seed ^ 0x0061_6865_6164);
+        let mut ahead =
+            |count: usize| -> Vec<u64> { (0..count).map(|_| wall.range(0, params.clock_spread_ms)).collect() };
+        let proposer_ahead_ms = ahead(proposer_ids.len());
+        let acceptor_ahead_ms = ahead(acceptor_ids.len());
         let failed_until = vec![None; n];
         let mut configs = BTreeMap::new();
         configs.insert(0, genesis.clone());
@@ -276,6 +287,8 @@ impl World {
             crash_now: vec![None; n],
             partition: None,
             tick_skip,
+            proposer_ahead_ms,
+            acceptor_ahead_ms,
             network: BTreeMap::new(),
             pending_sends: Vec::new(),
             unsynced: (0..n).map(|_| VecDeque::new()).collect(),
@@ -410,11 +423,15 @@ impl World {
             self.start_acceptor(a);
         }
         let unix_ms = unix_ms(self.now);
-        for p in self.proposers.iter_mut().flatten() {
-            p.set_clock(unix_ms);
+        for (p, ahead) in self.proposers.iter_mut().zip(&self.proposer_ahead_ms) {
+            if let Some(p) = p {
+                p.set_clock(unix_ms + ahead);
+            }
         }
-        for a in self.acceptors.iter_mut().flatten() {
-            a.set_clock(unix_ms);
+        for (a, ahead) in self.acceptors.iter_mut().zip(&self.acceptor_ahead_ms) {
+            if let Some(a) = a {
+                a.set_clock(unix_ms + ahead);
+            }
         }
         self.deliver();
         for (i, p) in self.proposers.iter_mut().enumerate() {
@@ -428,10 +445,10 @@ impl World {
         for a in self.acceptors.iter_mut().flatten() {
             a.tick();
         }
-        for p in self.proposers.iter().flatten() {
-            if let Some(c) = p.changing_to() {
-                if !self.config_starts.iter().any(|(known, _)| known == c) {
-                    self.config_starts.push((c.clone(), self.now));
+        for (p, ahead) in self.proposers.iter().zip(&self.proposer_ahead_ms) {
+            if let Some(c) = p.as_ref().and_then(|p| p.changing_to()) {
+                if !self.config_starts.iter().any(|(known, _, _)| known == c) {
+                    self.config_starts.push((c.clone(), self.now, unix_ms + ahead));
                 }
             }
         }

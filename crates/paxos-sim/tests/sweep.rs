@@ -112,6 +112,26 @@ fn membership_changes_in_every_run() {
     assert!(given_up > 50 && late > 20, "changes given up: {given_up}, late joiners: {late}");
 }
 
+/// Membership changes in every run with the nodes' wall clocks as far apart
+/// as member deadlines allow (`MAX_CLOCK_SKEW_MS`): no change given up is
+/// started after its deadline by its leader's clock, or decided afterwards
+/// from a stop sign of a lower ballot than the answering leader's.
+#[test]
+fn wall_clocks_apart_in_every_run() {
+    let o = Overrides {
+        member_rate: Some(0.02),
+        clock_spread_ms: Some(paxos_proto::MAX_CLOCK_SKEW_MS),
+        ..Overrides::default()
+    };
+    let mut given_up = 0;
+    for seed in 70_000..70_500 {
+        let outcome = run(seed, &o);
+        assert!(outcome.ok(), "seed {seed} (--member-rate 0.02 --clock-spread-ms 500): {:?}", outcome.violations);
+        given_up += outcome.stats.member_given_up;
+    }
+    assert!(given_up > 20, "changes given up: {given_up}");
+}
+
 /// Retention (`[log] retain_slots = 20`, applied every 20 slots) in every
 /// run, under every fault the seeds draw (loss, partitions, crashes, lost
 /// disks of acceptors and proposers, membership changes, expiring sessions,

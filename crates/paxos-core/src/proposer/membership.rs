@@ -24,7 +24,10 @@
 
 use std::collections::BTreeMap;
 
-use paxos_proto::{ClientId, Config, Member, MemberOp, MemberReply, MemberRequest, MemberRole, Message, Node, NodeId};
+use paxos_proto::{
+    ClientId, Config, Member, MemberOp, MemberReply, MemberRequest, MemberRole, Message, Node, NodeId,
+    MAX_CLOCK_SKEW_MS,
+};
 use tracing::info;
 
 use super::{Phase, Proposer};
@@ -159,6 +162,12 @@ impl Proposer {
         w.deadline_ms.is_none_or(|d| self.clock_ms <= d)
     }
 
+    /// When a fence may go out for `w` (see [`Self::answer_members`]): its
+    /// deadline, plus how far behind ours another leader's clock may be.
+    fn fence_from(w: &Waiting) -> Option<u64> {
+        w.deadline_ms.map(|d| d.saturating_add(MAX_CLOCK_SKEW_MS))
+    }
+
     fn member_reply(&mut self, client: ClientId, req: u64, config: Option<Config>, error: Option<String>) {
         let reply = MemberReply { req, config, error, leader: None };
         self.ready.send(Node::Client(client), Message::MemberReply(reply));
@@ -169,13 +178,16 @@ impl Proposer {
     ///
     /// A leader gives up a request whose deadline passed, and says why, once
     /// it has no change under way, nor one left by an earlier leader to
-    /// re-propose, and a value it proposed after the deadline is decided
-    /// (`Phase2::fenced`; a no-op when no client value comes): a stop sign
-    /// of a leader of a lower ballot is then never chosen afterwards. No
-    /// leader proposes the change after its deadline ([`Self::next_config`],
-    /// `Phase2::change_to`); one of a higher ballot than this leader's that
-    /// proposed it before, cut off from this one, may still get it decided,
-    /// as with any request that timed out.
+    /// re-propose, and a value it proposed [`MAX_CLOCK_SKEW_MS`] after the
+    /// deadline is decided (`Phase2::fenced`; a no-op when no client value
+    /// comes): a stop sign of a leader of a lower ballot is then never
+    /// chosen afterwards. No leader proposes the change after its deadline
+    /// by its own clock ([`Self::next_config`], `Phase2::change_to`); the
+    /// margin covers a leader whose clock is behind ours by up to that
+    /// much, so that its last chance came before our fence. One of a higher
+    /// ballot than this leader's that proposed it in time, cut off from
+    /// this one, may still get it decided, as with any request that timed
+    /// out.
     pub(super) fn answer_members(&mut self) {
         if self.member_ops.is_empty() {
             return;
@@ -184,8 +196,8 @@ impl Proposer {
         let leading = matches!(self.phase, Phase::Leader(_));
         let may_give_up = matches!(&self.phase, Phase::Leader(p2) if !p2.changing() && p2.recovered());
         let quorum = self.quorum();
-        let fenced = |p: &Proposer, deadline_ms: Option<u64>| match (&p.phase, deadline_ms) {
-            (Phase::Leader(p2), Some(d)) => p2.fenced(&p.learner, quorum, d),
+        let fenced = |p: &Proposer, from: Option<u64>| match (&p.phase, from) {
+            (Phase::Leader(p2), Some(from)) => p2.fenced(&p.learner, quorum, from),
             _ => false,
         };
         // One fence at a time: a new one only for a deadline after the last one went out.
@@ -193,8 +205,8 @@ impl Proposer {
             Phase::Leader(p2) if may_give_up => self
                 .member_ops
                 .iter()
-                .filter(|w| !self.in_time(w))
-                .any(|w| w.deadline_ms.is_some_and(|d| !p2.fence_after(&self.learner, quorum, d))),
+                .filter_map(Self::fence_from)
+                .any(|from| self.clock_ms > from && !p2.fence_after(&self.learner, quorum, from)),
             _ => false,
         };
         if let Phase::Leader(p2) = &mut self.phase {
@@ -206,7 +218,7 @@ impl Proposer {
             } else if !leading {
                 let reply = MemberReply { req: w.req, config: None, error: None, leader: self.leader() };
                 self.ready.send(Node::Client(w.client), Message::MemberReply(reply));
-            } else if may_give_up && !self.in_time(&w) && fenced(self, w.deadline_ms) {
+            } else if may_give_up && !self.in_time(&w) && fenced(self, Self::fence_from(&w)) {
                 let mut why = self.why_not_ready(&w.op, &config);
                 if let Some(late) = w.late_by_ms.filter(|late| *late > LATE_ARRIVAL_MS) {
                     why += &format!(

@@ -171,33 +171,34 @@ impl Phase2 {
     }
 
     /// True once no leader of a lower ballot can get a stop sign proposed
-    /// before `deadline_ms` chosen any more (in epoch 0 no operator's
-    /// change is ever proposed). That takes a fence: a value this phase
-    /// proposed anew after the deadline, at slot `k`, accepted by a quorum
+    /// by a deadline chosen any more (in epoch 0 no operator's change is
+    /// ever proposed). That takes a fence: a value this phase proposed anew
+    /// after `from_ms` by our clock (the deadline, plus how far behind ours
+    /// another leader's clock may be), at slot `k`, accepted by a quorum
     /// (`quorum`) at this phase's ballot, with the log decided up to it.
     ///
     /// `k` was not chosen before we proposed there: not at a lower ballot
     /// (phase 1 would have shown it, and `k` is past what it showed), nor
     /// at a higher one (that quorum and ours would share an acceptor, which
-    /// accepts no lower ballot after a higher). So before the deadline `k`
-    /// was not decided, and a stop sign, which goes out only once every
-    /// slot below it is decided, went out before the deadline only at or
-    /// below `k`: decided by now, so the change was made, or never will be.
-    /// Deadlines are compared on each leader's clock.
-    pub(super) fn fenced(&self, learner: &Learner, quorum: usize, deadline_ms: u64) -> bool {
+    /// accepts no lower ballot after a higher). So `k` was not decided
+    /// before the other leader's clock passed the deadline, and a stop
+    /// sign, which goes out only once every slot below it is decided, went
+    /// out by then only at or below `k`: decided by now, so the change was
+    /// made, or never will be.
+    pub(super) fn fenced(&self, learner: &Learner, quorum: usize, from_ms: u64) -> bool {
         learner.epoch_number() == 0
             || self
                 .fence
                 .as_ref()
-                .is_some_and(|f| f.at_ms > deadline_ms && f.votes.len() >= quorum && learner.decided() > f.slot)
+                .is_some_and(|f| f.at_ms > from_ms && f.votes.len() >= quorum && learner.decided() > f.slot)
     }
 
-    /// True while a fence for `deadline_ms` may still do (proposed after
-    /// it, and not decided without our quorum): no other is needed.
-    pub(super) fn fence_after(&self, learner: &Learner, quorum: usize, deadline_ms: u64) -> bool {
+    /// True while a fence for `from_ms` may still do (proposed after it,
+    /// and not decided without our quorum): no other is needed.
+    pub(super) fn fence_after(&self, learner: &Learner, quorum: usize, from_ms: u64) -> bool {
         self.fence
             .as_ref()
-            .is_some_and(|f| f.at_ms > deadline_ms && (learner.decided() <= f.slot || f.votes.len() >= quorum))
+            .is_some_and(|f| f.at_ms > from_ms && (learner.decided() <= f.slot || f.votes.len() >= quorum))
     }
 
     /// Acceptor `a` accepted `slots` at this phase's ballot: a vote for the fence, if among them.

@@ -67,6 +67,10 @@ struct Args {
     /// Set every node's `[log] retain_slots` (retention checked every min(N, 1024) slots)
     #[arg(long)]
     retain_slots: Option<u64>,
+    /// Pin how far apart the nodes' wall clocks are, in ms (0: one clock; member
+    /// deadlines hold up to paxos_proto::MAX_CLOCK_SKEW_MS)
+    #[arg(long)]
+    clock_spread_ms: Option<u64>,
 }
 
 fn parse_defect(s: &str) -> Result<Defect, String> {
@@ -106,6 +110,7 @@ fn main() -> ExitCode {
             wipe_acceptor: args.wipe_acceptor,
             member_rate: args.member_rate,
             retain_slots: args.retain_slots,
+            clock_spread_ms: args.clock_spread_ms,
             fault_ticks: args.no_faults.then_some(1),
             ..Overrides::default()
         }

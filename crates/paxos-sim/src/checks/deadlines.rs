@@ -2,14 +2,16 @@
 //!
 //! 1. No leader starts a change after its request's deadline: no
 //!    configuration that makes a given-up change is first set out for
-//!    (`Proposer::changing_to`) after the deadline, at the simulated wall
-//!    clock of that tick, the clock the leaders compare deadlines with.
+//!    (`Proposer::changing_to`) after the deadline, by the wall clock of
+//!    the leader that did, the clock it compares deadlines with (the
+//!    nodes' clocks are up to `Params::clock_spread_ms` apart).
 //! 2. Once a leader said it gave a change up, a configuration that makes
 //!    it is decided (after the request was made) only if it was first
 //!    proposed in its slot by a leader of a higher ballot than that one
 //!    (before the deadline, by 1): a stop sign of a leader of a lower
 //!    ballot is never chosen, before the answer (the leader would have
-//!    learned it and answered that the change was made) or after.
+//!    learned it and answered that the change was made) or after, as long
+//!    as the clocks are at most `paxos_proto::MAX_CLOCK_SKEW_MS` apart.
 //!
 //! The operator leaves a member alone once a change to it was given up
 //! (`World::operate`), so any later configuration that makes such a change
@@ -17,7 +19,7 @@
 
 use paxos_proto::{Config, MemberOp};
 
-use crate::world::{unix_ms, World};
+use crate::world::World;
 use crate::Violation;
 
 /// Every configuration that makes a given-up change and was started after its deadline, or decided
@@ -29,12 +31,11 @@ pub fn check(world: &World) -> Vec<Violation> {
             let before = config.epoch.checked_sub(1).and_then(|e| world.configs.get(&e));
             before.is_some_and(|before| makes(op, before, config))
         };
-        for (config, tick) in world.config_starts.iter().filter(|(c, _)| makes_it(c)) {
-            if unix_ms(*tick) > *deadline_ms {
+        for (config, tick, clock_ms) in world.config_starts.iter().filter(|(c, _, _)| makes_it(c)) {
+            if clock_ms > deadline_ms {
                 let detail = format!(
-                    "{op:?} was given up at its deadline ({deadline_ms} ms), yet epoch {} that makes it was started at tick {tick} ({} ms)",
+                    "{op:?} was given up at its deadline ({deadline_ms} ms), yet epoch {} that makes it was started at tick {tick} ({clock_ms} ms by its leader's clock)",
                     config.epoch,
-                    unix_ms(*tick)
                 );
                 found.push(Violation { invariant: "member deadline", detail });
             }

@@ -273,9 +273,10 @@ fn added_acceptor_is_let_in_once_it_reported_its_incarnation() {
 }
 
 /// Deadlines: a change that cannot be made (an acceptor to add that never answers) waits until the
-/// deadline the client gave. The leader then first gets a value it proposed after the deadline
-/// decided (idle, a no-op), so that no stop sign of a leader of a lower ballot can be chosen later,
-/// then answers with why it gave the change up, and probes the acceptor no more.
+/// deadline the client gave. The leader then first gets a value it proposed `MAX_CLOCK_SKEW_MS`
+/// after the deadline decided (idle, a no-op), so that no stop sign of a leader of a lower ballot
+/// (whose clock may be behind by that much) can be chosen later, then answers with why it gave the
+/// change up, and probes the acceptor no more.
 #[test]
 fn a_change_that_cannot_be_made_is_given_up_at_its_deadline_with_the_reason() {
     let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
@@ -289,7 +290,14 @@ fn a_change_that_cannot_be_made_is_given_up_at_its_deadline_with_the_reason() {
     }
     assert!(p.members().contains(&(acc(6), "a6:7000".to_owned())), "acceptor 6 is probed meanwhile");
 
-    p.set_clock(1_000_501);
+    for clock in [1_000_501, 1_000_500 + MAX_CLOCK_SKEW_MS] {
+        p.set_clock(clock);
+        let r = tick(&mut p);
+        assert_eq!(the_member_reply(&r), None, "past the deadline: the change is not started, nor given up yet");
+        assert!(!proposes(&r), "no fence while a leader whose clock is behind ours may still start it: {r:?}");
+    }
+
+    p.set_clock(1_000_501 + MAX_CLOCK_SKEW_MS);
     let r = tick(&mut p);
     assert_eq!(the_member_reply(&r), None, "not before a value proposed after the deadline is decided");
     let proposed = sent(&r).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone());
@@ -367,6 +375,7 @@ fn a_change_is_never_proposed_after_its_deadline() {
         let r = step(&mut p, acc(a), accepted(ballot, &[1]));
         assert!(!sent(&r).any(|o| matches!(&o.msg, Message::Accept(m) if m.entries.iter().any(|e| matches!(e.value, Value::Config(_))))), "never proposed: {r:?}");
     }
+    p.set_clock(1_000_011 + MAX_CLOCK_SKEW_MS);
     let r = tick(&mut p);
     assert_eq!(the_member_reply(&r), None, "not before a value proposed after the deadline is decided");
     let fence = sent(&r).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone());
@@ -436,7 +445,7 @@ fn each_change_given_up_needs_a_fence_proposed_after_its_deadline() {
     assert!(step(&mut p, client(7), member_request_until(1, add(6), 1_000_100)).is_empty());
     assert!(step(&mut p, client(7), member_request_until(2, add(7), 1_000_200)).is_empty());
 
-    p.set_clock(1_000_101);
+    p.set_clock(1_000_101 + MAX_CLOCK_SKEW_MS);
     let fence = sent(&tick(&mut p)).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone());
     assert_eq!(fence, Some(accept(ballot, 1, &[(1, Value::Noop)])));
     for a in 1..=3 {
@@ -445,7 +454,7 @@ fn each_change_given_up_needs_a_fence_proposed_after_its_deadline() {
     let r = tick(&mut p);
     assert_eq!(the_member_reply(&r).map(|(req, e)| (req, e.is_some())), Some((1, true)), "the first is given up");
 
-    p.set_clock(1_000_201);
+    p.set_clock(1_000_201 + MAX_CLOCK_SKEW_MS);
     let r = tick(&mut p);
     assert_eq!(the_member_reply(&r), None, "the fence at slot 1 went out before the second deadline");
     let fence = sent(&r).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone());
@@ -466,7 +475,7 @@ fn a_fence_decided_without_our_quorum_is_replaced() {
     p.set_clock(1_000_000);
     let add = MemberOp::Add { role: MemberRole::Acceptor, id: NodeId(6), addr: "a6:7000".into() };
     assert!(step(&mut p, client(7), member_request_until(1, add, 1_000_100)).is_empty());
-    p.set_clock(1_000_101);
+    p.set_clock(1_000_101 + MAX_CLOCK_SKEW_MS);
     let fence = sent(&tick(&mut p)).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone());
     assert_eq!(fence, Some(accept(ballot, 1, &[(1, Value::Noop)])));
 

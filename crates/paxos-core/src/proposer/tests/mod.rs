@@ -35,7 +35,7 @@ use paxos_proto::{
     ClientPropose, ClientRedirect, ClientReply, Command, Config, Envelope, Epoch, Heartbeat, LogEntry, LogRead,
     LogReply, Member, MemberOp, MemberReply, MemberRequest, MemberRole, Message, Nack, NackReason, Node, NodeId,
     Prepare, Probe, ProbeReply, Promise, PromiseEntry, SessionEntry, Slot, StateReply, StateRequest, Value,
-    MAX_BODY_BYTES, MAX_VALUE_BYTES, PROTOCOL_VERSION,
+    MAX_BODY_BYTES, MAX_CLOCK_SKEW_MS, MAX_VALUE_BYTES, PROTOCOL_VERSION,
 };
 
 use std::collections::VecDeque;
