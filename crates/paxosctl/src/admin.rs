@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use paxos_client::client::ClientError;
@@ -178,9 +178,7 @@ pub async fn member(cluster: &ClusterConfig, args: MemberArgs, out: &mut Out) ->
         client.set_leader_hint(leader);
     }
     client.set_retry(Duration::from_millis(500));
-    let timeout = args.timeout.unwrap_or(MEMBER_TIMEOUT);
-    let until = Instant::now() + timeout;
-    client.set_timeout(timeout);
+    client.set_timeout(args.timeout.unwrap_or(MEMBER_TIMEOUT));
     let refused = |e| match e {
         ClientError::Member(why) => CtlError::Failed(format!("refused: {why}")),
         e => operator_error("membership change", &e),
@@ -200,8 +198,6 @@ pub async fn member(cluster: &ClusterConfig, args: MemberArgs, out: &mut Out) ->
                 ids.join(", ")
             )));
         }
-        // One --timeout for the whole command: the removal gets what the list left.
-        client.set_timeout(until.saturating_duration_since(Instant::now()));
     }
     let config = client.member(op).await.map_err(refused)?;
     for line in format_config(&config, args.json) {
