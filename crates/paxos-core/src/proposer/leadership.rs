@@ -1,11 +1,11 @@
 //! Who leads: the start-up probe, election steps, heartbeats, and fencing by
 //! higher ballots.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use paxos_proto::{
-    Ballot, ClientId, Heartbeat, Message, Nack, NackReason, Node, NodeId, Prepare, Probe, ProbeReply, Slot, TimeoutNow,
-    TransferReply, TransferRequest,
+    Ballot, ClientId, Heartbeat, Member, Message, Nack, NackReason, Node, NodeId, Prepare, Probe, ProbeReply, Slot,
+    TimeoutNow, TransferReply, TransferRequest,
 };
 use tracing::{debug, info};
 
@@ -20,7 +20,7 @@ impl Proposer {
             Phase::Follower if self.should_lead() => {
                 if self.election.may_campaign(self.now)
                     && self.now >= self.campaign_after
-                    && self.probe.is_none()
+                    && self.probed()
                     && self.max_round < self.round_ceiling
                     && !self.far_behind()
                 {
@@ -96,12 +96,33 @@ impl Proposer {
     /// Ballots must be unique even if this proposer lost its data dir (only a
     /// majority of acceptors is trusted to keep theirs). So before its first
     /// campaign a proposer asks the acceptors what they promised and waits for
-    /// a majority: a previous start's phase 1 reached a quorum, so one of
-    /// them names its round, and we campaign above it.
+    /// a majority of the configuration it campaigns in: a previous start's
+    /// phase 1 in that epoch reached a quorum of it, so one of them names its
+    /// round, and we campaign above it.
+    ///
+    /// Only an acceptor that still is the incarnation the configuration pins
+    /// counts: one that lost its state since forgot what it promised (it
+    /// cannot vote either until it is pinned again). And the answers are
+    /// weighed against the configuration in force when we campaign, not when
+    /// they came: a proposer that lost its data dir starts from the cluster
+    /// file's configuration and may learn the one in force only later.
+    pub(super) fn probed(&self) -> bool {
+        let Some(answered) = &self.probe else { return true };
+        let config = &self.learner.epoch().config;
+        let counted = config.acceptors.iter().filter(|m| counts(m, answered)).count();
+        counted >= crate::majority(config.acceptors.len())
+    }
+
+    /// Asks the acceptors that have not answered the start-up probe as
+    /// [`Proposer::probed`] counts, until it counts enough.
     pub(super) fn send_probe(&mut self) {
+        if self.probed() {
+            return;
+        }
         let Some(answered) = &self.probe else { return };
         let probe = Probe { nonce: self.probe_nonce(), decided: self.learner.decided() };
-        let missing: Vec<NodeId> = self.acceptor_ids().into_iter().filter(|a| !answered.contains(a)).collect();
+        let missing: Vec<NodeId> =
+            self.learner.epoch().config.acceptors.iter().filter(|m| !counts(m, answered)).map(|m| m.id).collect();
         for a in missing {
             self.ready.send(Node::Acceptor(a), Message::Probe(probe.clone()));
         }
@@ -128,7 +149,7 @@ impl Proposer {
             info.decided = m.decided;
             info.joining = m.joining;
         }
-        self.probe_answered(a);
+        self.probe_answered(a, m.incarnation);
         self.confirm_reads(a, round, m.promised);
         Ok(())
     }
@@ -138,14 +159,13 @@ impl Proposer {
         self.cfg.incarnation.wrapping_add(self.probe_round)
     }
 
-    /// Acceptor `a` answered this start's probe (or promised our ballot).
-    pub(super) fn probe_answered(&mut self, a: NodeId) {
-        let members: BTreeSet<NodeId> = self.acceptor_ids().into_iter().collect();
+    /// Acceptor `a`, as `incarnation`, answered this start's probe.
+    pub(super) fn probe_answered(&mut self, a: NodeId, incarnation: u64) {
+        let was = self.probed();
         let Some(answered) = self.probe.as_mut() else { return };
-        answered.insert(a);
-        if answered.intersection(&members).count() >= crate::majority(members.len()) {
+        answered.insert(a, incarnation);
+        if !was && self.probed() {
             debug!(node = %Node::Proposer(self.cfg.id), round = self.max_round, "probe done");
-            self.probe = None;
         }
     }
 
@@ -316,7 +336,7 @@ impl Proposer {
         if !matches!(self.phase, Phase::Follower) || !self.is_member() || !self.peers.contains_key(&from) {
             return Ok(());
         }
-        if self.probe.is_some() || self.far_behind() || self.max_round >= self.round_ceiling {
+        if !self.probed() || self.far_behind() || self.max_round >= self.round_ceiling {
             return Err(Ignored("proposer: asked to lead before it may campaign"));
         }
         info!(node = %Node::Proposer(self.cfg.id), from = %Node::Proposer(from), "leadership handed over to us: campaigning");
@@ -330,3 +350,9 @@ impl Proposer {
 
 /// What a proposer that does not lead answers a transfer request with.
 pub const NOT_THE_LEADER: &str = "not the leader";
+
+/// True when member `m` answered the start-up probe (`answered`) as the
+/// incarnation the configuration pins, or any when it pins none (epoch 0).
+fn counts(m: &Member, answered: &BTreeMap<NodeId, u64>) -> bool {
+    answered.get(&m.id).is_some_and(|inc| m.incarnation.is_none_or(|pin| pin == *inc))
+}

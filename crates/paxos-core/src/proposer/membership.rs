@@ -39,6 +39,9 @@ pub const REBUILD_SLACK_SLOTS: u64 = 4096;
 /// Member requests waiting for their change, at most.
 const MAX_WAITING_REQUESTS: usize = 64;
 
+/// Operators' clients whose last answer a leader keeps, at most.
+pub(super) const MAX_ANSWERED_CLIENTS: usize = 1024;
+
 /// A request that reaches the leader more than this long after its
 /// deadline (later than retries and redirects explain) may come from a
 /// client whose clock is ahead: the answer says so.
@@ -124,6 +127,23 @@ impl Proposer {
             self.ready.send(Node::Client(client), Message::MemberReply(reply));
             return Ok(());
         }
+        // A client asks one change at a time, its requests numbered upwards:
+        // a copy of a request that was answered (the network duplicated or
+        // delayed it) must not make the change again, after a later request
+        // undid it. It gets the answer it had; an older one, nothing.
+        if let Some(last) = self.member_answers.get(&client) {
+            if m.req == last.req {
+                let last = last.clone();
+                self.ready.send(Node::Client(client), Message::MemberReply(last));
+                return Ok(());
+            }
+            if m.req < last.req {
+                return Err(Ignored("proposer: a member request older than one already answered"));
+            }
+        }
+        if self.member_ops.iter().any(|w| w.client == client && w.req > m.req) {
+            return Err(Ignored("proposer: a member request older than one already waiting"));
+        }
         if let Some(error) = refused(&m.op, &config) {
             self.member_reply(client, m.req, None, Some(error));
             return Ok(());
@@ -168,8 +188,13 @@ impl Proposer {
         w.deadline_ms.map(|d| d.saturating_add(MAX_CLOCK_SKEW_MS))
     }
 
+    /// Answers `client`'s request `req`, and keeps the answer (see `member_answers`).
     fn member_reply(&mut self, client: ClientId, req: u64, config: Option<Config>, error: Option<String>) {
         let reply = MemberReply { req, config, error, leader: None };
+        if self.member_answers.len() >= MAX_ANSWERED_CLIENTS && !self.member_answers.contains_key(&client) {
+            self.member_answers.pop_first();
+        }
+        self.member_answers.insert(client, reply.clone());
         self.ready.send(Node::Client(client), Message::MemberReply(reply));
     }
 

@@ -280,8 +280,10 @@ pub struct Proposer {
     campaign_after: Tick,
     /// No catch-up request before this tick.
     catch_up_after: Tick,
-    /// Until a majority of acceptors answered the start-up probe: the ones that did.
-    probe: Option<BTreeSet<NodeId>>,
+    /// Until this start's first campaign: the acceptors that answered its
+    /// start-up probe, with the incarnation each answered as (see
+    /// [`Proposer::probed`]).
+    probe: Option<BTreeMap<NodeId, u64>>,
     /// A leader probes every acceptor each heartbeat: the round, part of each probe's nonce.
     probe_round: u64,
     /// No round above this by our own clock; no limit until the clock is set.
@@ -292,6 +294,10 @@ pub struct Proposer {
     joining: Joining,
     /// Operators' member requests waiting for their change.
     member_ops: Vec<Waiting>,
+    /// The last answer this leader gave each operator's client about a
+    /// change (at most [`membership::MAX_ANSWERED_CLIENTS`]): a late copy of
+    /// an answered request gets the same answer, an older one none.
+    member_answers: BTreeMap<ClientId, paxos_proto::MemberReply>,
     /// Linearizable reads waiting for a quorum to confirm our leadership.
     confirming: Vec<clients::Confirming>,
     /// Our campaign was handed over to us by the leader (a transfer).
@@ -343,12 +349,13 @@ impl Proposer {
             unheard: BTreeSet::new(),
             campaign_after: Tick::ZERO,
             catch_up_after: Tick::ZERO,
-            probe: Some(BTreeSet::new()),
+            probe: Some(BTreeMap::new()),
             probe_round: 0,
             round_ceiling: u64::MAX,
             round_slack: 0,
             joining: Joining::default(),
             member_ops: Vec::new(),
+            member_answers: BTreeMap::new(),
             confirming: Vec::new(),
             handed_over: false,
             known_epoch: 0,
@@ -562,12 +569,22 @@ impl Proposer {
         std::mem::take(&mut self.ready)
     }
 
-    /// The wall clock, in Unix milliseconds, for the round ceiling and the stamps of commands.
+    /// The wall clock, in Unix milliseconds, for the round ceiling, the
+    /// stamps of commands and operators' deadlines. It never goes back while
+    /// this proposer runs (a clock stepped back stands still until it
+    /// catches up): a deadline once passed stays passed, which the fence of
+    /// a change given up relies on (`Phase2::fenced`).
     pub fn set_clock(&mut self, unix_ms: u64) {
+        let unix_ms = unix_ms.max(self.clock_ms);
         let unix_secs = unix_ms / 1000;
         self.round_ceiling = round_ceiling(unix_secs);
         self.round_slack = round_ceiling(unix_secs.saturating_add(CLOCK_SKEW_SECS)) - self.round_ceiling;
         self.clock_ms = unix_ms;
+    }
+
+    /// The wall clock as this proposer last set it (see [`Proposer::set_clock`]).
+    pub fn clock_ms(&self) -> u64 {
+        self.clock_ms
     }
 
     /// The members of the configuration in force, and nodes being added.

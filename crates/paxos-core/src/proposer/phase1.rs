@@ -61,6 +61,9 @@ impl Proposer {
         let round = self.max_round.checked_add(1).expect("rounds stay far below u64::MAX");
         self.max_round = round;
         self.ready.persist.push(ProposerOp::Round(round));
+        // From now on our own log keeps our rounds: the start-up probe is done with.
+        assert!(self.probed(), "no campaign before the start-up probe counts a majority");
+        self.probe = None;
         let epoch = self.learner.epoch().clone();
         self.ballot = Ballot::in_epoch(epoch.config.epoch, round, self.cfg.id);
         let start = self.learner.decided();

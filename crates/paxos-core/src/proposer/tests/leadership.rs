@@ -161,6 +161,44 @@ fn probe_nack_puts_the_first_round_above_the_promised_one() {
     assert_eq!(p.ballot(), b(10, 2));
 }
 
+/// Unique ballots: a proposer that lost its data dir starts from the cluster file's configuration, and a
+/// majority of it answers its probe: acceptor 1, which promised only in epoch 0, acceptor 4, which promised
+/// nothing, and acceptor 3, which lost its state (it answers as another incarnation) and so forgot that it
+/// promised. Only then does the proposer learn the log, in epoch 1, whose configuration pins every
+/// acceptor's incarnation. The answers are weighed against it: acceptor 3's does not count, so the proposer
+/// asks again and does not campaign until a majority of incarnations the configuration pins answered.
+/// Acceptor 2 then reports the ballot of this proposer's earlier start, and the campaign goes above it.
+/// Counting acceptor 3 reused that very ballot, with another value (the simulator's seed 20050828).
+#[test]
+fn a_probe_answer_of_an_acceptor_that_lost_its_state_does_not_count() {
+    let mut p = proposer(2);
+    tick(&mut p); // tick 1: the probe
+    assert!(step(&mut p, acc(1), report(1, 0, b(3, 2), 0)).is_empty());
+    assert!(step(&mut p, acc(4), probe_promise(4)).is_empty());
+    let amnesiac =
+        ProbeReply { nonce: 0, promised: Ballot::ZERO, decided: Slot(0), incarnation: 999, epoch: 0, joining: false };
+    assert!(step(&mut p, acc(3), Message::ProbeReply(amnesiac)).is_empty());
+    let log = pinned_log(&[]);
+    let reply = CatchUpReply { from: Slot(0), entries: log.clone(), decided: Slot(1), epoch: None, nonce: 0 };
+    assert_eq!(step(&mut p, prop(1), Message::CatchUpReply(reply)), ready(vec![learn(0, log[0].clone())], vec![]));
+
+    let mut asked = std::collections::BTreeSet::new();
+    for t in 2..=200u64 {
+        let r = tick(&mut p);
+        assert_eq!(p.role(), Leadership::Follower, "tick {t}: no campaign on a probe acceptor 3's answer completes");
+        for o in r.messages.iter().filter(|o| matches!(o.msg, Message::Probe(_))) {
+            asked.insert(o.to);
+        }
+    }
+    assert_eq!(asked, [acc(2), acc(3), acc(5)].into(), "asked again: those not counted");
+    assert!(step(&mut p, acc(2), report(2, 0, b1(4, 2), 1)).is_empty());
+
+    let r = campaign(&mut p);
+
+    assert_eq!(r.persist, vec![ProposerOp::Round(5)], "above the round of the earlier start's ballot");
+    assert_eq!(p.ballot(), b1(5, 2));
+}
+
 /// Catch up before leading: a probe answer naming a later epoch than the proposer's log is in tells it the
 /// log decided a configuration it has not learned; it does not campaign (its ballot would be of an epoch
 /// no longer in force) while the acceptors keep naming that epoch, but copies the log from the acceptor,

@@ -471,3 +471,4 @@ mod membership;
 mod phase1;
 mod phase2;
 mod restarts;
+mod skew;
