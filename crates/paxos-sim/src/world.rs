@@ -147,6 +147,9 @@ pub struct World {
     /// of the simulated one, in ms (at most `Params::clock_spread_ms`).
     proposer_ahead_ms: Vec<u64>,
     acceptor_ahead_ms: Vec<u64>,
+    /// Draws the offsets, and their steps (a proposer's clock set anew, back
+    /// or forward, within the spread) during the faults: a stream of its own.
+    wall_rng: Rng,
     network: BTreeMap<(u64, u64), Datagram>,
     /// Messages to put on the network at the end of this tick.
     pending_sends: Vec<(Node, Node, Message)>,
@@ -258,9 +261,9 @@ impl World {
         let admin = Admin::new(initial[client_rng.index(initial.len())], params.client_timeout.max(20));
         let tick_skip = (0..proposer_ids.len()).map(|_| client_rng.unit() * params.clock_skew).collect();
         // From a stream of its own, so that every other draw of a seed stays where it was.
-        let mut wall = Rng::new(params.seed ^ 0x0061_6865_6164);
+        let mut wall_rng = Rng::new(params.seed ^ 0x0061_6865_6164);
         let mut ahead =
-            |count: usize| -> Vec<u64> { (0..count).map(|_| wall.range(0, params.clock_spread_ms)).collect() };
+            |count: usize| -> Vec<u64> { (0..count).map(|_| wall_rng.range(0, params.clock_spread_ms)).collect() };
         let proposer_ahead_ms = ahead(proposer_ids.len());
         let acceptor_ahead_ms = ahead(acceptor_ids.len());
         let failed_until = vec![None; n];
@@ -289,6 +292,7 @@ impl World {
             tick_skip,
             proposer_ahead_ms,
             acceptor_ahead_ms,
+            wall_rng,
             network: BTreeMap::new(),
             pending_sends: Vec::new(),
             unsynced: (0..n).map(|_| VecDeque::new()).collect(),
@@ -445,10 +449,10 @@ impl World {
         for a in self.acceptors.iter_mut().flatten() {
             a.tick();
         }
-        for (p, ahead) in self.proposers.iter().zip(&self.proposer_ahead_ms) {
-            if let Some(c) = p.as_ref().and_then(|p| p.changing_to()) {
+        for p in self.proposers.iter().flatten() {
+            if let Some(c) = p.changing_to() {
                 if !self.config_starts.iter().any(|(known, _, _)| known == c) {
-                    self.config_starts.push((c.clone(), self.now, unix_ms + ahead));
+                    self.config_starts.push((c.clone(), self.now, p.clock_ms()));
                 }
             }
         }
@@ -477,6 +481,11 @@ impl World {
     fn inject_faults(&mut self) {
         let n = self.nodes();
         let now = self.now;
+        // A proposer's clock is stepped (as NTP does), back or forward, within the spread.
+        if self.params.clock_spread_ms > 0 && self.wall_rng.chance(0.01) {
+            let i = self.wall_rng.index(self.proposer_ahead_ms.len());
+            self.proposer_ahead_ms[i] = self.wall_rng.range(0, self.params.clock_spread_ms);
+        }
         if self.fault_rng.chance(self.params.crash_rate) {
             let i = self.fault_rng.index(n);
             if self.is_up(i) {

@@ -113,9 +113,14 @@ fn membership_changes_in_every_run() {
 }
 
 /// Membership changes in every run with the nodes' wall clocks as far apart
-/// as member deadlines allow (`MAX_CLOCK_SKEW_MS`): no change given up is
-/// started after its deadline by its leader's clock, or decided afterwards
-/// from a stop sign of a lower ballot than the answering leader's.
+/// as member deadlines allow (`MAX_CLOCK_SKEW_MS`), and stepped back and
+/// forward: every guarantee holds, no change given up is started after its
+/// deadline by its leader's clock, or decided afterwards from a stop sign
+/// of a lower ballot than the answering leader's. (These seeds do not
+/// produce the interleaving the margin itself guards against, a leader
+/// whose clock is behind starting the change after another's fence: the
+/// core test `a_fence_goes_out_only_after_a_leader_whose_clock_is_behind_had_its_last_chance`
+/// builds it.)
 #[test]
 fn wall_clocks_apart_in_every_run() {
     let o = Overrides {

@@ -197,6 +197,9 @@ fn replay_flags(args: &Args) -> String {
     if let Some(r) = args.retain_slots {
         s += &format!(" --retain-slots {r}");
     }
+    if let Some(c) = args.clock_spread_ms {
+        s += &format!(" --clock-spread-ms {c}");
+    }
     for (flag, v) in [(" --clients", args.clients), (" --values-per-client", args.values_per_client)] {
         if let Some(v) = v {
             s += &format!("{flag} {v}");
