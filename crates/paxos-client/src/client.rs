@@ -283,11 +283,12 @@ impl Client {
     /// request is signed with the cluster's peer key. Follows redirects.
     ///
     /// The request carries a deadline before the client's timeout (by a
-    /// fifth of it, at most a second, plus [`MAX_CLOCK_SKEW_MS`], at most
-    /// half the timeout in all, on this host's clock): a leader that cannot
-    /// start the change by then gives it up and says why, in time for the
-    /// answer to arrive (it answers [`MAX_CLOCK_SKEW_MS`] after the
-    /// deadline at the earliest), and no leader starts it later.
+    /// fifth of it, at most a second, plus [`MAX_CLOCK_SKEW_MS`], on this
+    /// host's clock): a leader that cannot start the change by then gives it
+    /// up and says why, in time for the answer to arrive (it answers
+    /// [`MAX_CLOCK_SKEW_MS`] after the deadline at the earliest), and no
+    /// leader starts it later. A timeout under a second leaves the change
+    /// little or no time.
     ///
     /// # Errors
     /// [`ClientError::Timeout`] when no leader answers in time;
@@ -297,8 +298,7 @@ impl Client {
     pub async fn member(&mut self, op: MemberOp) -> Result<Config, ClientError> {
         let req = self.next_req();
         let timeout = self.link.timeout;
-        let margin =
-            ((timeout / 5).min(Duration::from_secs(1)) + Duration::from_millis(MAX_CLOCK_SKEW_MS)).min(timeout / 2);
+        let margin = (timeout / 5).min(Duration::from_secs(1)) + Duration::from_millis(MAX_CLOCK_SKEW_MS);
         let deadline_ms = unix_ms().saturating_add(timeout.saturating_sub(margin).as_millis() as u64);
         let msg = Message::MemberRequest(MemberRequest { req, op, deadline_ms: Some(deadline_ms) });
         let target = Node::Proposer(self.link.target);
