@@ -39,8 +39,8 @@ pub const REBUILD_SLACK_SLOTS: u64 = 4096;
 /// Member requests waiting for their change, at most.
 const MAX_WAITING_REQUESTS: usize = 64;
 
-/// Operators' clients whose last answer a leader keeps, at most.
-pub(super) const MAX_ANSWERED_CLIENTS: usize = 1024;
+/// Operators' clients whose last answer about a change a leader keeps, at most.
+pub(super) const MAX_ANSWERED_CLIENTS: usize = 256;
 
 /// A request that reaches the leader more than this long after its
 /// deadline (later than retries and redirects explain) may come from a
@@ -119,7 +119,8 @@ impl Proposer {
     pub(super) fn on_member_request(&mut self, client: ClientId, m: MemberRequest) -> Result<(), Ignored> {
         let config = self.config();
         if m.op == MemberOp::List {
-            self.member_reply(client, m.req, Some(config), None);
+            let reply = MemberReply { req: m.req, config: Some(config), error: None, leader: None };
+            self.ready.send(Node::Client(client), Message::MemberReply(reply));
             return Ok(());
         }
         if !matches!(self.phase, Phase::Leader(_)) {
@@ -188,7 +189,7 @@ impl Proposer {
         w.deadline_ms.map(|d| d.saturating_add(MAX_CLOCK_SKEW_MS))
     }
 
-    /// Answers `client`'s request `req`, and keeps the answer (see `member_answers`).
+    /// Answers `client`'s request `req` for a change, and keeps the answer (see `member_answers`).
     fn member_reply(&mut self, client: ClientId, req: u64, config: Option<Config>, error: Option<String>) {
         let reply = MemberReply { req, config, error, leader: None };
         if self.member_answers.len() >= MAX_ANSWERED_CLIENTS && !self.member_answers.contains_key(&client) {
