@@ -6,7 +6,7 @@ use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use paxos_storage::wal::{
     Fault, Wal, WalError, HEADER_BYTES, MAGIC, MAX_RECORD_BYTES, PREALLOC_MAX_BYTES, PREALLOC_MIN_BYTES,
@@ -60,7 +60,16 @@ impl io::Write for Captured {
 }
 
 /// Runs `f` and returns what it returned and the warnings it logged.
+///
+/// tracing caches per call site, process-wide, whether anyone listens. With
+/// at most one subscriber registered, a test on another thread (with none)
+/// that reaches a call site first caches "never" for it, and the warning
+/// would not reach ours: a CI run failed so. So a second subscriber stays
+/// registered for the whole test binary (then every call site asks all of
+/// them), and the cache is rebuilt once ours is this thread's default.
 fn warnings_of<T>(f: impl FnOnce() -> T) -> (T, String) {
+    static SECOND: OnceLock<tracing::Dispatch> = OnceLock::new();
+    SECOND.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -68,7 +77,10 @@ fn warnings_of<T>(f: impl FnOnce() -> T) -> (T, String) {
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    let out = tracing::subscriber::with_default(subscriber, f);
+    let out = tracing::subscriber::with_default(subscriber, || {
+        tracing::callsite::rebuild_interest_cache();
+        f()
+    });
     let lines = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
     (out, lines)
 }
