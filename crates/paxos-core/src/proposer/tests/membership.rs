@@ -33,6 +33,22 @@ fn proposes(r: &Ready<ProposerOp>) -> bool {
     sent(r).any(|o| matches!(o.msg, Message::Accept(_)))
 }
 
+/// The first accept `r` sends, if any.
+fn first_accept(r: &Ready<ProposerOp>) -> Option<Message> {
+    sent(r).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone())
+}
+
+/// The configuration `r` proposes, if any.
+fn proposed_config(r: &Ready<ProposerOp>) -> Option<Config> {
+    sent(r).find_map(|o| match &o.msg {
+        Message::Accept(m) => m.entries.iter().find_map(|e| match &e.value {
+            Value::Config(c) => Some(c.clone()),
+            _ => None,
+        }),
+        _ => None,
+    })
+}
+
 fn member_reply(req: u64, config: Option<Config>, error: Option<&str>, leader: Option<u32>) -> Message {
     Message::MemberReply(MemberReply { req, config, error: error.map(String::from), leader: leader.map(NodeId) })
 }
@@ -300,7 +316,7 @@ fn a_change_that_cannot_be_made_is_given_up_at_its_deadline_with_the_reason() {
     p.set_clock(1_000_501 + MAX_CLOCK_SKEW_MS);
     let r = tick(&mut p);
     assert_eq!(the_member_reply(&r), None, "not before a value proposed after the deadline is decided");
-    let proposed = sent(&r).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone());
+    let proposed = first_accept(&r);
     assert_eq!(proposed, Some(accept(ballot, 1, &[(1, Value::Noop)])), "a no-op, proposed after the deadline");
     for _ in 0..3 {
         let r = tick(&mut p);
@@ -342,7 +358,7 @@ fn a_change_past_its_deadline_holds_up_nothing() {
     let mut next = pinned();
     next.epoch = 2;
     next.acceptors.truncate(4);
-    let proposed = sent(&r).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone());
+    let proposed = first_accept(&r);
     assert_eq!(proposed, Some(accept(ballot, 1, &[(1, Value::Config(next))])), "the removal goes on at once");
 }
 
@@ -373,12 +389,12 @@ fn a_change_is_never_proposed_after_its_deadline() {
     p.set_clock(1_000_011);
     for a in 1..=3 {
         let r = step(&mut p, acc(a), accepted(ballot, &[1]));
-        assert!(!sent(&r).any(|o| matches!(&o.msg, Message::Accept(m) if m.entries.iter().any(|e| matches!(e.value, Value::Config(_))))), "never proposed: {r:?}");
+        assert!(proposed_config(&r).is_none(), "never proposed: {r:?}");
     }
     p.set_clock(1_000_011 + MAX_CLOCK_SKEW_MS);
     let r = tick(&mut p);
     assert_eq!(the_member_reply(&r), None, "not before a value proposed after the deadline is decided");
-    let fence = sent(&r).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone());
+    let fence = first_accept(&r);
     assert_eq!(fence, Some(accept(ballot, 2, &[(2, Value::Noop)])), "a no-op proposed after the deadline");
     for a in 1..=3 {
         step(&mut p, acc(a), accepted(ballot, &[2]));
@@ -393,20 +409,12 @@ fn a_change_is_never_proposed_after_its_deadline() {
     assert!(step(&mut p, client(7), member_request_until(1, remove_acceptor(5), 1_998_500)).is_empty());
     let r = tick(&mut p);
     assert_eq!(the_member_reply(&r), None);
-    assert_eq!(
-        sent(&r).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone()),
-        Some(accept(ballot, 1, &[(1, Value::Noop)]))
-    );
+    assert_eq!(first_accept(&r), Some(accept(ballot, 1, &[(1, Value::Noop)])));
     for a in 1..=3 {
         step(&mut p, acc(a), accepted(ballot, &[1]));
     }
     let r = tick(&mut p);
-    assert!(
-        !sent(&r).any(
-            |o| matches!(&o.msg, Message::Accept(m) if m.entries.iter().any(|e| matches!(e.value, Value::Config(_))))
-        ),
-        "never started: {r:?}"
-    );
+    assert!(proposed_config(&r).is_none(), "never started: {r:?}");
     let (req, error) = the_member_reply(&r).expect("answered");
     assert_eq!(req, 1);
     let error = error.expect("an error");
@@ -446,7 +454,7 @@ fn each_change_given_up_needs_a_fence_proposed_after_its_deadline() {
     assert!(step(&mut p, client(7), member_request_until(2, add(7), 1_000_200)).is_empty());
 
     p.set_clock(1_000_101 + MAX_CLOCK_SKEW_MS);
-    let fence = sent(&tick(&mut p)).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone());
+    let fence = first_accept(&tick(&mut p));
     assert_eq!(fence, Some(accept(ballot, 1, &[(1, Value::Noop)])));
     for a in 1..=3 {
         step(&mut p, acc(a), accepted(ballot, &[1]));
@@ -457,7 +465,7 @@ fn each_change_given_up_needs_a_fence_proposed_after_its_deadline() {
     p.set_clock(1_000_201 + MAX_CLOCK_SKEW_MS);
     let r = tick(&mut p);
     assert_eq!(the_member_reply(&r), None, "the fence at slot 1 went out before the second deadline");
-    let fence = sent(&r).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone());
+    let fence = first_accept(&r);
     assert_eq!(fence, Some(accept(ballot, 2, &[(2, Value::Noop)])));
     for a in 1..=3 {
         step(&mut p, acc(a), accepted(ballot, &[2]));
@@ -476,7 +484,7 @@ fn a_fence_decided_without_our_quorum_is_replaced() {
     let add = MemberOp::Add { role: MemberRole::Acceptor, id: NodeId(6), addr: "a6:7000".into() };
     assert!(step(&mut p, client(7), member_request_until(1, add, 1_000_100)).is_empty());
     p.set_clock(1_000_101 + MAX_CLOCK_SKEW_MS);
-    let fence = sent(&tick(&mut p)).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone());
+    let fence = first_accept(&tick(&mut p));
     assert_eq!(fence, Some(accept(ballot, 1, &[(1, Value::Noop)])));
 
     let decided_elsewhere =
@@ -486,7 +494,7 @@ fn a_fence_decided_without_our_quorum_is_replaced() {
     let r = tick(&mut p);
 
     assert_eq!(the_member_reply(&r), None, "not given up on that fence");
-    let fence = sent(&r).find(|o| matches!(o.msg, Message::Accept(_))).map(|o| o.msg.clone());
+    let fence = first_accept(&r);
     assert_eq!(fence, Some(accept(ballot, 2, &[(2, Value::Noop)])), "a new fence");
     for a in 1..=3 {
         step(&mut p, acc(a), accepted(ballot, &[2]));
@@ -510,15 +518,7 @@ fn a_late_copy_of_an_answered_change_is_not_made_again() {
     let decide = |p: &mut Proposer, req: u64, op: MemberOp, slot: u64, ballot: Ballot| -> (Config, Ballot) {
         assert!(step(p, client(7), member_request(req, op)).is_empty());
         let r = tick(p);
-        let config = sent(&r)
-            .find_map(|o| match &o.msg {
-                Message::Accept(m) => m.entries.iter().find_map(|e| match &e.value {
-                    Value::Config(c) => Some(c.clone()),
-                    _ => None,
-                }),
-                _ => None,
-            })
-            .expect("the change is proposed");
+        let config = proposed_config(&r).expect("the change is proposed");
         let mut answered = None;
         for a in 1..=3 {
             answered = answered.or(the_member_reply(&step(p, acc(a), accepted(ballot, &[slot]))));
@@ -558,13 +558,8 @@ fn a_clock_stepped_back_does_not_reopen_a_deadline() {
     p.set_clock(998_000);
     let r = tick(&mut p);
 
-    let config = |r: &Ready<ProposerOp>| {
-        sent(r).any(
-            |o| matches!(&o.msg, Message::Accept(m) if m.entries.iter().any(|e| matches!(e.value, Value::Config(_)))),
-        )
-    };
-    assert!(!config(&r), "not started: {r:?}");
+    assert!(proposed_config(&r).is_none(), "not started: {r:?}");
     for _ in 0..10 {
-        assert!(!config(&tick(&mut p)));
+        assert!(proposed_config(&tick(&mut p)).is_none());
     }
 }
