@@ -27,6 +27,10 @@ use crate::link::Link;
 
 pub use crate::link::{DEFAULT_RETRY, DEFAULT_TIMEOUT};
 
+/// How many times [`Client::member_from`] asks for a change, at most, when
+/// the configuration keeps changing under it.
+pub const MEMBER_ATTEMPTS: u32 = 5;
+
 /// The most entries one log read asks for.
 pub const LOG_PAGE_LIMIT: u32 = 1024;
 
@@ -280,38 +284,89 @@ impl Client {
 
     /// Lists, adds or removes a member (`paxosctl member`): the leader makes
     /// the change through the log and answers once it is decided; the
-    /// request is signed with the cluster's peer key. Follows redirects.
+    /// request is signed with the cluster's peer key. Follows redirects. A
+    /// change lists the members first and is asked from that configuration
+    /// ([`Client::member_from`]).
     ///
-    /// The request carries a deadline before the client's timeout (by a
-    /// fifth of it, at most a second, plus [`MAX_CLOCK_SKEW_MS`], on this
-    /// host's clock): a leader that cannot start the change by then gives it
-    /// up and says why, in time for the answer to arrive (it answers
-    /// [`MAX_CLOCK_SKEW_MS`] after the deadline at the earliest), and no
-    /// leader starts it later. A timeout under a second leaves the change
-    /// little or no time.
+    /// # Errors
+    /// As for [`Client::member_from`].
+    pub async fn member(&mut self, op: MemberOp) -> Result<Config, ClientError> {
+        let list = self.member_once(MemberOp::List, None).await?.map_err(|(_, why)| ClientError::Member(why))?;
+        if op == MemberOp::List {
+            return Ok(list);
+        }
+        self.member_from(op, &list).await
+    }
+
+    /// Adds or removes a member, asked from the configuration `from` (the
+    /// answer to a `List`): the leader makes the change only from that
+    /// epoch, so that a late copy of this request (duplicated or delayed by
+    /// the network) cannot make it again after a later change undid it.
+    /// When another configuration came into force first (another change, or
+    /// the rebuild of an acceptor), the leader refuses with it and the
+    /// change is asked again from it, at most [`MEMBER_ATTEMPTS`] times in
+    /// all, within the timeout.
+    ///
+    /// Each request carries a deadline before what is left of the timeout
+    /// (by a fifth of it, at most a second, plus [`MAX_CLOCK_SKEW_MS`], on
+    /// this host's clock): a leader that cannot start the change by then
+    /// gives it up and says why, in time for the answer to arrive (it
+    /// answers [`MAX_CLOCK_SKEW_MS`] after the deadline at the earliest),
+    /// and no leader starts it later. A timeout under a second leaves the
+    /// change little or no time.
     ///
     /// # Errors
     /// [`ClientError::Timeout`] when no leader answers in time;
     /// [`ClientError::Member`] when the leader refuses the change or gives
     /// it up at its deadline (a new acceptor is let in only once it
-    /// started and copied the log).
-    pub async fn member(&mut self, op: MemberOp) -> Result<Config, ClientError> {
+    /// started and copied the log), or the configuration changed under it
+    /// [`MEMBER_ATTEMPTS`] times.
+    pub async fn member_from(&mut self, op: MemberOp, from: &Config) -> Result<Config, ClientError> {
+        let timeout = self.link.timeout;
+        let end = Instant::now() + timeout;
+        let mut epoch = from.epoch;
+        let mut attempt = 1;
+        loop {
+            self.link.timeout = end.saturating_duration_since(Instant::now());
+            let answer = self.member_once(op.clone(), Some(epoch)).await;
+            self.link.timeout = timeout;
+            match answer? {
+                Ok(config) => return Ok(config),
+                Err((now, _)) if attempt < MEMBER_ATTEMPTS && now.epoch > epoch && Instant::now() < end => {
+                    epoch = now.epoch;
+                    attempt += 1;
+                }
+                Err((_, why)) => return Err(ClientError::Member(why)),
+            }
+        }
+    }
+
+    /// One member request, asked from `epoch`: the configuration it is
+    /// answered with, or the one in force that it was refused with as stale.
+    async fn member_once(
+        &mut self,
+        op: MemberOp,
+        epoch: Option<u32>,
+    ) -> Result<Result<Config, (Config, String)>, ClientError> {
         let req = self.next_req();
         let timeout = self.link.timeout;
         let margin = (timeout / 5).min(Duration::from_secs(1)) + Duration::from_millis(MAX_CLOCK_SKEW_MS);
         let deadline_ms = unix_ms().saturating_add(timeout.saturating_sub(margin).as_millis() as u64);
-        let msg = Message::MemberRequest(MemberRequest { req, op, deadline_ms: Some(deadline_ms) });
+        let msg = Message::MemberRequest(MemberRequest { req, op, deadline_ms: Some(deadline_ms), epoch });
         let target = Node::Proposer(self.link.target);
         self.exchange(target, &msg, "membership change", true, |client, from, reply| match reply {
             Message::MemberReply(r) if r.req == req => {
                 if let Some(error) = r.error {
-                    return Err(ClientError::Member(error));
+                    return match r.config {
+                        Some(config) if epoch.is_some_and(|e| config.epoch > e) => Ok(Step::Done(Err((config, error)))),
+                        _ => Err(ClientError::Member(error)),
+                    };
                 }
                 if let Some(config) = r.config {
                     if let Node::Proposer(p) = from {
                         client.link.target = p;
                     }
-                    return Ok(Step::Done(config));
+                    return Ok(Step::Done(Ok(config)));
                 }
                 match r.leader.filter(|l| Node::Proposer(*l) != from && client.link.is_member(Node::Proposer(*l))) {
                     Some(l) => Ok(Step::Resend(Node::Proposer(l))),

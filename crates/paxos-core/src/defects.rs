@@ -28,6 +28,9 @@ pub struct Defects {
     /// A leader answers that it gave up a membership change at its deadline,
     /// but keeps it queued, and may still make it.
     pub(crate) member_past_deadline: bool,
+    /// A leader makes an operator's change from whatever configuration is
+    /// in force, not only from the epoch the request was asked from.
+    pub(crate) member_any_epoch: bool,
 }
 
 #[cfg(feature = "defects")]
@@ -75,5 +78,10 @@ impl Defects {
     /// Leaders make changes they said they gave up (see the field of the same name).
     pub fn member_past_deadline() -> Self {
         Defects { member_past_deadline: true, ..Defects::default() }
+    }
+
+    /// Leaders make changes asked from an earlier epoch (see the field of the same name).
+    pub fn member_any_epoch() -> Self {
+        Defects { member_any_epoch: true, ..Defects::default() }
     }
 }

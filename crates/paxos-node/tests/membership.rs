@@ -158,6 +158,7 @@ async fn acceptors_added_and_removed_under_load() {
     let mut admin = Client::new(&clients).await.expect("client");
     admin.set_retry(Duration::from_millis(300));
     admin.set_timeout(Duration::from_secs(30));
+    let before = admin.member(MemberOp::List).await.expect("list");
     for (id, addr) in &new {
         cluster.start_listening(Node::Acceptor(NodeId(*id)), addr);
         let config = admin
@@ -167,8 +168,11 @@ async fn acceptors_added_and_removed_under_load() {
         assert!(config.acceptors.iter().any(|m| m.id == NodeId(*id) && m.incarnation.is_some()), "{config:?}");
     }
     for id in [1, 2] {
-        let config =
-            admin.member(MemberOp::Remove { role: MemberRole::Acceptor, id: NodeId(id) }).await.expect("removed");
+        let remove = MemberOp::Remove { role: MemberRole::Acceptor, id: NodeId(id) };
+        // Asked from the configuration before the additions: the leader refuses it with the one in
+        // force, and the client asks again from that.
+        let config = admin.member_from(remove, &before).await.expect("removed");
+        assert!(config.epoch >= before.epoch + 3, "{config:?}");
         assert!(!config.acceptors.iter().any(|m| m.id == NodeId(id)), "{config:?}");
         cluster.kill9(Node::Acceptor(NodeId(id))).await;
     }

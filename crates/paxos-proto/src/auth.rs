@@ -377,8 +377,12 @@ mod tests {
         let member = Node::Acceptor(NodeId(1));
         let client = Node::Client(ClientId(7));
         let msg = Message::Probe(crate::Probe { nonce: 1, decided: crate::Slot(0) });
-        let admin =
-            Message::MemberRequest(crate::MemberRequest { req: 1, op: crate::MemberOp::List, deadline_ms: None });
+        let admin = Message::MemberRequest(crate::MemberRequest {
+            req: 1,
+            op: crate::MemberOp::List,
+            deadline_ms: None,
+            epoch: None,
+        });
         assert!(admit(member, &msg, Signer::Peer, on).is_ok());
         assert!(admit(member, &msg, Signer::Unsigned, on).is_err());
         assert!(admit(member, &msg, Signer::Client, on).is_err(), "a client key does not make a member");

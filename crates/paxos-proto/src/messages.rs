@@ -472,6 +472,16 @@ pub struct MemberRequest {
     /// Without it, the change waits at the leader until it can be made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
+    /// The epoch of the configuration the client saw (a `List` answer's):
+    /// the change is made only from that configuration. A leader whose
+    /// configuration in force is of a later epoch, and does not already do
+    /// what the request asks, refuses it with that configuration (the reply
+    /// has both `error` and `config`), so that a late copy of an old request
+    /// (duplicated or delayed by the network) never makes a change again
+    /// after a later one undid it. Without it, the change is made from
+    /// whatever configuration is in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u32>,
 }
 
 /// How far apart the proposers' wall clocks may be for a member request's
@@ -488,7 +498,9 @@ pub const MAX_CLOCK_SKEW_MS: u64 = 500;
 pub struct MemberReply {
     /// The request answered.
     pub req: u64,
-    /// The configuration in force (after the change).
+    /// The configuration in force (after the change); with `error`, the
+    /// one in force that the request's `epoch` is older than: nothing was
+    /// made, ask again from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<Config>,
     /// Why the change was refused.

@@ -1,6 +1,8 @@
 //! A simulated operator: asks for one membership change at a time
-//! (`paxosctl member add|remove`), retries with the same request id, follows
-//! redirects to the leader, and records what was decided.
+//! (`paxosctl member add|remove`): lists the members first and asks for the
+//! change from that epoch, retries with the same request id, follows
+//! redirects to the leader, asks again (a new request) from the newer
+//! configuration a leader refuses it with, and records what was decided.
 
 use paxos_proto::{Config, MemberOp, MemberRequest, Message, Node, NodeId};
 
@@ -10,8 +12,11 @@ pub const ADMIN_CLIENT: u64 = 900;
 /// The change under way.
 #[derive(Clone, Debug)]
 struct Change {
+    /// The request being sent: the list first, then the change.
     req: u64,
     op: MemberOp,
+    /// The epoch the change is asked from; `None` while listing.
+    epoch: Option<u32>,
     started: u64,
     /// When the operator stops waiting (Unix ms), if it says.
     deadline_ms: Option<u64>,
@@ -31,6 +36,10 @@ pub struct Admin {
     pub done: Vec<(MemberOp, u64, u64, Option<Config>)>,
     /// Changes refused, with the reason.
     pub refused: Vec<(MemberOp, String)>,
+    /// Every change asked for, with the epoch it was asked from.
+    pub asked: Vec<(MemberOp, u32)>,
+    /// Changes a leader refused because another configuration came into force first (each asked again).
+    pub stale: u64,
     /// Changes refused that had a deadline: the change, the deadline, the
     /// request id and the tick it was first asked for. None may start after its deadline.
     pub given_up: Vec<(MemberOp, u64, u64, u64)>,
@@ -48,6 +57,8 @@ impl Admin {
             next_req: 1,
             done: Vec::new(),
             refused: Vec::new(),
+            asked: Vec::new(),
+            stale: 0,
             given_up: Vec::new(),
         }
     }
@@ -65,9 +76,19 @@ impl Admin {
     /// Starts asking for `op`, to be started by `deadline_ms` (Unix ms) if given.
     pub fn start(&mut self, op: MemberOp, now: u64, deadline_ms: Option<u64>) {
         assert!(!self.busy(), "one change at a time");
-        self.change = Some(Change { req: self.next_req, op, started: now, deadline_ms });
+        self.change = Some(Change { req: self.next_req, op, epoch: None, started: now, deadline_ms });
         self.next_req += 1;
         self.last_sent = None;
+    }
+
+    /// Goes on with the change under way as a new request from `epoch`, sent at the next tick.
+    fn ask_from(&mut self, epoch: u32) {
+        let Some(change) = self.change.as_mut() else { return };
+        change.req = self.next_req;
+        change.epoch = Some(epoch);
+        self.next_req += 1;
+        self.last_sent = None;
+        self.asked.push((change.op.clone(), epoch));
     }
 
     /// Sends (or resends) the request when due.
@@ -81,10 +102,9 @@ impl Admin {
             self.target = proposers[(i + 1) % proposers.len()];
         }
         self.last_sent = Some(now);
-        let msg = Message::MemberRequest(MemberRequest {
-            req: change.req,
-            op: change.op.clone(),
-            deadline_ms: change.deadline_ms,
+        let msg = Message::MemberRequest(match change.epoch {
+            None => MemberRequest { req: change.req, op: MemberOp::List, deadline_ms: None, epoch: None },
+            epoch => MemberRequest { req: change.req, op: change.op.clone(), deadline_ms: change.deadline_ms, epoch },
         });
         out.push((Node::Proposer(self.target), msg));
     }
@@ -93,6 +113,17 @@ impl Admin {
     pub fn handle(&mut self, now: u64, msg: Message) {
         let Message::MemberReply(r) = msg else { return };
         let Some(change) = self.change.as_ref().filter(|c| c.req == r.req) else { return };
+        let Some(epoch) = change.epoch else {
+            if let Some(listed) = r.config {
+                self.ask_from(listed.epoch);
+            }
+            return;
+        };
+        if let Some(now) = r.config.as_ref().filter(|c| r.error.is_some() && c.epoch > epoch) {
+            self.stale += 1;
+            self.ask_from(now.epoch);
+            return;
+        }
         if let Some(error) = r.error {
             if let Some(deadline) = change.deadline_ms {
                 self.given_up.push((change.op.clone(), deadline, change.req, change.started));

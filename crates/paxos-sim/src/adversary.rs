@@ -207,7 +207,11 @@ pub fn forge(rng: &mut Rng, k: &Knowledge<'_>, next_seq: &mut u64) -> (Forged, O
         // A membership change as a client: only an operator with the peer key may ask for one.
         12 => {
             let op = MemberOp::Remove { role: MemberRole::Acceptor, id: pick(rng, k.acceptors) };
-            forged(client, proposer, Message::MemberRequest(MemberRequest { req: 1, op, deadline_ms: None }))
+            forged(
+                client,
+                proposer,
+                Message::MemberRequest(MemberRequest { req: 1, op, deadline_ms: None, epoch: None }),
+            )
         }
         // A proposal as a client: no key is needed for that, and it is a proposal like any other.
         _ => {

@@ -91,6 +91,7 @@ pub fn run_params(params: Params, verbose: bool) -> Outcome {
     }
     world.stats.member_changes = world.admin.done.len() as u64;
     world.stats.member_given_up = world.admin.given_up.len() as u64;
+    world.stats.member_stale = world.admin.stale;
     world.stats.acked = world.clients.iter().flat_map(|c| &c.requests).filter(|r| r.acked.is_some()).count() as u64;
     Outcome {
         logs: world

@@ -31,11 +31,14 @@ pub enum Defect {
     /// A leader answers that it gave up a membership change at its
     /// deadline, but keeps it queued and may still make it.
     MemberPastDeadline,
+    /// A leader makes an operator's change from whatever configuration is
+    /// in force, not only from the epoch it was asked from.
+    MemberAnyEpoch,
 }
 
 impl Defect {
     /// Every defect, for sweeps and `--help`.
-    pub const ALL: [Defect; 9] = [
+    pub const ALL: [Defect; 10] = [
         Defect::AcceptIgnoresPromise,
         Defect::AdoptFromLastPromise,
         Defect::MinorityQuorum,
@@ -45,6 +48,7 @@ impl Defect {
         Defect::CommitAnyBallot,
         Defect::UnloggedPromise,
         Defect::MemberPastDeadline,
+        Defect::MemberAnyEpoch,
     ];
 
     /// The defect's name on the command line.
@@ -59,6 +63,7 @@ impl Defect {
             Defect::CommitAnyBallot => "commit-any-ballot",
             Defect::UnloggedPromise => "unlogged-promise",
             Defect::MemberPastDeadline => "member-past-deadline",
+            Defect::MemberAnyEpoch => "member-any-epoch",
         }
     }
 
@@ -86,6 +91,7 @@ impl Defect {
             Defect::StatelessRestart => Defects::stateless_restart(),
             Defect::CommitAnyBallot => Defects::commit_any_ballot(),
             Defect::MemberPastDeadline => Defects::member_past_deadline(),
+            Defect::MemberAnyEpoch => Defects::member_any_epoch(),
             Defect::AcceptIgnoresPromise | Defect::Amnesia | Defect::UnloggedPromise => Defects::default(),
         }
     }

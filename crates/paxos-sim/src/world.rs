@@ -99,6 +99,8 @@ pub struct Stats {
     pub member_changes: u64,
     /// Membership changes given up at their deadlines.
     pub member_given_up: u64,
+    /// Member requests a leader refused as asked from an earlier epoch (the operator asked again).
+    pub member_stale: u64,
     /// Acceptors to add that started only after they were asked for.
     pub late_joiners: u64,
     /// Configurations decided (the operator's, pinnings and rebuilds).

@@ -125,3 +125,14 @@ fn catches_a_change_made_after_it_was_given_up() {
     let o = Overrides { defect: Some(Defect::MemberPastDeadline), member_rate: Some(0.02), ..Overrides::default() };
     catch_within(&o, BOUND);
 }
+
+/// A leader that makes an operator's change from whatever configuration is
+/// in force, not only from the epoch it was asked from: a change asked from
+/// an earlier epoch is made (a late copy of an old request would make its
+/// change again after a later one undid it). Caught by the epoch check,
+/// with membership changes in every run.
+#[test]
+fn catches_a_change_made_from_another_epoch() {
+    let o = Overrides { defect: Some(Defect::MemberAnyEpoch), member_rate: Some(0.02), ..Overrides::default() };
+    catch_within(&o, BOUND);
+}

@@ -183,24 +183,35 @@ pub async fn member(cluster: &ClusterConfig, args: MemberArgs, out: &mut Out) ->
         ClientError::Member(why) => CtlError::Failed(format!("refused: {why}")),
         e => operator_error("membership change", &e),
     };
+    // A change is asked from the configuration listed first: the leader
+    // makes it only from there (a late copy of the request cannot make it
+    // again after a later change), and asks again from a newer one.
+    let listed = client.member(MemberOp::List).await.map_err(refused)?;
+    if op == MemberOp::List {
+        return print_config(&listed, args.json, out);
+    }
     // Removing a node that is no member would "succeed" at once: most
     // likely a mistyped id, so say so (as `etcdctl member remove` does).
     if let MemberOp::Remove { role, id } = &op {
-        let config = client.member(MemberOp::List).await.map_err(refused)?;
-        let members = config.members(*role);
+        let members = listed.members(*role);
         if !members.iter().any(|m| m.id == *id) {
             let ids: Vec<String> = members.iter().map(|m| m.id.to_string()).collect();
             let role = role.name();
             return Err(CtlError::Failed(format!(
                 "refused: {role} {id} is not a member (the {role}s of epoch {}: {}; if an earlier try timed out, \
                  it may have removed it)",
-                config.epoch,
+                listed.epoch,
                 ids.join(", ")
             )));
         }
     }
-    let config = client.member(op).await.map_err(refused)?;
-    for line in format_config(&config, args.json) {
+    let config = client.member_from(op, &listed).await.map_err(refused)?;
+    print_config(&config, args.json, out)
+}
+
+/// Prints `config` as `member` does.
+fn print_config(config: &Config, json: bool, out: &mut Out) -> Result<(), CtlError> {
+    for line in format_config(config, json) {
         out.line(line)?;
     }
     Ok(())

@@ -12,7 +12,11 @@
 //!    acceptor is added once it has started, reported its incarnation and
 //!    copied the decided log. Requests go in the order asked; one that is
 //!    not started by its deadline (the client's, in the request) is given
-//!    up and answered with what it waited for, and never started after;
+//!    up and answered with what it waited for, and never started after.
+//!    One that names the epoch it was asked from is made only from that
+//!    configuration: once a later one is in force (and does not already do
+//!    what it asks), it is refused with that configuration, so that a late
+//!    copy of an old request never makes its change again;
 //! 3. a member acceptor reports another incarnation than the configuration
 //!    pins (it lost its state) and has copied the decided log again: the
 //!    new configuration pins its new incarnation (its rebuild is done).
@@ -76,6 +80,8 @@ pub(super) struct Waiting {
     deadline_ms: Option<u64>,
     /// How long after its deadline the request reached this leader, if it did.
     late_by_ms: Option<u64>,
+    /// The epoch the client asked from: the change is made only from it.
+    epoch: Option<u32>,
 }
 
 /// True when `config` already has what `op` asks for.
@@ -90,6 +96,19 @@ fn satisfied(op: &MemberOp, config: &Config) -> bool {
         }
         MemberOp::Remove { role, id } => !config.members(*role).iter().any(|m| m.id == *id),
     }
+}
+
+/// Why a request asked from `epoch` is not made from `config`, if its
+/// epoch is an earlier one (the request does not already hold there:
+/// see [`Proposer::settled`]). No leader makes it any more: a change asked
+/// from epoch `e` is only ever the one from `e` to `e + 1`, which is decided.
+fn stale(epoch: Option<u32>, config: &Config) -> Option<String> {
+    let e = epoch.filter(|e| *e < config.epoch)?;
+    Some(format!(
+        "the configuration changed since epoch {e}, which the request was asked from (epoch {} is in force, \
+         without this change); list the members and ask again",
+        config.epoch
+    ))
 }
 
 /// Why `op` cannot be done to `config`, if it cannot.
@@ -153,6 +172,10 @@ impl Proposer {
             self.member_reply(client, m.req, Some(config), None);
             return Ok(());
         }
+        if let Some(why) = self.stale(m.epoch, &config) {
+            self.member_reply(client, m.req, Some(config), Some(why));
+            return Ok(());
+        }
         if self.member_ops.iter().any(|w| w.client == client && w.req == m.req) {
             return Ok(()); // a retry: the answer comes with the change
         }
@@ -167,7 +190,8 @@ impl Proposer {
             self.acceptors.entry(*id).or_default();
         }
         let late_by_ms = m.deadline_ms.filter(|d| self.clock_ms > *d).map(|d| self.clock_ms - d);
-        self.member_ops.push(Waiting { client, req: m.req, op: m.op, deadline_ms: m.deadline_ms, late_by_ms });
+        let w = Waiting { client, req: m.req, op: m.op, deadline_ms: m.deadline_ms, late_by_ms, epoch: m.epoch };
+        self.member_ops.push(w);
         Ok(())
     }
 
@@ -176,6 +200,11 @@ impl Proposer {
     /// answered while the addition of the same member is being decided).
     fn settled(&self, op: &MemberOp) -> bool {
         satisfied(op, &self.config()) && self.changing_to().is_none_or(|c| satisfied(op, c))
+    }
+
+    /// Why a request asked from `epoch` is refused, see [`stale`].
+    fn stale(&self, epoch: Option<u32>, config: &Config) -> Option<String> {
+        stale(epoch, config).filter(|_| !self.defects.member_any_epoch)
     }
 
     /// True while `w`'s change may still be started: its deadline has not passed.
@@ -241,6 +270,9 @@ impl Proposer {
         for w in std::mem::take(&mut self.member_ops) {
             if self.settled(&w.op) {
                 self.member_reply(w.client, w.req, Some(config.clone()), None);
+            } else if let Some(why) = self.stale(w.epoch, &config).filter(|_| leading) {
+                info!(node = %Node::Proposer(self.cfg.id), op = ?w.op, why, "member request refused");
+                self.member_reply(w.client, w.req, Some(config.clone()), Some(why));
             } else if !leading {
                 let reply = MemberReply { req: w.req, config: None, error: None, leader: self.leader() };
                 self.ready.send(Node::Client(w.client), Message::MemberReply(reply));
@@ -327,8 +359,13 @@ impl Proposer {
             next.epoch = current.epoch + 1;
         }
         // Operators' changes go in the order asked, one at a time; one
-        // whose deadline passed is skipped (it is being given up).
-        let w = self.member_ops.iter().find(|w| self.in_time(w) && !satisfied(&w.op, &current))?;
+        // whose deadline passed is skipped (it is being given up), and one
+        // asked from another epoch than this one waits (an earlier epoch's
+        // is refused by `answer_members`; a later one's leader is behind).
+        let w = self.member_ops.iter().find(|w| {
+            let from_here = w.epoch.is_none_or(|e| e == current.epoch) || self.defects.member_any_epoch;
+            self.in_time(w) && !satisfied(&w.op, &current) && from_here
+        })?;
         let (next, ready, need) = self.operator_change(&w.op, next).ok()?;
         (ready >= need).then_some((next, w.deadline_ms))
     }

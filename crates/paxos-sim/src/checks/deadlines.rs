@@ -59,7 +59,7 @@ pub fn check(world: &World) -> Vec<Violation> {
 }
 
 /// True when going from `before` to `after` does what `op` asks.
-fn makes(op: &MemberOp, before: &Config, after: &Config) -> bool {
+pub(crate) fn makes(op: &MemberOp, before: &Config, after: &Config) -> bool {
     let Some((role, id)) = op.target() else { return false };
     let has = |c: &Config| c.members(role).iter().any(|m| m.id == id);
     match op {

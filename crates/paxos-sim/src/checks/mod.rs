@@ -5,12 +5,14 @@
 //! of the workspace ([`guarantees`], on `paxos-check`); what only a
 //! simulator can see has a module of its own: [`agreement`] against the
 //! acceptors' durable history and their promises, [`liveness`] after healing,
-//! [`deadlines`] of operators' membership changes.
+//! [`deadlines`] of operators' membership changes, and the [`epochs`] they
+//! are made from.
 //! Agreement is also checked after every tick (in the world), since a
 //! disagreement may be repaired or hidden by a later crash.
 
 pub mod agreement;
 pub mod deadlines;
+pub mod epochs;
 pub mod guarantees;
 pub mod liveness;
 
@@ -24,6 +26,7 @@ pub fn check_all(world: &mut World) {
         found.extend(agreement::durability(world));
     }
     found.extend(deadlines::check(world));
+    found.extend(epochs::check(world));
     found.extend(guarantees::check_world(world));
     found.extend(guarantees::complaints(world));
     found.extend(liveness::check_settled(world));

@@ -4,11 +4,16 @@
 use super::*;
 
 fn member_request(req: u64, op: MemberOp) -> Message {
-    Message::MemberRequest(MemberRequest { req, op, deadline_ms: None })
+    Message::MemberRequest(MemberRequest { req, op, deadline_ms: None, epoch: None })
 }
 
 pub(super) fn member_request_until(req: u64, op: MemberOp, deadline_ms: u64) -> Message {
-    Message::MemberRequest(MemberRequest { req, op, deadline_ms: Some(deadline_ms) })
+    Message::MemberRequest(MemberRequest { req, op, deadline_ms: Some(deadline_ms), epoch: None })
+}
+
+/// A member request asked from the configuration of `epoch`.
+fn member_request_from(req: u64, op: MemberOp, epoch: u32) -> Message {
+    Message::MemberRequest(MemberRequest { req, op, deadline_ms: None, epoch: Some(epoch) })
 }
 
 /// The one member reply in `r`, to client 7: its request, and its error if any.
@@ -515,25 +520,9 @@ fn a_late_copy_of_an_answered_change_is_not_made_again() {
     let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
     let add = MemberOp::Add { role: MemberRole::Proposer, id: NodeId(3), addr: "p3:7000".into() };
     let remove = MemberOp::Remove { role: MemberRole::Proposer, id: NodeId(3) };
-    let decide = |p: &mut Proposer, req: u64, op: MemberOp, slot: u64, ballot: Ballot| -> (Config, Ballot) {
-        assert!(step(p, client(7), member_request(req, op)).is_empty());
-        let r = tick(p);
-        let config = proposed_config(&r).expect("the change is proposed");
-        let mut answered = None;
-        for a in 1..=3 {
-            answered = answered.or(the_member_reply(&step(p, acc(a), accepted(ballot, &[slot]))));
-        }
-        assert_eq!(answered, Some((req, None)), "answered once decided");
-        let next = p.ballot();
-        for a in 1..=3 {
-            step(p, acc(a), promise(next, slot + 1, &[]));
-        }
-        assert_eq!(p.role(), Leadership::Leader, "leading on in epoch {}", config.epoch);
-        (config, next)
-    };
-    let (added, ballot) = decide(&mut p, 1, add.clone(), 1, ballot);
+    let (added, ballot) = decide_change(&mut p, member_request(1, add.clone()), 1, ballot);
     assert!(added.proposers.iter().any(|m| m.id == NodeId(3)));
-    let (removed, _) = decide(&mut p, 2, remove.clone(), 2, ballot);
+    let (removed, _) = decide_change(&mut p, member_request(2, remove.clone()), 2, ballot);
     assert!(!removed.proposers.iter().any(|m| m.id == NodeId(3)));
 
     let late = p.handle(client(7), member_request(1, add));
@@ -544,6 +533,93 @@ fn a_late_copy_of_an_answered_change_is_not_made_again() {
     assert_eq!(p.config().epoch, removed.epoch);
     let r = step(&mut p, client(7), member_request(2, remove));
     assert_eq!(r, ready(vec![], vec![send(client(7), member_reply(2, Some(removed), None, None))]), "its answer");
+}
+
+/// A copy of an old request that reaches a leader which never answered its client (another leader
+/// did, before leadership moved): the request names the epoch it was asked from, so the leader does
+/// not take it for a new one. The operator added proposer 3 from epoch 1, then removed it from epoch 2;
+/// a copy of the addition, delayed by the network, must not bring proposer 3 back: it is refused with
+/// the configuration in force, and nothing is proposed.
+#[test]
+fn a_late_copy_of_a_change_another_leader_answered_is_refused_by_its_epoch() {
+    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
+    let add = MemberOp::Add { role: MemberRole::Proposer, id: NodeId(3), addr: "p3:7000".into() };
+    let remove = MemberOp::Remove { role: MemberRole::Proposer, id: NodeId(3) };
+    let (added, ballot) = decide_change(&mut p, member_request_from(1, add.clone(), 1), 1, ballot);
+    assert!(added.proposers.iter().any(|m| m.id == NodeId(3)));
+    let (removed, _) = decide_change(&mut p, member_request_from(2, remove, added.epoch), 2, ballot);
+    assert_eq!(removed.epoch, 3);
+
+    // Client 8's copy: this leader never answered client 8.
+    let r = step(&mut p, client(8), member_request_from(1, add, 1));
+
+    let refusal = "the configuration changed since epoch 1, which the request was asked from (epoch 3 is in force, \
+                   without this change); list the members and ask again";
+    let answer = member_reply(1, Some(removed.clone()), Some(refusal), None);
+    assert_eq!(r, ready(vec![], vec![send(client(8), answer)]), "refused with the configuration in force");
+    for _ in 0..5 {
+        assert!(!proposes(&tick(&mut p)), "not made again");
+    }
+    assert_eq!(p.config(), removed);
+}
+
+/// A request that waited at the leader while another change came into force is not made from the
+/// new configuration: clients 7 and 8 each ask, from epoch 1, to add a proposer. Client 7's change is
+/// made; the leader, campaigning again in epoch 2, sends client 8 back to the leader; there, its
+/// request is refused with epoch 2's configuration (its client asks again from that one).
+#[test]
+fn a_request_overtaken_by_another_change_is_refused_with_the_new_configuration() {
+    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
+    let add3 = MemberOp::Add { role: MemberRole::Proposer, id: NodeId(3), addr: "p3:7000".into() };
+    let add4 = MemberOp::Add { role: MemberRole::Proposer, id: NodeId(4), addr: "p4:7000".into() };
+    assert!(step(&mut p, client(7), member_request_from(1, add3, 1)).is_empty());
+    assert!(step(&mut p, client(8), member_request_from(1, add4.clone(), 1)).is_empty(), "waits behind client 7's");
+    let added = proposed_config(&tick(&mut p)).expect("client 7's change is proposed");
+    assert!(added.proposers.iter().any(|m| m.id == NodeId(3)));
+    let mut to_8 = Vec::new();
+    for a in 1..=3 {
+        let r = step(&mut p, acc(a), accepted(ballot, &[1]));
+        to_8.extend(sent(&r).filter(|o| o.to == client(8)).map(|o| o.msg.clone()));
+    }
+    assert_eq!(p.config(), added);
+    assert_eq!(to_8, vec![member_reply(1, None, None, Some(1))], "campaigning again: ask the leader");
+    let next = p.ballot();
+    for a in 1..=3 {
+        step(&mut p, acc(a), promise(next, 2, &[]));
+    }
+    assert_eq!(p.role(), Leadership::Leader);
+
+    let r = step(&mut p, client(8), member_request_from(1, add4, 1));
+
+    let refusal = "the configuration changed since epoch 1, which the request was asked from (epoch 2 is in force, \
+                   without this change); list the members and ask again";
+    assert_eq!(r, ready(vec![], vec![send(client(8), member_reply(1, Some(added.clone()), Some(refusal), None))]));
+    for _ in 0..5 {
+        assert!(!proposes(&tick(&mut p)), "not made from epoch 2");
+    }
+    assert_eq!(p.config(), added);
+}
+
+/// Client 7 asks for a change with `request`; the leader proposes it at `slot` and acceptors 1 to 3
+/// accept it at `ballot`; the leader answers once it is decided and leads on in the new epoch.
+/// Returns the new configuration and the leader's new ballot.
+fn decide_change(p: &mut Proposer, request: Message, slot: u64, ballot: Ballot) -> (Config, Ballot) {
+    let Message::MemberRequest(m) = &request else { panic!("a member request") };
+    let req = m.req;
+    assert!(step(p, client(7), request).is_empty());
+    let r = tick(p);
+    let config = proposed_config(&r).expect("the change is proposed");
+    let mut answered = None;
+    for a in 1..=3 {
+        answered = answered.or(the_member_reply(&step(p, acc(a), accepted(ballot, &[slot]))));
+    }
+    assert_eq!(answered, Some((req, None)), "answered once decided");
+    let next = p.ballot();
+    for a in 1..=3 {
+        step(p, acc(a), promise(next, slot + 1, &[]));
+    }
+    assert_eq!(p.role(), Leadership::Leader, "leading on in epoch {}", config.epoch);
+    (config, next)
 }
 
 /// Deadlines: a wall clock stepped back (an NTP step) does not bring a passed deadline back. The

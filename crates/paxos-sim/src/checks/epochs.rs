@@ -1,0 +1,38 @@
+//! Operators' changes are made from the configuration they were asked from.
+//!
+//! The operator lists the members and asks for a change from that epoch; a
+//! leader makes it only from there (`MemberRequest::epoch`). So every
+//! decided configuration that adds or removes a member makes a change the
+//! operator asked from the epoch just before it: a late copy of an old
+//! request (the network duplicates and delays) never makes its change again
+//! after a later one undid it.
+
+use crate::checks::deadlines::makes;
+use crate::world::World;
+use crate::Violation;
+
+/// Every decided configuration whose change no request asked from the epoch before it.
+pub fn check(world: &World) -> Vec<Violation> {
+    let mut found = Vec::new();
+    for (epoch, before) in &world.configs {
+        let Some(after) = world.configs.get(&(epoch + 1)) else { continue };
+        let ids = |c: &paxos_proto::Config| {
+            let ids = |ms: &[paxos_proto::Member]| ms.iter().map(|m| m.id).collect::<Vec<_>>();
+            (ids(&c.acceptors), ids(&c.proposers))
+        };
+        if ids(before) == ids(after) {
+            continue; // incarnations pinned: not an operator's change
+        }
+        let asked_here = world.admin.asked.iter().any(|(op, e)| e == epoch && makes(op, before, after));
+        if !asked_here {
+            let asked: Vec<_> = world.admin.asked.iter().filter(|(op, _)| makes(op, before, after)).collect();
+            let detail = format!(
+                "epoch {} changes the members of epoch {epoch}, but no request asked for that change from epoch \
+                 {epoch}; the requests that make it were asked from: {asked:?}",
+                epoch + 1
+            );
+            found.push(Violation { invariant: "member epoch", detail });
+        }
+    }
+    found
+}
