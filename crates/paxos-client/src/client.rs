@@ -307,6 +307,12 @@ impl Client {
     /// change is asked again from it, at most [`MEMBER_ATTEMPTS`] times in
     /// all, within the timeout.
     ///
+    /// Removing a node that no configuration seen here had (neither `from`
+    /// nor one a refusal carried) is an error even though the leader answers
+    /// it as done (nothing to remove): most likely a mistyped id, as
+    /// `etcdctl member remove` says. A list from a lagging proposer that
+    /// does not have a node added since is asked again from the leader's.
+    ///
     /// Each request carries a deadline before what is left of the timeout
     /// (by a fifth of it, at most a second, plus [`MAX_CLOCK_SKEW_MS`], on
     /// this host's clock): a leader that cannot start the change by then
@@ -320,10 +326,16 @@ impl Client {
     /// [`ClientError::Member`] when the leader refuses the change or gives
     /// it up at its deadline (a new acceptor is let in only once it
     /// started and copied the log), or the configuration changed under it
-    /// [`MEMBER_ATTEMPTS`] times.
+    /// [`MEMBER_ATTEMPTS`] times, or it removes a node that was no member.
     pub async fn member_from(&mut self, op: MemberOp, from: &Config) -> Result<Config, ClientError> {
         let timeout = self.link.timeout;
         let end = Instant::now() + timeout;
+        let target = match &op {
+            MemberOp::Remove { role, id } => Some((*role, *id)),
+            _ => None,
+        };
+        let has = |config: &Config| target.is_some_and(|(role, id)| config.members(role).iter().any(|m| m.id == id));
+        let mut seen = has(from);
         let mut epoch = from.epoch;
         let mut attempt = 1;
         loop {
@@ -331,8 +343,19 @@ impl Client {
             let answer = self.member_once(op.clone(), Some(epoch)).await;
             self.link.timeout = timeout;
             match answer? {
-                Ok(config) => return Ok(config),
+                Ok(config) => {
+                    let Some((role, id)) = target.filter(|_| !seen) else { return Ok(config) };
+                    let ids: Vec<String> = config.members(role).iter().map(|m| m.id.to_string()).collect();
+                    let role = role.name();
+                    return Err(ClientError::Member(format!(
+                        "{role} {id} is not a member (the {role}s of epoch {}: {}; if an earlier try timed out, it \
+                         may have removed it)",
+                        config.epoch,
+                        ids.join(", ")
+                    )));
+                }
                 Err((now, _)) if attempt < MEMBER_ATTEMPTS && now.epoch > epoch && Instant::now() < end => {
+                    seen |= has(&now);
                     epoch = now.epoch;
                     attempt += 1;
                 }

@@ -147,8 +147,12 @@ async fn proposers_that_lost_their_disks_copy_the_log_from_the_acceptors() {
 async fn acceptors_added_and_removed_under_load() {
     let _serial = serial().await;
     let mut cluster = Cluster::new(2, 5, "");
-    let ports = free_ports(2);
-    let new = [(6u32, format!("127.0.0.1:{}", ports[0])), (7, format!("127.0.0.1:{}", ports[1]))];
+    let ports = free_ports(3);
+    let new = [
+        (6u32, format!("127.0.0.1:{}", ports[0])),
+        (7, format!("127.0.0.1:{}", ports[1])),
+        (8, format!("127.0.0.1:{}", ports[2])),
+    ];
     let extra: Vec<(Node, String)> = new.iter().map(|(id, addr)| (Node::Acceptor(NodeId(*id)), addr.clone())).collect();
     let clients = cluster.client_config(&extra);
     cluster.start_all();
@@ -167,8 +171,17 @@ async fn acceptors_added_and_removed_under_load() {
             .expect("added");
         assert!(config.acceptors.iter().any(|m| m.id == NodeId(*id) && m.incarnation.is_some()), "{config:?}");
     }
+    // A list from before acceptor 8 was added (as a lagging proposer would answer): the leader
+    // refuses the removal with the configuration in force, which has it, and it is removed from there.
+    let remove = |id| MemberOp::Remove { role: MemberRole::Acceptor, id: NodeId(id) };
+    let config = admin.member_from(remove(8), &before).await.expect("removed");
+    assert!(!config.acceptors.iter().any(|m| m.id == NodeId(8)), "{config:?}");
+    cluster.kill9(Node::Acceptor(NodeId(8))).await;
+    // A node no configuration had: a mistyped id, refused (the leader has nothing to remove).
+    let refused = admin.member_from(remove(9), &before).await.expect_err("not a member");
+    assert!(refused.to_string().contains("acceptor 9 is not a member (the acceptors of epoch"), "{refused}");
     for id in [1, 2] {
-        let remove = MemberOp::Remove { role: MemberRole::Acceptor, id: NodeId(id) };
+        let remove = remove(id);
         // Asked from the configuration before the additions: the leader refuses it with the one in
         // force, and the client asks again from that.
         let config = admin.member_from(remove, &before).await.expect("removed");
