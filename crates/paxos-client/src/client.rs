@@ -31,6 +31,13 @@ pub use crate::link::{DEFAULT_RETRY, DEFAULT_TIMEOUT};
 /// the configuration keeps changing under it.
 pub const MEMBER_ATTEMPTS: u32 = 5;
 
+/// How long before the end of `timeout` a member request's deadline is: a
+/// fifth of it (at most a second) for the answer to come back, plus how
+/// long after the deadline a leader answers at the earliest.
+fn member_margin(timeout: Duration) -> Duration {
+    (timeout / 5).min(Duration::from_secs(1)) + Duration::from_millis(MAX_CLOCK_SKEW_MS)
+}
+
 /// The most entries one log read asks for.
 pub const LOG_PAGE_LIMIT: u32 = 1024;
 
@@ -291,7 +298,11 @@ impl Client {
     /// # Errors
     /// As for [`Client::member_from`].
     pub async fn member(&mut self, op: MemberOp) -> Result<Config, ClientError> {
-        let list = self.member_once(MemberOp::List, None).await?.map_err(|(_, why)| ClientError::Member(why))?;
+        let end = Instant::now() + self.link.timeout;
+        let list = self
+            .member_once(MemberOp::List, None, end, member_margin(self.link.timeout))
+            .await?
+            .map_err(|(_, why)| ClientError::Member(why))?;
         if op == MemberOp::List {
             return Ok(list);
         }
@@ -302,10 +313,16 @@ impl Client {
     /// answer to a `List`): the leader makes the change only from that
     /// epoch, so that a late copy of this request (duplicated or delayed by
     /// the network) cannot make it again after a later change undid it.
-    /// When another configuration came into force first (another change, or
-    /// the rebuild of an acceptor), the leader refuses with it and the
-    /// change is asked again from it, at most [`MEMBER_ATTEMPTS`] times in
-    /// all, within the timeout.
+    ///
+    /// When another configuration came into force first (another change,
+    /// an acceptor's rebuild, the cluster's first configuration), the
+    /// leader refuses with it. If it is the very next epoch, it is not this
+    /// change (which would be in force then), so the change was not made
+    /// and is asked again from it: at most [`MEMBER_ATTEMPTS`] times in
+    /// all, and while a second more than the deadline's margin is left. A
+    /// refusal from two or more epochs on is final: one of those may have
+    /// made this change (its answer lost) and a later one undone it, and
+    /// asking again would make it a second time.
     ///
     /// Removing a node that no configuration seen here had (neither `from`
     /// nor one a refusal carried) is an error even though the leader answers
@@ -313,9 +330,9 @@ impl Client {
     /// `etcdctl member remove` says. A list from a lagging proposer that
     /// does not have a node added since is asked again from the leader's.
     ///
-    /// Each request carries a deadline before what is left of the timeout
-    /// (by a fifth of it, at most a second, plus [`MAX_CLOCK_SKEW_MS`], on
-    /// this host's clock): a leader that cannot start the change by then
+    /// Each request carries a deadline before the end of the timeout (by a
+    /// fifth of the timeout, at most a second, plus [`MAX_CLOCK_SKEW_MS`],
+    /// on this host's clock): a leader that cannot start the change by then
     /// gives it up and says why, in time for the answer to arrive (it
     /// answers [`MAX_CLOCK_SKEW_MS`] after the deadline at the earliest),
     /// and no leader starts it later. A timeout under a second leaves the
@@ -325,11 +342,11 @@ impl Client {
     /// [`ClientError::Timeout`] when no leader answers in time;
     /// [`ClientError::Member`] when the leader refuses the change or gives
     /// it up at its deadline (a new acceptor is let in only once it
-    /// started and copied the log), or the configuration changed under it
-    /// [`MEMBER_ATTEMPTS`] times, or it removes a node that was no member.
+    /// started and copied the log), when the configuration changed under
+    /// it as above, or when it removes a node that was no member.
     pub async fn member_from(&mut self, op: MemberOp, from: &Config) -> Result<Config, ClientError> {
-        let timeout = self.link.timeout;
-        let end = Instant::now() + timeout;
+        let end = Instant::now() + self.link.timeout;
+        let margin = member_margin(self.link.timeout);
         let target = match &op {
             MemberOp::Remove { role, id } => Some((*role, *id)),
             _ => None,
@@ -339,10 +356,7 @@ impl Client {
         let mut epoch = from.epoch;
         let mut attempt = 1;
         loop {
-            self.link.timeout = end.saturating_duration_since(Instant::now());
-            let answer = self.member_once(op.clone(), Some(epoch)).await;
-            self.link.timeout = timeout;
-            match answer? {
+            match self.member_once(op.clone(), Some(epoch), end, margin).await? {
                 Ok(config) => {
                     let Some((role, id)) = target.filter(|_| !seen) else { return Ok(config) };
                     let ids: Vec<String> = config.members(role).iter().map(|m| m.id.to_string()).collect();
@@ -354,30 +368,44 @@ impl Client {
                         ids.join(", ")
                     )));
                 }
-                Err((now, _)) if attempt < MEMBER_ATTEMPTS && now.epoch > epoch && Instant::now() < end => {
+                Err((now, why)) => {
+                    let left = end.saturating_duration_since(Instant::now());
+                    if now.epoch != epoch + 1 {
+                        return Err(ClientError::Member(format!(
+                            "{why} (not asked again: epoch {} came {} changes after the one asked from, and one of \
+                             them may have made this change and a later one undone it; list the members and decide)",
+                            now.epoch,
+                            now.epoch.saturating_sub(epoch)
+                        )));
+                    }
+                    if attempt >= MEMBER_ATTEMPTS || left < margin + Duration::from_secs(1) {
+                        return Err(ClientError::Member(format!("{why} (asked {attempt} times)")));
+                    }
                     seen |= has(&now);
                     epoch = now.epoch;
                     attempt += 1;
                 }
-                Err((_, why)) => return Err(ClientError::Member(why)),
             }
         }
     }
 
-    /// One member request, asked from `epoch`: the configuration it is
-    /// answered with, or the one in force that it was refused with as stale.
+    /// One member request, asked from `epoch` until `end`, with a deadline
+    /// `margin` before it: the configuration it is answered with, or the
+    /// one in force that it was refused with as asked from an earlier
+    /// epoch, and the refusal.
     async fn member_once(
         &mut self,
         op: MemberOp,
         epoch: Option<u32>,
+        end: Instant,
+        margin: Duration,
     ) -> Result<Result<Config, (Config, String)>, ClientError> {
         let req = self.next_req();
-        let timeout = self.link.timeout;
-        let margin = (timeout / 5).min(Duration::from_secs(1)) + Duration::from_millis(MAX_CLOCK_SKEW_MS);
-        let deadline_ms = unix_ms().saturating_add(timeout.saturating_sub(margin).as_millis() as u64);
+        let left = end.saturating_duration_since(Instant::now());
+        let deadline_ms = unix_ms().saturating_add(left.saturating_sub(margin).as_millis() as u64);
         let msg = Message::MemberRequest(MemberRequest { req, op, deadline_ms: Some(deadline_ms), epoch });
         let target = Node::Proposer(self.link.target);
-        self.exchange(target, &msg, "membership change", true, |client, from, reply| match reply {
+        self.exchange_until(target, &msg, "membership change", true, end, |client, from, reply| match reply {
             Message::MemberReply(r) if r.req == req => {
                 if let Some(error) = r.error {
                     return match r.config {
@@ -460,16 +488,30 @@ impl Client {
     /// until the overall timeout.
     async fn exchange<T>(
         &mut self,
+        to: Node,
+        msg: &Message,
+        what: &str,
+        rotate: bool,
+        on_reply: impl FnMut(&mut Client, Node, Message) -> Result<Step<T>, ClientError>,
+    ) -> Result<T, ClientError> {
+        let deadline = Instant::now() + self.link.timeout;
+        self.exchange_until(to, msg, what, rotate, deadline, on_reply).await
+    }
+
+    /// [`Client::exchange`] until `deadline` rather than for the timeout
+    /// (a timeout still reports the overall one, which `deadline` is within).
+    async fn exchange_until<T>(
+        &mut self,
         mut to: Node,
         msg: &Message,
         what: &str,
         rotate: bool,
+        deadline: Instant,
         mut on_reply: impl FnMut(&mut Client, Node, Message) -> Result<Step<T>, ClientError>,
     ) -> Result<T, ClientError> {
         if !self.link.is_member(to) {
             return Err(ClientError::UnknownNode(to));
         }
-        let deadline = Instant::now() + self.link.timeout;
         // Redirects (and busy answers) in a row back off, so that two proposers
         // that each name the other while leadership settles make no busy loop.
         let mut redirects_in_row = 0u32;

@@ -2,12 +2,17 @@
 //! (`paxosctl member add|remove`): lists the members first and asks for the
 //! change from that epoch, retries with the same request id, follows
 //! redirects to the leader, asks again (a new request) from the newer
-//! configuration a leader refuses it with, and records what was decided.
+//! configuration a leader refuses it with when that is the very next epoch
+//! (at most [`MEMBER_ATTEMPTS`] times, as `paxos_client::Client::member_from`
+//! does), and records what was decided.
 
 use paxos_proto::{Config, MemberOp, MemberRequest, Message, Node, NodeId};
 
 /// The operator's client id.
 pub const ADMIN_CLIENT: u64 = 900;
+
+/// How many times a change is asked for at most (`paxos_client::client::MEMBER_ATTEMPTS`).
+pub const MEMBER_ATTEMPTS: u32 = 5;
 
 /// The change under way.
 #[derive(Clone, Debug)]
@@ -17,6 +22,8 @@ struct Change {
     op: MemberOp,
     /// The epoch the change is asked from; `None` while listing.
     epoch: Option<u32>,
+    /// How many times the change was asked for.
+    attempts: u32,
     started: u64,
     /// When the operator stops waiting (Unix ms), if it says.
     deadline_ms: Option<u64>,
@@ -68,6 +75,11 @@ impl Admin {
         self.change.is_some()
     }
 
+    /// True when request `req` is older than the one being sent (or none is): a late copy.
+    pub fn is_late_copy(&self, req: u64) -> bool {
+        self.change.as_ref().is_none_or(|c| req < c.req)
+    }
+
     /// The change under way, if any.
     pub fn pending(&self) -> Option<&MemberOp> {
         self.change.as_ref().map(|c| &c.op)
@@ -76,7 +88,7 @@ impl Admin {
     /// Starts asking for `op`, to be started by `deadline_ms` (Unix ms) if given.
     pub fn start(&mut self, op: MemberOp, now: u64, deadline_ms: Option<u64>) {
         assert!(!self.busy(), "one change at a time");
-        self.change = Some(Change { req: self.next_req, op, epoch: None, started: now, deadline_ms });
+        self.change = Some(Change { req: self.next_req, op, epoch: None, attempts: 0, started: now, deadline_ms });
         self.next_req += 1;
         self.last_sent = None;
     }
@@ -86,6 +98,7 @@ impl Admin {
         let Some(change) = self.change.as_mut() else { return };
         change.req = self.next_req;
         change.epoch = Some(epoch);
+        change.attempts += 1;
         self.next_req += 1;
         self.last_sent = None;
         self.asked.push((change.op.clone(), epoch));
@@ -120,8 +133,16 @@ impl Admin {
             return;
         };
         if let Some(now) = r.config.as_ref().filter(|c| r.error.is_some() && c.epoch > epoch) {
+            // Another configuration came first. The very next one is not
+            // this change, so it was not made; from further on, one of them
+            // may have made it and a later one undone it: not asked again.
             self.stale += 1;
-            self.ask_from(now.epoch);
+            if now.epoch == epoch + 1 && change.attempts < MEMBER_ATTEMPTS {
+                self.ask_from(now.epoch);
+            } else {
+                self.refused.push((change.op.clone(), r.error.unwrap_or_default()));
+                self.change = None;
+            }
             return;
         }
         if let Some(error) = r.error {

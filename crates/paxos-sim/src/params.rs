@@ -34,11 +34,16 @@ pub enum Defect {
     /// A leader makes an operator's change from whatever configuration is
     /// in force, not only from the epoch it was asked from.
     MemberAnyEpoch,
+    /// Late copies of the operator's requests reach the leader without
+    /// their epoch (as an older client sends them): a copy of a change that
+    /// was made and undone makes it again. A defect of the network, not of
+    /// a role: the roles are correct.
+    EpochlessCopies,
 }
 
 impl Defect {
     /// Every defect, for sweeps and `--help`.
-    pub const ALL: [Defect; 10] = [
+    pub const ALL: [Defect; 11] = [
         Defect::AcceptIgnoresPromise,
         Defect::AdoptFromLastPromise,
         Defect::MinorityQuorum,
@@ -49,6 +54,7 @@ impl Defect {
         Defect::UnloggedPromise,
         Defect::MemberPastDeadline,
         Defect::MemberAnyEpoch,
+        Defect::EpochlessCopies,
     ];
 
     /// The defect's name on the command line.
@@ -64,6 +70,7 @@ impl Defect {
             Defect::UnloggedPromise => "unlogged-promise",
             Defect::MemberPastDeadline => "member-past-deadline",
             Defect::MemberAnyEpoch => "member-any-epoch",
+            Defect::EpochlessCopies => "epochless-copies",
         }
     }
 
@@ -92,7 +99,9 @@ impl Defect {
             Defect::CommitAnyBallot => Defects::commit_any_ballot(),
             Defect::MemberPastDeadline => Defects::member_past_deadline(),
             Defect::MemberAnyEpoch => Defects::member_any_epoch(),
-            Defect::AcceptIgnoresPromise | Defect::Amnesia | Defect::UnloggedPromise => Defects::default(),
+            Defect::AcceptIgnoresPromise | Defect::Amnesia | Defect::UnloggedPromise | Defect::EpochlessCopies => {
+                Defects::default()
+            }
         }
     }
 }

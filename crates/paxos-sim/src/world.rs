@@ -770,6 +770,14 @@ impl World {
                 println!("{:>6} {} -> {}: {:?}", self.now, d.from, d.to, d.msg);
             }
             let p0 = self.proposer_ids.len();
+            let mut msg = d.msg;
+            if let Message::MemberRequest(m) = &mut msg {
+                let late = d.from == Node::Client(ClientId(ADMIN_CLIENT)) && self.admin.is_late_copy(m.req);
+                if late && self.params.defect == Some(crate::Defect::EpochlessCopies) {
+                    m.epoch = None;
+                }
+            }
+            let d = Datagram { msg, ..d };
             let result = match d.to {
                 Node::Proposer(_) => self.proposers[to].as_mut().expect("up").handle(d.from, d.msg),
                 Node::Acceptor(_) => self.acceptors[to - p0].as_mut().expect("up").handle(d.from, d.msg),
