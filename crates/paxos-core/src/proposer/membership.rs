@@ -98,12 +98,15 @@ fn satisfied(op: &MemberOp, config: &Config) -> bool {
     }
 }
 
-/// Why a request asked from `epoch` is not made from `config`, if its
-/// epoch is an earlier one (the request does not already hold there:
-/// see [`Proposer::settled`]). No leader makes it any more: a change asked
-/// from epoch `e` is only ever the one from `e` to `e + 1`, which is decided.
-fn stale(epoch: Option<u32>, config: &Config) -> Option<String> {
-    let e = epoch.filter(|e| *e < config.epoch)?;
+/// Why a request for `op` asked from `epoch` is not made from `config`,
+/// if its epoch is an earlier one and `config` does not do what it asks.
+/// No leader makes it any more: a change asked from epoch `e` is only ever
+/// the one from `e` to `e + 1`, which is decided. (When `config` does what
+/// it asks but a change under way undoes it, the request waits for that
+/// change: refused with `config`, its client would take `config` for one
+/// that is not its change, and ask again.)
+fn stale(op: &MemberOp, epoch: Option<u32>, config: &Config) -> Option<String> {
+    let e = epoch.filter(|e| *e < config.epoch && !satisfied(op, config))?;
     Some(format!(
         "the configuration changed since epoch {e}, which the request was asked from (epoch {} is in force, \
          without this change); list the members and ask again",
@@ -172,7 +175,7 @@ impl Proposer {
             self.member_reply(client, m.req, Some(config), None);
             return Ok(());
         }
-        if let Some(why) = self.stale(m.epoch, &config) {
+        if let Some(why) = self.stale(&m.op, m.epoch, &config) {
             self.member_reply(client, m.req, Some(config), Some(why));
             return Ok(());
         }
@@ -202,9 +205,9 @@ impl Proposer {
         satisfied(op, &self.config()) && self.changing_to().is_none_or(|c| satisfied(op, c))
     }
 
-    /// Why a request asked from `epoch` is refused, see [`stale`].
-    fn stale(&self, epoch: Option<u32>, config: &Config) -> Option<String> {
-        stale(epoch, config).filter(|_| !self.defects.member_any_epoch)
+    /// Why a request for `op` asked from `epoch` is refused, see [`stale`].
+    fn stale(&self, op: &MemberOp, epoch: Option<u32>, config: &Config) -> Option<String> {
+        stale(op, epoch, config).filter(|_| !self.defects.member_any_epoch)
     }
 
     /// True while `w`'s change may still be started: its deadline has not passed.
@@ -270,7 +273,7 @@ impl Proposer {
         for w in std::mem::take(&mut self.member_ops) {
             if self.settled(&w.op) {
                 self.member_reply(w.client, w.req, Some(config.clone()), None);
-            } else if let Some(why) = self.stale(w.epoch, &config).filter(|_| leading) {
+            } else if let Some(why) = self.stale(&w.op, w.epoch, &config).filter(|_| leading) {
                 info!(node = %Node::Proposer(self.cfg.id), op = ?w.op, why, "member request refused");
                 self.member_reply(w.client, w.req, Some(config.clone()), Some(why));
             } else if !leading {

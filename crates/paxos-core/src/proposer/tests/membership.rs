@@ -600,6 +600,40 @@ fn a_request_overtaken_by_another_change_is_refused_with_the_new_configuration()
     assert_eq!(p.config(), added);
 }
 
+/// A retry of a change that was made (its answer lost, its client unknown to this leader) while a
+/// change that undoes it is under way: it is not refused with the configuration that has it, which
+/// its client would take for another change than its own (the next epoch) and ask again from, making
+/// it twice. It waits for the change under way, and is then refused with the configuration after it.
+#[test]
+fn a_retry_of_a_change_being_undone_waits_and_is_refused_with_the_configuration_after() {
+    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
+    let add = MemberOp::Add { role: MemberRole::Proposer, id: NodeId(3), addr: "p3:7000".into() };
+    let remove = MemberOp::Remove { role: MemberRole::Proposer, id: NodeId(3) };
+    let (added, ballot) = decide_change(&mut p, member_request_from(1, add.clone(), 1), 1, ballot);
+    assert!(step(&mut p, client(7), member_request_from(2, remove, added.epoch)).is_empty());
+    let removing = proposed_config(&tick(&mut p)).expect("the removal is proposed");
+
+    // Client 9's request, asked from epoch 1 and made at epoch 2 (the answer went to another leader).
+    let r = step(&mut p, client(9), member_request_from(1, add.clone(), 1));
+
+    assert!(r.is_empty(), "waits for the removal under way: {r:?}");
+    let mut to_9 = Vec::new();
+    for a in 1..=3 {
+        let r = step(&mut p, acc(a), accepted(ballot, &[2]));
+        to_9.extend(sent(&r).filter(|o| o.to == client(9)).map(|o| o.msg.clone()));
+    }
+    assert_eq!(p.config(), removing);
+    assert_eq!(to_9, vec![member_reply(1, None, None, Some(1))], "campaigning again: ask the leader");
+    let next = p.ballot();
+    for a in 1..=3 {
+        step(&mut p, acc(a), promise(next, 3, &[]));
+    }
+    let r = step(&mut p, client(9), member_request_from(1, add, 1));
+    let refusal = "the configuration changed since epoch 1, which the request was asked from (epoch 3 is in force, \
+                   without this change); list the members and ask again";
+    assert_eq!(r, ready(vec![], vec![send(client(9), member_reply(1, Some(removing), Some(refusal), None))]));
+}
+
 /// Client 7 asks for a change with `request`; the leader proposes it at `slot` and acceptors 1 to 3
 /// accept it at `ballot`; the leader answers once it is decided and leads on in the new epoch.
 /// Returns the new configuration and the leader's new ballot.
