@@ -322,13 +322,16 @@ impl Client {
     /// all, and while a second more than the deadline's margin is left. A
     /// refusal from two or more epochs on is final: one of those may have
     /// made this change (its answer lost) and a later one undone it, and
-    /// asking again would make it a second time.
+    /// asking again would make it a second time. (So a list from a
+    /// proposer two or more epochs behind ends in that error too: list
+    /// again.)
     ///
     /// Removing a node that no configuration seen here had (neither `from`
     /// nor one a refusal carried) is an error even though the leader answers
     /// it as done (nothing to remove): most likely a mistyped id, as
-    /// `etcdctl member remove` says. A list from a lagging proposer that
-    /// does not have a node added since is asked again from the leader's.
+    /// `etcdctl member remove` says. A list from a proposer one epoch
+    /// behind that does not have a node added since is asked again from
+    /// the leader's.
     ///
     /// Each request carries a deadline before the end of the timeout (by a
     /// fifth of the timeout, at most a second, plus [`MAX_CLOCK_SKEW_MS`],
@@ -370,7 +373,9 @@ impl Client {
                 }
                 Err((now, why)) => {
                     let left = end.saturating_duration_since(Instant::now());
-                    if now.epoch != epoch + 1 {
+                    // A proposer of an earlier release refuses with the next
+                    // epoch even when that is this change (being undone).
+                    if now.epoch != epoch + 1 || op.satisfied_by(&now) {
                         return Err(ClientError::Member(format!(
                             "{why} (not asked again: epoch {} came {} changes after the one asked from, and one of \
                              them may have made this change and a later one undone it; list the members and decide)",

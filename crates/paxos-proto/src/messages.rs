@@ -437,6 +437,22 @@ impl MemberOp {
             MemberOp::Add { role, id, .. } | MemberOp::Remove { role, id } => Some((*role, *id)),
         }
     }
+
+    /// True when `config` already has what this asks for: the member, at
+    /// that address (an acceptor pinned to an incarnation, as a leader adds
+    /// one), or no such member.
+    pub fn satisfied_by(&self, config: &Config) -> bool {
+        match self {
+            MemberOp::List => true,
+            MemberOp::Add { role: MemberRole::Acceptor, id, addr } => {
+                config.acceptors.iter().any(|m| m.id == *id && m.addr == *addr && m.incarnation.is_some())
+            }
+            MemberOp::Add { role: MemberRole::Proposer, id, addr } => {
+                config.proposers.iter().any(|m| m.id == *id && m.addr == *addr)
+            }
+            MemberOp::Remove { role, id } => !config.members(*role).iter().any(|m| m.id == *id),
+        }
+    }
 }
 
 /// The two roles of members.

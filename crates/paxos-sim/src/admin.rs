@@ -137,7 +137,7 @@ impl Admin {
             // this change, so it was not made; from further on, one of them
             // may have made it and a later one undone it: not asked again.
             self.stale += 1;
-            if now.epoch == epoch + 1 && change.attempts < MEMBER_ATTEMPTS {
+            if now.epoch == epoch + 1 && !change.op.satisfied_by(now) && change.attempts < MEMBER_ATTEMPTS {
                 self.ask_from(now.epoch);
             } else {
                 self.refused.push((change.op.clone(), r.error.unwrap_or_default()));

@@ -84,20 +84,6 @@ pub(super) struct Waiting {
     epoch: Option<u32>,
 }
 
-/// True when `config` already has what `op` asks for.
-fn satisfied(op: &MemberOp, config: &Config) -> bool {
-    match op {
-        MemberOp::List => true,
-        MemberOp::Add { role: MemberRole::Acceptor, id, addr } => {
-            config.acceptors.iter().any(|m| m.id == *id && m.addr == *addr && m.incarnation.is_some())
-        }
-        MemberOp::Add { role: MemberRole::Proposer, id, addr } => {
-            config.proposers.iter().any(|m| m.id == *id && m.addr == *addr)
-        }
-        MemberOp::Remove { role, id } => !config.members(*role).iter().any(|m| m.id == *id),
-    }
-}
-
 /// Why a request for `op` asked from `epoch` is not made from `config`,
 /// if its epoch is an earlier one and `config` does not do what it asks.
 /// No leader makes it any more: a change asked from epoch `e` is only ever
@@ -106,7 +92,7 @@ fn satisfied(op: &MemberOp, config: &Config) -> bool {
 /// change: refused with `config`, its client would take `config` for one
 /// that is not its change, and ask again.)
 fn stale(op: &MemberOp, epoch: Option<u32>, config: &Config) -> Option<String> {
-    let e = epoch.filter(|e| *e < config.epoch && !satisfied(op, config))?;
+    let e = epoch.filter(|e| *e < config.epoch && !op.satisfied_by(config))?;
     Some(format!(
         "the configuration changed since epoch {e}, which the request was asked from (epoch {} is in force, \
          without this change); list the members and ask again",
@@ -122,7 +108,7 @@ fn refused(op: &MemberOp, config: &Config) -> Option<String> {
             if addr.is_empty() || addr.len() > MAX_ADDR_BYTES {
                 return Some(format!("the address must have 1 to {MAX_ADDR_BYTES} bytes"));
             }
-            if *role == MemberRole::Acceptor && config.acceptors.len() >= 64 && !satisfied(op, config) {
+            if *role == MemberRole::Acceptor && config.acceptors.len() >= 64 && !op.satisfied_by(config) {
                 return Some("a configuration has at most 64 acceptors".into());
             }
             let clash = config.members(*role).iter().find(|m| m.id == *id && m.addr != *addr);
@@ -202,7 +188,7 @@ impl Proposer {
     /// does the one a change under way leads to (a removal must not be
     /// answered while the addition of the same member is being decided).
     fn settled(&self, op: &MemberOp) -> bool {
-        satisfied(op, &self.config()) && self.changing_to().is_none_or(|c| satisfied(op, c))
+        op.satisfied_by(&self.config()) && self.changing_to().is_none_or(|c| op.satisfied_by(c))
     }
 
     /// Why a request for `op` asked from `epoch` is refused, see [`stale`].
@@ -367,7 +353,7 @@ impl Proposer {
         // is refused by `answer_members`; a later one's leader is behind).
         let w = self.member_ops.iter().find(|w| {
             let from_here = w.epoch.is_none_or(|e| e == current.epoch) || self.defects.member_any_epoch;
-            self.in_time(w) && !satisfied(&w.op, &current) && from_here
+            self.in_time(w) && !w.op.satisfied_by(&current) && from_here
         })?;
         let (next, ready, need) = self.operator_change(&w.op, next).ok()?;
         (ready >= need).then_some((next, w.deadline_ms))
