@@ -8,7 +8,7 @@
 
 use paxos_proto::{Config, MemberOp, MemberRequest, Message, Node, NodeId};
 
-/// The operator's client id.
+/// The first operator's client id (the second's is the next).
 pub const ADMIN_CLIENT: u64 = 900;
 
 /// How many times a change is asked for at most (`paxos_client::client::MEMBER_ATTEMPTS`).
@@ -24,14 +24,22 @@ struct Change {
     epoch: Option<u32>,
     /// How many times the change was asked for.
     attempts: u32,
+    /// The operator's command this is (its `paxosctl` run), numbered from 0.
+    command: u64,
     started: u64,
     /// When the operator stops waiting (Unix ms), if it says.
     deadline_ms: Option<u64>,
 }
 
-/// The operator of the simulated cluster.
+/// An operator of the simulated cluster.
 #[derive(Debug)]
 pub struct Admin {
+    /// Its client id.
+    pub client: u64,
+    /// Asks again from any newer configuration a stale refusal carries (the
+    /// defect `reask-any-epoch`), not only from the very next one.
+    reask_any: bool,
+    commands: u64,
     change: Option<Change>,
     target: NodeId,
     last_sent: Option<u64>,
@@ -43,8 +51,8 @@ pub struct Admin {
     pub done: Vec<(MemberOp, u64, u64, Option<Config>)>,
     /// Changes refused, with the reason.
     pub refused: Vec<(MemberOp, String)>,
-    /// Every change asked for, with the epoch it was asked from.
-    pub asked: Vec<(MemberOp, u32)>,
+    /// Every change asked for: the command, the change and the epoch it was asked from.
+    pub asked: Vec<(u64, MemberOp, u32)>,
     /// Changes a leader refused because another configuration came into force first (each asked again).
     pub stale: u64,
     /// Changes refused that had a deadline: the change, the deadline, the
@@ -53,9 +61,12 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// An operator that first asks `target`.
-    pub fn new(target: NodeId, timeout: u64) -> Admin {
+    /// Operator `client` that first asks `target`; with `reask_any`, the defect of that name.
+    pub fn new(client: u64, target: NodeId, timeout: u64, reask_any: bool) -> Admin {
         Admin {
+            client,
+            reask_any,
+            commands: 0,
             change: None,
             target,
             last_sent: None,
@@ -68,6 +79,11 @@ impl Admin {
             stale: 0,
             given_up: Vec::new(),
         }
+    }
+
+    /// How many commands (changes) it started.
+    pub fn commands(&self) -> u64 {
+        self.commands
     }
 
     /// True while a change is under way.
@@ -88,7 +104,10 @@ impl Admin {
     /// Starts asking for `op`, to be started by `deadline_ms` (Unix ms) if given.
     pub fn start(&mut self, op: MemberOp, now: u64, deadline_ms: Option<u64>) {
         assert!(!self.busy(), "one change at a time");
-        self.change = Some(Change { req: self.next_req, op, epoch: None, attempts: 0, started: now, deadline_ms });
+        let command = self.commands;
+        self.commands += 1;
+        let change = Change { req: self.next_req, op, epoch: None, attempts: 0, command, started: now, deadline_ms };
+        self.change = Some(change);
         self.next_req += 1;
         self.last_sent = None;
     }
@@ -101,7 +120,7 @@ impl Admin {
         change.attempts += 1;
         self.next_req += 1;
         self.last_sent = None;
-        self.asked.push((change.op.clone(), epoch));
+        self.asked.push((change.command, change.op.clone(), epoch));
     }
 
     /// Sends (or resends) the request when due.
@@ -137,7 +156,8 @@ impl Admin {
             // this change, so it was not made; from further on, one of them
             // may have made it and a later one undone it: not asked again.
             self.stale += 1;
-            if now.epoch == epoch + 1 && !change.op.satisfied_by(now) && change.attempts < MEMBER_ATTEMPTS {
+            let next = now.epoch == epoch + 1 && !change.op.satisfied_by(now);
+            if (next || self.reask_any) && change.attempts < MEMBER_ATTEMPTS {
                 self.ask_from(now.epoch);
             } else {
                 self.refused.push((change.op.clone(), r.error.unwrap_or_default()));

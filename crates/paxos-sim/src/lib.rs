@@ -89,9 +89,10 @@ pub fn run_params(params: Params, verbose: bool) -> Outcome {
             println!("final state of proposer {}: {p:?}", p.id());
         }
     }
-    world.stats.member_changes = world.admin.done.len() as u64;
-    world.stats.member_given_up = world.admin.given_up.len() as u64;
-    world.stats.member_stale = world.admin.stale;
+    world.stats.member_changes = world.admins.iter().map(|a| a.done.len() as u64).sum();
+    world.stats.member_given_up = world.admins.iter().map(|a| a.given_up.len() as u64).sum();
+    world.stats.member_stale = world.admins.iter().map(|a| a.stale).sum();
+    world.stats.second_operator = world.admins.get(1).map_or(0, |a| a.commands());
     world.stats.acked = world.clients.iter().flat_map(|c| &c.requests).filter(|r| r.acked.is_some()).count() as u64;
     Outcome {
         logs: world

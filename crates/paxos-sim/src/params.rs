@@ -39,11 +39,16 @@ pub enum Defect {
     /// was made and undone makes it again. A defect of the network, not of
     /// a role: the roles are correct.
     EpochlessCopies,
+    /// An operator asks a change again from any newer configuration a
+    /// leader refuses it with, not only from the very next one that does
+    /// not have it: a change made (its answer lost) and undone by another
+    /// operator is made a second time. A defect of the client, not of a role.
+    ReaskAnyEpoch,
 }
 
 impl Defect {
     /// Every defect, for sweeps and `--help`.
-    pub const ALL: [Defect; 11] = [
+    pub const ALL: [Defect; 12] = [
         Defect::AcceptIgnoresPromise,
         Defect::AdoptFromLastPromise,
         Defect::MinorityQuorum,
@@ -55,6 +60,7 @@ impl Defect {
         Defect::MemberPastDeadline,
         Defect::MemberAnyEpoch,
         Defect::EpochlessCopies,
+        Defect::ReaskAnyEpoch,
     ];
 
     /// The defect's name on the command line.
@@ -71,6 +77,7 @@ impl Defect {
             Defect::MemberPastDeadline => "member-past-deadline",
             Defect::MemberAnyEpoch => "member-any-epoch",
             Defect::EpochlessCopies => "epochless-copies",
+            Defect::ReaskAnyEpoch => "reask-any-epoch",
         }
     }
 
@@ -99,9 +106,11 @@ impl Defect {
             Defect::CommitAnyBallot => Defects::commit_any_ballot(),
             Defect::MemberPastDeadline => Defects::member_past_deadline(),
             Defect::MemberAnyEpoch => Defects::member_any_epoch(),
-            Defect::AcceptIgnoresPromise | Defect::Amnesia | Defect::UnloggedPromise | Defect::EpochlessCopies => {
-                Defects::default()
-            }
+            Defect::AcceptIgnoresPromise
+            | Defect::Amnesia
+            | Defect::UnloggedPromise
+            | Defect::EpochlessCopies
+            | Defect::ReaskAnyEpoch => Defects::default(),
         }
     }
 }
@@ -139,6 +148,8 @@ pub struct Overrides {
     pub retain_slots: Option<u64>,
     /// Pin how far apart the nodes' wall clocks are, in ms (0: one clock).
     pub clock_spread_ms: Option<u64>,
+    /// Pin how many operators change the membership (1 or 2).
+    pub operators: Option<usize>,
 }
 
 impl Overrides {
@@ -207,6 +218,10 @@ pub struct Params {
     /// Per tick, probability that the operator starts a membership change
     /// (add an acceptor or a proposer, remove one) when none is under way (fault phase).
     pub member_rate: f64,
+    /// Operators: the first adds and removes members, one change at a
+    /// time; a second one, if any, only undoes an addition of the first
+    /// while it is under way (two `paxosctl` runs at once).
+    pub operators: usize,
     /// Spare acceptors (ids above the initial ones) the operator may add.
     pub spare_acceptors: usize,
     /// Spare proposers the operator may add.
@@ -283,6 +298,7 @@ impl Params {
             wipe_all_proposers: 0.0,
             wipe_acceptor: 0.0,
             member_rate: 0.0,
+            operators: 1,
             spare_acceptors: 2,
             spare_proposers: 1,
             session_lifetime_ms: paxos_core::DEFAULT_SESSION_LIFETIME_MS,
@@ -358,6 +374,10 @@ impl Params {
         let spread =
             if faults && wall.chance(0.3) { [10, 100, paxos_proto::MAX_CLOCK_SKEW_MS][wall.index(3)] } else { 0 };
         p.clock_spread_ms = o.clock_spread_ms.unwrap_or(spread);
+        // A second operator in half the faulty runs; from a stream of its own too.
+        let mut ops = Rng::new(seed ^ 0x6f70_6572);
+        let operators = if faults && ops.chance(0.5) { 2 } else { 1 };
+        p.operators = o.operators.unwrap_or(operators).clamp(1, 2);
         p
     }
 }
@@ -369,7 +389,7 @@ impl fmt::Display for Params {
             "seed={} proposers={} acceptors={} clients={} values_per_client={} window={} fault_ticks={} \
              drop={:.3} duplicate={:.3} max_delay={} crash_rate={:.4} fail_rate={:.4} partition_rate={:.4} \
              crash_before_persist={:.2} client_timeout={} big_values={:.1} codec_check={} wipe_proposer={:.2} \
-             wipe_all_proposers={:.4} wipe_acceptor={:.2} member_rate={:.4} session_lifetime_ms={} retain_slots={} \
+             wipe_all_proposers={:.4} wipe_acceptor={:.2} member_rate={:.4} operators={} session_lifetime_ms={} retain_slots={} \
              clock_skew={:.3} clock_spread_ms={} one_way={:.1} long_delay={:.4} persist_lag={} liveness_ticks={} failed_acceptors={:?} defect={} \
              adversary={} adversary_rate={:.3}",
             self.seed,
@@ -393,6 +413,7 @@ impl fmt::Display for Params {
             self.wipe_all_proposers,
             self.wipe_acceptor,
             self.member_rate,
+            self.operators,
             self.session_lifetime_ms,
             self.retain_slots,
             self.clock_skew,

@@ -101,6 +101,8 @@ pub struct Stats {
     pub member_given_up: u64,
     /// Member requests a leader refused as asked from an earlier epoch (the operator asked again).
     pub member_stale: u64,
+    /// Changes the second operator asked for (undoing the first's additions).
+    pub second_operator: u64,
     /// Acceptors to add that started only after they were asked for.
     pub late_joiners: u64,
     /// Configurations decided (the operator's, pinnings and rebuilds).
@@ -129,7 +131,8 @@ pub struct World {
     /// acceptor's own state instead of folding again, `Role::folded`).
     acceptor_folds: Vec<AcceptorState>,
     pub(crate) clients: Vec<SimClient>,
-    pub(crate) admin: Admin,
+    /// The operators (see `Params::operators`).
+    pub(crate) admins: Vec<Admin>,
     /// Per node (proposers, then acceptors): started at least once (spares wait to be added).
     started: Vec<bool>,
     /// Per node: down until this tick.
@@ -171,9 +174,9 @@ pub struct World {
     pub(crate) config_first_ballots: Vec<(Slot, Config, Ballot)>,
     /// The tick and slot each configuration was decided at, by epoch.
     pub(crate) config_decided_at: BTreeMap<u32, (u64, Slot)>,
-    /// Per member request the operator was told was given up (by its request
-    /// id): the tick of the answer and the ballot of the leader that sent it.
-    pub(crate) give_ups: BTreeMap<u64, (u64, Ballot)>,
+    /// Per member request an operator was told was given up (by its client
+    /// and request id): the tick of the answer and the ballot of the leader that sent it.
+    pub(crate) give_ups: BTreeMap<(u64, u64), (u64, Ballot)>,
     /// Acceptors (by index) the operator added without starting them: each starts at its tick.
     late_starts: Vec<(u64, usize)>,
     /// Every accept any acceptor made durable, ever: per (slot, ballot) the value and
@@ -260,7 +263,11 @@ impl World {
                 SimClient::new(ClientId(1000 + c as u64), values, target, params.client_timeout, give_up)
             })
             .collect();
-        let admin = Admin::new(initial[client_rng.index(initial.len())], params.client_timeout.max(20));
+        let reask_any = params.defect == Some(crate::Defect::ReaskAnyEpoch);
+        let first = initial[client_rng.index(initial.len())];
+        let admins = (0..params.operators)
+            .map(|k| Admin::new(ADMIN_CLIENT + k as u64, first, params.client_timeout.max(20), reask_any))
+            .collect();
         let tick_skip = (0..proposer_ids.len()).map(|_| client_rng.unit() * params.clock_skew).collect();
         // From a stream of its own, so that every other draw of a seed stays where it was.
         let mut wall_rng = Rng::new(params.seed ^ 0x0061_6865_6164);
@@ -286,7 +293,7 @@ impl World {
             acceptor_ids,
             genesis,
             clients,
-            admin,
+            admins,
             down_until: vec![None; n],
             failed_until,
             crash_now: vec![None; n],
@@ -368,7 +375,9 @@ impl World {
         match node {
             Node::Proposer(id) => (id.0 as usize).checked_sub(1).filter(|i| *i < p),
             Node::Acceptor(id) => (id.0 as usize).checked_sub(1).filter(|i| *i < a).map(|i| p + i),
-            Node::Client(ClientId(ADMIN_CLIENT)) => Some(p + a + self.clients.len()),
+            Node::Client(ClientId(c)) if self.admin_index(c).is_some() => {
+                self.admin_index(c).map(|k| p + a + self.clients.len() + k)
+            }
             Node::Client(id) => {
                 (id.0 as usize).checked_sub(1000).filter(|i| *i < self.clients.len()).map(|i| p + a + i)
             }
@@ -380,7 +389,7 @@ impl World {
     }
 
     fn endpoints(&self) -> usize {
-        self.nodes() + self.clients.len() + 1
+        self.nodes() + self.clients.len() + self.admins.len()
     }
 
     fn is_up(&self, i: usize) -> bool {
@@ -471,9 +480,11 @@ impl World {
             }
         }
         let members: Vec<NodeId> = self.config().proposers.iter().map(|m| m.id).collect();
-        self.admin.tick(self.now, &members, &mut out);
-        for (to, msg) in out.drain(..) {
-            self.pending_sends.push((Node::Client(ClientId(ADMIN_CLIENT)), to, msg));
+        for admin in &mut self.admins {
+            admin.tick(self.now, &members, &mut out);
+            for (to, msg) in out.drain(..) {
+                self.pending_sends.push((Node::Client(ClientId(admin.client)), to, msg));
+            }
         }
         self.flush();
         self.follow_rebuilds();
@@ -536,31 +547,35 @@ impl World {
         let latest = self.config().epoch;
         let accepted = self.proposed_configs.range(latest + 1..).flat_map(|(_, cs)| cs);
         let asked = self.proposers.iter().flatten().filter_map(|p| p.changing_to());
-        // The operator's change may come into force at any moment: a removal,
+        // An operator's change may come into force at any moment: a removal,
         // or an addition that pins whatever incarnation the leader last heard
         // of (one lost since counts as lost in it, see `follow_rebuilds`).
-        let pending = match self.admin.pending() {
-            Some(MemberOp::Remove { role: MemberRole::Acceptor, id }) => {
-                let mut smaller = self.config().clone();
-                smaller.acceptors.retain(|m| m.id != *id);
-                Some(smaller)
-            }
-            Some(MemberOp::Add { role: MemberRole::Acceptor, id, addr }) => {
-                let mut bigger = self.config().clone();
-                if let Some(i) = self.acceptor_index(*id).filter(|_| bigger.acceptors.iter().all(|m| m.id != *id)) {
-                    let incarnation = Some(self.acceptor_disks[i].state.incarnation);
-                    bigger.acceptors.push(Member { id: *id, addr: addr.clone(), incarnation });
+        let pending: Vec<Config> = self
+            .admins
+            .iter()
+            .filter_map(|admin| match admin.pending() {
+                Some(MemberOp::Remove { role: MemberRole::Acceptor, id }) => {
+                    let mut smaller = self.config().clone();
+                    smaller.acceptors.retain(|m| m.id != *id);
+                    Some(smaller)
                 }
-                Some(bigger)
-            }
-            _ => None,
-        };
+                Some(MemberOp::Add { role: MemberRole::Acceptor, id, addr }) => {
+                    let mut bigger = self.config().clone();
+                    if let Some(i) = self.acceptor_index(*id).filter(|_| bigger.acceptors.iter().all(|m| m.id != *id)) {
+                        let incarnation = Some(self.acceptor_disks[i].state.incarnation);
+                        bigger.acceptors.push(Member { id: *id, addr: addr.clone(), incarnation });
+                    }
+                    Some(bigger)
+                }
+                _ => None,
+            })
+            .collect();
         // The configuration before the latest too: until the new epoch's
         // acceptors hold its stop sign, recovering it may take the old one's quorum.
         let previous = self.configs.values().rev().nth(1);
         let id = self.acceptor_ids[a];
         let configs = std::iter::once(self.config()).chain(previous).chain(accepted).chain(asked);
-        configs.chain(pending.as_ref()).all(|config| {
+        configs.chain(&pending).all(|config| {
             if !config.acceptors.iter().any(|m| m.id == id) {
                 return true;
             }
@@ -580,6 +595,11 @@ impl World {
         })
     }
 
+    /// Which operator client id `c` is, if it is one.
+    fn admin_index(&self, c: u64) -> Option<usize> {
+        self.admins.iter().position(|a| a.client == c)
+    }
+
     fn acceptor_index(&self, id: NodeId) -> Option<usize> {
         self.acceptor_ids.iter().position(|a| *a == id)
     }
@@ -597,7 +617,9 @@ impl World {
             let member = config.acceptors.iter().find(|m| m.id == id);
             // Not a member, but about to become one: the leader may pin the
             // incarnation it heard of before the loss, so it stays lost.
-            let joining = matches!(self.admin.pending(), Some(MemberOp::Add { role: MemberRole::Acceptor, id: to, .. }) if *to == id);
+            let joining = self.admins.iter().any(
+                |admin| matches!(admin.pending(), Some(MemberOp::Add { role: MemberRole::Acceptor, id: to, .. }) if *to == id),
+            );
             let accepted = self.proposed_configs.range(config.epoch + 1..).flat_map(|(_, cs)| cs);
             let asked = self.proposers.iter().flatten().filter_map(|p| p.changing_to());
             let pinned_later = accepted
@@ -613,17 +635,54 @@ impl World {
         }
     }
 
-    /// The operator's move of this tick: one membership change at a time.
+    /// The operators' moves of this tick.
     fn operate(&mut self) {
-        if self.admin.busy() || !self.fault_rng.chance(self.params.member_rate) {
+        self.operate_first();
+        if self.admins.len() > 1 {
+            self.operate_second();
+        }
+    }
+
+    /// A second operator undoes an addition the first one asked for, once
+    /// it is decided and while the first still waits for its answer (lost
+    /// or late): the first one's retries must not make it again.
+    fn operate_second(&mut self) {
+        if self.admins[1].busy() {
+            return;
+        }
+        let Some(MemberOp::Add { role, id, .. }) = self.admins[0].pending() else { return };
+        let (role, id) = (*role, *id);
+        // A member whose change was given up is left alone, as by the first operator.
+        let given_up = self.admins.iter().flat_map(|a| &a.given_up).any(|(op, ..)| op.target() == Some((role, id)));
+        if given_up || !self.config().members(role).iter().any(|m| m.id == id) || !self.fault_rng.chance(0.3) {
+            return;
+        }
+        let deadline_ms = self
+            .fault_rng
+            .chance(0.5)
+            .then(|| unix_ms(self.now + self.fault_rng.range(20, self.params.liveness_ticks.max(20))));
+        let op = MemberOp::Remove { role, id };
+        if self.verbose {
+            println!("{:>6} second operator: {op:?}", self.now);
+        }
+        self.admins[1].start(op, self.now, deadline_ms);
+    }
+
+    /// The first operator's move of this tick: one membership change at a time.
+    fn operate_first(&mut self) {
+        if self.admins[0].busy() || !self.fault_rng.chance(self.params.member_rate) {
             return;
         }
         let config = self.config().clone();
         let p0 = self.proposer_ids.len();
         // A member whose change was given up is left alone from then on, so
         // that any later change to it would be the given-up one (see `checks::deadlines`).
-        let given_up =
-            |role: MemberRole, id: NodeId| self.admin.given_up.iter().any(|(op, ..)| op.target() == Some((role, id)));
+        // So is one the second operator is changing, so that a change given
+        // up is never made by the other operator's request.
+        let given_up = |role: MemberRole, id: NodeId| {
+            self.admins.iter().flat_map(|a| &a.given_up).any(|(op, ..)| op.target() == Some((role, id)))
+                || self.admins.iter().any(|a| a.pending().and_then(MemberOp::target) == Some((role, id)))
+        };
         let late = |a: usize| self.late_starts.iter().any(|(_, l)| *l == a);
         let spare_acceptor = (0..self.acceptor_ids.len())
             .find(|a| !self.started[p0 + a] && !late(*a) && !given_up(MemberRole::Acceptor, self.acceptor_ids[*a]));
@@ -685,7 +744,7 @@ impl World {
         if self.verbose {
             println!("{:>6} operator: {op:?}", self.now);
         }
-        self.admin.start(op, self.now, deadline_ms);
+        self.admins[0].start(op, self.now, deadline_ms);
     }
 
     /// The adversary's move of this tick, if it has one.
@@ -772,7 +831,8 @@ impl World {
             let p0 = self.proposer_ids.len();
             let mut msg = d.msg;
             if let Message::MemberRequest(m) = &mut msg {
-                let late = d.from == Node::Client(ClientId(ADMIN_CLIENT)) && self.admin.is_late_copy(m.req);
+                let late =
+                    self.admins.iter().any(|a| d.from == Node::Client(ClientId(a.client)) && a.is_late_copy(m.req));
                 if late && self.params.defect == Some(crate::Defect::EpochlessCopies) {
                     m.epoch = None;
                 }
@@ -781,8 +841,9 @@ impl World {
             let result = match d.to {
                 Node::Proposer(_) => self.proposers[to].as_mut().expect("up").handle(d.from, d.msg),
                 Node::Acceptor(_) => self.acceptors[to - p0].as_mut().expect("up").handle(d.from, d.msg),
-                Node::Client(ClientId(ADMIN_CLIENT)) => {
-                    self.admin.handle(self.now, d.msg);
+                Node::Client(ClientId(c)) if self.admin_index(c).is_some() => {
+                    let k = self.admin_index(c).expect("an operator");
+                    self.admins[k].handle(self.now, d.msg);
                     Ok(())
                 }
                 Node::Client(_) => {
@@ -997,10 +1058,11 @@ impl World {
     fn send(&mut self, from: Node, to: Node, msg: Message) {
         self.stats.sent += 1;
         // What the deadline check needs of a "given up": when, and the ballot of the leader that said it.
-        if let (Node::Proposer(p), Node::Client(ClientId(ADMIN_CLIENT)), Message::MemberReply(r)) = (from, to, &msg) {
+        if let (Node::Proposer(p), Node::Client(ClientId(c)), Message::MemberReply(r)) = (from, to, &msg) {
             if let Some(proposer) = self.proposers.get((p.0 as usize).wrapping_sub(1)).and_then(|p| p.as_ref()) {
-                if r.error.as_ref().is_some_and(|e| e.starts_with("given up at its deadline")) {
-                    self.give_ups.entry(r.req).or_insert((self.now, proposer.ballot()));
+                let given_up = r.error.as_ref().is_some_and(|e| e.starts_with("given up at its deadline"));
+                if given_up && self.admin_index(c).is_some() {
+                    self.give_ups.entry((c, r.req)).or_insert((self.now, proposer.ballot()));
                 }
             }
         }
@@ -1028,7 +1090,7 @@ impl World {
         self.observe(&msg);
         // Members sign with the peer key, and so does the operator; clients do not.
         let signer = match from {
-            Node::Client(ClientId(ADMIN_CLIENT)) => Signer::Peer,
+            Node::Client(ClientId(c)) if self.admin_index(c).is_some() => Signer::Peer,
             Node::Client(_) => Signer::Unsigned,
             _ => Signer::Peer,
         };
@@ -1105,7 +1167,7 @@ impl World {
     /// change is decided, and every member proposer learned the same log,
     /// which holds every acknowledged value.
     pub fn settled(&self) -> bool {
-        if self.faulty() || !self.clients.iter().all(|c| c.done()) || self.admin.busy() {
+        if self.faulty() || !self.clients.iter().all(|c| c.done()) || self.admins.iter().any(Admin::busy) {
             return false;
         }
         let members = self.member_proposers();

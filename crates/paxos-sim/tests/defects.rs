@@ -154,3 +154,20 @@ fn catches_a_late_copy_without_its_epoch_making_a_change_again() {
     };
     catch_within(&o, BOUND);
 }
+
+/// An operator that asks a change again from any newer configuration a
+/// leader refuses it with, not only from the very next one that does not
+/// have it (as the client did in 82bfabb): with a second operator undoing
+/// the first one's additions while it waits for its answer, a change is
+/// made twice by one command. Caught by the check that each command makes
+/// its change at most once.
+#[test]
+fn catches_a_command_that_makes_its_change_twice() {
+    let o = Overrides {
+        defect: Some(Defect::ReaskAnyEpoch),
+        member_rate: Some(0.02),
+        operators: Some(2),
+        ..Overrides::default()
+    };
+    catch_within(&o, BOUND);
+}

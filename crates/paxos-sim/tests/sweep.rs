@@ -117,6 +117,23 @@ fn membership_changes_in_every_run() {
     assert!(stale > 20, "changes asked again from a newer epoch: {stale}");
 }
 
+/// Two operators in every run: the second undoes an addition of the first
+/// once it is decided, while the first still waits for its answer. Every
+/// guarantee holds, every change of each is made from the epoch it was
+/// asked from, and no command makes its change twice.
+#[test]
+fn two_operators_in_every_run() {
+    let o = Overrides { member_rate: Some(0.02), operators: Some(2), ..Overrides::default() };
+    let (mut second, mut stale) = (0, 0);
+    for seed in 80_000..80_500 {
+        let outcome = run(seed, &o);
+        assert!(outcome.ok(), "seed {seed} (--member-rate 0.02 --operators 2): {:?}", outcome.violations);
+        second += outcome.stats.second_operator;
+        stale += outcome.stats.member_stale;
+    }
+    assert!(second > 50 && stale > 20, "second operator's changes: {second}, asked again: {stale}");
+}
+
 /// Membership changes in every run with the nodes' wall clocks as far apart
 /// as member deadlines allow (`MAX_CLOCK_SKEW_MS`), and stepped back and
 /// forward: every guarantee holds, no change given up is started after its

@@ -32,7 +32,7 @@ struct Args {
     verbose: bool,
     /// Run with a deliberate bug: accept-ignores-promise, adopt-from-last-promise, minority-quorum,
     /// unbounded, amnesia, stateless-restart, commit-any-ballot, unlogged-promise, member-past-deadline,
-    /// member-any-epoch, epochless-copies.
+    /// member-any-epoch, epochless-copies, reask-any-epoch.
     #[arg(long, value_parser = parse_defect)]
     defect: Option<Defect>,
     /// Pin the adversary on the network: forger (no key), insider (the peer key, extreme rounds and slots), none.
@@ -72,6 +72,9 @@ struct Args {
     /// deadlines hold up to paxos_proto::MAX_CLOCK_SKEW_MS)
     #[arg(long)]
     clock_spread_ms: Option<u64>,
+    /// Pin how many operators change the membership: 1, or 2 (the second undoes the first's additions under way)
+    #[arg(long)]
+    operators: Option<usize>,
 }
 
 fn parse_defect(s: &str) -> Result<Defect, String> {
@@ -112,6 +115,7 @@ fn main() -> ExitCode {
             member_rate: args.member_rate,
             retain_slots: args.retain_slots,
             clock_spread_ms: args.clock_spread_ms,
+            operators: args.operators,
             fault_ticks: args.no_faults.then_some(1),
             ..Overrides::default()
         }
@@ -200,6 +204,9 @@ fn replay_flags(args: &Args) -> String {
     }
     if let Some(c) = args.clock_spread_ms {
         s += &format!(" --clock-spread-ms {c}");
+    }
+    if let Some(o) = args.operators {
+        s += &format!(" --operators {o}");
     }
     for (flag, v) in [(" --clients", args.clients), (" --values-per-client", args.values_per_client)] {
         if let Some(v) = v {

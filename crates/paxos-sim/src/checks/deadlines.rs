@@ -26,7 +26,8 @@ use crate::Violation;
 /// after the answer without a leader of a higher ballot behind it.
 pub fn check(world: &World) -> Vec<Violation> {
     let mut found = Vec::new();
-    for (op, deadline_ms, req, asked) in &world.admin.given_up {
+    let given_up = world.admins.iter().flat_map(|a| a.given_up.iter().map(move |g| (a.client, g)));
+    for (client, (op, deadline_ms, req, asked)) in given_up {
         let makes_it = |config: &Config| {
             let before = config.epoch.checked_sub(1).and_then(|e| world.configs.get(&e));
             before.is_some_and(|before| makes(op, before, config))
@@ -40,7 +41,7 @@ pub fn check(world: &World) -> Vec<Violation> {
                 found.push(Violation { invariant: "member deadline", detail });
             }
         }
-        let Some((answered, giver)) = world.give_ups.get(req) else { continue };
+        let Some((answered, giver)) = world.give_ups.get(&(client, *req)) else { continue };
         for config in world.configs.values().filter(|c| makes_it(c)) {
             let Some((decided, slot)) = world.config_decided_at.get(&config.epoch).copied() else { continue };
             let first =

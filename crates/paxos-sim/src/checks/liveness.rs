@@ -43,7 +43,7 @@ pub fn check_settled(world: &World) -> Vec<Violation> {
     let detail = format!(
         "not settled by tick {}: {waiting} clients still waiting; proposers (decided, role, epoch): {decided:?}; operator busy: {}",
         world.now,
-        world.admin.busy()
+        world.admins.iter().any(|a| a.busy())
     );
     vec![Violation { invariant: "liveness", detail }]
 }
