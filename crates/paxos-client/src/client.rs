@@ -377,10 +377,8 @@ impl Client {
                     // epoch even when that is this change (being undone).
                     if now.epoch != epoch + 1 || op.satisfied_by(&now) {
                         return Err(ClientError::Member(format!(
-                            "{why} (not asked again: epoch {} came {} changes after the one asked from, and one of \
-                             them may have made this change and a later one undone it; list the members and decide)",
-                            now.epoch,
-                            now.epoch.saturating_sub(epoch)
+                            "{why} (not asked again: a change since epoch {epoch} may have been this one, undone \
+                             since; list the members and decide)"
                         )));
                     }
                     if attempt >= MEMBER_ATTEMPTS || left < margin + Duration::from_secs(1) {
