@@ -374,9 +374,11 @@ impl Params {
         let spread =
             if faults && wall.chance(0.3) { [10, 100, paxos_proto::MAX_CLOCK_SKEW_MS][wall.index(3)] } else { 0 };
         p.clock_spread_ms = o.clock_spread_ms.unwrap_or(spread);
-        // A second operator in half the faulty runs; from a stream of its own too.
+        // A second operator in half the faulty runs with membership changes;
+        // from a stream of its own too (and none without changes, where it
+        // would only shift the partitions' draws).
         let mut ops = Rng::new(seed ^ 0x6f70_6572);
-        let operators = if faults && ops.chance(0.5) { 2 } else { 1 };
+        let operators = if faults && p.member_rate > 0.0 && ops.chance(0.5) { 2 } else { 1 };
         p.operators = o.operators.unwrap_or(operators).clamp(1, 2);
         p
     }
