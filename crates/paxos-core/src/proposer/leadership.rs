@@ -33,7 +33,14 @@ impl Proposer {
                     self.hand_over_clients();
                 }
             }
-            Phase::Candidate(_) if (rightful != self.cfg.id && !self.handed_over) || !self.is_member() => {
+            // A candidate makes room for a live proposer of a higher id, but
+            // not for one that lacks more than a window of what we decided:
+            // that one does not campaign before it has caught up
+            // (`far_behind`), and nobody would lead meanwhile (a proposer
+            // just added, with an empty log).
+            Phase::Candidate(_)
+                if (rightful != self.cfg.id && !self.handed_over && !self.behind_us(rightful)) || !self.is_member() =>
+            {
                 info!(node = %Node::Proposer(self.cfg.id), ballot = %self.ballot, leader = rightful.0, "a live proposer outranks us; stepping down");
                 self.step_down();
             }
@@ -91,6 +98,13 @@ impl Proposer {
         let decided = self.learner.decided().0;
         let window = self.cfg.window as u64;
         self.peers.iter().any(|(p, info)| info.decided.0 > decided + window && self.election.alive(*p, self.now))
+    }
+
+    /// True when live peer `p` lacks more than a window of the slots we
+    /// decided: to it, we are what [`Proposer::far_behind`] holds back for.
+    fn behind_us(&self, p: NodeId) -> bool {
+        let window = self.cfg.window as u64;
+        self.peers.get(&p).is_some_and(|info| self.learner.decided().0 > info.decided.0 + window)
     }
 
     /// Ballots must be unique even if this proposer lost its data dir (only a

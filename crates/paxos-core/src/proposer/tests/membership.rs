@@ -634,6 +634,31 @@ fn a_retry_of_a_change_being_undone_waits_and_is_refused_with_the_configuration_
     assert_eq!(r, ready(vec![], vec![send(client(9), member_reply(1, Some(removing), Some(refusal), None))]));
 }
 
+/// Election after a change: the leader that added proposer 3 campaigns again in the new epoch. It makes
+/// room for proposer 3 (a higher id, alive) only if proposer 3 holds the log to within a window: one with
+/// an empty log does not campaign before it has caught up, and nobody would lead meanwhile.
+#[test]
+fn a_candidate_makes_room_for_a_higher_id_only_once_it_holds_the_log() {
+    for (their_decided, stays) in [(0, true), (2, false)] {
+        let mut c = cfg(1);
+        c.window = 1;
+        let (mut p, ballot) = leader_in_epoch_1_with(c);
+        let add = MemberOp::Add { role: MemberRole::Proposer, id: NodeId(3), addr: "p3:7000".into() };
+        assert!(step(&mut p, client(7), member_request_from(1, add, 1)).is_empty());
+        assert!(proposed_config(&tick(&mut p)).is_some(), "the addition is proposed");
+        for a in 1..=3 {
+            step(&mut p, acc(a), accepted(ballot, &[1]));
+        }
+        assert_eq!((p.role(), p.config().epoch, p.learner().decided()), (Leadership::Candidate, 2, Slot(2)));
+
+        step(&mut p, prop(3), heartbeat(b(0, 3), false, their_decided));
+        tick(&mut p);
+
+        let expected = if stays { Leadership::Candidate } else { Leadership::Follower };
+        assert_eq!(p.role(), expected, "proposer 3 has decided {their_decided} of 2 slots");
+    }
+}
+
 /// Client 7 asks for a change with `request`; the leader proposes it at `slot` and acceptors 1 to 3
 /// accept it at `ballot`; the leader answers once it is decided and leads on in the new epoch.
 /// Returns the new configuration and the leader's new ballot.
