@@ -375,12 +375,10 @@ impl World {
         match node {
             Node::Proposer(id) => (id.0 as usize).checked_sub(1).filter(|i| *i < p),
             Node::Acceptor(id) => (id.0 as usize).checked_sub(1).filter(|i| *i < a).map(|i| p + i),
-            Node::Client(ClientId(c)) if self.admin_index(c).is_some() => {
-                self.admin_index(c).map(|k| p + a + self.clients.len() + k)
-            }
-            Node::Client(id) => {
-                (id.0 as usize).checked_sub(1000).filter(|i| *i < self.clients.len()).map(|i| p + a + i)
-            }
+            Node::Client(ClientId(c)) => match self.admin_index(c) {
+                Some(k) => Some(p + a + self.clients.len() + k),
+                None => (c as usize).checked_sub(1000).filter(|i| *i < self.clients.len()).map(|i| p + a + i),
+            },
         }
     }
 
@@ -653,8 +651,10 @@ impl World {
         let Some(MemberOp::Add { role, id, .. }) = self.admins[0].pending() else { return };
         let (role, id) = (*role, *id);
         // A member whose change was given up is left alone, as by the first operator.
-        let given_up = self.admins.iter().flat_map(|a| &a.given_up).any(|(op, ..)| op.target() == Some((role, id)));
-        if given_up || !self.config().members(role).iter().any(|m| m.id == id) || !self.fault_rng.chance(0.3) {
+        if given_up(&self.admins, role, id)
+            || !self.config().members(role).iter().any(|m| m.id == id)
+            || !self.fault_rng.chance(0.3)
+        {
             return;
         }
         let deadline_ms = self
@@ -679,15 +679,15 @@ impl World {
         // that any later change to it would be the given-up one (see `checks::deadlines`).
         // So is one the second operator is changing, so that a change given
         // up is never made by the other operator's request.
-        let given_up = |role: MemberRole, id: NodeId| {
-            self.admins.iter().flat_map(|a| &a.given_up).any(|(op, ..)| op.target() == Some((role, id)))
+        let left_alone = |role: MemberRole, id: NodeId| {
+            given_up(&self.admins, role, id)
                 || self.admins.iter().any(|a| a.pending().and_then(MemberOp::target) == Some((role, id)))
         };
         let late = |a: usize| self.late_starts.iter().any(|(_, l)| *l == a);
         let spare_acceptor = (0..self.acceptor_ids.len())
-            .find(|a| !self.started[p0 + a] && !late(*a) && !given_up(MemberRole::Acceptor, self.acceptor_ids[*a]));
+            .find(|a| !self.started[p0 + a] && !late(*a) && !left_alone(MemberRole::Acceptor, self.acceptor_ids[*a]));
         let spare_proposer =
-            (0..p0).find(|p| !self.started[*p] && !given_up(MemberRole::Proposer, self.proposer_ids[*p]));
+            (0..p0).find(|p| !self.started[*p] && !left_alone(MemberRole::Proposer, self.proposer_ids[*p]));
         let mut choices: Vec<MemberOp> = Vec::new();
         if let Some(a) = spare_acceptor.filter(|_| config.acceptors.len() < 7) {
             let id = self.acceptor_ids[a];
@@ -695,7 +695,7 @@ impl World {
         }
         if config.acceptors.len() > 3 {
             let m = &config.acceptors[self.fault_rng.index(config.acceptors.len())];
-            if !given_up(MemberRole::Acceptor, m.id) {
+            if !left_alone(MemberRole::Acceptor, m.id) {
                 choices.push(MemberOp::Remove { role: MemberRole::Acceptor, id: m.id });
             }
         }
@@ -705,7 +705,7 @@ impl World {
         }
         if config.proposers.len() > 2 {
             let m = &config.proposers[self.fault_rng.index(config.proposers.len())];
-            if !given_up(MemberRole::Proposer, m.id) {
+            if !left_alone(MemberRole::Proposer, m.id) {
                 choices.push(MemberOp::Remove { role: MemberRole::Proposer, id: m.id });
             }
         }
@@ -806,7 +806,7 @@ impl World {
     fn deliver(&mut self) {
         let later = self.network.split_off(&(self.now + 1, 0));
         let due = std::mem::replace(&mut self.network, later);
-        for (_, d) in due {
+        for (_, mut d) in due {
             let Some(to) = self.endpoint(d.to) else {
                 unreachable!("the simulator only addresses its own endpoints");
             };
@@ -829,26 +829,23 @@ impl World {
                 println!("{:>6} {} -> {}: {:?}", self.now, d.from, d.to, d.msg);
             }
             let p0 = self.proposer_ids.len();
-            let mut msg = d.msg;
-            if let Message::MemberRequest(m) = &mut msg {
-                let late =
-                    self.admins.iter().any(|a| d.from == Node::Client(ClientId(a.client)) && a.is_late_copy(m.req));
-                if late && self.params.defect == Some(crate::Defect::EpochlessCopies) {
+            if let (Message::MemberRequest(m), Some(crate::Defect::EpochlessCopies)) = (&mut d.msg, self.params.defect)
+            {
+                if self.admins.iter().any(|a| d.from == Node::Client(ClientId(a.client)) && a.is_late_copy(m.req)) {
                     m.epoch = None;
                 }
             }
-            let d = Datagram { msg, ..d };
             let result = match d.to {
                 Node::Proposer(_) => self.proposers[to].as_mut().expect("up").handle(d.from, d.msg),
                 Node::Acceptor(_) => self.acceptors[to - p0].as_mut().expect("up").handle(d.from, d.msg),
-                Node::Client(ClientId(c)) if self.admin_index(c).is_some() => {
-                    let k = self.admin_index(c).expect("an operator");
-                    self.admins[k].handle(self.now, d.msg);
-                    Ok(())
-                }
-                Node::Client(_) => {
-                    let c = to - self.nodes();
-                    self.clients[c].handle(self.now, d.msg);
+                Node::Client(ClientId(c)) => {
+                    match self.admin_index(c) {
+                        Some(k) => self.admins[k].handle(self.now, d.msg),
+                        None => {
+                            let c = to - self.nodes();
+                            self.clients[c].handle(self.now, d.msg);
+                        }
+                    }
                     Ok(())
                 }
             };
@@ -1232,4 +1229,9 @@ impl World {
         let log = &self.proposer_disks[p].log;
         slot >= log.start && log.entries.get((slot.0 - log.start.0) as usize).is_some_and(|e| e.value == *value)
     }
+}
+
+/// True when an operator was told a change to this member was given up.
+fn given_up(admins: &[Admin], role: MemberRole, id: NodeId) -> bool {
+    admins.iter().flat_map(|a| &a.given_up).any(|(op, ..)| op.target() == Some((role, id)))
 }

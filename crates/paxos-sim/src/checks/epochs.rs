@@ -12,6 +12,8 @@
 //! again after its change was made and undone by another operator (its
 //! answer lost) would make it twice.
 
+use paxos_proto::{Config, Member};
+
 use crate::checks::deadlines::makes;
 use crate::world::World;
 use crate::Violation;
@@ -20,13 +22,11 @@ use crate::Violation;
 /// command that made its change twice.
 pub fn check(world: &World) -> Vec<Violation> {
     let mut found = Vec::new();
+    let ids = |ms: &[Member]| ms.iter().map(|m| m.id).collect::<Vec<_>>();
+    let members = |c: &Config| (ids(&c.acceptors), ids(&c.proposers));
     for (epoch, before) in &world.configs {
         let Some(after) = world.configs.get(&(epoch + 1)) else { continue };
-        let ids = |c: &paxos_proto::Config| {
-            let ids = |ms: &[paxos_proto::Member]| ms.iter().map(|m| m.id).collect::<Vec<_>>();
-            (ids(&c.acceptors), ids(&c.proposers))
-        };
-        if ids(before) == ids(after) {
+        if members(before) == members(after) {
             continue; // incarnations pinned: not an operator's change
         }
         let asked_here =
