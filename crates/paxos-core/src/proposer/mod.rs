@@ -525,7 +525,7 @@ impl Proposer {
                 }
                 match msg {
                     Message::Heartbeat(m) => self.on_heartbeat(p, m),
-                    Message::Accept(m) => self.on_accept_copy(m),
+                    Message::Accept(m) => self.on_accept_copy(p, m),
                     Message::CatchUp(m) => self.on_catch_up(from, m),
                     Message::CatchUpReply(m) => self.on_catch_up_reply(from, m),
                     Message::TimeoutNow(m) => self.on_timeout_now(p, m),

@@ -408,8 +408,18 @@ impl Proposer {
     /// A peer leader's accept: the values its ballot proposes, and how far
     /// its log is decided, for our learner. Acceptors answer only the leader,
     /// so a follower learns from the leader's commit index, as acceptors do.
-    pub(super) fn on_accept_copy(&mut self, m: Accept) -> Result<(), Ignored> {
+    ///
+    /// Only a leader sends accepts, under its own ballot (`handle` checked
+    /// that the ballot is the sender's): the sender leads, as a heartbeat
+    /// saying so would tell, and by the same rule. Without that, a leader it
+    /// fences knew of no live leader and, the rightful one, campaigned again
+    /// a heartbeat later whenever the new leader's first heartbeat was late:
+    /// a leadership transfer taken back under load.
+    pub(super) fn on_accept_copy(&mut self, from: NodeId, m: Accept) -> Result<(), Ignored> {
         self.see_ballot(m.ballot);
+        if self.peers.contains_key(&from) && self.leader_hint.is_none_or(|(_, b)| m.ballot >= b) {
+            self.leader_hint = Some((from, m.ballot));
+        }
         self.fenced(m.ballot, "a peer proposes with a higher ballot");
         for e in m.entries {
             self.learner.observe_proposal(e.slot, m.ballot, e.value);

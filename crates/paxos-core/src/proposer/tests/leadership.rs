@@ -639,3 +639,24 @@ fn a_stale_leader_handed_leadership_by_a_higher_ballot_campaigns() {
     assert_eq!(p.role(), Leadership::Candidate, "it campaigns");
     assert_eq!(r.persist, vec![ProposerOp::Round(10)], "above the ballot that fenced it");
 }
+
+/// Leader transfer under load: the leader that handed over is fenced by the new leader's first
+/// accept, and the new leader's first heartbeat is late. The accept says who leads, so the old
+/// leader, the rightful one by id, does not campaign a heartbeat later and take leadership back;
+/// it campaigns only once the new leader has been silent for an election timeout.
+/// (Regression: `leadership_is_transferred_and_not_taken_back` failed under load.)
+#[test]
+fn a_leader_fenced_by_a_peers_accept_follows_it_without_waiting_for_a_heartbeat() {
+    let (mut p, _) = leader_in_epoch_1(2);
+    let fenced_at = p.now.0;
+    step(&mut p, prop(1), accept(b1(9, 1), 1, &[]));
+    assert_eq!((p.role(), p.leader()), (Leadership::Follower, Some(NodeId(1))), "fenced: proposer 1 leads");
+
+    let timeout = p.cfg.election_timeout_ticks;
+    while p.now.0 < fenced_at + timeout - 1 {
+        tick(&mut p);
+        assert_eq!(p.role(), Leadership::Follower, "no campaign against a leader heard from lately, at {}", p.now.0);
+    }
+    tick_to(&mut p, fenced_at + timeout + 1);
+    assert_eq!(p.role(), Leadership::Candidate, "the rightful leader campaigns once the leader falls silent");
+}
