@@ -31,6 +31,9 @@ pub struct Defects {
     /// A leader makes an operator's change from whatever configuration is
     /// in force, not only from the epoch the request was asked from.
     pub(crate) member_any_epoch: bool,
+    /// A proposer that leadership was handed to (`TimeoutNow`) leads after
+    /// the first promise, as if the leader that handed over vouched for the log.
+    pub(crate) handed_over_one_promise: bool,
 }
 
 #[cfg(feature = "defects")]
@@ -83,5 +86,10 @@ impl Defects {
     /// Leaders make changes asked from an earlier epoch (see the field of the same name).
     pub fn member_any_epoch() -> Self {
         Defects { member_any_epoch: true, ..Defects::default() }
+    }
+
+    /// Leadership handed over is taken on one promise (see the field of the same name).
+    pub fn handed_over_one_promise() -> Self {
+        Defects { handed_over_one_promise: true, ..Defects::default() }
     }
 }

@@ -4,15 +4,29 @@
 //! redirects to the leader, asks again (a new request) from the newer
 //! configuration a leader refuses it with when that is the very next epoch
 //! (at most [`MEMBER_ATTEMPTS`] times, as `paxos_client::Client::member_from`
-//! does), and records what was decided.
+//! does), and records what was decided. Between changes it may ask the
+//! leader to hand leadership to another proposer (`paxosctl leader
+//! transfer`), following redirects to the leader as well.
 
-use paxos_proto::{Config, MemberOp, MemberRequest, Message, Node, NodeId};
+use paxos_core::NOT_THE_LEADER;
+use paxos_proto::{Config, MemberOp, MemberRequest, Message, Node, NodeId, TransferRequest};
 
 /// The first operator's client id (the second's is the next).
 pub const ADMIN_CLIENT: u64 = 900;
 
 /// How many times a change is asked for at most (`paxos_client::client::MEMBER_ATTEMPTS`).
 pub const MEMBER_ATTEMPTS: u32 = 5;
+
+/// How many times a transfer request is sent at most before the operator gives up on it.
+pub const TRANSFER_SENDS: u32 = 5;
+
+/// A leadership transfer under way.
+#[derive(Clone, Copy, Debug)]
+struct Transfer {
+    req: u64,
+    to: NodeId,
+    sends: u32,
+}
 
 /// The change under way.
 #[derive(Clone, Debug)]
@@ -41,6 +55,7 @@ pub struct Admin {
     reask_any: bool,
     commands: u64,
     change: Option<Change>,
+    transfer: Option<Transfer>,
     target: NodeId,
     last_sent: Option<u64>,
     /// The next send follows a redirect: keep the target it named.
@@ -58,6 +73,9 @@ pub struct Admin {
     /// Changes refused that had a deadline: the change, the deadline, the
     /// request id and the tick it was first asked for. None may start after its deadline.
     pub given_up: Vec<(MemberOp, u64, u64, u64)>,
+    /// Leadership transfers asked for: the proposer named, and the answer
+    /// (the leader it names, the error), or neither after [`TRANSFER_SENDS`] sends.
+    pub transfers: Vec<(NodeId, Option<NodeId>, Option<String>)>,
 }
 
 impl Admin {
@@ -68,6 +86,7 @@ impl Admin {
             reask_any,
             commands: 0,
             change: None,
+            transfer: None,
             target,
             last_sent: None,
             redirected: false,
@@ -78,6 +97,7 @@ impl Admin {
             asked: Vec::new(),
             stale: 0,
             given_up: Vec::new(),
+            transfers: Vec::new(),
         }
     }
 
@@ -86,9 +106,17 @@ impl Admin {
         self.commands
     }
 
-    /// True while a change is under way.
+    /// True while a change or a leadership transfer is under way.
     pub fn busy(&self) -> bool {
-        self.change.is_some()
+        self.change.is_some() || self.transfer.is_some()
+    }
+
+    /// Starts asking the leader to hand leadership to proposer `to`.
+    pub fn start_transfer(&mut self, to: NodeId) {
+        assert!(!self.busy(), "one command at a time");
+        self.transfer = Some(Transfer { req: self.next_req, to, sends: 0 });
+        self.next_req += 1;
+        self.last_sent = None;
     }
 
     /// True when request `req` is older than the one being sent (or none is): a late copy.
@@ -125,8 +153,7 @@ impl Admin {
 
     /// Sends (or resends) the request when due.
     pub fn tick(&mut self, now: u64, proposers: &[NodeId], out: &mut Vec<(Node, Message)>) {
-        let Some(change) = &self.change else { return };
-        if self.last_sent.is_some_and(|t| now < t + self.timeout) {
+        if !self.busy() || self.last_sent.is_some_and(|t| now < t + self.timeout) {
             return;
         }
         if self.last_sent.is_some() && !std::mem::take(&mut self.redirected) && !proposers.is_empty() {
@@ -134,6 +161,17 @@ impl Admin {
             self.target = proposers[(i + 1) % proposers.len()];
         }
         self.last_sent = Some(now);
+        if let Some(t) = &mut self.transfer {
+            if t.sends == TRANSFER_SENDS {
+                self.transfers.push((t.to, None, None));
+                self.transfer = None;
+                return;
+            }
+            t.sends += 1;
+            out.push((Node::Proposer(self.target), Message::TransferRequest(TransferRequest { req: t.req, to: t.to })));
+            return;
+        }
+        let Some(change) = &self.change else { return };
         let msg = Message::MemberRequest(match change.epoch {
             None => MemberRequest { req: change.req, op: MemberOp::List, deadline_ms: None, epoch: None },
             epoch => MemberRequest { req: change.req, op: change.op.clone(), deadline_ms: change.deadline_ms, epoch },
@@ -143,6 +181,18 @@ impl Admin {
 
     /// Handles an answer.
     pub fn handle(&mut self, now: u64, msg: Message) {
+        if let Message::TransferReply(r) = msg {
+            let Some(t) = self.transfer.filter(|t| t.req == r.req) else { return };
+            if r.error.as_deref() == Some(NOT_THE_LEADER) {
+                if let Some(leader) = r.leader {
+                    self.redirect(now, leader);
+                }
+                return;
+            }
+            self.transfers.push((t.to, r.leader, r.error));
+            self.transfer = None;
+            return;
+        }
         let Message::MemberReply(r) = msg else { return };
         let Some(change) = self.change.as_ref().filter(|c| c.req == r.req) else { return };
         let Some(epoch) = change.epoch else {
@@ -175,9 +225,14 @@ impl Admin {
             self.done.push((change.op.clone(), change.started, now, r.config));
             self.change = None;
         } else if let Some(leader) = r.leader {
-            self.target = leader;
-            self.redirected = true;
-            self.last_sent = Some((now + 1).saturating_sub(self.timeout));
+            self.redirect(now, leader);
         }
+    }
+
+    /// Sends the request under way to `leader` at the next tick.
+    fn redirect(&mut self, now: u64, leader: NodeId) {
+        self.target = leader;
+        self.redirected = true;
+        self.last_sent = Some((now + 1).saturating_sub(self.timeout));
     }
 }

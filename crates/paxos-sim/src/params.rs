@@ -44,11 +44,14 @@ pub enum Defect {
     /// not have it: a change made (its answer lost) and undone by another
     /// operator is made a second time. A defect of the client, not of a role.
     ReaskAnyEpoch,
+    /// A proposer that leadership was handed to leads after the first
+    /// promise, as if the leader that handed over vouched for its log.
+    HandedOverOnePromise,
 }
 
 impl Defect {
     /// Every defect, for sweeps and `--help`.
-    pub const ALL: [Defect; 12] = [
+    pub const ALL: [Defect; 13] = [
         Defect::AcceptIgnoresPromise,
         Defect::AdoptFromLastPromise,
         Defect::MinorityQuorum,
@@ -61,6 +64,7 @@ impl Defect {
         Defect::MemberAnyEpoch,
         Defect::EpochlessCopies,
         Defect::ReaskAnyEpoch,
+        Defect::HandedOverOnePromise,
     ];
 
     /// The defect's name on the command line.
@@ -78,6 +82,7 @@ impl Defect {
             Defect::MemberAnyEpoch => "member-any-epoch",
             Defect::EpochlessCopies => "epochless-copies",
             Defect::ReaskAnyEpoch => "reask-any-epoch",
+            Defect::HandedOverOnePromise => "handed-over-one-promise",
         }
     }
 
@@ -106,6 +111,7 @@ impl Defect {
             Defect::CommitAnyBallot => Defects::commit_any_ballot(),
             Defect::MemberPastDeadline => Defects::member_past_deadline(),
             Defect::MemberAnyEpoch => Defects::member_any_epoch(),
+            Defect::HandedOverOnePromise => Defects::handed_over_one_promise(),
             Defect::AcceptIgnoresPromise
             | Defect::Amnesia
             | Defect::UnloggedPromise
@@ -150,6 +156,8 @@ pub struct Overrides {
     pub clock_spread_ms: Option<u64>,
     /// Pin how many operators change the membership (1 or 2).
     pub operators: Option<usize>,
+    /// Pin the per-tick rate of leadership transfers (0 for none).
+    pub transfer_rate: Option<f64>,
 }
 
 impl Overrides {
@@ -222,6 +230,9 @@ pub struct Params {
     /// time; a second one, if any, only undoes an addition of the first
     /// while it is under way (two `paxosctl` runs at once).
     pub operators: usize,
+    /// Per-tick chance that the first operator, when idle, asks the leader
+    /// to hand leadership to a proposer drawn at random (`paxosctl leader transfer`).
+    pub transfer_rate: f64,
     /// Spare acceptors (ids above the initial ones) the operator may add.
     pub spare_acceptors: usize,
     /// Spare proposers the operator may add.
@@ -299,6 +310,7 @@ impl Params {
             wipe_acceptor: 0.0,
             member_rate: 0.0,
             operators: 1,
+            transfer_rate: 0.0,
             spare_acceptors: 2,
             spare_proposers: 1,
             session_lifetime_ms: paxos_core::DEFAULT_SESSION_LIFETIME_MS,
@@ -380,6 +392,10 @@ impl Params {
         let mut ops = Rng::new(seed ^ 0x6f70_6572);
         let operators = if faults && p.member_rate > 0.0 && ops.chance(0.5) { 2 } else { 1 };
         p.operators = o.operators.unwrap_or(operators).clamp(1, 2);
+        // Leadership transfers in three faulty runs of ten; from a stream of its own too.
+        let mut transfers = Rng::new(seed ^ 0x7472_616e);
+        let transfer = if faults && transfers.chance(0.3) { 0.002 + transfers.unit() * 0.018 } else { 0.0 };
+        p.transfer_rate = o.transfer_rate.unwrap_or(transfer);
         p
     }
 }
@@ -391,7 +407,7 @@ impl fmt::Display for Params {
             "seed={} proposers={} acceptors={} clients={} values_per_client={} window={} fault_ticks={} \
              drop={:.3} duplicate={:.3} max_delay={} crash_rate={:.4} fail_rate={:.4} partition_rate={:.4} \
              crash_before_persist={:.2} client_timeout={} big_values={:.1} codec_check={} wipe_proposer={:.2} \
-             wipe_all_proposers={:.4} wipe_acceptor={:.2} member_rate={:.4} operators={} session_lifetime_ms={} retain_slots={} \
+             wipe_all_proposers={:.4} wipe_acceptor={:.2} member_rate={:.4} operators={} transfer_rate={:.4} session_lifetime_ms={} retain_slots={} \
              clock_skew={:.3} clock_spread_ms={} one_way={:.1} long_delay={:.4} persist_lag={} liveness_ticks={} failed_acceptors={:?} defect={} \
              adversary={} adversary_rate={:.3}",
             self.seed,
@@ -416,6 +432,7 @@ impl fmt::Display for Params {
             self.wipe_acceptor,
             self.member_rate,
             self.operators,
+            self.transfer_rate,
             self.session_lifetime_ms,
             self.retain_slots,
             self.clock_skew,

@@ -103,6 +103,10 @@ pub struct Stats {
     pub member_stale: u64,
     /// Changes the second operator asked for (undoing the first's additions).
     pub second_operator: u64,
+    /// Leadership transfers the operator asked for.
+    pub transfers: u64,
+    /// Transfers a leader answered by handing leadership over.
+    pub transfers_handed: u64,
     /// Acceptors to add that started only after they were asked for.
     pub late_joiners: u64,
     /// Configurations decided (the operator's, pinnings and rebuilds).
@@ -670,7 +674,19 @@ impl World {
 
     /// The first operator's move of this tick: one membership change at a time.
     fn operate_first(&mut self) {
-        if self.admins[0].busy() || !self.fault_rng.chance(self.params.member_rate) {
+        if self.admins[0].busy() {
+            return;
+        }
+        if self.params.transfer_rate > 0.0 && self.fault_rng.chance(self.params.transfer_rate) {
+            let i = self.fault_rng.index(self.config().proposers.len());
+            let to = self.config().proposers[i].id;
+            if self.verbose {
+                println!("{:>6} operator: leader transfer to proposer {to}", self.now);
+            }
+            self.admins[0].start_transfer(to);
+            return;
+        }
+        if !self.fault_rng.chance(self.params.member_rate) {
             return;
         }
         let config = self.config().clone();

@@ -171,3 +171,13 @@ fn catches_a_command_that_makes_its_change_twice() {
     };
     catch_within(&o, BOUND);
 }
+
+/// A proposer that leadership is handed to (`paxosctl leader transfer`)
+/// leads on the first promise, as if the leader that handed over vouched
+/// for its log: with leadership transfers under faults, a value chosen by a
+/// quorum that promise did not reach is overwritten. Caught by agreement.
+#[test]
+fn catches_leadership_handed_over_taken_on_one_promise() {
+    let o = Overrides { defect: Some(Defect::HandedOverOnePromise), transfer_rate: Some(0.02), ..Overrides::default() };
+    catch_within(&o, BOUND);
+}

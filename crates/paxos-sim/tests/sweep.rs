@@ -134,6 +134,22 @@ fn two_operators_in_every_run() {
     assert!(second > 50 && stale > 20, "second operator's changes: {second}, asked again: {stale}");
 }
 
+/// Leadership transfers in every run (`paxosctl leader transfer`), under
+/// every fault: the proposer handed leadership campaigns at once, whatever
+/// the election says, and every guarantee holds.
+#[test]
+fn leadership_transfers_in_every_run() {
+    let o = Overrides { transfer_rate: Some(0.02), ..Overrides::default() };
+    let (mut asked, mut handed) = (0, 0);
+    for seed in 90_000..90_500 {
+        let outcome = run(seed, &o);
+        assert!(outcome.ok(), "seed {seed} (--transfer-rate 0.02): {:?}", outcome.violations);
+        asked += outcome.stats.transfers;
+        handed += outcome.stats.transfers_handed;
+    }
+    assert!(handed > 500 && asked > handed, "transfers asked: {asked}, handed over: {handed}");
+}
+
 /// Membership changes in every run with the nodes' wall clocks as far apart
 /// as member deadlines allow (`MAX_CLOCK_SKEW_MS`), and stepped back and
 /// forward: every guarantee holds, no change given up is started after its

@@ -75,6 +75,9 @@ struct Args {
     /// Pin how many operators change the membership: 1, or 2 (the second undoes the first's additions under way)
     #[arg(long)]
     operators: Option<usize>,
+    /// Pin the per-tick rate at which the operator, when idle, asks for a leadership transfer (0 for none)
+    #[arg(long)]
+    transfer_rate: Option<f64>,
 }
 
 fn parse_defect(s: &str) -> Result<Defect, String> {
@@ -116,6 +119,7 @@ fn main() -> ExitCode {
             retain_slots: args.retain_slots,
             clock_spread_ms: args.clock_spread_ms,
             operators: args.operators,
+            transfer_rate: args.transfer_rate,
             fault_ticks: args.no_faults.then_some(1),
             ..Overrides::default()
         }
@@ -207,6 +211,9 @@ fn replay_flags(args: &Args) -> String {
     }
     if let Some(o) = args.operators {
         s += &format!(" --operators {o}");
+    }
+    if let Some(t) = args.transfer_rate {
+        s += &format!(" --transfer-rate {t}");
     }
     for (flag, v) in [(" --clients", args.clients), (" --values-per-client", args.values_per_client)] {
         if let Some(v) = v {
