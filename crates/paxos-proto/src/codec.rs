@@ -221,6 +221,19 @@ pub fn decode_bundle(bytes: &[u8]) -> Result<Vec<Envelope>, DecodeError> {
         }
         return Ok(envs);
     }
+    decode_bundle_without_fast_path(bytes)
+}
+
+/// [`decode_bundle`] with serde_json alone, never the fast path: what the
+/// fast path must agree with, for the fuzzer (`fuzz/`) and the tests.
+///
+/// # Errors
+/// As for [`decode_bundle`].
+#[doc(hidden)]
+pub fn decode_bundle_without_fast_path(bytes: &[u8]) -> Result<Vec<Envelope>, DecodeError> {
+    if bytes.len() > MAX_DATAGRAM_BYTES {
+        return Err(DecodeError::TooLarge { len: bytes.len() });
+    }
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
         return decode(bytes).map(|env| vec![env]);
     }

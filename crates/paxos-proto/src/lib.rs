@@ -37,8 +37,8 @@ mod messages;
 mod types;
 
 pub use codec::{
-    decode, decode_bundle, encode, encode_envelope_head, encode_message, encode_with_body, json_str_len, Bundle,
-    DecodeError, EncodeError,
+    decode, decode_bundle, decode_bundle_without_fast_path, encode, encode_envelope_head, encode_message,
+    encode_with_body, json_str_len, Bundle, DecodeError, EncodeError,
 };
 pub use messages::*;
 pub use types::*;
