@@ -225,7 +225,7 @@ pub fn decode_bundle(bytes: &[u8]) -> Result<Vec<Envelope>, DecodeError> {
 }
 
 /// [`decode_bundle`] with serde_json alone, never the fast path: what the
-/// fast path must agree with, for the fuzzer (`fuzz/`) and the tests.
+/// fast path must agree with, for the fuzzer (`fuzz/fuzz_targets/datagram.rs`).
 ///
 /// # Errors
 /// As for [`decode_bundle`].
