@@ -32,7 +32,7 @@ struct Args {
     verbose: bool,
     /// Run with a deliberate bug: accept-ignores-promise, adopt-from-last-promise, minority-quorum,
     /// unbounded, amnesia, stateless-restart, commit-any-ballot, unlogged-promise, member-past-deadline,
-    /// member-any-epoch, epochless-copies, reask-any-epoch.
+    /// member-any-epoch, epochless-copies, reask-any-epoch, handed-over-one-promise.
     #[arg(long, value_parser = parse_defect)]
     defect: Option<Defect>,
     /// Pin the adversary on the network: forger (no key), insider (the peer key, extreme rounds and slots), none.
