@@ -105,7 +105,8 @@ pub struct Stats {
     pub second_operator: u64,
     /// Leadership transfers the operator asked for.
     pub transfers: u64,
-    /// Transfers a leader answered by handing leadership over.
+    /// Transfers answered without an error, naming the proposer asked for
+    /// (handed over to it, or it already led).
     pub transfers_handed: u64,
     /// Acceptors to add that started only after they were asked for.
     pub late_joiners: u64,
@@ -672,7 +673,8 @@ impl World {
         self.admins[1].start(op, self.now, deadline_ms);
     }
 
-    /// The first operator's move of this tick: one membership change at a time.
+    /// The first operator's move of this tick: one command at a time, a
+    /// leadership transfer or a membership change.
     fn operate_first(&mut self) {
         if self.admins[0].busy() {
             return;

@@ -147,7 +147,8 @@ fn leadership_transfers_in_every_run() {
         asked += outcome.stats.transfers;
         handed += outcome.stats.transfers_handed;
     }
-    assert!(handed > 500 && asked > handed, "transfers asked: {asked}, handed over: {handed}");
+    // Answered without an error naming the proposer asked for: handed over, or it already led.
+    assert!(handed > 500 && asked > handed, "transfers asked: {asked}, answered with the proposer asked for: {handed}");
 }
 
 /// Membership changes in every run with the nodes' wall clocks as far apart
