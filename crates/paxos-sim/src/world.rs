@@ -662,15 +662,21 @@ impl World {
         {
             return;
         }
-        let deadline_ms = self
-            .fault_rng
-            .chance(0.5)
-            .then(|| unix_ms(self.now + self.fault_rng.range(20, self.params.liveness_ticks.max(20))));
+        let deadline_ms = self.draw_deadline();
         let op = MemberOp::Remove { role, id };
         if self.verbose {
             println!("{:>6} second operator: {op:?}", self.now);
         }
         self.admins[1].start(op, self.now, deadline_ms);
+    }
+
+    /// The deadline of an operator's change, if it has one. Half the
+    /// operators' requests carry a deadline (paxosctl's always do), some of
+    /// them short: a change not started by then is given up.
+    fn draw_deadline(&mut self) -> Option<u64> {
+        self.fault_rng
+            .chance(0.5)
+            .then(|| unix_ms(self.now + self.fault_rng.range(20, self.params.liveness_ticks.max(20))))
     }
 
     /// The first operator's move of this tick: one command at a time, a
@@ -731,12 +737,7 @@ impl World {
             return;
         }
         let op = choices.swap_remove(self.fault_rng.index(choices.len()));
-        // Half the operator's requests carry a deadline (paxosctl's always
-        // do), some of them short: a change not started by then is given up.
-        let deadline_ms = self
-            .fault_rng
-            .chance(0.5)
-            .then(|| unix_ms(self.now + self.fault_rng.range(20, self.params.liveness_ticks.max(20))));
+        let deadline_ms = self.draw_deadline();
         // A node to add starts first, on an empty disk, and waits to be let
         // in; with a deadline, it may start late or never (a mistyped
         // address, a host that does not come up).

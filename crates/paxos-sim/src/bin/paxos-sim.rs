@@ -30,9 +30,7 @@ struct Args {
     /// Print every delivered datagram of a replay.
     #[arg(long)]
     verbose: bool,
-    /// Run with a deliberate bug: accept-ignores-promise, adopt-from-last-promise, minority-quorum,
-    /// unbounded, amnesia, stateless-restart, commit-any-ballot, unlogged-promise, member-past-deadline,
-    /// member-any-epoch, epochless-copies, reask-any-epoch, handed-over-one-promise.
+    /// Run with a deliberate bug, by name (paxos_sim::Defect; an unknown name is refused with the list of all)
     #[arg(long, value_parser = parse_defect)]
     defect: Option<Defect>,
     /// Pin the adversary on the network: forger (no key), insider (the peer key, extreme rounds and slots), none.
