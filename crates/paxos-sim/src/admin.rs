@@ -4,14 +4,15 @@
 //! redirects to the leader, asks again (a new request) from the newer
 //! configuration a leader refuses it with when that is the very next epoch
 //! (at most [`MEMBER_ATTEMPTS`] times, as `paxos_client::Client::member_from`
-//! does), and records what was decided. Between changes it may ask the
-//! leader to hand leadership to another proposer (`paxosctl leader
-//! transfer`), following redirects to the leader as well.
+//! does), and records what was decided. Or, as an operator of its own
+//! beside those of membership, asks the leader to hand leadership to
+//! another proposer (`paxosctl leader transfer`), following redirects to the
+//! leader as well.
 
 use paxos_core::NOT_THE_LEADER;
 use paxos_proto::{Config, MemberOp, MemberRequest, Message, Node, NodeId, TransferRequest};
 
-/// The first operator's client id (the second's is the next).
+/// The first operator's client id (the second's is the next, then the transferring one's).
 pub const ADMIN_CLIENT: u64 = 900;
 
 /// How many times a change is asked for at most (`paxos_client::client::MEMBER_ATTEMPTS`).

@@ -92,11 +92,14 @@ pub fn run_params(params: Params, verbose: bool) -> Outcome {
     world.stats.member_changes = world.admins.iter().map(|a| a.done.len() as u64).sum();
     world.stats.member_given_up = world.admins.iter().map(|a| a.given_up.len() as u64).sum();
     world.stats.member_stale = world.admins.iter().map(|a| a.stale).sum();
-    world.stats.second_operator = world.admins.get(1).map_or(0, |a| a.commands());
-    let transfers = &world.admins[0].transfers;
-    world.stats.transfers = transfers.len() as u64;
-    world.stats.transfers_handed =
-        transfers.iter().filter(|(to, leader, error)| error.is_none() && leader == &Some(*to)).count() as u64;
+    world.stats.second_operator =
+        if world.params.operators > 1 { world.admins.get(1).map_or(0, |a| a.commands()) } else { 0 };
+    if let Some(t) = world.transferer {
+        let transfers = &world.admins[t].transfers;
+        world.stats.transfers = transfers.len() as u64;
+        world.stats.transfers_handed =
+            transfers.iter().filter(|(to, leader, error)| error.is_none() && leader == &Some(*to)).count() as u64;
+    }
     world.stats.acked = world.clients.iter().flat_map(|c| &c.requests).filter(|r| r.acked.is_some()).count() as u64;
     Outcome {
         logs: world

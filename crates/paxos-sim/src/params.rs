@@ -230,8 +230,9 @@ pub struct Params {
     /// time; a second one, if any, only undoes an addition of the first
     /// while it is under way (two `paxosctl` runs at once).
     pub operators: usize,
-    /// Per-tick chance that the first operator, when idle, asks the leader
-    /// to hand leadership to a proposer drawn at random (`paxosctl leader transfer`).
+    /// Per-tick chance that the transferring operator, when idle, asks the
+    /// leader to hand leadership to a proposer drawn at random (`paxosctl
+    /// leader transfer`), whatever the membership operators are doing.
     pub transfer_rate: f64,
     /// Spare acceptors (ids above the initial ones) the operator may add.
     pub spare_acceptors: usize,

@@ -136,8 +136,12 @@ pub struct World {
     /// acceptor's own state instead of folding again, `Role::folded`).
     acceptor_folds: Vec<AcceptorState>,
     pub(crate) clients: Vec<SimClient>,
-    /// The operators (see `Params::operators`).
+    /// The operators (see `Params::operators`), then the one who transfers
+    /// leadership when transfers are on (see `transferer`).
     pub(crate) admins: Vec<Admin>,
+    /// The index in `admins` of the operator who transfers leadership, on
+    /// its own: a transfer may come while a membership change waits.
+    pub(crate) transferer: Option<usize>,
     /// Per node (proposers, then acceptors): started at least once (spares wait to be added).
     started: Vec<bool>,
     /// Per node: down until this tick.
@@ -270,9 +274,13 @@ impl World {
             .collect();
         let reask_any = params.defect == Some(crate::Defect::ReaskAnyEpoch);
         let first = initial[client_rng.index(initial.len())];
-        let admins = (0..params.operators)
+        let mut admins: Vec<Admin> = (0..params.operators)
             .map(|k| Admin::new(ADMIN_CLIENT + k as u64, first, params.client_timeout.max(20), reask_any))
             .collect();
+        let transferer = (params.transfer_rate > 0.0).then(|| {
+            admins.push(Admin::new(ADMIN_CLIENT + admins.len() as u64, first, params.client_timeout.max(20), false));
+            admins.len() - 1
+        });
         let tick_skip = (0..proposer_ids.len()).map(|_| client_rng.unit() * params.clock_skew).collect();
         // From a stream of its own, so that every other draw of a seed stays where it was.
         let mut wall_rng = Rng::new(params.seed ^ 0x0061_6865_6164);
@@ -299,6 +307,7 @@ impl World {
             genesis,
             clients,
             admins,
+            transferer,
             down_until: vec![None; n],
             failed_until,
             crash_now: vec![None; n],
@@ -641,9 +650,27 @@ impl World {
     /// The operators' moves of this tick.
     fn operate(&mut self) {
         self.operate_first();
-        if self.admins.len() > 1 {
+        if self.params.operators > 1 {
             self.operate_second();
         }
+        self.transfer();
+    }
+
+    /// The transferring operator's move of this tick: now and then it asks
+    /// the leader to hand leadership to a proposer drawn at random from the
+    /// configuration in force, as `paxosctl leader transfer` does, whatever
+    /// the other operators are doing.
+    fn transfer(&mut self) {
+        let Some(t) = self.transferer else { return };
+        if self.admins[t].busy() || !self.fault_rng.chance(self.params.transfer_rate) {
+            return;
+        }
+        let i = self.fault_rng.index(self.config().proposers.len());
+        let to = self.config().proposers[i].id;
+        if self.verbose {
+            println!("{:>6} operator: leader transfer to proposer {to}", self.now);
+        }
+        self.admins[t].start_transfer(to);
     }
 
     /// A second operator undoes an addition the first one asked for, once
@@ -679,19 +706,9 @@ impl World {
             .then(|| unix_ms(self.now + self.fault_rng.range(20, self.params.liveness_ticks.max(20))))
     }
 
-    /// The first operator's move of this tick: one command at a time, a
-    /// leadership transfer or a membership change.
+    /// The first operator's move of this tick: a membership change, one at a time.
     fn operate_first(&mut self) {
         if self.admins[0].busy() {
-            return;
-        }
-        if self.params.transfer_rate > 0.0 && self.fault_rng.chance(self.params.transfer_rate) {
-            let i = self.fault_rng.index(self.config().proposers.len());
-            let to = self.config().proposers[i].id;
-            if self.verbose {
-                println!("{:>6} operator: leader transfer to proposer {to}", self.now);
-            }
-            self.admins[0].start_transfer(to);
             return;
         }
         if !self.fault_rng.chance(self.params.member_rate) {

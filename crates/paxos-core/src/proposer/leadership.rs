@@ -9,7 +9,7 @@ use paxos_proto::{
 };
 use tracing::{debug, info};
 
-use super::{Phase, Proposer};
+use super::{Kept, Phase, Proposer};
 use crate::Ignored;
 
 impl Proposer {
@@ -39,7 +39,8 @@ impl Proposer {
             // (`far_behind`), and nobody would lead meanwhile (a proposer
             // just added, with an empty log).
             Phase::Candidate(_)
-                if (rightful != self.cfg.id && !self.handed_over && !self.behind_us(rightful)) || !self.is_member() =>
+                if (rightful != self.cfg.id && self.kept.is_none() && !self.behind_us(rightful))
+                    || !self.is_member() =>
             {
                 info!(node = %Node::Proposer(self.cfg.id), ballot = %self.ballot, leader = rightful.0, "a live proposer outranks us; stepping down");
                 self.step_down();
@@ -188,7 +189,7 @@ impl Proposer {
     /// are sent to the leader.
     pub(super) fn step_down(&mut self) {
         assert!(!matches!(self.phase, Phase::Follower), "only a candidate or a leader steps down");
-        self.handed_over = false;
+        self.kept = None;
         let proposed = match std::mem::replace(&mut self.phase, Phase::Follower) {
             Phase::Leader(p2) => p2.into_values(),
             Phase::Candidate(_) | Phase::Follower => Vec::new(),
@@ -263,15 +264,7 @@ impl Proposer {
         // Probe rounds count heartbeats, leading or not: how old a report is.
         self.probe_round += 1;
         let leading = matches!(self.phase, Phase::Leader(_));
-        let hb = Heartbeat {
-            ballot: self.ballot,
-            leader: leading,
-            decided: self.learner.decided(),
-            known: self.learner.known(),
-        };
-        for p in self.peers.keys() {
-            self.ready.send(Node::Proposer(*p), Message::Heartbeat(hb.clone()));
-        }
+        self.heartbeat_peers();
         // A proposer that lacks decided slots probes too: the answers say which
         // acceptors hold them (every proposer may have lost its disk).
         if leading || self.far_behind() {
@@ -280,6 +273,25 @@ impl Proposer {
             for a in targets {
                 self.ready.send(Node::Acceptor(a), Message::Probe(probe.clone()));
             }
+        }
+    }
+
+    /// A heartbeat to every peer: our ballot, whether we lead, and how far we learned.
+    ///
+    /// A new leader sends one at once too, not at its next heartbeat tick: a
+    /// deposed leader (one that handed leadership over, say) otherwise sees no
+    /// live leader and, as the highest live id, campaigns a heartbeat after it
+    /// was fenced, taking leadership back; and followers send their clients
+    /// here a heartbeat sooner.
+    pub(super) fn heartbeat_peers(&mut self) {
+        let hb = Heartbeat {
+            ballot: self.ballot,
+            leader: matches!(self.phase, Phase::Leader(_)),
+            decided: self.learner.decided(),
+            known: self.learner.known(),
+        };
+        for p in self.peers.keys() {
+            self.ready.send(Node::Proposer(*p), Message::Heartbeat(hb.clone()));
         }
     }
 
@@ -303,7 +315,14 @@ impl Proposer {
         if m.leader && self.leader_hint.is_none_or(|(_, b)| m.ballot >= b) {
             self.leader_hint = Some((from, m.ballot));
         } else if !m.leader && self.leader_hint.is_some_and(|(p, _)| p == from) {
-            self.leader_hint = None; // it stepped down
+            // It stepped down, or this heartbeat is one it sent before it led,
+            // delayed or reordered (its ballot cannot tell: a candidate says
+            // "not leading" under the ballot it then leads with, a restarted
+            // proposer under a lower one). Either way we wait two heartbeats
+            // before we may campaign, so that a leader that still leads says
+            // so first: its next heartbeat, and room for that one's delay.
+            self.leader_hint = None;
+            self.campaign_after = self.campaign_after.max(self.now + 2 * self.cfg.heartbeat_ticks);
         }
         // Any higher ballot fences us, not only a leader's: a peer that used it
         // may have got acceptors to promise it. Otherwise a leader that was cut
@@ -357,7 +376,7 @@ impl Proposer {
         self.leader_hint = None;
         self.start_phase1();
         // A campaign handed over to us goes on although a higher id is alive.
-        self.handed_over = true;
+        self.kept = Some(Kept::HandedOver);
         Ok(())
     }
 }

@@ -6,7 +6,7 @@ use paxos_proto::{
 use tracing::{debug, info, warn};
 
 use super::NONCE_SALT;
-use super::{Phase, Proposer, ReadFor, CATCH_UP_LIMIT};
+use super::{Kept, Phase, Proposer, ReadFor, CATCH_UP_LIMIT};
 use crate::restart::{catch_up_reply, nonce};
 use crate::{Ignored, LogPage, ProposerOp, MAX_BATCH_BYTES};
 
@@ -79,8 +79,10 @@ impl Proposer {
         self.config_changed();
         match self.phase {
             Phase::Leader(_) if self.is_member() => {
-                // The stop sign is decided: lead on in the next epoch, from its first slot.
+                // The stop sign is decided: lead on in the next epoch, from its
+                // first slot, without making room for a higher id meanwhile.
                 self.start_phase1();
+                self.kept = Some(Kept::NextEpoch);
             }
             Phase::Leader(_) | Phase::Candidate(_) => self.step_down(),
             Phase::Follower => {}

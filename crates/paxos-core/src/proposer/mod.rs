@@ -147,6 +147,17 @@ impl ProposerConfig {
     }
 }
 
+/// Why a candidate goes on campaigning although a live proposer of a higher
+/// id would lead by the election's rule: leadership is being kept, not won.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kept {
+    /// The leader handed leadership over to us (a transfer).
+    HandedOver,
+    /// We led the epoch before and lead on into the one its stop sign
+    /// started: a live leader is not preempted at a configuration change.
+    NextEpoch,
+}
+
 /// What a proposer is doing, as operators see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Leadership {
@@ -300,8 +311,9 @@ pub struct Proposer {
     member_answers: BTreeMap<ClientId, paxos_proto::MemberReply>,
     /// Linearizable reads waiting for a quorum to confirm our leadership.
     confirming: Vec<clients::Confirming>,
-    /// Our campaign was handed over to us by the leader (a transfer).
-    handed_over: bool,
+    /// Why our campaign goes on although a live proposer of a higher id
+    /// would lead by the election's rule (`None`: it does not).
+    kept: Option<Kept>,
     /// The configuration epoch we last followed (see `learning::new_epoch`).
     known_epoch: u32,
     /// Somewhere to catch up from: a node that said it decided more than we have.
@@ -357,7 +369,7 @@ impl Proposer {
             member_ops: Vec::new(),
             member_answers: BTreeMap::new(),
             confirming: Vec::new(),
-            handed_over: false,
+            kept: None,
             known_epoch: 0,
             ahead: None,
             asked: None,

@@ -7,7 +7,7 @@ use paxos_proto::{Ballot, Epoch, Message, Node, NodeId, Prepare, Promise, Slot, 
 use tracing::info;
 
 use super::phase2::{Phase2, Recovery};
-use super::{Phase, Proposer};
+use super::{Kept, Phase, Proposer};
 use crate::{Ignored, ProposerOp, Ready, Tick};
 
 /// One acceptor's answer to phase 1 so far.
@@ -126,7 +126,8 @@ impl Proposer {
             return Ok(());
         }
         let done = p1.pages.values().filter(|p| p.done).count();
-        let needed = if self.defects.handed_over_one_promise && self.handed_over { 1 } else { self.quorum() };
+        let needed =
+            if self.defects.handed_over_one_promise && self.kept == Some(Kept::HandedOver) { 1 } else { self.quorum() };
         if done >= needed {
             self.become_leader();
         }
@@ -176,10 +177,12 @@ impl Proposer {
         let recovery = Recovery::new(first, next, adopted);
         info!(node = %Node::Proposer(self.cfg.id), ballot = %self.ballot, slot = first.0, recovered = recovery.len(), "leading");
         self.leader_hint = Some((self.cfg.id, self.ballot));
-        self.handed_over = false;
+        self.kept = None;
         let mut p2 = Phase2::new(next, first, recovery, stop, self.now);
         p2.changing_to = changing_to;
         self.phase = Phase::Leader(p2);
+        // Say so now rather than at the next heartbeat tick (see `heartbeat_peers`).
+        self.heartbeat_peers();
         self.propose_queued();
     }
 }

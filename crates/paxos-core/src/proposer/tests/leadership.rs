@@ -660,3 +660,83 @@ fn a_leader_fenced_by_a_peers_accept_follows_it_without_waiting_for_a_heartbeat(
     tick_to(&mut p, fenced_at + timeout + 1);
     assert_eq!(p.role(), Leadership::Candidate, "the rightful leader campaigns once the leader falls silent");
 }
+
+/// Leader transfer, the other orderings: the leader that handed over is fenced by a nack (an acceptor
+/// promised the new leader) before any accept of the new leader reaches it, and nothing is proposed
+/// (no accept will come). The new leader says that it leads in the step that elects it, so the old
+/// leader, the rightful one by id, follows it at once instead of campaigning a heartbeat after the
+/// nack and taking leadership back; it campaigns only once the new leader has been silent for an
+/// election timeout.
+#[test]
+fn a_new_leader_says_so_at_once_so_a_leader_fenced_by_a_nack_does_not_take_leadership_back() {
+    let (mut old, ballot) = leader_in_epoch_1(2);
+    let mut new = restarted(1, pinned_state(5, &[]));
+    let r = elect_with(&mut new, &[(1, &[]), (2, &[]), (3, &[])]);
+    assert_eq!(new.role(), Leadership::Leader);
+    let to_old: Vec<Message> =
+        r.early.iter().chain(&r.messages).filter(|o| o.to == prop(2)).map(|o| o.msg.clone()).collect();
+    assert_eq!(to_old, vec![heartbeat(new.ballot(), true, 1)], "the election's own step says who leads");
+
+    let fenced_at = old.now.0;
+    step(&mut old, acc(1), nack(ballot, new.ballot(), NackReason::Promised));
+    assert_eq!((old.role(), old.leader()), (Leadership::Follower, None), "fenced, and no leader known yet");
+    for msg in to_old {
+        step(&mut old, prop(1), msg);
+    }
+    assert_eq!(old.leader(), Some(NodeId(1)));
+
+    let timeout = old.cfg.election_timeout_ticks;
+    while old.now.0 < fenced_at + timeout - 1 {
+        tick(&mut old);
+        assert_eq!(
+            old.role(),
+            Leadership::Follower,
+            "no campaign against a leader heard from lately, at {}",
+            old.now.0
+        );
+    }
+    tick_to(&mut old, fenced_at + timeout + 1);
+    assert_eq!(old.role(), Leadership::Candidate, "the rightful leader campaigns once the leader falls silent");
+}
+
+/// A heartbeat that says "not leading" may be one its sender sent before it led, delayed or reordered
+/// in the network. A follower that hears it forgets the leader, but waits two heartbeats before it may
+/// campaign, so that a leader that still leads says so first (its next heartbeat, and room for that
+/// one's delay): otherwise the rightful proposer (by id) would campaign at once against a live leader.
+/// (Found by the simulator's stability check, seed 393: a heartbeat of epoch 1 arrived 700 ticks late,
+/// in epoch 4; and seed 180001000: a candidate's heartbeat, under the ballot it led with, 60 ticks
+/// late.) A leader that did step down is replaced two heartbeats later.
+#[test]
+fn a_heartbeat_saying_not_leading_delays_a_campaign_by_two_heartbeats() {
+    for still_leads in [true, false] {
+        let mut p = restarted(2, pinned_state(0, &[]));
+        let (timeout, heartbeat_ticks) = (p.cfg.election_timeout_ticks, p.cfg.heartbeat_ticks);
+        probed(&mut p);
+        // Past its start-up wait, following proposer 1, which leads and says so each heartbeat.
+        while p.now.0 <= timeout {
+            step(&mut p, prop(1), heartbeat(b1(8, 1), true, 1));
+            for _ in 0..heartbeat_ticks {
+                tick(&mut p);
+            }
+        }
+        step(&mut p, prop(1), heartbeat(b1(8, 1), true, 1));
+        assert_eq!((p.role(), p.leader()), (Leadership::Follower, Some(NodeId(1))));
+
+        step(&mut p, prop(1), heartbeat(b1(3, 1), false, 1));
+        let heard = p.now.0;
+        assert_eq!(p.leading(), None, "it may have stepped down");
+        while p.now.0 < heard + 2 * heartbeat_ticks - 1 {
+            tick(&mut p);
+            assert_eq!(p.role(), Leadership::Follower, "no campaign within two heartbeats, at {}", p.now.0);
+        }
+        if still_leads {
+            step(&mut p, prop(1), heartbeat(b1(8, 1), true, 1));
+            assert_eq!(p.leader(), Some(NodeId(1)));
+            tick_to(&mut p, heard + timeout - 1);
+            assert_eq!(p.role(), Leadership::Follower, "it follows the leader that said so");
+        } else {
+            tick_to(&mut p, heard + 2 * heartbeat_ticks + 1);
+            assert_eq!(p.role(), Leadership::Candidate, "the rightful proposer campaigns two heartbeats later");
+        }
+    }
+}

@@ -276,7 +276,8 @@ fn stale_leader_that_learns_another_value_at_its_slot_steps_down() {
     assert_eq!(r, ready(vec![learn(1, y)], vec![]));
     assert_eq!(p.role(), Leadership::Follower);
     let r = elect_with(&mut p, &[(1, &[]), (2, &[]), (3, &[])]);
-    assert_eq!(r, early_only(to_acceptors_and(&accept(b1(3, 2), 2, &[(2, cmd(7, 1, "x"))]), 1)));
+    let accepts = to_acceptors_and(&accept(b1(3, 2), 2, &[(2, cmd(7, 1, "x"))]), 1);
+    assert_eq!(r, ready_early(accepts, vec![], announced(b1(3, 2), 1, 2)));
 }
 
 /// Retention: a follower far behind (more than 2^16 slots) asks a peer, whose log starts later. The

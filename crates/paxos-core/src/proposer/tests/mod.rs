@@ -287,6 +287,11 @@ fn to_heard_and(msg: &Message, heard: &[u32], peer: u32) -> Vec<Outgoing> {
     out
 }
 
+/// What a new leader says at once to its peer, in the step that elects it: that it leads (`Proposer::heartbeat_peers`).
+fn announced(ballot: Ballot, peer: u32, decided: u64) -> Vec<Outgoing> {
+    vec![send(prop(peer), heartbeat(ballot, true, decided))]
+}
+
 /// What a leader sends on a heartbeat tick: the heartbeat to its peer, then the probe of that round to every
 /// acceptor.
 fn leader_heartbeat(ballot: Ballot, peer: u32, decided: u64, round: u64) -> Vec<Outgoing> {

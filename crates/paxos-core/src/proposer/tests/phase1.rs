@@ -18,12 +18,12 @@ fn without_acceptor_5() -> Config {
 fn quorum_of_promises_makes_leader() {
     let mut p = proposer(1);
     let r = elect_with(&mut p, &[(4, &[]), (2, &[]), (5, &[]), (1, &[])]);
-    assert_eq!(r, ready(vec![], vec![]));
+    assert_eq!(r, ready(vec![], announced(b(1, 1), 2, 0)), "nothing to re-propose; it says that it leads");
     assert_eq!(p.leader(), Some(NodeId(1)));
 
     let mut p = restarted(1, pinned_state(0, &[]));
     let r = elect_with(&mut p, &[(4, &[]), (2, &[]), (5, &[])]);
-    assert_eq!(r, ready(vec![], vec![]));
+    assert_eq!(r, ready(vec![], announced(b1(1, 1), 2, 1)));
     assert_eq!((p.leader(), p.ballot()), (Some(NodeId(1)), b1(1, 1)));
 }
 
@@ -45,7 +45,7 @@ fn adopts_highest_ballot_across_quorum_and_fills_holes() {
         let entries = [(1, cmd(2, 1, "w")), (2, Value::Noop), (3, Value::Noop), (4, cmd(3, 1, "y"))];
         assert_eq!(
             r,
-            early_only(to_heard_and(&accept(b1(6, 1), 1, &entries), &[1, 2, 3], 2)),
+            ready_early(to_heard_and(&accept(b1(6, 1), 1, &entries), &[1, 2, 3], 2), vec![], announced(b1(6, 1), 2, 1)),
             "promises in order {order:?}"
         );
     }
@@ -59,7 +59,7 @@ fn votes_of_an_older_epoch_are_not_adopted() {
 
     let r = elect_with(&mut p, &[(1, &[(2, b(9, 2), cmd(1, 1, "old"))]), (2, &[]), (3, &[])]);
 
-    assert_eq!(r, ready(vec![], vec![]), "nothing to re-propose");
+    assert_eq!(r, ready(vec![], announced(b1(1, 1), 2, 1)), "nothing to re-propose");
     let r = step(&mut p, client(7), propose(1, "x"));
     assert_eq!(r, early_only(to_heard_and(&accept(b1(1, 1), 1, &[(1, cmd(7, 1, "x"))]), &[1, 2, 3], 2)));
 }
@@ -75,7 +75,8 @@ fn stop_sign_followed_by_a_higher_ballot_becomes_a_noop() {
     let r = elect_with(&mut p, &[(1, reported), (2, &[]), (3, &[])]);
 
     let entries = [(1, Value::Noop), (2, Value::Noop), (3, cmd(7, 1, "x"))];
-    assert_eq!(r, early_only(to_heard_and(&accept(b1(6, 1), 1, &entries), &[1, 2, 3], 2)));
+    let accepts = to_heard_and(&accept(b1(6, 1), 1, &entries), &[1, 2, 3], 2);
+    assert_eq!(r, ready_early(accepts, vec![], announced(b1(6, 1), 2, 1)));
     let r = step(&mut p, client(8), propose(1, "y"));
     assert_eq!(r, early_only(to_heard_and(&accept(b1(6, 1), 1, &[(4, cmd(8, 1, "y"))]), &[1, 2, 3], 2)));
 }
@@ -91,7 +92,8 @@ fn entries_after_an_adopted_stop_sign_are_dropped() {
 
     let r = elect_with(&mut p, &[(1, reported), (2, &[]), (3, &[])]);
 
-    assert_eq!(r, early_only(to_heard_and(&accept(b1(6, 1), 1, &[(1, Value::Noop), (2, stop)]), &[1, 2, 3], 2)));
+    let accepts = to_heard_and(&accept(b1(6, 1), 1, &[(1, Value::Noop), (2, stop)]), &[1, 2, 3], 2);
+    assert_eq!(r, ready_early(accepts, vec![], announced(b1(6, 1), 2, 1)));
     assert!(step(&mut p, client(8), propose(1, "y")).is_empty(), "nothing goes after a stop sign");
 }
 
@@ -130,7 +132,7 @@ fn paged_acceptor_counts_only_when_done() {
     let r = step(&mut p, acc(1), page(ballot, 3, 5, true, &[(4, old, cmd(1, 2, "b"))]));
 
     let want = accept(ballot, 1, &[(1, Value::Noop), (2, cmd(1, 1, "a")), (3, Value::Noop), (4, cmd(1, 2, "b"))]);
-    assert_eq!(r, early_only(to_heard_and(&want, &[1, 2, 3], 2)));
+    assert_eq!(r, ready_early(to_heard_and(&want, &[1, 2, 3], 2), vec![], announced(ballot, 2, 1)));
 }
 
 /// Phase 1a retransmission: after `retransmit_ticks` a candidate prepares again at every acceptor whose
@@ -162,7 +164,8 @@ fn preempted_leader_reproposes_in_flight_values_after_reelection() {
 
     let r = elect_with(&mut p, &[(1, &[]), (2, &[]), (3, &[])]);
 
-    assert_eq!(r, early_only(to_acceptors_and(&accept(b1(6, 1), 1, &[(1, cmd(7, 1, "x"))]), 2)));
+    let accepts = to_acceptors_and(&accept(b1(6, 1), 1, &[(1, cmd(7, 1, "x"))]), 2);
+    assert_eq!(r, ready_early(accepts, vec![], announced(b1(6, 1), 2, 1)));
 }
 
 /// Phase 1 recovery + exactly once: a retry of a request that phase 1 found accepted (and re-proposed)
@@ -201,7 +204,8 @@ fn value_queued_during_phase1_and_adopted_is_proposed_once() {
 
     let r = step(&mut p, acc(3), promise(ballot, 1, &[]));
 
-    assert_eq!(r, early_only(to_heard_and(&accept(ballot, 1, &[(1, cmd(7, 3, "x"))]), &[1, 2, 3], 2)));
+    let accepts = to_heard_and(&accept(ballot, 1, &[(1, cmd(7, 3, "x"))]), &[1, 2, 3], 2);
+    assert_eq!(r, ready_early(accepts, vec![], announced(ballot, 2, 1)));
 }
 
 /// Flow control covers recovery too: a single promise reporting one value far above the decided prefix
@@ -216,7 +220,7 @@ fn recovery_of_a_far_slot_respects_the_window() {
 
     let r = elect_with(&mut p, &[(1, &[(1_000_000, b1(2, 2), cmd(6, 1, "far"))]), (2, &[]), (3, &[])]);
 
-    assert!(r.messages.is_empty(), "accepts wait for no write");
+    assert_eq!(r.messages, announced(p.ballot(), 2, 1), "accepts wait for no write; the announcement follows them");
     let slots: usize = r
         .early
         .iter()
@@ -241,7 +245,8 @@ fn slots_an_acceptor_holds_as_decided_are_learned_before_clients_are_served() {
     step(&mut p, acc(1), page_decided(ballot, 1, 3, true, 4, &[(2, b1(0, 2), cmd(7, 1, "x"))]));
     step(&mut p, acc(2), promise(ballot, 1, &[]));
     let r = step(&mut p, acc(3), promise(ballot, 1, &[]));
-    assert_eq!((r, p.role()), (ready(vec![], vec![]), Leadership::Leader), "nothing to re-propose below slot 4");
+    let want = ready(vec![], announced(ballot, 2, 1));
+    assert_eq!((r, p.role()), (want, Leadership::Leader), "nothing to re-propose below slot 4");
     assert!(step(&mut p, client(8), propose(1, "y")).is_empty(), "y waits for slots 1 to 3");
     let r = tick(&mut p);
     assert_eq!(
