@@ -34,6 +34,9 @@ pub struct Defects {
     /// A proposer that leadership was handed to (`TimeoutNow`) leads after
     /// the first promise, as if the leader that handed over vouched for the log.
     pub(crate) handed_over_one_promise: bool,
+    /// A follower that hears its leader say "not leading" may campaign at
+    /// once, although the heartbeat may be one sent before it led.
+    pub(crate) eager_campaign: bool,
 }
 
 #[cfg(feature = "defects")]
@@ -91,5 +94,9 @@ impl Defects {
     /// Leadership handed over is taken on one promise (see the field of the same name).
     pub fn handed_over_one_promise() -> Self {
         Defects { handed_over_one_promise: true, ..Defects::default() }
+    }
+    /// Followers campaign as soon as their leader says "not leading" (see the field of the same name).
+    pub fn eager_campaign() -> Self {
+        Defects { eager_campaign: true, ..Defects::default() }
     }
 }

@@ -73,14 +73,23 @@ pub fn run_params(params: Params, verbose: bool) -> Outcome {
     // leader's probes carry them) before durability is checked on them.
     // The cluster may still change meanwhile (a rebuilt acceptor let in), so
     // it must settle again afterwards, within the liveness bound.
+    // Meanwhile leadership must stay where it is (`checks::stability`).
     if world.settled() {
-        let quiet = world.now + world.params.liveness_ticks / 2;
+        let mut watch = checks::stability::Watch::new(&world);
+        let watched_from = world.now.max(world.healed_at + checks::stability::settling_ticks());
+        let quiet = watched_from + world.params.liveness_ticks / 2;
         while world.now < quiet && world.violations.is_empty() {
             world.step();
+            if let Some(w) = &mut watch {
+                w.observe(&mut world);
+            }
         }
         let again = world.now + world.params.liveness_ticks;
         while !world.settled() && world.now < again && world.violations.is_empty() {
             world.step();
+            if let Some(w) = &mut watch {
+                w.observe(&mut world);
+            }
         }
     }
     checks::check_all(&mut world);

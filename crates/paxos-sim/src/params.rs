@@ -47,11 +47,14 @@ pub enum Defect {
     /// A proposer that leadership was handed to leads after the first
     /// promise, as if the leader that handed over vouched for its log.
     HandedOverOnePromise,
+    /// A follower that hears its leader say "not leading" campaigns at
+    /// once, although the heartbeat may be one sent before it led (late).
+    EagerCampaign,
 }
 
 impl Defect {
     /// Every defect, for sweeps and `--help`.
-    pub const ALL: [Defect; 13] = [
+    pub const ALL: [Defect; 14] = [
         Defect::AcceptIgnoresPromise,
         Defect::AdoptFromLastPromise,
         Defect::MinorityQuorum,
@@ -65,6 +68,7 @@ impl Defect {
         Defect::EpochlessCopies,
         Defect::ReaskAnyEpoch,
         Defect::HandedOverOnePromise,
+        Defect::EagerCampaign,
     ];
 
     /// The defect's name on the command line.
@@ -83,6 +87,7 @@ impl Defect {
             Defect::EpochlessCopies => "epochless-copies",
             Defect::ReaskAnyEpoch => "reask-any-epoch",
             Defect::HandedOverOnePromise => "handed-over-one-promise",
+            Defect::EagerCampaign => "eager-campaign",
         }
     }
 
@@ -112,6 +117,7 @@ impl Defect {
             Defect::MemberPastDeadline => Defects::member_past_deadline(),
             Defect::MemberAnyEpoch => Defects::member_any_epoch(),
             Defect::HandedOverOnePromise => Defects::handed_over_one_promise(),
+            Defect::EagerCampaign => Defects::eager_campaign(),
             Defect::AcceptIgnoresPromise
             | Defect::Amnesia
             | Defect::UnloggedPromise

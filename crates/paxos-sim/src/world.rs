@@ -193,6 +193,8 @@ pub struct World {
     pub(crate) accept_history: BTreeMap<(Slot, Ballot), (Value, Vec<NodeId>)>,
     /// The tick at which the network healed.
     pub(crate) healed_at: u64,
+    /// The last tick a `TimeoutNow` was delivered at (0 before any): leadership moves on purpose.
+    pub(crate) handed_over_at: u64,
     pub(crate) violations: Vec<Violation>,
     /// A digest of every delivery: the same seed gives the same digest.
     pub(crate) trace: u64,
@@ -329,6 +331,7 @@ impl World {
             late_starts: Vec::new(),
             accept_history: BTreeMap::new(),
             healed_at: params.fault_ticks,
+            handed_over_at: 0,
             violations: Vec::new(),
             trace: 0xcbf2_9ce4_8422_2325,
             verbose,
@@ -863,6 +866,9 @@ impl World {
             self.trace = (self.trace ^ d.msg.kind().len() as u64).wrapping_mul(FNV_PRIME);
             if self.verbose {
                 println!("{:>6} {} -> {}: {:?}", self.now, d.from, d.to, d.msg);
+            }
+            if matches!(d.msg, Message::TimeoutNow(_)) {
+                self.handed_over_at = self.now;
             }
             let p0 = self.proposer_ids.len();
             if let (Message::MemberRequest(m), Some(crate::Defect::EpochlessCopies)) = (&mut d.msg, self.params.defect)

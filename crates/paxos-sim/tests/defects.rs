@@ -192,3 +192,12 @@ fn catches_leadership_handed_over_taken_on_one_promise() {
     let o = Overrides { defect: Some(Defect::HandedOverOnePromise), transfer_rate: Some(0.02), ..Overrides::default() };
     catch_within(&o, BOUND);
 }
+
+/// A follower that hears its leader say "not leading" campaigns at once,
+/// although the heartbeat may be one the leader sent before it led,
+/// delayed in the network: the rightful proposer (by id) preempts a live
+/// leader. Caught by stability, in the quiet ticks after a run settled.
+#[test]
+fn catches_a_campaign_on_a_late_heartbeat() {
+    seeds_to_catch(Defect::EagerCampaign);
+}

@@ -322,7 +322,9 @@ impl Proposer {
             // before we may campaign, so that a leader that still leads says
             // so first: its next heartbeat, and room for that one's delay.
             self.leader_hint = None;
-            self.campaign_after = self.campaign_after.max(self.now + 2 * self.cfg.heartbeat_ticks);
+            if !self.defects.eager_campaign {
+                self.campaign_after = self.campaign_after.max(self.now + 2 * self.cfg.heartbeat_ticks);
+            }
         }
         // Any higher ballot fences us, not only a leader's: a peer that used it
         // may have got acceptors to promise it. Otherwise a leader that was cut

@@ -5,8 +5,8 @@
 //! of the workspace ([`guarantees`], on `paxos-check`); what only a
 //! simulator can see has a module of its own: [`agreement`] against the
 //! acceptors' durable history and their promises, [`liveness`] after healing,
-//! [`deadlines`] of operators' membership changes, and the [`epochs`] they
-//! are made from.
+//! [`deadlines`] of operators' membership changes, the [`epochs`] they
+//! are made from, and the [`stability`] of leadership once a run settled.
 //! Agreement is also checked after every tick (in the world), since a
 //! disagreement may be repaired or hidden by a later crash.
 
@@ -15,6 +15,7 @@ pub mod deadlines;
 pub mod epochs;
 pub mod guarantees;
 pub mod liveness;
+pub mod stability;
 
 use crate::world::World;
 

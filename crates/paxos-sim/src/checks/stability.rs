@@ -1,0 +1,147 @@
+//! Stability: once the cluster has settled with no fault left and no
+//! operator at work, leadership stays where it is.
+//!
+//! README's promise is that a live leader is never preempted (leadership
+//! moves on purpose, with a transfer) and that a leader steps down only
+//! when it no longer hears a quorum. In the quiet ticks after a run settles
+//! (every member up, the network whole, no operator command), nothing
+//! should move it: no other proposer campaigns or leads, and the leader
+//! keeps its ballot, unless the log decided a new configuration meanwhile
+//! (a rebuilt acceptor let in), which a leader enters with a new phase 1.
+//!
+//! The watch begins once one proposer leads, every other member follows
+//! it (its heartbeat or accept arrived within an election timeout), and
+//! none holds a higher ballot: a proposer cut off until the heal, that
+//! heard no leader meanwhile, may campaign as the highest live id it knows
+//! before the leader's next heartbeat reaches it, and its ballot then
+//! fences the leader (a healed partition can move leadership; see the
+//! issue notes).
+//! A transfer the operator asked for during the faults may also still be
+//! under way (its `TimeoutNow` late, or the proposer it names still
+//! campaigning), so the watch begins again after each `TimeoutNow`
+//! delivered. Runs with an adversary are not held to it: an insider may
+//! fence the leader at will, and the simulated cluster lets anyone send an
+//! operator's commands.
+
+use paxos_core::{Leadership, ProposerConfig};
+use paxos_proto::{Ballot, NodeId};
+
+use crate::world::World;
+use crate::Violation;
+
+/// How long after the heal leadership may still move for what the faults
+/// left behind: an election timeout. A leader cut off from the acceptors
+/// until the heal steps down if it does not hear a quorum within it (check
+/// quorum), and peers unheard during the faults count as dead until heard.
+pub fn settling_ticks() -> u64 {
+    ProposerConfig::new(NodeId(0), Vec::new(), Vec::new()).election_timeout_ticks
+}
+
+/// Watches the quiet ticks of a settled run.
+pub struct Watch {
+    held: Option<Held>,
+}
+
+/// The leader the watch holds the cluster to, since tick `since`.
+struct Held {
+    /// The leader's index in the world, and its id.
+    leader: usize,
+    id: NodeId,
+    ballot: Ballot,
+    epoch: u32,
+    since: u64,
+}
+
+impl Watch {
+    /// A watch of a settled world; `None` when the run is not held to
+    /// stability: an adversary, or too many acceptors failed for good for
+    /// the cluster to be live.
+    pub fn new(world: &World) -> Option<Watch> {
+        let lost = world.params.failed_acceptors.len() * 2 >= world.params.acceptors;
+        if world.faulty() || lost || world.params.adversary.is_some() {
+            return None;
+        }
+        Some(Watch { held: Held::start(world) })
+    }
+
+    /// Called after every quiet tick: flags a member proposer other than
+    /// the leader that campaigns or leads, and a leader that changed its ballot
+    /// within one configuration or stopped leading.
+    pub fn observe(&mut self, world: &mut World) {
+        if self.held.as_ref().is_some_and(|h| world.handed_over_at >= h.since) {
+            self.held = None; // leadership moves on purpose
+        }
+        match &mut self.held {
+            None => self.held = Held::start(world),
+            Some(held) => {
+                if let Some(detail) = held.check(world) {
+                    world.violations.push(Violation { invariant: "stability", detail });
+                }
+            }
+        }
+    }
+}
+
+impl Held {
+    /// The leader of `world`, when one member proposer leads, the others
+    /// follow it, the faults are an election timeout past, and no
+    /// `TimeoutNow` arrived this tick.
+    fn start(world: &World) -> Option<Held> {
+        if world.handed_over_at >= world.now || world.now < world.healed_at + settling_ticks() {
+            return None;
+        }
+        let members = world.member_proposers();
+        let up: Vec<&paxos_core::Proposer> =
+            members.iter().map(|i| world.proposers[*i].as_ref()).collect::<Option<_>>()?;
+        let mut leaders = members.iter().zip(&up).filter(|(_, p)| p.role() == Leadership::Leader);
+        let (Some((&leader, p)), None) = (leaders.next(), leaders.next()) else { return None };
+        let id = p.id();
+        // A follower with a higher ballot campaigned since (acceptors may
+        // have promised it): it fences the leader once the leader hears it.
+        if up.iter().any(|q| q.leading() != Some(id) || q.ballot() > p.ballot()) {
+            return None;
+        }
+        Some(Held { leader, id, ballot: p.ballot(), epoch: p.learner().epoch_number(), since: world.now })
+    }
+
+    /// What moved since the watch began, if anything did.
+    fn check(&mut self, world: &World) -> Option<String> {
+        // A proposer removed from the configuration may not know it yet, and
+        // campaign in an epoch that is over: the acceptors refuse it.
+        for i in world.member_proposers() {
+            let Some(p) = &world.proposers[i] else { continue };
+            if i != self.leader && p.role() != Leadership::Follower {
+                return Some(format!(
+                    "proposer {} is {:?} with ballot {} at tick {}, while proposer {} led, quiet since tick {}",
+                    p.id(),
+                    p.role(),
+                    p.ballot(),
+                    world.now,
+                    self.id,
+                    self.since
+                ));
+            }
+            if i != self.leader {
+                continue;
+            }
+            let epoch = p.learner().epoch_number();
+            if epoch != self.epoch {
+                // A new configuration: a new phase 1, so a new ballot, by the same leader.
+                if p.role() == Leadership::Leader {
+                    (self.epoch, self.ballot) = (epoch, p.ballot());
+                }
+            } else if p.ballot() != self.ballot || p.role() != Leadership::Leader {
+                return Some(format!(
+                    "leader {} is {:?} with ballot {} at tick {} (it led with {}), quiet since tick {}",
+                    p.id(),
+                    p.role(),
+                    p.ballot(),
+                    world.now,
+                    self.ballot,
+                    self.since
+                ));
+            }
+        }
+        None
+    }
+}
