@@ -6,8 +6,9 @@
 #   roles     two proposers and three acceptors, the real core, talking to
 #             each other while the input speaks as any member or client
 #   disk      any log file, any record body: intact records or a clear error
-# Each target starts from fuzz/seeds (one datagram of each kind, captured
-# from the daemons' tests) and from its corpus of earlier runs
+# Each target starts from its seeds (fuzz/seeds: one datagram of each kind,
+# captured from the daemons' tests; fuzz/seeds-disk for `disk`: real log
+# files and record bodies, made by fuzz/disk-seeds.sh) and from its corpus of earlier runs
 # (fuzz/corpus/<target>, kept out of git). A crash leaves its input in
 # fuzz/artifacts/<target>/ and this script exits 1; replay it with
 #   cargo +nightly fuzz run -O <target> fuzz/artifacts/<target>/<file>
@@ -42,7 +43,7 @@ failed=()
 for target in "${targets[@]}"; do
     mkdir -p "corpus/$target"
     seeds=(seeds)
-    [ "$target" = disk ] && seeds=()
+    [ "$target" = disk ] && seeds=(seeds-disk)
     echo "== $target: $seconds s"
     # A crash fails the run; it is told apart from other failures by its input in artifacts/.
     cargo +nightly fuzz run -O "$target" "corpus/$target" "${seeds[@]}" -- \
