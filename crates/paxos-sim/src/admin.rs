@@ -12,7 +12,8 @@
 use paxos_core::NOT_THE_LEADER;
 use paxos_proto::{Config, MemberOp, MemberRequest, Message, Node, NodeId, TransferRequest};
 
-/// The first operator's client id (the second's is the next, then the transferring one's).
+/// The first operator's client id. The membership operators' ids follow in order, then the
+/// transferring operator's (901 with one membership operator, 902 with two).
 pub const ADMIN_CLIENT: u64 = 900;
 
 /// How many times a change is asked for at most (`paxos_client::client::MEMBER_ATTEMPTS`).

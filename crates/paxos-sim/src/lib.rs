@@ -77,7 +77,7 @@ pub fn run_params(params: Params, verbose: bool) -> Outcome {
     if world.settled() {
         let mut watch = checks::stability::Watch::new(&world);
         let watched_from = world.now.max(world.healed_at + checks::stability::settling_ticks());
-        let quiet = watched_from + world.params.liveness_ticks / 2;
+        let quiet = watched_from + checks::stability::watched_ticks(world.params.liveness_ticks);
         while world.now < quiet && world.violations.is_empty() {
             world.step();
             if let Some(w) = &mut watch {

@@ -63,8 +63,9 @@ impl Proposer {
     }
 
     /// The seed's rule, made stable: with no live leader, the live member
-    /// with the highest id should lead; a live leader is never preempted by a
-    /// proposer that comes back (leadership moves on purpose with a transfer).
+    /// with the highest id should lead; a live leader is not preempted by a
+    /// proposer that comes back and hears it (leadership moves on purpose
+    /// with a transfer).
     pub(super) fn should_lead(&self) -> bool {
         self.is_member() && self.election.rightful_leader(self.now) == self.cfg.id && self.live_leader().is_none()
     }
@@ -166,6 +167,14 @@ impl Proposer {
         }
         self.probe_answered(a, m.incarnation);
         self.confirm_reads(a, round, m.promised);
+        // An acceptor promised a higher ballot: our accepts would be refused
+        // there, as a nack would say. An idle leader sends no accept, and
+        // would otherwise lead on a superseded ballot (its followers and
+        // clients sent to it) until a client's value came; promises only
+        // grow, so even a late answer of this start says so truly.
+        if m.promised > self.ballot {
+            self.fenced(m.promised, "an acceptor answered a probe with a higher promise");
+        }
         Ok(())
     }
 
@@ -254,7 +263,7 @@ impl Proposer {
         }
         info!(node = %Node::Proposer(self.cfg.id), ballot = %self.ballot, seen = %seen, why, "stepping down");
         self.step_down();
-        self.campaign_after = self.now + self.cfg.heartbeat_ticks;
+        self.campaign_after = self.campaign_after.max(self.now + self.cfg.heartbeat_ticks);
     }
 
     /// Heartbeats to the peers; a leader also probes every acceptor (and

@@ -9,23 +9,29 @@
 //! keeps its ballot, unless the log decided a new configuration meanwhile
 //! (a rebuilt acceptor let in), which a leader enters with a new phase 1.
 //!
-//! The watch begins once one proposer leads, every other member follows
-//! it (its heartbeat or accept arrived within an election timeout), and
-//! none holds a higher ballot: a proposer cut off until the heal, that
-//! heard no leader meanwhile, may campaign as the highest live id it knows
-//! before the leader's next heartbeat reaches it, and its ballot then
-//! fences the leader (a healed partition can move leadership; see the
-//! issue notes).
-//! A transfer the operator asked for during the faults may also still be
-//! under way (its `TimeoutNow` late, or the proposer it names still
-//! campaigning), so the watch begins again after each `TimeoutNow`
-//! delivered. Runs with an adversary are not held to it: an insider may
-//! fence the leader at will, and the simulated cluster lets anyone send an
-//! operator's commands.
+//! The watch begins an election timeout after the heal, once one proposer
+//! leads, every other member follows it (its heartbeat or accept arrived
+//! within an election timeout), and neither a proposer nor an acceptor
+//! holds a ballot above the leader's. A proposer cut off until the heal,
+//! that heard no leader meanwhile, may campaign as the highest live id it
+//! knows before the leader's next heartbeat reaches it, and its ballot then
+//! fences the leader: a healed partition can move leadership (a limit of
+//! the election; pre-vote with leader stickiness at the acceptors would
+//! close it). A transfer the operator asked for during the faults may also
+//! still be under way (its `TimeoutNow` late, or the proposer it names
+//! still campaigning), so the watch begins again after each `TimeoutNow`
+//! delivered. Runs with an insider are not held to it: it holds the peer
+//! key and may fence the leader at will. A forger cannot: every message of
+//! a member or an operator needs the peer key's MAC, and it attacks only
+//! during the faults.
+//!
+//! A leader that enters a new configuration must lead again in it within
+//! an election timeout, or the watch flags the cluster as leaderless.
 
 use paxos_core::{Leadership, ProposerConfig};
 use paxos_proto::{Ballot, NodeId};
 
+use crate::adversary::Adversary;
 use crate::world::World;
 use crate::Violation;
 
@@ -35,6 +41,13 @@ use crate::Violation;
 /// quorum), and peers unheard during the faults count as dead until heard.
 pub fn settling_ticks() -> u64 {
     ProposerConfig::new(NodeId(0), Vec::new(), Vec::new()).election_timeout_ticks
+}
+
+/// How long the watch lasts: longer than a datagram may be delayed in the
+/// network (`World`'s long delays reach 300 ticks), so that late heartbeats
+/// and answers sent during the faults arrive within it.
+pub fn watched_ticks(liveness_ticks: u64) -> u64 {
+    2 * liveness_ticks
 }
 
 /// Watches the quiet ticks of a settled run.
@@ -50,15 +63,17 @@ struct Held {
     ballot: Ballot,
     epoch: u32,
     since: u64,
+    /// When the leader began to lead again after entering a new configuration.
+    changed_at: Option<u64>,
 }
 
 impl Watch {
     /// A watch of a settled world; `None` when the run is not held to
-    /// stability: an adversary, or too many acceptors failed for good for
-    /// the cluster to be live.
+    /// stability: an insider, or too many acceptors failed for good for the
+    /// cluster to be live.
     pub fn new(world: &World) -> Option<Watch> {
         let lost = world.params.failed_acceptors.len() * 2 >= world.params.acceptors;
-        if world.faulty() || lost || world.params.adversary.is_some() {
+        if lost || world.params.adversary == Some(Adversary::Insider) {
             return None;
         }
         Some(Watch { held: Held::start(world) })
@@ -96,12 +111,16 @@ impl Held {
         let mut leaders = members.iter().zip(&up).filter(|(_, p)| p.role() == Leadership::Leader);
         let (Some((&leader, p)), None) = (leaders.next(), leaders.next()) else { return None };
         let id = p.id();
-        // A follower with a higher ballot campaigned since (acceptors may
-        // have promised it): it fences the leader once the leader hears it.
-        if up.iter().any(|q| q.leading() != Some(id) || q.ballot() > p.ballot()) {
+        // A follower with a higher ballot campaigned since, or an acceptor
+        // promised one (a proposer that took over and then restarted says
+        // a ballot of epoch 0): it fences the leader once the leader hears it.
+        if up.iter().any(|q| q.leading() != Some(id) || q.ballot() > p.ballot())
+            || world.acceptor_states().any(|a| a.promised > p.ballot())
+        {
             return None;
         }
-        Some(Held { leader, id, ballot: p.ballot(), epoch: p.learner().epoch_number(), since: world.now })
+        let epoch = p.learner().epoch_number();
+        Some(Held { leader, id, ballot: p.ballot(), epoch, since: world.now, changed_at: None })
     }
 
     /// What moved since the watch began, if anything did.
@@ -127,8 +146,17 @@ impl Held {
             let epoch = p.learner().epoch_number();
             if epoch != self.epoch {
                 // A new configuration: a new phase 1, so a new ballot, by the same leader.
+                let changed_at = *self.changed_at.get_or_insert(world.now);
                 if p.role() == Leadership::Leader {
-                    (self.epoch, self.ballot) = (epoch, p.ballot());
+                    (self.epoch, self.ballot, self.changed_at) = (epoch, p.ballot(), None);
+                } else if world.now > changed_at + settling_ticks() {
+                    return Some(format!(
+                        "leader {} is {:?} at tick {}, an election timeout after it entered epoch {epoch} at tick                          {changed_at}, and nobody else leads; quiet since tick {}",
+                        p.id(),
+                        p.role(),
+                        world.now,
+                        self.since
+                    ));
                 }
             } else if p.ballot() != self.ballot || p.role() != Leadership::Leader {
                 return Some(format!(

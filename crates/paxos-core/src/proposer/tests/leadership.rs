@@ -740,3 +740,18 @@ fn a_heartbeat_saying_not_leading_delays_a_campaign_by_two_heartbeats() {
         }
     }
 }
+
+/// An idle leader learns from its probe that an acceptor promised a higher ballot (another proposer took
+/// over, and its first heartbeat was lost with its crash): it steps down at once, rather than lead on a
+/// superseded ballot, its followers and clients sent to it, until a client's value is refused. (Found by
+/// review: seed 300005744, with the stability check extended to runs with a forger.)
+#[test]
+fn an_idle_leader_whose_probe_shows_a_higher_promise_steps_down() {
+    let (mut p, ballot) = leader_in_epoch_1(2);
+    assert!(step(&mut p, acc(1), report(1, 6, ballot, 1)).is_empty(), "its own promise: nothing to do");
+    assert_eq!(p.role(), Leadership::Leader);
+
+    step(&mut p, acc(2), report(2, 6, b1(8, 1), 1));
+
+    assert_eq!(p.role(), Leadership::Follower, "a promise above its ballot fences it");
+}
