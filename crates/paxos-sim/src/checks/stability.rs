@@ -1,9 +1,10 @@
 //! Stability: once the cluster has settled with no fault left and no
 //! operator at work, leadership stays where it is.
 //!
-//! README's promise is that a live leader is never preempted (leadership
-//! moves on purpose, with a transfer) and that a leader steps down only
-//! when it no longer hears a quorum. In the quiet ticks after a run settles
+//! README's promise is that a live leader is not preempted by a proposer
+//! that hears it (leadership moves on purpose, with a transfer), and that
+//! a leader steps down only when it no longer hears a quorum or learns of a
+//! higher ballot. In the quiet ticks after a run settles
 //! (every member up, the network whole, no operator command), nothing
 //! should move it: no other proposer campaigns or leads, and the leader
 //! keeps its ballot, unless the log decided a new configuration meanwhile
@@ -63,7 +64,8 @@ struct Held {
     ballot: Ballot,
     epoch: u32,
     since: u64,
-    /// When the leader began to lead again after entering a new configuration.
+    /// When the leader entered a new configuration it does not lead yet:
+    /// it must lead again within an election timeout.
     changed_at: Option<u64>,
 }
 
@@ -151,7 +153,7 @@ impl Held {
                     (self.epoch, self.ballot, self.changed_at) = (epoch, p.ballot(), None);
                 } else if world.now > changed_at + settling_ticks() {
                     return Some(format!(
-                        "leader {} is {:?} at tick {}, an election timeout after it entered epoch {epoch} at tick                          {changed_at}, and nobody else leads; quiet since tick {}",
+                        "leader {} is {:?} at tick {}, an election timeout after it entered epoch {epoch} at tick {changed_at}, and nobody else leads; quiet since tick {}",
                         p.id(),
                         p.role(),
                         world.now,
