@@ -76,20 +76,20 @@ pub fn run_params(params: Params, verbose: bool) -> Outcome {
     // Meanwhile leadership must stay where it is (`checks::stability`).
     if world.settled() {
         let mut watch = checks::stability::Watch::new(&world);
+        let mut step = |world: &mut World| {
+            world.step();
+            if let Some(w) = &mut watch {
+                w.observe(world);
+            }
+        };
         let watched_from = world.now.max(world.healed_at + checks::stability::settling_ticks());
         let quiet = watched_from + checks::stability::watched_ticks(world.params.liveness_ticks);
         while world.now < quiet && world.violations.is_empty() {
-            world.step();
-            if let Some(w) = &mut watch {
-                w.observe(&mut world);
-            }
+            step(&mut world);
         }
         let again = world.now + world.params.liveness_ticks;
         while !world.settled() && world.now < again && world.violations.is_empty() {
-            world.step();
-            if let Some(w) = &mut watch {
-                w.observe(&mut world);
-            }
+            step(&mut world);
         }
     }
     checks::check_all(&mut world);

@@ -127,50 +127,50 @@ impl Held {
 
     /// What moved since the watch began, if anything did.
     fn check(&mut self, world: &World) -> Option<String> {
-        // A proposer removed from the configuration may not know it yet, and
-        // campaign in an epoch that is over: the acceptors refuse it.
-        for i in world.member_proposers() {
-            let Some(p) = &world.proposers[i] else { continue };
-            if i != self.leader && p.role() != Leadership::Follower {
+        // Only members: a proposer removed from the configuration may not
+        // know it yet, and campaign in an epoch that is over (the acceptors
+        // refuse it).
+        let members = world.member_proposers();
+        let up = |i: &usize| world.proposers[*i].as_ref();
+        if let Some(p) =
+            members.iter().filter(|i| **i != self.leader).filter_map(up).find(|p| p.role() != Leadership::Follower)
+        {
+            return Some(format!(
+                "proposer {} is {:?} with ballot {} at tick {}, while proposer {} led, quiet since tick {}",
+                p.id(),
+                p.role(),
+                p.ballot(),
+                world.now,
+                self.id,
+                self.since
+            ));
+        }
+        let p = members.iter().find(|i| **i == self.leader).and_then(up)?;
+        let epoch = p.learner().epoch_number();
+        if epoch != self.epoch {
+            // A new configuration: a new phase 1, so a new ballot, by the same leader.
+            let changed_at = *self.changed_at.get_or_insert(world.now);
+            if p.role() == Leadership::Leader {
+                (self.epoch, self.ballot, self.changed_at) = (epoch, p.ballot(), None);
+            } else if world.now > changed_at + settling_ticks() {
                 return Some(format!(
-                    "proposer {} is {:?} with ballot {} at tick {}, while proposer {} led, quiet since tick {}",
+                    "leader {} is {:?} at tick {}, an election timeout after it entered epoch {epoch} at tick {changed_at}, and nobody else leads; quiet since tick {}",
                     p.id(),
                     p.role(),
-                    p.ballot(),
                     world.now,
-                    self.id,
                     self.since
                 ));
             }
-            if i != self.leader {
-                continue;
-            }
-            let epoch = p.learner().epoch_number();
-            if epoch != self.epoch {
-                // A new configuration: a new phase 1, so a new ballot, by the same leader.
-                let changed_at = *self.changed_at.get_or_insert(world.now);
-                if p.role() == Leadership::Leader {
-                    (self.epoch, self.ballot, self.changed_at) = (epoch, p.ballot(), None);
-                } else if world.now > changed_at + settling_ticks() {
-                    return Some(format!(
-                        "leader {} is {:?} at tick {}, an election timeout after it entered epoch {epoch} at tick {changed_at}, and nobody else leads; quiet since tick {}",
-                        p.id(),
-                        p.role(),
-                        world.now,
-                        self.since
-                    ));
-                }
-            } else if p.ballot() != self.ballot || p.role() != Leadership::Leader {
-                return Some(format!(
-                    "leader {} is {:?} with ballot {} at tick {} (it led with {}), quiet since tick {}",
-                    p.id(),
-                    p.role(),
-                    p.ballot(),
-                    world.now,
-                    self.ballot,
-                    self.since
-                ));
-            }
+        } else if p.ballot() != self.ballot || p.role() != Leadership::Leader {
+            return Some(format!(
+                "leader {} is {:?} with ballot {} at tick {} (it led with {}), quiet since tick {}",
+                p.id(),
+                p.role(),
+                p.ballot(),
+                world.now,
+                self.ballot,
+                self.since
+            ));
         }
         None
     }
