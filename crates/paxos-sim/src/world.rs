@@ -565,26 +565,27 @@ impl World {
         // An operator's change may come into force at any moment: a removal,
         // or an addition that pins whatever incarnation the leader last heard
         // of (one lost since counts as lost in it, see `follow_rebuilds`).
-        let pending: Vec<Config> = self
-            .admins
-            .iter()
-            .filter_map(|admin| match admin.pending() {
-                Some(MemberOp::Remove { role: MemberRole::Acceptor, id }) => {
-                    let mut smaller = self.config().clone();
-                    smaller.acceptors.retain(|m| m.id != *id);
-                    Some(smaller)
+        // Two operators' changes may both come into force, one after the other:
+        // each alone, and all of them together.
+        let apply = |config: &mut Config, op: Option<&MemberOp>| match op {
+            Some(MemberOp::Remove { role: MemberRole::Acceptor, id }) => config.acceptors.retain(|m| m.id != *id),
+            Some(MemberOp::Add { role: MemberRole::Acceptor, id, addr }) => {
+                if let Some(i) = self.acceptor_index(*id).filter(|_| config.acceptors.iter().all(|m| m.id != *id)) {
+                    let incarnation = Some(self.acceptor_disks[i].state.incarnation);
+                    config.acceptors.push(Member { id: *id, addr: addr.clone(), incarnation });
                 }
-                Some(MemberOp::Add { role: MemberRole::Acceptor, id, addr }) => {
-                    let mut bigger = self.config().clone();
-                    if let Some(i) = self.acceptor_index(*id).filter(|_| bigger.acceptors.iter().all(|m| m.id != *id)) {
-                        let incarnation = Some(self.acceptor_disks[i].state.incarnation);
-                        bigger.acceptors.push(Member { id: *id, addr: addr.clone(), incarnation });
-                    }
-                    Some(bigger)
-                }
-                _ => None,
-            })
-            .collect();
+            }
+            _ => {}
+        };
+        let mut pending: Vec<Config> = Vec::new();
+        let mut all = self.config().clone();
+        for admin in &self.admins {
+            let mut one = self.config().clone();
+            apply(&mut one, admin.pending());
+            apply(&mut all, admin.pending());
+            pending.push(one);
+        }
+        pending.push(all);
         // The configuration before the latest too: until the new epoch's
         // acceptors hold its stop sign, recovering it may take the old one's quorum.
         let previous = self.configs.values().rev().nth(1);
@@ -608,6 +609,26 @@ impl World {
                 .count();
             lost <= (config.acceptors.len() - 1) / 2
         })
+    }
+
+    /// True when removing acceptor `id` (after the operators' other pending
+    /// changes) would leave a configuration in which more acceptors lost
+    /// their disk than it tolerates. An operator does not shrink a cluster
+    /// while one of its members' disk is lost: the leader refuses a change
+    /// that a majority of the new configuration could not vote in, but it
+    /// judges by reports up to two probe rounds old, so a disk lost within
+    /// them would leave the cluster without a quorum for good.
+    fn removal_loses_quorum(&self, id: NodeId) -> bool {
+        let mut config = self.config().clone();
+        for op in self.admins.iter().filter_map(Admin::pending) {
+            if let MemberOp::Remove { role: MemberRole::Acceptor, id } = op {
+                config.acceptors.retain(|m| m.id != *id);
+            }
+        }
+        config.acceptors.retain(|m| m.id != id);
+        let lost =
+            config.acceptors.iter().filter(|m| self.acceptor_index(m.id).is_none_or(|i| self.amnesiac[i])).count();
+        lost > config.acceptors.len().saturating_sub(1) / 2
     }
 
     /// Which operator client id `c` is, if it is one.
@@ -688,6 +709,7 @@ impl World {
         // A member whose change was given up is left alone, as by the first operator.
         if given_up(&self.admins, role, id)
             || !self.config().members(role).iter().any(|m| m.id == id)
+            || (role == MemberRole::Acceptor && self.removal_loses_quorum(id))
             || !self.fault_rng.chance(0.3)
         {
             return;
@@ -739,7 +761,7 @@ impl World {
         }
         if config.acceptors.len() > 3 {
             let m = &config.acceptors[self.fault_rng.index(config.acceptors.len())];
-            if !left_alone(MemberRole::Acceptor, m.id) {
+            if !left_alone(MemberRole::Acceptor, m.id) && !self.removal_loses_quorum(m.id) {
                 choices.push(MemberOp::Remove { role: MemberRole::Acceptor, id: m.id });
             }
         }
