@@ -86,6 +86,7 @@ impl World {
                     incarnation: 100 + u64::from(id),
                     nonce_seed: 200 + u64::from(id),
                     retain_slots: 16,
+                    lease_ticks: 20,
                 };
                 let mut role = Acceptor::new(cfg, AcceptorState::default());
                 role.set_clock(START_MS);

@@ -98,6 +98,7 @@ impl Cluster {
                     incarnation: u64::from(a.0),
                     nonce_seed: 0,
                     retain_slots: 0,
+                    lease_ticks: 20,
                 };
                 Acceptor::new(cfg, AcceptorState::default())
             })

@@ -62,6 +62,10 @@ pub struct AcceptorConfig {
     pub nonce_seed: u64,
     /// Keep the newest this many decided slots; 0 keeps everything.
     pub retain_slots: u64,
+    /// How long after a leader's last accept or probe this acceptor still
+    /// names it in its probe answers (its lease; see [`Acceptor::lease_holder`]).
+    /// Two heartbeats: a leader probes every acceptor at each of its heartbeats.
+    pub lease_ticks: u64,
 }
 
 /// What an acceptor is doing, as operators see it.
@@ -119,6 +123,9 @@ pub struct Acceptor {
     /// Reads of the decided log in flight: who asked, and the nonce to echo.
     reads: HashMap<u64, (NodeId, u64)>,
     next_read: u64,
+    /// The ballot we had promised when its proposer was last heard leading
+    /// (an accept, or a probe it sent as leader), and when.
+    lease: Option<(Ballot, Tick)>,
 }
 
 impl Acceptor {
@@ -141,6 +148,7 @@ impl Acceptor {
             frozen: Vec::new(),
             reads: HashMap::new(),
             next_read: 0,
+            lease: None,
         };
         if acceptor.state.incarnation == 0 {
             let incarnation = acceptor.cfg.incarnation.max(1);
@@ -170,6 +178,20 @@ impl Acceptor {
     /// The configuration of the latest epoch this acceptor knows.
     pub fn config(&self) -> &Config {
         self.state.epoch.as_ref().map_or(&self.cfg.genesis, |e| &e.config)
+    }
+
+    /// The proposer of the ballot we promised, while its lease lasts: we
+    /// heard it lead (an accept with that ballot, or a probe it sent as
+    /// leader) within `lease_ticks`, and promised nothing higher since. Probe
+    /// answers name it, so that a proposer that does not hear it (cut off
+    /// until a heal, say) does not campaign and fence a live leader
+    /// (pre-vote). Refusing nothing, it bears on no vote: only on who tries.
+    pub fn lease_holder(&self) -> Option<NodeId> {
+        self.lease
+            .filter(|(b, at)| {
+                *b == self.state.promised && (self.now.since(*at) < self.cfg.lease_ticks || self.defects.endless_lease)
+            })
+            .map(|(b, _)| b.proposer)
     }
 
     /// Whether it votes, rebuilds, or waits to be added.
@@ -320,6 +342,8 @@ impl Acceptor {
             );
         }
         self.learn_committed(m.ballot, m.commit);
+        // Only a proposer that completed phase 1 with a ballot sends accepts with it.
+        self.lease = Some((m.ballot, self.now));
         if slots.is_empty() {
             return Ok(());
         }
@@ -332,6 +356,10 @@ impl Acceptor {
     /// A proposer asks what we promised (before its first campaign), and tells us how far it learned.
     fn on_probe(&mut self, from: NodeId, m: Probe) -> Result<(), Ignored> {
         self.heard_commit(from, m.decided);
+        if m.leading && self.state.promised.proposer == from {
+            // It leads, and the highest ballot we promised is its own: its latest is no lower.
+            self.lease = Some((self.state.promised, self.now));
+        }
         // Promised ballots are durable once their Ready was persisted, and
         // Readys run in order, so this answer rests on disk.
         let reply = ProbeReply {
@@ -341,6 +369,7 @@ impl Acceptor {
             incarnation: self.state.incarnation,
             epoch: self.state.epoch_number(),
             joining: self.membership() != Membership::Up,
+            leader: self.lease_holder(),
         };
         self.ready.send(Node::Proposer(from), Message::ProbeReply(reply));
         Ok(())

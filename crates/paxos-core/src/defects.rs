@@ -34,9 +34,16 @@ pub struct Defects {
     /// A proposer that leadership was handed to (`TimeoutNow`) leads after
     /// the first promise, as if the leader that handed over vouched for the log.
     pub(crate) handed_over_one_promise: bool,
-    /// A follower that hears its leader say "not leading" may campaign at
-    /// once, although the heartbeat may be one sent before it led.
-    pub(crate) eager_campaign: bool,
+    /// A proposer counts only votes (promises, accepts) as an acceptor's
+    /// signs of life, not probe answers: an idle leader hears no quorum and
+    /// steps down (check quorum) every election timeout.
+    pub(crate) votes_only_alive: bool,
+    /// A proposer campaigns without a pre-vote: although a quorum of the
+    /// acceptors still names a live leader that it does not hear.
+    pub(crate) no_prevote: bool,
+    /// An acceptor's lease never runs out: it names a leader that died
+    /// forever, and no proposer passes a pre-vote again.
+    pub(crate) endless_lease: bool,
 }
 
 #[cfg(feature = "defects")]
@@ -95,8 +102,18 @@ impl Defects {
     pub fn handed_over_one_promise() -> Self {
         Defects { handed_over_one_promise: true, ..Defects::default() }
     }
-    /// Followers campaign as soon as their leader says "not leading" (see the field of the same name).
-    pub fn eager_campaign() -> Self {
-        Defects { eager_campaign: true, ..Defects::default() }
+    /// Idle leaders step down (see the field of the same name).
+    pub fn votes_only_alive() -> Self {
+        Defects { votes_only_alive: true, ..Defects::default() }
+    }
+
+    /// Proposers campaign without a pre-vote (see the field of the same name).
+    pub fn no_prevote() -> Self {
+        Defects { no_prevote: true, ..Defects::default() }
+    }
+
+    /// Leases that never run out (see the field of the same name).
+    pub fn endless_lease() -> Self {
+        Defects { endless_lease: true, ..Defects::default() }
     }
 }

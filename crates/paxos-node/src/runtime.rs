@@ -150,12 +150,22 @@ pub fn proposer_config(cluster: &ClusterConfig, id: u32, settings: &NodeSettings
     let tick_ms = settings.tick_ms.max(1);
     let mut cfg = ProposerConfig::with_genesis(NodeId(id), cluster.genesis());
     cfg.retain_slots = cluster.log.retain_slots;
-    cfg.heartbeat_ticks = (settings.heartbeat_ms / tick_ms).max(1);
+    cfg.heartbeat_ticks = heartbeat_ticks(settings);
     cfg.election_timeout_ticks = (settings.election_timeout_ms / tick_ms).max(2 * cfg.heartbeat_ticks + 1);
     cfg.retransmit_ticks = (cfg.heartbeat_ticks / 2).max(MIN_RETRANSMIT_TICKS);
     // Each start probes the acceptors with a nonce of its own (see Proposer's probe).
     cfg.incarnation = paxos_client::client::random_u64();
     cfg
+}
+
+/// An acceptor's lease in ticks ([`paxos_core::AcceptorConfig::lease_ticks`]):
+/// two of the cluster's heartbeats, as the proposers count them.
+pub fn lease_ticks(settings: &NodeSettings) -> u64 {
+    2 * heartbeat_ticks(settings)
+}
+
+fn heartbeat_ticks(settings: &NodeSettings) -> u64 {
+    (settings.heartbeat_ms / settings.tick_ms.max(1)).max(1)
 }
 
 /// Runs `role` with `store` on `socket` until `shutdown` completes,

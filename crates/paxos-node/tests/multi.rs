@@ -29,6 +29,7 @@ fn spawn_all(cluster: &Cluster) -> Vec<JoinHandle<()>> {
             incarnation: u64::from(id.0),
             nonce_seed: u64::from(id.0) + 100,
             retain_slots: 0,
+            lease_ticks: 20,
         };
         let (node, store) = (Acceptor::new(cfg, AcceptorState::default()), MemStore::<AcceptorState>::default());
         let config = cluster.config.clone();

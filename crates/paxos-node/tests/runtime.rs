@@ -31,6 +31,7 @@ fn acceptor(cluster: &Cluster, id: u32) -> Acceptor {
         incarnation: 7,
         nonce_seed: 8,
         retain_slots: 0,
+        lease_ticks: 20,
     };
     Acceptor::new(cfg, AcceptorState::default())
 }
@@ -210,7 +211,6 @@ async fn proposer_storage_failure_stops_it_before_it_prepares() {
     let settings = cluster.config.settings_for(Role::Proposer, 1).expect("settings");
     let (socket, _) = bind_udp(addr_of(&cluster, Role::Proposer, 1)).expect("bind");
     let cfg = runtime::proposer_config(&cluster.config, 1, &settings);
-    let nonce = cfg.incarnation;
     let (proposer, proposer_store) = (Proposer::new(cfg, ProposerState::default()), FailingProposerStore);
     let (_control, rx) = mpsc::unbounded_channel();
     let config = cluster.config.clone();
@@ -218,10 +218,13 @@ async fn proposer_storage_failure_stops_it_before_it_prepares() {
         runtime::run(proposer, proposer_store, socket, &config, &settings, rx, std::future::pending()).await
     });
 
-    // Play acceptor 1: answer the start-up probe, so that the proposer campaigns.
+    // Play acceptor 1: answer the start-up probe and the pre-vote (naming no
+    // leader), so that the proposer campaigns.
     let (acceptor, _) = bind_udp(addr_of(&cluster, Role::Acceptor, 1)).expect("bind");
     let mut buf = vec![0; 65_536];
     let mut task = std::pin::pin!(task);
+    let deadline = tokio::time::sleep(Duration::from_secs(10));
+    let mut deadline = std::pin::pin!(deadline);
     loop {
         tokio::select! {
             result = &mut task => {
@@ -238,19 +241,20 @@ async fn proposer_storage_failure_stops_it_before_it_prepares() {
                 for env in decode_bundle(&buf[..len]).expect("decodes") {
                     match env.msg {
                         Message::Prepare(p) => panic!("a prepare left although its round was never written: {p:?}"),
-                        Message::Probe(_) => {
+                        Message::Probe(probe) => {
                             let reply = Envelope {
                                 version: PROTOCOL_VERSION,
                                 cluster: cluster.config.cluster.clone(),
                                 from: Node::Acceptor(NodeId(1)),
                                 to: Node::Proposer(NodeId(1)),
                                 msg: Message::ProbeReply(ProbeReply {
-                                    nonce,
+                                    nonce: probe.nonce,
                                     promised: Ballot::default(),
                                     decided: Slot(0),
                                     incarnation: 7,
                                     epoch: 0,
                                     joining: false,
+                                    leader: None,
                                 }),
                             };
                             let mut out = Vec::new();
@@ -261,7 +265,7 @@ async fn proposer_storage_failure_stops_it_before_it_prepares() {
                     }
                 }
             }
-            () = tokio::time::sleep(Duration::from_secs(10)) => panic!("the proposer neither campaigned nor stopped"),
+            () = &mut deadline => panic!("the proposer neither campaigned nor stopped within 10 s"),
         }
     }
 }

@@ -225,6 +225,10 @@ pub struct Probe {
     /// decided log copies up to there from the sender.
     #[serde(default)]
     pub decided: Slot,
+    /// True when the sender leads: an acceptor that accepted its ballot
+    /// then names it, for a while, to proposers that think of campaigning.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub leading: bool,
 }
 
 /// The answer to a probe. Changes nothing at the acceptor.
@@ -247,6 +251,11 @@ pub struct ProbeReply {
     /// with its incarnation, and waits to be let in.
     #[serde(default)]
     pub joining: bool,
+    /// The proposer that leads with the ballot the acceptor promised, when
+    /// it accepted that ballot and heard the proposer lately (its lease): a
+    /// proposer campaigns only once a quorum names no other (pre-vote).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<NodeId>,
 }
 
 /// Phase 2a for one or many slots.
@@ -306,6 +315,10 @@ pub struct CatchUp {
     /// that carries it may restart the asker's log later (0: none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub nonce: u64,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn is_zero(n: &u64) -> bool {

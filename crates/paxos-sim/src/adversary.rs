@@ -182,6 +182,7 @@ pub fn forge(rng: &mut Rng, k: &Knowledge<'_>, next_seq: &mut u64) -> (Forged, O
                 incarnation: rng.next_u64(),
                 epoch: u32::MAX,
                 joining: false,
+                leader: None,
             }),
         ),
         10 => forged(
@@ -341,6 +342,7 @@ pub fn extreme(rng: &mut Rng, k: &Knowledge<'_>) -> Forged {
                 incarnation: rng.next_u64(),
                 epoch: 0,
                 joining: false,
+                leader: None,
             }),
         ),
     }

@@ -65,9 +65,14 @@ pub fn run_params(params: Params, verbose: bool) -> Outcome {
     let values = (world.params.clients * world.params.values_per_client) as u64;
     let deadline =
         world.params.fault_ticks + world.params.liveness_ticks + 2 * world.params.client_timeout + 100 + 20 * values;
+    // No campaign against a leader the acceptors vouch for, at any tick (`checks::prevote`).
+    let mut vouch = checks::prevote::Vouch::new(&world);
     while !world.settled() && world.now < deadline && world.violations.is_empty() {
         world.step();
         checks::liveness::check_progress(&mut world);
+        if let Some(v) = &mut vouch {
+            v.observe(&mut world);
+        }
     }
     // A little longer, so that acceptors hear the last decided slots (the
     // leader's probes carry them) before durability is checked on them.
@@ -80,6 +85,9 @@ pub fn run_params(params: Params, verbose: bool) -> Outcome {
             world.step();
             if let Some(w) = &mut watch {
                 w.observe(world);
+            }
+            if let Some(v) = &mut vouch {
+                v.observe(world);
             }
         };
         let watched_from = world.now.max(world.healed_at + checks::stability::settling_ticks());

@@ -47,14 +47,20 @@ pub enum Defect {
     /// A proposer that leadership was handed to leads after the first
     /// promise, as if the leader that handed over vouched for its log.
     HandedOverOnePromise,
-    /// A follower that hears its leader say "not leading" campaigns at
-    /// once, although the heartbeat may be one sent before it led (late).
-    EagerCampaign,
+    /// A proposer counts only votes as an acceptor's signs of life, not
+    /// probe answers: an idle leader steps down every election timeout.
+    VotesOnlyAlive,
+    /// A proposer campaigns without a pre-vote, although a quorum of the
+    /// acceptors names a live leader it does not hear (cut off until a heal).
+    NoPrevote,
+    /// An acceptor's lease never runs out: once a leader dies, nobody
+    /// passes a pre-vote again.
+    EndlessLease,
 }
 
 impl Defect {
     /// Every defect, for sweeps and `--help`.
-    pub const ALL: [Defect; 14] = [
+    pub const ALL: [Defect; 16] = [
         Defect::AcceptIgnoresPromise,
         Defect::AdoptFromLastPromise,
         Defect::MinorityQuorum,
@@ -68,7 +74,9 @@ impl Defect {
         Defect::EpochlessCopies,
         Defect::ReaskAnyEpoch,
         Defect::HandedOverOnePromise,
-        Defect::EagerCampaign,
+        Defect::VotesOnlyAlive,
+        Defect::NoPrevote,
+        Defect::EndlessLease,
     ];
 
     /// The defect's name on the command line.
@@ -87,7 +95,9 @@ impl Defect {
             Defect::EpochlessCopies => "epochless-copies",
             Defect::ReaskAnyEpoch => "reask-any-epoch",
             Defect::HandedOverOnePromise => "handed-over-one-promise",
-            Defect::EagerCampaign => "eager-campaign",
+            Defect::VotesOnlyAlive => "votes-only-alive",
+            Defect::NoPrevote => "no-prevote",
+            Defect::EndlessLease => "endless-lease",
         }
     }
 
@@ -103,6 +113,7 @@ impl Defect {
             Defect::Amnesia => Defects::amnesia(),
             Defect::StatelessRestart => Defects::stateless_restart(),
             Defect::UnloggedPromise => Defects::unlogged_promise(),
+            Defect::EndlessLease => Defects::endless_lease(),
             _ => Defects::default(),
         }
     }
@@ -117,10 +128,12 @@ impl Defect {
             Defect::MemberPastDeadline => Defects::member_past_deadline(),
             Defect::MemberAnyEpoch => Defects::member_any_epoch(),
             Defect::HandedOverOnePromise => Defects::handed_over_one_promise(),
-            Defect::EagerCampaign => Defects::eager_campaign(),
+            Defect::VotesOnlyAlive => Defects::votes_only_alive(),
+            Defect::NoPrevote => Defects::no_prevote(),
             Defect::AcceptIgnoresPromise
             | Defect::Amnesia
             | Defect::UnloggedPromise
+            | Defect::EndlessLease
             | Defect::EpochlessCopies
             | Defect::ReaskAnyEpoch => Defects::default(),
         }

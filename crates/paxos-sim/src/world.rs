@@ -376,6 +376,7 @@ impl World {
             // Derived, not drawn, so that the seed's faults stay where they were; the adversary knows neither.
             nonce_seed: incarnation.rotate_left(29) ^ 0x5eed,
             retain_slots: self.params.retain_slots,
+            lease_ticks: 2 * ProposerConfig::new(NodeId(0), Vec::new(), Vec::new()).heartbeat_ticks,
         };
         self.acceptor_folds[a] = state.clone();
         let mut acceptor = Acceptor::new(cfg, state);

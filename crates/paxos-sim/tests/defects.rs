@@ -193,11 +193,30 @@ fn catches_leadership_handed_over_taken_on_one_promise() {
     catch_within(&o, BOUND);
 }
 
-/// A follower that hears its leader say "not leading" campaigns at once,
-/// although the heartbeat may be one the leader sent before it led,
-/// delayed in the network: the rightful proposer (by id) preempts a live
-/// leader. Caught by stability, in the quiet ticks after a run settled.
+/// A proposer counts only votes (promises, accepts) as an acceptor's signs
+/// of life, not probe answers: an idle leader hears no quorum and steps
+/// down every election timeout (check quorum), and leadership flaps while
+/// nothing is wrong. Caught by stability, in the quiet ticks after a run
+/// settled.
 #[test]
-fn catches_a_campaign_on_a_late_heartbeat() {
-    seeds_to_catch(Defect::EagerCampaign);
+fn catches_an_idle_leader_that_steps_down() {
+    seeds_to_catch(Defect::VotesOnlyAlive);
+}
+
+/// A proposer campaigns without a pre-vote, although a quorum of the
+/// acceptors names a live leader it does not hear (cut off from it): its
+/// ballot would fence that leader, as a healed partition did. Caught by
+/// the pre-vote check, at every tick.
+#[test]
+fn catches_a_campaign_against_a_leader_the_acceptors_vouch_for() {
+    seeds_to_catch(Defect::NoPrevote);
+}
+
+/// An acceptor's lease never runs out: it names a leader that crashed or
+/// stepped down forever, so no proposer passes a pre-vote again and the
+/// cluster stays leaderless. Caught by liveness: the pre-vote may delay a
+/// campaign, never stop it.
+#[test]
+fn catches_leases_that_never_run_out() {
+    seeds_to_catch(Defect::EndlessLease);
 }

@@ -82,7 +82,14 @@ fn epoch1(incarnation: u64) -> Epoch {
 
 /// Acceptor 1, recovered with `state`.
 fn acceptor(state: AcceptorState) -> Acceptor {
-    let cfg = AcceptorConfig { id: NodeId(1), genesis: genesis(), incarnation: FRESH, nonce_seed: 11, retain_slots: 0 };
+    let cfg = AcceptorConfig {
+        id: NodeId(1),
+        genesis: genesis(),
+        incarnation: FRESH,
+        nonce_seed: 11,
+        retain_slots: 0,
+        lease_ticks: 20,
+    };
     Acceptor::new(cfg, state)
 }
 
@@ -581,7 +588,7 @@ fn catch_up_request_is_served_through_a_read() {
 #[test]
 fn probe_with_a_decided_prefix_ahead_makes_the_acceptor_catch_up() {
     let mut a = acceptor(state(b(1, 1), &[], 2));
-    step(&mut a, proposer(2), Message::Probe(Probe { nonce: 1, decided: Slot(9) }));
+    step(&mut a, proposer(2), Message::Probe(Probe { nonce: 1, decided: Slot(9), leading: false }));
 
     let r = tick(&mut a);
 
@@ -591,9 +598,16 @@ fn probe_with_a_decided_prefix_ahead_makes_the_acceptor_catch_up() {
 /// An acceptor of a cluster that retains (`retain_slots` 8), with `state`, that heard of decided
 /// slots up to 100000 from proposer 2 and asked it for the rest: returns the nonce it asked with.
 fn retaining_and_asking(state: AcceptorState) -> (Acceptor, u64) {
-    let cfg = AcceptorConfig { id: NodeId(1), genesis: genesis(), incarnation: FRESH, nonce_seed: 11, retain_slots: 8 };
+    let cfg = AcceptorConfig {
+        id: NodeId(1),
+        genesis: genesis(),
+        incarnation: FRESH,
+        nonce_seed: 11,
+        retain_slots: 8,
+        lease_ticks: 20,
+    };
     let mut a = Acceptor::new(cfg, state);
-    step(&mut a, proposer(2), Message::Probe(Probe { nonce: 1, decided: Slot(100_000) }));
+    step(&mut a, proposer(2), Message::Probe(Probe { nonce: 1, decided: Slot(100_000), leading: false }));
     a.tick();
     let r = a.take_ready();
     let [Outgoing { msg: Message::CatchUp(c), .. }] = r.messages.as_slice() else {
@@ -705,7 +719,14 @@ fn in_epoch_0_every_listed_acceptor_votes() {
     assert_eq!((a.membership(), a.status().state.as_str(), a.status().epoch), (Membership::Up, "up", 0));
     assert_eq!(step(&mut a, proposer(1), prepare(b(1, 1), 0)).persist, vec![AcceptorOp::Promise(b(1, 1))]);
 
-    let cfg = AcceptorConfig { id: NodeId(9), genesis: genesis(), incarnation: FRESH, nonce_seed: 11, retain_slots: 0 };
+    let cfg = AcceptorConfig {
+        id: NodeId(9),
+        genesis: genesis(),
+        incarnation: FRESH,
+        nonce_seed: 11,
+        retain_slots: 0,
+        lease_ticks: 20,
+    };
     let mut stranger = Acceptor::new(cfg, state(Ballot::ZERO, &[], 0));
     assert_eq!((stranger.membership(), stranger.status().state.as_str()), (Membership::Joining, "joining"));
 
@@ -733,9 +754,16 @@ fn acceptor_pinned_with_another_incarnation_refuses_to_vote() {
     assert_eq!(r, ready(vec![], vec![send(proposer(1), nack(b1(2, 1), b1(1, 1), NackReason::NotMember))]));
     assert_eq!(a.state(), &s, "an acceptor that may not vote changes nothing");
 
-    let probe = step(&mut a, proposer(2), Message::Probe(Probe { nonce: 5, decided: Slot(1) }));
-    let reply =
-        ProbeReply { nonce: 5, promised: b1(1, 1), decided: Slot(1), incarnation: INC, epoch: 1, joining: true };
+    let probe = step(&mut a, proposer(2), Message::Probe(Probe { nonce: 5, decided: Slot(1), leading: false }));
+    let reply = ProbeReply {
+        nonce: 5,
+        promised: b1(1, 1),
+        decided: Slot(1),
+        incarnation: INC,
+        epoch: 1,
+        joining: true,
+        leader: None,
+    };
     assert_eq!(probe, ready(vec![], vec![send(proposer(2), Message::ProbeReply(reply))]));
 }
 
@@ -969,11 +997,61 @@ fn folding_persisted_ops_reproduces_the_state() {
 fn probe_is_answered_with_the_promise_and_persists_nothing() {
     let mut a = acceptor(state(b(4, 2), &[], 3));
 
-    let r = step(&mut a, proposer(1), Message::Probe(Probe { nonce: 99, decided: Slot(0) }));
+    let r = step(&mut a, proposer(1), Message::Probe(Probe { nonce: 99, decided: Slot(0), leading: false }));
 
-    let reply =
-        ProbeReply { nonce: 99, promised: b(4, 2), decided: Slot(3), incarnation: INC, epoch: 0, joining: false };
+    let reply = ProbeReply {
+        nonce: 99,
+        promised: b(4, 2),
+        decided: Slot(3),
+        incarnation: INC,
+        epoch: 0,
+        joining: false,
+        leader: None,
+    };
     assert_eq!(r, ready(vec![], vec![send(proposer(1), Message::ProbeReply(reply))]));
+}
+
+/// Pre-vote: an acceptor names the proposer of the ballot it promised in its probe answers while that
+/// proposer's lease lasts (two heartbeats, `lease_ticks` 20 here): from its accept, or from a probe it
+/// sent as leader, which renews it too; a probe it sent as follower does not, and a higher promise ends the
+/// lease at once. It names nobody on a promise alone, or once the lease ran out.
+#[test]
+fn probe_answers_name_the_leader_while_its_lease_lasts() {
+    let mut a = acceptor(state(Ballot::ZERO, &[], 0));
+    let named = |a: &mut Acceptor, from: u32, leading: bool| {
+        let probe = Message::Probe(Probe { nonce: 7, decided: Slot(0), leading });
+        let r = step(a, proposer(from), probe);
+        match &r.messages[..] {
+            [Outgoing { msg: Message::ProbeReply(reply), .. }] => reply.leader,
+            other => panic!("one probe answer, got {other:?}"),
+        }
+    };
+    step(&mut a, proposer(2), prepare(b(4, 2), 0));
+    assert_eq!(named(&mut a, 1, false), None, "a promise alone: no lease");
+
+    step(&mut a, proposer(2), accept(b(4, 2), &[(0, cmd(7, 1, "x"))]));
+    assert_eq!(named(&mut a, 1, false), Some(NodeId(2)), "an accept starts the lease");
+    for _ in 0..19 {
+        a.tick();
+    }
+    assert_eq!(named(&mut a, 2, false), Some(NodeId(2)), "19 ticks later it still holds");
+    a.tick();
+    assert_eq!(named(&mut a, 1, false), None, "20 ticks: over (a follower's probe renewed nothing)");
+
+    assert_eq!(named(&mut a, 2, true), Some(NodeId(2)), "the leader's probe starts it again");
+    for _ in 0..15 {
+        a.tick();
+    }
+    assert_eq!(named(&mut a, 2, true), Some(NodeId(2)), "the leader's probe renews it");
+    for _ in 0..15 {
+        a.tick();
+    }
+    assert_eq!(named(&mut a, 1, false), Some(NodeId(2)), "renewed 15 ticks ago");
+
+    step(&mut a, proposer(1), prepare(b(5, 1), 0));
+    assert_eq!(a.lease_holder(), None, "a higher promise ends it");
+    assert_eq!(named(&mut a, 2, true), None, "and the old leader's probe does not bring it back");
+    assert_eq!(named(&mut a, 1, true), Some(NodeId(1)), "the new leader's does");
 }
 
 // ---------------------------------------------------------------------------

@@ -204,7 +204,7 @@ impl Proposer {
         // A probe round of its own, sent now: only answers to it (or later ones) confirm.
         self.probe_round += 1;
         let round = self.probe_round;
-        let probe = paxos_proto::Probe { nonce: self.probe_nonce(), decided: self.learner.decided() };
+        let probe = self.probe();
         for a in self.acceptor_ids() {
             self.ready.send(Node::Acceptor(a), Message::Probe(probe.clone()));
         }

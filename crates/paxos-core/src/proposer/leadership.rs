@@ -18,13 +18,12 @@ impl Proposer {
         let rightful = self.election.rightful_leader(self.now);
         match self.phase {
             Phase::Follower if self.should_lead() => {
-                if self.election.may_campaign(self.now)
-                    && self.now >= self.campaign_after
-                    && self.probed()
-                    && self.max_round < self.round_ceiling
-                    && !self.far_behind()
-                {
-                    self.start_phase1();
+                if self.may_campaign() {
+                    if self.prevoted() {
+                        self.start_phase1();
+                    } else {
+                        self.send_prevote();
+                    }
                 }
             }
             Phase::Follower => {
@@ -68,6 +67,67 @@ impl Proposer {
     /// with a transfer).
     pub(super) fn should_lead(&self) -> bool {
         self.is_member() && self.election.rightful_leader(self.now) == self.cfg.id && self.live_leader().is_none()
+    }
+
+    /// True when nothing but the pre-vote keeps this follower, the rightful
+    /// leader, from campaigning.
+    fn may_campaign(&self) -> bool {
+        self.election.may_campaign(self.now)
+            && self.now >= self.campaign_after
+            && self.probed()
+            && self.max_round < self.round_ceiling
+            && !self.far_behind()
+    }
+
+    /// Pre-vote: true when a quorum of the acceptors in force answered a
+    /// probe of this round or the last without naming another leader.
+    ///
+    /// An acceptor names the proposer of the ballot it promised while that
+    /// one's lease lasts: it heard it lead (an accept with that ballot, or
+    /// a probe sent as leader) within two heartbeats. Without the pre-vote, a
+    /// proposer cut off until a heal, which heard no leader meanwhile,
+    /// campaigns as the highest live id it knows before the leader's next
+    /// heartbeat reaches it, and its ballot fences a live leader: a healed
+    /// partition moved leadership. A leader that died or stepped down
+    /// stops renewing its lease, so it delays a campaign by at most two
+    /// heartbeats (and one round trip), less than the election timeout a
+    /// follower waits before it campaigns. A transfer (`TimeoutNow`) skips it.
+    pub(super) fn prevoted(&self) -> bool {
+        if self.defects.no_prevote {
+            return true;
+        }
+        let fresh = |info: &super::AcceptorInfo| {
+            !info.joining
+                && info.named.is_some_and(|(leader, round)| {
+                    round + 1 >= self.probe_round && leader.is_none_or(|l| l == self.cfg.id)
+                })
+        };
+        let config = &self.learner.epoch().config;
+        let free = config.acceptors.iter().filter(|m| self.acceptors.get(&m.id).is_some_and(fresh)).count();
+        free >= self.quorum()
+    }
+
+    /// Asks the acceptors who leads, once per probe round, for the pre-vote.
+    fn send_prevote(&mut self) {
+        if self.prevote_round == Some(self.probe_round) {
+            return;
+        }
+        self.prevote_round = Some(self.probe_round);
+        self.prevotes += 1;
+        debug!(node = %Node::Proposer(self.cfg.id), round = self.probe_round, "pre-vote: asking the acceptors who leads");
+        let probe = self.probe();
+        for a in self.acceptor_ids() {
+            self.ready.send(Node::Acceptor(a), Message::Probe(probe.clone()));
+        }
+    }
+
+    /// A probe of the current round.
+    pub(super) fn probe(&self) -> Probe {
+        Probe {
+            nonce: self.probe_nonce(),
+            decided: self.learner.decided(),
+            leading: matches!(self.phase, Phase::Leader(_)),
+        }
     }
 
     /// True when a quorum of the acceptors in force answered within an election timeout.
@@ -136,7 +196,7 @@ impl Proposer {
             return;
         }
         let Some(answered) = &self.probe else { return };
-        let probe = Probe { nonce: self.probe_nonce(), decided: self.learner.decided() };
+        let probe = self.probe();
         let missing: Vec<NodeId> =
             self.learner.epoch().config.acceptors.iter().filter(|m| !counts(m, answered)).map(|m| m.id).collect();
         for a in missing {
@@ -164,6 +224,7 @@ impl Proposer {
             info.incarnation = Some((m.incarnation, round));
             info.decided = m.decided;
             info.joining = m.joining;
+            info.named = Some((m.leader, round));
         }
         self.probe_answered(a, m.incarnation);
         self.confirm_reads(a, round, m.promised);
@@ -174,6 +235,10 @@ impl Proposer {
         // grow, so even a late answer of this start says so truly.
         if m.promised > self.ballot {
             self.fenced(m.promised, "an acceptor answered a probe with a higher promise");
+        }
+        // The answer that completes a pre-vote starts the campaign now, not at the next tick.
+        if matches!(self.phase, Phase::Follower) && self.should_lead() && self.may_campaign() && self.prevoted() {
+            self.start_phase1();
         }
         Ok(())
     }
@@ -277,7 +342,7 @@ impl Proposer {
         // A proposer that lacks decided slots probes too: the answers say which
         // acceptors hold them (every proposer may have lost its disk).
         if leading || self.far_behind() {
-            let probe = Probe { nonce: self.probe_nonce(), decided: self.learner.decided() };
+            let probe = self.probe();
             let targets: BTreeSet<NodeId> = self.acceptor_ids().into_iter().chain(self.joining.ids()).collect();
             for a in targets {
                 self.ready.send(Node::Acceptor(a), Message::Probe(probe.clone()));
@@ -331,9 +396,7 @@ impl Proposer {
             // before we may campaign, so that a leader that still leads says
             // so first: its next heartbeat, and room for that one's delay.
             self.leader_hint = None;
-            if !self.defects.eager_campaign {
-                self.campaign_after = self.campaign_after.max(self.now + 2 * self.cfg.heartbeat_ticks);
-            }
+            self.campaign_after = self.campaign_after.max(self.now + 2 * self.cfg.heartbeat_ticks);
         }
         // Any higher ballot fences us, not only a leader's: a peer that used it
         // may have got acceptors to promise it. Otherwise a leader that was cut

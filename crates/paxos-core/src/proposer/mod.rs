@@ -218,6 +218,9 @@ struct AcceptorInfo {
     decided: Slot,
     /// It said it may not vote (it waits to be let in).
     joining: bool,
+    /// The leader its last probe answer named (none: no lease), and that
+    /// answer's probe round: what the pre-vote counts.
+    named: Option<(Option<NodeId>, u64)>,
 }
 
 /// Client commands this proposer holds for a slot, and who waits for what.
@@ -297,6 +300,9 @@ pub struct Proposer {
     probe: Option<BTreeMap<NodeId, u64>>,
     /// A leader probes every acceptor each heartbeat: the round, part of each probe's nonce.
     probe_round: u64,
+    /// The probe round of the last pre-vote sent (one per round), and how many were sent.
+    prevote_round: Option<u64>,
+    prevotes: u64,
     /// No round above this by our own clock; no limit until the clock is set.
     round_ceiling: u64,
     /// How far above `round_ceiling` others' rounds may go (their clocks may run ahead).
@@ -363,6 +369,8 @@ impl Proposer {
             catch_up_after: Tick::ZERO,
             probe: Some(BTreeMap::new()),
             probe_round: 0,
+            prevote_round: None,
+            prevotes: 0,
             round_ceiling: u64::MAX,
             round_slack: 0,
             joining: Joining::default(),
@@ -466,6 +474,7 @@ impl Proposer {
         counters.insert("sessions".to_owned(), self.learner.state().sessions.len() as u64);
         counters.insert("sessions_evicted".to_owned(), self.learner.state().evicted);
         counters.insert("requests_stale".to_owned(), self.clients.stale);
+        counters.insert("prevotes".to_owned(), self.prevotes);
         StatusReply {
             req: 0,
             role: self.role().name().into(),
@@ -493,6 +502,7 @@ impl Proposer {
         }
         let result = match from {
             Node::Acceptor(a) => {
+                let alive = !(self.defects.votes_only_alive && matches!(msg, Message::ProbeReply(_)));
                 let result = match msg {
                     Message::Promise(m) => self.on_promise(a, m),
                     Message::Nack(m) => self.on_nack(a, m),
@@ -505,7 +515,7 @@ impl Proposer {
                     _ => Err(Ignored("proposer: not a message an acceptor sends")),
                 };
                 // Only a message we accept from a known acceptor is a sign of life.
-                if result.is_ok() {
+                if result.is_ok() && alive {
                     if let Some(info) = self.acceptors.get_mut(&a) {
                         info.heard = Some(self.now);
                     }
@@ -658,8 +668,8 @@ impl Proposer {
         self.unheard = unheard;
     }
 
-    /// The quorum of the configuration in force.
-    fn quorum(&self) -> usize {
+    /// The quorum of the configuration in force, as this proposer counts it.
+    pub fn quorum(&self) -> usize {
         let epoch = self.learner.epoch();
         let n = epoch.config.acceptors.len();
         if self.defects.minority_quorum {

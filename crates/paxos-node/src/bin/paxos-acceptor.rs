@@ -50,6 +50,7 @@ async fn serve(node: NodeSetup, control: UnboundedReceiver<Control>) -> anyhow::
         incarnation: paxos_client::client::random_u64(),
         nonce_seed: paxos_client::client::random_u64(),
         retain_slots: node.cluster.log.retain_slots,
+        lease_ticks: runtime::lease_ticks(&node.settings),
     };
     let acceptor = Acceptor::new(cfg, state);
     runtime::run(acceptor, store, socket, &node.cluster, &node.settings, control, std::future::pending()).await?;

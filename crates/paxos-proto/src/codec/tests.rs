@@ -309,10 +309,12 @@ fn message() -> impl Strategy<Value = Message> {
                 })
             },
         );
-    let probe = (edgy_u64(), slot()).prop_map(|(nonce, decided)| Message::Probe(Probe { nonce, decided }));
-    let probe_reply = (edgy_u64(), ballot(), slot(), any::<u64>(), any::<u32>(), any::<bool>()).prop_map(
-        |(nonce, promised, decided, incarnation, epoch, joining)| {
-            Message::ProbeReply(ProbeReply { nonce, promised, decided, incarnation, epoch, joining })
+    let probe = (edgy_u64(), slot(), any::<bool>())
+        .prop_map(|(nonce, decided, leading)| Message::Probe(Probe { nonce, decided, leading }));
+    let leader = proptest::option::of(any::<u32>().prop_map(NodeId));
+    let probe_reply = (edgy_u64(), ballot(), slot(), any::<u64>(), any::<u32>(), any::<bool>(), leader).prop_map(
+        |(nonce, promised, decided, incarnation, epoch, joining, leader)| {
+            Message::ProbeReply(ProbeReply { nonce, promised, decided, incarnation, epoch, joining, leader })
         },
     );
     let member_op = prop_oneof![

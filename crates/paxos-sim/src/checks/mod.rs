@@ -6,7 +6,9 @@
 //! simulator can see has a module of its own: [`agreement`] against the
 //! acceptors' durable history and their promises, [`liveness`] after healing,
 //! [`deadlines`] of operators' membership changes, the [`epochs`] they
-//! are made from, and the [`stability`] of leadership once a run settled.
+//! are made from, the [`stability`] of leadership once a run settled, and
+//! at every tick that no proposer campaigns past a [`prevote`] that should
+//! have stopped it.
 //! Agreement is also checked after every tick (in the world), since a
 //! disagreement may be repaired or hidden by a later crash.
 
@@ -15,6 +17,7 @@ pub mod deadlines;
 pub mod epochs;
 pub mod guarantees;
 pub mod liveness;
+pub mod prevote;
 pub mod stability;
 
 use crate::world::World;

@@ -13,12 +13,12 @@
 //! The watch begins an election timeout after the heal, once one proposer
 //! leads, every other member follows it (its heartbeat or accept arrived
 //! within an election timeout), and neither a proposer nor an acceptor
-//! holds a ballot above the leader's. A proposer cut off until the heal,
-//! that heard no leader meanwhile, may campaign as the highest live id it
-//! knows before the leader's next heartbeat reaches it, and its ballot then
-//! fences the leader: a healed partition can move leadership (a limit of
-//! the election; pre-vote with leader stickiness at the acceptors would
-//! close it). A transfer the operator asked for during the faults may also
+//! holds a ballot above the leader's. A campaign that began during the
+//! faults, while a quorum of the acceptors had lost the leader, is a real
+//! election, and its ballot fences the leader once the partition heals; a
+//! proposer that was merely cut off from the leader does not campaign while
+//! the acceptors still name it (the pre-vote, held at every tick by
+//! [`super::prevote`]). A transfer the operator asked for during the faults may also
 //! still be under way (its `TimeoutNow` late, or the proposer it names
 //! still campaigning), so the watch begins again after each `TimeoutNow`
 //! delivered. Runs with an insider are not held to it: it holds the peer

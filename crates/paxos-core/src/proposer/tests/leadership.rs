@@ -4,8 +4,9 @@
 use super::*;
 
 /// Phase 1a: a proposer that hears no better peer, its start-up probe answered by a majority, waits one
-/// election timeout, then persists a fresh round and sends Prepare to every acceptor in the same Ready, so
-/// the round is durable before it is used.
+/// election timeout, asks the acceptors who leads (the pre-vote), and once a quorum names no leader
+/// persists a fresh round and sends Prepare to every acceptor in the same Ready, so the round is durable
+/// before it is used.
 #[test]
 fn lone_proposer_waits_election_timeout_then_campaigns() {
     let mut p = proposer(1);
@@ -18,10 +19,14 @@ fn lone_proposer_waits_election_timeout_then_campaigns() {
     }
 
     let r = tick(&mut p);
-
     let mut want = vec![send(prop(2), heartbeat(b(0, 1), false, 0))];
-    want.extend(to_acceptors(&prepare(b(1, 1), 0)));
-    assert_eq!(r, ready(vec![ProposerOp::Round(1)], want));
+    want.extend(to_acceptors(&probe(5, 0)));
+    assert_eq!(r, ready(vec![], want), "tick 50: the pre-vote");
+    assert_eq!(p.role(), Leadership::Follower);
+
+    let r = answer_prevote(&mut p, 5).expect("it campaigns");
+
+    assert_eq!(r, ready(vec![ProposerOp::Round(1)], to_acceptors(&prepare(b(1, 1), 0))));
     assert_eq!(p.role(), Leadership::Candidate);
 }
 
@@ -80,7 +85,7 @@ fn lower_id_campaigns_once_higher_peer_falls_silent() {
         assert_eq!(p.role(), Leadership::Follower, "tick {t}");
     }
 
-    let r = tick(&mut p);
+    let r = tick_and_prevote(&mut p);
 
     assert_eq!(p.role(), Leadership::Candidate);
     assert_eq!(r.persist, vec![ProposerOp::Round(1)]);
@@ -116,7 +121,7 @@ fn probe_is_retransmitted_only_to_acceptors_that_have_not_answered() {
 
 /// Unique ballots: a proposer does not campaign, however long past its election timeout, until a majority
 /// of acceptors answered its probe (an acceptor answering twice counts once); at the tick after the
-/// majority's last answer it campaigns. The probe's nonce stays the start-up one while it waits.
+/// majority's last answer it asks who leads (the pre-vote), and campaigns on the answers. The probe's nonce stays the start-up one while it waits.
 #[test]
 fn no_campaign_before_a_majority_answered_the_probe() {
     let mut p = proposer(1);
@@ -139,7 +144,9 @@ fn no_campaign_before_a_majority_answered_the_probe() {
     }
     assert!(step(&mut p, acc(3), report(3, 10, Ballot::ZERO, 0)).is_empty());
 
-    let r = tick(&mut p); // tick 101
+    assert_eq!(tick(&mut p), ready(vec![], to_acceptors(&probe(10, 0))), "tick 101: the pre-vote");
+
+    let r = answer_prevote(&mut p, 10).expect("it campaigns");
 
     assert_eq!(r, ready(vec![ProposerOp::Round(1)], to_acceptors(&prepare(b(1, 1), 0))));
     assert_eq!(p.role(), Leadership::Candidate);
@@ -175,8 +182,15 @@ fn a_probe_answer_of_an_acceptor_that_lost_its_state_does_not_count() {
     tick(&mut p); // tick 1: the probe
     assert!(step(&mut p, acc(1), report(1, 0, b(3, 2), 0)).is_empty());
     assert!(step(&mut p, acc(4), probe_promise(4)).is_empty());
-    let amnesiac =
-        ProbeReply { nonce: 0, promised: Ballot::ZERO, decided: Slot(0), incarnation: 999, epoch: 0, joining: false };
+    let amnesiac = ProbeReply {
+        nonce: 0,
+        promised: Ballot::ZERO,
+        decided: Slot(0),
+        incarnation: 999,
+        epoch: 0,
+        joining: false,
+        leader: None,
+    };
     assert!(step(&mut p, acc(3), Message::ProbeReply(amnesiac)).is_empty());
     let log = pinned_log(&[]);
     let reply = CatchUpReply { from: Slot(0), entries: log.clone(), decided: Slot(1), epoch: None, nonce: 0 };
@@ -386,7 +400,10 @@ fn probe_nonces_are_the_incarnation_plus_the_probe_round() {
     let mut c = cfg(1);
     c.incarnation = 1_000;
     let mut p = Proposer::new(c, ProposerState::default());
-    assert_eq!(tick(&mut p).messages, to_acceptors(&Message::Probe(Probe { nonce: 1_000, decided: Slot(0) })));
+    assert_eq!(
+        tick(&mut p).messages,
+        to_acceptors(&Message::Probe(Probe { nonce: 1_000, decided: Slot(0), leading: false }))
+    );
     tick_to(&mut p, 30); // three heartbeats: round 3
     let answer = |a: u32, nonce: u64| {
         Message::ProbeReply(ProbeReply {
@@ -396,6 +413,7 @@ fn probe_nonces_are_the_incarnation_plus_the_probe_round() {
             incarnation: inc(a),
             epoch: 0,
             joining: false,
+            leader: None,
         })
     };
 
@@ -537,8 +555,7 @@ fn ignored_messages_do_not_keep_a_peer_alive() {
         if t % 10 == 0 {
             assert!(p.handle(prop(2), propose(1, "junk")).is_err());
         }
-        p.tick();
-        p.take_ready();
+        tick_to_prevoting(&mut p, t);
     }
     assert_eq!(p.role(), Leadership::Candidate, "proposer 2 never sent anything valid");
 }
@@ -571,7 +588,8 @@ fn a_hostile_progress_claim_does_not_keep_the_rightful_leader_from_campaigning()
     step(&mut p, prop(1), heartbeat(b(0, 1), false, 0));
     while p.role() == Leadership::Follower {
         assert!(p.now < crate::Tick(100), "the rightful leader campaigns");
-        tick(&mut p);
+        let next = p.now.0 + 1;
+        tick_to_prevoting(&mut p, next);
     }
 }
 
@@ -657,7 +675,7 @@ fn a_leader_fenced_by_a_peers_accept_follows_it_without_waiting_for_a_heartbeat(
         tick(&mut p);
         assert_eq!(p.role(), Leadership::Follower, "no campaign against a leader heard from lately, at {}", p.now.0);
     }
-    tick_to(&mut p, fenced_at + timeout + 1);
+    tick_to_prevoting(&mut p, fenced_at + timeout + 1);
     assert_eq!(p.role(), Leadership::Candidate, "the rightful leader campaigns once the leader falls silent");
 }
 
@@ -695,7 +713,7 @@ fn a_new_leader_says_so_at_once_so_a_leader_fenced_by_a_nack_does_not_take_leade
             old.now.0
         );
     }
-    tick_to(&mut old, fenced_at + timeout + 1);
+    tick_to_prevoting(&mut old, fenced_at + timeout + 1);
     assert_eq!(old.role(), Leadership::Candidate, "the rightful leader campaigns once the leader falls silent");
 }
 
@@ -735,7 +753,7 @@ fn a_heartbeat_saying_not_leading_delays_a_campaign_by_two_heartbeats() {
             tick_to(&mut p, heard + timeout - 1);
             assert_eq!(p.role(), Leadership::Follower, "it follows the leader that said so");
         } else {
-            tick_to(&mut p, heard + 2 * heartbeat_ticks + 1);
+            tick_to_prevoting(&mut p, heard + 2 * heartbeat_ticks + 1);
             assert_eq!(p.role(), Leadership::Candidate, "the rightful proposer campaigns two heartbeats later");
         }
     }
@@ -754,4 +772,71 @@ fn an_idle_leader_whose_probe_shows_a_higher_promise_steps_down() {
     step(&mut p, acc(2), report(2, 6, b1(8, 1), 1));
 
     assert_eq!(p.role(), Leadership::Follower, "a promise above its ballot fences it");
+}
+
+/// Pre-vote: a proposer that hears no leader (cut off from it until a heal, say) asks the acceptors who
+/// leads before it campaigns, and does not campaign while more of them name another leader than a quorum
+/// can spare: its ballot would fence a live leader. It asks again each probe round, follows the leader
+/// once its heartbeat arrives, and campaigns once a quorum names no leader (the leader's leases ran out).
+/// (Without the pre-vote, the simulator's `pre-vote` check catches this at seed 7: `--defect no-prevote`.)
+#[test]
+fn no_campaign_while_the_acceptors_name_a_leader_we_do_not_hear() {
+    let mut p = proposer(2);
+    probed(&mut p);
+    tick_to(&mut p, 49);
+    let answer = |p: &mut Proposer, a: u32, round: u64, leader: Option<u32>| {
+        let mut msg = report(a, round, Ballot::ZERO, 0);
+        if let Message::ProbeReply(r) = &mut msg {
+            r.leader = leader.map(NodeId);
+        }
+        step(p, acc(a), msg)
+    };
+    for round in [5, 6] {
+        let r = tick_to_round(&mut p, round);
+        assert_eq!(prevote_nonce(&r), Some(round), "round {round}: the pre-vote");
+        // Acceptors 1 and 2 name proposer 1: the three others are short of epoch 0's quorum of four.
+        for a in ACCEPTORS {
+            let leader = (a <= 2).then_some(1);
+            assert!(answer(&mut p, a, round, leader).is_empty(), "round {round}: no campaign");
+        }
+        assert_eq!(p.role(), Leadership::Follower);
+    }
+
+    // Proposer 1's heartbeat arrives: it follows it, and asks nobody while it hears it.
+    step(&mut p, prop(1), heartbeat(b(3, 1), true, 0));
+    assert_eq!(p.leader(), Some(NodeId(1)));
+    let heard = p.now.0;
+    let timeout = p.cfg.election_timeout_ticks;
+    while p.now.0 < heard + timeout - 1 {
+        let r = tick(&mut p);
+        assert_eq!(prevote_nonce(&r), None, "no pre-vote while the leader is heard, at {}", p.now.0);
+    }
+
+    // It falls silent; an election timeout later the acceptors name nobody (but acceptor 1 names us):
+    // it campaigns on the answer that makes a quorum.
+    let r = loop {
+        let r = tick(&mut p);
+        if let Some(round) = prevote_nonce(&r) {
+            break round;
+        }
+        assert!(p.now.0 < heard + timeout + 20, "a pre-vote once the leader falls silent");
+    };
+    for a in 1..=3 {
+        assert!(answer(&mut p, a, r, (a == 1).then_some(2)).is_empty());
+    }
+    let campaign = answer(&mut p, 4, r, None);
+    assert_eq!(p.role(), Leadership::Candidate);
+    assert_eq!(campaign.persist, vec![ProposerOp::Round(4)], "above the ballot proposer 1 led with");
+    assert_eq!(p.status().counters["prevotes"], 3, "one pre-vote per probe round, counted");
+}
+
+/// Ticks until `p`'s probe round is `round` (its heartbeat tick); returns that tick's Ready.
+fn tick_to_round(p: &mut Proposer, round: u64) -> Ready<ProposerOp> {
+    loop {
+        let r = tick(p);
+        if p.now.0 == round * p.cfg.heartbeat_ticks {
+            return r;
+        }
+        assert!(p.now.0 < round * p.cfg.heartbeat_ticks, "round {round} is past");
+    }
 }

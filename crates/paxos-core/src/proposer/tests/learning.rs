@@ -133,11 +133,14 @@ fn rightful_follower_far_behind_catches_up_before_campaigning() {
     );
     assert_eq!(step(&mut p, prop(1), noops(5, 1)).persist, vec![learn(5, Value::Noop)]);
 
-    let r = tick(&mut p); // tick 82: 4 behind, within the window
-
-    let mut want = to_acceptors(&prepare(b(4, 2), 6));
+    // Tick 82: 4 behind, within the window; it asks who leads (its probes went unanswered).
+    let mut want = to_acceptors(&probe(8, 6));
     want.push(ask(prop(1), 6));
-    assert_eq!(r, ready(vec![ProposerOp::Round(4)], want));
+    assert_eq!(tick(&mut p), ready(vec![], want));
+
+    let r = answer_prevote(&mut p, 8).expect("it campaigns");
+
+    assert_eq!(r, ready(vec![ProposerOp::Round(4)], to_acceptors(&prepare(b(4, 2), 6))));
     assert_eq!(p.role(), Leadership::Candidate);
 }
 

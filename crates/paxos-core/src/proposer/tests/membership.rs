@@ -162,6 +162,7 @@ fn rebuilt_acceptor_is_pinned_once_it_holds_the_log() {
             incarnation: 999,
             epoch: 1,
             joining: true,
+            leader: None,
         };
         Message::ProbeReply(reply)
     };
@@ -269,11 +270,18 @@ fn added_acceptor_is_let_in_once_it_reported_its_incarnation() {
     tick_to(&mut p, 69);
     let r = tick(&mut p); // tick 70
     let mut probes = leader_heartbeat(ballot, 2, 1, 7);
-    probes.push(send(acc(6), probe(7, 1)));
+    probes.push(send(acc(6), leader_probe(7, 1)));
     assert_eq!(r, ready(vec![], probes));
     answer_round(&mut p, 7, 1);
-    let joining =
-        ProbeReply { nonce: 7, promised: Ballot::ZERO, decided: Slot(1), incarnation: 606, epoch: 0, joining: true };
+    let joining = ProbeReply {
+        nonce: 7,
+        promised: Ballot::ZERO,
+        decided: Slot(1),
+        incarnation: 606,
+        epoch: 0,
+        joining: true,
+        leader: None,
+    };
     assert!(step(&mut p, acc(6), Message::ProbeReply(joining)).is_empty());
 
     let r = tick(&mut p); // tick 71
@@ -437,8 +445,15 @@ fn a_removal_waits_while_the_addition_of_the_same_member_is_under_way() {
     assert!(step(&mut p, client(8), member_request(1, add)).is_empty());
     tick_to(&mut p, 70);
     answer_round(&mut p, 7, 1);
-    let joining =
-        ProbeReply { nonce: 7, promised: Ballot::ZERO, decided: Slot(1), incarnation: 606, epoch: 0, joining: true };
+    let joining = ProbeReply {
+        nonce: 7,
+        promised: Ballot::ZERO,
+        decided: Slot(1),
+        incarnation: 606,
+        epoch: 0,
+        joining: true,
+        leader: None,
+    };
     assert!(step(&mut p, acc(6), Message::ProbeReply(joining)).is_empty());
     let r = tick(&mut p); // tick 71: the addition is proposed
     assert!(proposes(&r));

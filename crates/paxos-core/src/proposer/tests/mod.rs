@@ -242,7 +242,12 @@ fn nack(ballot: Ballot, promised: Ballot, reason: NackReason) -> Message {
 
 /// The probe of probe round `round` (of a proposer of incarnation 0) that has decided every slot below `decided`.
 fn probe(round: u64, decided: u64) -> Message {
-    Message::Probe(Probe { nonce: round, decided: Slot(decided) })
+    Message::Probe(Probe { nonce: round, decided: Slot(decided), leading: false })
+}
+
+/// The same probe, sent by a leader.
+fn leader_probe(round: u64, decided: u64) -> Message {
+    Message::Probe(Probe { nonce: round, decided: Slot(decided), leading: true })
 }
 
 /// Acceptor `a`'s answer to probe round `round`: it promised `promised`, and holds `decided` decided slots.
@@ -254,6 +259,7 @@ fn report(a: u32, round: u64, promised: Ballot, decided: u64) -> Message {
         incarnation: inc(a),
         epoch: promised.epoch,
         joining: false,
+        leader: None,
     })
 }
 
@@ -296,7 +302,7 @@ fn announced(ballot: Ballot, peer: u32, decided: u64) -> Vec<Outgoing> {
 /// acceptor.
 fn leader_heartbeat(ballot: Ballot, peer: u32, decided: u64, round: u64) -> Vec<Outgoing> {
     let mut out = vec![send(prop(peer), heartbeat(ballot, true, decided))];
-    out.extend(to_acceptors(&probe(round, decided)));
+    out.extend(to_acceptors(&leader_probe(round, decided)));
     out
 }
 
@@ -349,8 +355,9 @@ fn probed(p: &mut Proposer) {
     answer_probe(p);
 }
 
-/// Ticks until the proposer campaigns, acceptors 1 to 3 answering its start-up probe whenever it is sent;
-/// returns the Ready of the tick that campaigned. Earlier ticks' output is dropped.
+/// Ticks until the proposer campaigns, acceptors 1 to 3 answering its start-up probe whenever it is sent,
+/// and every acceptor its pre-vote ([`answer_prevote`]); returns the Ready of the step that campaigned.
+/// Earlier steps' output is dropped.
 fn campaign(p: &mut Proposer) -> Ready<ProposerOp> {
     for _ in 0..1_000 {
         let r = tick(p);
@@ -359,9 +366,53 @@ fn campaign(p: &mut Proposer) -> Ready<ProposerOp> {
         }
         if r.messages.iter().any(|m| matches!(m.msg, Message::Probe(Probe { nonce: 0, .. }))) {
             answer_probe(p);
+        } else if let Some(r) = prevote_nonce(&r).and_then(|nonce| answer_prevote(p, nonce)) {
+            return r;
         }
     }
     panic!("proposer {} never campaigned", p.id().0)
+}
+
+/// The nonce of the pre-vote `r` sends, if it sends one: a probe of a proposer that does not lead.
+fn prevote_nonce(r: &Ready<ProposerOp>) -> Option<u64> {
+    r.messages.iter().find_map(|m| match &m.msg {
+        Message::Probe(probe) if !probe.leading => Some(probe.nonce),
+        _ => None,
+    })
+}
+
+/// Every acceptor answers the pre-vote `nonce` of `p` naming no leader, until `p` campaigns; returns the
+/// Ready of the answer that started the campaign (the prepares), or `None` if none did.
+fn answer_prevote(p: &mut Proposer, nonce: u64) -> Option<Ready<ProposerOp>> {
+    let (promised, decided) = (p.ballot(), p.learner().decided().0);
+    for a in ACCEPTORS {
+        let r = step(p, acc(a), report(a, nonce, promised, decided));
+        if p.role() == Leadership::Candidate {
+            return Some(r);
+        }
+        assert!(r.is_empty(), "a pre-vote answer short of a quorum produces nothing, got {r:?}");
+    }
+    None
+}
+
+/// One tick on which `p` may campaign: it asks the acceptors who leads (the pre-vote), every one names
+/// none, and it campaigns; returns the Ready of the answer that started the campaign.
+fn tick_and_prevote(p: &mut Proposer) -> Ready<ProposerOp> {
+    let r = tick(p);
+    assert_eq!(p.role(), Leadership::Follower, "a campaign waits for the pre-vote");
+    let nonce = prevote_nonce(&r).expect("the tick sends a pre-vote");
+    answer_prevote(p, nonce).expect("a quorum naming no leader starts the campaign")
+}
+
+/// Ticks until the clock reads `t`, every acceptor answering each pre-vote naming no leader; what those
+/// ticks produced is dropped.
+fn tick_to_prevoting(p: &mut Proposer, t: u64) {
+    while p.now.0 < t {
+        let r = tick(p);
+        if let Some(nonce) = prevote_nonce(&r) {
+            answer_prevote(p, nonce);
+        }
+    }
 }
 
 /// Campaigns and completes phase 1 with one complete promise per `(acceptor, entries)`, in order;

@@ -31,6 +31,7 @@ impl Net {
                     incarnation: inc(*a),
                     nonce_seed: inc(*a) ^ 11,
                     retain_slots: 0,
+                    lease_ticks: 20,
                 };
                 Acceptor::new(cfg, AcceptorState::default())
             })
@@ -182,6 +183,7 @@ fn proposer_with_a_wiped_data_dir_never_reuses_its_ballot() {
         incarnation: inc(a),
         epoch: 1,
         joining: false,
+        leader: None,
     };
     assert_eq!(net.acceptor_answers_to(2, mark), [3, 4, 5].map(|a| (acc(a), Message::ProbeReply(reply(a)))).to_vec());
     net.tick_until("proposer 2 leads again", |net| net.proposer(2).role() == Leadership::Leader);
@@ -215,6 +217,7 @@ fn probe_answers_of_an_earlier_start_do_not_count() {
             incarnation: inc(a),
             epoch: 0,
             joining: false,
+            leader: None,
         })
     };
     for a in 1..=5 {

@@ -27,6 +27,7 @@ fn joiner_report(round: u64, decided: u64) -> Message {
         incarnation: 606,
         epoch: 0,
         joining: true,
+        leader: None,
     };
     Message::ProbeReply(reply)
 }
