@@ -273,16 +273,7 @@ fn added_acceptor_is_let_in_once_it_reported_its_incarnation() {
     probes.push(send(acc(6), leader_probe(7, 1)));
     assert_eq!(r, ready(vec![], probes));
     answer_round(&mut p, 7, 1);
-    let joining = ProbeReply {
-        nonce: 7,
-        promised: Ballot::ZERO,
-        decided: Slot(1),
-        incarnation: 606,
-        epoch: 0,
-        joining: true,
-        leader: None,
-    };
-    assert!(step(&mut p, acc(6), Message::ProbeReply(joining)).is_empty());
+    assert!(step(&mut p, acc(6), joining_answer()).is_empty());
 
     let r = tick(&mut p); // tick 71
 
@@ -445,16 +436,7 @@ fn a_removal_waits_while_the_addition_of_the_same_member_is_under_way() {
     assert!(step(&mut p, client(8), member_request(1, add)).is_empty());
     tick_to(&mut p, 70);
     answer_round(&mut p, 7, 1);
-    let joining = ProbeReply {
-        nonce: 7,
-        promised: Ballot::ZERO,
-        decided: Slot(1),
-        incarnation: 606,
-        epoch: 0,
-        joining: true,
-        leader: None,
-    };
-    assert!(step(&mut p, acc(6), Message::ProbeReply(joining)).is_empty());
+    assert!(step(&mut p, acc(6), joining_answer()).is_empty());
     let r = tick(&mut p); // tick 71: the addition is proposed
     assert!(proposes(&r));
 
@@ -747,4 +729,17 @@ fn a_clock_stepped_back_does_not_reopen_a_deadline() {
     for _ in 0..10 {
         assert!(proposed_config(&tick(&mut p)).is_none());
     }
+}
+
+/// Acceptor 6, being added, answers probe round 7: incarnation 606, slot 0 decided, not let in yet.
+fn joining_answer() -> Message {
+    Message::ProbeReply(ProbeReply {
+        nonce: 7,
+        promised: Ballot::ZERO,
+        decided: Slot(1),
+        incarnation: 606,
+        epoch: 0,
+        joining: true,
+        leader: None,
+    })
 }
