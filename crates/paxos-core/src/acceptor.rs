@@ -49,6 +49,9 @@ const ACCEPTOR_COPY_TICKS: u64 = 200;
 /// Reads of the decided log an acceptor serves at once; more requests wait for a retry.
 const MAX_PENDING_READS: usize = 64;
 
+/// Mixed into the nonce seed for lease challenges, apart from catch-up nonces.
+const CHALLENGE_DOMAIN: u64 = 0x6c65_6173_6563_6861;
+
 /// How an acceptor is set up.
 #[derive(Clone, Debug)]
 pub struct AcceptorConfig {
@@ -126,6 +129,11 @@ pub struct Acceptor {
     /// The ballot we had promised when its proposer was last heard leading
     /// (an accept, or a probe it sent as leader), and when.
     lease: Option<(Ballot, Tick)>,
+    /// The challenge our probe answers carry, and how many we drew: a
+    /// leader's probe renews the lease only by echoing the current one,
+    /// which is then spent, so replaying its old probes renews nothing.
+    challenge: u64,
+    challenges: u64,
 }
 
 impl Acceptor {
@@ -149,7 +157,10 @@ impl Acceptor {
             reads: HashMap::new(),
             next_read: 0,
             lease: None,
+            challenge: 0,
+            challenges: 0,
         };
+        acceptor.challenge = acceptor.next_challenge();
         if acceptor.state.incarnation == 0 {
             let incarnation = acceptor.cfg.incarnation.max(1);
             info!(node = %Node::Acceptor(acceptor.cfg.id), incarnation, "a new incarnation: this acceptor votes once a configuration names it");
@@ -192,6 +203,12 @@ impl Acceptor {
                 *b == self.state.promised && (self.now.since(*at) < self.cfg.lease_ticks || self.defects.endless_lease)
             })
             .map(|(b, _)| b.proposer)
+    }
+
+    /// A challenge never drawn before, by this start or any other (the seed is fresh at each start).
+    fn next_challenge(&mut self) -> u64 {
+        self.challenges += 1;
+        nonce(self.cfg.nonce_seed ^ CHALLENGE_DOMAIN, self.challenges)
     }
 
     /// Whether it votes, rebuilds, or waits to be added.
@@ -312,6 +329,7 @@ impl Acceptor {
         }
         let epoch_start = self.state.epoch.as_ref().map_or(Slot(0), |e| e.start);
         let mut slots = Vec::with_capacity(m.entries.len());
+        let mut new_votes = 0;
         for e in m.entries {
             if e.slot < self.state.decided || e.slot < epoch_start {
                 // Decided, or a slot of an earlier epoch: nothing to vote on here.
@@ -331,7 +349,10 @@ impl Acceptor {
                     // never exceed the promise); kept as a second line of defence.
                     continue;
                 }
-                _ => self.persist(AcceptorOp::Accept { slot: e.slot, ballot: m.ballot, value: e.value }),
+                _ => {
+                    self.persist(AcceptorOp::Accept { slot: e.slot, ballot: m.ballot, value: e.value });
+                    new_votes += 1;
+                }
             }
             slots.push(e.slot);
         }
@@ -342,8 +363,11 @@ impl Acceptor {
             );
         }
         self.learn_committed(m.ballot, m.commit);
-        // Only a proposer that completed phase 1 with a ballot sends accepts with it.
-        self.lease = Some((m.ballot, self.now));
+        // Only a proposer that completed phase 1 with a ballot sends accepts
+        // with it; a new vote is live word of it (a replayed accept brings none).
+        if new_votes > 0 {
+            self.lease = Some((m.ballot, self.now));
+        }
         if slots.is_empty() {
             return Ok(());
         }
@@ -356,9 +380,12 @@ impl Acceptor {
     /// A proposer asks what we promised (before its first campaign), and tells us how far it learned.
     fn on_probe(&mut self, from: NodeId, m: Probe) -> Result<(), Ignored> {
         self.heard_commit(from, m.decided);
-        if m.leading && self.state.promised.proposer == from {
-            // It leads, and the highest ballot we promised is its own: its latest is no lower.
+        if m.leading && self.state.promised.proposer == from && m.echo == self.challenge {
+            // It leads, the highest ballot we promised is its own (its latest
+            // is no lower), and it heard our last answer: a live round trip,
+            // not a replay. The challenge is spent.
             self.lease = Some((self.state.promised, self.now));
+            self.challenge = self.next_challenge();
         }
         // Promised ballots are durable once their Ready was persisted, and
         // Readys run in order, so this answer rests on disk.
@@ -370,6 +397,7 @@ impl Acceptor {
             epoch: self.state.epoch_number(),
             joining: self.membership() != Membership::Up,
             leader: self.lease_holder(),
+            challenge: self.challenge,
         };
         self.ready.send(Node::Proposer(from), Message::ProbeReply(reply));
         Ok(())

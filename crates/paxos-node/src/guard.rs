@@ -235,8 +235,12 @@ mod tests {
         keys(2).sign(&mut d);
         assert_eq!(g.check(&d, src(), now), Verdict::Drop("dropped.auth", "its MAC matches none of our keys"));
         let Verdict::Take(_, signer) = g.check(b"{}", src(), now) else { panic!("unsigned is decoded") };
-        let msg =
-            paxos_proto::Message::Probe(paxos_proto::Probe { nonce: 1, decided: paxos_proto::Slot(0), leading: false });
+        let msg = paxos_proto::Message::Probe(paxos_proto::Probe {
+            nonce: 1,
+            decided: paxos_proto::Slot(0),
+            leading: false,
+            echo: 0,
+        });
         assert!(g.admit(Node::Acceptor(NodeId(1)), &msg, signer).is_err(), "but no member may send it");
         assert!(g.admit(Node::Client(ClientId(1)), &msg, signer).is_ok(), "a client may");
     }

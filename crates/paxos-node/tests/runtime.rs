@@ -254,7 +254,7 @@ async fn proposer_storage_failure_stops_it_before_it_prepares() {
                                     incarnation: 7,
                                     epoch: 0,
                                     joining: false,
-                                    leader: None,
+                                    leader: None, challenge: 0,
                                 }),
                             };
                             let mut out = Vec::new();

@@ -229,6 +229,11 @@ pub struct Probe {
     /// then names it, for a while, to proposers that think of campaigning.
     #[serde(default, skip_serializing_if = "is_false")]
     pub leading: bool,
+    /// A leader's probe echoes the `challenge` of the acceptor's last answer
+    /// (0: none): only an echo of its current one renews the lease, so a
+    /// replayed probe, which echoes a spent one, renews nothing.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub echo: u64,
 }
 
 /// The answer to a probe. Changes nothing at the acceptor.
@@ -256,6 +261,10 @@ pub struct ProbeReply {
     /// proposer campaigns only once a quorum names no other (pre-vote).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader: Option<NodeId>,
+    /// A number the acceptor draws anew each time a leader's probe renews
+    /// its lease (0: none); that leader's next probe echoes it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub challenge: u64,
 }
 
 /// Phase 2a for one or many slots.

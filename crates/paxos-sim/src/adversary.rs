@@ -21,6 +21,11 @@
 //!   ceiling (believed: rounds jump, but stay far below the bound), slots
 //!   beyond [`paxos_core::MAX_SLOT_STEP`], decided claims near the codec's bounds. It does not forge values: against a key holder
 //!   that lies about values no crash-fault protocol holds, and none is claimed to.
+//! - [`Adversary::Replayer`] holds no key but sits on the wire: it records
+//!   the last [`REPLAY_MEMORY`] datagrams delivered and sends any of them
+//!   again, to the same receiver and with the same MAC, at any later time
+//!   (MACs do not stop a replay). It is never drawn from a seed (that would
+//!   move every seed's draws): pin it with `--adversary replayer`.
 
 use paxos_proto::{
     Accept, AcceptEntry, Accepted, Ballot, CatchUp, CatchUpReply, ClientId, ClientPropose, Command, Heartbeat, LogRead,
@@ -37,6 +42,9 @@ pub enum Adversary {
     Forger,
     /// Holds the peer key; sends extreme rounds and slots.
     Insider,
+    /// Holds no key, but records every datagram delivered and sends old
+    /// ones again, signed as they were: a replay, long after the fact.
+    Replayer,
 }
 
 impl Adversary {
@@ -45,14 +53,18 @@ impl Adversary {
         match self {
             Adversary::Forger => "forger",
             Adversary::Insider => "insider",
+            Adversary::Replayer => "replayer",
         }
     }
 
     /// Parses a name given by [`Adversary::name`].
     pub fn parse(name: &str) -> Option<Adversary> {
-        [Adversary::Forger, Adversary::Insider].into_iter().find(|a| a.name() == name)
+        [Adversary::Forger, Adversary::Insider, Adversary::Replayer].into_iter().find(|a| a.name() == name)
     }
 }
+
+/// How many delivered datagrams the replayer remembers (the oldest go first).
+pub const REPLAY_MEMORY: usize = 4096;
 
 /// The first client id of the adversary's own proposals (the run's clients are below).
 pub const ADVERSARY_CLIENTS: u64 = 1_000_000;
@@ -183,6 +195,7 @@ pub fn forge(rng: &mut Rng, k: &Knowledge<'_>, next_seq: &mut u64) -> (Forged, O
                 epoch: u32::MAX,
                 joining: false,
                 leader: None,
+                challenge: 0,
             }),
         ),
         10 => forged(
@@ -343,6 +356,7 @@ pub fn extreme(rng: &mut Rng, k: &Knowledge<'_>) -> Forged {
                 epoch: 0,
                 joining: false,
                 leader: None,
+                challenge: 0,
             }),
         ),
     }

@@ -33,7 +33,7 @@ use crate::rng::Rng;
 use crate::Violation;
 
 /// A datagram on its way.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Datagram {
     from: Node,
     to: Node,
@@ -198,6 +198,10 @@ pub struct World {
     pub(crate) violations: Vec<Violation>,
     /// A digest of every delivery: the same seed gives the same digest.
     pub(crate) trace: u64,
+    /// What the replayer recorded of the delivered datagrams (a ring of
+    /// `REPLAY_MEMORY`), and how many it recorded in all.
+    recorded: Vec<Datagram>,
+    recorded_next: usize,
     /// Print every delivery.
     verbose: bool,
     pub(crate) stats: Stats,
@@ -334,6 +338,8 @@ impl World {
             handed_over_at: 0,
             violations: Vec::new(),
             trace: 0xcbf2_9ce4_8422_2325,
+            recorded: Vec::new(),
+            recorded_next: 0,
             verbose,
             stats: Stats::default(),
             seen_ballot: Ballot::ZERO,
@@ -821,6 +827,16 @@ impl World {
             ballot: self.seen_ballot,
             slot: self.seen_slot,
         };
+        if who == Adversary::Replayer {
+            if self.recorded.is_empty() {
+                return;
+            }
+            let d = self.recorded[self.fault_rng.index(self.recorded.len())].clone();
+            self.stats.adversary_sent += 1;
+            let at = (self.now + self.net_rng.range(1, self.params.max_delay), self.net_rng.next_u64());
+            self.network.insert(at, d);
+            return;
+        }
         let (forged, signer) = match who {
             Adversary::Forger => {
                 let (forged, proposal) = adversary::forge(&mut self.fault_rng, &k, &mut self.adversary_seq);
@@ -828,6 +844,7 @@ impl World {
                 (forged, Signer::Unsigned)
             }
             Adversary::Insider => (adversary::extreme(&mut self.fault_rng, &k), Signer::Peer),
+            Adversary::Replayer => unreachable!("replays are sent above"),
         };
         self.stats.adversary_sent += 1;
         // The adversary sits beside every node: no partition or loss between.
@@ -885,6 +902,15 @@ impl World {
             }
             let from = self.endpoint(d.from).unwrap_or(usize::MAX);
             self.stats.delivered += 1;
+            if self.params.adversary == Some(Adversary::Replayer) {
+                if self.recorded.len() < adversary::REPLAY_MEMORY {
+                    self.recorded.push(d.clone());
+                } else {
+                    let i = self.recorded_next % adversary::REPLAY_MEMORY;
+                    self.recorded[i] = d.clone();
+                }
+                self.recorded_next += 1;
+            }
             self.trace = (self.trace ^ (self.now << 32 ^ (from as u64) << 16 ^ to as u64)).wrapping_mul(FNV_PRIME);
             self.trace = (self.trace ^ d.msg.kind().len() as u64).wrapping_mul(FNV_PRIME);
             if self.verbose {

@@ -93,6 +93,11 @@ fn acceptor(state: AcceptorState) -> Acceptor {
     Acceptor::new(cfg, state)
 }
 
+/// The challenge of an acceptor's probe answers until a leader's probe renews its lease (`nonce_seed` 11).
+fn first_challenge() -> u64 {
+    crate::restart::nonce(11 ^ super::CHALLENGE_DOMAIN, 1)
+}
+
 /// A state of incarnation [`INC`] promised to `promised`, that accepted `accepted` (slot, ballot, value)
 /// and holds every slot below `decided` in its decided log.
 fn state(promised: Ballot, accepted: &[(u64, Ballot, Value)], decided: u64) -> AcceptorState {
@@ -588,7 +593,7 @@ fn catch_up_request_is_served_through_a_read() {
 #[test]
 fn probe_with_a_decided_prefix_ahead_makes_the_acceptor_catch_up() {
     let mut a = acceptor(state(b(1, 1), &[], 2));
-    step(&mut a, proposer(2), Message::Probe(Probe { nonce: 1, decided: Slot(9), leading: false }));
+    step(&mut a, proposer(2), Message::Probe(Probe { nonce: 1, decided: Slot(9), leading: false, echo: 0 }));
 
     let r = tick(&mut a);
 
@@ -607,7 +612,7 @@ fn retaining_and_asking(state: AcceptorState) -> (Acceptor, u64) {
         lease_ticks: 20,
     };
     let mut a = Acceptor::new(cfg, state);
-    step(&mut a, proposer(2), Message::Probe(Probe { nonce: 1, decided: Slot(100_000), leading: false }));
+    step(&mut a, proposer(2), Message::Probe(Probe { nonce: 1, decided: Slot(100_000), leading: false, echo: 0 }));
     a.tick();
     let r = a.take_ready();
     let [Outgoing { msg: Message::CatchUp(c), .. }] = r.messages.as_slice() else {
@@ -754,7 +759,8 @@ fn acceptor_pinned_with_another_incarnation_refuses_to_vote() {
     assert_eq!(r, ready(vec![], vec![send(proposer(1), nack(b1(2, 1), b1(1, 1), NackReason::NotMember))]));
     assert_eq!(a.state(), &s, "an acceptor that may not vote changes nothing");
 
-    let probe = step(&mut a, proposer(2), Message::Probe(Probe { nonce: 5, decided: Slot(1), leading: false }));
+    let probe =
+        step(&mut a, proposer(2), Message::Probe(Probe { nonce: 5, decided: Slot(1), leading: false, echo: 0 }));
     let reply = ProbeReply {
         nonce: 5,
         promised: b1(1, 1),
@@ -763,6 +769,7 @@ fn acceptor_pinned_with_another_incarnation_refuses_to_vote() {
         epoch: 1,
         joining: true,
         leader: None,
+        challenge: first_challenge(),
     };
     assert_eq!(probe, ready(vec![], vec![send(proposer(2), Message::ProbeReply(reply))]));
 }
@@ -997,7 +1004,7 @@ fn folding_persisted_ops_reproduces_the_state() {
 fn probe_is_answered_with_the_promise_and_persists_nothing() {
     let mut a = acceptor(state(b(4, 2), &[], 3));
 
-    let r = step(&mut a, proposer(1), Message::Probe(Probe { nonce: 99, decided: Slot(0), leading: false }));
+    let r = step(&mut a, proposer(1), Message::Probe(Probe { nonce: 99, decided: Slot(0), leading: false, echo: 0 }));
 
     let reply = ProbeReply {
         nonce: 99,
@@ -1007,51 +1014,60 @@ fn probe_is_answered_with_the_promise_and_persists_nothing() {
         epoch: 0,
         joining: false,
         leader: None,
+        challenge: first_challenge(),
     };
     assert_eq!(r, ready(vec![], vec![send(proposer(1), Message::ProbeReply(reply))]));
 }
 
 /// Pre-vote: an acceptor names the proposer of the ballot it promised in its probe answers while that
-/// proposer's lease lasts (two heartbeats, `lease_ticks` 20 here): from its accept, or from a probe it
-/// sent as leader, which renews it too; a probe it sent as follower does not, and a higher promise ends the
-/// lease at once. It names nobody on a promise alone, or once the lease ran out.
+/// proposer's lease lasts (two heartbeats, `lease_ticks` 20 here). A new vote in its accept starts or
+/// renews the lease, and so does its probe as leader that echoes the challenge of the acceptor's last
+/// answer, which spends that challenge. Nothing renews it that an eavesdropper could replay: an accept
+/// with no new vote, a probe with a spent challenge. A follower's probe renews nothing, a higher promise
+/// ends the lease at once, and a promise alone starts none.
 #[test]
 fn probe_answers_name_the_leader_while_its_lease_lasts() {
     let mut a = acceptor(state(Ballot::ZERO, &[], 0));
-    let named = |a: &mut Acceptor, from: u32, leading: bool| {
-        let probe = Message::Probe(Probe { nonce: 7, decided: Slot(0), leading });
-        let r = step(a, proposer(from), probe);
+    // Proposer `from` probes, as leader echoing `echo` or not; the answer's leader and challenge.
+    let probe = |a: &mut Acceptor, from: u32, leading: bool, echo: u64| {
+        let r = step(a, proposer(from), Message::Probe(Probe { nonce: 7, decided: Slot(0), leading, echo }));
         match &r.messages[..] {
-            [Outgoing { msg: Message::ProbeReply(reply), .. }] => reply.leader,
+            [Outgoing { msg: Message::ProbeReply(reply), .. }] => (reply.leader, reply.challenge),
             other => panic!("one probe answer, got {other:?}"),
         }
     };
+    let ticks = |a: &mut Acceptor, n: u32| (0..n).for_each(|_| a.tick());
     step(&mut a, proposer(2), prepare(b(4, 2), 0));
-    assert_eq!(named(&mut a, 1, false), None, "a promise alone: no lease");
+    assert_eq!(probe(&mut a, 1, false, 0).0, None, "a promise alone: no lease");
 
-    step(&mut a, proposer(2), accept(b(4, 2), &[(0, cmd(7, 1, "x"))]));
-    assert_eq!(named(&mut a, 1, false), Some(NodeId(2)), "an accept starts the lease");
-    for _ in 0..19 {
-        a.tick();
-    }
-    assert_eq!(named(&mut a, 2, false), Some(NodeId(2)), "19 ticks later it still holds");
+    let accept_x = accept(b(4, 2), &[(0, cmd(7, 1, "x"))]);
+    step(&mut a, proposer(2), accept_x.clone());
+    assert_eq!(probe(&mut a, 1, false, 0).0, Some(NodeId(2)), "an accept starts the lease");
+    ticks(&mut a, 19);
+    assert_eq!(probe(&mut a, 2, false, 0).0, Some(NodeId(2)), "19 ticks later it still holds");
     a.tick();
-    assert_eq!(named(&mut a, 1, false), None, "20 ticks: over (a follower's probe renewed nothing)");
+    let (leader, challenge) = probe(&mut a, 1, false, 0);
+    assert_eq!(leader, None, "20 ticks: over (a follower's probe renewed nothing)");
+    step(&mut a, proposer(2), accept_x);
+    assert_eq!(a.lease_holder(), None, "a replayed accept brings no new vote: nothing");
 
-    assert_eq!(named(&mut a, 2, true), Some(NodeId(2)), "the leader's probe starts it again");
-    for _ in 0..15 {
-        a.tick();
-    }
-    assert_eq!(named(&mut a, 2, true), Some(NodeId(2)), "the leader's probe renews it");
-    for _ in 0..15 {
-        a.tick();
-    }
-    assert_eq!(named(&mut a, 1, false), Some(NodeId(2)), "renewed 15 ticks ago");
+    assert_eq!(probe(&mut a, 2, true, 0), (None, challenge), "a leader's probe that echoes nothing: nothing");
+    let (leader, next) = probe(&mut a, 2, true, challenge);
+    assert_eq!(leader, Some(NodeId(2)), "one that echoes the last answer's challenge starts it again");
+    assert_ne!(next, challenge, "and spends that challenge");
+    ticks(&mut a, 15);
+    assert_eq!(probe(&mut a, 2, true, challenge), (Some(NodeId(2)), next), "a replay of that probe: nothing");
+    ticks(&mut a, 5);
+    assert_eq!(a.lease_holder(), None, "so the lease ran out 20 ticks after the live probe");
+    let (leader, current) = probe(&mut a, 2, true, next);
+    assert_eq!(leader, Some(NodeId(2)), "the leader's next probe renews it");
+    ticks(&mut a, 15);
+    assert_eq!(probe(&mut a, 1, false, 0).0, Some(NodeId(2)), "renewed 15 ticks ago");
 
     step(&mut a, proposer(1), prepare(b(5, 1), 0));
     assert_eq!(a.lease_holder(), None, "a higher promise ends it");
-    assert_eq!(named(&mut a, 2, true), None, "and the old leader's probe does not bring it back");
-    assert_eq!(named(&mut a, 1, true), Some(NodeId(1)), "the new leader's does");
+    assert_eq!(probe(&mut a, 2, true, current).0, None, "and the old leader's probe does not bring it back");
+    assert_eq!(probe(&mut a, 1, true, current).0, Some(NodeId(1)), "the new leader's does");
 }
 
 // ---------------------------------------------------------------------------

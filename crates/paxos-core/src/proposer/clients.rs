@@ -204,9 +204,9 @@ impl Proposer {
         // A probe round of its own, sent now: only answers to it (or later ones) confirm.
         self.probe_round += 1;
         let round = self.probe_round;
-        let probe = self.probe();
         for a in self.acceptor_ids() {
-            self.ready.send(Node::Acceptor(a), Message::Probe(probe.clone()));
+            let probe = self.probe_for(a);
+            self.ready.send(Node::Acceptor(a), Message::Probe(probe));
         }
         self.confirming.push(Confirming { client, read: m, round, ballot: self.ballot, acks: Vec::new() });
         Ok(())

@@ -115,19 +115,18 @@ impl Proposer {
         self.prevote_round = Some(self.probe_round);
         self.prevotes += 1;
         debug!(node = %Node::Proposer(self.cfg.id), round = self.probe_round, "pre-vote: asking the acceptors who leads");
-        let probe = self.probe();
         for a in self.acceptor_ids() {
-            self.ready.send(Node::Acceptor(a), Message::Probe(probe.clone()));
+            let probe = self.probe_for(a);
+            self.ready.send(Node::Acceptor(a), Message::Probe(probe));
         }
     }
 
-    /// A probe of the current round.
-    pub(super) fn probe(&self) -> Probe {
-        Probe {
-            nonce: self.probe_nonce(),
-            decided: self.learner.decided(),
-            leading: matches!(self.phase, Phase::Leader(_)),
-        }
+    /// A probe of the current round for acceptor `a`. A leader's says that
+    /// it leads, and echoes `a`'s last challenge: that renews its lease there.
+    pub(super) fn probe_for(&self, a: NodeId) -> Probe {
+        let leading = matches!(self.phase, Phase::Leader(_));
+        let echo = if leading { self.acceptors.get(&a).map_or(0, |i| i.challenge) } else { 0 };
+        Probe { nonce: self.probe_nonce(), decided: self.learner.decided(), leading, echo }
     }
 
     /// True when a quorum of the acceptors in force answered within an election timeout.
@@ -196,11 +195,11 @@ impl Proposer {
             return;
         }
         let Some(answered) = &self.probe else { return };
-        let probe = self.probe();
         let missing: Vec<NodeId> =
             self.learner.epoch().config.acceptors.iter().filter(|m| !counts(m, answered)).map(|m| m.id).collect();
         for a in missing {
-            self.ready.send(Node::Acceptor(a), Message::Probe(probe.clone()));
+            let probe = self.probe_for(a);
+            self.ready.send(Node::Acceptor(a), Message::Probe(probe));
         }
     }
 
@@ -225,6 +224,7 @@ impl Proposer {
             info.decided = m.decided;
             info.joining = m.joining;
             info.named = Some((m.leader, round));
+            info.challenge = m.challenge;
         }
         self.probe_answered(a, m.incarnation);
         self.confirm_reads(a, round, m.promised);
@@ -342,10 +342,10 @@ impl Proposer {
         // A proposer that lacks decided slots probes too: the answers say which
         // acceptors hold them (every proposer may have lost its disk).
         if leading || self.far_behind() {
-            let probe = self.probe();
             let targets: BTreeSet<NodeId> = self.acceptor_ids().into_iter().chain(self.joining.ids()).collect();
             for a in targets {
-                self.ready.send(Node::Acceptor(a), Message::Probe(probe.clone()));
+                let probe = self.probe_for(a);
+                self.ready.send(Node::Acceptor(a), Message::Probe(probe));
             }
         }
     }
@@ -445,6 +445,12 @@ impl Proposer {
         }
         if !self.probed() || self.far_behind() || self.max_round >= self.round_ceiling {
             return Err(Ignored("proposer: asked to lead before it may campaign"));
+        }
+        // Only the leader we know, or a later one, hands leadership over: an
+        // older hand-over is a replay (or very late), and would skip the
+        // pre-vote to preempt a live leader.
+        if self.leader_hint.is_some_and(|(_, b)| m.ballot < b) {
+            return Err(Ignored("proposer: a hand-over older than the leader we know"));
         }
         info!(node = %Node::Proposer(self.cfg.id), from = %Node::Proposer(from), "leadership handed over to us: campaigning");
         self.leader_hint = None;

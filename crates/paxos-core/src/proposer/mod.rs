@@ -221,6 +221,8 @@ struct AcceptorInfo {
     /// The leader its last probe answer named (none: no lease), and that
     /// answer's probe round: what the pre-vote counts.
     named: Option<(Option<NodeId>, u64)>,
+    /// The challenge of its last answer, which our next probe as leader echoes.
+    challenge: u64,
 }
 
 /// Client commands this proposer holds for a slot, and who waits for what.

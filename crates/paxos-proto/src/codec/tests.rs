@@ -310,11 +310,20 @@ fn message() -> impl Strategy<Value = Message> {
             },
         );
     let probe = (edgy_u64(), slot(), any::<bool>())
-        .prop_map(|(nonce, decided, leading)| Message::Probe(Probe { nonce, decided, leading }));
+        .prop_map(|(nonce, decided, leading)| Message::Probe(Probe { nonce, decided, leading, echo: 0 }));
     let leader = proptest::option::of(any::<u32>().prop_map(NodeId));
     let probe_reply = (edgy_u64(), ballot(), slot(), any::<u64>(), any::<u32>(), any::<bool>(), leader).prop_map(
         |(nonce, promised, decided, incarnation, epoch, joining, leader)| {
-            Message::ProbeReply(ProbeReply { nonce, promised, decided, incarnation, epoch, joining, leader })
+            Message::ProbeReply(ProbeReply {
+                nonce,
+                promised,
+                decided,
+                incarnation,
+                epoch,
+                joining,
+                leader,
+                challenge: 0,
+            })
         },
     );
     let member_op = prop_oneof![

@@ -16,7 +16,9 @@
 //! of the campaigner's probe rounds (two heartbeats of its own clock,
 //! which may skip ticks), so any answer it could count was given while the
 //! lease held. A transfer (`TimeoutNow`) campaigns on purpose and is not
-//! held to it, nor is a run with an insider, which may sign any answer.
+//! held to it, nor is a leader's campaign into a new configuration (its
+//! own leases may lag: found by review, seeds 300314737 and 301812229), nor
+//! is a run with an insider, which may sign any answer.
 
 use paxos_core::{Leadership, ProposerConfig};
 use paxos_proto::{Ballot, NodeId};
@@ -65,8 +67,10 @@ impl Vouch {
             let now = p.as_ref().map(|p| (p.role(), p.ballot()));
             let was = std::mem::replace(last, now);
             let (Some(p), Some((Leadership::Candidate, ballot))) = (p, now) else { continue };
-            if was == now || world.handed_over_at == world.now {
-                continue; // campaigning since before, or a transfer
+            // Campaigning since before, a transfer, or a leader moving into a
+            // new configuration: none of these is held to a pre-vote.
+            if was == now || world.handed_over_at == world.now || was.is_some_and(|(r, _)| r == Leadership::Leader) {
+                continue;
             }
             let config = &p.learner().epoch().config;
             let vouching: Vec<(u32, NodeId)> = config

@@ -190,6 +190,7 @@ fn a_probe_answer_of_an_acceptor_that_lost_its_state_does_not_count() {
         epoch: 0,
         joining: false,
         leader: None,
+        challenge: 0,
     };
     assert!(step(&mut p, acc(3), Message::ProbeReply(amnesiac)).is_empty());
     let log = pinned_log(&[]);
@@ -402,7 +403,7 @@ fn probe_nonces_are_the_incarnation_plus_the_probe_round() {
     let mut p = Proposer::new(c, ProposerState::default());
     assert_eq!(
         tick(&mut p).messages,
-        to_acceptors(&Message::Probe(Probe { nonce: 1_000, decided: Slot(0), leading: false }))
+        to_acceptors(&Message::Probe(Probe { nonce: 1_000, decided: Slot(0), leading: false, echo: 0 }))
     );
     tick_to(&mut p, 30); // three heartbeats: round 3
     let answer = |a: u32, nonce: u64| {
@@ -414,6 +415,7 @@ fn probe_nonces_are_the_incarnation_plus_the_probe_round() {
             epoch: 0,
             joining: false,
             leader: None,
+            challenge: 0,
         })
     };
 
@@ -839,4 +841,60 @@ fn tick_to_round(p: &mut Proposer, round: u64) -> Ready<ProposerOp> {
         }
         assert!(p.now.0 < round * p.cfg.heartbeat_ticks, "round {round} is past");
     }
+}
+
+/// Lease challenges: a leader's probe to each acceptor echoes the challenge of that acceptor's last
+/// answer, so that the acceptor renews the leader's lease only on a live round trip (a replayed probe
+/// echoes a spent one); an acceptor that gave none gets none.
+#[test]
+fn a_leaders_probe_echoes_each_acceptors_last_challenge() {
+    let mut p = proposer(2);
+    let ballot = elect(&mut p);
+    let probes = |r: &Ready<ProposerOp>| -> Vec<(Node, Probe)> {
+        r.messages
+            .iter()
+            .filter_map(|m| match &m.msg {
+                Message::Probe(probe) => Some((m.to, probe.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    let first = loop {
+        let r = tick(&mut p);
+        if !probes(&r).is_empty() {
+            break probes(&r);
+        }
+    };
+    assert!(first.iter().all(|(_, probe)| probe.leading && probe.echo == 0), "nothing to echo yet: {first:?}");
+    let mut answer = report(1, first[0].1.nonce, ballot, p.learner().decided().0);
+    if let Message::ProbeReply(r) = &mut answer {
+        r.challenge = 77;
+    }
+    step(&mut p, acc(1), answer);
+
+    let next = loop {
+        let r = tick(&mut p);
+        if !probes(&r).is_empty() {
+            break probes(&r);
+        }
+    };
+
+    let echoes: Vec<(Node, u64)> = next.iter().map(|(to, probe)| (*to, probe.echo)).collect();
+    assert_eq!(echoes, ACCEPTORS.map(|a| (acc(a), if a == 1 { 77 } else { 0 })).to_vec());
+}
+
+/// A `TimeoutNow` older than the leader a follower knows is a replay (or very late): it would skip the
+/// pre-vote and preempt a live leader, so it is ignored; the current leader's own hand-over is not.
+#[test]
+fn a_hand_over_older_than_the_leader_we_know_is_ignored() {
+    let (mut p, _) = leader_in_epoch_1(2);
+    step(&mut p, prop(1), heartbeat(b1(9, 1), true, 1));
+    assert_eq!((p.role(), p.leader()), (Leadership::Follower, Some(NodeId(1))), "fenced: proposer 1 leads");
+
+    let old = Message::TimeoutNow(paxos_proto::TimeoutNow { ballot: b1(5, 1) });
+    assert!(p.handle(prop(1), old).is_err(), "a hand-over under an older ballot of the leader's");
+    assert_eq!(p.role(), Leadership::Follower);
+
+    step(&mut p, prop(1), Message::TimeoutNow(paxos_proto::TimeoutNow { ballot: b1(9, 1) }));
+    assert_eq!(p.role(), Leadership::Candidate, "the leader's own hand-over is taken");
 }

@@ -163,6 +163,7 @@ fn rebuilt_acceptor_is_pinned_once_it_holds_the_log() {
             epoch: 1,
             joining: true,
             leader: None,
+            challenge: 0,
         };
         Message::ProbeReply(reply)
     };
@@ -741,5 +742,6 @@ fn joining_answer() -> Message {
         epoch: 0,
         joining: true,
         leader: None,
+        challenge: 0,
     })
 }

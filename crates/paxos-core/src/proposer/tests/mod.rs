@@ -242,12 +242,12 @@ fn nack(ballot: Ballot, promised: Ballot, reason: NackReason) -> Message {
 
 /// The probe of probe round `round` (of a proposer of incarnation 0) that has decided every slot below `decided`.
 fn probe(round: u64, decided: u64) -> Message {
-    Message::Probe(Probe { nonce: round, decided: Slot(decided), leading: false })
+    Message::Probe(Probe { nonce: round, decided: Slot(decided), leading: false, echo: 0 })
 }
 
 /// The same probe, sent by a leader.
 fn leader_probe(round: u64, decided: u64) -> Message {
-    Message::Probe(Probe { nonce: round, decided: Slot(decided), leading: true })
+    Message::Probe(Probe { nonce: round, decided: Slot(decided), leading: true, echo: 0 })
 }
 
 /// Acceptor `a`'s answer to probe round `round`: it promised `promised`, and holds `decided` decided slots.
@@ -260,6 +260,7 @@ fn report(a: u32, round: u64, promised: Ballot, decided: u64) -> Message {
         epoch: promised.epoch,
         joining: false,
         leader: None,
+        challenge: 0,
     })
 }
 

@@ -184,8 +184,21 @@ fn proposer_with_a_wiped_data_dir_never_reuses_its_ballot() {
         epoch: 1,
         joining: false,
         leader: None,
+        challenge: 0,
     };
-    assert_eq!(net.acceptor_answers_to(2, mark), [3, 4, 5].map(|a| (acc(a), Message::ProbeReply(reply(a)))).to_vec());
+    // Each acceptor's lease challenge is drawn from its secret seed: compared apart from the rest.
+    let answers: Vec<(Node, Message)> = net
+        .acceptor_answers_to(2, mark)
+        .into_iter()
+        .map(|(to, mut msg)| {
+            if let Message::ProbeReply(r) = &mut msg {
+                assert_ne!(r.challenge, 0, "every answer carries a challenge");
+                r.challenge = 0;
+            }
+            (to, msg)
+        })
+        .collect();
+    assert_eq!(answers, [3, 4, 5].map(|a| (acc(a), Message::ProbeReply(reply(a)))).to_vec());
     net.tick_until("proposer 2 leads again", |net| net.proposer(2).role() == Leadership::Leader);
     assert_eq!(net.proposer(2).learner().epoch(), &epoch1(), "it copied the pinning configuration back");
     assert_eq!((net.proposer(2).ballot(), net.disks[1].state.round), (b1(3, 2), 3), "a round above its former self's");
@@ -218,6 +231,7 @@ fn probe_answers_of_an_earlier_start_do_not_count() {
             epoch: 0,
             joining: false,
             leader: None,
+            challenge: 0,
         })
     };
     for a in 1..=5 {

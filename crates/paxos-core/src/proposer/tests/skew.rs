@@ -28,6 +28,7 @@ fn joiner_report(round: u64, decided: u64) -> Message {
         epoch: 0,
         joining: true,
         leader: None,
+        challenge: 0,
     };
     Message::ProbeReply(reply)
 }
