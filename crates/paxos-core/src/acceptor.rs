@@ -65,8 +65,8 @@ pub struct AcceptorConfig {
     pub nonce_seed: u64,
     /// Keep the newest this many decided slots; 0 keeps everything.
     pub retain_slots: u64,
-    /// How long after a leader's last accept or probe this acceptor still
-    /// names it in its probe answers (its lease; see [`Acceptor::lease_holder`]).
+    /// How long after a leader's last renewal this acceptor still names it
+    /// in its probe answers (its lease; see [`Acceptor::lease_holder`]).
     /// Two heartbeats: a leader probes every acceptor at each of its heartbeats.
     pub lease_ticks: u64,
 }
@@ -126,8 +126,8 @@ pub struct Acceptor {
     /// Reads of the decided log in flight: who asked, and the nonce to echo.
     reads: HashMap<u64, (NodeId, u64)>,
     next_read: u64,
-    /// The ballot we had promised when its proposer was last heard leading
-    /// (an accept, or a probe it sent as leader), and when.
+    /// The ballot we had promised when its proposer last renewed its lease
+    /// (see [`Acceptor::lease_holder`]), and when.
     lease: Option<(Ballot, Tick)>,
     /// The challenge our probe answers carry, and how many we drew: a
     /// leader's probe renews the lease only by echoing the current one,
@@ -191,9 +191,11 @@ impl Acceptor {
         self.state.epoch.as_ref().map_or(&self.cfg.genesis, |e| &e.config)
     }
 
-    /// The proposer of the ballot we promised, while its lease lasts: we
-    /// heard it lead (an accept with that ballot, or a probe it sent as
-    /// leader) within `lease_ticks`, and promised nothing higher since. Probe
+    /// The proposer of the ballot we promised, while its lease lasts: within
+    /// `lease_ticks` it gave live word that it leads (an accept with that
+    /// ballot that brought a new vote, or a probe it sent as leader that
+    /// echoed our current challenge; a replay can give neither), and we
+    /// promised nothing higher since. Probe
     /// answers name it, so that a proposer that does not hear it (cut off
     /// until a heal, say) does not campaign and fence a live leader
     /// (pre-vote). Refusing nothing, it bears on no vote: only on who tries.

@@ -83,8 +83,9 @@ impl Proposer {
     /// probe of this round or the last without naming another leader.
     ///
     /// An acceptor names the proposer of the ballot it promised while that
-    /// one's lease lasts: it heard it lead (an accept with that ballot, or
-    /// a probe sent as leader) within two heartbeats. Without the pre-vote, a
+    /// one's lease lasts: it had live word that it leads (a new vote in its
+    /// accept, or its probe as leader echoing the acceptor's challenge)
+    /// within two heartbeats. Without the pre-vote, a
     /// proposer cut off until a heal, which heard no leader meanwhile,
     /// campaigns as the highest live id it knows before the leader's next
     /// heartbeat reaches it, and its ballot fences a live leader: a healed
