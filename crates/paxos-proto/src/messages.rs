@@ -225,8 +225,9 @@ pub struct Probe {
     /// decided log copies up to there from the sender.
     #[serde(default)]
     pub decided: Slot,
-    /// True when the sender leads: an acceptor that accepted its ballot
-    /// then names it, for a while, to proposers that think of campaigning.
+    /// True when the sender leads: with `echo`, it starts or renews the
+    /// sender's lease at an acceptor whose highest promise is the sender's
+    /// ballot, which then names it to proposers that think of campaigning.
     #[serde(default, skip_serializing_if = "is_false")]
     pub leading: bool,
     /// A leader's probe echoes the `challenge` of the acceptor's last answer
@@ -256,9 +257,10 @@ pub struct ProbeReply {
     /// with its incarnation, and waits to be let in.
     #[serde(default)]
     pub joining: bool,
-    /// The proposer that leads with the ballot the acceptor promised, when
-    /// it accepted that ballot and heard the proposer lately (its lease): a
-    /// proposer campaigns only once a quorum names no other (pre-vote).
+    /// The proposer of the ballot the acceptor promised, while its lease
+    /// lasts (renewed by a new vote in its accept, or by its leading probe
+    /// that echoed the current `challenge`): a proposer campaigns only once
+    /// a quorum names no other (pre-vote).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader: Option<NodeId>,
     /// A number the acceptor draws anew each time a leader's probe renews
