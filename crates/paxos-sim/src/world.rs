@@ -103,6 +103,8 @@ pub struct Stats {
     pub member_stale: u64,
     /// Changes the second operator asked for (undoing the first's additions).
     pub second_operator: u64,
+    /// Removals a hasty operator asked right after an acceptor lost its disk.
+    pub hasty_removals: u64,
     /// Leadership transfers the operator asked for.
     pub transfers: u64,
     /// Transfers answered without an error, naming the proposer asked for
@@ -188,6 +190,9 @@ pub struct World {
     pub(crate) give_ups: BTreeMap<(u64, u64), (u64, Ballot)>,
     /// Acceptors (by index) the operator added without starting them: each starts at its tick.
     late_starts: Vec<(u64, usize)>,
+    /// When an acceptor last lost its disk, and which: a hasty operator
+    /// may remove another one right after (see [`World::operate_hastily`]).
+    last_acceptor_wipe: Option<(u64, NodeId)>,
     /// Every accept any acceptor made durable, ever: per (slot, ballot) the value and
     /// the acceptors. Independent of what learners concluded.
     pub(crate) accept_history: BTreeMap<(Slot, Ballot), (Value, Vec<NodeId>)>,
@@ -333,6 +338,7 @@ impl World {
             config_decided_at: BTreeMap::new(),
             give_ups: BTreeMap::new(),
             late_starts: Vec::new(),
+            last_acceptor_wipe: None,
             accept_history: BTreeMap::new(),
             healed_at: params.fault_ticks,
             handed_over_at: 0,
@@ -618,26 +624,6 @@ impl World {
         })
     }
 
-    /// True when removing acceptor `id` (after the operators' other pending
-    /// changes) would leave a configuration in which more acceptors lost
-    /// their disk than it tolerates. An operator does not shrink a cluster
-    /// while one of its members' disk is lost: the leader refuses a change
-    /// that a majority of the new configuration could not vote in, but it
-    /// judges by reports up to two probe rounds old, so a disk lost within
-    /// them would leave the cluster without a quorum for good.
-    fn removal_loses_quorum(&self, id: NodeId) -> bool {
-        let mut config = self.config().clone();
-        for op in self.admins.iter().filter_map(Admin::pending) {
-            if let MemberOp::Remove { role: MemberRole::Acceptor, id } = op {
-                config.acceptors.retain(|m| m.id != *id);
-            }
-        }
-        config.acceptors.retain(|m| m.id != id);
-        let lost =
-            config.acceptors.iter().filter(|m| self.acceptor_index(m.id).is_none_or(|i| self.amnesiac[i])).count();
-        lost > config.acceptors.len().saturating_sub(1) / 2
-    }
-
     /// Which operator client id `c` is, if it is one.
     fn admin_index(&self, c: u64) -> Option<usize> {
         self.admins.iter().position(|a| a.client == c)
@@ -716,7 +702,6 @@ impl World {
         // A member whose change was given up is left alone, as by the first operator.
         if given_up(&self.admins, role, id)
             || !self.config().members(role).iter().any(|m| m.id == id)
-            || (role == MemberRole::Acceptor && self.removal_loses_quorum(id))
             || !self.fault_rng.chance(0.3)
         {
             return;
@@ -727,6 +712,47 @@ impl World {
             println!("{:>6} second operator: {op:?}", self.now);
         }
         self.admins[1].start(op, self.now, deadline_ms);
+    }
+
+    /// A hasty operator: in the tick an acceptor lost its disk or the two
+    /// after, half the time, the first operator removes another acceptor
+    /// (taking the wrong host for the failed one, say), before any leader
+    /// can have heard of the loss. Whether that leaves enough acceptors
+    /// that can vote is the leader's to judge, by what the acceptors are
+    /// after the request: a leader that counted their earlier answers
+    /// could shrink the cluster around lost disks for good. Returns true
+    /// if it asked.
+    fn operate_hastily(&mut self) -> bool {
+        let Some((_, lost)) = self.last_acceptor_wipe.filter(|(at, _)| self.now <= at + 2) else { return false };
+        if self.params.member_rate == 0.0 || self.config().acceptors.len() <= 3 || !self.fault_rng.chance(0.5) {
+            return false;
+        }
+        let candidates: Vec<NodeId> = self
+            .config()
+            .acceptors
+            .iter()
+            .map(|m| m.id)
+            .filter(|id| {
+                *id != lost
+                    && !given_up(&self.admins, MemberRole::Acceptor, *id)
+                    && !self
+                        .admins
+                        .iter()
+                        .any(|a| a.pending().and_then(MemberOp::target) == Some((MemberRole::Acceptor, *id)))
+            })
+            .collect();
+        if candidates.is_empty() {
+            return false;
+        }
+        let id = candidates[self.fault_rng.index(candidates.len())];
+        let op = MemberOp::Remove { role: MemberRole::Acceptor, id };
+        let deadline_ms = self.draw_deadline();
+        if self.verbose {
+            println!("{:>6} operator, hastily: {op:?}", self.now);
+        }
+        self.stats.hasty_removals += 1;
+        self.admins[0].start(op, self.now, deadline_ms);
+        true
     }
 
     /// The deadline of an operator's change, if it has one. Half the
@@ -740,7 +766,7 @@ impl World {
 
     /// The first operator's move of this tick: a membership change, one at a time.
     fn operate_first(&mut self) {
-        if self.admins[0].busy() {
+        if self.admins[0].busy() || self.operate_hastily() {
             return;
         }
         if !self.fault_rng.chance(self.params.member_rate) {
@@ -768,7 +794,7 @@ impl World {
         }
         if config.acceptors.len() > 3 {
             let m = &config.acceptors[self.fault_rng.index(config.acceptors.len())];
-            if !left_alone(MemberRole::Acceptor, m.id) && !self.removal_loses_quorum(m.id) {
+            if !left_alone(MemberRole::Acceptor, m.id) {
                 choices.push(MemberOp::Remove { role: MemberRole::Acceptor, id: m.id });
             }
         }
@@ -1034,6 +1060,7 @@ impl World {
             if wipe {
                 self.acceptor_disks[a] = MemStore::<AcceptorState>::default();
                 self.amnesiac[a] = true;
+                self.last_acceptor_wipe = Some((self.now, self.acceptor_ids[a]));
                 self.stats.acceptor_wipes += 1;
                 if self.verbose {
                     println!("{:>6} acceptor {} lost its disk", self.now, a + 1);

@@ -134,6 +134,28 @@ fn two_operators_in_every_run() {
     assert!(second > 50 && stale > 20, "second operator's changes: {second}, asked again: {stale}");
 }
 
+/// Operators who act on what they saw a moment ago: right after an acceptor
+/// loses its disk, the first operator removes another one, before any
+/// leader can have heard of the loss (`World::operate_hastily`). A leader
+/// judges such a change by the acceptors' answers since the request, so
+/// none leaves the cluster without a quorum: every guarantee holds, and
+/// every change is answered.
+#[test]
+fn hasty_removals_after_disk_losses_in_every_run() {
+    let o = Overrides { wipe_acceptor: Some(0.8), member_rate: Some(0.02), operators: Some(2), ..Overrides::default() };
+    let mut hasty = 0;
+    for seed in 100_000..101_000 {
+        let outcome = run(seed, &o);
+        assert!(
+            outcome.ok(),
+            "seed {seed} (--wipe-acceptor 0.8 --member-rate 0.02 --operators 2): {:?}",
+            outcome.violations
+        );
+        hasty += outcome.stats.hasty_removals;
+    }
+    assert!(hasty > 50, "hasty removals: {hasty}");
+}
+
 /// Leadership transfers in every run (`paxosctl leader transfer`), under
 /// every fault: the proposer handed leadership campaigns at once, whatever
 /// the election says, and every guarantee holds.

@@ -220,7 +220,10 @@ impl Proposer {
         let Some(info) = self.acceptors.get_mut(&a) else {
             return Err(Ignored("proposer: a probe reply of an acceptor that is no member"));
         };
-        if round + 1 >= self.probe_round {
+        // A late answer to an earlier round does not replace a later one's:
+        // it may tell of the acceptor before it lost its disk.
+        let latest = info.incarnation.is_none_or(|(_, seen)| round >= seen);
+        if round + 1 >= self.probe_round && latest {
             info.incarnation = Some((m.incarnation, round));
             info.decided = m.decided;
             info.joining = m.joining;
@@ -343,11 +346,25 @@ impl Proposer {
         // A proposer that lacks decided slots probes too: the answers say which
         // acceptors hold them (every proposer may have lost its disk).
         if leading || self.far_behind() {
-            let targets: BTreeSet<NodeId> = self.acceptor_ids().into_iter().chain(self.joining.ids()).collect();
-            for a in targets {
-                let probe = self.probe_for(a);
-                self.ready.send(Node::Acceptor(a), Message::Probe(probe));
-            }
+            self.probe_all();
+        }
+    }
+
+    /// Starts a probe round of its own and sends it now: only answers to it
+    /// (or to later rounds) tell what the acceptors were after this moment.
+    /// Returns the round.
+    pub(super) fn probe_now(&mut self) -> u64 {
+        self.probe_round += 1;
+        self.probe_all();
+        self.probe_round
+    }
+
+    /// The current probe round to every acceptor in force and every one being added.
+    fn probe_all(&mut self) {
+        let targets: BTreeSet<NodeId> = self.acceptor_ids().into_iter().chain(self.joining.ids()).collect();
+        for a in targets {
+            let probe = self.probe_for(a);
+            self.ready.send(Node::Acceptor(a), Message::Probe(probe));
         }
     }
 

@@ -24,7 +24,11 @@
 //! A change is proposed only when a majority of the new configuration's
 //! acceptors are pinned, answer, and hold the decided log (to within
 //! [`REBUILD_SLACK_SLOTS`]): the new epoch can decide at once, and every
-//! decided value is on a majority of its acceptors.
+//! decided value is on a majority of its acceptors. An operator's change
+//! needs one more, and counts only answers to the probe round the leader
+//! sends when the request arrives: an acceptor that lost its disk just
+//! before (which an operator who saw it go down may well be reacting to)
+//! still looks well in the answers of the rounds before.
 
 use std::collections::BTreeMap;
 
@@ -82,6 +86,10 @@ pub(super) struct Waiting {
     late_by_ms: Option<u64>,
     /// The epoch the client asked from: the change is made only from it.
     epoch: Option<u32>,
+    /// The probe round the leader sent when the request arrived: only
+    /// answers to it or to later rounds say whether the new configuration's
+    /// acceptors are ready (see [`Proposer::next_config`]).
+    asked_round: u64,
 }
 
 /// Why a request for `op` asked from `epoch` is not made from `config`,
@@ -179,7 +187,18 @@ impl Proposer {
             self.acceptors.entry(*id).or_default();
         }
         let late_by_ms = m.deadline_ms.filter(|d| self.clock_ms > *d).map(|d| self.clock_ms - d);
-        let w = Waiting { client, req: m.req, op: m.op, deadline_ms: m.deadline_ms, late_by_ms, epoch: m.epoch };
+        // What the acceptors were before this moment does not count: one that
+        // answered a round ago may have lost its disk since. Ask them all now.
+        let asked_round = self.probe_now();
+        let w = Waiting {
+            client,
+            req: m.req,
+            op: m.op,
+            deadline_ms: m.deadline_ms,
+            late_by_ms,
+            epoch: m.epoch,
+            asked_round,
+        };
         self.member_ops.push(w);
         Ok(())
     }
@@ -266,7 +285,7 @@ impl Proposer {
                 let reply = MemberReply { req: w.req, config: None, error: None, leader: self.leader() };
                 self.ready.send(Node::Client(w.client), Message::MemberReply(reply));
             } else if may_give_up && !self.in_time(&w) && fenced(self, Self::fence_from(&w)) {
-                let mut why = self.why_not_ready(&w.op, &config);
+                let mut why = self.why_not_ready(&w, &config);
                 if let Some(late) = w.late_by_ms.filter(|late| *late > LATE_ARRIVAL_MS) {
                     why += &format!(
                         "; it reached this leader {late} ms after its deadline: do the clocks of the client and the \
@@ -355,18 +374,26 @@ impl Proposer {
             let from_here = w.epoch.is_none_or(|e| e == current.epoch) || self.defects.member_any_epoch;
             self.in_time(w) && !w.op.satisfied_by(&current) && from_here
         })?;
-        let (next, ready, need) = self.operator_change(&w.op, next).ok()?;
+        let (next, ready, need) = self.operator_change(w, next).ok()?;
         (ready >= need).then_some((next, w.deadline_ms))
     }
 
-    /// `next` (the configuration in force, one epoch on) changed as `op`
-    /// asks, with how many of its acceptors are ready and how many must
-    /// be; or why it cannot be built yet (the acceptor to add is not there).
-    fn operator_change(&self, op: &MemberOp, mut next: Config) -> Result<(Config, usize, usize), String> {
-        match op {
+    /// `next` (the configuration in force, one epoch on) changed as `w`
+    /// asks, with how many of its acceptors are ready by their answers
+    /// since the request and how many must be; or why it cannot be built
+    /// yet (the acceptor to add is not there).
+    fn operator_change(&self, w: &Waiting, mut next: Config) -> Result<(Config, usize, usize), String> {
+        // Only answers to the round sent when the request arrived, or later
+        // ones, count. An acceptor may lose its disk right after it answered
+        // a round, and an operator who saw it go down may be asking just
+        // for that reason; by the answers before the request it would still
+        // be ready, and a change counting it could leave the cluster
+        // without a quorum for good.
+        let since = w.asked_round;
+        match &w.op {
             MemberOp::List => {}
             MemberOp::Add { role: MemberRole::Acceptor, id, addr } => {
-                let Some(incarnation) = self.reported(*id) else {
+                let Some(incarnation) = self.reported_since(*id, since) else {
                     return Err(format!(
                         "acceptor {id} has not answered at {addr} (is it started there, with the cluster's peer key?)"
                     ));
@@ -395,18 +422,19 @@ impl Proposer {
         // one of them may lose its disk right after, and the new epoch must still decide.
         let n = next.acceptors.len();
         let need = (crate::majority(n) + usize::from(n >= 3)).min(n);
-        let ready = self.ready(&next);
+        let ready = self.ready_since(&next, since);
         Ok((next, ready, need))
     }
 
-    /// Why `op` was not made: what its change still waits for.
-    fn why_not_ready(&self, op: &MemberOp, current: &Config) -> String {
+    /// Why `w`'s change was not made: what it still waits for.
+    fn why_not_ready(&self, w: &Waiting, current: &Config) -> String {
         let mut next = current.clone();
         next.epoch = current.epoch + 1;
-        match self.operator_change(op, next) {
+        match self.operator_change(w, next) {
             Err(why) => why,
             Ok((_, ready, need)) if ready < need => format!(
-                "{ready} acceptors of the new configuration are up, pinned and hold the decided log; it needs {need}"
+                "{ready} acceptors of the new configuration are up, pinned and hold the decided log (by their \
+                 answers since the request); it needs {need}"
             ),
             Ok(_) => "an earlier change was under way or waiting".to_owned(),
         }
@@ -415,8 +443,14 @@ impl Proposer {
     /// The incarnation acceptor `id` reported in this probe round or the one
     /// before: what it is now (an older report may come from before it lost its disk).
     fn reported(&self, id: NodeId) -> Option<u64> {
+        self.reported_since(id, 0)
+    }
+
+    /// The incarnation acceptor `id` reported, as [`Self::reported`], if
+    /// that answer was to probe round `since` or a later one.
+    fn reported_since(&self, id: NodeId, since: u64) -> Option<u64> {
         let (incarnation, round) = self.acceptors.get(&id)?.incarnation?;
-        (round + 1 >= self.probe_round).then_some(incarnation)
+        (round + 1 >= self.probe_round && round >= since).then_some(incarnation)
     }
 
     /// True when acceptor `id` answers and holds the decided log (to within the slack).
@@ -434,10 +468,18 @@ impl Proposer {
     /// How many of `config`'s acceptors could vote in it now: pinned with
     /// the incarnation they report, answering, and holding the decided log.
     fn ready(&self, config: &Config) -> usize {
+        self.ready_since(config, 0)
+    }
+
+    /// How many of `config`'s acceptors are [`Self::ready`] by answers to
+    /// probe round `since` or later ones.
+    fn ready_since(&self, config: &Config, since: u64) -> usize {
         config
             .acceptors
             .iter()
-            .filter(|m| m.incarnation.is_some() && self.reported(m.id) == m.incarnation && self.holds_log(m.id))
+            .filter(|m| {
+                m.incarnation.is_some() && self.reported_since(m.id, since) == m.incarnation && self.holds_log(m.id)
+            })
             .count()
     }
 }

@@ -1,6 +1,8 @@
 //! Membership: the bootstrap that pins every acceptor's incarnation, rebuilds of acceptors that lost
 //! their state, and operators' member requests.
 
+use std::collections::BTreeSet;
+
 use super::*;
 
 fn member_request(req: u64, op: MemberOp) -> Message {
@@ -60,6 +62,27 @@ fn member_reply(req: u64, config: Option<Config>, error: Option<&str>, leader: O
 
 fn remove_acceptor(id: u32) -> MemberOp {
     MemberOp::Remove { role: MemberRole::Acceptor, id: NodeId(id) }
+}
+
+/// `from` asks the leader `p` for a change with `request`: the leader probes every acceptor in force
+/// and each one being added at once, in a probe round of its own, and sends nothing else (only answers
+/// to that round or later ones count for the change). Returns the round.
+pub(super) fn ask(p: &mut Proposer, from: Node, request: Message) -> u64 {
+    let r = step(p, from, request);
+    let round = p.probe_round;
+    let decided = p.learner().decided().0;
+    let targets: BTreeSet<NodeId> = p.config().acceptors.iter().map(|m| m.id).chain(p.joining.ids()).collect();
+    let probes = targets.into_iter().map(|a| send(Node::Acceptor(a), leader_probe(round, decided))).collect();
+    assert_eq!(r, ready(vec![], probes), "a probe round of its own, at once");
+    round
+}
+
+/// As [`ask`], and acceptors 1 to 5 answer that round at once, as they were.
+pub(super) fn ask_answered(p: &mut Proposer, from: Node, request: Message) -> u64 {
+    let round = ask(p, from, request);
+    let decided = p.learner().decided().0;
+    answer_round(p, round, decided);
+    round
 }
 
 /// Bootstrap: the first leader of a cluster, in epoch 0, proposes no client value there (nobody's
@@ -237,7 +260,7 @@ fn member_change_asked_of_the_leader_is_answered_once_decided() {
     let r = step(&mut p, client(7), member_request(2, remove_acceptor(9)));
     assert_eq!(r, ready(vec![], vec![send(client(7), member_reply(2, Some(pinned()), None, None))]));
 
-    assert!(step(&mut p, client(7), member_request(3, remove_acceptor(5))).is_empty());
+    ask_answered(&mut p, client(7), member_request(3, remove_acceptor(5)));
     assert!(step(&mut p, client(7), member_request(3, remove_acceptor(5))).is_empty(), "a retry");
     let r = tick(&mut p); // tick 62
 
@@ -257,6 +280,62 @@ fn member_change_asked_of_the_leader_is_answered_once_decided() {
     assert_eq!(r, ready(vec![learn(1, Value::Config(next)), ProposerOp::Round(3)], messages));
 }
 
+/// Member requests: a change counts only answers made after it was asked. Every acceptor answered
+/// the heartbeat's probe round at tick 70; acceptor 4 then loses its disk and stays down, and at tick
+/// 72 an operator asks to remove acceptor 5. By the answers of round 7, which are recent, all four
+/// acceptors left are ready, as the removal needs (one more than a majority of four); but acceptor 4
+/// has not answered since the request, so the removal waits: made, it would leave three acceptors
+/// that can vote of four, and a second loss would stop the cluster for good. It is made once acceptor
+/// 4 answers a round sent after the request, as it was (a restart, not a lost disk).
+#[test]
+fn a_change_counts_only_answers_made_after_it_was_asked() {
+    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
+    tick_to(&mut p, 70); // round 7
+    answer_round(&mut p, 7, 1);
+    tick_to(&mut p, 72);
+
+    let round = ask(&mut p, client(7), member_request(1, remove_acceptor(5)));
+
+    assert_eq!(round, 8);
+    for a in [1, 2, 3, 5] {
+        assert!(step(&mut p, acc(a), report(a, 8, ballot, 1)).is_empty());
+    }
+    for t in 73..80 {
+        assert!(!proposes(&tick(&mut p)), "tick {t}: acceptor 4 has not answered since the request");
+    }
+    let r = tick(&mut p); // tick 80: round 9
+    assert!(!proposes(&r));
+    for a in 1..=5 {
+        assert!(step(&mut p, acc(a), report(a, 9, ballot, 1)).is_empty());
+    }
+    let r = tick(&mut p); // tick 81
+
+    let mut next = pinned();
+    next.epoch = 2;
+    next.acceptors.truncate(4);
+    assert_eq!(proposed_config(&r), Some(next), "made once acceptor 4 answered since the request");
+}
+
+/// What a leader knows of an acceptor comes from its answer to the latest probe round: a late answer to
+/// an earlier round (delayed by the network) does not replace it, since it may tell of the acceptor
+/// before it lost its disk. Acceptor 4 answers round 8 as a new incarnation; its answer to round 7, as
+/// the one the configuration pins, arrives after.
+#[test]
+fn a_late_answer_to_an_earlier_round_does_not_replace_a_later_one() {
+    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
+    tick_to(&mut p, 70); // round 7
+    tick_to(&mut p, 80); // round 8
+    let mut rebuilt = report(4, 8, ballot, 0);
+    if let Message::ProbeReply(m) = &mut rebuilt {
+        (m.incarnation, m.joining) = (999, true);
+    }
+    assert!(step(&mut p, acc(4), rebuilt).is_empty());
+
+    assert!(step(&mut p, acc(4), report(4, 7, ballot, 1)).is_empty());
+
+    assert_eq!(p.acceptors[&NodeId(4)].incarnation, Some((999, 8)));
+}
+
 /// Member requests: an acceptor being added is probed by the leader each heartbeat at the address the
 /// operator gave; once it answers a recent probe round with its incarnation and holds the decided log,
 /// the leader decides a configuration with it pinned, runs phase 1 of the new epoch with it, and answers.
@@ -265,16 +344,16 @@ fn added_acceptor_is_let_in_once_it_reported_its_incarnation() {
     let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
     let add = MemberOp::Add { role: MemberRole::Acceptor, id: NodeId(6), addr: "a6:7000".into() };
 
-    assert!(step(&mut p, client(7), member_request(1, add)).is_empty());
+    assert_eq!(ask(&mut p, client(7), member_request(1, add)), 7, "acceptor 6 is probed at once");
 
     assert!(p.members().contains(&(acc(6), "a6:7000".to_owned())), "the runtime learns where to send");
     tick_to(&mut p, 69);
     let r = tick(&mut p); // tick 70
-    let mut probes = leader_heartbeat(ballot, 2, 1, 7);
-    probes.push(send(acc(6), leader_probe(7, 1)));
+    let mut probes = leader_heartbeat(ballot, 2, 1, 8);
+    probes.push(send(acc(6), leader_probe(8, 1)));
     assert_eq!(r, ready(vec![], probes));
-    answer_round(&mut p, 7, 1);
-    assert!(step(&mut p, acc(6), joining_answer()).is_empty());
+    answer_round(&mut p, 8, 1);
+    assert!(step(&mut p, acc(6), joining_answer(8)).is_empty());
 
     let r = tick(&mut p); // tick 71
 
@@ -304,7 +383,7 @@ fn a_change_that_cannot_be_made_is_given_up_at_its_deadline_with_the_reason() {
     let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
     p.set_clock(1_000_000);
     let add = MemberOp::Add { role: MemberRole::Acceptor, id: NodeId(6), addr: "a6:7000".into() };
-    assert!(step(&mut p, client(7), member_request_until(1, add, 1_000_500)).is_empty());
+    ask_answered(&mut p, client(7), member_request_until(1, add, 1_000_500));
     for _ in 0..3 {
         let r = tick(&mut p);
         assert_eq!(the_member_reply(&r), None, "before the deadline");
@@ -352,8 +431,8 @@ fn a_change_past_its_deadline_holds_up_nothing() {
     let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
     p.set_clock(1_000_000);
     let add = MemberOp::Add { role: MemberRole::Acceptor, id: NodeId(6), addr: "a6:7000".into() };
-    assert!(step(&mut p, client(7), member_request_until(1, add, 1_000_500)).is_empty());
-    assert!(step(&mut p, client(7), member_request(2, remove_acceptor(5))).is_empty());
+    ask_answered(&mut p, client(7), member_request_until(1, add, 1_000_500));
+    ask_answered(&mut p, client(7), member_request(2, remove_acceptor(5)));
     for _ in 0..3 {
         assert!(!proposes(&tick(&mut p)), "the removal waits behind the addition");
     }
@@ -376,7 +455,7 @@ fn a_change_past_its_deadline_holds_up_nothing() {
 fn a_change_is_never_proposed_after_its_deadline() {
     let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
     p.set_clock(1_000_000);
-    assert!(step(&mut p, client(7), member_request_until(1, remove_acceptor(5), 1_000_010)).is_empty());
+    ask_answered(&mut p, client(7), member_request_until(1, remove_acceptor(5), 1_000_010));
     let r = tick(&mut p);
     assert!(proposes(&r), "the removal is proposed");
     p.set_clock(1_000_011);
@@ -390,7 +469,7 @@ fn a_change_is_never_proposed_after_its_deadline() {
     let (mut p, ballot) = leader_in_epoch_1(1);
     p.set_clock(1_000_000);
     assert!(proposes(&step(&mut p, client(8), propose(1, "x"))), "a client value in slot 1");
-    assert!(step(&mut p, client(7), member_request_until(1, remove_acceptor(5), 1_000_010)).is_empty());
+    ask_answered(&mut p, client(7), member_request_until(1, remove_acceptor(5), 1_000_010));
     assert!(!proposes(&tick(&mut p)), "the stop sign waits for slot 1");
     p.set_clock(1_000_011);
     for a in 1..=3 {
@@ -412,7 +491,7 @@ fn a_change_is_never_proposed_after_its_deadline() {
 
     let (mut p, ballot) = leader_in_epoch_1(1);
     p.set_clock(2_000_000);
-    assert!(step(&mut p, client(7), member_request_until(1, remove_acceptor(5), 1_998_500)).is_empty());
+    ask_answered(&mut p, client(7), member_request_until(1, remove_acceptor(5), 1_998_500));
     let r = tick(&mut p);
     assert_eq!(the_member_reply(&r), None);
     assert_eq!(first_accept(&r), Some(accept(ballot, 1, &[(1, Value::Noop)])));
@@ -434,10 +513,8 @@ fn a_change_is_never_proposed_after_its_deadline() {
 fn a_removal_waits_while_the_addition_of_the_same_member_is_under_way() {
     let (mut p, _) = leader_in_epoch_1(1); // at tick 61
     let add = MemberOp::Add { role: MemberRole::Acceptor, id: NodeId(6), addr: "a6:7000".into() };
-    assert!(step(&mut p, client(8), member_request(1, add)).is_empty());
-    tick_to(&mut p, 70);
-    answer_round(&mut p, 7, 1);
-    assert!(step(&mut p, acc(6), joining_answer()).is_empty());
+    let round = ask_answered(&mut p, client(8), member_request(1, add));
+    assert!(step(&mut p, acc(6), joining_answer(round)).is_empty());
     let r = tick(&mut p); // tick 71: the addition is proposed
     assert!(proposes(&r));
 
@@ -454,8 +531,8 @@ fn each_change_given_up_needs_a_fence_proposed_after_its_deadline() {
     let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
     p.set_clock(1_000_000);
     let add = |id: u32| MemberOp::Add { role: MemberRole::Acceptor, id: NodeId(id), addr: format!("a{id}:7000") };
-    assert!(step(&mut p, client(7), member_request_until(1, add(6), 1_000_100)).is_empty());
-    assert!(step(&mut p, client(7), member_request_until(2, add(7), 1_000_200)).is_empty());
+    ask_answered(&mut p, client(7), member_request_until(1, add(6), 1_000_100));
+    ask_answered(&mut p, client(7), member_request_until(2, add(7), 1_000_200));
 
     p.set_clock(1_000_101 + MAX_CLOCK_SKEW_MS);
     let fence = first_accept(&tick(&mut p));
@@ -486,7 +563,7 @@ fn a_fence_decided_without_our_quorum_is_replaced() {
     let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
     p.set_clock(1_000_000);
     let add = MemberOp::Add { role: MemberRole::Acceptor, id: NodeId(6), addr: "a6:7000".into() };
-    assert!(step(&mut p, client(7), member_request_until(1, add, 1_000_100)).is_empty());
+    ask_answered(&mut p, client(7), member_request_until(1, add, 1_000_100));
     p.set_clock(1_000_101 + MAX_CLOCK_SKEW_MS);
     let fence = first_accept(&tick(&mut p));
     assert_eq!(fence, Some(accept(ballot, 1, &[(1, Value::Noop)])));
@@ -571,8 +648,8 @@ fn a_request_overtaken_by_another_change_is_refused_with_the_new_configuration()
     let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
     let add3 = MemberOp::Add { role: MemberRole::Proposer, id: NodeId(3), addr: "p3:7000".into() };
     let add4 = MemberOp::Add { role: MemberRole::Proposer, id: NodeId(4), addr: "p4:7000".into() };
-    assert!(step(&mut p, client(7), member_request_from(1, add3, 1)).is_empty());
-    assert!(step(&mut p, client(8), member_request_from(1, add4.clone(), 1)).is_empty(), "waits behind client 7's");
+    ask_answered(&mut p, client(7), member_request_from(1, add3, 1));
+    ask_answered(&mut p, client(8), member_request_from(1, add4.clone(), 1)); // waits behind client 7's
     let added = proposed_config(&tick(&mut p)).expect("client 7's change is proposed");
     assert!(added.proposers.iter().any(|m| m.id == NodeId(3)));
     let mut to_8 = Vec::new();
@@ -609,13 +686,11 @@ fn a_retry_of_a_change_being_undone_waits_and_is_refused_with_the_configuration_
     let add = MemberOp::Add { role: MemberRole::Proposer, id: NodeId(3), addr: "p3:7000".into() };
     let remove = MemberOp::Remove { role: MemberRole::Proposer, id: NodeId(3) };
     let (added, ballot) = decide_change(&mut p, member_request_from(1, add.clone(), 1), 1, ballot);
-    assert!(step(&mut p, client(7), member_request_from(2, remove, added.epoch)).is_empty());
+    ask_answered(&mut p, client(7), member_request_from(2, remove, added.epoch));
     let removing = proposed_config(&tick(&mut p)).expect("the removal is proposed");
 
     // Client 9's request, asked from epoch 1 and made at epoch 2 (the answer went to another leader).
-    let r = step(&mut p, client(9), member_request_from(1, add.clone(), 1));
-
-    assert!(r.is_empty(), "waits for the removal under way: {r:?}");
+    ask(&mut p, client(9), member_request_from(1, add.clone(), 1)); // waits for the removal under way
     let mut to_9 = Vec::new();
     for a in 1..=3 {
         let r = step(&mut p, acc(a), accepted(ballot, &[2]));
@@ -683,7 +758,7 @@ fn leader_added_proposer_3(window: usize) -> (Proposer, Ballot) {
     c.window = window;
     let (mut p, ballot) = leader_in_epoch_1_with(c);
     let add = MemberOp::Add { role: MemberRole::Proposer, id: NodeId(3), addr: "p3:7000".into() };
-    assert!(step(&mut p, client(7), member_request_from(1, add, 1)).is_empty());
+    ask_answered(&mut p, client(7), member_request_from(1, add, 1));
     assert!(proposed_config(&tick(&mut p)).is_some(), "the addition is proposed");
     for a in 1..=3 {
         step(&mut p, acc(a), accepted(ballot, &[1]));
@@ -698,7 +773,7 @@ fn leader_added_proposer_3(window: usize) -> (Proposer, Ballot) {
 fn decide_change(p: &mut Proposer, request: Message, slot: u64, ballot: Ballot) -> (Config, Ballot) {
     let Message::MemberRequest(m) = &request else { panic!("a member request") };
     let req = m.req;
-    assert!(step(p, client(7), request).is_empty());
+    ask_answered(p, client(7), request);
     let r = tick(p);
     let config = proposed_config(&r).expect("the change is proposed");
     let mut answered = None;
@@ -721,7 +796,7 @@ fn decide_change(p: &mut Proposer, request: Message, slot: u64, ballot: Ballot) 
 fn a_clock_stepped_back_does_not_reopen_a_deadline() {
     let (mut p, _) = leader_in_epoch_1(1); // at tick 61
     p.set_clock(1_000_000);
-    assert!(step(&mut p, client(7), member_request_until(1, remove_acceptor(5), 999_000)).is_empty());
+    ask_answered(&mut p, client(7), member_request_until(1, remove_acceptor(5), 999_000));
 
     p.set_clock(998_000);
     let r = tick(&mut p);
@@ -732,10 +807,10 @@ fn a_clock_stepped_back_does_not_reopen_a_deadline() {
     }
 }
 
-/// Acceptor 6, being added, answers probe round 7: incarnation 606, slot 0 decided, not let in yet.
-fn joining_answer() -> Message {
+/// Acceptor 6, being added, answers probe round `round`: incarnation 606, slot 0 decided, not let in yet.
+fn joining_answer(round: u64) -> Message {
     Message::ProbeReply(ProbeReply {
-        nonce: 7,
+        nonce: round,
         promised: Ballot::ZERO,
         decided: Slot(1),
         incarnation: 606,

@@ -1,7 +1,7 @@
 //! Clock skew between leaders: why a leader that gives up an operator's change waits
 //! `MAX_CLOCK_SKEW_MS` past its deadline before it proposes the fence it gives the change up on.
 
-use super::membership::{member_request_until, sent, the_member_reply};
+use super::membership::{ask_answered, member_request_until, sent, the_member_reply};
 use super::*;
 
 /// A tick of the runtime (its default `tick_ms`).
@@ -77,8 +77,8 @@ fn a_fence_goes_out_only_after_a_leader_whose_clock_is_behind_had_its_last_chanc
     b.set_clock(now);
     a.set_clock(now - BEHIND_MS);
     for p in [&mut a, &mut b] {
-        let r = step(p, client(7), member_request_until(1, add_joiner(), DEADLINE_MS));
-        assert!(r.is_empty(), "the addition waits for acceptor 6 to answer, got {r:?}");
+        // The addition waits for acceptor 6 to answer.
+        ask_answered(p, client(7), member_request_until(1, add_joiner(), DEADLINE_MS));
     }
 
     let mut a_round = None;
