@@ -293,11 +293,12 @@ impl Client {
     /// the change through the log and answers once it is decided; the
     /// request is signed with the cluster's peer key. Follows redirects. A
     /// change lists the members first and is asked from that configuration
-    /// ([`Client::member_from`]).
+    /// ([`Client::member_from`]), both within one timeout.
     ///
     /// # Errors
     /// As for [`Client::member_from`].
     pub async fn member(&mut self, op: MemberOp) -> Result<Config, ClientError> {
+        // The list and the change share the timeout: the command is over by its end.
         let end = Instant::now() + self.link.timeout;
         let list = self
             .member_once(MemberOp::List, None, end, member_margin(self.link.timeout))
@@ -306,7 +307,7 @@ impl Client {
         if op == MemberOp::List {
             return Ok(list);
         }
-        self.member_from(op, &list).await
+        self.member_from_until(op, &list, end).await
     }
 
     /// Adds or removes a member, asked from the configuration `from` (the
@@ -349,6 +350,11 @@ impl Client {
     /// it as above, or when it removes a node that was no member.
     pub async fn member_from(&mut self, op: MemberOp, from: &Config) -> Result<Config, ClientError> {
         let end = Instant::now() + self.link.timeout;
+        self.member_from_until(op, from, end).await
+    }
+
+    /// [`Client::member_from`], over by `end` rather than a timeout from now.
+    async fn member_from_until(&mut self, op: MemberOp, from: &Config, end: Instant) -> Result<Config, ClientError> {
         let margin = member_margin(self.link.timeout);
         let target = match &op {
             MemberOp::Remove { role, id } => Some((*role, *id)),

@@ -183,17 +183,14 @@ pub async fn member(cluster: &ClusterConfig, args: MemberArgs, out: &mut Out) ->
         ClientError::Member(why) => CtlError::Failed(format!("refused: {why}")),
         e => operator_error("membership change", &e),
     };
-    // A change is asked from the configuration listed first: the leader
-    // makes it only from there (a late copy of the request cannot make it
-    // again after a later change), and asks again from a newer one.
-    let listed = client.member(MemberOp::List).await.map_err(refused)?;
-    if op == MemberOp::List {
-        return print_config(&listed, args.json, out);
-    }
-    // Removing a node that no configuration seen had is refused (most
-    // likely a mistyped id, as `etcdctl member remove` says): the list, or
-    // the leader's newer one when the list came from a lagging proposer.
-    let config = client.member_from(op, &listed).await.map_err(refused)?;
+    // A change is asked from the configuration listed first, within the
+    // same timeout: the leader makes it only from there (a late copy of the
+    // request cannot make it again after a later change), and asks again
+    // from a newer one. Removing a node that no configuration seen had is
+    // refused (most likely a mistyped id, as `etcdctl member remove` says):
+    // the list, or the leader's newer one when the list came from a
+    // lagging proposer.
+    let config = client.member(op).await.map_err(refused)?;
     print_config(&config, args.json, out)
 }
 
