@@ -151,19 +151,34 @@ fn catches_a_change_made_from_another_epoch() {
 /// answered it makes its change again after a later change undid it (the
 /// roles are correct; the copies are not). Caught by the epoch check; it
 /// needs leadership to move between the answer and the copy: a third
-/// proposer, and transfers while changes wait (once seed 421 caught it
-/// without transfers, when leaders still made room for a higher id at each
-/// change; now seed 679). It is rare either way: about 1 seed in 2,000.
+/// proposer, and transfers while changes wait.
+///
+/// It is too rare for a bounded search to be quick: before 9c0bef1 (a
+/// change counts only answers since its request, one more round trip) two
+/// seeds in the first 8,000 caught it (81 and 6771), after it none did. So
+/// this test pins the first seed that does on 9c0bef1, and that it passes
+/// without the defect: a change of the core that moves the traces may need
+/// a new seed (`paxos-sim --sweep 40000 --defect epochless-copies
+/// --proposers 3 --member-rate 0.02 --transfer-rate 0.05 --threads 2`).
 #[test]
 fn catches_a_late_copy_without_its_epoch_making_a_change_again() {
-    let o = Overrides {
+    const SEED: u64 = 19_239;
+    let mut o = Overrides {
         defect: Some(Defect::EpochlessCopies),
         member_rate: Some(0.02),
         proposers: Some(3),
         transfer_rate: Some(0.05),
         ..Overrides::default()
     };
-    catch_within(&o, BOUND);
+    let outcome = run(SEED, &o);
+    assert!(
+        outcome.violations.first().is_some_and(|v| v.invariant == "member epoch"),
+        "seed {SEED} no longer catches epochless-copies: {:?}",
+        outcome.violations
+    );
+    o.defect = None;
+    let outcome = run(SEED, &o);
+    assert!(outcome.ok(), "seed {SEED} without the defect: {:?}", outcome.violations);
 }
 
 /// An operator that asks a change again from any newer configuration a
@@ -171,7 +186,8 @@ fn catches_a_late_copy_without_its_epoch_making_a_change_again() {
 /// have it (as the client did in 82bfabb): with a second operator undoing
 /// the first one's additions while it waits for its answer, a change is
 /// made twice by one command. Caught by the check that each command makes
-/// its change at most once.
+/// its change at most once, or by the deadline check when its second try is
+/// given up although its first made the change (seed 1349).
 #[test]
 fn catches_a_command_that_makes_its_change_twice() {
     let o = Overrides {
@@ -180,7 +196,9 @@ fn catches_a_command_that_makes_its_change_twice() {
         operators: Some(2),
         ..Overrides::default()
     };
-    catch_within(&o, BOUND);
+    // About one seed in 400 catches it (9 of the first 3,000 before
+    // 9c0bef1, 7 after, the first at 1349): three bounds, not one.
+    catch_within(&o, 3 * BOUND);
 }
 
 /// A proposer that leadership is handed to (`paxosctl leader transfer`)
