@@ -99,9 +99,9 @@ impl Proposer {
         }
         let fresh = |info: &super::AcceptorInfo| {
             !info.joining
-                && info.named.is_some_and(|(leader, round)| {
-                    round + 1 >= self.probe_round && leader.is_none_or(|l| l == self.cfg.id)
-                })
+                && info
+                    .named
+                    .is_some_and(|(leader, round)| self.fresh(round) && leader.is_none_or(|l| l == self.cfg.id))
         };
         let config = &self.learner.epoch().config;
         let free = config.acceptors.iter().filter(|m| self.acceptors.get(&m.id).is_some_and(fresh)).count();
@@ -217,13 +217,17 @@ impl Proposer {
         if round > self.probe_round {
             return Ok(()); // an answer to an earlier start's probe
         }
+        let fresh = self.fresh(round);
         let Some(info) = self.acceptors.get_mut(&a) else {
             return Err(Ignored("proposer: a probe reply of an acceptor that is no member"));
         };
         // A late answer to an earlier round does not replace a later one's:
-        // it may tell of the acceptor before it lost its disk.
-        let latest = info.incarnation.is_none_or(|(_, seen)| round >= seen);
-        if round + 1 >= self.probe_round && latest {
+        // it may tell of the acceptor before it lost its disk. Nor does one
+        // to the same round (a probe the network duplicated), unless it
+        // says the acceptor cannot vote: of two such answers, the one made
+        // after a loss is the one to keep, and it says so.
+        let latest = info.incarnation.is_none_or(|(_, seen)| round > seen || (round == seen && m.joining));
+        if fresh && latest {
             info.incarnation = Some((m.incarnation, round));
             info.decided = m.decided;
             info.joining = m.joining;
@@ -245,6 +249,12 @@ impl Proposer {
             self.start_phase1();
         }
         Ok(())
+    }
+
+    /// True when an answer to probe round `round` is fresh: the round went
+    /// out at the last heartbeat or the one before, or since.
+    pub(super) fn fresh(&self, round: u64) -> bool {
+        round >= self.fresh_from
     }
 
     /// The nonce of the current probe round.
@@ -339,8 +349,10 @@ impl Proposer {
     /// every node it is adding): their answers say who lost its state, who
     /// caught up, and tell laggards how far the log is decided.
     pub(super) fn send_heartbeats(&mut self) {
-        // Probe rounds count heartbeats, leading or not: how old a report is.
+        // Heartbeats are the clock of how old a report is, leading or not.
+        self.fresh_from = self.heartbeat_round;
         self.probe_round += 1;
+        self.heartbeat_round = self.probe_round;
         let leading = matches!(self.phase, Phase::Leader(_));
         self.heartbeat_peers();
         // A proposer that lacks decided slots probes too: the answers say which

@@ -440,8 +440,9 @@ impl Proposer {
         }
     }
 
-    /// The incarnation acceptor `id` reported in this probe round or the one
-    /// before: what it is now (an older report may come from before it lost its disk).
+    /// The incarnation acceptor `id` reported in a fresh probe round (see
+    /// [`Proposer::fresh`]): what it is now (an older report may come from
+    /// before it lost its disk).
     fn reported(&self, id: NodeId) -> Option<u64> {
         self.reported_since(id, 0)
     }
@@ -450,7 +451,7 @@ impl Proposer {
     /// that answer was to probe round `since` or a later one.
     fn reported_since(&self, id: NodeId, since: u64) -> Option<u64> {
         let (incarnation, round) = self.acceptors.get(&id)?.incarnation?;
-        (round + 1 >= self.probe_round && round >= since).then_some(incarnation)
+        (self.fresh(round) && round >= since).then_some(incarnation)
     }
 
     /// True when acceptor `id` answers and holds the decided log (to within the slack).

@@ -300,8 +300,16 @@ pub struct Proposer {
     /// start-up probe, with the incarnation each answered as (see
     /// [`Proposer::probed`]).
     probe: Option<BTreeMap<NodeId, u64>>,
-    /// A leader probes every acceptor each heartbeat: the round, part of each probe's nonce.
+    /// A leader probes every acceptor each heartbeat: the round, part of each
+    /// probe's nonce. Linearizable reads and member requests start rounds of
+    /// their own between heartbeats.
     probe_round: u64,
+    /// The round the last heartbeat started, and the one the heartbeat before
+    /// it started: answers to rounds from the latter on are fresh (see
+    /// [`Proposer::fresh`]), however many rounds started in between. Counted
+    /// in rounds instead, a stream of reads would make every answer stale.
+    heartbeat_round: u64,
+    fresh_from: u64,
     /// The probe round of the last pre-vote sent (one per round), and how many were sent.
     prevote_round: Option<u64>,
     prevotes: u64,
@@ -371,6 +379,8 @@ impl Proposer {
             catch_up_after: Tick::ZERO,
             probe: Some(BTreeMap::new()),
             probe_round: 0,
+            heartbeat_round: 0,
+            fresh_from: 0,
             prevote_round: None,
             prevotes: 0,
             round_ceiling: u64::MAX,

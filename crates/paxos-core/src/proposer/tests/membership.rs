@@ -336,6 +336,73 @@ fn a_late_answer_to_an_earlier_round_does_not_replace_a_later_one() {
     assert_eq!(p.acceptors[&NodeId(4)].incarnation, Some((999, 8)));
 }
 
+/// Probe answers stay fresh for two heartbeats, however many probe rounds of their own linearizable
+/// reads (and member requests) start in between: counted in rounds, two reads per tick made every
+/// answer stale by the time it came back (a tick later), and the leader never learned that acceptor
+/// 5 rebuilt its log (nor anything else of the acceptors: their challenges, so its probes renewed no
+/// lease). Here each tick brings two reads, then the answers to the probes of the tick before.
+#[test]
+fn answers_stay_fresh_however_many_rounds_reads_start() {
+    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
+    let answer = |a: u32, round: u64| {
+        let mut m = report(a, round, ballot, 1);
+        if let Message::ProbeReply(m) = &mut m {
+            m.challenge = 42;
+            if a == 5 {
+                (m.incarnation, m.joining) = (999, true); // rebuilt, holding the log
+            }
+        }
+        m
+    };
+    let probes = |r: &Ready<ProposerOp>| -> Vec<(u32, u64)> {
+        sent(r)
+            .filter_map(|o| match (&o.to, &o.msg) {
+                (Node::Acceptor(a), Message::Probe(m)) => Some((a.0, m.nonce)),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut due = Vec::new();
+    for t in 62..100u64 {
+        let mut sent_now = Vec::new();
+        for k in 0..2 {
+            let read = LogRead { req: 1, from: Slot(0), limit: 1, linearizable: true, cookie: None };
+            sent_now.extend(probes(&step(&mut p, client(100 + 2 * t + k), Message::LogRead(read))));
+        }
+        for (a, round) in std::mem::take(&mut due) {
+            step(&mut p, acc(a), answer(a, round));
+        }
+        let r = tick(&mut p);
+        if proposed_config(&r).is_some_and(|c| c.acceptors[4].incarnation == Some(999)) {
+            assert_eq!(p.acceptors[&NodeId(1)].challenge, 42, "the challenges are learned too");
+            return;
+        }
+        sent_now.extend(probes(&r));
+        due = sent_now;
+    }
+    panic!("acceptor 5's rebuild was never proposed: every answer came back stale");
+}
+
+/// A probe the network duplicated is answered twice; acceptor 4 lost its disk between the two
+/// answers, and the one made after the loss (a new incarnation, which cannot vote) arrives first.
+/// The other, made before, does not replace it: of two answers to one round, one that says the
+/// acceptor cannot vote is kept.
+#[test]
+fn of_two_answers_to_one_round_the_one_that_cannot_vote_is_kept() {
+    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
+    tick_to(&mut p, 70); // round 7
+    tick_to(&mut p, 80); // round 8
+    let mut after_the_loss = report(4, 8, ballot, 0);
+    if let Message::ProbeReply(m) = &mut after_the_loss {
+        (m.incarnation, m.joining) = (999, true);
+    }
+    assert!(step(&mut p, acc(4), after_the_loss).is_empty());
+
+    assert!(step(&mut p, acc(4), report(4, 8, ballot, 1)).is_empty());
+
+    assert_eq!(p.acceptors[&NodeId(4)].incarnation, Some((999, 8)));
+}
+
 /// Member requests: an acceptor being added is probed by the leader each heartbeat at the address the
 /// operator gave; once it answers a recent probe round with its incarnation and holds the decided log,
 /// the leader decides a configuration with it pinned, runs phase 1 of the new epoch with it, and answers.
