@@ -316,24 +316,34 @@ fn a_change_counts_only_answers_made_after_it_was_asked() {
     assert_eq!(proposed_config(&r), Some(next), "made once acceptor 4 answered since the request");
 }
 
-/// What a leader knows of an acceptor comes from its answer to the latest probe round: a late answer to
-/// an earlier round (delayed by the network) does not replace it, since it may tell of the acceptor
-/// before it lost its disk. Acceptor 4 answers round 8 as a new incarnation; its answer to round 7, as
-/// the one the configuration pins, arrives after.
+/// What a leader knows of an acceptor comes from its latest answer, and an answer made before the
+/// acceptor lost its disk never replaces one made after: acceptor 4 answers probe round 8 as a new
+/// incarnation (which cannot vote), then an answer it made before the loss arrives, as the incarnation
+/// the configuration pins. That answer is a late one to round 7, or the other answer to round 8 (a
+/// probe the network duplicated): of two answers to one round, the one that says the acceptor cannot
+/// vote is kept.
 #[test]
-fn a_late_answer_to_an_earlier_round_does_not_replace_a_later_one() {
-    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
-    tick_to(&mut p, 70); // round 7
-    tick_to(&mut p, 80); // round 8
-    let mut rebuilt = report(4, 8, ballot, 0);
-    if let Message::ProbeReply(m) = &mut rebuilt {
+fn an_answer_made_before_a_disk_loss_does_not_replace_one_made_after() {
+    for before_the_loss in [7, 8] {
+        let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
+        tick_to(&mut p, 70); // round 7
+        tick_to(&mut p, 80); // round 8
+        assert!(step(&mut p, acc(4), after_a_disk_loss(4, 8, ballot, 0)).is_empty());
+
+        assert!(step(&mut p, acc(4), report(4, before_the_loss, ballot, 1)).is_empty());
+
+        assert_eq!(p.acceptors[&NodeId(4)].incarnation, Some((999, 8)), "round {before_the_loss}");
+    }
+}
+
+/// Acceptor `a`'s answer to probe round `round` after it lost its disk: incarnation 999, which
+/// cannot vote, holding `decided` slots.
+fn after_a_disk_loss(a: u32, round: u64, promised: Ballot, decided: u64) -> Message {
+    let mut m = report(a, round, promised, decided);
+    if let Message::ProbeReply(m) = &mut m {
         (m.incarnation, m.joining) = (999, true);
     }
-    assert!(step(&mut p, acc(4), rebuilt).is_empty());
-
-    assert!(step(&mut p, acc(4), report(4, 7, ballot, 1)).is_empty());
-
-    assert_eq!(p.acceptors[&NodeId(4)].incarnation, Some((999, 8)));
+    m
 }
 
 /// Probe answers stay fresh for two heartbeats, however many probe rounds of their own linearizable
@@ -345,12 +355,10 @@ fn a_late_answer_to_an_earlier_round_does_not_replace_a_later_one() {
 fn answers_stay_fresh_however_many_rounds_reads_start() {
     let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
     let answer = |a: u32, round: u64| {
-        let mut m = report(a, round, ballot, 1);
+        // Acceptor 5 rebuilt its log after losing its disk.
+        let mut m = if a == 5 { after_a_disk_loss(a, round, ballot, 1) } else { report(a, round, ballot, 1) };
         if let Message::ProbeReply(m) = &mut m {
             m.challenge = 42;
-            if a == 5 {
-                (m.incarnation, m.joining) = (999, true); // rebuilt, holding the log
-            }
         }
         m
     };
@@ -381,26 +389,6 @@ fn answers_stay_fresh_however_many_rounds_reads_start() {
         due = sent_now;
     }
     panic!("acceptor 5's rebuild was never proposed: every answer came back stale");
-}
-
-/// A probe the network duplicated is answered twice; acceptor 4 lost its disk between the two
-/// answers, and the one made after the loss (a new incarnation, which cannot vote) arrives first.
-/// The other, made before, does not replace it: of two answers to one round, one that says the
-/// acceptor cannot vote is kept.
-#[test]
-fn of_two_answers_to_one_round_the_one_that_cannot_vote_is_kept() {
-    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
-    tick_to(&mut p, 70); // round 7
-    tick_to(&mut p, 80); // round 8
-    let mut after_the_loss = report(4, 8, ballot, 0);
-    if let Message::ProbeReply(m) = &mut after_the_loss {
-        (m.incarnation, m.joining) = (999, true);
-    }
-    assert!(step(&mut p, acc(4), after_the_loss).is_empty());
-
-    assert!(step(&mut p, acc(4), report(4, 8, ballot, 1)).is_empty());
-
-    assert_eq!(p.acceptors[&NodeId(4)].incarnation, Some((999, 8)));
 }
 
 /// Member requests: an acceptor being added is probed by the leader each heartbeat at the address the
