@@ -201,13 +201,9 @@ impl Proposer {
         if self.confirming.len() >= MAX_CONFIRMING_READS {
             return Err(Ignored("proposer: too many linearizable reads waiting"));
         }
-        // A probe round of its own, sent now: only answers to it (or later ones) confirm.
-        self.probe_round += 1;
-        let round = self.probe_round;
-        for a in self.acceptor_ids() {
-            let probe = self.probe_for(a);
-            self.ready.send(Node::Acceptor(a), Message::Probe(probe));
-        }
+        // A probe round sent after the read arrived: only answers to it (or
+        // later ones) confirm.
+        let round = self.probe_now();
         self.confirming.push(Confirming { client, read: m, round, ballot: self.ballot, acks: Vec::new() });
         Ok(())
     }

@@ -362,10 +362,17 @@ impl Proposer {
         }
     }
 
-    /// Starts a probe round of its own and sends it now: only answers to it
-    /// (or to later rounds) tell what the acceptors were after this moment.
-    /// Returns the round.
+    /// A probe round that leaves after this moment: only answers to it (or
+    /// to later rounds) tell what the acceptors were since. Returns it.
+    ///
+    /// One round serves every caller of one step: its probes wait in the
+    /// `Ready` until the runtime takes it, after every input of the step,
+    /// so they leave after each of them arrived. A stream of reads costs a
+    /// round per batch of datagrams, not one per read.
     pub(super) fn probe_now(&mut self) -> u64 {
+        if let Some(round) = self.step_round {
+            return round;
+        }
         self.probe_round += 1;
         self.probe_all();
         self.probe_round
@@ -378,6 +385,7 @@ impl Proposer {
             let probe = self.probe_for(a);
             self.ready.send(Node::Acceptor(a), Message::Probe(probe));
         }
+        self.step_round = Some(self.probe_round);
     }
 
     /// A heartbeat to every peer: our ballot, whether we lead, and how far we learned.

@@ -310,6 +310,9 @@ pub struct Proposer {
     /// in rounds instead, a stream of reads would make every answer stale.
     heartbeat_round: u64,
     fresh_from: u64,
+    /// The probe round sent to every acceptor in this step (since the last
+    /// `take_ready`), if one was: [`Proposer::probe_now`] reuses it.
+    step_round: Option<u64>,
     /// The probe round of the last pre-vote sent (one per round), and how many were sent.
     prevote_round: Option<u64>,
     prevotes: u64,
@@ -381,6 +384,7 @@ impl Proposer {
             probe_round: 0,
             heartbeat_round: 0,
             fresh_from: 0,
+            step_round: None,
             prevote_round: None,
             prevotes: 0,
             round_ceiling: u64::MAX,
@@ -600,6 +604,7 @@ impl Proposer {
     /// values into accepts (so that values that arrived together share datagrams).
     pub fn take_ready(&mut self) -> Ready<ProposerOp> {
         self.propose_queued();
+        self.step_round = None;
         std::mem::take(&mut self.ready)
     }
 

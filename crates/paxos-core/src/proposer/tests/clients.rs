@@ -225,3 +225,41 @@ fn a_retry_keeps_a_queued_request_alive() {
     assert_eq!(last.early, to_heard_and(&accept(ballot, 1, &[(1, stamped)]), &[1, 2, 3], 2));
     assert_eq!(p.status().counters["requests_stale"], 0);
 }
+
+/// The probes `r` sends to acceptors: (acceptor, round).
+fn probes(r: &Ready<ProposerOp>) -> Vec<(u32, u64)> {
+    r.messages
+        .iter()
+        .filter_map(|o| match (&o.to, &o.msg) {
+            (Node::Acceptor(a), Message::Probe(m)) => Some((a.0, m.nonce)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Linearizable reads: the leader serves one once a quorum of acceptors answered a probe sent after
+/// it arrived, still promising the leader's ballot. Reads that arrive in one step (one batch of
+/// datagrams, before the runtime takes the `Ready`) share one probe round, whose probes leave after
+/// every one of them arrived: a stream of reads costs a round per batch, not one per read. A read of
+/// the next step gets a round of its own.
+#[test]
+fn linearizable_reads_of_one_step_share_one_probe_round() {
+    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
+    let read = Message::LogRead(LogRead { req: 1, from: Slot(0), limit: 10, linearizable: true, cookie: None });
+    p.handle(client(7), read.clone()).expect("a read");
+    p.handle(client(8), read.clone()).expect("a read");
+
+    let r = p.take_ready();
+
+    assert_eq!(probes(&r), (1..=5).map(|a| (a, 7)).collect::<Vec<_>>(), "one round, to every acceptor");
+    for a in 1..=2 {
+        assert!(step(&mut p, acc(a), report(a, 7, ballot, 1)).is_empty(), "no quorum yet");
+    }
+    let r = step(&mut p, acc(3), report(3, 7, ballot, 1));
+    let mut served: Vec<Node> =
+        r.messages.iter().filter(|o| matches!(&o.msg, Message::LogReply(m) if m.linearizable)).map(|o| o.to).collect();
+    served.sort();
+    assert_eq!(served, vec![client(7), client(8)], "both served on one quorum");
+    let r = step(&mut p, client(9), read);
+    assert_eq!(probes(&r), (1..=5).map(|a| (a, 8)).collect::<Vec<_>>(), "the next step: a round of its own");
+}
