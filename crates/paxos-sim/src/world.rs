@@ -714,10 +714,10 @@ impl World {
         self.admins[1].start(op, self.now, deadline_ms);
     }
 
-    /// A hasty operator: in the tick an acceptor lost its disk or the two
-    /// after, half the time, the first operator removes another acceptor
-    /// (taking the wrong host for the failed one, say), before any leader
-    /// can have heard of the loss. Whether that leaves enough acceptors
+    /// A hasty operator: in the tick an acceptor lost its disk and in each of
+    /// the two after, with a chance of one half, the first operator (if
+    /// idle) removes another acceptor (taking the wrong host for the failed
+    /// one, say), before any leader can have heard of the loss. Whether that leaves enough acceptors
     /// that can vote is the leader's to judge, by what the acceptors are
     /// after the request: a leader that counted their earlier answers
     /// could shrink the cluster around lost disks for good. Returns true

@@ -86,9 +86,10 @@ pub(super) struct Waiting {
     late_by_ms: Option<u64>,
     /// The epoch the client asked from: the change is made only from it.
     epoch: Option<u32>,
-    /// The probe round the leader sent when the request arrived: only
-    /// answers to it or to later rounds say whether the new configuration's
-    /// acceptors are ready (see [`Proposer::next_config`]).
+    /// A probe round that left after the request arrived (its own, or one it
+    /// shares with the other inputs of its step, see [`Proposer::probe_now`]):
+    /// only answers to it or to later rounds say whether the new
+    /// configuration's acceptors are ready (see [`Proposer::next_config`]).
     asked_round: u64,
 }
 
@@ -188,7 +189,7 @@ impl Proposer {
         }
         let late_by_ms = m.deadline_ms.filter(|d| self.clock_ms > *d).map(|d| self.clock_ms - d);
         // What the acceptors were before this moment does not count: one that
-        // answered a round ago may have lost its disk since. Ask them all now.
+        // answered a round ago may have lost its disk since. Ask them all again.
         let asked_round = self.probe_now();
         let w = Waiting {
             client,
