@@ -732,14 +732,7 @@ impl World {
             .acceptors
             .iter()
             .map(|m| m.id)
-            .filter(|id| {
-                *id != lost
-                    && !given_up(&self.admins, MemberRole::Acceptor, *id)
-                    && !self
-                        .admins
-                        .iter()
-                        .any(|a| a.pending().and_then(MemberOp::target) == Some((MemberRole::Acceptor, *id)))
-            })
+            .filter(|id| *id != lost && !left_alone(&self.admins, MemberRole::Acceptor, *id))
             .collect();
         if candidates.is_empty() {
             return false;
@@ -774,14 +767,7 @@ impl World {
         }
         let config = self.config().clone();
         let p0 = self.proposer_ids.len();
-        // A member whose change was given up is left alone from then on, so
-        // that any later change to it would be the given-up one (see `checks::deadlines`).
-        // So is one the second operator is changing, so that a change given
-        // up is never made by the other operator's request.
-        let left_alone = |role: MemberRole, id: NodeId| {
-            given_up(&self.admins, role, id)
-                || self.admins.iter().any(|a| a.pending().and_then(MemberOp::target) == Some((role, id)))
-        };
+        let left_alone = |role: MemberRole, id: NodeId| left_alone(&self.admins, role, id);
         let late = |a: usize| self.late_starts.iter().any(|(_, l)| *l == a);
         let spare_acceptor = (0..self.acceptor_ids.len())
             .find(|a| !self.started[p0 + a] && !late(*a) && !left_alone(MemberRole::Acceptor, self.acceptor_ids[*a]));
@@ -1352,4 +1338,13 @@ impl World {
 /// True when an operator was told a change to this member was given up.
 fn given_up(admins: &[Admin], role: MemberRole, id: NodeId) -> bool {
     admins.iter().flat_map(|a| &a.given_up).any(|(op, ..)| op.target() == Some((role, id)))
+}
+
+/// True when the first operator leaves this member alone. One whose change
+/// was given up is left alone from then on, so that any later change to it
+/// would be the given-up one (see `checks::deadlines`). So is one an
+/// operator is changing, so that a change given up is never made by the
+/// other operator's request.
+fn left_alone(admins: &[Admin], role: MemberRole, id: NodeId) -> bool {
+    given_up(admins, role, id) || admins.iter().any(|a| a.pending().and_then(MemberOp::target) == Some((role, id)))
 }

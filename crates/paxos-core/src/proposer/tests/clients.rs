@@ -227,7 +227,7 @@ fn a_retry_keeps_a_queued_request_alive() {
 }
 
 /// The probes `r` sends to acceptors: (acceptor, round).
-fn probes(r: &Ready<ProposerOp>) -> Vec<(u32, u64)> {
+pub(super) fn probes(r: &Ready<ProposerOp>) -> Vec<(u32, u64)> {
     r.messages
         .iter()
         .filter_map(|o| match (&o.to, &o.msg) {

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use super::clients::probes;
 use super::*;
 
 fn member_request(req: u64, op: MemberOp) -> Message {
@@ -361,14 +362,6 @@ fn answers_stay_fresh_however_many_rounds_reads_start() {
             m.challenge = 42;
         }
         m
-    };
-    let probes = |r: &Ready<ProposerOp>| -> Vec<(u32, u64)> {
-        sent(r)
-            .filter_map(|o| match (&o.to, &o.msg) {
-                (Node::Acceptor(a), Message::Probe(m)) => Some((a.0, m.nonce)),
-                _ => None,
-            })
-            .collect()
     };
     let mut due = Vec::new();
     for t in 62..100u64 {
