@@ -23,9 +23,10 @@ use paxos_storage::ops::BinaryOp;
 use paxos_storage::{Durable, FileStore, OWNER};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tracing::error;
+use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
+use paxos_client::client::Client;
 use paxos_client::config::{ClusterConfig, NodeSettings, Role};
 use paxos_client::net::resolve_blocking;
 
@@ -275,19 +276,78 @@ pub fn block_on(serve: impl Future<Output = anyhow::Result<()>>) -> anyhow::Resu
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// How long a node that would start a cluster with an even acceptor set asks
+/// the file's other members whether a cluster already runs (see [`check_genesis`]).
+pub const RUNNING_CLUSTER_ASK: Duration = Duration::from_secs(3);
+
 /// Refuses the file's acceptors as the first configuration of a cluster
 /// when their count is even and this node would start one with them: it is
 /// a member of the file and its log holds no configuration yet (`epoch` 0).
 /// A node the file does not name joins a running cluster (`--listen`) and
 /// takes its configuration from the log, whatever the file's count.
 ///
+/// An empty log does not tell a new cluster from a running one whose
+/// members a kept-up-to-date file names, left even by membership changes,
+/// where this node lost its data dir. So before it refuses, the node asks
+/// the file's other members for their status for up to
+/// [`RUNNING_CLUSTER_ASK`]: if one answers from a configuration the log
+/// decided (epoch 1 or later), a cluster runs, and the node starts and takes
+/// its members from the log (an acceptor rebuilds itself, as with an odd
+/// set). It refuses once every other member answered from none, or when the
+/// time is up.
+///
 /// # Errors
 /// [`UsageError`] with the file, the key and the problem.
-pub fn check_genesis(node: &NodeSetup, epoch: u32) -> anyhow::Result<()> {
-    match node.cluster.even_genesis() {
-        Some(problem) if epoch == 0 && node.in_file() => Err(UsageError(problem.to_string()).into()),
-        _ => Ok(()),
+pub async fn check_genesis(node: &NodeSetup, epoch: u32) -> anyhow::Result<()> {
+    let problem = match node.cluster.even_genesis() {
+        Some(problem) if epoch == 0 && node.in_file() => problem,
+        _ => return Ok(()),
+    };
+    match running_cluster(node).await {
+        Some((peer, epoch)) => {
+            info!(
+                node = %node.node(), %peer, epoch,
+                "the cluster file names an even acceptor set, but a member runs a cluster: starting, to take the \
+                 members from its log"
+            );
+            Ok(())
+        }
+        None => Err(UsageError(format!(
+            "{problem}; no other member answered from a running cluster within {}s (a node that lost its data dir \
+             in a running cluster left with an even set starts once one does)",
+            RUNNING_CLUSTER_ASK.as_secs()
+        ))
+        .into()),
     }
+}
+
+/// The first other member of the file that answers its status from a
+/// configuration the log decided, with its epoch; `None` once every one
+/// answered from none, or after [`RUNNING_CLUSTER_ASK`].
+async fn running_cluster(node: &NodeSetup) -> Option<(Node, u32)> {
+    let me = node.node();
+    let proposers = node.cluster.proposers.iter().map(|m| Node::Proposer(NodeId(m.id)));
+    let acceptors = node.cluster.acceptors.iter().map(|m| Node::Acceptor(NodeId(m.id)));
+    let mut asks = tokio::task::JoinSet::new();
+    for peer in proposers.chain(acceptors).filter(|n| *n != me) {
+        let cluster = node.cluster.clone();
+        asks.spawn(async move {
+            let mut client = Client::new(&cluster).await.ok()?;
+            client.set_retry(Duration::from_millis(250));
+            client.set_timeout(RUNNING_CLUSTER_ASK);
+            let reply = client.status(peer).await.ok()?;
+            Some((peer, reply.epoch))
+        });
+    }
+    // Dropping the set aborts the asks still running.
+    while let Some(asked) = asks.join_next().await {
+        if let Ok(Some((peer, epoch))) = asked {
+            if epoch > 0 {
+                return Some((peer, epoch));
+            }
+        }
+    }
+    None
 }
 
 /// Claims the node's data dir for it ([`FileStore::claim`]), right after

@@ -657,7 +657,8 @@ async fn a_second_node_on_a_data_dir_in_use_is_refused() {
 
 /// Membership may leave a running cluster with an even acceptor set, and a
 /// file kept up to date then names it: nodes whose logs hold a configuration
-/// restart on it (only a new cluster's first configuration must be odd).
+/// restart on it (only a new cluster's first configuration must be odd), and
+/// so do an acceptor and a proposer that lost their data dirs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_with_an_even_set_restarts_a_running_cluster() {
     let _serial = serial().await;
@@ -688,6 +689,28 @@ async fn a_file_with_an_even_set_restarts_a_running_cluster() {
     propose_all(&mut client, "after", 5, &mut acked).await;
     let log = full_log(&mut client, leader).await;
     assert_guarantees(&[("leader", &log)], &acked);
+
+    // A member that lost its data dir restarts with that file too: an empty
+    // log cannot tell a new cluster from a running one, so it asks its
+    // peers, finds the running cluster, and rebuilds as with an odd set.
+    let a2 = Node::Acceptor(NodeId(2));
+    cluster.kill9(a2).await;
+    std::fs::remove_dir_all(cluster.data_dir(a2)).expect("delete acceptor 2's data dir");
+    cluster.start(a2);
+    let up = cluster.wait_status(a2, "rebuilt and let in again", |s| s.state == "up").await;
+    assert!(up.epoch >= 2, "a configuration pinned its new incarnation: {up:?}");
+    assert!(cluster.log_text(a2).contains("but a member runs a cluster"), "{}", cluster.log_text(a2));
+    // So does the proposer, which copies the decided log back from the acceptors.
+    let p1 = Node::Proposer(leader);
+    cluster.kill9(p1).await;
+    std::fs::remove_dir_all(cluster.data_dir(p1)).expect("delete the proposer's data dir");
+    cluster.start(p1);
+    let leader = cluster.wait_ready().await;
+    let mut client = cluster.client().await;
+    propose_all(&mut client, "after-loss", 5, &mut acked).await;
+    let log = full_log(&mut client, leader).await;
+    assert_guarantees(&[("leader", &log)], &acked);
+
     // A new node the file does not name joins with that file too (it waits to be added).
     let a5 = Node::Acceptor(NodeId(5));
     cluster.start_listening(a5, &format!("127.0.0.1:{}", free_ports(1)[0]));

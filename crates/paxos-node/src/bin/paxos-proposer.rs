@@ -26,7 +26,7 @@ async fn serve(node: NodeSetup, control: UnboundedReceiver<Control>) -> anyhow::
         .with_context(|| format!("open the proposer store in {}", node.data_dir.display()))?;
     daemon::claim_data_dir(&node, &store)?;
     let state = store.load().context("load the proposer state")?;
-    daemon::check_genesis(&node, state.log.epoch_number())?;
+    daemon::check_genesis(&node, state.log.epoch_number()).await?;
     let (socket, buffers) = bind_udp(node.listen).with_context(|| format!("bind {}", node.listen))?;
     info!(
         node = %node.node(),
