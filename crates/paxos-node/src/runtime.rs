@@ -260,6 +260,7 @@ pub async fn run<R: Role, S: Store<State = R::State>>(
         chaos,
         guard,
         ticks: 0,
+        members_taken: None,
         http,
         arrivals: FastMap::default(),
     };
@@ -323,6 +324,8 @@ struct Loop<R: Role, S: Store<State = R::State>> {
     guard: Guard,
     /// Ticks since the start.
     ticks: u64,
+    /// The tick at which the address book last took in the role's members.
+    members_taken: Option<u64>,
     /// Hands the status to the HTTP side now and then; never waits for it.
     http: crate::http::Publisher,
     /// When HTTP is served: when each client request in hand first reached us.
@@ -357,9 +360,7 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
                     self.role.tick();
                     self.ticks += 1;
                     if self.ticks % MEMBERS_EVERY_TICKS == 1 {
-                        for (node, addr) in self.role.members() {
-                            self.set_member(node, &addr);
-                        }
+                        self.take_members();
                     }
                     self.book.refresh(Instant::now());
                     self.http.publish_due(self.role.leading(), || self.status());
@@ -391,6 +392,18 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
         }
         info!(node = %self.me, counters = ?self.status().counters, "stopped");
         Ok(())
+    }
+
+    /// The address book takes in the role's members: the configuration in
+    /// force and the nodes being added. Every [`MEMBERS_EVERY_TICKS`] ticks,
+    /// and at once (once per tick at most) when the role sends to a member the
+    /// book does not know yet: a leader probes an acceptor being added as
+    /// soon as an operator asks for it.
+    fn take_members(&mut self) {
+        self.members_taken = Some(self.ticks);
+        for (node, addr) in self.role.members() {
+            self.set_member(node, &addr);
+        }
     }
 
     /// Takes where the configuration the log decided puts `node`, and warns
@@ -692,6 +705,10 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
         }
         let addr = match to {
             Node::Client(id) => self.clients.get(id),
+            member if !self.book.is_member(member) && self.members_taken != Some(self.ticks) => {
+                self.take_members();
+                self.book.addr_of(member)
+            }
             member => self.book.addr_of(member),
         };
         let Some(addr) = addr else {

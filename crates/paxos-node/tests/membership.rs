@@ -173,6 +173,12 @@ async fn acceptors_added_and_removed_under_load() {
             .expect("added");
         assert!(config.acceptors.iter().any(|m| m.id == NodeId(*id) && m.incarnation.is_some()), "{config:?}");
     }
+    // The leader's probe of each acceptor being added, sent as the request
+    // arrives, found its address: the runtime took in the new member at once.
+    for p in cluster.proposers.clone() {
+        let status = admin.status(Node::Proposer(p)).await.expect("status");
+        assert_eq!(status.counters.get("dropped.unroutable"), None, "proposer {p}: {:?}", status.counters);
+    }
     // A list from just before acceptor 8 was added (as a lagging proposer would answer): the leader
     // refuses the removal with the configuration in force, the next one, which has it; the client
     // asks again from there and it is removed.
