@@ -172,7 +172,7 @@ pub async fn member(cluster: &ClusterConfig, args: MemberArgs, out: &mut Out) ->
         }
         MemberCommand::Remove { role, id } => MemberOp::Remove { role: role.into(), id: NodeId(id) },
     };
-    let probes = reach_proposers(cluster).await?;
+    let probes = reach_proposers(cluster, super::STATUS_TIMEOUT).await?;
     let mut client = new_client(cluster).await?;
     if let Some(leader) = leader_of(&probes) {
         client.set_leader_hint(leader);
@@ -270,7 +270,7 @@ pub async fn leader(cluster: &ClusterConfig, args: LeaderArgs, out: &mut Out) ->
     if !cluster.proposers.iter().any(|m| m.id == id) {
         return Err(CtlError::Usage(format!("{}: no proposer {id}", cluster.path.display())));
     }
-    let probes = reach_proposers(cluster).await?;
+    let probes = reach_proposers(cluster, super::STATUS_TIMEOUT).await?;
     let before = leader_of(&probes);
     // The ballot that led before: the target leads only with a higher one
     // (a leader deposed a moment ago still says "leader" for a heartbeat).
@@ -417,7 +417,7 @@ fn hex(bytes: &[u8]) -> String {
 /// # Errors
 /// [`CtlError::Failed`] when no proposer answers, a read fails, or the file cannot be written.
 pub async fn backup(cluster: &ClusterConfig, args: BackupArgs, out: &mut Out) -> Result<(), CtlError> {
-    let probes = reach_proposers(cluster).await?;
+    let probes = reach_proposers(cluster, super::STATUS_TIMEOUT).await?;
     // The leader's log, not one a proposer merely names: a candidate's or a
     // follower's may be short. Every page is read linearizably (below), so
     // the backup holds every value acknowledged before it started.
@@ -506,7 +506,7 @@ pub async fn restore(cluster: &ClusterConfig, args: RestoreArgs, out: &mut Out) 
             args.file.display()
         )));
     }
-    let probes = reach_proposers(cluster).await?;
+    let probes = reach_proposers(cluster, super::STATUS_TIMEOUT).await?;
     let mut client = new_client(cluster).await?;
     if let Some(leader) = leader_of(&probes) {
         client.set_leader_hint(leader);

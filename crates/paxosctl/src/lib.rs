@@ -2,8 +2,8 @@
 //!
 //! ```text
 //!  paxosctl --config FILE propose [--json] [--timeout SECS] [--concurrency N] VALUE...
-//!  paxosctl --config FILE log [--node ID] [--from N] [--limit N] [--json] [--follow]
-//!  paxosctl --config FILE status [--json]
+//!  paxosctl --config FILE log [--node ID] [--stale] [--from N] [--limit N] [--json] [--follow] [--timeout SECS]
+//!  paxosctl --config FILE status [--json] [--timeout SECS]
 //!  paxosctl --config FILE bench (--values N | --duration S [--warmup S]) --concurrency C [--size BYTES] [--json]
 //!  paxosctl --config FILE member list|add|remove ...
 //!  paxosctl --config FILE backup [--partial] FILE
@@ -59,7 +59,8 @@ pub const FAILURE_EXIT_CODE: u8 = 1;
 /// How long one status request waits before it is sent once more.
 pub const STATUS_RETRY: Duration = Duration::from_millis(500);
 
-/// How long a status request may take in all: one retry after [`STATUS_RETRY`].
+/// How long a status request may take in all by default (`status
+/// --timeout`): one retry after [`STATUS_RETRY`].
 pub const STATUS_TIMEOUT: Duration = Duration::from_millis(1000);
 
 /// The command line of `paxosctl`.
@@ -381,22 +382,22 @@ pub struct Probe {
     pub node: Node,
     /// Its address in the cluster file.
     pub addr: String,
-    /// Its answer, or `None` when it did not answer within [`STATUS_TIMEOUT`].
+    /// Its answer, or `None` when it did not answer in time.
     pub reply: Option<StatusReply>,
 }
 
 /// Asks each of `nodes` for its status, all at once, each with its own client,
-/// waiting [`STATUS_RETRY`] and then once more. The answers come back in the
-/// order of `nodes`.
+/// waiting [`STATUS_RETRY`] and then again, for `wait` in all. The answers
+/// come back in the order of `nodes`.
 ///
 /// # Errors
 /// [`CtlError::Failed`] when a client socket cannot be opened.
-pub async fn probe(cluster: &ClusterConfig, nodes: &[Node]) -> Result<Vec<Probe>, CtlError> {
+pub async fn probe(cluster: &ClusterConfig, nodes: &[Node], wait: Duration) -> Result<Vec<Probe>, CtlError> {
     let mut tasks = JoinSet::new();
     for (i, node) in nodes.iter().copied().enumerate() {
         let mut client = new_client(cluster).await?;
-        client.set_retry(STATUS_RETRY);
-        client.set_timeout(STATUS_TIMEOUT);
+        client.set_retry(STATUS_RETRY.min(wait));
+        client.set_timeout(wait);
         tasks.spawn(async move { (i, client.status(node).await.ok()) });
     }
     let mut replies = vec![None; nodes.len()];
@@ -468,7 +469,7 @@ pub async fn proposing_client(
     lanes: usize,
     timeout: Duration,
 ) -> Result<MultiClient, CtlError> {
-    let probes = reach_proposers(cluster).await?;
+    let probes = reach_proposers(cluster, STATUS_TIMEOUT).await?;
     let mut client = MultiClient::new(cluster, lanes).map_err(client_error)?;
     client.set_timeout(timeout);
     if let Some(leader) = leader_of(&probes) {
@@ -482,20 +483,22 @@ pub async fn proposing_client(
 /// value would only hide that.
 ///
 /// # Errors
-/// [`CtlError::Failed`] when no proposer answers within [`STATUS_TIMEOUT`].
-pub async fn reach_proposers(cluster: &ClusterConfig) -> Result<Vec<Probe>, CtlError> {
-    let probes = probe(cluster, &proposer_nodes(cluster)).await?;
+/// [`CtlError::Failed`] when no proposer answers within `wait`.
+pub async fn reach_proposers(cluster: &ClusterConfig, wait: Duration) -> Result<Vec<Probe>, CtlError> {
+    let probes = probe(cluster, &proposer_nodes(cluster), wait).await?;
     if probes.iter().all(|p| p.reply.is_none()) {
-        return Err(unreachable(cluster, "no proposer"));
+        return Err(unreachable(cluster, "no proposer", wait));
     }
     Ok(probes)
 }
 
-/// The error for a cluster of which `who` answered.
-pub fn unreachable(cluster: &ClusterConfig, who: &str) -> CtlError {
+/// The error for a cluster of which `who` answered within `wait`. Nodes
+/// also drop, unanswered, what names another cluster than theirs.
+pub fn unreachable(cluster: &ClusterConfig, who: &str, wait: Duration) -> CtlError {
     CtlError::Failed(format!(
-        "cluster unreachable: {who} answered within {} (is it running? cluster file {})",
-        secs(STATUS_TIMEOUT),
+        "cluster unreachable: {who} answered within {} (is it running, and named {:?} as here? cluster file {})",
+        secs(wait),
+        cluster.cluster,
         cluster.path.display()
     ))
 }
@@ -535,6 +538,26 @@ mod tests {
             let e = Cli::try_parse_from(args).expect_err("a usage error");
             let line = one_line_clap_error(&e.render().to_string());
             assert!(!line.contains('\n') && line.len() > 20, "{args:?}: {line:?}");
+        }
+    }
+
+    /// SPEC: `--timeout S` on every command that waits.
+    #[test]
+    fn every_command_that_waits_takes_a_timeout() {
+        for args in [
+            &["paxosctl", "propose", "x"][..],
+            &["paxosctl", "log"],
+            &["paxosctl", "log", "--follow"],
+            &["paxosctl", "status", "--json"],
+            &["paxosctl", "member", "list"],
+            &["paxosctl", "backup", "f"],
+            &["paxosctl", "restore", "f"],
+            &["paxosctl", "leader", "transfer", "2"],
+        ] {
+            let with: Vec<&str> = args.iter().copied().chain(["--timeout", "2.5"]).collect();
+            if let Err(e) = Cli::try_parse_from(&with) {
+                panic!("{with:?}: {}", e.render());
+            }
         }
     }
 

@@ -1,4 +1,4 @@
-//! `paxosctl log [--node ID] [--from N] [--limit N] [--json] [--follow]`
+//! `paxosctl log [--node ID] [--stale] [--from N] [--limit N] [--json] [--follow] [--timeout SECS]`
 //!
 //! Prints the decided log, one entry per line, page by page from `--from`
 //! (default 0): `<instance>\t<value>`, or `<instance>` alone for a no-op
@@ -28,7 +28,7 @@ use paxos_proto::{LogEntry, Node, NodeId, Slot};
 use serde::Serialize;
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::{describe, diag, leader_of, new_client, reach_proposers, CtlError, Out};
+use super::{describe, diag, leader_of, new_client, reach_proposers, CtlError, Out, STATUS_TIMEOUT};
 use paxos_client::client::LOG_PAGE_LIMIT;
 use paxos_client::config::ClusterConfig;
 
@@ -65,6 +65,10 @@ pub struct LogArgs {
     /// Keep printing entries as they are decided, until interrupted.
     #[arg(long)]
     pub follow: bool,
+    /// How long each read (a page of up to 1000 entries, and the first look
+    /// for the leader) may wait for an answer [default: 3; with --follow, 1 before it looks for the leader again].
+    #[arg(long, value_name = "SECS", value_parser = super::parse_secs)]
+    pub timeout: Option<Duration>,
 }
 
 /// One log entry as `log --json` prints it.
@@ -136,12 +140,13 @@ async fn read(cluster: &ClusterConfig, args: &LogArgs, out: &mut Out) -> Result<
     let stale = args.stale || explicit.is_some();
     let mut node = match explicit {
         Some(id) => id,
-        None => pick_proposer(cluster).await?,
+        None => pick_proposer(cluster, args.timeout.unwrap_or(STATUS_TIMEOUT)).await?,
     };
     let mut client = new_client(cluster).await?;
     client.set_leader_hint(node);
     client.set_retry(LOG_RETRY);
-    client.set_timeout(if args.follow { FOLLOW_TIMEOUT } else { LOG_TIMEOUT });
+    let default = if args.follow { FOLLOW_TIMEOUT } else { LOG_TIMEOUT };
+    client.set_timeout(args.timeout.unwrap_or(default));
     let mut next = Slot(args.from);
     let mut printed = 0u64;
     // The proposer that stopped answering, while --follow waits for an answer again.
@@ -172,7 +177,7 @@ async fn read(cluster: &ClusterConfig, args: &LogArgs, out: &mut Out) -> Result<
                     silent = Some(node);
                 }
                 if explicit.is_none() {
-                    match pick_proposer(cluster).await {
+                    match pick_proposer(cluster, args.timeout.unwrap_or(STATUS_TIMEOUT)).await {
                         Ok(other) => node = other,
                         Err(_) => tokio::time::sleep(FOLLOW_POLL).await,
                     }
@@ -212,9 +217,9 @@ async fn read(cluster: &ClusterConfig, args: &LogArgs, out: &mut Out) -> Result<
 /// and works, else the working proposer that has decided the most.
 ///
 /// # Errors
-/// [`CtlError::Failed`] when no working proposer answers.
-async fn pick_proposer(cluster: &ClusterConfig) -> Result<NodeId, CtlError> {
-    let probes = reach_proposers(cluster).await?;
+/// [`CtlError::Failed`] when no working proposer answers within `wait`.
+async fn pick_proposer(cluster: &ClusterConfig, wait: Duration) -> Result<NodeId, CtlError> {
+    let probes = reach_proposers(cluster, wait).await?;
     let working = || {
         probes.iter().filter_map(|p| match (p.node, &p.reply) {
             (Node::Proposer(id), Some(r)) if !r.failed => Some((id, r)),

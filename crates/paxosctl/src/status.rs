@@ -1,7 +1,8 @@
-//! `paxosctl status [--json]`
+//! `paxosctl status [--json] [--timeout SECS]`
 //!
 //! Asks every node of the cluster file, proposers and acceptors, for its
-//! status, all at once, each with [`super::STATUS_RETRY`] and one retry. A
+//! status, all at once, each with [`super::STATUS_RETRY`] and one retry
+//! (`--timeout`, 1 s by default, in all). A
 //! node is `up`, `failed` (it answers, but ignores every other datagram since
 //! SIGUSR1) or `unreachable` (no answer in time: down, or not where the file
 //! says). When a proposer leads, it is asked for the members the log decided
@@ -38,6 +39,9 @@ pub struct StatusArgs {
     /// Print one JSON object per node and line instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// How long each node may take to answer before it counts as unreachable [default: 1].
+    #[arg(long, value_name = "SECS", value_parser = super::parse_secs)]
+    pub timeout: Option<Duration>,
 }
 
 /// One node's line of `status --json`.
@@ -156,8 +160,9 @@ pub fn format_table(nodes: &[NodeStatus<'_>]) -> Vec<String> {
 /// # Errors
 /// [`CtlError::Failed`] when no node answered.
 pub async fn run(cluster: &ClusterConfig, args: StatusArgs, out: &mut Out) -> Result<(), CtlError> {
+    let wait = args.timeout.unwrap_or(super::STATUS_TIMEOUT);
     let in_file = all_nodes(cluster);
-    let mut probes = probe(cluster, &in_file).await?;
+    let mut probes = probe(cluster, &in_file, wait).await?;
     // The members the log decided, if the leader says: those the file does
     // not name are asked too, those it names and the log removed are marked.
     let decided = decided_members(cluster, &probes).await;
@@ -176,7 +181,7 @@ pub async fn run(cluster: &ClusterConfig, args: StatusArgs, out: &mut Out) -> Re
             }
         }
         let nodes: Vec<Node> = extra.iter().map(|(n, _)| *n).collect();
-        probes.extend(probe(&widened, &nodes).await?);
+        probes.extend(probe(&widened, &nodes, wait).await?);
     }
     let nodes: Vec<NodeStatus<'_>> = probes
         .iter()
@@ -200,7 +205,7 @@ pub async fn run(cluster: &ClusterConfig, args: StatusArgs, out: &mut Out) -> Re
     }
     if probes.iter().all(|p| p.reply.is_none()) {
         out.flush()?;
-        return Err(unreachable(cluster, "no node"));
+        return Err(unreachable(cluster, "no node", wait));
     }
     out.flush()?;
     unhealthy(&nodes).map_or(Ok(()), |why| Err(CtlError::Failed(why)))

@@ -375,6 +375,8 @@ fn an_unreachable_cluster_or_a_mistake_is_one_line_and_an_exit_code() {
         &["propose", "x"],
         &["log"],
         &["bench", "--values", "5", "--concurrency", "2"],
+        &["status", "--timeout", "0.3"],
+        &["log", "--timeout", "0.3"],
     ] {
         let r = run_with(&config, args, Duration::from_secs(10));
         assert_eq!(r.code, Some(1), "{args:?}: {r:#?}");
@@ -382,6 +384,9 @@ fn an_unreachable_cluster_or_a_mistake_is_one_line_and_an_exit_code() {
         assert_eq!(err.len(), 1, "{args:?}: one line: {err:?}");
         assert!(err[0].starts_with("paxosctl: cluster unreachable"), "{args:?}: {err:?}");
         assert!(r.took < Duration::from_secs(3), "{args:?} took {:?}", r.took);
+        if args.contains(&"--timeout") {
+            assert!(err[0].contains("answered within 0.3s"), "{args:?}: {err:?}");
+        }
     }
     let r = run_with(&config, &["log", "--node", "1"], Duration::from_secs(10));
     assert_eq!((r.code, r.stderr_lines().len()), (Some(1), 1), "{r:#?}");
