@@ -451,7 +451,9 @@ pub async fn backup(cluster: &ClusterConfig, args: BackupArgs, out: &mut Out) ->
             if page.start > next {
                 diag(format_args!("instances below {} were deleted by retention: the backup starts there", page.start));
             }
-            start = Some(page.start.max(next));
+            // The first entry is where the backup starts (a proposer serves nothing below its
+            // retention point, but one of an older release may).
+            start = Some(page.entries.first().map_or(page.start.max(next), |e| e.slot));
         }
         let Some(last) = page.entries.last() else { break };
         next = last.slot.next();

@@ -533,7 +533,9 @@ async fn retention_deletes_old_instances_and_says_so() {
     let r = run(&cluster.path, &["backup", "--partial", path]);
     assert_eq!(r.code, Some(0), "{r:#?}");
     assert!(r.stderr.contains("the backup starts there"), "{r:#?}");
-    assert!(file.exists());
+    let text = std::fs::read_to_string(&file).expect("the partial backup");
+    let (_, entries) = paxosctl::admin::decode_backup(&text).expect("a partial backup reads back whole");
+    assert!(entries[0].slot >= start && entries.last().expect("entries").slot == Slot(4000), "{:?}", entries[0]);
 }
 
 /// `verify --prefix` counts values of earlier workloads (other prefixes) in

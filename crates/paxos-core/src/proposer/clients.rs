@@ -259,7 +259,11 @@ impl Proposer {
     }
 
     /// A page of the decided log from the cache, or read from the store.
-    fn serve_log(&mut self, client: ClientId, m: LogRead, linearizable: bool) -> Result<(), Ignored> {
+    /// Nothing below the retention point is served, although the cache or
+    /// the store may still hold it until compaction: the page starts there,
+    /// and its `start` says so, as it would once the slots are gone.
+    fn serve_log(&mut self, client: ClientId, mut m: LogRead, linearizable: bool) -> Result<(), Ignored> {
+        m.from = m.from.max(self.learner.state().start);
         if m.from >= self.learner.cache_start() {
             let from = m.from.min(self.learner.decided());
             let entries = log_entries(from, m.limit, self.learner.cached(from).map(|(v, dup)| (v, *dup)));

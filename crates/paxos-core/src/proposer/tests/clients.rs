@@ -152,6 +152,28 @@ fn log_read_shows_noops_and_duplicates_as_none() {
     assert_eq!(r, ready(vec![], vec![send(client(9), log_reply(43, entries, 5))]));
 }
 
+/// Retention: slots below the retention point are not served, although the proposer still caches
+/// them (the store drops them at its next compaction); the page starts at the point and says so,
+/// so that `log` reports them deleted and a backup's first instance is its first entry.
+#[test]
+fn log_read_below_the_retention_point_starts_at_it() {
+    let mut p = proposer(1);
+    let log = pinned_log(&[cmd(7, 1, "a"), cmd(7, 2, "b"), cmd(7, 3, "c"), cmd(8, 1, "d")]);
+    step(
+        &mut p,
+        prop(2),
+        Message::CatchUpReply(CatchUpReply { from: Slot(0), entries: log, decided: Slot(5), epoch: None, nonce: 0 }),
+    );
+    p.learner.retain(Slot(3));
+
+    let r = step(&mut p, client(9), log_read(42, 0, 10));
+
+    let entries =
+        vec![LogEntry { slot: Slot(3), value: Some("c".into()) }, LogEntry { slot: Slot(4), value: Some("d".into()) }];
+    let reply = LogReply { req: 42, entries, decided: Slot(5), start: Slot(3), leader: None, linearizable: false };
+    assert_eq!(r, ready(vec![], vec![send(client(9), Message::LogReply(reply))]));
+}
+
 /// Reading the log: slots the proposer no longer caches (here: recovered from its store after a restart)
 /// are read from the store, duplicates marked as the store keeps them, and the page goes to the client.
 #[test]
