@@ -620,6 +620,13 @@ pub fn random_client_id() -> ClientId {
     ClientId((random_u64() & paxos_proto::MAX_CLIENT_NUMBER).max(1))
 }
 
+/// A random acceptor incarnation, never zero, below 2^53: operators and
+/// scripts read it in `member list --json`, and JSON parsers that read
+/// numbers as doubles (jq, JavaScript) read it exactly.
+pub fn random_incarnation() -> u64 {
+    (random_u64() & paxos_proto::MAX_CLIENT_NUMBER).max(1)
+}
+
 /// This host's wall clock, in Unix ms (deadlines of requests; the daemons' clock for the core).
 pub fn unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)

@@ -202,6 +202,9 @@ async fn acceptors_added_and_removed_under_load() {
     let listed = admin.member(MemberOp::List).await.expect("list");
     let ids: Vec<u32> = listed.acceptors.iter().map(|m| m.id.0).collect();
     assert_eq!(ids, [3, 4, 5, 6, 7]);
+    // Incarnations stay below 2^53, so that `member list --json` reads exactly in jq.
+    let exact = |m: &paxos_proto::Member| m.incarnation.is_some_and(|i| i <= paxos_proto::MAX_CLIENT_NUMBER);
+    assert!(listed.acceptors.iter().all(exact), "{listed:?}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (mut acked, worst) = finish(&stop, tasks).await;
     println!("membership changes under load: {} values acknowledged, worst latency {worst:?}", acked.len());

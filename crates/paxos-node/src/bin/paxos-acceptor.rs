@@ -47,7 +47,7 @@ async fn serve(node: NodeSetup, control: UnboundedReceiver<Control>) -> anyhow::
         id: node.node_id(),
         genesis: node.cluster.genesis(),
         // Used only if the store has no identity yet (a new node, or one that lost its disk).
-        incarnation: paxos_client::client::random_u64(),
+        incarnation: paxos_client::client::random_incarnation(),
         nonce_seed: paxos_client::client::random_u64(),
         retain_slots: node.cluster.log.retain_slots,
         lease_ticks: runtime::lease_ticks(&node.settings),
