@@ -1037,6 +1037,18 @@ pub fn parse_addr(addr: &str) -> Result<String, String> {
     Ok(format!("{host}:{port}"))
 }
 
+/// The first paragraph of a rendered clap error on one line, with a pointer
+/// to `--help`, as every mistake of the command line is reported (the
+/// daemons' and `paxosctl`'s): `error: unexpected argument '--x'
+/// found\n\nUsage: ...` becomes `unexpected argument '--x' found (see paxosctl --help)`.
+pub fn one_line_clap_error(rendered: &str, bin: &str) -> String {
+    let paragraph: Vec<&str> =
+        rendered.lines().map(str::trim).take_while(|l| !l.is_empty()).filter(|l| !l.starts_with("tip:")).collect();
+    let text = paragraph.join(" ");
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    format!("{text} (see {bin} --help)")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

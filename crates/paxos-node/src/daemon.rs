@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::error::ErrorKind;
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use paxos_proto::{Node, NodeId};
 use paxos_storage::ops::BinaryOp;
@@ -108,12 +109,20 @@ fn start_http(http: &HttpAddr, role: Role, id: u32) -> anyhow::Result<()> {
     crate::http::start(listener, role, id).map_err(|e| anyhow::anyhow!("{origin}: cannot start the HTTP server: {e}"))
 }
 
-/// Parses the command line of the binary `name` (clap exits with code 2 on a mistake).
+/// Parses the command line of the binary `name`: `--help` and `--version`
+/// print and exit 0; a mistake exits 2 with one line (clap's first
+/// paragraph, with a pointer to `--help`).
 pub fn parse_args(name: &'static str, about: &'static str) -> Args {
-    let matches = Args::command().name(name).bin_name(name).about(about).version(LONG_VERSION).get_matches();
-    match Args::from_arg_matches(&matches) {
+    let command = Args::command().name(name).bin_name(name).about(about).version(LONG_VERSION);
+    let parsed = command.try_get_matches().and_then(|matches| Args::from_arg_matches(&matches));
+    match parsed {
         Ok(args) => args,
-        Err(e) => e.exit(),
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => e.exit(),
+        Err(e) => {
+            // As `usage_error` prints it; nothing is running yet to return to.
+            eprintln!("{}", paxos_client::config::one_line_clap_error(&e.render().to_string(), name));
+            std::process::exit(i32::from(USAGE_EXIT_CODE));
+        }
     }
 }
 

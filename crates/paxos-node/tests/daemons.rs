@@ -97,6 +97,16 @@ fn bad_cluster_file_exits_2_with_one_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("missing.toml") && stderr.contains("no such file"), "{stderr}");
+    // A mistake of the command line itself: one line too, pointing to --help.
+    for (args, names) in [(&["--id", "x"][..], "--id"), (&["--id", "1", "--log-format", "xml"], "--log-format")] {
+        for bin in [acceptor_bin(), proposer_bin()] {
+            let out = Command::new(&bin).arg("--config").arg(&missing).args(args).output().expect("run");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr:?}");
+            assert!(stderr.contains(names) && stderr.contains("--help"), "{args:?}: {stderr}");
+        }
+    }
 }
 
 /// `fsync = false` is announced in the start-up line; `--log-format json`

@@ -275,9 +275,9 @@ fn clap_error(e: clap::Error) -> ExitCode {
             let _ = e.print();
             ExitCode::SUCCESS
         }
-        // Plain `paxosctl`: clap would print the whole help as the error.
+        // Plain `paxosctl` (or `paxosctl member`): clap would print the whole help as the error.
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
-            diag("no command given: expected propose, log, status, bench, member, backup, restore, leader, verify or keygen (see paxosctl --help)");
+            diag(missing_command(&e.render().to_string()));
             ExitCode::from(USAGE_EXIT_CODE)
         }
         _ => {
@@ -287,15 +287,24 @@ fn clap_error(e: clap::Error) -> ExitCode {
     }
 }
 
-/// The first paragraph of clap's rendered error, on one line, with a pointer to `--help`:
-/// `error: unexpected argument '--x' found\n\nUsage: ...` becomes
-/// `unexpected argument '--x' found (see paxosctl --help)`.
+/// What a command line without its (sub)command is told, from the usage
+/// line clap rendered: `Usage: paxosctl member <COMMAND>` names the command
+/// whose subcommand is missing.
+fn missing_command(rendered: &str) -> String {
+    let usage = rendered.lines().find_map(|l| l.trim().strip_prefix("Usage: ")).unwrap_or("paxosctl");
+    let path: Vec<&str> = usage.split_whitespace().take_while(|w| !w.starts_with(['<', '['])).collect();
+    match path[..] {
+        [_, "member", ..] => "member: expected list, add or remove (see paxosctl member --help)".into(),
+        [_, "leader", ..] => "leader: expected transfer ID (see paxosctl leader --help)".into(),
+        _ => "no command given: expected propose, log, status, bench, member, backup, restore, leader, verify or \
+              keygen (see paxosctl --help)"
+            .into(),
+    }
+}
+
+/// A clap error of `paxosctl` on one line.
 fn one_line_clap_error(rendered: &str) -> String {
-    let paragraph: Vec<&str> =
-        rendered.lines().map(str::trim).take_while(|l| !l.is_empty()).filter(|l| !l.starts_with("tip:")).collect();
-    let text = paragraph.join(" ");
-    let text = text.strip_prefix("error: ").unwrap_or(&text);
-    format!("{text} (see paxosctl --help)")
+    paxos_client::config::one_line_clap_error(rendered, "paxosctl")
 }
 
 /// Installs a tracing subscriber on stderr only when `RUST_LOG` asks for one,
@@ -522,6 +531,19 @@ mod tests {
             one_line_clap_error(missing),
             "the following required arguments were not provided: --values <N> (see paxosctl --help)"
         );
+    }
+
+    #[test]
+    fn a_missing_subcommand_names_its_command() {
+        for (args, want) in [
+            (&["paxosctl"][..], "no command given: expected propose"),
+            (&["paxosctl", "member"], "member: expected list, add or remove"),
+            (&["paxosctl", "leader"], "leader: expected transfer ID"),
+        ] {
+            let e = Cli::try_parse_from(args).expect_err("a usage error");
+            let line = missing_command(&e.render().to_string());
+            assert!(line.starts_with(want), "{args:?}: {line:?}");
+        }
     }
 
     #[test]
