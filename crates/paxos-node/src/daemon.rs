@@ -178,6 +178,18 @@ impl NodeSetup {
         cluster.peer_keys().map_err(|e| e.to_string())?;
         cluster.client_keys().map_err(|e| e.to_string())?;
         let data_dir = settings.data_dir.join(format!("{role}-{id}"));
+        // A data dir that cannot be one (a file in its way, a read-only
+        // disk) is the operator's to fix: one line naming the key, exit 2.
+        std::fs::create_dir_all(&data_dir).map_err(|e| {
+            let key = match cluster.members(role).iter().position(|m| m.id == id && m.data_dir.is_some()) {
+                Some(index) => format!("{}[{index}].data_dir", role.section()),
+                None if std::env::var_os("PAXOS_NODE__DATA_DIR").is_some() => {
+                    "node.data_dir (PAXOS_NODE__DATA_DIR)".into()
+                }
+                None => "node.data_dir".into(),
+            };
+            format!("{file}: {key}: cannot use {} as this node's data dir: {e}", data_dir.display())
+        })?;
         let listen = match &args.listen {
             Some(listen) => pick(resolve_blocking(listen))
                 .map_err(|e| format!("{file}: --listen (PAXOS_LISTEN): cannot use {listen:?}: {e}"))?,

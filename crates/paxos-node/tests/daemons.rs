@@ -43,6 +43,7 @@ fn bad_cluster_file_exits_2_with_one_line() {
         "[[proposers]]\nid = 1\naddr = \"127.0.0.1:{}\"\n[[acceptors]]\nid = 1\naddr = \"127.0.0.1:{}\"\n",
         ports[0], ports[1]
     );
+    std::fs::write(dir.path().join("a-file"), "not a directory").expect("write");
     let cases: Vec<(&str, String, Vec<&str>, &str)> = vec![
         (
             "duplicate id",
@@ -55,6 +56,13 @@ fn bad_cluster_file_exits_2_with_one_line() {
         ("no such member", good.clone(), vec!["--id", "7"], "no acceptor 7 in the file"),
         ("missing id", good.clone(), vec![], "--id"),
         ("not toml", "[[proposers]\nid = ".to_owned(), vec!["--id", "1"], "line 1"),
+        // A data dir with a file in its way.
+        (
+            "data dir a file",
+            format!("{good}[node]\ndata_dir = {:?}\n", dir.path().join("a-file").display().to_string()),
+            vec!["--id", "1"],
+            "node.data_dir: cannot use",
+        ),
         // On an empty data dir the file's acceptors start the cluster: an even set cannot.
         (
             "even acceptors",
