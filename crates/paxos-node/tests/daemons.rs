@@ -738,6 +738,30 @@ async fn a_file_with_an_even_set_restarts_a_running_cluster() {
     cluster.stop_all_gracefully().await;
 }
 
+/// A new cluster needs more than a majority of its acceptors to start (its
+/// first configuration pins their incarnations): with fewer, the proposer
+/// says so in one warning, naming how many answer and how many it needs,
+/// and starts once enough do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_cluster_short_of_acceptors_says_why_it_does_not_start() {
+    let _serial = serial().await;
+    let mut cluster = Cluster::new(1, 3, "");
+    let p1 = Node::Proposer(NodeId(1));
+    for node in [p1, Node::Acceptor(NodeId(1)), Node::Acceptor(NodeId(2))] {
+        cluster.start(node);
+    }
+    wait_log(&cluster, p1, "cannot campaign").await;
+    let log = cluster.log_text(p1);
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("cannot campaign")).collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains("answering=2") && lines[0].contains("quorum=3"), "{}", lines[0]);
+    assert!(lines[0].contains("first configuration"), "{}", lines[0]);
+    cluster.start(Node::Acceptor(NodeId(3)));
+    let leader = cluster.wait_ready().await;
+    assert_eq!(leader, NodeId(1));
+    cluster.stop_all_gracefully().await;
+}
+
 /// A data dir copied from another acceptor is refused: exit 2, one line
 /// naming the node it belongs to; the node it belongs to restarts on it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ use paxos_proto::{
     Ballot, ClientId, Heartbeat, Member, Message, Nack, NackReason, Node, NodeId, Prepare, Probe, ProbeReply, Slot,
     TimeoutNow, TransferReply, TransferRequest,
 };
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::{Kept, Phase, Proposer};
 use crate::Ignored;
@@ -20,9 +20,11 @@ impl Proposer {
             Phase::Follower if self.should_lead() => {
                 if self.may_campaign() {
                     if self.prevoted() {
+                        self.short_of_quorum = None;
                         self.start_phase1();
                     } else {
                         self.send_prevote();
+                        self.explain_no_campaign();
                     }
                 }
             }
@@ -106,6 +108,40 @@ impl Proposer {
         let config = &self.learner.epoch().config;
         let free = config.acceptors.iter().filter(|m| self.acceptors.get(&m.id).is_some_and(fresh)).count();
         free >= self.quorum()
+    }
+
+    /// Says why this proposer, which should lead, does not campaign, when
+    /// the pre-vote fails because fewer acceptors than a quorum answer at
+    /// all: once they have been too few for an election timeout, and again
+    /// when their count changes. Before the first configuration is decided
+    /// a quorum is larger than a majority (see [`crate::quorum`]), so a new
+    /// cluster with a majority of its acceptors up, but not that many, does
+    /// not start; this is the line that tells the operator so.
+    fn explain_no_campaign(&mut self) {
+        let config = &self.learner.epoch().config;
+        let heard = |a: &super::AcceptorInfo| a.named.is_some_and(|(_, round)| self.fresh(round));
+        let answering = config.acceptors.iter().filter(|m| self.acceptors.get(&m.id).is_some_and(heard)).count();
+        let (n, epoch, quorum) = (config.acceptors.len(), config.epoch, self.quorum());
+        if answering >= quorum {
+            self.short_of_quorum = None;
+            return;
+        }
+        let (since, said) = *self.short_of_quorum.get_or_insert((self.now, None));
+        if self.now.since(since) < self.cfg.election_timeout_ticks || said == Some(answering) {
+            return;
+        }
+        self.short_of_quorum = Some((since, Some(answering)));
+        let node = Node::Proposer(self.cfg.id);
+        if epoch == 0 {
+            warn!(
+                %node, answering, quorum, acceptors = n,
+                "cannot campaign: until the cluster's first configuration is decided, a quorum is one more than a \
+                 majority of the file's acceptors (so that an acceptor losing its disk before it pins their \
+                 incarnations cannot break agreement); start more of them"
+            );
+        } else {
+            warn!(%node, answering, quorum, acceptors = n, epoch, "cannot campaign: fewer acceptors than a quorum answer");
+        }
     }
 
     /// Asks the acceptors who leads, once per probe round, for the pre-vote.

@@ -316,6 +316,10 @@ pub struct Proposer {
     /// The probe round of the last pre-vote sent (one per round), and how many were sent.
     prevote_round: Option<u64>,
     prevotes: u64,
+    /// Since when, as the rightful leader, this proposer has heard fewer
+    /// acceptors than a quorum, and how many it last said it hears (see
+    /// [`Proposer::explain_no_campaign`]).
+    short_of_quorum: Option<(Tick, Option<usize>)>,
     /// No round above this by our own clock; no limit until the clock is set.
     round_ceiling: u64,
     /// How far above `round_ceiling` others' rounds may go (their clocks may run ahead).
@@ -387,6 +391,7 @@ impl Proposer {
             step_round: None,
             prevote_round: None,
             prevotes: 0,
+            short_of_quorum: None,
             round_ceiling: u64::MAX,
             round_slack: 0,
             joining: Joining::default(),
