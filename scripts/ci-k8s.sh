@@ -15,7 +15,7 @@
 #      <role>-<id-1>.<service>:<port> for N replicas, the ports of the file,
 #      the Services, the containers and PAXOS_LISTEN; headless Services that
 #      publish pods before they are ready; the generated ConfigMap and Secret
-#      where they are mounted; probes on /health and /ready; PodDisruptionBudgets
+#      where they are mounted; probes on /ready and /live; PodDisruptionBudgets
 #      that keep a majority of acceptors and one proposer; non-root, read-only
 #      root file system, memory limits; no namespace in any object.
 #   4. The pods' entry point for real: start.sh gives PAXOS_ID = ordinal + 1
@@ -248,7 +248,7 @@ for role, port_want in (("acceptor", 7101), ("proposer", 7001)):
     check((port_want, "UDP") in cports, f"{role}: no UDP containerPort {port_want}")
     http_port = int(val("PAXOS_HTTP").rpartition(":")[2]) if val("PAXOS_HTTP") else None
     check(http_port is not None and cports.get((http_port, "TCP")) == "http", f"{role}: PAXOS_HTTP is not the container's `http` port")
-    for probe, path in (("readinessProbe", "/ready"), ("livenessProbe", "/health")):
+    for probe, path in (("readinessProbe", "/ready"), ("livenessProbe", "/live")):
         get = c.get(probe, {}).get("httpGet", {})
         check(get.get("path") == path and get.get("port") in ("http", http_port), f"{role}: {probe} must GET {path} on the http port")
     # Files: the config, the key and the data where the environment says.

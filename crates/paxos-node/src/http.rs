@@ -1,5 +1,5 @@
 //! The node's HTTP side (SPEC.md, "Observability"): `GET /metrics` in the
-//! Prometheus text format, `GET /health` and `GET /ready` for probes.
+//! Prometheus text format, `GET /health`, `GET /ready` and `GET /live` for probes.
 //!
 //! ```text
 //!   node loop ── every PUBLISH_INTERVAL, in its tick ──► watch<Snapshot> ─┐
@@ -23,7 +23,10 @@
 //! failed (SIGUSR1), an acceptor is not a voting member (`rebuilding`,
 //! `joining`), a proposer knows no leader, the node has not reported yet, or
 //! its loop has not reported for [`STALE_AFTER`]. `/ready` is 200 once the
-//! node serves: on top of `/health`, a proposer must be a member.
+//! node serves: on top of `/health`, a proposer must be a member. `/live` is
+//! 503 only when the loop is stuck: what a restart can cure (a liveness
+//! probe on `/health` would restart every proposer while too few acceptors
+//! are up, which no restart cures).
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -145,18 +148,19 @@ pub fn start(listener: std::net::TcpListener, role: Role, id: u32) -> std::io::R
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/live", get(live))
         .with_state(Arc::new(Server { shared, registry }));
     std::thread::Builder::new().name("http".into()).spawn(move || {
         let served = tokio::runtime::Builder::new_current_thread().enable_all().build().and_then(|runtime| {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
-                debug!(addr = %local, "serving HTTP: /metrics, /health, /ready");
+                debug!(addr = %local, "serving HTTP: /metrics, /health, /ready, /live");
                 axum::serve(listener, app).await
             })
         });
         // The node goes on without it; its probes then fail, which is what tells.
         if let Err(e) = served {
-            error!(addr = %local, error = %e, "the HTTP server stopped; /metrics, /health and /ready are gone");
+            error!(addr = %local, error = %e, "the HTTP server stopped; /metrics, /health, /ready and /live are gone");
         }
     })?;
     Ok(())
@@ -356,11 +360,25 @@ async fn ready(State(server): State<Arc<Server>>) -> Response {
     probe_response(ready_of(server.shared.role, snapshot.as_deref(), Instant::now()))
 }
 
+async fn live(State(server): State<Arc<Server>>) -> Response {
+    let snapshot = server.shared.snapshot.borrow().clone();
+    probe_response(live_of(snapshot.as_deref(), Instant::now()))
+}
+
 fn probe_response(verdict: Result<(), String>) -> Response {
     let plain = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
     match verdict {
         Ok(()) => (StatusCode::OK, plain, "ok\n").into_response(),
         Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, plain, format!("{reason}\n")).into_response(),
+    }
+}
+
+/// `/live`: `Ok` unless the node loop is stuck (it reported once, and not for
+/// [`STALE_AFTER`]); a node still starting (opening a long log) is alive.
+fn live_of(snapshot: Option<&Snapshot>, now: Instant) -> Result<(), String> {
+    match snapshot.map(|s| now.saturating_duration_since(s.at)) {
+        Some(age) if age > STALE_AFTER => Err(format!("stuck: the node loop has not reported for {} s", age.as_secs())),
+        _ => Ok(()),
     }
 }
 
@@ -661,6 +679,12 @@ mod tests {
         let old = snap(status("up", None, false), now);
         let later = now + STALE_AFTER + Duration::from_secs(1);
         assert!(health_of(a, Some(&old), later).unwrap_err().starts_with("stuck"), "a loop that stopped reporting");
+        // Alive unless stuck: starting, failed, campaigning or knowing no leader are no reason to restart.
+        assert_eq!(live_of(None, now), Ok(()));
+        for s in [&following, &campaigning, &snap(status("up", Some(1), true), now)] {
+            assert_eq!(live_of(Some(s), now), Ok(()));
+        }
+        assert!(live_of(Some(&old), later).unwrap_err().starts_with("stuck"));
     }
 
     /// The histogram's buckets are cumulative in the text, its count is the

@@ -181,6 +181,8 @@ async fn metrics_move_and_probes_follow_the_node() {
     let reason = wait_code(acceptor_http, "/health", 503).await;
     assert!(reason.starts_with("failed") && reason.lines().count() == 1, "one line saying why: {reason:?}");
     assert_eq!(get(acceptor_http, "/ready").expect("GET /ready").0, 503);
+    // Failed, yet alive: a liveness probe on /live does not restart it.
+    assert_eq!(get(acceptor_http, "/live").expect("GET /live"), (200, "ok\n".to_owned()));
     wait_sample(acceptor_http, "paxos_node_state{state=\"failed\"}", 1.0).await;
     cluster.signal(acceptor, libc::SIGUSR2);
     assert_eq!(wait_code(acceptor_http, "/health", 200).await, "ok\n");
