@@ -58,6 +58,21 @@ pub enum ClientError {
         /// The overall timeout.
         after: Duration,
     },
+    /// No answer in time, while proposers named as the leader one that the
+    /// cluster file does not name, and the members the log decided could
+    /// not be listed to find it (an operator's request: it needs the peer key).
+    #[error(
+        "{what}: no answer within {after:?}: proposer {leader} leads, but the cluster file does not name it (add it: \
+         `paxosctl member list` shows where it is)"
+    )]
+    LeaderNotInFile {
+        /// What was asked.
+        what: String,
+        /// The overall timeout.
+        after: Duration,
+        /// The leader named.
+        leader: NodeId,
+    },
     /// A proposer refused the request for good.
     #[error("the cluster refused the request: {0:?}")]
     Refused(ClientErrorKind),
@@ -172,13 +187,12 @@ impl Client {
         let seq = self.next_seq;
         self.next_seq += 1;
         let msg = Message::ClientPropose(ClientPropose { seq, value: value.into() });
-        let proposers = self.link.proposers.clone();
         let what = format!("propose (client {:x}, seq {seq})", self.id.0);
         let first = Node::Proposer(self.link.target);
         let (slot, leader) = self
             .exchange(first, &msg, &what, true, |client, from, reply| match reply {
                 Message::ClientReply(r) if r.seq == seq => Ok(Step::Done((r.slot, from))),
-                Message::ClientRedirect(r) if r.seq == seq => match r.leader.filter(|l| proposers.contains(l)) {
+                Message::ClientRedirect(r) if r.seq == seq => match client.link.follow(r.leader, from) {
                     Some(l) => {
                         client.link.target = l;
                         Ok(Step::Resend(Node::Proposer(l)))
@@ -232,7 +246,7 @@ impl Client {
                     client.link.target = p;
                     return Ok(Step::Done((p, r)));
                 }
-                match r.leader.filter(|l| *l != p && client.link.is_member(Node::Proposer(*l))) {
+                match client.link.follow(r.leader.filter(|l| *l != p), node) {
                     Some(l) => Ok(Step::Resend(Node::Proposer(l))),
                     None => Ok(Step::Wait),
                 }
@@ -255,7 +269,7 @@ impl Client {
             Message::TransferReply(r) if r.req == req => match r.error {
                 None => Ok(Step::Done(())),
                 Some(e) if e == "not the leader" => {
-                    match r.leader.filter(|l| Node::Proposer(*l) != node && client.link.is_member(Node::Proposer(*l))) {
+                    match client.link.follow(r.leader.filter(|l| Node::Proposer(*l) != node), node) {
                         Some(l) => Ok(Step::Resend(Node::Proposer(l))),
                         None => Ok(Step::Wait),
                     }
@@ -428,7 +442,7 @@ impl Client {
                     }
                     return Ok(Step::Done(Ok(config)));
                 }
-                match r.leader.filter(|l| Node::Proposer(*l) != from && client.link.is_member(Node::Proposer(*l))) {
+                match client.link.follow(r.leader.filter(|l| Node::Proposer(*l) != from), from) {
                     Some(l) => Ok(Step::Resend(Node::Proposer(l))),
                     None => Ok(Step::Wait),
                 }
@@ -460,7 +474,7 @@ impl Client {
                     }
                     return Ok(Step::Done(r.end));
                 }
-                match r.leader.filter(|l| Node::Proposer(*l) != from && client.link.is_member(Node::Proposer(*l))) {
+                match client.link.follow(r.leader.filter(|l| Node::Proposer(*l) != from), from) {
                     Some(l) => Ok(Step::Resend(Node::Proposer(l))),
                     None => Ok(Step::Wait),
                 }
@@ -555,9 +569,14 @@ impl Client {
                         Step::Wait => {}
                     }
                 }
+                if let (None, Some((leader, from))) = (resend, self.link.unknown_leader.take()) {
+                    if self.list_members(from, deadline).await && self.link.is_member(Node::Proposer(leader)) {
+                        resend = Some(Node::Proposer(leader));
+                    }
+                }
             }
             if Instant::now() >= deadline {
-                return Err(ClientError::Timeout { what: what.to_owned(), after: self.link.timeout });
+                return Err(self.link.timed_out(what));
             }
             to = match resend {
                 Some(node) => {
@@ -579,6 +598,35 @@ impl Client {
                 }
             };
         }
+    }
+
+    /// Asks `from` for the members the log decided (a member list, signed
+    /// as an operator's request is), waiting one retry interval at most, and
+    /// takes them in: a leader that the cluster file does not name becomes
+    /// known. True if `from` answered. Once per client ([`Link::follow`]).
+    async fn list_members(&mut self, from: Node, deadline: Instant) -> bool {
+        self.link.listed = true;
+        let req = self.next_req();
+        let msg = Message::MemberRequest(MemberRequest { req, op: MemberOp::List, deadline_ms: None, epoch: None });
+        if self.send(from, &msg).await.is_err() {
+            return false;
+        }
+        let end = (Instant::now() + self.link.retry).min(deadline);
+        while let Ok(Ok((len, _))) = tokio::time::timeout_at(end, self.link.socket.recv_from(&mut self.recv_buf)).await
+        {
+            for env in self.link.envelopes(&self.recv_buf[..len]) {
+                match env.msg {
+                    Message::MemberReply(r) if env.to == Node::Client(self.id) && r.req == req => {
+                        if let Some(config) = r.config {
+                            self.link.learn_members(&config);
+                            return true;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        false
     }
 
     async fn send(&mut self, to: Node, msg: &Message) -> Result<(), ClientError> {

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use paxos_proto::auth::{self, KeyRing, Signer};
-use paxos_proto::{decode_bundle, Envelope, Message, Node, NodeId};
+use paxos_proto::{decode_bundle, Config, Envelope, Message, Node, NodeId};
 use tokio::net::UdpSocket;
 
 use crate::config::ClusterConfig;
@@ -76,6 +76,15 @@ pub(crate) struct Link {
     cookies: HashMap<Node, String>,
     /// A datagram being signed.
     signed: Vec<u8>,
+    /// A proposer an answer named as the leader that this link does not
+    /// know (the log added it after the cluster file was written), and the
+    /// proposer that named it: the members the log decided are to be asked
+    /// of that one ([`Link::follow`]). Taken by the client that asks.
+    pub(crate) unknown_leader: Option<(NodeId, Node)>,
+    /// The last such proposer, whether asked for or not: a timeout names it.
+    pub(crate) leader_not_in_file: Option<NodeId>,
+    /// True once the members were asked for: at most once per client.
+    pub(crate) listed: bool,
 }
 
 impl Link {
@@ -106,12 +115,59 @@ impl Link {
             peer_keys,
             cookies: HashMap::new(),
             signed: Vec::new(),
+            unknown_leader: None,
+            leader_not_in_file: None,
+            listed: false,
         })
     }
 
     /// True if `node` is a member of the cluster file.
     pub(crate) fn is_member(&self, node: Node) -> bool {
         self.members.contains_key(&node)
+    }
+
+    /// The proposer to ask next when `from` answered that `leader` leads: one
+    /// this link knows, other than `from`. One it does not know is noted
+    /// ([`Link::unknown_leader`]), for the client to ask `from` the members
+    /// the log decided (once), and the caller waits meanwhile.
+    pub(crate) fn follow(&mut self, leader: Option<NodeId>, from: Node) -> Option<NodeId> {
+        let leader = leader.filter(|l| Node::Proposer(*l) != from)?;
+        if self.is_member(Node::Proposer(leader)) {
+            return Some(leader);
+        }
+        self.leader_not_in_file = Some(leader);
+        if !self.listed {
+            self.unknown_leader = Some((leader, from));
+        }
+        None
+    }
+
+    /// The error for `what`, not answered in time: it names the leader the
+    /// cluster file lacks, if answers named one that is still unknown.
+    pub(crate) fn timed_out(&self, what: &str) -> crate::ClientError {
+        let (what, after) = (what.to_owned(), self.timeout);
+        match self.leader_not_in_file.filter(|l| !self.is_member(Node::Proposer(*l))) {
+            Some(leader) => crate::ClientError::LeaderNotInFile { what, after, leader },
+            None => crate::ClientError::Timeout { what, after },
+        }
+    }
+
+    /// Takes in the members of `config` (a member list's answer): proposers
+    /// and acceptors the cluster file does not name become known, and where
+    /// the log puts a member wins over the file.
+    pub(crate) fn learn_members(&mut self, config: &Config) {
+        let proposers = config.proposers.iter().map(|m| (Node::Proposer(m.id), &m.addr));
+        for (node, addr) in proposers.chain(config.acceptors.iter().map(|m| (Node::Acceptor(m.id), &m.addr))) {
+            if self.members.get(&node) != Some(addr) {
+                self.members.insert(node, addr.clone());
+                self.resolved.remove(&node);
+            }
+            if let Node::Proposer(id) = node {
+                if !self.proposers.contains(&id) {
+                    self.proposers.push(id);
+                }
+            }
+        }
     }
 
     /// Makes `leader` the proposer proposals go to first; a node that is not

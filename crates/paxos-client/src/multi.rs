@@ -24,14 +24,17 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use paxos_proto::{
-    encode_message, encode_with_body, Bundle, ClientErrorKind, ClientId, ClientPropose, Message, Node, NodeId, Slot,
-    MAX_DATAGRAM_BYTES, MAX_VALUE_BYTES,
+    encode_message, encode_with_body, Bundle, ClientErrorKind, ClientId, ClientPropose, Envelope, MemberOp,
+    MemberRequest, Message, Node, NodeId, Slot, MAX_DATAGRAM_BYTES, MAX_VALUE_BYTES, PROTOCOL_VERSION,
 };
 use tokio::time::Instant;
 
 use crate::client::{backoff, random_client_id, ClientError};
 use crate::config::ClusterConfig;
 use crate::link::Link;
+
+/// The request number of lane 0's member list (see `MultiClient::list_members`).
+const LIST_REQ: u64 = 1;
 
 /// One proposal in flight.
 #[derive(Debug)]
@@ -135,6 +138,9 @@ impl MultiClient {
                     while let Ok((len, _)) = self.link.socket.try_recv_from(&mut self.recv_buf) {
                         self.on_datagram(len, &mut done);
                     }
+                    if let Some((_, from)) = self.link.unknown_leader.take() {
+                        self.list_members(from).await;
+                    }
                 }
             }
         }
@@ -180,7 +186,7 @@ impl MultiClient {
             if now >= job.deadline {
                 let job = self.lanes[i].job.take().expect("a job");
                 let what = format!("propose (client {:x}, seq {})", self.lanes[i].id.0, job.seq);
-                done(job.tag, now - job.started, Err(ClientError::Timeout { what, after: self.link.timeout }));
+                done(job.tag, now - job.started, Err(self.link.timed_out(&what)));
             } else if job.due.is_none() && now >= job.attempt_end {
                 // Silence: the proposer may be down or may have moved.
                 self.link.forget(Node::Proposer(job.to));
@@ -242,6 +248,26 @@ impl MultiClient {
         }
     }
 
+    /// Asks `from` for the members the log decided, as lane 0 (a member list,
+    /// signed as an operator's request is); the answer is taken in by
+    /// `on_datagram`. Once per client ([`Link::follow`]); nothing waits for it.
+    async fn list_members(&mut self, from: Node) {
+        self.link.listed = true;
+        let msg =
+            Message::MemberRequest(MemberRequest { req: LIST_REQ, op: MemberOp::List, deadline_ms: None, epoch: None });
+        let env = Envelope {
+            version: PROTOCOL_VERSION,
+            cluster: self.link.cluster.clone(),
+            from: Node::Client(self.lanes[0].id),
+            to: from,
+            msg,
+        };
+        let mut bytes = Vec::new();
+        if paxos_proto::encode(&env, &mut bytes).is_ok() {
+            self.link.send_datagram(from, &bytes, true).await;
+        }
+    }
+
     /// Sends `self.datagram` to proposer `to`.
     async fn transmit(&mut self, to: NodeId) {
         self.link.send_datagram(Node::Proposer(to), &self.datagram, false).await;
@@ -253,8 +279,16 @@ impl MultiClient {
         for env in self.link.envelopes(&self.recv_buf[..len]) {
             let (Node::Client(id), Node::Proposer(from)) = (env.to, env.from) else { continue };
             let Some(&i) = self.lane_of.get(&id) else { continue };
+            if let Message::MemberReply(r) = &env.msg {
+                // The answer to `list_members`: a leader the cluster file does not name becomes known.
+                if let (0, LIST_REQ, Some(config)) = (i, r.req, &r.config) {
+                    self.link.learn_members(config);
+                }
+                continue;
+            }
             let Some(job) = &mut self.lanes[i].job else { continue };
-            let backoff = |in_row: u32| if in_row == 0 { Duration::ZERO } else { backoff(in_row, self.link.retry) };
+            let retry = self.link.retry;
+            let backoff = |in_row: u32| if in_row == 0 { Duration::ZERO } else { backoff(in_row, retry) };
             match env.msg {
                 Message::ClientReply(r) if r.seq == job.seq => {
                     let job = self.lanes[i].job.take().expect("a job");
@@ -262,8 +296,10 @@ impl MultiClient {
                     done(job.tag, now - job.started, Ok(r.slot));
                 }
                 Message::ClientRedirect(r) if r.seq == job.seq => {
-                    // No leader known: wait for the attempt to time out, then try the next proposer.
-                    if let Some(l) = r.leader.filter(|l| self.link.proposers.contains(l)) {
+                    // No leader known (or one the file does not name, until
+                    // the members are listed): wait for the attempt to time
+                    // out, then try the next proposer.
+                    if let Some(l) = self.link.follow(r.leader, Node::Proposer(from)) {
                         job.to = l;
                         job.due = Some(now + backoff(job.in_row));
                         job.in_row += 1;

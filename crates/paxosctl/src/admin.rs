@@ -268,7 +268,10 @@ pub async fn leader(cluster: &ClusterConfig, args: LeaderArgs, out: &mut Out) ->
     let timeout = timeout.unwrap_or(Duration::from_secs(10));
     let to = NodeId(id);
     if !cluster.proposers.iter().any(|m| m.id == id) {
-        return Err(CtlError::Usage(format!("{}: no proposer {id}", cluster.path.display())));
+        return Err(CtlError::Usage(format!(
+            "{}: no proposer {id} (if the log added it, add it to the file: `paxosctl member list` shows where it is)",
+            cluster.path.display()
+        )));
     }
     let probes = reach_proposers(cluster, super::STATUS_TIMEOUT).await?;
     let before = leader_of(&probes);
@@ -418,28 +421,31 @@ fn hex(bytes: &[u8]) -> String {
 /// [`CtlError::Failed`] when no proposer answers, a read fails, or the file cannot be written.
 pub async fn backup(cluster: &ClusterConfig, args: BackupArgs, out: &mut Out) -> Result<(), CtlError> {
     let probes = reach_proposers(cluster, super::STATUS_TIMEOUT).await?;
-    // The leader's log, not one a proposer merely names: a candidate's or a
-    // follower's may be short. Every page is read linearizably (below), so
-    // the backup holds every value acknowledged before it started.
-    let leader = leading_of(&probes).ok_or_else(|| {
+    // The leader's log: every page is read linearizably (below), which only
+    // the leader answers, so the backup holds every value acknowledged
+    // before it started. A proposer of the file that says it leads, or one
+    // the file does not name (the log added it) that proposers name: the
+    // reads follow their redirects there.
+    let unknown = leader_of(&probes).filter(|l| !cluster.proposers.iter().any(|m| m.id == l.0));
+    let named = leading_of(&probes).or(unknown).ok_or_else(|| {
         CtlError::Failed("no leader: nothing to back up from (a backup reads the leader's log)".into())
     })?;
-    let end = probes
-        .iter()
-        .find(|p| p.node == Node::Proposer(leader))
-        .and_then(|p| p.reply.as_ref())
-        .map_or(Slot(0), |r| r.decided);
     let mut client = new_client(cluster).await?;
-    client.set_leader_hint(leader);
+    client.set_leader_hint(named);
     client.set_timeout(args.timeout.unwrap_or(Duration::from_secs(10)));
     let mut entries = Vec::new();
     let mut next = Slot(0);
     let mut start = None;
-    while next < end {
-        let (_, page) = client
+    // Up to the leader's decided index at the first read: every value acknowledged before the backup started.
+    let mut end = None;
+    let mut leader = None;
+    while end.is_none_or(|end| next < end) {
+        let (from, page) = client
             .log_linearizable(next, paxos_client::client::LOG_PAGE_LIMIT)
             .await
             .map_err(|e| CtlError::Failed(format!("log read from the leader: {}", describe(&e))))?;
+        leader = Some(from);
+        let end = *end.get_or_insert(page.decided);
         if start.is_none() {
             if page.start > next && !args.partial {
                 return Err(CtlError::Failed(format!(
@@ -471,7 +477,7 @@ pub async fn backup(cluster: &ClusterConfig, args: BackupArgs, out: &mut Out) ->
         start.0 + entries.len() as u64,
         entries.len(),
         text.len(),
-        Node::Proposer(leader),
+        Node::Proposer(leader.unwrap_or(named)),
         args.file.display()
     ))
 }

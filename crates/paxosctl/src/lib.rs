@@ -346,6 +346,11 @@ pub fn quote(value: &str) -> String {
 pub fn describe(e: &ClientError) -> String {
     match e {
         ClientError::Timeout { after, .. } => format!("timed out after {}", secs(*after)),
+        ClientError::LeaderNotInFile { after, leader, .. } => format!(
+            "timed out after {}: proposer {leader} leads, but the cluster file does not name it (add it: `paxosctl \
+             member list` shows where it is)",
+            secs(*after)
+        ),
         ClientError::Refused(kind) => format!(
             "refused by the cluster: {}",
             match kind {

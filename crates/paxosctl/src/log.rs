@@ -115,7 +115,8 @@ pub async fn run(cluster: &ClusterConfig, args: LogArgs, out: &mut Out) -> Resul
         if !cluster.proposers.iter().any(|m| m.id == id) {
             let ids: Vec<String> = cluster.proposers.iter().map(|m| m.id.to_string()).collect();
             return Err(CtlError::Usage(format!(
-                "--node {id}: {} has no proposer {id} (proposers: {})",
+                "--node {id}: {} has no proposer {id} (proposers: {}; if the log added it, add it to the file: \
+                 `paxosctl member list` shows where it is)",
                 cluster.path.display(),
                 ids.join(", ")
             )));

@@ -212,13 +212,22 @@ pub async fn run(cluster: &ClusterConfig, args: StatusArgs, out: &mut Out) -> Re
 }
 
 /// The members of the configuration the log decided, with their addresses,
-/// as the leader lists them (`member list`); `None` when no proposer says
-/// it leads, or it does not answer within [`MEMBERS_TIMEOUT`] (e.g. this
-/// file lacks the cluster's peer key): the file's members are all there is.
+/// as the leader lists them (`member list`), or while no proposer of the
+/// file leads (the leader may be one the file does not name), as the
+/// working proposer that decided the most does; `None` when none answers
+/// within [`MEMBERS_TIMEOUT`] (e.g. this file lacks the cluster's peer
+/// key): the file's members are all there is.
 async fn decided_members(cluster: &ClusterConfig, probes: &[Probe]) -> Option<Vec<(Node, String)>> {
-    let leader = super::leading_of(probes)?;
+    let most = || {
+        let working = probes.iter().filter_map(|p| match (p.node, &p.reply) {
+            (Node::Proposer(id), Some(r)) if !r.failed => Some((id, r.decided)),
+            _ => None,
+        });
+        working.max_by_key(|(_, decided)| *decided).map(|(id, _)| id)
+    };
+    let asked = super::leading_of(probes).or_else(most)?;
     let mut client = super::new_client(cluster).await.ok()?;
-    client.set_leader_hint(leader);
+    client.set_leader_hint(asked);
     client.set_retry(super::STATUS_RETRY);
     client.set_timeout(MEMBERS_TIMEOUT);
     let config = client.member(MemberOp::List).await.ok()?;

@@ -666,6 +666,42 @@ async fn status_follows_the_decided_membership() {
     assert_eq!(status.code, Some(0), "{status:#?}");
 }
 
+/// A proposer added with `member add` that then leads, while the cluster
+/// file was not updated: paxosctl with that file is redirected to a leader
+/// it does not know, lists the members the log decided, and finds it;
+/// propose, log, status and backup work as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_the_file_does_not_name_is_found_through_the_log() {
+    let _serial = serial().await;
+    let mut cluster = ready_cluster(2, 3).await;
+    let p3 = Node::Proposer(NodeId(3));
+    let addr = format!("127.0.0.1:{}", free_ports(1)[0]);
+    cluster.start_listening(p3, &addr);
+    ok(&cluster.path, &["member", "add", "proposer", "3", &addr, "--timeout", "30"]);
+    // Proposer 3 leads (the highest id may take it by itself; a transfer makes sure).
+    let widened = cluster.client_config(&[(p3, addr.clone())]);
+    let mut admin = paxos_client::Client::new(&widened).await.expect("client");
+    admin.set_timeout(Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !admin.status(p3).await.is_ok_and(|s| s.role == "leader") {
+        let _ = admin.transfer(NodeId(3)).await;
+        assert!(Instant::now() < deadline, "proposer 3 never led");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let proposed = ok(&cluster.path, &["propose", "--timeout", "10", "found"]);
+    assert!(proposed.stdout.ends_with("\tfound\n"), "{proposed:#?}");
+    let log = ok(&cluster.path, &["log"]);
+    assert!(log.stdout.contains("\tfound\n"), "{log:#?}");
+    let status = ok(&cluster.path, &["status", "--json"]);
+    let leader: Vec<Json> = status.stdout.lines().map(json).filter(|n| n["role"] == "leader").collect();
+    assert_eq!(leader.len(), 1, "{}", status.stdout);
+    assert_eq!((&leader[0]["node"], &leader[0]["addr"]), (&Json::from("proposer-3"), &Json::from(addr.as_str())));
+    let file = cluster.dir().join("backup.jsonl");
+    let backup = ok(&cluster.path, &["backup", file.to_str().expect("a UTF-8 path")]);
+    assert!(backup.stdout.contains("from proposer-3"), "{backup:#?}");
+}
+
 /// A membership change that cannot be made (an acceptor never started)
 /// is given up at the request's deadline, a little before `--timeout`: the
 /// command exits 1 with why, not with a bare timeout; the leader no longer
