@@ -40,17 +40,12 @@ use paxos_client::config::ClusterConfig;
 /// The highest latency the histogram tells apart, in microseconds (one hour).
 const MAX_LATENCY_US: u64 = 3_600_000_000;
 
-/// The arguments of `paxosctl bench`.
+/// The arguments of `paxosctl bench`: a run by count (`--values`) or by time (`--duration`), one of them.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("plan").required(true).args(["values", "duration"])))]
 pub struct BenchArgs {
     /// How many values to propose (a run by count; or give --duration).
-    #[arg(
-        long,
-        value_name = "N",
-        value_parser = clap::value_parser!(u64).range(1..),
-        required_unless_present = "duration",
-        conflicts_with = "duration"
-    )]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub values: Option<u64>,
     /// Propose for this many seconds after the warm-up (a run by time): only
     /// the values decided in that window count in throughput and latency.
@@ -193,8 +188,28 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// The human summary line.
+    /// The human summary line. By time, it says how many of the values
+    /// proposed were decided in the window measured, after the warm-up:
+    /// throughput and latency are theirs.
     pub fn line(&self) -> String {
+        if let (Some(warmup), Some(_)) = (self.warmup_s, self.duration_s) {
+            return format!(
+                "{} values of {} B, {} in flight ({} proposers, {} acceptors); {} decided in the {:.2} s after a \
+                 {warmup} s warm-up: {:.0} values/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} errors",
+                self.values,
+                self.size,
+                self.concurrency,
+                self.proposers,
+                self.acceptors,
+                self.measured,
+                self.elapsed_s,
+                self.values_per_s,
+                self.p50_ms,
+                self.p99_ms,
+                self.max_ms,
+                self.errors
+            );
+        }
         format!(
             "{} values of {} B, {} in flight ({} proposers, {} acceptors): {:.2} s, {:.0} values/s; \
              latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} errors",
@@ -375,6 +390,13 @@ mod tests {
             s.line(),
             "10 values of 64 B, 2 in flight (2 proposers, 5 acceptors): 0.50 s, 20 values/s; \
              latency p50 1.50 ms, p99 3.25 ms, max 4.00 ms; 0 errors"
+        );
+        // By time, the line says which values the rate and the latencies are of.
+        let s = Summary { values: 14, measured: 10, warmup_s: Some(0.25), duration_s: Some(0.5), ..s };
+        assert_eq!(
+            s.line(),
+            "14 values of 64 B, 2 in flight (2 proposers, 5 acceptors); 10 decided in the 0.50 s after a 0.25 s \
+             warm-up: 20 values/s; latency p50 1.50 ms, p99 3.25 ms, max 4.00 ms; 0 errors"
         );
     }
 
