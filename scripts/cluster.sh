@@ -2,7 +2,8 @@
 # A local cluster on free loopback ports, for people and scripts.
 #
 #   scripts/cluster.sh up [--proposers 2] [--acceptors 5] [--dir DIR] [--no-fsync] [--no-auth] [--no-build]
-#   scripts/cluster.sh down|status [--dir DIR]
+#   scripts/cluster.sh down [--dir DIR]
+#   scripts/cluster.sh status [--dir DIR] [--json] [--timeout S]
 #   scripts/cluster.sh kill|fail|recover|restart|logs ROLE ID [--dir DIR]
 #
 # `up` builds the release binaries once (into the target dir cargo uses, so
@@ -54,6 +55,9 @@ while [ $# -gt 0 ]; do
         --no-auth) auth=0; layout+=("$1"); shift ;;
         --no-build) build=0; shift ;;
         -h|--help) usage 0 ;;
+        # status passes its own options (--json, --timeout S) to paxosctl status.
+        --json) [ "$cmd" = status ] || die "unknown option $1"; args+=("$1"); shift ;;
+        --timeout) [ "$cmd" = status ] || die "unknown option $1"; args+=("$1" "$2"); shift 2 ;;
         -*) die "unknown option $1" ;;
         *) args+=("$1"); shift ;;
     esac
