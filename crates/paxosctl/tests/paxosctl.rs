@@ -700,6 +700,15 @@ async fn a_leader_the_file_does_not_name_is_found_through_the_log() {
     let file = cluster.dir().join("backup.jsonl");
     let backup = ok(&cluster.path, &["backup", file.to_str().expect("a UTF-8 path")]);
     assert!(backup.stdout.contains("from proposer-3"), "{backup:#?}");
+
+    // Without the peer key the members cannot be listed: the timeout says which proposer to add.
+    let text = std::fs::read_to_string(&cluster.path).expect("the cluster file");
+    let keyless = cluster.dir().join("keyless.toml");
+    std::fs::write(&keyless, text.replace("[auth]\npeer_key_file = \"peer.key\"\n", "")).expect("write");
+    assert!(!std::fs::read_to_string(&keyless).expect("read").contains("[auth]"));
+    let r = run(&keyless, &["propose", "--timeout", "2", "lost"]);
+    assert_eq!((r.code, r.stderr_lines().len()), (Some(1), 1), "{r:#?}");
+    assert!(r.stderr.contains("proposer 3 leads, but the cluster file does not name it"), "{r:#?}");
 }
 
 /// A membership change that cannot be made (an acceptor never started)
