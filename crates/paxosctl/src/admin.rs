@@ -167,8 +167,9 @@ pub async fn member(cluster: &ClusterConfig, args: MemberArgs, out: &mut Out) ->
     let op = match args.op {
         MemberCommand::List => MemberOp::List,
         MemberCommand::Add { role, id, addr } => {
-            check_new_member(cluster, id, &addr)?;
-            MemberOp::Add { role: role.into(), id: NodeId(id), addr }
+            let role: MemberRole = role.into();
+            check_new_member(cluster, role, id, &addr)?;
+            MemberOp::Add { role, id: NodeId(id), addr }
         }
         MemberCommand::Remove { role, id } => MemberOp::Remove { role: role.into(), id: NodeId(id) },
     };
@@ -217,13 +218,19 @@ fn operator_error(what: &str, e: &ClientError) -> CtlError {
 /// What `member add ROLE ID ADDR` can be told before anything is sent: an
 /// id from 1, an address of the form the cluster file takes, and not the
 /// address of another member of the file (the new node would be probed at
-/// that member's door).
-fn check_new_member(cluster: &ClusterConfig, id: u32, addr: &str) -> Result<(), CtlError> {
+/// that member's door). A member of the file added back at its own address
+/// (after a removal) is no other member.
+fn check_new_member(cluster: &ClusterConfig, role: MemberRole, id: u32, addr: &str) -> Result<(), CtlError> {
     if id == 0 {
         return Err(CtlError::Usage("member add: ids start at 1".to_owned()));
     }
     paxos_client::config::parse_addr(addr).map_err(|why| CtlError::Usage(format!("member add: {why}")))?;
-    if let Some(node) = all_nodes(cluster).into_iter().find(|n| address(cluster, *n) == addr) {
+    let itself = match role {
+        MemberRole::Acceptor => Node::Acceptor(NodeId(id)),
+        MemberRole::Proposer => Node::Proposer(NodeId(id)),
+    };
+    let other = all_nodes(cluster).into_iter().find(|n| *n != itself && address(cluster, *n) == addr);
+    if let Some(node) = other {
         return Err(CtlError::Usage(format!(
             "member add: {addr} is {node}'s address in {}; a new member needs an address of its own",
             cluster.path.display()

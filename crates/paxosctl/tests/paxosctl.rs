@@ -417,6 +417,11 @@ fn an_unreachable_cluster_or_a_mistake_is_one_line_and_an_exit_code() {
     }
     let r = run_with(&bad, &["status"], Duration::from_secs(10));
     assert!(r.stderr.contains("bad.toml") && r.stderr.contains("bogus"), "names the file and the key: {r:#?}");
+    // A member of the file added back at its own address (after a removal) is no mistake: it is
+    // asked of the cluster (here unreachable, exit 1).
+    let r = run_with(&config, &["member", "add", "acceptor", "1", &acceptor_1], Duration::from_secs(10));
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert!(r.stderr.contains("cluster unreachable"), "{r:#?}");
 }
 
 /// Spawns `paxosctl log --follow` and hands its stdout lines over a channel.
