@@ -127,11 +127,11 @@ impl Link {
     }
 
     /// The proposer to ask next when `from` answered that `leader` leads: one
-    /// this link knows, other than `from`. One it does not know is noted
+    /// this link knows. One it does not know is noted
     /// ([`Link::unknown_leader`]), for the client to ask `from` the members
     /// the log decided (once), and the caller waits meanwhile.
     pub(crate) fn follow(&mut self, leader: Option<NodeId>, from: Node) -> Option<NodeId> {
-        let leader = leader.filter(|l| Node::Proposer(*l) != from)?;
+        let leader = leader?;
         if self.is_member(Node::Proposer(leader)) {
             return Some(leader);
         }
