@@ -192,39 +192,21 @@ impl Summary {
     /// proposed were decided in the window measured, after the warm-up:
     /// throughput and latency are theirs.
     pub fn line(&self) -> String {
-        if let (Some(warmup), Some(_)) = (self.warmup_s, self.duration_s) {
-            return format!(
-                "{} values of {} B, {} in flight ({} proposers, {} acceptors); {} decided in the {:.2} s after a \
-                 {warmup} s warm-up: {:.0} values/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} errors",
-                self.values,
-                self.size,
-                self.concurrency,
-                self.proposers,
-                self.acceptors,
-                self.measured,
-                self.elapsed_s,
-                self.values_per_s,
-                self.p50_ms,
-                self.p99_ms,
-                self.max_ms,
-                self.errors
-            );
+        let what = format!(
+            "{} values of {} B, {} in flight ({} proposers, {} acceptors)",
+            self.values, self.size, self.concurrency, self.proposers, self.acceptors
+        );
+        let latency = format!(
+            "latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} errors",
+            self.p50_ms, self.p99_ms, self.max_ms, self.errors
+        );
+        match (self.warmup_s, self.duration_s) {
+            (Some(warmup), Some(_)) => format!(
+                "{what}; {} decided in the {:.2} s after a {warmup} s warm-up: {:.0} values/s; {latency}",
+                self.measured, self.elapsed_s, self.values_per_s
+            ),
+            _ => format!("{what}: {:.2} s, {:.0} values/s; {latency}", self.elapsed_s, self.values_per_s),
         }
-        format!(
-            "{} values of {} B, {} in flight ({} proposers, {} acceptors): {:.2} s, {:.0} values/s; \
-             latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} errors",
-            self.values,
-            self.size,
-            self.concurrency,
-            self.proposers,
-            self.acceptors,
-            self.elapsed_s,
-            self.values_per_s,
-            self.p50_ms,
-            self.p99_ms,
-            self.max_ms,
-            self.errors
-        )
     }
 }
 
