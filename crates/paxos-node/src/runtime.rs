@@ -705,11 +705,14 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
         }
         let addr = match to {
             Node::Client(id) => self.clients.get(id),
-            member if !self.book.is_member(member) && self.members_taken != Some(self.ticks) => {
-                self.take_members();
-                self.book.addr_of(member)
-            }
-            member => self.book.addr_of(member),
+            // A member the book does not know yet: take the role's members in, then look again.
+            member => match self.book.addr_of(member) {
+                None if !self.book.is_member(member) && self.members_taken != Some(self.ticks) => {
+                    self.take_members();
+                    self.book.addr_of(member)
+                }
+                addr => addr,
+            },
         };
         let Some(addr) = addr else {
             self.counters.incr(counters::UNROUTABLE);
