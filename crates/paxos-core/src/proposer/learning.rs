@@ -6,7 +6,7 @@ use paxos_proto::{
 use tracing::{debug, info, warn};
 
 use super::NONCE_SALT;
-use super::{Kept, Phase, Proposer, ReadFor, CATCH_UP_LIMIT};
+use super::{Kept, Phase, Proposer, ReadFor, CATCH_UP_LIMIT, CATCH_UP_SWITCH_AFTER};
 use crate::restart::{catch_up_reply, nonce};
 use crate::{Ignored, LogPage, ProposerOp, MAX_BATCH_BYTES};
 
@@ -119,7 +119,11 @@ impl Proposer {
         }
     }
 
-    /// Asks a peer (or an acceptor) for decided slots we lack.
+    /// Asks a peer (or an acceptor) for decided slots we lack: a live peer
+    /// proposer ahead of us, else the node that said it is furthest ahead,
+    /// else an acceptor ahead, else the leader about a hole; one asked
+    /// [`CATCH_UP_SWITCH_AFTER`] times in a row from the same slot in vain
+    /// gives way to the next of them once.
     pub(super) fn catch_up(&mut self) {
         if self.now < self.catch_up_after || self.copying() {
             return;
@@ -148,14 +152,27 @@ impl Proposer {
                 .max_by_key(|(_, info)| info.decided)
                 .map(|(a, _)| Node::Acceptor(*a))
         };
-        let target = peer.or(self.ahead.map(|(n, _)| n)).or_else(acceptor).or_else(holed);
+        // The same node asked from the same slot this many times in a row
+        // without an answer may be gone, or have moved where we cannot hear
+        // it (removed and added again elsewhere while we were away): ask the
+        // next one that is ahead this time, then the first again.
+        let unanswered = |n: &Node| {
+            self.asked_times >= CATCH_UP_SWITCH_AFTER && self.asked.is_some_and(|(m, d, _)| m == *n && d == decided)
+        };
+        let candidates = [peer, self.ahead.map(|(n, _)| n), acceptor(), holed()];
+        let mut ahead_of_us = candidates.iter().flatten();
+        let target = ahead_of_us.clone().find(|n| !unanswered(n)).or_else(|| ahead_of_us.next()).copied();
         if let Some(to) = target {
             self.catch_up_after = self.now + self.cfg.retransmit_ticks;
             debug!(node = %Node::Proposer(self.cfg.id), to = %to, slot = decided.0, "catching up");
             // A request asked again (same node, same slot) keeps its nonce, so that a late answer still counts.
             let nonce = match self.asked {
-                Some((n, d, nonce)) if n == to && d == decided => nonce,
+                Some((n, d, nonce)) if n == to && d == decided => {
+                    self.asked_times += 1;
+                    nonce
+                }
                 _ => {
+                    self.asked_times = 1;
                     self.requests += 1;
                     nonce(self.cfg.incarnation ^ NONCE_SALT, self.requests)
                 }

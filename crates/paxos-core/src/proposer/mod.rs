@@ -66,6 +66,10 @@ pub use membership::REBUILD_SLACK_SLOTS;
 /// The most decided entries one catch-up request asks a peer for.
 pub const CATCH_UP_LIMIT: u32 = 1024;
 
+/// A catch-up request asked of the same node from the same slot this many
+/// times in a row without an answer goes to the next node ahead of us once.
+pub const CATCH_UP_SWITCH_AFTER: u32 = 3;
+
 /// The session lifetime of a cluster whose file names none: an hour.
 pub const DEFAULT_SESSION_LIFETIME_MS: u64 = 3_600_000;
 
@@ -343,6 +347,8 @@ pub struct Proposer {
     ahead: Option<(Node, Slot)>,
     /// The last catch-up request: whom we asked, from which slot.
     asked: Option<(Node, Slot, u64)>,
+    /// How many times in a row that request went out unanswered (see `learning::catch_up`).
+    asked_times: u32,
     /// Catch-up requests and copies of a peer's state started (the counter of their nonces).
     requests: u64,
     /// A peer's state being copied, to restart our log later (retention).
@@ -402,6 +408,7 @@ impl Proposer {
             known_epoch: 0,
             ahead: None,
             asked: None,
+            asked_times: 0,
             requests: 0,
             copying: None,
             frozen: Vec::new(),

@@ -209,6 +209,30 @@ fn proposer_catches_up_from_an_acceptor_ahead_of_it() {
     assert_eq!(r, ready(vec![learn(0, cmd(7, 1, "a")), learn(1, Value::Noop)], vec![]));
 }
 
+/// Catch-up: a node asked [`CATCH_UP_SWITCH_AFTER`] times in a row from the same slot without an
+/// answer (gone, or moved where this proposer cannot hear it: removed and added again elsewhere while
+/// it was away) gives way once to the next node ahead of us, here an acceptor; then it is asked again.
+/// Before, the proposer asked it alone for ever, and a cluster whose other proposers had all moved
+/// stopped deciding once this one was left to lead.
+#[test]
+fn catch_up_unanswered_in_a_row_asks_the_next_node_ahead() {
+    let mut p = proposer(1);
+    tick(&mut p); // tick 1: the probe
+    step(&mut p, acc(4), report(4, 0, b(1, 2), 2));
+    step(&mut p, prop(2), heartbeat(b(1, 2), true, 10));
+
+    let mut asked = Vec::new();
+    for _ in 0..100 {
+        let r = tick(&mut p);
+        asked.extend(r.messages.iter().filter(|o| matches!(o.msg, Message::CatchUp(_))).map(|o| o.to));
+        if asked.len() >= 5 {
+            break;
+        }
+    }
+
+    assert_eq!(asked, [prop(2), prop(2), prop(2), acc(4), prop(2)]);
+}
+
 /// A follower learns a value from the leader's accept copy plus the acceptors' Accepted votes, a majority
 /// of the epoch's acceptors.
 #[test]
