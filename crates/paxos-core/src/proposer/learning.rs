@@ -229,6 +229,10 @@ impl Proposer {
             }
         }
         let decided = self.learner.decided();
+        if self.asked.is_some_and(|(n, _, _)| n == from) {
+            // It answers: no reason to ask another (see `catch_up`).
+            self.asked_times = 0;
+        }
         // Only the answer to our last request, echoing its nonce, restarts the log (see `restart`).
         let asked = m.nonce != 0 && self.asked == Some((from, decided, m.nonce));
         let retained = self.cfg.retain_slots > 0;
