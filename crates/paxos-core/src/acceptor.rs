@@ -110,6 +110,8 @@ pub struct Acceptor {
     defects: Defects,
     /// Rounds above this are refused; no limit until the clock is set.
     round_ceiling: u64,
+    /// The wall clock as last set, in Unix ms (0: never set).
+    clock_ms: u64,
     now: Tick,
     /// The highest decided prefix a proposer told us of, and that proposer.
     commit: Slot,
@@ -146,6 +148,7 @@ impl Acceptor {
             ready: Ready::default(),
             defects: Defects::default(),
             round_ceiling: u64::MAX,
+            clock_ms: 0,
             now: Tick::ZERO,
             commit: Slot(0),
             source: None,
@@ -400,6 +403,7 @@ impl Acceptor {
             joining: self.membership() != Membership::Up,
             leader: self.lease_holder(),
             challenge: self.challenge,
+            clock_ms: self.clock_ms,
         };
         self.ready.send(Node::Proposer(from), Message::ProbeReply(reply));
         Ok(())
@@ -659,9 +663,11 @@ impl Acceptor {
         Ok(())
     }
 
-    /// The wall clock, in Unix milliseconds, for the round ceiling.
+    /// The wall clock, in Unix milliseconds, for the round ceiling and the
+    /// probe answers (`clock_ms`).
     pub fn set_clock(&mut self, unix_ms: u64) {
         self.round_ceiling = round_ceiling((unix_ms / 1000).saturating_add(CLOCK_SKEW_SECS));
+        self.clock_ms = unix_ms;
     }
 
     /// One past the highest slot this acceptor knows of: accepted, or decided.

@@ -44,6 +44,9 @@ pub struct Defects {
     /// An acceptor's lease never runs out: it names a leader that died
     /// forever, and no proposer passes a pre-vote again.
     pub(crate) endless_lease: bool,
+    /// A proposer stamps client commands with its own clock alone, however
+    /// far ahead of the acceptors' it runs.
+    pub(crate) unbounded_stamps: bool,
 }
 
 #[cfg(feature = "defects")]
@@ -115,5 +118,10 @@ impl Defects {
     /// Leases that never run out (see the field of the same name).
     pub fn endless_lease() -> Self {
         Defects { endless_lease: true, ..Defects::default() }
+    }
+
+    /// Commands stamped by the proposer's clock alone (see the field of the same name).
+    pub fn unbounded_stamps() -> Self {
+        Defects { unbounded_stamps: true, ..Defects::default() }
     }
 }

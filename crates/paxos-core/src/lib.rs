@@ -35,7 +35,7 @@ pub use defects::Defects;
 pub use learner::{quorum, Applied, Learner};
 pub use proposer::{
     Leadership, Proposer, ProposerConfig, DEFAULT_SESSION_LIFETIME_MS, NOT_THE_LEADER, QUEUE_AGE_DIVISOR,
-    REBUILD_SLACK_SLOTS,
+    REBUILD_SLACK_SLOTS, STAMP_SLACK_MS,
 };
 pub use ready::{Ignored, Outgoing, Ready};
 pub use role::{Role, View};

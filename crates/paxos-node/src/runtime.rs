@@ -153,6 +153,7 @@ pub fn proposer_config(cluster: &ClusterConfig, id: u32, settings: &NodeSettings
     cfg.heartbeat_ticks = heartbeat_ticks(settings);
     cfg.election_timeout_ticks = (settings.election_timeout_ms / tick_ms).max(2 * cfg.heartbeat_ticks + 1);
     cfg.retransmit_ticks = (cfg.heartbeat_ticks / 2).max(MIN_RETRANSMIT_TICKS);
+    cfg.tick_ms = tick_ms;
     // Each start probes the acceptors with a nonce of its own (see Proposer's probe).
     cfg.incarnation = paxos_client::client::random_u64();
     cfg

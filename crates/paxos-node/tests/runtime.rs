@@ -255,6 +255,7 @@ async fn proposer_storage_failure_stops_it_before_it_prepares() {
                                     epoch: 0,
                                     joining: false,
                                     leader: None, challenge: 0,
+                                    clock_ms: 0,
                                 }),
                             };
                             let mut out = Vec::new();

@@ -267,6 +267,12 @@ pub struct ProbeReply {
     /// its lease (0: none); that leader's next probe echoes it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub challenge: u64,
+    /// The acceptor's wall clock when it answered, in Unix ms (0: not set):
+    /// a leader stamps client commands no later than the acceptors' clocks
+    /// allow, so that one proposer's clock running ahead cannot age every
+    /// client's session at once (see `Proposer::stamp`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub clock_ms: u64,
 }
 
 /// Phase 2a for one or many slots.

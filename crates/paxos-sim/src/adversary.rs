@@ -196,6 +196,8 @@ pub fn forge(rng: &mut Rng, k: &Knowledge<'_>, next_seq: &mut u64) -> (Forged, O
                 joining: false,
                 leader: None,
                 challenge: 0,
+                // A clock far ahead: alone, it moves no bound on stamps.
+                clock_ms: u64::MAX,
             }),
         ),
         10 => forged(
@@ -357,6 +359,8 @@ pub fn extreme(rng: &mut Rng, k: &Knowledge<'_>) -> Forged {
                 joining: false,
                 leader: None,
                 challenge: 0,
+                // A clock far ahead: alone, it moves no bound on stamps.
+                clock_ms: u64::MAX,
             }),
         ),
     }

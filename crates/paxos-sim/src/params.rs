@@ -56,11 +56,14 @@ pub enum Defect {
     /// An acceptor's lease never runs out: once a leader dies, nobody
     /// passes a pre-vote again.
     EndlessLease,
+    /// A proposer stamps client commands with its own clock alone, however
+    /// far ahead of the acceptors' it runs (caught with `--clock-jump-ms`).
+    UnboundedStamps,
 }
 
 impl Defect {
     /// Every defect, for sweeps and `--help`.
-    pub const ALL: [Defect; 16] = [
+    pub const ALL: [Defect; 17] = [
         Defect::AcceptIgnoresPromise,
         Defect::AdoptFromLastPromise,
         Defect::MinorityQuorum,
@@ -77,6 +80,7 @@ impl Defect {
         Defect::VotesOnlyAlive,
         Defect::NoPrevote,
         Defect::EndlessLease,
+        Defect::UnboundedStamps,
     ];
 
     /// The defect's name on the command line.
@@ -98,6 +102,7 @@ impl Defect {
             Defect::VotesOnlyAlive => "votes-only-alive",
             Defect::NoPrevote => "no-prevote",
             Defect::EndlessLease => "endless-lease",
+            Defect::UnboundedStamps => "unbounded-stamps",
         }
     }
 
@@ -130,6 +135,7 @@ impl Defect {
             Defect::HandedOverOnePromise => Defects::handed_over_one_promise(),
             Defect::VotesOnlyAlive => Defects::votes_only_alive(),
             Defect::NoPrevote => Defects::no_prevote(),
+            Defect::UnboundedStamps => Defects::unbounded_stamps(),
             Defect::AcceptIgnoresPromise
             | Defect::Amnesia
             | Defect::UnloggedPromise
@@ -173,6 +179,8 @@ pub struct Overrides {
     pub retain_slots: Option<u64>,
     /// Pin how far apart the nodes' wall clocks are, in ms (0: one clock).
     pub clock_spread_ms: Option<u64>,
+    /// How far ahead a proposer's clock jumps now and then, in ms (never drawn from a seed).
+    pub clock_jump_ms: Option<u64>,
     /// Pin how many operators change the membership (1 or 2).
     pub operators: Option<usize>,
     /// Pin the per-tick rate of leadership transfers (0 for none).
@@ -267,6 +275,10 @@ pub struct Params {
     /// How far apart the nodes' wall clocks are, in ms: each runs ahead of
     /// the simulated clock by a fixed amount in `0..=clock_spread_ms`.
     pub clock_spread_ms: u64,
+    /// How far ahead of the simulated clock a proposer's clock jumps now and
+    /// then (0: never), far beyond the spread: NTP gone wrong, a VM restored.
+    /// Only by `--clock-jump-ms`.
+    pub clock_jump_ms: u64,
     /// Probability that a partition cuts one direction only.
     pub one_way: f64,
     /// Probability that a datagram is delayed up to 300 ticks (fault phase).
@@ -337,6 +349,7 @@ impl Params {
             retain_slots: 0,
             clock_skew: 0.0,
             clock_spread_ms: 0,
+            clock_jump_ms: 0,
             one_way: 0.0,
             long_delay: 0.0,
             liveness_ticks: 200,
@@ -406,6 +419,7 @@ impl Params {
         let spread =
             if faults && wall.chance(0.3) { [10, 100, paxos_proto::MAX_CLOCK_SKEW_MS][wall.index(3)] } else { 0 };
         p.clock_spread_ms = o.clock_spread_ms.unwrap_or(spread);
+        p.clock_jump_ms = o.clock_jump_ms.unwrap_or(0);
         // A second operator in half the faulty runs with membership changes;
         // from a stream of its own too (and none without changes, where it
         // would only shift the partitions' draws).
@@ -428,7 +442,7 @@ impl fmt::Display for Params {
              drop={:.3} duplicate={:.3} max_delay={} crash_rate={:.4} fail_rate={:.4} partition_rate={:.4} \
              crash_before_persist={:.2} client_timeout={} big_values={:.1} codec_check={} wipe_proposer={:.2} \
              wipe_all_proposers={:.4} wipe_acceptor={:.2} member_rate={:.4} operators={} transfer_rate={:.4} session_lifetime_ms={} retain_slots={} \
-             clock_skew={:.3} clock_spread_ms={} one_way={:.1} long_delay={:.4} persist_lag={} liveness_ticks={} failed_acceptors={:?} defect={} \
+             clock_skew={:.3} clock_spread_ms={} clock_jump_ms={} one_way={:.1} long_delay={:.4} persist_lag={} liveness_ticks={} failed_acceptors={:?} defect={} \
              adversary={} adversary_rate={:.3}",
             self.seed,
             self.proposers,
@@ -457,6 +471,7 @@ impl fmt::Display for Params {
             self.retain_slots,
             self.clock_skew,
             self.clock_spread_ms,
+            self.clock_jump_ms,
             self.one_way,
             self.long_delay,
             self.persist_lag,

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use paxos_core::{
     Acceptor, AcceptorConfig, AcceptorOp, AcceptorState, MemStore, Membership, Outgoing, Proposer, ProposerConfig,
-    ProposerOp, ProposerState, ReadRequest, Store,
+    ProposerOp, ProposerState, ReadRequest, Store, STAMP_SLACK_MS,
 };
 use paxos_proto::auth::{admit, Policy, Signer};
 use paxos_proto::{
@@ -89,6 +89,8 @@ pub struct Stats {
     pub adversary_sent: u64,
     /// Datagrams refused by the rule of admission (no valid MAC for a member's name).
     pub unauthenticated: u64,
+    /// Proposers' clocks that jumped far ahead (`--clock-jump-ms`).
+    pub clock_jumps: u64,
     /// Acceptors that lost their disk with a crash.
     pub acceptor_wipes: u64,
     /// Proposers that lost their disk with a crash (every one at once counts each).
@@ -526,6 +528,13 @@ impl World {
         if self.params.clock_spread_ms > 0 && self.wall_rng.chance(0.01) {
             let i = self.wall_rng.index(self.proposer_ahead_ms.len());
             self.proposer_ahead_ms[i] = self.wall_rng.range(0, self.params.clock_spread_ms);
+        }
+        // A proposer's clock jumps far ahead (NTP gone wrong, a VM restored); it
+        // stays there until the proposer restarts, as a clock never goes back while it runs.
+        if self.params.clock_jump_ms > 0 && self.wall_rng.chance(0.002) {
+            let i = self.wall_rng.index(self.proposer_ahead_ms.len());
+            self.proposer_ahead_ms[i] = self.params.clock_jump_ms;
+            self.stats.clock_jumps += 1;
         }
         if self.fault_rng.chance(self.params.crash_rate) {
             let i = self.fault_rng.index(n);
@@ -1102,6 +1111,23 @@ impl World {
                             e.insert(c.clone());
                             self.config_decided_at.insert(c.epoch, (self.now, slot));
                             self.stats.configs += 1;
+                        }
+                    }
+                    if let Value::Command(c) = value {
+                        // A command is stamped no later than the acceptors' clocks allow (they run
+                        // at most `clock_spread_ms` ahead of the simulated one), whatever a
+                        // proposer's clock says: one far ahead would age every session at once.
+                        let latest = unix_ms(self.now) + self.params.clock_spread_ms + STAMP_SLACK_MS;
+                        if c.at > latest {
+                            self.violations.push(Violation {
+                                invariant: "stamps",
+                                detail: format!(
+                                    "tick {}: slot {slot} holds a command stamped {} ms past what the acceptors' \
+                                     clocks allow",
+                                    self.now,
+                                    c.at - latest
+                                ),
+                            });
                         }
                     }
                     self.chosen.insert(slot, value.clone());

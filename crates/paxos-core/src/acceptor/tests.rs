@@ -770,6 +770,7 @@ fn acceptor_pinned_with_another_incarnation_refuses_to_vote() {
         joining: true,
         leader: None,
         challenge: first_challenge(),
+        clock_ms: 0,
     };
     assert_eq!(probe, ready(vec![], vec![send(proposer(2), Message::ProbeReply(reply))]));
 }
@@ -1015,6 +1016,7 @@ fn probe_is_answered_with_the_promise_and_persists_nothing() {
         joining: false,
         leader: None,
         challenge: first_challenge(),
+        clock_ms: 0,
     };
     assert_eq!(r, ready(vec![], vec![send(proposer(1), Message::ProbeReply(reply))]));
 }

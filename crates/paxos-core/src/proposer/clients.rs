@@ -5,8 +5,10 @@ use paxos_proto::{
     LogReply, Message, Node, NodeId, RestoreReply, RestoreRequest, Slot, Value, MAX_VALUE_BYTES,
 };
 
-use super::{Asked, Clients, Phase, Proposer, ReadFor};
+use super::{Asked, Clients, Phase, Proposer, ReadFor, STAMP_SLACK_MS};
+use crate::Tick;
 use crate::{Ignored, Learner, LogPage, Stored, MAX_BATCH_BYTES};
+use tracing::{info, warn};
 
 /// Bytes a log entry takes in a reply beside its value: the slot and the JSON framing.
 pub const LOG_ENTRY_OVERHEAD_BYTES: usize = 32;
@@ -142,23 +144,93 @@ impl Proposer {
             self.clients.waiting.insert(client, seq);
             return Ok(());
         }
-        if self.clients.queue.len() >= self.cfg.max_queue
-            || self.clients.queue_bytes + m.value.len() > self.cfg.max_queue_bytes
-        {
+        // Stamped on arrival; the stamp stays with the command in every slot it gets.
+        let at = self.stamp();
+        let full = self.clients.queue.len() >= self.cfg.max_queue
+            || self.clients.queue_bytes + m.value.len() > self.cfg.max_queue_bytes;
+        let Some(at) = at.filter(|_| !full) else {
+            // The queue is full, or no acceptor's clock is known yet (a proposer
+            // that just started): the client asks again, backing off.
             let err = ClientError { seq, kind: ClientErrorKind::Busy };
             self.ready.send(Node::Client(client), Message::ClientError(err));
             return Ok(());
-        }
+        };
         self.clients.proposed.insert(client, Asked { seq, heard_ms: self.clock_ms });
         self.clients.waiting.insert(client, seq);
-        // Stamped on arrival; the stamp stays with the command in every slot it gets.
-        self.clients.push_back(Command { at: self.clock_ms, ..Command::new(client, seq, m.value) });
+        self.clients.push_back(Command { at, ..Command::new(client, seq, m.value) });
         Ok(())
     }
 
     /// True when we lead, campaign, or should (the election names us and we are a member).
     pub(super) fn expects_to_lead(&self) -> bool {
         !matches!(self.phase, Phase::Follower) || self.should_lead()
+    }
+
+    /// The time a client command is stamped with, which ages its client's
+    /// session by the log's clock (the highest stamp applied): this
+    /// proposer's clock, but no later than the acceptors' clocks allow
+    /// ([`Proposer::refresh_stamp_bound`]), carried forward by this
+    /// proposer's ticks while no quorum's answers are fresh. So one proposer
+    /// whose clock runs hours ahead (NTP gone wrong, a VM restored) cannot
+    /// expire every session at once, which let retries land twice, for as
+    /// long as the skew, even after its clock was put right. `None` until
+    /// enough acceptors answered with their clocks (the first moments of a
+    /// proposer's start); its own clock while a quorum answers but too few
+    /// of them with a clock (acceptors of an earlier release).
+    pub(super) fn stamp(&mut self) -> Option<u64> {
+        let ticks_ms = |since: Tick| self.now.since(since).saturating_mul(self.cfg.tick_ms);
+        let bound = match self.stamp_ref {
+            _ if self.defects.unbounded_stamps => return Some(self.clock_ms),
+            Some((ms, at)) => ms.saturating_add(ticks_ms(at)),
+            None if self.clockless => return Some(self.clock_ms),
+            None => return None,
+        };
+        let bounded = self.clock_ms > bound;
+        if bounded != self.stamps_bounded {
+            self.stamps_bounded = bounded;
+            let node = Node::Proposer(self.cfg.id);
+            if bounded {
+                let ahead_ms = self.clock_ms - bound + STAMP_SLACK_MS;
+                warn!(%node, ahead_ms, "this proposer's clock runs ahead of the acceptors': client commands are stamped by theirs (keep the clocks in sync, e.g. with NTP)");
+            } else {
+                info!(%node, "this proposer's clock is back in line with the acceptors': client commands are stamped by it again");
+            }
+        }
+        Some(self.clock_ms.min(bound))
+    }
+
+    /// How late a command may be stamped: [`STAMP_SLACK_MS`] past the
+    /// (f+1)-th latest clock of the acceptors in force whose fresh probe
+    /// answers carry one, where f is how many acceptors a quorum may lack:
+    /// that one is no later than some right clock while at most f are
+    /// ahead. Kept, with the tick it was worked out at, until fresh answers
+    /// give another (so it stays an upper bound, moved on by this proposer's
+    /// ticks). Worked out when answers arrive and at each heartbeat, not
+    /// per command.
+    pub(super) fn refresh_stamp_bound(&mut self) {
+        let config = &self.learner.epoch().config;
+        let mut clocks = [0u64; 64];
+        let (mut known, mut fresh) = (0, 0);
+        for info in config.acceptors.iter().filter_map(|m| self.acceptors.get(&m.id)) {
+            if info.named.is_some_and(|(_, round)| self.fresh(round)) {
+                fresh += 1;
+            }
+            if let Some((ms, _)) = info.clock.filter(|(_, round)| self.fresh(*round)) {
+                if known < clocks.len() {
+                    clocks[known] = ms;
+                    known += 1;
+                }
+            }
+        }
+        let lacking = config.acceptors.len().saturating_sub(self.quorum());
+        if known > lacking {
+            let clocks = &mut clocks[..known];
+            clocks.sort_unstable();
+            self.stamp_ref = Some((clocks[known - 1 - lacking].saturating_add(STAMP_SLACK_MS), self.now));
+        }
+        // A quorum answers, but too few with a clock to bound stamps: acceptors
+        // of an earlier release (an upgrade under way).
+        self.clockless = self.stamp_ref.is_none() && known <= lacking && fresh >= self.quorum();
     }
 
     pub(super) fn redirect(&mut self, client: ClientId, seq: u64, leader: Option<NodeId>) {

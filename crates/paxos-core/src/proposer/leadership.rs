@@ -269,6 +269,10 @@ impl Proposer {
             info.joining = m.joining;
             info.named = Some((m.leader, round));
             info.challenge = m.challenge;
+            if m.clock_ms > 0 {
+                info.clock = Some((m.clock_ms, round));
+            }
+            self.refresh_stamp_bound();
         }
         self.probe_answered(a, m.incarnation);
         self.confirm_reads(a, round, m.promised);

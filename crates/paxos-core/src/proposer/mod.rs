@@ -70,6 +70,11 @@ pub const CATCH_UP_LIMIT: u32 = 1024;
 /// times in a row without an answer goes to the next node ahead of us once.
 pub const CATCH_UP_SWITCH_AFTER: u32 = 3;
 
+/// How far past the acceptors' clocks a command may be stamped (see
+/// `Proposer::stamp`): two skews, as their clocks may differ from a right
+/// one by one and their answers are up to two heartbeats old.
+pub const STAMP_SLACK_MS: u64 = 2 * paxos_proto::MAX_CLOCK_SKEW_MS;
+
 /// The session lifetime of a cluster whose file names none: an hour.
 pub const DEFAULT_SESSION_LIFETIME_MS: u64 = 3_600_000;
 
@@ -117,6 +122,9 @@ pub struct ProposerConfig {
     pub incarnation: u64,
     /// Keep the newest this many decided slots; 0 keeps everything.
     pub retain_slots: u64,
+    /// Milliseconds per tick of the caller's clock (how far a bound on
+    /// stamps moves on while no fresh answers renew it).
+    pub tick_ms: u64,
 }
 
 impl ProposerConfig {
@@ -147,6 +155,7 @@ impl ProposerConfig {
             max_inflight_bytes: 8 << 20,
             incarnation: 0,
             retain_slots: 0,
+            tick_ms: 10,
         }
     }
 }
@@ -227,6 +236,8 @@ struct AcceptorInfo {
     named: Option<(Option<NodeId>, u64)>,
     /// The challenge of its last answer, which our next probe as leader echoes.
     challenge: u64,
+    /// Its wall clock in its last answer that carried one (Unix ms), and that answer's probe round.
+    clock: Option<(u64, u64)>,
 }
 
 /// Client commands this proposer holds for a slot, and who waits for what.
@@ -324,6 +335,15 @@ pub struct Proposer {
     /// acceptors than a quorum, and how many it last said it hears (see
     /// [`Proposer::explain_no_campaign`]).
     short_of_quorum: Option<(Tick, Option<usize>)>,
+    /// True while this proposer's clock runs so far ahead of the acceptors'
+    /// that commands are stamped with theirs (see [`Proposer::stamp`]).
+    stamps_bounded: bool,
+    /// The latest a command could be stamped when last worked out from fresh
+    /// answers, and the tick then (see [`Proposer::refresh_stamp_bound`]).
+    stamp_ref: Option<(u64, Tick)>,
+    /// A quorum answered, too few with a clock to bound stamps (acceptors of
+    /// an earlier release): commands are stamped by this proposer's clock alone.
+    clockless: bool,
     /// No round above this by our own clock; no limit until the clock is set.
     round_ceiling: u64,
     /// How far above `round_ceiling` others' rounds may go (their clocks may run ahead).
@@ -398,6 +418,9 @@ impl Proposer {
             prevote_round: None,
             prevotes: 0,
             short_of_quorum: None,
+            stamps_bounded: false,
+            stamp_ref: None,
+            clockless: false,
             round_ceiling: u64::MAX,
             round_slack: 0,
             joining: Joining::default(),
@@ -602,6 +625,8 @@ impl Proposer {
         self.now = self.now.next();
         if self.now.every(self.cfg.heartbeat_ticks) {
             self.send_heartbeats();
+            // Answers older than two heartbeats no longer count.
+            self.refresh_stamp_bound();
         }
         self.step_election();
         self.note_unheard();

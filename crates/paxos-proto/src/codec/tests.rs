@@ -323,6 +323,7 @@ fn message() -> impl Strategy<Value = Message> {
                 joining,
                 leader,
                 challenge: 0,
+                clock_ms: 0,
             })
         },
     );

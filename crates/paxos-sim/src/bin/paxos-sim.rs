@@ -70,6 +70,10 @@ struct Args {
     /// deadlines hold up to paxos_proto::MAX_CLOCK_SKEW_MS)
     #[arg(long)]
     clock_spread_ms: Option<u64>,
+    /// Now and then, a proposer's clock jumps this many ms ahead and stays
+    /// (NTP gone wrong, a VM restored); never drawn from a seed
+    #[arg(long)]
+    clock_jump_ms: Option<u64>,
     /// Pin how many operators change the membership: 1, or 2 (the second undoes the first's additions under way)
     #[arg(long)]
     operators: Option<usize>,
@@ -116,6 +120,7 @@ fn main() -> ExitCode {
             member_rate: args.member_rate,
             retain_slots: args.retain_slots,
             clock_spread_ms: args.clock_spread_ms,
+            clock_jump_ms: args.clock_jump_ms,
             operators: args.operators,
             transfer_rate: args.transfer_rate,
             fault_ticks: args.no_faults.then_some(1),
@@ -206,6 +211,9 @@ fn replay_flags(args: &Args) -> String {
     }
     if let Some(c) = args.clock_spread_ms {
         s += &format!(" --clock-spread-ms {c}");
+    }
+    if let Some(j) = args.clock_jump_ms {
+        s += &format!(" --clock-jump-ms {j}");
     }
     if let Some(o) = args.operators {
         s += &format!(" --operators {o}");

@@ -191,6 +191,7 @@ fn a_probe_answer_of_an_acceptor_that_lost_its_state_does_not_count() {
         joining: false,
         leader: None,
         challenge: 0,
+        clock_ms: 0,
     };
     assert!(step(&mut p, acc(3), Message::ProbeReply(amnesiac)).is_empty());
     let log = pinned_log(&[]);
@@ -416,6 +417,7 @@ fn probe_nonces_are_the_incarnation_plus_the_probe_round() {
             joining: false,
             leader: None,
             challenge: 0,
+            clock_ms: 0,
         })
     };
 
@@ -489,6 +491,10 @@ fn deposed_leader_redirects_to_the_rightful_leader_not_itself() {
 fn follower_hands_queued_clients_to_a_better_proposer() {
     let mut p = proposer(1);
     tick_to(&mut p, 10);
+    let r = step(&mut p, client(7), propose(1, "w"));
+    let busy = Message::ClientError(ClientError { seq: 1, kind: ClientErrorKind::Busy });
+    assert_eq!(r, ready(vec![], vec![send(client(7), busy)]), "no acceptor's clock known yet: ask again");
+    answer_probe(&mut p);
     assert!(step(&mut p, client(7), propose(1, "x")).is_empty(), "queued: proposer 1 expects to lead");
 
     // The hand-off may come with the heartbeat or at the next tick.

@@ -188,6 +188,7 @@ fn rebuilt_acceptor_is_pinned_once_it_holds_the_log() {
             joining: true,
             leader: None,
             challenge: 0,
+            clock_ms: 0,
         };
         Message::ProbeReply(reply)
     };
@@ -866,5 +867,6 @@ fn joining_answer(round: u64) -> Message {
         joining: true,
         leader: None,
         challenge: 0,
+        clock_ms: 0,
     })
 }

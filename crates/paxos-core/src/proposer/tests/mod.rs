@@ -251,6 +251,8 @@ fn leader_probe(round: u64, decided: u64) -> Message {
 }
 
 /// Acceptor `a`'s answer to probe round `round`: it promised `promised`, and holds `decided` decided slots.
+/// Its clock is far ahead of any the tests set, so that it bounds no stamp (see `skew.rs` for those
+/// that do), but a proposer that heard it may stamp commands.
 fn report(a: u32, round: u64, promised: Ballot, decided: u64) -> Message {
     Message::ProbeReply(ProbeReply {
         nonce: round,
@@ -261,8 +263,12 @@ fn report(a: u32, round: u64, promised: Ballot, decided: u64) -> Message {
         joining: false,
         leader: None,
         challenge: 0,
+        clock_ms: FAR_AHEAD_MS,
     })
 }
+
+/// An acceptor's clock in the tests' probe answers: far ahead of any a test sets on a proposer.
+const FAR_AHEAD_MS: u64 = u64::MAX;
 
 /// Acceptor `a`'s answer to the start-up probe when it promised no real ballot.
 fn probe_promise(a: u32) -> Message {

@@ -185,6 +185,7 @@ fn proposer_with_a_wiped_data_dir_never_reuses_its_ballot() {
         joining: false,
         leader: None,
         challenge: 0,
+        clock_ms: 0,
     };
     // Each acceptor's lease challenge is drawn from its secret seed: compared apart from the rest.
     let answers: Vec<(Node, Message)> = net
@@ -232,6 +233,7 @@ fn probe_answers_of_an_earlier_start_do_not_count() {
             joining: false,
             leader: None,
             challenge: 0,
+            clock_ms: 0,
         })
     };
     for a in 1..=5 {

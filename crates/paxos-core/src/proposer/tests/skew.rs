@@ -3,6 +3,7 @@
 
 use super::membership::{ask_answered, member_request_until, sent, the_member_reply};
 use super::*;
+use crate::proposer::STAMP_SLACK_MS;
 
 /// A tick of the runtime (its default `tick_ms`).
 const TICK_MS: u64 = 10;
@@ -29,6 +30,7 @@ fn joiner_report(round: u64, decided: u64) -> Message {
         joining: true,
         leader: None,
         challenge: 0,
+        clock_ms: 0,
     };
     Message::ProbeReply(reply)
 }
@@ -160,4 +162,48 @@ fn a_fence_goes_out_only_after_a_leader_whose_clock_is_behind_had_its_last_chanc
     assert_eq!(a.learner().decided(), fence_slot.next(), "A learned the fence decided");
     assert_eq!(a.role(), Leadership::Follower, "A, its stop sign's slot decided with another value, steps down");
     assert_eq!((a.config().epoch, b.config().epoch), (1, 1), "nobody made the change");
+}
+
+/// `report` carrying the acceptor's wall clock.
+fn clocked(report: Message, clock_ms: u64) -> Message {
+    match report {
+        Message::ProbeReply(r) => Message::ProbeReply(ProbeReply { clock_ms, ..r }),
+        other => other,
+    }
+}
+
+/// A leader whose clock runs hours ahead of the acceptors' (NTP gone wrong, a VM restored) stamps a
+/// client's command no later than `STAMP_SLACK_MS` past the acceptors' clocks in their fresh probe
+/// answers: the third latest of five, as a quorum of three may lack two (so two clocks further ahead
+/// move nothing). It cannot age every client's session at once, which let retries land twice. (The
+/// tests' other probe answers carry clocks further ahead than any: they bound nothing.)
+#[test]
+fn a_leader_whose_clock_runs_ahead_stamps_commands_by_the_acceptors_clocks() {
+    const ACCEPTORS_MS: u64 = 1_000_000;
+    const LEADER_MS: u64 = ACCEPTORS_MS + 3 * 3_600_000;
+    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61
+    p.set_clock(LEADER_MS);
+    let stamp = |p: &mut Proposer, seq: u64| -> u64 {
+        let r = step(p, client(7), propose(seq, "x"));
+        let at = proposals(&r).into_iter().find_map(|(_, v)| match v {
+            Value::Command(c) => Some(c.at),
+            _ => None,
+        });
+        at.expect("the command is proposed at once")
+    };
+    assert_eq!(stamp(&mut p, 1), LEADER_MS, "the acceptors' clocks are further ahead: its own");
+
+    let round = loop {
+        if let Some(round) = probe_round_of(&tick(&mut p)) {
+            break round;
+        }
+    };
+    for (a, ahead_ms) in [(1, 10), (2, 20)] {
+        step(&mut p, acc(a), clocked(report(a, round, ballot, 1), ACCEPTORS_MS + ahead_ms));
+    }
+    assert_eq!(stamp(&mut p, 2), LEADER_MS, "two clocks behind it, both of which a quorum may lack: its own");
+    for (a, ahead_ms) in [(3, 30), (4, 9_000_000), (5, 9_000_000)] {
+        step(&mut p, acc(a), clocked(report(a, round, ballot, 1), ACCEPTORS_MS + ahead_ms));
+    }
+    assert_eq!(stamp(&mut p, 3), ACCEPTORS_MS + 30 + STAMP_SLACK_MS);
 }
