@@ -591,9 +591,15 @@ impl Client {
                     redirects_in_row = 0;
                     // Silence: the node may be down or may have moved.
                     self.link.forget(to);
-                    match (rotate, to) {
-                        (true, Node::Proposer(p)) => Node::Proposer(self.link.next_proposer(p)),
-                        _ => to,
+                    self.link.silent(to);
+                    let moved = match self.link.unknown_leader.take() {
+                        Some((leader, from)) => self.list_members(from, deadline).await.then_some(leader),
+                        None => None,
+                    };
+                    match (moved, rotate, to) {
+                        (Some(leader), _, _) => Node::Proposer(leader),
+                        (None, true, Node::Proposer(p)) => Node::Proposer(self.link.next_proposer(p)),
+                        (None, _, _) => to,
                     }
                 }
             };

@@ -85,6 +85,10 @@ pub(crate) struct Link {
     pub(crate) leader_not_in_file: Option<NodeId>,
     /// True once the members were asked for: at most once per client.
     pub(crate) listed: bool,
+    /// The last leader followed on another proposer's word, and that
+    /// proposer: if the leader then stays silent, it may have moved
+    /// (removed and added again elsewhere), see [`Link::silent`].
+    followed: Option<(NodeId, Node)>,
 }
 
 impl Link {
@@ -118,6 +122,7 @@ impl Link {
             unknown_leader: None,
             leader_not_in_file: None,
             listed: false,
+            followed: None,
         })
     }
 
@@ -133,6 +138,9 @@ impl Link {
     pub(crate) fn follow(&mut self, leader: Option<NodeId>, from: Node) -> Option<NodeId> {
         let leader = leader?;
         if self.is_member(Node::Proposer(leader)) {
+            if Node::Proposer(leader) != from {
+                self.followed = Some((leader, from));
+            }
             return Some(leader);
         }
         self.leader_not_in_file = Some(leader);
@@ -140,6 +148,18 @@ impl Link {
             self.unknown_leader = Some((leader, from));
         }
         None
+    }
+
+    /// `node` did not answer an attempt: if it is the leader another proposer
+    /// named, it may have moved where the cluster file does not say, so the
+    /// members the log decided are to be asked of that proposer (once), as
+    /// for a leader the file does not name.
+    pub(crate) fn silent(&mut self, node: Node) {
+        if let Some((leader, from)) = self.followed.filter(|(l, _)| Node::Proposer(*l) == node) {
+            if !self.listed {
+                self.unknown_leader = Some((leader, from));
+            }
+        }
     }
 
     /// The error for `what`, not answered in time: it names the leader the

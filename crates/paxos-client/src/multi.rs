@@ -121,6 +121,9 @@ impl MultiClient {
                 exhausted = self.fill(now, &mut next, &mut done);
             }
             self.expire(now, &mut done);
+            if let Some((_, from)) = self.link.unknown_leader.take() {
+                self.list_members(from).await;
+            }
             self.send_due(now).await;
             let Some(wake) = self.next_timer() else {
                 if exhausted {
@@ -137,9 +140,6 @@ impl MultiClient {
                     // that the lanes it frees leave in one bundle.
                     while let Ok((len, _)) = self.link.socket.try_recv_from(&mut self.recv_buf) {
                         self.on_datagram(len, &mut done);
-                    }
-                    if let Some((_, from)) = self.link.unknown_leader.take() {
-                        self.list_members(from).await;
                     }
                 }
             }
@@ -190,6 +190,7 @@ impl MultiClient {
             } else if job.due.is_none() && now >= job.attempt_end {
                 // Silence: the proposer may be down or may have moved.
                 self.link.forget(Node::Proposer(job.to));
+                self.link.silent(Node::Proposer(job.to));
                 job.to = self.link.next_proposer(job.to);
                 job.due = Some(now);
                 job.in_row = 0;

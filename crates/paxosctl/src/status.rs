@@ -6,8 +6,10 @@
 //! node is `up`, `failed` (it answers, but ignores every other datagram since
 //! SIGUSR1) or `unreachable` (no answer in time: down, or not where the file
 //! says). When a proposer leads, it is asked for the members the log decided
-//! (`member list`): those the file does not name are asked too, and those
-//! the file names but the log removed show as `removed` and do not count
+//! (`member list`; while no proposer of the file leads, the working one
+//! that decided the most is): those the file does not name, and those the
+//! log moved elsewhere, are asked where the log puts them, and those the
+//! file names but the log removed show as `removed` and do not count
 //! towards the majority.
 //!
 //! The table has the columns NODE, ROLE, ADDRESS, STATE, LEADER, BALLOT and
@@ -163,25 +165,32 @@ pub async fn run(cluster: &ClusterConfig, args: StatusArgs, out: &mut Out) -> Re
     let wait = args.timeout.unwrap_or(super::STATUS_TIMEOUT);
     let in_file = all_nodes(cluster);
     let mut probes = probe(cluster, &in_file, wait).await?;
-    // The members the log decided, if the leader says: those the file does
-    // not name are asked too, those it names and the log removed are marked.
+    // The members the log decided, if the leader says: those it names and
+    // the log removed are marked.
     let decided = decided_members(cluster, &probes).await;
     let removed: Vec<Node> = match &decided {
         Some(members) => in_file.iter().copied().filter(|n| !members.iter().any(|(m, _)| m == n)).collect(),
         None => Vec::new(),
     };
-    let extra: Vec<&(Node, String)> = decided.iter().flatten().filter(|(n, _)| !in_file.contains(n)).collect();
+    // Those the file does not name, and those the log moved elsewhere (removed
+    // and added again at another address), are asked where the log puts them.
+    let elsewhere = |(n, addr): &&(Node, String)| !in_file.contains(n) || super::address(cluster, *n) != *addr;
+    let extra: Vec<&(Node, String)> = decided.iter().flatten().filter(elsewhere).collect();
     if !extra.is_empty() {
         let mut widened = cluster.clone();
         for (node, addr) in &extra {
-            match node {
-                Node::Proposer(id) => widened.proposers.push(Member::new(id.0, addr)),
-                Node::Acceptor(id) => widened.acceptors.push(Member::new(id.0, addr)),
-                Node::Client(_) => {}
-            }
+            let (members, id) = match node {
+                Node::Proposer(id) => (&mut widened.proposers, id.0),
+                Node::Acceptor(id) => (&mut widened.acceptors, id.0),
+                Node::Client(_) => continue,
+            };
+            members.retain(|m| m.id != id);
+            members.push(Member::new(id, addr));
         }
         let nodes: Vec<Node> = extra.iter().map(|(n, _)| *n).collect();
-        probes.extend(probe(&widened, &nodes, wait).await?);
+        let moved = probe(&widened, &nodes, wait).await?;
+        probes.retain(|p| !nodes.contains(&p.node));
+        probes.extend(moved);
     }
     let nodes: Vec<NodeStatus<'_>> = probes
         .iter()

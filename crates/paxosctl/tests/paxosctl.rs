@@ -714,6 +714,42 @@ async fn a_leader_the_file_does_not_name_is_found_through_the_log() {
     let r = run(&keyless, &["propose", "--timeout", "2", "lost"]);
     assert_eq!((r.code, r.stderr_lines().len()), (Some(1), 1), "{r:#?}");
     assert!(r.stderr.contains("proposer 3 leads, but the cluster file does not name it"), "{r:#?}");
+
+    // A member the log moved (removed, then added again at another address) is asked, and shown,
+    // where the log puts it, not where the file does.
+    let p2 = Node::Proposer(NodeId(2));
+    ok(&cluster.path, &["member", "remove", "proposer", "2", "--timeout", "30"]);
+    cluster.kill9(p2).await;
+    std::fs::remove_dir_all(cluster.data_dir(p2)).expect("delete proposer 2's data dir");
+    let moved = format!("127.0.0.1:{}", free_ports(1)[0]);
+    cluster.start_listening(p2, &moved);
+    ok(&cluster.path, &["member", "add", "proposer", "2", &moved, "--timeout", "30"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = run(&cluster.path, &["status", "--json"]);
+        let nodes: Vec<Json> = status.stdout.lines().map(json).collect();
+        let p2 = nodes.iter().find(|n| n["node"] == "proposer-2").cloned().unwrap_or_default();
+        if p2["addr"] == moved.as_str() && p2["state"] == "up" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "proposer 2 not shown up at {moved}: {}", status.stdout);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // It leads (a transfer, asked by a client that knows where it is): paxosctl, redirected to it
+    // and met with silence at the file's address, lists the members and finds it.
+    let mut knows = widened.clone();
+    knows.proposers.retain(|m| m.id != 2);
+    knows.proposers.push(paxos_client::config::Member::new(2, &moved));
+    let mut admin = paxos_client::Client::new(&knows).await.expect("client");
+    admin.set_timeout(Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !admin.status(p2).await.is_ok_and(|s| s.role == "leader") {
+        let _ = admin.transfer(NodeId(2)).await;
+        assert!(Instant::now() < deadline, "proposer 2 never led");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let proposed = ok(&cluster.path, &["propose", "--timeout", "10", "after-the-move"]);
+    assert!(proposed.stdout.ends_with("\tafter-the-move\n"), "{proposed:#?}");
 }
 
 /// A membership change that cannot be made (an acceptor never started)
