@@ -671,6 +671,18 @@ async fn status_follows_the_decided_membership() {
     assert_eq!(status.code, Some(0), "{status:#?}");
 }
 
+/// Makes proposer `id` lead, by transfers asked through a client of `config` (which knows where it is).
+async fn lead(config: &paxos_client::config::ClusterConfig, id: NodeId) {
+    let mut admin = paxos_client::Client::new(config).await.expect("client");
+    admin.set_timeout(Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !admin.status(Node::Proposer(id)).await.is_ok_and(|s| s.role == "leader") {
+        let _ = admin.transfer(id).await;
+        assert!(Instant::now() < deadline, "proposer {id} never led");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A proposer added with `member add` that then leads, while the cluster
 /// file was not updated: paxosctl with that file is redirected to a leader
 /// it does not know, lists the members the log decided, and finds it;
@@ -685,14 +697,7 @@ async fn a_leader_the_file_does_not_name_is_found_through_the_log() {
     ok(&cluster.path, &["member", "add", "proposer", "3", &addr, "--timeout", "30"]);
     // Proposer 3 leads (the highest id may take it by itself; a transfer makes sure).
     let widened = cluster.client_config(&[(p3, addr.clone())]);
-    let mut admin = paxos_client::Client::new(&widened).await.expect("client");
-    admin.set_timeout(Duration::from_secs(10));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !admin.status(p3).await.is_ok_and(|s| s.role == "leader") {
-        let _ = admin.transfer(NodeId(3)).await;
-        assert!(Instant::now() < deadline, "proposer 3 never led");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    lead(&widened, NodeId(3)).await;
 
     let proposed = ok(&cluster.path, &["propose", "--timeout", "10", "found"]);
     assert!(proposed.stdout.ends_with("\tfound\n"), "{proposed:#?}");
@@ -740,14 +745,7 @@ async fn a_leader_the_file_does_not_name_is_found_through_the_log() {
     let mut knows = widened.clone();
     knows.proposers.retain(|m| m.id != 2);
     knows.proposers.push(paxos_client::config::Member::new(2, &moved));
-    let mut admin = paxos_client::Client::new(&knows).await.expect("client");
-    admin.set_timeout(Duration::from_secs(10));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !admin.status(p2).await.is_ok_and(|s| s.role == "leader") {
-        let _ = admin.transfer(NodeId(2)).await;
-        assert!(Instant::now() < deadline, "proposer 2 never led");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    lead(&knows, NodeId(2)).await;
     let proposed = ok(&cluster.path, &["propose", "--timeout", "10", "after-the-move"]);
     assert!(proposed.stdout.ends_with("\tafter-the-move\n"), "{proposed:#?}");
 }
