@@ -233,6 +233,35 @@ fn catch_up_unanswered_in_a_row_asks_the_next_node_ahead() {
     assert_eq!(asked, [prop(2), prop(2), prop(2), acc(4), prop(2)]);
 }
 
+/// Catch-up: a node that answers, even with nothing that advances our decided prefix, is not given up
+/// for another; only requests left unanswered count towards [`CATCH_UP_SWITCH_AFTER`]. Before, three
+/// requests sent made the proposer ask elsewhere, and a peer whose answers called for a restart of the
+/// log (retention) was left before the restart came (simulator seed 341606343, `--retain-slots 7
+/// --transfer-rate 0.02`).
+#[test]
+fn catch_up_answered_without_progress_keeps_asking_the_same_node() {
+    let mut p = proposer(1);
+    tick(&mut p); // tick 1: the probe
+    step(&mut p, acc(4), report(4, 0, b(1, 2), 2));
+    step(&mut p, prop(2), heartbeat(b(1, 2), true, 10));
+
+    let mut asked = Vec::new();
+    for _ in 0..100 {
+        let r = tick(&mut p);
+        for to in r.messages.iter().filter(|o| matches!(o.msg, Message::CatchUp(_))).map(|o| o.to) {
+            asked.push(to);
+            // An answer, but one that brings nothing: no entries, the same decided prefix as before.
+            let nothing = CatchUpReply { from: Slot(0), entries: vec![], decided: Slot(10), epoch: None, nonce: 0 };
+            step(&mut p, to, Message::CatchUpReply(nothing));
+        }
+        if asked.len() >= 6 {
+            break;
+        }
+    }
+
+    assert_eq!(asked, [prop(2); 6]);
+}
+
 /// A follower learns a value from the leader's accept copy plus the acceptors' Accepted votes, a majority
 /// of the epoch's acceptors.
 #[test]
