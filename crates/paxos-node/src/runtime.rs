@@ -261,7 +261,7 @@ pub async fn run<R: Role, S: Store<State = R::State>>(
         chaos,
         guard,
         ticks: 0,
-        members_taken: None,
+        missed: None,
         http,
         arrivals: FastMap::default(),
     };
@@ -325,8 +325,10 @@ struct Loop<R: Role, S: Store<State = R::State>> {
     guard: Guard,
     /// Ticks since the start.
     ticks: u64,
-    /// The tick at which the address book last took in the role's members.
-    members_taken: Option<u64>,
+    /// The last send to a member the address book did not know, and its
+    /// tick: the book takes in the role's members at most once per tick for
+    /// each such member.
+    missed: Option<(u64, Node)>,
     /// Hands the status to the HTTP side now and then; never waits for it.
     http: crate::http::Publisher,
     /// When HTTP is served: when each client request in hand first reached us.
@@ -397,11 +399,11 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
 
     /// The address book takes in the role's members: the configuration in
     /// force and the nodes being added. Every [`MEMBERS_EVERY_TICKS`] ticks,
-    /// and at once (once per tick at most) when the role sends to a member the
-    /// book does not know yet: a leader probes an acceptor being added as
-    /// soon as an operator asks for it.
+    /// and at once when the role sends to a member the book does not know
+    /// yet (once per tick at most for each such member, whenever the last
+    /// take was): a leader probes an acceptor being added as soon as an
+    /// operator asks for it, maybe in the tick of a periodic take.
     fn take_members(&mut self) {
-        self.members_taken = Some(self.ticks);
         for (node, addr) in self.role.members() {
             self.set_member(node, &addr);
         }
@@ -708,7 +710,8 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
             Node::Client(id) => self.clients.get(id),
             // A member the book does not know yet: take the role's members in, then look again.
             member => match self.book.addr_of(member) {
-                None if !self.book.is_member(member) && self.members_taken != Some(self.ticks) => {
+                None if !self.book.is_member(member) && self.missed != Some((self.ticks, member)) => {
+                    self.missed = Some((self.ticks, member));
                     self.take_members();
                     self.book.addr_of(member)
                 }
