@@ -115,6 +115,10 @@ fn log_entries<'a>(from: Slot, limit: u32, entries: impl Iterator<Item = (&'a Va
         .collect()
 }
 
+/// How many clients' turns a proposer the configuration removed keeps
+/// (see `Proposer::member_to_ask`).
+const MAX_TURNS_KEPT: usize = 4096;
+
 impl Proposer {
     /// A client's proposal: refused, answered from its session, redirected, or queued.
     pub(super) fn on_client_propose(&mut self, client: ClientId, m: ClientPropose) -> Result<(), Ignored> {
@@ -234,8 +238,34 @@ impl Proposer {
     }
 
     pub(super) fn redirect(&mut self, client: ClientId, seq: u64, leader: Option<NodeId>) {
+        let leader = leader.or_else(|| self.member_to_ask(client));
         let msg = Message::ClientRedirect(ClientRedirect { seq, leader });
         self.ready.send(Node::Client(client), msg);
+    }
+
+    /// Where a proposer that the configuration in force removed sends a
+    /// client when it knows no leader (the members no longer heartbeat to
+    /// it): each member in turn, one per answer to that client, since it
+    /// cannot tell which of them is up. So a client whose cluster file names
+    /// only removed or lost proposers still finds the cluster (it asks this
+    /// one for the members, see `Link::follow`), and its retries are not
+    /// sent to the same dead member for ever. The turns of at most
+    /// [`MAX_TURNS_KEPT`] clients are kept.
+    fn member_to_ask(&mut self, client: ClientId) -> Option<NodeId> {
+        if self.is_member() {
+            return None;
+        }
+        let count = self.learner.epoch().config.proposers.len() as u64;
+        if count == 0 {
+            return None;
+        }
+        if self.members_named.len() >= MAX_TURNS_KEPT && !self.members_named.contains_key(&client) {
+            self.members_named.clear();
+        }
+        let turn = self.members_named.entry(client).or_insert(client.0);
+        *turn = turn.wrapping_add(1);
+        let i = (*turn % count) as usize;
+        Some(self.learner.epoch().config.proposers[i].id)
     }
 
     /// A page of the decided log, as much as fits one datagram: from the

@@ -371,6 +371,9 @@ pub struct Proposer {
     asked_times: u32,
     /// Catch-up requests and copies of a peer's state started (the counter of their nonces).
     requests: u64,
+    /// Per client, how many times a proposer the configuration removed sent
+    /// it to a member (see `clients::member_to_ask`); cleared when full.
+    members_named: HashMap<ClientId, u64>,
     /// A peer's state being copied, to restart our log later (retention).
     copying: Option<crate::restart::Copy>,
     /// Our state, frozen for a peer that copies it.
@@ -433,6 +436,7 @@ impl Proposer {
             asked: None,
             asked_times: 0,
             requests: 0,
+            members_named: HashMap::new(),
             copying: None,
             frozen: Vec::new(),
             reads: HashMap::new(),

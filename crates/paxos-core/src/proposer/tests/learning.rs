@@ -277,6 +277,35 @@ fn follower_learns_from_accept_copy_and_votes() {
     assert_eq!(r, ready(vec![learn(1, cmd(7, 1, "x"))], vec![]), "the follower does not answer the client");
 }
 
+/// A proposer that the configuration in force removed, and that hears no leader (the members no
+/// longer heartbeat to it), sends each client to each member in turn, one per answer to it. Before,
+/// it answered that it knew no leader, and a client whose cluster file named only removed or lost
+/// proposers never found the cluster (simulator seed 350001001 with `--lose-proposer`: proposer 1
+/// lost, 3 added, 2 removed). Naming the same member every time, or each in turn by the clock or at
+/// random, sent a client's retries back to a dead one too often (seeds 350001114, 350006351).
+#[test]
+fn a_removed_proposer_sends_clients_to_members() {
+    let mut next = pinned();
+    next.epoch = 2;
+    next.proposers = vec![member(2, None), member(3, None), member(4, None)];
+    let mut p = restarted(1, pinned_state(0, &[Value::Config(next)]));
+    assert!(!p.is_member());
+
+    let mut named = |c: u64| {
+        let r = step(&mut p, client(c), propose(1, "x"));
+        let [Outgoing { msg: Message::ClientRedirect(ClientRedirect { leader: Some(leader), .. }), .. }] =
+            &r.messages[..]
+        else {
+            panic!("a redirect to a member: {r:?}");
+        };
+        leader.0
+    };
+    let (seven, eight): (Vec<u32>, Vec<u32>) = (0..4).map(|_| (named(7), named(8))).unzip();
+
+    assert_eq!(seven, [4, 2, 3, 4], "client 7 is sent to each member in turn");
+    assert_eq!(eight, [2, 3, 4, 2], "and so is client 8, whatever client 7 asks in between");
+}
+
 /// Epochs: a follower that learns a new configuration follows it; a slot of the new epoch is decided only
 /// by a ballot of that epoch and a majority of its acceptors.
 #[test]
