@@ -598,7 +598,7 @@ impl Client {
                     };
                     match (moved, rotate, to) {
                         (Some(leader), _, _) => Node::Proposer(leader),
-                        (None, true, Node::Proposer(p)) => Node::Proposer(self.link.next_proposer(p)),
+                        (None, true, Node::Proposer(p)) => Node::Proposer(self.link.after_silence(p)),
                         (None, _, _) => to,
                     }
                 }

@@ -203,6 +203,17 @@ impl Link {
         self.retry = retry.max(Duration::from_millis(1));
     }
 
+    /// The proposer to try after `silent` did not answer: the next after the
+    /// proposer whose word sent us to `silent`, if one did, else the next
+    /// after `silent`. Else two proposers, one naming the other, dead, as
+    /// the leader, would send a client back and forth past the live one.
+    pub(crate) fn after_silence(&self, silent: NodeId) -> NodeId {
+        match self.followed {
+            Some((leader, Node::Proposer(from))) if leader == silent => self.next_proposer(from),
+            _ => self.next_proposer(silent),
+        }
+    }
+
     /// The proposer after `after` in file order, round and round.
     pub(crate) fn next_proposer(&self, after: NodeId) -> NodeId {
         let i = self.proposers.iter().position(|p| *p == after).unwrap_or(0);

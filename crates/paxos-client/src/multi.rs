@@ -191,7 +191,7 @@ impl MultiClient {
                 // Silence: the proposer may be down or may have moved.
                 self.link.forget(Node::Proposer(job.to));
                 self.link.silent(Node::Proposer(job.to));
-                job.to = self.link.next_proposer(job.to);
+                job.to = self.link.after_silence(job.to);
                 job.due = Some(now);
                 job.in_row = 0;
             }
