@@ -47,6 +47,9 @@ pub struct Defects {
     /// A proposer stamps client commands with its own clock alone, however
     /// far ahead of the acceptors' it runs.
     pub(crate) unbounded_stamps: bool,
+    /// A proposer asks the node it takes to be furthest ahead for the
+    /// decided slots it lacks, however often that node leaves it unanswered.
+    pub(crate) catch_up_never_switches: bool,
 }
 
 #[cfg(feature = "defects")]
@@ -123,5 +126,10 @@ impl Defects {
     /// Commands stamped by the proposer's clock alone (see the field of the same name).
     pub fn unbounded_stamps() -> Self {
         Defects { unbounded_stamps: true, ..Defects::default() }
+    }
+
+    /// A catch-up that never gives up on its node (see the field of the same name).
+    pub fn catch_up_never_switches() -> Self {
+        Defects { catch_up_never_switches: true, ..Defects::default() }
     }
 }

@@ -39,6 +39,9 @@ pub struct SimClient {
     give_up: u64,
     /// The next send follows a redirect: keep the target it named.
     redirected: bool,
+    /// The proposer whose redirect named the target: if the target is
+    /// silent, the next one after it is tried (as `Link::after_silence`).
+    named_by: Option<NodeId>,
     /// Things a correct cluster never tells a client.
     pub complaints: Vec<String>,
     /// Requests acknowledged with two slots: `(seq, first, second)`. Only a
@@ -64,6 +67,7 @@ impl SimClient {
             timeout,
             give_up,
             redirected: false,
+            named_by: None,
             complaints: Vec::new(),
             double_acks: Vec::new(),
         }
@@ -98,8 +102,11 @@ impl SimClient {
             return;
         }
         if self.last_sent.is_some() && !std::mem::take(&mut self.redirected) {
-            // No answer: maybe that proposer is down. Try the next one.
-            let i = proposers.iter().position(|p| *p == self.target).unwrap_or(0);
+            // No answer: maybe that proposer is down. Try the next one, after
+            // the proposer that named it if it followed a redirect (else two
+            // proposers could send it back and forth past the leader).
+            let after = self.named_by.take().unwrap_or(self.target);
+            let i = proposers.iter().position(|p| *p == after).unwrap_or(0);
             self.target = proposers[(i + 1) % proposers.len()];
         }
         req.started.get_or_insert(now);
@@ -109,7 +116,7 @@ impl SimClient {
     }
 
     /// Handles an answer.
-    pub fn handle(&mut self, now: u64, msg: Message) {
+    pub fn handle(&mut self, now: u64, from: Node, msg: Message) {
         let current_seq = self.pending().map(|r| r.seq);
         match msg {
             Message::ClientReply(r) => {
@@ -125,6 +132,7 @@ impl SimClient {
                         req.acked = Some((now, r.slot));
                         self.current += 1;
                         self.last_sent = None;
+                        self.named_by = None;
                     }
                     // Decided after all: the acknowledgement still binds the cluster.
                     None if req.abandoned => req.acked = Some((now, r.slot)),
@@ -135,6 +143,10 @@ impl SimClient {
                 if let Some(leader) = r.leader {
                     self.target = leader;
                     self.redirected = true;
+                    self.named_by = match from {
+                        Node::Proposer(p) if p != leader => Some(p),
+                        _ => None,
+                    };
                     // Retry at the next tick rather than wait a whole timeout.
                     self.last_sent = Some((now + 1).saturating_sub(self.timeout));
                 }

@@ -59,11 +59,15 @@ pub enum Defect {
     /// A proposer stamps client commands with its own clock alone, however
     /// far ahead of the acceptors' it runs (caught with `--clock-jump-ms`).
     UnboundedStamps,
+    /// A proposer asks the node it takes to be furthest ahead for what it
+    /// lacks for ever, however often it goes unanswered (caught with
+    /// `--lose-proposer`: the node may be gone for good).
+    CatchUpNeverSwitches,
 }
 
 impl Defect {
     /// Every defect, for sweeps and `--help`.
-    pub const ALL: [Defect; 17] = [
+    pub const ALL: [Defect; 18] = [
         Defect::AcceptIgnoresPromise,
         Defect::AdoptFromLastPromise,
         Defect::MinorityQuorum,
@@ -81,6 +85,7 @@ impl Defect {
         Defect::NoPrevote,
         Defect::EndlessLease,
         Defect::UnboundedStamps,
+        Defect::CatchUpNeverSwitches,
     ];
 
     /// The defect's name on the command line.
@@ -103,6 +108,7 @@ impl Defect {
             Defect::NoPrevote => "no-prevote",
             Defect::EndlessLease => "endless-lease",
             Defect::UnboundedStamps => "unbounded-stamps",
+            Defect::CatchUpNeverSwitches => "catch-up-never-switches",
         }
     }
 
@@ -136,6 +142,7 @@ impl Defect {
             Defect::VotesOnlyAlive => Defects::votes_only_alive(),
             Defect::NoPrevote => Defects::no_prevote(),
             Defect::UnboundedStamps => Defects::unbounded_stamps(),
+            Defect::CatchUpNeverSwitches => Defects::catch_up_never_switches(),
             Defect::AcceptIgnoresPromise
             | Defect::Amnesia
             | Defect::UnloggedPromise
@@ -181,6 +188,8 @@ pub struct Overrides {
     pub clock_spread_ms: Option<u64>,
     /// How far ahead a proposer's clock jumps now and then, in ms (never drawn from a seed).
     pub clock_jump_ms: Option<u64>,
+    /// One proposer is lost for good during the faults (never drawn from a seed).
+    pub lose_proposer: bool,
     /// Pin how many operators change the membership (1 or 2).
     pub operators: Option<usize>,
     /// Pin the per-tick rate of leadership transfers (0 for none).
@@ -279,6 +288,10 @@ pub struct Params {
     /// then (0: never), far beyond the spread: NTP gone wrong, a VM restored.
     /// Only by `--clock-jump-ms`.
     pub clock_jump_ms: u64,
+    /// Whether one proposer is lost for good during the faults (its machine
+    /// gone: it never restarts, and its disk is lost with it), while at least
+    /// one other member proposer remains. Only by `--lose-proposer`.
+    pub lose_proposer: bool,
     /// Probability that a partition cuts one direction only.
     pub one_way: f64,
     /// Probability that a datagram is delayed up to 300 ticks (fault phase).
@@ -350,6 +363,7 @@ impl Params {
             clock_skew: 0.0,
             clock_spread_ms: 0,
             clock_jump_ms: 0,
+            lose_proposer: false,
             one_way: 0.0,
             long_delay: 0.0,
             liveness_ticks: 200,
@@ -420,6 +434,7 @@ impl Params {
             if faults && wall.chance(0.3) { [10, 100, paxos_proto::MAX_CLOCK_SKEW_MS][wall.index(3)] } else { 0 };
         p.clock_spread_ms = o.clock_spread_ms.unwrap_or(spread);
         p.clock_jump_ms = o.clock_jump_ms.unwrap_or(0);
+        p.lose_proposer = o.lose_proposer;
         // A second operator in half the faulty runs with membership changes;
         // from a stream of its own too (and none without changes, where it
         // would only shift the partitions' draws).
@@ -442,7 +457,7 @@ impl fmt::Display for Params {
              drop={:.3} duplicate={:.3} max_delay={} crash_rate={:.4} fail_rate={:.4} partition_rate={:.4} \
              crash_before_persist={:.2} client_timeout={} big_values={:.1} codec_check={} wipe_proposer={:.2} \
              wipe_all_proposers={:.4} wipe_acceptor={:.2} member_rate={:.4} operators={} transfer_rate={:.4} session_lifetime_ms={} retain_slots={} \
-             clock_skew={:.3} clock_spread_ms={} clock_jump_ms={} one_way={:.1} long_delay={:.4} persist_lag={} liveness_ticks={} failed_acceptors={:?} defect={} \
+             clock_skew={:.3} clock_spread_ms={} clock_jump_ms={} lose_proposer={} one_way={:.1} long_delay={:.4} persist_lag={} liveness_ticks={} failed_acceptors={:?} defect={} \
              adversary={} adversary_rate={:.3}",
             self.seed,
             self.proposers,
@@ -472,6 +487,7 @@ impl fmt::Display for Params {
             self.clock_skew,
             self.clock_spread_ms,
             self.clock_jump_ms,
+            self.lose_proposer,
             self.one_way,
             self.long_delay,
             self.persist_lag,

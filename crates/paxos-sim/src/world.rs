@@ -91,6 +91,8 @@ pub struct Stats {
     pub unauthenticated: u64,
     /// Proposers' clocks that jumped far ahead (`--clock-jump-ms`).
     pub clock_jumps: u64,
+    /// Proposers lost for good (`--lose-proposer`).
+    pub proposers_lost: u64,
     /// Acceptors that lost their disk with a crash.
     pub acceptor_wipes: u64,
     /// Proposers that lost their disk with a crash (every one at once counts each).
@@ -154,6 +156,9 @@ pub struct World {
     failed_until: Vec<Option<u64>>,
     /// Per node: crash at the end of this tick, and whether its disk goes too.
     crash_now: Vec<Option<bool>>,
+    /// The proposer lost for good, if any (`--lose-proposer`): down for the
+    /// rest of the run, and no longer one whose log the checks read.
+    lost: Option<usize>,
     /// Per acceptor: lost its disk, and its new incarnation is not let in yet.
     pub(crate) amnesiac: Vec<bool>,
     /// Per endpoint (nodes, then clients): its side of the partition, whether it
@@ -324,6 +329,7 @@ impl World {
             down_until: vec![None; n],
             failed_until,
             crash_now: vec![None; n],
+            lost: None,
             partition: None,
             tick_skip,
             proposer_ahead_ms,
@@ -536,6 +542,9 @@ impl World {
             self.proposer_ahead_ms[i] = self.params.clock_jump_ms;
             self.stats.clock_jumps += 1;
         }
+        if self.params.lose_proposer && self.lost.is_none() && self.fault_rng.chance(0.005) {
+            self.lose_proposer();
+        }
         if self.fault_rng.chance(self.params.crash_rate) {
             let i = self.fault_rng.index(n);
             if self.is_up(i) {
@@ -571,6 +580,24 @@ impl World {
         }
         if self.partition.as_ref().is_some_and(|(_, _, until)| now >= *until) {
             self.partition = None;
+        }
+    }
+
+    /// One member proposer that is up is lost for good, with its disk (its
+    /// machine is gone), while another member proposer remains to carry on.
+    /// Those that heard from it last may take it to be the furthest ahead.
+    fn lose_proposer(&mut self) {
+        let members = self.member_proposers();
+        let up: Vec<usize> = members.iter().copied().filter(|p| self.is_up(*p)).collect();
+        if members.len() < 2 || up.is_empty() {
+            return;
+        }
+        let i = up[self.fault_rng.index(up.len())];
+        self.lost = Some(i);
+        self.crash_now[i] = Some(true);
+        self.stats.proposers_lost += 1;
+        if self.verbose {
+            println!("{:>6} proposer {} is lost for good", self.now, i + 1);
         }
     }
 
@@ -699,6 +726,21 @@ impl World {
         self.admins[t].start_transfer(to);
     }
 
+    /// Whether removing proposer `id`, with every operator's pending removal,
+    /// leaves a member proposer that is not lost for good: no operator
+    /// removes the last one that can lead (nothing could lead then, for good).
+    fn leaves_a_live_proposer(&self, id: NodeId) -> bool {
+        let Some(lost) = self.lost.map(|p| self.proposer_ids[p]) else { return true };
+        let removed = |p: NodeId| {
+            p == id
+                || p == lost
+                || self.admins.iter().any(
+                    |a| matches!(a.pending(), Some(MemberOp::Remove { role: MemberRole::Proposer, id: r }) if *r == p),
+                )
+        };
+        self.config().proposers.iter().any(|m| !removed(m.id))
+    }
+
     /// A second operator undoes an addition the first one asked for, once
     /// it is decided and while the first still waits for its answer (lost
     /// or late): the first one's retries must not make it again.
@@ -711,6 +753,7 @@ impl World {
         // A member whose change was given up is left alone, as by the first operator.
         if given_up(&self.admins, role, id)
             || !self.config().members(role).iter().any(|m| m.id == id)
+            || (role == MemberRole::Proposer && !self.leaves_a_live_proposer(id))
             || !self.fault_rng.chance(0.3)
         {
             return;
@@ -799,7 +842,7 @@ impl World {
         }
         if config.proposers.len() > 2 {
             let m = &config.proposers[self.fault_rng.index(config.proposers.len())];
-            if !left_alone(MemberRole::Proposer, m.id) {
+            if !left_alone(MemberRole::Proposer, m.id) && self.leaves_a_live_proposer(m.id) {
                 choices.push(MemberOp::Remove { role: MemberRole::Proposer, id: m.id });
             }
         }
@@ -877,7 +920,7 @@ impl World {
     fn heal(&mut self) {
         self.partition = None;
         for i in 0..self.nodes() {
-            if self.down_until[i].is_some() {
+            if self.down_until[i].is_some_and(|t| t != u64::MAX) {
                 self.down_until[i] = Some(self.now);
             }
             if self.failed_until[i].is_some_and(|t| t != u64::MAX) {
@@ -955,7 +998,7 @@ impl World {
                         Some(k) => self.admins[k].handle(self.now, d.msg),
                         None => {
                             let c = to - self.nodes();
-                            self.clients[c].handle(self.now, d.msg);
+                            self.clients[c].handle(self.now, d.from, d.msg);
                         }
                     }
                     Ok(())
@@ -1062,7 +1105,8 @@ impl World {
                 }
             }
         }
-        self.down_until[i] = Some(self.now + self.fault_rng.range(1, 100));
+        self.down_until[i] =
+            Some(if self.lost == Some(i) { u64::MAX } else { self.now + self.fault_rng.range(1, 100) });
     }
 
     /// Reads of the decided log, from the node's disk, handed back to its role.
@@ -1276,10 +1320,12 @@ impl World {
         }
     }
 
-    /// The proposers that are members of the latest configuration, by index.
+    /// The proposers that are members of the latest configuration, by index,
+    /// but the one lost for good (its log is gone with its machine).
     pub(crate) fn member_proposers(&self) -> Vec<usize> {
         let config = self.config();
         (0..self.proposer_ids.len())
+            .filter(|p| self.lost != Some(*p))
             .filter(|p| config.proposers.iter().any(|m| m.id == self.proposer_ids[*p]))
             .collect()
     }

@@ -156,6 +156,22 @@ fn hasty_removals_after_disk_losses_in_every_run() {
     assert!(hasty > 50, "hasty removals: {hasty}");
 }
 
+/// A proposer lost for good in most runs (its machine gone, with its disk),
+/// under every fault: the others carry on, learn what it had decided from
+/// the acceptors (those that heard it last may take it to be the furthest
+/// ahead, and ask it in vain), and every guarantee holds.
+#[test]
+fn a_proposer_lost_for_good_in_every_run() {
+    let o = Overrides { lose_proposer: true, ..Overrides::default() };
+    let mut lost = 0;
+    for seed in 110_000..110_500 {
+        let outcome = run(seed, &o);
+        assert!(outcome.ok(), "seed {seed} (--lose-proposer): {:?}", outcome.violations);
+        lost += outcome.stats.proposers_lost;
+    }
+    assert!(lost > 300, "proposers lost: {lost}");
+}
+
 /// Leadership transfers in every run (`paxosctl leader transfer`), under
 /// every fault: the proposer handed leadership campaigns at once, whatever
 /// the election says, and every guarantee holds.

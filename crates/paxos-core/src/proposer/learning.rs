@@ -157,7 +157,9 @@ impl Proposer {
         // it (removed and added again elsewhere while we were away): ask the
         // next one that is ahead this time, then the first again.
         let unanswered = |n: &Node| {
-            self.asked_times >= CATCH_UP_SWITCH_AFTER && self.asked.is_some_and(|(m, d, _)| m == *n && d == decided)
+            self.asked_times >= CATCH_UP_SWITCH_AFTER
+                && self.asked.is_some_and(|(m, d, _)| m == *n && d == decided)
+                && !self.defects.catch_up_never_switches
         };
         let candidates = [peer, self.ahead.map(|(n, _)| n), acceptor(), holed()];
         let mut ahead_of_us = candidates.iter().flatten();

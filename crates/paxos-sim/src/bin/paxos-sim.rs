@@ -74,6 +74,10 @@ struct Args {
     /// (NTP gone wrong, a VM restored); never drawn from a seed
     #[arg(long)]
     clock_jump_ms: Option<u64>,
+    /// During the faults, one proposer is lost for good (its machine gone: it
+    /// never restarts); the others must carry on. Never drawn from a seed
+    #[arg(long)]
+    lose_proposer: bool,
     /// Pin how many operators change the membership: 1, or 2 (the second undoes the first's additions under way)
     #[arg(long)]
     operators: Option<usize>,
@@ -121,6 +125,7 @@ fn main() -> ExitCode {
             retain_slots: args.retain_slots,
             clock_spread_ms: args.clock_spread_ms,
             clock_jump_ms: args.clock_jump_ms,
+            lose_proposer: args.lose_proposer,
             operators: args.operators,
             transfer_rate: args.transfer_rate,
             fault_ticks: args.no_faults.then_some(1),
@@ -214,6 +219,9 @@ fn replay_flags(args: &Args) -> String {
     }
     if let Some(j) = args.clock_jump_ms {
         s += &format!(" --clock-jump-ms {j}");
+    }
+    if args.lose_proposer {
+        s += " --lose-proposer";
     }
     if let Some(o) = args.operators {
         s += &format!(" --operators {o}");
