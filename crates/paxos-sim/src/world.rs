@@ -584,12 +584,20 @@ impl World {
     }
 
     /// One member proposer that is up is lost for good, with its disk (its
-    /// machine is gone), while another member proposer remains to carry on.
-    /// Those that heard from it last may take it to be the furthest ahead.
+    /// machine is gone), while another member proposer remains to carry on,
+    /// whatever the operators' pending removals make. Those that heard from
+    /// it last may take it to be the furthest ahead.
     fn lose_proposer(&mut self) {
         let members = self.member_proposers();
+        let removing = |p: NodeId| {
+            self.admins
+                .iter()
+                .any(|a| matches!(a.pending(), Some(MemberOp::Remove { role: MemberRole::Proposer, id }) if *id == p))
+        };
+        let staying: Vec<usize> = members.iter().copied().filter(|p| !removing(self.proposer_ids[*p])).collect();
         let up: Vec<usize> = members.iter().copied().filter(|p| self.is_up(*p)).collect();
-        if members.len() < 2 || up.is_empty() {
+        let up: Vec<usize> = up.into_iter().filter(|p| staying.iter().any(|q| q != p)).collect();
+        if up.is_empty() {
             return;
         }
         let i = up[self.fault_rng.index(up.len())];
