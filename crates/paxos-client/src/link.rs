@@ -204,12 +204,15 @@ impl Link {
     }
 
     /// The proposer to try after `silent` did not answer: the next after the
-    /// proposer whose word sent us to `silent`, if one did, else the next
-    /// after `silent`. Else two proposers, one naming the other, dead, as
-    /// the leader, would send a client back and forth past the live one.
+    /// proposer whose word sent us to `silent`, if one did and that next is
+    /// not `silent` itself, else the next after `silent`. Else two
+    /// proposers, one naming the other, dead, as the leader, would send a
+    /// client back and forth past the live one.
     pub(crate) fn after_silence(&self, silent: NodeId) -> NodeId {
         match self.followed {
-            Some((leader, Node::Proposer(from))) if leader == silent => self.next_proposer(from),
+            Some((leader, Node::Proposer(from))) if leader == silent && self.next_proposer(from) != silent => {
+                self.next_proposer(from)
+            }
             _ => self.next_proposer(silent),
         }
     }

@@ -105,9 +105,15 @@ impl SimClient {
             // No answer: maybe that proposer is down. Try the next one, after
             // the proposer that named it if it followed a redirect (else two
             // proposers could send it back and forth past the leader).
-            let after = self.named_by.take().unwrap_or(self.target);
-            let i = proposers.iter().position(|p| *p == after).unwrap_or(0);
-            self.target = proposers[(i + 1) % proposers.len()];
+            let next = |after: NodeId| {
+                let i = proposers.iter().position(|p| *p == after).unwrap_or(0);
+                proposers[(i + 1) % proposers.len()]
+            };
+            let silent = self.target;
+            self.target = match self.named_by.take().map(next) {
+                Some(p) if p != silent => p,
+                _ => next(silent),
+            };
         }
         req.started.get_or_insert(now);
         self.last_sent = Some(now);
