@@ -750,6 +750,29 @@ async fn a_leader_the_file_does_not_name_is_found_through_the_log() {
     assert!(proposed.stdout.ends_with("\tafter-the-move\n"), "{proposed:#?}");
 }
 
+/// A cluster file that names only proposers the log removed or that are
+/// gone: proposer 3 is added and leads, proposer 2 is removed (it still
+/// runs) and proposer 1 dies. The removed one, which hears no leader, sends
+/// paxosctl to each member in turn, and paxosctl lists the members and finds
+/// proposer 3. Before, proposer 2 named no leader and the proposal timed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_proposer_sends_clients_on_to_the_members() {
+    let _serial = serial().await;
+    let mut cluster = ready_cluster(2, 3).await;
+    let p3 = Node::Proposer(NodeId(3));
+    let addr = format!("127.0.0.1:{}", free_ports(1)[0]);
+    cluster.start_listening(p3, &addr);
+    ok(&cluster.path, &["member", "add", "proposer", "3", &addr, "--timeout", "30"]);
+    let widened = cluster.client_config(&[(p3, addr.clone())]);
+    lead(&widened, NodeId(3)).await;
+    ok(&cluster.path, &["member", "remove", "proposer", "2", "--timeout", "30"]);
+    cluster.kill9(Node::Proposer(NodeId(1))).await;
+
+    let proposed = ok(&cluster.path, &["propose", "--timeout", "10", "found"]);
+
+    assert!(proposed.stdout.ends_with("\tfound\n"), "{proposed:#?}");
+}
+
 /// A membership change that cannot be made (an acceptor never started)
 /// is given up at the request's deadline, a little before `--timeout`: the
 /// command exits 1 with why, not with a bare timeout; the leader no longer

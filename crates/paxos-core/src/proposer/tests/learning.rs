@@ -209,6 +209,31 @@ fn proposer_catches_up_from_an_acceptor_ahead_of_it() {
     assert_eq!(r, ready(vec![learn(0, cmd(7, 1, "a")), learn(1, Value::Noop)], vec![]));
 }
 
+/// The first `count` catch-up requests of a follower that heard proposer 2 say it decided up to slot
+/// 10 and acceptor 4 up to slot 2: the nodes asked, in order. With `answer`, each request is answered
+/// at once with nothing that advances our decided prefix (no entries, the same prefix as before).
+fn catch_up_targets(answer: bool, count: usize) -> Vec<Node> {
+    let mut p = proposer(1);
+    tick(&mut p); // tick 1: the probe
+    step(&mut p, acc(4), report(4, 0, b(1, 2), 2));
+    step(&mut p, prop(2), heartbeat(b(1, 2), true, 10));
+    let mut asked = Vec::new();
+    for _ in 0..100 {
+        let r = tick(&mut p);
+        for to in r.messages.iter().filter(|o| matches!(o.msg, Message::CatchUp(_))).map(|o| o.to) {
+            asked.push(to);
+            if answer {
+                let nothing = CatchUpReply { from: Slot(0), entries: vec![], decided: Slot(10), epoch: None, nonce: 0 };
+                step(&mut p, to, Message::CatchUpReply(nothing));
+            }
+        }
+        if asked.len() >= count {
+            break;
+        }
+    }
+    asked
+}
+
 /// Catch-up: a node asked [`CATCH_UP_SWITCH_AFTER`] times in a row from the same slot without an
 /// answer (gone, or moved where this proposer cannot hear it: removed and added again elsewhere while
 /// it was away) gives way once to the next node ahead of us, here an acceptor; then it is asked again.
@@ -216,21 +241,7 @@ fn proposer_catches_up_from_an_acceptor_ahead_of_it() {
 /// stopped deciding once this one was left to lead.
 #[test]
 fn catch_up_unanswered_in_a_row_asks_the_next_node_ahead() {
-    let mut p = proposer(1);
-    tick(&mut p); // tick 1: the probe
-    step(&mut p, acc(4), report(4, 0, b(1, 2), 2));
-    step(&mut p, prop(2), heartbeat(b(1, 2), true, 10));
-
-    let mut asked = Vec::new();
-    for _ in 0..100 {
-        let r = tick(&mut p);
-        asked.extend(r.messages.iter().filter(|o| matches!(o.msg, Message::CatchUp(_))).map(|o| o.to));
-        if asked.len() >= 5 {
-            break;
-        }
-    }
-
-    assert_eq!(asked, [prop(2), prop(2), prop(2), acc(4), prop(2)]);
+    assert_eq!(catch_up_targets(false, 5), [prop(2), prop(2), prop(2), acc(4), prop(2)]);
 }
 
 /// Catch-up: a node that answers, even with nothing that advances our decided prefix, is not given up
@@ -240,26 +251,7 @@ fn catch_up_unanswered_in_a_row_asks_the_next_node_ahead() {
 /// --transfer-rate 0.02`).
 #[test]
 fn catch_up_answered_without_progress_keeps_asking_the_same_node() {
-    let mut p = proposer(1);
-    tick(&mut p); // tick 1: the probe
-    step(&mut p, acc(4), report(4, 0, b(1, 2), 2));
-    step(&mut p, prop(2), heartbeat(b(1, 2), true, 10));
-
-    let mut asked = Vec::new();
-    for _ in 0..100 {
-        let r = tick(&mut p);
-        for to in r.messages.iter().filter(|o| matches!(o.msg, Message::CatchUp(_))).map(|o| o.to) {
-            asked.push(to);
-            // An answer, but one that brings nothing: no entries, the same decided prefix as before.
-            let nothing = CatchUpReply { from: Slot(0), entries: vec![], decided: Slot(10), epoch: None, nonce: 0 };
-            step(&mut p, to, Message::CatchUpReply(nothing));
-        }
-        if asked.len() >= 6 {
-            break;
-        }
-    }
-
-    assert_eq!(asked, [prop(2); 6]);
+    assert_eq!(catch_up_targets(true, 6), [prop(2); 6]);
 }
 
 /// A follower learns a value from the leader's accept copy plus the acceptors' Accepted votes, a majority
