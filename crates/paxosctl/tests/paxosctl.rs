@@ -683,13 +683,11 @@ async fn lead(config: &paxos_client::config::ClusterConfig, id: NodeId) {
     }
 }
 
-/// A proposer added with `member add` that then leads, while the cluster
-/// file was not updated: paxosctl with that file is redirected to a leader
-/// it does not know, lists the members the log decided, and finds it;
-/// propose, log, status and backup work as before.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_leader_the_file_does_not_name_is_found_through_the_log() {
-    let _serial = serial().await;
+/// A cluster of proposers 1 and 2 and three acceptors, to which proposer 3
+/// is added with `member add` (the cluster file is not updated) and made to
+/// lead: the cluster, proposer 3's address, and a client configuration that
+/// knows it.
+async fn proposer_3_added_and_leading() -> (Cluster, String, paxos_client::config::ClusterConfig) {
     let mut cluster = ready_cluster(2, 3).await;
     let p3 = Node::Proposer(NodeId(3));
     let addr = format!("127.0.0.1:{}", free_ports(1)[0]);
@@ -698,6 +696,17 @@ async fn a_leader_the_file_does_not_name_is_found_through_the_log() {
     // Proposer 3 leads (the highest id may take it by itself; a transfer makes sure).
     let widened = cluster.client_config(&[(p3, addr.clone())]);
     lead(&widened, NodeId(3)).await;
+    (cluster, addr, widened)
+}
+
+/// A proposer added with `member add` that then leads, while the cluster
+/// file was not updated: paxosctl with that file is redirected to a leader
+/// it does not know, lists the members the log decided, and finds it;
+/// propose, log, status and backup work as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_the_file_does_not_name_is_found_through_the_log() {
+    let _serial = serial().await;
+    let (mut cluster, addr, widened) = proposer_3_added_and_leading().await;
 
     let proposed = ok(&cluster.path, &["propose", "--timeout", "10", "found"]);
     assert!(proposed.stdout.ends_with("\tfound\n"), "{proposed:#?}");
@@ -758,13 +767,7 @@ async fn a_leader_the_file_does_not_name_is_found_through_the_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_proposer_sends_clients_on_to_the_members() {
     let _serial = serial().await;
-    let mut cluster = ready_cluster(2, 3).await;
-    let p3 = Node::Proposer(NodeId(3));
-    let addr = format!("127.0.0.1:{}", free_ports(1)[0]);
-    cluster.start_listening(p3, &addr);
-    ok(&cluster.path, &["member", "add", "proposer", "3", &addr, "--timeout", "30"]);
-    let widened = cluster.client_config(&[(p3, addr.clone())]);
-    lead(&widened, NodeId(3)).await;
+    let (mut cluster, _, _) = proposer_3_added_and_leading().await;
     ok(&cluster.path, &["member", "remove", "proposer", "2", "--timeout", "30"]);
     cluster.kill9(Node::Proposer(NodeId(1))).await;
 
