@@ -60,7 +60,7 @@ pub enum ClientError {
     },
     /// No answer in time, while proposers named as the leader one that the
     /// cluster file does not name, and the members the log decided could
-    /// not be listed to find it (an operator's request: it needs the peer key).
+    /// not be listed to find it (the proposer that named it did not answer the list).
     #[error(
         "{what}: no answer within {after:?}: proposer {leader} leads, but the cluster file does not name it (add it: \
          `paxosctl member list` shows where it is)"
@@ -426,7 +426,8 @@ impl Client {
         let req = self.next_req();
         let left = end.saturating_duration_since(Instant::now());
         let deadline_ms = unix_ms().saturating_add(left.saturating_sub(margin).as_millis() as u64);
-        let msg = Message::MemberRequest(MemberRequest { req, op, deadline_ms: Some(deadline_ms), epoch });
+        let msg =
+            Message::MemberRequest(MemberRequest { req, op, deadline_ms: Some(deadline_ms), epoch, cookie: None });
         let target = Node::Proposer(self.link.target);
         self.exchange_until(target, &msg, "membership change", true, end, |client, from, reply| match reply {
             Message::MemberReply(r) if r.req == req => {
@@ -606,26 +607,45 @@ impl Client {
         }
     }
 
-    /// Asks `from` for the members the log decided (a member list, signed
-    /// as an operator's request is), waiting one retry interval at most, and
-    /// takes them in: a leader that the cluster file does not name becomes
-    /// known. True if `from` answered. Once per client ([`Link::follow`]).
+    /// Asks `from` for the members the log decided (a member list: signed
+    /// with the peer key or else the client key, or unsigned with a cookie),
+    /// waiting one retry interval at most, and takes them in: a leader that
+    /// the cluster file does not name becomes known. True if `from`
+    /// answered. Once per client ([`Link::follow`]).
     async fn list_members(&mut self, from: Node, deadline: Instant) -> bool {
         self.link.listed = true;
         let req = self.next_req();
-        let msg = Message::MemberRequest(MemberRequest { req, op: MemberOp::List, deadline_ms: None, epoch: None });
+        let msg = Message::MemberRequest(MemberRequest {
+            req,
+            op: MemberOp::List,
+            deadline_ms: None,
+            epoch: None,
+            cookie: None,
+        });
         if self.send(from, &msg).await.is_err() {
             return false;
         }
         let end = (Instant::now() + self.link.retry).min(deadline);
+        let mut cookies = 0;
         while let Ok(Ok((len, _))) = tokio::time::timeout_at(end, self.link.socket.recv_from(&mut self.recv_buf)).await
         {
             for env in self.link.envelopes(&self.recv_buf[..len]) {
+                if env.to != Node::Client(self.id) {
+                    continue;
+                }
                 match env.msg {
-                    Message::MemberReply(r) if env.to == Node::Client(self.id) && r.req == req => {
+                    Message::MemberReply(r) if r.req == req => {
                         if let Some(config) = r.config {
                             self.link.learn_members(&config);
                             return true;
+                        }
+                    }
+                    // Proof of our address wanted (an unsigned client): ask again with it, once.
+                    Message::Cookie(c) if c.req == req && env.from == from && cookies == 0 => {
+                        cookies += 1;
+                        self.link.remember_cookie(from, c.cookie);
+                        if self.send(from, &msg).await.is_err() {
+                            return false;
                         }
                     }
                     _ => {}
@@ -648,6 +668,7 @@ impl Client {
         let unproven_read = match &env.msg {
             Message::StatusRequest(r) => r.cookie.is_none(),
             Message::LogRead(r) => r.cookie.is_none(),
+            Message::MemberRequest(r) => r.cookie.is_none(),
             _ => false,
         };
         if let Err(e) = encode(&env, &mut self.send_buf) {
@@ -657,7 +678,7 @@ impl Client {
             // Its first answer is a cookie, never longer than the request: pad it.
             self.send_buf.resize(MIN_UNPROVEN_READ_BYTES, b' ');
         }
-        let admin = paxos_proto::auth::is_admin(&env.msg);
+        let admin = matches!(env.msg, Message::MemberRequest(_)) || paxos_proto::auth::is_admin(&env.msg);
         self.link.send_datagram(to, &self.send_buf, admin).await;
         Ok(())
     }

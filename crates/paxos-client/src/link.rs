@@ -229,11 +229,12 @@ impl Link {
     }
 
     /// Sends one datagram to `to`, signed with the client key when there is
-    /// one (with the peer key for an operator's request, `admin`). An
-    /// address that does not resolve (yet) and a failed send (an unreachable
-    /// network) count as silence: the caller retries on its timer.
+    /// one (with the peer key, when there is one, for an operator's request
+    /// or a member list: `admin`). An address that does not resolve (yet)
+    /// and a failed send (an unreachable network) count as silence: the
+    /// caller retries on its timer.
     pub(crate) async fn send_datagram(&mut self, to: Node, datagram: &[u8], admin: bool) {
-        let keys = if admin { self.peer_keys.as_ref() } else { self.keys.as_ref() };
+        let keys = if admin { self.peer_keys.as_ref().or(self.keys.as_ref()) } else { self.keys.as_ref() };
         let datagram = match keys {
             Some(keys) => {
                 self.signed.clear();
@@ -279,6 +280,7 @@ impl Link {
         match msg {
             Message::StatusRequest(r) => r.cookie = cookie,
             Message::LogRead(r) => r.cookie = cookie,
+            Message::MemberRequest(r) => r.cookie = cookie,
             _ => {}
         }
     }

@@ -73,6 +73,10 @@ pub struct MultiClient {
     body: Vec<u8>,
     envelope: Vec<u8>,
     datagram: Vec<u8>,
+    /// The proposer to ask for the member list again, with the cookie it gave.
+    relist: Option<Node>,
+    /// Whether the member list was asked again with a cookie (once at most).
+    relisted: bool,
 }
 
 impl MultiClient {
@@ -92,6 +96,8 @@ impl MultiClient {
             body: Vec::new(),
             envelope: Vec::new(),
             datagram: Vec::with_capacity(MAX_DATAGRAM_BYTES),
+            relist: None,
+            relisted: false,
         })
     }
 
@@ -121,7 +127,7 @@ impl MultiClient {
                 exhausted = self.fill(now, &mut next, &mut done);
             }
             self.expire(now, &mut done);
-            if let Some((_, from)) = self.link.unknown_leader.take() {
+            if let Some(from) = self.link.unknown_leader.take().map(|(_, from)| from).or(self.relist.take()) {
                 self.list_members(from).await;
             }
             self.send_due(now).await;
@@ -249,13 +255,21 @@ impl MultiClient {
         }
     }
 
-    /// Asks `from` for the members the log decided, as lane 0 (a member list,
-    /// signed as an operator's request is); the answer is taken in by
-    /// `on_datagram`. Once per client ([`Link::follow`]); nothing waits for it.
+    /// Asks `from` for the members the log decided, as lane 0 (a member list:
+    /// signed with the peer key or else the client key, or unsigned with a
+    /// cookie); the answer is taken in by `on_datagram`, which asks again once
+    /// when it is a cookie. Once per client ([`Link::follow`]); nothing waits for it.
     async fn list_members(&mut self, from: Node) {
         self.link.listed = true;
-        let msg =
-            Message::MemberRequest(MemberRequest { req: LIST_REQ, op: MemberOp::List, deadline_ms: None, epoch: None });
+        let mut msg = Message::MemberRequest(MemberRequest {
+            req: LIST_REQ,
+            op: MemberOp::List,
+            deadline_ms: None,
+            epoch: None,
+            cookie: None,
+        });
+        self.link.with_cookie(from, &mut msg);
+        let unproven = matches!(&msg, Message::MemberRequest(r) if r.cookie.is_none());
         let env = Envelope {
             version: PROTOCOL_VERSION,
             cluster: self.link.cluster.clone(),
@@ -265,6 +279,10 @@ impl MultiClient {
         };
         let mut bytes = Vec::new();
         if paxos_proto::encode(&env, &mut bytes).is_ok() {
+            if unproven && bytes.len() < paxos_proto::MIN_UNPROVEN_READ_BYTES {
+                // Its first answer may be a cookie, never longer than the request: pad it.
+                bytes.resize(paxos_proto::MIN_UNPROVEN_READ_BYTES, b' ');
+            }
             self.link.send_datagram(from, &bytes, true).await;
         }
     }
@@ -284,6 +302,15 @@ impl MultiClient {
                 // The answer to `list_members`: a leader the cluster file does not name becomes known.
                 if let (0, LIST_REQ, Some(config)) = (i, r.req, &r.config) {
                     self.link.learn_members(config);
+                }
+                continue;
+            }
+            if let Message::Cookie(c) = env.msg {
+                // `list_members` from an unsigned client: ask again with the cookie, once.
+                if (i, c.req, self.relisted) == (0, LIST_REQ, false) {
+                    self.relisted = true;
+                    self.link.remember_cookie(env.from, c.cookie);
+                    self.relist = Some(env.from);
                 }
                 continue;
             }

@@ -13,7 +13,7 @@
 //!   the cluster has them. Members sign what they send each other with the
 //!   first peer key, and their answers to clients with the first client key.
 //! - **Cookies** ([`paxos_proto::Cookie`]): a request whose answer is larger
-//!   than itself (a status or a log read) from an unsigned client is answered
+//!   than itself (a status or a log read, a member request) from an unsigned client is answered
 //!   only once its address proved that it receives: the first answer is a
 //!   cookie, smaller than the request, which the client sends back. A cookie
 //!   is a MAC of the source address, the client id and the minute, under a
@@ -148,12 +148,14 @@ impl Guard {
     }
 
     /// The answer to `msg` from client `client` at `src`, when the request
-    /// must first prove its address: a status or log read from an unsigned
+    /// must first prove its address: a status or log read, or a member
+    /// request (its answer carries the configuration), from an unsigned
     /// client without a good cookie gets a cookie; `None` lets it through.
     pub fn cookie_for(&self, client: ClientId, src: SocketAddr, signer: Signer, msg: &Message) -> Option<Message> {
         let (req, cookie) = match msg {
             Message::StatusRequest(r) => (r.req, r.cookie.as_deref()),
             Message::LogRead(r) => (r.req, r.cookie.as_deref()),
+            Message::MemberRequest(r) => (r.req, r.cookie.as_deref()),
             _ => return None,
         };
         if signer != Signer::Unsigned {
@@ -215,7 +217,7 @@ fn unix_secs() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use paxos_proto::{LogRead, NodeId, Slot, StatusRequest};
+    use paxos_proto::{LogRead, MemberOp, MemberRequest, NodeId, Slot, StatusRequest};
 
     use super::*;
 
@@ -263,6 +265,14 @@ mod tests {
         let status = Message::StatusRequest(StatusRequest { req: 1, cookie: None });
         assert!(g.cookie_for(ClientId(5), src(), Signer::Unsigned, &status).is_some());
         assert_eq!(g.cookie_for(ClientId(5), src(), Signer::Client, &status), None, "a key holder needs none");
+        let list = |cookie| {
+            Message::MemberRequest(MemberRequest { req: 3, op: MemberOp::List, deadline_ms: None, epoch: None, cookie })
+        };
+        let Some(Message::Cookie(c)) = g.cookie_for(ClientId(5), src(), Signer::Unsigned, &list(None)) else {
+            panic!("a member list's answer carries the configuration: a cookie first")
+        };
+        assert_eq!(g.cookie_for(ClientId(5), src(), Signer::Unsigned, &list(Some(c.cookie))), None);
+        assert_eq!(g.cookie_for(ClientId(5), src(), Signer::Peer, &list(None)), None, "an operator needs none");
     }
 
     #[test]

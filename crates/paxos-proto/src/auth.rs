@@ -236,8 +236,17 @@ pub fn admit(claimed: Node, msg: &Message, signer: Signer, policy: Policy) -> Re
 }
 
 /// True for the requests that change the cluster: only an operator (a peer key holder) may send them.
+///
+/// Listing the members changes nothing: any client may, as it may read the
+/// log (an unsigned one proves its address first, see docs/PROTOCOL.md), so
+/// that a client without the peer key can find a leader that the cluster
+/// file does not name, or names at an old address.
 pub fn is_admin(msg: &Message) -> bool {
-    matches!(msg, Message::MemberRequest(_) | Message::RestoreRequest(_) | Message::TransferRequest(_))
+    match msg {
+        Message::MemberRequest(r) => r.op != crate::MemberOp::List,
+        Message::RestoreRequest(_) | Message::TransferRequest(_) => true,
+        _ => false,
+    }
 }
 
 /// A new key as `paxosctl keygen` prints it: [`KEY_BYTES`] bytes as hex.
@@ -379,9 +388,17 @@ mod tests {
         let msg = Message::Probe(crate::Probe { nonce: 1, decided: crate::Slot(0), leading: false, echo: 0 });
         let admin = Message::MemberRequest(crate::MemberRequest {
             req: 1,
+            op: crate::MemberOp::Remove { role: crate::MemberRole::Acceptor, id: NodeId(3) },
+            deadline_ms: None,
+            epoch: None,
+            cookie: None,
+        });
+        let list = Message::MemberRequest(crate::MemberRequest {
+            req: 2,
             op: crate::MemberOp::List,
             deadline_ms: None,
             epoch: None,
+            cookie: None,
         });
         assert!(admit(member, &msg, Signer::Peer, on).is_ok());
         assert!(admit(member, &msg, Signer::Unsigned, on).is_err());
@@ -390,6 +407,8 @@ mod tests {
         assert!(admit(client, &admin, Signer::Unsigned, on).is_err(), "an operator's request needs the peer key");
         assert!(admit(client, &admin, Signer::Client, on).is_err(), "a client key is not enough for it");
         assert!(admit(client, &admin, Signer::Peer, on).is_ok());
+        assert!(admit(client, &list, Signer::Unsigned, on).is_ok(), "listing the members changes nothing");
+        assert!(admit(client, &list, Signer::Client, on).is_ok());
         let strict = Policy { peers: true, clients: true };
         assert!(admit(client, &msg, Signer::Unsigned, strict).is_err());
         assert!(admit(client, &msg, Signer::Client, strict).is_ok());

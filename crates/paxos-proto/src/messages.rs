@@ -528,6 +528,11 @@ pub struct MemberRequest {
     /// whatever configuration is in force.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<u32>,
+    /// The cookie a node gave this client's address (see [`Cookie`]): an
+    /// unsigned client proves its address with it before the answer, which
+    /// is larger than the request, is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
 }
 
 /// How far apart the proposers' wall clocks may be for a member request's

@@ -175,8 +175,14 @@ impl Admin {
         }
         let Some(change) = &self.change else { return };
         let msg = Message::MemberRequest(match change.epoch {
-            None => MemberRequest { req: change.req, op: MemberOp::List, deadline_ms: None, epoch: None },
-            epoch => MemberRequest { req: change.req, op: change.op.clone(), deadline_ms: change.deadline_ms, epoch },
+            None => MemberRequest { req: change.req, op: MemberOp::List, deadline_ms: None, epoch: None, cookie: None },
+            epoch => MemberRequest {
+                req: change.req,
+                op: change.op.clone(),
+                deadline_ms: change.deadline_ms,
+                epoch,
+                cookie: None,
+            },
         });
         out.push((Node::Proposer(self.target), msg));
     }

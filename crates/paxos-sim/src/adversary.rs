@@ -226,7 +226,7 @@ pub fn forge(rng: &mut Rng, k: &Knowledge<'_>, next_seq: &mut u64) -> (Forged, O
             forged(
                 client,
                 proposer,
-                Message::MemberRequest(MemberRequest { req: 1, op, deadline_ms: None, epoch: None }),
+                Message::MemberRequest(MemberRequest { req: 1, op, deadline_ms: None, epoch: None, cookie: None }),
             )
         }
         // A proposal as a client: no key is needed for that, and it is a proposal like any other.

@@ -332,10 +332,12 @@ fn message() -> impl Strategy<Value = Message> {
         (node_id(), text(20)).prop_map(|(id, addr)| MemberOp::Add { role: MemberRole::Acceptor, id, addr }),
         node_id().prop_map(|id| MemberOp::Remove { role: MemberRole::Proposer, id }),
     ];
-    let member_request = (edgy_number(), member_op, prop::option::of(edgy_number()), prop::option::of(any::<u32>()))
-        .prop_map(|(req, op, deadline_ms, epoch)| {
-            Message::MemberRequest(MemberRequest { req, op, deadline_ms, epoch })
-        });
+    let member_request =
+        (edgy_number(), member_op, prop::option::of(edgy_number()), prop::option::of(any::<u32>()), cookie()).prop_map(
+            |(req, op, deadline_ms, epoch, cookie)| {
+                Message::MemberRequest(MemberRequest { req, op, deadline_ms, epoch, cookie })
+            },
+        );
     let member_reply =
         (edgy_number(), prop::option::of(cluster_config()), prop::option::of(text(20)), prop::option::of(node_id()))
             .prop_map(|(req, config, error, leader)| Message::MemberReply(MemberReply { req, config, error, leader }));

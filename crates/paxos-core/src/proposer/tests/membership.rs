@@ -7,16 +7,16 @@ use super::clients::probes;
 use super::*;
 
 fn member_request(req: u64, op: MemberOp) -> Message {
-    Message::MemberRequest(MemberRequest { req, op, deadline_ms: None, epoch: None })
+    Message::MemberRequest(MemberRequest { req, op, deadline_ms: None, epoch: None, cookie: None })
 }
 
 pub(super) fn member_request_until(req: u64, op: MemberOp, deadline_ms: u64) -> Message {
-    Message::MemberRequest(MemberRequest { req, op, deadline_ms: Some(deadline_ms), epoch: None })
+    Message::MemberRequest(MemberRequest { req, op, deadline_ms: Some(deadline_ms), epoch: None, cookie: None })
 }
 
 /// A member request asked from the configuration of `epoch`.
 fn member_request_from(req: u64, op: MemberOp, epoch: u32) -> Message {
-    Message::MemberRequest(MemberRequest { req, op, deadline_ms: None, epoch: Some(epoch) })
+    Message::MemberRequest(MemberRequest { req, op, deadline_ms: None, epoch: Some(epoch), cookie: None })
 }
 
 /// The one member reply in `r`, to client 7: its request, and its error if any.
