@@ -263,7 +263,7 @@ impl Client {
     /// [`ClientError::Transfer`] when the leader refuses, [`ClientError::Timeout`] when none answers.
     pub async fn transfer(&mut self, to: NodeId) -> Result<(), ClientError> {
         let req = self.next_req();
-        let msg = Message::TransferRequest(paxos_proto::TransferRequest { req, to });
+        let msg = Message::TransferRequest(paxos_proto::TransferRequest { req, to, cookie: None });
         let target = Node::Proposer(self.link.target);
         self.exchange(target, &msg, "leadership transfer", true, |client, node, reply| match reply {
             Message::TransferReply(r) if r.req == req => match r.error {
@@ -462,7 +462,7 @@ impl Client {
     /// at `from`), [`ClientError::Timeout`] when no leader answers in time.
     pub async fn restore(&mut self, from: Slot, entries: Vec<Option<String>>) -> Result<Slot, ClientError> {
         let req = self.next_req();
-        let msg = Message::RestoreRequest(RestoreRequest { req, from, entries });
+        let msg = Message::RestoreRequest(RestoreRequest { req, from, entries, cookie: None });
         let target = Node::Proposer(self.link.target);
         self.exchange(target, &msg, "restore", true, |client, from, reply| match reply {
             Message::RestoreReply(r) if r.req == req => {
@@ -665,12 +665,7 @@ impl Client {
             to,
             msg,
         };
-        let unproven_read = match &env.msg {
-            Message::StatusRequest(r) => r.cookie.is_none(),
-            Message::LogRead(r) => r.cookie.is_none(),
-            Message::MemberRequest(r) => r.cookie.is_none(),
-            _ => false,
-        };
+        let unproven_read = env.msg.proof().is_some_and(|(_, cookie)| cookie.is_none());
         if let Err(e) = encode(&env, &mut self.send_buf) {
             return Err(ClientError::Io(io::Error::new(io::ErrorKind::InvalidInput, e)));
         }

@@ -276,12 +276,8 @@ impl Link {
 
     /// Puts the cookie `to` gave us, if any, into a request that takes one.
     pub(crate) fn with_cookie(&self, to: Node, msg: &mut Message) {
-        let cookie = self.cookies.get(&to).cloned();
-        match msg {
-            Message::StatusRequest(r) => r.cookie = cookie,
-            Message::LogRead(r) => r.cookie = cookie,
-            Message::MemberRequest(r) => r.cookie = cookie,
-            _ => {}
+        if let Some(field) = msg.cookie_mut() {
+            *field = self.cookies.get(&to).cloned();
         }
     }
 }

@@ -13,7 +13,8 @@
 //!   the cluster has them. Members sign what they send each other with the
 //!   first peer key, and their answers to clients with the first client key.
 //! - **Cookies** ([`paxos_proto::Cookie`]): a request whose answer is larger
-//!   than itself (a status or a log read, a member request) from an unsigned client is answered
+//!   than itself (a status or a log read; a member, restore or transfer
+//!   request) from an unsigned client is answered
 //!   only once its address proved that it receives: the first answer is a
 //!   cookie, smaller than the request, which the client sends back. A cookie
 //!   is a MAC of the source address, the client id and the minute, under a
@@ -148,16 +149,12 @@ impl Guard {
     }
 
     /// The answer to `msg` from client `client` at `src`, when the request
-    /// must first prove its address: a status or log read, or a member
-    /// request (its answer carries the configuration), from an unsigned
-    /// client without a good cookie gets a cookie; `None` lets it through.
+    /// must first prove its address: a request whose answer may be larger
+    /// than itself ([`Message::proof`]: a status or log read, a member,
+    /// restore or transfer request) from an unsigned client without a good
+    /// cookie gets a cookie; `None` lets it through.
     pub fn cookie_for(&self, client: ClientId, src: SocketAddr, signer: Signer, msg: &Message) -> Option<Message> {
-        let (req, cookie) = match msg {
-            Message::StatusRequest(r) => (r.req, r.cookie.as_deref()),
-            Message::LogRead(r) => (r.req, r.cookie.as_deref()),
-            Message::MemberRequest(r) => (r.req, r.cookie.as_deref()),
-            _ => return None,
-        };
+        let (req, cookie) = msg.proof()?;
         if signer != Signer::Unsigned {
             return None; // a key holder needs no proof of address
         }

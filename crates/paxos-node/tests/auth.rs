@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use paxos_client::config::Role;
 use paxos_proto::{
     encode, Accept, AcceptEntry, Ballot, CatchUpReply, ClientId, ClientPropose, Command, Envelope, Heartbeat, LogRead,
-    MemberOp, MemberRequest, MemberRole, Message, Node, NodeId, Prepare, Slot, StatusRequest, Value, MAX_COUNTER,
-    PROTOCOL_VERSION,
+    MemberOp, MemberRequest, MemberRole, Message, Node, NodeId, Prepare, RestoreRequest, Slot, StatusRequest,
+    TransferRequest, Value, MAX_COUNTER, PROTOCOL_VERSION,
 };
 use paxos_testkit::{assert_guarantees, full_log, serial, spoof_udp, Cluster};
 
@@ -224,6 +224,33 @@ async fn no_answer_is_larger_than_its_request(cluster: &Cluster) {
         ("member_request list, unpadded", Node::Proposer(leader), member(4, MemberOp::List)),
         ("member_request remove (padded)", Node::Proposer(leader), pad(member(5, remove()))),
         ("member_request remove, unpadded", Node::Proposer(leader), member(6, remove())),
+        (
+            "transfer_request to a non-member",
+            Node::Proposer(leader),
+            envelope(
+                me,
+                Node::Proposer(leader),
+                Message::TransferRequest(TransferRequest { req: 7, to: NodeId(9), cookie: None }),
+            ),
+        ),
+        (
+            "restore_request into a non-empty log",
+            Node::Proposer(leader),
+            envelope(
+                me,
+                Node::Proposer(leader),
+                Message::RestoreRequest(RestoreRequest { req: 8, from: Slot(0), entries: vec![], cookie: None }),
+            ),
+        ),
+        (
+            "transfer_request to a follower",
+            Node::Proposer(follower),
+            envelope(
+                me,
+                Node::Proposer(follower),
+                Message::TransferRequest(TransferRequest { req: 9, to: NodeId(9), cookie: None }),
+            ),
+        ),
         ("client_propose to the leader", Node::Proposer(leader), propose(1, "v", leader)),
         ("client_propose to a follower", Node::Proposer(follower), propose(2, "", follower)),
         (

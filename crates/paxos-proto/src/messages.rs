@@ -85,6 +85,33 @@ pub enum Message {
 }
 
 impl Message {
+    /// A client request whose answer may be larger than itself: its request
+    /// number and cookie, which an unsigned client must present before it
+    /// gets that answer (docs/PROTOCOL.md, Cookies). `None` for every other
+    /// message (a proposal's answers are about its own size).
+    pub fn proof(&self) -> Option<(u64, Option<&str>)> {
+        match self {
+            Message::StatusRequest(r) => Some((r.req, r.cookie.as_deref())),
+            Message::LogRead(r) => Some((r.req, r.cookie.as_deref())),
+            Message::MemberRequest(r) => Some((r.req, r.cookie.as_deref())),
+            Message::RestoreRequest(r) => Some((r.req, r.cookie.as_deref())),
+            Message::TransferRequest(r) => Some((r.req, r.cookie.as_deref())),
+            _ => None,
+        }
+    }
+
+    /// The cookie field of a request [`Message::proof`] names.
+    pub fn cookie_mut(&mut self) -> Option<&mut Option<String>> {
+        match self {
+            Message::StatusRequest(r) => Some(&mut r.cookie),
+            Message::LogRead(r) => Some(&mut r.cookie),
+            Message::MemberRequest(r) => Some(&mut r.cookie),
+            Message::RestoreRequest(r) => Some(&mut r.cookie),
+            Message::TransferRequest(r) => Some(&mut r.cookie),
+            _ => None,
+        }
+    }
+
     /// A short name for logs and drop counters.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -574,6 +601,11 @@ pub struct RestoreRequest {
     pub from: Slot,
     /// The entries.
     pub entries: Vec<Option<String>>,
+    /// The cookie a node gave this client's address (see [`Cookie`]): an
+    /// unsigned client proves its address with it before the answer, which
+    /// may be larger than the request, is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
 }
 
 /// Proposer to client: where the log ends now, or why not.
@@ -598,6 +630,11 @@ pub struct TransferRequest {
     pub req: u64,
     /// The proposer that should lead.
     pub to: NodeId,
+    /// The cookie a node gave this client's address (see [`Cookie`]): an
+    /// unsigned client proves its address with it before the answer, which
+    /// may be larger than the request, is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
 }
 
 /// Proposer to client: who leads after the transfer, or why not.

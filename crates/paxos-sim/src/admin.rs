@@ -170,7 +170,10 @@ impl Admin {
                 return;
             }
             t.sends += 1;
-            out.push((Node::Proposer(self.target), Message::TransferRequest(TransferRequest { req: t.req, to: t.to })));
+            out.push((
+                Node::Proposer(self.target),
+                Message::TransferRequest(TransferRequest { req: t.req, to: t.to, cookie: None }),
+            ));
             return;
         }
         let Some(change) = &self.change else { return };

@@ -342,13 +342,14 @@ fn message() -> impl Strategy<Value = Message> {
         (edgy_number(), prop::option::of(cluster_config()), prop::option::of(text(20)), prop::option::of(node_id()))
             .prop_map(|(req, config, error, leader)| Message::MemberReply(MemberReply { req, config, error, leader }));
     let restore_request =
-        (edgy_number(), 0u64..MAX_COUNTER / 2, prop::collection::vec(prop::option::of(value_data()), 0..8)).prop_map(
-            |(req, from, entries)| Message::RestoreRequest(RestoreRequest { req, from: Slot(from), entries }),
-        );
+        (edgy_number(), 0u64..MAX_COUNTER / 2, prop::collection::vec(prop::option::of(value_data()), 0..8), cookie())
+            .prop_map(|(req, from, entries, cookie)| {
+                Message::RestoreRequest(RestoreRequest { req, from: Slot(from), entries, cookie })
+            });
     let restore_reply = (edgy_number(), slot(), prop::option::of(text(20)), prop::option::of(node_id()))
         .prop_map(|(req, end, error, leader)| Message::RestoreReply(RestoreReply { req, end, error, leader }));
-    let transfer_request =
-        (edgy_number(), node_id()).prop_map(|(req, to)| Message::TransferRequest(TransferRequest { req, to }));
+    let transfer_request = (edgy_number(), node_id(), cookie())
+        .prop_map(|(req, to, cookie)| Message::TransferRequest(TransferRequest { req, to, cookie }));
     let transfer_reply = (edgy_number(), prop::option::of(node_id()), prop::option::of(text(20)))
         .prop_map(|(req, leader, error)| Message::TransferReply(TransferReply { req, leader, error }));
     let timeout_now = ballot().prop_map(|ballot| Message::TimeoutNow(TimeoutNow { ballot }));
