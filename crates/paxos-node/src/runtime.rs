@@ -123,16 +123,36 @@ pub enum Control {
 pub enum RunError {
     /// The store could not make a batch durable; nothing depending on it was sent.
     #[error("storage failed, stopping without sending what depends on it: {0}")]
-    Storage(#[from] StorageError),
+    Storage(StorageError),
     /// The persist thread could not be started.
     #[error("cannot start the persist thread: {0}")]
     Thread(std::io::Error),
     /// The socket failed in a way that is not about one datagram.
     #[error("socket: {0}")]
-    Socket(#[from] std::io::Error),
+    Socket(std::io::Error),
     /// A key file of `[auth]` cannot be read.
     #[error("{0}")]
-    Keys(#[from] paxos_client::config::ConfigError),
+    Keys(paxos_client::config::ConfigError),
+}
+
+// Each variant's message already holds its cause: no `#[from]` (which would
+// make it the error's source too, and `{:#}` would print it twice).
+impl From<StorageError> for RunError {
+    fn from(e: StorageError) -> Self {
+        RunError::Storage(e)
+    }
+}
+
+impl From<std::io::Error> for RunError {
+    fn from(e: std::io::Error) -> Self {
+        RunError::Socket(e)
+    }
+}
+
+impl From<paxos_client::config::ConfigError> for RunError {
+    fn from(e: paxos_client::config::ConfigError) -> Self {
+        RunError::Keys(e)
+    }
 }
 
 /// Whether the node `me` persists on a thread of its own and goes on

@@ -149,7 +149,9 @@ impl Durable for paxos_core::ProposerState {
 
 fn storage_error(e: WalError) -> StorageError {
     match e {
-        WalError::Corrupt { .. } | WalError::BadHeader { .. } => StorageError::Corrupt(e.to_string()),
+        WalError::Corrupt { .. } | WalError::Damaged { .. } | WalError::BadHeader { .. } => {
+            StorageError::Corrupt(e.to_string())
+        }
         _ => StorageError::Io(e.to_string()),
     }
 }
@@ -446,6 +448,18 @@ where
         let lock = lock_dir(dir)?;
         let mut seqs = segment_numbers(&log_dir)?;
         seqs.sort_unstable();
+        if let Some(w) = seqs.windows(2).find(|w| w[1] != w[0] + 1) {
+            // Retention deletes segments from the first on; one missing after it is damage.
+            return Err(StorageError::Corrupt(format!(
+                "{}: segment {} is missing between {} and {} (deleted or lost); move {} away and start the node \
+                 again on an empty data dir: it copies the log from its peers",
+                log_dir.display(),
+                w[0] + 1,
+                w[0],
+                w[1],
+                dir.display()
+            )));
+        }
         let checkpoint = Self::read_checkpoints(dir, !seqs.is_empty());
         let (mut state, from_seq, from_offset, mut next_batch, mut start, keep_from) = match checkpoint {
             Some((c, keep_from)) => (c.state, c.seq, c.offset, c.next_batch, c.start, keep_from),
@@ -723,6 +737,7 @@ where
     /// Writes a checkpoint made by [`FileStore::checkpoint_body`] over the
     /// current one, which becomes the previous one.
     fn install_checkpoint(&mut self, body: &[u8]) -> Result<(), StorageError> {
+        self.check_dir()?;
         let current = self.dir.join(CHECKPOINT);
         let previous = self.dir.join(CHECKPOINT_PREV);
         if current.exists() {
@@ -788,8 +803,25 @@ where
         Ok(())
     }
 
+    /// Fails when the log's folder is no longer there: the data dir was
+    /// deleted (or replaced) under the running node. Creating it again would
+    /// write a checkpoint over a log that lost its segments, which a restart
+    /// would then take for an intact store; failing instead stops the node,
+    /// and a restart finds the data dir empty and rebuilds from its peers.
+    fn check_dir(&self) -> Result<(), StorageError> {
+        match fs::metadata(&self.log_dir) {
+            Ok(m) if m.is_dir() => Ok(()),
+            _ => Err(StorageError::Io(format!(
+                "{}: the data dir's log folder is gone (deleted or replaced while the node ran); stopping: \
+                 started again, the node finds its data dir empty and rebuilds from its peers",
+                self.log_dir.display()
+            ))),
+        }
+    }
+
     /// Seals the active segment and opens the next.
     fn roll(&mut self) -> Result<(), StorageError> {
+        self.check_dir()?;
         let seq = self.active.seq + 1;
         let path = segment_path(&self.log_dir, seq);
         let (wal, _) = Wal::open_at(&path, self.fsync).map_err(storage_error)?;
@@ -846,7 +878,17 @@ where
                     for op in &ops {
                         if let LogOp::Learn { slot, value, duplicate } = S::log_op(op) {
                             if slot > next {
-                                return Ok(page); // a hole: the log restarted later (retention)
+                                // Every slot from the log's start on is held: retention and
+                                // a restart of the log move `start` past what they remove.
+                                return Err(StorageError::Corrupt(format!(
+                                    "{}: the decided log jumps from slot {} to slot {} (a segment is damaged or \
+                                     missing); move {} away and start the node again on an empty data dir: it \
+                                     copies the log from its peers",
+                                    segment.path.display(),
+                                    next.0,
+                                    slot.0,
+                                    self.dir.display()
+                                )));
                             }
                             if slot == next {
                                 let len = value.wire_len();
@@ -863,6 +905,18 @@ where
                         }
                     }
                 }
+            }
+            if let Some(last) = segment.index.last.filter(|last| next <= *last) {
+                // Its records end (zeros, or the end of the file) before the last slot its index holds.
+                return Err(StorageError::Corrupt(format!(
+                    "{}: the records end before slot {} (the segment holds slots up to {}): the segment is \
+                     damaged; move {} away and start the node again on an empty data dir: it copies the log from \
+                     its peers",
+                    segment.path.display(),
+                    next.0,
+                    last.0,
+                    self.dir.display()
+                )));
             }
         }
         Ok(page)

@@ -185,6 +185,17 @@ pub enum WalError {
         /// What is wrong with the damaged record.
         detail: String,
     },
+    /// A record that is not intact where one must be, in a file read
+    /// strictly (a sealed segment, or what was synced of the last one).
+    #[error("{}: damaged record at byte offset {offset}: {detail}", path.display())]
+    Damaged {
+        /// The log file.
+        path: PathBuf,
+        /// Where the damaged record starts.
+        offset: u64,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// The file does not start with this format's header.
     #[error("{}: not a log of this format: {detail}", path.display())]
     BadHeader {
@@ -826,7 +837,7 @@ impl Wal {
 /// must be is damage.
 ///
 /// # Errors
-/// [`WalError::Io`] when the file cannot be read, [`WalError::Corrupt`] for a damaged record.
+/// [`WalError::Io`] when the file cannot be read, [`WalError::Damaged`] for a damaged record.
 pub fn read_records(path: &Path, offset: u64, max_bytes: usize) -> Result<Vec<Located>, WalError> {
     let file = File::open(path).map_err(io_err(path, "open"))?;
     let mut records = Vec::new();
@@ -843,7 +854,7 @@ pub fn read_records(path: &Path, offset: u64, max_bytes: usize) -> Result<Vec<Lo
             break;
         }
         let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        let corrupt = |detail: String| WalError::Corrupt { path: path.to_owned(), offset: at, next_valid: at, detail };
+        let corrupt = |detail: String| WalError::Damaged { path: path.to_owned(), offset: at, detail };
         if len > MAX_RECORD_BYTES {
             return Err(corrupt(format!("a length of {len} bytes, above the limit")));
         }

@@ -288,6 +288,90 @@ fn lost_indexes_are_rebuilt() {
     assert!(segments[1].with_extension("idx").exists(), "rebuilt and written again");
 }
 
+/// A store of many small sealed segments holding slots 0..1000 of the
+/// decided log, closed: its data dir and segments.
+fn sealed_segments() -> (tempfile::TempDir, Vec<PathBuf>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = FileProposerStore::open_with(dir.path(), true, 16 * 1024, 8 * 1024).expect("open");
+    let learn =
+        |slot: u64| ProposerOp::Learn { slot: Slot(slot), value: cmd(1, slot + 1, &"r".repeat(300)), duplicate: false };
+    for batch in 0..100u64 {
+        store.apply(&(batch * 10..batch * 10 + 10).map(learn).collect::<Vec<_>>()).expect("apply");
+    }
+    let segments = store.segments();
+    assert!(segments.len() > 6, "{segments:?}");
+    (dir, segments)
+}
+
+fn reopen(dir: &Path) -> Result<FileProposerStore, StorageError> {
+    FileProposerStore::open_with(dir, true, 16 * 1024, 8 * 1024)
+}
+
+/// A sealed segment lost between others (no retention deletes one there):
+/// the store refuses to open, naming it. Before, it opened and a read
+/// returned the log up to the hole as if it ended there (a short backup, a
+/// `log` that left out acknowledged values, catch-up pages that stalled a
+/// restarted proposer).
+#[test]
+fn a_missing_segment_refuses_to_open() {
+    let (dir, segments) = sealed_segments();
+    fs::remove_file(&segments[2]).expect("remove");
+    let _ = fs::remove_file(segments[2].with_extension("idx"));
+    let err = reopen(dir.path()).expect_err("refused");
+    assert!(matches!(&err, StorageError::Corrupt(m) if m.contains("segment 3 is missing")), "{err}");
+}
+
+/// Zeros over a record of a sealed segment (a lost write, a zeroed range):
+/// a read through it fails, naming the segment, rather than ending the log
+/// there; the slots before it still read.
+#[test]
+fn zeros_in_a_sealed_segment_fail_the_read_through_them() {
+    let (dir, segments) = sealed_segments();
+    let damaged = &segments[2];
+    let mut bytes = fs::read(damaged).expect("read");
+    let at = record_starts(damaged)[1];
+    bytes[at..at + RECORD_HEADER_BYTES].fill(0);
+    fs::write(damaged, &bytes).expect("write");
+    let mut store = reopen(dir.path()).expect("opens: sealed segments are read when asked");
+    let before = store.read(Slot(0), 10, usize::MAX).expect("read before the damage");
+    assert_eq!(before.entries.len(), 10);
+    let err = store.read(Slot(0), 10_000, usize::MAX).expect_err("a read through the damage");
+    let name = damaged.file_name().expect("a name").to_string_lossy().into_owned();
+    assert!(matches!(&err, StorageError::Corrupt(m) if m.contains(&name)), "{err}");
+    // With no slot after it (the next segment, the active one, holds no records): a read to
+    // the end of the damaged segment fails too, rather than ending the log there.
+    drop(store);
+    for later in &segments[4..] {
+        fs::remove_file(later).expect("remove");
+        let _ = fs::remove_file(later.with_extension("idx"));
+    }
+    fs::write(&segments[3], &bytes[..HEADER_BYTES]).expect("an empty segment: its header alone");
+    let _ = fs::remove_file(segments[3].with_extension("idx"));
+    let mut store = reopen(dir.path()).expect("opens");
+    let err = store.read(Slot(0), 10_000, usize::MAX).expect_err("a read to the end of the damaged segment");
+    assert!(matches!(&err, StorageError::Corrupt(m) if m.contains("the records end before slot")), "{err}");
+}
+
+/// The data dir deleted under a running store: the next segment or
+/// checkpoint fails, naming the log folder, instead of creating the data
+/// dir again and writing a checkpoint over a log that lost its segments
+/// (which a restart took for an intact store).
+#[test]
+fn a_data_dir_deleted_under_the_store_stops_it() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let dir = parent.path().join("proposer-1");
+    let mut store = FileProposerStore::open_with(&dir, true, 16 * 1024, 8 * 1024).expect("open");
+    let learn =
+        |slot: u64| ProposerOp::Learn { slot: Slot(slot), value: cmd(1, slot + 1, &"r".repeat(300)), duplicate: false };
+    store.apply(&(0..10).map(learn).collect::<Vec<_>>()).expect("apply");
+    fs::remove_dir_all(&dir).expect("delete the data dir");
+    let err = (1..100u64)
+        .find_map(|batch| store.apply(&(batch * 10..batch * 10 + 10).map(learn).collect::<Vec<_>>()).err())
+        .expect("a later batch fails");
+    assert!(matches!(&err, StorageError::Io(m) if m.contains("log folder is gone")), "{err}");
+    assert!(!dir.exists(), "the data dir is not made again");
+}
+
 /// Retention deletes whole segments below the point (never one a checkpoint
 /// needs), and a read below says where the log starts now.
 #[test]
