@@ -145,13 +145,16 @@ impl Proposer {
             let leader = holed.then(|| self.leader()).flatten().filter(|p| *p != self.cfg.id);
             leader.filter(|p| self.peers.get(p).is_none_or(|info| info.decided > decided)).map(Node::Proposer)
         };
-        let acceptor = || {
-            self.acceptors
-                .iter()
-                .filter(|(_, info)| info.decided > decided)
-                .max_by_key(|(_, info)| info.decided)
-                .map(|(a, _)| Node::Acceptor(*a))
-        };
+        // Every acceptor ahead, the furthest first (of equals, the highest id),
+        // so that one that stopped answering (gone, or its disk damaged)
+        // gives way to the next one ahead, not to itself.
+        let mut acceptors: Vec<(Slot, paxos_proto::NodeId)> = self
+            .acceptors
+            .iter()
+            .filter(|(_, info)| info.decided > decided)
+            .map(|(a, info)| (info.decided, *a))
+            .collect();
+        acceptors.sort_unstable_by(|x, y| y.cmp(x));
         // The same node asked from the same slot this many times in a row
         // without an answer may be gone, or have moved where we cannot hear
         // it (removed and added again elsewhere while we were away): ask the
@@ -161,7 +164,9 @@ impl Proposer {
                 && self.asked.is_some_and(|(m, d, _)| m == *n && d == decided)
                 && !self.defects.catch_up_never_switches
         };
-        let candidates = [peer, self.ahead.map(|(n, _)| n), acceptor(), holed()];
+        let acceptors = acceptors.into_iter().map(|(_, a)| Some(Node::Acceptor(a)));
+        let candidates: Vec<Option<Node>> =
+            [peer, self.ahead.map(|(n, _)| n)].into_iter().chain(acceptors).chain([holed()]).collect();
         let mut ahead_of_us = candidates.iter().flatten();
         let target = ahead_of_us.clone().find(|n| !unanswered(n)).or_else(|| ahead_of_us.next()).copied();
         if let Some(to) = target {

@@ -244,6 +244,30 @@ fn catch_up_unanswered_in_a_row_asks_the_next_node_ahead() {
     assert_eq!(catch_up_targets(false, 5), [prop(2), prop(2), prop(2), acc(4), prop(2)]);
 }
 
+/// Catch-up from acceptors alone (no peer proposer is ahead), all equally far ahead: the one asked
+/// first (the highest id) never answers, and after [`CATCH_UP_SWITCH_AFTER`] requests another acceptor
+/// ahead is asked. Before, the proposer asked only the first, which it took for the furthest ahead
+/// for as long as it did not hear from it again: on real daemons, an acceptor that answered the
+/// start-up probe and then stopped (its disk damaged) kept two restarted proposers from ever
+/// catching up, and the cluster stopped deciding with four acceptors up.
+#[test]
+fn catch_up_from_acceptors_passes_one_that_does_not_answer() {
+    let mut p = proposer(1);
+    tick(&mut p); // tick 1: the probe
+    for a in [3, 4, 5] {
+        step(&mut p, acc(a), report(a, 0, b(1, 2), 600));
+    }
+    let mut asked = Vec::new();
+    for _ in 0..100 {
+        let r = tick(&mut p);
+        asked.extend(r.messages.iter().filter(|o| matches!(o.msg, Message::CatchUp(_))).map(|o| o.to));
+        if asked.len() >= 5 {
+            break;
+        }
+    }
+    assert_eq!(asked[..5], [acc(5), acc(5), acc(5), acc(4), acc(5)]);
+}
+
 /// Catch-up: a node that answers, even with nothing that advances our decided prefix, is not given up
 /// for another; only requests left unanswered count towards [`CATCH_UP_SWITCH_AFTER`]. Before, three
 /// requests sent made the proposer ask elsewhere, and a peer whose answers called for a restart of the
