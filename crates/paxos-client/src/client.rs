@@ -426,10 +426,11 @@ impl Client {
         let req = self.next_req();
         let left = end.saturating_duration_since(Instant::now());
         let deadline_ms = unix_ms().saturating_add(left.saturating_sub(margin).as_millis() as u64);
+        let what = if op == MemberOp::List { "member list" } else { "membership change" };
         let msg =
             Message::MemberRequest(MemberRequest { req, op, deadline_ms: Some(deadline_ms), epoch, cookie: None });
         let target = Node::Proposer(self.link.target);
-        self.exchange_until(target, &msg, "membership change", true, end, |client, from, reply| match reply {
+        self.exchange_until(target, &msg, what, true, end, |client, from, reply| match reply {
             Message::MemberReply(r) if r.req == req => {
                 if let Some(error) = r.error {
                     return match r.config {

@@ -42,8 +42,13 @@ use super::{
 /// waits until it started and copied the decided log.
 pub const MEMBER_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Entries per restore request.
+/// Entries per restore request, at most.
 pub const RESTORE_PAGE: usize = 256;
+
+/// Bytes of JSON-encoded entries per restore request, at most: with its
+/// envelope and MAC trailer it fits one datagram, and the largest value
+/// (8 KiB of characters that JSON escapes six times over) fits alone.
+pub const RESTORE_PAGE_BYTES: usize = 60_000;
 
 /// The version of the backup format.
 pub const BACKUP_VERSION: u32 = 1;
@@ -180,9 +185,10 @@ pub async fn member(cluster: &ClusterConfig, args: MemberArgs, out: &mut Out) ->
     }
     client.set_retry(Duration::from_millis(500));
     client.set_timeout(args.timeout.unwrap_or(MEMBER_TIMEOUT));
+    let what = if op == MemberOp::List { "member list" } else { "membership change" };
     let refused = |e| match e {
         ClientError::Member(why) => CtlError::Failed(format!("refused: {why}")),
-        e => operator_error("membership change", &e),
+        e => operator_error(what, &e),
     };
     // A change is asked from the configuration listed first, within the
     // same timeout: the leader makes it only from there (a late copy of the
@@ -414,6 +420,45 @@ pub fn decode_backup(text: &str) -> Result<(String, Vec<LogEntry>), String> {
     Ok((header.cluster, entries))
 }
 
+/// Writes `file` whole or not at all: into a temporary file of its own
+/// beside it (hidden, named after it and this process, so that it is no
+/// operator's file and two backups never share one), synced, then renamed
+/// over it. Before, the temporary file was `file` with the extension
+/// `partial`: `backup nightly.jsonl` replaced and then removed an
+/// operator's `nightly.partial`.
+fn write_whole(file: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let name = file.file_name().map_or_else(|| "backup".into(), |n| n.to_string_lossy().into_owned());
+    let temp = file.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let written = std::fs::File::create(&temp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&temp, file));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}
+
+/// `entries` in pages of at most [`RESTORE_PAGE`] entries and
+/// [`RESTORE_PAGE_BYTES`] of JSON each (one entry at least), in order.
+fn restore_pages(entries: &[LogEntry]) -> Vec<&[LogEntry]> {
+    let mut pages = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, e) in entries.iter().enumerate() {
+        // The entry as the request carries it (a JSON string, or null), and its comma.
+        let len = e.value.as_ref().map_or(4, |v| serde_json::to_string(v).map_or(6 * v.len() + 2, |s| s.len())) + 1;
+        if i > start && (i - start >= RESTORE_PAGE || bytes + len > RESTORE_PAGE_BYTES) {
+            pages.push(&entries[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += len;
+    }
+    if start < entries.len() {
+        pages.push(&entries[start..]);
+    }
+    pages
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().fold(String::with_capacity(2 * bytes.len()), |mut s, b| {
         let _ = write!(s, "{b:02x}");
@@ -474,9 +519,7 @@ pub async fn backup(cluster: &ClusterConfig, args: BackupArgs, out: &mut Out) ->
     }
     let start = start.unwrap_or(Slot(0));
     let text = encode_backup(&cluster.cluster, start, &entries);
-    let temp = args.file.with_extension("partial");
-    std::fs::write(&temp, &text)
-        .and_then(|()| std::fs::rename(&temp, &args.file))
+    write_whole(&args.file, text.as_bytes())
         .map_err(|e| CtlError::Failed(format!("cannot write {}: {e}", args.file.display())))?;
     out.line(format!(
         "backed up instances {}..{} ({} entries, {} bytes) from {} to {}",
@@ -538,8 +581,17 @@ pub async fn restore(cluster: &ClusterConfig, args: RestoreArgs, out: &mut Out) 
             args.file.display()
         )));
     }
+    if let Some(e) = entries.iter().find(|e| e.value.as_ref().is_some_and(|v| v.len() > paxos_proto::MAX_VALUE_BYTES)) {
+        let len = e.value.as_ref().map_or(0, String::len);
+        return Err(CtlError::Usage(format!(
+            "{}: instance {} holds a value of {len} bytes, above the limit of {} that every cluster refuses",
+            args.file.display(),
+            e.slot,
+            paxos_proto::MAX_VALUE_BYTES
+        )));
+    }
     let mut next = Slot(1);
-    for page in entries[1.min(entries.len())..].chunks(RESTORE_PAGE) {
+    for page in restore_pages(&entries[1.min(entries.len())..]) {
         let values: Vec<Option<String>> = page.iter().map(|e| e.value.clone()).collect();
         let len = values.len() as u64;
         match client.restore(next, values).await {
@@ -572,6 +624,46 @@ pub async fn restore(cluster: &ClusterConfig, args: RestoreArgs, out: &mut Out) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A backup's file is written whole through a temporary file of its own:
+    /// an operator's `X.partial` beside `X.jsonl` is left alone.
+    #[test]
+    fn a_backup_leaves_other_files_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let partial = dir.path().join("nightly.partial");
+        std::fs::write(&partial, "an operator's file").expect("write");
+        let file = dir.path().join("nightly.jsonl");
+        write_whole(&file, b"the backup").expect("written");
+        assert_eq!(std::fs::read_to_string(&file).expect("read"), "the backup");
+        assert_eq!(std::fs::read_to_string(&partial).expect("still there"), "an operator's file");
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path()).expect("list").map(|e| e.expect("entry").file_name()).collect();
+        assert_eq!(names.len(), 2, "no temporary file is left: {names:?}");
+    }
+
+    /// Restore pages hold at most 256 entries and 60,000 bytes of JSON, so
+    /// that each fits a datagram: 100 values of 1000 bytes made one request
+    /// of 100,443 bytes, which the client refused to send.
+    #[test]
+    fn restore_pages_fit_a_datagram() {
+        let big = "x".repeat(1000);
+        let escaped = "\u{1}".repeat(paxos_proto::MAX_VALUE_BYTES);
+        let entries: Vec<LogEntry> = (0..100)
+            .map(|i| entry(i, Some(&big)))
+            .chain((100..400).map(|i| entry(i, (i % 2 == 0).then_some("v"))))
+            .chain((400..403).map(|i| entry(i, Some(&escaped))))
+            .collect();
+        let pages = restore_pages(&entries);
+        assert_eq!(pages.iter().map(|p| p.len()).sum::<usize>(), entries.len(), "every entry, once");
+        assert_eq!(pages.concat(), entries, "in order");
+        for page in &pages {
+            let values: Vec<Option<String>> = page.iter().map(|e| e.value.clone()).collect();
+            let json = serde_json::to_string(&values).expect("encodes");
+            assert!(page.len() <= RESTORE_PAGE && json.len() <= RESTORE_PAGE_BYTES + 2, "{} bytes", json.len());
+        }
+        assert_eq!(pages[0].len(), 59, "as many 1000-byte values as fit");
+        assert_eq!(pages.last().map(|p| p.len()), Some(1), "an 8 KiB value JSON escapes six times over fits alone");
+    }
 
     fn entry(slot: u64, value: Option<&str>) -> LogEntry {
         LogEntry { slot: Slot(slot), value: value.map(str::to_owned) }

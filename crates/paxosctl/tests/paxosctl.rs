@@ -473,21 +473,25 @@ async fn log_follow_prints_values_decided_after_it_started() {
 async fn backup_and_restore_into_an_empty_cluster_give_the_same_log() {
     let _serial = serial().await;
     let cluster = ready_cluster(2, 3).await;
-    let values: Vec<String> = (0..120).map(|i| format!("v{i} \"quoted\"\t{}", "x".repeat(i % 7))).collect();
+    // Small values, then values of 1.5 KB: 256 of those would not fit one restore request.
+    let values: Vec<String> = (0..120)
+        .map(|i| format!("v{i} \"quoted\"\t{}", "x".repeat(i % 7)))
+        .chain((0..60).map(|i| format!("big{i}-{}", "y".repeat(1500))))
+        .collect();
     let mut args = vec!["propose", "--concurrency", "8"];
     args.extend(values.iter().map(String::as_str));
     ok(&cluster.path, &args);
     let file = cluster.dir().join("backup.jsonl");
     let r = ok(&cluster.path, &["backup", file.to_str().expect("utf-8")]);
-    assert!(r.stdout.contains("backed up instances 0..121"), "{}", r.stdout);
+    assert!(r.stdout.contains("backed up instances 0..181"), "{}", r.stdout);
     let original = ok(&cluster.path, &["log", "--json"]).stdout;
 
     let fresh = ready_cluster(2, 3).await;
     let r = ok(&fresh.path, &["restore", file.to_str().expect("utf-8")]);
-    assert!(r.stdout.contains("restored instances 0..121"), "{}", r.stdout);
+    assert!(r.stdout.contains("restored instances 0..181"), "{}", r.stdout);
     assert_eq!(ok(&fresh.path, &["log", "--json"]).stdout, original, "the same instances, values and no-ops");
     let next = ok(&fresh.path, &["propose", "next"]);
-    assert_eq!(instance_and_value(next.lines()[0]), (121, "next"), "the restored cluster goes on from there");
+    assert_eq!(instance_and_value(next.lines()[0]), (181, "next"), "the restored cluster goes on from there");
 
     let again = run(&fresh.path, &["restore", file.to_str().expect("utf-8")]);
     assert_eq!(again.code, Some(1), "{again:#?}");
