@@ -254,9 +254,16 @@ pub fn fsync_note(fsync: bool) -> &'static str {
 }
 
 /// Installs the tracing subscriber: stderr, `RUST_LOG` filter (default `info`), `format`.
+///
+/// A log line that cannot be written (stderr is a pipe whose reader went
+/// away, a full disk) is dropped: by default the subscriber reports that
+/// with `eprintln!`, which panics on the same broken stderr, so a daemon
+/// logged through `| logger` died at its next event when the logger did, or
+/// hung in its stop.
 pub fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::builder().with_default_directive(tracing::Level::INFO.into()).from_env_lossy();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
     match format {
         LogFormat::Pretty => builder.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => builder.json().init(),

@@ -815,3 +815,30 @@ async fn a_key_file_others_may_read_is_warned_about() {
     assert!(lines[0].contains("peer.key") && lines[0].contains("644"), "{}", lines[0]);
     cluster.stop_all_gracefully().await;
 }
+
+/// A daemon whose stderr is a pipe nobody reads any more (started as
+/// `paxos-acceptor ... 2>&1 | logger`, and the logger died) goes on serving,
+/// fails and recovers on its signals, and stops on SIGTERM with exit 0.
+/// Before, its first log line after the reader went away panicked it (exit
+/// 101: the tracing subscriber reported the failed write with `eprintln!`,
+/// which panics on the same broken pipe), or left it hung in its stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_whose_log_pipe_closed_serves_and_stops_cleanly() {
+    let _serial = serial().await;
+    let mut cluster = Cluster::new(1, 1, "");
+    let a1 = Node::Acceptor(NodeId(1));
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    cluster.start_with(a1, move |cmd| {
+        cmd.stderr(writer);
+    });
+    cluster.start(Node::Proposer(NodeId(1)));
+    cluster.wait_ready().await;
+    cluster.signal(a1, libc::SIGUSR1);
+    cluster.wait_status(a1, "failed by signal", |s| s.failed).await;
+    cluster.signal(a1, libc::SIGUSR2);
+    cluster.wait_status(a1, "recovered by signal", |s| !s.failed).await;
+    let status = cluster.terminate(a1).await;
+    assert!(status.success(), "SIGTERM stops it with exit 0: {status:?}");
+    cluster.stop_all_gracefully().await;
+}
