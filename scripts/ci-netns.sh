@@ -233,7 +233,7 @@ printf '%s\n' healed-1 stuck-1 >"$dir/others.txt"
     --proposed "$dir/seed/expected.txt" --proposed "$dir/part/expected.txt" --proposed "$dir/after/expected.txt" --proposed "$dir/replaced/expected.txt" \
     --proposed "$dir/chaos/expected.txt" --proposed "$dir/others.txt" | tee "$dir/verify.txt" ||
     fail "SPEC.md's guarantees do not hold over the whole log (see $dir/verify.txt)"
-stuck=$(sed -n 's/^{"instance":\([0-9]*\),"value":"stuck-1"}$/at instance \1/p' "$dir/log-1.jsonl")
+stuck=$(sed -n 's/^{"instance": \([0-9]*\), "value": "stuck-1"}$/at instance \1/p' "$dir/log-1.jsonl")
 echo "netns: the value sent to the cut-off leader: ${stuck:-never decided} (proposed, never acknowledged: either is allowed)"
 
 step "down"

@@ -4,8 +4,8 @@
 //! (default 0): `<instance>\t<value>`, or `<instance>` alone for a no-op
 //! filler; a value that is empty, starts with `"` or holds a control character
 //! (a tab, a newline) is printed as a JSON string, so every line reads back
-//! unambiguously. With `--json`, `{"instance":N,"value":"..."}` and
-//! `{"instance":N,"noop":true}`.
+//! unambiguously. With `--json`, `{"instance": N, "value": "..."}` and
+//! `{"instance": N, "noop": true}`.
 //!
 //! By default the read is linearizable: the leader answers each page once a
 //! quorum of acceptors confirmed it still leads, with every entry decided
@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use clap::Args;
 use paxos_proto::{LogEntry, Node, NodeId, Slot};
-use serde::Serialize;
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::{describe, diag, leader_of, new_client, reach_proposers, CtlError, Out, STATUS_TIMEOUT};
@@ -59,7 +58,7 @@ pub struct LogArgs {
     /// Print at most this many entries.
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
-    /// Print one JSON object per entry: {"instance":N,"value":"..."} or {"instance":N,"noop":true}.
+    /// Print one JSON object per entry: {"instance": N, "value": "..."} or {"instance": N, "noop": true}.
     #[arg(long)]
     pub json: bool,
     /// Keep printing entries as they are decided, until interrupted.
@@ -71,14 +70,15 @@ pub struct LogArgs {
     pub timeout: Option<Duration>,
 }
 
-/// One log entry as `log --json` prints it.
-#[derive(Serialize)]
-struct Entry<'a> {
-    instance: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value: Option<&'a str>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    noop: bool,
+/// One entry as `log --json` and `propose --json` print it, spaced as
+/// SPEC writes it: `{"instance": 17, "value": "x"}`, or
+/// `{"instance": 17, "noop": true}` for a no-op filler.
+pub(crate) fn json_entry(instance: u64, value: Option<&str>) -> String {
+    match value {
+        // Serializing a string cannot fail.
+        Some(v) => format!("{{\"instance\": {instance}, \"value\": {}}}", serde_json::to_string(v).unwrap_or_default()),
+        None => format!("{{\"instance\": {instance}, \"noop\": true}}"),
+    }
 }
 
 /// The line `log` prints for `entry`: `<instance>\t<value>`, or `<instance>`
@@ -90,11 +90,7 @@ pub fn format_entry(entry: &LogEntry, json: bool) -> String {
         }
         (false, Some(value)) => format!("{}\t{value}", entry.slot),
         (false, None) => entry.slot.to_string(),
-        (true, value) => {
-            let line = Entry { instance: entry.slot.0, value: value.as_deref(), noop: value.is_none() };
-            // Serializing a struct of a number, a string and a bool cannot fail.
-            serde_json::to_string(&line).unwrap_or_default()
-        }
+        (true, value) => json_entry(entry.slot.0, value.as_deref()),
     }
 }
 
@@ -267,8 +263,8 @@ mod tests {
 
     #[test]
     fn json_lines_carry_a_value_or_noop_true() {
-        assert_eq!(format_entry(&entry(3, Some("x")), true), r#"{"instance":3,"value":"x"}"#);
-        assert_eq!(format_entry(&entry(4, None), true), r#"{"instance":4,"noop":true}"#);
-        assert_eq!(format_entry(&entry(5, Some("tab\there")), true), r#"{"instance":5,"value":"tab\there"}"#);
+        assert_eq!(format_entry(&entry(3, Some("x")), true), r#"{"instance": 3, "value": "x"}"#);
+        assert_eq!(format_entry(&entry(4, None), true), r#"{"instance": 4, "noop": true}"#);
+        assert_eq!(format_entry(&entry(5, Some("tab\there")), true), r#"{"instance": 5, "value": "tab\there"}"#);
     }
 }

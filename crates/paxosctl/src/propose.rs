@@ -3,7 +3,7 @@
 //! Appends each value to the log and prints, in the order given, the instance
 //! it was decided at: `<instance>\t<value>` (a value that would not read
 //! back as itself, e.g. one holding a newline, as a JSON string, as `log`
-//! prints it), or `{"instance":17,"value":"x"}` with `--json`. With `--concurrency 1` (the default) one client proposes the
+//! prints it), or `{"instance": 17, "value": "x"}` with `--json`. With `--concurrency 1` (the default) one client proposes the
 //! values one after another, so a later value gets a higher instance
 //! (SPEC.md, guarantee 5). With `--concurrency N`, N clients (each its own
 //! random id, one request in flight each, all on one socket: [`MultiClient`](crate::multi::MultiClient))
@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use clap::Args;
 use paxos_proto::{Slot, MAX_VALUE_BYTES};
-use serde::Serialize;
 
 use super::{describe, diag, proposing_client, quote, CtlError, Out};
 use paxos_client::client::ClientError;
@@ -28,7 +27,7 @@ use paxos_client::config::ClusterConfig;
 /// The arguments of `paxosctl propose`.
 #[derive(Debug, Args)]
 pub struct ProposeArgs {
-    /// Print one JSON object per value: {"instance":17,"value":"x"}.
+    /// Print one JSON object per value: {"instance": 17, "value": "x"}.
     #[arg(long)]
     pub json: bool,
     /// Give up on a value that is not decided after this many seconds (it may still be decided later, once).
@@ -60,20 +59,12 @@ impl ProposeArgs {
     }
 }
 
-/// One decided value as `propose --json` prints it.
-#[derive(Serialize)]
-struct Decided<'a> {
-    instance: u64,
-    value: &'a str,
-}
-
 /// The line `propose` prints for `value` decided at `slot`: as `log` prints
 /// it, so a value that would not read back as itself (empty, starting with
 /// `"`, holding a tab or a newline) is a JSON string and one value stays one line.
 pub fn format_decided(slot: Slot, value: &str, json: bool) -> String {
     if json {
-        // Serializing a struct of a number and a string cannot fail.
-        serde_json::to_string(&Decided { instance: slot.0, value }).unwrap_or_default()
+        crate::log::json_entry(slot.0, Some(value))
     } else if crate::log::ambiguous(value) {
         format!("{slot}\t{}", serde_json::to_string(value).unwrap_or_default())
     } else {
@@ -154,12 +145,12 @@ mod tests {
     #[test]
     fn decided_values_print_as_instance_tab_value_or_json() {
         assert_eq!(format_decided(Slot(17), "x", false), "17\tx");
-        assert_eq!(format_decided(Slot(17), "x", true), r#"{"instance":17,"value":"x"}"#);
+        assert_eq!(format_decided(Slot(17), "x", true), r#"{"instance": 17, "value": "x"}"#);
         // As `log` prints them: one line per value that reads back as itself.
         assert_eq!(format_decided(Slot(5), "line1\nline2", false), "5\t\"line1\\nline2\"");
         assert_eq!(format_decided(Slot(5), "\"q", false), "5\t\"\\\"q\"");
         assert_eq!(format_decided(Slot(5), "", false), "5\t\"\"");
-        assert_eq!(format_decided(Slot(0), "a\"b\n", true), r#"{"instance":0,"value":"a\"b\n"}"#);
+        assert_eq!(format_decided(Slot(0), "a\"b\n", true), r#"{"instance": 0, "value": "a\"b\n"}"#);
     }
 
     #[test]
