@@ -190,6 +190,8 @@ pub struct Overrides {
     pub clock_jump_ms: Option<u64>,
     /// One proposer is lost for good during the faults (never drawn from a seed).
     pub lose_proposer: bool,
+    /// One acceptor is lost for good during the faults (never drawn from a seed).
+    pub lose_acceptor: bool,
     /// Pin how many operators change the membership (1 or 2).
     pub operators: Option<usize>,
     /// Pin the per-tick rate of leadership transfers (0 for none).
@@ -292,6 +294,11 @@ pub struct Params {
     /// gone: it never restarts, and its disk is lost with it), while at least
     /// one other member proposer remains. Only by `--lose-proposer`.
     pub lose_proposer: bool,
+    /// Whether one acceptor is lost for good during the faults (its machine
+    /// gone, or its disk damaged so that it stops at its next read: it never
+    /// comes back), when a majority of every configuration keeps its disk
+    /// without it. Only by `--lose-acceptor`.
+    pub lose_acceptor: bool,
     /// Probability that a partition cuts one direction only.
     pub one_way: f64,
     /// Probability that a datagram is delayed up to 300 ticks (fault phase).
@@ -364,6 +371,7 @@ impl Params {
             clock_spread_ms: 0,
             clock_jump_ms: 0,
             lose_proposer: false,
+            lose_acceptor: false,
             one_way: 0.0,
             long_delay: 0.0,
             liveness_ticks: 200,
@@ -435,6 +443,7 @@ impl Params {
         p.clock_spread_ms = o.clock_spread_ms.unwrap_or(spread);
         p.clock_jump_ms = o.clock_jump_ms.unwrap_or(0);
         p.lose_proposer = o.lose_proposer;
+        p.lose_acceptor = o.lose_acceptor;
         // A second operator in half the faulty runs with membership changes;
         // from a stream of its own too (and none without changes, where it
         // would only shift the partitions' draws).
@@ -457,7 +466,7 @@ impl fmt::Display for Params {
              drop={:.3} duplicate={:.3} max_delay={} crash_rate={:.4} fail_rate={:.4} partition_rate={:.4} \
              crash_before_persist={:.2} client_timeout={} big_values={:.1} codec_check={} wipe_proposer={:.2} \
              wipe_all_proposers={:.4} wipe_acceptor={:.2} member_rate={:.4} operators={} transfer_rate={:.4} session_lifetime_ms={} retain_slots={} \
-             clock_skew={:.3} clock_spread_ms={} clock_jump_ms={} lose_proposer={} one_way={:.1} long_delay={:.4} persist_lag={} liveness_ticks={} failed_acceptors={:?} defect={} \
+             clock_skew={:.3} clock_spread_ms={} clock_jump_ms={} lose_proposer={} lose_acceptor={} one_way={:.1} long_delay={:.4} persist_lag={} liveness_ticks={} failed_acceptors={:?} defect={} \
              adversary={} adversary_rate={:.3}",
             self.seed,
             self.proposers,
@@ -488,6 +497,7 @@ impl fmt::Display for Params {
             self.clock_spread_ms,
             self.clock_jump_ms,
             self.lose_proposer,
+            self.lose_acceptor,
             self.one_way,
             self.long_delay,
             self.persist_lag,

@@ -93,6 +93,8 @@ pub struct Stats {
     pub clock_jumps: u64,
     /// Proposers lost for good (`--lose-proposer`).
     pub proposers_lost: u64,
+    /// Acceptors lost for good (`--lose-acceptor`).
+    pub acceptors_lost: u64,
     /// Acceptors that lost their disk with a crash.
     pub acceptor_wipes: u64,
     /// Proposers that lost their disk with a crash (every one at once counts each).
@@ -159,6 +161,8 @@ pub struct World {
     /// The proposer lost for good, if any (`--lose-proposer`): down for the
     /// rest of the run, and no longer one whose log the checks read.
     lost: Option<usize>,
+    /// The acceptor lost for good (`--lose-acceptor`), by acceptor index.
+    lost_acceptor: Option<usize>,
     /// Per acceptor: lost its disk, and its new incarnation is not let in yet.
     pub(crate) amnesiac: Vec<bool>,
     /// Per endpoint (nodes, then clients): its side of the partition, whether it
@@ -330,6 +334,7 @@ impl World {
             failed_until,
             crash_now: vec![None; n],
             lost: None,
+            lost_acceptor: None,
             partition: None,
             tick_skip,
             proposer_ahead_ms,
@@ -545,6 +550,9 @@ impl World {
         if self.params.lose_proposer && self.lost.is_none() && self.fault_rng.chance(0.005) {
             self.lose_proposer();
         }
+        if self.params.lose_acceptor && self.lost_acceptor.is_none() && self.fault_rng.chance(0.02) {
+            self.lose_acceptor();
+        }
         if self.fault_rng.chance(self.params.crash_rate) {
             let i = self.fault_rng.index(n);
             if self.is_up(i) {
@@ -609,6 +617,40 @@ impl World {
         }
     }
 
+    /// One acceptor that is up is lost for good (its machine gone, or its
+    /// disk damaged so that it stops at its next read), if a majority of
+    /// every configuration that is or may come into force keeps its disk
+    /// without it ([`World::may_wipe`], which counts it as lost from then
+    /// on). Proposers that heard it last may take it to be the furthest ahead.
+    /// Not before another acceptor holds the first configuration as decided
+    /// on its disk, where a node that restarts without its own can learn it:
+    /// until a node learns it, a quorum is one more than a majority (the
+    /// core's rule for unpinned incarnations), and a cluster short of one
+    /// acceptor for good, and of another for a while, rightly cannot start
+    /// again. Nor while an operator's membership change is
+    /// pending, which may need it (see [`World::operate`]).
+    fn lose_acceptor(&mut self) {
+        if self.config().epoch == 0 || self.admins.iter().any(|a| a.pending().is_some()) {
+            return;
+        }
+        let p0 = self.proposer_ids.len();
+        let learned = |a: usize| self.acceptor_disks[a].state.decided > Slot(0);
+        let up: Vec<usize> = (0..self.acceptor_ids.len())
+            .filter(|a| self.is_up(p0 + a) && self.may_wipe(*a))
+            .filter(|a| (0..self.acceptor_ids.len()).any(|o| o != *a && learned(o)))
+            .collect();
+        if up.is_empty() {
+            return;
+        }
+        let a = up[self.fault_rng.index(up.len())];
+        self.lost_acceptor = Some(a);
+        self.crash_now[p0 + a] = Some(false);
+        self.stats.acceptors_lost += 1;
+        if self.verbose {
+            println!("{:>6} acceptor {} is lost for good", self.now, a + 1);
+        }
+    }
+
     /// Whether acceptor `a` may lose its disk now: a majority of the acceptors
     /// of every configuration that is or may come into force (the latest
     /// decided and the one before it, any later one an acceptor accepted, any
@@ -660,7 +702,7 @@ impl World {
                     self.acceptor_index(m.id).is_none_or(|i| {
                         let pinned =
                             config.epoch == 0 || m.incarnation == Some(self.acceptor_disks[i].state.incarnation);
-                        self.amnesiac[i] || i == a || !pinned
+                        self.amnesiac[i] || i == a || !pinned || self.lost_acceptor == Some(i)
                     })
                 })
                 .count();
@@ -710,9 +752,14 @@ impl World {
 
     /// The operators' moves of this tick.
     fn operate(&mut self) {
-        self.operate_first();
-        if self.params.operators > 1 {
-            self.operate_second();
+        // With an acceptor lost for good, a change may need it (one more than
+        // a majority of the new configuration must be ready) and wait for it
+        // for ever: the operators leave the membership alone then.
+        if self.lost_acceptor.is_none() {
+            self.operate_first();
+            if self.params.operators > 1 {
+                self.operate_second();
+            }
         }
         self.transfer();
     }
@@ -1114,7 +1161,11 @@ impl World {
             }
         }
         self.down_until[i] =
-            Some(if self.lost == Some(i) { u64::MAX } else { self.now + self.fault_rng.range(1, 100) });
+            Some(if self.lost == Some(i) || self.lost_acceptor.map(|a| self.proposer_ids.len() + a) == Some(i) {
+                u64::MAX
+            } else {
+                self.now + self.fault_rng.range(1, 100)
+            });
     }
 
     /// Reads of the decided log, from the node's disk, handed back to its role.

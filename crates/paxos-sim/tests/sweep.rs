@@ -172,6 +172,24 @@ fn a_proposer_lost_for_good_in_every_run() {
     assert!(lost > 300, "proposers lost: {lost}");
 }
 
+/// An acceptor lost for good in about half the runs (its machine gone, or
+/// it stops at a damaged disk; only once another acceptor holds the first
+/// configuration, and with no operator's change pending), under every
+/// fault: the others carry on, proposers behind catch up from the acceptors
+/// left (those that heard it last may take it to be the furthest ahead, and
+/// ask it in vain), and every guarantee holds.
+#[test]
+fn an_acceptor_lost_for_good_in_every_run() {
+    let o = Overrides { lose_acceptor: true, ..Overrides::default() };
+    let mut lost = 0;
+    for seed in 120_000..120_500 {
+        let outcome = run(seed, &o);
+        assert!(outcome.ok(), "seed {seed} (--lose-acceptor): {:?}", outcome.violations);
+        lost += outcome.stats.acceptors_lost;
+    }
+    assert!(lost > 150, "acceptors lost: {lost}");
+}
+
 /// Leadership transfers in every run (`paxosctl leader transfer`), under
 /// every fault: the proposer handed leadership campaigns at once, whatever
 /// the election says, and every guarantee holds.

@@ -65,8 +65,19 @@
 //! The last segment is opened with [`Wal::open_at`]: a torn tail (a write a
 //! crash interrupted) is cut, damage in the middle refuses to start. Sealed
 //! segments are read strictly: any damage where a record must be refuses to
-//! start (or fails the read). The batch format drops a batch whose last
-//! record is missing, as before.
+//! start (or fails the read), and so do a segment missing between others
+//! (retention deletes from the first only), a decided log that jumps past a
+//! slot at or after its start, and a segment whose records end before the
+//! last slot its index holds (zeros over synced records). A roll or a
+//! checkpoint fails when the log folder is gone (the data dir deleted under
+//! the running node), rather than creating it again over a log that lost
+//! its segments. The batch format drops a batch whose last record is
+//! missing, as before.
+//!
+//! Not detected: a tail of synced records lost whole (zeroed, or the data
+//! dir replaced by an older copy of itself) reads as a shorter log, and a
+//! damaged last record as a torn write; a node then holds less than it
+//! acknowledged, which only its peers could tell.
 
 use std::fs;
 use std::io;

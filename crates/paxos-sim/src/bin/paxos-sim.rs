@@ -78,6 +78,10 @@ struct Args {
     /// never restarts); the others must carry on. Never drawn from a seed
     #[arg(long)]
     lose_proposer: bool,
+    /// During the faults, one acceptor is lost for good (its machine gone,
+    /// or it stops at a damaged disk); the others must carry on. Never drawn from a seed
+    #[arg(long)]
+    lose_acceptor: bool,
     /// Pin how many operators change the membership: 1, or 2 (the second undoes the first's additions under way)
     #[arg(long)]
     operators: Option<usize>,
@@ -126,6 +130,7 @@ fn main() -> ExitCode {
             clock_spread_ms: args.clock_spread_ms,
             clock_jump_ms: args.clock_jump_ms,
             lose_proposer: args.lose_proposer,
+            lose_acceptor: args.lose_acceptor,
             operators: args.operators,
             transfer_rate: args.transfer_rate,
             fault_ticks: args.no_faults.then_some(1),
@@ -222,6 +227,9 @@ fn replay_flags(args: &Args) -> String {
     }
     if args.lose_proposer {
         s += " --lose-proposer";
+    }
+    if args.lose_acceptor {
+        s += " --lose-acceptor";
     }
     if let Some(o) = args.operators {
         s += &format!(" --operators {o}");
