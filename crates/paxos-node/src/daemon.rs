@@ -120,9 +120,33 @@ pub fn parse_args(name: &'static str, about: &'static str) -> Args {
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => e.exit(),
         Err(e) => {
             // As `usage_error` prints it; nothing is running yet to return to.
-            eprintln!("{}", paxos_client::config::one_line_clap_error(&e.render().to_string(), name));
+            let line = paxos_client::config::one_line_clap_error(&e.render().to_string(), name);
+            let argv: Vec<String> = std::env::args().collect();
+            eprintln!("{}", from_env(&line, &argv, |var| std::env::var_os(var).is_some()));
             std::process::exit(i32::from(USAGE_EXIT_CODE));
         }
+    }
+}
+
+/// The flags a variable of the environment may set instead, as `Args` declares them.
+const FLAG_VARIABLES: [(&str, &str); 5] = [
+    ("--config", "PAXOS_CONFIG"),
+    ("--id", "PAXOS_ID"),
+    ("--listen", "PAXOS_LISTEN"),
+    ("--http", "PAXOS_HTTP"),
+    ("--log-format", "PAXOS_LOG_FORMAT"),
+];
+
+/// `line` (clap's one-line error), saying which variable of the environment
+/// gave the value it refuses when the command line `argv` did not (clap
+/// names the flag alone: `invalid value 'x' for '--id <N>'` for PAXOS_ID=x).
+fn from_env(line: &str, argv: &[String], is_set: impl Fn(&str) -> bool) -> String {
+    let given = |flag: &str| argv.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    let named =
+        FLAG_VARIABLES.iter().find(|(flag, var)| line.contains(&format!("'{flag} ")) && !given(flag) && is_set(var));
+    match named {
+        Some((_, var)) => format!("{line} (the value is {var}'s, from the environment)"),
+        None => line.to_owned(),
     }
 }
 
@@ -415,5 +439,26 @@ pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
             error!("{e:#}");
             ExitCode::from(FAILURE_EXIT_CODE)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A value clap refuses that came from the environment is named with its
+    /// variable; one from the command line is not.
+    #[test]
+    fn a_refused_value_from_the_environment_names_its_variable() {
+        let line = "error: invalid value 'x' for '--id <N>': invalid digit found in string (see --help)";
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let set = |v: &str| v == "PAXOS_ID";
+        assert_eq!(
+            from_env(line, &argv(&["paxos-acceptor", "--config", "c.toml"]), set),
+            format!("{line} (the value is PAXOS_ID's, from the environment)")
+        );
+        assert_eq!(from_env(line, &argv(&["paxos-acceptor", "--id", "x"]), set), line, "the command line's own");
+        assert_eq!(from_env(line, &argv(&["paxos-acceptor", "--id=x"]), set), line);
+        assert_eq!(from_env(line, &argv(&["paxos-acceptor"]), |_| false), line, "no such variable");
     }
 }
