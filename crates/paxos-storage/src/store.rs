@@ -845,12 +845,17 @@ where
     }
 
     /// Deletes the sealed segments retention no longer needs.
+    ///
+    /// Only from the first on, up to the first one kept: a segment in the
+    /// middle that holds no decided slot (promises and votes while nothing
+    /// was decided) stays, so that the segments on disk are always a run
+    /// without gaps, as opening them requires.
     fn delete_retained(&mut self) {
         let (start, keep_from) = (self.start, self.keep_from);
         let mut kept = Vec::with_capacity(self.sealed.len());
         for segment in std::mem::take(&mut self.sealed) {
             let below = segment.index.last.is_none_or(|last| last < start);
-            if below && segment.seq < keep_from && start > Slot(0) {
+            if kept.is_empty() && below && segment.seq < keep_from && start > Slot(0) {
                 let _ = fs::remove_file(segment.path.with_extension("idx"));
                 match fs::remove_file(&segment.path) {
                     Ok(()) => info!(segment = %segment.path.display(), below = start.0, "deleted a segment: retention"),

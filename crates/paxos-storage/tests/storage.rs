@@ -399,6 +399,40 @@ fn retention_deletes_whole_segments() {
     assert!(store.read(Slot(0), 1, usize::MAX).expect("read").start > Slot(0));
 }
 
+/// Retention deletes segments from the first on only: a segment in the
+/// middle that holds no decided slot (votes while nothing was decided)
+/// stays, so the store opens again. Before, it was deleted while the one
+/// before it was kept, and the store then refused to open (a segment
+/// missing between others), found by a review of b0dfad9.
+#[test]
+fn retention_never_deletes_a_segment_between_kept_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = || FileAcceptorStore::open_with(dir.path(), true, 16 * 1024, 8 * 1024);
+    let mut store = open().expect("open");
+    let value = |slot: u64| cmd(1, slot + 1, &"r".repeat(300));
+    let learn = |slot: u64| AcceptorOp::Learn { slot: Slot(slot), value: value(slot) };
+    store.apply(&[AcceptorOp::Identity(7)]).expect("identity");
+    for batch in 0..20u64 {
+        store.apply(&(batch * 10..batch * 10 + 10).map(learn).collect::<Vec<_>>()).expect("learns");
+    }
+    // Votes and nothing decided, for more than a segment.
+    for batch in 0..80u64 {
+        store.apply(&[accept(200 + batch, ballot(1 + batch, 1), value(200 + batch))]).expect("a vote");
+    }
+    for batch in 20..40u64 {
+        store.apply(&(batch * 10..batch * 10 + 10).map(learn).collect::<Vec<_>>()).expect("learns");
+    }
+    // Keep the second half of the first learns: the segment before the votes holds some.
+    store.apply(&[AcceptorOp::Retain(Slot(190))]).expect("retain");
+    for batch in 40..80u64 {
+        store.apply(&(batch * 10..batch * 10 + 10).map(learn).collect::<Vec<_>>()).expect("learns");
+    }
+    drop(store);
+    let mut store = open().expect("opens again: no segment is missing between others");
+    let page = store.read(Slot(190), 10_000, usize::MAX).expect("read from the retention point");
+    assert_eq!(page.entries.len(), 800 - 190, "every retained slot");
+}
+
 /// A data dir is one store's at a time: a second open while the first is
 /// open (another process, or this one) is refused with one line, and
 /// succeeds once the first is closed, with what it wrote.
