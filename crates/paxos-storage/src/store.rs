@@ -66,7 +66,10 @@
 //! crash interrupted) is cut, damage in the middle refuses to start. Sealed
 //! segments are read strictly: any damage where a record must be refuses to
 //! start (or fails the read), and so do a segment missing between others
-//! (retention deletes from the first only), a decided log that jumps past a
+//! (retention deletes from the first on only; a release before it also
+//! deleted segments of votes alone between kept ones, which open: below the
+//! checkpoint, with the decided slots on either side following each
+//! other), a decided log that jumps past a
 //! slot at or after its start, and a segment whose records end before the
 //! last slot its index holds (zeros over synced records). A roll or a
 //! checkpoint fails when the log folder is gone (the data dir deleted under
@@ -459,18 +462,7 @@ where
         let lock = lock_dir(dir)?;
         let mut seqs = segment_numbers(&log_dir)?;
         seqs.sort_unstable();
-        if let Some(w) = seqs.windows(2).find(|w| w[1] != w[0] + 1) {
-            // Retention deletes segments from the first on; one missing after it is damage.
-            return Err(StorageError::Corrupt(format!(
-                "{}: segment {} is missing between {} and {} (deleted or lost); move {} away and start the node \
-                 again on an empty data dir: it copies the log from its peers",
-                log_dir.display(),
-                w[0] + 1,
-                w[0],
-                w[1],
-                dir.display()
-            )));
-        }
+        let gaps: Vec<(u64, u64)> = seqs.windows(2).filter(|w| w[1] != w[0] + 1).map(|w| (w[0], w[1])).collect();
         let checkpoint = Self::read_checkpoints(dir, !seqs.is_empty());
         let (mut state, from_seq, from_offset, mut next_batch, mut start, keep_from) = match checkpoint {
             Some((c, keep_from)) => (c.state, c.seq, c.offset, c.next_batch, c.start, keep_from),
@@ -545,6 +537,7 @@ where
             }
         }
         let (active, wal) = active.expect("the last segment is opened");
+        Self::check_gaps(&log_dir, dir, &gaps, from_seq, &sealed, &active)?;
         let start = sealed.iter().chain([&active]).find_map(|s| s.index.first).map_or(start, |first| first.max(start));
         let mut store = FileStore {
             dir: dir.to_owned(),
@@ -570,6 +563,41 @@ where
         };
         store.start = store.start.max(store.retained_start());
         Ok(store)
+    }
+
+    /// Segments missing between others (`gaps`, the numbers on either side)
+    /// are damage, unless a release before this one's retention deleted them:
+    /// it also deleted a segment that held no decided slot between kept
+    /// ones. Such a gap lies below the checkpoint (`from_seq`: nothing to
+    /// fold from it) and the decided slots on either side follow each other.
+    fn check_gaps(
+        log_dir: &Path,
+        dir: &Path,
+        gaps: &[(u64, u64)],
+        from_seq: u64,
+        sealed: &[Segment],
+        active: &Segment,
+    ) -> Result<(), StorageError> {
+        let segments: Vec<&Segment> = sealed.iter().chain([active]).collect();
+        for &(before, after) in gaps {
+            let last_before = segments.iter().rev().filter(|s| s.seq <= before).find_map(|s| s.index.last);
+            let first_after = segments.iter().filter(|s| s.seq >= after).find_map(|s| s.index.first);
+            let follows = match (last_before, first_after) {
+                (Some(last), Some(first)) => first == last.next(),
+                (_, None) => true,
+                (None, Some(_)) => false,
+            };
+            if after > from_seq || !follows {
+                return Err(StorageError::Corrupt(format!(
+                    "{}: segment {} is missing between {before} and {after} (deleted or lost); move {} away and \
+                     start the node again on an empty data dir: it copies the log from its peers",
+                    log_dir.display(),
+                    before + 1,
+                    dir.display()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Folds (if asked) and indexes the batches of one segment's records.
