@@ -214,7 +214,7 @@ fn unix_secs() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use paxos_proto::{LogRead, MemberOp, MemberRequest, NodeId, Slot, StatusRequest};
+    use paxos_proto::{LogRead, MemberOp, MemberRequest, NodeId, RestoreRequest, Slot, StatusRequest, TransferRequest};
 
     use super::*;
 
@@ -270,6 +270,11 @@ mod tests {
         };
         assert_eq!(g.cookie_for(ClientId(5), src(), Signer::Unsigned, &list(Some(c.cookie))), None);
         assert_eq!(g.cookie_for(ClientId(5), src(), Signer::Peer, &list(None)), None, "an operator needs none");
+        let transfer = Message::TransferRequest(TransferRequest { req: 4, to: NodeId(2), cookie: None });
+        let restore = Message::RestoreRequest(RestoreRequest { req: 5, from: Slot(1), entries: vec![], cookie: None });
+        for (what, msg) in [("transfer", transfer), ("restore", restore)] {
+            assert!(g.cookie_for(ClientId(5), src(), Signer::Unsigned, &msg).is_some(), "{what}: a cookie first");
+        }
     }
 
     #[test]

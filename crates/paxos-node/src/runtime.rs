@@ -503,13 +503,16 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
                 return;
             }
         };
-        // A bundle of reads must not multiply answers: one of each per datagram.
+        // A bundle of requests whose answers may be larger than themselves
+        // (reads, member, restore and transfer requests) must not multiply
+        // answers, cookies included: one of them per datagram.
         let mut reads = 0;
         for env in envs {
-            if matches!(env.msg, Message::StatusRequest(_) | Message::LogRead(_)) {
+            if env.msg.proof().is_some() {
                 reads += 1;
                 if reads > 1 {
-                    self.counters.drop_datagram("dropped.bundle", src, "a second read in one datagram");
+                    let why = "a second read (or member, restore or transfer request) in one datagram";
+                    self.counters.drop_datagram("dropped.bundle", src, why);
                     continue;
                 }
             }
@@ -546,7 +549,7 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
                     };
                     let mut bytes = Vec::new();
                     if paxos_proto::encode(&reply, &mut bytes).is_err() || bytes.len() > datagram_len {
-                        let why = "a read without a cookie, too short for the cookie it would get (pad it)";
+                        let why = "a request without a cookie, too short for the cookie it would get (pad it)";
                         self.counters.drop_datagram("dropped.amplification", src, why);
                         return;
                     }

@@ -220,6 +220,23 @@ async fn no_answer_is_larger_than_its_request(cluster: &Cluster) {
         ("log_read (padded)", Node::Proposer(leader), pad(read(1))),
         ("log_read, unpadded", Node::Proposer(leader), read(2)),
         ("a bundle of 200 log_reads", Node::Proposer(leader), bundle((0..200).map(read).collect())),
+        (
+            "a bundle of 200 member lists",
+            Node::Proposer(leader),
+            bundle((0..200).map(|r| member(r, MemberOp::List)).collect()),
+        ),
+        (
+            "a bundle of 200 transfer_requests",
+            Node::Proposer(leader),
+            bundle(
+                (0..200)
+                    .map(|req| {
+                        let msg = Message::TransferRequest(TransferRequest { req, to: NodeId(9), cookie: None });
+                        envelope(me, Node::Proposer(leader), msg)
+                    })
+                    .collect(),
+            ),
+        ),
         ("member_request list (padded)", Node::Proposer(leader), pad(member(3, MemberOp::List))),
         ("member_request list, unpadded", Node::Proposer(leader), member(4, MemberOp::List)),
         ("member_request remove (padded)", Node::Proposer(leader), pad(member(5, remove()))),
