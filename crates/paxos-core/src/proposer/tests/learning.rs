@@ -268,6 +268,35 @@ fn catch_up_from_acceptors_passes_one_that_does_not_answer() {
     assert_eq!(asked[..5], [acc(5), acc(5), acc(5), acc(4), acc(5)]);
 }
 
+/// Catch-up from acceptors: once another acceptor answers in place of a silent one, it is asked again
+/// while it answers (its answer makes it the node known to be ahead), not the silent first choice
+/// again after every page, which would cost three unanswered requests per page (a review of the
+/// change above asked whether it did).
+#[test]
+fn catch_up_stays_with_the_acceptor_that_answers() {
+    let mut p = proposer(1);
+    tick(&mut p); // tick 1: the probe
+    for a in [3, 4, 5] {
+        step(&mut p, acc(a), report(a, 0, b(1, 2), 600));
+    }
+    let mut asked = Vec::new();
+    for _ in 0..200 {
+        let r = tick(&mut p);
+        for to in r.messages.iter().filter(|o| matches!(o.msg, Message::CatchUp(_))).map(|o| o.to) {
+            asked.push(to);
+            if to == acc(4) {
+                let nothing =
+                    CatchUpReply { from: Slot(0), entries: vec![], decided: Slot(600), epoch: None, nonce: 0 };
+                step(&mut p, to, Message::CatchUpReply(nothing));
+            }
+        }
+        if asked.len() >= 7 {
+            break;
+        }
+    }
+    assert_eq!(asked[..7], [acc(5), acc(5), acc(5), acc(4), acc(4), acc(4), acc(4)]);
+}
+
 /// Catch-up: a node that answers, even with nothing that advances our decided prefix, is not given up
 /// for another; only requests left unanswered count towards [`CATCH_UP_SWITCH_AFTER`]. Before, three
 /// requests sent made the proposer ask elsewhere, and a peer whose answers called for a restart of the
