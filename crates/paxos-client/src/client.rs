@@ -305,7 +305,8 @@ impl Client {
 
     /// Lists, adds or removes a member (`paxosctl member`): the leader makes
     /// the change through the log and answers once it is decided; the
-    /// request is signed with the cluster's peer key. Follows redirects. A
+    /// request is signed with the cluster's peer key (a list needs none: it
+    /// is then signed with the client key, or unsigned with a cookie). Follows redirects. A
     /// change lists the members first and is asked from that configuration
     /// ([`Client::member_from`]), both within one timeout.
     ///

@@ -1,8 +1,9 @@
 //! The operator's changes: `member list|add|remove`, `backup FILE`, `restore FILE`.
 //!
-//! Membership and restore requests are signed with the cluster file's peer
-//! key (an operator holds it; a client key is not enough), go to the leader,
-//! and are answered once the change is decided in the log.
+//! Membership changes and restore requests are signed with the cluster
+//! file's peer key (an operator holds it; a client key is not enough), go to
+//! the leader, and are answered once the change is decided in the log. A
+//! member list needs no key (signed with the peer key when the file has it).
 //!
 //! # Backup format
 //!
