@@ -288,16 +288,25 @@ fn lost_indexes_are_rebuilt() {
     assert!(segments[1].with_extension("idx").exists(), "rebuilt and written again");
 }
 
-/// A store of many small sealed segments holding slots 0..1000 of the
-/// decided log, closed: its data dir and segments.
+/// A proposer learns a value of 300 bytes at `slot`.
+fn learn_300(slot: u64) -> ProposerOp {
+    ProposerOp::Learn { slot: Slot(slot), value: cmd(1, slot + 1, &"r".repeat(300)), duplicate: false }
+}
+
+/// A proposer's store in `dir` of 16 KiB segments and 8 KiB checkpoints,
+/// holding slots 0..1000 of the decided log in batches of ten.
+fn store_of_1000_slots(dir: &Path) -> FileProposerStore {
+    let mut store = FileProposerStore::open_with(dir, true, 16 * 1024, 8 * 1024).expect("open");
+    for batch in 0..100u64 {
+        store.apply(&(batch * 10..batch * 10 + 10).map(learn_300).collect::<Vec<_>>()).expect("apply");
+    }
+    store
+}
+
+/// [`store_of_1000_slots`], closed: its data dir and segments.
 fn sealed_segments() -> (tempfile::TempDir, Vec<PathBuf>) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = FileProposerStore::open_with(dir.path(), true, 16 * 1024, 8 * 1024).expect("open");
-    let learn =
-        |slot: u64| ProposerOp::Learn { slot: Slot(slot), value: cmd(1, slot + 1, &"r".repeat(300)), duplicate: false };
-    for batch in 0..100u64 {
-        store.apply(&(batch * 10..batch * 10 + 10).map(learn).collect::<Vec<_>>()).expect("apply");
-    }
+    let store = store_of_1000_slots(dir.path());
     let segments = store.segments();
     assert!(segments.len() > 6, "{segments:?}");
     (dir, segments)
@@ -361,12 +370,10 @@ fn a_data_dir_deleted_under_the_store_stops_it() {
     let parent = tempfile::tempdir().expect("tempdir");
     let dir = parent.path().join("proposer-1");
     let mut store = FileProposerStore::open_with(&dir, true, 16 * 1024, 8 * 1024).expect("open");
-    let learn =
-        |slot: u64| ProposerOp::Learn { slot: Slot(slot), value: cmd(1, slot + 1, &"r".repeat(300)), duplicate: false };
-    store.apply(&(0..10).map(learn).collect::<Vec<_>>()).expect("apply");
+    store.apply(&(0..10).map(learn_300).collect::<Vec<_>>()).expect("apply");
     fs::remove_dir_all(&dir).expect("delete the data dir");
     let err = (1..100u64)
-        .find_map(|batch| store.apply(&(batch * 10..batch * 10 + 10).map(learn).collect::<Vec<_>>()).err())
+        .find_map(|batch| store.apply(&(batch * 10..batch * 10 + 10).map(learn_300).collect::<Vec<_>>()).err())
         .expect("a later batch fails");
     assert!(matches!(&err, StorageError::Io(m) if m.contains("log folder is gone")), "{err}");
     assert!(!dir.exists(), "the data dir is not made again");
@@ -377,15 +384,10 @@ fn a_data_dir_deleted_under_the_store_stops_it() {
 #[test]
 fn retention_deletes_whole_segments() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut store = FileProposerStore::open_with(dir.path(), true, 16 * 1024, 8 * 1024).expect("open");
-    let learn =
-        |slot: u64| ProposerOp::Learn { slot: Slot(slot), value: cmd(1, slot + 1, &"r".repeat(300)), duplicate: false };
-    for batch in 0..100u64 {
-        store.apply(&(batch * 10..batch * 10 + 10).map(learn).collect::<Vec<_>>()).expect("apply");
-    }
+    let mut store = store_of_1000_slots(dir.path());
     let before = store.segments().len();
     store.apply(&[ProposerOp::Retain(Slot(800))]).expect("retain");
-    store.apply(&[learn(1000)]).expect("apply");
+    store.apply(&[learn_300(1000)]).expect("apply");
     let after = store.segments().len();
     assert!(after < before / 2, "deleted segments: {before} -> {after}");
     let page = store.read(Slot(0), 10, usize::MAX).expect("read below");
