@@ -89,6 +89,10 @@ pub(crate) struct Link {
     /// proposer: if the leader then stays silent, it may have moved
     /// (removed and added again elsewhere), see [`Link::silent`].
     followed: Option<(NodeId, Node)>,
+    /// Members that did not answer an attempt at the address this link
+    /// had: only for those does the log's address replace the file's
+    /// ([`Link::learn_members`]).
+    silent_members: std::collections::HashSet<Node>,
 }
 
 impl Link {
@@ -123,6 +127,7 @@ impl Link {
             leader_not_in_file: None,
             listed: false,
             followed: None,
+            silent_members: std::collections::HashSet::new(),
         })
     }
 
@@ -155,6 +160,7 @@ impl Link {
     /// members the log decided are to be asked of that proposer (once), as
     /// for a leader the file does not name.
     pub(crate) fn silent(&mut self, node: Node) {
+        self.silent_members.insert(node);
         if let Some((leader, from)) = self.followed.filter(|(l, _)| Node::Proposer(*l) == node) {
             if !self.listed {
                 self.unknown_leader = Some((leader, from));
@@ -174,10 +180,18 @@ impl Link {
 
     /// Takes in the members of `config` (a member list's answer): proposers
     /// and acceptors the cluster file does not name become known, and where
-    /// the log puts a member wins over the file.
+    /// the log puts a member wins over the file for a member that fell
+    /// silent at the file's address (it may have moved). A member that
+    /// answers where the file says keeps that address: the file may name
+    /// it as this host reaches it (published ports, NAT), not as the
+    /// members do (compose service names).
     pub(crate) fn learn_members(&mut self, config: &Config) {
         let proposers = config.proposers.iter().map(|m| (Node::Proposer(m.id), &m.addr));
         for (node, addr) in proposers.chain(config.acceptors.iter().map(|m| (Node::Acceptor(m.id), &m.addr))) {
+            let known = self.members.contains_key(&node);
+            if known && !self.silent_members.contains(&node) {
+                continue;
+            }
             if self.members.get(&node) != Some(addr) {
                 self.members.insert(node, addr.clone());
                 self.resolved.remove(&node);
@@ -279,5 +293,45 @@ impl Link {
         if let Some(field) = msg.cookie_mut() {
             *field = self.cookies.get(&to).cloned();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use paxos_proto::Member;
+
+    use super::*;
+
+    /// A member list moves a member of the file only once it fell silent
+    /// at the file's address: one that answers there keeps it (the file may
+    /// name it as this host reaches it, e.g. compose's published ports,
+    /// while the log names it as the members do). Before, every member
+    /// moved to the log's address, and `status` and clients on the host of a
+    /// compose cluster reached no one (CI's compose run of this change).
+    #[tokio::test]
+    async fn a_member_list_moves_only_members_that_fell_silent() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("cluster.toml");
+        let file = "[[proposers]]\nid = 1\naddr = \"127.0.0.1:7001\"\n\n[[proposers]]\nid = 2\naddr = \"127.0.0.1:7002\"\n\n\
+                    [[acceptors]]\nid = 1\naddr = \"127.0.0.1:7101\"\n";
+        std::fs::write(&path, file).expect("write the cluster file");
+        let mut link = Link::new(&ClusterConfig::load(&path).expect("the cluster file")).expect("a link");
+        let member = |id, addr: &str| Member { id: NodeId(id), addr: addr.into(), incarnation: None };
+        let config = Config {
+            epoch: 1,
+            acceptors: vec![member(1, "acceptor-1:7101")],
+            proposers: vec![member(1, "proposer-1:7001"), member(2, "proposer-2:7002"), member(3, "proposer-3:7003")],
+            session_lifetime_ms: 3_600_000,
+        };
+        link.silent(Node::Proposer(NodeId(2)));
+
+        link.learn_members(&config);
+
+        let at = |n: Node| link.members.get(&n).cloned();
+        assert_eq!(at(Node::Proposer(NodeId(1))).as_deref(), Some("127.0.0.1:7001"), "answers: stays");
+        assert_eq!(at(Node::Acceptor(NodeId(1))).as_deref(), Some("127.0.0.1:7101"), "answers: stays");
+        assert_eq!(at(Node::Proposer(NodeId(2))).as_deref(), Some("proposer-2:7002"), "silent: moves");
+        assert_eq!(at(Node::Proposer(NodeId(3))).as_deref(), Some("proposer-3:7003"), "not in the file: learned");
+        assert!(link.proposers.contains(&NodeId(3)));
     }
 }

@@ -173,8 +173,13 @@ pub async fn run(cluster: &ClusterConfig, args: StatusArgs, out: &mut Out) -> Re
         None => Vec::new(),
     };
     // Those the file does not name, and those the log moved elsewhere (removed
-    // and added again at another address), are asked where the log puts them.
-    let elsewhere = |(n, addr): &&(Node, String)| !in_file.contains(n) || super::address(cluster, *n) != *addr;
+    // and added again at another address) that did not answer where the file
+    // says, are asked where the log puts them. One that answers where the file
+    // says stays there: the file may name it as this host reaches it (published
+    // ports), not as the members do (compose service names).
+    let answered = |n: &Node| probes.iter().any(|p| p.node == *n && p.reply.is_some());
+    let elsewhere =
+        |(n, addr): &&(Node, String)| !in_file.contains(n) || (super::address(cluster, *n) != *addr && !answered(n));
     let extra: Vec<&(Node, String)> = decided.iter().flatten().filter(elsewhere).collect();
     if !extra.is_empty() {
         let mut widened = cluster.clone();
@@ -189,8 +194,11 @@ pub async fn run(cluster: &ClusterConfig, args: StatusArgs, out: &mut Out) -> Re
         }
         let nodes: Vec<Node> = extra.iter().map(|(n, _)| *n).collect();
         let moved = probe(&widened, &nodes, wait).await?;
-        probes.retain(|p| !nodes.contains(&p.node));
-        probes.extend(moved);
+        // A member of the file silent at both addresses shows where the file says.
+        let found: Vec<Node> =
+            moved.iter().filter(|p| p.reply.is_some() || !in_file.contains(&p.node)).map(|p| p.node).collect();
+        probes.retain(|p| !found.contains(&p.node));
+        probes.extend(moved.into_iter().filter(|p| found.contains(&p.node)));
     }
     let nodes: Vec<NodeStatus<'_>> = probes
         .iter()
