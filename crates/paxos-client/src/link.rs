@@ -312,7 +312,8 @@ mod tests {
     async fn a_member_list_moves_only_members_that_fell_silent() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("cluster.toml");
-        let file = "[[proposers]]\nid = 1\naddr = \"127.0.0.1:7001\"\n\n[[proposers]]\nid = 2\naddr = \"127.0.0.1:7002\"\n\n\
+        let file =
+            "[[proposers]]\nid = 1\naddr = \"127.0.0.1:7001\"\n\n[[proposers]]\nid = 2\naddr = \"127.0.0.1:7002\"\n\n\
                     [[acceptors]]\nid = 1\naddr = \"127.0.0.1:7101\"\n";
         std::fs::write(&path, file).expect("write the cluster file");
         let mut link = Link::new(&ClusterConfig::load(&path).expect("the cluster file")).expect("a link");
