@@ -93,6 +93,10 @@ pub(crate) struct Link {
     /// had: only for those does the log's address replace the file's
     /// ([`Link::learn_members`]).
     silent_members: std::collections::HashSet<Node>,
+    /// Every member's address as the cluster file writes it, for a member
+    /// whose address from the log does not resolve here (a container's name
+    /// seen from its host): it is reached where the file says.
+    file_members: HashMap<Node, String>,
 }
 
 impl Link {
@@ -112,7 +116,7 @@ impl Link {
         Ok(Link {
             socket,
             cluster: cluster.cluster.clone(),
-            members,
+            members: members.clone(),
             resolved: HashMap::new(),
             v6,
             proposers,
@@ -128,6 +132,7 @@ impl Link {
             listed: false,
             followed: None,
             silent_members: std::collections::HashSet::new(),
+            file_members: members,
         })
     }
 
@@ -261,7 +266,13 @@ impl Link {
         let addr = match self.resolved.get(&to) {
             Some(a) => Some(*a),
             None => match self.members.get(&to) {
-                Some(spec) => resolve_member(spec, self.v6).await,
+                Some(spec) => match resolve_member(spec, self.v6).await {
+                    Some(addr) => Some(addr),
+                    None => match self.file_members.get(&to).filter(|f| *f != spec) {
+                        Some(file) => resolve_member(file, self.v6).await,
+                        None => None,
+                    },
+                },
                 None => None,
             },
         };
