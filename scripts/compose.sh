@@ -238,23 +238,32 @@ compose start acceptor-1 acceptor-2 >/dev/null || fail "compose start acceptor-1
 # The state of NODE as the host's paxosctl sees it (status exits 1 while there
 # is no majority, and still prints every node).
 state_of() { { hostctl status --json 2>/dev/null || true; } | sed -En "s/^\\{\"node\":\"$1\",.*\"state\":\"([a-z]+)\".*/\\1/p"; }
+# The configuration epoch NODE reports (0 when it does not answer).
+epoch_of() {
+    local e
+    e=$({ hostctl status --json 2>/dev/null || true; } | sed -En "s/^\\{\"node\":\"$1\",.*\"epoch\":([0-9]+).*/\\1/p")
+    echo "${e:-0}"
+}
 deadline=$((SECONDS + 60))
 until [ "$(state_of acceptor-1)" = up ] && [ "$(state_of acceptor-2)" = up ]; do
     [ $SECONDS -lt $deadline ] || fail "acceptors 1 and 2 are not up again within 60 s of compose start"
     sleep 0.2
 done
+epoch_before=$(epoch_of acceptor-1)
 compose kill acceptor-3 >/dev/null
 compose rm -f acceptor-3 >/dev/null || fail "compose rm acceptor-3 failed"
 docker volume rm "${project}_acceptor-3" >/dev/null || fail "the volume ${project}_acceptor-3 could not be removed"
 replace_start=$SECONDS
 compose up -d --no-build --no-deps acceptor-3 || fail "compose up acceptor-3 (on a new volume) failed"
 # A new incarnation: `rebuilding` (it copies the decided log and does not vote)
-# until a configuration lets it in again: `up`.
+# until a configuration lets it in again: `up` in a later epoch. (Right after
+# its start, before it learns the configuration in force, it says `up` in
+# epoch 0: that is no rebuild.)
 states=
 while :; do
     state=$(state_of acceptor-3)
     case " $states " in *" ${state:-none} "*) ;; *) states="$states ${state:-none}" ;; esac
-    [ "$state" != up ] || break
+    [ "$state" != up ] || [ "$(epoch_of acceptor-3)" -le "$epoch_before" ] || break
     [ $SECONDS -lt $((replace_start + 60)) ] || fail "the replaced acceptor-3 is not up within 60 s (states seen:$states)"
     sleep 0.2
 done
