@@ -95,6 +95,11 @@ pub struct Stats {
     pub proposers_lost: u64,
     /// Acceptors lost for good (`--lose-acceptor`).
     pub acceptors_lost: u64,
+    /// Changes an operator asked while an acceptor lost for good was a
+    /// member: removing it, or adding a spare in its stead.
+    pub lost_replacements: u64,
+    /// Acceptors lost for good that a decided configuration then left out.
+    pub lost_removed: u64,
     /// Acceptors that lost their disk with a crash.
     pub acceptor_wipes: u64,
     /// Proposers that lost their disk with a crash (every one at once counts each).
@@ -163,6 +168,8 @@ pub struct World {
     lost: Option<usize>,
     /// The acceptor lost for good (`--lose-acceptor`), by acceptor index.
     lost_acceptor: Option<usize>,
+    /// The acceptor lost for good is no member any more (counted once).
+    lost_out: bool,
     /// Per acceptor: lost its disk, and its new incarnation is not let in yet.
     pub(crate) amnesiac: Vec<bool>,
     /// Per endpoint (nodes, then clients): its side of the partition, whether it
@@ -335,6 +342,7 @@ impl World {
             crash_now: vec![None; n],
             lost: None,
             lost_acceptor: None,
+            lost_out: false,
             partition: None,
             tick_skip,
             proposer_ahead_ms,
@@ -628,7 +636,8 @@ impl World {
     /// core's rule for unpinned incarnations), and a cluster short of one
     /// acceptor for good, and of another for a while, rightly cannot start
     /// again. Nor while an operator's membership change is
-    /// pending, which may need it (see [`World::operate`]).
+    /// pending, which may need it; from then on the operators replace it
+    /// ([`World::replace_lost`]).
     fn lose_acceptor(&mut self) {
         if self.config().epoch == 0 || self.admins.iter().any(|a| a.pending().is_some()) {
             return;
@@ -752,16 +761,81 @@ impl World {
 
     /// The operators' moves of this tick.
     fn operate(&mut self) {
-        // With an acceptor lost for good, a change may need it (one more than
-        // a majority of the new configuration must be ready) and wait for it
-        // for ever: the operators leave the membership alone then.
-        if self.lost_acceptor.is_none() {
+        if self.lost_member().is_some() {
+            self.replace_lost();
+        } else {
             self.operate_first();
             if self.params.operators > 1 {
                 self.operate_second();
             }
         }
         self.transfer();
+    }
+
+    /// The acceptor lost for good, by index, while the configuration in
+    /// force holds it; counts the first tick it does not any more.
+    fn lost_member(&mut self) -> Option<usize> {
+        let a = self.lost_acceptor?;
+        let id = self.acceptor_ids[a];
+        if self.config().acceptors.iter().any(|m| m.id == id) {
+            return Some(a);
+        }
+        if !self.lost_out {
+            self.lost_out = true;
+            self.stats.lost_removed += 1;
+            if self.verbose {
+                println!("{:>6} acceptor {} (lost for good) is no member any more", self.now, a + 1);
+            }
+        }
+        None
+    }
+
+    /// While an acceptor lost for good is a member, the first operator
+    /// replaces it, as one would: it removes the lost acceptor, or adds a
+    /// spare in its stead (the other comes later), whichever the leader can
+    /// make without it. A change waits until one more acceptor than a
+    /// majority of its new configuration is ready, and the lost one never
+    /// will be: a change that needs it would wait for ever (in a cluster of
+    /// three, adding a fourth before removing the lost one does; so does
+    /// removing another acceptor of five). No other change is asked
+    /// meanwhile, and the second operator waits.
+    fn replace_lost(&mut self) {
+        let Some(lost) = self.lost_member() else { return };
+        if self.admins[0].busy() || !self.fault_rng.chance(self.params.member_rate) {
+            return;
+        }
+        let config = self.config().clone();
+        let lost_id = self.acceptor_ids[lost];
+        // Whether a change to `n` acceptors, `live` of them not lost, can be made without the lost one.
+        let feasible = |n: usize, live: usize| live >= (paxos_core::majority(n) + usize::from(n >= 3)).min(n);
+        let p0 = self.proposer_ids.len();
+        let late = |a: usize| self.late_starts.iter().any(|(_, l)| *l == a);
+        let spare = (0..self.acceptor_ids.len()).find(|a| {
+            !self.started[p0 + a] && !late(*a) && !left_alone(&self.admins, MemberRole::Acceptor, self.acceptor_ids[*a])
+        });
+        let n = config.acceptors.len();
+        let mut choices: Vec<MemberOp> = Vec::new();
+        if n > 1 && feasible(n - 1, n - 1) && !left_alone(&self.admins, MemberRole::Acceptor, lost_id) {
+            choices.push(MemberOp::Remove { role: MemberRole::Acceptor, id: lost_id });
+        }
+        if let Some(a) = spare.filter(|_| n < 7 && feasible(n + 1, n)) {
+            let id = self.acceptor_ids[a];
+            choices.push(MemberOp::Add { role: MemberRole::Acceptor, id, addr: format!("acceptor-{id}") });
+        }
+        if choices.is_empty() {
+            return;
+        }
+        let op = choices.swap_remove(self.fault_rng.index(choices.len()));
+        if let MemberOp::Add { id, .. } = &op {
+            let a = self.acceptor_index(*id).expect("a spare");
+            self.start_acceptor(a);
+        }
+        let deadline_ms = self.draw_deadline();
+        if self.verbose {
+            println!("{:>6} operator, replacing lost acceptor {lost_id}: {op:?}", self.now);
+        }
+        self.stats.lost_replacements += 1;
+        self.admins[0].start(op, self.now, deadline_ms);
     }
 
     /// The transferring operator's move of this tick: now and then it asks
