@@ -167,6 +167,12 @@ nx status
 
 # ---- 3b. replace a node ------------------------------------------------------------------
 step "3b. replace acceptor-3: killed, its data dir deleted (a new machine in its place), started again"
+epoch_of() {
+    local e
+    e=$({ ctl status --json 2>/dev/null || true; } | sed -En "s/^\\{\"node\":\"$1\",.*\"epoch\":([0-9]+).*/\\1/p")
+    echo "${e:-0}"
+}
+epoch_before=$(epoch_of acceptor-1)
 pid=$(cat "$dir/pids/acceptor-3.pid")
 nx kill acceptor-3
 while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
@@ -174,13 +180,15 @@ rm -rf "$dir/data/acceptor-3"
 replace_start=$(now_ms)
 nx restart acceptor-3
 # It comes back with another incarnation: `rebuilding` (it copies the decided
-# log and never votes meanwhile) until a configuration lets it in again: `up`.
+# log and never votes meanwhile) until a configuration lets it in again: `up`
+# in a later epoch. (Right after its start, before it learns the configuration
+# in force, it says `up` in the epoch of the cluster file: not the rebuild.)
 deadline=$((SECONDS + 60))
 states=
 while :; do
     state=$({ ctl status --json 2>/dev/null || true; } | sed -En 's/^\{"node":"acceptor-3",.*"state":"([a-z]+)".*/\1/p')
     case " $states " in *" ${state:-none} "*) ;; *) states="$states ${state:-none}" ;; esac
-    [ "$state" != up ] || break
+    [ "$state" != up ] || [ "$(epoch_of acceptor-3)" -le "$epoch_before" ] || break
     [ $SECONDS -lt $deadline ] || fail "the replaced acceptor-3 is not up within 60 s (states seen:$states)"
     sleep 0.1
 done
