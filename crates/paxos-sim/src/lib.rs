@@ -117,6 +117,23 @@ pub fn run_params(params: Params, verbose: bool) -> Outcome {
         world.stats.transfers_handed =
             transfers.iter().filter(|(to, leader, error)| error.is_none() && leader == &Some(*to)).count() as u64;
     }
+    for p in world.proposers.iter().flatten() {
+        world.stats.writes_lost_seen += p.status().counters.get("acceptor_writes_lost").copied().unwrap_or(0);
+    }
+    // No false alarm: a proposer says an acceptor lost writes it had synced
+    // only when one did (an insider may forge the answers that say so).
+    if world.stats.writes_lost_seen > 0
+        && world.stats.tails_lost == 0
+        && world.params.adversary != Some(Adversary::Insider)
+    {
+        world.violations.push(Violation {
+            invariant: "writes-lost alarm",
+            detail: format!(
+                "a proposer said {} times that an acceptor lost writes it had synced; no disk lost any",
+                world.stats.writes_lost_seen
+            ),
+        });
+    }
     world.stats.acked = world.clients.iter().flat_map(|c| &c.requests).filter(|r| r.acked.is_some()).count() as u64;
     Outcome {
         logs: world

@@ -192,6 +192,8 @@ pub struct Overrides {
     pub lose_proposer: bool,
     /// One acceptor is lost for good during the faults (never drawn from a seed).
     pub lose_acceptor: bool,
+    /// Probability that the bad-disk acceptor's crash also loses durable batches (never drawn from a seed).
+    pub lose_tail: Option<f64>,
     /// Pin how many operators change the membership (1 or 2).
     pub operators: Option<usize>,
     /// Pin the per-tick rate of leadership transfers (0 for none).
@@ -299,6 +301,16 @@ pub struct Params {
     /// comes back), when a majority of every configuration keeps its disk
     /// without it. Only by `--lose-acceptor`.
     pub lose_acceptor: bool,
+    /// Probability that a crash of the one acceptor with a bad disk (one
+    /// per run, drawn at its first such crash, while a majority of every
+    /// configuration keeps its disk without it) also loses its last 1 to
+    /// 256 batches of writes that were durable, which it may have answered
+    /// about: its disk damaged the synced tail (zeroed over, a flipped bit
+    /// in the last record) or its data dir was rolled back to an older
+    /// copy, and it restarts as the same incarnation, not knowing. SPEC
+    /// counts such a node as one that lost its disk, but nothing detects it
+    /// yet: a known hole, measured by this fault. Only by `--lose-tail`.
+    pub lose_tail: f64,
     /// Probability that a partition cuts one direction only.
     pub one_way: f64,
     /// Probability that a datagram is delayed up to 300 ticks (fault phase).
@@ -372,6 +384,7 @@ impl Params {
             clock_jump_ms: 0,
             lose_proposer: false,
             lose_acceptor: false,
+            lose_tail: 0.0,
             one_way: 0.0,
             long_delay: 0.0,
             liveness_ticks: 200,
@@ -444,6 +457,7 @@ impl Params {
         p.clock_jump_ms = o.clock_jump_ms.unwrap_or(0);
         p.lose_proposer = o.lose_proposer;
         p.lose_acceptor = o.lose_acceptor;
+        p.lose_tail = o.lose_tail.unwrap_or(0.0);
         // A second operator in half the faulty runs with membership changes;
         // from a stream of its own too (and none without changes, where it
         // would only shift the partitions' draws).
@@ -466,7 +480,7 @@ impl fmt::Display for Params {
              drop={:.3} duplicate={:.3} max_delay={} crash_rate={:.4} fail_rate={:.4} partition_rate={:.4} \
              crash_before_persist={:.2} client_timeout={} big_values={:.1} codec_check={} wipe_proposer={:.2} \
              wipe_all_proposers={:.4} wipe_acceptor={:.2} member_rate={:.4} operators={} transfer_rate={:.4} session_lifetime_ms={} retain_slots={} \
-             clock_skew={:.3} clock_spread_ms={} clock_jump_ms={} lose_proposer={} lose_acceptor={} one_way={:.1} long_delay={:.4} persist_lag={} liveness_ticks={} failed_acceptors={:?} defect={} \
+             clock_skew={:.3} clock_spread_ms={} clock_jump_ms={} lose_proposer={} lose_acceptor={} lose_tail={:.2} one_way={:.1} long_delay={:.4} persist_lag={} liveness_ticks={} failed_acceptors={:?} defect={} \
              adversary={} adversary_rate={:.3}",
             self.seed,
             self.proposers,
@@ -498,6 +512,7 @@ impl fmt::Display for Params {
             self.clock_jump_ms,
             self.lose_proposer,
             self.lose_acceptor,
+            self.lose_tail,
             self.one_way,
             self.long_delay,
             self.persist_lag,

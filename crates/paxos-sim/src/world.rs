@@ -100,6 +100,11 @@ pub struct Stats {
     pub lost_replacements: u64,
     /// Acceptors lost for good that a decided configuration then left out.
     pub lost_removed: u64,
+    /// Crashes of the bad-disk acceptor that lost durable batches (`--lose-tail`).
+    pub tails_lost: u64,
+    /// Times a proposer said an acceptor's promise went backwards (its
+    /// counter `acceptor_writes_lost`, summed over every start).
+    pub writes_lost_seen: u64,
     /// Acceptors that lost their disk with a crash.
     pub acceptor_wipes: u64,
     /// Proposers that lost their disk with a crash (every one at once counts each).
@@ -127,6 +132,9 @@ pub struct Stats {
     pub configs: u64,
 }
 
+/// How many of an acceptor's last durable batches `--lose-tail` may lose at once.
+const TAIL_BATCHES: usize = 256;
+
 /// The world of one run.
 pub struct World {
     pub(crate) params: Params,
@@ -143,6 +151,9 @@ pub struct World {
     pub(crate) proposer_disks: Vec<MemStore<ProposerState>>,
     pub(crate) acceptors: Vec<Option<Acceptor>>,
     pub(crate) acceptor_disks: Vec<MemStore<AcceptorState>>,
+    /// Per acceptor, its disk before each of its last durable batches, the
+    /// latest last (`--lose-tail` only).
+    before_last: Vec<Vec<MemStore<AcceptorState>>>,
     /// Per acceptor, the fold of every operation its running incarnation
     /// handed out, from the state it was started with: what its state must
     /// be right after each `take_ready` (the daemons' store checkpoints the
@@ -168,6 +179,8 @@ pub struct World {
     lost: Option<usize>,
     /// The acceptor lost for good (`--lose-acceptor`), by acceptor index.
     lost_acceptor: Option<usize>,
+    /// The one acceptor whose disk loses durable batches (`--lose-tail`), once it did.
+    tail_lost: Option<usize>,
     /// The acceptor lost for good is no member any more (counted once).
     lost_out: bool,
     /// Per acceptor: lost its disk, and its new incarnation is not let in yet.
@@ -328,6 +341,7 @@ impl World {
             proposer_disks: vec![MemStore::<ProposerState>::default(); proposer_ids.len()],
             acceptors: (0..acceptor_ids.len()).map(|_| None).collect(),
             acceptor_disks: vec![MemStore::<AcceptorState>::default(); acceptor_ids.len()],
+            before_last: vec![Vec::new(); acceptor_ids.len()],
             acceptor_folds: vec![AcceptorState::default(); acceptor_ids.len()],
             amnesiac: vec![false; acceptor_ids.len()],
             started: vec![false; n],
@@ -343,6 +357,7 @@ impl World {
             lost: None,
             lost_acceptor: None,
             lost_out: false,
+            tail_lost: None,
             partition: None,
             tick_skip,
             proposer_ahead_ms,
@@ -561,6 +576,15 @@ impl World {
         if self.params.lose_acceptor && self.lost_acceptor.is_none() && self.fault_rng.chance(0.02) {
             self.lose_acceptor();
         }
+        // The machine with the bad disk also crashes more often than the rest
+        // (before it is drawn, any acceptor may be it).
+        if self.params.lose_tail > 0.0 && self.fault_rng.chance(0.01 * self.params.lose_tail) {
+            let p0 = self.proposer_ids.len();
+            let a = self.tail_lost.unwrap_or_else(|| self.fault_rng.index(self.acceptor_ids.len()));
+            if self.is_up(p0 + a) && self.crash_now[p0 + a].is_none() && self.lost_acceptor != Some(a) {
+                self.crash_now[p0 + a] = Some(false);
+            }
+        }
         if self.fault_rng.chance(self.params.crash_rate) {
             let i = self.fault_rng.index(n);
             if self.is_up(i) {
@@ -711,12 +735,28 @@ impl World {
                     self.acceptor_index(m.id).is_none_or(|i| {
                         let pinned =
                             config.epoch == 0 || m.incarnation == Some(self.acceptor_disks[i].state.incarnation);
-                        self.amnesiac[i] || i == a || !pinned || self.lost_acceptor == Some(i)
+                        self.amnesiac[i]
+                            || i == a
+                            || !pinned
+                            || self.lost_acceptor == Some(i)
+                            || self.tail_lost == Some(i)
                     })
                 })
                 .count();
             lost <= (config.acceptors.len() - 1) / 2
         })
+    }
+
+    /// Whether acceptor `a`'s crash now also loses durable batches
+    /// (`--lose-tail`): one acceptor per run has the bad disk, and from its
+    /// first loss on it counts as lost in every configuration
+    /// ([`World::may_wipe`]: it never knows, so nothing lets it in again),
+    /// so only while a majority of each keeps its disk without it.
+    fn loses_tail(&mut self, a: usize) -> bool {
+        self.params.lose_tail > 0.0
+            && self.tail_lost.is_none_or(|t| t == a)
+            && (self.tail_lost.is_some() || self.may_wipe(a))
+            && self.fault_rng.chance(self.params.lose_tail)
     }
 
     /// Which operator client id `c` is, if it is one.
@@ -1216,7 +1256,9 @@ impl World {
         let p0 = self.proposer_ids.len();
         self.stats.crashes += 1;
         if i < p0 {
-            self.proposers[i] = None;
+            if let Some(p) = self.proposers[i].take() {
+                self.stats.writes_lost_seen += p.status().counters.get("acceptor_writes_lost").copied().unwrap_or(0);
+            }
             if wipe {
                 self.proposer_disks[i] = MemStore::<ProposerState>::default();
                 self.stats.proposer_wipes += 1;
@@ -1224,7 +1266,20 @@ impl World {
         } else {
             let a = i - p0;
             self.acceptors[a] = None;
+            if !wipe && self.loses_tail(a) {
+                let kept = std::mem::take(&mut self.before_last[a]);
+                if !kept.is_empty() {
+                    self.tail_lost = Some(a);
+                    let lost = 1 + self.fault_rng.index(kept.len());
+                    self.acceptor_disks[a] = kept[kept.len() - lost].clone();
+                    self.stats.tails_lost += 1;
+                    if self.verbose {
+                        println!("{:>6} acceptor {} lost its last {lost} durable batches", self.now, a + 1);
+                    }
+                }
+            }
             if wipe {
+                self.before_last[a].clear();
                 self.acceptor_disks[a] = MemStore::<AcceptorState>::default();
                 self.amnesiac[a] = true;
                 self.last_acceptor_wipe = Some((self.now, self.acceptor_ids[a]));
@@ -1328,6 +1383,13 @@ impl World {
             Writes::Proposer(ops) => self.proposer_disks[i].apply(&ops).expect("in-memory disk"),
             Writes::Acceptor(ops) => {
                 let a = i - self.proposer_ids.len();
+                if self.params.lose_tail > 0.0 {
+                    let kept = &mut self.before_last[a];
+                    if kept.len() == TAIL_BATCHES {
+                        kept.remove(0);
+                    }
+                    kept.push(self.acceptor_disks[a].clone());
+                }
                 self.acceptor_disks[a].apply(&ops).expect("in-memory disk");
                 let id = self.acceptor_ids[a];
                 for op in &ops {

@@ -266,3 +266,26 @@ fn catches_a_catch_up_that_never_gives_up_on_its_node() {
     let o = Overrides { defect: Some(Defect::CatchUpNeverSwitches), lose_proposer: true, ..Overrides::default() };
     catch_within(&o, BOUND);
 }
+
+/// A known hole, not a defect: an acceptor whose disk loses writes it had
+/// synced and answered about (`--lose-tail`: its last 1 to 256 durable
+/// batches, as a zeroed tail or a data dir rolled back to an older copy
+/// would) restarts as the same incarnation, not knowing, and votes with
+/// what it forgot: with a quorum that counts on it, a value clients were
+/// told was decided is overwritten (README, Known limits). Nothing detects
+/// it yet. This pins that the simulator's fault reaches it, so that a fix
+/// can be shown to close it; with the fix, this becomes a sweep that passes.
+#[test]
+fn a_lost_synced_tail_breaks_agreement_a_known_hole() {
+    let o = Overrides { lose_tail: Some(1.0), acceptors: Some(3), ..Overrides::default() };
+    for seed in 0..3000 {
+        let outcome = run(seed, &o);
+        if let Some(v) = outcome.violations.iter().find(|v| v.invariant == "agreement") {
+            println!("lose-tail: agreement broken at seed {seed}: {v}");
+            return;
+        }
+    }
+    panic!(
+        "3000 seeds with --lose-tail 1 --acceptors 3 broke no agreement: the fault no longer reaches the known hole"
+    );
+}

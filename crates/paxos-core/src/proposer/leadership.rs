@@ -7,7 +7,7 @@ use paxos_proto::{
     Ballot, ClientId, Heartbeat, Member, Message, Nack, NackReason, Node, NodeId, Prepare, Probe, ProbeReply, Slot,
     TimeoutNow, TransferReply, TransferRequest,
 };
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{Kept, Phase, Proposer};
 use crate::Ignored;
@@ -252,6 +252,29 @@ impl Proposer {
         let round = m.nonce.wrapping_sub(self.cfg.incarnation);
         if round > self.probe_round {
             return Ok(()); // an answer to an earlier start's probe
+        }
+        // Promises only grow while an acceptor keeps its disk, and it sent
+        // ours only once it was durable: an answer to a round sent after ours
+        // arrived that reports a lower promise, as the same incarnation,
+        // comes from a disk that lost writes it had synced (its tail zeroed,
+        // or its data dir rolled back to an older copy). It votes on with
+        // what it forgot, and may break agreement: nothing here can make it
+        // rebuild, so say it loudly, once (README, Known limits).
+        let forgot =
+            self.acceptors.get(&a).and_then(|i| i.promised_us).filter(|(ballot, incarnation, at)| {
+                round > *at && m.incarnation == *incarnation && m.promised < *ballot
+            });
+        if let Some((ballot, ..)) = forgot {
+            if let Some(info) = self.acceptors.get_mut(&a) {
+                info.promised_us = None;
+            }
+            self.acceptor_writes_lost += 1;
+            error!(
+                node = %Node::Proposer(self.cfg.id), acceptor = %Node::Acceptor(a), %ballot, promised = %m.promised,
+                "an acceptor answers with a promise below the one it made us, as the same incarnation: its disk \
+                 lost writes it had synced, and it may break agreement; stop it, move its data dir away and \
+                 start it again (it then rebuilds from its peers)"
+            );
         }
         let fresh = self.fresh(round);
         let Some(info) = self.acceptors.get_mut(&a) else {

@@ -238,6 +238,10 @@ struct AcceptorInfo {
     challenge: u64,
     /// Its wall clock in its last answer that carried one (Unix ms), and that answer's probe round.
     clock: Option<(u64, u64)>,
+    /// The ballot it promised us (our current one), as which incarnation,
+    /// and the probe round last sent when the promise arrived: any answer
+    /// to a later round must report a promise at least that high.
+    promised_us: Option<(Ballot, u64, u64)>,
 }
 
 /// Client commands this proposer holds for a slot, and who waits for what.
@@ -331,6 +335,9 @@ pub struct Proposer {
     /// The probe round of the last pre-vote sent (one per round), and how many were sent.
     prevote_round: Option<u64>,
     prevotes: u64,
+    /// Acceptors seen to have lost writes they had synced (a promise gone
+    /// backwards as the same incarnation): see [`Proposer::on_probe_reply`].
+    acceptor_writes_lost: u64,
     /// Since when, as the rightful leader, this proposer has heard fewer
     /// acceptors than a quorum, and how many it last said it hears (see
     /// [`Proposer::explain_no_campaign`]).
@@ -420,6 +427,7 @@ impl Proposer {
             step_round: None,
             prevote_round: None,
             prevotes: 0,
+            acceptor_writes_lost: 0,
             short_of_quorum: None,
             stamps_bounded: false,
             stamp_ref: None,
@@ -530,6 +538,7 @@ impl Proposer {
         counters.insert("sessions_evicted".to_owned(), self.learner.state().evicted);
         counters.insert("requests_stale".to_owned(), self.clients.stale);
         counters.insert("prevotes".to_owned(), self.prevotes);
+        counters.insert("acceptor_writes_lost".to_owned(), self.acceptor_writes_lost);
         StatusReply {
             req: 0,
             role: self.role().name().into(),

@@ -91,6 +91,12 @@ impl Proposer {
         // A promise may be late, from an earlier incarnation of the acceptor:
         // only probe rounds say what it holds now (see `membership`).
         self.heard_ahead(Node::Acceptor(a), m.decided);
+        if m.ballot == self.ballot {
+            let round = self.probe_round;
+            if let Some(info) = self.acceptors.get_mut(&a) {
+                info.promised_us = Some((m.ballot, m.incarnation, round));
+            }
+        }
         let Phase::Candidate(p1) = &mut self.phase else { return Ok(()) };
         if m.ballot != self.ballot {
             return Ok(());

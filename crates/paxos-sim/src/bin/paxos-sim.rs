@@ -82,6 +82,11 @@ struct Args {
     /// or it stops at a damaged disk); the others must carry on. Never drawn from a seed
     #[arg(long)]
     lose_acceptor: bool,
+    /// Probability that a crash of one acceptor (a bad disk, one per run) also
+    /// loses its last 1 to 256 durable batches of writes (a damaged synced
+    /// tail or a rolled-back data dir, undetected: a known hole). Never drawn from a seed
+    #[arg(long)]
+    lose_tail: Option<f64>,
     /// Pin how many operators change the membership: 1, or 2 (the second undoes the first's additions under way)
     #[arg(long)]
     operators: Option<usize>,
@@ -131,6 +136,7 @@ fn main() -> ExitCode {
             clock_jump_ms: args.clock_jump_ms,
             lose_proposer: args.lose_proposer,
             lose_acceptor: args.lose_acceptor,
+            lose_tail: args.lose_tail,
             operators: args.operators,
             transfer_rate: args.transfer_rate,
             fault_ticks: args.no_faults.then_some(1),
@@ -230,6 +236,9 @@ fn replay_flags(args: &Args) -> String {
     }
     if args.lose_acceptor {
         s += " --lose-acceptor";
+    }
+    if let Some(t) = args.lose_tail {
+        s += &format!(" --lose-tail {t}");
     }
     if let Some(o) = args.operators {
         s += &format!(" --operators {o}");

@@ -904,3 +904,45 @@ fn a_hand_over_older_than_the_leader_we_know_is_ignored() {
     step(&mut p, prop(1), Message::TimeoutNow(paxos_proto::TimeoutNow { ballot: b1(9, 1) }));
     assert_eq!(p.role(), Leadership::Candidate, "the leader's own hand-over is taken");
 }
+
+/// An acceptor whose disk lost writes it had synced (its tail zeroed, its data dir rolled back): it
+/// promised our ballot, and its answer to a probe round sent after that promise arrived reports a lower
+/// promise as the same incarnation. Promises only grow on a disk that keeps them, so the proposer says
+/// so, once (counter `acceptor_writes_lost`). An answer to a round that left before the promise arrived
+/// (late or reordered) may rightly report less, and so may another incarnation (one that lost its disk
+/// and knows it): neither counts.
+#[test]
+fn an_acceptor_whose_promise_went_backwards_is_reported() {
+    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61; round 6 went out at tick 60
+    let lost = |p: &Proposer| p.status().counters["acceptor_writes_lost"];
+    let late_promise = Message::Promise(Promise {
+        ballot,
+        from: Slot(1),
+        to: Slot(1),
+        done: true,
+        decided: Slot(1),
+        incarnation: inc(2),
+        entries: vec![],
+    });
+    step(&mut p, acc(2), late_promise);
+    let before = b1(1, 1);
+    assert!(before < ballot);
+    step(&mut p, acc(2), report(2, 6, before, 1));
+    assert_eq!(lost(&p), 0, "round 6 left before the promise arrived");
+
+    tick_to(&mut p, 70); // round 7
+    let other_incarnation = match report(2, 7, Ballot::ZERO, 0) {
+        Message::ProbeReply(r) => Message::ProbeReply(ProbeReply { incarnation: inc(2) + 1, joining: true, ..r }),
+        m => unreachable!("{m:?}"),
+    };
+    step(&mut p, acc(2), other_incarnation);
+    assert_eq!(lost(&p), 0, "another incarnation knows it lost its disk");
+    step(&mut p, acc(3), report(3, 7, before, 1));
+    assert_eq!(lost(&p), 0, "acceptor 3 promised as another incarnation (the helpers' promises carry 0)");
+
+    step(&mut p, acc(2), report(2, 7, before, 1));
+    assert_eq!(lost(&p), 1, "the same incarnation, asked after its promise arrived, reports less");
+    step(&mut p, acc(2), report(2, 7, before, 1));
+    assert_eq!(lost(&p), 1, "said once");
+    assert_eq!(p.role(), Leadership::Leader, "nothing else changes: the proposer cannot make it rebuild");
+}
