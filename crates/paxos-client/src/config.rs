@@ -824,8 +824,10 @@ impl ClusterConfig {
 
         validate_cluster_name(&self.cluster).map_err(|p| err("cluster", p))?;
 
-        // Ids per role, addresses across all nodes, by their normalized form;
-        // HTTP addresses likewise among themselves (TCP does not collide with UDP).
+        // Ids per role, addresses across all nodes, by their normalized form
+        // (`localhost` as the loopback addresses it names, see
+        // `collision_keys`); HTTP addresses likewise among themselves (TCP
+        // does not collide with UDP).
         let mut addrs: HashMap<String, String> = HashMap::new();
         let mut https: HashMap<String, String> = HashMap::new();
         for role in Role::ALL {
@@ -840,13 +842,13 @@ impl ClusterConfig {
                     return Err(err(&format!("{here}.id"), format!("duplicate id {} (also {section}[{first}])", m.id)));
                 }
                 let normalized = parse_addr(&m.addr).map_err(|p| err(&format!("{here}.addr"), p))?;
-                if let Some(first) = addrs.insert(normalized, here.clone()) {
+                if let Some(first) = first_with(&mut addrs, &normalized, &here) {
                     return Err(err(&format!("{here}.addr"), format!("duplicate address {} (also {first})", m.addr)));
                 }
                 if let Some(http) = &m.http {
                     let key = format!("{here}.http");
                     let normalized = parse_addr(http).map_err(|p| err(&key, p))?;
-                    if let Some(first) = https.insert(normalized, key.clone()) {
+                    if let Some(first) = first_with(&mut https, &normalized, &key) {
                         return Err(err(&key, format!("duplicate HTTP address {http} (also {first})")));
                     }
                 }
@@ -1035,6 +1037,40 @@ pub fn parse_addr(addr: &str) -> Result<String, String> {
         _ => return Err(format!("{addr:?}: the port {port:?} is not a number in 1..=65535")),
     };
     Ok(format!("{host}:{port}"))
+}
+
+/// Whether two addresses of the form [`parse_addr`] takes may name one
+/// socket: the same normalized form, or `localhost` and a loopback address
+/// it may resolve to (`127.0.0.1` or `[::1]`) on the same port. Other host
+/// names are not resolved; malformed addresses are never the same.
+pub fn same_address(a: &str, b: &str) -> bool {
+    match (parse_addr(a), parse_addr(b)) {
+        (Ok(a), Ok(b)) => collision_keys(&a).iter().any(|k| collision_keys(&b).contains(k)),
+        _ => false,
+    }
+}
+
+/// The keys under which a normalized address may collide with another:
+/// itself, and for `localhost` each loopback address it may resolve to
+/// (host names are otherwise not resolved when the file is read).
+fn collision_keys(normalized: &str) -> Vec<String> {
+    match normalized.strip_prefix("localhost:") {
+        Some(port) => vec![format!("127.0.0.1:{port}"), format!("[::1]:{port}")],
+        None => vec![normalized.to_owned()],
+    }
+}
+
+/// Records `normalized` for `here` in `seen` under each of its collision
+/// keys; returns the entry that had one of them first, if any.
+fn first_with(seen: &mut HashMap<String, String>, normalized: &str, here: &str) -> Option<String> {
+    let keys = collision_keys(normalized);
+    if let Some(first) = keys.iter().find_map(|k| seen.get(k)) {
+        return Some(first.clone());
+    }
+    for k in keys {
+        seen.insert(k, here.to_owned());
+    }
+    None
 }
 
 /// The first paragraph of a rendered clap error on one line, with a pointer

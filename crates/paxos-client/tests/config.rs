@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use paxos_client::config::{parse_addr, ClusterConfig, ConfigError, NodeSettings, Role};
+use paxos_client::config::{parse_addr, same_address, ClusterConfig, ConfigError, NodeSettings, Role};
 
 /// The example of SPEC.md: 2 proposers, 5 acceptors, explicit [node] defaults.
 const SPEC_EXAMPLE: &str = r#"
@@ -423,6 +423,34 @@ id = 1
 addr = "acceptor-1:07101"
 "#;
     expect_err(text, &[], "acceptors[0].addr", "duplicate address");
+}
+
+/// `localhost` may resolve to 127.0.0.1 or ::1: either spelling beside it on
+/// the same port is one socket named twice, whichever comes first. Another
+/// loopback address, or another port, is not.
+#[test]
+fn localhost_and_a_loopback_address_on_one_port_are_a_duplicate() {
+    for (a, b) in [
+        ("localhost:7001", "127.0.0.1:7001"),
+        ("127.0.0.1:7001", "LOCALHOST:7001"),
+        ("[::1]:7001", "localhost:07001"),
+        ("localhost:7001", "localhost:7001"),
+    ] {
+        let text = format!("[[proposers]]\nid = 1\naddr = {a:?}\n[[acceptors]]\nid = 1\naddr = {b:?}\n");
+        let err = load(&text).expect_err(b);
+        assert_eq!(err.key(), "acceptors[0].addr", "{a} and {b}: {err}");
+        assert!(
+            err.to_string().contains("duplicate address") && err.to_string().contains("(also proposers[0])"),
+            "{err}"
+        );
+    }
+    for (a, b) in
+        [("localhost:7001", "127.0.0.2:7001"), ("localhost:7001", "127.0.0.1:7002"), ("127.0.0.1:7001", "[::1]:7001")]
+    {
+        let text = format!("[[proposers]]\nid = 1\naddr = {a:?}\n[[acceptors]]\nid = 1\naddr = {b:?}\n");
+        load(&text).unwrap_or_else(|e| panic!("{a} and {b} are two sockets: {e}"));
+    }
+    assert!(same_address("localhost:7001", "[0::1]:7001") && !same_address("localhost:7001", "bad"));
 }
 
 #[test]

@@ -236,7 +236,9 @@ fn check_new_member(cluster: &ClusterConfig, role: MemberRole, id: u32, addr: &s
         MemberRole::Acceptor => Node::Acceptor(NodeId(id)),
         MemberRole::Proposer => Node::Proposer(NodeId(id)),
     };
-    let other = all_nodes(cluster).into_iter().find(|n| *n != itself && address(cluster, *n) == addr);
+    let other = all_nodes(cluster)
+        .into_iter()
+        .find(|n| *n != itself && paxos_client::config::same_address(&address(cluster, *n), addr));
     if let Some(node) = other {
         return Err(CtlError::Usage(format!(
             "member add: {addr} is {node}'s address in {}; a new member needs an address of its own",

@@ -396,6 +396,8 @@ fn an_unreachable_cluster_or_a_mistake_is_one_line_and_an_exit_code() {
     std::fs::write(&bad, "[[proposers]]\nid = 1\naddr = \"127.0.0.1:1\"\nbogus = 3\n").expect("write");
     // A member to add that cannot be one is refused before anything is sent.
     let acceptor_1 = format!("127.0.0.1:{}", ports[1]);
+    // The same socket spelled another way: `localhost` may resolve to 127.0.0.1.
+    let acceptor_1_spelled = format!("LOCALHOST:0{}", ports[1]);
 
     for (config, args) in [
         (bad.as_path(), &["status"][..]),
@@ -407,6 +409,7 @@ fn an_unreachable_cluster_or_a_mistake_is_one_line_and_an_exit_code() {
         (config.as_path(), &["member", "add", "acceptor", "0", "127.0.0.1:9"]),
         (config.as_path(), &["member", "add", "acceptor", "7", "nonsense"]),
         (config.as_path(), &["member", "add", "acceptor", "7", &acceptor_1]),
+        (config.as_path(), &["member", "add", "acceptor", "7", &acceptor_1_spelled]),
     ] {
         let r = run_with(config, args, Duration::from_secs(10));
         assert_eq!(r.code, Some(2), "{args:?}: {r:#?}");
