@@ -308,8 +308,9 @@ pub struct Params {
     /// about: its disk damaged the synced tail (zeroed over, a flipped bit
     /// in the last record) or its data dir was rolled back to an older
     /// copy, and it restarts as the same incarnation, not knowing. SPEC
-    /// counts such a node as one that lost its disk, but nothing detects it
-    /// yet: a known hole, measured by this fault. Only by `--lose-tail`.
+    /// counts such a node as one that lost its disk, but nothing makes it
+    /// rebuild (a proposer's alarm sees some of it): a known hole, measured
+    /// by this fault. Only by `--lose-tail`.
     pub lose_tail: f64,
     /// Probability that a partition cuts one direction only.
     pub one_way: f64,

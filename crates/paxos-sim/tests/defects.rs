@@ -272,8 +272,9 @@ fn catches_a_catch_up_that_never_gives_up_on_its_node() {
 /// batches, as a zeroed tail or a data dir rolled back to an older copy
 /// would) restarts as the same incarnation, not knowing, and votes with
 /// what it forgot: with a quorum that counts on it, a value clients were
-/// told was decided is overwritten (README, Known limits). Nothing detects
-/// it yet. This pins that the simulator's fault reaches it, so that a fix
+/// told was decided is overwritten (README, Known limits). Nothing makes
+/// it rebuild yet (a proposer's alarm sees some of it). This pins that the
+/// simulator's fault reaches it, so that a fix
 /// can be shown to close it; with the fix, this becomes a sweep that passes.
 #[test]
 fn a_lost_synced_tail_breaks_agreement_a_known_hole() {

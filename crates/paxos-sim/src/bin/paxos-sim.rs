@@ -84,7 +84,7 @@ struct Args {
     lose_acceptor: bool,
     /// Probability that a crash of one acceptor (a bad disk, one per run) also
     /// loses its last 1 to 256 durable batches of writes (a damaged synced
-    /// tail or a rolled-back data dir, undetected: a known hole). Never drawn from a seed
+    /// tail or a rolled-back data dir, which it does not know: a known hole). Never drawn from a seed
     #[arg(long)]
     lose_tail: Option<f64>,
     /// Pin how many operators change the membership: 1, or 2 (the second undoes the first's additions under way)
