@@ -167,11 +167,8 @@ nx status
 
 # ---- 3b. replace a node ------------------------------------------------------------------
 step "3b. replace acceptor-3: killed, its data dir deleted (a new machine in its place), started again"
-epoch_of() {
-    local e
-    e=$({ ctl status --json 2>/dev/null || true; } | sed -En "s/^\\{\"node\":\"$1\",.*\"epoch\":([0-9]+).*/\\1/p")
-    echo "${e:-0}"
-}
+# The configuration epoch acceptor NODE reports (0 when it does not answer).
+epoch_of() { { ctl status --json 2>/dev/null || true; } | status_epoch "$1"; }
 epoch_before=$(epoch_of acceptor-1)
 pid=$(cat "$dir/pids/acceptor-3.pid")
 nx kill acceptor-3

@@ -239,11 +239,7 @@ compose start acceptor-1 acceptor-2 >/dev/null || fail "compose start acceptor-1
 # is no majority, and still prints every node).
 state_of() { { hostctl status --json 2>/dev/null || true; } | sed -En "s/^\\{\"node\":\"$1\",.*\"state\":\"([a-z]+)\".*/\\1/p"; }
 # The configuration epoch NODE reports (0 when it does not answer).
-epoch_of() {
-    local e
-    e=$({ hostctl status --json 2>/dev/null || true; } | sed -En "s/^\\{\"node\":\"$1\",.*\"epoch\":([0-9]+).*/\\1/p")
-    echo "${e:-0}"
-}
+epoch_of() { { hostctl status --json 2>/dev/null || true; } | status_epoch "$1"; }
 deadline=$((SECONDS + 60))
 until [ "$(state_of acceptor-1)" = up ] && [ "$(state_of acceptor-2)" = up ]; do
     [ $SECONDS -lt $deadline ] || fail "acceptors 1 and 2 are not up again within 60 s of compose start"

@@ -39,6 +39,14 @@ check_bins() {
     done
 }
 
+# The configuration epoch of NODE in the `paxosctl status --json` lines read
+# on stdin (0 when NODE is not among them: it did not answer).
+status_epoch() {
+    local e
+    e=$(sed -En "s/^\\{\"node\":\"$1\",.*\"epoch\":([0-9]+).*/\\1/p")
+    echo "${e:-0}"
+}
+
 # Prints the help of SCRIPT: its header comment, from the second line to the
 # first line that is not a comment, without the leading "# ". The header is
 # the only copy of the help, so the two cannot drift apart.

@@ -265,20 +265,23 @@ impl Link {
         };
         let addr = match self.resolved.get(&to) {
             Some(a) => Some(*a),
-            None => match self.members.get(&to) {
-                Some(spec) => match resolve_member(spec, self.v6).await {
-                    Some(addr) => Some(addr),
-                    None => match self.file_members.get(&to).filter(|f| *f != spec) {
-                        Some(file) => resolve_member(file, self.v6).await,
-                        None => None,
-                    },
-                },
-                None => None,
-            },
+            None => self.resolve(to).await,
         };
         let Some(addr) = addr else { return };
         self.resolved.insert(to, addr);
         let _ = self.socket.send_to(datagram, addr).await;
+    }
+
+    /// Where member `to` is reached: at its address (the log's, once it
+    /// moved there), or where the cluster file says when that one does not
+    /// resolve here (a container's name seen from its host).
+    async fn resolve(&self, to: Node) -> Option<SocketAddr> {
+        let spec = self.members.get(&to)?;
+        if let Some(addr) = resolve_member(spec, self.v6).await {
+            return Some(addr);
+        }
+        let file = self.file_members.get(&to).filter(|f| *f != spec)?;
+        resolve_member(file, self.v6).await
     }
 
     /// The envelopes of a received datagram that are for this cluster. A

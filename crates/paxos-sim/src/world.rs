@@ -801,8 +801,8 @@ impl World {
 
     /// The operators' moves of this tick.
     fn operate(&mut self) {
-        if self.lost_member().is_some() {
-            self.replace_lost();
+        if let Some(lost) = self.lost_member() {
+            self.replace_lost(lost);
         } else {
             self.operate_first();
             if self.params.operators > 1 {
@@ -839,8 +839,7 @@ impl World {
     /// three, adding a fourth before removing the lost one does; so does
     /// removing another acceptor of five). No other change is asked
     /// meanwhile, and the second operator waits.
-    fn replace_lost(&mut self) {
-        let Some(lost) = self.lost_member() else { return };
+    fn replace_lost(&mut self, lost: usize) {
         if self.admins[0].busy() || !self.fault_rng.chance(self.params.member_rate) {
             return;
         }
@@ -848,11 +847,7 @@ impl World {
         let lost_id = self.acceptor_ids[lost];
         // Whether a change to `n` acceptors, `live` of them not lost, can be made without the lost one.
         let feasible = |n: usize, live: usize| live >= (paxos_core::majority(n) + usize::from(n >= 3)).min(n);
-        let p0 = self.proposer_ids.len();
-        let late = |a: usize| self.late_starts.iter().any(|(_, l)| *l == a);
-        let spare = (0..self.acceptor_ids.len()).find(|a| {
-            !self.started[p0 + a] && !late(*a) && !left_alone(&self.admins, MemberRole::Acceptor, self.acceptor_ids[*a])
-        });
+        let spare = self.spare_acceptor();
         let n = config.acceptors.len();
         let mut choices: Vec<MemberOp> = Vec::new();
         if n > 1 && feasible(n - 1, n - 1) && !left_alone(&self.admins, MemberRole::Acceptor, lost_id) {
@@ -978,6 +973,16 @@ impl World {
             .then(|| unix_ms(self.now + self.fault_rng.range(20, self.params.liveness_ticks.max(20))))
     }
 
+    /// An acceptor the operators may add: never started, not waiting to
+    /// start late, and not one whose change was given up or is pending.
+    fn spare_acceptor(&self) -> Option<usize> {
+        let p0 = self.proposer_ids.len();
+        let late = |a: usize| self.late_starts.iter().any(|(_, l)| *l == a);
+        (0..self.acceptor_ids.len()).find(|a| {
+            !self.started[p0 + a] && !late(*a) && !left_alone(&self.admins, MemberRole::Acceptor, self.acceptor_ids[*a])
+        })
+    }
+
     /// The first operator's move of this tick: a membership change, one at a time.
     fn operate_first(&mut self) {
         if self.admins[0].busy() || self.operate_hastily() {
@@ -989,9 +994,7 @@ impl World {
         let config = self.config().clone();
         let p0 = self.proposer_ids.len();
         let left_alone = |role: MemberRole, id: NodeId| left_alone(&self.admins, role, id);
-        let late = |a: usize| self.late_starts.iter().any(|(_, l)| *l == a);
-        let spare_acceptor = (0..self.acceptor_ids.len())
-            .find(|a| !self.started[p0 + a] && !late(*a) && !left_alone(MemberRole::Acceptor, self.acceptor_ids[*a]));
+        let spare_acceptor = self.spare_acceptor();
         let spare_proposer =
             (0..p0).find(|p| !self.started[*p] && !left_alone(MemberRole::Proposer, self.proposer_ids[*p]));
         let mut choices: Vec<MemberOp> = Vec::new();
