@@ -45,8 +45,9 @@ impl<R: Role> Running<R> {
             wire.push_back((me, out.to, out.msg));
         }
         for read in ready.reads {
-            if let Ok(page) = self.store.read(read.from, read.limit, read.max_bytes) {
-                self.role.on_read(read.id, page);
+            match self.store.read(read.from, read.limit, read.max_bytes) {
+                Ok(page) => self.role.on_read(read.id, page),
+                Err(_) => self.role.on_read_failed(read.id),
             }
         }
     }

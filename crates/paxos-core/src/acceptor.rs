@@ -27,6 +27,7 @@ use paxos_proto::{
 };
 use tracing::{debug, info, warn};
 
+use crate::proposer::CATCH_UP_SWITCH_AFTER;
 use crate::restart::{catch_up_reply, nonce, Copy, Frozen};
 use crate::{
     round_ceiling, AcceptorOp, AcceptorState, Defects, Ignored, LogPage, ReadRequest, Ready, Tick, CLOCK_SKEW_SECS,
@@ -116,17 +117,23 @@ pub struct Acceptor {
     /// The highest decided prefix a proposer told us of, and that proposer.
     commit: Slot,
     source: Option<NodeId>,
+    /// The last source that left a catch-up request unanswered
+    /// [`CATCH_UP_SWITCH_AFTER`] times in a row: it is not made the source
+    /// again by telling us of commits (only by the turn of the others).
+    passed: Option<NodeId>,
     catch_up_after: Tick,
     /// The last catch-up request: whom we asked, from which slot, with which nonce.
     asked: Option<(NodeId, Slot, u64)>,
+    /// How many times in a row that request was sent (it is answered when our log grows).
+    asked_times: u32,
     /// Catch-up requests and copies of a proposer's state started (the counter of their nonces).
     requests: u64,
     /// A proposer's state being copied, to restart our decided log later (retention).
     copying: Option<Copy>,
     /// Our log's state, frozen for a proposer that copies it.
     frozen: Vec<Frozen>,
-    /// Reads of the decided log in flight: who asked, and the nonce to echo.
-    reads: HashMap<u64, (NodeId, u64)>,
+    /// Reads of the decided log in flight: who asked, the nonce to echo, and the first slot read.
+    reads: HashMap<u64, (NodeId, u64, Slot)>,
     next_read: u64,
     /// The ballot we had promised when its proposer last renewed its lease
     /// (see [`Acceptor::lease_holder`]), and when.
@@ -152,8 +159,10 @@ impl Acceptor {
             now: Tick::ZERO,
             commit: Slot(0),
             source: None,
+            passed: None,
             catch_up_after: Tick::ZERO,
             asked: None,
+            asked_times: 0,
             requests: 0,
             copying: None,
             frozen: Vec::new(),
@@ -262,11 +271,25 @@ impl Acceptor {
 
     /// A page of the decided log that was read for a proposer's catch-up.
     pub fn on_read(&mut self, id: u64, page: LogPage) {
-        let Some((to, nonce)) = self.reads.remove(&id) else { return };
+        let Some((to, nonce, _)) = self.reads.remove(&id) else { return };
+        self.on_read_page(to, nonce, page);
+    }
+
+    fn on_read_page(&mut self, to: NodeId, nonce: u64, page: LogPage) {
         let entries = page.entries.into_iter().map(|e| e.value).collect();
         let (decided, start, epoch) = (self.state.decided, self.state.start, self.state.epoch.as_ref());
         let reply = catch_up_reply(nonce, page.from, entries, decided, start, epoch);
         self.ready.send(Node::Proposer(to), Message::CatchUpReply(reply));
+    }
+
+    /// A read for a proposer's catch-up failed: no answer, so that the
+    /// proposer asks another node after its retries.
+    pub fn on_read_failed(&mut self, id: u64) {
+        let Some((to, nonce, from)) = self.reads.remove(&id) else { return };
+        if self.defects.failed_read_as_end {
+            let start = self.state.start;
+            self.on_read_page(to, nonce, LogPage { start, from, entries: Vec::new() });
+        }
     }
 
     /// A status report (the runtime fills in `req`, `failed` and counters).
@@ -417,7 +440,7 @@ impl Acceptor {
         let from_slot = m.from.min(self.state.decided);
         let id = self.next_read;
         self.next_read += 1;
-        self.reads.insert(id, (from, m.nonce));
+        self.reads.insert(id, (from, m.nonce, from_slot));
         let limit = m.limit.min(ACCEPTOR_CATCH_UP_LIMIT) as usize;
         self.ready.reads.push(ReadRequest { id, from: from_slot, limit, max_bytes: MAX_BATCH_BYTES });
         Ok(())
@@ -461,7 +484,7 @@ impl Acceptor {
         let bounded = commit.min(Slot(self.state.decided.0.saturating_add(MAX_SLOT_STEP)));
         // The latest to tell us of the most is who we copy from (a new leader
         // announcing the same commit replaces one that may be gone).
-        if bounded >= self.commit || self.source.is_none() {
+        if (bounded >= self.commit || self.source.is_none()) && self.passed != Some(from) {
             self.source = Some(from);
         }
         self.commit = self.commit.max(bounded);
@@ -572,19 +595,44 @@ impl Acceptor {
         if self.state.decided >= self.commit || self.now < self.catch_up_after || self.copying.is_some() {
             return;
         }
-        let Some(source) = self.source else { return };
+        let Some(mut to) = self.source else { return };
         self.catch_up_after = self.now + ACCEPTOR_CATCH_UP_TICKS;
+        let decided = self.state.decided;
+        // The source asked from the same slot this many times in a row
+        // without an answer may be gone, or unable to read its log (a
+        // damaged segment answers nothing) while it still tells us of
+        // commits: the next proposer of the configuration becomes the
+        // source, and so on round it, until one answers.
+        let unanswered = self.asked_times >= CATCH_UP_SWITCH_AFTER
+            && self.asked.is_some_and(|(p, d, _)| p == to && d == decided)
+            && !self.defects.catch_up_never_switches;
+        if unanswered {
+            self.passed = Some(to);
+            to = self.proposer_after(to);
+            self.source = Some(to);
+        }
         // A request asked again (same proposer, same slot) keeps its nonce, so that a late answer still counts.
         let nonce = match self.asked {
-            Some((p, d, nonce)) if p == source && d == self.state.decided => nonce,
+            Some((p, d, nonce)) if p == to && d == decided => {
+                self.asked_times += 1;
+                nonce
+            }
             _ => {
+                self.asked_times = 1;
                 self.requests += 1;
                 nonce(self.cfg.nonce_seed, self.requests)
             }
         };
-        let request = CatchUp { from: self.state.decided, limit: ACCEPTOR_CATCH_UP_LIMIT, nonce };
-        self.asked = Some((source, self.state.decided, nonce));
-        self.ready.send(Node::Proposer(source), Message::CatchUp(request));
+        let request = CatchUp { from: decided, limit: ACCEPTOR_CATCH_UP_LIMIT, nonce };
+        self.asked = Some((to, decided, nonce));
+        self.ready.send(Node::Proposer(to), Message::CatchUp(request));
+    }
+
+    /// The proposer after `p` in the configuration we know, by id, round
+    /// the end (`p` itself when it is the only one).
+    fn proposer_after(&self, p: NodeId) -> NodeId {
+        let ids = self.config().proposers.iter().map(|m| m.id);
+        ids.clone().filter(|id| *id > p).min().or_else(|| ids.filter(|id| *id != p).min()).unwrap_or(p)
     }
 
     /// A proposer campaigns in a later epoch: we join it once our decided log
@@ -750,6 +798,10 @@ impl crate::Role for Acceptor {
 
     fn on_read(&mut self, id: u64, page: LogPage) {
         Acceptor::on_read(self, id, page);
+    }
+
+    fn on_read_failed(&mut self, id: u64) {
+        Acceptor::on_read_failed(self, id);
     }
 
     fn status(&self) -> StatusReply {

@@ -48,8 +48,13 @@ pub struct Defects {
     /// far ahead of the acceptors' it runs.
     pub(crate) unbounded_stamps: bool,
     /// A proposer asks the node it takes to be furthest ahead for the
-    /// decided slots it lacks, however often that node leaves it unanswered.
+    /// decided slots it lacks, however often that node leaves it unanswered;
+    /// an acceptor asks the proposer that told it of the most, however often
+    /// that one leaves it unanswered.
     pub(crate) catch_up_never_switches: bool,
+    /// A node answers a catch-up whose read failed (a damaged segment)
+    /// with an empty page from the slot asked, as if its log ended there.
+    pub(crate) failed_read_as_end: bool,
 }
 
 #[cfg(feature = "defects")]
@@ -131,5 +136,10 @@ impl Defects {
     /// A catch-up that never gives up on its node (see the field of the same name).
     pub fn catch_up_never_switches() -> Self {
         Defects { catch_up_never_switches: true, ..Defects::default() }
+    }
+
+    /// A failed read answered as the end of the log (see the field of the same name).
+    pub fn failed_read_as_end() -> Self {
+        Defects { failed_read_as_end: true, ..Defects::default() }
     }
 }

@@ -39,7 +39,8 @@ pub struct Ready<Op> {
     /// Messages to send once `persist` is durable.
     pub messages: Vec<Outgoing>,
     /// Reads of the decided log, to run once `persist` is durable; each
-    /// page goes back to the role with [`crate::Role::on_read`].
+    /// page goes back to the role with [`crate::Role::on_read`] (or its
+    /// failure with [`crate::Role::on_read_failed`]).
     pub reads: Vec<ReadRequest>,
 }
 

@@ -55,6 +55,12 @@ pub trait Role: Send + 'static {
     /// (read from the store after that `Ready`'s writes).
     fn on_read(&mut self, id: u64, page: LogPage);
 
+    /// Read `id` of a [`Ready`] failed (a damaged segment, an I/O error):
+    /// the role forgets it and answers nothing, so that whoever asked goes
+    /// to another node. A failed read is never an empty page: that would
+    /// say the log ends where it is only unreadable.
+    fn on_read_failed(&mut self, id: u64);
+
     /// Every member of the latest configuration the role knows, with its
     /// address, and any node it is about to add: where the runtime sends.
     fn members(&self) -> Vec<(Node, String)>;

@@ -21,7 +21,8 @@
 //!
 //! `/health` is 200 `ok`, or 503 with a one-line reason while the node is
 //! failed (SIGUSR1), an acceptor is not a voting member (`rebuilding`,
-//! `joining`), a proposer knows no leader, the node has not reported yet, or
+//! `joining`), a read of its decided log failed (a damaged segment), a
+//! proposer knows no leader, the node has not reported yet, or
 //! its loop has not reported for [`STALE_AFTER`]. `/ready` is 200 once the
 //! node serves: on top of `/health`, a proposer must be a member. `/live` is
 //! 503 only when the loop is stuck: what a restart can cure (a liveness
@@ -106,6 +107,8 @@ struct Snapshot {
     /// itself in phase 2, or a live peer that said it leads. Not `status.leader`,
     /// which also names a candidate, where clients are sent.
     leading: Option<NodeId>,
+    /// Why a read of the node's decided log failed, if one did.
+    damaged: Option<String>,
 }
 
 /// What the loop, the store and the HTTP thread share.
@@ -179,6 +182,8 @@ pub struct Publisher {
     last: Cell<Option<Instant>>,
     leader: Cell<Option<NodeId>>,
     leader_changes: Cell<u64>,
+    /// Why the node's decided log could not be read ([`Publisher::set_damaged`]).
+    damaged: Option<String>,
 }
 
 impl Publisher {
@@ -206,6 +211,12 @@ impl Publisher {
         }
     }
 
+    /// The node's decided log is damaged (a read failed, for `why`): `/health`
+    /// and `/ready` say so from the next snapshot on.
+    pub fn set_damaged(&mut self, why: Option<String>) {
+        self.damaged = why;
+    }
+
     /// Publishes `status()` when HTTP is served and the last snapshot is
     /// [`PUBLISH_INTERVAL`] old. Never waits: a `watch` send.
     pub fn publish_due(&self, leading: Option<NodeId>, status: impl FnOnce() -> StatusReply) {
@@ -224,7 +235,13 @@ impl Publisher {
             self.leader.set(leader);
             self.leader_changes.set(self.leader_changes.get() + 1);
         }
-        let snapshot = Snapshot { status, at: now, leader_changes: self.leader_changes.get(), leading };
+        let snapshot = Snapshot {
+            status,
+            at: now,
+            leader_changes: self.leader_changes.get(),
+            leading,
+            damaged: self.damaged.clone(),
+        };
         shared.snapshot.send_replace(Some(Arc::new(snapshot)));
     }
 }
@@ -394,6 +411,9 @@ fn health_of(role: Role, snapshot: Option<&Snapshot>, now: Instant) -> Result<()
     let s = &snapshot.status;
     if s.failed {
         return Err("failed: ignoring every datagram until SIGUSR2 (SIGUSR1)".to_owned());
+    }
+    if let Some(why) = &snapshot.damaged {
+        return Err(format!("damaged log: it still votes and leads, but cannot serve a read of it: {why}"));
     }
     match (role, s.state.as_str()) {
         (Role::Acceptor, "rebuilding") => {
@@ -640,7 +660,7 @@ mod tests {
     /// A snapshot whose proposer knows the leader its status names to lead.
     fn snap(status: StatusReply, at: Instant) -> Snapshot {
         let leading = status.leader;
-        Snapshot { status, at, leader_changes: 1, leading }
+        Snapshot { status, at, leader_changes: 1, leading, damaged: None }
     }
 
     /// Each reason `/health` and `/ready` give, and that they agree otherwise.
@@ -656,11 +676,13 @@ mod tests {
         // A candidate names itself where clients go, but no majority has made it leader: nothing can be decided.
         let mut candidate = status("up", Some(1), false);
         candidate.role = "candidate".into();
-        let campaigning = Snapshot { status: candidate.clone(), at: now, leader_changes: 1, leading: None };
+        let campaigning =
+            Snapshot { status: candidate.clone(), at: now, leader_changes: 1, leading: None, damaged: None };
         assert!(health_of(p, Some(&campaigning), now).unwrap_err().starts_with("no leader known: campaigning"));
         assert!(ready_of(p, Some(&campaigning), now).unwrap_err().starts_with("no leader known: campaigning"));
         // A follower whose rightful leader is such a candidate names it too, and knows no leader either.
-        let following = Snapshot { status: status("up", Some(1), false), at: now, leader_changes: 1, leading: None };
+        let following =
+            Snapshot { status: status("up", Some(1), false), at: now, leader_changes: 1, leading: None, damaged: None };
         assert_eq!(health_of(p, Some(&following), now), Err("no leader known".into()));
         assert!(health_of(p, Some(&snap(status("up", Some(1), true), now)), now).unwrap_err().starts_with("failed"));
         // A proposer waiting to be added is alive (it knows the leader) but does not serve.
@@ -675,6 +697,15 @@ mod tests {
             let s = snap(status(state, None, false), now);
             assert!(health_of(a, Some(&s), now).unwrap_err().starts_with(state));
             assert!(ready_of(a, Some(&s), now).unwrap_err().starts_with(state));
+        }
+        // A damaged log: unhealthy and not ready, whatever else holds (a read of it fails), but alive.
+        for role in [p, a] {
+            let damaged =
+                Snapshot { damaged: Some("segment 7: damaged".into()), ..snap(status("up", Some(1), false), now) };
+            assert!(health_of(role, Some(&damaged), now).unwrap_err().starts_with("damaged log"));
+            assert!(health_of(role, Some(&damaged), now).unwrap_err().ends_with("segment 7: damaged"));
+            assert!(ready_of(role, Some(&damaged), now).unwrap_err().starts_with("damaged log"));
+            assert_eq!(live_of(Some(&damaged), now), Ok(()));
         }
         let old = snap(status("up", None, false), now);
         let later = now + STALE_AFTER + Duration::from_secs(1);

@@ -284,6 +284,8 @@ pub async fn run<R: Role, S: Store<State = R::State>>(
         missed: None,
         http,
         arrivals: FastMap::default(),
+        damaged: None,
+        damage_seen: Vec::new(),
     };
     let tick = Duration::from_millis(settings.tick_ms.max(1));
     node.run(tick, control, resolved, shutdown).await
@@ -353,7 +355,15 @@ struct Loop<R: Role, S: Store<State = R::State>> {
     http: crate::http::Publisher,
     /// When HTTP is served: when each client request in hand first reached us.
     arrivals: FastMap<(ClientId, u64), Instant>,
+    /// Why the last failed read of the decided log failed: the node's log is
+    /// damaged until an operator moves its data dir away (`/health` says so).
+    damaged: Option<String>,
+    /// The causes of failed reads logged so far (at most [`DAMAGE_CAUSES_LOGGED`]).
+    damage_seen: Vec<String>,
 }
+
+/// How many distinct causes of failed reads a node logs, each once.
+const DAMAGE_CAUSES_LOGGED: usize = 16;
 
 impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
     async fn run(
@@ -658,9 +668,38 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
 
     /// Hands the pages of the decided log that were read to the role (what
     /// it answers with leaves with the next `Ready`).
+    ///
+    /// A read that failed (a damaged segment, an I/O error) is answered with
+    /// nothing, so that whoever asked goes to another node; the node goes on
+    /// voting and leading (its state and the log's tail are intact, or the
+    /// open or a write would have failed), says why in `/health`, counts
+    /// `log_read_failed`, and logs an error once per distinct cause (of the
+    /// first [`DAMAGE_CAUSES_LOGGED`]). Stopping
+    /// instead made a node stop at each read of the damage, restart
+    /// cleanly, and stop again.
     fn read_done(&mut self, pages: Pages) {
         for (id, page) in pages {
-            self.role.on_read(id, page);
+            match page {
+                Ok(page) => self.role.on_read(id, page),
+                Err(e) => {
+                    self.role.on_read_failed(id);
+                    self.counters.add("log_read_failed", 1);
+                    let cause = e.to_string();
+                    if !self.damage_seen.contains(&cause) && self.damage_seen.len() < DAMAGE_CAUSES_LOGGED {
+                        self.damage_seen.push(cause.clone());
+                        error!(
+                            node = %self.me,
+                            error = %cause,
+                            "a read of the decided log failed: not answered, and the node goes on; to repair it, stop \
+                             it, move its data dir away and start it again (it copies the log from its peers)"
+                        );
+                    }
+                    if self.damaged.as_deref() != Some(cause.as_str()) {
+                        self.damaged = Some(cause);
+                        self.http.set_damaged(self.damaged.clone());
+                    }
+                }
+            }
         }
     }
 

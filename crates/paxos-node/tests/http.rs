@@ -70,9 +70,9 @@ async fn wait_sample(addr: &str, series: &str, min: f64) -> f64 {
 }
 
 /// A cluster whose every member has `http = "127.0.0.1:<free port>"` in the
-/// cluster file; returns the HTTP address of each node.
-fn cluster_with_http(proposers: u32, acceptors: u32) -> (Cluster, BTreeMap<Node, String>) {
-    let cluster = Cluster::new(proposers, acceptors, "");
+/// cluster file (with `extra` sections); returns the HTTP address of each node.
+fn cluster_with_http(proposers: u32, acceptors: u32, extra: &str) -> (Cluster, BTreeMap<Node, String>) {
+    let cluster = Cluster::new(proposers, acceptors, extra);
     let nodes = cluster.nodes();
     let https: BTreeMap<Node, String> =
         nodes.iter().zip(free_ports(nodes.len())).map(|(n, p)| (*n, format!("127.0.0.1:{p}"))).collect();
@@ -115,7 +115,7 @@ impl Drop for Killed {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_move_and_probes_follow_the_node() {
     let _serial = serial().await;
-    let (mut cluster, https) = cluster_with_http(2, 3);
+    let (mut cluster, https) = cluster_with_http(2, 3, "");
     cluster.start_all();
     let leader = cluster.wait_ready().await;
     let leader_http = &https[&Node::Proposer(leader)];
@@ -235,6 +235,74 @@ async fn paxos_http_serves_and_a_proposer_without_leader_is_not_ready() {
     assert!(code == 503 && reason.starts_with("no leader known"), "{code} {reason}");
     wait_sample(&addr, "paxos_node_state{state=\"up\"}", 0.0).await;
     wait_sample(&addr, "paxos_is_leader", 0.0).await;
+}
+
+/// A damaged old segment of a node's decided log (zeros over one of its
+/// records) fails the reads that reach it, and only them: the node answers
+/// such a read with nothing (a client times out; a peer asks another node),
+/// counts `log_read_failed`, logs one error naming the segment and what to
+/// do, and says so in `/health`, while it goes on serving everything else.
+/// It used to stop at each such read, restart cleanly, and stop again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_segment_fails_its_reads_and_the_node_goes_on() {
+    let _serial = serial().await;
+    let (mut cluster, https) = cluster_with_http(2, 3, "[log]\nsegment_bytes = 65536\n");
+    cluster.start_all();
+    let leader = cluster.wait_ready().await;
+    let mut client = cluster.client().await;
+    // About 320 KiB of values: several sealed segments of 64 KiB, below the checkpoint.
+    for i in 0..80 {
+        client.propose(format!("{i:03}-{}", "v".repeat(4000))).await.expect("propose");
+    }
+    let follower = Node::Proposer(NodeId(1));
+    assert_ne!(follower, Node::Proposer(leader), "the highest id leads");
+    cluster.wait_status(follower, "learns every value", |s| s.decided.0 >= 80).await;
+    assert!(cluster.terminate(follower).await.success());
+    let first = cluster.data_dir(follower).join(paxos_storage::LOG_DIR).join("0000000001.wal");
+    let mut bytes = std::fs::read(&first).expect("the first segment");
+    // Its records, then the zeros preallocated ahead of them: zeros over a third of the way in.
+    let end = bytes.iter().rposition(|b| *b != 0).expect("records");
+    assert!(end > 60_000, "a full, sealed segment: records up to byte {end}");
+    let at = end / 3;
+    bytes[at..at + 64].fill(0);
+    std::fs::write(&first, &bytes).expect("damage it");
+    cluster.start(follower);
+    cluster.wait_status(follower, "is back", |s| s.decided.0 >= 80).await;
+
+    let mut reader = cluster.client().await;
+    reader.set_timeout(Duration::from_millis(1500));
+    match reader.log(NodeId(1), paxos_proto::Slot(0), 1000).await {
+        Err(paxos_client::ClientError::Timeout { .. }) => {}
+        Err(e) => panic!("a read through the damage: {e}"),
+        Ok(page) => {
+            panic!("a read through the damage was answered: {} entries from {}", page.entries.len(), page.decided)
+        }
+    }
+    let s = cluster
+        .wait_status(follower, "counts the failed reads", |s| {
+            s.counters.get("log_read_failed").is_some_and(|n| *n >= 1)
+        })
+        .await;
+    assert!(!s.failed, "{s:?}");
+    let http = &https[&follower];
+    let body = wait_code(http, "/health", 503).await;
+    assert!(body.starts_with("damaged log") && body.contains("0000000001.wal") && body.lines().count() == 1, "{body}");
+    let (code, body) = get(http, "/ready").expect("GET /ready");
+    assert!(code == 503 && body.starts_with("damaged log"), "{code} {body}");
+    wait_code(http, "/live", 200).await;
+    let log = cluster.log_text(follower);
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+    assert!(errors.len() == 1 && errors[0].contains("0000000001.wal") && errors[0].contains("move"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+
+    // The cluster goes on, and the node too: it learns a new value, and the
+    // leader's log reads from the start.
+    let slot = client.propose("after the damage").await.expect("propose");
+    cluster.wait_status(follower, "learns the new value", |s| s.decided > slot).await;
+    let page = reader.log(leader, paxos_proto::Slot(0), 1000).await.expect("the leader's log");
+    assert_eq!(page.entries.first().map(|e| e.slot), Some(paxos_proto::Slot(0)), "{} entries", page.entries.len());
+    assert!(cluster.terminate(follower).await.success(), "a clean stop");
+    cluster.stop_all_gracefully().await;
 }
 
 /// `--version` prints the binary's name, the crate's version and a commit.

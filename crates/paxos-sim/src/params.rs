@@ -61,13 +61,19 @@ pub enum Defect {
     UnboundedStamps,
     /// A proposer asks the node it takes to be furthest ahead for what it
     /// lacks for ever, however often it goes unanswered (caught with
-    /// `--lose-proposer`: the node may be gone for good).
+    /// `--lose-proposer`: the node may be gone for good); an acceptor, the
+    /// proposer that told it of the most (caught with `--damage-log`: that
+    /// one may be unable to read its log).
     CatchUpNeverSwitches,
+    /// A node answers a catch-up whose read failed (a damaged segment)
+    /// with an empty page, as if its log ended there (caught with
+    /// `--damage-log`: a proposer copying from it gets nothing, for ever).
+    FailedReadAsEnd,
 }
 
 impl Defect {
     /// Every defect, for sweeps and `--help`.
-    pub const ALL: [Defect; 18] = [
+    pub const ALL: [Defect; 19] = [
         Defect::AcceptIgnoresPromise,
         Defect::AdoptFromLastPromise,
         Defect::MinorityQuorum,
@@ -86,6 +92,7 @@ impl Defect {
         Defect::EndlessLease,
         Defect::UnboundedStamps,
         Defect::CatchUpNeverSwitches,
+        Defect::FailedReadAsEnd,
     ];
 
     /// The defect's name on the command line.
@@ -109,6 +116,7 @@ impl Defect {
             Defect::EndlessLease => "endless-lease",
             Defect::UnboundedStamps => "unbounded-stamps",
             Defect::CatchUpNeverSwitches => "catch-up-never-switches",
+            Defect::FailedReadAsEnd => "failed-read-as-end",
         }
     }
 
@@ -125,6 +133,8 @@ impl Defect {
             Defect::StatelessRestart => Defects::stateless_restart(),
             Defect::UnloggedPromise => Defects::unlogged_promise(),
             Defect::EndlessLease => Defects::endless_lease(),
+            Defect::FailedReadAsEnd => Defects::failed_read_as_end(),
+            Defect::CatchUpNeverSwitches => Defects::catch_up_never_switches(),
             _ => Defects::default(),
         }
     }
@@ -143,6 +153,7 @@ impl Defect {
             Defect::NoPrevote => Defects::no_prevote(),
             Defect::UnboundedStamps => Defects::unbounded_stamps(),
             Defect::CatchUpNeverSwitches => Defects::catch_up_never_switches(),
+            Defect::FailedReadAsEnd => Defects::failed_read_as_end(),
             Defect::AcceptIgnoresPromise
             | Defect::Amnesia
             | Defect::UnloggedPromise
@@ -194,6 +205,8 @@ pub struct Overrides {
     pub lose_acceptor: bool,
     /// Probability that the bad-disk acceptor's crash also loses durable batches (never drawn from a seed).
     pub lose_tail: Option<f64>,
+    /// Probability that a crash damages the node's decided log (never drawn from a seed).
+    pub damage_log: Option<f64>,
     /// Pin how many operators change the membership (1 or 2).
     pub operators: Option<usize>,
     /// Pin the per-tick rate of leadership transfers (0 for none).
@@ -312,6 +325,13 @@ pub struct Params {
     /// rebuild (a proposer's alarm sees some of it): a known hole, measured
     /// by this fault. Only by `--lose-tail`.
     pub lose_tail: f64,
+    /// Probability that a node's crash (once per run, any node) damages what
+    /// its decided log held until then, as a zeroed or bit-flipped old
+    /// segment: reads that reach it fail for the rest of the run (retention
+    /// may delete it), while its state and votes stay intact. The node must
+    /// go on without answering them, and the others must get the log
+    /// elsewhere. Only by `--damage-log`.
+    pub damage_log: f64,
     /// Probability that a partition cuts one direction only.
     pub one_way: f64,
     /// Probability that a datagram is delayed up to 300 ticks (fault phase).
@@ -386,6 +406,7 @@ impl Params {
             lose_proposer: false,
             lose_acceptor: false,
             lose_tail: 0.0,
+            damage_log: 0.0,
             one_way: 0.0,
             long_delay: 0.0,
             liveness_ticks: 200,
@@ -459,6 +480,7 @@ impl Params {
         p.lose_proposer = o.lose_proposer;
         p.lose_acceptor = o.lose_acceptor;
         p.lose_tail = o.lose_tail.unwrap_or(0.0);
+        p.damage_log = o.damage_log.unwrap_or(0.0);
         // A second operator in half the faulty runs with membership changes;
         // from a stream of its own too (and none without changes, where it
         // would only shift the partitions' draws).
@@ -481,7 +503,7 @@ impl fmt::Display for Params {
              drop={:.3} duplicate={:.3} max_delay={} crash_rate={:.4} fail_rate={:.4} partition_rate={:.4} \
              crash_before_persist={:.2} client_timeout={} big_values={:.1} codec_check={} wipe_proposer={:.2} \
              wipe_all_proposers={:.4} wipe_acceptor={:.2} member_rate={:.4} operators={} transfer_rate={:.4} session_lifetime_ms={} retain_slots={} \
-             clock_skew={:.3} clock_spread_ms={} clock_jump_ms={} lose_proposer={} lose_acceptor={} lose_tail={:.2} one_way={:.1} long_delay={:.4} persist_lag={} liveness_ticks={} failed_acceptors={:?} defect={} \
+             clock_skew={:.3} clock_spread_ms={} clock_jump_ms={} lose_proposer={} lose_acceptor={} lose_tail={:.2} damage_log={:.2} one_way={:.1} long_delay={:.4} persist_lag={} liveness_ticks={} failed_acceptors={:?} defect={} \
              adversary={} adversary_rate={:.3}",
             self.seed,
             self.proposers,
@@ -514,6 +536,7 @@ impl fmt::Display for Params {
             self.lose_proposer,
             self.lose_acceptor,
             self.lose_tail,
+            self.damage_log,
             self.one_way,
             self.long_delay,
             self.persist_lag,

@@ -105,6 +105,10 @@ pub struct Stats {
     /// Times a proposer said an acceptor's promise went backwards (its
     /// counter `acceptor_writes_lost`, summed over every start).
     pub writes_lost_seen: u64,
+    /// Nodes whose decided log a crash damaged (`--damage-log`; at most one a run).
+    pub logs_damaged: u64,
+    /// Reads of a damaged decided log that failed (each answered with nothing).
+    pub reads_failed: u64,
     /// Acceptors that lost their disk with a crash.
     pub acceptor_wipes: u64,
     /// Proposers that lost their disk with a crash (every one at once counts each).
@@ -181,6 +185,9 @@ pub struct World {
     lost_acceptor: Option<usize>,
     /// The one acceptor whose disk loses durable batches (`--lose-tail`), once it did.
     tail_lost: Option<usize>,
+    /// The node whose decided log is damaged (`--damage-log`), and the end of
+    /// the damage: a read from below it fails. Cleared when its disk is lost.
+    damaged: Option<(usize, Slot)>,
     /// The acceptor lost for good is no member any more (counted once).
     lost_out: bool,
     /// Per acceptor: lost its disk, and its new incarnation is not let in yet.
@@ -358,6 +365,7 @@ impl World {
             lost_acceptor: None,
             lost_out: false,
             tail_lost: None,
+            damaged: None,
             partition: None,
             tick_skip,
             proposer_ahead_ms,
@@ -570,7 +578,8 @@ impl World {
             self.proposer_ahead_ms[i] = self.params.clock_jump_ms;
             self.stats.clock_jumps += 1;
         }
-        if self.params.lose_proposer && self.lost.is_none() && self.fault_rng.chance(0.005) {
+        // While a node's decided log is damaged, proposers keep their disks (see `damage_log`).
+        if self.params.lose_proposer && self.lost.is_none() && self.damaged.is_none() && self.fault_rng.chance(0.005) {
             self.lose_proposer();
         }
         if self.params.lose_acceptor && self.lost_acceptor.is_none() && self.fault_rng.chance(0.02) {
@@ -588,8 +597,10 @@ impl World {
         if self.fault_rng.chance(self.params.crash_rate) {
             let i = self.fault_rng.index(n);
             if self.is_up(i) {
+                // While a node's decided log is damaged, proposers keep their disks
+                // (see `damage_log`).
                 let wipe = if i < self.proposer_ids.len() {
-                    self.fault_rng.chance(self.params.wipe_proposer)
+                    self.fault_rng.chance(self.params.wipe_proposer) && self.damaged.is_none()
                 } else {
                     self.fault_rng.chance(self.params.wipe_acceptor) && self.may_wipe(i - self.proposer_ids.len())
                 };
@@ -597,12 +608,13 @@ impl World {
             }
         }
         if self.fault_rng.chance(self.params.wipe_all_proposers) {
+            let wipe = self.damaged.is_none();
             for i in 0..self.proposer_ids.len() {
                 if self.is_up(i) {
-                    self.crash_now[i] = Some(true);
+                    self.crash_now[i] = Some(wipe);
                 }
             }
-            self.stats.all_proposers_wiped += 1;
+            self.stats.all_proposers_wiped += u64::from(wipe);
         }
         if self.fault_rng.chance(self.params.fail_rate) {
             let i = self.fault_rng.index(n);
@@ -740,6 +752,7 @@ impl World {
                             || !pinned
                             || self.lost_acceptor == Some(i)
                             || self.tail_lost == Some(i)
+                            || self.damaged.is_some_and(|(d, _)| d == self.proposer_ids.len() + i)
                     })
                 })
                 .count();
@@ -1258,6 +1271,11 @@ impl World {
     fn crash(&mut self, i: usize, wipe: bool) {
         let p0 = self.proposer_ids.len();
         self.stats.crashes += 1;
+        if wipe && self.damaged.is_some_and(|(d, _)| d == i) {
+            self.damaged = None;
+        } else if !wipe && self.stats.logs_damaged == 0 && self.params.damage_log > 0.0 {
+            self.damage_log(i);
+        }
         if i < p0 {
             if let Some(p) = self.proposers[i].take() {
                 self.stats.writes_lost_seen += p.status().counters.get("acceptor_writes_lost").copied().unwrap_or(0);
@@ -1300,10 +1318,58 @@ impl World {
             });
     }
 
-    /// Reads of the decided log, from the node's disk, handed back to its role.
+    /// With `--damage-log`, node `i`'s crash damages (once a run, with that
+    /// probability) an old part of the decided log it held: the slots that
+    /// another proposer's disk holds in its decided log too, as an old sealed
+    /// segment's are. (A damaged range that no other proposer holds in its
+    /// decided log is not simulated: while the damaged node leads, a peer or
+    /// an acceptor behind may find it nowhere; README, Known limits.) A
+    /// damaged acceptor counts as one that lost its disk from then on
+    /// ([`World::may_wipe`]), and is damaged only while that is allowed.
+    /// While a log is damaged, proposers crash without losing their disks
+    /// (nor is one lost for good):
+    /// with every proposer's gone, a damaged acceptor may hold the only
+    /// decided copy of slots the other acceptors hold only as votes, and its
+    /// decided prefix tells a new leader not to recover them from the votes
+    /// (simulator seed 397006254 before this rule; README, Known limits).
+    fn damage_log(&mut self, i: usize) {
+        let p0 = self.proposer_ids.len();
+        if i >= p0 && !self.may_wipe(i - p0) {
+            return;
+        }
+        let others = self.proposer_disks.iter().enumerate().filter(|(j, _)| *j != i && self.lost != Some(*j));
+        let Some(others_end) = others.map(|(_, d)| d.log.end()).max() else { return };
+        let log = if i < p0 { &self.proposer_disks[i].log } else { &self.acceptor_disks[i - p0].log };
+        let end = others_end.min(log.end());
+        if end > log.start && self.fault_rng.chance(self.params.damage_log) {
+            self.damaged = Some((i, end));
+            self.stats.logs_damaged += 1;
+            if self.verbose {
+                println!("{:>6} node {} damaged its decided log below slot {}", self.now, i + 1, end.0);
+            }
+        }
+    }
+
+    /// Reads of the decided log, from the node's disk, handed back to its
+    /// role; a read that reaches the damage of a damaged log fails.
     fn serve_reads(&mut self, i: usize, reads: Vec<ReadRequest>) {
         let p0 = self.proposer_ids.len();
         for r in reads {
+            if let Some((_, end)) = self.damaged.filter(|(d, _)| *d == i) {
+                let start =
+                    if i < p0 { self.proposer_disks[i].log.start } else { self.acceptor_disks[i - p0].log.start };
+                if r.from.max(start) < end {
+                    self.stats.reads_failed += 1;
+                    if i < p0 {
+                        if let Some(p) = self.proposers[i].as_mut() {
+                            p.on_read_failed(r.id);
+                        }
+                    } else if let Some(a) = self.acceptors[i - p0].as_mut() {
+                        a.on_read_failed(r.id);
+                    }
+                    continue;
+                }
+            }
             if i < p0 {
                 let page = self.proposer_disks[i].read(r.from, r.limit, r.max_bytes).expect("in-memory disk");
                 if let Some(p) = self.proposers[i].as_mut() {

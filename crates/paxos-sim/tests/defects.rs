@@ -267,6 +267,30 @@ fn catches_a_catch_up_that_never_gives_up_on_its_node() {
     catch_within(&o, BOUND);
 }
 
+/// An acceptor catching up from a proposer that cannot read its log (a damaged old segment,
+/// `--damage-log`) asks it alone for ever, while it keeps announcing commits; a proposer too,
+/// when the silent node is the one it took to be furthest ahead.
+#[test]
+fn catches_a_catch_up_that_never_gives_up_on_a_damaged_log() {
+    let o = Overrides { defect: Some(Defect::CatchUpNeverSwitches), damage_log: Some(1.0), ..Overrides::default() };
+    catch_within(&o, BOUND);
+}
+
+/// A failed read answered as the end of the log (an empty page) leaves a proposer that copies from
+/// that node with nothing, for ever: an answer, even without entries, keeps it asking the same node.
+/// The damaged range must be what someone needs: nodes that lose their disks and join need it most.
+#[test]
+fn catches_a_failed_read_answered_as_the_end_of_the_log() {
+    let o = Overrides {
+        defect: Some(Defect::FailedReadAsEnd),
+        damage_log: Some(1.0),
+        wipe_acceptor: Some(0.5),
+        member_rate: Some(0.02),
+        ..Overrides::default()
+    };
+    catch_within(&o, BOUND);
+}
+
 /// A known hole, not a defect: an acceptor whose disk loses writes it had
 /// synced and answered about (`--lose-tail`: its last 1 to 256 durable
 /// batches, as a zeroed tail or a data dir rolled back to an older copy

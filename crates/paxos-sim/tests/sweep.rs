@@ -209,6 +209,27 @@ fn a_lost_acceptor_is_replaced_by_the_operator() {
     assert!(lost > 100 && asked > 80 && removed > 25, "lost {lost}, replacements asked {asked}, removed {removed}");
 }
 
+/// A damaged old part of one node's decided log (`--damage-log`): the
+/// reads that reach it fail, the node answers them with nothing and goes
+/// on, and whoever asked (a proposer or an acceptor catching up) gets the
+/// log from another node. Every guarantee holds.
+#[test]
+fn a_damaged_log_is_read_from_other_nodes() {
+    let o = Overrides { damage_log: Some(1.0), ..Overrides::default() };
+    let (mut damaged, mut failed, mut runs) = (0, 0, 0);
+    for seed in 126_000..127_000 {
+        let outcome = run(seed, &o);
+        assert!(outcome.ok(), "seed {seed} (--damage-log 1): {:?}", outcome.violations);
+        damaged += outcome.stats.logs_damaged;
+        failed += outcome.stats.reads_failed;
+        runs += u64::from(outcome.stats.reads_failed > 0);
+    }
+    assert!(
+        damaged > 250 && runs > 40 && failed > 250,
+        "damaged {damaged}, runs with failed reads {runs}, failed reads {failed}"
+    );
+}
+
 /// Leadership transfers in every run (`paxosctl leader transfer`), under
 /// every fault: the proposer handed leadership campaigns at once, whatever
 /// the election says, and every guarantee holds.

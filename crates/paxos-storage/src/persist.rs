@@ -22,7 +22,9 @@
 //! Either way batches become durable strictly in the order they were
 //! submitted, and each is applied atomically (several may share one
 //! atomic append). A failed batch is reported once; the thread stops and
-//! the node must stop too, without sending what waited on it.
+//! the node must stop too, without sending what waited on it. A failed
+//! *read* (a damaged segment of the decided log) fails only itself: its page
+//! carries the error, and the batch and the other reads go on.
 
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,8 +36,11 @@ use paxos_core::{Fold, LogPage, ReadRequest, StorageError, Store, StoreStats};
 /// A batch number: batches are numbered 1, 2, ... in submission order.
 pub type BatchSeq = u64;
 
-/// Pages of the decided log read after a batch's writes: `(read id, page)`.
-pub type Pages = Vec<(u64, LogPage)>;
+/// Pages of the decided log read after a batch's writes: `(read id, page)`,
+/// or why that read failed. A failed read fails only itself: the writes
+/// are durable, and the role answers nothing for it
+/// ([`paxos_core::Role::on_read_failed`]).
+pub type Pages = Vec<(u64, Result<LogPage, StorageError>)>;
 
 /// What the persist thread reports: every batch up to this one is durable
 /// (and the reads of those batches, done after their writes), or what failed.
@@ -110,7 +115,7 @@ impl<S: Store> Persist<S> {
     /// inline, the store takes it rather than fold the batch again.
     ///
     /// # Errors
-    /// Inline: when the batch could not be made durable or a read failed. In
+    /// Inline: when the batch could not be made durable (a failed read is in its page). In
     /// the background: when the thread already stopped on an error (that error is returned).
     pub fn submit(
         &mut self,
@@ -125,8 +130,7 @@ impl<S: Store> Persist<S> {
                     None => store.apply(&ops)?,
                 }
                 *durable += 1;
-                let pages = serve(store, &reads)?;
-                Ok((*durable, pages))
+                Ok((*durable, serve(store, &reads)))
             }
             Persist::Background(b) => {
                 b.submitted += 1;
@@ -145,7 +149,7 @@ impl<S: Store> Persist<S> {
     /// and returns the new durable batch, with the pages read.
     ///
     /// # Errors
-    /// The write (or read) that failed.
+    /// The write that failed.
     pub fn completed(&mut self, completion: Completion) -> Result<(BatchSeq, Pages), StorageError> {
         let (seq, result) = completion;
         let pages = result?;
@@ -225,7 +229,7 @@ fn persist_thread<S: Store>(
             ops.extend(batch);
             reads.extend(batch_reads);
         }
-        let result = store.apply(&ops).and_then(|()| serve(&mut store, &reads));
+        let result = store.apply(&ops).map(|()| serve(&mut store, &reads));
         last_sync = Some(Instant::now());
         ops.clear();
         reads.clear();
@@ -243,7 +247,76 @@ fn persist_thread<S: Store>(
     }
 }
 
-/// Runs `reads` against `store`.
-fn serve<S: Store>(store: &mut S, reads: &[ReadRequest]) -> Result<Pages, StorageError> {
-    reads.iter().map(|r| Ok((r.id, store.read(r.from, r.limit, r.max_bytes)?))).collect()
+/// Runs `reads` against `store`, each on its own: one that fails (a damaged
+/// segment) does not take the others, nor the batch, with it.
+fn serve<S: Store>(store: &mut S, reads: &[ReadRequest]) -> Pages {
+    reads.iter().map(|r| (r.id, store.read(r.from, r.limit, r.max_bytes))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use paxos_core::{AcceptorOp, AcceptorState, MemStore};
+    use paxos_proto::{Ballot, NodeId, Slot};
+
+    use super::*;
+
+    /// A store in memory whose decided log cannot be read below slot 5 (a damaged old segment).
+    struct Damaged(MemStore<AcceptorState>);
+
+    impl Store for Damaged {
+        type State = AcceptorState;
+
+        fn load(&mut self) -> Result<AcceptorState, StorageError> {
+            self.0.load()
+        }
+
+        fn apply(&mut self, ops: &[AcceptorOp]) -> Result<(), StorageError> {
+            self.0.apply(ops)
+        }
+
+        fn read(&mut self, from: Slot, limit: usize, max_bytes: usize) -> Result<LogPage, StorageError> {
+            if from < Slot(5) {
+                return Err(StorageError::Corrupt("segment 1: damaged".into()));
+            }
+            self.0.read(from, limit, max_bytes)
+        }
+    }
+
+    fn reads() -> Vec<ReadRequest> {
+        vec![
+            ReadRequest { id: 1, from: Slot(0), limit: 10, max_bytes: 1 << 16 },
+            ReadRequest { id: 2, from: Slot(5), limit: 10, max_bytes: 1 << 16 },
+        ]
+    }
+
+    fn promise(round: u64) -> Vec<AcceptorOp> {
+        vec![AcceptorOp::Promise(Ballot::new(round, NodeId(1)))]
+    }
+
+    /// Which reads of `pages` failed, and which were served.
+    fn outcome(pages: &Pages) -> Vec<(u64, bool)> {
+        pages.iter().map(|(id, page)| (*id, page.is_ok())).collect()
+    }
+
+    /// A read that fails fails only itself: the batch is durable, the other read is served, and the
+    /// next batch goes on. Before, the failed read failed the batch, and the node stopped.
+    #[test]
+    fn a_failed_read_fails_only_itself() {
+        let mut inline = Persist::inline(Damaged(MemStore::default()));
+        let (seq, pages) = inline.submit(promise(1), reads(), None).expect("the batch is durable");
+        assert_eq!((seq, outcome(&pages)), (1, vec![(1, false), (2, true)]));
+        assert_eq!(inline.submit(promise(2), Vec::new(), None).expect("goes on").0, 2);
+
+        let (tx, rx) = mpsc::channel();
+        let mut background =
+            Persist::background(Damaged(MemStore::default()), "test", Duration::ZERO, move |c| tx.send(c).is_ok())
+                .expect("a thread");
+        background.submit(promise(1), reads(), None).expect("submitted");
+        let (seq, pages) = background.completed(rx.recv().expect("a completion")).expect("the batch is durable");
+        assert_eq!((seq, outcome(&pages)), (1, vec![(1, false), (2, true)]));
+        background.submit(promise(2), Vec::new(), None).expect("submitted");
+        assert_eq!(background.completed(rx.recv().expect("a completion")).expect("goes on").0, 2);
+    }
 }

@@ -121,7 +121,8 @@ impl Proposer {
 
     /// Asks a peer (or an acceptor) for decided slots we lack: a live peer
     /// proposer ahead of us, else the node that said it is furthest ahead,
-    /// else an acceptor ahead, else the leader about a hole; one asked
+    /// else another live peer ahead, else an acceptor ahead, else the leader
+    /// about a hole; one asked
     /// [`CATCH_UP_SWITCH_AFTER`] times in a row from the same slot in vain
     /// gives way to the next of them once.
     pub(super) fn catch_up(&mut self) {
@@ -132,12 +133,18 @@ impl Proposer {
         if self.ahead.is_some_and(|(_, d)| d <= decided) {
             self.ahead = None;
         }
-        let peer = self
+        // Every live peer ahead, the furthest first (of equals, the highest
+        // id), so that one that leaves us unanswered (unable to read its
+        // log: a damaged segment) gives way to the next one.
+        let mut peers: Vec<(Slot, paxos_proto::NodeId)> = self
             .peers
             .iter()
             .filter(|(p, info)| info.decided > decided && self.election.alive(**p, self.now))
-            .max_by_key(|(_, info)| info.decided)
-            .map(|(p, _)| Node::Proposer(*p));
+            .map(|(p, info)| (info.decided, *p))
+            .collect();
+        peers.sort_unstable_by(|x, y| y.cmp(x));
+        let mut peers = peers.into_iter().map(|(_, p)| Some(Node::Proposer(p)));
+        let peer = peers.next().flatten();
         let holed = || {
             // A hole below a decided slot that outlives a retransmission is
             // worth asking the leader about (if it is not behind us itself).
@@ -166,7 +173,7 @@ impl Proposer {
         };
         let acceptors = acceptors.into_iter().map(|(_, a)| Some(Node::Acceptor(a)));
         let candidates: Vec<Option<Node>> =
-            [peer, self.ahead.map(|(n, _)| n)].into_iter().chain(acceptors).chain([holed()]).collect();
+            [peer, self.ahead.map(|(n, _)| n)].into_iter().chain(peers).chain(acceptors).chain([holed()]).collect();
         let mut ahead_of_us = candidates.iter().flatten();
         let target = ahead_of_us.clone().find(|n| !unanswered(n)).or_else(|| ahead_of_us.next()).copied();
         if let Some(to) = target {
@@ -211,7 +218,7 @@ impl Proposer {
             self.ready.send(from, Message::CatchUpReply(reply));
             return Ok(());
         }
-        self.read(start, m.limit, ReadFor::Peer(from, m.nonce))
+        self.read(start, m.limit, ReadFor::Peer(from, m.nonce, start))
     }
 
     /// A page read from the store for a catch-up.

@@ -275,8 +275,8 @@ struct Asked {
 enum ReadFor {
     /// A client's `LogRead`.
     Client { client: ClientId, req: u64, limit: u32, linearizable: bool },
-    /// A peer's (or an acceptor's) `CatchUp`.
-    Peer(Node, u64),
+    /// A peer's (or an acceptor's) `CatchUp`: who, its nonce, the first slot read.
+    Peer(Node, u64, Slot),
 }
 
 /// A Multi-Paxos proposer, learner and client front end.
@@ -834,8 +834,19 @@ impl Proposer {
             Some(ReadFor::Client { client, req, limit, linearizable }) => {
                 self.reply_log(client, req, limit, linearizable, page);
             }
-            Some(ReadFor::Peer(to, nonce)) => self.reply_catch_up(to, nonce, page),
+            Some(ReadFor::Peer(to, nonce, _)) => self.reply_catch_up(to, nonce, page),
             None => {}
+        }
+    }
+
+    /// A read for someone failed: no answer. A peer asks another node after
+    /// its retries; a client's read times out (it may ask another proposer).
+    pub fn on_read_failed(&mut self, id: u64) {
+        if let Some(ReadFor::Peer(to, nonce, from)) = self.reads.remove(&id) {
+            if self.defects.failed_read_as_end {
+                let start = self.learner.state().start;
+                self.reply_catch_up(to, nonce, LogPage { start, from, entries: Vec::new() });
+            }
         }
     }
 }
@@ -865,6 +876,10 @@ impl crate::Role for Proposer {
 
     fn on_read(&mut self, id: u64, page: LogPage) {
         Proposer::on_read(self, id, page);
+    }
+
+    fn on_read_failed(&mut self, id: u64) {
+        Proposer::on_read_failed(self, id);
     }
 
     fn status(&self) -> StatusReply {

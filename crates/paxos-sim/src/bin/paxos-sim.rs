@@ -87,6 +87,11 @@ struct Args {
     /// tail or a rolled-back data dir, which it does not know: a known hole). Never drawn from a seed
     #[arg(long)]
     lose_tail: Option<f64>,
+    /// Probability that a crash (of one node per run) damages the decided log
+    /// it held so far, as a damaged old segment does: reads through it fail,
+    /// and the node must go on without answering them. Never drawn from a seed
+    #[arg(long)]
+    damage_log: Option<f64>,
     /// Pin how many operators change the membership: 1, or 2 (the second undoes the first's additions under way)
     #[arg(long)]
     operators: Option<usize>,
@@ -137,6 +142,7 @@ fn main() -> ExitCode {
             lose_proposer: args.lose_proposer,
             lose_acceptor: args.lose_acceptor,
             lose_tail: args.lose_tail,
+            damage_log: args.damage_log,
             operators: args.operators,
             transfer_rate: args.transfer_rate,
             fault_ticks: args.no_faults.then_some(1),
@@ -239,6 +245,9 @@ fn replay_flags(args: &Args) -> String {
     }
     if let Some(t) = args.lose_tail {
         s += &format!(" --lose-tail {t}");
+    }
+    if let Some(d) = args.damage_log {
+        s += &format!(" --damage-log {d}");
     }
     if let Some(o) = args.operators {
         s += &format!(" --operators {o}");

@@ -244,6 +244,46 @@ fn catch_up_unanswered_in_a_row_asks_the_next_node_ahead() {
     assert_eq!(catch_up_targets(false, 5), [prop(2), prop(2), prop(2), acc(4), prop(2)]);
 }
 
+/// Catch-up from peers alone: of two live peers equally far ahead, the one asked first (the highest
+/// id) never answers (its log is damaged where we read), and after [`CATCH_UP_SWITCH_AFTER`]
+/// requests the other is asked. Before, only the peer furthest ahead was a candidate (besides the node
+/// that first said it is furthest ahead, here the silent one too), and a proposer with acceptors no
+/// further than itself asked the silent one for ever (simulator `--damage-log 1`, seed 395000251).
+#[test]
+fn catch_up_passes_a_peer_that_does_not_answer_for_another_peer_ahead() {
+    let mut p = Proposer::new(
+        ProposerConfig::new(
+            NodeId(1),
+            vec![NodeId(1), NodeId(2), NodeId(3)],
+            ACCEPTORS.iter().map(|a| NodeId(*a)).collect(),
+        ),
+        ProposerState::default(),
+    );
+    let mut asked = Vec::new();
+    while asked.len() < 5 {
+        step(&mut p, prop(3), heartbeat(b(1, 3), true, 10));
+        step(&mut p, prop(2), heartbeat(b(1, 2), false, 10));
+        let r = tick(&mut p);
+        asked.extend(r.messages.iter().filter(|o| matches!(o.msg, Message::CatchUp(_))).map(|o| o.to));
+    }
+    assert_eq!(asked, [prop(3), prop(3), prop(3), prop(2), prop(3)]);
+}
+
+/// A read for someone that fails (a damaged segment of our decided log) is answered with nothing: a
+/// peer asks another node after its retries, a client's read times out.
+#[test]
+fn a_failed_read_is_answered_with_nothing() {
+    let log = vec![Value::Noop, cmd(7, 1, "a"), cmd(8, 1, "b")];
+    let disk = store(0, &log);
+    let mut p = restarted(2, disk.state.clone());
+
+    let r = step(&mut p, prop(1), Message::CatchUp(CatchUp { from: Slot(1), limit: 5000, nonce: 0 }));
+
+    let [read] = r.reads.as_slice() else { panic!("one read: {r:?}") };
+    p.on_read_failed(read.id);
+    assert!(p.take_ready().is_empty(), "no answer");
+}
+
 /// Catch-up from acceptors alone (no peer proposer is ahead), all equally far ahead: the one asked
 /// first (the highest id) never answers, and after [`CATCH_UP_SWITCH_AFTER`] requests another acceptor
 /// ahead is asked. Before, the proposer asked only the first, which it took for the furthest ahead
