@@ -124,7 +124,7 @@ impl Proposer {
     /// else another live peer ahead, else an acceptor ahead, else the leader
     /// about a hole; one asked
     /// [`CATCH_UP_SWITCH_AFTER`] times in a row from the same slot in vain
-    /// gives way to the next of them once.
+    /// is passed for the next of them, round all of them.
     pub(super) fn catch_up(&mut self) {
         if self.now < self.catch_up_after || self.copying() {
             return;
@@ -162,20 +162,29 @@ impl Proposer {
             .map(|(a, info)| (info.decided, *a))
             .collect();
         acceptors.sort_unstable_by(|x, y| y.cmp(x));
-        // The same node asked from the same slot this many times in a row
-        // without an answer may be gone, or have moved where we cannot hear
-        // it (removed and added again elsewhere while we were away): ask the
-        // next one that is ahead this time, then the first again.
-        let unanswered = |n: &Node| {
-            self.asked_times >= CATCH_UP_SWITCH_AFTER
-                && self.asked.is_some_and(|(m, d, _)| m == *n && d == decided)
-                && !self.defects.catch_up_never_switches
-        };
         let acceptors = acceptors.into_iter().map(|(_, a)| Some(Node::Acceptor(a)));
         let candidates: Vec<Option<Node>> =
             [peer, self.ahead.map(|(n, _)| n)].into_iter().chain(peers).chain(acceptors).chain([holed()]).collect();
+        // The same node asked from the same slot this many times in a row
+        // without an answer may be gone, or have moved where we cannot hear
+        // it (removed and added again elsewhere while we were away), or be
+        // unable to read its log: it is passed, and the next candidate not
+        // passed yet is asked, until every one was; then from the first again.
+        if self.passed.0 != decided {
+            self.passed = (decided, Vec::new());
+        }
+        if let Some((n, d, _)) = self.asked {
+            let unanswered = self.asked_times >= CATCH_UP_SWITCH_AFTER && d == decided;
+            if unanswered && !self.defects.catch_up_never_switches && !self.passed.1.contains(&n) {
+                self.passed.1.push(n);
+            }
+        }
         let mut ahead_of_us = candidates.iter().flatten();
-        let target = ahead_of_us.clone().find(|n| !unanswered(n)).or_else(|| ahead_of_us.next()).copied();
+        let mut target = ahead_of_us.clone().find(|n| !self.passed.1.contains(n)).copied();
+        if target.is_none() {
+            self.passed.1.clear();
+            target = ahead_of_us.next().copied();
+        }
         if let Some(to) = target {
             self.catch_up_after = self.now + self.cfg.retransmit_ticks;
             debug!(node = %Node::Proposer(self.cfg.id), to = %to, slot = decided.0, "catching up");

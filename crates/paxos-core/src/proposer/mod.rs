@@ -376,6 +376,10 @@ pub struct Proposer {
     asked: Option<(Node, Slot, u64)>,
     /// How many times in a row that request went out unanswered (see `learning::catch_up`).
     asked_times: u32,
+    /// The nodes that left a catch-up from this slot unanswered
+    /// [`CATCH_UP_SWITCH_AFTER`] times in a row, passed until every
+    /// candidate was (see `learning::catch_up`).
+    passed: (Slot, Vec<Node>),
     /// Catch-up requests and copies of a peer's state started (the counter of their nonces).
     requests: u64,
     /// Per client, how many times a proposer the configuration removed sent
@@ -443,6 +447,7 @@ impl Proposer {
             ahead: None,
             asked: None,
             asked_times: 0,
+            passed: (Slot(0), Vec::new()),
             requests: 0,
             members_named: HashMap::new(),
             copying: None,

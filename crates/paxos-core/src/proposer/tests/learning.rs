@@ -236,12 +236,13 @@ fn catch_up_targets(answer: bool, count: usize) -> Vec<Node> {
 
 /// Catch-up: a node asked [`CATCH_UP_SWITCH_AFTER`] times in a row from the same slot without an
 /// answer (gone, or moved where this proposer cannot hear it: removed and added again elsewhere while
-/// it was away) gives way once to the next node ahead of us, here an acceptor; then it is asked again.
-/// Before, the proposer asked it alone for ever, and a cluster whose other proposers had all moved
-/// stopped deciding once this one was left to lead.
+/// it was away) is passed for the next node ahead of us, here an acceptor; once every candidate was
+/// passed, the first is asked again. Before, the proposer asked it alone for ever, and a cluster whose
+/// other proposers had all moved stopped deciding once this one was left to lead.
 #[test]
 fn catch_up_unanswered_in_a_row_asks_the_next_node_ahead() {
-    assert_eq!(catch_up_targets(false, 5), [prop(2), prop(2), prop(2), acc(4), prop(2)]);
+    let (p2, a4) = (prop(2), acc(4));
+    assert_eq!(catch_up_targets(false, 8), [p2, p2, p2, a4, a4, a4, p2, p2]);
 }
 
 /// Catch-up from peers alone: of two live peers equally far ahead, the one asked first (the highest
@@ -260,13 +261,14 @@ fn catch_up_passes_a_peer_that_does_not_answer_for_another_peer_ahead() {
         ProposerState::default(),
     );
     let mut asked = Vec::new();
-    while asked.len() < 5 {
+    while asked.len() < 8 {
         step(&mut p, prop(3), heartbeat(b(1, 3), true, 10));
         step(&mut p, prop(2), heartbeat(b(1, 2), false, 10));
         let r = tick(&mut p);
         asked.extend(r.messages.iter().filter(|o| matches!(o.msg, Message::CatchUp(_))).map(|o| o.to));
     }
-    assert_eq!(asked, [prop(3), prop(3), prop(3), prop(2), prop(3)]);
+    let (p2, p3) = (prop(2), prop(3));
+    assert_eq!(asked[..8], [p3, p3, p3, p2, p2, p2, p3, p3]);
 }
 
 /// A read for someone that fails (a damaged segment of our decided log) is answered with nothing: a
@@ -284,15 +286,19 @@ fn a_failed_read_is_answered_with_nothing() {
     assert!(p.take_ready().is_empty(), "no answer");
 }
 
-/// Catch-up from acceptors alone (no peer proposer is ahead), all equally far ahead: the one asked
-/// first (the highest id) never answers, and after [`CATCH_UP_SWITCH_AFTER`] requests another acceptor
-/// ahead is asked. Before, the proposer asked only the first, which it took for the furthest ahead
-/// for as long as it did not hear from it again: on real daemons, an acceptor that answered the
-/// start-up probe and then stopped (its disk damaged) kept two restarted proposers from ever
-/// catching up, and the cluster stopped deciding with four acceptors up.
+/// Catch-up from acceptors alone (no peer proposer is ahead), all equally far ahead, none answering:
+/// each is asked [`CATCH_UP_SWITCH_AFTER`] times and passed for the next, round all of them. Before,
+/// the proposer asked only the first, which it took for the furthest ahead for as long as it did not
+/// hear from it again: on real daemons, an acceptor that answered the start-up probe and then stopped
+/// (its disk damaged) kept two restarted proposers from ever catching up, and the cluster stopped
+/// deciding with four acceptors up. Then, until this stop, a passed node was asked again after one
+/// request elsewhere: two silent candidates first in line (here 5 and 4; in the simulator a proposer
+/// and an acceptor each lost for good, seed 420004972 with `--lose-proposer --lose-acceptor`) kept it
+/// from the third for ever.
 #[test]
 fn catch_up_from_acceptors_passes_one_that_does_not_answer() {
-    assert_eq!(catch_up_from_three_acceptors(None, 5), [acc(5), acc(5), acc(5), acc(4), acc(5)]);
+    let (a3, a4, a5) = (acc(3), acc(4), acc(5));
+    assert_eq!(catch_up_from_three_acceptors(None, 11), [a5, a5, a5, a4, a4, a4, a3, a3, a3, a5, a5]);
 }
 
 /// The first `count` catch-up requests of a proposer that heard acceptors 3, 4 and 5 say they decided
