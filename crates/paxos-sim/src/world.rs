@@ -1345,7 +1345,8 @@ impl World {
             self.damaged = Some((i, end));
             self.stats.logs_damaged += 1;
             if self.verbose {
-                println!("{:>6} node {} damaged its decided log below slot {}", self.now, i + 1, end.0);
+                let node = if i < p0 { format!("proposer {}", i + 1) } else { format!("acceptor {}", i - p0 + 1) };
+                println!("{:>6} {node} damaged its decided log below slot {}", self.now, end.0);
             }
         }
     }
