@@ -211,8 +211,9 @@ impl Publisher {
         }
     }
 
-    /// The node's decided log is damaged (a read failed, for `why`): `/health`
-    /// and `/ready` say so from the next snapshot on.
+    /// The node's decided log is damaged (the last failed read failed for
+    /// `why`) until an operator moves its data dir away: `/health` and
+    /// `/ready` say so from the next snapshot on.
     pub fn set_damaged(&mut self, why: Option<String>) {
         self.damaged = why;
     }

@@ -284,7 +284,6 @@ pub async fn run<R: Role, S: Store<State = R::State>>(
         missed: None,
         http,
         arrivals: FastMap::default(),
-        damaged: None,
         damage_seen: Vec::new(),
     };
     let tick = Duration::from_millis(settings.tick_ms.max(1));
@@ -355,9 +354,6 @@ struct Loop<R: Role, S: Store<State = R::State>> {
     http: crate::http::Publisher,
     /// When HTTP is served: when each client request in hand first reached us.
     arrivals: FastMap<(ClientId, u64), Instant>,
-    /// Why the last failed read of the decided log failed: the node's log is
-    /// damaged until an operator moves its data dir away (`/health` says so).
-    damaged: Option<String>,
     /// The causes of failed reads logged so far (at most [`DAMAGE_CAUSES_LOGGED`]).
     damage_seen: Vec<String>,
 }
@@ -694,10 +690,7 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
                              it, move its data dir away and start it again (it copies the log from its peers)"
                         );
                     }
-                    if self.damaged.as_deref() != Some(cause.as_str()) {
-                        self.damaged = Some(cause);
-                        self.http.set_damaged(self.damaged.clone());
-                    }
+                    self.http.set_damaged(Some(cause));
                 }
             }
         }

@@ -1356,30 +1356,22 @@ impl World {
     fn serve_reads(&mut self, i: usize, reads: Vec<ReadRequest>) {
         let p0 = self.proposer_ids.len();
         for r in reads {
-            if let Some((_, end)) = self.damaged.filter(|(d, _)| *d == i) {
-                let start =
-                    if i < p0 { self.proposer_disks[i].log.start } else { self.acceptor_disks[i - p0].log.start };
-                if r.from.max(start) < end {
-                    self.stats.reads_failed += 1;
-                    if i < p0 {
-                        if let Some(p) = self.proposers[i].as_mut() {
-                            p.on_read_failed(r.id);
-                        }
-                    } else if let Some(a) = self.acceptors[i - p0].as_mut() {
-                        a.on_read_failed(r.id);
-                    }
-                    continue;
-                }
-            }
+            let log = if i < p0 { &self.proposer_disks[i].log } else { &self.acceptor_disks[i - p0].log };
+            let damaged = self.damaged.is_some_and(|(d, end)| d == i && r.from.max(log.start) < end);
+            // `None`: the read reached the damage and failed.
+            let page = (!damaged).then(|| log.read(r.from, r.limit, r.max_bytes));
+            self.stats.reads_failed += u64::from(damaged);
             if i < p0 {
-                let page = self.proposer_disks[i].read(r.from, r.limit, r.max_bytes).expect("in-memory disk");
                 if let Some(p) = self.proposers[i].as_mut() {
-                    p.on_read(r.id, page);
+                    match page {
+                        Some(page) => p.on_read(r.id, page),
+                        None => p.on_read_failed(r.id),
+                    }
                 }
-            } else {
-                let page = self.acceptor_disks[i - p0].read(r.from, r.limit, r.max_bytes).expect("in-memory disk");
-                if let Some(a) = self.acceptors[i - p0].as_mut() {
-                    a.on_read(r.id, page);
+            } else if let Some(a) = self.acceptors[i - p0].as_mut() {
+                match page {
+                    Some(page) => a.on_read(r.id, page),
+                    None => a.on_read_failed(r.id),
                 }
             }
         }

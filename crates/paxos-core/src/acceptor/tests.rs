@@ -613,8 +613,8 @@ fn a_failed_read_is_answered_with_nothing() {
 #[test]
 fn catch_up_unanswered_in_a_row_asks_the_next_proposer() {
     let mut a = acceptor(state(b(1, 1), &[], 2));
-    step(&mut a, proposer(2), Message::Probe(Probe { nonce: 1, decided: Slot(9), leading: false, echo: 0 }));
     let probe = Message::Probe(Probe { nonce: 1, decided: Slot(9), leading: false, echo: 0 });
+    step(&mut a, proposer(2), probe.clone());
     let mut asked = Vec::new();
     while asked.len() < 8 {
         let r = tick(&mut a);
