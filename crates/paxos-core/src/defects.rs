@@ -55,6 +55,9 @@ pub struct Defects {
     /// A node answers a catch-up whose read failed (a damaged segment)
     /// with an empty page from the slot asked, as if its log ended there.
     pub(crate) failed_read_as_end: bool,
+    /// A proposer whose decided log cannot be read leads as any other: it
+    /// neither hands leadership over nor lets a peer lead in its place.
+    pub(crate) damaged_leads: bool,
 }
 
 #[cfg(feature = "defects")]
@@ -141,5 +144,10 @@ impl Defects {
     /// A failed read answered as the end of the log (see the field of the same name).
     pub fn failed_read_as_end() -> Self {
         Defects { failed_read_as_end: true, ..Defects::default() }
+    }
+
+    /// A damaged proposer that leads as any other (see the field of the same name).
+    pub fn damaged_leads() -> Self {
+        Defects { damaged_leads: true, ..Defects::default() }
     }
 }

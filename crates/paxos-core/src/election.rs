@@ -57,6 +57,20 @@ impl Election {
             .expect("the chain holds our own id")
     }
 
+    /// The highest live id that `eligible` takes (ourselves included), or
+    /// [`Election::rightful_leader`] when it takes none: the rule among the
+    /// proposers fit to lead, falling back to all of them.
+    pub(crate) fn rightful_leader_among(&self, now: Tick, eligible: impl Fn(NodeId) -> bool) -> NodeId {
+        self.last_heard
+            .keys()
+            .copied()
+            .filter(|p| self.alive(*p, now))
+            .chain(std::iter::once(self.id))
+            .filter(|p| eligible(*p))
+            .max()
+            .unwrap_or_else(|| self.rightful_leader(now))
+    }
+
     /// True once this proposer has waited long enough to hear its betters.
     pub(crate) fn may_campaign(&self, now: Tick) -> bool {
         now >= self.started + self.timeout_ticks
@@ -83,6 +97,19 @@ mod tests {
         assert_eq!(e.rightful_leader(Tick(14)), NodeId(3));
         // Proposer 3 falls silent for a whole timeout: 2 leads again.
         assert_eq!(e.rightful_leader(Tick(15)), NodeId(2));
+    }
+
+    /// Among the eligible, the highest live id leads; with none eligible, the rule of all.
+    #[test]
+    fn the_highest_live_eligible_id_leads() {
+        let mut e = Election::new(NodeId(2), 10, Tick(0));
+        e.heard(NodeId(3), Tick(5));
+        e.heard(NodeId(1), Tick(5));
+        assert_eq!(e.rightful_leader_among(Tick(5), |p| p != NodeId(3)), NodeId(2));
+        assert_eq!(e.rightful_leader_among(Tick(5), |p| p == NodeId(1)), NodeId(1));
+        assert_eq!(e.rightful_leader_among(Tick(5), |_| false), NodeId(3));
+        // An eligible proposer that fell silent does not count.
+        assert_eq!(e.rightful_leader_among(Tick(15), |p| p == NodeId(1)), NodeId(2));
     }
 
     /// No proposer claims leadership before one election timeout has passed.

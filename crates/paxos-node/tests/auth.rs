@@ -93,6 +93,7 @@ async fn forged_datagrams_from_members_addresses_change_nothing() {
             leader: true,
             decided: Slot(0),
             known: Slot(0),
+            damaged: false,
         }),
     ));
     rows.push((
@@ -103,6 +104,7 @@ async fn forged_datagrams_from_members_addresses_change_nothing() {
             leader: true,
             decided: Slot(0),
             known: Slot(0),
+            damaged: false,
         }),
     ));
     rows.push((

@@ -241,7 +241,8 @@ async fn paxos_http_serves_and_a_proposer_without_leader_is_not_ready() {
 /// records) fails the reads that reach it, and only them: the node answers
 /// such a read with nothing (a client times out; a peer asks another node),
 /// counts `log_read_failed`, logs one error naming the segment and what to
-/// do, and says so in `/health`, while it goes on serving everything else.
+/// do, and says so in `/health` and in its heartbeats (the leader refuses to
+/// hand leadership to it), while it goes on serving everything else.
 /// It used to stop at each such read, restart cleanly, and stop again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_segment_fails_its_reads_and_the_node_goes_on() {
@@ -294,6 +295,12 @@ async fn a_damaged_segment_fails_its_reads_and_the_node_goes_on() {
     let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
     assert!(errors.len() == 1 && errors[0].contains("0000000001.wal") && errors[0].contains("move"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
+    // Its heartbeats say so: the leader refuses to hand leadership to it.
+    let mut admin = cluster.client().await;
+    match admin.transfer(NodeId(1)).await {
+        Err(paxos_client::ClientError::Transfer(e)) => assert!(e.contains("cannot read its decided log"), "{e}"),
+        other => panic!("a transfer to the damaged proposer: {other:?}"),
+    }
 
     // The cluster goes on, and the node too: it learns a new value, and the
     // leader's log reads from the start.

@@ -345,6 +345,11 @@ pub struct Heartbeat {
     pub decided: Slot,
     /// The highest slot the sender knows to be decided, plus one (may be above `decided` while it has holes).
     pub known: Slot,
+    /// True once a read of the sender's decided log failed (a damaged
+    /// segment): it cannot serve what it holds there, so it should not lead
+    /// while a peer that can is alive. Absent means false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub damaged: bool,
 }
 
 /// A learner (a proposer, or an acceptor filling its decided log) asks a

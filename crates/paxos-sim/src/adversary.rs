@@ -123,7 +123,7 @@ pub fn forge(rng: &mut Rng, k: &Knowledge<'_>, next_seq: &mut u64) -> (Forged, O
             forged(
                 Node::Proposer(ballot.proposer),
                 to,
-                Message::Heartbeat(Heartbeat { ballot, leader: true, decided: far, known: far }),
+                Message::Heartbeat(Heartbeat { ballot, leader: true, decided: far, known: far, damaged: false }),
             )
         }
         // An accept of nothing whose commit is far ahead of decided, as the leader.
@@ -289,7 +289,13 @@ pub fn extreme(rng: &mut Rng, k: &Knowledge<'_>) -> Forged {
             forged(
                 proposer,
                 to,
-                Message::Heartbeat(Heartbeat { ballot, leader: false, decided: far_slot(rng), known: far_slot(rng) }),
+                Message::Heartbeat(Heartbeat {
+                    ballot,
+                    leader: false,
+                    decided: far_slot(rng),
+                    known: far_slot(rng),
+                    damaged: false,
+                }),
             )
         }
         3 => forged(acceptor, proposer, Message::Accepted(Accepted { ballot: k.ballot, slots: vec![far_slot(rng)] })),

@@ -69,11 +69,15 @@ pub enum Defect {
     /// with an empty page, as if its log ended there (caught with
     /// `--damage-log`: a proposer copying from it gets nothing, for ever).
     FailedReadAsEnd,
+    /// A proposer whose decided log cannot be read leads as any other
+    /// (caught with `--damage-log`: while it leads, peers and acceptors
+    /// behind find the slots only it learned nowhere, and the log waits).
+    DamagedLeads,
 }
 
 impl Defect {
     /// Every defect, for sweeps and `--help`.
-    pub const ALL: [Defect; 19] = [
+    pub const ALL: [Defect; 20] = [
         Defect::AcceptIgnoresPromise,
         Defect::AdoptFromLastPromise,
         Defect::MinorityQuorum,
@@ -93,6 +97,7 @@ impl Defect {
         Defect::UnboundedStamps,
         Defect::CatchUpNeverSwitches,
         Defect::FailedReadAsEnd,
+        Defect::DamagedLeads,
     ];
 
     /// The defect's name on the command line.
@@ -117,6 +122,7 @@ impl Defect {
             Defect::UnboundedStamps => "unbounded-stamps",
             Defect::CatchUpNeverSwitches => "catch-up-never-switches",
             Defect::FailedReadAsEnd => "failed-read-as-end",
+            Defect::DamagedLeads => "damaged-leads",
         }
     }
 
@@ -154,6 +160,7 @@ impl Defect {
             Defect::UnboundedStamps => Defects::unbounded_stamps(),
             Defect::CatchUpNeverSwitches => Defects::catch_up_never_switches(),
             Defect::FailedReadAsEnd => Defects::failed_read_as_end(),
+            Defect::DamagedLeads => Defects::damaged_leads(),
             Defect::AcceptIgnoresPromise
             | Defect::Amnesia
             | Defect::UnloggedPromise

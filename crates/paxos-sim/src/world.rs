@@ -107,6 +107,9 @@ pub struct Stats {
     pub writes_lost_seen: u64,
     /// Nodes whose decided log a crash damaged (`--damage-log`; at most one a run).
     pub logs_damaged: u64,
+    /// Of those, proposers' logs that held decided slots no other
+    /// proposer's log held: the damaged proposer must hand leadership over.
+    pub only_copies_damaged: u64,
     /// Reads of a damaged decided log that failed (each answered with nothing).
     pub reads_failed: u64,
     /// Acceptors that lost their disk with a crash.
@@ -1319,11 +1322,13 @@ impl World {
     }
 
     /// With `--damage-log`, node `i`'s crash damages (once a run, with that
-    /// probability) an old part of the decided log it held: the slots that
-    /// another proposer's disk holds in its decided log too, as an old sealed
-    /// segment's are. (A damaged range that no other proposer holds in its
-    /// decided log is not simulated: while the damaged node leads, a peer or
-    /// an acceptor behind may find it nowhere; README, Known limits.) A
+    /// probability) the decided log it held: a proposer's, all of it, which
+    /// may be the only decided copy of its last slots (a damaged leader
+    /// hands leadership over, and the next leader recovers them from the
+    /// acceptors' votes), if another member proposer (not lost for good,
+    /// its log holding the configuration in force) could lead in its
+    /// place; an acceptor's, the slots that another proposer's
+    /// disk holds in its decided log too, as an old sealed segment's are. A
     /// damaged acceptor counts as one that lost its disk from then on
     /// ([`World::may_wipe`]), and is damaged only while that is allowed.
     /// While a log is damaged, proposers crash without losing their disks
@@ -1339,11 +1344,24 @@ impl World {
         }
         let others = self.proposer_disks.iter().enumerate().filter(|(j, _)| *j != i && self.lost != Some(*j));
         let Some(others_end) = others.map(|(_, d)| d.log.end()).max() else { return };
+        // A proposer's damage needs another member proposer that could lead
+        // in its place: one whose own log holds the configuration in force
+        // (one added by a change that only the damaged log holds does not
+        // know it is a member, and cannot campaign to recover it).
+        if i < p0 {
+            let epoch = self.config().epoch;
+            let holds = self.config_decided_at.get(&epoch).map_or(Slot(0), |(_, at)| at.next());
+            let can_lead = |j: &usize| *j != i && self.proposer_disks[*j].log.end() >= holds;
+            if !self.member_proposers().iter().any(can_lead) {
+                return;
+            }
+        }
         let log = if i < p0 { &self.proposer_disks[i].log } else { &self.acceptor_disks[i - p0].log };
-        let end = others_end.min(log.end());
+        let end = if i < p0 { log.end() } else { others_end.min(log.end()) };
         if end > log.start && self.fault_rng.chance(self.params.damage_log) {
             self.damaged = Some((i, end));
             self.stats.logs_damaged += 1;
+            self.stats.only_copies_damaged += u64::from(i < p0 && end > others_end);
             if self.verbose {
                 let node = if i < p0 { format!("proposer {}", i + 1) } else { format!("acceptor {}", i - p0 + 1) };
                 println!("{:>6} {node} damaged its decided log below slot {}", self.now, end.0);

@@ -291,6 +291,16 @@ fn catches_a_failed_read_answered_as_the_end_of_the_log() {
     catch_within(&o, BOUND);
 }
 
+/// A proposer whose decided log cannot be read that leads on as any other: while it leads, peers and
+/// acceptors behind find the slots only it learned nowhere (it answers their catch-up with nothing),
+/// so they never learn the configuration it moved the cluster to, and the log stops. Caught by
+/// liveness when the damage covers all the proposer held (`--damage-log`).
+#[test]
+fn catches_a_damaged_proposer_that_leads_on() {
+    let o = Overrides { defect: Some(Defect::DamagedLeads), damage_log: Some(1.0), ..Overrides::default() };
+    catch_within(&o, BOUND);
+}
+
 /// A known hole, not a defect: an acceptor whose disk loses writes it had
 /// synced and answered about (`--lose-tail`: its last 1 to 256 durable
 /// batches, as a zeroed tail or a data dir rolled back to an older copy

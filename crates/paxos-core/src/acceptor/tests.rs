@@ -971,7 +971,7 @@ fn messages_from_clients_and_acceptors_are_ignored() {
 #[test]
 fn non_acceptor_message_from_a_proposer_is_ignored() {
     let mut a = acceptor(state(Ballot::ZERO, &[], 0));
-    let hb = Heartbeat { ballot: b(1, 1), leader: true, decided: Slot(0), known: Slot(0) };
+    let hb = Heartbeat { ballot: b(1, 1), leader: true, decided: Slot(0), known: Slot(0), damaged: false };
 
     assert_eq!(a.handle(proposer(1), Message::Heartbeat(hb)), Err(Ignored("acceptor: not an acceptor message")));
     assert!(a.take_ready().is_empty());

@@ -15,7 +15,7 @@ use crate::Ignored;
 impl Proposer {
     /// One step of the election, on every tick.
     pub(super) fn step_election(&mut self) {
-        let rightful = self.election.rightful_leader(self.now);
+        let rightful = self.rightful_leader();
         match self.phase {
             Phase::Follower if self.should_lead() => {
                 if self.may_campaign() {
@@ -38,9 +38,13 @@ impl Proposer {
             // not for one that lacks more than a window of what we decided:
             // that one does not campaign before it has caught up
             // (`far_behind`), and nobody would lead meanwhile (a proposer
-            // just added, with an empty log).
+            // just added, with an empty log). A candidate whose decided log
+            // cannot be read makes room for the peer that should lead in its
+            // place whatever it lacks (that one does not wait to catch up
+            // from us) and however its campaign started.
             Phase::Candidate(_)
-                if (rightful != self.cfg.id && self.kept.is_none() && !self.behind_us(rightful))
+                if (rightful != self.cfg.id
+                    && ((self.kept.is_none() && !self.behind_us(rightful)) || self.damaged))
                     || !self.is_member() =>
             {
                 info!(node = %Node::Proposer(self.cfg.id), ballot = %self.ballot, leader = rightful.0, "a live proposer outranks us; stepping down");
@@ -58,6 +62,9 @@ impl Proposer {
                 self.step_down();
                 self.campaign_after = self.now + self.cfg.election_timeout_ticks;
             }
+            // A leader whose decided log cannot be read hands leadership to
+            // the live peer that should lead in its place (see `step_aside`).
+            Phase::Leader(_) if self.damaged && rightful != self.cfg.id => self.step_aside(rightful),
             // Otherwise a leader keeps leading until a higher ballot fences it.
             Phase::Candidate(_) | Phase::Leader(_) => {}
         }
@@ -68,7 +75,38 @@ impl Proposer {
     /// proposer that comes back and hears it (leadership moves on purpose
     /// with a transfer).
     pub(super) fn should_lead(&self) -> bool {
-        self.is_member() && self.election.rightful_leader(self.now) == self.cfg.id && self.live_leader().is_none()
+        self.is_member() && self.rightful_leader() == self.cfg.id && self.live_leader().is_none()
+    }
+
+    /// The proposer that should lead as seen from here: the live one with
+    /// the highest id among those whose decided log can be read (none said
+    /// a read of it failed), or among all when none can. A leader must
+    /// serve its log: peers and acceptors that are behind catch up from it,
+    /// and while it leads, the slots it alone learned are recovered from
+    /// nowhere else (a new leader recovers them from the acceptors' votes).
+    pub(super) fn rightful_leader(&self) -> NodeId {
+        self.election.rightful_leader_among(self.now, |p| {
+            if p == self.cfg.id {
+                !self.damaged
+            } else {
+                self.peers.get(&p).is_none_or(|info| !info.damaged)
+            }
+        })
+    }
+
+    /// A leader whose decided log cannot be read (see [`Proposer::damaged`])
+    /// hands leadership to `to`, the live peer that should lead in its
+    /// place, as a transfer does (`TimeoutNow`): `to` campaigns at once, and
+    /// this proposer does not campaign while `to` lives. Sent again each
+    /// election timeout until `to`'s ballot fences us (`to` may not be able
+    /// to campaign yet: it has not probed the acceptors, say).
+    fn step_aside(&mut self, to: NodeId) {
+        if self.stepped_aside.is_some_and(|t| self.now.since(t) < self.cfg.election_timeout_ticks) {
+            return;
+        }
+        self.stepped_aside = Some(self.now);
+        info!(node = %Node::Proposer(self.cfg.id), to = %Node::Proposer(to), "our decided log cannot be read: handing leadership over");
+        self.ready.send(Node::Proposer(to), Message::TimeoutNow(TimeoutNow { ballot: self.ballot }));
     }
 
     /// True when nothing but the pre-vote keeps this follower, the rightful
@@ -195,7 +233,12 @@ impl Proposer {
         }
         let decided = self.learner.decided().0;
         let window = self.cfg.window as u64;
-        self.peers.iter().any(|(p, info)| info.decided.0 > decided + window && self.election.alive(*p, self.now))
+        // A peer that cannot read its log is no reason to wait: we would
+        // wait for ever if it alone learned those slots (then a campaign
+        // recovers them from the acceptors' votes).
+        self.peers
+            .iter()
+            .any(|(p, info)| !info.damaged && info.decided.0 > decided + window && self.election.alive(*p, self.now))
     }
 
     /// True when live peer `p` lacks more than a window of the slots we
@@ -464,6 +507,7 @@ impl Proposer {
             leader: matches!(self.phase, Phase::Leader(_)),
             decided: self.learner.decided(),
             known: self.learner.known(),
+            damaged: self.damaged,
         };
         for p in self.peers.keys() {
             self.ready.send(Node::Proposer(*p), Message::Heartbeat(hb.clone()));
@@ -471,7 +515,15 @@ impl Proposer {
     }
 
     pub(super) fn on_heartbeat(&mut self, from: NodeId, m: Heartbeat) -> Result<(), Ignored> {
-        self.see_ballot(m.ballot);
+        if m.damaged {
+            // Its ballot's round still counts (ours go above it), but not its
+            // epoch: a later epoch holds a campaign back until we learned it
+            // (`far_behind`), and a peer that cannot read its log may be the
+            // only one that did. A campaign recovers it from the votes.
+            self.max_round = self.max_round.max(m.ballot.round);
+        } else {
+            self.see_ballot(m.ballot);
+        }
         if m.leader {
             // The leader's commit index, when no accept carried it (idle).
             self.learner.learn_committed(m.ballot, m.decided);
@@ -487,6 +539,7 @@ impl Proposer {
             return Ok(());
         };
         peer.decided = decided;
+        peer.damaged = m.damaged;
         if m.leader && self.leader_hint.is_none_or(|(_, b)| m.ballot >= b) {
             self.leader_hint = Some((from, m.ballot));
         } else if !m.leader && self.leader_hint.is_some_and(|(p, _)| p == from) {
@@ -525,6 +578,9 @@ impl Proposer {
             reply(Some(self.cfg.id), Some(format!("proposer {} is not a member", m.to)))
         } else if !self.election.alive(m.to, self.now) {
             reply(Some(self.cfg.id), Some(format!("proposer {} has not been heard from lately", m.to)))
+        } else if self.peers.get(&m.to).is_some_and(|p| p.damaged) {
+            let why = format!("proposer {} cannot read its decided log (a damaged segment): repair it first", m.to);
+            reply(Some(self.cfg.id), Some(why))
         } else {
             info!(node = %Node::Proposer(self.cfg.id), to = %Node::Proposer(m.to), "handing leadership over");
             let now = TimeoutNow { ballot: self.ballot };
@@ -546,6 +602,9 @@ impl Proposer {
         }
         if !self.probed() || self.far_behind() || self.max_round >= self.round_ceiling {
             return Err(Ignored("proposer: asked to lead before it may campaign"));
+        }
+        if self.rightful_leader() != self.cfg.id && self.damaged {
+            return Err(Ignored("proposer: asked to lead with a decided log it cannot read"));
         }
         // Only the leader we know, or a later one, hands leadership over: an
         // older hand-over is a replay (or very late), and would skip the

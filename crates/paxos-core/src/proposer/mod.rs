@@ -48,7 +48,7 @@ const NONCE_SALT: u64 = 0x6361_7463_6875_7021;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use paxos_proto::{Ballot, ClientId, Command, Config, Member, Message, Node, NodeId, Slot, StatusReply};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::election::Election;
 use crate::{
@@ -218,6 +218,8 @@ impl Phase {
 #[derive(Clone, Copy, Debug, Default)]
 struct PeerInfo {
     decided: Slot,
+    /// It said a read of its decided log failed (see [`Proposer::damaged`]).
+    damaged: bool,
 }
 
 /// What a proposer knows of an acceptor, from its probe replies and promises.
@@ -391,6 +393,14 @@ pub struct Proposer {
     frozen: Vec<crate::restart::Frozen>,
     /// Reads of the decided log in flight.
     reads: HashMap<u64, ReadFor>,
+    /// A read of our decided log failed (a damaged segment): peers and
+    /// acceptors behind cannot catch up from us, so we do not lead while a
+    /// live peer whose log can be read would (see `leadership::step_aside`).
+    /// Until this start ends: the damage stays until the operator moves
+    /// the data dir away.
+    damaged: bool,
+    /// When, leading with a damaged log, we last handed leadership over.
+    stepped_aside: Option<Tick>,
     next_read: u64,
     ready: Ready<ProposerOp>,
     defects: Defects,
@@ -454,6 +464,8 @@ impl Proposer {
             frozen: Vec::new(),
             reads: HashMap::new(),
             next_read: 0,
+            damaged: false,
+            stepped_aside: None,
             ready: Ready::default(),
             defects: Defects::default(),
             cfg,
@@ -529,7 +541,7 @@ impl Proposer {
             return Some(self.cfg.id);
         }
         self.leading().or_else(|| {
-            let rightful = self.election.rightful_leader(self.now);
+            let rightful = self.rightful_leader();
             (rightful != self.cfg.id).then_some(rightful)
         })
     }
@@ -847,6 +859,13 @@ impl Proposer {
     /// A read for someone failed: no answer. A peer asks another node after
     /// its retries; a client's read times out (it may ask another proposer).
     pub fn on_read_failed(&mut self, id: u64) {
+        if !self.damaged && !self.defects.damaged_leads {
+            self.damaged = true;
+            warn!(
+                node = %Node::Proposer(self.cfg.id),
+                "a read of our decided log failed: we do not lead while a live peer whose log can be read would"
+            );
+        }
         if let Some(ReadFor::Peer(to, nonce, from)) = self.reads.remove(&id) {
             if self.defects.failed_read_as_end {
                 let start = self.learner.state().start;

@@ -215,8 +215,11 @@ fn message() -> impl Strategy<Value = Message> {
     });
     let accepted = (ballot(), prop::collection::vec(slot(), 0..64))
         .prop_map(|(ballot, slots)| Message::Accepted(Accepted { ballot, slots }));
-    let heartbeat = (ballot(), any::<bool>(), slot(), slot())
-        .prop_map(|(ballot, leader, decided, known)| Message::Heartbeat(Heartbeat { ballot, leader, decided, known }));
+    let heartbeat = (ballot(), any::<bool>(), slot(), slot(), any::<bool>()).prop_map(
+        |(ballot, leader, decided, known, damaged)| {
+            Message::Heartbeat(Heartbeat { ballot, leader, decided, known, damaged })
+        },
+    );
     let catch_up = (slot(), edgy_u32(), any::<u64>())
         .prop_map(|(from, limit, nonce)| Message::CatchUp(CatchUp { from, limit, nonce }));
     let catch_up_reply = (
@@ -1035,7 +1038,7 @@ fn counters_beyond_the_limit_are_invalid() {
     let too_big = MAX_COUNTER + 1;
     let ballot = Ballot { epoch: 0, round: too_big, proposer: NodeId(1) };
     let msgs = [
-        Message::Heartbeat(Heartbeat { ballot, leader: true, decided: Slot(0), known: Slot(0) }),
+        Message::Heartbeat(Heartbeat { ballot, leader: true, decided: Slot(0), known: Slot(0), damaged: false }),
         Message::Nack(Nack { ballot: Ballot::ZERO, promised: ballot, reason: NackReason::Promised }),
         Message::Accept(Accept {
             ballot: Ballot::ZERO,

@@ -946,3 +946,158 @@ fn an_acceptor_whose_promise_went_backwards_is_reported() {
     assert_eq!(lost(&p), 1, "said once");
     assert_eq!(p.role(), Leadership::Leader, "nothing else changes: the proposer cannot make it rebuild");
 }
+
+/// A heartbeat of proposer `from` that does not lead, `decided` slots learned, saying whether a read of
+/// its decided log failed.
+fn damaged_heartbeat(ballot: Ballot, leader: bool, decided: u64, damaged: bool) -> Message {
+    Message::Heartbeat(Heartbeat { ballot, leader, decided: Slot(decided), known: Slot(decided), damaged })
+}
+
+/// A leader whose decided log cannot be read (a read of it failed: a damaged segment) hands leadership to
+/// the live peer that should lead in its place, once an election timeout while it still leads, and says
+/// so in its heartbeats. Peers and acceptors behind could not catch up from it, and while it leads the
+/// slots only it learned are found nowhere (simulator seed 440000661 with `--damage-log 1` and defect
+/// `damaged-leads`: the log stopped).
+#[test]
+fn a_leader_whose_log_cannot_be_read_hands_leadership_over() {
+    let mut p = restarted(2, state(0, &[Value::Noop, cmd(7, 1, "a"), cmd(8, 1, "b")]));
+    let ballot = elect(&mut p);
+    assert_eq!(p.role(), Leadership::Leader);
+    let peer = b(0, 1);
+    step(&mut p, prop(1), heartbeat(peer, false, 0));
+    let r = step(&mut p, prop(1), Message::CatchUp(CatchUp { from: Slot(1), limit: 100, nonce: 5 }));
+    let [read] = r.reads.as_slice() else { panic!("one read: {r:?}") };
+    p.on_read_failed(read.id);
+    assert!(p.take_ready().is_empty(), "no answer to the failed read");
+
+    let hand_over = send(prop(1), Message::TimeoutNow(paxos_proto::TimeoutNow { ballot }));
+    let (start, timeout) = (p.now.0, p.cfg.election_timeout_ticks);
+    let mut sent = Vec::new();
+    while p.now.0 < start + 2 * timeout + 5 {
+        let r = tick(&mut p);
+        sent.extend(r.messages.iter().filter(|m| **m == hand_over).map(|_| p.now.0 - start));
+        for m in &r.messages {
+            match (&m.msg, m.to) {
+                (Message::Heartbeat(hb), _) => {
+                    assert!(hb.damaged && hb.leader, "its heartbeats say its log cannot be read: {hb:?}")
+                }
+                // The acceptors answer its probes: it hears a quorum, and leads on.
+                (Message::Probe(probe), Node::Acceptor(a)) => {
+                    step(&mut p, m.to, report(a.0, probe.nonce, ballot, 3));
+                }
+                _ => {}
+            }
+        }
+        if p.now.0.is_multiple_of(10) {
+            step(&mut p, prop(1), heartbeat(peer, false, 0));
+        }
+    }
+    assert_eq!(sent, [1, 1 + timeout, 1 + 2 * timeout], "once an election timeout while it still leads");
+    assert_eq!(p.role(), Leadership::Leader, "it leads until the peer's ballot fences it");
+
+    // With the peer silent, it has nobody to hand over to, and leads on.
+    let silent_from = p.now.0;
+    let mut late = Vec::new();
+    for _ in 0..3 * timeout {
+        for m in tick(&mut p).messages {
+            match (&m.msg, m.to) {
+                (Message::Probe(probe), Node::Acceptor(a)) => {
+                    step(&mut p, m.to, report(a.0, probe.nonce, ballot, 3));
+                }
+                _ if m == hand_over => late.push(p.now.0),
+                _ => {}
+            }
+        }
+    }
+    assert!(late.len() <= 1, "at most the one due before the peer counted as down: {late:?}");
+    assert_eq!(p.role(), Leadership::Leader, "since tick {silent_from}");
+}
+
+/// A damaged proposer (a read of its decided log failed) does not campaign while a live peer whose log
+/// can be read would lead, though its id is the highest, and names that peer to clients; it campaigns
+/// once that peer falls silent (better a leader that cannot serve old slots than none).
+#[test]
+fn a_damaged_proposer_campaigns_only_when_no_peer_can_lead() {
+    let mut p = restarted(2, state(0, &[Value::Noop, cmd(7, 1, "a"), cmd(8, 1, "b")]));
+    probed(&mut p);
+    let r = step(&mut p, prop(1), Message::CatchUp(CatchUp { from: Slot(1), limit: 100, nonce: 5 }));
+    let [read] = r.reads.as_slice() else { panic!("one read: {r:?}") };
+    p.on_read_failed(read.id);
+
+    while p.now.0 < 300 {
+        tick(&mut p);
+        if p.now.0.is_multiple_of(10) {
+            step(&mut p, prop(1), heartbeat(b(0, 1), false, 3));
+        }
+        assert_eq!(p.role(), Leadership::Follower, "no campaign at tick {}", p.now.0);
+        assert_eq!(p.leader(), Some(NodeId(1)), "clients are sent to the peer, at tick {}", p.now.0);
+    }
+    let timeout = p.cfg.election_timeout_ticks;
+    tick_to_prevoting(&mut p, 300 + timeout + 1);
+    assert_eq!(p.role(), Leadership::Candidate, "the peer fell silent: it campaigns");
+}
+
+/// A peer whose decided log cannot be read neither keeps us from leading nor holds us back as far
+/// behind: proposer 1 hears proposer 2, of the higher id, say it learned 10,000 slots, more than a window
+/// past ours. Damaged, proposer 2 is passed over: 1 campaigns after its election timeout, and takes a
+/// hand-over from it at once (a campaign recovers the slots from the acceptors' votes). Not damaged,
+/// proposer 2 should lead, and a hand-over is refused until 1 has caught up.
+#[test]
+fn a_peer_whose_log_cannot_be_read_is_passed_over() {
+    for damaged in [true, false] {
+        let mut p = proposer(1);
+        probed(&mut p);
+        while p.now.0 < 150 {
+            let r = tick(&mut p);
+            if let Some(nonce) = prevote_nonce(&r) {
+                answer_prevote(&mut p, nonce);
+            }
+            if p.now.0.is_multiple_of(10) {
+                step(&mut p, prop(2), damaged_heartbeat(b(0, 2), false, 10_000, damaged));
+            }
+            if p.role() != Leadership::Follower {
+                break;
+            }
+        }
+        let campaigned = p.role() == Leadership::Candidate;
+        assert_eq!(campaigned, damaged, "damaged {damaged}: campaigned by tick {}", p.now.0);
+
+        let mut p = proposer(1);
+        probed(&mut p);
+        step(&mut p, prop(2), damaged_heartbeat(b(3, 2), true, 10_000, damaged));
+        let hand_over = Message::TimeoutNow(paxos_proto::TimeoutNow { ballot: b(3, 2) });
+        assert_eq!(p.handle(prop(2), hand_over).is_ok(), damaged, "damaged {damaged}: the hand-over is taken");
+        assert_eq!(p.role() == Leadership::Candidate, damaged, "damaged {damaged}");
+    }
+}
+
+/// An operator's transfer to a proposer that said it cannot read its decided log is refused with the
+/// reason, and a damaged proposer handed leadership anyway (it had not said so yet) does not campaign
+/// while a peer that can read its log lives.
+#[test]
+fn leadership_is_not_handed_to_a_damaged_proposer() {
+    let mut p = restarted(2, state(0, &[Value::Noop, cmd(7, 1, "a"), cmd(8, 1, "b")]));
+    elect(&mut p);
+    step(&mut p, prop(1), damaged_heartbeat(b(0, 1), false, 3, true));
+    let ask = Message::TransferRequest(paxos_proto::TransferRequest { req: 4, to: NodeId(1), cookie: None });
+    let r = step(&mut p, client(900), ask);
+    let [reply] = r.messages.as_slice() else { panic!("one answer: {r:?}") };
+    match &reply.msg {
+        Message::TransferReply(t) => {
+            let error = t.error.as_deref().unwrap_or_default();
+            assert!(error.contains("proposer 1 cannot read its decided log"), "{t:?}");
+            assert_eq!(t.leader, Some(NodeId(2)));
+        }
+        other => panic!("a transfer reply: {other:?}"),
+    }
+
+    let mut q = restarted(1, state(0, &[Value::Noop, cmd(7, 1, "a"), cmd(8, 1, "b")]));
+    probed(&mut q);
+    let r = step(&mut q, prop(2), Message::CatchUp(CatchUp { from: Slot(1), limit: 100, nonce: 5 }));
+    let [read] = r.reads.as_slice() else { panic!("one read: {r:?}") };
+    q.on_read_failed(read.id);
+    step(&mut q, prop(2), heartbeat(b(3, 2), true, 3));
+    let hand_over = Message::TimeoutNow(paxos_proto::TimeoutNow { ballot: b(3, 2) });
+    assert!(q.handle(prop(2), hand_over).is_err(), "refused: proposer 2 can read its log");
+    assert_eq!(q.role(), Leadership::Follower);
+}

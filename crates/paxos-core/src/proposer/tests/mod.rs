@@ -184,7 +184,7 @@ fn propose(seq: u64, value: &str) -> Message {
 }
 
 fn heartbeat(ballot: Ballot, leader: bool, decided: u64) -> Message {
-    Message::Heartbeat(Heartbeat { ballot, leader, decided: Slot(decided), known: Slot(decided) })
+    Message::Heartbeat(Heartbeat { ballot, leader, decided: Slot(decided), known: Slot(decided), damaged: false })
 }
 
 fn accepted(ballot: Ballot, slots: &[u64]) -> Message {
