@@ -42,6 +42,10 @@ pub struct SimClient {
     /// The proposer whose redirect named the target: if the target is
     /// silent, the next one after it is tried (as `Link::after_silence`).
     named_by: Option<NodeId>,
+    /// `busy` answers to the current request in a row, for the back-off.
+    busy_in_row: u32,
+    /// After a `busy` answer: when to ask again (instead of a timeout after the last send).
+    resend_at: Option<u64>,
     /// Things a correct cluster never tells a client.
     pub complaints: Vec<String>,
     /// Requests acknowledged with two slots: `(seq, first, second)`. Only a
@@ -68,6 +72,8 @@ impl SimClient {
             give_up,
             redirected: false,
             named_by: None,
+            busy_in_row: 0,
+            resend_at: None,
             complaints: Vec::new(),
             double_acks: Vec::new(),
         }
@@ -95,9 +101,14 @@ impl SimClient {
             req.abandoned = true;
             self.current += 1;
             self.last_sent = None;
+            self.busy_in_row = 0;
+            self.resend_at = None;
             return;
         }
-        let due = self.last_sent.is_none_or(|t| now >= t + self.timeout);
+        let due = match self.resend_at {
+            Some(at) => now >= at,
+            None => self.last_sent.is_none_or(|t| now >= t + self.timeout),
+        };
         if !due {
             return;
         }
@@ -117,6 +128,7 @@ impl SimClient {
         }
         req.started.get_or_insert(now);
         self.last_sent = Some(now);
+        self.resend_at = None;
         let msg = Message::ClientPropose(ClientPropose { seq: req.seq, value: req.value.as_str().into() });
         out.push((Node::Proposer(self.target), msg));
     }
@@ -139,6 +151,8 @@ impl SimClient {
                         self.current += 1;
                         self.last_sent = None;
                         self.named_by = None;
+                        self.busy_in_row = 0;
+                        self.resend_at = None;
                     }
                     // Decided after all: the acknowledgement still binds the cluster.
                     None if req.abandoned => req.acked = Some((now, r.slot)),
@@ -153,15 +167,70 @@ impl SimClient {
                         Node::Proposer(p) if p != leader => Some(p),
                         _ => None,
                     };
-                    // Retry at the next tick rather than wait a whole timeout.
-                    self.last_sent = Some((now + 1).saturating_sub(self.timeout));
+                    // Retry at the next tick rather than wait a whole timeout
+                    // (a redirect in the first ticks waited one: the tick
+                    // of the last send was moved back, to no earlier than 0).
+                    self.resend_at = Some(now + 1);
                 }
             }
             Message::ClientError(e) if Some(e.seq) == current_seq => match e.kind {
-                ClientErrorKind::Busy => {}
+                // Alive but not ready (its queue is full, or it does not know
+                // the acceptors' clocks yet): ask it again after a back-off,
+                // as our client library does (`paxos_client::backoff`: 10,
+                // 20, 40, 80, then 160 ms), never later than a timeout.
+                ClientErrorKind::Busy => {
+                    if let Node::Proposer(p) = from {
+                        self.target = p;
+                        self.redirected = true;
+                        let backoff = (1u64 << self.busy_in_row.min(4)).min(self.timeout);
+                        self.busy_in_row += 1;
+                        self.resend_at = Some(now + backoff);
+                    }
+                }
                 kind => self.complaints.push(format!("client {:?} seq {} refused: {kind:?}", self.id, e.seq)),
             },
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use paxos_proto::{ClientError, ClientErrorKind, ClientId, Message, Node, NodeId};
+
+    use super::SimClient;
+
+    /// The ticks at which `c` sends, and to whom, from tick `from` to `to`.
+    fn sends(c: &mut SimClient, from: u64, to: u64) -> Vec<(u64, Node)> {
+        let proposers = [NodeId(1), NodeId(2), NodeId(3)];
+        let mut sent = Vec::new();
+        for now in from..to {
+            let mut out = Vec::new();
+            c.tick(now, &proposers, false, &mut out);
+            sent.extend(out.into_iter().map(|(to, _)| (now, to)));
+        }
+        sent
+    }
+
+    /// A `busy` answer says the proposer is alive but not ready: the client asks it again after a
+    /// back-off that doubles (1, 2, 4 ticks: 10, 20, 40 ms, as the client library), rather than
+    /// waiting a whole timeout and taking it for down. (Before, a busy answer counted as silence: in
+    /// simulator seed 411309201 with `--lose-proposer --lose-acceptor --damage-log 0.5` the only
+    /// proposer that could lead answered `busy` in its first probe round, and the client spent two
+    /// timeouts on a lost proposer and a removed one before it asked again.)
+    #[test]
+    fn a_busy_proposer_is_asked_again_soon() {
+        let mut c = SimClient::new(ClientId(7), vec!["a".into()], NodeId(1), 30, 1000);
+        let p1 = Node::Proposer(NodeId(1));
+        assert_eq!(sends(&mut c, 0, 1), [(0, p1)]);
+        let busy = || Message::ClientError(ClientError { seq: 1, kind: ClientErrorKind::Busy });
+        c.handle(0, p1, busy());
+        assert_eq!(sends(&mut c, 1, 5), [(1, p1)]);
+        c.handle(5, p1, busy());
+        assert_eq!(sends(&mut c, 5, 12), [(7, p1)]);
+        c.handle(12, p1, busy());
+        assert_eq!(sends(&mut c, 12, 20), [(16, p1)]);
+        // Silent after that: a timeout later, the next proposer.
+        assert_eq!(sends(&mut c, 20, 60), [(46, Node::Proposer(NodeId(2)))]);
     }
 }
