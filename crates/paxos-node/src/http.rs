@@ -414,7 +414,7 @@ fn health_of(role: Role, snapshot: Option<&Snapshot>, now: Instant) -> Result<()
         return Err("failed: ignoring every datagram until SIGUSR2 (SIGUSR1)".to_owned());
     }
     if let Some(why) = &snapshot.damaged {
-        return Err(format!("damaged log: it still votes and leads, but cannot serve a read of it: {why}"));
+        return Err(format!("damaged log: it still votes and learns, but cannot serve a read of it: {why}"));
     }
     match (role, s.state.as_str()) {
         (Role::Acceptor, "rebuilding") => {

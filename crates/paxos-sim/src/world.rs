@@ -1326,9 +1326,9 @@ impl World {
     /// may be the only decided copy of its last slots (a damaged leader
     /// hands leadership over, and the next leader recovers them from the
     /// acceptors' votes), if another member proposer (not lost for good,
-    /// its log holding the configuration in force) could lead in its
-    /// place; an acceptor's, the slots that another proposer's
-    /// disk holds in its decided log too, as an old sealed segment's are. A
+    /// its log holding the configuration in force) could lead in its place;
+    /// an acceptor's, the slots that another proposer's disk holds in its
+    /// decided log too, as an old sealed segment's are. A
     /// damaged acceptor counts as one that lost its disk from then on
     /// ([`World::may_wipe`]), and is damaged only while that is allowed.
     /// While a log is damaged, proposers crash without losing their disks
