@@ -135,19 +135,15 @@ impl Proposer {
         }
         // Every live peer ahead, the furthest first (of equals, the highest
         // id), so that one that leaves us unanswered (unable to read its
-        // log: a damaged segment) gives way to the next one. A peer that
-        // said it cannot read its log comes after the acceptors: it may
-        // still serve what lies above its damage.
-        let mut peers: Vec<(bool, Slot, paxos_proto::NodeId)> = self
+        // log: a damaged segment) gives way to the next one.
+        let mut peers: Vec<(Slot, paxos_proto::NodeId)> = self
             .peers
             .iter()
             .filter(|(p, info)| info.decided > decided && self.election.alive(**p, self.now))
-            .map(|(p, info)| (!info.damaged, info.decided, *p))
+            .map(|(p, info)| (info.decided, *p))
             .collect();
         peers.sort_unstable_by(|x, y| y.cmp(x));
-        let damaged: Vec<Option<Node>> =
-            peers.iter().filter(|(fit, ..)| !fit).map(|(_, _, p)| Some(Node::Proposer(*p))).collect();
-        let mut peers = peers.into_iter().filter(|(fit, ..)| *fit).map(|(_, _, p)| Some(Node::Proposer(p)));
+        let mut peers = peers.into_iter().map(|(_, p)| Some(Node::Proposer(p)));
         let peer = peers.next().flatten();
         let holed = || {
             // A hole below a decided slot that outlives a retransmission is
@@ -167,10 +163,8 @@ impl Proposer {
             .collect();
         acceptors.sort_unstable_by(|x, y| y.cmp(x));
         let acceptors = acceptors.into_iter().map(|(_, a)| Some(Node::Acceptor(a)));
-        let is_damaged = |n: &Node| matches!(n, Node::Proposer(p) if self.peers.get(p).is_some_and(|i| i.damaged));
-        let ahead = self.ahead.map(|(n, _)| n).filter(|n| !is_damaged(n));
         let candidates: Vec<Option<Node>> =
-            [peer, ahead].into_iter().chain(peers).chain(acceptors).chain(damaged).chain([holed()]).collect();
+            [peer, self.ahead.map(|(n, _)| n)].into_iter().chain(peers).chain(acceptors).chain([holed()]).collect();
         // The same node asked from the same slot this many times in a row
         // without an answer may be gone, or have moved where we cannot hear
         // it (removed and added again elsewhere while we were away), or be

@@ -271,36 +271,6 @@ fn catch_up_passes_a_peer_that_does_not_answer_for_another_peer_ahead() {
     assert_eq!(asked[..8], [p3, p3, p3, p2, p2, p2, p3, p3]);
 }
 
-/// A peer that said it cannot read its decided log (`damaged` in its heartbeat) is asked last: the
-/// same two peers as above, proposer 3 furthest ahead but damaged: proposer 2 first, then 3.
-#[test]
-fn catch_up_asks_a_damaged_peer_last() {
-    let mut p = Proposer::new(
-        ProposerConfig::new(
-            NodeId(1),
-            vec![NodeId(1), NodeId(2), NodeId(3)],
-            ACCEPTORS.iter().map(|a| NodeId(*a)).collect(),
-        ),
-        ProposerState::default(),
-    );
-    let damaged = Message::Heartbeat(paxos_proto::Heartbeat {
-        ballot: b(1, 3),
-        leader: true,
-        decided: Slot(12),
-        known: Slot(12),
-        damaged: true,
-    });
-    let mut asked = Vec::new();
-    while asked.len() < 6 {
-        step(&mut p, prop(3), damaged.clone());
-        step(&mut p, prop(2), heartbeat(b(1, 2), false, 10));
-        let r = tick(&mut p);
-        asked.extend(r.messages.iter().filter(|o| matches!(o.msg, Message::CatchUp(_))).map(|o| o.to));
-    }
-    let (p2, p3) = (prop(2), prop(3));
-    assert_eq!(asked[..6], [p2, p2, p2, p3, p3, p3]);
-}
-
 /// A read for someone that fails (a damaged segment of our decided log) is answered with nothing: a
 /// peer asks another node after its retries, a client's read times out.
 #[test]
