@@ -225,7 +225,29 @@ pub async fn run(cluster: &ClusterConfig, args: StatusArgs, out: &mut Out) -> Re
         return Err(unreachable(cluster, "no node", wait));
     }
     out.flush()?;
+    for line in damaged(&nodes) {
+        super::diag(line);
+    }
     unhealthy(&nodes).map_or(Ok(()), |why| Err(CtlError::Failed(why)))
+}
+
+/// One line per node that could not read its decided log since it started
+/// (its counter `log_read_failed`: a damaged segment), saying what that
+/// means and what to do; for stderr, so that the table and the JSON lines
+/// keep SPEC's form.
+pub fn damaged(nodes: &[NodeStatus<'_>]) -> Vec<String> {
+    nodes
+        .iter()
+        .filter_map(|n| {
+            let failed = n.counters.and_then(|c| c.get("log_read_failed")).copied().filter(|f| *f > 0)?;
+            let lead = if n.node.starts_with("proposer") { " nor lead while another proposer can" } else { "" };
+            Some(format!(
+                "{}: {failed} reads of its decided log failed (a damaged segment): it cannot serve them{lead}; \
+                 its log names the segment; stop it, move its data dir away and start it again",
+                n.node
+            ))
+        })
+        .collect()
 }
 
 /// The members of the configuration the log decided, with their addresses,
@@ -318,6 +340,23 @@ mod tests {
             lines[2],
             r#"{"node":"proposer-1","role":"proposer","addr":"127.0.0.1:7001","state":"unreachable","epoch":null,"leader":null,"ballot":null,"decided":null,"peers_heard":null,"counters":null,"version":null,"commit":null}"#
         );
+    }
+
+    /// A node that counted failed reads of its decided log gets a line for stderr; the others none.
+    #[test]
+    fn a_damaged_node_is_named_on_stderr() {
+        let mut probes = probes();
+        assert!(damaged(&probes.iter().map(NodeStatus::of).collect::<Vec<_>>()).is_empty());
+        for p in &mut probes[..2] {
+            if let Some(r) = &mut p.reply {
+                r.counters.insert("log_read_failed".to_owned(), 3);
+            }
+        }
+        let lines = damaged(&probes.iter().map(NodeStatus::of).collect::<Vec<_>>());
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].starts_with("proposer-2: 3 reads of its decided log failed"), "{}", lines[0]);
+        assert!(lines[0].contains("nor lead while another proposer can") && lines[0].contains("move its data dir"));
+        assert!(lines[1].starts_with("acceptor-1: 3 reads") && !lines[1].contains("lead"), "{}", lines[1]);
     }
 
     #[test]

@@ -858,6 +858,8 @@ impl Proposer {
 
     /// A read for someone failed: no answer. A peer asks another node after
     /// its retries; a client's read times out (it may ask another proposer).
+    /// Our decided log is damaged from now on (see [`Proposer::damaged`]):
+    /// we do not lead while a peer that can serve its log would.
     pub fn on_read_failed(&mut self, id: u64) {
         if !self.damaged && !self.defects.damaged_leads {
             self.damaged = true;

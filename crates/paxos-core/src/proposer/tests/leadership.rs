@@ -947,8 +947,8 @@ fn an_acceptor_whose_promise_went_backwards_is_reported() {
     assert_eq!(p.role(), Leadership::Leader, "nothing else changes: the proposer cannot make it rebuild");
 }
 
-/// A heartbeat of proposer `from` that does not lead, `decided` slots learned, saying whether a read of
-/// its decided log failed.
+/// A heartbeat under `ballot`, saying whether its sender leads, how many slots it learned, and whether
+/// a read of its decided log failed.
 fn damaged_heartbeat(ballot: Ballot, leader: bool, decided: u64, damaged: bool) -> Message {
     Message::Heartbeat(Heartbeat { ballot, leader, decided: Slot(decided), known: Slot(decided), damaged })
 }
@@ -956,8 +956,8 @@ fn damaged_heartbeat(ballot: Ballot, leader: bool, decided: u64, damaged: bool) 
 /// A leader whose decided log cannot be read (a read of it failed: a damaged segment) hands leadership to
 /// the live peer that should lead in its place, once an election timeout while it still leads, and says
 /// so in its heartbeats. Peers and acceptors behind could not catch up from it, and while it leads the
-/// slots only it learned are found nowhere (simulator seed 440000661 with `--damage-log 1` and defect
-/// `damaged-leads`: the log stopped).
+/// slots only it learned are found nowhere (the simulator's defect `damaged-leads` with `--damage-log
+/// 1`: the log stopped).
 #[test]
 fn a_leader_whose_log_cannot_be_read_hands_leadership_over() {
     let mut p = restarted(2, state(0, &[Value::Noop, cmd(7, 1, "a"), cmd(8, 1, "b")]));
