@@ -259,14 +259,7 @@ async fn a_damaged_segment_fails_its_reads_and_the_node_goes_on() {
     assert_ne!(follower, Node::Proposer(leader), "the highest id leads");
     cluster.wait_status(follower, "learns every value", |s| s.decided.0 >= 80).await;
     assert!(cluster.terminate(follower).await.success());
-    let first = cluster.data_dir(follower).join(paxos_storage::LOG_DIR).join("0000000001.wal");
-    let mut bytes = std::fs::read(&first).expect("the first segment");
-    // Its records, then the zeros preallocated ahead of them: zeros over a third of the way in.
-    let end = bytes.iter().rposition(|b| *b != 0).expect("records");
-    assert!(end > 60_000, "a full, sealed segment: records up to byte {end}");
-    let at = end / 3;
-    bytes[at..at + 64].fill(0);
-    std::fs::write(&first, &bytes).expect("damage it");
+    damage_first_segment(&cluster, follower);
     cluster.start(follower);
     cluster.wait_status(follower, "is back", |s| s.decided.0 >= 80).await;
 
@@ -309,6 +302,60 @@ async fn a_damaged_segment_fails_its_reads_and_the_node_goes_on() {
     let page = reader.log(leader, paxos_proto::Slot(0), 1000).await.expect("the leader's log");
     assert_eq!(page.entries.first().map(|e| e.slot), Some(paxos_proto::Slot(0)), "{} entries", page.entries.len());
     assert!(cluster.terminate(follower).await.success(), "a clean stop");
+    cluster.stop_all_gracefully().await;
+}
+
+/// Zeros over 64 bytes a third of the way into the records of `node`'s first
+/// segment, a full and sealed one (`node` is stopped).
+fn damage_first_segment(cluster: &Cluster, node: Node) {
+    let first = cluster.data_dir(node).join(paxos_storage::LOG_DIR).join("0000000001.wal");
+    let mut bytes = std::fs::read(&first).expect("the first segment");
+    // Its records, then the zeros preallocated ahead of them: zeros over a third of the way in.
+    let end = bytes.iter().rposition(|b| *b != 0).expect("records");
+    assert!(end > 60_000, "a full, sealed segment: records up to byte {end}");
+    let at = end / 3;
+    bytes[at..at + 64].fill(0);
+    std::fs::write(&first, &bytes).expect("damage it");
+}
+
+/// A leader whose decided log turns out to be damaged (a read through a
+/// damaged segment fails) hands leadership to the other proposer, which
+/// leads on, and the cluster goes on deciding. Proposer 2's segment is
+/// damaged while it is down, leadership is handed back to it (nothing has
+/// read the damage yet), then a read through the damage makes it step aside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_leader_hands_leadership_over() {
+    let _serial = serial().await;
+    let (mut cluster, _https) = cluster_with_http(2, 3, "[log]\nsegment_bytes = 65536\n");
+    cluster.start_all();
+    let leader = cluster.wait_ready().await;
+    assert_eq!(leader, NodeId(2), "the highest id leads");
+    let mut client = cluster.client().await;
+    for i in 0..80 {
+        client.propose(format!("{i:03}-{}", "v".repeat(4000))).await.expect("propose");
+    }
+    let (p1, p2) = (Node::Proposer(NodeId(1)), Node::Proposer(NodeId(2)));
+    assert!(cluster.terminate(p2).await.success());
+    cluster.wait_status(p1, "leads", |s| s.role == "leader").await;
+    damage_first_segment(&cluster, p2);
+    cluster.start(p2);
+    cluster.wait_status(p2, "is back, following", |s| s.decided.0 >= 80 && s.role == "follower").await;
+    let mut admin = cluster.client().await;
+    admin.transfer(NodeId(2)).await.expect("proposer 2 cannot know of the damage yet: the transfer is made");
+    cluster.wait_status(p2, "leads again", |s| s.role == "leader").await;
+
+    let mut reader = cluster.client().await;
+    reader.set_timeout(Duration::from_millis(1500));
+    assert!(reader.log(NodeId(2), paxos_proto::Slot(0), 1000).await.is_err(), "a read through the damage");
+    cluster.wait_status(p1, "leads: proposer 2 handed leadership over", |s| s.role == "leader").await;
+    cluster.wait_status(p2, "follows", |s| s.role == "follower" && s.leader == Some(NodeId(1))).await;
+    let log = cluster.log_text(p2);
+    assert!(log.contains("handing leadership over") && !log.contains("panicked"), "{log}");
+    let slot = client.propose("after the hand-over").await.expect("propose");
+    cluster.wait_status(p2, "learns the new value", |s| s.decided > slot).await;
+    // It does not take leadership back while proposer 1 lives.
+    let again = admin.transfer(NodeId(2)).await;
+    assert!(matches!(&again, Err(paxos_client::ClientError::Transfer(e)) if e.contains("cannot read")), "{again:?}");
     cluster.stop_all_gracefully().await;
 }
 
