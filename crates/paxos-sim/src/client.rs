@@ -37,7 +37,8 @@ pub struct SimClient {
     timeout: u64,
     /// Ticks after its first send when a request is given up.
     give_up: u64,
-    /// The next send follows a redirect: keep the target it named.
+    /// The next send follows a redirect (keep the target it named) or a
+    /// `busy` answer (ask the same proposer again): not a silence.
     redirected: bool,
     /// The proposer whose redirect named the target: if the target is
     /// silent, the next one after it is tried (as `Link::after_silence`).
