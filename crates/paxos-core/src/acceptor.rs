@@ -29,6 +29,7 @@ use tracing::{debug, info, warn};
 
 use crate::proposer::CATCH_UP_SWITCH_AFTER;
 use crate::restart::{catch_up_reply, nonce, Copy, Frozen};
+use crate::scrub::Scrub;
 use crate::{
     round_ceiling, AcceptorOp, AcceptorState, Defects, Ignored, LogPage, ReadRequest, Ready, Tick, CLOCK_SKEW_SECS,
     MAX_BATCH_BYTES, MAX_SLOT_STEP,
@@ -135,6 +136,10 @@ pub struct Acceptor {
     /// Reads of the decided log in flight: who asked, the nonce to echo, and the first slot read.
     reads: HashMap<u64, (NodeId, u64, Slot)>,
     next_read: u64,
+    /// The pass over the decided log we had at start ([`crate::scrub`]),
+    /// and the id of its read in flight.
+    scrub: Scrub,
+    scrub_read: Option<u64>,
     /// The ballot we had promised when its proposer last renewed its lease
     /// (see [`Acceptor::lease_holder`]), and when.
     lease: Option<(Ballot, Tick)>,
@@ -149,6 +154,7 @@ impl Acceptor {
     /// An acceptor with state recovered from its store. A store without an
     /// identity (new, or lost) gets `cfg.incarnation`, persisted before anything else.
     pub fn new(cfg: AcceptorConfig, state: AcceptorState) -> Self {
+        let scrub = Scrub::new(state.start, state.decided);
         let mut acceptor = Acceptor {
             cfg,
             state,
@@ -168,6 +174,8 @@ impl Acceptor {
             frozen: Vec::new(),
             reads: HashMap::new(),
             next_read: 0,
+            scrub,
+            scrub_read: None,
             lease: None,
             challenge: 0,
             challenges: 0,
@@ -262,6 +270,30 @@ impl Acceptor {
         self.now = self.now.next();
         self.copy_state();
         self.catch_up();
+        self.scrub();
+    }
+
+    /// The next page of the pass over our decided log, if one is due. A
+    /// read that fails counts as any (the runtime says so in `/health`).
+    fn scrub(&mut self) {
+        if self.defects.no_scrub || self.reads.len() >= MAX_PENDING_READS {
+            return;
+        }
+        if let Some(from) = self.scrub.due(self.now) {
+            let id = self.next_read;
+            self.next_read += 1;
+            self.scrub_read = Some(id);
+            let limit = crate::SCRUB_PAGE_ENTRIES;
+            self.ready.reads.push(ReadRequest { id, from, limit, max_bytes: MAX_BATCH_BYTES });
+        }
+    }
+
+    /// The same acceptor with its pass over the decided log already over:
+    /// for tests that count every read.
+    #[cfg(test)]
+    pub(crate) fn scrubbed(mut self) -> Self {
+        self.scrub.on_failed();
+        self
     }
 
     /// Takes what was produced since the last call.
@@ -271,6 +303,14 @@ impl Acceptor {
 
     /// A page of the decided log that was read for a proposer's catch-up.
     pub fn on_read(&mut self, id: u64, page: LogPage) {
+        if self.scrub_read == Some(id) {
+            self.scrub_read = None;
+            self.scrub.on_page(&page);
+            if self.scrub.done() {
+                info!(node = %Node::Acceptor(self.cfg.id), "the pass over our decided log found no damage");
+            }
+            return;
+        }
         let Some((to, nonce, _)) = self.reads.remove(&id) else { return };
         self.on_read_page(to, nonce, page);
     }
@@ -285,6 +325,11 @@ impl Acceptor {
     /// A read for a proposer's catch-up failed: no answer, so that the
     /// proposer asks another node after its retries.
     pub fn on_read_failed(&mut self, id: u64) {
+        if self.scrub_read == Some(id) {
+            self.scrub_read = None;
+            self.scrub.on_failed();
+            return;
+        }
         let Some((to, nonce, from)) = self.reads.remove(&id) else { return };
         if self.defects.failed_read_as_end {
             let start = self.state.start;

@@ -58,6 +58,9 @@ pub struct Defects {
     /// A proposer whose decided log cannot be read leads as any other: it
     /// neither hands leadership over nor lets a peer lead in its place.
     pub(crate) damaged_leads: bool,
+    /// No pass over the decided log after start: damage is found only when
+    /// someone reads through it.
+    pub(crate) no_scrub: bool,
 }
 
 #[cfg(feature = "defects")]
@@ -149,5 +152,10 @@ impl Defects {
     /// A damaged proposer that leads as any other (see the field of the same name).
     pub fn damaged_leads() -> Self {
         Defects { damaged_leads: true, ..Defects::default() }
+    }
+
+    /// No pass over the decided log after start (see the field of the same name).
+    pub fn no_scrub() -> Self {
+        Defects { no_scrub: true, ..Defects::default() }
     }
 }

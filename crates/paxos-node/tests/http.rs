@@ -57,6 +57,16 @@ async fn wait_code(addr: &str, path: &str, code: u16) -> String {
     .await
 }
 
+/// Polls `addr`'s `/health` until it answers 503 for a damaged log (other
+/// 503s, e.g. no leader known yet, come first after a start); returns the body.
+async fn wait_damaged(addr: &str) -> String {
+    eventually(&format!("GET {addr}/health says the log is damaged"), || {
+        let (code, body) = get(addr, "/health")?;
+        Ok((code == 503 && body.starts_with("damaged log")).then_some(body))
+    })
+    .await
+}
+
 /// Polls `addr`'s metrics until `series` is at least `min`; returns its value.
 async fn wait_sample(addr: &str, series: &str, min: f64) -> f64 {
     eventually(&format!("{series} >= {min} at {addr}"), || {
@@ -244,6 +254,8 @@ async fn paxos_http_serves_and_a_proposer_without_leader_is_not_ready() {
 /// do, and says so in `/health` and in its heartbeats (the leader refuses to
 /// hand leadership to it), while it goes on serving everything else.
 /// It used to stop at each such read, restart cleanly, and stop again.
+/// Damaged while it was down, the node finds the damage by its own pass over
+/// its log after the start, before anyone reads through it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_segment_fails_its_reads_and_the_node_goes_on() {
     let _serial = serial().await;
@@ -262,6 +274,10 @@ async fn a_damaged_segment_fails_its_reads_and_the_node_goes_on() {
     damage_first_segment(&cluster, follower);
     cluster.start(follower);
     cluster.wait_status(follower, "is back", |s| s.decided.0 >= 80).await;
+    // Nobody has read its log yet: its own pass finds the damage.
+    let http = &https[&follower];
+    let body = wait_damaged(http).await;
+    assert!(body.contains("0000000001.wal"), "found at start: {body}");
 
     let mut reader = cluster.client().await;
     reader.set_timeout(Duration::from_millis(1500));
@@ -278,7 +294,6 @@ async fn a_damaged_segment_fails_its_reads_and_the_node_goes_on() {
         })
         .await;
     assert!(!s.failed, "{s:?}");
-    let http = &https[&follower];
     let body = wait_code(http, "/health", 503).await;
     assert!(body.starts_with("damaged log") && body.contains("0000000001.wal") && body.lines().count() == 1, "{body}");
     let (code, body) = get(http, "/ready").expect("GET /ready");
@@ -318,15 +333,16 @@ fn damage_first_segment(cluster: &Cluster, node: Node) {
     std::fs::write(&first, &bytes).expect("damage it");
 }
 
-/// A leader whose decided log turns out to be damaged (a read through a
-/// damaged segment fails) hands leadership to the other proposer, which
-/// leads on, and the cluster goes on deciding. Proposer 2's segment is
-/// damaged while it is down, leadership is handed back to it (nothing has
-/// read the damage yet), then a read through the damage makes it step aside.
+/// A leader whose decided log is damaged hands leadership to the other
+/// proposer once that one runs, which leads on, and the cluster goes on
+/// deciding. Both proposers stop; proposer 2's first segment is damaged;
+/// proposer 2 starts alone, finds the damage by its own pass over its log
+/// (`/health` says so before anyone reads it), and leads, as no peer could;
+/// then proposer 1 starts, and proposer 2 steps aside for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_leader_hands_leadership_over() {
     let _serial = serial().await;
-    let (mut cluster, _https) = cluster_with_http(2, 3, "[log]\nsegment_bytes = 65536\n");
+    let (mut cluster, https) = cluster_with_http(2, 3, "[log]\nsegment_bytes = 65536\n");
     cluster.start_all();
     let leader = cluster.wait_ready().await;
     assert_eq!(leader, NodeId(2), "the highest id leads");
@@ -335,18 +351,17 @@ async fn a_damaged_leader_hands_leadership_over() {
         client.propose(format!("{i:03}-{}", "v".repeat(4000))).await.expect("propose");
     }
     let (p1, p2) = (Node::Proposer(NodeId(1)), Node::Proposer(NodeId(2)));
+    cluster.wait_status(p1, "learns every value", |s| s.decided.0 >= 80).await;
+    assert!(cluster.terminate(p1).await.success());
     assert!(cluster.terminate(p2).await.success());
-    cluster.wait_status(p1, "leads", |s| s.role == "leader").await;
     damage_first_segment(&cluster, p2);
     cluster.start(p2);
-    cluster.wait_status(p2, "is back, following", |s| s.decided.0 >= 80 && s.role == "follower").await;
-    let mut admin = cluster.client().await;
-    admin.transfer(NodeId(2)).await.expect("proposer 2 cannot know of the damage yet: the transfer is made");
-    cluster.wait_status(p2, "leads again", |s| s.role == "leader").await;
+    // Found at start, before anyone read it.
+    wait_damaged(&https[&p2]).await;
+    cluster.wait_status(p2, "leads: no peer could", |s| s.role == "leader").await;
+    client.propose("while proposer 1 is down").await.expect("propose");
 
-    let mut reader = cluster.client().await;
-    reader.set_timeout(Duration::from_millis(1500));
-    assert!(reader.log(NodeId(2), paxos_proto::Slot(0), 1000).await.is_err(), "a read through the damage");
+    cluster.start(p1);
     cluster.wait_status(p1, "leads: proposer 2 handed leadership over", |s| s.role == "leader").await;
     cluster.wait_status(p2, "follows", |s| s.role == "follower" && s.leader == Some(NodeId(1))).await;
     let log = cluster.log_text(p2);
@@ -354,6 +369,7 @@ async fn a_damaged_leader_hands_leadership_over() {
     let slot = client.propose("after the hand-over").await.expect("propose");
     cluster.wait_status(p2, "learns the new value", |s| s.decided > slot).await;
     // It does not take leadership back while proposer 1 lives.
+    let mut admin = cluster.client().await;
     let again = admin.transfer(NodeId(2)).await;
     assert!(matches!(&again, Err(paxos_client::ClientError::Transfer(e)) if e.contains("cannot read")), "{again:?}");
     cluster.stop_all_gracefully().await;

@@ -73,11 +73,15 @@ pub enum Defect {
     /// (caught with `--damage-log`: while it leads, peers and acceptors
     /// behind find the slots only it learned nowhere, and the log waits).
     DamagedLeads,
+    /// No node reads its decided log after a start: one whose log was
+    /// damaged while it was down finds out only when someone reads through
+    /// the damage (caught with `--damage-log`: the scrub check).
+    NoScrub,
 }
 
 impl Defect {
     /// Every defect, for sweeps and `--help`.
-    pub const ALL: [Defect; 20] = [
+    pub const ALL: [Defect; 21] = [
         Defect::AcceptIgnoresPromise,
         Defect::AdoptFromLastPromise,
         Defect::MinorityQuorum,
@@ -98,6 +102,7 @@ impl Defect {
         Defect::CatchUpNeverSwitches,
         Defect::FailedReadAsEnd,
         Defect::DamagedLeads,
+        Defect::NoScrub,
     ];
 
     /// The defect's name on the command line.
@@ -123,6 +128,7 @@ impl Defect {
             Defect::CatchUpNeverSwitches => "catch-up-never-switches",
             Defect::FailedReadAsEnd => "failed-read-as-end",
             Defect::DamagedLeads => "damaged-leads",
+            Defect::NoScrub => "no-scrub",
         }
     }
 
@@ -141,6 +147,7 @@ impl Defect {
             Defect::EndlessLease => Defects::endless_lease(),
             Defect::FailedReadAsEnd => Defects::failed_read_as_end(),
             Defect::CatchUpNeverSwitches => Defects::catch_up_never_switches(),
+            Defect::NoScrub => Defects::no_scrub(),
             _ => Defects::default(),
         }
     }
@@ -161,6 +168,7 @@ impl Defect {
             Defect::CatchUpNeverSwitches => Defects::catch_up_never_switches(),
             Defect::FailedReadAsEnd => Defects::failed_read_as_end(),
             Defect::DamagedLeads => Defects::damaged_leads(),
+            Defect::NoScrub => Defects::no_scrub(),
             Defect::AcceptIgnoresPromise
             | Defect::Amnesia
             | Defect::UnloggedPromise

@@ -191,6 +191,10 @@ pub struct World {
     /// The node whose decided log is damaged (`--damage-log`), and the end of
     /// the damage: a read from below it fails. Cleared when its disk is lost.
     damaged: Option<(usize, Slot)>,
+    /// The damaged node since it last started, and the tick by which its
+    /// pass over its decided log must have failed a read (the scrub check):
+    /// cleared when one does, or when it crashes.
+    scrub_watch: Option<(usize, u64)>,
     /// The acceptor lost for good is no member any more (counted once).
     lost_out: bool,
     /// Per acceptor: lost its disk, and its new incarnation is not let in yet.
@@ -263,6 +267,11 @@ const FNV_PRIME: u64 = 0x100_0000_01b3;
 
 /// The tick at which the seed scenario's acceptors are failed: once the cluster is up.
 const FAIL_AT: u64 = 150;
+
+/// Ticks a node started with a damaged decided log has to find the damage
+/// by its own pass over the log (the scrub check; the pass asks for its first
+/// page at the first tick).
+const SCRUB_DEADLINE_TICKS: u64 = 20;
 
 /// The simulated wall clock at tick 0, in Unix seconds (mid-2026).
 const SIM_EPOCH_SECS: u64 = paxos_core::ROUND_CEILING_EPOCH_SECS + 15_000_000;
@@ -369,6 +378,7 @@ impl World {
             lost_out: false,
             tail_lost: None,
             damaged: None,
+            scrub_watch: None,
             partition: None,
             tick_skip,
             proposer_ahead_ms,
@@ -423,6 +433,43 @@ impl World {
         }
         self.started[i] = true;
         self.proposers[i] = Some(p);
+        self.watch_scrub(i);
+    }
+
+    /// Node `i` starts: if its decided log still holds damage, its pass over it must
+    /// find the damage within [`SCRUB_DEADLINE_TICKS`] (and the batches'
+    /// persist lag), before anyone needs to read through it.
+    fn watch_scrub(&mut self, i: usize) {
+        let p0 = self.proposer_ids.len();
+        let start = if i < p0 { self.proposer_disks[i].log.start } else { self.acceptor_disks[i - p0].log.start };
+        // Retention may have deleted every damaged slot since.
+        if self.damaged.is_some_and(|(d, end)| d == i && end > start) {
+            self.scrub_watch = Some((i, self.now + SCRUB_DEADLINE_TICKS + self.params.persist_lag));
+        }
+    }
+
+    /// The scrub check: a node started with a damaged decided log has found
+    /// the damage in time, on its own.
+    fn check_scrub(&mut self) {
+        let Some((i, by)) = self.scrub_watch else { return };
+        // Retention may delete every damaged slot after the start, before the
+        // pass reads them: nothing is left to find.
+        let p0 = self.proposer_ids.len();
+        let start = if i < p0 { self.proposer_disks[i].log.start } else { self.acceptor_disks[i - p0].log.start };
+        if !self.damaged.is_some_and(|(d, end)| d == i && end > start) {
+            self.scrub_watch = None;
+            return;
+        }
+        if self.now > by {
+            self.scrub_watch = None;
+            let node =
+                if i < p0 { Node::Proposer(self.proposer_ids[i]) } else { Node::Acceptor(self.acceptor_ids[i - p0]) };
+            let detail = format!(
+                "tick {}: {node} started with a damaged decided log and read none of it in {SCRUB_DEADLINE_TICKS} ticks",
+                self.now
+            );
+            self.violations.push(Violation { invariant: "scrub", detail });
+        }
     }
 
     fn start_acceptor(&mut self, a: usize) {
@@ -444,6 +491,7 @@ impl World {
         }
         self.started[self.proposer_ids.len() + a] = true;
         self.acceptors[a] = Some(acceptor);
+        self.watch_scrub(self.proposer_ids.len() + a);
     }
 
     /// Index of a node or client among the endpoints: proposers, acceptors, clients, the operator.
@@ -563,6 +611,7 @@ impl World {
         }
         self.flush();
         self.follow_rebuilds();
+        self.check_scrub();
     }
 
     /// Draws this tick's faults.
@@ -1274,6 +1323,9 @@ impl World {
     fn crash(&mut self, i: usize, wipe: bool) {
         let p0 = self.proposer_ids.len();
         self.stats.crashes += 1;
+        if self.scrub_watch.is_some_and(|(w, _)| w == i) {
+            self.scrub_watch = None;
+        }
         if wipe && self.damaged.is_some_and(|(d, _)| d == i) {
             self.damaged = None;
         } else if !wipe && self.stats.logs_damaged == 0 && self.params.damage_log > 0.0 {
@@ -1379,6 +1431,9 @@ impl World {
             // `None`: the read reached the damage and failed.
             let page = (!damaged).then(|| log.read(r.from, r.limit, r.max_bytes));
             self.stats.reads_failed += u64::from(damaged);
+            if damaged && self.scrub_watch.is_some_and(|(w, _)| w == i) {
+                self.scrub_watch = None;
+            }
             if i < p0 {
                 if let Some(p) = self.proposers[i].as_mut() {
                     match page {

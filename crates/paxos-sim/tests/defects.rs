@@ -302,6 +302,16 @@ fn catches_a_damaged_proposer_that_leads_on() {
     catch_within(&o, BOUND);
 }
 
+/// Nodes that do not read their decided log after a start: one whose log was damaged while it was down
+/// does not know until someone reads through the damage (a damaged proposer may lead meanwhile, a
+/// damaged acceptor's `/health` says nothing). Caught by the scrub check (`--damage-log`): a node started
+/// with a damaged log must have failed a read of it within 20 ticks.
+#[test]
+fn catches_a_node_that_does_not_read_its_log_after_a_start() {
+    let o = Overrides { defect: Some(Defect::NoScrub), damage_log: Some(1.0), ..Overrides::default() };
+    catch_within(&o, BOUND);
+}
+
 /// A known hole, not a defect: an acceptor whose disk loses writes it had
 /// synced and answered about (`--lose-tail`: its last 1 to 256 durable
 /// batches, as a zeroed tail or a data dir rolled back to an older copy

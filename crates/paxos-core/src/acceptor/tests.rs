@@ -82,6 +82,12 @@ fn epoch1(incarnation: u64) -> Epoch {
 
 /// Acceptor 1, recovered with `state`.
 fn acceptor(state: AcceptorState) -> Acceptor {
+    // Its pass over the decided log is over: the tests of the pass build their own.
+    unscrubbed(state).scrubbed()
+}
+
+/// Acceptor 1, recovered with `state`, its pass over the decided log to come.
+fn unscrubbed(state: AcceptorState) -> Acceptor {
     let cfg = AcceptorConfig {
         id: NodeId(1),
         genesis: genesis(),
@@ -1145,4 +1151,30 @@ fn slots_move_at_most_one_step_per_message() {
     assert_eq!(r.persist.len(), 1, "just within the step is accepted");
     step(&mut a, proposer(1), accept_commit(b(1, 1), paxos_proto::MAX_COUNTER, &[]));
     assert_eq!(a.commit, Slot(crate::MAX_SLOT_STEP), "a commit point moves one step at most");
+}
+
+/// A restarted acceptor reads the decided log it had at start, a page at a time, before a proposer
+/// asks for it ([`crate::scrub`]), so that its runtime says a damaged segment at once (`/health`, the
+/// counter): the page is asked for at the first tick; the pass ends with the page that reaches the end
+/// of the log, or with the first read that fails, which answers nobody; then nothing more is read.
+#[test]
+fn a_restarted_acceptor_reads_its_decided_log_once() {
+    let log = [Value::Noop, cmd(7, 1, "a"), cmd(8, 1, "b")];
+    for intact in [true, false] {
+        let mut a = unscrubbed(state(b(1, 1), &[], 3));
+        let r = tick(&mut a);
+        let [read] = r.reads.as_slice() else { panic!("the first tick reads the log: {r:?}") };
+        assert_eq!((read.from, read.limit), (Slot(0), crate::SCRUB_PAGE_ENTRIES));
+        assert!(r.messages.is_empty(), "{r:?}");
+        if intact {
+            let entries = log.iter().map(|v| crate::Stored { value: v.clone(), duplicate: false }).collect();
+            a.on_read(read.id, LogPage { start: Slot(0), from: Slot(0), entries });
+        } else {
+            a.on_read_failed(read.id);
+        }
+        assert!(a.take_ready().is_empty(), "intact {intact}: the pass answers nobody");
+        for _ in 0..20 {
+            assert!(tick(&mut a).is_empty(), "intact {intact}: the pass is over");
+        }
+    }
 }

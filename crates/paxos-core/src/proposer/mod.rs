@@ -51,6 +51,7 @@ use paxos_proto::{Ballot, ClientId, Command, Config, Member, Message, Node, Node
 use tracing::{info, warn};
 
 use crate::election::Election;
+use crate::scrub::Scrub;
 use crate::{
     round_ceiling, Applied, Defects, FastMap, Ignored, Learner, LogPage, ProposerOp, ProposerState, Ready, Tick,
     CLOCK_SKEW_SECS,
@@ -279,6 +280,8 @@ enum ReadFor {
     Client { client: ClientId, req: u64, limit: u32, linearizable: bool },
     /// A peer's (or an acceptor's) `CatchUp`: who, its nonce, the first slot read.
     Peer(Node, u64, Slot),
+    /// Our own pass over the log after start ([`crate::scrub`]).
+    Scrub,
 }
 
 /// A Multi-Paxos proposer, learner and client front end.
@@ -401,6 +404,9 @@ pub struct Proposer {
     damaged: bool,
     /// When, leading with a damaged log, we last handed leadership over.
     stepped_aside: Option<Tick>,
+    /// The pass over the decided log we had at start, which finds damage
+    /// before a client or a peer reads through it.
+    scrub: Scrub,
     next_read: u64,
     ready: Ready<ProposerOp>,
     defects: Defects,
@@ -416,6 +422,7 @@ impl Proposer {
         assert!(cfg.retransmit_ticks > 0 && cfg.heartbeat_ticks > 0 && cfg.window > 0);
         let election = Election::new(cfg.id, cfg.election_timeout_ticks, Tick::ZERO);
         let learner = Learner::new(cfg.genesis.clone(), state.log);
+        let scrub = Scrub::new(learner.state().start, learner.decided());
         let mut proposer = Proposer {
             now: Tick::ZERO,
             clock_ms: 0,
@@ -466,6 +473,7 @@ impl Proposer {
             next_read: 0,
             damaged: false,
             stepped_aside: None,
+            scrub,
             ready: Ready::default(),
             defects: Defects::default(),
             cfg,
@@ -473,6 +481,14 @@ impl Proposer {
         proposer.known_epoch = proposer.learner.epoch_number();
         proposer.config_changed();
         proposer
+    }
+
+    /// The same proposer with its pass over the decided log already over:
+    /// for tests that count every read.
+    #[cfg(test)]
+    pub(crate) fn scrubbed(mut self) -> Self {
+        self.scrub.on_failed();
+        self
     }
 
     /// The same proposer with deliberate bugs, for the simulator's self-test.
@@ -664,7 +680,20 @@ impl Proposer {
         self.copy_state();
         self.catch_up();
         self.reconfigure();
+        self.scrub();
         self.after_learning();
+    }
+
+    /// The next page of the pass over our decided log, if one is due.
+    fn scrub(&mut self) {
+        if self.defects.no_scrub || self.damaged {
+            return;
+        }
+        if let Some(from) = self.scrub.due(self.now) {
+            if self.read(from, crate::SCRUB_PAGE_ENTRIES as u32, ReadFor::Scrub).is_err() {
+                self.scrub.not_asked();
+            }
+        }
     }
 
     /// Takes what was produced since the last call, first packing queued client
@@ -852,6 +881,12 @@ impl Proposer {
                 self.reply_log(client, req, limit, linearizable, page);
             }
             Some(ReadFor::Peer(to, nonce, _)) => self.reply_catch_up(to, nonce, page),
+            Some(ReadFor::Scrub) => {
+                self.scrub.on_page(&page);
+                if self.scrub.done() {
+                    info!(node = %Node::Proposer(self.cfg.id), "the pass over our decided log found no damage");
+                }
+            }
             None => {}
         }
     }
@@ -868,11 +903,13 @@ impl Proposer {
                 "a read of our decided log failed: we do not lead while a live peer whose log can be read would"
             );
         }
-        if let Some(ReadFor::Peer(to, nonce, from)) = self.reads.remove(&id) {
-            if self.defects.failed_read_as_end {
+        match self.reads.remove(&id) {
+            Some(ReadFor::Peer(to, nonce, from)) if self.defects.failed_read_as_end => {
                 let start = self.learner.state().start;
                 self.reply_catch_up(to, nonce, LogPage { start, from, entries: Vec::new() });
             }
+            Some(ReadFor::Scrub) => self.scrub.on_failed(),
+            _ => {}
         }
     }
 }

@@ -1101,3 +1101,42 @@ fn leadership_is_not_handed_to_a_damaged_proposer() {
     assert!(q.handle(prop(2), hand_over).is_err(), "refused: proposer 2 can read its log");
     assert_eq!(q.role(), Leadership::Follower);
 }
+
+/// A restarted proposer reads the decided log it had at start, a page at a time, before anyone asks
+/// for it ([`crate::scrub`]): a damaged segment is found then, not at a client's or a peer's read. With
+/// an intact log the pass ends after the page that reaches the end; when a page fails, the proposer
+/// is damaged at once (its next heartbeats say so) and reads nothing more of its own accord. Without
+/// the pass (the simulator's defect `no-scrub`) the failed page is never asked for.
+#[test]
+fn a_restarted_proposer_reads_its_log_and_finds_damage_before_anyone_asks() {
+    let log = [Value::Noop, cmd(7, 1, "a"), cmd(8, 1, "b")];
+    for intact in [true, false] {
+        let mut p = Proposer::new(cfg(2), state(0, &log));
+        let r = tick(&mut p);
+        let [read] = r.reads.as_slice() else { panic!("the first tick reads the log: {r:?}") };
+        assert_eq!((read.from, read.limit), (Slot(0), crate::SCRUB_PAGE_ENTRIES));
+        if intact {
+            let entries = log.iter().map(|v| crate::Stored { value: v.clone(), duplicate: false }).collect();
+            p.on_read(read.id, crate::LogPage { start: Slot(0), from: Slot(0), entries });
+        } else {
+            p.on_read_failed(read.id);
+        }
+        let mut damaged = None;
+        for _ in 0..50 {
+            let r = tick(&mut p);
+            assert!(r.reads.is_empty(), "intact {intact}: the pass is over, got {:?}", r.reads);
+            for m in &r.messages {
+                if let Message::Heartbeat(h) = &m.msg {
+                    damaged = Some(h.damaged);
+                }
+            }
+        }
+        assert_eq!(damaged, Some(!intact), "intact {intact}: the heartbeats say whether it is damaged");
+    }
+
+    let mut p =
+        Proposer::new(cfg(2), state(0, &log)).with_defects(crate::Defects { no_scrub: true, ..Default::default() });
+    for _ in 0..50 {
+        assert!(tick(&mut p).reads.is_empty(), "no pass: nothing read");
+    }
+}

@@ -117,8 +117,9 @@ fn proposer(id: u32) -> Proposer {
 }
 
 /// Proposer `id` of the two, recovered with `state`.
+/// Its pass over the decided log is over ([`Proposer::scrubbed`]): tests of it build their own.
 fn restarted(id: u32, state: ProposerState) -> Proposer {
-    Proposer::new(cfg(id), state)
+    Proposer::new(cfg(id), state).scrubbed()
 }
 
 /// The incarnation acceptor `a` reports.
