@@ -440,12 +440,18 @@ impl World {
     /// find the damage within [`SCRUB_DEADLINE_TICKS`] (and the batches'
     /// persist lag), before anyone needs to read through it.
     fn watch_scrub(&mut self, i: usize) {
-        let p0 = self.proposer_ids.len();
-        let start = if i < p0 { self.proposer_disks[i].log.start } else { self.acceptor_disks[i - p0].log.start };
-        // Retention may have deleted every damaged slot since.
-        if self.damaged.is_some_and(|(d, end)| d == i && end > start) {
+        if self.damage_left(i) {
             self.scrub_watch = Some((i, self.now + SCRUB_DEADLINE_TICKS + self.params.persist_lag));
         }
+    }
+
+    /// Node `i`'s decided log holds damage: the damaged slots are not all
+    /// below its start (retention deleted them) nor past its end (a disk
+    /// rolled back by `--lose-tail` holds less than when it was damaged).
+    fn damage_left(&self, i: usize) -> bool {
+        let p0 = self.proposer_ids.len();
+        let log = if i < p0 { &self.proposer_disks[i].log } else { &self.acceptor_disks[i - p0].log };
+        self.damaged.is_some_and(|(d, end)| d == i && end.min(log.end()) > log.start)
     }
 
     /// The scrub check: a node started with a damaged decided log has found
@@ -454,18 +460,17 @@ impl World {
         let Some((i, by)) = self.scrub_watch else { return };
         // Retention may delete every damaged slot after the start, before the
         // pass reads them: nothing is left to find.
-        let p0 = self.proposer_ids.len();
-        let start = if i < p0 { self.proposer_disks[i].log.start } else { self.acceptor_disks[i - p0].log.start };
-        if !self.damaged.is_some_and(|(d, end)| d == i && end > start) {
+        if !self.damage_left(i) {
             self.scrub_watch = None;
             return;
         }
         if self.now > by {
             self.scrub_watch = None;
+            let p0 = self.proposer_ids.len();
             let node =
                 if i < p0 { Node::Proposer(self.proposer_ids[i]) } else { Node::Acceptor(self.acceptor_ids[i - p0]) };
             let detail = format!(
-                "tick {}: {node} started with a damaged decided log and read none of it in {SCRUB_DEADLINE_TICKS} ticks",
+                "tick {}: {node} started with a damaged decided log and no read of it failed within {SCRUB_DEADLINE_TICKS} ticks",
                 self.now
             );
             self.violations.push(Violation { invariant: "scrub", detail });
