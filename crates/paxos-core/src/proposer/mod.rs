@@ -883,7 +883,8 @@ impl Proposer {
             Some(ReadFor::Peer(to, nonce, _)) => self.reply_catch_up(to, nonce, page),
             Some(ReadFor::Scrub) => {
                 self.scrub.on_page(&page);
-                if self.scrub.done() {
+                // Another read may have failed meanwhile (the pass then stops short).
+                if self.scrub.done() && !self.damaged {
                     info!(node = %Node::Proposer(self.cfg.id), "the pass over our decided log found no damage");
                 }
             }
