@@ -279,7 +279,8 @@ impl Acceptor {
         if self.defects.no_scrub || self.reads.len() >= MAX_PENDING_READS {
             return;
         }
-        if let Some(from) = self.scrub.due(self.now) {
+        let log = (!self.defects.scrub_once).then_some((self.state.start, self.state.decided));
+        if let Some(from) = self.scrub.due(self.now, log) {
             let id = self.next_read;
             self.next_read += 1;
             self.scrub_read = Some(id);
@@ -288,11 +289,19 @@ impl Acceptor {
         }
     }
 
-    /// The same acceptor with its pass over the decided log already over:
-    /// for tests that count every read.
+    /// The same acceptor with its pass over the decided log already over,
+    /// and no next one: for tests that count every read.
     #[cfg(test)]
     pub(crate) fn scrubbed(mut self) -> Self {
         self.scrub.on_failed();
+        self.scrub.again_after(0);
+        self
+    }
+
+    /// The same acceptor with `ticks` from the end of a pass over its decided
+    /// log to the next ([`crate::SCRUB_AGAIN_TICKS`] unless set; 0: none).
+    pub fn with_scrub_again_after(mut self, ticks: u64) -> Self {
+        self.scrub.again_after(ticks);
         self
     }
 

@@ -61,6 +61,9 @@ pub struct Defects {
     /// No pass over the decided log after start: damage is found only when
     /// someone reads through it.
     pub(crate) no_scrub: bool,
+    /// One pass over the decided log after start, none after: damage done
+    /// while the node runs is found only when someone reads through it.
+    pub(crate) scrub_once: bool,
 }
 
 #[cfg(feature = "defects")]
@@ -157,5 +160,10 @@ impl Defects {
     /// No pass over the decided log after start (see the field of the same name).
     pub fn no_scrub() -> Self {
         Defects { no_scrub: true, ..Defects::default() }
+    }
+
+    /// One pass over the decided log after start, none after (see the field of the same name).
+    pub fn scrub_once() -> Self {
+        Defects { scrub_once: true, ..Defects::default() }
     }
 }

@@ -185,6 +185,12 @@ pub fn lease_ticks(settings: &NodeSettings) -> u64 {
     2 * heartbeat_ticks(settings)
 }
 
+/// Ticks from the end of a pass over the decided log to the next
+/// ([`paxos_core::SCRUB_AGAIN_TICKS`]): a day, whatever the tick.
+pub fn scrub_again_ticks(settings: &NodeSettings) -> u64 {
+    (24 * 3600 * 1000 / settings.tick_ms.max(1)).max(1)
+}
+
 fn heartbeat_ticks(settings: &NodeSettings) -> u64 {
     (settings.heartbeat_ms / settings.tick_ms.max(1)).max(1)
 }

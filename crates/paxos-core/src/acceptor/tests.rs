@@ -1156,12 +1156,17 @@ fn slots_move_at_most_one_step_per_message() {
 /// A restarted acceptor reads the decided log it had at start, a page at a time, before a proposer
 /// asks for it ([`crate::scrub`]), so that its runtime says a damaged segment at once (`/health`, the
 /// counter): the page is asked for at the first tick; the pass ends with the page that reaches the end
-/// of the log, or with the first read that fails, which answers nobody; then nothing more is read.
+/// of the log, or with the first read that fails, which answers nobody; then nothing is read until
+/// the next pass, which starts its pause later from the log's first slot (a segment may rot while
+/// the node runs). With the defect `scrub-once` there is no next pass.
 #[test]
-fn a_restarted_acceptor_reads_its_decided_log_once() {
+fn a_restarted_acceptor_reads_its_decided_log_and_again_after_a_pause() {
     let log = [Value::Noop, cmd(7, 1, "a"), cmd(8, 1, "b")];
-    for intact in [true, false] {
-        let mut a = unscrubbed(state(b(1, 1), &[], 3));
+    for (intact, once) in [(true, false), (false, false), (true, true)] {
+        let mut a = unscrubbed(state(b(1, 1), &[], 3)).with_scrub_again_after(30);
+        if once {
+            a = a.with_defects(crate::Defects { scrub_once: true, ..Default::default() });
+        }
         let r = tick(&mut a);
         let [read] = r.reads.as_slice() else { panic!("the first tick reads the log: {r:?}") };
         assert_eq!((read.from, read.limit), (Slot(0), crate::SCRUB_PAGE_ENTRIES));
@@ -1173,8 +1178,15 @@ fn a_restarted_acceptor_reads_its_decided_log_once() {
             a.on_read_failed(read.id);
         }
         assert!(a.take_ready().is_empty(), "intact {intact}: the pass answers nobody");
-        for _ in 0..20 {
+        for _ in 0..30 {
             assert!(tick(&mut a).is_empty(), "intact {intact}: the pass is over");
+        }
+        let r = tick(&mut a);
+        if once {
+            assert!(r.is_empty(), "scrub-once: no next pass {r:?}");
+        } else {
+            let [again] = r.reads.as_slice() else { panic!("intact {intact}: the next pass: {r:?}") };
+            assert_eq!(again.from, Slot(0), "the next pass reads the log from its first slot");
         }
     }
 }

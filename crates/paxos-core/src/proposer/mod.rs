@@ -483,11 +483,19 @@ impl Proposer {
         proposer
     }
 
-    /// The same proposer with its pass over the decided log already over:
-    /// for tests that count every read.
+    /// The same proposer with its pass over the decided log already over,
+    /// and no next one: for tests that count every read.
     #[cfg(test)]
     pub(crate) fn scrubbed(mut self) -> Self {
         self.scrub.on_failed();
+        self.scrub.again_after(0);
+        self
+    }
+
+    /// The same proposer with `ticks` from the end of a pass over its decided
+    /// log to the next ([`crate::SCRUB_AGAIN_TICKS`] unless set; 0: none).
+    pub fn with_scrub_again_after(mut self, ticks: u64) -> Self {
+        self.scrub.again_after(ticks);
         self
     }
 
@@ -689,7 +697,8 @@ impl Proposer {
         if self.defects.no_scrub || self.damaged {
             return;
         }
-        if let Some(from) = self.scrub.due(self.now) {
+        let log = (!self.defects.scrub_once).then(|| (self.learner.state().start, self.learner.decided()));
+        if let Some(from) = self.scrub.due(self.now, log) {
             if self.read(from, crate::SCRUB_PAGE_ENTRIES as u32, ReadFor::Scrub).is_err() {
                 self.scrub.not_asked();
             }

@@ -1105,13 +1105,14 @@ fn leadership_is_not_handed_to_a_damaged_proposer() {
 /// A restarted proposer reads the decided log it had at start, a page at a time, before anyone asks
 /// for it ([`crate::scrub`]): a damaged segment is found then, not at a client's or a peer's read. With
 /// an intact log the pass ends after the page that reaches the end; when a page fails, the proposer
-/// is damaged at once (its next heartbeats say so) and reads nothing more of its own accord. Without
-/// the pass (the simulator's defect `no-scrub`) the failed page is never asked for.
+/// is damaged at once (its next heartbeats say so) and reads nothing more of its own accord, where an
+/// intact one reads its log again after a pause (here 30 ticks). Without the pass (the simulator's
+/// defect `no-scrub`) the failed page is never asked for.
 #[test]
 fn a_restarted_proposer_reads_its_log_and_finds_damage_before_anyone_asks() {
     let log = [Value::Noop, cmd(7, 1, "a"), cmd(8, 1, "b")];
     for intact in [true, false] {
-        let mut p = Proposer::new(cfg(2), state(0, &log));
+        let mut p = Proposer::new(cfg(2), state(0, &log)).with_scrub_again_after(30);
         let r = tick(&mut p);
         let [read] = r.reads.as_slice() else { panic!("the first tick reads the log: {r:?}") };
         assert_eq!((read.from, read.limit), (Slot(0), crate::SCRUB_PAGE_ENTRIES));
@@ -1122,9 +1123,14 @@ fn a_restarted_proposer_reads_its_log_and_finds_damage_before_anyone_asks() {
             p.on_read_failed(read.id);
         }
         let mut damaged = None;
-        for _ in 0..50 {
+        for t in 0..50 {
             let r = tick(&mut p);
-            assert!(r.reads.is_empty(), "intact {intact}: the pass is over, got {:?}", r.reads);
+            if intact && t == 30 {
+                let [again] = r.reads.as_slice() else { panic!("the next pass: {:?}", r.reads) };
+                assert_eq!(again.from, Slot(0), "from the log's first slot");
+            } else {
+                assert!(r.reads.is_empty(), "intact {intact}: no pass at {t}, got {:?}", r.reads);
+            }
             for m in &r.messages {
                 if let Message::Heartbeat(h) = &m.msg {
                     damaged = Some(h.damaged);
