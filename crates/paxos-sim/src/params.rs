@@ -77,11 +77,15 @@ pub enum Defect {
     /// damaged while it was down finds out only when someone reads through
     /// the damage (caught with `--damage-log`: the scrub check).
     NoScrub,
+    /// A node reads its decided log once after a start, never again: damage
+    /// done under it as it runs is found only when someone reads through it
+    /// (caught with `--damage-log`: the scrub check).
+    ScrubOnce,
 }
 
 impl Defect {
     /// Every defect, for sweeps and `--help`.
-    pub const ALL: [Defect; 21] = [
+    pub const ALL: [Defect; 22] = [
         Defect::AcceptIgnoresPromise,
         Defect::AdoptFromLastPromise,
         Defect::MinorityQuorum,
@@ -103,6 +107,7 @@ impl Defect {
         Defect::FailedReadAsEnd,
         Defect::DamagedLeads,
         Defect::NoScrub,
+        Defect::ScrubOnce,
     ];
 
     /// The defect's name on the command line.
@@ -129,6 +134,7 @@ impl Defect {
             Defect::FailedReadAsEnd => "failed-read-as-end",
             Defect::DamagedLeads => "damaged-leads",
             Defect::NoScrub => "no-scrub",
+            Defect::ScrubOnce => "scrub-once",
         }
     }
 
@@ -148,6 +154,7 @@ impl Defect {
             Defect::FailedReadAsEnd => Defects::failed_read_as_end(),
             Defect::CatchUpNeverSwitches => Defects::catch_up_never_switches(),
             Defect::NoScrub => Defects::no_scrub(),
+            Defect::ScrubOnce => Defects::scrub_once(),
             _ => Defects::default(),
         }
     }
@@ -169,6 +176,7 @@ impl Defect {
             Defect::FailedReadAsEnd => Defects::failed_read_as_end(),
             Defect::DamagedLeads => Defects::damaged_leads(),
             Defect::NoScrub => Defects::no_scrub(),
+            Defect::ScrubOnce => Defects::scrub_once(),
             Defect::AcceptIgnoresPromise
             | Defect::Amnesia
             | Defect::UnloggedPromise

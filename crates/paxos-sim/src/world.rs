@@ -105,11 +105,14 @@ pub struct Stats {
     /// Times a proposer said an acceptor's promise went backwards (its
     /// counter `acceptor_writes_lost`, summed over every start).
     pub writes_lost_seen: u64,
-    /// Nodes whose decided log a crash damaged (`--damage-log`; at most one a run).
+    /// Nodes whose decided log a crash, or a tick as they ran, damaged
+    /// (`--damage-log`; at most one a run).
     pub logs_damaged: u64,
     /// Of those, proposers' logs that held decided slots no other
     /// proposer's log held: the damaged proposer must hand leadership over.
     pub only_copies_damaged: u64,
+    /// Of those, logs damaged under a running node (found by its next pass).
+    pub damaged_running: u64,
     /// Reads of a damaged decided log that failed (each answered with nothing).
     pub reads_failed: u64,
     /// Acceptors that lost their disk with a crash.
@@ -191,9 +194,10 @@ pub struct World {
     /// The node whose decided log is damaged (`--damage-log`), and the end of
     /// the damage: a read from below it fails. Cleared when its disk is lost.
     damaged: Option<(usize, Slot)>,
-    /// The damaged node since it last started, and the tick by which its
-    /// pass over its decided log must have failed a read (the scrub check):
-    /// cleared when one does, or when it crashes.
+    /// The damaged node, since it last started or since its log was
+    /// damaged as it ran, and the tick by which a read of its decided log
+    /// must have failed (its pass over the log, if nobody else's; the scrub
+    /// check): cleared when one does, or when it crashes.
     scrub_watch: Option<(usize, u64)>,
     /// The acceptor lost for good is no member any more (counted once).
     lost_out: bool,
@@ -272,6 +276,15 @@ const FAIL_AT: u64 = 150;
 /// by its own pass over the log (the scrub check; the pass asks for its first
 /// page at the first tick).
 const SCRUB_DEADLINE_TICKS: u64 = 20;
+
+/// Ticks from the end of a node's pass over its decided log to the next (a
+/// day in the daemons: runs here last a few hundred ticks).
+const SCRUB_AGAIN_TICKS: u64 = 100;
+
+/// With `--damage-log`, the chance per tick that a running node's decided
+/// log is damaged under it (unless a log was damaged already): about one
+/// run in three is damaged so before a crash does it.
+const RUNNING_DAMAGE_RATE: f64 = 0.004;
 
 /// The simulated wall clock at tick 0, in Unix seconds (mid-2026).
 const SIM_EPOCH_SECS: u64 = paxos_core::ROUND_CEILING_EPOCH_SECS + 15_000_000;
@@ -427,7 +440,7 @@ impl World {
         cfg.incarnation = self.fault_rng.next_u64();
         cfg.retain_slots = self.params.retain_slots;
         let state = self.proposer_disks[i].load().expect("the in-memory disk loads");
-        let mut p = Proposer::new(cfg, state);
+        let mut p = Proposer::new(cfg, state).with_scrub_again_after(SCRUB_AGAIN_TICKS);
         if let Some(d) = self.params.defect {
             p = p.with_defects(d.proposer());
         }
@@ -470,7 +483,7 @@ impl World {
             let node =
                 if i < p0 { Node::Proposer(self.proposer_ids[i]) } else { Node::Acceptor(self.acceptor_ids[i - p0]) };
             let detail = format!(
-                "tick {}: {node} started with a damaged decided log and no read of it failed within {SCRUB_DEADLINE_TICKS} ticks",
+                "tick {}: {node}'s decided log is damaged (before its start, or under it as it ran) and no read of it failed by tick {by}",
                 self.now
             );
             self.violations.push(Violation { invariant: "scrub", detail });
@@ -490,7 +503,7 @@ impl World {
             lease_ticks: 2 * ProposerConfig::new(NodeId(0), Vec::new(), Vec::new()).heartbeat_ticks,
         };
         self.acceptor_folds[a] = state.clone();
-        let mut acceptor = Acceptor::new(cfg, state);
+        let mut acceptor = Acceptor::new(cfg, state).with_scrub_again_after(SCRUB_AGAIN_TICKS);
         if let Some(d) = self.params.defect {
             acceptor = acceptor.with_defects(d.acceptor());
         }
@@ -662,6 +675,19 @@ impl World {
                     self.fault_rng.chance(self.params.wipe_acceptor) && self.may_wipe(i - self.proposer_ids.len())
                 };
                 self.crash_now[i] = Some(wipe);
+            }
+        }
+        // A sealed segment rots under a running node: its next pass over
+        // the log must find it (the scrub check).
+        if self.params.damage_log > 0.0 && self.stats.logs_damaged == 0 && self.fault_rng.chance(RUNNING_DAMAGE_RATE) {
+            let i = self.fault_rng.index(n);
+            if self.is_up(i) && self.crash_now[i].is_none() {
+                self.damage_log(i);
+                if self.damage_left(i) {
+                    self.stats.damaged_running += 1;
+                    let by = now + SCRUB_AGAIN_TICKS + SCRUB_DEADLINE_TICKS + self.params.persist_lag;
+                    self.scrub_watch = Some((i, by));
+                }
             }
         }
         if self.fault_rng.chance(self.params.wipe_all_proposers) {
@@ -1378,8 +1404,9 @@ impl World {
             });
     }
 
-    /// With `--damage-log`, node `i`'s crash damages (once a run, with that
-    /// probability) the decided log it held: a proposer's, all of it, which
+    /// With `--damage-log`, node `i`'s crash, or a rare tick while it runs,
+    /// damages (once a run, with that probability) its decided log as it is
+    /// on disk then: a proposer's, all of it, which
     /// may be the only decided copy of its last slots (a damaged leader
     /// hands leadership over, and the next leader recovers them from the
     /// acceptors' votes), if another member proposer (not lost for good,

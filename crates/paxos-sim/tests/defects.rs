@@ -312,6 +312,15 @@ fn catches_a_node_that_does_not_read_its_log_after_a_start() {
     catch_within(&o, BOUND);
 }
 
+/// Nodes that read their decided log after a start and never again: a segment that rots under a
+/// running node is found only when someone reads through it. Caught by the scrub check
+/// (`--damage-log`, which also damages a running node's log): its next pass must fail a read.
+#[test]
+fn catches_a_node_that_reads_its_log_only_after_a_start() {
+    let o = Overrides { defect: Some(Defect::ScrubOnce), damage_log: Some(1.0), ..Overrides::default() };
+    catch_within(&o, BOUND);
+}
+
 /// A known hole, not a defect: an acceptor whose disk loses writes it had
 /// synced and answered about (`--lose-tail`: its last 1 to 256 durable
 /// batches, as a zeroed tail or a data dir rolled back to an older copy
