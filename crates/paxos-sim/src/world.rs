@@ -286,6 +286,13 @@ const SCRUB_AGAIN_TICKS: u64 = 100;
 /// run in three is damaged so before a crash does it.
 const RUNNING_DAMAGE_RATE: f64 = 0.004;
 
+/// Ticks a node whose log was damaged as it ran has to fail a read of it:
+/// the pass in progress may have read past the damage already (up to ~100
+/// ticks with 8 KiB values, a few entries a page), then the pause of
+/// [`SCRUB_AGAIN_TICKS`] counts the node's own ticks (a proposer skips up
+/// to ~15 % of the world's), then the first page fails.
+const RUNNING_DAMAGE_DEADLINE_TICKS: u64 = 300;
+
 /// The simulated wall clock at tick 0, in Unix seconds (mid-2026).
 const SIM_EPOCH_SECS: u64 = paxos_core::ROUND_CEILING_EPOCH_SECS + 15_000_000;
 
@@ -636,6 +643,20 @@ impl World {
     fn inject_faults(&mut self) {
         let n = self.nodes();
         let now = self.now;
+        // A sealed segment rots under a running node: its next pass over
+        // the log must find it (the scrub check). Drawn first, so that this
+        // tick's crashes and losses see it (proposers keep their disks while
+        // a log is damaged; a damaged acceptor counts as one that lost its disk).
+        if self.params.damage_log > 0.0 && self.stats.logs_damaged == 0 && self.fault_rng.chance(RUNNING_DAMAGE_RATE) {
+            let i = self.fault_rng.index(n);
+            if self.is_up(i) && self.crash_now[i].is_none() {
+                self.damage_log(i);
+                if self.damage_left(i) {
+                    self.stats.damaged_running += 1;
+                    self.scrub_watch = Some((i, now + RUNNING_DAMAGE_DEADLINE_TICKS + self.params.persist_lag));
+                }
+            }
+        }
         // A proposer's clock is stepped (as NTP does), back or forward, within the spread.
         if self.params.clock_spread_ms > 0 && self.wall_rng.chance(0.01) {
             let i = self.wall_rng.index(self.proposer_ahead_ms.len());
@@ -675,19 +696,6 @@ impl World {
                     self.fault_rng.chance(self.params.wipe_acceptor) && self.may_wipe(i - self.proposer_ids.len())
                 };
                 self.crash_now[i] = Some(wipe);
-            }
-        }
-        // A sealed segment rots under a running node: its next pass over
-        // the log must find it (the scrub check).
-        if self.params.damage_log > 0.0 && self.stats.logs_damaged == 0 && self.fault_rng.chance(RUNNING_DAMAGE_RATE) {
-            let i = self.fault_rng.index(n);
-            if self.is_up(i) && self.crash_now[i].is_none() {
-                self.damage_log(i);
-                if self.damage_left(i) {
-                    self.stats.damaged_running += 1;
-                    let by = now + SCRUB_AGAIN_TICKS + SCRUB_DEADLINE_TICKS + self.params.persist_lag;
-                    self.scrub_watch = Some((i, by));
-                }
             }
         }
         if self.fault_rng.chance(self.params.wipe_all_proposers) {
