@@ -136,8 +136,8 @@ pub struct Acceptor {
     /// Reads of the decided log in flight: who asked, the nonce to echo, and the first slot read.
     reads: HashMap<u64, (NodeId, u64, Slot)>,
     next_read: u64,
-    /// The pass over the decided log we had at start ([`crate::scrub`]),
-    /// and the id of its read in flight.
+    /// Our passes over the decided log, after start and again each
+    /// [`crate::SCRUB_AGAIN_TICKS`] ([`crate::scrub`]), and the id of the read in flight.
     scrub: Scrub,
     scrub_read: Option<u64>,
     /// The ballot we had promised when its proposer last renewed its lease

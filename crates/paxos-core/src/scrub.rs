@@ -38,7 +38,7 @@ pub const SCRUB_AGAIN_TICKS: u64 = 24 * 3600 * 100;
 pub(crate) struct Scrub {
     /// The next slot to read; the pass is over once it reaches `end`.
     next: Slot,
-    /// One past the last slot decided at start.
+    /// One past the last slot of this pass: the decided end when it began.
     end: Slot,
     /// A page was asked for and not yet handed back.
     reading: bool,

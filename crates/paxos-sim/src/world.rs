@@ -474,8 +474,9 @@ impl World {
         self.damaged.is_some_and(|(d, end)| d == i && end.min(log.end()) > log.start)
     }
 
-    /// The scrub check: a node started with a damaged decided log has found
-    /// the damage in time, on its own.
+    /// The scrub check: a node whose decided log was damaged before its
+    /// start, or under it as it ran, fails a read of the damage in time
+    /// (its own pass's, if nobody reads it first).
     fn check_scrub(&mut self) {
         let Some((i, by)) = self.scrub_watch else { return };
         // Retention may delete every damaged slot after the start, before the

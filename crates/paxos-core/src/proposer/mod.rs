@@ -280,7 +280,7 @@ enum ReadFor {
     Client { client: ClientId, req: u64, limit: u32, linearizable: bool },
     /// A peer's (or an acceptor's) `CatchUp`: who, its nonce, the first slot read.
     Peer(Node, u64, Slot),
-    /// Our own pass over the log after start ([`crate::scrub`]).
+    /// A page of our own pass over the log ([`crate::scrub`]).
     Scrub,
 }
 
@@ -404,8 +404,9 @@ pub struct Proposer {
     damaged: bool,
     /// When, leading with a damaged log, we last handed leadership over.
     stepped_aside: Option<Tick>,
-    /// The pass over the decided log we had at start, which finds damage
-    /// before a client or a peer reads through it.
+    /// Our passes over the decided log, after start and again each
+    /// [`crate::SCRUB_AGAIN_TICKS`]: they find damage before a client or a
+    /// peer reads through it.
     scrub: Scrub,
     next_read: u64,
     ready: Ready<ProposerOp>,
