@@ -390,10 +390,17 @@ fn version_prints_the_version() {
 /// on stderr that names the address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_port_in_use_is_one_line_and_exit_1() {
-    let cluster = Cluster::new(1, 1, "");
+    // A port picked free may be taken by someone else before we take it
+    // (seen once in CI: AddrInUse here); then pick again.
+    let (cluster, udp, taken_udp) = (0..5)
+        .find_map(|_| {
+            let cluster = Cluster::new(1, 1, "");
+            let udp = cluster.config.member(Role::Acceptor, 1).expect("acceptor 1").addr.clone();
+            let taken = std::net::UdpSocket::bind(&udp).ok()?;
+            Some((cluster, udp, taken))
+        })
+        .expect("take the node's UDP port (5 tries)");
     let node = Node::Acceptor(NodeId(1));
-    let udp = cluster.config.member(Role::Acceptor, 1).expect("acceptor 1").addr.clone();
-    let taken_udp = std::net::UdpSocket::bind(&udp).expect("take the node's UDP port");
     let http = format!("127.0.0.1:{}", free_ports(1)[0]);
     let out = cluster.command(node).env("PAXOS_HTTP", &http).stderr(Stdio::piped()).output().expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
