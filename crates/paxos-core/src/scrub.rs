@@ -111,6 +111,14 @@ impl Scrub {
         self.next = self.end;
     }
 
+    /// Ends the pass in progress and every next one (for tests that count
+    /// every read).
+    #[cfg(test)]
+    pub(crate) fn stop(&mut self) {
+        self.on_failed();
+        self.again_after(0);
+    }
+
     /// The pass is over (the next one, if any, not yet begun).
     pub(crate) fn done(&self) -> bool {
         self.next >= self.end && !self.reading

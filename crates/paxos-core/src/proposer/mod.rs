@@ -488,8 +488,7 @@ impl Proposer {
     /// and no next one: for tests that count every read.
     #[cfg(test)]
     pub(crate) fn scrubbed(mut self) -> Self {
-        self.scrub.on_failed();
-        self.scrub.again_after(0);
+        self.scrub.stop();
         self
     }
 
