@@ -53,6 +53,11 @@ def at_once(k, mode, d, size=300):
     return lat
 
 
+def pick(lat, f):
+    """The f-quantile of sorted latencies."""
+    return lat[min(len(lat) - 1, int(len(lat) * f))]
+
+
 def main():
     args = [a for a in sys.argv[1:] if a != "--by-size"]
     d = args[0] if args else "/tmp"
@@ -60,14 +65,13 @@ def main():
         for size in (300, 6600, 11000, 14100, 28000):
             for k in (1, 3):
                 lat = at_once(k, "prealloc", d, size)
-                print(f"size {size:6} k={k}: p50 {lat[len(lat) // 2]:.3f} p90 {lat[int(len(lat) * .9)]:.3f}")
+                print(f"size {size:6} k={k}: p50 {pick(lat, 0.5):.3f} p90 {pick(lat, 0.9):.3f}")
         return
     for mode in ("append", "prealloc"):
         for k in (1, 3, 5):
             lat = at_once(k, mode, d)
-            pick = lambda f: lat[min(len(lat) - 1, int(len(lat) * f))]
-            print(f"{mode:<9} {k} at once: fdatasync p50 {pick(0.5):.3f} ms  p90 {pick(0.9):.3f} ms  "
-                  f"p99 {pick(0.99):.3f} ms  max {lat[-1]:.3f} ms")
+            print(f"{mode:<9} {k} at once: fdatasync p50 {pick(lat, 0.5):.3f} ms  p90 {pick(lat, 0.9):.3f} ms  "
+                  f"p99 {pick(lat, 0.99):.3f} ms  max {lat[-1]:.3f} ms")
 
 
 if __name__ == "__main__":
