@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use paxos_core::{Acceptor, AcceptorConfig, AcceptorState, Proposer, ProposerConfig, ProposerState};
 use paxos_proto::{
     decode, encode, Accept, AcceptEntry, Accepted, Ballot, ClientId, ClientPropose, Command, Envelope, Message, Node,
-    NodeId, Slot, Value, PROTOCOL_VERSION,
+    NodeId, Slot, Value, Written, PROTOCOL_VERSION,
 };
 
 fn bench(name: &str, ops_per_iter: u64, mut f: impl FnMut()) {
@@ -56,8 +56,11 @@ fn codec() {
         entries: (0..64).map(|i| AcceptEntry { slot: Slot(1_000_000 + i), value: value(i) }).collect(),
         commit: Slot(1_000_000),
     }));
-    let accepted =
-        envelope(Message::Accepted(Accepted { ballot, slots: (0..64).map(|i| Slot(1_000_000 + i)).collect() }));
+    let accepted = envelope(Message::Accepted(Accepted {
+        ballot,
+        slots: (0..64).map(|i| Slot(1_000_000 + i)).collect(),
+        written: Some(Written { incarnation: u64::MAX - 1, start: u64::MAX - 2, ops: 123_456_789 }),
+    }));
     let mut buf = Vec::with_capacity(65_536);
     for (name, env) in [("accept of 64 x 64 B", &accept), ("accepted of 64 slots", &accepted)] {
         bench(&format!("codec/encode {name}"), 1, || {

@@ -23,9 +23,9 @@ use std::collections::HashMap;
 
 use paxos_proto::{
     Accept, Accepted, Ballot, CatchUp, CatchUpReply, Config, Epoch, Message, Nack, NackReason, Node, NodeId, Prepare,
-    Probe, ProbeReply, Promise, PromiseEntry, Slot, StateReply, StateRequest, StatusReply, Value,
+    Probe, ProbeReply, Promise, PromiseEntry, Slot, StateReply, StateRequest, StatusReply, Value, Written,
 };
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::proposer::CATCH_UP_SWITCH_AFTER;
 use crate::restart::{catch_up_reply, nonce, Copy, Frozen};
@@ -53,6 +53,9 @@ const MAX_PENDING_READS: usize = 64;
 
 /// Mixed into the nonce seed for lease challenges, apart from catch-up nonces.
 const CHALLENGE_DOMAIN: u64 = 0x6c65_6173_6563_6861;
+
+/// Mixed into the nonce seed for the start's name and new incarnations.
+const START_DOMAIN: u64 = 0x7374_6172_7469_6e63;
 
 /// How an acceptor is set up.
 #[derive(Clone, Debug)]
@@ -148,6 +151,13 @@ pub struct Acceptor {
     /// which is then spent, so replaying its old probes renews nothing.
     challenge: u64,
     challenges: u64,
+    /// This start, as our probe answers name it (drawn anew at each start).
+    start: u64,
+    /// The operations our store held when this start began: an earlier
+    /// start's answer that said more was written is writes our disk lost.
+    recovered_ops: u64,
+    /// How many times this start found that our disk lost writes it had synced.
+    writes_lost: u64,
 }
 
 impl Acceptor {
@@ -155,6 +165,8 @@ impl Acceptor {
     /// identity (new, or lost) gets `cfg.incarnation`, persisted before anything else.
     pub fn new(cfg: AcceptorConfig, state: AcceptorState) -> Self {
         let scrub = Scrub::new(state.start, state.decided);
+        let recovered_ops = state.ops;
+        let start = nonce(cfg.nonce_seed ^ START_DOMAIN, 0);
         let mut acceptor = Acceptor {
             cfg,
             state,
@@ -179,6 +191,9 @@ impl Acceptor {
             lease: None,
             challenge: 0,
             challenges: 0,
+            start,
+            recovered_ops,
+            writes_lost: 0,
         };
         acceptor.challenge = acceptor.next_challenge();
         if acceptor.state.incarnation == 0 {
@@ -355,7 +370,7 @@ impl Acceptor {
             ballot: self.state.promised,
             decided: self.state.decided,
             peers_heard: Vec::new(),
-            counters: Default::default(),
+            counters: [("writes_lost".to_owned(), self.writes_lost)].into(),
             state: self.membership().name().into(),
             epoch: self.state.epoch_number(),
             version: String::new(),
@@ -370,6 +385,9 @@ impl Acceptor {
             return Err(Ignored("acceptor: prepare with another proposer's ballot"));
         }
         self.check_round(m.ballot)?;
+        for wrote in m.wrote {
+            self.check_written(from, wrote);
+        }
         if let Some(epoch) = m.epoch.filter(|e| e.config.epoch == m.ballot.epoch) {
             if epoch.config.epoch > self.state.epoch_number() && !self.enter(from, epoch) {
                 // Not before our decided log holds every slot of the epochs before (we copy them now).
@@ -454,12 +472,16 @@ impl Acceptor {
         }
         debug!(node = %Node::Acceptor(self.cfg.id), ballot = %m.ballot, slots = slots.len(), "accepted");
         // Only the leader counts votes: followers learn from its commit index.
-        self.ready.send(Node::Proposer(from), Message::Accepted(Accepted { ballot: m.ballot, slots }));
+        let written = Some(self.written());
+        self.ready.send(Node::Proposer(from), Message::Accepted(Accepted { ballot: m.ballot, slots, written }));
         Ok(())
     }
 
     /// A proposer asks what we promised (before its first campaign), and tells us how far it learned.
     fn on_probe(&mut self, from: NodeId, m: Probe) -> Result<(), Ignored> {
+        for wrote in m.wrote {
+            self.check_written(from, wrote);
+        }
         self.heard_commit(from, m.decided);
         if m.leading && self.state.promised.proposer == from && m.echo == self.challenge {
             // It leads, the highest ballot we promised is its own (its latest
@@ -480,9 +502,63 @@ impl Acceptor {
             leader: self.lease_holder(),
             challenge: self.challenge,
             clock_ms: self.clock_ms,
+            written: Some(self.written()),
         };
         self.ready.send(Node::Proposer(from), Message::ProbeReply(reply));
         Ok(())
+    }
+
+    /// How much we have written, for an answer: every operation applied so
+    /// far is in this step's [`Ready`] or an earlier one, and the answer
+    /// leaves only once they are durable.
+    fn written(&self) -> Written {
+        Written { incarnation: self.state.incarnation, start: self.start, ops: self.state.ops }
+    }
+
+    /// A proposer tells us what an answer of ours said we had written. Our
+    /// count only grows, and a restart folds exactly what the disk kept: an
+    /// earlier start's answer (as this incarnation) that counted more than
+    /// we held when this start began means our disk lost writes it had
+    /// synced and we answered about (a zeroed tail, a data dir rolled back
+    /// to an older copy). Our promises and votes may be missing some we
+    /// made: voting on with them could break agreement. So we become a new
+    /// incarnation, which votes only once a leader's configuration pins it,
+    /// and rebuild as after a lost disk. Only a holder of the cluster key
+    /// can send this; a false claim costs a rebuild, never a value.
+    fn check_written(&mut self, from: NodeId, wrote: Written) {
+        let this_start = wrote.start == self.start && !self.defects.written_any_start;
+        if wrote.incarnation != self.state.incarnation
+            || this_start
+            || wrote.ops <= self.recovered_ops
+            || self.defects.ignores_written
+        {
+            return;
+        }
+        let old = self.state.incarnation;
+        let mut n = self.writes_lost;
+        let incarnation = loop {
+            n += 1;
+            let i = nonce(self.cfg.nonce_seed ^ START_DOMAIN, n);
+            if i != old {
+                break i;
+            }
+        };
+        self.writes_lost += 1;
+        error!(
+            node = %Node::Acceptor(self.cfg.id), proposer = %Node::Proposer(from), written = wrote.ops,
+            held = self.recovered_ops, incarnation,
+            "a proposer heard us answer with more written than our disk held at this start: it lost writes it \
+             had synced; we vote no more with what it kept, and rebuild from our peers as a new incarnation"
+        );
+        self.lease = None;
+        self.persist(AcceptorOp::Reincarnate(incarnation));
+        assert_ne!(self.state.incarnation, old, "a new incarnation after lost writes");
+        assert!(
+            self.state.epoch.is_none() || self.membership() != Membership::Up || self.defects.amnesia,
+            "no configuration pins an incarnation drawn just now"
+        );
+        // Every answer from here on is of the new incarnation and of this start.
+        self.recovered_ops = 0;
     }
 
     /// A proposer copies decided entries from us: read them from the store.
@@ -815,7 +891,8 @@ impl Acceptor {
             entries.push(PromiseEntry { slot: *slot, ballot: *b, value: value.clone() });
             to = slot.next();
         }
-        Promise { ballot, from, to, done, decided: self.state.decided, incarnation: self.state.incarnation, entries }
+        let (decided, incarnation, written) = (self.state.decided, self.state.incarnation, Some(self.written()));
+        Promise { ballot, from, to, done, decided, incarnation, entries, written }
     }
 }
 

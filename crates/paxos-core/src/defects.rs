@@ -64,6 +64,13 @@ pub struct Defects {
     /// One pass over the decided log after start, none after: damage done
     /// while the node runs is found only when someone reads through it.
     pub(crate) scrub_once: bool,
+    /// An acceptor ignores what a proposer says it wrote: it votes on with
+    /// what a disk that lost synced writes kept.
+    pub(crate) ignores_written: bool,
+    /// An acceptor holds a proposer's claim of what it wrote against what
+    /// it held at this start, whichever start answered: an answer of this
+    /// start, which counts writes made since, looks like lost writes.
+    pub(crate) written_any_start: bool,
 }
 
 #[cfg(feature = "defects")]
@@ -165,5 +172,15 @@ impl Defects {
     /// One pass over the decided log after start, none after (see the field of the same name).
     pub fn scrub_once() -> Self {
         Defects { scrub_once: true, ..Defects::default() }
+    }
+
+    /// An acceptor that ignores what a proposer says it wrote (see the field of the same name).
+    pub fn ignores_written() -> Self {
+        Defects { ignores_written: true, ..Defects::default() }
+    }
+
+    /// An acceptor that takes its own answers of this start for lost writes (see the field of the same name).
+    pub fn written_any_start() -> Self {
+        Defects { written_any_start: true, ..Defects::default() }
     }
 }

@@ -32,6 +32,10 @@ pub enum AcceptorOp {
     /// The acceptor's incarnation, drawn at random when its store was
     /// created: the first operation of every acceptor store.
     Identity(u64),
+    /// The acceptor found that its disk lost writes it had synced: from
+    /// here on it is this new incarnation, which votes only once a
+    /// configuration pins it (a rebuild, as after a lost disk).
+    Reincarnate(u64),
     /// The acceptor promised this ballot (higher than any before).
     Promise(Ballot),
     /// The acceptor learned of a configuration epoch (a later one than any before).
@@ -88,17 +92,23 @@ pub struct AcceptorState {
     /// log later (retention) copies from us.
     #[serde(default)]
     pub log: LogState,
+    /// Operations folded in, ever: every one the store made durable, so a
+    /// restart counts exactly what the disk kept (see [`paxos_proto::Written`]).
+    #[serde(default)]
+    pub ops: u64,
 }
 
 impl AcceptorState {
     /// Folds one operation into the state.
     pub fn apply(&mut self, op: &AcceptorOp) {
+        self.ops += 1;
         match op {
             AcceptorOp::Identity(i) => {
                 if self.incarnation == 0 {
                     self.incarnation = *i;
                 }
             }
+            AcceptorOp::Reincarnate(i) => self.incarnation = *i,
             AcceptorOp::Promise(b) => self.promised = self.promised.max(*b),
             AcceptorOp::Join(e) => {
                 if self.epoch.as_ref().is_none_or(|known| e.config.epoch > known.config.epoch) {

@@ -239,6 +239,7 @@ mod tests {
             decided: paxos_proto::Slot(0),
             leading: false,
             echo: 0,
+            wrote: vec![],
         });
         assert!(g.admit(Node::Acceptor(NodeId(1)), &msg, signer).is_err(), "but no member may send it");
         assert!(g.admit(Node::Client(ClientId(1)), &msg, signer).is_ok(), "a client may");

@@ -63,7 +63,11 @@ async fn forged_datagrams_from_members_addresses_change_nothing() {
     let mut rows: Vec<(Node, Node, Message)> = Vec::new();
     for a in cluster.acceptors.clone() {
         let acceptor = Node::Acceptor(a);
-        rows.push((leader_node, acceptor, Message::Prepare(Prepare { ballot: huge, from: Slot(0), epoch: None })));
+        rows.push((
+            leader_node,
+            acceptor,
+            Message::Prepare(Prepare { ballot: huge, from: Slot(0), epoch: None, wrote: vec![] }),
+        ));
         let next = before[&leader_node].decided;
         rows.push((leader_node, acceptor, Message::Accept(Accept { ballot, entries: vec![], commit: Slot(1 << 40) })));
         rows.push((
@@ -94,6 +98,7 @@ async fn forged_datagrams_from_members_addresses_change_nothing() {
             decided: Slot(0),
             known: Slot(0),
             damaged: false,
+            written: vec![],
         }),
     ));
     rows.push((
@@ -105,6 +110,7 @@ async fn forged_datagrams_from_members_addresses_change_nothing() {
             decided: Slot(0),
             known: Slot(0),
             damaged: false,
+            written: vec![],
         }),
     ));
     rows.push((

@@ -495,13 +495,14 @@ async fn garbage_datagrams_change_nothing() {
         };
         // A message that would change state if it were believed.
         let forged_msg = match node {
-            Node::Acceptor(_) => Message::Prepare(Prepare { ballot: huge, from: Slot(0), epoch: None }),
+            Node::Acceptor(_) => Message::Prepare(Prepare { ballot: huge, from: Slot(0), epoch: None, wrote: vec![] }),
             _ => Message::Heartbeat(Heartbeat {
                 ballot: huge,
                 leader: true,
                 decided: Slot(0),
                 known: Slot(0),
                 damaged: false,
+                written: vec![],
             }),
         };
         let mut datagrams: Vec<(&str, Vec<u8>)> = Vec::new();

@@ -137,7 +137,7 @@ async fn storage_failure_stops_the_node_before_it_answers() {
         cluster: cluster.config.cluster.clone(),
         from: Node::Proposer(NodeId(1)),
         to: Node::Acceptor(NodeId(1)),
-        msg: Message::Prepare(Prepare { ballot: Ballot::new(1, NodeId(1)), from: Slot(0), epoch: None }),
+        msg: Message::Prepare(Prepare { ballot: Ballot::new(1, NodeId(1)), from: Slot(0), epoch: None, wrote: vec![] }),
     };
     let mut buf = Vec::new();
     encode(&env, &mut buf).expect("encode");
@@ -256,6 +256,7 @@ async fn proposer_storage_failure_stops_it_before_it_prepares() {
                                     joining: false,
                                     leader: None, challenge: 0,
                                     clock_ms: 0,
+                                    written: None,
                                 }),
                             };
                             let mut out = Vec::new();

@@ -385,7 +385,8 @@ mod tests {
         let on = Policy { peers: true, clients: false };
         let member = Node::Acceptor(NodeId(1));
         let client = Node::Client(ClientId(7));
-        let msg = Message::Probe(crate::Probe { nonce: 1, decided: crate::Slot(0), leading: false, echo: 0 });
+        let msg =
+            Message::Probe(crate::Probe { nonce: 1, decided: crate::Slot(0), leading: false, echo: 0, wrote: vec![] });
         let admin = Message::MemberRequest(crate::MemberRequest {
             req: 1,
             op: crate::MemberOp::Remove { role: crate::MemberRole::Acceptor, id: NodeId(3) },

@@ -159,6 +159,10 @@ pub struct Prepare {
     /// is a member, with which incarnation, and which slots are the epoch's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<Epoch>,
+    /// What the acceptor's answers said it had written, as in
+    /// [`Probe::wrote`]: checked before the acceptor promises.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wrote: Vec<Written>,
 }
 
 /// A configuration epoch: its members, and its first slot.
@@ -194,6 +198,9 @@ pub struct Promise {
     pub incarnation: u64,
     /// For each slot in `[from, to)` that the acceptor accepted: the highest ballot it accepted there and the value.
     pub entries: Vec<PromiseEntry>,
+    /// How much the acceptor had written (see [`Written`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<Written>,
 }
 
 /// One accepted slot reported in a promise.
@@ -262,6 +269,37 @@ pub struct Probe {
     /// replayed probe, which echoes a spent one, renews nothing.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub echo: u64,
+    /// What the acceptor's answers to the sender (or to a peer of the
+    /// sender) said it had written, the most of each of its latest starts
+    /// (at most [`MAX_WRITTEN`]). An acceptor that finds it holds less than
+    /// an earlier start said, as the same incarnation, lost writes it had
+    /// synced: it stops voting as that incarnation and rebuilds (see [`Written`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wrote: Vec<Written>,
+}
+
+/// The most claims of what an acceptor wrote that a proposer keeps and sends
+/// back per acceptor (one per start of it; those of the fewest operations go first).
+pub const MAX_WRITTEN: usize = 4;
+
+/// How much an acceptor had written when it answered: a proposer keeps the
+/// most it heard of each start and sends it back in its probes.
+///
+/// `ops` counts every operation the acceptor's store ever made durable
+/// (it only grows, across restarts too), `start` names the acceptor's
+/// current start (drawn anew at each). A claim from an earlier start whose
+/// count is above what the acceptor found on disk when it started again
+/// means that its disk lost writes it had synced and answered about (a
+/// zeroed tail, a data dir rolled back to an older copy): it votes no more
+/// with what it forgot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Written {
+    /// The acceptor's incarnation.
+    pub incarnation: u64,
+    /// The acceptor's start that answered.
+    pub start: u64,
+    /// Operations durable when it answered.
+    pub ops: u64,
 }
 
 /// The answer to a probe. Changes nothing at the acceptor.
@@ -300,6 +338,10 @@ pub struct ProbeReply {
     /// client's session at once (see `Proposer::stamp`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub clock_ms: u64,
+    /// How much the acceptor had written (absent from acceptors of an
+    /// earlier release): the proposer sends it back (see [`Probe::wrote`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<Written>,
 }
 
 /// Phase 2a for one or many slots.
@@ -332,6 +374,10 @@ pub struct Accepted {
     pub ballot: Ballot,
     /// The slots accepted.
     pub slots: Vec<Slot>,
+    /// How much the acceptor had written (see [`Written`]): the leader's
+    /// probes send back the count of its latest vote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<Written>,
 }
 
 /// Sent by every proposer to every other proposer on each heartbeat tick.
@@ -350,6 +396,12 @@ pub struct Heartbeat {
     /// while a peer that can is alive. Absent means false.
     #[serde(default, skip_serializing_if = "is_false")]
     pub damaged: bool,
+    /// What each acceptor last said to the sender it had written (see
+    /// [`Written`]): a peer that campaigns after the sender is gone sends
+    /// it back, so an acceptor whose disk lost writes finds out even when
+    /// only the old leader heard its last answers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub written: Vec<(NodeId, Written)>,
 }
 
 /// A learner (a proposer, or an acceptor filling its decided log) asks a

@@ -30,7 +30,7 @@
 use paxos_proto::{
     Accept, AcceptEntry, Accepted, Ballot, CatchUp, CatchUpReply, ClientId, ClientPropose, Command, Heartbeat, LogRead,
     MemberOp, MemberRequest, MemberRole, Message, Nack, NackReason, Node, NodeId, Prepare, ProbeReply, Promise,
-    PromiseEntry, SessionEntry, Slot, StateReply, StateRequest, StatusRequest, TimeoutNow, Value, MAX_COUNTER,
+    PromiseEntry, SessionEntry, Slot, StateReply, StateRequest, StatusRequest, TimeoutNow, Value, Written, MAX_COUNTER,
 };
 
 use crate::rng::Rng;
@@ -115,7 +115,11 @@ pub fn forge(rng: &mut Rng, k: &Knowledge<'_>, next_seq: &mut u64) -> (Forged, O
     let mut proposal = None;
     let f = match rng.index(14) {
         // A prepare at round 2^62 to an acceptor, as a proposer.
-        0 => forged(proposer, acceptor, Message::Prepare(Prepare { ballot: huge, from: Slot(0), epoch: None })),
+        0 => {
+            // With a claim of lost writes: of another incarnation, it changes nothing.
+            let wrote = vec![Written { incarnation: rng.next_u64(), start: rng.next_u64(), ops: u64::MAX }];
+            forged(proposer, acceptor, Message::Prepare(Prepare { ballot: huge, from: Slot(0), epoch: None, wrote }))
+        }
         // A heartbeat at round 2^62, or at the leader's round + 1, to a proposer.
         1 => {
             let ballot = if rng.chance(0.5) { huge } else { Ballot::new(leader_ballot.round + 1, huge.proposer) };
@@ -123,7 +127,14 @@ pub fn forge(rng: &mut Rng, k: &Knowledge<'_>, next_seq: &mut u64) -> (Forged, O
             forged(
                 Node::Proposer(ballot.proposer),
                 to,
-                Message::Heartbeat(Heartbeat { ballot, leader: true, decided: far, known: far, damaged: false }),
+                Message::Heartbeat(Heartbeat {
+                    ballot,
+                    leader: true,
+                    decided: far,
+                    known: far,
+                    damaged: false,
+                    written: vec![],
+                }),
             )
         }
         // An accept of nothing whose commit is far ahead of decided, as the leader.
@@ -165,7 +176,11 @@ pub fn forge(rng: &mut Rng, k: &Knowledge<'_>, next_seq: &mut u64) -> (Forged, O
             )
         }
         // Votes and promises that never were, as an acceptor.
-        6 => forged(acceptor, proposer, Message::Accepted(Accepted { ballot: leader_ballot, slots: vec![near, far] })),
+        6 => forged(
+            acceptor,
+            proposer,
+            Message::Accepted(Accepted { ballot: leader_ballot, slots: vec![near, far], written: None }),
+        ),
         7 => {
             let entries = vec![PromiseEntry { slot: near, ballot: leader_ballot, value: bogus(rng) }];
             let promise = Promise {
@@ -176,6 +191,7 @@ pub fn forge(rng: &mut Rng, k: &Knowledge<'_>, next_seq: &mut u64) -> (Forged, O
                 decided: near,
                 incarnation: rng.next_u64(),
                 entries,
+                written: None,
             };
             forged(acceptor, proposer, Message::Promise(promise))
         }
@@ -198,6 +214,8 @@ pub fn forge(rng: &mut Rng, k: &Knowledge<'_>, next_seq: &mut u64) -> (Forged, O
                 challenge: 0,
                 // A clock far ahead: alone, it moves no bound on stamps.
                 clock_ms: u64::MAX,
+                // Sent back to the acceptor in our probes: of another incarnation, it changes nothing.
+                written: Some(Written { incarnation: rng.next_u64(), start: rng.next_u64(), ops: u64::MAX }),
             }),
         ),
         10 => forged(
@@ -262,7 +280,7 @@ pub fn extreme(rng: &mut Rng, k: &Knowledge<'_>) -> Forged {
     match rng.index(10) {
         0 => {
             let ballot = Ballot::in_epoch(k.ballot.epoch, round(rng), p);
-            forged(proposer, acceptor, Message::Prepare(Prepare { ballot, from: Slot(0), epoch: None }))
+            forged(proposer, acceptor, Message::Prepare(Prepare { ballot, from: Slot(0), epoch: None, wrote: vec![] }))
         }
         1 => {
             // A far slot under the current ballot: refused by the slot step; a round beyond the step: refused too.
@@ -295,10 +313,15 @@ pub fn extreme(rng: &mut Rng, k: &Knowledge<'_>) -> Forged {
                     decided: far_slot(rng),
                     known: far_slot(rng),
                     damaged: false,
+                    written: vec![],
                 }),
             )
         }
-        3 => forged(acceptor, proposer, Message::Accepted(Accepted { ballot: k.ballot, slots: vec![far_slot(rng)] })),
+        3 => forged(
+            acceptor,
+            proposer,
+            Message::Accepted(Accepted { ballot: k.ballot, slots: vec![far_slot(rng)], written: None }),
+        ),
         4 => forged(
             acceptor,
             proposer,
@@ -367,6 +390,8 @@ pub fn extreme(rng: &mut Rng, k: &Knowledge<'_>) -> Forged {
                 challenge: 0,
                 // A clock far ahead: alone, it moves no bound on stamps.
                 clock_ms: u64::MAX,
+                // Sent back to the acceptor in our probes: of another incarnation, it changes nothing.
+                written: Some(Written { incarnation: rng.next_u64(), start: rng.next_u64(), ops: u64::MAX }),
             }),
         ),
     }

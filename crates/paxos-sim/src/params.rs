@@ -81,11 +81,19 @@ pub enum Defect {
     /// done under it as it runs is found only when someone reads through it
     /// (caught with `--damage-log`: the scrub check).
     ScrubOnce,
+    /// An acceptor ignores what proposers say it wrote: a disk that lost
+    /// synced writes votes on with what it kept (caught with `--lose-tail`:
+    /// agreement, at pinned seeds).
+    IgnoresWritten,
+    /// An acceptor takes what its own answers of this start said it wrote
+    /// for writes its disk lost, and rebuilds for nothing (caught: the check
+    /// that only an acceptor whose disk lost writes rebuilds as a new incarnation).
+    WrittenAnyStart,
 }
 
 impl Defect {
     /// Every defect, for sweeps and `--help`.
-    pub const ALL: [Defect; 22] = [
+    pub const ALL: [Defect; 24] = [
         Defect::AcceptIgnoresPromise,
         Defect::AdoptFromLastPromise,
         Defect::MinorityQuorum,
@@ -108,6 +116,8 @@ impl Defect {
         Defect::DamagedLeads,
         Defect::NoScrub,
         Defect::ScrubOnce,
+        Defect::IgnoresWritten,
+        Defect::WrittenAnyStart,
     ];
 
     /// The defect's name on the command line.
@@ -135,6 +145,8 @@ impl Defect {
             Defect::DamagedLeads => "damaged-leads",
             Defect::NoScrub => "no-scrub",
             Defect::ScrubOnce => "scrub-once",
+            Defect::IgnoresWritten => "ignores-written",
+            Defect::WrittenAnyStart => "written-any-start",
         }
     }
 
@@ -155,6 +167,8 @@ impl Defect {
             Defect::CatchUpNeverSwitches => Defects::catch_up_never_switches(),
             Defect::NoScrub => Defects::no_scrub(),
             Defect::ScrubOnce => Defects::scrub_once(),
+            Defect::IgnoresWritten => Defects::ignores_written(),
+            Defect::WrittenAnyStart => Defects::written_any_start(),
             _ => Defects::default(),
         }
     }
@@ -182,7 +196,9 @@ impl Defect {
             | Defect::UnloggedPromise
             | Defect::EndlessLease
             | Defect::EpochlessCopies
-            | Defect::ReaskAnyEpoch => Defects::default(),
+            | Defect::ReaskAnyEpoch
+            | Defect::IgnoresWritten
+            | Defect::WrittenAnyStart => Defects::default(),
         }
     }
 }

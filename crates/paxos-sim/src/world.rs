@@ -105,6 +105,9 @@ pub struct Stats {
     /// Times a proposer said an acceptor's promise went backwards (its
     /// counter `acceptor_writes_lost`, summed over every start).
     pub writes_lost_seen: u64,
+    /// Times an acceptor found that its disk lost writes it had synced (a
+    /// proposer sent back more than it held) and became a new incarnation.
+    pub rebuilt_lost_writes: u64,
     /// Nodes whose decided log a crash, or a tick as they ran, damaged
     /// (`--damage-log`; at most one a run).
     pub logs_damaged: u64,
@@ -1569,6 +1572,21 @@ impl World {
                 self.acceptor_disks[a].apply(&ops).expect("in-memory disk");
                 let id = self.acceptor_ids[a];
                 for op in &ops {
+                    if let AcceptorOp::Reincarnate(incarnation) = op {
+                        self.stats.rebuilt_lost_writes += 1;
+                        // Only a disk that lost synced writes rebuilds for it
+                        // (an insider may forge the answers that say so).
+                        if self.tail_lost != Some(a) && self.params.adversary != Some(Adversary::Insider) {
+                            self.violations.push(Violation {
+                                invariant: "rebuilds only after lost writes",
+                                detail: format!(
+                                    "tick {}: acceptor {id} became incarnation {incarnation} for writes it lost, \
+                                     but its disk lost none",
+                                    self.now
+                                ),
+                            });
+                        }
+                    }
                     if let AcceptorOp::Accept { slot, ballot, value } = op {
                         if let Value::Config(c) = value {
                             let known = self.proposed_configs.entry(c.epoch).or_default();

@@ -16,7 +16,7 @@
 use paxos_proto::{
     encode, Accept, AcceptEntry, Accepted, Ballot, CatchUp, CatchUpReply, ClientId, ClientPropose, Command, Config,
     Envelope, Epoch, Heartbeat, Member, Message, Nack, NackReason, Node, NodeId, Prepare, Probe, ProbeReply, Promise,
-    PromiseEntry, SessionEntry, Slot, StateReply, Value, MAX_BODY_BYTES, MAX_VALUE_BYTES, PROTOCOL_VERSION,
+    PromiseEntry, SessionEntry, Slot, StateReply, Value, Written, MAX_BODY_BYTES, MAX_VALUE_BYTES, PROTOCOL_VERSION,
 };
 
 use crate::{
@@ -104,6 +104,16 @@ fn first_challenge() -> u64 {
     crate::restart::nonce(11 ^ super::CHALLENGE_DOMAIN, 1)
 }
 
+/// The name of this start in an acceptor's probe answers (`nonce_seed` 11).
+fn this_start() -> u64 {
+    crate::restart::nonce(11 ^ super::START_DOMAIN, 0)
+}
+
+/// What the probe answers of acceptor `a` say it wrote.
+fn written(a: &Acceptor) -> Option<Written> {
+    Some(Written { incarnation: a.state().incarnation, start: this_start(), ops: a.state().ops })
+}
+
 /// A state of incarnation [`INC`] promised to `promised`, that accepted `accepted` (slot, ballot, value)
 /// and holds every slot below `decided` in its decided log.
 fn state(promised: Ballot, accepted: &[(u64, Ballot, Value)], decided: u64) -> AcceptorState {
@@ -122,12 +132,12 @@ fn joined(s: AcceptorState, epoch: Epoch) -> AcceptorState {
 }
 
 fn prepare(ballot: Ballot, from: u64) -> Message {
-    Message::Prepare(Prepare { ballot, from: Slot(from), epoch: None })
+    Message::Prepare(Prepare { ballot, from: Slot(from), epoch: None, wrote: vec![] })
 }
 
 /// A prepare that tells the acceptor of the ballot's epoch.
 fn prepare_in(ballot: Ballot, from: u64, epoch: &Epoch) -> Message {
-    Message::Prepare(Prepare { ballot, from: Slot(from), epoch: Some(epoch.clone()) })
+    Message::Prepare(Prepare { ballot, from: Slot(from), epoch: Some(epoch.clone()), wrote: vec![] })
 }
 
 fn accept(ballot: Ballot, entries: &[(u64, Value)]) -> Message {
@@ -154,6 +164,7 @@ fn promise(ballot: Ballot, from: u64, to: u64, decided: u64, entries: Vec<Promis
         decided: Slot(decided),
         incarnation: INC,
         entries,
+        written: None,
     })
 }
 
@@ -171,7 +182,7 @@ fn send(to: Node, msg: Message) -> Outgoing {
 
 /// The `Accepted` for the ballot's proposer, the leader: only it counts votes.
 fn accepted_to_leader(ballot: Ballot, slots: &[u64]) -> Vec<Outgoing> {
-    let accepted = Accepted { ballot, slots: slots.iter().map(|s| Slot(*s)).collect() };
+    let accepted = Accepted { ballot, slots: slots.iter().map(|s| Slot(*s)).collect(), written: None };
     vec![send(proposer(ballot.proposer.0), Message::Accepted(accepted))]
 }
 
@@ -187,16 +198,34 @@ fn learn_op(slot: u64, value: Value) -> AcceptorOp {
     AcceptorOp::Learn { slot: Slot(slot), value }
 }
 
-/// Feeds one message that must be handled, and returns what it produced.
+/// Feeds one message that must be handled, and returns what it produced
+/// (see [`zero_nonces`] and [`unwritten`]).
 fn step(a: &mut Acceptor, from: Node, msg: Message) -> Ready<AcceptorOp> {
     a.handle(from, msg).expect("the message is for an acceptor");
-    zero_nonces(a.take_ready())
+    let r = a.take_ready();
+    unwritten(a, zero_nonces(r))
 }
 
 /// One tick, and what it produced (catch-up nonces zeroed, see [`zero_nonces`]).
 fn tick(a: &mut Acceptor) -> Ready<AcceptorOp> {
     a.tick();
-    zero_nonces(a.take_ready())
+    let r = a.take_ready();
+    unwritten(a, zero_nonces(r))
+}
+
+/// Checks that every promise and vote says how much `a` had written after this step (all of it is
+/// durable before they leave), and takes that off, for the tests of the rest; the tests of lost
+/// writes look at it ([`written`], probe answers).
+fn unwritten(a: &Acceptor, mut r: Ready<AcceptorOp>) -> Ready<AcceptorOp> {
+    for out in r.early.iter_mut().chain(r.messages.iter_mut()) {
+        let said = match &mut out.msg {
+            Message::Promise(p) => p.written.take(),
+            Message::Accepted(v) => v.written.take(),
+            _ => continue,
+        };
+        assert_eq!(said, written(a), "{:?}", out.msg);
+    }
+    r
 }
 
 /// Zeroes the nonces of catch-up requests, drawn from the node's secret seed:
@@ -245,6 +274,7 @@ fn fresh_store_persists_its_incarnation_first() {
         decided: Slot(0),
         incarnation: FRESH,
         entries: vec![],
+        written: None,
     });
     assert_eq!(
         r,
@@ -619,7 +649,7 @@ fn a_failed_read_is_answered_with_nothing() {
 #[test]
 fn catch_up_unanswered_in_a_row_asks_the_next_proposer() {
     let mut a = acceptor(state(b(1, 1), &[], 2));
-    let probe = Message::Probe(Probe { nonce: 1, decided: Slot(9), leading: false, echo: 0 });
+    let probe = Message::Probe(Probe { nonce: 1, decided: Slot(9), leading: false, echo: 0, wrote: vec![] });
     step(&mut a, proposer(2), probe.clone());
     let mut asked = Vec::new();
     while asked.len() < 8 {
@@ -637,7 +667,11 @@ fn catch_up_unanswered_in_a_row_asks_the_next_proposer() {
 #[test]
 fn probe_with_a_decided_prefix_ahead_makes_the_acceptor_catch_up() {
     let mut a = acceptor(state(b(1, 1), &[], 2));
-    step(&mut a, proposer(2), Message::Probe(Probe { nonce: 1, decided: Slot(9), leading: false, echo: 0 }));
+    step(
+        &mut a,
+        proposer(2),
+        Message::Probe(Probe { nonce: 1, decided: Slot(9), leading: false, echo: 0, wrote: vec![] }),
+    );
 
     let r = tick(&mut a);
 
@@ -656,7 +690,11 @@ fn retaining_and_asking(state: AcceptorState) -> (Acceptor, u64) {
         lease_ticks: 20,
     };
     let mut a = Acceptor::new(cfg, state);
-    step(&mut a, proposer(2), Message::Probe(Probe { nonce: 1, decided: Slot(100_000), leading: false, echo: 0 }));
+    step(
+        &mut a,
+        proposer(2),
+        Message::Probe(Probe { nonce: 1, decided: Slot(100_000), leading: false, echo: 0, wrote: vec![] }),
+    );
     a.tick();
     let r = a.take_ready();
     let [Outgoing { msg: Message::CatchUp(c), .. }] = r.messages.as_slice() else {
@@ -803,8 +841,11 @@ fn acceptor_pinned_with_another_incarnation_refuses_to_vote() {
     assert_eq!(r, ready(vec![], vec![send(proposer(1), nack(b1(2, 1), b1(1, 1), NackReason::NotMember))]));
     assert_eq!(a.state(), &s, "an acceptor that may not vote changes nothing");
 
-    let probe =
-        step(&mut a, proposer(2), Message::Probe(Probe { nonce: 5, decided: Slot(1), leading: false, echo: 0 }));
+    let probe = step(
+        &mut a,
+        proposer(2),
+        Message::Probe(Probe { nonce: 5, decided: Slot(1), leading: false, echo: 0, wrote: vec![] }),
+    );
     let reply = ProbeReply {
         nonce: 5,
         promised: b1(1, 1),
@@ -815,6 +856,7 @@ fn acceptor_pinned_with_another_incarnation_refuses_to_vote() {
         leader: None,
         challenge: first_challenge(),
         clock_ms: 0,
+        written: written(&a),
     };
     assert_eq!(probe, ready(vec![], vec![send(proposer(2), Message::ProbeReply(reply))]));
 }
@@ -977,7 +1019,8 @@ fn messages_from_clients_and_acceptors_are_ignored() {
 #[test]
 fn non_acceptor_message_from_a_proposer_is_ignored() {
     let mut a = acceptor(state(Ballot::ZERO, &[], 0));
-    let hb = Heartbeat { ballot: b(1, 1), leader: true, decided: Slot(0), known: Slot(0), damaged: false };
+    let hb =
+        Heartbeat { ballot: b(1, 1), leader: true, decided: Slot(0), known: Slot(0), damaged: false, written: vec![] };
 
     assert_eq!(a.handle(proposer(1), Message::Heartbeat(hb)), Err(Ignored("acceptor: not an acceptor message")));
     assert!(a.take_ready().is_empty());
@@ -1020,6 +1063,7 @@ fn folding_persisted_ops_reproduces_the_state() {
     ];
 
     let mut disk = MemStore::new(start);
+    let mut persisted = 0;
     for msg in inputs {
         let from = match &msg {
             Message::Prepare(p) => Node::Proposer(p.ballot.proposer),
@@ -1027,12 +1071,15 @@ fn folding_persisted_ops_reproduces_the_state() {
             _ => proposer(1),
         };
         a.handle(from, msg).unwrap();
-        disk.apply(&a.take_ready().persist).unwrap();
+        let ops = a.take_ready().persist;
+        persisted += ops.len() as u64;
+        disk.apply(&ops).unwrap();
         assert_eq!(&disk.load().unwrap(), a.state());
     }
     let mut want = state(b(5, 1), &[(2, b(2, 1), Value::Noop), (3, b(4, 2), cmd(6, 2, "c"))], 2);
     want.log.apply(Slot(0), &cmd(5, 1, "a"));
     want.log.apply(Slot(1), &cmd(6, 1, "b"));
+    want.ops = persisted;
     assert_eq!(disk.load().unwrap(), want);
     let log: Vec<_> = disk.read(Slot(0), 10, 1 << 20).unwrap().entries.into_iter().map(|e| e.value).collect();
     assert_eq!(log, vec![cmd(5, 1, "a"), cmd(6, 1, "b")]);
@@ -1049,7 +1096,11 @@ fn folding_persisted_ops_reproduces_the_state() {
 fn probe_is_answered_with_the_promise_and_persists_nothing() {
     let mut a = acceptor(state(b(4, 2), &[], 3));
 
-    let r = step(&mut a, proposer(1), Message::Probe(Probe { nonce: 99, decided: Slot(0), leading: false, echo: 0 }));
+    let r = step(
+        &mut a,
+        proposer(1),
+        Message::Probe(Probe { nonce: 99, decided: Slot(0), leading: false, echo: 0, wrote: vec![] }),
+    );
 
     let reply = ProbeReply {
         nonce: 99,
@@ -1061,6 +1112,7 @@ fn probe_is_answered_with_the_promise_and_persists_nothing() {
         leader: None,
         challenge: first_challenge(),
         clock_ms: 0,
+        written: Some(Written { incarnation: INC, start: this_start(), ops: 0 }),
     };
     assert_eq!(r, ready(vec![], vec![send(proposer(1), Message::ProbeReply(reply))]));
 }
@@ -1076,7 +1128,8 @@ fn probe_answers_name_the_leader_while_its_lease_lasts() {
     let mut a = acceptor(state(Ballot::ZERO, &[], 0));
     // Proposer `from` probes, as leader echoing `echo` or not; the answer's leader and challenge.
     let probe = |a: &mut Acceptor, from: u32, leading: bool, echo: u64| {
-        let r = step(a, proposer(from), Message::Probe(Probe { nonce: 7, decided: Slot(0), leading, echo }));
+        let r =
+            step(a, proposer(from), Message::Probe(Probe { nonce: 7, decided: Slot(0), leading, echo, wrote: vec![] }));
         match &r.messages[..] {
             [Outgoing { msg: Message::ProbeReply(reply), .. }] => (reply.leader, reply.challenge),
             other => panic!("one probe answer, got {other:?}"),
@@ -1189,4 +1242,109 @@ fn a_restarted_acceptor_reads_its_decided_log_and_again_after_a_pause() {
             assert_eq!(again.from, Slot(0), "the next pass reads the log from its first slot");
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Writes a disk lost
+// ---------------------------------------------------------------------------
+
+/// Acceptor 1 of epoch 1, pinned with [`INC`], promised `b1(3, 1)`, with a vote at slot 2, whose
+/// store held 40 operations when this start began.
+fn restarted_with_40_ops() -> Acceptor {
+    let mut s = joined(state(b1(3, 1), &[(2, b1(3, 1), Value::Noop)], 2), epoch1(INC));
+    s.ops = 40;
+    acceptor(s)
+}
+
+fn probe_claiming(wrote: Written) -> Message {
+    Message::Probe(Probe { nonce: 7, decided: Slot(2), leading: false, echo: 0, wrote: vec![wrote] })
+}
+
+/// Lost synced writes: a proposer sends back what an answer of an earlier start of ours said we had
+/// written (as this incarnation), and it is more than our store held when this start began. Our
+/// disk lost writes it had synced (a zeroed tail, a data dir rolled back), and our promises and votes
+/// may lack some we made: we become a new incarnation, durably before we answer, which the
+/// configuration does not pin, so we vote no more (NotMember) and rebuild as after a lost disk; the
+/// answer names the new incarnation and says we cannot vote, and the counter says why.
+#[test]
+fn an_acceptor_told_it_wrote_more_than_it_held_rebuilds_as_a_new_incarnation() {
+    let mut a = restarted_with_40_ops();
+    assert_eq!(a.membership(), Membership::Up);
+    let earlier = this_start() ^ 1;
+
+    let r = step(&mut a, proposer(2), probe_claiming(Written { incarnation: INC, start: earlier, ops: 41 }));
+
+    let new = crate::restart::nonce(11 ^ super::START_DOMAIN, 1);
+    assert_ne!(new, INC);
+    assert_eq!(r.persist, vec![AcceptorOp::Reincarnate(new)]);
+    let [Outgoing { msg: Message::ProbeReply(reply), .. }] = r.messages.as_slice() else {
+        panic!("one probe answer: {r:?}")
+    };
+    assert_eq!((reply.incarnation, reply.joining), (new, true));
+    assert_eq!(reply.written, Some(Written { incarnation: new, start: this_start(), ops: 41 }));
+    assert_eq!(a.membership(), Membership::Rebuilding);
+    assert_eq!(a.status().counters.get("writes_lost"), Some(&1));
+    let r = step(&mut a, proposer(1), prepare_in(b1(4, 1), 1, &epoch1(INC)));
+    assert_eq!(r, ready(vec![], vec![send(proposer(1), nack(b1(4, 1), b1(3, 1), NackReason::NotMember))]));
+    let r = step(&mut a, proposer(1), accept(b1(3, 1), &[(3, Value::Noop)]));
+    assert_eq!(r, ready(vec![], vec![send(proposer(1), nack(b1(3, 1), b1(3, 1), NackReason::NotMember))]));
+
+    // The same claim again (a retransmitted probe) is of another incarnation now: nothing more.
+    let r = step(&mut a, proposer(2), probe_claiming(Written { incarnation: INC, start: earlier, ops: 41 }));
+    assert!(r.persist.is_empty());
+    assert_eq!(a.status().counters.get("writes_lost"), Some(&1));
+}
+
+/// Lost synced writes, no false alarm: a claim of at most what the store held at this start, a
+/// claim of this start (which counts what was written since), and a claim of another incarnation
+/// (the one before a lost disk) all say nothing was lost; the acceptor votes on, writing nothing.
+#[test]
+fn claims_of_what_the_store_kept_or_of_this_start_change_nothing() {
+    let mut a = restarted_with_40_ops();
+    let claims = [
+        Written { incarnation: INC, start: this_start() ^ 1, ops: 40 },
+        Written { incarnation: INC, start: this_start() ^ 1, ops: 3 },
+        Written { incarnation: INC, start: this_start(), ops: 400 },
+        Written { incarnation: INC + 1, start: this_start() ^ 1, ops: 400 },
+    ];
+    for claim in claims {
+        let r = step(&mut a, proposer(2), probe_claiming(claim));
+        assert!(r.persist.is_empty(), "{claim:?}: {r:?}");
+        assert_eq!(a.membership(), Membership::Up, "{claim:?}");
+    }
+    assert_eq!(a.status().counters.get("writes_lost"), Some(&0));
+}
+
+/// Lost synced writes, the count: every operation made durable counts once, and folding a new
+/// incarnation in keeps counting, so that an answer never says less than the disk holds.
+#[test]
+fn the_count_of_writes_grows_with_every_operation_folded() {
+    let mut s = AcceptorState::default();
+    s.apply(&AcceptorOp::Identity(5));
+    s.apply(&AcceptorOp::Promise(b(1, 1)));
+    s.apply(&AcceptorOp::Promise(b(1, 1)));
+    s.apply(&AcceptorOp::Reincarnate(6));
+    assert_eq!((s.incarnation, s.ops), (6, 4));
+}
+
+/// Lost synced writes: a prepare carries the same claim as a probe (a candidate sends what the
+/// acceptor last told it), checked before the acceptor promises: an acceptor that finds it lost
+/// writes promises nothing as the old incarnation, but rebuilds.
+#[test]
+fn a_prepare_that_says_more_was_written_gets_no_promise() {
+    let mut a = restarted_with_40_ops();
+    let wrote = vec![Written { incarnation: INC, start: this_start() ^ 1, ops: 41 }];
+    let prepare = Message::Prepare(Prepare { ballot: b1(4, 1), from: Slot(1), epoch: Some(epoch1(INC)), wrote });
+
+    let r = step(&mut a, proposer(1), prepare);
+
+    let new = crate::restart::nonce(11 ^ super::START_DOMAIN, 1);
+    assert_eq!(
+        r,
+        ready(
+            vec![AcceptorOp::Reincarnate(new)],
+            vec![send(proposer(1), nack(b1(4, 1), b1(3, 1), NackReason::NotMember))]
+        )
+    );
+    assert_eq!(a.membership(), Membership::Rebuilding);
 }

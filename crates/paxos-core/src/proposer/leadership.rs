@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use paxos_proto::{
     Ballot, ClientId, Heartbeat, Member, Message, Nack, NackReason, Node, NodeId, Prepare, Probe, ProbeReply, Slot,
-    TimeoutNow, TransferReply, TransferRequest,
+    TimeoutNow, TransferReply, TransferRequest, Written,
 };
 use tracing::{debug, error, info, warn};
 
-use super::{Kept, Phase, Proposer};
+use super::{AcceptorInfo, Kept, Phase, Proposer};
 use crate::Ignored;
 
 impl Proposer {
@@ -201,7 +201,7 @@ impl Proposer {
     pub(super) fn probe_for(&self, a: NodeId) -> Probe {
         let leading = matches!(self.phase, Phase::Leader(_));
         let echo = if leading { self.acceptors.get(&a).map_or(0, |i| i.challenge) } else { 0 };
-        Probe { nonce: self.probe_nonce(), decided: self.learner.decided(), leading, echo }
+        Probe { nonce: self.probe_nonce(), decided: self.learner.decided(), leading, echo, wrote: self.wrote(a) }
     }
 
     /// True when a quorum of the acceptors in force answered within an election timeout.
@@ -289,6 +289,7 @@ impl Proposer {
         }
         self.see_ballot(m.promised);
         self.see_epoch(m.epoch);
+        self.heard_written(a, m.written);
         // Every probe round has its own nonce: an answer to an earlier
         // start's probe, or a late answer of an acceptor's earlier
         // incarnation, must not tell us what it is now.
@@ -355,6 +356,38 @@ impl Proposer {
             self.start_phase1();
         }
         Ok(())
+    }
+
+    /// Acceptor `a` answered (a probe, a prepare, an accept), or a peer
+    /// said it had, saying it had written `written`. Whatever it answers,
+    /// that much was durable: keep the most each start of it said, to send
+    /// back ([`Proposer::wrote`]). An answer of its new start must not
+    /// replace what its earlier one said: that is what the new start is
+    /// checked against (an acceptor answers accepts long before our next
+    /// probe). When every place is taken, a start of another incarnation
+    /// gives way first, then the start of the fewest operations.
+    pub(super) fn heard_written(&mut self, a: NodeId, written: Option<Written>) {
+        let (Some(w), Some(info)) = (written, self.acceptors.get_mut(&a)) else { return };
+        let kept = &mut info.written;
+        if let Some(k) = kept.iter_mut().flatten().find(|k| k.incarnation == w.incarnation && k.start == w.start) {
+            k.ops = k.ops.max(w.ops);
+            return;
+        }
+        let place = kept.iter().position(Option::is_none).unwrap_or_else(|| {
+            let weakest = |k: &Option<Written>| k.map(|k| (k.incarnation == w.incarnation, k.ops));
+            (0..kept.len()).min_by_key(|i| weakest(&kept[*i])).unwrap_or(0)
+        });
+        let weaker = kept[place].is_some_and(|k| k.incarnation == w.incarnation && k.ops > w.ops);
+        if !weaker {
+            kept[place] = Some(w);
+        }
+    }
+
+    /// What acceptor `a` said it had written, for our probes and prepares
+    /// to it: an acceptor that finds it holds less than an earlier start of
+    /// it said, as the same incarnation, lost writes it had synced, and rebuilds.
+    pub(super) fn wrote(&self, a: NodeId) -> Vec<Written> {
+        self.acceptors.get(&a).map(AcceptorInfo::wrote).unwrap_or_default()
     }
 
     /// True when an answer to probe round `round` is fresh: the round went
@@ -426,6 +459,7 @@ impl Proposer {
                         ballot: self.ballot,
                         from: self.learner.decided().max(epoch.start),
                         epoch: Some(epoch),
+                        wrote: self.wrote(a),
                     };
                     self.ready.send(Node::Acceptor(a), Message::Prepare(prepare));
                 }
@@ -508,6 +542,7 @@ impl Proposer {
             decided: self.learner.decided(),
             known: self.learner.known(),
             damaged: self.damaged,
+            written: self.acceptors.iter().flat_map(|(a, i)| i.wrote().into_iter().map(|w| (*a, w))).collect(),
         };
         for p in self.peers.keys() {
             self.ready.send(Node::Proposer(*p), Message::Heartbeat(hb.clone()));
@@ -515,6 +550,9 @@ impl Proposer {
     }
 
     pub(super) fn on_heartbeat(&mut self, from: NodeId, m: Heartbeat) -> Result<(), Ignored> {
+        for (a, w) in &m.written {
+            self.heard_written(*a, Some(*w));
+        }
         if m.damaged {
             // Its ballot's round still counts (ours go above it), but not its
             // epoch: a later epoch holds a campaign back until we learned it

@@ -245,6 +245,16 @@ struct AcceptorInfo {
     /// and the probe round last sent when the promise arrived: any answer
     /// to a later round must report a promise at least that high.
     promised_us: Option<(Ballot, u64, u64)>,
+    /// The most its answers said it had written, per start of it (its
+    /// latest [`paxos_proto::MAX_WRITTEN`]): our probes send them back.
+    written: [Option<paxos_proto::Written>; paxos_proto::MAX_WRITTEN],
+}
+
+impl AcceptorInfo {
+    /// What it said it had written, to send back (see [`Proposer::heard_written`]).
+    fn wrote(&self) -> Vec<paxos_proto::Written> {
+        self.written.iter().flatten().copied().collect()
+    }
 }
 
 /// Client commands this proposer holds for a slot, and who waits for what.
@@ -865,7 +875,11 @@ impl Proposer {
         let commit = self.learner.decided();
         match &mut self.phase {
             Phase::Follower => {}
-            Phase::Candidate(p1) => p1.retransmit(now, every, ballot, &mut self.ready),
+            Phase::Candidate(p1) => {
+                let known = &self.acceptors;
+                let wrote = |a| known.get(&a).map(AcceptorInfo::wrote).unwrap_or_default();
+                p1.retransmit(now, every, ballot, wrote, &mut self.ready)
+            }
             Phase::Leader(p2) => p2.retransmit(now, every, ballot, commit, &acceptors, &self.learner, &mut self.ready),
         }
     }

@@ -3,11 +3,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use paxos_proto::{Ballot, Epoch, Message, Node, NodeId, Prepare, Promise, Slot, Value};
+use paxos_proto::{Ballot, Epoch, Message, Node, NodeId, Prepare, Promise, Slot, Value, Written};
 use tracing::info;
 
 use super::phase2::{Phase2, Recovery};
-use super::{Kept, Phase, Proposer};
+use super::{AcceptorInfo, Kept, Phase, Proposer};
 use crate::{Ignored, ProposerOp, Ready, Tick};
 
 /// One acceptor's answer to phase 1 so far.
@@ -39,14 +39,22 @@ pub(super) struct Phase1 {
 impl Phase1 {
     /// Sends the prepare again to every acceptor whose promise is not complete,
     /// once `every` ticks passed since the last send.
-    pub(super) fn retransmit(&mut self, now: Tick, every: u64, ballot: Ballot, ready: &mut Ready<ProposerOp>) {
+    /// `wrote`: what each acceptor last said it had written (see [`Proposer::wrote`]).
+    pub(super) fn retransmit(
+        &mut self,
+        now: Tick,
+        every: u64,
+        ballot: Ballot,
+        wrote: impl Fn(NodeId) -> Vec<Written>,
+        ready: &mut Ready<ProposerOp>,
+    ) {
         if now < self.sent + every {
             return;
         }
         self.sent = now;
         for (a, page) in &self.pages {
             if !page.done {
-                let prepare = Prepare { ballot, from: page.next, epoch: self.epoch.clone() };
+                let prepare = Prepare { ballot, from: page.next, epoch: self.epoch.clone(), wrote: wrote(*a) };
                 ready.send(Node::Acceptor(*a), Message::Prepare(prepare));
             }
         }
@@ -72,7 +80,7 @@ impl Proposer {
         let epoch = (epoch.config.epoch > 0).then_some(epoch);
         info!(node = %Node::Proposer(self.cfg.id), ballot = %self.ballot, slot = start.0, "campaigning");
         for a in self.acceptor_ids() {
-            let prepare = Prepare { ballot: self.ballot, from: start, epoch: epoch.clone() };
+            let prepare = Prepare { ballot: self.ballot, from: start, epoch: epoch.clone(), wrote: self.wrote(a) };
             self.ready.send(Node::Acceptor(a), Message::Prepare(prepare));
         }
         let p1 = Phase1 { start, epoch, pages, adopted: BTreeMap::new(), decided: Slot(0), sent: self.now };
@@ -88,6 +96,7 @@ impl Proposer {
     /// ask for the next page; lead once a quorum reported everything.
     pub(super) fn on_promise(&mut self, a: NodeId, m: Promise) -> Result<(), Ignored> {
         self.see_ballot(m.ballot);
+        self.heard_written(a, m.written);
         // A promise may be late, from an earlier incarnation of the acceptor:
         // only probe rounds say what it holds now (see `membership`).
         self.heard_ahead(Node::Acceptor(a), m.decided);
@@ -127,7 +136,8 @@ impl Proposer {
             }
         }
         if !m.done {
-            let prepare = Prepare { ballot: m.ballot, from: m.to, epoch: p1.epoch.clone() };
+            let wrote = self.acceptors.get(&a).map(AcceptorInfo::wrote).unwrap_or_default();
+            let prepare = Prepare { ballot: m.ballot, from: m.to, epoch: p1.epoch.clone(), wrote };
             self.ready.send(Node::Acceptor(a), Message::Prepare(prepare));
             return Ok(());
         }

@@ -389,6 +389,7 @@ impl Proposer {
     /// Phase 2b: an acceptor's votes.
     pub(super) fn on_accepted(&mut self, a: NodeId, m: Accepted) -> Result<(), Ignored> {
         self.see_ballot(m.ballot);
+        self.heard_written(a, m.written);
         self.fenced(m.ballot, "an acceptor accepted a higher ballot");
         if let Phase::Leader(p2) = &mut self.phase {
             // Only while a fence is out (rarely): votes of members, at our ballot.

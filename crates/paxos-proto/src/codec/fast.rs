@@ -14,7 +14,7 @@
 //! MSG      := "client_propose":{"seq":N,"value":"S"}
 //!           | "client_reply":{"seq":N,"slot":N}
 //!           | "accept":{"ballot":BALLOT,"entries":[ENTRY,...],"commit":N}
-//!           | "accepted":{"ballot":BALLOT,"slots":[N,...]}
+//!           | "accepted":{"ballot":BALLOT,"slots":[N,...](,"written":{"incarnation":N,"start":N,"ops":N})?}
 //! BALLOT   := {"epoch":N,"round":N,"proposer":N} | {"round":N,"proposer":N}
 //! ENTRY    := {"slot":N,"value":"noop"}
 //!           | {"slot":N,"value":{"command":{"client":N,"seq":N,"data":"S","at":N}}}
@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use crate::{
     Accept, AcceptEntry, Accepted, Ballot, ClientId, ClientPropose, ClientReply, Command, Envelope, Message, Node,
-    NodeId, Slot, Value, PROTOCOL_VERSION,
+    NodeId, Slot, Value, Written, PROTOCOL_VERSION,
 };
 
 /// The envelopes of a datagram in the canonical form above, or `None`.
@@ -155,7 +155,18 @@ impl<'a> Cursor<'a> {
             let ballot = self.ballot()?;
             self.lit(br#","slots":["#)?;
             let slots = self.list(true, |c| c.u64().map(Slot))?;
-            Message::Accepted(Accepted { ballot, slots })
+            let written = if self.take(br#","written":{"incarnation":"#) {
+                let incarnation = self.u64()?;
+                self.lit(br#","start":"#)?;
+                let start = self.u64()?;
+                self.lit(br#","ops":"#)?;
+                let ops = self.u64()?;
+                self.lit(b"}")?;
+                Some(Written { incarnation, start, ops })
+            } else {
+                None
+            };
+            Message::Accepted(Accepted { ballot, slots, written })
         } else {
             return None;
         };
@@ -253,7 +264,17 @@ pub(super) fn encode_message(msg: &Message, out: &mut Vec<u8>) -> bool {
             put_ballot(out, a.ballot);
             out.extend_from_slice(br#","slots":["#);
             put_list(out, &a.slots, |out, slot| put_u64(out, slot.0));
-            out.extend_from_slice(b"]}}");
+            out.push(b']');
+            if let Some(w) = &a.written {
+                out.extend_from_slice(br#","written":{"incarnation":"#);
+                put_u64(out, w.incarnation);
+                out.extend_from_slice(br#","start":"#);
+                put_u64(out, w.start);
+                out.extend_from_slice(br#","ops":"#);
+                put_u64(out, w.ops);
+                out.push(b'}');
+            }
+            out.extend_from_slice(b"}}");
         }
         Message::Accept(a) if a.entries.iter().all(|e| !matches!(e.value, Value::Config(_))) => {
             out.extend_from_slice(br#"{"accept":{"ballot":"#);

@@ -192,8 +192,18 @@ fn valid_promise() -> impl Strategy<Value = Promise> {
             decided,
             incarnation: 7,
             entries,
+            written: Some(Written { incarnation: 7, start: 1, ops: u64::MAX }),
         })
     })
+}
+
+/// What an acceptor says it wrote, or nothing.
+fn written() -> impl Strategy<Value = Option<Written>> {
+    proptest::option::of((edgy_u64(), edgy_u64(), edgy_u64()).prop_map(|(incarnation, start, ops)| Written {
+        incarnation,
+        start,
+        ops,
+    }))
 }
 
 /// Every message of the protocol, each valid under `validate`.
@@ -203,7 +213,7 @@ fn message() -> impl Strategy<Value = Message> {
             config.epoch = ballot.epoch;
             Epoch { start, config }
         });
-        Message::Prepare(Prepare { ballot, from, epoch })
+        Message::Prepare(Prepare { ballot, from, epoch, wrote: vec![] })
     });
     let promise = valid_promise().prop_map(Message::Promise);
     let reasons = vec![NackReason::Promised, NackReason::UnknownEpoch, NackReason::NotMember];
@@ -213,11 +223,13 @@ fn message() -> impl Strategy<Value = Message> {
         let entries = entries.into_iter().map(|(slot, value)| AcceptEntry { slot, value }).collect();
         Message::Accept(Accept { ballot, entries, commit: Slot(0) })
     });
-    let accepted = (ballot(), prop::collection::vec(slot(), 0..64))
-        .prop_map(|(ballot, slots)| Message::Accepted(Accepted { ballot, slots }));
-    let heartbeat = (ballot(), any::<bool>(), slot(), slot(), any::<bool>()).prop_map(
-        |(ballot, leader, decided, known, damaged)| {
-            Message::Heartbeat(Heartbeat { ballot, leader, decided, known, damaged })
+    let accepted = (ballot(), prop::collection::vec(slot(), 0..64), written())
+        .prop_map(|(ballot, slots, written)| Message::Accepted(Accepted { ballot, slots, written }));
+    let written_by = prop::collection::vec((node_id(), written()), 0..4)
+        .prop_map(|ws| ws.into_iter().filter_map(|(a, w)| Some((a, w?))).collect::<Vec<_>>());
+    let heartbeat = (ballot(), any::<bool>(), slot(), slot(), any::<bool>(), written_by).prop_map(
+        |(ballot, leader, decided, known, damaged, written)| {
+            Message::Heartbeat(Heartbeat { ballot, leader, decided, known, damaged, written })
         },
     );
     let catch_up = (slot(), edgy_u32(), any::<u64>())
@@ -312,11 +324,12 @@ fn message() -> impl Strategy<Value = Message> {
                 })
             },
         );
-    let probe = (edgy_u64(), slot(), any::<bool>())
-        .prop_map(|(nonce, decided, leading)| Message::Probe(Probe { nonce, decided, leading, echo: 0 }));
+    let claims = prop::collection::vec(written(), 0..=MAX_WRITTEN).prop_map(|ws| ws.into_iter().flatten().collect());
+    let probe = (edgy_u64(), slot(), any::<bool>(), claims)
+        .prop_map(|(nonce, decided, leading, wrote)| Message::Probe(Probe { nonce, decided, leading, echo: 0, wrote }));
     let leader = proptest::option::of(any::<u32>().prop_map(NodeId));
-    let probe_reply = (edgy_u64(), ballot(), slot(), any::<u64>(), any::<u32>(), any::<bool>(), leader).prop_map(
-        |(nonce, promised, decided, incarnation, epoch, joining, leader)| {
+    let probe_reply = (edgy_u64(), ballot(), slot(), any::<u64>(), any::<u32>(), any::<bool>(), leader, written())
+        .prop_map(|(nonce, promised, decided, incarnation, epoch, joining, leader, written)| {
             Message::ProbeReply(ProbeReply {
                 nonce,
                 promised,
@@ -327,9 +340,9 @@ fn message() -> impl Strategy<Value = Message> {
                 leader,
                 challenge: 0,
                 clock_ms: 0,
+                written,
             })
-        },
-    );
+        });
     let member_op = prop_oneof![
         Just(MemberOp::List),
         (node_id(), text(20)).prop_map(|(id, addr)| MemberOp::Add { role: MemberRole::Acceptor, id, addr }),
@@ -907,8 +920,12 @@ fn datagram_of_exactly_the_limit_decodes() {
 #[test]
 fn other_versions_are_version_errors() {
     for version in [PROTOCOL_VERSION - 1, PROTOCOL_VERSION + 1] {
-        let mut env =
-            envelope_with(Message::Prepare(Prepare { ballot: Ballot::new(1, NodeId(1)), from: Slot(0), epoch: None }));
+        let mut env = envelope_with(Message::Prepare(Prepare {
+            ballot: Ballot::new(1, NodeId(1)),
+            from: Slot(0),
+            epoch: None,
+            wrote: vec![],
+        }));
         env.version = version;
         assert_eq!(decode(&encoded(&env)), Err(DecodeError::Version { got: version }));
     }
@@ -1006,6 +1023,7 @@ fn empty_promise_page_is_valid() {
         decided: Slot(0),
         incarnation: 1,
         entries: vec![],
+        written: None,
     }));
     assert_eq!(decode(&encoded(&env)), Ok(env));
 }
@@ -1038,14 +1056,21 @@ fn counters_beyond_the_limit_are_invalid() {
     let too_big = MAX_COUNTER + 1;
     let ballot = Ballot { epoch: 0, round: too_big, proposer: NodeId(1) };
     let msgs = [
-        Message::Heartbeat(Heartbeat { ballot, leader: true, decided: Slot(0), known: Slot(0), damaged: false }),
+        Message::Heartbeat(Heartbeat {
+            ballot,
+            leader: true,
+            decided: Slot(0),
+            known: Slot(0),
+            damaged: false,
+            written: vec![],
+        }),
         Message::Nack(Nack { ballot: Ballot::ZERO, promised: ballot, reason: NackReason::Promised }),
         Message::Accept(Accept {
             ballot: Ballot::ZERO,
             entries: vec![AcceptEntry { slot: Slot(too_big), value: Value::Noop }],
             commit: Slot(0),
         }),
-        Message::Accepted(Accepted { ballot: Ballot::ZERO, slots: vec![Slot(u64::MAX)] }),
+        Message::Accepted(Accepted { ballot: Ballot::ZERO, slots: vec![Slot(u64::MAX)], written: None }),
         Message::CatchUpReply(CatchUpReply {
             from: Slot(MAX_COUNTER),
             entries: vec![Value::Noop, Value::Noop],
@@ -1163,8 +1188,8 @@ fn fast_envelope() -> impl Strategy<Value = Envelope> {
         prop::collection::vec((slot(), entry_value).prop_map(|(slot, value)| AcceptEntry { slot, value }), 0..5);
     let accept = (ballot(), entries, slot())
         .prop_map(|(ballot, entries, commit)| Message::Accept(Accept { ballot, entries, commit }));
-    let accepted = (ballot(), prop::collection::vec(slot(), 0..5))
-        .prop_map(|(ballot, slots)| Message::Accepted(Accepted { ballot, slots }));
+    let accepted = (ballot(), prop::collection::vec(slot(), 0..5), written())
+        .prop_map(|(ballot, slots, written)| Message::Accepted(Accepted { ballot, slots, written }));
     let reply = (edgy_u64(), slot()).prop_map(|(seq, slot)| Message::ClientReply(ClientReply { seq, slot }));
     envelope_of(prop_oneof![proposal, accept, accepted, reply])
 }

@@ -192,6 +192,7 @@ fn a_probe_answer_of_an_acceptor_that_lost_its_state_does_not_count() {
         leader: None,
         challenge: 0,
         clock_ms: 0,
+        written: None,
     };
     assert!(step(&mut p, acc(3), Message::ProbeReply(amnesiac)).is_empty());
     let log = pinned_log(&[]);
@@ -404,7 +405,7 @@ fn probe_nonces_are_the_incarnation_plus_the_probe_round() {
     let mut p = Proposer::new(c, ProposerState::default());
     assert_eq!(
         tick(&mut p).messages,
-        to_acceptors(&Message::Probe(Probe { nonce: 1_000, decided: Slot(0), leading: false, echo: 0 }))
+        to_acceptors(&Message::Probe(Probe { nonce: 1_000, decided: Slot(0), leading: false, echo: 0, wrote: vec![] }))
     );
     tick_to(&mut p, 30); // three heartbeats: round 3
     let answer = |a: u32, nonce: u64| {
@@ -418,6 +419,7 @@ fn probe_nonces_are_the_incarnation_plus_the_probe_round() {
             leader: None,
             challenge: 0,
             clock_ms: 0,
+            written: None,
         })
     };
 
@@ -923,6 +925,7 @@ fn an_acceptor_whose_promise_went_backwards_is_reported() {
         decided: Slot(1),
         incarnation: inc(2),
         entries: vec![],
+        written: None,
     });
     step(&mut p, acc(2), late_promise);
     let before = b1(1, 1);
@@ -947,10 +950,88 @@ fn an_acceptor_whose_promise_went_backwards_is_reported() {
     assert_eq!(p.role(), Leadership::Leader, "nothing else changes: the proposer cannot make it rebuild");
 }
 
+/// Lost synced writes: a leader's probes send each acceptor back what its answers said it had written,
+/// the most of each of its starts (an answer of a start saying less, reordered, does not lower it; an
+/// answer of a new start does not replace what the one before said, which is what the new start must
+/// be checked against), so that an acceptor whose disk lost writes finds out ([`crate::Acceptor`]
+/// then rebuilds as a new incarnation). At most [`paxos_proto::MAX_WRITTEN`] starts are kept: the one of the
+/// fewest operations gives way. Heartbeats tell peers of them, and a peer's are sent back as ours.
+/// Nothing is sent back to an acceptor that said nothing.
+#[test]
+fn probes_send_each_acceptor_back_what_it_said_it_wrote() {
+    let (mut p, ballot) = leader_in_epoch_1(1); // at tick 61; round 6 went out at tick 60
+    let w = |start: u64, ops: u64| Written { incarnation: inc(2), start, ops };
+    let answer = |round: u64, written: Written| match report(2, round, ballot, 1) {
+        Message::ProbeReply(r) => Message::ProbeReply(ProbeReply { written: Some(written), ..r }),
+        m => unreachable!("{m:?}"),
+    };
+    let sent_back = |r: &Ready<ProposerOp>| -> Vec<(Node, Vec<Written>)> {
+        r.messages
+            .iter()
+            .filter_map(|o| match &o.msg {
+                Message::Probe(probe) => Some((o.to, probe.wrote.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    step(&mut p, acc(2), answer(6, w(5, 30)));
+    step(&mut p, acc(2), answer(6, w(5, 20)));
+    let r = tick_to_round(&mut p, 7);
+    let none = Vec::new();
+    assert_eq!(
+        sent_back(&r),
+        [
+            (acc(1), none.clone()),
+            (acc(2), vec![w(5, 30)]),
+            (acc(3), none.clone()),
+            (acc(4), none.clone()),
+            (acc(5), none)
+        ]
+    );
+
+    step(&mut p, acc(2), answer(7, w(9, 2)));
+    let r = tick_to_round(&mut p, 8);
+    assert_eq!(sent_back(&r)[1], (acc(2), vec![w(5, 30), w(9, 2)]), "a new start of the acceptor");
+    let relayed: Vec<_> = r
+        .messages
+        .iter()
+        .filter_map(|o| match &o.msg {
+            Message::Heartbeat(hb) => Some(hb.written.clone()),
+            _ => None,
+        })
+        .collect();
+    let want = [(NodeId(2), w(5, 30)), (NodeId(2), w(9, 2))];
+    assert!(!relayed.is_empty() && relayed.iter().all(|ws| *ws == want), "{relayed:?}");
+
+    // Three more starts: the one of the fewest operations gives way.
+    for (start, ops) in [(10, 40), (11, 50), (12, 60)] {
+        step(&mut p, acc(2), answer(8, w(start, ops)));
+    }
+    let r = tick_to_round(&mut p, 9);
+    assert_eq!(sent_back(&r)[1], (acc(2), vec![w(5, 30), w(12, 60), w(10, 40), w(11, 50)]));
+
+    // A peer's heartbeat tells of what acceptor 3 said to it: sent back as if it had said it to us.
+    let of_3 = Written { incarnation: inc(3), start: 4, ops: 70 };
+    let hb = match heartbeat(b1(1, 2), false, 0) {
+        Message::Heartbeat(hb) => Message::Heartbeat(Heartbeat { written: vec![(NodeId(3), of_3)], ..hb }),
+        m => unreachable!("{m:?}"),
+    };
+    step(&mut p, prop(2), hb);
+    let r = tick_to_round(&mut p, 10);
+    assert_eq!(sent_back(&r)[2], (acc(3), vec![of_3]), "relayed by a peer");
+}
+
 /// A heartbeat under `ballot`, saying whether its sender leads, how many slots it learned, and whether
 /// a read of its decided log failed.
 fn damaged_heartbeat(ballot: Ballot, leader: bool, decided: u64, damaged: bool) -> Message {
-    Message::Heartbeat(Heartbeat { ballot, leader, decided: Slot(decided), known: Slot(decided), damaged })
+    Message::Heartbeat(Heartbeat {
+        ballot,
+        leader,
+        decided: Slot(decided),
+        known: Slot(decided),
+        damaged,
+        written: vec![],
+    })
 }
 
 /// A leader whose decided log cannot be read (a read of it failed: a damaged segment) hands leadership to

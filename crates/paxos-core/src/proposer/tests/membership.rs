@@ -189,6 +189,7 @@ fn rebuilt_acceptor_is_pinned_once_it_holds_the_log() {
             leader: None,
             challenge: 0,
             clock_ms: 0,
+            written: None,
         };
         Message::ProbeReply(reply)
     };
@@ -221,7 +222,12 @@ fn rebuilt_acceptor_is_pinned_once_it_holds_the_log() {
     }
     let r = step(&mut p, acc(3), accepted(ballot, &[decided]));
     let epoch2 = Epoch { start: Slot(decided + 1), config: next.clone() };
-    let prepare = Prepare { ballot: Ballot::in_epoch(2, 7, NodeId(1)), from: Slot(decided + 1), epoch: Some(epoch2) };
+    let prepare = Prepare {
+        ballot: Ballot::in_epoch(2, 7, NodeId(1)),
+        from: Slot(decided + 1),
+        epoch: Some(epoch2),
+        wrote: vec![],
+    };
     assert_eq!(
         r,
         ready(
@@ -275,8 +281,12 @@ fn member_change_asked_of_the_leader_is_answered_once_decided() {
     }
     let r = step(&mut p, acc(3), accepted(ballot, &[1]));
     let epoch2 = Epoch { start: Slot(2), config: next.clone() };
-    let prepare =
-        Message::Prepare(Prepare { ballot: Ballot::in_epoch(2, 3, NodeId(1)), from: Slot(2), epoch: Some(epoch2) });
+    let prepare = Message::Prepare(Prepare {
+        ballot: Ballot::in_epoch(2, 3, NodeId(1)),
+        from: Slot(2),
+        epoch: Some(epoch2),
+        wrote: vec![],
+    });
     let mut messages: Vec<_> = (1..=4).map(|a| send(acc(a), prepare.clone())).collect();
     messages.push(send(client(7), member_reply(3, Some(next.clone()), None, None)));
     assert_eq!(r, ready(vec![learn(1, Value::Config(next)), ProposerOp::Round(3)], messages));
@@ -415,8 +425,12 @@ fn added_acceptor_is_let_in_once_it_reported_its_incarnation() {
     }
     let r = step(&mut p, acc(3), accepted(ballot, &[1]));
     let epoch2 = Epoch { start: Slot(2), config: next.clone() };
-    let prepare =
-        Message::Prepare(Prepare { ballot: Ballot::in_epoch(2, 3, NodeId(1)), from: Slot(2), epoch: Some(epoch2) });
+    let prepare = Message::Prepare(Prepare {
+        ballot: Ballot::in_epoch(2, 3, NodeId(1)),
+        from: Slot(2),
+        epoch: Some(epoch2),
+        wrote: vec![],
+    });
     let mut messages: Vec<_> = (1..=6).map(|a| send(acc(a), prepare.clone())).collect();
     messages.push(send(client(7), member_reply(1, Some(next.clone()), None, None)));
     assert_eq!(r, ready(vec![learn(1, Value::Config(next)), ProposerOp::Round(3)], messages));
@@ -868,5 +882,6 @@ fn joining_answer(round: u64) -> Message {
         leader: None,
         challenge: 0,
         clock_ms: 0,
+        written: None,
     })
 }

@@ -34,7 +34,7 @@ use paxos_proto::{
     encode, Accept, AcceptEntry, Accepted, Ballot, CatchUp, CatchUpReply, ClientError, ClientErrorKind, ClientId,
     ClientPropose, ClientRedirect, ClientReply, Command, Config, Envelope, Epoch, Heartbeat, LogEntry, LogRead,
     LogReply, Member, MemberOp, MemberReply, MemberRequest, MemberRole, Message, Nack, NackReason, Node, NodeId,
-    Prepare, Probe, ProbeReply, Promise, PromiseEntry, SessionEntry, Slot, StateReply, StateRequest, Value,
+    Prepare, Probe, ProbeReply, Promise, PromiseEntry, SessionEntry, Slot, StateReply, StateRequest, Value, Written,
     MAX_BODY_BYTES, MAX_CLOCK_SKEW_MS, MAX_VALUE_BYTES, PROTOCOL_VERSION,
 };
 
@@ -185,11 +185,18 @@ fn propose(seq: u64, value: &str) -> Message {
 }
 
 fn heartbeat(ballot: Ballot, leader: bool, decided: u64) -> Message {
-    Message::Heartbeat(Heartbeat { ballot, leader, decided: Slot(decided), known: Slot(decided), damaged: false })
+    Message::Heartbeat(Heartbeat {
+        ballot,
+        leader,
+        decided: Slot(decided),
+        known: Slot(decided),
+        damaged: false,
+        written: vec![],
+    })
 }
 
 fn accepted(ballot: Ballot, slots: &[u64]) -> Message {
-    Message::Accepted(Accepted { ballot, slots: slots.iter().map(|s| Slot(*s)).collect() })
+    Message::Accepted(Accepted { ballot, slots: slots.iter().map(|s| Slot(*s)).collect(), written: None })
 }
 
 /// An accept of `ballot` whose leader decided every slot below `commit`.
@@ -200,12 +207,12 @@ fn accept(ballot: Ballot, commit: u64, entries: &[(u64, Value)]) -> Message {
 
 /// A prepare of epoch 0.
 fn prepare(ballot: Ballot, from: u64) -> Message {
-    Message::Prepare(Prepare { ballot, from: Slot(from), epoch: None })
+    Message::Prepare(Prepare { ballot, from: Slot(from), epoch: None, wrote: vec![] })
 }
 
 /// A prepare of epoch 1, which tells the acceptors of [`epoch1`].
 fn prepare1(ballot: Ballot, from: u64) -> Message {
-    Message::Prepare(Prepare { ballot, from: Slot(from), epoch: Some(epoch1()) })
+    Message::Prepare(Prepare { ballot, from: Slot(from), epoch: Some(epoch1()), wrote: vec![] })
 }
 
 /// A promise page of `ballot` covering `[from, to)` with `entries` (slot, accepted ballot, value), from an
@@ -223,6 +230,7 @@ fn page_decided(ballot: Ballot, from: u64, to: u64, done: bool, decided: u64, en
             .iter()
             .map(|(s, b, v)| PromiseEntry { slot: Slot(*s), ballot: *b, value: v.clone() })
             .collect(),
+        written: None,
     })
 }
 
@@ -243,12 +251,12 @@ fn nack(ballot: Ballot, promised: Ballot, reason: NackReason) -> Message {
 
 /// The probe of probe round `round` (of a proposer of incarnation 0) that has decided every slot below `decided`.
 fn probe(round: u64, decided: u64) -> Message {
-    Message::Probe(Probe { nonce: round, decided: Slot(decided), leading: false, echo: 0 })
+    Message::Probe(Probe { nonce: round, decided: Slot(decided), leading: false, echo: 0, wrote: vec![] })
 }
 
 /// The same probe, sent by a leader.
 fn leader_probe(round: u64, decided: u64) -> Message {
-    Message::Probe(Probe { nonce: round, decided: Slot(decided), leading: true, echo: 0 })
+    Message::Probe(Probe { nonce: round, decided: Slot(decided), leading: true, echo: 0, wrote: vec![] })
 }
 
 /// Acceptor `a`'s answer to probe round `round`: it promised `promised`, and holds `decided` decided slots.
@@ -265,6 +273,7 @@ fn report(a: u32, round: u64, promised: Ballot, decided: u64) -> Message {
         leader: None,
         challenge: 0,
         clock_ms: FAR_AHEAD_MS,
+        written: None,
     })
 }
 

@@ -186,6 +186,7 @@ fn proposer_with_a_wiped_data_dir_never_reuses_its_ballot() {
         leader: None,
         challenge: 0,
         clock_ms: 0,
+        written: None,
     };
     // Each acceptor's lease challenge is drawn from its secret seed: compared apart from the rest.
     let answers: Vec<(Node, Message)> = net
@@ -195,6 +196,8 @@ fn proposer_with_a_wiped_data_dir_never_reuses_its_ballot() {
             if let Message::ProbeReply(r) = &mut msg {
                 assert_ne!(r.challenge, 0, "every answer carries a challenge");
                 r.challenge = 0;
+                let written = r.written.take().expect("every answer says how much was written");
+                assert_eq!(written.incarnation, r.incarnation);
             }
             (to, msg)
         })
@@ -234,6 +237,7 @@ fn probe_answers_of_an_earlier_start_do_not_count() {
             leader: None,
             challenge: 0,
             clock_ms: 0,
+            written: None,
         })
     };
     for a in 1..=5 {

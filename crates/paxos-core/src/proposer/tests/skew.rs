@@ -31,6 +31,7 @@ fn joiner_report(round: u64, decided: u64) -> Message {
         leader: None,
         challenge: 0,
         clock_ms: 0,
+        written: None,
     };
     Message::ProbeReply(reply)
 }
@@ -167,7 +168,7 @@ fn a_fence_goes_out_only_after_a_leader_whose_clock_is_behind_had_its_last_chanc
 /// `report` carrying the acceptor's wall clock.
 fn clocked(report: Message, clock_ms: u64) -> Message {
     match report {
-        Message::ProbeReply(r) => Message::ProbeReply(ProbeReply { clock_ms, ..r }),
+        Message::ProbeReply(r) => Message::ProbeReply(ProbeReply { clock_ms, written: None, ..r }),
         other => other,
     }
 }
