@@ -522,9 +522,11 @@ impl Acceptor {
     /// synced and we answered about (a zeroed tail, a data dir rolled back
     /// to an older copy). Our promises and votes may be missing some we
     /// made: voting on with them could break agreement. So we become a new
-    /// incarnation, which votes only once a leader's configuration pins it,
-    /// and rebuild as after a lost disk. Only a holder of the cluster key
-    /// can send this; a false claim costs a rebuild, never a value.
+    /// incarnation, which from epoch 1 on votes only once a leader's
+    /// configuration pins it (before, any incarnation votes, and quorums
+    /// are larger), and rebuild as after a lost disk. With authentication
+    /// on, only a holder of the cluster key can send this (a replay sends
+    /// only what was true); a false claim costs a rebuild, never a value.
     fn check_written(&mut self, from: NodeId, wrote: Written) {
         let this_start = wrote.start == self.start && !self.defects.written_any_start;
         if wrote.incarnation != self.state.incarnation

@@ -348,11 +348,11 @@ fn a_lost_synced_tail_breaks_agreement_a_known_hole() {
 
 /// Lost synced writes, the remedy: an acceptor that ignores what proposers say it wrote votes on
 /// with what its disk kept, and with `--lose-tail` agreement breaks at these seeds (pinned: the
-/// fault is rare, about one run in 2,000 breaks without the remedy, so no short search finds one);
+/// fault is rare: 31 runs of 50,000 from 487,000,000 break without the remedy, 6 with it);
 /// with the remedy each passes, and the acceptor rebuilt.
 #[test]
 fn catches_an_acceptor_that_ignores_what_it_wrote() {
-    for seed in [486_001_721, 486_001_766, 486_003_911] {
+    for seed in [487_000_128, 487_000_390, 487_000_895] {
         let o = Overrides { lose_tail: Some(1.0), acceptors: Some(3), ..Overrides::default() };
         let fixed = run(seed, &o);
         assert!(fixed.ok(), "seed {seed} with the remedy: {:?}", fixed.violations);

@@ -501,6 +501,20 @@ where
                 )?;
                 start = start.max(retained);
                 let bytes = wal.len_bytes();
+                if seq < from_seq || (seq == from_seq && bytes < from_offset) {
+                    // The checkpoint was written only once the batches it
+                    // covers were synced: a log that ends before it lost
+                    // synced writes (a zeroed tail, a rolled-back copy).
+                    // Appending here would put new batches below the
+                    // checkpoint, where the next start skips them.
+                    return Err(StorageError::Corrupt(format!(
+                        "{}: the log ends at byte {bytes} of segment {seq}, before the checkpoint (segment \
+                         {from_seq}, byte {from_offset}): the disk lost writes it had synced; refusing to start: \
+                         move {} away and start the node again on an empty data dir (it rebuilds from its peers)",
+                        path.display(),
+                        dir.display()
+                    )));
+                }
                 if replay {
                     replayed += bytes - if seq == from_seq { from_offset.min(bytes) } else { 0 };
                 }

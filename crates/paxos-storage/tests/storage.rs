@@ -191,6 +191,31 @@ fn damaged_checkpoints_fall_back() {
     assert!(store.replayed_bytes() >= store.stats().bytes - HEADER_BYTES as u64 * store.segments().len() as u64 - 64);
 }
 
+/// A log that ends before its checkpoint's position lost writes the disk had
+/// synced (the checkpoint is written only after the batches it covers): a
+/// zeroed tail, or a log rolled back under a newer checkpoint. The store
+/// refuses to start, saying so, rather than append below the checkpoint,
+/// where the next start would skip what it wrote. Before, it started, and
+/// the batches of that start were lost at the next.
+#[test]
+fn a_log_that_ends_before_its_checkpoint_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = |dir: &Path| FileAcceptorStore::open_with(dir, true, 1 << 30, 16 * 1024);
+    let mut store = open(dir.path()).expect("open");
+    for batch in &acceptor_history() {
+        store.apply(batch).expect("apply");
+    }
+    assert!(store.stats().compactions >= 1, "a checkpoint at least");
+    drop(store);
+    let path = acceptor_wal(dir.path());
+    let mut bytes = fs::read(&path).expect("read");
+    let second = record_starts(&path)[1];
+    bytes[second..].fill(0);
+    fs::write(&path, bytes).expect("write");
+    let error = open(dir.path()).expect_err("refuses to start").to_string();
+    assert!(error.contains("before the checkpoint") && error.contains("lost writes it had synced"), "{error}");
+}
+
 /// A store given the role's own fold with every batch (an acceptor's, which
 /// folds its operations as it makes them) folds nothing itself and
 /// checkpoints that state: a restart loads what the operations fold into,
@@ -351,8 +376,9 @@ fn zeros_in_a_sealed_segment_fail_the_read_through_them() {
     let err = store.read(Slot(0), 10_000, usize::MAX).expect_err("a read through the damage");
     let name = damaged.file_name().expect("a name").to_string_lossy().into_owned();
     assert!(matches!(&err, StorageError::Corrupt(m) if m.contains(&name)), "{err}");
-    // With no slot after it (the next segment, the active one, holds no records): a read to
-    // the end of the damaged segment fails too, rather than ending the log there.
+    // The segments after it gone as well (the next one, the active one, with no records): the
+    // log now ends before the checkpoint, which covers those segments, so the disk lost synced
+    // writes and the store refuses to start (it used to open, and fail the read to the end).
     drop(store);
     for later in &segments[4..] {
         fs::remove_file(later).expect("remove");
@@ -360,9 +386,8 @@ fn zeros_in_a_sealed_segment_fail_the_read_through_them() {
     }
     fs::write(&segments[3], &bytes[..HEADER_BYTES]).expect("an empty segment: its header alone");
     let _ = fs::remove_file(segments[3].with_extension("idx"));
-    let mut store = reopen(dir.path()).expect("opens");
-    let err = store.read(Slot(0), 10_000, usize::MAX).expect_err("a read to the end of the damaged segment");
-    assert!(matches!(&err, StorageError::Corrupt(m) if m.contains("the records end before slot")), "{err}");
+    let err = reopen(dir.path()).expect_err("refuses to start");
+    assert!(matches!(&err, StorageError::Corrupt(m) if m.contains("before the checkpoint")), "{err}");
 }
 
 /// The data dir deleted under a running store: the next segment or

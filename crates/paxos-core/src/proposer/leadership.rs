@@ -365,20 +365,29 @@ impl Proposer {
     /// replace what its earlier one said: that is what the new start is
     /// checked against (an acceptor answers accepts long before our next
     /// probe). When every place is taken, a start of another incarnation
-    /// gives way first, then the start of the fewest operations.
+    /// than the one its last probe answer named gives way first, then the
+    /// start of the fewest operations; a claim of another incarnation than
+    /// that one (a late answer from before it lost its disk) takes only a
+    /// free place.
     pub(super) fn heard_written(&mut self, a: NodeId, written: Option<Written>) {
         let (Some(w), Some(info)) = (written, self.acceptors.get_mut(&a)) else { return };
+        let current = info.incarnation.map(|(i, _)| i);
         let kept = &mut info.written;
         if let Some(k) = kept.iter_mut().flatten().find(|k| k.incarnation == w.incarnation && k.start == w.start) {
             k.ops = k.ops.max(w.ops);
             return;
         }
-        let place = kept.iter().position(Option::is_none).unwrap_or_else(|| {
-            let weakest = |k: &Option<Written>| k.map(|k| (k.incarnation == w.incarnation, k.ops));
-            (0..kept.len()).min_by_key(|i| weakest(&kept[*i])).unwrap_or(0)
-        });
-        let weaker = kept[place].is_some_and(|k| k.incarnation == w.incarnation && k.ops > w.ops);
-        if !weaker {
+        if let Some(free) = kept.iter().position(Option::is_none) {
+            kept[free] = Some(w);
+            return;
+        }
+        if current.is_some_and(|i| i != w.incarnation) {
+            return;
+        }
+        let weakest = |k: &Option<Written>| k.map(|k| (Some(k.incarnation) == current, k.ops));
+        let place = (0..kept.len()).min_by_key(|i| weakest(&kept[*i])).unwrap_or(0);
+        let stronger = kept[place].is_some_and(|k| Some(k.incarnation) == current && k.ops > w.ops);
+        if !stronger {
             kept[place] = Some(w);
         }
     }
@@ -542,7 +551,7 @@ impl Proposer {
             decided: self.learner.decided(),
             known: self.learner.known(),
             damaged: self.damaged,
-            written: self.acceptors.iter().flat_map(|(a, i)| i.wrote().into_iter().map(|w| (*a, w))).collect(),
+            written: self.acceptors.iter().flat_map(|(a, i)| i.strongest().map(|w| (*a, w))).collect(),
         };
         for p in self.peers.keys() {
             self.ready.send(Node::Proposer(*p), Message::Heartbeat(hb.clone()));

@@ -255,6 +255,17 @@ impl AcceptorInfo {
     fn wrote(&self) -> Vec<paxos_proto::Written> {
         self.written.iter().flatten().copied().collect()
     }
+
+    /// The two of them that say the most, of its incarnation as it last
+    /// answered first, for our heartbeats: a peer that campaigns after us
+    /// sends them back (all of them for every acceptor would take a
+    /// heartbeat past one packet).
+    fn strongest(&self) -> impl Iterator<Item = paxos_proto::Written> {
+        let current = self.incarnation.map(|(i, _)| i);
+        let mut all = self.wrote();
+        all.sort_unstable_by_key(|w| std::cmp::Reverse((Some(w.incarnation) == current, w.ops)));
+        all.into_iter().take(2)
+    }
 }
 
 /// Client commands this proposer holds for a slot, and who waits for what.

@@ -208,13 +208,16 @@ fn written() -> impl Strategy<Value = Option<Written>> {
 
 /// Every message of the protocol, each valid under `validate`.
 fn message() -> impl Strategy<Value = Message> {
-    let prepare = (ballot(), slot(), prop::option::of((slot(), cluster_config()))).prop_map(|(ballot, from, epoch)| {
-        let epoch = epoch.map(|(start, mut config)| {
-            config.epoch = ballot.epoch;
-            Epoch { start, config }
-        });
-        Message::Prepare(Prepare { ballot, from, epoch, wrote: vec![] })
-    });
+    let claims = || prop::collection::vec(written(), 0..=MAX_WRITTEN).prop_map(|ws| ws.into_iter().flatten().collect());
+    let prepare = (ballot(), slot(), prop::option::of((slot(), cluster_config())), claims()).prop_map(
+        |(ballot, from, epoch, wrote)| {
+            let epoch = epoch.map(|(start, mut config)| {
+                config.epoch = ballot.epoch;
+                Epoch { start, config }
+            });
+            Message::Prepare(Prepare { ballot, from, epoch, wrote })
+        },
+    );
     let promise = valid_promise().prop_map(Message::Promise);
     let reasons = vec![NackReason::Promised, NackReason::UnknownEpoch, NackReason::NotMember];
     let nack = (ballot(), ballot(), prop::sample::select(reasons))
@@ -324,8 +327,7 @@ fn message() -> impl Strategy<Value = Message> {
                 })
             },
         );
-    let claims = prop::collection::vec(written(), 0..=MAX_WRITTEN).prop_map(|ws| ws.into_iter().flatten().collect());
-    let probe = (edgy_u64(), slot(), any::<bool>(), claims)
+    let probe = (edgy_u64(), slot(), any::<bool>(), claims())
         .prop_map(|(nonce, decided, leading, wrote)| Message::Probe(Probe { nonce, decided, leading, echo: 0, wrote }));
     let leader = proptest::option::of(any::<u32>().prop_map(NodeId));
     let probe_reply = (edgy_u64(), ballot(), slot(), any::<u64>(), any::<u32>(), any::<bool>(), leader, written())
