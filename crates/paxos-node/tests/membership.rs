@@ -71,6 +71,18 @@ async fn check_logs(config: &ClusterConfig, proposers: &[NodeId], acked: &HashMa
     assert_guarantees(&refs, acked);
 }
 
+/// The rebuilt acceptor 3 counts: with acceptor 1 killed, 2 and 3 are the
+/// majority, and 20 more values are decided (added to `acked`).
+async fn rebuilt_3_counts(cluster: &mut Cluster, acked: &mut HashMap<String, Slot>) {
+    cluster.kill9(Node::Acceptor(NodeId(1))).await;
+    let mut client = cluster.client().await;
+    for i in 0..20 {
+        let v = format!("after-{i}");
+        let slot = client.propose(v.clone()).await.expect("decided by acceptors 2 and the rebuilt 3");
+        acked.insert(v, slot);
+    }
+}
+
 /// An acceptor's data dir is deleted under load: it comes back with another
 /// incarnation, says `rebuilding`, copies the decided log, is let in again
 /// (`up`), and then counts: with another acceptor killed, the cluster still decides.
@@ -95,14 +107,7 @@ async fn an_acceptor_that_lost_its_disk_rebuilds_and_votes_again() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (mut acked, _) = finish(&stop, tasks).await;
 
-    // The rebuilt acceptor counts: with acceptor 1 gone, 2 and 3 are the majority.
-    cluster.kill9(Node::Acceptor(NodeId(1))).await;
-    let mut client = cluster.client().await;
-    for i in 0..20 {
-        let v = format!("after-{i}");
-        let slot = client.propose(v.clone()).await.expect("decided by acceptors 2 and the rebuilt 3");
-        acked.insert(v, slot);
-    }
+    rebuilt_3_counts(&mut cluster, &mut acked).await;
     assert!(acked.len() > 20, "load was acknowledged meanwhile: {}", acked.len());
     check_logs(&cluster.config, &cluster.proposers.clone(), &acked).await;
     cluster.stop_all_gracefully().await;
@@ -166,14 +171,7 @@ async fn an_acceptor_rolled_back_to_an_older_copy_rebuilds_and_votes_again() {
     let (more, _) = finish(&stop, tasks).await;
     acked.extend(more);
 
-    // The rebuilt acceptor counts: with acceptor 1 gone, 2 and 3 are the majority.
-    cluster.kill9(Node::Acceptor(NodeId(1))).await;
-    let mut client = cluster.client().await;
-    for i in 0..20 {
-        let v = format!("after-{i}");
-        let slot = client.propose(v.clone()).await.expect("decided by acceptors 2 and the rebuilt 3");
-        acked.insert(v, slot);
-    }
+    rebuilt_3_counts(&mut cluster, &mut acked).await;
     check_logs(&cluster.config, &cluster.proposers.clone(), &acked).await;
     cluster.stop_all_gracefully().await;
 }
