@@ -396,10 +396,11 @@ pub struct Heartbeat {
     /// while a peer that can is alive. Absent means false.
     #[serde(default, skip_serializing_if = "is_false")]
     pub damaged: bool,
-    /// What each acceptor last said to the sender it had written (see
-    /// [`Written`]): a peer that campaigns after the sender is gone sends
-    /// it back, so an acceptor whose disk lost writes finds out even when
-    /// only the old leader heard its last answers.
+    /// For each acceptor, the two claims of what it wrote that say the most
+    /// of those the sender keeps (see [`Written`]): a peer that campaigns
+    /// after the sender is gone sends them back, so an acceptor whose disk
+    /// lost writes finds out even when only the old leader heard its last
+    /// answers (if the leader lived a heartbeat after them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub written: Vec<(NodeId, Written)>,
 }
