@@ -396,7 +396,7 @@ impl Proposer {
     /// to it: an acceptor that finds it holds less than an earlier start of
     /// it said, as the same incarnation, lost writes it had synced, and rebuilds.
     pub(super) fn wrote(&self, a: NodeId) -> Vec<Written> {
-        self.acceptors.get(&a).map(AcceptorInfo::wrote).unwrap_or_default()
+        AcceptorInfo::wrote_by(&self.acceptors, a)
     }
 
     /// True when an answer to probe round `round` is fresh: the round went

@@ -256,6 +256,12 @@ impl AcceptorInfo {
         self.written.iter().flatten().copied().collect()
     }
 
+    /// What acceptor `a` of `acceptors` said it had written (none if it is unknown): a free
+    /// function, so that it borrows the map alone while the phase is borrowed too.
+    fn wrote_by(acceptors: &BTreeMap<NodeId, AcceptorInfo>, a: NodeId) -> Vec<paxos_proto::Written> {
+        acceptors.get(&a).map(AcceptorInfo::wrote).unwrap_or_default()
+    }
+
     /// The two of them that say the most, of its incarnation as it last
     /// answered first, for our heartbeats: a peer that campaigns after us
     /// sends them back (all of them for every acceptor would take a
@@ -888,8 +894,7 @@ impl Proposer {
             Phase::Follower => {}
             Phase::Candidate(p1) => {
                 let known = &self.acceptors;
-                let wrote = |a| known.get(&a).map(AcceptorInfo::wrote).unwrap_or_default();
-                p1.retransmit(now, every, ballot, wrote, &mut self.ready)
+                p1.retransmit(now, every, ballot, |a| AcceptorInfo::wrote_by(known, a), &mut self.ready)
             }
             Phase::Leader(p2) => p2.retransmit(now, every, ballot, commit, &acceptors, &self.learner, &mut self.ready),
         }

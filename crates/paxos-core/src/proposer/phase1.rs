@@ -136,7 +136,7 @@ impl Proposer {
             }
         }
         if !m.done {
-            let wrote = self.acceptors.get(&a).map(AcceptorInfo::wrote).unwrap_or_default();
+            let wrote = AcceptorInfo::wrote_by(&self.acceptors, a);
             let prepare = Prepare { ballot: m.ballot, from: m.to, epoch: p1.epoch.clone(), wrote };
             self.ready.send(Node::Acceptor(a), Message::Prepare(prepare));
             return Ok(());
