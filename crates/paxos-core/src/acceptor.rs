@@ -158,6 +158,9 @@ pub struct Acceptor {
     recovered_ops: u64,
     /// How many times this start found that our disk lost writes it had synced.
     writes_lost: u64,
+    /// A read of our decided log failed, and no pass read all of it
+    /// cleanly since ([`crate::scrub`]): the runtime says so in `/health`.
+    damaged: bool,
 }
 
 impl Acceptor {
@@ -194,6 +197,7 @@ impl Acceptor {
             start,
             recovered_ops,
             writes_lost: 0,
+            damaged: false,
         };
         acceptor.challenge = acceptor.next_challenge();
         if acceptor.state.incarnation == 0 {
@@ -319,6 +323,20 @@ impl Acceptor {
         self
     }
 
+    /// The same acceptor with `ticks` from a failed read of its decided log
+    /// to the pass that reads it again ([`crate::SCRUB_RETRY_TICKS`] unless
+    /// set; 0: none), doubling while passes keep failing.
+    pub fn with_scrub_retry_after(mut self, ticks: u64) -> Self {
+        self.scrub.retry_after(ticks);
+        self
+    }
+
+    /// A read of our decided log failed, and no pass read all of it
+    /// cleanly since (see the field).
+    pub fn damaged(&self) -> bool {
+        self.damaged
+    }
+
     /// Takes what was produced since the last call.
     pub fn take_ready(&mut self) -> Ready<AcceptorOp> {
         std::mem::take(&mut self.ready)
@@ -326,11 +344,24 @@ impl Acceptor {
 
     /// A page of the decided log that was read for a proposer's catch-up.
     pub fn on_read(&mut self, id: u64, page: LogPage) {
+        if self.defects.any_read_clears {
+            self.damaged = false;
+        }
         if self.scrub_read == Some(id) {
             self.scrub_read = None;
-            self.scrub.on_page(&page);
-            if self.scrub.done() {
-                info!(node = %Node::Acceptor(self.cfg.id), "the pass over our decided log found no damage");
+            match self.scrub.on_page(&page) {
+                Some(true) if self.damaged && !self.defects.damage_sticks => {
+                    self.damaged = false;
+                    info!(
+                        node = %Node::Acceptor(self.cfg.id),
+                        "a pass read our whole decided log while no read failed: the failed read before it did not \
+                         fail again (an I/O error that passed); we serve our log again"
+                    );
+                }
+                Some(true) if !self.damaged => {
+                    info!(node = %Node::Acceptor(self.cfg.id), "the pass over our decided log found no damage");
+                }
+                _ => {}
             }
             return;
         }
@@ -346,13 +377,16 @@ impl Acceptor {
     }
 
     /// A read for a proposer's catch-up failed: no answer, so that the
-    /// proposer asks another node after its retries.
+    /// proposer asks another node after its retries. Our decided log is
+    /// damaged until a later pass reads all of it cleanly.
     pub fn on_read_failed(&mut self, id: u64) {
+        self.damaged = true;
         if self.scrub_read == Some(id) {
             self.scrub_read = None;
             self.scrub.on_failed();
             return;
         }
+        self.scrub.on_other_failed(self.now);
         let Some((to, nonce, from)) = self.reads.remove(&id) else { return };
         if self.defects.failed_read_as_end {
             let start = self.state.start;
@@ -934,6 +968,10 @@ impl crate::Role for Acceptor {
 
     fn on_read_failed(&mut self, id: u64) {
         Acceptor::on_read_failed(self, id);
+    }
+
+    fn damaged(&self) -> bool {
+        Acceptor::damaged(self)
     }
 
     fn status(&self) -> StatusReply {

@@ -71,6 +71,14 @@ pub struct Defects {
     /// it held at this start, whichever start answered: an answer of this
     /// start, which counts writes made since, looks like lost writes.
     pub(crate) written_any_start: bool,
+    /// A node whose read of its decided log failed says so until it
+    /// restarts, although a later pass read the whole log: one passing
+    /// I/O error keeps it unhealthy and, for a proposer, out of leadership.
+    pub(crate) damage_sticks: bool,
+    /// A node whose read of its decided log failed takes any read that
+    /// succeeds afterwards (a page after the damage) as proof that the
+    /// whole log can be read again.
+    pub(crate) any_read_clears: bool,
 }
 
 #[cfg(feature = "defects")]
@@ -182,5 +190,15 @@ impl Defects {
     /// An acceptor that takes its own answers of this start for lost writes (see the field of the same name).
     pub fn written_any_start() -> Self {
         Defects { written_any_start: true, ..Defects::default() }
+    }
+
+    /// Damage marks kept until a restart (see the field of the same name).
+    pub fn damage_sticks() -> Self {
+        Defects { damage_sticks: true, ..Defects::default() }
+    }
+
+    /// Damage marks cleared by any read (see the field of the same name).
+    pub fn any_read_clears() -> Self {
+        Defects { any_read_clears: true, ..Defects::default() }
     }
 }

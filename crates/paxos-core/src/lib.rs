@@ -40,7 +40,7 @@ pub use proposer::{
 };
 pub use ready::{Ignored, Outgoing, Ready};
 pub use role::{Role, View};
-pub use scrub::{SCRUB_AGAIN_TICKS, SCRUB_EVERY_TICKS, SCRUB_PAGE_ENTRIES};
+pub use scrub::{SCRUB_AGAIN_TICKS, SCRUB_EVERY_TICKS, SCRUB_PAGE_ENTRIES, SCRUB_RETRY_DOUBLINGS, SCRUB_RETRY_TICKS};
 pub use storage::{
     AcceptorOp, AcceptorState, Fold, LogOp, LogPage, LogState, MemLog, MemStore, ProposerOp, ProposerState,
     ReadRequest, Session, StorageError, Store, StoreStats, Stored,

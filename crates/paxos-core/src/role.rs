@@ -61,6 +61,10 @@ pub trait Role: Send + 'static {
     /// say the log ends where it is only unreadable.
     fn on_read_failed(&mut self, id: u64);
 
+    /// A read of the decided log failed, and no pass read the whole log
+    /// cleanly since ([`crate::scrub`]): the node cannot serve its log.
+    fn damaged(&self) -> bool;
+
     /// Every member of the latest configuration the role knows, with its
     /// address, and any node it is about to add: where the runtime sends.
     fn members(&self) -> Vec<(Node, String)>;

@@ -1,5 +1,5 @@
 //! Passes over the decided log, a page at a time: one after each start,
-//! then one a day.
+//! then one a day, and sooner again after a failed read.
 //!
 //! A segment damaged while the node was down (a bad sector, a stray write,
 //! a restore gone wrong) is otherwise found only when someone reads through
@@ -11,6 +11,14 @@
 //! (a proposer hands leadership over) and counts as any failed read does.
 //! A sealed segment can also rot while the node runs: [`SCRUB_AGAIN_TICKS`]
 //! after a pass ends, the next one reads the decided log as it is then.
+//!
+//! Not every failed read is damage: an I/O error that passes (too many open
+//! files, a disk that timed out once, a segment an operator moved away and
+//! back) fails a read as a damaged record does. So after any failed read,
+//! the next pass comes [`SCRUB_RETRY_TICKS`] later (doubling after each pass
+//! that fails too, up to [`SCRUB_RETRY_DOUBLINGS`] times), and a pass that
+//! reads the whole decided log while no read fails tells the role that its
+//! log can be read again ([`Scrub::on_page`]).
 //!
 //! One page in flight at a time, at most [`SCRUB_PAGE_ENTRIES`] entries and
 //! [`crate::MAX_BATCH_BYTES`] of values each, so the pass costs a bounded
@@ -33,6 +41,15 @@ pub const SCRUB_PAGE_ENTRIES: usize = 1024;
 /// default 10 ms tick (the daemons scale it to their `tick_ms`).
 pub const SCRUB_AGAIN_TICKS: u64 = 24 * 3600 * 100;
 
+/// Ticks from a failed read to the pass that reads the log again: 10 s at
+/// the default 10 ms tick (the daemons scale it to their `tick_ms`).
+pub const SCRUB_RETRY_TICKS: u64 = 10 * 100;
+
+/// How many times the wait before a retry doubles while passes keep
+/// failing: 10 s, 20 s, ... up to 64 times that, about 11 minutes (never
+/// past [`SCRUB_AGAIN_TICKS`]).
+pub const SCRUB_RETRY_DOUBLINGS: u32 = 6;
+
 /// Where the pass stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Scrub {
@@ -46,18 +63,57 @@ pub(crate) struct Scrub {
     again_after: u64,
     /// When the next pass starts, once this one is over.
     again_at: Option<Tick>,
+    /// Ticks from a failed read to the next pass (0: no retry); doubles
+    /// with each pass in a row that a failed read spoiled.
+    retry_after: u64,
+    /// A read failed (this pass's or anyone's) since this pass began, or,
+    /// between passes, since the last one began.
+    spoiled: bool,
+    /// Passes in a row that a failed read spoiled.
+    spoiled_passes: u32,
 }
 
 impl Scrub {
     /// A pass over `[start, end)`, the decided log at start.
     pub(crate) fn new(start: Slot, end: Slot) -> Scrub {
-        Scrub { next: start, end, reading: false, again_after: SCRUB_AGAIN_TICKS, again_at: None }
+        Scrub {
+            next: start,
+            end,
+            reading: false,
+            again_after: SCRUB_AGAIN_TICKS,
+            again_at: None,
+            retry_after: SCRUB_RETRY_TICKS,
+            spoiled: false,
+            spoiled_passes: 0,
+        }
     }
 
     /// Sets the ticks from the end of a pass to the next (0: none).
     pub(crate) fn again_after(&mut self, ticks: u64) {
         self.again_after = ticks;
         self.again_at = None;
+    }
+
+    /// Sets the ticks from a failed read to the next pass (0: none); they
+    /// double with each pass in a row that fails.
+    pub(crate) fn retry_after(&mut self, ticks: u64) {
+        self.retry_after = ticks;
+        self.again_at = None;
+    }
+
+    /// Ticks from the end of the last pass to the next one: a retry's
+    /// while the last read failed, else the daily pause (0: none).
+    fn pause(&self) -> u64 {
+        if !self.spoiled {
+            return self.again_after;
+        }
+        let doublings = self.spoiled_passes.saturating_sub(1).min(SCRUB_RETRY_DOUBLINGS);
+        let retry = self.retry_after.saturating_mul(1 << doublings);
+        if self.again_after > 0 {
+            retry.min(self.again_after)
+        } else {
+            retry
+        }
     }
 
     /// The first slot of the page to read now, if one is due: none in flight,
@@ -69,16 +125,21 @@ impl Scrub {
             return None;
         }
         if self.next >= self.end {
-            let (Some((start, end)), true) = (log, self.again_after > 0) else { return None };
-            let at = *self.again_at.get_or_insert(now + self.again_after);
+            let pause = self.pause();
+            let (Some((start, end)), true) = (log, pause > 0) else { return None };
+            let at = *self.again_at.get_or_insert(now + pause);
             if now < at {
                 return None;
             }
             self.again_at = None;
             (self.next, self.end) = (start, end);
-            if self.next >= self.end {
+            // Nothing decided to read: unless a read failed since the last
+            // pass, nothing to do; if one did, one (empty) page says whether
+            // the log can be read now.
+            if self.next >= self.end && !self.spoiled {
                 return None;
             }
+            self.spoiled = false;
         }
         self.reading = true;
         Some(self.next)
@@ -86,16 +147,35 @@ impl Scrub {
 
     /// The page asked for: the pass goes on after its last entry, or ends if
     /// it holds none (the log ends there, or retention deleted past it and
-    /// the page starts later).
-    pub(crate) fn on_page(&mut self, page: &LogPage) {
+    /// the page starts later). When the page ends the pass: whether the pass
+    /// read the whole log while no read failed (`Some(true)`: the log can be
+    /// read, whatever failed before it began).
+    pub(crate) fn on_page(&mut self, page: &LogPage) -> Option<bool> {
         self.reading = false;
-        if page.entries.is_empty() {
-            self.next = self.end;
-            return;
-        }
         let after = Slot(page.from.0.saturating_add(page.entries.len() as u64));
         // A page never goes back; guard the pass's end anyway.
-        self.next = if after > self.next { after } else { self.end };
+        self.next = if !page.entries.is_empty() && after > self.next { after } else { self.end };
+        (self.next >= self.end).then(|| self.end_pass())
+    }
+
+    /// The pass is over: counts it if a failed read spoiled it; whether it was clean.
+    fn end_pass(&mut self) -> bool {
+        self.spoiled_passes = if self.spoiled { self.spoiled_passes.saturating_add(1) } else { 0 };
+        !self.spoiled
+    }
+
+    /// A read of the decided log failed, not one of this pass's (someone
+    /// else's, at `now`): the pass under way cannot vouch for the log, and
+    /// between passes the next one comes no later than a retry's pause.
+    pub(crate) fn on_other_failed(&mut self, now: Tick) {
+        self.spoiled = true;
+        if self.next >= self.end {
+            let pause = self.pause();
+            if pause > 0 {
+                let retry = now + pause;
+                self.again_at = Some(self.again_at.map_or(retry, |at| at.min(retry)));
+            }
+        }
     }
 
     /// The page could not be asked for now (too many reads in flight): it
@@ -105,21 +185,27 @@ impl Scrub {
     }
 
     /// The page asked for could not be read: the pass ends (the node now
-    /// knows its log is damaged, which is what the pass was for).
+    /// knows its log is damaged, which is what the pass was for), and the
+    /// next one comes after a retry's pause.
     pub(crate) fn on_failed(&mut self) {
         self.reading = false;
         self.next = self.end;
+        self.spoiled = true;
+        self.end_pass();
     }
 
     /// Ends the pass in progress and every next one (for tests that count
     /// every read).
     #[cfg(test)]
     pub(crate) fn stop(&mut self) {
-        self.on_failed();
+        self.reading = false;
+        self.next = self.end;
         self.again_after(0);
+        self.retry_after(0);
     }
 
     /// The pass is over (the next one, if any, not yet begun).
+    #[cfg(test)]
     pub(crate) fn done(&self) -> bool {
         self.next >= self.end && !self.reading
     }
@@ -193,5 +279,98 @@ mod tests {
         let mut s = Scrub::new(Slot(0), Slot(0));
         assert_eq!(s.due(Tick(SCRUB_AGAIN_TICKS + 1), Some((Slot(0), Slot(10)))), None);
         assert_eq!(s.due(Tick(2 * SCRUB_AGAIN_TICKS + 1), Some((Slot(0), Slot(10)))), Some(Slot(0)), "a day later");
+    }
+
+    /// Runs the pass that is due at `now` over `[0, end)` to its end, one
+    /// page a tick, each read or failed as `fails` says; whether it was clean.
+    fn pass(s: &mut Scrub, mut now: u64, end: u64, fails: impl Fn(u64) -> bool) -> Option<bool> {
+        let first = now;
+        loop {
+            let from = s.due(Tick(now), Some((Slot(0), Slot(end))))?;
+            if fails(from.0) {
+                s.on_failed();
+                return Some(false);
+            }
+            if let Some(clean) = s.on_page(&page(from.0, (end - from.0).min(SCRUB_PAGE_ENTRIES as u64))) {
+                return Some(clean);
+            }
+            now += 1;
+            assert!(now < first + 100, "a pass ends");
+        }
+    }
+
+    #[test]
+    fn a_failed_page_brings_the_next_pass_forward_and_the_wait_doubles_while_passes_fail() {
+        let mut s = Scrub::new(Slot(0), Slot(3000));
+        s.again_after(1_000_000);
+        s.retry_after(10);
+        assert_eq!(pass(&mut s, 1, 3000, |from| from == 1024), Some(false), "the second page fails");
+        // 10 ticks after the first tick after it (2), then 20, 40, ... up to 640.
+        let mut at = 2;
+        for wait in [10, 20, 40, 80, 160, 320, 640, 640] {
+            assert_eq!(s.due(Tick(at), Some((Slot(0), Slot(3000)))), None, "{wait}");
+            assert_eq!(s.due(Tick(at + wait - 1), Some((Slot(0), Slot(3000)))), None, "{wait}");
+            assert_eq!(pass(&mut s, at + wait, 3000, |_| true), Some(false), "{wait}");
+            at += wait + 1;
+        }
+        // A pass that reads it all says so, and the next one comes a day later.
+        assert_eq!(s.due(Tick(at), Some((Slot(0), Slot(3000)))), None);
+        assert_eq!(s.due(Tick(at + 639), Some((Slot(0), Slot(3000)))), None);
+        assert_eq!(pass(&mut s, at + 640, 3000, |_| false), Some(true), "clean");
+        let at = at + 640 + 3;
+        assert_eq!(s.due(Tick(at), Some((Slot(0), Slot(3000)))), None);
+        assert_eq!(s.due(Tick(at + 999_999), Some((Slot(0), Slot(3000)))), None);
+        assert_eq!(s.due(Tick(at + 1_000_000), Some((Slot(0), Slot(3000)))), Some(Slot(0)), "a day later");
+    }
+
+    #[test]
+    fn the_retry_never_waits_longer_than_the_next_daily_pass() {
+        let mut s = Scrub::new(Slot(0), Slot(10));
+        s.again_after(100);
+        s.retry_after(60);
+        // The wait counts from the first tick after a pass: 60, then 120 and 240 capped at 100.
+        for (at, next) in [(1, 62), (62, 163), (163, 264)] {
+            assert_eq!(pass(&mut s, at, 10, |_| true), Some(false), "{at}");
+            assert_eq!(s.due(Tick(at + 1), Some((Slot(0), Slot(10)))), None);
+            assert_eq!(s.due(Tick(next - 1), Some((Slot(0), Slot(10)))), None, "{next}");
+        }
+        assert_eq!(s.due(Tick(264), Some((Slot(0), Slot(10)))), Some(Slot(0)));
+    }
+
+    #[test]
+    fn another_read_that_fails_spoils_the_pass_under_way_and_brings_the_next_forward() {
+        // During a pass: its pages all read, but it vouches for nothing.
+        let mut s = Scrub::new(Slot(0), Slot(2048));
+        s.again_after(1_000_000);
+        s.retry_after(10);
+        assert_eq!(s.due(Tick(1), None), Some(Slot(0)));
+        s.on_other_failed(Tick(1));
+        assert_eq!(s.on_page(&page(0, 1024)), None, "the pass goes on");
+        assert_eq!(s.due(Tick(2), None), Some(Slot(1024)));
+        assert_eq!(s.on_page(&page(1024, 1024)), Some(false), "spoiled");
+        assert_eq!(s.due(Tick(3), Some((Slot(0), Slot(2048)))), None);
+        assert_eq!(s.due(Tick(12), Some((Slot(0), Slot(2048)))), None);
+        assert_eq!(pass(&mut s, 13, 2048, |_| false), Some(true), "a retry, clean");
+        // Between passes: the daily pause gives way to a retry's.
+        assert_eq!(s.due(Tick(20), Some((Slot(0), Slot(2048)))), None, "a day from now");
+        s.on_other_failed(Tick(500));
+        assert_eq!(s.due(Tick(509), Some((Slot(0), Slot(2048)))), None);
+        // Reads that keep failing do not push the retry back.
+        s.on_other_failed(Tick(505));
+        assert_eq!(pass(&mut s, 510, 2048, |_| false), Some(true));
+        // An empty log at the retry: one empty page vouches for it, and the daily pause is back.
+        s.on_other_failed(Tick(600));
+        assert_eq!(s.due(Tick(609), Some((Slot(5), Slot(5)))), None);
+        assert_eq!(s.due(Tick(610), Some((Slot(5), Slot(5)))), Some(Slot(5)));
+        assert_eq!(s.on_page(&page(5, 0)), Some(true));
+        assert_eq!(s.due(Tick(611), Some((Slot(5), Slot(5)))), None);
+        assert_eq!(s.due(Tick(611 + 999_999), Some((Slot(5), Slot(10)))), None, "a day from the empty pass");
+        assert_eq!(s.due(Tick(611 + 1_000_000), Some((Slot(5), Slot(10)))), Some(Slot(5)));
+        // No retry when asked for none.
+        let mut s = Scrub::new(Slot(0), Slot(0));
+        s.again_after(0);
+        s.retry_after(0);
+        s.on_other_failed(Tick(1));
+        assert_eq!(s.due(Tick(1_000_000), Some((Slot(0), Slot(10)))), None);
     }
 }

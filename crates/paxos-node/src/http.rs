@@ -212,10 +212,16 @@ impl Publisher {
     }
 
     /// The node's decided log is damaged (the last failed read failed for
-    /// `why`) until an operator moves its data dir away: `/health` and
-    /// `/ready` say so from the next snapshot on.
+    /// `why`) until an operator moves its data dir away, or a later pass
+    /// reads it all (`None`: the error passed): `/health` and `/ready` say
+    /// so from the next snapshot on.
     pub fn set_damaged(&mut self, why: Option<String>) {
         self.damaged = why;
+    }
+
+    /// Whether `/health` says the decided log is damaged.
+    pub fn damaged(&self) -> bool {
+        self.damaged.is_some()
     }
 
     /// Publishes `status()` when HTTP is served and the last snapshot is

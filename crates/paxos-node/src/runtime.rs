@@ -191,6 +191,12 @@ pub fn scrub_again_ticks(settings: &NodeSettings) -> u64 {
     (24 * 3600 * 1000 / settings.tick_ms.max(1)).max(1)
 }
 
+/// Ticks from a failed read of the decided log to the pass that reads it
+/// again ([`paxos_core::SCRUB_RETRY_TICKS`]): 10 s, whatever the tick.
+pub fn scrub_retry_ticks(settings: &NodeSettings) -> u64 {
+    (10 * 1000 / settings.tick_ms.max(1)).max(1)
+}
+
 fn heartbeat_ticks(settings: &NodeSettings) -> u64 {
     (settings.heartbeat_ms / settings.tick_ms.max(1)).max(1)
 }
@@ -678,7 +684,10 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
     /// `log_read_failed`, and logs an error once per distinct cause (of the
     /// first [`DAMAGE_CAUSES_LOGGED`]). Stopping
     /// instead made a node stop at each read of the damage, restart
-    /// cleanly, and stop again.
+    /// cleanly, and stop again. Once a later pass of the role reads the
+    /// whole log while no read fails (the error passed: too many open files,
+    /// a disk that timed out once), `/health` is clear again and
+    /// `log_read_recovered` counts it (the role logs it).
     fn read_done(&mut self, pages: Pages) {
         for (id, page) in pages {
             match page {
@@ -699,6 +708,10 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
                     self.http.set_damaged(Some(cause));
                 }
             }
+        }
+        if self.http.damaged() && !self.role.damaged() {
+            self.http.set_damaged(None);
+            self.counters.add("log_read_recovered", 1);
         }
     }
 

@@ -320,6 +320,80 @@ async fn a_damaged_segment_fails_its_reads_and_the_node_goes_on() {
     cluster.stop_all_gracefully().await;
 }
 
+/// A read of the decided log that fails for an error that passes (here the first sealed segment
+/// moved away while the node runs, so that its open fails, then moved back, as an open that failed
+/// once for too many open files would) marks the node damaged as damage does: the read is not
+/// answered, `/health` says why, the leader refuses to hand leadership to it. Its next pass, 10 s
+/// after the failure, reads the whole log again, and then the node says it is healthy: `/health` 200,
+/// `log_read_recovered` 1, one INFO line, its log served, and leadership handed to it. Before, the mark
+/// stayed until a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_that_failed_once_is_read_again_and_the_node_recovers() {
+    let _serial = serial().await;
+    let (mut cluster, https) = cluster_with_http(2, 3, "[log]\nsegment_bytes = 65536\n");
+    cluster.start_all();
+    let leader = cluster.wait_ready().await;
+    let mut client = cluster.client().await;
+    for i in 0..80 {
+        client.propose(format!("{i:03}-{}", "v".repeat(4000))).await.expect("propose");
+    }
+    let follower = Node::Proposer(NodeId(1));
+    assert_ne!(follower, Node::Proposer(leader), "the highest id leads");
+    cluster.wait_status(follower, "learns every value", |s| s.decided.0 >= 80).await;
+    // Restarted, it serves its log from the disk, not from the values it learned as it ran (a cache).
+    assert!(cluster.terminate(follower).await.success());
+    cluster.start(follower);
+    cluster.wait_status(follower, "is back", |s| s.decided.0 >= 80).await;
+    eventually("its pass after the start ends", || {
+        Ok(cluster.log_text(follower).contains("the pass over our decided log found no damage").then_some(()))
+    })
+    .await;
+    let http = &https[&follower];
+    wait_code(http, "/health", 200).await;
+
+    let first = cluster.data_dir(follower).join(paxos_storage::LOG_DIR).join("0000000001.wal");
+    let away = first.with_extension("away");
+    std::fs::rename(&first, &away).expect("move the first segment away");
+    let mut reader = cluster.client().await;
+    reader.set_timeout(Duration::from_millis(1500));
+    match reader.log(NodeId(1), paxos_proto::Slot(0), 1000).await {
+        Err(paxos_client::ClientError::Timeout { .. }) => {}
+        Err(e) => panic!("a read that fails: {e}"),
+        Ok(page) => panic!("a read that fails was answered: {} entries", page.entries.len()),
+    }
+    let body = wait_damaged(http).await;
+    assert!(body.contains("0000000001.wal"), "{body}");
+    let mut admin = cluster.client().await;
+    match admin.transfer(NodeId(1)).await {
+        Err(paxos_client::ClientError::Transfer(e)) => assert!(e.contains("cannot read its decided log"), "{e}"),
+        other => panic!("a transfer to the damaged proposer: {other:?}"),
+    }
+    std::fs::rename(&away, &first).expect("move the first segment back");
+
+    // The retry comes 10 s after the failed read: within the 15 s of the wait.
+    wait_code(http, "/health", 200).await;
+    let s =
+        cluster.wait_status(follower, "counts the recovery", |s| s.counters.contains_key("log_read_recovered")).await;
+    assert_eq!(s.counters.get("log_read_recovered"), Some(&1), "{s:?}");
+    let log = cluster.log_text(follower);
+    let recovered = log.lines().filter(|l| l.contains("the failed read before it did not fail again")).count();
+    assert_eq!(recovered, 1, "{log}");
+    let page = reader.log(NodeId(1), paxos_proto::Slot(0), 1000).await.expect("its log, served again");
+    assert_eq!(page.entries.first().map(|e| e.slot), Some(paxos_proto::Slot(0)));
+    // Its next heartbeats no longer say it is damaged: the leader hands leadership to it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match admin.transfer(NodeId(1)).await {
+            Ok(()) => break,
+            Err(e) => assert!(Instant::now() < deadline, "a transfer to the recovered proposer: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let slot = client.propose("led by the recovered proposer").await.expect("propose");
+    cluster.wait_status(follower, "leads and decides", |s| s.decided > slot && s.leader == Some(NodeId(1))).await;
+    cluster.stop_all_gracefully().await;
+}
+
 /// Zeros over 64 bytes a third of the way into the records of `node`'s first
 /// segment, a full and sealed one (`node` is stopped).
 fn damage_first_segment(cluster: &Cluster, node: Node) {

@@ -89,11 +89,19 @@ pub enum Defect {
     /// for writes its disk lost, and rebuilds for nothing (caught: the check
     /// that only an acceptor whose disk lost writes rebuilds as a new incarnation).
     WrittenAnyStart,
+    /// A node whose read of its decided log failed says so until it
+    /// restarts, although a later pass read it all (caught with
+    /// `--flaky-reads`: the damage-mark check).
+    DamageSticks,
+    /// A node whose read of its decided log failed takes any read that
+    /// succeeds afterwards for proof that its log can be read again
+    /// (caught with `--damage-log`: the damage-mark check).
+    AnyReadClears,
 }
 
 impl Defect {
     /// Every defect, for sweeps and `--help`.
-    pub const ALL: [Defect; 24] = [
+    pub const ALL: [Defect; 26] = [
         Defect::AcceptIgnoresPromise,
         Defect::AdoptFromLastPromise,
         Defect::MinorityQuorum,
@@ -118,6 +126,8 @@ impl Defect {
         Defect::ScrubOnce,
         Defect::IgnoresWritten,
         Defect::WrittenAnyStart,
+        Defect::DamageSticks,
+        Defect::AnyReadClears,
     ];
 
     /// The defect's name on the command line.
@@ -147,6 +157,8 @@ impl Defect {
             Defect::ScrubOnce => "scrub-once",
             Defect::IgnoresWritten => "ignores-written",
             Defect::WrittenAnyStart => "written-any-start",
+            Defect::DamageSticks => "damage-sticks",
+            Defect::AnyReadClears => "any-read-clears",
         }
     }
 
@@ -169,6 +181,8 @@ impl Defect {
             Defect::ScrubOnce => Defects::scrub_once(),
             Defect::IgnoresWritten => Defects::ignores_written(),
             Defect::WrittenAnyStart => Defects::written_any_start(),
+            Defect::DamageSticks => Defects::damage_sticks(),
+            Defect::AnyReadClears => Defects::any_read_clears(),
             _ => Defects::default(),
         }
     }
@@ -191,6 +205,8 @@ impl Defect {
             Defect::DamagedLeads => Defects::damaged_leads(),
             Defect::NoScrub => Defects::no_scrub(),
             Defect::ScrubOnce => Defects::scrub_once(),
+            Defect::DamageSticks => Defects::damage_sticks(),
+            Defect::AnyReadClears => Defects::any_read_clears(),
             Defect::AcceptIgnoresPromise
             | Defect::Amnesia
             | Defect::UnloggedPromise
@@ -246,6 +262,8 @@ pub struct Overrides {
     pub lose_tail: Option<f64>,
     /// Probability that a crash damages the node's decided log (never drawn from a seed).
     pub damage_log: Option<f64>,
+    /// Probability that a read of a decided log fails during the faults (never drawn from a seed).
+    pub flaky_reads: Option<f64>,
     /// Pin how many operators change the membership (1 or 2).
     pub operators: Option<usize>,
     /// Pin the per-tick rate of leadership transfers (0 for none).
@@ -371,6 +389,12 @@ pub struct Params {
     /// go on without answering them, and the others must get the log
     /// elsewhere. Only by `--damage-log`.
     pub damage_log: f64,
+    /// Probability that a read of a node's decided log fails during the
+    /// faults, though nothing is damaged: an I/O error that passes (too
+    /// many open files, a disk that timed out once). The node must not take
+    /// it for damage for ever: a later pass that reads its whole log clears
+    /// the mark. Only by `--flaky-reads`.
+    pub flaky_reads: f64,
     /// Probability that a partition cuts one direction only.
     pub one_way: f64,
     /// Probability that a datagram is delayed up to 300 ticks (fault phase).
@@ -446,6 +470,7 @@ impl Params {
             lose_acceptor: false,
             lose_tail: 0.0,
             damage_log: 0.0,
+            flaky_reads: 0.0,
             one_way: 0.0,
             long_delay: 0.0,
             liveness_ticks: 200,
@@ -520,6 +545,7 @@ impl Params {
         p.lose_acceptor = o.lose_acceptor;
         p.lose_tail = o.lose_tail.unwrap_or(0.0);
         p.damage_log = o.damage_log.unwrap_or(0.0);
+        p.flaky_reads = o.flaky_reads.unwrap_or(0.0);
         // A second operator in half the faulty runs with membership changes;
         // from a stream of its own too (and none without changes, where it
         // would only shift the partitions' draws).
@@ -542,7 +568,7 @@ impl fmt::Display for Params {
              drop={:.3} duplicate={:.3} max_delay={} crash_rate={:.4} fail_rate={:.4} partition_rate={:.4} \
              crash_before_persist={:.2} client_timeout={} big_values={:.1} codec_check={} wipe_proposer={:.2} \
              wipe_all_proposers={:.4} wipe_acceptor={:.2} member_rate={:.4} operators={} transfer_rate={:.4} session_lifetime_ms={} retain_slots={} \
-             clock_skew={:.3} clock_spread_ms={} clock_jump_ms={} lose_proposer={} lose_acceptor={} lose_tail={:.2} damage_log={:.2} one_way={:.1} long_delay={:.4} persist_lag={} liveness_ticks={} failed_acceptors={:?} defect={} \
+             clock_skew={:.3} clock_spread_ms={} clock_jump_ms={} lose_proposer={} lose_acceptor={} lose_tail={:.2} damage_log={:.2} flaky_reads={:.2} one_way={:.1} long_delay={:.4} persist_lag={} liveness_ticks={} failed_acceptors={:?} defect={} \
              adversary={} adversary_rate={:.3}",
             self.seed,
             self.proposers,
@@ -576,6 +602,7 @@ impl fmt::Display for Params {
             self.lose_acceptor,
             self.lose_tail,
             self.damage_log,
+            self.flaky_reads,
             self.one_way,
             self.long_delay,
             self.persist_lag,

@@ -118,6 +118,11 @@ pub struct Stats {
     pub damaged_running: u64,
     /// Reads of a damaged decided log that failed (each answered with nothing).
     pub reads_failed: u64,
+    /// Reads that failed though nothing was damaged (`--flaky-reads`).
+    pub reads_flaked: u64,
+    /// Nodes whose read failed and that said later that their log can be
+    /// read again (a pass read it all), summed at the end of the run.
+    pub damage_cleared: u64,
     /// Acceptors that lost their disk with a crash.
     pub acceptor_wipes: u64,
     /// Proposers that lost their disk with a crash (every one at once counts each).
@@ -181,6 +186,12 @@ pub struct World {
     pub(crate) transferer: Option<usize>,
     /// Per node (proposers, then acceptors): started at least once (spares wait to be added).
     started: Vec<bool>,
+    /// Per node: the tick of its last failed read of its decided log since
+    /// it last started (damage, or `--flaky-reads`), for the damage-mark check.
+    read_failed_at: Vec<Option<u64>>,
+    /// Per node: the tick of its first read since it last started that
+    /// failed at the damage of its decided log (`--damage-log`).
+    damage_found_at: Vec<Option<u64>>,
     /// Per node: down until this tick.
     down_until: Vec<Option<u64>>,
     /// Per node: failed until this tick (`u64::MAX` for the whole run).
@@ -283,6 +294,18 @@ const SCRUB_DEADLINE_TICKS: u64 = 20;
 /// Ticks from the end of a node's pass over its decided log to the next (a
 /// day in the daemons: runs here last a few hundred ticks).
 const SCRUB_AGAIN_TICKS: u64 = 100;
+
+/// Ticks from a failed read to the pass that reads the log again (10 s in
+/// the daemons), doubling while passes fail, up to [`SCRUB_AGAIN_TICKS`].
+const SCRUB_RETRY_TICKS: u64 = 10;
+
+/// Ticks after its last failed read by which a node whose log holds no
+/// damage must no longer say it is damaged (the damage-mark check): the
+/// longest pause before a retry ([`SCRUB_AGAIN_TICKS`], counted in the
+/// node's own ticks, of which a proposer skips up to ~15 %), then a pass
+/// over the whole log (up to ~100 ticks with 8 KiB values, a few entries a
+/// page), as for [`RUNNING_DAMAGE_DEADLINE_TICKS`].
+const DAMAGE_MARK_DEADLINE_TICKS: u64 = 300;
 
 /// With `--damage-log`, the chance per tick that a running node's decided
 /// log is damaged under it (unless a log was damaged already): about one
@@ -387,6 +410,8 @@ impl World {
             acceptor_folds: vec![AcceptorState::default(); acceptor_ids.len()],
             amnesiac: vec![false; acceptor_ids.len()],
             started: vec![false; n],
+            read_failed_at: vec![None; n],
+            damage_found_at: vec![None; n],
             proposer_ids,
             acceptor_ids,
             genesis,
@@ -450,11 +475,15 @@ impl World {
         cfg.incarnation = self.fault_rng.next_u64();
         cfg.retain_slots = self.params.retain_slots;
         let state = self.proposer_disks[i].load().expect("the in-memory disk loads");
-        let mut p = Proposer::new(cfg, state).with_scrub_again_after(SCRUB_AGAIN_TICKS);
+        let mut p = Proposer::new(cfg, state)
+            .with_scrub_again_after(SCRUB_AGAIN_TICKS)
+            .with_scrub_retry_after(SCRUB_RETRY_TICKS);
         if let Some(d) = self.params.defect {
             p = p.with_defects(d.proposer());
         }
         self.started[i] = true;
+        self.read_failed_at[i] = None;
+        self.damage_found_at[i] = None;
         self.proposers[i] = Some(p);
         self.watch_scrub(i);
     }
@@ -501,6 +530,67 @@ impl World {
         }
     }
 
+    /// Node `i`'s name, and whether it says that its decided log is
+    /// damaged (a read failed and no pass read it all since); `None` while down.
+    fn damage_mark(&self, i: usize) -> Option<(Node, bool)> {
+        let p0 = self.proposer_ids.len();
+        if i < p0 {
+            self.proposers[i].as_ref().map(|p| (Node::Proposer(p.id()), p.damaged()))
+        } else {
+            self.acceptors[i - p0].as_ref().map(|a| (Node::Acceptor(a.id()), a.damaged()))
+        }
+    }
+
+    /// The damage-mark check, at every tick: a node that failed a read of
+    /// damage still in its decided log says so (`/health`; a proposer hands
+    /// leadership over) for as long as it runs: no read, and no pass,
+    /// proves the damage gone while it is there. (The defect
+    /// `damaged-leads` never marks a proposer: what its leading breaks
+    /// catches it.)
+    fn check_damage_found(&mut self) {
+        let Some((i, _)) = self.damaged else { return };
+        let Some(found) = self.damage_found_at[i] else { return };
+        if !self.damage_left(i) {
+            return;
+        }
+        if i < self.proposer_ids.len() && self.params.defect == Some(crate::Defect::DamagedLeads) {
+            return;
+        }
+        if let Some((node, false)) = self.damage_mark(i) {
+            let detail = format!(
+                "tick {}: {node} failed a read of the damage in its decided log at tick {found}, and says its log can \
+                 be read while the damage is still there",
+                self.now
+            );
+            self.violations.push(Violation { invariant: "damage mark", detail });
+        }
+    }
+
+    /// The damage-mark check, at the end of a run: a node whose decided
+    /// log holds no damage does not say it is damaged
+    /// [`DAMAGE_MARK_DEADLINE_TICKS`] after its last failed read (an I/O
+    /// error that passed, or damage that retention deleted): one passing
+    /// error must not keep it unhealthy, or a proposer out of leadership,
+    /// until an operator restarts it.
+    pub(crate) fn check_damage_marks(&mut self) -> Vec<Violation> {
+        let mut found = Vec::new();
+        for i in 0..self.nodes() {
+            let Some((node, damaged)) = self.damage_mark(i) else { continue };
+            let Some(at) = self.read_failed_at[i] else { continue };
+            if !damaged {
+                self.stats.damage_cleared += 1;
+            } else if !self.damage_left(i) && self.now > at + DAMAGE_MARK_DEADLINE_TICKS + self.params.persist_lag {
+                let detail = format!(
+                    "tick {}: {node} still says its decided log is damaged, though nothing in it is and its last \
+                     read failed at tick {at}",
+                    self.now
+                );
+                found.push(Violation { invariant: "damage mark", detail });
+            }
+        }
+        found
+    }
+
     fn start_acceptor(&mut self, a: usize) {
         let state = self.acceptor_disks[a].load().expect("the in-memory disk loads");
         let incarnation = self.fault_rng.next_u64();
@@ -514,11 +604,15 @@ impl World {
             lease_ticks: 2 * ProposerConfig::new(NodeId(0), Vec::new(), Vec::new()).heartbeat_ticks,
         };
         self.acceptor_folds[a] = state.clone();
-        let mut acceptor = Acceptor::new(cfg, state).with_scrub_again_after(SCRUB_AGAIN_TICKS);
+        let mut acceptor = Acceptor::new(cfg, state)
+            .with_scrub_again_after(SCRUB_AGAIN_TICKS)
+            .with_scrub_retry_after(SCRUB_RETRY_TICKS);
         if let Some(d) = self.params.defect {
             acceptor = acceptor.with_defects(d.acceptor());
         }
         self.started[self.proposer_ids.len() + a] = true;
+        self.read_failed_at[self.proposer_ids.len() + a] = None;
+        self.damage_found_at[self.proposer_ids.len() + a] = None;
         self.acceptors[a] = Some(acceptor);
         self.watch_scrub(self.proposer_ids.len() + a);
     }
@@ -641,6 +735,7 @@ impl World {
         self.flush();
         self.follow_rebuilds();
         self.check_scrub();
+        self.check_damage_found();
     }
 
     /// Draws this tick's faults.
@@ -1472,9 +1567,20 @@ impl World {
         for r in reads {
             let log = if i < p0 { &self.proposer_disks[i].log } else { &self.acceptor_disks[i - p0].log };
             let damaged = self.damaged.is_some_and(|(d, end)| d == i && r.from.max(log.start) < end);
-            // `None`: the read reached the damage and failed.
-            let page = (!damaged).then(|| log.read(r.from, r.limit, r.max_bytes));
+            // An I/O error that passes (drawn only with `--flaky-reads`, so that other runs keep their traces).
+            let flaky = self.params.flaky_reads > 0.0
+                && self.now < self.params.fault_ticks
+                && self.fault_rng.chance(self.params.flaky_reads);
+            // `None`: the read reached the damage, or the error, and failed.
+            let page = (!damaged && !flaky).then(|| log.read(r.from, r.limit, r.max_bytes));
             self.stats.reads_failed += u64::from(damaged);
+            self.stats.reads_flaked += u64::from(flaky && !damaged);
+            if damaged || flaky {
+                self.read_failed_at[i] = Some(self.now);
+            }
+            if damaged && self.damage_found_at[i].is_none() {
+                self.damage_found_at[i] = Some(self.now);
+            }
             if damaged && self.scrub_watch.is_some_and(|(w, _)| w == i) {
                 self.scrub_watch = None;
             }

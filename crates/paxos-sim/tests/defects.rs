@@ -325,6 +325,24 @@ fn catches_a_node_that_reads_its_log_only_after_a_start() {
     catch_within(&o, BOUND);
 }
 
+/// A node that keeps its damage mark until it restarts (as every node did before): one read that
+/// failed for a passing I/O error keeps it unhealthy, and a proposer out of leadership, although its
+/// later passes read the whole log. Caught by the damage-mark check (`--flaky-reads`).
+#[test]
+fn catches_a_node_that_keeps_its_damage_mark() {
+    let o = Overrides { defect: Some(Defect::DamageSticks), flaky_reads: Some(0.2), ..Overrides::default() };
+    catch_within(&o, BOUND);
+}
+
+/// A node that takes any read that succeeds after a failed one for proof that its log can be read
+/// (a page above the damage): it says it is healthy, and a proposer leads, over damage that is still
+/// there. Caught by the damage-mark check (`--damage-log`).
+#[test]
+fn catches_a_node_that_any_read_clears() {
+    let o = Overrides { defect: Some(Defect::AnyReadClears), damage_log: Some(1.0), ..Overrides::default() };
+    catch_within(&o, BOUND);
+}
+
 /// A known hole, narrowed, not closed: an acceptor whose disk loses writes it had synced and
 /// answered about (`--lose-tail`: its last 1 to 256 durable batches, as a zeroed tail or a data dir
 /// rolled back to an older copy would) restarts as the same incarnation, not knowing. Proposers send

@@ -1234,13 +1234,70 @@ fn a_restarted_acceptor_reads_its_decided_log_and_again_after_a_pause() {
         for _ in 0..30 {
             assert!(tick(&mut a).is_empty(), "intact {intact}: the pass is over");
         }
+        assert_eq!(a.damaged(), !intact);
         let r = tick(&mut a);
         if once {
             assert!(r.is_empty(), "scrub-once: no next pass {r:?}");
         } else {
             let [again] = r.reads.as_slice() else { panic!("intact {intact}: the next pass: {r:?}") };
             assert_eq!(again.from, Slot(0), "the next pass reads the log from its first slot");
+            let entries = log.iter().map(|v| crate::Stored { value: v.clone(), duplicate: false }).collect();
+            a.on_read(again.id, LogPage { start: Slot(0), from: Slot(0), entries });
+            assert!(!a.damaged(), "intact {intact}: a pass that read it all clears the mark");
         }
+    }
+}
+
+/// A catch-up read that fails marks the acceptor damaged (its runtime says so in `/health`) and brings
+/// its next pass forward, from a day to a retry's pause (here 10 ticks): a pass that then reads the
+/// whole log clears the mark (the error passed), one that fails keeps it. A read
+/// that succeeds meanwhile (a page above the damage) proves nothing: with the defect `any-read-clears`
+/// it clears the mark.
+#[test]
+fn a_failed_read_is_read_again_soon_and_a_clean_pass_clears_the_mark() {
+    let log = || {
+        let entries = (0..3).map(|_| crate::Stored { value: Value::Noop, duplicate: false }).collect();
+        LogPage { start: Slot(0), from: Slot(0), entries }
+    };
+    for any_read_clears in [false, true] {
+        let defects = crate::Defects { any_read_clears, ..Default::default() };
+        let mut a = unscrubbed(state(b(1, 1), &[], 3))
+            .with_scrub_again_after(1000)
+            .with_scrub_retry_after(10)
+            .with_defects(defects);
+        let r = tick(&mut a);
+        let [read] = r.reads.as_slice() else { panic!("the first pass: {r:?}") };
+        a.on_read(read.id, log());
+        let catch_up = |a: &mut Acceptor, from: u64| {
+            let r = step(a, proposer(2), Message::CatchUp(CatchUp { from: Slot(from), limit: 5, nonce: 0 }));
+            let [read] = r.reads.as_slice() else { panic!("one read: {r:?}") };
+            read.id
+        };
+        let id = catch_up(&mut a, 1);
+        a.on_read_failed(id);
+        assert!(a.damaged());
+        let id = catch_up(&mut a, 2);
+        a.on_read(id, LogPage { start: Slot(0), from: Slot(2), entries: log().entries[2..].to_vec() });
+        assert_eq!(a.damaged(), !any_read_clears, "a page above the damage proves nothing");
+        if any_read_clears {
+            continue;
+        }
+        // The pause counts from the failure, at tick 1.
+        for t in 2..11 {
+            assert!(tick(&mut a).reads.is_empty(), "no pass before the retry's pause: {t}");
+        }
+        let r = tick(&mut a);
+        let [again] = r.reads.as_slice() else { panic!("the retry: {r:?}") };
+        a.on_read_failed(again.id);
+        assert!(a.damaged(), "it failed again");
+        // The pause counts from the first tick after the failed pass (it doubles from the second one on).
+        for t in 12..22 {
+            assert!(tick(&mut a).reads.is_empty(), "a retry's pause: {t}");
+        }
+        let r = tick(&mut a);
+        let [again] = r.reads.as_slice() else { panic!("the second retry: {r:?}") };
+        a.on_read(again.id, log());
+        assert!(!a.damaged(), "the whole log read: the error passed");
     }
 }
 

@@ -423,11 +423,12 @@ pub struct Proposer {
     frozen: Vec<crate::restart::Frozen>,
     /// Reads of the decided log in flight.
     reads: HashMap<u64, ReadFor>,
-    /// A read of our decided log failed (a damaged segment): peers and
-    /// acceptors behind cannot catch up from us, so we do not lead while a
-    /// live peer whose log can be read would (see `leadership::step_aside`).
-    /// Until this start ends: the damage stays until the operator moves
-    /// the data dir away.
+    /// A read of our decided log failed (a damaged segment, or an I/O error
+    /// that may pass): peers and acceptors behind cannot catch up from us,
+    /// so we do not lead while a live peer whose log can be read would (see
+    /// `leadership::step_aside`). Until a later pass reads the whole log
+    /// while no read fails ([`crate::scrub`]): damage stays until the
+    /// operator moves the data dir away, and so does the mark.
     damaged: bool,
     /// When, leading with a damaged log, we last handed leadership over.
     stepped_aside: Option<Tick>,
@@ -524,6 +525,20 @@ impl Proposer {
     pub fn with_scrub_again_after(mut self, ticks: u64) -> Self {
         self.scrub.again_after(ticks);
         self
+    }
+
+    /// The same proposer with `ticks` from a failed read of its decided log
+    /// to the pass that reads it again ([`crate::SCRUB_RETRY_TICKS`] unless
+    /// set; 0: none), doubling while passes keep failing.
+    pub fn with_scrub_retry_after(mut self, ticks: u64) -> Self {
+        self.scrub.retry_after(ticks);
+        self
+    }
+
+    /// A read of our decided log failed, and no pass read all of it
+    /// cleanly since (see the field).
+    pub fn damaged(&self) -> bool {
+        self.damaged
     }
 
     /// The same proposer with deliberate bugs, for the simulator's self-test.
@@ -721,7 +736,7 @@ impl Proposer {
 
     /// The next page of the pass over our decided log, if one is due.
     fn scrub(&mut self) {
-        if self.defects.no_scrub || self.damaged {
+        if self.defects.no_scrub {
             return;
         }
         let log = (!self.defects.scrub_once).then(|| (self.learner.state().start, self.learner.decided()));
@@ -915,18 +930,28 @@ impl Proposer {
 
     /// A page of the decided log that was read for someone.
     pub fn on_read(&mut self, id: u64, page: LogPage) {
+        if self.defects.any_read_clears {
+            self.damaged = false;
+        }
         match self.reads.remove(&id) {
             Some(ReadFor::Client { client, req, limit, linearizable }) => {
                 self.reply_log(client, req, limit, linearizable, page);
             }
             Some(ReadFor::Peer(to, nonce, _)) => self.reply_catch_up(to, nonce, page),
-            Some(ReadFor::Scrub) => {
-                self.scrub.on_page(&page);
-                // Another read may have failed meanwhile (the pass then stops short).
-                if self.scrub.done() && !self.damaged {
+            Some(ReadFor::Scrub) => match self.scrub.on_page(&page) {
+                Some(true) if self.damaged && !self.defects.damage_sticks => {
+                    self.damaged = false;
+                    info!(
+                        node = %Node::Proposer(self.cfg.id),
+                        "a pass read our whole decided log while no read failed: the failed read before it did not \
+                         fail again (an I/O error that passed); we serve our log and may lead again"
+                    );
+                }
+                Some(true) if !self.damaged => {
                     info!(node = %Node::Proposer(self.cfg.id), "the pass over our decided log found no damage");
                 }
-            }
+                _ => {}
+            },
             None => {}
         }
     }
@@ -934,7 +959,8 @@ impl Proposer {
     /// A read for someone failed: no answer. A peer asks another node after
     /// its retries; a client's read times out (it may ask another proposer).
     /// Our decided log is damaged from now on (see [`Proposer::damaged`]):
-    /// we do not lead while a peer that can serve its log would.
+    /// we do not lead while a peer that can serve its log would, until a
+    /// later pass reads all of it cleanly.
     pub fn on_read_failed(&mut self, id: u64) {
         if !self.damaged && !self.defects.damaged_leads {
             self.damaged = true;
@@ -943,13 +969,17 @@ impl Proposer {
                 "a read of our decided log failed: we do not lead while a live peer whose log can be read would"
             );
         }
-        match self.reads.remove(&id) {
-            Some(ReadFor::Peer(to, nonce, from)) if self.defects.failed_read_as_end => {
+        let read = self.reads.remove(&id);
+        if matches!(read, Some(ReadFor::Scrub)) {
+            self.scrub.on_failed();
+        } else {
+            self.scrub.on_other_failed(self.now);
+        }
+        if let Some(ReadFor::Peer(to, nonce, from)) = read {
+            if self.defects.failed_read_as_end {
                 let start = self.learner.state().start;
                 self.reply_catch_up(to, nonce, LogPage { start, from, entries: Vec::new() });
             }
-            Some(ReadFor::Scrub) => self.scrub.on_failed(),
-            _ => {}
         }
     }
 }
@@ -983,6 +1013,10 @@ impl crate::Role for Proposer {
 
     fn on_read_failed(&mut self, id: u64) {
         Proposer::on_read_failed(self, id);
+    }
+
+    fn damaged(&self) -> bool {
+        Proposer::damaged(self)
     }
 
     fn status(&self) -> StatusReply {

@@ -52,7 +52,9 @@ async fn serve(node: NodeSetup, control: UnboundedReceiver<Control>) -> anyhow::
         retain_slots: node.cluster.log.retain_slots,
         lease_ticks: runtime::lease_ticks(&node.settings),
     };
-    let acceptor = Acceptor::new(cfg, state).with_scrub_again_after(runtime::scrub_again_ticks(&node.settings));
+    let acceptor = Acceptor::new(cfg, state)
+        .with_scrub_again_after(runtime::scrub_again_ticks(&node.settings))
+        .with_scrub_retry_after(runtime::scrub_retry_ticks(&node.settings));
     runtime::run(acceptor, store, socket, &node.cluster, &node.settings, control, std::future::pending()).await?;
     Ok(())
 }

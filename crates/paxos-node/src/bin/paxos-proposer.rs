@@ -42,7 +42,8 @@ async fn serve(node: NodeSetup, control: UnboundedReceiver<Control>) -> anyhow::
         "started"
     );
     let proposer = Proposer::new(runtime::proposer_config(&node.cluster, node.id, &node.settings), state)
-        .with_scrub_again_after(runtime::scrub_again_ticks(&node.settings));
+        .with_scrub_again_after(runtime::scrub_again_ticks(&node.settings))
+        .with_scrub_retry_after(runtime::scrub_retry_ticks(&node.settings));
     runtime::run(proposer, store, socket, &node.cluster, &node.settings, control, std::future::pending()).await?;
     Ok(())
 }

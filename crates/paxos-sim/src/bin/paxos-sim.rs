@@ -92,6 +92,11 @@ struct Args {
     /// and the node must go on without answering them. Never drawn from a seed
     #[arg(long)]
     damage_log: Option<f64>,
+    /// Probability that a read of a decided log fails during the faults, though
+    /// nothing is damaged (an I/O error that passes): a later pass must clear
+    /// the node's damage mark. Never drawn from a seed
+    #[arg(long)]
+    flaky_reads: Option<f64>,
     /// Pin how many operators change the membership: 1, or 2 (the second undoes the first's additions under way)
     #[arg(long)]
     operators: Option<usize>,
@@ -143,6 +148,7 @@ fn main() -> ExitCode {
             lose_acceptor: args.lose_acceptor,
             lose_tail: args.lose_tail,
             damage_log: args.damage_log,
+            flaky_reads: args.flaky_reads,
             operators: args.operators,
             transfer_rate: args.transfer_rate,
             fault_ticks: args.no_faults.then_some(1),
@@ -248,6 +254,9 @@ fn replay_flags(args: &Args) -> String {
     }
     if let Some(d) = args.damage_log {
         s += &format!(" --damage-log {d}");
+    }
+    if let Some(f) = args.flaky_reads {
+        s += &format!(" --flaky-reads {f}");
     }
     if let Some(o) = args.operators {
         s += &format!(" --operators {o}");

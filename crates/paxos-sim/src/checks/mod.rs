@@ -34,5 +34,6 @@ pub fn check_all(world: &mut World) {
     found.extend(guarantees::check_world(world));
     found.extend(guarantees::complaints(world));
     found.extend(liveness::check_settled(world));
+    found.extend(world.check_damage_marks());
     world.violations.extend(found);
 }

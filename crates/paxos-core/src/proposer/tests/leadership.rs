@@ -1185,40 +1185,56 @@ fn leadership_is_not_handed_to_a_damaged_proposer() {
 
 /// A restarted proposer reads the decided log it had at start, a page at a time, before anyone asks
 /// for it ([`crate::scrub`]): a damaged segment is found then, not at a client's or a peer's read. With
-/// an intact log the pass ends after the page that reaches the end; when a page fails, the proposer
-/// is damaged at once (its next heartbeats say so) and reads nothing more of its own accord, where an
-/// intact one reads its log again after a pause (here 30 ticks). Without the pass (the simulator's
-/// defect `no-scrub`) the failed page is never asked for.
+/// an intact log the pass ends after the page that reaches the end, and the next pass comes after a
+/// pause (here 30 ticks). When a page fails, the proposer is damaged at once (its next heartbeats say
+/// so) and reads its log again sooner (here 20 ticks); when that pass reads it all (the error passed),
+/// it is no longer damaged (its heartbeats say so), unless it keeps the mark (the simulator's defect
+/// `damage-sticks`). Without the pass (the defect `no-scrub`) the failed page is never asked for.
 #[test]
 fn a_restarted_proposer_reads_its_log_and_finds_damage_before_anyone_asks() {
     let log = [Value::Noop, cmd(7, 1, "a"), cmd(8, 1, "b")];
-    for intact in [true, false] {
-        let mut p = Proposer::new(cfg(2), state(0, &log)).with_scrub_again_after(30);
+    let whole = || {
+        let entries = log.iter().map(|v| crate::Stored { value: v.clone(), duplicate: false }).collect();
+        crate::LogPage { start: Slot(0), from: Slot(0), entries }
+    };
+    for (intact, sticks) in [(true, false), (false, false), (false, true)] {
+        let defects = crate::Defects { damage_sticks: sticks, ..Default::default() };
+        let mut p = Proposer::new(cfg(2), state(0, &log))
+            .with_scrub_again_after(30)
+            .with_scrub_retry_after(20)
+            .with_defects(defects);
         let r = tick(&mut p);
         let [read] = r.reads.as_slice() else { panic!("the first tick reads the log: {r:?}") };
         assert_eq!((read.from, read.limit), (Slot(0), crate::SCRUB_PAGE_ENTRIES));
         if intact {
-            let entries = log.iter().map(|v| crate::Stored { value: v.clone(), duplicate: false }).collect();
-            p.on_read(read.id, crate::LogPage { start: Slot(0), from: Slot(0), entries });
+            p.on_read(read.id, whole());
         } else {
             p.on_read_failed(read.id);
         }
-        let mut damaged = None;
+        assert_eq!(p.damaged(), !intact);
+        let mut said = Vec::new();
         for t in 0..50 {
             let r = tick(&mut p);
-            if intact && t == 30 {
+            if t == if intact { 30 } else { 20 } {
                 let [again] = r.reads.as_slice() else { panic!("the next pass: {:?}", r.reads) };
                 assert_eq!(again.from, Slot(0), "from the log's first slot");
+                p.on_read(again.id, whole());
             } else {
                 assert!(r.reads.is_empty(), "intact {intact}: no pass at {t}, got {:?}", r.reads);
             }
             for m in &r.messages {
                 if let Message::Heartbeat(h) = &m.msg {
-                    damaged = Some(h.damaged);
+                    said.push((t, h.damaged));
                 }
             }
         }
-        assert_eq!(damaged, Some(!intact), "intact {intact}: the heartbeats say whether it is damaged");
+        let before: Vec<bool> = said.iter().filter(|(t, _)| *t <= 20).map(|(_, d)| *d).collect();
+        let after: Vec<bool> = said.iter().filter(|(t, _)| *t > 20).map(|(_, d)| *d).collect();
+        assert!(!before.is_empty() && !after.is_empty(), "heartbeats before and after the retry: {said:?}");
+        assert!(before.iter().all(|d| *d != intact), "intact {intact}: the heartbeats say it is damaged: {said:?}");
+        let still = !intact && sticks;
+        assert!(after.iter().all(|d| *d == still), "intact {intact}, sticks {sticks}: after the retry: {said:?}");
+        assert_eq!(p.damaged(), still);
     }
 
     let mut p =
