@@ -303,7 +303,7 @@ impl Acceptor {
             let id = self.next_read;
             self.next_read += 1;
             self.scrub_read = Some(id);
-            let limit = crate::SCRUB_PAGE_ENTRIES;
+            let limit = self.scrub.page_entries();
             self.ready.reads.push(ReadRequest { id, from, limit, max_bytes: MAX_BATCH_BYTES });
         }
     }
@@ -331,6 +331,14 @@ impl Acceptor {
         self
     }
 
+    /// The same acceptor with passes over its decided log that ask for at
+    /// most `entries` a page ([`crate::SCRUB_PAGE_ENTRIES`] unless set): the
+    /// simulator's logs are short, and its passes must page too.
+    pub fn with_scrub_page_entries(mut self, entries: usize) -> Self {
+        self.scrub.set_page_entries(entries);
+        self
+    }
+
     /// A read of our decided log failed, and no pass read all of it
     /// cleanly since (see the field).
     pub fn damaged(&self) -> bool {
@@ -349,7 +357,7 @@ impl Acceptor {
         }
         if self.scrub_read == Some(id) {
             self.scrub_read = None;
-            match self.scrub.on_page(&page) {
+            match self.scrub.on_page(&self.defects.scrub_page(page)) {
                 Some(true) if self.damaged && !self.defects.damage_sticks => {
                     self.damaged = false;
                     info!(

@@ -79,6 +79,23 @@ pub struct Defects {
     /// succeeds afterwards (a page after the damage) as proof that the
     /// whole log can be read again.
     pub(crate) any_read_clears: bool,
+    /// A pass over the decided log ends after its first page, as if the
+    /// log ended there: damage further in is found only when someone reads
+    /// through it, and a failed read's mark is cleared by a pass that did
+    /// not read the whole log.
+    pub(crate) short_pass: bool,
+}
+
+impl Defects {
+    /// A page of a pass over the decided log, as the pass sees it: with
+    /// `short_pass`, empty (the log seems to end there).
+    pub(crate) fn scrub_page(&self, page: crate::LogPage) -> crate::LogPage {
+        if self.short_pass {
+            crate::LogPage { entries: Vec::new(), ..page }
+        } else {
+            page
+        }
+    }
 }
 
 #[cfg(feature = "defects")]
@@ -195,6 +212,11 @@ impl Defects {
     /// Damage marks kept until a restart (see the field of the same name).
     pub fn damage_sticks() -> Self {
         Defects { damage_sticks: true, ..Defects::default() }
+    }
+
+    /// Passes that end after their first page (see the field of the same name).
+    pub fn short_pass() -> Self {
+        Defects { short_pass: true, ..Defects::default() }
     }
 
     /// Damage marks cleared by any read (see the field of the same name).

@@ -71,6 +71,8 @@ pub(crate) struct Scrub {
     spoiled: bool,
     /// Passes in a row that a failed read spoiled.
     spoiled_passes: u32,
+    /// Entries a page asks for, at most ([`SCRUB_PAGE_ENTRIES`] unless set).
+    page_entries: usize,
 }
 
 impl Scrub {
@@ -85,7 +87,18 @@ impl Scrub {
             retry_after: SCRUB_RETRY_TICKS,
             spoiled: false,
             spoiled_passes: 0,
+            page_entries: SCRUB_PAGE_ENTRIES,
         }
+    }
+
+    /// Sets the entries a page asks for, at most (at least 1).
+    pub(crate) fn set_page_entries(&mut self, entries: usize) {
+        self.page_entries = entries.max(1);
+    }
+
+    /// The entries a page asks for, at most.
+    pub(crate) fn page_entries(&self) -> usize {
+        self.page_entries
     }
 
     /// Sets the ticks from the end of a pass to the next (0: none).

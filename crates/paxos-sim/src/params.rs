@@ -97,11 +97,15 @@ pub enum Defect {
     /// succeeds afterwards for proof that its log can be read again
     /// (caught with `--damage-log`: the damage-mark check).
     AnyReadClears,
+    /// A pass over the decided log ends after its first page (caught with
+    /// `--damage-log`, whose damage may start past the first page: the
+    /// scrub check).
+    ShortPass,
 }
 
 impl Defect {
     /// Every defect, for sweeps and `--help`.
-    pub const ALL: [Defect; 26] = [
+    pub const ALL: [Defect; 27] = [
         Defect::AcceptIgnoresPromise,
         Defect::AdoptFromLastPromise,
         Defect::MinorityQuorum,
@@ -128,6 +132,7 @@ impl Defect {
         Defect::WrittenAnyStart,
         Defect::DamageSticks,
         Defect::AnyReadClears,
+        Defect::ShortPass,
     ];
 
     /// The defect's name on the command line.
@@ -159,6 +164,7 @@ impl Defect {
             Defect::WrittenAnyStart => "written-any-start",
             Defect::DamageSticks => "damage-sticks",
             Defect::AnyReadClears => "any-read-clears",
+            Defect::ShortPass => "short-pass",
         }
     }
 
@@ -183,6 +189,7 @@ impl Defect {
             Defect::WrittenAnyStart => Defects::written_any_start(),
             Defect::DamageSticks => Defects::damage_sticks(),
             Defect::AnyReadClears => Defects::any_read_clears(),
+            Defect::ShortPass => Defects::short_pass(),
             _ => Defects::default(),
         }
     }
@@ -207,6 +214,7 @@ impl Defect {
             Defect::ScrubOnce => Defects::scrub_once(),
             Defect::DamageSticks => Defects::damage_sticks(),
             Defect::AnyReadClears => Defects::any_read_clears(),
+            Defect::ShortPass => Defects::short_pass(),
             Defect::AcceptIgnoresPromise
             | Defect::Amnesia
             | Defect::UnloggedPromise
@@ -384,7 +392,8 @@ pub struct Params {
     pub lose_tail: f64,
     /// Probability that a node's crash (once per run, any node) damages what
     /// its decided log held until then, as a zeroed or bit-flipped old
-    /// segment: reads that reach it fail for the rest of the run (retention
+    /// segment (from its first slot in half the runs, else from a slot
+    /// further in): reads that reach it fail for the rest of the run (retention
     /// may delete it), while its state and votes stay intact. The node must
     /// go on without answering them, and the others must get the log
     /// elsewhere. Only by `--damage-log`.

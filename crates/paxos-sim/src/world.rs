@@ -205,9 +205,10 @@ pub struct World {
     lost_acceptor: Option<usize>,
     /// The one acceptor whose disk loses durable batches (`--lose-tail`), once it did.
     tail_lost: Option<usize>,
-    /// The node whose decided log is damaged (`--damage-log`), and the end of
-    /// the damage: a read from below it fails. Cleared when its disk is lost.
-    damaged: Option<(usize, Slot)>,
+    /// The node whose decided log is damaged (`--damage-log`), and the
+    /// damaged slots, first and one past the last: a read that reaches one
+    /// fails. Cleared when its disk is lost.
+    damaged: Option<(usize, Slot, Slot)>,
     /// The damaged node, since it last started or since its log was
     /// damaged as it ran, and the tick by which a read of its decided log
     /// must have failed (its pass over the log, if nobody else's; the scrub
@@ -290,6 +291,17 @@ const FAIL_AT: u64 = 150;
 /// by its own pass over the log (the scrub check; the pass asks for its first
 /// page at the first tick).
 const SCRUB_DEADLINE_TICKS: u64 = 20;
+
+/// Entries a page of a pass over the decided log asks for (1,024 in the
+/// daemons): a run's log holds tens to hundreds of slots, and its passes
+/// must read several pages, as the daemons' do over a long log, so that a
+/// pass that stops short is caught.
+const SCRUB_PAGE_ENTRIES: usize = 8;
+
+/// The fewest entries a page of a pass over the decided log holds: values
+/// of up to 8 KiB, and a page holds at least [`paxos_core::MAX_BATCH_BYTES`]
+/// of them less one value (7 or more), and at most [`SCRUB_PAGE_ENTRIES`].
+const MIN_PAGE_ENTRIES: u64 = 4;
 
 /// Ticks from the end of a node's pass over its decided log to the next (a
 /// day in the daemons: runs here last a few hundred ticks).
@@ -477,7 +489,8 @@ impl World {
         let state = self.proposer_disks[i].load().expect("the in-memory disk loads");
         let mut p = Proposer::new(cfg, state)
             .with_scrub_again_after(SCRUB_AGAIN_TICKS)
-            .with_scrub_retry_after(SCRUB_RETRY_TICKS);
+            .with_scrub_retry_after(SCRUB_RETRY_TICKS)
+            .with_scrub_page_entries(SCRUB_PAGE_ENTRIES);
         if let Some(d) = self.params.defect {
             p = p.with_defects(d.proposer());
         }
@@ -493,7 +506,35 @@ impl World {
     /// persist lag), before anyone needs to read through it.
     fn watch_scrub(&mut self, i: usize) {
         if self.damage_left(i) {
-            self.scrub_watch = Some((i, self.now + SCRUB_DEADLINE_TICKS + self.params.persist_lag));
+            let by = self.now + SCRUB_DEADLINE_TICKS + self.params.persist_lag + self.ticks_to_damage(i);
+            self.scrub_watch = Some((i, by));
+        }
+    }
+
+    /// Ticks a pass over node `i`'s decided log may take to reach the first
+    /// damaged slot from the log's first: a page of at least
+    /// [`MIN_PAGE_ENTRIES`] a tick, each read served after the persist lag,
+    /// in the node's own ticks (a proposer skips up to ~15 % of the world's).
+    fn ticks_to_damage(&self, i: usize) -> u64 {
+        let Some((_, first, _)) = self.damaged else { return 0 };
+        self.pass_ticks(first.0.saturating_sub(self.disk_log(i).start.0))
+    }
+
+    /// Ticks a pass may take to read `slots` entries of a decided log: a
+    /// page of at least [`MIN_PAGE_ENTRIES`] a tick, each read served after
+    /// the persist lag, in the node's own ticks (a proposer skips up to
+    /// ~15 % of the world's).
+    fn pass_ticks(&self, slots: u64) -> u64 {
+        slots.div_ceil(MIN_PAGE_ENTRIES) * (1 + self.params.persist_lag) * 6 / 5
+    }
+
+    /// Node `i`'s decided log, as its disk holds it.
+    fn disk_log(&self, i: usize) -> &paxos_core::MemLog {
+        let p0 = self.proposer_ids.len();
+        if i < p0 {
+            &self.proposer_disks[i].log
+        } else {
+            &self.acceptor_disks[i - p0].log
         }
     }
 
@@ -501,9 +542,8 @@ impl World {
     /// below its start (retention deleted them) nor past its end (a disk
     /// rolled back by `--lose-tail` holds less than when it was damaged).
     fn damage_left(&self, i: usize) -> bool {
-        let p0 = self.proposer_ids.len();
-        let log = if i < p0 { &self.proposer_disks[i].log } else { &self.acceptor_disks[i - p0].log };
-        self.damaged.is_some_and(|(d, end)| d == i && end.min(log.end()) > log.start)
+        let log = self.disk_log(i);
+        self.damaged.is_some_and(|(d, first, end)| d == i && end.min(log.end()) > first.max(log.start))
     }
 
     /// The scrub check: a node whose decided log was damaged before its
@@ -548,7 +588,7 @@ impl World {
     /// `damaged-leads` never marks a proposer: what its leading breaks
     /// catches it.)
     fn check_damage_found(&mut self) {
-        let Some((i, _)) = self.damaged else { return };
+        let Some((i, _, _)) = self.damaged else { return };
         let Some(found) = self.damage_found_at[i] else { return };
         if !self.damage_left(i) {
             return;
@@ -579,7 +619,7 @@ impl World {
             let Some(at) = self.read_failed_at[i] else { continue };
             if !damaged {
                 self.stats.damage_cleared += 1;
-            } else if !self.damage_left(i) && self.now > at + DAMAGE_MARK_DEADLINE_TICKS + self.params.persist_lag {
+            } else if !self.damage_left(i) && self.now > at + self.damage_mark_deadline(i) {
                 let detail = format!(
                     "tick {}: {node} still says its decided log is damaged, though nothing in it is and its last \
                      read failed at tick {at}",
@@ -589,6 +629,13 @@ impl World {
             }
         }
         found
+    }
+
+    /// Ticks after node `i`'s last failed read by which it must have read
+    /// its whole log again: [`DAMAGE_MARK_DEADLINE_TICKS`], and a pass over its log.
+    fn damage_mark_deadline(&self, i: usize) -> u64 {
+        let log = self.disk_log(i);
+        DAMAGE_MARK_DEADLINE_TICKS + self.params.persist_lag + self.pass_ticks(log.end().0.saturating_sub(log.start.0))
     }
 
     fn start_acceptor(&mut self, a: usize) {
@@ -606,7 +653,8 @@ impl World {
         self.acceptor_folds[a] = state.clone();
         let mut acceptor = Acceptor::new(cfg, state)
             .with_scrub_again_after(SCRUB_AGAIN_TICKS)
-            .with_scrub_retry_after(SCRUB_RETRY_TICKS);
+            .with_scrub_retry_after(SCRUB_RETRY_TICKS)
+            .with_scrub_page_entries(SCRUB_PAGE_ENTRIES);
         if let Some(d) = self.params.defect {
             acceptor = acceptor.with_defects(d.acceptor());
         }
@@ -752,7 +800,12 @@ impl World {
                 self.damage_log(i);
                 if self.damage_left(i) {
                     self.stats.damaged_running += 1;
-                    self.scrub_watch = Some((i, now + RUNNING_DAMAGE_DEADLINE_TICKS + self.params.persist_lag));
+                    // The pass under way may have read past the damage: the next one must reach it.
+                    let log = self.disk_log(i);
+                    let pass = self.pass_ticks(log.end().0.saturating_sub(log.start.0));
+                    let by =
+                        now + RUNNING_DAMAGE_DEADLINE_TICKS + self.params.persist_lag + pass + self.ticks_to_damage(i);
+                    self.scrub_watch = Some((i, by));
                 }
             }
         }
@@ -942,7 +995,7 @@ impl World {
                             || !pinned
                             || self.lost_acceptor == Some(i)
                             || self.tail_lost == Some(i)
-                            || self.damaged.is_some_and(|(d, _)| d == self.proposer_ids.len() + i)
+                            || self.damaged.is_some_and(|(d, _, _)| d == self.proposer_ids.len() + i)
                     })
                 })
                 .count();
@@ -1464,7 +1517,7 @@ impl World {
         if self.scrub_watch.is_some_and(|(w, _)| w == i) {
             self.scrub_watch = None;
         }
-        if wipe && self.damaged.is_some_and(|(d, _)| d == i) {
+        if wipe && self.damaged.is_some_and(|(d, _, _)| d == i) {
             self.damaged = None;
         } else if !wipe && self.stats.logs_damaged == 0 && self.params.damage_log > 0.0 {
             self.damage_log(i);
@@ -1547,15 +1600,18 @@ impl World {
                 return;
             }
         }
-        let log = if i < p0 { &self.proposer_disks[i].log } else { &self.acceptor_disks[i - p0].log };
-        let end = if i < p0 { log.end() } else { others_end.min(log.end()) };
-        if end > log.start && self.fault_rng.chance(self.params.damage_log) {
-            self.damaged = Some((i, end));
+        let (start, end) = (self.disk_log(i).start, self.disk_log(i).end());
+        let end = if i < p0 { end } else { others_end.min(end) };
+        if end > start && self.fault_rng.chance(self.params.damage_log) {
+            // From the log's first slot in half the runs; else from a slot
+            // further in, which only a pass that reads on finds.
+            let first = if self.fault_rng.chance(0.5) { start } else { Slot(self.fault_rng.range(start.0, end.0)) };
+            self.damaged = Some((i, first, end));
             self.stats.logs_damaged += 1;
             self.stats.only_copies_damaged += u64::from(i < p0 && end > others_end);
             if self.verbose {
                 let node = if i < p0 { format!("proposer {}", i + 1) } else { format!("acceptor {}", i - p0 + 1) };
-                println!("{:>6} {node} damaged its decided log below slot {}", self.now, end.0);
+                println!("{:>6} {node} damaged its decided log from slot {} below slot {}", self.now, first.0, end.0);
             }
         }
     }
@@ -1565,14 +1621,17 @@ impl World {
     fn serve_reads(&mut self, i: usize, reads: Vec<ReadRequest>) {
         let p0 = self.proposer_ids.len();
         for r in reads {
-            let log = if i < p0 { &self.proposer_disks[i].log } else { &self.acceptor_disks[i - p0].log };
-            let damaged = self.damaged.is_some_and(|(d, end)| d == i && r.from.max(log.start) < end);
+            let log = self.disk_log(i);
+            let page = log.read(r.from, r.limit, r.max_bytes);
+            // The page holds a damaged slot (a page that ends before the damage reads).
+            let after = Slot(page.from.0 + page.entries.len() as u64);
+            let damaged = self.damaged.is_some_and(|(d, first, end)| d == i && page.from < end && after > first);
             // An I/O error that passes (drawn only with `--flaky-reads`, so that other runs keep their traces).
             let flaky = self.params.flaky_reads > 0.0
                 && self.now < self.params.fault_ticks
                 && self.fault_rng.chance(self.params.flaky_reads);
             // `None`: the read reached the damage, or the error, and failed.
-            let page = (!damaged && !flaky).then(|| log.read(r.from, r.limit, r.max_bytes));
+            let page = (!damaged && !flaky).then_some(page);
             self.stats.reads_failed += u64::from(damaged);
             self.stats.reads_flaked += u64::from(flaky && !damaged);
             if damaged || flaky {

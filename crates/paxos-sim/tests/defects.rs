@@ -299,11 +299,13 @@ fn catches_a_failed_read_answered_as_the_end_of_the_log() {
 /// A proposer whose decided log cannot be read that leads on as any other: while it leads, peers and
 /// acceptors behind find the slots only it learned nowhere (it answers their catch-up with nothing),
 /// so they never learn the configuration it moved the cluster to, and the log stops. Caught by
-/// liveness when the damage covers all the proposer held (`--damage-log`).
+/// liveness when the damage covers the proposer's last slots (`--damage-log`). About one seed in 500
+/// catches it (11 and 9 of the first 5,000, before and after damage could start past a log's first
+/// slot, which moved every trace: the first catch went from seed 305 to 1033), so its bound is 3,000.
 #[test]
 fn catches_a_damaged_proposer_that_leads_on() {
     let o = Overrides { defect: Some(Defect::DamagedLeads), damage_log: Some(1.0), ..Overrides::default() };
-    catch_within(&o, BOUND);
+    catch_within(&o, 3 * BOUND);
 }
 
 /// Nodes that do not read their decided log after a start: one whose log was damaged while it was down
@@ -322,6 +324,16 @@ fn catches_a_node_that_does_not_read_its_log_after_a_start() {
 #[test]
 fn catches_a_node_that_reads_its_log_only_after_a_start() {
     let o = Overrides { defect: Some(Defect::ScrubOnce), damage_log: Some(1.0), ..Overrides::default() };
+    catch_within(&o, BOUND);
+}
+
+/// Passes over the decided log that end after their first page, as if the log ended there: damage
+/// further in is found only when someone reads through it. Caught by the scrub check (`--damage-log`,
+/// whose damage starts past the log's first slot in half the runs; the simulator's passes ask for 8
+/// entries a page, so that they page over its short logs as the daemons' do over long ones).
+#[test]
+fn catches_a_pass_that_ends_after_one_page() {
+    let o = Overrides { defect: Some(Defect::ShortPass), damage_log: Some(1.0), ..Overrides::default() };
     catch_within(&o, BOUND);
 }
 

@@ -535,6 +535,14 @@ impl Proposer {
         self
     }
 
+    /// The same proposer with passes over its decided log that ask for at
+    /// most `entries` a page ([`crate::SCRUB_PAGE_ENTRIES`] unless set): the
+    /// simulator's logs are short, and its passes must page too.
+    pub fn with_scrub_page_entries(mut self, entries: usize) -> Self {
+        self.scrub.set_page_entries(entries);
+        self
+    }
+
     /// A read of our decided log failed, and no pass read all of it
     /// cleanly since (see the field).
     pub fn damaged(&self) -> bool {
@@ -741,7 +749,8 @@ impl Proposer {
         }
         let log = (!self.defects.scrub_once).then(|| (self.learner.state().start, self.learner.decided()));
         if let Some(from) = self.scrub.due(self.now, log) {
-            if self.read(from, crate::SCRUB_PAGE_ENTRIES as u32, ReadFor::Scrub).is_err() {
+            let limit = u32::try_from(self.scrub.page_entries()).unwrap_or(u32::MAX);
+            if self.read(from, limit, ReadFor::Scrub).is_err() {
                 self.scrub.not_asked();
             }
         }
@@ -938,7 +947,7 @@ impl Proposer {
                 self.reply_log(client, req, limit, linearizable, page);
             }
             Some(ReadFor::Peer(to, nonce, _)) => self.reply_catch_up(to, nonce, page),
-            Some(ReadFor::Scrub) => match self.scrub.on_page(&page) {
+            Some(ReadFor::Scrub) => match self.scrub.on_page(&self.defects.scrub_page(page)) {
                 Some(true) if self.damaged && !self.defects.damage_sticks => {
                     self.damaged = false;
                     info!(
