@@ -81,8 +81,7 @@ pub struct Defects {
     pub(crate) any_read_clears: bool,
     /// A pass over the decided log ends after its first page, as if the
     /// log ended there: damage further in is found only when someone reads
-    /// through it, and a failed read's mark is cleared by a pass that did
-    /// not read the whole log.
+    /// through it.
     pub(crate) short_pass: bool,
 }
 

@@ -15,8 +15,9 @@
 //! Not every failed read is damage: an I/O error that passes (too many open
 //! files, a disk that timed out once, a segment an operator moved away and
 //! back) fails a read as a damaged record does. So after any failed read,
-//! the next pass comes [`SCRUB_RETRY_TICKS`] later (doubling after each pass
-//! that fails too, up to [`SCRUB_RETRY_DOUBLINGS`] times), and a pass that
+//! the next pass comes [`SCRUB_RETRY_TICKS`] later (while passes keep
+//! failing, the wait doubles from the second failed pass in a row on, up to
+//! [`SCRUB_RETRY_DOUBLINGS`] times), and a pass that
 //! reads the whole decided log while no read fails tells the role that its
 //! log can be read again ([`Scrub::on_page`]).
 //!
@@ -46,8 +47,8 @@ pub const SCRUB_AGAIN_TICKS: u64 = 24 * 3600 * 100;
 pub const SCRUB_RETRY_TICKS: u64 = 10 * 100;
 
 /// How many times the wait before a retry doubles while passes keep
-/// failing: 10 s, 20 s, ... up to 64 times that, about 11 minutes (never
-/// past [`SCRUB_AGAIN_TICKS`]).
+/// failing: 10 s after the first failed pass, 20 s after the second, ... up
+/// to 64 times that, about 11 minutes (never past [`SCRUB_AGAIN_TICKS`]).
 pub const SCRUB_RETRY_DOUBLINGS: u32 = 6;
 
 /// Where the pass stands.
@@ -64,7 +65,7 @@ pub(crate) struct Scrub {
     /// When the next pass starts, once this one is over.
     again_at: Option<Tick>,
     /// Ticks from a failed read to the next pass (0: no retry); doubles
-    /// with each pass in a row that a failed read spoiled.
+    /// with each pass in a row that a failed read spoiled, from the second on.
     retry_after: u64,
     /// A read failed (this pass's or anyone's) since this pass began, or,
     /// between passes, since the last one began.
@@ -73,6 +74,9 @@ pub(crate) struct Scrub {
     spoiled_passes: u32,
     /// Entries a page asks for, at most ([`SCRUB_PAGE_ENTRIES`] unless set).
     page_entries: usize,
+    /// This pass is over an empty decided log, one page past its end: an
+    /// empty page is all it can read.
+    empty_log: bool,
 }
 
 impl Scrub {
@@ -88,6 +92,7 @@ impl Scrub {
             spoiled: false,
             spoiled_passes: 0,
             page_entries: SCRUB_PAGE_ENTRIES,
+            empty_log: false,
         }
     }
 
@@ -108,7 +113,7 @@ impl Scrub {
     }
 
     /// Sets the ticks from a failed read to the next pass (0: none); they
-    /// double with each pass in a row that fails.
+    /// double with each pass in a row that fails, from the second on.
     pub(crate) fn retry_after(&mut self, ticks: u64) {
         self.retry_after = ticks;
         self.again_at = None;
@@ -147,10 +152,15 @@ impl Scrub {
             self.again_at = None;
             (self.next, self.end) = (start, end);
             // Nothing decided to read: unless a read failed since the last
-            // pass, nothing to do; if one did, one (empty) page says whether
-            // the log can be read now.
-            if self.next >= self.end && !self.spoiled {
-                return None;
+            // pass, nothing to do; if one did, a pass of one (empty) page
+            // says whether the log can be read now (a pass under way, so
+            // that a page the role could not ask for is asked for again).
+            self.empty_log = self.next >= self.end;
+            if self.empty_log {
+                if !self.spoiled {
+                    return None;
+                }
+                self.end = self.next.next();
             }
             self.spoiled = false;
         }
@@ -162,10 +172,15 @@ impl Scrub {
     /// it holds none (the log ends there, or retention deleted past it and
     /// the page starts later). When the page ends the pass: whether the pass
     /// read the whole log while no read failed (`Some(true)`: the log can be
-    /// read, whatever failed before it began).
+    /// read, whatever failed before it began). An empty page from below the
+    /// pass's end (a log that ends short of what was decided, which no store
+    /// should answer) ends it without vouching for the log.
     pub(crate) fn on_page(&mut self, page: &LogPage) -> Option<bool> {
         self.reading = false;
         let after = Slot(page.from.0.saturating_add(page.entries.len() as u64));
+        if page.entries.is_empty() && page.from < self.end && !self.empty_log {
+            self.spoiled = true;
+        }
         // A page never goes back; guard the pass's end anyway.
         self.next = if !page.entries.is_empty() && after > self.next { after } else { self.end };
         (self.next >= self.end).then(|| self.end_pass())
@@ -336,6 +351,24 @@ mod tests {
         assert_eq!(s.due(Tick(at + 1_000_000), Some((Slot(0), Slot(3000)))), Some(Slot(0)), "a day later");
     }
 
+    /// An empty page from below the pass's end says the log ends short of what was decided: no store
+    /// should answer that, and the pass that got it vouches for nothing (it could clear a mark while
+    /// the rest of the log was never read).
+    #[test]
+    fn an_empty_page_short_of_the_end_vouches_for_nothing() {
+        let mut s = Scrub::new(Slot(0), Slot(100));
+        s.again_after(1000);
+        s.retry_after(10);
+        assert_eq!(s.due(Tick(1), None), Some(Slot(0)));
+        assert_eq!(s.on_page(&page(0, 8)), None);
+        assert_eq!(s.due(Tick(2), None), Some(Slot(8)));
+        assert_eq!(s.on_page(&page(8, 0)), Some(false), "the pass ends, not clean");
+        assert_eq!(s.due(Tick(3), Some((Slot(0), Slot(100)))), None);
+        assert_eq!(s.due(Tick(13), Some((Slot(0), Slot(100)))), Some(Slot(0)), "a retry's pause, not a day");
+        // A page that starts at or past the pass's end (the log restarted later) is the end.
+        assert_eq!(s.on_page(&page(120, 0)), Some(true));
+    }
+
     #[test]
     fn the_retry_never_waits_longer_than_the_next_daily_pass() {
         let mut s = Scrub::new(Slot(0), Slot(10));
@@ -379,6 +412,14 @@ mod tests {
         assert_eq!(s.due(Tick(611), Some((Slot(5), Slot(5)))), None);
         assert_eq!(s.due(Tick(611 + 999_999), Some((Slot(5), Slot(10)))), None, "a day from the empty pass");
         assert_eq!(s.due(Tick(611 + 1_000_000), Some((Slot(5), Slot(10)))), Some(Slot(5)));
+        // The empty log's page, when the role cannot ask for it (too many reads in flight), is due
+        // again at the next tick: the retry is not lost (a review found it was).
+        assert_eq!(s.on_page(&page(5, 5)), Some(true));
+        s.on_other_failed(Tick(700_000_000));
+        assert_eq!(s.due(Tick(700_000_010), Some((Slot(5), Slot(5)))), Some(Slot(5)));
+        s.not_asked();
+        assert_eq!(s.due(Tick(700_000_011), Some((Slot(5), Slot(5)))), Some(Slot(5)), "asked again");
+        assert_eq!(s.on_page(&page(5, 0)), Some(true));
         // No retry when asked for none.
         let mut s = Scrub::new(Slot(0), Slot(0));
         s.again_after(0);

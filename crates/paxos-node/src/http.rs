@@ -554,6 +554,8 @@ fn encode_counters(e: &mut DescriptorEncoder, counters: &BTreeMap<String, u64>) 
     let help = "Checkpoints of the node's store.";
     counter(e, "paxos_store_compactions", help, get("compactions"))?;
     gauge(e, "paxos_store_bytes", "The size of what the node's store holds, in bytes.", get("wal.bytes"))?;
+    let help = "1 while a read of the node's decided log failed and no pass over all of it read it cleanly since.";
+    gauge(e, "paxos_log_damaged", help, get("log_damaged"))?;
     if let Some(sessions) = counters.get("sessions") {
         gauge(e, "paxos_sessions", "Client sessions remembered (proposers).", *sessions)?;
     }
@@ -593,7 +595,8 @@ fn encode_counters(e: &mut DescriptorEncoder, counters: &BTreeMap<String, u64>) 
 
     let known = |k: &str| {
         named.iter().any(|(key, _, _)| *key == k)
-            || ["values.decided", "compactions", "wal.bytes", "sessions", "sessions_evicted"].contains(&k)
+            || ["values.decided", "compactions", "wal.bytes", "log_damaged", "sessions", "sessions_evicted"]
+                .contains(&k)
             || k.starts_with("dropped.")
             || k.starts_with("chaos.")
             || k.starts_with(MESSAGES_IN)

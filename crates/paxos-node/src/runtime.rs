@@ -712,6 +712,8 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
         if self.http.damaged() && !self.role.damaged() {
             self.http.set_damaged(None);
             self.counters.add("log_read_recovered", 1);
+            // A cause that comes back is logged again.
+            self.damage_seen.clear();
         }
     }
 
@@ -766,6 +768,8 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
         c.insert("wal.writes".into(), st.writes);
         c.insert("wal.bytes".into(), st.bytes);
         c.insert("compactions".into(), st.compactions);
+        // Not a count: 1 while a read of the decided log failed and no pass read it all since.
+        c.insert("log_damaged".into(), u64::from(self.role.damaged()));
         if matches!(self.me, Node::Proposer(_)) {
             c.insert("values.decided".into(), s.decided.0);
         }

@@ -303,6 +303,18 @@ async fn a_damaged_segment_fails_its_reads_and_the_node_goes_on() {
     let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
     assert!(errors.len() == 1 && errors[0].contains("0000000001.wal") && errors[0].contains("move"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
+    // Damage is not an error that passes: the retry, 10 s after the last failed read, fails too, and
+    // the node still says so.
+    let failed = s.counters["log_read_failed"];
+    let s = cluster
+        .wait_status(follower, "fails its retry too", |s| {
+            s.counters.get("log_read_failed").is_some_and(|n| *n > failed)
+        })
+        .await;
+    assert_eq!(s.counters.get("log_damaged"), Some(&1), "{s:?}");
+    assert!(!s.counters.contains_key("log_read_recovered"), "{s:?}");
+    let body = wait_code(http, "/health", 503).await;
+    assert!(body.starts_with("damaged log"), "{body}");
     // Its heartbeats say so: the leader refuses to hand leadership to it.
     let mut admin = cluster.client().await;
     match admin.transfer(NodeId(1)).await {
@@ -363,6 +375,9 @@ async fn a_read_that_failed_once_is_read_again_and_the_node_recovers() {
     }
     let body = wait_damaged(http).await;
     assert!(body.contains("0000000001.wal"), "{body}");
+    let s =
+        cluster.wait_status(follower, "says its log is damaged", |s| s.counters.get("log_damaged") == Some(&1)).await;
+    assert!(!s.counters.contains_key("log_read_recovered"), "{s:?}");
     let mut admin = cluster.client().await;
     match admin.transfer(NodeId(1)).await {
         Err(paxos_client::ClientError::Transfer(e)) => assert!(e.contains("cannot read its decided log"), "{e}"),
@@ -375,6 +390,7 @@ async fn a_read_that_failed_once_is_read_again_and_the_node_recovers() {
     let s =
         cluster.wait_status(follower, "counts the recovery", |s| s.counters.contains_key("log_read_recovered")).await;
     assert_eq!(s.counters.get("log_read_recovered"), Some(&1), "{s:?}");
+    assert_eq!(s.counters.get("log_damaged"), Some(&0), "{s:?}");
     let log = cluster.log_text(follower);
     let recovered = log.lines().filter(|l| l.contains("the failed read before it did not fail again")).count();
     assert_eq!(recovered, 1, "{log}");

@@ -392,8 +392,9 @@ pub struct Heartbeat {
     /// The highest slot the sender knows to be decided, plus one (may be above `decided` while it has holes).
     pub known: Slot,
     /// True once a read of the sender's decided log failed (a damaged
-    /// segment): it cannot serve what it holds there, so it should not lead
-    /// while a peer that can is alive. Absent means false.
+    /// segment, or an I/O error), until a pass over its whole decided log
+    /// reads it cleanly: it cannot serve what it holds there, so it should
+    /// not lead while a peer that can is alive. Absent means false.
     #[serde(default, skip_serializing_if = "is_false")]
     pub damaged: bool,
     /// For each acceptor, the two claims of what it wrote that say the most

@@ -99,7 +99,8 @@ pub enum Defect {
     AnyReadClears,
     /// A pass over the decided log ends after its first page (caught with
     /// `--damage-log`, whose damage may start past the first page: the
-    /// scrub check).
+    /// scrub check; and, since a pass that stops short vouches for nothing,
+    /// the damage-mark check when the damage is gone).
     ShortPass,
 }
 

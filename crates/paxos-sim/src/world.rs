@@ -632,10 +632,13 @@ impl World {
     }
 
     /// Ticks after node `i`'s last failed read by which it must have read
-    /// its whole log again: [`DAMAGE_MARK_DEADLINE_TICKS`], and a pass over its log.
+    /// its whole log again: [`DAMAGE_MARK_DEADLINE_TICKS`], and two passes
+    /// over its log (the failed read spoils the pass under way, which goes
+    /// on to its end; then the pause, then a whole pass).
     fn damage_mark_deadline(&self, i: usize) -> u64 {
         let log = self.disk_log(i);
-        DAMAGE_MARK_DEADLINE_TICKS + self.params.persist_lag + self.pass_ticks(log.end().0.saturating_sub(log.start.0))
+        let pass = self.pass_ticks(log.end().0.saturating_sub(log.start.0));
+        DAMAGE_MARK_DEADLINE_TICKS + self.params.persist_lag + 2 * pass
     }
 
     fn start_acceptor(&mut self, a: usize) {

@@ -231,15 +231,21 @@ pub async fn run(cluster: &ClusterConfig, args: StatusArgs, out: &mut Out) -> Re
     unhealthy(&nodes).map_or(Ok(()), |why| Err(CtlError::Failed(why)))
 }
 
-/// One line per node that could not read its decided log since it started
-/// (its counter `log_read_failed`: a damaged segment), saying what that
-/// means and what to do; for stderr, so that the table and the JSON lines
-/// keep SPEC's form.
+/// One line per node that cannot read its decided log now (`log_damaged`
+/// 1: a read failed, and no pass over all of it read it cleanly since; a
+/// node of an earlier release, which has no such value: any failed read
+/// since it started, its counter `log_read_failed`), saying what that means
+/// and what to do; for stderr, so that the table and the JSON lines keep
+/// SPEC's form.
 pub fn damaged(nodes: &[NodeStatus<'_>]) -> Vec<String> {
     nodes
         .iter()
         .filter_map(|n| {
-            let failed = n.counters.and_then(|c| c.get("log_read_failed")).copied().filter(|f| *f > 0)?;
+            let counters = n.counters?;
+            if counters.get("log_damaged").is_some_and(|d| *d == 0) {
+                return None;
+            }
+            let failed = counters.get("log_read_failed").copied().filter(|f| *f > 0)?;
             let lead = if n.node.starts_with("proposer") { " nor lead while another proposer can" } else { "" };
             Some(format!(
                 "{}: {failed} reads of its decided log failed (a damaged segment): it cannot serve them{lead}; \
@@ -342,7 +348,9 @@ mod tests {
         );
     }
 
-    /// A node that counted failed reads of its decided log gets a line for stderr; the others none.
+    /// A node that cannot read its decided log now gets a line for stderr; the others none: one that
+    /// took the mark back (a pass read it all, `log_damaged` 0) neither, although its counter of
+    /// failed reads stays. A node of an earlier release (no `log_damaged`) is named by its counter.
     #[test]
     fn a_damaged_node_is_named_on_stderr() {
         let mut probes = probes();
@@ -357,6 +365,14 @@ mod tests {
         assert!(lines[0].starts_with("proposer-2: 3 reads of its decided log failed"), "{}", lines[0]);
         assert!(lines[0].contains("nor lead while another proposer can") && lines[0].contains("move its data dir"));
         assert!(lines[1].starts_with("acceptor-1: 3 reads") && !lines[1].contains("lead"), "{}", lines[1]);
+        for (p, damaged) in probes[..2].iter_mut().zip([1, 0]) {
+            if let Some(r) = &mut p.reply {
+                r.counters.insert("log_damaged".to_owned(), damaged);
+            }
+        }
+        let lines = damaged(&probes.iter().map(NodeStatus::of).collect::<Vec<_>>());
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].starts_with("proposer-2: 3 reads"), "{}", lines[0]);
     }
 
     #[test]
