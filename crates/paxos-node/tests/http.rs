@@ -259,17 +259,8 @@ async fn paxos_http_serves_and_a_proposer_without_leader_is_not_ready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_segment_fails_its_reads_and_the_node_goes_on() {
     let _serial = serial().await;
-    let (mut cluster, https) = cluster_with_http(2, 3, "[log]\nsegment_bytes = 65536\n");
-    cluster.start_all();
-    let leader = cluster.wait_ready().await;
-    let mut client = cluster.client().await;
-    // About 320 KiB of values: several sealed segments of 64 KiB, below the checkpoint.
-    for i in 0..80 {
-        client.propose(format!("{i:03}-{}", "v".repeat(4000))).await.expect("propose");
-    }
+    let (mut cluster, https, leader, mut client) = sealed_segments_cluster().await;
     let follower = Node::Proposer(NodeId(1));
-    assert_ne!(follower, Node::Proposer(leader), "the highest id leads");
-    cluster.wait_status(follower, "learns every value", |s| s.decided.0 >= 80).await;
     assert!(cluster.terminate(follower).await.success());
     damage_first_segment(&cluster, follower);
     cluster.start(follower);
@@ -317,10 +308,7 @@ async fn a_damaged_segment_fails_its_reads_and_the_node_goes_on() {
     assert!(body.starts_with("damaged log"), "{body}");
     // Its heartbeats say so: the leader refuses to hand leadership to it.
     let mut admin = cluster.client().await;
-    match admin.transfer(NodeId(1)).await {
-        Err(paxos_client::ClientError::Transfer(e)) => assert!(e.contains("cannot read its decided log"), "{e}"),
-        other => panic!("a transfer to the damaged proposer: {other:?}"),
-    }
+    transfer_refused(&mut admin).await;
 
     // The cluster goes on, and the node too: it learns a new value, and the
     // leader's log reads from the start.
@@ -342,16 +330,8 @@ async fn a_damaged_segment_fails_its_reads_and_the_node_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_that_failed_once_is_read_again_and_the_node_recovers() {
     let _serial = serial().await;
-    let (mut cluster, https) = cluster_with_http(2, 3, "[log]\nsegment_bytes = 65536\n");
-    cluster.start_all();
-    let leader = cluster.wait_ready().await;
-    let mut client = cluster.client().await;
-    for i in 0..80 {
-        client.propose(format!("{i:03}-{}", "v".repeat(4000))).await.expect("propose");
-    }
+    let (mut cluster, https, _, mut client) = sealed_segments_cluster().await;
     let follower = Node::Proposer(NodeId(1));
-    assert_ne!(follower, Node::Proposer(leader), "the highest id leads");
-    cluster.wait_status(follower, "learns every value", |s| s.decided.0 >= 80).await;
     // Restarted, it serves its log from the disk, not from the values it learned as it ran (a cache).
     assert!(cluster.terminate(follower).await.success());
     cluster.start(follower);
@@ -379,10 +359,7 @@ async fn a_read_that_failed_once_is_read_again_and_the_node_recovers() {
         cluster.wait_status(follower, "says its log is damaged", |s| s.counters.get("log_damaged") == Some(&1)).await;
     assert!(!s.counters.contains_key("log_read_recovered"), "{s:?}");
     let mut admin = cluster.client().await;
-    match admin.transfer(NodeId(1)).await {
-        Err(paxos_client::ClientError::Transfer(e)) => assert!(e.contains("cannot read its decided log"), "{e}"),
-        other => panic!("a transfer to the damaged proposer: {other:?}"),
-    }
+    transfer_refused(&mut admin).await;
     std::fs::rename(&away, &first).expect("move the first segment back");
 
     // The retry comes 10 s after the failed read: within the 15 s of the wait.
@@ -408,6 +385,33 @@ async fn a_read_that_failed_once_is_read_again_and_the_node_recovers() {
     let slot = client.propose("led by the recovered proposer").await.expect("propose");
     cluster.wait_status(follower, "leads and decides", |s| s.decided > slot && s.leader == Some(NodeId(1))).await;
     cluster.stop_all_gracefully().await;
+}
+
+/// Two proposers and three acceptors with HTTP, segments of 64 KiB, and
+/// about 320 KiB of values decided (several sealed segments, below the
+/// checkpoint) and learned by the follower, proposer 1; returns the leader
+/// and the client that proposed them.
+async fn sealed_segments_cluster() -> (Cluster, BTreeMap<Node, String>, NodeId, paxos_client::Client) {
+    let (mut cluster, https) = cluster_with_http(2, 3, "[log]\nsegment_bytes = 65536\n");
+    cluster.start_all();
+    let leader = cluster.wait_ready().await;
+    let mut client = cluster.client().await;
+    for i in 0..80 {
+        client.propose(format!("{i:03}-{}", "v".repeat(4000))).await.expect("propose");
+    }
+    let follower = Node::Proposer(NodeId(1));
+    assert_ne!(follower, Node::Proposer(leader), "the highest id leads");
+    cluster.wait_status(follower, "learns every value", |s| s.decided.0 >= 80).await;
+    (cluster, https, leader, client)
+}
+
+/// The leader refuses to hand leadership to proposer 1: its heartbeats say
+/// it cannot read its decided log.
+async fn transfer_refused(admin: &mut paxos_client::Client) {
+    match admin.transfer(NodeId(1)).await {
+        Err(paxos_client::ClientError::Transfer(e)) => assert!(e.contains("cannot read its decided log"), "{e}"),
+        other => panic!("a transfer to the damaged proposer: {other:?}"),
+    }
 }
 
 /// Zeros over 64 bytes a third of the way into the records of `node`'s first
