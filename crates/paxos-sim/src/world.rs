@@ -264,6 +264,11 @@ pub struct World {
     pub(crate) healed_at: u64,
     /// The last tick a `TimeoutNow` was delivered at (0 before any): leadership moves on purpose.
     pub(crate) handed_over_at: u64,
+    /// The last tick a proposer first failed a read of the damage in its
+    /// decided log since it started (0 before any): leadership moves on
+    /// purpose too (a damaged leader hands it over; a damaged candidate
+    /// steps down for a peer that can serve its log).
+    pub(crate) damage_found_tick: u64,
     pub(crate) violations: Vec<Violation>,
     /// A digest of every delivery: the same seed gives the same digest.
     pub(crate) trace: u64,
@@ -459,6 +464,7 @@ impl World {
             accept_history: BTreeMap::new(),
             healed_at: params.fault_ticks,
             handed_over_at: 0,
+            damage_found_tick: 0,
             violations: Vec::new(),
             trace: 0xcbf2_9ce4_8422_2325,
             recorded: Vec::new(),
@@ -1642,9 +1648,22 @@ impl World {
             }
             if damaged && self.damage_found_at[i].is_none() {
                 self.damage_found_at[i] = Some(self.now);
+                if i < p0 {
+                    self.damage_found_tick = self.now;
+                }
             }
             if damaged && self.scrub_watch.is_some_and(|(w, _)| w == i) {
                 self.scrub_watch = None;
+            }
+            // A read that failed for an error that passes ends the watched
+            // node's pass short of the damage: the next comes after a
+            // retry's pause (at most the daily one here), and must reach it.
+            if flaky && !damaged {
+                if let Some((w, by)) = self.scrub_watch.filter(|(w, _)| *w == i) {
+                    let again =
+                        self.now + SCRUB_AGAIN_TICKS * 6 / 5 + self.params.persist_lag + self.ticks_to_damage(w);
+                    self.scrub_watch = Some((w, by.max(again + SCRUB_DEADLINE_TICKS)));
+                }
             }
             if i < p0 {
                 if let Some(p) = self.proposers[i].as_mut() {

@@ -21,7 +21,9 @@
 //! [`super::prevote`]). A transfer the operator asked for during the faults may also
 //! still be under way (its `TimeoutNow` late, or the proposer it names
 //! still campaigning), so the watch begins again after each `TimeoutNow`
-//! delivered. Runs with an insider are not held to it: it holds the peer
+//! delivered, and after a proposer finds damage in its decided log (damage
+//! done under it during the faults may be found by a pass after the heal:
+//! it then hands leadership over, or steps down as candidate, on purpose). Runs with an insider are not held to it: it holds the peer
 //! key and may fence the leader at will. A forger cannot: every message of
 //! a member or an operator needs the peer key's MAC, and it attacks only
 //! during the faults.
@@ -85,7 +87,7 @@ impl Watch {
     /// the leader that campaigns or leads, and a leader that changed its ballot
     /// within one configuration or stopped leading.
     pub fn observe(&mut self, world: &mut World) {
-        if self.held.as_ref().is_some_and(|h| world.handed_over_at >= h.since) {
+        if self.held.as_ref().is_some_and(|h| world.handed_over_at.max(world.damage_found_tick) >= h.since) {
             self.held = None; // leadership moves on purpose
         }
         match &mut self.held {
@@ -104,7 +106,8 @@ impl Held {
     /// follow it, the faults are an election timeout past, and no
     /// `TimeoutNow` arrived this tick.
     fn start(world: &World) -> Option<Held> {
-        if world.handed_over_at >= world.now || world.now < world.healed_at + settling_ticks() {
+        let moved = world.handed_over_at.max(world.damage_found_tick);
+        if moved >= world.now || world.now < world.healed_at + settling_ticks() {
             return None;
         }
         let members = world.member_proposers();
