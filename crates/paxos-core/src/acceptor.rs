@@ -357,20 +357,9 @@ impl Acceptor {
         }
         if self.scrub_read == Some(id) {
             self.scrub_read = None;
-            match self.scrub.on_page(&self.defects.scrub_page(page)) {
-                Some(true) if self.damaged && !self.defects.damage_sticks => {
-                    self.damaged = false;
-                    info!(
-                        node = %Node::Acceptor(self.cfg.id),
-                        "a pass read our whole decided log while no read failed: the failed read before it did not \
-                         fail again (an I/O error that passed); we serve our log again"
-                    );
-                }
-                Some(true) if !self.damaged => {
-                    info!(node = %Node::Acceptor(self.cfg.id), "the pass over our decided log found no damage");
-                }
-                _ => {}
-            }
+            let ended = self.scrub.on_page(&self.defects.scrub_page(page));
+            let (me, sticks) = (Node::Acceptor(self.cfg.id), self.defects.damage_sticks);
+            crate::scrub::after_page(me, ended, &mut self.damaged, sticks, "we serve our log again");
             return;
         }
         let Some((to, nonce, _)) = self.reads.remove(&id) else { return };

@@ -26,7 +26,8 @@
 //! trickle of reads however long the log is; the start itself reads
 //! nothing more than before.
 
-use paxos_proto::Slot;
+use paxos_proto::{Node, Slot};
+use tracing::info;
 
 use crate::storage::LogPage;
 use crate::tick::Tick;
@@ -50,6 +51,26 @@ pub const SCRUB_RETRY_TICKS: u64 = 10 * 100;
 /// failing: 10 s after the first failed pass, 20 s after the second, ... up
 /// to 64 times that, about 11 minutes (never past [`SCRUB_AGAIN_TICKS`]).
 pub const SCRUB_RETRY_DOUBLINGS: u32 = 6;
+
+/// What a page of a pass means for a role's damage mark (`ended`: what
+/// [`Scrub::on_page`] answered): a pass that read the whole log while no
+/// read failed clears `damaged` (unless the defect `damage_sticks` keeps
+/// it) and logs so, `then` saying what the role does again; a clean pass
+/// over a log never marked logs that it found nothing.
+pub(crate) fn after_page(node: Node, ended: Option<bool>, damaged: &mut bool, sticks: bool, then: &str) {
+    match ended {
+        Some(true) if *damaged && !sticks => {
+            *damaged = false;
+            info!(
+                node = %node,
+                "a pass read our whole decided log while no read failed: the failed read before it did not fail \
+                 again (an I/O error that passed); {then}"
+            );
+        }
+        Some(true) if !*damaged => info!(node = %node, "the pass over our decided log found no damage"),
+        _ => {}
+    }
+}
 
 /// Where the pass stands.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -317,11 +317,11 @@ const SCRUB_AGAIN_TICKS: u64 = 100;
 const SCRUB_RETRY_TICKS: u64 = 10;
 
 /// Ticks after its last failed read by which a node whose log holds no
-/// damage must no longer say it is damaged (the damage-mark check): the
-/// longest pause before a retry ([`SCRUB_AGAIN_TICKS`], counted in the
-/// node's own ticks, of which a proposer skips up to ~15 %), then a pass
-/// over the whole log (up to ~100 ticks with 8 KiB values, a few entries a
-/// page), as for [`RUNNING_DAMAGE_DEADLINE_TICKS`].
+/// damage must no longer say it is damaged (the damage-mark check), besides
+/// two passes over its log (`World::damage_mark_deadline`): the longest
+/// pause before a retry ([`SCRUB_AGAIN_TICKS`], counted in the node's own
+/// ticks, of which a proposer skips up to ~15 %), with room to spare, as
+/// for [`RUNNING_DAMAGE_DEADLINE_TICKS`].
 const DAMAGE_MARK_DEADLINE_TICKS: u64 = 300;
 
 /// With `--damage-log`, the chance per tick that a running node's decided

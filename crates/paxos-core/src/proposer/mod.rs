@@ -947,20 +947,11 @@ impl Proposer {
                 self.reply_log(client, req, limit, linearizable, page);
             }
             Some(ReadFor::Peer(to, nonce, _)) => self.reply_catch_up(to, nonce, page),
-            Some(ReadFor::Scrub) => match self.scrub.on_page(&self.defects.scrub_page(page)) {
-                Some(true) if self.damaged && !self.defects.damage_sticks => {
-                    self.damaged = false;
-                    info!(
-                        node = %Node::Proposer(self.cfg.id),
-                        "a pass read our whole decided log while no read failed: the failed read before it did not \
-                         fail again (an I/O error that passed); we serve our log and may lead again"
-                    );
-                }
-                Some(true) if !self.damaged => {
-                    info!(node = %Node::Proposer(self.cfg.id), "the pass over our decided log found no damage");
-                }
-                _ => {}
-            },
+            Some(ReadFor::Scrub) => {
+                let ended = self.scrub.on_page(&self.defects.scrub_page(page));
+                let (me, sticks) = (Node::Proposer(self.cfg.id), self.defects.damage_sticks);
+                crate::scrub::after_page(me, ended, &mut self.damaged, sticks, "we serve our log and may lead again");
+            }
             None => {}
         }
     }
