@@ -534,6 +534,7 @@ impl Acceptor {
             challenge: self.challenge,
             clock_ms: self.clock_ms,
             written: Some(self.written()),
+            digest: self.state.log.point,
         };
         self.ready.send(Node::Proposer(from), Message::ProbeReply(reply));
         Ok(())

@@ -22,6 +22,10 @@ pub struct Defects {
     /// A follower learns below the leader's commit index whatever value it
     /// holds for a slot, whichever ballot proposed it.
     pub(crate) commit_any_ballot: bool,
+    /// A log that restarts later (retention) keeps its digest chain, which
+    /// then no longer covers the slots it holds: its claims differ from
+    /// every peer's, though the logs agree.
+    pub(crate) chain_survives_restart: bool,
     /// An acceptor raises its promise in memory without writing it: its state
     /// is no longer the fold of what it wrote, which its store relies on.
     pub(crate) unlogged_promise: bool,
@@ -132,6 +136,11 @@ impl Defects {
     /// Followers learn from a commit index whatever value they hold (see the field of the same name).
     pub fn commit_any_ballot() -> Self {
         Defects { commit_any_ballot: true, ..Defects::default() }
+    }
+
+    /// Logs that restart later keep their digest chain (see the field of the same name).
+    pub fn chain_survives_restart() -> Self {
+        Defects { chain_survives_restart: true, ..Defects::default() }
     }
 
     /// Acceptors promise without writing it (see the field of the same name).

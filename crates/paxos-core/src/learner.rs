@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, VecDeque};
 use paxos_proto::{Ballot, ClientId, Command, Config, Epoch, NodeId, SessionEntry, Slot, Value};
 use smallvec::SmallVec;
 
+use crate::digest::Digests;
 use crate::storage::{LogState, Session};
 use crate::Ignored;
 
@@ -165,6 +166,10 @@ pub struct Learner {
     minority_quorum: bool,
     /// A deliberate bug for the simulator: a commit index decides whatever value we hold.
     commit_any_ballot: bool,
+    /// A deliberate bug for the simulator: a log that restarts later keeps its digest chain.
+    chain_survives_restart: bool,
+    /// Our recent digest points, and the peers' claims compared with them.
+    digests: Digests,
 }
 
 impl Learner {
@@ -172,6 +177,11 @@ impl Learner {
     /// so far built `log` (recovered from storage).
     pub fn new(genesis: Config, log: LogState) -> Self {
         let known = log.decided;
+        // Our latest point before the restart, so that a claim there is compared too.
+        let mut digests = Digests::default();
+        if let Some(point) = log.point {
+            digests.passed(point);
+        }
         Learner {
             genesis: Epoch { start: Slot(0), config: genesis },
             log,
@@ -182,6 +192,8 @@ impl Learner {
             applied: Vec::new(),
             minority_quorum: false,
             commit_any_ballot: false,
+            chain_survives_restart: false,
+            digests,
         }
     }
 
@@ -190,6 +202,17 @@ impl Learner {
     pub(crate) fn set_defects(&mut self, defects: &crate::Defects) {
         self.minority_quorum = defects.minority_quorum;
         self.commit_any_ballot = defects.commit_any_ballot;
+        self.chain_survives_restart = defects.chain_survives_restart;
+    }
+
+    /// Our digest points and the claims compared with them ([`crate::digest`]).
+    pub fn digests(&self) -> &Digests {
+        &self.digests
+    }
+
+    /// The same, to feed claims to.
+    pub fn digests_mut(&mut self) -> &mut Digests {
+        &mut self.digests
     }
 
     /// The first slot not yet applied: every slot below is decided.
@@ -372,7 +395,11 @@ impl Learner {
         if below <= self.decided() {
             return;
         }
+        let (chain, point) = (self.log.chain, self.log.point);
         self.log.retain(below);
+        if self.chain_survives_restart {
+            (self.log.chain, self.log.point) = (chain, point);
+        }
         if let Some(e) = epoch {
             self.log.adopt(e);
         }
@@ -470,6 +497,9 @@ impl Learner {
     fn apply(&mut self, value: Value) {
         let slot = self.decided();
         let duplicate = self.log.apply(slot, &value);
+        if let Some(point) = self.log.point.filter(|p| p.slot == self.log.decided) {
+            self.digests.passed(point);
+        }
         self.known = self.known.max(self.decided());
         self.cache_bytes += value.wire_len();
         self.cache.push_back((value.clone(), duplicate));

@@ -21,6 +21,7 @@
 
 mod acceptor;
 mod defects;
+mod digest;
 mod election;
 mod learner;
 mod proposer;
@@ -33,6 +34,7 @@ mod tick;
 
 pub use acceptor::{Acceptor, AcceptorConfig, Membership};
 pub use defects::Defects;
+pub use digest::{Digests, Divergence, DIGEST_NODES, DIGEST_POINTS};
 pub use learner::{quorum, Applied, Learner};
 pub use proposer::{
     Leadership, Proposer, ProposerConfig, DEFAULT_SESSION_LIFETIME_MS, NOT_THE_LEADER, QUEUE_AGE_DIVISOR,

@@ -65,6 +65,13 @@ pub trait Role: Send + 'static {
     /// cleanly since ([`crate::scrub`]): the node cannot serve its log.
     fn damaged(&self) -> bool;
 
+    /// Why our decided log is known to differ from another node's (its
+    /// digest is not ours, [`crate::digest`]), in one line: `None` while no
+    /// comparison showed it, and always for an acceptor, which compares nothing.
+    fn divergence(&self) -> Option<String> {
+        None
+    }
+
     /// Every member of the latest configuration the role knows, with its
     /// address, and any node it is about to add: where the runtime sends.
     fn members(&self) -> Vec<(Node, String)>;

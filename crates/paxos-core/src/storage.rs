@@ -15,7 +15,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
-use paxos_proto::{Ballot, ClientId, Command, Epoch, SessionEntry, Slot, Value};
+use paxos_proto::{Ballot, ClientId, Command, Digest, Epoch, SessionEntry, Slot, Value, DIGEST_EVERY, DIGEST_START};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -236,6 +236,15 @@ pub struct LogState {
     pub clock: u64,
     /// Sessions swept away after expiring.
     pub evicted: u64,
+    /// The digest chain of every slot applied so far ([`paxos_proto::Digest`]);
+    /// `None` while unknown: the log restarted beyond slot 0 (retention), or
+    /// a store of a release before digests holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<u64>,
+    /// The chain at the latest multiple of [`paxos_proto::DIGEST_EVERY`]
+    /// slots applied, which the node claims to its peers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point: Option<Digest>,
 }
 
 impl LogState {
@@ -268,6 +277,11 @@ impl LogState {
     pub fn apply(&mut self, slot: Slot, value: &Value) -> bool {
         assert_eq!(slot, self.decided, "a log is applied in order");
         self.decided = slot.next();
+        let before = if slot == Slot(0) { Some(DIGEST_START) } else { self.chain };
+        self.chain = before.map(|c| Digest::fold(c, slot, value));
+        if let Some(chain) = self.chain.filter(|_| self.decided.0.is_multiple_of(DIGEST_EVERY)) {
+            self.point = Some(Digest { slot: self.decided, chain });
+        }
         let duplicate = match value {
             Value::Noop => false,
             Value::Command(c) => {
@@ -318,7 +332,13 @@ impl LogState {
     /// decided prefix, applying resumes there.
     pub fn retain(&mut self, below: Slot) {
         self.start = self.start.max(below);
-        self.decided = self.decided.max(below);
+        if below > self.decided {
+            // The slots between were never applied here: the chain is unknown from now on,
+            // and we claim none.
+            self.decided = below;
+            self.chain = None;
+            self.point = None;
+        }
     }
 
     /// The log restarted at `decided` (retention deleted what lay before),
@@ -757,6 +777,40 @@ mod tests {
     }
 
     /// The identity is set once; a second, different one is corruption.
+    /// The digest chain: known from slot 0 on, claimed at every eighth slot, the same on an
+    /// acceptor's fold and a proposer's; unknown (and unclaimed) once the log restarts later.
+    #[test]
+    fn the_digest_chain_follows_the_log_from_slot_0_only() {
+        let learns: Vec<AcceptorOp> = (0..20).map(|i| AcceptorOp::Learn { slot: Slot(i), value: cmd(i + 1) }).collect();
+        let acceptor = fold(&learns);
+        let mut proposer = ProposerState::default();
+        for i in 0..20 {
+            proposer.apply(&ProposerOp::Learn { slot: Slot(i), value: cmd(i + 1), duplicate: false });
+        }
+        let mut chain = DIGEST_START;
+        for i in 0..16 {
+            chain = Digest::fold(chain, Slot(i), &cmd(i + 1));
+        }
+        assert_eq!(acceptor.log.point, Some(Digest { slot: Slot(16), chain }));
+        assert_eq!(acceptor.log.point, proposer.log.point);
+        assert_eq!(acceptor.log.chain, proposer.log.chain);
+        // Another value anywhere: another chain from there on.
+        let mut other = learns.clone();
+        other[3] = AcceptorOp::Learn { slot: Slot(3), value: Value::Noop };
+        assert_ne!(fold(&other).log.point, acceptor.log.point);
+        // A log that restarts later does not know its chain, and claims none.
+        let mut restarted = acceptor.clone();
+        restarted.apply(&AcceptorOp::Retain(Slot(30)));
+        for i in 30..45 {
+            restarted.apply(&AcceptorOp::Learn { slot: Slot(i), value: cmd(i + 1) });
+        }
+        assert_eq!((restarted.log.chain, restarted.log.point), (None, None));
+        // Retention below the decided prefix changes nothing.
+        let mut retained = acceptor.clone();
+        retained.apply(&AcceptorOp::Retain(Slot(10)));
+        assert_eq!(retained.log.point, acceptor.log.point);
+    }
+
     #[test]
     fn identity_is_set_once() {
         let s = fold(&[AcceptorOp::Identity(7), AcceptorOp::Identity(8)]);

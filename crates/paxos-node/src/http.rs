@@ -22,9 +22,11 @@
 //! `/health` is 200 `ok`, or 503 with a one-line reason while the node is
 //! failed (SIGUSR1), an acceptor is not a voting member (`rebuilding`,
 //! `joining`), a read of its decided log failed (a damaged segment), a
-//! proposer knows no leader, the node has not reported yet, or
-//! its loop has not reported for [`STALE_AFTER`]. `/ready` is 200 once the
-//! node serves: on top of `/health`, a proposer must be a member. `/live` is
+//! proposer knows no leader or found that a peer's decided log differs
+//! from its own (their digests, `paxos_core::digest`), the node has not
+//! reported yet, or its loop has not reported for [`STALE_AFTER`]. `/ready`
+//! is 200 once the node serves: on top of `/health` (but a divergence of
+//! logs, as the wrong log may be the peer's), a proposer must be a member. `/live` is
 //! 503 only when the loop is stuck: what a restart can cure (a liveness
 //! probe on `/health` would restart every proposer while too few acceptors
 //! are up, which no restart cures).
@@ -109,6 +111,8 @@ struct Snapshot {
     leading: Option<NodeId>,
     /// Why a read of the node's decided log failed, if one did.
     damaged: Option<String>,
+    /// Why the node's decided log is known to differ from a peer's, if it is.
+    diverged: Option<String>,
 }
 
 /// What the loop, the store and the HTTP thread share.
@@ -184,6 +188,8 @@ pub struct Publisher {
     leader_changes: Cell<u64>,
     /// Why the node's decided log could not be read ([`Publisher::set_damaged`]).
     damaged: Option<String>,
+    /// Why the node's decided log differs from a peer's ([`Publisher::set_diverged`]).
+    diverged: Option<String>,
 }
 
 impl Publisher {
@@ -219,6 +225,13 @@ impl Publisher {
         self.damaged = why;
     }
 
+    /// The node's decided log differs from a peer's (the role compared
+    /// their digests, [`paxos_core::Role::divergence`]): `/health` says so
+    /// from the next snapshot on, for as long as the node runs.
+    pub fn set_diverged(&mut self, why: Option<String>) {
+        self.diverged = why;
+    }
+
     /// Whether `/health` says the decided log is damaged.
     pub fn damaged(&self) -> bool {
         self.damaged.is_some()
@@ -248,6 +261,7 @@ impl Publisher {
             leader_changes: self.leader_changes.get(),
             leading,
             damaged: self.damaged.clone(),
+            diverged: self.diverged.clone(),
         };
         shared.snapshot.send_replace(Some(Arc::new(snapshot)));
     }
@@ -408,6 +422,16 @@ fn live_of(snapshot: Option<&Snapshot>, now: Instant) -> Result<(), String> {
 
 /// `/health`: why the node is not healthy, in one line, or `Ok`.
 fn health_of(role: Role, snapshot: Option<&Snapshot>, now: Instant) -> Result<(), String> {
+    serving_of(role, snapshot, now)?;
+    match snapshot.and_then(|s| s.diverged.as_ref()) {
+        Some(why) => Err(format!("diverged log: {why}")),
+        None => Ok(()),
+    }
+}
+
+/// What `/health` checks but a divergence of logs, which is no reason to
+/// stop sending a node requests (`/ready`): the peer's log may be the wrong one.
+fn serving_of(role: Role, snapshot: Option<&Snapshot>, now: Instant) -> Result<(), String> {
     let Some(snapshot) = snapshot else {
         return Err("starting: the node has not reported its state yet".to_owned());
     };
@@ -441,7 +465,7 @@ fn health_of(role: Role, snapshot: Option<&Snapshot>, now: Instant) -> Result<()
 
 /// `/ready`: healthy, and for a proposer, a member of the decided configuration.
 fn ready_of(role: Role, snapshot: Option<&Snapshot>, now: Instant) -> Result<(), String> {
-    health_of(role, snapshot, now)?;
+    serving_of(role, snapshot, now)?;
     match snapshot.map(|s| s.status.state.as_str()) {
         Some("up") => Ok(()),
         Some("joining") => Err("joining: not a member of the decided configuration yet (paxosctl member add)".into()),
@@ -556,6 +580,11 @@ fn encode_counters(e: &mut DescriptorEncoder, counters: &BTreeMap<String, u64>) 
     gauge(e, "paxos_store_bytes", "The size of what the node's store holds, in bytes.", get("wal.bytes"))?;
     let help = "1 while a read of the node's decided log failed and no pass over all of it read it cleanly since.";
     gauge(e, "paxos_log_damaged", help, get("log_damaged"))?;
+    let help =
+        "Nodes whose decided log a comparison of digests showed to differ from this proposer's (0 on acceptors).";
+    gauge(e, "paxos_log_diverged", help, get("log_diverged"))?;
+    let help = "Digests of peers' decided logs compared with this proposer's own at the same slot.";
+    counter(e, "paxos_log_digests_compared", help, get("log_digests_compared"))?;
     if let Some(sessions) = counters.get("sessions") {
         gauge(e, "paxos_sessions", "Client sessions remembered (proposers).", *sessions)?;
     }
@@ -595,8 +624,17 @@ fn encode_counters(e: &mut DescriptorEncoder, counters: &BTreeMap<String, u64>) 
 
     let known = |k: &str| {
         named.iter().any(|(key, _, _)| *key == k)
-            || ["values.decided", "compactions", "wal.bytes", "log_damaged", "sessions", "sessions_evicted"]
-                .contains(&k)
+            || [
+                "values.decided",
+                "compactions",
+                "wal.bytes",
+                "log_damaged",
+                "log_diverged",
+                "log_digests_compared",
+                "sessions",
+                "sessions_evicted",
+            ]
+            .contains(&k)
             || k.starts_with("dropped.")
             || k.starts_with("chaos.")
             || k.starts_with(MESSAGES_IN)
@@ -670,7 +708,7 @@ mod tests {
     /// A snapshot whose proposer knows the leader its status names to lead.
     fn snap(status: StatusReply, at: Instant) -> Snapshot {
         let leading = status.leader;
-        Snapshot { status, at, leader_changes: 1, leading, damaged: None }
+        Snapshot { status, at, leader_changes: 1, leading, damaged: None, diverged: None }
     }
 
     /// Each reason `/health` and `/ready` give, and that they agree otherwise.
@@ -686,13 +724,25 @@ mod tests {
         // A candidate names itself where clients go, but no majority has made it leader: nothing can be decided.
         let mut candidate = status("up", Some(1), false);
         candidate.role = "candidate".into();
-        let campaigning =
-            Snapshot { status: candidate.clone(), at: now, leader_changes: 1, leading: None, damaged: None };
+        let campaigning = Snapshot {
+            status: candidate.clone(),
+            at: now,
+            leader_changes: 1,
+            leading: None,
+            damaged: None,
+            diverged: None,
+        };
         assert!(health_of(p, Some(&campaigning), now).unwrap_err().starts_with("no leader known: campaigning"));
         assert!(ready_of(p, Some(&campaigning), now).unwrap_err().starts_with("no leader known: campaigning"));
         // A follower whose rightful leader is such a candidate names it too, and knows no leader either.
-        let following =
-            Snapshot { status: status("up", Some(1), false), at: now, leader_changes: 1, leading: None, damaged: None };
+        let following = Snapshot {
+            status: status("up", Some(1), false),
+            at: now,
+            leader_changes: 1,
+            leading: None,
+            damaged: None,
+            diverged: None,
+        };
         assert_eq!(health_of(p, Some(&following), now), Err("no leader known".into()));
         assert!(health_of(p, Some(&snap(status("up", Some(1), true), now)), now).unwrap_err().starts_with("failed"));
         // A proposer waiting to be added is alive (it knows the leader) but does not serve.
@@ -717,6 +767,13 @@ mod tests {
             assert!(ready_of(role, Some(&damaged), now).unwrap_err().starts_with("damaged log"));
             assert_eq!(live_of(Some(&damaged), now), Ok(()));
         }
+        // A log that differs from a peer's: unhealthy, but ready (it may be
+        // the peer's log that is wrong, and this one serves what it holds) and alive.
+        let why = "the decided log of acceptor-3 differs from ours at or before slot 128";
+        let diverged = Snapshot { diverged: Some(why.into()), ..snap(status("up", Some(1), false), now) };
+        assert_eq!(health_of(p, Some(&diverged), now), Err(format!("diverged log: {why}")));
+        assert_eq!(ready_of(p, Some(&diverged), now), Ok(()));
+        assert_eq!(live_of(Some(&diverged), now), Ok(()));
         let old = snap(status("up", None, false), now);
         let later = now + STALE_AFTER + Duration::from_secs(1);
         assert!(health_of(a, Some(&old), later).unwrap_err().starts_with("stuck"), "a loop that stopped reporting");

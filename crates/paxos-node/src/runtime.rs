@@ -404,6 +404,7 @@ impl<R: Role, S: Store<State = R::State>> Loop<R, S> {
                         self.take_members();
                     }
                     self.book.refresh(Instant::now());
+                    self.http.set_diverged(self.role.divergence());
                     self.http.publish_due(self.role.leading(), || self.status());
                 }
                 () = sleep_until(chaos_wakeup), if chaos_wakeup.is_some() => self.send_chaos_due().await,

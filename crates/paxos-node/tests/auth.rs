@@ -99,6 +99,7 @@ async fn forged_datagrams_from_members_addresses_change_nothing() {
             known: Slot(0),
             damaged: false,
             written: vec![],
+            digest: None,
         }),
     ));
     rows.push((
@@ -111,6 +112,7 @@ async fn forged_datagrams_from_members_addresses_change_nothing() {
             known: Slot(0),
             damaged: false,
             written: vec![],
+            digest: None,
         }),
     ));
     rows.push((

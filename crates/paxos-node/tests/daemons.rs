@@ -503,6 +503,7 @@ async fn garbage_datagrams_change_nothing() {
                 known: Slot(0),
                 damaged: false,
                 written: vec![],
+                digest: None,
             }),
         };
         let mut datagrams: Vec<(&str, Vec<u8>)> = Vec::new();

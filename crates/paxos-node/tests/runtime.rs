@@ -256,7 +256,7 @@ async fn proposer_storage_failure_stops_it_before_it_prepares() {
                                     joining: false,
                                     leader: None, challenge: 0,
                                     clock_ms: 0,
-                                    written: None,
+                                    written: None, digest: None,
                                 }),
                             };
                             let mut out = Vec::new();

@@ -323,13 +323,21 @@ fn validate(msg: &Message) -> Result<(), DecodeError> {
             )
         }
         Message::Nack(n) => (ballot_ok(&n.ballot) && ballot_ok(&n.promised), true),
-        Message::ProbeReply(r) => (ballot_ok(&r.promised) && slot_ok(&r.decided), true),
+        Message::ProbeReply(r) => {
+            (ballot_ok(&r.promised) && slot_ok(&r.decided) && r.digest.is_none_or(|d| slot_ok(&d.slot)), true)
+        }
         Message::Accept(a) => (
             ballot_ok(&a.ballot) && slot_ok(&a.commit) && a.entries.iter().all(|e| slot_ok(&e.slot)),
             a.entries.iter().all(|e| value_ok(&e.value)),
         ),
         Message::Accepted(a) => (ballot_ok(&a.ballot) && a.slots.iter().all(slot_ok), true),
-        Message::Heartbeat(h) => (ballot_ok(&h.ballot) && slot_ok(&h.decided) && slot_ok(&h.known), true),
+        Message::Heartbeat(h) => (
+            ballot_ok(&h.ballot)
+                && slot_ok(&h.decided)
+                && slot_ok(&h.known)
+                && h.digest.is_none_or(|d| slot_ok(&d.slot)),
+            true,
+        ),
         Message::CatchUp(c) => (slot_ok(&c.from), true),
         Message::CatchUpReply(r) => {
             let end = r.from.0.checked_add(r.entries.len() as u64);

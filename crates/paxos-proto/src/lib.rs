@@ -33,6 +33,7 @@
 
 pub mod auth;
 mod codec;
+mod digest;
 mod messages;
 mod types;
 
@@ -40,6 +41,7 @@ pub use codec::{
     decode, decode_bundle, decode_bundle_without_fast_path, encode, encode_envelope_head, encode_message,
     encode_with_body, json_str_len, Bundle, DecodeError, EncodeError,
 };
+pub use digest::{Digest, DIGEST_EVERY, DIGEST_START};
 pub use messages::*;
 pub use types::*;
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Ballot, ClientId, Config, Node, NodeId, Slot, Value};
+use crate::{Ballot, ClientId, Config, Digest, Node, NodeId, Slot, Value};
 
 /// One datagram: who sends what to whom, in which cluster and protocol version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -342,6 +342,11 @@ pub struct ProbeReply {
     /// earlier release): the proposer sends it back (see [`Probe::wrote`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written: Option<Written>,
+    /// The digest of the acceptor's decided log at its latest digest point
+    /// (absent while it does not know it): the proposer compares it with
+    /// its own (see [`Digest`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
 }
 
 /// Phase 2a for one or many slots.
@@ -404,6 +409,10 @@ pub struct Heartbeat {
     /// answers (if the leader lived a heartbeat after them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub written: Vec<(NodeId, Written)>,
+    /// The digest of the sender's decided log at its latest digest point
+    /// (absent while it does not know it): the receiver compares it with its own (see [`Digest`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
 }
 
 /// A learner (a proposer, or an acceptor filling its decided log) asks a

@@ -28,9 +28,10 @@
 //!   move every seed's draws): pin it with `--adversary replayer`.
 
 use paxos_proto::{
-    Accept, AcceptEntry, Accepted, Ballot, CatchUp, CatchUpReply, ClientId, ClientPropose, Command, Heartbeat, LogRead,
-    MemberOp, MemberRequest, MemberRole, Message, Nack, NackReason, Node, NodeId, Prepare, ProbeReply, Promise,
-    PromiseEntry, SessionEntry, Slot, StateReply, StateRequest, StatusRequest, TimeoutNow, Value, Written, MAX_COUNTER,
+    Accept, AcceptEntry, Accepted, Ballot, CatchUp, CatchUpReply, ClientId, ClientPropose, Command, Digest, Heartbeat,
+    LogRead, MemberOp, MemberRequest, MemberRole, Message, Nack, NackReason, Node, NodeId, Prepare, ProbeReply,
+    Promise, PromiseEntry, SessionEntry, Slot, StateReply, StateRequest, StatusRequest, TimeoutNow, Value, Written,
+    DIGEST_EVERY, MAX_COUNTER,
 };
 
 use crate::rng::Rng;
@@ -134,6 +135,8 @@ pub fn forge(rng: &mut Rng, k: &Knowledge<'_>, next_seq: &mut u64) -> (Forged, O
                     known: far,
                     damaged: false,
                     written: vec![],
+                    // A claim that the sender's log differs from everyone's (no draw: traces stay).
+                    digest: Some(Digest { slot: Slot(DIGEST_EVERY), chain: 0 }),
                 }),
             )
         }
@@ -216,6 +219,7 @@ pub fn forge(rng: &mut Rng, k: &Knowledge<'_>, next_seq: &mut u64) -> (Forged, O
                 clock_ms: u64::MAX,
                 // Sent back to the acceptor in our probes: of another incarnation, it changes nothing.
                 written: Some(Written { incarnation: rng.next_u64(), start: rng.next_u64(), ops: u64::MAX }),
+                digest: Some(Digest { slot: Slot(DIGEST_EVERY), chain: 0 }),
             }),
         ),
         10 => forged(
@@ -314,6 +318,8 @@ pub fn extreme(rng: &mut Rng, k: &Knowledge<'_>) -> Forged {
                     known: far_slot(rng),
                     damaged: false,
                     written: vec![],
+                    // A claim that the sender's log differs from everyone's (no draw: traces stay).
+                    digest: Some(Digest { slot: Slot(DIGEST_EVERY), chain: 0 }),
                 }),
             )
         }
@@ -392,6 +398,7 @@ pub fn extreme(rng: &mut Rng, k: &Knowledge<'_>) -> Forged {
                 clock_ms: u64::MAX,
                 // Sent back to the acceptor in our probes: of another incarnation, it changes nothing.
                 written: Some(Written { incarnation: rng.next_u64(), start: rng.next_u64(), ops: u64::MAX }),
+                digest: Some(Digest { slot: Slot(DIGEST_EVERY), chain: 0 }),
             }),
         ),
     }

@@ -857,6 +857,7 @@ fn acceptor_pinned_with_another_incarnation_refuses_to_vote() {
         challenge: first_challenge(),
         clock_ms: 0,
         written: written(&a),
+        digest: None,
     };
     assert_eq!(probe, ready(vec![], vec![send(proposer(2), Message::ProbeReply(reply))]));
 }
@@ -1019,8 +1020,15 @@ fn messages_from_clients_and_acceptors_are_ignored() {
 #[test]
 fn non_acceptor_message_from_a_proposer_is_ignored() {
     let mut a = acceptor(state(Ballot::ZERO, &[], 0));
-    let hb =
-        Heartbeat { ballot: b(1, 1), leader: true, decided: Slot(0), known: Slot(0), damaged: false, written: vec![] };
+    let hb = Heartbeat {
+        ballot: b(1, 1),
+        leader: true,
+        decided: Slot(0),
+        known: Slot(0),
+        damaged: false,
+        written: vec![],
+        digest: None,
+    };
 
     assert_eq!(a.handle(proposer(1), Message::Heartbeat(hb)), Err(Ignored("acceptor: not an acceptor message")));
     assert!(a.take_ready().is_empty());
@@ -1113,6 +1121,7 @@ fn probe_is_answered_with_the_promise_and_persists_nothing() {
         challenge: first_challenge(),
         clock_ms: 0,
         written: Some(Written { incarnation: INC, start: this_start(), ops: 0 }),
+        digest: None,
     };
     assert_eq!(r, ready(vec![], vec![send(proposer(1), Message::ProbeReply(reply))]));
 }

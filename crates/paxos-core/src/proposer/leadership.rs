@@ -290,6 +290,7 @@ impl Proposer {
         self.see_ballot(m.promised);
         self.see_epoch(m.epoch);
         self.heard_written(a, m.written);
+        self.heard_digest(Node::Acceptor(a), m.digest);
         // Every probe round has its own nonce: an answer to an earlier
         // start's probe, or a late answer of an acceptor's earlier
         // incarnation, must not tell us what it is now.
@@ -552,6 +553,7 @@ impl Proposer {
             known: self.learner.known(),
             damaged: self.damaged,
             written: self.acceptors.iter().flat_map(|(a, i)| i.strongest().map(|w| (*a, w))).collect(),
+            digest: self.learner.state().point,
         };
         for p in self.peers.keys() {
             self.ready.send(Node::Proposer(*p), Message::Heartbeat(hb.clone()));
@@ -562,6 +564,7 @@ impl Proposer {
         for (a, w) in &m.written {
             self.heard_written(*a, Some(*w));
         }
+        self.heard_digest(Node::Proposer(from), m.digest);
         if m.damaged {
             // Its ballot's round still counts (ours go above it), but not its
             // epoch: a later epoch holds a campaign back until we learned it

@@ -1,9 +1,9 @@
 //! What the learner applied, and catch-up from proposers and acceptors.
 
 use paxos_proto::{
-    CatchUp, CatchUpReply, ClientError, ClientErrorKind, ClientId, ClientReply, Message, Node, Slot, Value,
+    CatchUp, CatchUpReply, ClientError, ClientErrorKind, ClientId, ClientReply, Digest, Message, Node, Slot, Value,
 };
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::NONCE_SALT;
 use super::{Kept, Phase, Proposer, ReadFor, CATCH_UP_LIMIT, CATCH_UP_SWITCH_AFTER};
@@ -60,6 +60,7 @@ impl Proposer {
             }
         }
         self.applied = applied;
+        self.report_divergences();
         if conflict && matches!(self.phase, Phase::Leader(_)) {
             warn!(node = %Node::Proposer(self.cfg.id), ballot = %self.ballot, "a slot we proposed was decided with another value; stepping down");
             self.step_down();
@@ -69,6 +70,28 @@ impl Proposer {
             self.new_epoch();
         }
         self.answer_restore();
+    }
+
+    /// `from` claims its decided log's digest: compared with ours ([`crate::digest`]).
+    pub(super) fn heard_digest(&mut self, from: Node, claim: Option<Digest>) {
+        if let Some(claim) = claim {
+            self.learner.digests_mut().heard(from, claim);
+            self.report_divergences();
+        }
+    }
+
+    /// One ERROR line per node newly found to hold a log that differs from ours.
+    fn report_divergences(&mut self) {
+        for (peer, d) in self.learner.digests_mut().take_found() {
+            error!(
+                node = %Node::Proposer(self.cfg.id), %peer, slot = d.slot.0, ours = %format_args!("{:016x}", d.ours),
+                theirs = %format_args!("{:016x}", d.theirs),
+                "the decided log of a peer differs from ours at or before this slot (their digest is not ours): \
+                 agreement is broken there (a bug, or a fault of memory or disk that no checksum caught); \
+                 compare the logs (paxosctl log --node), keep the nodes of the majority's digest, and move the \
+                 others' data dirs away"
+            );
+        }
     }
 
     /// The log decided a new configuration: follow it.

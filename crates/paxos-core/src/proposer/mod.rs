@@ -630,6 +630,9 @@ impl Proposer {
         counters.insert("requests_stale".to_owned(), self.clients.stale);
         counters.insert("prevotes".to_owned(), self.prevotes);
         counters.insert("acceptor_writes_lost".to_owned(), self.acceptor_writes_lost);
+        counters.insert("log_digests_compared".to_owned(), self.learner.digests().compared());
+        // Not a count: the nodes whose log is known to differ from ours.
+        counters.insert("log_diverged".to_owned(), self.learner.digests().diverged().len() as u64);
         StatusReply {
             req: 0,
             role: self.role().name().into(),
@@ -1017,6 +1020,19 @@ impl crate::Role for Proposer {
 
     fn damaged(&self) -> bool {
         Proposer::damaged(self)
+    }
+
+    fn divergence(&self) -> Option<String> {
+        let diverged = self.learner.digests().diverged();
+        let (node, d) = diverged.iter().next()?;
+        let more = match diverged.len() {
+            1 => String::new(),
+            n => format!(" (and {} more nodes)", n - 1),
+        };
+        Some(format!(
+            "the decided log of {node}{more} differs from ours at or before slot {} (digest {:016x}, ours {:016x})",
+            d.slot.0, d.theirs, d.ours
+        ))
     }
 
     fn status(&self) -> StatusReply {

@@ -206,6 +206,10 @@ fn written() -> impl Strategy<Value = Option<Written>> {
     }))
 }
 
+fn digest() -> impl Strategy<Value = Option<Digest>> {
+    proptest::option::of((slot(), edgy_u64()).prop_map(|(slot, chain)| Digest { slot, chain }))
+}
+
 /// Every message of the protocol, each valid under `validate`.
 fn message() -> impl Strategy<Value = Message> {
     let claims = || prop::collection::vec(written(), 0..=MAX_WRITTEN).prop_map(|ws| ws.into_iter().flatten().collect());
@@ -230,9 +234,9 @@ fn message() -> impl Strategy<Value = Message> {
         .prop_map(|(ballot, slots, written)| Message::Accepted(Accepted { ballot, slots, written }));
     let written_by = prop::collection::vec((node_id(), written()), 0..4)
         .prop_map(|ws| ws.into_iter().filter_map(|(a, w)| Some((a, w?))).collect::<Vec<_>>());
-    let heartbeat = (ballot(), any::<bool>(), slot(), slot(), any::<bool>(), written_by).prop_map(
-        |(ballot, leader, decided, known, damaged, written)| {
-            Message::Heartbeat(Heartbeat { ballot, leader, decided, known, damaged, written })
+    let heartbeat = (ballot(), any::<bool>(), slot(), slot(), any::<bool>(), written_by, digest()).prop_map(
+        |(ballot, leader, decided, known, damaged, written, digest)| {
+            Message::Heartbeat(Heartbeat { ballot, leader, decided, known, damaged, written, digest })
         },
     );
     let catch_up = (slot(), edgy_u32(), any::<u64>())
@@ -330,21 +334,23 @@ fn message() -> impl Strategy<Value = Message> {
     let probe = (edgy_u64(), slot(), any::<bool>(), claims())
         .prop_map(|(nonce, decided, leading, wrote)| Message::Probe(Probe { nonce, decided, leading, echo: 0, wrote }));
     let leader = proptest::option::of(any::<u32>().prop_map(NodeId));
-    let probe_reply = (edgy_u64(), ballot(), slot(), any::<u64>(), any::<u32>(), any::<bool>(), leader, written())
-        .prop_map(|(nonce, promised, decided, incarnation, epoch, joining, leader, written)| {
-            Message::ProbeReply(ProbeReply {
-                nonce,
-                promised,
-                decided,
-                incarnation,
-                epoch,
-                joining,
-                leader,
-                challenge: 0,
-                clock_ms: 0,
-                written,
-            })
-        });
+    let probe_reply =
+        (edgy_u64(), ballot(), slot(), any::<u64>(), any::<u32>(), any::<bool>(), leader, written(), digest())
+            .prop_map(|(nonce, promised, decided, incarnation, epoch, joining, leader, written, digest)| {
+                Message::ProbeReply(ProbeReply {
+                    nonce,
+                    promised,
+                    decided,
+                    incarnation,
+                    epoch,
+                    joining,
+                    leader,
+                    challenge: 0,
+                    clock_ms: 0,
+                    written,
+                    digest,
+                })
+            });
     let member_op = prop_oneof![
         Just(MemberOp::List),
         (node_id(), text(20)).prop_map(|(id, addr)| MemberOp::Add { role: MemberRole::Acceptor, id, addr }),
@@ -1065,6 +1071,16 @@ fn counters_beyond_the_limit_are_invalid() {
             known: Slot(0),
             damaged: false,
             written: vec![],
+            digest: None,
+        }),
+        Message::Heartbeat(Heartbeat {
+            ballot: Ballot::ZERO,
+            leader: true,
+            decided: Slot(0),
+            known: Slot(0),
+            damaged: false,
+            written: vec![],
+            digest: Some(Digest { slot: Slot(too_big), chain: 1 }),
         }),
         Message::Nack(Nack { ballot: Ballot::ZERO, promised: ballot, reason: NackReason::Promised }),
         Message::Accept(Accept {

@@ -193,6 +193,7 @@ fn a_probe_answer_of_an_acceptor_that_lost_its_state_does_not_count() {
         challenge: 0,
         clock_ms: 0,
         written: None,
+        digest: None,
     };
     assert!(step(&mut p, acc(3), Message::ProbeReply(amnesiac)).is_empty());
     let log = pinned_log(&[]);
@@ -420,6 +421,7 @@ fn probe_nonces_are_the_incarnation_plus_the_probe_round() {
             challenge: 0,
             clock_ms: 0,
             written: None,
+            digest: None,
         })
     };
 
@@ -1031,6 +1033,7 @@ fn damaged_heartbeat(ballot: Ballot, leader: bool, decided: u64, damaged: bool) 
         known: Slot(decided),
         damaged,
         written: vec![],
+        digest: None,
     })
 }
 

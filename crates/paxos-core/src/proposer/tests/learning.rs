@@ -584,3 +584,64 @@ fn a_commit_decides_only_the_values_of_its_own_ballot() {
     let r = tick(&mut p);
     assert!(r.messages.contains(&ask(prop(2), 1)), "slot 1 is fetched from the leader: {r:?}");
 }
+
+/// Digests: a proposer compares the digest a peer or an acceptor claims with its own at the same
+/// slot. A claim that matches says nothing; one that differs is said once per node (an ERROR line,
+/// `divergence()` for `/health`, `log_diverged` in its status), from a restart too (its latest
+/// point comes back with its log); and a claim from a node ahead of it waits until it gets there.
+#[test]
+fn a_log_that_differs_from_ours_is_found_by_its_digest() {
+    let values: Vec<Value> = (0..16).map(|i| cmd(1, i + 1, &format!("v{i}"))).collect();
+    let mut p = restarted(1, state(0, &values));
+    let ours = p.learner().state().point.expect("a point at slot 16");
+    assert_eq!(ours.slot, Slot(16));
+    let claim = |digest: Digest| {
+        Message::Heartbeat(Heartbeat {
+            ballot: b(1, 2),
+            leader: true,
+            decided: digest.slot,
+            known: digest.slot,
+            damaged: false,
+            written: vec![],
+            digest: Some(digest),
+        })
+    };
+    step(&mut p, prop(2), claim(ours));
+    assert_eq!(Role::divergence(&p), None);
+    assert_eq!(p.learner().digests().compared(), 1);
+    let theirs = Digest { slot: Slot(16), chain: ours.chain ^ 1 };
+    let probe_reply = |digest: Digest| {
+        Message::ProbeReply(ProbeReply {
+            nonce: 0,
+            promised: Ballot::ZERO,
+            decided: digest.slot,
+            incarnation: 0,
+            epoch: 0,
+            joining: false,
+            leader: None,
+            challenge: 0,
+            clock_ms: 0,
+            written: None,
+            digest: Some(digest),
+        })
+    };
+    step(&mut p, acc(3), probe_reply(theirs));
+    let why = Role::divergence(&p).expect("acceptor 3's log differs");
+    assert!(why.starts_with("the decided log of acceptor-3 differs from ours at or before slot 16"), "{why}");
+    assert_eq!(p.status().counters["log_diverged"], 1);
+    // Ahead of us: compared once we learn up to its slot, with the values it learned there.
+    let later: Vec<Value> = (16..24).map(|i| cmd(1, i + 1, &format!("v{i}"))).collect();
+    let mut chain = ours.chain;
+    for (i, v) in later.iter().enumerate() {
+        chain = Digest::fold(chain, Slot(16 + i as u64), v);
+    }
+    step(&mut p, prop(2), claim(Digest { slot: Slot(24), chain: chain ^ 1 }));
+    assert_eq!(p.learner().digests().diverged().len(), 1, "not before we get there");
+    let entries: Vec<(u64, Value)> = later.into_iter().enumerate().map(|(i, v)| (16 + i as u64, v)).collect();
+    let ballot = b(1, 2);
+    step(&mut p, prop(2), accept(ballot, 24, &entries));
+    assert_eq!(p.learner().decided(), Slot(24));
+    assert_eq!(p.learner().digests().diverged().len(), 2, "proposer 2's claim at slot 24 differs too");
+    let why = Role::divergence(&p).expect("still");
+    assert!(why.contains("(and 1 more nodes) differs from ours"), "{why}");
+}

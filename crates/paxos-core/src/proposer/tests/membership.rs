@@ -190,6 +190,7 @@ fn rebuilt_acceptor_is_pinned_once_it_holds_the_log() {
             challenge: 0,
             clock_ms: 0,
             written: None,
+            digest: None,
         };
         Message::ProbeReply(reply)
     };
@@ -883,5 +884,6 @@ fn joining_answer(round: u64) -> Message {
         challenge: 0,
         clock_ms: 0,
         written: None,
+        digest: None,
     })
 }

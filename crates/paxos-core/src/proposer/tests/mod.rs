@@ -32,7 +32,7 @@
 
 use paxos_proto::{
     encode, Accept, AcceptEntry, Accepted, Ballot, CatchUp, CatchUpReply, ClientError, ClientErrorKind, ClientId,
-    ClientPropose, ClientRedirect, ClientReply, Command, Config, Envelope, Epoch, Heartbeat, LogEntry, LogRead,
+    ClientPropose, ClientRedirect, ClientReply, Command, Config, Digest, Envelope, Epoch, Heartbeat, LogEntry, LogRead,
     LogReply, Member, MemberOp, MemberReply, MemberRequest, MemberRole, Message, Nack, NackReason, Node, NodeId,
     Prepare, Probe, ProbeReply, Promise, PromiseEntry, SessionEntry, Slot, StateReply, StateRequest, Value, Written,
     MAX_BODY_BYTES, MAX_CLOCK_SKEW_MS, MAX_VALUE_BYTES, PROTOCOL_VERSION,
@@ -42,7 +42,7 @@ use std::collections::VecDeque;
 
 use crate::{
     Acceptor, AcceptorConfig, AcceptorState, Ignored, Leadership, MemStore, Outgoing, Proposer, ProposerConfig,
-    ProposerOp, ProposerState, ReadRequest, Ready, Store, DEFAULT_SESSION_LIFETIME_MS, MAX_BATCH_BYTES,
+    ProposerOp, ProposerState, ReadRequest, Ready, Role, Store, DEFAULT_SESSION_LIFETIME_MS, MAX_BATCH_BYTES,
     QUEUE_AGE_DIVISOR, REBUILD_SLACK_SLOTS,
 };
 
@@ -192,6 +192,7 @@ fn heartbeat(ballot: Ballot, leader: bool, decided: u64) -> Message {
         known: Slot(decided),
         damaged: false,
         written: vec![],
+        digest: None,
     })
 }
 
@@ -274,6 +275,7 @@ fn report(a: u32, round: u64, promised: Ballot, decided: u64) -> Message {
         challenge: 0,
         clock_ms: FAR_AHEAD_MS,
         written: None,
+        digest: None,
     })
 }
 

@@ -187,6 +187,7 @@ fn proposer_with_a_wiped_data_dir_never_reuses_its_ballot() {
         challenge: 0,
         clock_ms: 0,
         written: None,
+        digest: None,
     };
     // Each acceptor's lease challenge is drawn from its secret seed: compared apart from the rest.
     let answers: Vec<(Node, Message)> = net
@@ -238,6 +239,7 @@ fn probe_answers_of_an_earlier_start_do_not_count() {
             challenge: 0,
             clock_ms: 0,
             written: None,
+            digest: None,
         })
     };
     for a in 1..=5 {

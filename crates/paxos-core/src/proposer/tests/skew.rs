@@ -32,6 +32,7 @@ fn joiner_report(round: u64, decided: u64) -> Message {
         challenge: 0,
         clock_ms: 0,
         written: None,
+        digest: None,
     };
     Message::ProbeReply(reply)
 }
