@@ -67,7 +67,7 @@ pub fn run_params(params: Params, verbose: bool) -> Outcome {
         world.params.fault_ticks + world.params.liveness_ticks + 2 * world.params.client_timeout + 100 + 20 * values;
     // No campaign against a leader the acceptors vouch for, at any tick (`checks::prevote`).
     let mut vouch = checks::prevote::Vouch::new(&world);
-    while !world.settled() && world.now < deadline && world.violations.is_empty() {
+    while !world.settled() && world.now < deadline && world.going() {
         world.step();
         checks::liveness::check_progress(&mut world);
         if let Some(v) = &mut vouch {
@@ -92,11 +92,11 @@ pub fn run_params(params: Params, verbose: bool) -> Outcome {
         };
         let watched_from = world.now.max(world.healed_at + checks::stability::settling_ticks());
         let quiet = watched_from + checks::stability::watched_ticks(world.params.liveness_ticks);
-        while world.now < quiet && world.violations.is_empty() {
+        while world.now < quiet && world.going() {
             step(&mut world);
         }
         let again = world.now + world.params.liveness_ticks;
-        while !world.settled() && world.now < again && world.violations.is_empty() {
+        while !world.settled() && world.now < again && world.going() {
             step(&mut world);
         }
     }

@@ -102,11 +102,16 @@ pub enum Defect {
     /// scrub check; and, since a pass that stops short vouches for nothing,
     /// the damage-mark check when the damage is gone).
     ShortPass,
+    /// A proposer's log that restarts later (retention) keeps its digest
+    /// chain, which then covers slots it never applied: its claims differ
+    /// from its peers' though every log agrees (caught with `--retain-slots`:
+    /// the digest check).
+    ChainSurvivesRestart,
 }
 
 impl Defect {
     /// Every defect, for sweeps and `--help`.
-    pub const ALL: [Defect; 27] = [
+    pub const ALL: [Defect; 28] = [
         Defect::AcceptIgnoresPromise,
         Defect::AdoptFromLastPromise,
         Defect::MinorityQuorum,
@@ -134,6 +139,7 @@ impl Defect {
         Defect::DamageSticks,
         Defect::AnyReadClears,
         Defect::ShortPass,
+        Defect::ChainSurvivesRestart,
     ];
 
     /// The defect's name on the command line.
@@ -166,6 +172,7 @@ impl Defect {
             Defect::DamageSticks => "damage-sticks",
             Defect::AnyReadClears => "any-read-clears",
             Defect::ShortPass => "short-pass",
+            Defect::ChainSurvivesRestart => "chain-survives-restart",
         }
     }
 
@@ -216,6 +223,7 @@ impl Defect {
             Defect::DamageSticks => Defects::damage_sticks(),
             Defect::AnyReadClears => Defects::any_read_clears(),
             Defect::ShortPass => Defects::short_pass(),
+            Defect::ChainSurvivesRestart => Defects::chain_survives_restart(),
             Defect::AcceptIgnoresPromise
             | Defect::Amnesia
             | Defect::UnloggedPromise
@@ -273,6 +281,8 @@ pub struct Overrides {
     pub damage_log: Option<f64>,
     /// Probability that a read of a decided log fails during the faults (never drawn from a seed).
     pub flaky_reads: Option<f64>,
+    /// A run goes on after two learners applied different values (never drawn from a seed).
+    pub keep_going: bool,
     /// Pin how many operators change the membership (1 or 2).
     pub operators: Option<usize>,
     /// Pin the per-tick rate of leadership transfers (0 for none).
@@ -405,6 +415,13 @@ pub struct Params {
     /// it for damage for ever: a later pass that reads its whole log clears
     /// the mark. Only by `--flaky-reads`.
     pub flaky_reads: f64,
+    /// A run goes on after two learners applied different values (the
+    /// agreement check still reports it), so that the proposers have time
+    /// to find it by their digests: how often they do is a statistic
+    /// ([`crate::Stats::digest_alarms`]), not an invariant (the learner that
+    /// diverged may crash, or never claim a point past the divergence).
+    /// Only by `--keep-going`.
+    pub keep_going: bool,
     /// Probability that a partition cuts one direction only.
     pub one_way: f64,
     /// Probability that a datagram is delayed up to 300 ticks (fault phase).
@@ -481,6 +498,7 @@ impl Params {
             lose_tail: 0.0,
             damage_log: 0.0,
             flaky_reads: 0.0,
+            keep_going: false,
             one_way: 0.0,
             long_delay: 0.0,
             liveness_ticks: 200,
@@ -556,6 +574,7 @@ impl Params {
         p.lose_tail = o.lose_tail.unwrap_or(0.0);
         p.damage_log = o.damage_log.unwrap_or(0.0);
         p.flaky_reads = o.flaky_reads.unwrap_or(0.0);
+        p.keep_going = o.keep_going;
         // A second operator in half the faulty runs with membership changes;
         // from a stream of its own too (and none without changes, where it
         // would only shift the partitions' draws).

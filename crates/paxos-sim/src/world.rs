@@ -123,6 +123,12 @@ pub struct Stats {
     /// Nodes whose read failed and that said later that their log can be
     /// read again (a pass read it all), summed at the end of the run.
     pub damage_cleared: u64,
+    /// Claims of peers' log digests that proposers compared with their own,
+    /// summed over the proposers alive at the end of the run.
+    pub digests_compared: u64,
+    /// The most nodes that live proposers found, at one tick, to hold a
+    /// decided log that differs from theirs (their digests).
+    pub digest_alarms: u64,
     /// Acceptors that lost their disk with a crash.
     pub acceptor_wipes: u64,
     /// Proposers that lost their disk with a crash (every one at once counts each).
@@ -269,6 +275,8 @@ pub struct World {
     /// purpose too (a damaged leader hands it over; a damaged candidate
     /// steps down for a peer that can serve its log).
     pub(crate) damage_found_tick: u64,
+    /// The first proposer that found a node's decided log to differ from its own, when, and what it said.
+    pub(crate) digest_alarm: Option<(u64, Node, String)>,
     pub(crate) violations: Vec<Violation>,
     /// A digest of every delivery: the same seed gives the same digest.
     pub(crate) trace: u64,
@@ -465,6 +473,7 @@ impl World {
             healed_at: params.fault_ticks,
             handed_over_at: 0,
             damage_found_tick: 0,
+            digest_alarm: None,
             violations: Vec::new(),
             trace: 0xcbf2_9ce4_8422_2325,
             recorded: Vec::new(),
@@ -793,6 +802,46 @@ impl World {
         self.follow_rebuilds();
         self.check_scrub();
         self.check_damage_found();
+        self.watch_digests();
+    }
+
+    /// Whether the run goes on: no violation yet, or (`--keep-going`) only
+    /// learners that applied different values.
+    pub(crate) fn going(&self) -> bool {
+        self.violations.iter().all(|v| self.params.keep_going && v.invariant == "agreement")
+    }
+
+    /// Notes the first proposer that finds a node's decided log to differ
+    /// from its own ([`paxos_core::Digests`]), and the most such nodes at
+    /// once: [`World::check_digests`] holds the alarm against the logs.
+    fn watch_digests(&mut self) {
+        let mut alarms = 0;
+        for (i, p) in self.proposers.iter().enumerate() {
+            let Some(p) = p else { continue };
+            let diverged = p.learner().digests().diverged().len();
+            alarms += diverged as u64;
+            if diverged > 0 && self.digest_alarm.is_none() {
+                let why = paxos_core::Role::divergence(p).unwrap_or_default();
+                self.digest_alarm = Some((self.now, Node::Proposer(self.proposer_ids[i]), why));
+            }
+        }
+        self.stats.digest_alarms = self.stats.digest_alarms.max(alarms);
+    }
+
+    /// The digest check, at the end of a run: a proposer says that a
+    /// node's decided log differs from its own only if two learners did
+    /// apply different values at some slot (which the agreement check then
+    /// reports too). A key holder (the insider) may forge claims, so its
+    /// runs are exempt.
+    pub(crate) fn check_digests(&mut self) -> Vec<Violation> {
+        self.stats.digests_compared = self.proposers.iter().flatten().map(|p| p.learner().digests().compared()).sum();
+        let Some((tick, node, why)) = &self.digest_alarm else { return Vec::new() };
+        let diverged = self.violations.iter().any(|v| v.invariant == "agreement");
+        if diverged || self.params.adversary == Some(Adversary::Insider) {
+            return Vec::new();
+        }
+        let detail = format!("tick {tick}: {node} says that {why}, but every learner applied the same values");
+        vec![Violation { invariant: "digests", detail }]
     }
 
     /// Draws this tick's faults.

@@ -358,6 +358,22 @@ fn catches_a_node_that_any_read_clears() {
     catch_within(&o, BOUND);
 }
 
+/// A proposer whose log restarts later (retention copies a peer's state across the slots it lacks)
+/// and keeps the digest chain it had: the chain then no longer covers the slots its log holds, so
+/// its claims differ from every peer's though every log agrees. Caught by the digest check, which
+/// holds an alarm against what the learners applied (`--retain-slots 8` with 30 values per client,
+/// so that logs restart and pass digest points: first at seed 39).
+#[test]
+fn catches_a_digest_chain_kept_across_a_log_restart() {
+    let o = Overrides {
+        defect: Some(Defect::ChainSurvivesRestart),
+        retain_slots: Some(8),
+        values_per_client: Some(30),
+        ..Overrides::default()
+    };
+    catch_within(&o, BOUND);
+}
+
 /// A known hole, narrowed, not closed: an acceptor whose disk loses writes it had synced and
 /// answered about (`--lose-tail`: its last 1 to 256 durable batches, as a zeroed tail or a data dir
 /// rolled back to an older copy would) restarts as the same incarnation, not knowing. Proposers send

@@ -97,6 +97,11 @@ struct Args {
     /// the node's damage mark. Never drawn from a seed
     #[arg(long)]
     flaky_reads: Option<f64>,
+    /// A run goes on after two learners applied different values (still a
+    /// violation), so that the proposers may find it by their logs'
+    /// digests (stat digest_alarms). Never drawn from a seed
+    #[arg(long)]
+    keep_going: bool,
     /// Pin how many operators change the membership: 1, or 2 (the second undoes the first's additions under way)
     #[arg(long)]
     operators: Option<usize>,
@@ -149,6 +154,7 @@ fn main() -> ExitCode {
             lose_tail: args.lose_tail,
             damage_log: args.damage_log,
             flaky_reads: args.flaky_reads,
+            keep_going: args.keep_going,
             operators: args.operators,
             transfer_rate: args.transfer_rate,
             fault_ticks: args.no_faults.then_some(1),
@@ -257,6 +263,9 @@ fn replay_flags(args: &Args) -> String {
     }
     if let Some(f) = args.flaky_reads {
         s += &format!(" --flaky-reads {f}");
+    }
+    if args.keep_going {
+        s += " --keep-going";
     }
     if let Some(o) = args.operators {
         s += &format!(" --operators {o}");
