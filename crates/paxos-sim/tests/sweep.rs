@@ -234,6 +234,17 @@ fn a_damaged_log_is_read_from_other_nodes() {
     assert!(damaged > 250 && only > 5 && running > 50 && runs > 30 && failed > 150, "{seen}");
 }
 
+/// A damaged leader that entered a new configuration epoch, and the peer it hands leadership to that
+/// has not learned it: the peer campaigns in the epoch it knows, to recover that configuration from
+/// the acceptors' votes, and the damaged one's heartbeats of the later epoch must not fence it (they
+/// did, at each heartbeat, for ever: this seed's client waited past the liveness bound).
+#[test]
+fn a_damaged_leader_of_a_later_epoch_lets_its_peer_campaign() {
+    let o = Overrides { damage_log: Some(1.0), retain_slots: Some(10), ..Overrides::default() };
+    let outcome = run(496_513_700, &o);
+    assert!(outcome.ok(), "seed 496513700 (--damage-log 1 --retain-slots 10): {:?}", outcome.violations);
+}
+
 /// Reads of the decided log that fail though nothing is damaged
 /// (`--flaky-reads`: an I/O error that passes): a node marks itself damaged
 /// as for damage (a proposer hands leadership over), reads its log again

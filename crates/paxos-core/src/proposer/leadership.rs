@@ -606,8 +606,16 @@ impl Proposer {
         // may have got acceptors to promise it. Otherwise a leader that was cut
         // off (or failed) and comes back idle keeps a stale ballot forever, and
         // with no client traffic nothing would tell it: slots decided
-        // meanwhile would stay unlearned.
-        self.fenced(m.ballot, "a peer used a higher ballot");
+        // meanwhile would stay unlearned. But not a damaged peer's ballot of
+        // an epoch we have not learned: it hands leadership to us, and our
+        // campaign, in the epoch we know, is how we recover from the votes
+        // the configuration that started its epoch (which only it may have
+        // learned); fenced by it, we would step down at each of its
+        // heartbeats, for ever. The acceptors still refuse our ballot if
+        // they promised its.
+        if !m.damaged || m.ballot.epoch <= self.learner.epoch_number() {
+            self.fenced(m.ballot, "a peer used a higher ballot");
+        }
         Ok(())
     }
 }

@@ -1155,6 +1155,27 @@ fn a_peer_whose_log_cannot_be_read_is_passed_over() {
     }
 }
 
+/// A damaged peer's ballot of an epoch we have not learned does not fence our campaign: the damaged
+/// leader entered epoch 2 (the configuration that starts it, decided at slot 1, only it may have
+/// learned) and hands leadership to us; our campaign in epoch 1 is how that configuration is recovered
+/// from the acceptors' votes. Fenced by each of its heartbeats, we stepped down for ever (the
+/// simulator's seed 496513700 of `--damage-log 1 --retain-slots 10`, before). A peer that is not
+/// damaged still fences us, as does a damaged one's ballot of our own epoch.
+#[test]
+fn a_damaged_peer_of_a_later_epoch_does_not_fence_our_campaign() {
+    let later = Ballot::in_epoch(2, 5, NodeId(2));
+    let ours = Ballot::in_epoch(1, 9, NodeId(2));
+    for (ballot, damaged, fenced) in [(later, true, false), (later, false, true), (ours, true, true)] {
+        let mut p = restarted(1, pinned_state(0, &[]));
+        campaign(&mut p);
+        assert_eq!(p.role(), Leadership::Candidate);
+        assert_eq!(p.ballot.epoch, 1);
+        step(&mut p, prop(2), damaged_heartbeat(ballot, false, 12, damaged));
+        let what = format!("a heartbeat of {ballot}, damaged {damaged}");
+        assert_eq!(p.role() == Leadership::Follower, fenced, "{what}: fenced");
+    }
+}
+
 /// An operator's transfer to a proposer that said it cannot read its decided log is refused with the
 /// reason, and a damaged proposer handed leadership anyway (it had not said so yet) does not campaign
 /// while a peer that can read its log lives.
