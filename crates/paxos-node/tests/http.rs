@@ -586,5 +586,12 @@ async fn logs_that_diverged_are_found_by_their_digests() {
     assert!(why.contains("acceptor-3") || why.contains("proposer-"), "names the node: {why}");
     assert!(wait_sample(&addr, "paxos_log_diverged", 1.0).await >= 1.0);
     assert_eq!(get(&addr, "/ready").expect("GET /ready").0, 200, "still serves");
+    // `paxosctl status` names the proposer on stderr (its table and exit code as SPEC has them).
+    let out = std::process::Command::new(paxos_testkit::paxosctl_bin())
+        .args(["--config", &cluster.path.display().to_string(), "status"])
+        .output()
+        .expect("run paxosctl status");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("differs from its own (their digests)"), "status: {stderr}");
     cluster.stop_all_gracefully().await;
 }

@@ -225,7 +225,7 @@ pub async fn run(cluster: &ClusterConfig, args: StatusArgs, out: &mut Out) -> Re
         return Err(unreachable(cluster, "no node", wait));
     }
     out.flush()?;
-    for line in damaged(&nodes) {
+    for line in damaged(&nodes).into_iter().chain(diverged(&nodes)) {
         super::diag(line);
     }
     unhealthy(&nodes).map_or(Ok(()), |why| Err(CtlError::Failed(why)))
@@ -250,6 +250,26 @@ pub fn damaged(nodes: &[NodeStatus<'_>]) -> Vec<String> {
             Some(format!(
                 "{}: {failed} reads of its decided log failed (a damaged segment): it cannot serve them{lead}; \
                  its log names the segment; stop it, move its data dir away and start it again",
+                n.node
+            ))
+        })
+        .collect()
+}
+
+/// One line per proposer that found other nodes' decided logs to differ
+/// from its own (`log_diverged` above 0: their digests differ), for stderr
+/// as [`damaged`]'s: agreement is broken there, and an operator must pick
+/// the logs to keep.
+pub fn diverged(nodes: &[NodeStatus<'_>]) -> Vec<String> {
+    nodes
+        .iter()
+        .filter_map(|n| {
+            let count = n.counters?.get("log_diverged").copied().filter(|d| *d > 0)?;
+            let nodes = if count == 1 { "node" } else { "nodes" };
+            Some(format!(
+                "{}: the decided log of {count} {nodes} differs from its own (their digests): agreement is broken \
+                 there; its /health and its log name them and the slot; compare the logs (paxosctl log --node) \
+                 and move away the data dirs of the nodes whose digest the majority does not share",
                 n.node
             ))
         })
@@ -373,6 +393,21 @@ mod tests {
         let lines = damaged(&probes.iter().map(NodeStatus::of).collect::<Vec<_>>());
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].starts_with("proposer-2: 3 reads"), "{}", lines[0]);
+    }
+
+    /// A proposer that found a log that differs from its own gets a line for stderr; the others none.
+    #[test]
+    fn a_proposer_that_found_a_divergence_is_named_on_stderr() {
+        let mut probes = probes();
+        assert!(diverged(&probes.iter().map(NodeStatus::of).collect::<Vec<_>>()).is_empty());
+        for (p, n) in probes[..2].iter_mut().zip([2, 0]) {
+            if let Some(r) = &mut p.reply {
+                r.counters.insert("log_diverged".to_owned(), n);
+            }
+        }
+        let lines = diverged(&probes.iter().map(NodeStatus::of).collect::<Vec<_>>());
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].starts_with("proposer-2: the decided log of 2 nodes differs from its own"), "{}", lines[0]);
     }
 
     #[test]
