@@ -10,7 +10,9 @@
 //! before it, which Paxos forbids: a bug, or a fault of memory or disk that
 //! no checksum caught (a checksum vouches only for what was written).
 //! Nothing is repaired: the proposer says so, once per node
-//! ([`Digests::take_found`]), and its runtime reports it until it stops.
+//! ([`Digests::take_found`]), and its runtime reports it until a later claim
+//! of that node matches ours again (its log was replaced: moved away and
+//! copied from its peers; [`Digests::take_agreed`]).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -48,6 +50,8 @@ pub struct Digests {
     diverged: BTreeMap<Node, Divergence>,
     /// Divergences found since the last [`Digests::take_found`].
     found: Vec<(Node, Divergence)>,
+    /// Nodes found to differ whose later claim matched ours, since the last [`Digests::take_agreed`].
+    agreed: Vec<(Node, Slot)>,
     /// Claims compared with one of our points.
     compared: u64,
 }
@@ -72,13 +76,21 @@ impl Digests {
     /// `from` claims its log's digest: compared now if we passed its slot,
     /// else when we do (only its earliest such claim waits, so that a node
     /// always ahead of us is still compared).
+    ///
+    /// A claim further ahead of our latest point than any honest node's log
+    /// can be ([`crate::MAX_SLOT_STEP`]) is ignored, so that a key holder
+    /// cannot hold the places of claims that wait with claims we never reach.
     pub fn heard(&mut self, from: Node, claim: Digest) {
-        if self.diverged.contains_key(&from) || claim.slot.0 == 0 || !claim.slot.0.is_multiple_of(DIGEST_EVERY) {
+        if claim.slot.0 == 0 || !claim.slot.0.is_multiple_of(DIGEST_EVERY) {
             return;
         }
-        if self.points.back().is_some_and(|p| p.slot >= claim.slot) {
+        let latest = self.points.back().map_or(0, |p| p.slot.0);
+        if claim.slot.0 <= latest {
             self.compare(from, claim);
-        } else if !self.waiting.contains_key(&from) && self.waiting.len() < DIGEST_NODES {
+        } else if claim.slot.0 - latest <= crate::MAX_SLOT_STEP
+            && !self.waiting.contains_key(&from)
+            && self.waiting.len() < DIGEST_NODES
+        {
             self.waiting.insert(from, claim);
         }
     }
@@ -89,7 +101,13 @@ impl Digests {
         };
         self.compared += 1;
         let ours = self.points[i].chain;
-        if ours != claim.chain && !self.diverged.contains_key(&node) && self.diverged.len() < DIGEST_NODES {
+        if ours == claim.chain {
+            // Equal chains: the logs agree up to there, so a node found to
+            // differ before has had its log replaced since (or ours was).
+            if self.diverged.remove(&node).is_some() {
+                self.agreed.push((node, claim.slot));
+            }
+        } else if !self.diverged.contains_key(&node) && self.diverged.len() < DIGEST_NODES {
             let d = Divergence { slot: claim.slot, ours, theirs: claim.chain };
             self.diverged.insert(node, d);
             self.found.push((node, d));
@@ -99,6 +117,11 @@ impl Digests {
     /// Divergences found since the last call, each node once.
     pub fn take_found(&mut self) -> Vec<(Node, Divergence)> {
         std::mem::take(&mut self.found)
+    }
+
+    /// Nodes found to differ whose later claim matched ours, and where, since the last call.
+    pub fn take_agreed(&mut self) -> Vec<(Node, Slot)> {
+        std::mem::take(&mut self.agreed)
     }
 
     /// Every node found to differ from us, and where.
@@ -139,6 +162,10 @@ mod tests {
         d.heard(P, at(128, 10));
         assert!(d.take_found().is_empty());
         assert_eq!(d.diverged().len(), 1);
+        // Its log replaced (moved away, copied from its peers): a claim that matches ours clears it.
+        d.heard(P, at(128, 2));
+        assert_eq!(d.take_agreed(), vec![(P, Slot(128))]);
+        assert!(d.diverged().is_empty());
     }
 
     #[test]
@@ -164,6 +191,11 @@ mod tests {
         d.heard(A, at(DIGEST_EVERY, 99));
         d.heard(A, at(DIGEST_EVERY * 20 + 1, 99));
         d.heard(A, at(0, 99));
+        // Further ahead than any honest log can be: not kept to wait.
+        let mut ahead = Digests::default();
+        ahead.passed(at(64, 1));
+        ahead.heard(P, at(64 + crate::MAX_SLOT_STEP + DIGEST_EVERY, 99));
+        assert!(ahead.waiting.is_empty());
         // A point we skipped (our chain was unknown there) is not compared.
         let mut gap = Digests::default();
         gap.passed(at(64, 1));

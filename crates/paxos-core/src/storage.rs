@@ -776,7 +776,6 @@ mod tests {
         assert_eq!(s.epoch_number(), 2);
     }
 
-    /// The identity is set once; a second, different one is corruption.
     /// The digest chain: known from slot 0 on, claimed at every eighth slot, the same on an
     /// acceptor's fold and a proposer's; unknown (and unclaimed) once the log restarts later.
     #[test]
@@ -811,6 +810,23 @@ mod tests {
         assert_eq!(retained.log.point, acceptor.log.point);
     }
 
+    /// A checkpoint of a release before digests (no `chain`, no `point`)
+    /// loads with neither known; one of this release keeps both.
+    #[test]
+    fn a_checkpoint_without_a_chain_loads_as_unknown() {
+        let mut log = LogState::default();
+        log.apply(Slot(0), &cmd(1));
+        let json = serde_json::to_value(&log).expect("encodes");
+        assert!(json.get("chain").is_some());
+        let mut old = json.clone();
+        old.as_object_mut().expect("an object").retain(|k, _| k != "chain" && k != "point");
+        let loaded: LogState = serde_json::from_value(old).expect("decodes");
+        assert_eq!((loaded.chain, loaded.point, loaded.decided), (None, None, Slot(1)));
+        let again: LogState = serde_json::from_value(json).expect("decodes");
+        assert_eq!(again, log);
+    }
+
+    /// The identity is set once; a second, different one is corruption.
     #[test]
     fn identity_is_set_once() {
         let s = fold(&[AcceptorOp::Identity(7), AcceptorOp::Identity(8)]);

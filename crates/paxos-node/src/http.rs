@@ -226,8 +226,9 @@ impl Publisher {
     }
 
     /// The node's decided log differs from a peer's (the role compared
-    /// their digests, [`paxos_core::Role::divergence`]): `/health` says so
-    /// from the next snapshot on, for as long as the node runs.
+    /// their digests, [`paxos_core::Role::divergence`]; `None` once every
+    /// such peer's claim matched again): `/health` says so from the next
+    /// snapshot on.
     pub fn set_diverged(&mut self, why: Option<String>) {
         self.diverged = why;
     }

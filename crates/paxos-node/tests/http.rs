@@ -584,6 +584,18 @@ async fn logs_that_diverged_are_found_by_their_digests() {
     println!("{addr}: {why}");
     assert!(why.contains("differs from ours at or before slot") && why.lines().count() == 1, "{why}");
     assert!(why.contains("acceptor-3") || why.contains("proposer-"), "names the node: {why}");
+    // Acceptor 3's log differs from proposer 2's whichever log proposer 1 copied, and proposer 2
+    // leads (the highest id) and probes it: its probe answers' claims are compared too.
+    eventually("a proposer logs that acceptor 3's log differs from its own", || {
+        let found = cluster.proposers.iter().any(|p| {
+            cluster
+                .log_text(Node::Proposer(*p))
+                .lines()
+                .any(|l| l.contains("differs from ours at or before this slot") && l.contains("peer=acceptor-3"))
+        });
+        Ok(found.then_some(()))
+    })
+    .await;
     assert!(wait_sample(&addr, "paxos_log_diverged", 1.0).await >= 1.0);
     assert_eq!(get(&addr, "/ready").expect("GET /ready").0, 200, "still serves");
     // `paxosctl status` names the proposer on stderr (its table and exit code as SPEC has them).

@@ -10,7 +10,7 @@
 //! leader as well.
 
 use paxos_core::NOT_THE_LEADER;
-use paxos_proto::{Config, MemberOp, MemberRequest, Message, Node, NodeId, TransferRequest};
+use paxos_proto::{Config, MemberOp, MemberRequest, MemberRole, Message, Node, NodeId, TransferRequest};
 
 /// The first operator's client id. The membership operators' ids follow in order, then the
 /// transferring operator's (901 with one membership operator, 902 with two).
@@ -218,7 +218,12 @@ impl Admin {
             // may have made it and a later one undone it: not asked again.
             self.stale += 1;
             let next = now.epoch == epoch + 1 && !change.op.satisfied_by(now);
-            if (next || self.reask_any) && change.attempts < MEMBER_ATTEMPTS {
+            // As when it chose the change: an operator removes an acceptor
+            // only from more than three (another removal came first: from
+            // three, this one would leave two, where one rebuild stops the log).
+            let too_few =
+                matches!(change.op, MemberOp::Remove { role: MemberRole::Acceptor, .. }) && now.acceptors.len() <= 3;
+            if (next || self.reask_any) && !too_few && change.attempts < MEMBER_ATTEMPTS {
                 self.ask_from(now.epoch);
             } else {
                 self.refused.push((change.op.clone(), r.error.unwrap_or_default()));

@@ -15,8 +15,9 @@
 
 use paxos_proto::{
     encode, Accept, AcceptEntry, Accepted, Ballot, CatchUp, CatchUpReply, ClientId, ClientPropose, Command, Config,
-    Envelope, Epoch, Heartbeat, Member, Message, Nack, NackReason, Node, NodeId, Prepare, Probe, ProbeReply, Promise,
-    PromiseEntry, SessionEntry, Slot, StateReply, Value, Written, MAX_BODY_BYTES, MAX_VALUE_BYTES, PROTOCOL_VERSION,
+    Digest, Envelope, Epoch, Heartbeat, Member, Message, Nack, NackReason, Node, NodeId, Prepare, Probe, ProbeReply,
+    Promise, PromiseEntry, SessionEntry, Slot, StateReply, Value, Written, DIGEST_START, MAX_BODY_BYTES,
+    MAX_VALUE_BYTES, PROTOCOL_VERSION,
 };
 
 use crate::{
@@ -660,6 +661,35 @@ fn catch_up_unanswered_in_a_row_asks_the_next_proposer() {
     }
     let (p1, p2) = (proposer(1), proposer(2));
     assert_eq!(asked, [p2, p2, p2, p1, p1, p1, p2, p2]);
+}
+
+/// Probe answers claim the digest of the acceptor's decided log at its latest multiple of 8 slots
+/// (proposers compare it with their own, `crate::digest`): after 10 slots, the chain over the first 8;
+/// after 16 learned from a commit, over 16; none once its log restarted beyond what it applied.
+#[test]
+fn probe_answers_claim_the_digest_of_the_decided_log() {
+    let value = |i: u64| cmd(1, i + 1, &format!("v{i}"));
+    let mut s = state(b(1, 1), &[], 0);
+    for i in 0..10 {
+        s.apply(&learn_op(i, value(i)));
+    }
+    let mut a = acceptor(s);
+    let claim = |r: Ready<AcceptorOp>| {
+        r.messages.iter().find_map(|o| match &o.msg {
+            Message::ProbeReply(p) => Some(p.digest),
+            _ => None,
+        })
+    };
+    let probe = |nonce| Message::Probe(Probe { nonce, decided: Slot(0), leading: false, echo: 0, wrote: vec![] });
+    let chain = |n: u64| (0..n).fold(DIGEST_START, |c, i| Digest::fold(c, Slot(i), &value(i)));
+    assert_eq!(claim(step(&mut a, proposer(1), probe(1))), Some(Some(Digest { slot: Slot(8), chain: chain(8) })));
+    let entries: Vec<(u64, Value)> = (10..16).map(|i| (i, value(i))).collect();
+    step(&mut a, proposer(1), accept_commit(b(1, 1), 16, &entries));
+    assert_eq!(claim(step(&mut a, proposer(1), probe(2))), Some(Some(Digest { slot: Slot(16), chain: chain(16) })));
+    let mut restarted = a.state.clone();
+    restarted.apply(&AcceptorOp::Retain(Slot(40)));
+    let mut a = acceptor(restarted);
+    assert_eq!(claim(step(&mut a, proposer(1), probe(3))), Some(None));
 }
 
 /// A probe tells the acceptor how far the proposer decided: an acceptor behind it fetches the rest

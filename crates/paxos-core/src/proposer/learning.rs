@@ -80,7 +80,8 @@ impl Proposer {
         }
     }
 
-    /// One ERROR line per node newly found to hold a log that differs from ours.
+    /// One ERROR line per node newly found to hold a log that differs from
+    /// ours, and one INFO line per such node whose log agrees with ours again.
     fn report_divergences(&mut self) {
         for (peer, d) in self.learner.digests_mut().take_found() {
             error!(
@@ -90,6 +91,13 @@ impl Proposer {
                  agreement is broken there (a bug, or a fault of memory or disk that no checksum caught); \
                  compare the logs (paxosctl log --node), keep the nodes of the majority's digest, and move the \
                  others' data dirs away"
+            );
+        }
+        for (peer, slot) in self.learner.digests_mut().take_agreed() {
+            info!(
+                node = %Node::Proposer(self.cfg.id), %peer, slot = slot.0,
+                "the decided log of a peer that differed from ours agrees with ours again up to this slot (one \
+                 of the two was replaced)"
             );
         }
     }
