@@ -595,36 +595,18 @@ fn a_log_that_differs_from_ours_is_found_by_its_digest() {
     let mut p = restarted(1, state(0, &values));
     let ours = p.learner().state().point.expect("a point at slot 16");
     assert_eq!(ours.slot, Slot(16));
-    let claim = |digest: Digest| {
-        Message::Heartbeat(Heartbeat {
-            ballot: b(1, 2),
-            leader: true,
-            decided: digest.slot,
-            known: digest.slot,
-            damaged: false,
-            written: vec![],
-            digest: Some(digest),
-        })
+    // A peer's heartbeat, and acceptor 3's probe answer, that claim `digest`.
+    let with_digest = |msg: Message, digest: Digest| match msg {
+        Message::Heartbeat(hb) => Message::Heartbeat(Heartbeat { digest: Some(digest), ..hb }),
+        Message::ProbeReply(r) => Message::ProbeReply(ProbeReply { digest: Some(digest), ..r }),
+        other => other,
     };
+    let claim = |digest: Digest| with_digest(heartbeat(b(1, 2), true, digest.slot.0), digest);
+    let probe_reply = |digest: Digest| with_digest(report(3, 0, Ballot::ZERO, digest.slot.0), digest);
     step(&mut p, prop(2), claim(ours));
     assert_eq!(Role::divergence(&p), None);
     assert_eq!(p.learner().digests().compared(), 1);
     let theirs = Digest { slot: Slot(16), chain: ours.chain ^ 1 };
-    let probe_reply = |digest: Digest| {
-        Message::ProbeReply(ProbeReply {
-            nonce: 0,
-            promised: Ballot::ZERO,
-            decided: digest.slot,
-            incarnation: 0,
-            epoch: 0,
-            joining: false,
-            leader: None,
-            challenge: 0,
-            clock_ms: 0,
-            written: None,
-            digest: Some(digest),
-        })
-    };
     step(&mut p, acc(3), probe_reply(theirs));
     let why = Role::divergence(&p).expect("acceptor 3's log differs");
     assert!(why.starts_with("the decided log of acceptor-3 differs from ours at or before slot 16"), "{why}");
